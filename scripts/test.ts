@@ -1,0 +1,24 @@
+/**
+ * `npm test`: starts the real services the integration tests need (through
+ * scripts/services.ts), then runs every test file with Node's test runner.
+ *
+ * Unit tests sit beside the code (`src/**\/*.test.ts`); cross-cutting and integration tests
+ * live in `test/`. An integration test names its service in its file name
+ * (`*.kafka.it.test.ts`); this script brings up each service named that way.
+ */
+import { spawnSync } from 'node:child_process';
+import { globSync } from 'node:fs';
+
+const files = [...globSync('src/**/*.test.ts'), ...globSync('test/**/*.test.ts')].sort();
+const services = new Set<string>();
+for (const f of files) {
+  const m = /\.([a-z0-9-]+)\.it\.test\.ts$/.exec(f);
+  if (m?.[1]) services.add(m[1]);
+}
+if (services.size > 0) {
+  const up = spawnSync(process.execPath, ['scripts/services.ts', 'up', ...services], { stdio: 'inherit' });
+  if (up.status !== 0) process.exit(up.status ?? 1);
+}
+const args = ['--test', '--test-concurrency=2', '--test-timeout=120000', ...process.argv.slice(2)];
+const run = spawnSync(process.execPath, [...args, ...(process.argv.length > 2 ? [] : files)], { stdio: 'inherit' });
+process.exit(run.status ?? 1);

@@ -1,0 +1,90 @@
+/**
+ * Component specs and the registry that holds them.
+ *
+ * A component (connector or operator) is declared once as a {@link ComponentSpec}: its
+ * name, a one-line summary, a zod schema whose field `.describe()` texts are the docs, and a
+ * `create` factory. The same spec validates YAML, generates the JSON Schema (`sluice schema`)
+ * and the reference docs (`sluice list`), and builds the stage. Connectors are nouns (`file`),
+ * operators are verbs (`batch`).
+ */
+import type { z } from 'zod';
+import type { Operator, Sink, Source } from '../core/stage.ts';
+
+/** Where a component may appear in a pipeline file. */
+export type ComponentKind = 'source' | 'sink' | 'operator';
+
+/** How settled a component's config and behaviour are. */
+export type Stability = 'stable' | 'beta' | 'experimental';
+
+/** What a factory gets besides its own config. */
+export interface BuildContext {
+  /** Directory relative paths in the config resolve against (the pipeline file's folder). */
+  readonly baseDir: string;
+  /** The pipeline's `name`. */
+  readonly pipelineName: string;
+  /** The stage name the runtime will use. */
+  readonly stageName: string;
+}
+
+/** The stage type a component kind builds. */
+export type StageOf<K extends ComponentKind> = K extends 'source' ? Source : K extends 'sink' ? Sink : Operator;
+
+/** One component, declared once. `C` is the parsed (output) config type of `config`. */
+export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unknown> {
+  /** The YAML key, e.g. `file`, `generate`, `batch`. camelCase. */
+  readonly name: string;
+  readonly kind: K;
+  readonly stability: Stability;
+  /** One sentence for `sluice list` and the docs. */
+  readonly summary: string;
+  /** Longer Markdown description (optional). */
+  readonly description?: string;
+  /** Schema of the config; field docs via `.describe()`, defaults via `.default()`. */
+  readonly config: z.ZodType<C>;
+  /** Runnable YAML examples of the component's config (the value under its key). */
+  readonly examples?: readonly { readonly title: string; readonly yaml: string }[];
+  /** Builds the stage from a validated config. */
+  create(config: C, ctx: BuildContext): StageOf<K>;
+}
+
+/**
+ * Declares a component with full type inference of its config.
+ *
+ * @example
+ * export const nullSink = defineComponent({
+ *   name: 'null', kind: 'sink', stability: 'stable', summary: 'Discards every record.',
+ *   config: z.object({}), create: () => ({ write() {} }),
+ * });
+ */
+export function defineComponent<K extends ComponentKind, S extends z.ZodType>(
+  spec: ComponentSpec<K, z.output<S>> & { config: S },
+): ComponentSpec<K, z.output<S>> {
+  return spec;
+}
+
+/** A set of component specs, looked up by kind and name. */
+export class Registry {
+  private readonly specs = new Map<string, ComponentSpec>();
+
+  /** Adds specs; a second spec with the same kind and name is an error. */
+  add(...specs: ComponentSpec<ComponentKind, never>[]): this {
+    for (const spec of specs) {
+      const key = `${spec.kind}:${spec.name}`;
+      if (this.specs.has(key)) throw new Error(`component ${key} is registered twice`);
+      this.specs.set(key, spec as unknown as ComponentSpec);
+    }
+    return this;
+  }
+
+  /** The spec of `name` among components of `kind`, or undefined. */
+  get<K extends ComponentKind>(kind: K, name: string): ComponentSpec<K> | undefined {
+    return this.specs.get(`${kind}:${name}`) as ComponentSpec<K> | undefined;
+  }
+
+  /** Every spec of `kind` (or all), sorted by name. */
+  list(kind?: ComponentKind): ComponentSpec[] {
+    return [...this.specs.values()]
+      .filter((s) => kind === undefined || s.kind === kind)
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+}

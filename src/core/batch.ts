@@ -1,0 +1,82 @@
+/**
+ * Batches and in-band control signals: what flows through a channel.
+ *
+ * A {@link Batch} is an array of records with optional per-record metadata. Batches are
+ * immutable once emitted: a stage never changes a batch it received or emitted, it builds a
+ * new one. Control signals ({@link Watermark}, {@link Barrier}) travel in the same channels,
+ * in order with the data. The end of a stream is the closing of its channel, which a receiver
+ * sees after every item sent before it.
+ */
+
+/** A position inside a source: file byte offset + line, Kafka partition + offset, a DB cursor. */
+export type Position = Readonly<Record<string, string | number | bigint | boolean>>;
+
+/**
+ * Where a record came from and what is known about it beside its value. Sources attach it;
+ * operators carry it along unchanged, so a dead letter or a sink can name the origin.
+ */
+export interface RecordMeta {
+  /** Name of the source stage, e.g. `input` or `file:data/in.jsonl`. */
+  readonly source: string;
+  /** The record's position in that source (enough to find it again). */
+  readonly position?: Position;
+  /** Message key (Kafka key, shard key…), when the source has one. */
+  readonly key?: string | Uint8Array;
+  /** Event or ingestion timestamp in epoch milliseconds, when the source has one. */
+  readonly timestamp?: number;
+  /** Message headers, when the source has them. */
+  readonly headers?: Readonly<Record<string, string | Uint8Array>>;
+}
+
+/** The unit that flows: records, plus metadata aligned by index when the source has it. */
+export interface Batch<T = unknown> {
+  readonly kind: 'batch';
+  /** The records. Never mutated after the batch is emitted. */
+  readonly records: readonly T[];
+  /** `meta[i]` describes `records[i]`; absent when the source gives no metadata. */
+  readonly meta?: readonly (RecordMeta | undefined)[] | undefined;
+}
+
+/** "No event with a timestamp ≤ `time` is expected any more" (epoch ms). */
+export interface Watermark {
+  readonly kind: 'watermark';
+  readonly time: number;
+}
+
+/** Checkpoint barrier `id`: state is snapshotted when it has passed on every input. */
+export interface Barrier {
+  readonly kind: 'barrier';
+  readonly id: number;
+}
+
+/** An in-band control signal. */
+export type Signal = Watermark | Barrier;
+
+/** Anything a channel between two stages carries. */
+export type Message<T = unknown> = Batch<T> | Signal;
+
+/**
+ * Builds a batch. `meta`, when given, must be as long as `records`.
+ *
+ * @example
+ * const b = batchOf([{ id: 1 }, { id: 2 }]);
+ * b.records.length; // 2
+ */
+export function batchOf<T>(records: readonly T[], meta?: readonly (RecordMeta | undefined)[]): Batch<T> {
+  return meta === undefined ? { kind: 'batch', records } : { kind: 'batch', records, meta };
+}
+
+/** A watermark signal at `time` (epoch ms). */
+export function watermark(time: number): Watermark {
+  return { kind: 'watermark', time };
+}
+
+/** A checkpoint barrier signal with `id`. */
+export function barrier(id: number): Barrier {
+  return { kind: 'barrier', id };
+}
+
+/** True when `m` is a batch (not a control signal). */
+export function isBatch<T>(m: Message<T>): m is Batch<T> {
+  return m.kind === 'batch';
+}

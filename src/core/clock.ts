@@ -1,0 +1,89 @@
+/**
+ * Time as a dependency: stages read time and sleep through a {@link Clock} so tests can
+ * inject a manual one and never assert on wall-clock timing.
+ */
+
+/** A source of time and of abortable sleeps. */
+export interface Clock {
+  /** Current time in milliseconds (epoch for the system clock; arbitrary origin for a manual one). */
+  now(): number;
+  /**
+   * Resolves after `ms` milliseconds, or rejects with the signal's reason when `signal`
+   * aborts first. A sleep of 0 or less resolves on the next turn.
+   */
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+/** The real clock (`Date.now`, `setTimeout`). Timers are cleared on abort. */
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  sleep(ms, signal) {
+    return new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      const onAbort = () => {
+        clearTimeout(timer);
+        reject(signal?.reason);
+      };
+      const timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, Math.max(0, ms));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  },
+};
+
+/**
+ * A clock that only moves when told to, for tests. `sleep` resolves when `advance` moves
+ * time past its deadline.
+ *
+ * @example
+ * const clock = new ManualClock(0);
+ * const slept = clock.sleep(100);
+ * clock.advance(100); // `slept` resolves
+ */
+export class ManualClock implements Clock {
+  private time: number;
+  private sleepers: { until: number; resolve: () => void }[] = [];
+
+  constructor(start = 0) {
+    this.time = start;
+  }
+
+  now(): number {
+    return this.time;
+  }
+
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const entry = { until: this.time + ms, resolve };
+      this.sleepers.push(entry);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.sleepers = this.sleepers.filter((s) => s !== entry);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
+    });
+  }
+
+  /** Moves time forward by `ms` and wakes every sleeper whose deadline has passed. */
+  advance(ms: number): void {
+    this.time += ms;
+    const due = this.sleepers.filter((s) => s.until <= this.time);
+    this.sleepers = this.sleepers.filter((s) => s.until > this.time);
+    for (const s of due) s.resolve();
+  }
+
+  /** Number of sleeps still waiting (lets a test know a stage has gone to sleep). */
+  get pendingSleeps(): number {
+    return this.sleepers.length;
+  }
+}

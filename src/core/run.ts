@@ -1,0 +1,560 @@
+/**
+ * The runtime: turns a {@link Graph} into running stages joined by bounded channels, and
+ * hands back a {@link RunHandle}.
+ *
+ * - Each edge is one {@link Channel}; each stage is one async task that takes messages from
+ *   its input channels one at a time and awaits per batch, never per record.
+ * - Watermarks are merged by minimum over a stage's inputs; checkpoint barriers are aligned
+ *   (an input that delivered barrier n waits until every input has delivered it).
+ * - An error in any stage cancels every other stage and channel, then every stage's
+ *   `close()` runs exactly once, so files, sockets and timers are released.
+ */
+import type { Barrier, Batch, Message, RecordMeta, Signal } from './batch.ts';
+import { watermark } from './batch.ts';
+import { Channel, CLOSED, EMPTY } from './channel.ts';
+import { type Clock, systemClock } from './clock.ts';
+import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
+import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
+import type { DeadLetter, Emitter, Logger, Operator, Sink, SourceContext, StageContext } from './stage.ts';
+import { type MetricsSnapshot, type RunState, type StageSnapshot, StageMetrics } from '../metrics/metrics.ts';
+
+/** Options of {@link runGraph}. */
+export interface RunOptions {
+  /** Aborting it cancels the run (like `stop({ drain: false })`). */
+  signal?: AbortSignal;
+  /** Clock for every stage; inject a {@link ManualClock} in tests. Default: the system clock. */
+  clock?: Clock;
+  /** Messages each channel queues unless its edge says otherwise. Default 16. */
+  channelCapacity?: number;
+  /**
+   * Maximum fraction (0–1) of records read that may become dead letters; above it the run
+   * stops with an error. Checked once `errorRateMinRecords` records were read. Default: none.
+   */
+  maxErrorRate?: number;
+  /** Records to read before `maxErrorRate` is enforced. Default 100. */
+  errorRateMinRecords?: number;
+  /** Logger for stages. Default: warnings and errors to stderr. */
+  log?: Logger;
+}
+
+/** What a finished run reports. */
+export type RunSummary = MetricsSnapshot;
+
+/** A running pipeline. */
+export interface RunHandle {
+  /**
+   * Settles when every stage has ended and every resource is closed: resolves with the final
+   * metrics on success or user stop (`state` says which), rejects with the first error.
+   */
+  readonly done: Promise<RunSummary>;
+  /**
+   * Stops the run. `drain: true` (default): sources stop reading, what is in flight flows to
+   * the sinks, which flush and commit. `drain: false`: everything is cancelled at once and
+   * uncommitted output is discarded. Returns `done`.
+   */
+  stop(options?: { drain?: boolean }): Promise<RunSummary>;
+  /** A snapshot of the run's metrics, cheap enough to call a few times a second. */
+  metrics(): MetricsSnapshot;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+const stderrLogger: Logger = {
+  info: () => {},
+  warn: (msg, fields) => process.stderr.write(`WARN ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
+  error: (msg, fields) => process.stderr.write(`ERROR ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
+};
+
+function weighMessage(m: Message): number {
+  return m.kind === 'batch' ? m.records.length : 0;
+}
+
+/**
+ * Runs `graph` and returns its handle at once. The graph is validated first; a graph that
+ * cannot run rejects `done` with a `SLUICE_CONFIG` error.
+ *
+ * @example
+ * const handle = runGraph(graph);
+ * const summary = await handle.done;
+ * console.log(summary.recordsWritten);
+ */
+export function runGraph(graph: Graph, options: RunOptions = {}): RunHandle {
+  return new Run(graph, options).start();
+}
+
+class Run {
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly cancel = new AbortController();
+  private readonly stopRequest = new AbortController();
+  private readonly inputs = new Map<string, Channel<Message>[]>();
+  private readonly outputs = new Map<string, Map<string, Channel<Message>[]>>();
+  private readonly channels: Channel<Message>[] = [];
+  private readonly stageMetrics = new Map<string, StageMetrics>();
+  private readonly pendingDead = new Map<string, DeadLetter[]>();
+  private state: RunState = 'starting';
+  private firstError: unknown;
+  private readonly startedAt: number;
+  private peakQueued = 0;
+  private deadTotal = 0;
+  private done!: Promise<RunSummary>;
+
+  private readonly graph: Graph;
+  private readonly options: RunOptions;
+
+  constructor(graph: Graph, options: RunOptions) {
+    this.graph = graph;
+    this.options = options;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.log ?? stderrLogger;
+    this.startedAt = performance.now();
+  }
+
+  start(): RunHandle {
+    this.done = this.execute();
+    // The caller may only look at `done` later; never let an early failure count as unhandled.
+    this.done.catch(() => {});
+    const external = this.options.signal;
+    if (external) {
+      if (external.aborted) this.abort(cancelledError(external.reason), 'cancelled');
+      else external.addEventListener('abort', () => this.abort(cancelledError(external.reason), 'cancelled'), { once: true });
+    }
+    return {
+      done: this.done,
+      stop: (opts) => {
+        if (opts?.drain === false) this.abort(cancelledError('stopped without draining'), 'cancelled');
+        else if (this.state === 'running' || this.state === 'starting') {
+          this.state = 'draining';
+          this.stopRequest.abort();
+        }
+        return this.done;
+      },
+      metrics: () => this.snapshot(),
+    };
+  }
+
+  private async execute(): Promise<RunSummary> {
+    const graph = this.graph;
+    graph.validate();
+    this.wire();
+    const order = graph.topologicalOrder();
+    const opened: GraphNode[] = [];
+    try {
+      // Sinks first, so a bad destination fails before any source starts reading.
+      for (const id of [...order].reverse()) {
+        const node = graph.nodes.get(id) as GraphNode;
+        opened.push(node);
+        try {
+          await node.stage.open?.(this.contextFor(node) as SourceContext);
+        } catch (err) {
+          throw wrapError(`opening stage \`${id}\``, err, { stage: id, component: node.component });
+        }
+      }
+      if (this.state === 'starting') this.state = 'running';
+      const tasks = order.map((id) => this.runNode(graph.nodes.get(id) as GraphNode));
+      await Promise.allSettled(tasks);
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      await this.closeAll(opened.length > 0 ? [...graph.nodes.values()] : []);
+    }
+    if (this.firstError !== undefined && this.state === 'failed') throw this.firstError;
+    if (this.state !== 'cancelled') this.state = 'succeeded';
+    return this.snapshot();
+  }
+
+  private wire(): void {
+    const capacity = this.options.channelCapacity ?? 16;
+    const edges = [...this.graph.edges];
+    const dlq = this.graph.dlqNode;
+    if (dlq !== undefined) {
+      for (const node of this.graph.nodes.values()) {
+        if (node.id !== dlq) edges.push({ from: node.id, port: DLQ_PORT, to: dlq });
+      }
+    }
+    for (const node of this.graph.nodes.values()) {
+      this.inputs.set(node.id, []);
+      this.outputs.set(node.id, new Map());
+      this.stageMetrics.set(node.id, new StageMetrics(node.id, node.kind, node.component));
+    }
+    for (const edge of edges) {
+      const ch = new Channel<Message>({
+        capacity: edge.buffer?.size ?? capacity,
+        overflow: edge.buffer?.overflow ?? 'block',
+        name: `${edge.from}.${edge.port}→${edge.to}`,
+        weigh: weighMessage,
+      });
+      this.channels.push(ch);
+      this.inputs.get(edge.to)?.push(ch);
+      const ports = this.outputs.get(edge.from) as Map<string, Channel<Message>[]>;
+      const list = ports.get(edge.port) ?? [];
+      list.push(ch);
+      ports.set(edge.port, list);
+    }
+  }
+
+  private contextFor(node: GraphNode): StageContext | SourceContext {
+    const pending: DeadLetter[] = [];
+    this.pendingDead.set(node.id, pending);
+    const metrics = this.stageMetrics.get(node.id) as StageMetrics;
+    const hasDlq = (this.outputs.get(node.id)?.get(DLQ_PORT)?.length ?? 0) > 0;
+    return {
+      name: node.id,
+      signal: this.cancel.signal,
+      stopSignal: this.stopRequest.signal,
+      clock: this.clock,
+      log: this.log,
+      deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => {
+        const errJson =
+          error instanceof SluiceError
+            ? (error.toJSON() as DeadLetter['error'])
+            : { code: ErrorCode.RECORD, message: errorMessage(error) };
+        if (!hasDlq) {
+          const where = meta?.position ? ` at ${JSON.stringify(meta.position)}` : '';
+          throw new SluiceError(
+            ErrorCode.NO_DLQ,
+            `stage \`${node.id}\` rejected a record${where}: ${errJson.message}. Configure a \`dlq\` output to keep rejected records and let the run go on`,
+            { stage: node.id, ...(meta?.position ?? {}) },
+            { cause: error },
+          );
+        }
+        const letter: DeadLetter = {
+          error: errJson,
+          stage: node.id,
+          ...(meta?.source !== undefined ? { source: meta.source } : {}),
+          ...(meta?.position !== undefined ? { position: meta.position } : {}),
+          record,
+          time: new Date(this.clock.now()).toISOString(),
+        };
+        pending.push(letter);
+        metrics.deadLetters++;
+        this.deadTotal++;
+        this.checkErrorRate(errJson.message);
+      },
+    };
+  }
+
+  private checkErrorRate(lastMessage: string): void {
+    const max = this.options.maxErrorRate;
+    if (max === undefined) return;
+    const read = this.recordsRead();
+    if (read < (this.options.errorRateMinRecords ?? 100)) return;
+    const rate = this.deadTotal / read;
+    if (rate > max) {
+      throw new SluiceError(
+        ErrorCode.ERROR_RATE,
+        `${this.deadTotal} of ${read} records failed (${(rate * 100).toFixed(2)}%), above maxErrorRate ${(max * 100).toFixed(2)}%; the last error: ${lastMessage}. Fix the input or raise \`maxErrorRate\``,
+        { deadLetters: this.deadTotal, recordsRead: read },
+      );
+    }
+  }
+
+  private emitterFor(node: GraphNode): Emitter<unknown> {
+    const ports = this.outputs.get(node.id) as Map<string, Channel<Message>[]>;
+    const metrics = this.stageMetrics.get(node.id) as StageMetrics;
+    const main = ports.get(MAIN_PORT) ?? [];
+    const signal = this.cancel.signal;
+    const pending = this.pendingDead.get(node.id) as DeadLetter[];
+    const send = (chans: Channel<Message>[], msg: Message): Promise<void> => {
+      let waits: Promise<void>[] | undefined;
+      for (const ch of chans) {
+        if (!ch.trySend(msg)) (waits ??= []).push(ch.send(msg, signal));
+      }
+      this.samplePeak();
+      if (waits === undefined) return RESOLVED;
+      return waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => {});
+    };
+    const emitter: Emitter<unknown> = {
+      emit: (batch: Batch<unknown>, port: string = MAIN_PORT): Promise<void> => {
+        const n = batch.records.length;
+        if (n === 0) return RESOLVED;
+        const chans = port === MAIN_PORT ? main : ports.get(port);
+        if (chans === undefined || chans.length === 0) {
+          return Promise.reject(
+            new SluiceError(
+              ErrorCode.CONFIG,
+              `stage \`${node.id}\` emitted ${n} records on its output \`${port}\`, which is not connected; connect it (e.g. under \`outputs:\`) so no record is lost`,
+              { stage: node.id, port },
+            ),
+          );
+        }
+        metrics.recordsOut += n;
+        metrics.batchesOut++;
+        const sent = send(chans, batch);
+        if (node.kind === 'source' && pending.length > 0) return sent.then(() => this.flushDead(node.id));
+        return sent;
+      },
+      signal: (s: Signal): Promise<void> => {
+        let all: Promise<void>[] | undefined;
+        for (const [port, chans] of ports) {
+          if (port === DLQ_PORT) continue;
+          const p = send(chans, s);
+          if (p !== RESOLVED) (all ??= []).push(p);
+        }
+        return all === undefined ? RESOLVED : Promise.all(all).then(() => {});
+      },
+    };
+    return emitter;
+  }
+
+  /** Sends the dead letters a stage collected during its last call. */
+  private flushDead(id: string): Promise<void> {
+    const pending = this.pendingDead.get(id);
+    if (pending === undefined || pending.length === 0) return RESOLVED;
+    const records = pending.splice(0, pending.length);
+    const chans = this.outputs.get(id)?.get(DLQ_PORT) ?? [];
+    const batch: Batch<DeadLetter> = { kind: 'batch', records };
+    let waits: Promise<void>[] | undefined;
+    for (const ch of chans) if (!ch.trySend(batch)) (waits ??= []).push(ch.send(batch, this.cancel.signal));
+    return waits === undefined ? RESOLVED : Promise.all(waits).then(() => {});
+  }
+
+  private samplePeak(): void {
+    let queued = 0;
+    for (const ch of this.channels) queued += ch.queuedWeight;
+    if (queued > this.peakQueued) this.peakQueued = queued;
+  }
+
+  private async runNode(node: GraphNode): Promise<void> {
+    try {
+      if (node.kind === 'source') {
+        const ctx = this.contextFor(node) as SourceContext;
+        const out = this.emitterFor(node);
+        await node.stage.run(out, ctx);
+        await this.flushDead(node.id);
+      } else {
+        await this.consume(node);
+      }
+      this.closeOutputs(node.id);
+    } catch (err) {
+      if (!(isCancellation(err) && this.cancel.signal.aborted)) {
+        (this.stageMetrics.get(node.id) as StageMetrics).errors++;
+        this.fail(wrapError(`stage \`${node.id}\` (${node.component})`, err, { stage: node.id, component: node.component }));
+      }
+    }
+  }
+
+  private closeOutputs(id: string): void {
+    for (const chans of (this.outputs.get(id) as Map<string, Channel<Message>[]>).values()) {
+      for (const ch of chans) ch.close();
+    }
+  }
+
+  /** The input loop of an operator or sink. */
+  private async consume(node: Exclude<GraphNode, { kind: 'source' }>): Promise<void> {
+    const inputs = this.inputs.get(node.id) as Channel<Message>[];
+    const metrics = this.stageMetrics.get(node.id) as StageMetrics;
+    const signal = this.cancel.signal;
+    const isSink = node.kind === 'sink';
+    const op = node.stage as Operator;
+    const sink = node.stage as Sink;
+    const out = this.emitterFor(node);
+    const n = inputs.length;
+    const open: boolean[] = inputs.map(() => true);
+    let openCount = n;
+    const marks: number[] = inputs.map(() => Number.NEGATIVE_INFINITY);
+    let lastMark = Number.NEGATIVE_INFINITY;
+    // Barrier alignment: inputs that delivered the pending barrier wait for the others.
+    const held: boolean[] = inputs.map(() => false);
+    let pendingBarrier: Barrier | undefined;
+    let heldCount = 0;
+    let next = 0;
+
+    const deliverSignal = async (s: Signal): Promise<void> => {
+      if (isSink) await sink.onSignal?.(s);
+      else if (op.onSignal) await op.onSignal(s, out);
+      else await out.signal(s);
+      await this.flushDead(node.id);
+    };
+    const mergedWatermark = async (): Promise<void> => {
+      let min = Number.POSITIVE_INFINITY;
+      for (const m of marks) if (m < min) min = m;
+      if (min > lastMark && min !== Number.POSITIVE_INFINITY) {
+        lastMark = min;
+        await deliverSignal(watermark(min));
+      }
+    };
+    const releaseBarrierIfAligned = async (): Promise<void> => {
+      if (pendingBarrier === undefined || heldCount < openCount) return;
+      const b = pendingBarrier;
+      pendingBarrier = undefined;
+      heldCount = 0;
+      held.fill(false);
+      await deliverSignal(b);
+    };
+
+    while (openCount > 0) {
+      let progressed = false;
+      for (let k = 0; k < n; k++) {
+        const i = (next + k) % n;
+        if (!open[i] || held[i]) continue;
+        const item = (inputs[i] as Channel<Message>).tryRecv();
+        if (item === EMPTY) continue;
+        progressed = true;
+        next = i + 1;
+        if (item === CLOSED) {
+          open[i] = false;
+          openCount--;
+          marks[i] = Number.POSITIVE_INFINITY;
+          if (openCount > 0) {
+            await mergedWatermark();
+            await releaseBarrierIfAligned();
+          }
+        } else if (item.kind === 'batch') {
+          metrics.recordsIn += item.records.length;
+          metrics.batchesIn++;
+          const r = isSink ? sink.write(item) : op.process(item, out);
+          if (r !== undefined) await r;
+          if (isSink) metrics.recordsOut += item.records.length;
+          await this.flushDead(node.id);
+        } else if (item.kind === 'watermark') {
+          if (item.time > (marks[i] as number)) marks[i] = item.time;
+          await mergedWatermark();
+        } else if (n === 1) {
+          await deliverSignal(item);
+        } else {
+          if (pendingBarrier !== undefined && pendingBarrier.id !== item.id) {
+            throw new SluiceError(
+              ErrorCode.STAGE,
+              `stage \`${node.id}\` got barrier ${item.id} while aligning barrier ${pendingBarrier.id}`,
+              { stage: node.id },
+            );
+          }
+          pendingBarrier = item;
+          held[i] = true;
+          heldCount++;
+          await releaseBarrierIfAligned();
+        }
+        break;
+      }
+      if (progressed || openCount === 0) continue;
+      // Nothing queued: run a due timer, or wait for input or the next timer.
+      const deadline = isSink ? undefined : op.nextTimer?.();
+      if (deadline !== undefined && deadline <= this.clock.now()) {
+        await op.onTimer?.(this.clock.now(), out);
+        await this.flushDead(node.id);
+        continue;
+      }
+      await this.waitForInput(inputs, open, held, deadline, signal);
+    }
+    if (isSink) await sink.finish?.();
+    else {
+      await op.finish?.(out);
+      await this.flushDead(node.id);
+    }
+  }
+
+  private async waitForInput(
+    inputs: Channel<Message>[],
+    open: boolean[],
+    held: boolean[],
+    deadline: number | undefined,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const waitable = inputs.filter((_, i) => open[i] && !held[i]);
+    if (deadline === undefined && waitable.length === 1) {
+      await (waitable[0] as Channel<Message>).readable(signal);
+      return;
+    }
+    // Several waits race; abort the losers so no listener or timer is left behind.
+    const local = new AbortController();
+    const both = AbortSignal.any([signal, local.signal]);
+    const waits: Promise<void>[] = waitable.map((ch) => ch.readable(both));
+    if (deadline !== undefined) waits.push(this.clock.sleep(deadline - this.clock.now(), both));
+    try {
+      await Promise.race(waits);
+    } finally {
+      local.abort();
+      for (const w of waits) w.catch(() => {});
+    }
+  }
+
+  private fail(err: unknown): void {
+    if (this.firstError === undefined) {
+      this.firstError = err;
+      if (this.state !== 'cancelled') this.state = 'failed';
+    }
+    this.abort(err, this.state === 'cancelled' ? 'cancelled' : 'failed');
+  }
+
+  private abort(reason: unknown, state: 'failed' | 'cancelled'): void {
+    if (this.cancel.signal.aborted) return;
+    if (this.state !== 'failed' && this.state !== 'succeeded') this.state = state;
+    this.cancel.abort(reason);
+    for (const ch of this.channels) ch.cancel(reason);
+  }
+
+  private async closeAll(nodes: GraphNode[]): Promise<void> {
+    for (const node of nodes) {
+      try {
+        await node.stage.close?.();
+      } catch (err) {
+        const wrapped = wrapError(`closing stage \`${node.id}\``, err, { stage: node.id });
+        if (this.firstError === undefined) {
+          this.firstError = wrapped;
+          this.state = 'failed';
+        } else this.log.warn(wrapped.message);
+      }
+    }
+  }
+
+  private recordsRead(): number {
+    let read = 0;
+    for (const m of this.stageMetrics.values()) if (m.kind === 'source') read += m.recordsOut;
+    return read;
+  }
+
+  private snapshot(): MetricsSnapshot {
+    const stages: StageSnapshot[] = [];
+    let written = 0;
+    let queuedRecords = 0;
+    for (const [id, m] of this.stageMetrics) {
+      const ins = this.inputs.get(id) ?? [];
+      const outs = [...(this.outputs.get(id)?.values() ?? [])].flat();
+      let queued = 0;
+      let capacity = 0;
+      let qRecords = 0;
+      for (const ch of ins) {
+        queued += ch.size;
+        capacity += ch.capacity;
+        qRecords += ch.queuedWeight;
+      }
+      queuedRecords += qRecords;
+      if (m.kind === 'sink' && id !== this.graph.dlqNode) written += m.recordsOut;
+      stages.push({
+        name: id,
+        kind: m.kind,
+        component: m.component,
+        recordsIn: m.recordsIn,
+        recordsOut: m.recordsOut,
+        batchesIn: m.batchesIn,
+        batchesOut: m.batchesOut,
+        deadLetters: m.deadLetters,
+        errors: m.errors,
+        blockedMs: outs.reduce((s, ch) => s + ch.blockedMs, 0),
+        queued,
+        queueCapacity: capacity,
+        queuedRecords: qRecords,
+      });
+    }
+    let progress: MetricsSnapshot['progress'];
+    for (const node of this.graph.nodes.values()) {
+      if (node.kind === 'source' && node.stage.progress) {
+        progress = node.stage.progress();
+        break;
+      }
+    }
+    return {
+      pipeline: this.graph.name,
+      state: this.state,
+      elapsedMs: performance.now() - this.startedAt,
+      recordsRead: this.recordsRead(),
+      recordsWritten: written,
+      deadLetters: this.deadTotal,
+      queuedRecords,
+      peakQueuedRecords: this.peakQueued,
+      progress,
+      stages,
+    };
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The three kinds of stage — {@link Source}, {@link Operator}, {@link Sink} — and what the
+ * runtime hands them: an {@link Emitter} to send downstream and a {@link StageContext}.
+ *
+ * Contract common to all stages (the runtime guarantees it):
+ * - `open(ctx)` is called once, before any data, sinks first. The context is valid for the
+ *   whole run and may be stored.
+ * - Data and signal calls on one stage are never concurrent: the next call starts after the
+ *   promise returned by the previous one settled.
+ * - `close()` is called exactly once at the end of the run — after success, failure or
+ *   cancellation, and even if `open` threw — and must release every resource (files,
+ *   sockets, timers). It must not throw for a resource already released.
+ */
+import type { Batch, Position, RecordMeta, Signal } from './batch.ts';
+import type { Clock } from './clock.ts';
+
+/** Sends batches and signals downstream. Every `await` on it is where backpressure happens. */
+export interface Emitter<T> {
+  /**
+   * Sends `batch` to every stage connected to `port` (default `out`). Resolves when every
+   * downstream channel accepted it; await it before producing more. The batch must not be
+   * changed afterwards. An empty batch is ignored.
+   */
+  emit(batch: Batch<T>, port?: string): Promise<void>;
+  /** Sends a control signal to every output port, in order with the data. */
+  signal(signal: Signal): Promise<void>;
+}
+
+/** Minimal structured logger (pino-compatible subset). */
+export interface Logger {
+  info(msg: string, fields?: Record<string, unknown>): void;
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** What a stage gets from the runtime. Valid for the whole run. */
+export interface StageContext {
+  /** This stage's unique name in the pipeline (used in metrics, logs and dead letters). */
+  readonly name: string;
+  /** Aborted when the run is cancelled or failed; every wait of the stage must listen to it. */
+  readonly signal: AbortSignal;
+  /** The run's clock; stages read time and sleep only through it. */
+  readonly clock: Clock;
+  /** The run's logger. */
+  readonly log: Logger;
+  /**
+   * Sends one failed record to the dead-letter output, wrapped with `error`, this stage's name
+   * and the record's origin (`meta`). The pipeline keeps flowing. Throws (failing the stage)
+   * when no `dlq` output is configured or the maximum error rate is exceeded.
+   */
+  deadLetter(record: unknown, error: unknown, meta?: RecordMeta): void;
+}
+
+/** What a source gets beyond a {@link StageContext}. */
+export interface SourceContext extends StageContext {
+  /**
+   * Aborted when the run is asked to stop gracefully (drain): stop reading, emit what is
+   * already read, then return normally from `run`.
+   */
+  readonly stopSignal: AbortSignal;
+}
+
+/** Produces batches. Knows its position, so a run can resume where it stopped. */
+export interface Source<T = unknown> {
+  /** Called once before `run`. */
+  open?(ctx: SourceContext): void | Promise<void>;
+  /**
+   * Called once. Emits batches until the input ends or `ctx.stopSignal` aborts, then returns;
+   * the runtime closes the outputs (end of stream). Throwing fails the run.
+   */
+  run(out: Emitter<T>, ctx: SourceContext): Promise<void>;
+  /** Current position (for progress and checkpoints), when the source has one. */
+  position?(): Position | undefined;
+  /** Progress as bytes or records done of a known total, when the source knows it. */
+  progress?(): { done: number; total?: number; unit: 'bytes' | 'records' } | undefined;
+  /** See the stage contract above. */
+  close?(): void | Promise<void>;
+}
+
+/** Batch in, batch(es) out. May keep state, emit to side ports (`emit(b, 'late')`) and dead-letter records. */
+export interface Operator<I = unknown, O = unknown> {
+  /** Called once before any data. */
+  open?(ctx: StageContext): void | Promise<void>;
+  /** Called once per input batch, in order. Per-record work is a synchronous loop; await `out.emit`. */
+  process(batch: Batch<I>, out: Emitter<O>): void | Promise<void>;
+  /**
+   * Called for each control signal, in order with the data. For watermarks the runtime passes
+   * the minimum over all inputs, only when it advances. Without this method the signal is
+   * forwarded unchanged.
+   */
+  onSignal?(signal: Signal, out: Emitter<O>): void | Promise<void>;
+  /**
+   * The clock time at which `onTimer` wants to be called next, or undefined for none. Asked
+   * after every call into the operator.
+   */
+  nextTimer?(): number | undefined;
+  /** Called when the clock reaches `nextTimer()` (e.g. flush a micro-batch after max wait). */
+  onTimer?(now: number, out: Emitter<O>): void | Promise<void>;
+  /** Called once when every input has ended: emit what is still buffered. */
+  finish?(out: Emitter<O>): void | Promise<void>;
+  /** See the stage contract above. */
+  close?(): void | Promise<void>;
+}
+
+/** Writes batches somewhere. */
+export interface Sink<T = unknown> {
+  /** Called once before any data; fail here on a bad destination, before a source starts. */
+  open?(ctx: StageContext): void | Promise<void>;
+  /** Called once per batch, in order. Resolve when the batch is handed to the destination. */
+  write(batch: Batch<T>): void | Promise<void>;
+  /** Called for each control signal (a barrier means: flush and acknowledge). */
+  onSignal?(signal: Signal): void | Promise<void>;
+  /** Called once when every input ended normally: flush and commit (e.g. rename a temp file). */
+  finish?(): void | Promise<void>;
+  /** See the stage contract above. Not preceded by `finish` on failure or cancellation: discard uncommitted output. */
+  close?(): void | Promise<void>;
+}
+
+/** A dead letter as written to the `dlq` output. */
+export interface DeadLetter {
+  /** What went wrong: stable code, message and context (line, field…). */
+  readonly error: Readonly<Record<string, unknown>> & { readonly code: string; readonly message: string };
+  /** Name of the stage that failed the record. */
+  readonly stage: string;
+  /** Name of the source the record came from, when known. */
+  readonly source?: string;
+  /** Its position in that source, when known. */
+  readonly position?: Position;
+  /** The failed record (or the raw text, for a parse error). */
+  readonly record: unknown;
+  /** When it failed (ISO-8601 UTC). */
+  readonly time: string;
+}
