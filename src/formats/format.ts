@@ -1,0 +1,42 @@
+/**
+ * The contract between byte streams (files, stdin, Kafka values…) and records: a
+ * {@link RecordDecoder} turns chunks of bytes into records, a {@link RecordEncoder} turns
+ * records into bytes. Formats (`lines`, `jsonl`, `csv`…) implement both.
+ */
+import type { SluiceError } from '../core/errors.ts';
+
+/** Receives what a decoder finds, synchronously, in input order. */
+export interface DecodeSink<T> {
+  /**
+   * One decoded record. `line` is the 1-based line where it starts, `offset` the 0-based byte
+   * offset of its first byte in the (decompressed) input.
+   */
+  record(value: T, line: number, offset: number): void;
+  /**
+   * One input record that could not be decoded. `error` says what and where (its context
+   * has `line` and `offset`); `raw` holds the record's bytes, cut to a bounded length.
+   * Decoding goes on with the next record unless the decoder is strict (then it throws).
+   */
+  invalid(error: SluiceError, raw: Uint8Array, line: number, offset: number): void;
+}
+
+/**
+ * Turns chunks of bytes into records. Stateful: a record may span chunks. Memory is bounded
+ * by the longest allowed record, never by the input size.
+ */
+export interface RecordDecoder<T = unknown> {
+  /** Decodes every complete record in `chunk` (plus what earlier chunks left over). */
+  write(chunk: Uint8Array, sink: DecodeSink<T>): void;
+  /** End of input: decodes a last record without a trailing newline, reports a truncated one. */
+  end(sink: DecodeSink<T>): void;
+  /** Position after the last complete record: where a restart would resume reading. */
+  position(): { line: number; offset: number };
+}
+
+/** Turns records into bytes. */
+export interface RecordEncoder<T = unknown> {
+  /** Bytes written once at the start of the output (e.g. a CSV header), if any. */
+  header?(): Uint8Array | string | undefined;
+  /** Encodes a batch of records; the result is appended to the output as is. */
+  encode(records: readonly T[]): Uint8Array | string;
+}
