@@ -27,7 +27,11 @@ export interface BuildContext {
 }
 
 /** The stage type a component kind builds. */
-export type StageOf<K extends ComponentKind> = K extends 'source' ? Source : K extends 'sink' ? Sink : Operator;
+export type StageOf<K extends ComponentKind> = K extends 'source'
+  ? Source
+  : K extends 'sink'
+    ? Sink
+    : Operator;
 
 /** One component, declared once. `C` is the parsed (output) config type of `config`. */
 export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unknown> {
@@ -43,7 +47,19 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
   readonly config: z.ZodType<C>;
   /** Runnable YAML examples of the component's config (the value under its key). */
   readonly examples?: readonly { readonly title: string; readonly yaml: string }[];
-  /** Builds the stage from a validated config. */
+  /**
+   * Operators only: the side output ports (besides `out` and `dlq`) the component emits on
+   * with this config — a `route`'s route names, a `window`'s `late`. A pipeline file connects
+   * each to the `outputs:` entry of the same name, and `sluice lint` reports a port that
+   * `outputs:` lacks. Omit it, or return undefined, when the ports cannot be known from the
+   * config (e.g. rules loaded at run time): every `outputs:` entry no step declares is then
+   * connected to this step.
+   */
+  ports?(config: C): readonly string[] | undefined;
+  /**
+   * Builds the stage from a validated config. Called by `sluice lint` too, so it must not do
+   * I/O or start anything: the stage's `open` does that.
+   */
   create(config: C, ctx: BuildContext): StageOf<K>;
 }
 
@@ -67,7 +83,9 @@ export class Registry {
   private readonly specs = new Map<string, ComponentSpec>();
 
   /** Adds specs; a second spec with the same kind and name is an error. */
-  add(...specs: ComponentSpec<ComponentKind, never>[]): this {
+  // The config type differs per spec; `any` is the one type every spec's config fits both ways.
+  // biome-ignore lint/suspicious/noExplicitAny: heterogeneous specs
+  add(...specs: ComponentSpec<ComponentKind, any>[]): this {
     for (const spec of specs) {
       const key = `${spec.kind}:${spec.name}`;
       if (this.specs.has(key)) throw new Error(`component ${key} is registered twice`);

@@ -26,6 +26,12 @@ export interface RecordMeta {
   readonly timestamp?: number;
   /** Message headers, when the source has them. */
   readonly headers?: Readonly<Record<string, string | Uint8Array>>;
+  /**
+   * Annotations stages add on the way, e.g. `ruleVersion.<stage>`: the version of the rule set
+   * that judged the record. A stage that adds one builds a new meta object (and a new
+   * `attributes` object); it never changes the one it received.
+   */
+  readonly attributes?: Readonly<Record<string, string | number | boolean>>;
 }
 
 /** The unit that flows: records, plus metadata aligned by index when the source has it. */

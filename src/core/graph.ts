@@ -75,9 +75,12 @@ export class Graph {
   connect(from: string, to: string, port: string = MAIN_PORT, buffer?: BufferOptions): void {
     const a = this.nodes.get(from);
     const b = this.nodes.get(to);
-    if (!a || !b) throw new SluiceError(ErrorCode.CONFIG, `cannot connect unknown stage \`${a ? to : from}\``);
-    if (a.kind === 'sink') throw new SluiceError(ErrorCode.CONFIG, `stage \`${from}\` is a sink and has no outputs`);
-    if (b.kind === 'source') throw new SluiceError(ErrorCode.CONFIG, `stage \`${to}\` is a source and takes no input`);
+    if (!a || !b)
+      throw new SluiceError(ErrorCode.CONFIG, `cannot connect unknown stage \`${a ? to : from}\``);
+    if (a.kind === 'sink')
+      throw new SluiceError(ErrorCode.CONFIG, `stage \`${from}\` is a sink and has no outputs`);
+    if (b.kind === 'source')
+      throw new SluiceError(ErrorCode.CONFIG, `stage \`${to}\` is a source and takes no input`);
     this.edges.push({ from, port, to, buffer });
   }
 
@@ -85,19 +88,27 @@ export class Graph {
   validate(): void {
     const problems: string[] = [];
     const hasInput = new Set(this.edges.map((e) => e.to));
-    const hasMainOut = new Set(this.edges.filter((e) => e.port === MAIN_PORT).map((e) => e.from));
+    // Any connected output counts: `route` and `shard` emit only on named ports. An emit on a
+    // port left unconnected fails at run time with a message naming the port.
+    const hasMainOut = new Set(this.edges.filter((e) => e.port !== DLQ_PORT).map((e) => e.from));
     let sources = 0;
     for (const node of this.nodes.values()) {
       if (node.kind === 'source') sources++;
-      else if (!hasInput.has(node.id) && node.id !== this.dlqNode) problems.push(`stage \`${node.id}\` has no input`);
+      else if (!hasInput.has(node.id) && node.id !== this.dlqNode)
+        problems.push(`stage \`${node.id}\` has no input`);
       if (node.kind !== 'sink' && !hasMainOut.has(node.id)) {
-        problems.push(`the output of stage \`${node.id}\` goes nowhere; end the pipeline with a sink (\`.to(…)\` or \`output:\`)`);
+        problems.push(
+          `the output of stage \`${node.id}\` goes nowhere; end the pipeline with a sink (\`.to(…)\` or \`output:\`)`,
+        );
       }
     }
     if (sources === 0) problems.push('the pipeline has no source; add an `input:` (or `.from(…)`)');
     if (this.topologicalOrder().length !== this.nodes.size) problems.push('the pipeline graph has a cycle');
     if (problems.length > 0) {
-      throw new SluiceError(ErrorCode.CONFIG, `pipeline \`${this.name}\` is not runnable:\n  - ${problems.join('\n  - ')}`);
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `pipeline \`${this.name}\` is not runnable:\n  - ${problems.join('\n  - ')}`,
+      );
     }
   }
 
@@ -125,7 +136,8 @@ export class Graph {
     const component = options.component ?? kind;
     let id = options.name ?? component;
     if (this.nodes.has(id)) {
-      if (options.name !== undefined) throw new SluiceError(ErrorCode.CONFIG, `two stages are named \`${id}\`; stage names must be unique`);
+      if (options.name !== undefined)
+        throw new SluiceError(ErrorCode.CONFIG, `two stages are named \`${id}\`; stage names must be unique`);
       let n = 2;
       while (this.nodes.has(`${component}#${n}`)) n++;
       id = `${component}#${n}`;

@@ -8,9 +8,27 @@
  * p.from(source).via(operator).to(sink);
  * const summary = await p.run().done;
  */
+import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from '../operators/async.ts';
+import { type BatchOptions, batch } from '../operators/batch.ts';
+import { filter, flatMap, map } from '../operators/map.ts';
+import { type RouteOptions, type RouteRule, route, routePorts } from '../operators/route.ts';
+import { type ShardOptions, shard, shardPort } from '../operators/shard.ts';
+import { type ThrottleOptions, throttle } from '../operators/throttle.ts';
+import { ErrorCode, SluiceError } from './errors.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './graph.ts';
 import { type RunHandle, type RunOptions, runGraph } from './run.ts';
 import type { Operator, Sink, Source } from './stage.ts';
+
+/** One branch of {@link Stream.fanOut}: a function that builds it, or one with its own buffer. */
+export type FanOutBranch<T> =
+  | ((stream: Stream<T>) => unknown)
+  | { readonly branch: (stream: Stream<T>) => unknown; readonly buffer?: BufferOptions };
+
+/** Options of {@link Stream.fanOut}. */
+export interface FanOutOptions extends NodeOptions {
+  /** Buffer of every branch that does not set its own: size in messages and overflow policy. */
+  buffer?: BufferOptions;
+}
 
 /** Options for a stage added through a {@link Stream}. */
 export interface StageOptions extends NodeOptions {
@@ -93,6 +111,164 @@ export class Stream<T> {
       g.connect(s.node, id, s.port, options.buffer);
     }
     return new Stream<T>(this.pipeline, id, MAIN_PORT);
+  }
+
+  /**
+   * Applies `fn` to every record; a throwing `fn` dead-letters its record. See {@link map}.
+   *
+   * @example
+   * p.from(source).map((r) => ({ ...r, total: r.price * r.qty })).to(sink);
+   */
+  map<O>(fn: (record: T, index: number) => O, options: StageOptions = {}): Stream<O> {
+    return this.via(map(fn), { component: 'map', ...options });
+  }
+
+  /**
+   * Keeps the records for which `pred` is true; a throwing `pred` dead-letters. See {@link filter}.
+   *
+   * @example
+   * p.from(source).filter((r) => r.risk > 50).to(sink);
+   */
+  filter(pred: (record: T, index: number) => boolean, options: StageOptions = {}): Stream<T> {
+    return this.via(filter(pred), { component: 'filter', ...options });
+  }
+
+  /**
+   * Maps every record to zero or more records. See {@link flatMap}.
+   *
+   * @example
+   * p.from(lines).flatMap((line) => line.split(' ')).to(sink);
+   */
+  flatMap<O>(fn: (record: T, index: number) => Iterable<O>, options: StageOptions = {}): Stream<O> {
+    return this.via(flatMap(fn), { component: 'flatMap', ...options });
+  }
+
+  /**
+   * Applies an async `fn` with at most `concurrency` calls in flight, in input order unless
+   * `ordered: false`. See {@link mapAsync}.
+   *
+   * @example
+   * p.from(source).mapAsync(async (r, signal) => enrich(r, signal), { concurrency: 16 }).to(sink);
+   */
+  mapAsync<O>(fn: AsyncFn<T, O>, options: AsyncOptions & StageOptions = {}): Stream<O> {
+    const { concurrency, ordered, ...stage } = options;
+    return this.via(mapAsync(fn, { concurrency, ordered }), { component: 'mapAsync', ...stage });
+  }
+
+  /**
+   * Like {@link Stream.mapAsync}, with `fn` resolving to any number of records. See {@link flatMapAsync}.
+   *
+   * @example
+   * p.from(orders).flatMapAsync(async (o) => fetchLines(o.id), { concurrency: 4 }).to(sink);
+   */
+  flatMapAsync<O>(fn: AsyncFn<T, Iterable<O>>, options: AsyncOptions & StageOptions = {}): Stream<O> {
+    const { concurrency, ordered, ...stage } = options;
+    return this.via(flatMapAsync(fn, { concurrency, ordered }), { component: 'flatMapAsync', ...stage });
+  }
+
+  /**
+   * Re-chunks the stream into batches of `size`, flushing a partial one after `maxWait`. See {@link batch}.
+   *
+   * @example
+   * p.from(source).batch({ size: 500, maxWait: '100ms' }).to(dbSink);
+   */
+  batch(options: BatchOptions & StageOptions): Stream<T> {
+    const { size, maxWait, ...stage } = options;
+    return this.via(batch<T>({ size, maxWait }), { component: 'batch', ...stage });
+  }
+
+  /**
+   * Lets at most `rate` records per second through (token bucket or strict pacing). See {@link throttle}.
+   *
+   * @example
+   * p.from(source).throttle({ rate: 100, burst: 10 }).to(apiSink);
+   */
+  throttle(options: ThrottleOptions & StageOptions): Stream<T> {
+    const { rate, burst, mode, ...stage } = options;
+    return this.via(throttle<T>({ rate, burst, mode }), { component: 'throttle', ...stage });
+  }
+
+  /**
+   * Splits the stream by predicates: each record goes to the stream of the first matching
+   * rule's port, else to the `default` port, else to the dead-letter output. Returns one
+   * stream per port; every one must be consumed. See {@link route}.
+   *
+   * @example
+   * const { big, small } = p.from(source).route([{ when: (r) => r.amount > 1000, port: 'big' }], { default: 'small' });
+   * big.to(alertSink);
+   * small.to(archiveSink);
+   */
+  route<const P extends string, const D extends string = never>(
+    rules: readonly (RouteRule<T> & { readonly port: P })[],
+    options: RouteOptions & { readonly default?: D } & StageOptions = {},
+  ): Record<P | D, Stream<T>> {
+    const { default: def, ...stage } = options;
+    const routeOptions: RouteOptions = def === undefined ? {} : { default: def };
+    const node = this.via(route(rules, routeOptions), { component: 'route', ...stage });
+    const streams = {} as Record<string, Stream<T>>;
+    for (const port of routePorts(rules as readonly RouteRule<unknown>[], routeOptions))
+      streams[port] = node.side<T>(port);
+    return streams as Record<P | D, Stream<T>>;
+  }
+
+  /**
+   * Runs `shards` copies of a segment side by side, each record going to the copy that owns its
+   * key's key group, and merges their outputs into one stream. Records with the same key stay
+   * in order (they always take the same copy); changing `shards` moves whole key groups. See
+   * {@link shard}.
+   *
+   * @example
+   * p.from(source)
+   *   .shard({ key: 'userId', shards: 4 }, (s) => s.mapAsync(enrich, { concurrency: 8 }))
+   *   .to(sink);
+   */
+  shard<O>(
+    options: ShardOptions<T> & StageOptions,
+    build: (stream: Stream<T>, shard: number) => Stream<O>,
+  ): Stream<O> {
+    const { key, shards, maxKeyGroups, ...stage } = options;
+    const node = this.via(shard<T>({ key, shards, maxKeyGroups }), { component: 'shard', ...stage });
+    const outs: Stream<O>[] = [];
+    for (let i = 0; i < shards; i++) {
+      const o = build(node.side<T>(shardPort(i)), i);
+      if (!(o instanceof Stream) || o.pipeline !== this.pipeline) {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `the segment built for shard ${i} must return a stream of the same pipeline`,
+        );
+      }
+      outs.push(o);
+    }
+    const [first, ...rest] = outs as [Stream<O>, ...Stream<O>[]];
+    return first.merge(rest, { component: 'merge' });
+  }
+
+  /**
+   * Sends every batch to every branch, each through its own buffer (size and overflow policy
+   * `block`, `dropOldest` or `error`), so a slow branch with `dropOldest` loses its oldest
+   * batches instead of slowing the others, and one with `error` fails the run when full.
+   * Each branch starts at its own pass-through stage that owns the buffer.
+   *
+   * @example
+   * p.from(source).fanOut(
+   *   [(s) => s.to(mainSink), { branch: (s) => s.to(debugSink), buffer: { size: 4, overflow: 'dropOldest' } }],
+   * );
+   */
+  fanOut(branches: readonly FanOutBranch<T>[], options: FanOutOptions = {}): Pipeline {
+    if (branches.length === 0) throw new SluiceError(ErrorCode.CONFIG, 'fanOut needs at least one branch');
+    const { buffer, ...node } = options;
+    branches.forEach((b, i) => {
+      const fn = typeof b === 'function' ? b : b.branch;
+      const buf = typeof b === 'function' ? buffer : (b.buffer ?? buffer);
+      const name = node.name === undefined ? undefined : `${node.name}.${i}`;
+      const tee = this.via<T>(passThrough as Operator<T, T>, {
+        component: 'fanOut',
+        ...(name === undefined ? {} : { name }),
+        ...(buf === undefined ? {} : { buffer: buf }),
+      });
+      fn(tee);
+    });
+    return this.pipeline;
   }
 }
 

@@ -24,7 +24,7 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Clock for every stage; inject a {@link ManualClock} in tests. Default: the system clock. */
   clock?: Clock;
-  /** Messages each channel queues unless its edge says otherwise. Default 16. */
+  /** Messages (batches or signals) each channel queues unless its edge says otherwise. Default 4. */
   channelCapacity?: number;
   /**
    * Maximum fraction (0–1) of records read that may become dead letters; above it the run
@@ -58,6 +58,30 @@ export interface RunHandle {
 }
 
 const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * Settles like `work`, or rejects with a cancellation as soon as `signal` aborts, so a stage
+ * stuck in a call that ignores its signal cannot hold a cancelled run open. The abandoned
+ * call is left to the stage's `close()`.
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (work === (RESOLVED as unknown)) return work;
+  if (signal.aborted) return Promise.reject(cancelledError(signal.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(cancelledError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
 
 const stderrLogger: Logger = {
   info: () => {},
@@ -164,7 +188,7 @@ class Run {
   }
 
   private wire(): void {
-    const capacity = this.options.channelCapacity ?? 16;
+    const capacity = this.options.channelCapacity ?? 4;
     const edges = [...this.graph.edges];
     const dlq = this.graph.dlqNode;
     if (dlq !== undefined) {
@@ -320,7 +344,7 @@ class Run {
       if (node.kind === 'source') {
         const ctx = this.contextFor(node) as SourceContext;
         const out = this.emitterFor(node);
-        await node.stage.run(out, ctx);
+        await untilAborted(node.stage.run(out, ctx), this.cancel.signal);
         await this.flushDead(node.id);
       } else {
         await this.consume(node);
@@ -361,9 +385,11 @@ class Run {
     let next = 0;
 
     const deliverSignal = async (s: Signal): Promise<void> => {
-      if (isSink) await sink.onSignal?.(s);
-      else if (op.onSignal) await op.onSignal(s, out);
-      else await out.signal(s);
+      let r: void | Promise<void>;
+      if (isSink) r = sink.onSignal?.(s);
+      else if (op.onSignal) r = op.onSignal(s, out);
+      else r = out.signal(s);
+      if (r !== undefined) await untilAborted(r, signal);
       await this.flushDead(node.id);
     };
     const mergedWatermark = async (): Promise<void> => {
@@ -404,7 +430,7 @@ class Run {
           metrics.recordsIn += item.records.length;
           metrics.batchesIn++;
           const r = isSink ? sink.write(item) : op.process(item, out);
-          if (r !== undefined) await r;
+          if (r !== undefined) await untilAborted(r, signal);
           if (isSink) metrics.recordsOut += item.records.length;
           await this.flushDead(node.id);
         } else if (item.kind === 'watermark') {
@@ -431,15 +457,19 @@ class Run {
       // Nothing queued: run a due timer, or wait for input or the next timer.
       const deadline = isSink ? undefined : op.nextTimer?.();
       if (deadline !== undefined && deadline <= this.clock.now()) {
-        await op.onTimer?.(this.clock.now(), out);
+        const r = op.onTimer?.(this.clock.now(), out);
+        if (r !== undefined) await untilAborted(r, signal);
         await this.flushDead(node.id);
         continue;
       }
       await this.waitForInput(inputs, open, held, deadline, signal);
     }
-    if (isSink) await sink.finish?.();
-    else {
-      await op.finish?.(out);
+    if (isSink) {
+      const r = sink.finish?.();
+      if (r !== undefined) await untilAborted(r, signal);
+    } else {
+      const r = op.finish?.(out);
+      if (r !== undefined) await untilAborted(r, signal);
       await this.flushDead(node.id);
     }
   }

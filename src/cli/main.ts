@@ -1,0 +1,252 @@
+/**
+ * The `sluice` command: `run`, `lint`, `schema` and `list`. `bin/sluice.js` calls
+ * {@link main} with the user's arguments and exits with the code it returns.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { isModuleFile, lintPipelineFile, loadPipelineModule } from '../config/build.ts';
+import { fieldDocs } from '../config/docs.ts';
+import type { ComponentKind, ComponentSpec, Registry } from '../config/registry.ts';
+import { pipelineJsonSchema } from '../config/schema.ts';
+import { didYouMean } from '../config/suggest.ts';
+import { type CliIO, ExitCode, exitCodeOf, printError, printProblems, type TextOut } from './output.ts';
+import { runCommand } from './run.ts';
+
+export type { CliIO } from './output.ts';
+
+function version(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
+    return pkg.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+/**
+ * Runs the `sluice` command line `argv` (without `node` and the script) and resolves with the
+ * exit code: 0 ok, 1 failed run or lint problems, 2 configuration or usage error, 130 stopped
+ * by a second Ctrl-C. `io` replaces the process's streams, environment, signals and the
+ * default component registry (for tests).
+ *
+ * @example
+ * process.exitCode = await main(['lint', 'pipeline.yaml']);
+ */
+export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<number> {
+  const stdout: TextOut = io.stdout ?? process.stdout;
+  const stderr: TextOut = io.stderr ?? process.stderr;
+  const env = io.env ?? process.env;
+  let registry = io.registry;
+  const getIO = async (): Promise<CliIO> => {
+    // Loaded on demand: `sluice --help` works even when a component module is broken.
+    registry ??= (await import('../components.ts')).defaultRegistry;
+    return {
+      stdout,
+      stderr,
+      env,
+      registry,
+      signals: io.signals ?? process,
+      statusIntervalMs: io.statusIntervalMs,
+    };
+  };
+
+  let code: number = ExitCode.OK;
+  const program = new Command('sluice')
+    .description('Stream processing for TypeScript: run declarative YAML pipelines.')
+    .version(version())
+    .exitOverride()
+    .showHelpAfterError('(run `sluice --help` for usage)')
+    .configureOutput({ writeOut: (s) => stdout.write(s), writeErr: (s) => stderr.write(s) });
+
+  const collect = (value: string, previous: string[]) => [...previous, value];
+
+  program
+    .command('run')
+    .description(
+      'Run a pipeline: a YAML file, or a module whose default export is a Pipeline (or a function returning one).',
+    )
+    .argument('<file>', 'pipeline file (.yaml) or module (.ts, .js)')
+    .option(
+      '--set <path=value>',
+      'override a value of the file, e.g. --set pipeline[0].batch.size=10 (repeatable)',
+      collect,
+      [],
+    )
+    .action(async (file: string, opts: { set: string[] }) => {
+      code = await runCommand(file, { set: opts.set }, await getIO());
+    });
+
+  program
+    .command('lint')
+    .description('Check a pipeline file and report every problem with its line and column.')
+    .argument('<file>', 'pipeline file (.yaml) or module (.ts, .js)')
+    .option('--set <path=value>', 'override a value of the file (repeatable)', collect, [])
+    .action(async (file: string, opts: { set: string[] }) => {
+      code = await lintCommand(file, opts.set, await getIO());
+    });
+
+  program
+    .command('schema')
+    .description('Print the JSON Schema of pipeline files (for editors).')
+    .action(async () => {
+      const { registry: r } = await getIO();
+      stdout.write(`${JSON.stringify(pipelineJsonSchema(r), null, 2)}\n`);
+    });
+
+  program
+    .command('list')
+    .description(
+      'List components with their summaries; `list source|operator|sink` one kind; `list NAME` one component in full.',
+    )
+    .argument('[what]', 'a kind (source, operator, sink) or a component name')
+    .action(async (what: string | undefined) => {
+      const { registry: r } = await getIO();
+      code = listCommand(r, what, stdout, stderr);
+    });
+
+  try {
+    if (argv.length === 0) {
+      program.outputHelp();
+      return ExitCode.OK;
+    }
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0
+        ? ExitCode.OK
+        : ExitCode.CONFIG;
+    }
+    printError(stderr, err, env);
+    return exitCodeOf(err);
+  }
+}
+
+/** `sluice lint FILE`: every problem, one per line; exit 1 if any error, else an `ok` line. */
+async function lintCommand(file: string, set: readonly string[], io: CliIO): Promise<number> {
+  if (isModuleFile(file)) {
+    try {
+      const pipeline = await loadPipelineModule(file);
+      pipeline.graph.validate();
+      io.stdout.write(`${file}: ok\n`);
+      return ExitCode.OK;
+    } catch (err) {
+      printError(io.stdout, err, io.env);
+      return ExitCode.FAILED;
+    }
+  }
+  const problems = await lintPipelineFile(file, { registry: io.registry, env: io.env, set });
+  printProblems(io.stdout, problems);
+  const errors = problems.filter((p) => p.severity === 'error').length;
+  const warnings = problems.length - errors;
+  const w = warnings > 0 ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : '';
+  if (errors > 0) {
+    io.stdout.write(`${file}: ${errors} problem${errors === 1 ? '' : 's'}${w}\n`);
+    return ExitCode.FAILED;
+  }
+  io.stdout.write(`${file}: ok${w}\n`);
+  return ExitCode.OK;
+}
+
+const KINDS: Record<string, ComponentKind> = {
+  source: 'source',
+  sources: 'source',
+  input: 'source',
+  inputs: 'source',
+  operator: 'operator',
+  operators: 'operator',
+  step: 'operator',
+  steps: 'operator',
+  sink: 'sink',
+  sinks: 'sink',
+  output: 'sink',
+  outputs: 'sink',
+};
+const TITLES: Record<ComponentKind, string> = {
+  source: 'Sources (input:)',
+  operator: 'Operators (pipeline:)',
+  sink: 'Sinks (output:, outputs:, dlq:)',
+};
+
+/** `sluice list [what]`. */
+export function listCommand(
+  registry: Registry,
+  what: string | undefined,
+  stdout: TextOut,
+  stderr: TextOut,
+): number {
+  const kind = what === undefined ? undefined : KINDS[what.toLowerCase()];
+  if (what === undefined || kind !== undefined) {
+    const kinds: ComponentKind[] = kind ? [kind] : ['source', 'operator', 'sink'];
+    const width = Math.max(8, ...registry.list().map((s) => s.name.length));
+    for (const k of kinds) {
+      stdout.write(`${TITLES[k]}\n`);
+      const specs = registry.list(k);
+      if (specs.length === 0) stdout.write('  (none registered)\n');
+      for (const s of specs)
+        stdout.write(`  ${s.name.padEnd(width)}  ${s.stability.padEnd(12)}  ${s.summary}\n`);
+      if (k === 'operator')
+        stdout.write(
+          `  ${'module'.padEnd(width)}  ${'stable'.padEnd(12)}  Your own code: \`module: ./file.ts\`.\n`,
+        );
+      stdout.write('\n');
+    }
+    stdout.write('Run `sluice list NAME` for the fields and examples of one component.\n');
+    return ExitCode.OK;
+  }
+  const order: ComponentKind[] = ['source', 'operator', 'sink'];
+  const specs = registry
+    .list()
+    .filter((s) => s.name === what)
+    .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
+  if (specs.length === 0) {
+    const guess = didYouMean(what, [
+      ...new Set([...registry.list().map((s) => s.name), ...Object.keys(KINDS)]),
+    ]);
+    stderr.write(
+      `Unknown component or kind \`${what}\`${guess ? `; did you mean \`${guess}\`?` : '.'} Run \`sluice list\` to see them all.\n`,
+    );
+    return ExitCode.CONFIG;
+  }
+  stdout.write(specs.map(describeComponent).join('\n'));
+  return ExitCode.OK;
+}
+
+/** A component in full for the terminal: summary, fields, examples. */
+export function describeComponent(spec: ComponentSpec): string {
+  const lines = [`${spec.name} (${spec.kind}, ${spec.stability})`, `  ${spec.summary}`];
+  if (spec.description)
+    lines.push(
+      '',
+      ...spec.description
+        .trim()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
+  const fields = fieldDocs(spec);
+  lines.push('', fields.length > 0 ? 'Fields:' : 'Fields: none');
+  for (const f of fields) {
+    const meta = [
+      f.type,
+      f.required ? 'required' : f.default !== undefined ? `default ${f.default}` : 'optional',
+    ].join(', ');
+    lines.push(`  ${f.name} (${meta})${f.description ? `\n      ${f.description}` : ''}`);
+  }
+  for (const ex of spec.examples ?? []) {
+    lines.push(
+      '',
+      `Example: ${ex.title}`,
+      `  ${spec.name}:`,
+      ...ex.yaml
+        .trimEnd()
+        .split('\n')
+        .map((l) => `    ${l}`),
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// `npm run sluice -- …` runs this file directly.
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

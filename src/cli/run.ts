@@ -1,0 +1,114 @@
+/**
+ * `sluice run`: loads a pipeline (YAML file or TypeScript module), runs it with a live status
+ * line, and turns Ctrl-C into a graceful drain (first) or an immediate stop (second).
+ */
+import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
+import { loadPipelineFile } from '../config/load.ts';
+import { configError } from '../config/problems.ts';
+import type { Pipeline } from '../core/pipeline.ts';
+import type { RunHandle, RunOptions } from '../core/run.ts';
+import type { MetricsSnapshot } from '../metrics/metrics.ts';
+import { type CliIO, ExitCode, exitCodeOf, printError, printProblems } from './output.ts';
+import { formatLogLine, formatStatusLine, formatSummary } from './status.ts';
+
+/** Options of {@link runCommand}. */
+export interface RunCommandOptions {
+  /** `path=value` overrides of the pipeline file. */
+  readonly set?: readonly string[];
+}
+
+/** The message printed at the first Ctrl-C. */
+export const DRAIN_MESSAGE = 'Stopping: draining in-flight records (press Ctrl-C again to stop at once)';
+
+/**
+ * Runs the pipeline in `file` and resolves with the exit code: 0 when it finished (or was
+ * drained after a first Ctrl-C), 1 when it failed, 2 for a configuration error, 130 when a
+ * second Ctrl-C stopped it at once. Signal listeners are removed before it resolves.
+ */
+export async function runCommand(file: string, options: RunCommandOptions, io: CliIO): Promise<number> {
+  let pipeline: Pipeline;
+  let runOptions: RunOptions = {};
+  try {
+    if (isModuleFile(file)) {
+      if ((options.set?.length ?? 0) > 0) {
+        throw configError(file, [
+          {
+            severity: 'error',
+            file,
+            path: '',
+            message: '--set applies to YAML pipeline files, not to modules',
+          },
+        ]);
+      }
+      pipeline = await loadPipelineModule(file);
+    } else {
+      const config = await loadPipelineFile(file, {
+        registry: io.registry,
+        env: io.env,
+        set: options.set ?? [],
+      });
+      printProblems(io.stderr, config.warnings);
+      const built = await buildPipeline(config);
+      pipeline = built.pipeline;
+      runOptions = built.runOptions;
+    }
+  } catch (err) {
+    printError(io.stderr, err, io.env);
+    return exitCodeOf(err);
+  }
+  return supervise(pipeline.run(runOptions), io);
+}
+
+/** Watches a running pipeline: status output, signals, summary, exit code. */
+async function supervise(handle: RunHandle, io: CliIO): Promise<number> {
+  const err = io.stderr;
+  const tty = err.isTTY === true;
+  const intervals = io.statusIntervalMs ?? { tty: 250, log: 10_000 };
+  let previous: MetricsSnapshot | undefined;
+  let frame = 0;
+  let drawn = false;
+  const clearLine = () => {
+    if (drawn) err.write('\r\x1b[K');
+    drawn = false;
+  };
+  const tick = () => {
+    const now = handle.metrics();
+    if (tty) {
+      err.write(`\r${formatStatusLine(now, previous, { width: err.columns, frame: frame++ })}\x1b[K`);
+      drawn = true;
+    } else err.write(`${formatLogLine(now, previous)}\n`);
+    previous = now;
+  };
+  const timer = setInterval(tick, tty ? intervals.tty : intervals.log);
+  timer.unref();
+
+  let signals = 0;
+  const onSignal = () => {
+    signals++;
+    clearLine();
+    if (signals === 1) {
+      err.write(`${DRAIN_MESSAGE}\n`);
+      handle.stop({ drain: true }).catch(() => {});
+    } else {
+      err.write('Stopping now: in-flight records are dropped and uncommitted output is discarded\n');
+      handle.stop({ drain: false }).catch(() => {});
+    }
+  };
+  io.signals.on('SIGINT', onSignal);
+  io.signals.on('SIGTERM', onSignal);
+  try {
+    const summary = await handle.done;
+    clearLine();
+    err.write(`${formatSummary(summary)}\n`);
+    return summary.state === 'cancelled' || signals > 1 ? ExitCode.INTERRUPTED : ExitCode.OK;
+  } catch (e) {
+    clearLine();
+    err.write(`${formatSummary(handle.metrics())}\n`);
+    printError(err, e, io.env);
+    return signals > 1 ? ExitCode.INTERRUPTED : exitCodeOf(e);
+  } finally {
+    clearInterval(timer);
+    io.signals.off('SIGINT', onSignal);
+    io.signals.off('SIGTERM', onSignal);
+  }
+}

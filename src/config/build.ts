@@ -1,0 +1,356 @@
+/**
+ * From a validated {@link PipelineConfig} to a runnable {@link Pipeline}: input → steps in
+ * order → output(s), named side outputs wired to the step ports of the same name, and the
+ * `dlq` sink. Also loads user code (`module:` steps, and TypeScript pipeline modules for
+ * `sluice run module.ts`).
+ */
+import { existsSync } from 'node:fs';
+import { extname, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { batchOf, type RecordMeta } from '../core/batch.ts';
+import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { MAIN_PORT } from '../core/graph.ts';
+import { Pipeline, type Stream } from '../core/pipeline.ts';
+import type { RunOptions } from '../core/run.ts';
+import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
+import {
+  type ComponentConfig,
+  type LoadOptions,
+  loadPipelineFile,
+  type ModuleStepConfig,
+  type PipelineConfig,
+  type StepConfig,
+} from './load.ts';
+import { type ConfigProblem, configError, problemsOf } from './problems.ts';
+import type { BuildContext } from './registry.ts';
+import { listChoices } from './suggest.ts';
+
+/** A pipeline built from a file, with the run options the file sets. */
+export interface BuiltPipeline {
+  readonly pipeline: Pipeline;
+  /** `maxErrorRate` and `channelCapacity` from the file; pass them to `pipeline.run`. */
+  readonly runOptions: RunOptions;
+  /** Warnings of the file (e.g. `checkpoint` has no effect yet). */
+  readonly warnings: readonly ConfigProblem[];
+}
+
+/**
+ * What a `module:` step may export: a per-record function (one record out → map, an array →
+ * flatMap, `undefined`/`null` → drop; it may be async), or an {@link Operator}.
+ */
+export type ModuleStepExport = ((record: unknown) => unknown) | Operator;
+
+/**
+ * Builds the graph of a validated pipeline file. Imports the modules of `module:` steps.
+ * Throws a `SLUICE_CONFIG` error listing every problem: a factory that rejects its config,
+ * a module that cannot be loaded or exports the wrong thing, a side output a step emits on
+ * that `outputs:` lacks, an `outputs:` entry no step can emit on.
+ *
+ * @example
+ * const config = await loadPipelineFile('etl.yaml', { registry: defaultRegistry });
+ * const { pipeline, runOptions } = await buildPipeline(config);
+ * await pipeline.run(runOptions).done;
+ */
+export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeline> {
+  const problems: ConfigProblem[] = [];
+  const problem = (
+    at: { path: string; line?: number | undefined; column?: number | undefined },
+    message: string,
+  ) =>
+    problems.push({
+      severity: 'error',
+      file: config.file,
+      line: at.line,
+      column: at.column,
+      path: at.path,
+      message,
+    });
+
+  const pipeline = new Pipeline(config.name);
+  const graph = pipeline.graph;
+  const create = <S>(c: ComponentConfig): S | undefined => {
+    const ctx: BuildContext = { baseDir: config.baseDir, pipelineName: config.name, stageName: c.stageName };
+    try {
+      return c.spec.create(c.config as never, ctx) as S;
+    } catch (err) {
+      problem(
+        { ...c, path: `${c.path}.${c.component}` },
+        `cannot build ${c.kind} \`${c.component}\`: ${errorMessage(err)}`,
+      );
+      return undefined;
+    }
+  };
+
+  const source = create<Source>(config.input);
+  // Keep building after a failed stage so every problem is reported; a stand-in keeps the chain.
+  let stream: Stream<unknown> = pipeline.from(source ?? placeholderSource, {
+    name: config.input.stageName,
+    component: config.input.component,
+  });
+
+  /** Steps that may emit on side ports, with the ports when known (undefined: unknown). */
+  const emitters: { step: StepConfig; id: string; ports: readonly string[] | undefined }[] = [];
+  for (const step of config.steps) {
+    let operator: Operator | undefined;
+    let ports: readonly string[] | undefined;
+    if (step.type === 'component') {
+      operator = create<Operator>(step);
+      try {
+        ports = step.spec.ports ? step.spec.ports(step.config as never) : undefined;
+      } catch (err) {
+        problem(step, `cannot tell the side outputs of \`${step.component}\`: ${errorMessage(err)}`);
+      }
+    } else {
+      const loaded = await loadModuleStep(step);
+      if ('problem' in loaded) problem(step, loaded.problem);
+      else {
+        operator = loaded.operator;
+        ports = loaded.ports;
+      }
+    }
+    const component = step.type === 'component' ? step.component : 'module';
+    stream = stream.via(operator ?? placeholderOperator, {
+      name: step.stageName,
+      component,
+      buffer: step.buffer,
+    });
+    emitters.push({ step, id: stream.node, ports });
+  }
+
+  // Named side outputs: each port a step declares goes to the `outputs:` entry of that name;
+  // an entry no step declares goes to every step whose ports cannot be known.
+  const sinkIds = new Map<string, string>();
+  for (const [port, sinkConfig] of config.outputs) {
+    const sink = create<Sink>(sinkConfig);
+    sinkIds.set(
+      port,
+      graph.addSink(sink ?? placeholderSink, { name: sinkConfig.stageName, component: sinkConfig.component }),
+    );
+  }
+  const claimed = new Set<string>();
+  for (const e of emitters) {
+    for (const port of e.ports ?? []) {
+      if (port === MAIN_PORT || port === 'dlq') continue;
+      const sinkId = sinkIds.get(port);
+      if (sinkId === undefined) {
+        const have = [...config.outputs.keys()];
+        problem(
+          e.step,
+          `step \`${e.step.stageName}\` emits on side output \`${port}\`, but \`outputs:\` has no \`${port}\`; add \`outputs: { ${port}: { file: { path: ${port}.jsonl, format: jsonl } } }\`${have.length > 0 ? ` (outputs defined: ${listChoices(have, 'and')})` : ''}`,
+        );
+        continue;
+      }
+      graph.connect(e.id, sinkId, port, config.outputs.get(port)?.buffer);
+      claimed.add(port);
+    }
+  }
+  const open = emitters.filter((e) => e.ports === undefined);
+  for (const [port, sinkId] of sinkIds) {
+    if (claimed.has(port)) continue;
+    const sinkConfig = config.outputs.get(port) as ComponentConfig;
+    if (open.length === 0) {
+      problem(
+        { ...sinkConfig, path: `outputs.${port}` },
+        `no step emits on side output \`${port}\`${emitters.some((e) => (e.ports?.length ?? 0) > 0) ? ` (steps emit on: ${listChoices([...new Set(emitters.flatMap((e) => e.ports ?? []))], 'and')})` : ''}; name it in a step (e.g. \`late: ${port}\` of a \`window\`, a route of a \`route\`) or remove it`,
+      );
+      continue;
+    }
+    for (const e of open) graph.connect(e.id, sinkId, port, sinkConfig.buffer);
+  }
+
+  for (const o of config.output) {
+    stream.to(create<Sink>(o) ?? placeholderSink, {
+      name: o.stageName,
+      component: o.component,
+      buffer: o.buffer,
+    });
+  }
+  if (config.dlq)
+    pipeline.dlq(create<Sink>(config.dlq) ?? placeholderSink, {
+      name: config.dlq.stageName,
+      component: config.dlq.component,
+    });
+
+  if (problems.length === 0) {
+    try {
+      graph.validate();
+    } catch (err) {
+      problems.push({ severity: 'error', file: config.file, path: '', message: errorMessage(err) });
+    }
+  }
+  if (problems.length > 0) throw configError(config.file, [...problems, ...config.warnings]);
+  const runOptions: RunOptions = {
+    ...(config.maxErrorRate !== undefined ? { maxErrorRate: config.maxErrorRate } : {}),
+    ...(config.channelCapacity !== undefined ? { channelCapacity: config.channelCapacity } : {}),
+  };
+  return { pipeline, runOptions, warnings: config.warnings };
+}
+
+/**
+ * Everything `sluice lint` reports for a file: syntax and validation problems, and what
+ * building finds (modules, side outputs, factories). Never throws for a bad file.
+ */
+export async function lintPipelineFile(file: string, options: LoadOptions): Promise<ConfigProblem[]> {
+  try {
+    const config = await loadPipelineFile(file, options);
+    await buildPipeline(config);
+    return [...config.warnings];
+  } catch (err) {
+    const problems = problemsOf(err);
+    if (problems.length === 0) throw err;
+    return problems;
+  }
+}
+
+async function loadModuleStep(
+  step: ModuleStepConfig,
+): Promise<{ operator: Operator; ports: readonly string[] | undefined } | { problem: string }> {
+  if (!existsSync(step.modulePath))
+    return { problem: `module \`${step.module}\` not found (looked for ${step.modulePath})` };
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(step.modulePath).href)) as Record<string, unknown>;
+  } catch (err) {
+    return { problem: `cannot load module \`${step.module}\`: ${errorMessage(err)}` };
+  }
+  const exported = mod[step.exportName];
+  if (exported === undefined) {
+    const names = Object.keys(mod);
+    return {
+      problem: `module \`${step.module}\` has no export \`${step.exportName}\`${names.length > 0 ? `; its exports: ${listChoices(names, 'and')} (pick one with \`module: { path: ${step.module}, export: NAME }\`)` : ''}`,
+    };
+  }
+  if (typeof exported === 'function')
+    return { operator: recordFunctionOperator(exported as (r: unknown) => unknown, step.module), ports: [] };
+  if (
+    exported !== null &&
+    typeof exported === 'object' &&
+    typeof (exported as Operator).process === 'function'
+  ) {
+    const declared = (exported as { ports?: unknown }).ports;
+    const ports =
+      Array.isArray(declared) && declared.every((p) => typeof p === 'string')
+        ? (declared as string[])
+        : undefined;
+    return { operator: exported as Operator, ports };
+  }
+  return {
+    problem: `export \`${step.exportName}\` of module \`${step.module}\` is ${exported === null ? 'null' : typeof exported}; export a function \`(record) => record | record[] | undefined\` or an operator object with a \`process(batch, out)\` method`,
+  };
+}
+
+/**
+ * Adapts a per-record function to an operator: a returned record is kept, an array is
+ * flattened, `undefined`/`null` drops the record, a thrown error (or rejected promise)
+ * dead-letters it. Metadata follows each record.
+ *
+ * @example
+ * const op = recordFunctionOperator((r: any) => (r.ok ? { ...r, seen: true } : undefined), 'enrich.ts');
+ */
+export function recordFunctionOperator(fn: (record: unknown) => unknown, label: string): Operator {
+  let ctx: StageContext | undefined;
+  return {
+    open(c) {
+      ctx = c;
+    },
+    async process(batch, out) {
+      const records: unknown[] = [];
+      const metas: (RecordMeta | undefined)[] | undefined = batch.meta ? [] : undefined;
+      for (let i = 0; i < batch.records.length; i++) {
+        const record = batch.records[i];
+        const meta = batch.meta?.[i];
+        let result: unknown;
+        try {
+          result = fn(record);
+          if (
+            result !== null &&
+            typeof result === 'object' &&
+            typeof (result as Promise<unknown>).then === 'function'
+          ) {
+            result = await result;
+          }
+        } catch (err) {
+          const error = new SluiceError(
+            ErrorCode.RECORD,
+            `module \`${label}\` threw: ${errorMessage(err)}`,
+            { stage: ctx?.name },
+            { cause: err },
+          );
+          if (!ctx) throw error;
+          ctx.deadLetter(record, error, meta);
+          continue;
+        }
+        if (result === undefined || result === null) continue;
+        if (Array.isArray(result)) {
+          for (const r of result) {
+            records.push(r);
+            metas?.push(meta);
+          }
+        } else {
+          records.push(result);
+          metas?.push(meta);
+        }
+      }
+      await out.emit(batchOf(records, metas));
+    },
+  };
+}
+
+/**
+ * Loads a TypeScript (or JavaScript) module whose default export is a {@link Pipeline}, or a
+ * function (possibly async) returning one — for `sluice run pipeline.ts`.
+ */
+export async function loadPipelineModule(file: string): Promise<Pipeline> {
+  const path = resolve(file);
+  if (!existsSync(path)) {
+    throw configError(file, [
+      { severity: 'error', file, path: '', message: 'cannot read the pipeline module: no such file' },
+    ]);
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof SluiceError) throw err;
+    throw new SluiceError(
+      ErrorCode.CONFIG,
+      `loading pipeline module ${file}: ${errorMessage(err)}`,
+      { file },
+      { cause: err },
+    );
+  }
+  let value = mod.default;
+  if (typeof value === 'function') value = await (value as () => unknown)();
+  if (!isPipeline(value)) {
+    throw configError(file, [
+      {
+        severity: 'error',
+        file,
+        path: '',
+        message: `the default export must be a \`Pipeline\` or a function returning one, got ${value === undefined ? 'nothing' : typeof value}; e.g. \`export default new Pipeline('name')\` built with \`.from(…).to(…)\``,
+      },
+    ]);
+  }
+  return value;
+}
+
+/** True for file names `sluice run` treats as code (a pipeline module) rather than YAML. */
+export function isModuleFile(file: string): boolean {
+  return ['.ts', '.mts', '.js', '.mjs'].includes(extname(file));
+}
+
+// A module may import `Pipeline` from another copy of Sluice (dist vs src), so `instanceof`
+// is not enough; the shape is what runs.
+function isPipeline(v: unknown): v is Pipeline {
+  return (
+    v instanceof Pipeline ||
+    (v !== null &&
+      typeof v === 'object' &&
+      typeof (v as Pipeline).run === 'function' &&
+      typeof (v as Pipeline).graph === 'object')
+  );
+}
+
+const placeholderSource: Source = { run: async () => {} };
+const placeholderOperator: Operator = { process: () => {} };
+const placeholderSink: Sink = { write: () => {} };

@@ -1,0 +1,180 @@
+/**
+ * The component reference (`docs/components.md`, `sluice list NAME`) generated from the
+ * registry, so the docs never drift from what the specs validate.
+ */
+import type { z } from 'zod';
+import type { ComponentKind, ComponentSpec, Registry } from './registry.ts';
+import { configJsonSchema } from './schema.ts';
+
+type JsonSchema = Record<string, unknown>;
+
+/** One row of a component's fields table. */
+export interface FieldDoc {
+  /** Dotted path of the field inside the component's config (`watermark.maxOutOfOrder`). */
+  readonly name: string;
+  readonly type: string;
+  readonly required: boolean;
+  /** The default as YAML-ish text, when there is one. */
+  readonly default?: string | undefined;
+  readonly description: string;
+}
+
+/**
+ * The fields of a component's config, nested objects flattened with dotted names. A config
+ * that is not an object (e.g. a CEL expression string) yields one row named `(value)`.
+ */
+export function fieldDocs(spec: ComponentSpec): FieldDoc[] {
+  const schema = configJsonSchema(spec.config as z.ZodType);
+  const rows: FieldDoc[] = [];
+  if (schema.type === 'object' && schema.properties) walk(schema, '', rows);
+  else
+    rows.push({
+      name: '(value)',
+      type: typeOf(schema),
+      required: true,
+      description: text(schema.description),
+    });
+  return rows;
+}
+
+function walk(schema: JsonSchema, prefix: string, rows: FieldDoc[]): void {
+  const props = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((schema.required ?? []) as string[]);
+  for (const [key, field] of Object.entries(props)) {
+    const name = prefix + key;
+    rows.push({
+      name,
+      type: typeOf(field),
+      required: required.has(key),
+      default: field.default === undefined ? undefined : JSON.stringify(field.default),
+      description: text(field.description),
+    });
+    if (field.type === 'object' && field.properties) walk(field, `${name}.`, rows);
+  }
+}
+
+function text(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+/** A short type name for a JSON Schema: `string`, `integer ≥ 1`, `"a" | "b"`, `list of string`. */
+export function typeOf(s: JsonSchema): string {
+  if (Array.isArray(s.enum)) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
+  if (s.const !== undefined) return JSON.stringify(s.const);
+  for (const key of ['anyOf', 'oneOf'] as const) {
+    if (Array.isArray(s[key])) {
+      return [...new Set((s[key] as JsonSchema[]).filter((x) => x.type !== 'null').map(typeOf))].join(' | ');
+    }
+  }
+  const t = s.type;
+  if (t === 'array') return `list of ${s.items ? typeOf(s.items as JsonSchema) : 'any'}`;
+  if (
+    t === 'object' &&
+    s.additionalProperties &&
+    typeof s.additionalProperties === 'object' &&
+    !s.properties
+  ) {
+    return `map of ${typeOf(s.additionalProperties as JsonSchema)}`;
+  }
+  if (t === 'integer' || t === 'number') {
+    const bounds: string[] = [];
+    if (typeof s.minimum === 'number') bounds.push(`≥ ${s.minimum}`);
+    if (typeof s.exclusiveMinimum === 'number') bounds.push(`> ${s.exclusiveMinimum}`);
+    if (typeof s.maximum === 'number' && s.maximum < Number.MAX_SAFE_INTEGER) bounds.push(`≤ ${s.maximum}`);
+    if (typeof s.exclusiveMaximum === 'number') bounds.push(`< ${s.exclusiveMaximum}`);
+    return [t, ...bounds].join(' ');
+  }
+  if (Array.isArray(t)) return t.join(' | ');
+  return typeof t === 'string' ? t : 'any';
+}
+
+const KIND_TITLES: Record<ComponentKind, string> = {
+  source: 'Sources',
+  operator: 'Operators',
+  sink: 'Sinks',
+};
+const KIND_KEYS: Record<ComponentKind, string> = { source: 'input', operator: 'pipeline', sink: 'output' };
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\n+/g, ' ');
+}
+
+/** The Markdown reference section of one component. */
+export function componentMarkdown(spec: ComponentSpec): string {
+  const out: string[] = [];
+  out.push(`### ${spec.name} (${spec.kind})`, '');
+  out.push(`${spec.stability} · used under \`${KIND_KEYS[spec.kind]}:\``, '');
+  out.push(spec.summary, '');
+  if (spec.description) out.push(spec.description.trim(), '');
+  const fields = fieldDocs(spec);
+  if (fields.length > 0) {
+    out.push('| field | type | default | description |', '|---|---|---|---|');
+    for (const f of fields) {
+      const def = f.default ?? (f.required ? '**required**' : '');
+      out.push(`| \`${f.name}\` | ${cell(f.type)} | ${cell(def)} | ${cell(f.description)} |`);
+    }
+    out.push('');
+  } else out.push('No fields.', '');
+  for (const ex of spec.examples ?? []) {
+    out.push(`**${ex.title}**`, '', '```yaml', `${spec.name}:`, ...indent(ex.yaml), '```', '');
+  }
+  return out.join('\n');
+}
+
+function indent(yaml: string): string[] {
+  return yaml
+    .trimEnd()
+    .split('\n')
+    .map((l) => (l === '' ? '' : `  ${l}`));
+}
+
+/**
+ * The whole reference: every component of `registry` grouped by kind, plus `module:` steps.
+ * Deterministic, so a test can compare it with the checked-in `docs/components.md`.
+ */
+export function componentsMarkdown(registry: Registry): string {
+  const out: string[] = [
+    '# Components',
+    '',
+    '<!-- Generated from the component specs by `node scripts/gen-docs.ts`; do not edit by hand. -->',
+    '',
+    'Each component is written as a one-key map `{kind: config}`. Beside the kind, `name:` names the',
+    'stage; on steps and sinks, `buffer: { size, overflow }` sets the buffer of the edge into it.',
+    '',
+  ];
+  for (const kind of ['source', 'operator', 'sink'] as const) {
+    const specs = registry.list(kind);
+    out.push(`## ${KIND_TITLES[kind]}`, '');
+    if (specs.length === 0) out.push('None registered yet.', '');
+    else {
+      out.push('| name | stability | summary |', '|---|---|---|');
+      for (const s of specs)
+        out.push(`| [\`${s.name}\`](#${anchor(s)}) | ${s.stability} | ${cell(s.summary)} |`);
+      out.push('');
+      for (const s of specs) out.push(componentMarkdown(s));
+    }
+    if (kind === 'operator') out.push(MODULE_DOC);
+  }
+  return `${out.join('\n').trimEnd()}\n`;
+}
+
+// The slug GitHub gives the heading `name (kind)`; the kind keeps a source and a sink of the
+// same name apart.
+function anchor(spec: ComponentSpec): string {
+  return `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, '')}-${spec.kind}`;
+}
+
+const MODULE_DOC = `### module (step)
+
+stable · used under \`pipeline:\`
+
+Runs your own code. \`module: ./enrich.ts\` (or \`module: { path: ./enrich.ts, export: enrich }\`), relative
+to the pipeline file. The export is either a function \`(record) => record | record[] | undefined | null\`
+(one record keeps it, a list replaces it with several, \`undefined\`/\`null\` drops it; a thrown error sends
+the record to the \`dlq\`; it may be async), or an operator object with \`process(batch, out)\`.
+
+\`\`\`yaml
+pipeline:
+  - module: ./enrich.ts
+\`\`\`
+`;

@@ -1,0 +1,26 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Pipeline } from '../../core/pipeline.ts';
+import { generateSource } from '../generate/source.ts';
+import { nullSink } from './sink.ts';
+import { nullSinkSpec } from './spec.ts';
+
+describe('null sink', () => {
+  it('discards and counts records and batches', async () => {
+    const sink = nullSink();
+    const summary = await new Pipeline('t')
+      .from(generateSource({ count: 2050, batchSize: 1000 }))
+      .to(sink)
+      .run().done;
+    assert.equal(sink.records, 2050);
+    assert.equal(sink.batches, 3);
+    assert.equal(summary.recordsWritten, 2050);
+  });
+
+  it('has a spec that takes no options', () => {
+    assert.deepEqual(nullSinkSpec.config.parse({}), {});
+    assert.equal(nullSinkSpec.config.safeParse({ path: 'x' }).success, false);
+    const sink = nullSinkSpec.create({}, { baseDir: '/', pipelineName: 'p', stageName: 'out' });
+    assert.equal(typeof sink.write, 'function');
+  });
+});

@@ -1,0 +1,36 @@
+/** The `null` sink: discards every record and counts them (for benchmarks and dry runs). */
+import type { Batch } from '../../core/batch.ts';
+import type { Sink } from '../../core/stage.ts';
+
+/** A {@link Sink} that discards records; see {@link nullSink}. */
+export interface NullSink extends Sink<unknown> {
+  /** Records received so far. */
+  readonly records: number;
+  /** Batches received so far. */
+  readonly batches: number;
+}
+
+/**
+ * A sink that discards every record and counts records and batches.
+ *
+ * @example
+ * const sink = nullSink();
+ * await new Pipeline('bench').from(source).to(sink).run().done;
+ * sink.records; // how many arrived
+ */
+export function nullSink(): NullSink {
+  let records = 0;
+  let batches = 0;
+  return {
+    get records() {
+      return records;
+    },
+    get batches() {
+      return batches;
+    },
+    write(batch: Batch<unknown>) {
+      records += batch.records.length;
+      batches++;
+    },
+  };
+}

@@ -1,0 +1,36 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseDuration } from './duration.ts';
+import { ErrorCode, SluiceError } from './errors.ts';
+
+test('parseDuration reads every unit', () => {
+  assert.equal(parseDuration('0ms'), 0);
+  assert.equal(parseDuration('500ms'), 500);
+  assert.equal(parseDuration('1s'), 1000);
+  assert.equal(parseDuration('1.5s'), 1500);
+  assert.equal(parseDuration('1m'), 60_000);
+  assert.equal(parseDuration('2h'), 7_200_000);
+  assert.equal(parseDuration('1d'), 86_400_000);
+  assert.equal(parseDuration(' 10s '), 10_000);
+});
+
+test('parseDuration takes a number as milliseconds', () => {
+  assert.equal(parseDuration(250), 250);
+  assert.equal(parseDuration(0), 0);
+});
+
+test('parseDuration rejects what is not a duration, saying how to write one', () => {
+  for (const bad of ['5 minutes', '', 'ms', '10', '-1s', '1.s', '1S', '1sec', '1m30s', '1e3ms', 'NaNms']) {
+    assert.throws(
+      () => parseDuration(bad),
+      (err: unknown) =>
+        err instanceof SluiceError &&
+        err.code === ErrorCode.CONFIG &&
+        err.message === `\`${bad}\` is not a duration; use a number with ms, s, m, h or d, e.g. \`500ms\``,
+      bad,
+    );
+  }
+  for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => parseDuration(bad), /is not a duration/);
+  }
+});

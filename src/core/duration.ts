@@ -1,0 +1,38 @@
+/**
+ * Durations as people write them in pipeline files: `500ms`, `10s`, `1m`, `2h`, `1d`.
+ *
+ * Config-time only (never on the hot path), so a regular expression is fine here.
+ */
+import { ErrorCode, SluiceError } from './errors.ts';
+
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
+
+/**
+ * Parses a duration string into milliseconds. The contract: a non-negative decimal number
+ * immediately followed by one unit (`ms`, `s`, `m`, `h`, `d`), surrounding spaces ignored;
+ * anything else throws a `SLUICE_CONFIG` error that says how to write it. A number is taken
+ * as milliseconds already (so the TypeScript API may pass `250` where YAML says `250ms`).
+ *
+ * @example
+ * parseDuration('500ms'); // 500
+ * parseDuration('1.5s');  // 1500
+ * parseDuration('1m');    // 60000
+ */
+export function parseDuration(value: string | number): number {
+  if (typeof value === 'number') {
+    if (Number.isFinite(value) && value >= 0) return value;
+    throw new SluiceError(
+      ErrorCode.CONFIG,
+      `${value} is not a duration; use a number of milliseconds ≥ 0 or a string such as \`500ms\``,
+    );
+  }
+  const m = DURATION.exec(value.trim());
+  if (m === null) {
+    throw new SluiceError(
+      ErrorCode.CONFIG,
+      `\`${value}\` is not a duration; use a number with ms, s, m, h or d, e.g. \`500ms\``,
+    );
+  }
+  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+}

@@ -1,0 +1,510 @@
+/**
+ * The CEL operators: {@link CelFilter} keeps records for which an expression is true,
+ * {@link CelMap} adds fields computed by expressions, {@link CelRoute} sends each record to the
+ * output port of the first case whose condition holds.
+ *
+ * Each takes its rules inline or from a reloadable rule set (`rules: { file | url }`). With a
+ * rule set, a new version is compiled off the hot path and swapped in between batches; every
+ * output record carries the version that judged it in `meta.attributes['ruleVersion.<stage>']`.
+ * A record whose evaluation fails (missing field, type error…) goes to the dead-letter output
+ * and the run goes on.
+ */
+import { type Batch, batchOf, type RecordMeta } from '../core/batch.ts';
+import { ErrorCode, SluiceError } from '../core/errors.ts';
+import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+import { type CompiledExpression, compileExpression, toRecordValue } from './cel.ts';
+import type { ExprLimits } from './limits.ts';
+import { type RuleSource, type RulesSourceOptions, ruleSource } from './reload.ts';
+import {
+  type MapRules,
+  mapRulesSchema,
+  type RouteCase,
+  type RuleMetrics,
+  type RuleSetDocument,
+  RuleSlot,
+  routeCaseSchema,
+} from './rules.ts';
+
+/** Options every CEL operator shares. */
+export interface CelOperatorOptions {
+  /** Reloadable rule set; the operator uses its part of the document (`filter`, `map`, `routes`). */
+  readonly rules?: RulesSourceOptions | undefined;
+  /** Expression limits; missing fields take the defaults. */
+  readonly limits?: Partial<ExprLimits> | undefined;
+  /**
+   * Stamp `meta.attributes['ruleVersion.<stage>']` on every output record. Default: true with
+   * `rules`, false without (an inline rule never changes).
+   */
+  readonly stampVersion?: boolean | undefined;
+}
+
+/** Key of the rule-set version in `meta.attributes` for stage `stage`. */
+export function ruleVersionKey(stage: string): string {
+  return `ruleVersion.${stage}`;
+}
+
+const NO_META: RecordMeta = { source: 'unknown' };
+
+/** What the three operators share: the rule slot, the reload source, metrics and version stamps. */
+abstract class CelOperator<C> implements Operator, RuleMetrics {
+  protected readonly slot: RuleSlot<C>;
+  protected ctx: StageContext | undefined;
+  protected readonly stamp: boolean;
+  private readonly source: RuleSource | undefined;
+  private readonly hasInline: boolean;
+  private stampKey = '';
+  private stampVersion = -1;
+  private stampAttrs: Readonly<Record<string, number>> = {};
+
+  constructor(options: CelOperatorOptions, inline: C | undefined) {
+    this.slot = new RuleSlot<C>(
+      (doc, origin) => this.fromDocument(doc, origin),
+      () => this.ctx?.log,
+      () => this.ctx?.name ?? this.kind(),
+    );
+    this.source = options.rules ? ruleSource(options.rules) : undefined;
+    this.hasInline = inline !== undefined;
+    if (inline !== undefined) this.slot.install(inline, 'inline');
+    if (inline === undefined && this.source === undefined) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `\`${this.kind()}\` needs its rules inline or a \`rules\` source`,
+      );
+    }
+    this.stamp = options.stampVersion ?? this.source !== undefined;
+  }
+
+  /** The component name, for messages. */
+  protected abstract kind(): string;
+  /** Compiles this operator's part of a rule-set document; throws when it is missing or invalid. */
+  protected abstract fromDocument(doc: RuleSetDocument, origin: string): C;
+  abstract process(batch: Batch, out: Emitter<unknown>): void | Promise<void>;
+
+  /**
+   * Loads the rule set (when there is a source) and starts watching it. A source that cannot be
+   * read at startup falls back to the inline rules if there are any; a set that does not
+   * compile fails the start.
+   */
+  async open(ctx: StageContext): Promise<void> {
+    this.ctx = ctx;
+    this.stampKey = ruleVersionKey(ctx.name);
+    const source = this.source;
+    if (source === undefined) return;
+    let text: string | undefined;
+    try {
+      text = await source.load(ctx.signal);
+    } catch (err) {
+      if (!this.hasInline)
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `loading rule set ${source.origin}: ${(err as Error).message}`,
+          { stage: ctx.name },
+          { cause: err },
+        );
+      this.slot.sourceFailed(source.origin, err);
+    }
+    if (text !== undefined) {
+      if (this.hasInline) this.slot.offer(text, source.origin);
+      else this.slot.offer(text, source.origin, true);
+    }
+    source.start(
+      { clock: ctx.clock, signal: ctx.signal },
+      (t) => this.slot.offer(t, source.origin),
+      (err) => this.slot.sourceFailed(source.origin, err),
+    );
+  }
+
+  /** Checks the rule source for a new set now (what a poll tick does); resolves once it was judged. */
+  reload(): Promise<void> {
+    return this.source?.check() ?? Promise.resolve();
+  }
+
+  /** Resolves at the next accepted or rejected set or read failure. */
+  ruleChange(): Promise<void> {
+    return this.slot.changed();
+  }
+
+  get ruleVersion(): number {
+    return this.slot.ruleVersion;
+  }
+  get ruleReloads(): number {
+    return this.slot.ruleReloads;
+  }
+  get ruleRejects(): number {
+    return this.slot.ruleRejects;
+  }
+  get ruleSourceErrors(): number {
+    return this.slot.ruleSourceErrors;
+  }
+  get lastRuleError(): string | undefined {
+    return this.slot.lastRuleError;
+  }
+
+  close(): void {
+    this.source?.close();
+  }
+
+  /** A new meta object for an output record, carrying the rule version. */
+  protected stamped(meta: RecordMeta | undefined, version: number): RecordMeta {
+    if (version !== this.stampVersion) {
+      this.stampVersion = version;
+      this.stampAttrs = Object.freeze({ [this.stampKey]: version });
+    }
+    const m = meta ?? NO_META;
+    const attributes =
+      m.attributes === undefined ? this.stampAttrs : { ...m.attributes, [this.stampKey]: version };
+    return { ...m, attributes };
+  }
+
+  protected dead(record: unknown, err: unknown, meta: RecordMeta | undefined): void {
+    (this.ctx as StageContext).deadLetter(record, err, meta);
+  }
+
+  protected compile(
+    source: string,
+    what: string,
+    result: 'bool' | 'any',
+    limits: Partial<ExprLimits> | undefined,
+  ): CompiledExpression {
+    return compileExpression(source, { what, result, ...(limits ? { limits } : {}) });
+  }
+}
+
+function typeName(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'list';
+  return typeof v === 'object'
+    ? 'map'
+    : typeof v === 'number'
+      ? 'double'
+      : typeof v === 'bigint'
+        ? 'int'
+        : typeof v;
+}
+
+/** Options of {@link CelFilter}. */
+export interface CelFilterOptions extends CelOperatorOptions {
+  /** The condition; records for which it is true pass. Optional with `rules` (then the fallback). */
+  readonly expr?: string | undefined;
+}
+
+/**
+ * Keeps the records for which a CEL condition is true. A record for which it fails or is not
+ * a bool goes to the dead-letter output.
+ *
+ * @example
+ * p.from(source).via(new CelFilter({ expr: 'risk > 50 && country in ["US", "DE"]' })).to(sink);
+ */
+export class CelFilter extends CelOperator<CompiledExpression> {
+  private readonly limits: Partial<ExprLimits> | undefined;
+
+  constructor(options: CelFilterOptions | string) {
+    const opts: CelFilterOptions = typeof options === 'string' ? { expr: options } : options;
+    super(
+      opts,
+      opts.expr === undefined
+        ? undefined
+        : compileExpression(opts.expr, {
+            what: 'filter',
+            result: 'bool',
+            ...(opts.limits ? { limits: opts.limits } : {}),
+          }),
+    );
+    this.limits = opts.limits;
+  }
+
+  protected kind(): string {
+    return 'filter';
+  }
+
+  protected fromDocument(doc: RuleSetDocument, origin: string): CompiledExpression {
+    if (doc.filter === undefined)
+      throw new SluiceError(ErrorCode.CONFIG, `rule set ${origin} has no \`filter\``, { file: origin });
+    return this.compile(doc.filter, `filter (rule set ${origin})`, 'bool', this.limits);
+  }
+
+  process(batch: Batch, out: Emitter<unknown>): Promise<void> {
+    const active = this.slot.take();
+    const expr = active.compiled;
+    const records = batch.records;
+    const meta = batch.meta;
+    const stamp = this.stamp;
+    const keep: unknown[] = [];
+    const keepMeta: (RecordMeta | undefined)[] | undefined = meta !== undefined || stamp ? [] : undefined;
+    const evaluate = expr.evaluate;
+    const n = records.length;
+    let i = 0;
+    // The try block spans the loop, not each record: it resumes after a failed record.
+    while (i < n) {
+      try {
+        for (; i < n; i++) {
+          const r = records[i];
+          const v = evaluate(r, meta?.[i]);
+          if (v === true) {
+            keep.push(r);
+            if (keepMeta !== undefined)
+              keepMeta.push(stamp ? this.stamped(meta?.[i], active.version) : meta?.[i]);
+          } else if (v !== false) {
+            this.dead(
+              r,
+              new SluiceError(
+                ErrorCode.RECORD,
+                `filter expression \`${expr.source}\` gave a ${typeName(v)}, not a bool`,
+                {
+                  component: 'cel',
+                  expression: expr.source,
+                },
+              ),
+              meta?.[i],
+            );
+          }
+        }
+      } catch (err) {
+        this.dead(records[i], err, meta?.[i]);
+        i++;
+      }
+    }
+    if (keep.length === records.length && !stamp) return out.emit(batch);
+    return out.emit(batchOf(keep, keepMeta));
+  }
+}
+
+/** Options of {@link CelMap}. */
+export interface CelMapOptions extends CelOperatorOptions {
+  /** Computed fields: name → expression over the input record. Optional with `rules`. */
+  readonly fields?: Readonly<Record<string, string>> | undefined;
+  /** Fields removed from the output record (before the computed fields are set). */
+  readonly drop?: readonly string[] | undefined;
+}
+
+interface CompiledMap {
+  readonly fields: readonly (readonly [string, CompiledExpression])[];
+  readonly drop: readonly string[];
+}
+
+/**
+ * Adds fields computed by CEL expressions to each record, as a new record (the input is never
+ * changed). Every expression sees the input record. Records that are not objects, and records
+ * for which an expression fails, go to the dead-letter output.
+ *
+ * @example
+ * new CelMap({ fields: { total: 'price * qty' }, drop: ['tmp'] });
+ */
+export class CelMap extends CelOperator<CompiledMap> {
+  private readonly limits: Partial<ExprLimits> | undefined;
+
+  constructor(options: CelMapOptions) {
+    const inline =
+      options.fields === undefined
+        ? undefined
+        : compileMap({ fields: options.fields, drop: options.drop }, 'inline', options.limits);
+    super(options, inline);
+    this.limits = options.limits;
+  }
+
+  protected kind(): string {
+    return 'map';
+  }
+
+  protected fromDocument(doc: RuleSetDocument, origin: string): CompiledMap {
+    if (doc.map === undefined)
+      throw new SluiceError(ErrorCode.CONFIG, `rule set ${origin} has no \`map\``, { file: origin });
+    return compileMap(doc.map, `rule set ${origin}`, this.limits);
+  }
+
+  process(batch: Batch, out: Emitter<unknown>): Promise<void> {
+    const active = this.slot.take();
+    const { fields, drop } = active.compiled;
+    const records = batch.records;
+    const meta = batch.meta;
+    const stamp = this.stamp;
+    const outRecords: unknown[] = [];
+    const outMeta: (RecordMeta | undefined)[] | undefined = meta !== undefined || stamp ? [] : undefined;
+    const values: unknown[] = new Array(fields.length);
+    next: for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      const m = meta?.[i];
+      if (typeof r !== 'object' || r === null || Array.isArray(r)) {
+        this.dead(
+          r,
+          new SluiceError(ErrorCode.RECORD, `map needs records that are objects, got ${typeName(r)}`, {
+            component: 'cel',
+          }),
+          m,
+        );
+        continue;
+      }
+      for (let f = 0; f < fields.length; f++) {
+        try {
+          values[f] = toRecordValue((fields[f] as readonly [string, CompiledExpression])[1].evaluate(r, m));
+        } catch (err) {
+          this.dead(r, err, m);
+          continue next;
+        }
+      }
+      const o: Record<string, unknown> = { ...(r as Record<string, unknown>) };
+      for (const d of drop) delete o[d];
+      for (let f = 0; f < fields.length; f++)
+        o[(fields[f] as readonly [string, CompiledExpression])[0]] = values[f];
+      outRecords.push(o);
+      if (outMeta !== undefined) outMeta.push(stamp ? this.stamped(m, active.version) : m);
+    }
+    return out.emit(batchOf(outRecords, outMeta));
+  }
+}
+
+function compileMap(rules: MapRules, origin: string, limits: Partial<ExprLimits> | undefined): CompiledMap {
+  if (rules.fields !== undefined && Object.hasOwn(rules.fields, '__proto__')) {
+    throw new SluiceError(ErrorCode.CONFIG, `map rules (${origin}): \`__proto__\` cannot be a field name`);
+  }
+  const parsed = mapRulesSchema.safeParse(rules);
+  if (!parsed.success) {
+    throw new SluiceError(
+      ErrorCode.CONFIG,
+      `map rules (${origin}) are invalid: ${parsed.error.issues.map((i) => `\`${i.path.join('.')}\`: ${i.message}`).join('; ')}`,
+    );
+  }
+  const fields = Object.entries(parsed.data.fields).map(
+    ([name, src]) =>
+      [
+        name,
+        compileExpression(src, { what: `map field \`${name}\``, ...(limits ? { limits } : {}) }),
+      ] as const,
+  );
+  return { fields, drop: parsed.data.drop ?? [] };
+}
+
+/** Options of {@link CelRoute}. */
+export interface CelRouteOptions extends CelOperatorOptions {
+  /** Cases tried in order; the first true `when` sends the record to port `to`. Optional with `rules`. */
+  readonly cases?: readonly RouteCase[] | undefined;
+  /** Port for records no case matches; without it they go to the dead-letter output. */
+  readonly default?: string | undefined;
+}
+
+interface CompiledRoute {
+  readonly cases: readonly { readonly when: CompiledExpression; readonly to: string }[];
+  readonly fallback: string | undefined;
+  /** Every port, in first-mention order (emission order). */
+  readonly ports: readonly string[];
+}
+
+/**
+ * Sends each record to the output port of the first case whose condition is true, or to
+ * `default`. A record no case matches (without `default`) or whose condition fails goes to
+ * the dead-letter output. Connect each port (`stream.side(port)`, or `outputs:` in YAML).
+ *
+ * @example
+ * const r = p.from(source).via(new CelRoute({ cases: [{ when: 'risk > 90', to: 'high' }], default: 'out' }));
+ * r.side('high').to(alerts); r.to(rest);
+ */
+export class CelRoute extends CelOperator<CompiledRoute> {
+  private readonly limits: Partial<ExprLimits> | undefined;
+
+  constructor(options: CelRouteOptions) {
+    const inline =
+      options.cases === undefined
+        ? undefined
+        : compileRoute(options.cases, options.default, 'inline', options.limits);
+    super(options, inline);
+    this.limits = options.limits;
+  }
+
+  protected kind(): string {
+    return 'route';
+  }
+
+  protected fromDocument(doc: RuleSetDocument, origin: string): CompiledRoute {
+    if (doc.routes === undefined)
+      throw new SluiceError(ErrorCode.CONFIG, `rule set ${origin} has no \`routes\``, { file: origin });
+    return compileRoute(doc.routes, doc.default, `rule set ${origin}`, this.limits);
+  }
+
+  async process(batch: Batch, out: Emitter<unknown>): Promise<void> {
+    const active = this.slot.take();
+    const { cases, fallback, ports } = active.compiled;
+    const records = batch.records;
+    const meta = batch.meta;
+    const stamp = this.stamp;
+    const withMeta = meta !== undefined || stamp;
+    const byPort = new Map<string, { records: unknown[]; meta: (RecordMeta | undefined)[] }>();
+    for (const p of ports) byPort.set(p, { records: [], meta: [] });
+    next: for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      const m = meta?.[i];
+      let to = fallback;
+      for (let c = 0; c < cases.length; c++) {
+        const k = cases[c] as CompiledRoute['cases'][number];
+        let v: unknown;
+        try {
+          v = k.when.evaluate(r, m);
+        } catch (err) {
+          this.dead(r, err, m);
+          continue next;
+        }
+        if (v === true) {
+          to = k.to;
+          break;
+        }
+        if (v !== false) {
+          this.dead(
+            r,
+            new SluiceError(
+              ErrorCode.RECORD,
+              `route condition \`${k.when.source}\` gave a ${typeName(v)}, not a bool`,
+              { component: 'cel', expression: k.when.source },
+            ),
+            m,
+          );
+          continue next;
+        }
+      }
+      if (to === undefined) {
+        this.dead(
+          r,
+          new SluiceError(
+            ErrorCode.RECORD,
+            'no route case matched the record and the route has no `default`',
+            { component: 'cel' },
+          ),
+          m,
+        );
+        continue;
+      }
+      const bucket = byPort.get(to) as { records: unknown[]; meta: (RecordMeta | undefined)[] };
+      bucket.records.push(r);
+      if (withMeta) bucket.meta.push(stamp ? this.stamped(m, active.version) : m);
+    }
+    for (const [port, b] of byPort) {
+      if (b.records.length > 0) await out.emit(batchOf(b.records, withMeta ? b.meta : undefined), port);
+    }
+  }
+}
+
+function compileRoute(
+  cases: readonly RouteCase[],
+  fallback: string | undefined,
+  origin: string,
+  limits: Partial<ExprLimits> | undefined,
+): CompiledRoute {
+  const compiled = cases.map((c, i) => {
+    const parsed = routeCaseSchema.safeParse(c);
+    if (!parsed.success)
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `route case ${i + 1} (${origin}) is invalid: ${parsed.error.issues.map((x) => x.message).join('; ')}`,
+      );
+    return {
+      when: compileExpression(c.when, {
+        what: `route case ${i + 1}`,
+        result: 'bool',
+        ...(limits ? { limits } : {}),
+      }),
+      to: c.to,
+    };
+  });
+  if (compiled.length === 0 && fallback === undefined)
+    throw new SluiceError(ErrorCode.CONFIG, `route (${origin}) needs at least one case or a \`default\``);
+  const ports = [...new Set([...compiled.map((c) => c.to), ...(fallback !== undefined ? [fallback] : [])])];
+  return { cases: compiled, fallback, ports };
+}

@@ -1,0 +1,235 @@
+/**
+ * Component specs of the CEL steps for pipeline files: `filter`, `map` and `route`.
+ *
+ * ```yaml
+ * pipeline:
+ *   - filter: 'risk > 50 && event_type == "login" && country in ["US", "DE"]'
+ *   - map: { fields: { total: 'price * qty' }, drop: [tmp] }
+ *   - route: { cases: [{ when: 'risk > 90', to: high }], default: out }
+ * ```
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { type BuildContext, defineComponent } from '../config/registry.ts';
+import { parseDuration } from '../core/duration.ts';
+import { DEFAULT_EXPR_LIMITS, type ExprLimits } from './limits.ts';
+import { CelFilter, CelMap, CelRoute } from './operators.ts';
+import type { RulesSourceOptions } from './reload.ts';
+import { fieldName, routeCaseSchema } from './rules.ts';
+
+function isDuration(text: string): boolean {
+  try {
+    parseDuration(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Schema of `rules:` — where a reloadable rule set lives. */
+export const rulesSourceSchema = z
+  .object({
+    file: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('YAML or JSON rule-set file, relative to the pipeline file; watched for changes.'),
+    url: z.string().url().optional().describe('http(s) URL of a rule set; polled with If-None-Match/ETag.'),
+    pollInterval: z
+      .string()
+      .refine(isDuration, 'a duration like `500ms`, `10s`, `1m`')
+      .optional()
+      .describe('How often to check for a new set (default 1s for a file, 30s for a URL).'),
+  })
+  .strict()
+  .refine((r) => (r.file === undefined) !== (r.url === undefined), {
+    message: 'give exactly one of `file` and `url`',
+  })
+  .describe(
+    'A reloadable rule set (see src/expr/README.md): a new version is compiled, then swapped in between batches.',
+  );
+
+/** Schema of `limits:` — compile-time bounds on expressions. */
+export const exprLimitsSchema = z
+  .object({
+    maxLength: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(`Longest expression, in characters (default ${DEFAULT_EXPR_LIMITS.maxLength}).`),
+    maxNodes: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(`Most syntax-tree nodes (default ${DEFAULT_EXPR_LIMITS.maxNodes}).`),
+    maxDepth: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(`Deepest nesting (default ${DEFAULT_EXPR_LIMITS.maxDepth}).`),
+    maxComprehensions: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(`Most comprehensions (default ${DEFAULT_EXPR_LIMITS.maxComprehensions}).`),
+    maxComprehensionNesting: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .describe(`Deepest comprehension nesting (default ${DEFAULT_EXPR_LIMITS.maxComprehensionNesting}).`),
+    maxLiteralElements: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(`Largest list/map literal (default ${DEFAULT_EXPR_LIMITS.maxLiteralElements}).`),
+    maxStringLiteral: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(`Longest string literal (default ${DEFAULT_EXPR_LIMITS.maxStringLiteral}).`),
+  })
+  .strict()
+  .describe('Compile-time limits on the cost of expressions.');
+
+type RulesConfig = z.output<typeof rulesSourceSchema>;
+type LimitsConfig = z.output<typeof exprLimitsSchema>;
+
+function rulesOptions(rules: RulesConfig | undefined, ctx: BuildContext): RulesSourceOptions | undefined {
+  if (rules === undefined) return undefined;
+  const pollInterval = rules.pollInterval === undefined ? undefined : parseDuration(rules.pollInterval);
+  if (rules.file !== undefined) {
+    return { file: isAbsolute(rules.file) ? rules.file : resolve(ctx.baseDir, rules.file), pollInterval };
+  }
+  return { url: rules.url, pollInterval };
+}
+
+function limitsOptions(limits: LimitsConfig | undefined): Partial<ExprLimits> | undefined {
+  if (limits === undefined) return undefined;
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(limits)) if (v !== undefined) out[k] = v;
+  return out as Partial<ExprLimits>;
+}
+
+/** `filter`: keeps the records for which a CEL condition is true. */
+export const filterSpec = defineComponent({
+  name: 'filter',
+  kind: 'operator',
+  stability: 'beta',
+  summary: 'Keeps the records for which a CEL condition is true; a record it fails on goes to the DLQ.',
+  description:
+    'Each top-level field of the record is a variable (`risk > 50`), the whole record is `record` and its metadata `meta`. ' +
+    'Write the condition as a string, or `{ expr, rules }` to load it from a reloadable rule set.',
+  config: z.union([
+    z.string().min(1).describe('The CEL condition.'),
+    z
+      .object({
+        expr: z
+          .string()
+          .min(1)
+          .optional()
+          .describe('The CEL condition (with `rules`: used when the rule source cannot be read at startup).'),
+        rules: rulesSourceSchema.optional(),
+        limits: exprLimitsSchema.optional(),
+      })
+      .strict()
+      .refine((c) => c.expr !== undefined || c.rules !== undefined, { message: 'give `expr` or `rules`' }),
+  ]),
+  examples: [
+    {
+      title: 'Logins from two countries',
+      yaml: `'risk > 50 && event_type == "login" && country in ["US", "DE"]'`,
+    },
+    { title: 'Hot-reloaded from a file', yaml: 'rules: { file: rules.yaml, pollInterval: 5s }' },
+  ],
+  create(config, ctx) {
+    if (typeof config === 'string') return new CelFilter(config);
+    return new CelFilter({
+      expr: config.expr,
+      rules: rulesOptions(config.rules, ctx),
+      limits: limitsOptions(config.limits),
+    });
+  },
+});
+
+/** `map`: adds fields computed by CEL expressions. */
+export const mapSpec = defineComponent({
+  name: 'map',
+  kind: 'operator',
+  stability: 'beta',
+  summary:
+    'Adds fields computed by CEL expressions to each record (as a new record); a record it fails on goes to the DLQ.',
+  config: z
+    .object({
+      fields: z
+        .record(fieldName, z.string().min(1))
+        .optional()
+        .describe('Computed fields: name → CEL expression over the input record.'),
+      drop: z
+        .array(z.string())
+        .optional()
+        .describe('Fields to remove from the output record (computed fields are set after).'),
+      rules: rulesSourceSchema.optional(),
+      limits: exprLimitsSchema.optional(),
+    })
+    .strict()
+    .refine((c) => c.fields !== undefined || c.rules !== undefined, { message: 'give `fields` or `rules`' }),
+  examples: [
+    {
+      title: 'Order total',
+      yaml: "fields: { total: 'price * qty', big: 'price * qty > 1000.0' }\ndrop: [internal]",
+    },
+  ],
+  create(config, ctx) {
+    return new CelMap({
+      fields: config.fields,
+      drop: config.drop,
+      rules: rulesOptions(config.rules, ctx),
+      limits: limitsOptions(config.limits),
+    });
+  },
+});
+
+/** `route`: sends each record to the output of the first matching case. */
+export const routeSpec = defineComponent({
+  name: 'route',
+  kind: 'operator',
+  stability: 'beta',
+  summary:
+    'Sends each record to the output named by the first case whose CEL condition is true, else to `default`, else to the DLQ.',
+  description:
+    'A case `to: out` continues the main stream; any other name must be a pipeline output under `outputs:`.',
+  config: z
+    .object({
+      cases: z.array(routeCaseSchema).optional().describe('Cases, tried in order.'),
+      default: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('Output for records no case matches; without it they go to the DLQ.'),
+      rules: rulesSourceSchema.optional(),
+      limits: exprLimitsSchema.optional(),
+    })
+    .strict()
+    .refine((c) => c.cases !== undefined || c.rules !== undefined, { message: 'give `cases` or `rules`' }),
+  examples: [
+    { title: 'High risk to alerts', yaml: "cases:\n  - { when: 'risk > 90', to: alerts }\ndefault: out" },
+  ],
+  create(config, ctx) {
+    return new CelRoute({
+      cases: config.cases,
+      default: config.default,
+      rules: rulesOptions(config.rules, ctx),
+      limits: limitsOptions(config.limits),
+    });
+  },
+});
+
+/** The three CEL step specs, for the registry. */
+export const exprSpecs = [filterSpec, mapSpec, routeSpec] as const;

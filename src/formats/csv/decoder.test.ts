@@ -1,0 +1,315 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { SluiceError } from '../../core/errors.ts';
+import { CsvDecoder } from './decoder.ts';
+import { comparable, decode, records } from './test-helpers.ts';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+describe('CsvDecoder: RFC 4180', () => {
+  it('reads quoted fields, doubled quotes, newlines and CRLF inside quotes', () => {
+    const input = 'a,b,c\r\n1,"x,""y""\r\nz",3\r\n"",,"q"\r\n';
+    assert.deepEqual(records(input), [
+      { a: '1', b: 'x,"y"\r\nz', c: '3' },
+      { a: '', b: '', c: 'q' },
+    ]);
+  });
+
+  it('reads a last line without a newline, LF and CRLF line ends, and a UTF-8 BOM', () => {
+    const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...enc('id,name\n1,ada\r\n2,"grace"')]);
+    const ev = decode(bom);
+    assert.deepEqual(
+      ev.map((e) => (e.kind === 'record' ? e.value : e.kind)),
+      [
+        { id: '1', name: 'ada' },
+        { id: '2', name: 'grace' },
+      ],
+    );
+    // Offsets count the BOM: "id,name\n" starts at 3, the first data row at 11.
+    assert.deepEqual(
+      ev.map((e) => [e.line, e.offset]),
+      [
+        [2, 11],
+        [3, 18],
+      ],
+    );
+  });
+
+  it('keeps a trailing empty field and skips empty lines', () => {
+    assert.deepEqual(records('a,b\n1,\n\n\r\n2,x\n'), [
+      { a: '1', b: '' },
+      { a: '2', b: 'x' },
+    ]);
+  });
+
+  it('decodes multi-byte UTF-8, also in quoted fields and headers', () => {
+    assert.deepEqual(records('名前,city\n"José, Jr",São Paulo\n'), [{ 名前: 'José, Jr', city: 'São Paulo' }]);
+  });
+
+  it('counts lines across quoted newlines', () => {
+    const ev = decode('a,b\n"1\n2\n3",x\ny,z\n');
+    assert.deepEqual(
+      ev.map((e) => e.line),
+      [2, 5],
+    );
+  });
+
+  it('honours delimiter, quote, header off and explicit columns', () => {
+    assert.deepEqual(records("a;'b;c'\n1;'it''s'\n", { delimiter: ';', quote: "'" }), [
+      { a: '1', 'b;c': "it's" },
+    ]);
+    assert.deepEqual(records('1,2\n3,4\n', { header: false }), [
+      ['1', '2'],
+      ['3', '4'],
+    ]);
+    assert.deepEqual(records('1,2\n', { header: false, columns: ['x', 'y'] }), [{ x: '1', y: '2' }]);
+    assert.deepEqual(records('p,q\n1,2\n', { columns: ['x', 'y'] }), [{ x: '1', y: '2' }]);
+    assert.deepEqual(records('\t1\t2\n', { header: false, delimiter: '\t' }), [['', '1', '2']]);
+  });
+
+  it('renames duplicate header names instead of dropping a column', () => {
+    assert.deepEqual(records('a,a,a_2\n1,2,3\n'), [{ a: '1', a_2: '2', a_2_2: '3' }]);
+  });
+
+  it('treats `__proto__` as an ordinary column name', () => {
+    const [r] = records('__proto__,b\n1,2\n') as Record<string, string>[];
+    assert.equal(Object.getPrototypeOf(r), Object.prototype);
+    assert.equal(Object.getOwnPropertyDescriptor(r, '__proto__')?.value, '1');
+  });
+
+  it('reports positions after the last complete row and restarts from one', () => {
+    const text = 'a,b\n1,2\n3,4\n5,';
+    const dec = new CsvDecoder();
+    const out: unknown[] = [];
+    const sink = { record: (r: unknown) => out.push(r), invalid: () => assert.fail('no invalid rows') };
+    dec.write(enc(text), sink);
+    assert.deepEqual(dec.position(), { line: 4, offset: 12 });
+    const resumed = new CsvDecoder({ header: false, columns: dec.columnNames()!, start: dec.position() });
+    const ev: unknown[] = [];
+    resumed.write(enc('5,6\n'), {
+      record: (r, line, offset) => ev.push([r, line, offset]),
+      invalid: () => {},
+    });
+    resumed.end({ record: () => {}, invalid: () => {} });
+    assert.deepEqual(ev, [[{ a: '5', b: '6' }, 4, 12]]);
+  });
+});
+
+describe('CsvDecoder: bad rows are dead letters, the rest flows', () => {
+  it('reports an unterminated quote with line, offset and raw bytes, then resumes on the next line', () => {
+    const ev = decode('a,b\n1,2\n3,"open\n5,6\n');
+    assert.equal(ev.length, 3);
+    assert.deepEqual(ev[0]!.kind === 'record' && ev[0]!.value, { a: '1', b: '2' });
+    const bad = ev[1]!;
+    assert.equal(bad.kind, 'invalid');
+    if (bad.kind !== 'invalid') return;
+    assert.match(bad.error.message, /unterminated quoted field 2 in the row starting at line 3/);
+    assert.equal(bad.error.code, 'SLUICE_PARSE');
+    assert.deepEqual([bad.line, bad.offset, bad.raw], [3, 8, '3,"open']);
+    assert.deepEqual([bad.error.context.line, bad.error.context.offset], [3, 8]);
+    assert.deepEqual(ev[2]!.kind === 'record' && [ev[2]!.value, ev[2]!.line], [{ a: '5', b: '6' }, 4]);
+  });
+
+  it('reports text after a closing quote', () => {
+    const ev = decode('a,b\n"x"y,1\n2,3\n');
+    assert.equal(ev[0]!.kind, 'invalid');
+    assert.match(
+      ev[0]!.kind === 'invalid' ? ev[0]!.error.message : '',
+      /unexpected "y" after the closing quote/,
+    );
+    assert.deepEqual(ev[1]!.kind === 'record' && ev[1]!.value, { a: '2', b: '3' });
+  });
+
+  it('reports a row with the wrong number of fields', () => {
+    const ev = decode('a,b\n1\n1,2,3\n4,5\n');
+    assert.deepEqual(
+      ev.map((e) => (e.kind === 'invalid' ? [e.error.message, e.raw, e.line, e.offset] : e.value)),
+      [
+        ['invalid CSV: row has 1 fields, expected 2 (line 2)', '1', 2, 4],
+        ['invalid CSV: row has 3 fields, expected 2 (line 3)', '1,2,3', 3, 6],
+        { a: '4', b: '5' },
+      ],
+    );
+  });
+
+  it('reports invalid UTF-8 naming the column, in quoted and unquoted fields', () => {
+    const bytes = new Uint8Array([
+      ...enc('a,b\n1,'),
+      0xc3,
+      0x28,
+      ...enc('\n"'),
+      0xff,
+      ...enc('",2\nok,ok\n'),
+    ]);
+    const ev = decode(bytes);
+    assert.deepEqual(
+      ev.map((e) => (e.kind === 'invalid' ? [e.error.context.column, e.line, e.offset] : e.value)),
+      [['b', 2, 4], ['a', 3, 9], { a: 'ok', b: 'ok' }],
+    );
+    assert.deepEqual(ev[0]!.kind === 'invalid' && [...enc(ev[0]!.raw)].length > 0, true);
+  });
+
+  it('bounds the raw bytes of a dead letter', () => {
+    const ev = decode(`a,b\n${'x'.repeat(100)}\n`, { maxRawBytes: 10 });
+    assert.equal(ev[0]!.kind === 'invalid' && ev[0]!.raw, 'xxxxxxxxxx');
+  });
+
+  it('reports a field longer than maxRecordBytes instead of buffering it, at any chunk size', () => {
+    const big = `a,b\n1,"${'y'.repeat(5000)}"\n2,3\n`;
+    for (const chunk of [0, 1, 7, 100, 4096]) {
+      const ev = decode(big, { maxRecordBytes: 1000 }, chunk);
+      assert.equal(ev.length, 2, `chunk ${chunk}`);
+      assert.match(
+        ev[0]!.kind === 'invalid' ? ev[0]!.error.message : '',
+        /longer than maxRecordBytes \(1000 bytes\)/,
+      );
+      assert.deepEqual(ev[1]!.kind === 'record' && ev[1]!.value, { a: '2', b: '3' });
+    }
+  });
+
+  it('reports a line without a newline longer than the limit and skips the rest of it', () => {
+    const dec = new CsvDecoder({ maxRecordBytes: 100 });
+    const ev: string[] = [];
+    const sink = {
+      record: (r: unknown) => ev.push(JSON.stringify(r)),
+      invalid: (e: SluiceError) => ev.push(e.message),
+    };
+    dec.write(enc('a\n'), sink);
+    for (let i = 0; i < 50; i++) dec.write(enc('z'.repeat(1000)), sink);
+    dec.write(enc('zz\nfine\n'), sink);
+    dec.end(sink);
+    assert.equal(ev.length, 2);
+    assert.match(ev[0]!, /row starting at line 2 is longer than maxRecordBytes/);
+    assert.equal(ev[1], '{"a":"fine"}');
+    // The pending buffer never held the whole 50 KB line.
+    assert.deepEqual(dec.position(), { line: 4, offset: 2 + 50_000 + 3 + 5 });
+  });
+
+  it('stops at the first bad row with `strict`, with the same message', () => {
+    const lenient = decode('a,b\n1\n2,3\n');
+    const msg = lenient[0]!.kind === 'invalid' ? lenient[0]!.error.message : '';
+    assert.throws(
+      () => decode('a,b\n1\n2,3\n', { strict: true }),
+      (e: unknown) => e instanceof SluiceError && e.message === msg && e.context.line === 2,
+    );
+  });
+
+  it('fails on a header it cannot read, since no row could be keyed', () => {
+    assert.throws(() => decode('"a,b\n'), /unterminated quoted field/);
+  });
+});
+
+describe('CsvDecoder: typed columns', () => {
+  const types = {
+    id: 'int',
+    price: 'float',
+    amount: { type: 'decimal', scale: 2 },
+    exact: 'decimal',
+    ok: 'bool',
+    ts: 'timestamp',
+  } as const;
+
+  it('converts declared columns and leaves the others as strings', () => {
+    const rows = records(
+      'id,price,amount,exact,ok,ts,note\n7,1.5e3,-12.5,+0.10,yes,2024-05-01T12:00:00.5+02:00,hi\n8,,,,,,\n',
+      { types },
+    );
+    assert.deepEqual(rows, [
+      {
+        id: 7,
+        price: 1500,
+        amount: -1250n,
+        exact: '0.10',
+        ok: true,
+        ts: Date.UTC(2024, 4, 1, 10, 0, 0, 500),
+        note: 'hi',
+      },
+      { id: 8, price: null, amount: null, exact: null, ok: null, ts: null, note: '' },
+    ]);
+  });
+
+  it('reports a conversion error naming line, column and value, and goes on', () => {
+    const ev = decode('id,amount\n1,1.234\nx,1\n3,2\n', {
+      types: { id: 'int', amount: { type: 'decimal', scale: 2 } },
+    });
+    assert.deepEqual(
+      ev.map((e) =>
+        e.kind === 'invalid'
+          ? [e.error.message, e.error.context.column, e.error.context.value, e.line]
+          : e.value,
+      ),
+      [
+        ['invalid CSV: column `amount`: "1.234" is not a valid decimal (line 2)', 'amount', '1.234', 2],
+        ['invalid CSV: column `id`: "x" is not a valid int (line 3)', 'id', 'x', 3],
+        { id: 3, amount: 200n },
+      ],
+    );
+  });
+
+  it('rejects types for columns the header does not have, and bad options, all at once', () => {
+    assert.throws(
+      () => decode('a\n1\n', { types: { b: 'int' } }),
+      /`types` names `b`, not among the CSV columns \(a\)/,
+    );
+    assert.throws(
+      () => new CsvDecoder({ delimiter: '::', maxRecordBytes: 0, types: { a: 'money' as never } }),
+      (e: unknown) =>
+        e instanceof SluiceError &&
+        e.code === 'SLUICE_CONFIG' &&
+        /delimiter/.test(e.message) &&
+        /maxRecordBytes/.test(e.message) &&
+        /unknown column type `money`/.test(e.message),
+    );
+  });
+});
+
+describe('CsvDecoder: interning', () => {
+  it('serves repeated short values from the cache and switches off columns that do not repeat', () => {
+    const text = `id,c\n${Array.from({ length: 6000 }, (_, i) => `${1_000_000 + i},status_${i % 3}`).join('\n')}\n`;
+    const dec = new CsvDecoder();
+    let n = 0;
+    const sink = { record: () => n++, invalid: () => assert.fail('no invalid rows') };
+    dec.write(enc(text), sink);
+    dec.end(sink);
+    assert.equal(n, 6000);
+    const { lookups, hits } = dec.internStats();
+    // Column `c`: the header and 6000 values, all but the first 3 values hits. Column `id`: unique,
+    // switched off after 2048 lookups (the header among them).
+    assert.equal(lookups, 6001 + 2048);
+    assert.equal(hits, 6000 - 3);
+    assert.deepEqual(new CsvDecoder({ intern: false }).internStats(), { lookups: 0, hits: 0 });
+  });
+
+  it('gives the same records with the cache on and off', () => {
+    const text = `k,v\n${Array.from({ length: 5000 }, (_, i) => `${'abcdefghijklmnopqrstuvwxyz'.slice(0, (i * 7) % 26)},${i % 13}`).join('\n')}\n`;
+    assert.deepEqual(
+      records(text, { intern: { entries: 16, maxLength: 30 } }),
+      records(text, { intern: false }),
+    );
+  });
+});
+
+describe('CsvDecoder: chunking never changes the output', () => {
+  it('gives the same events for every split point of a tricky file', () => {
+    const text =
+      '\ufeffid,"na\r\nme",v\r\n1,"a,""b""\nc",x\r\n\r\n2,plain,"y"\n3,"unterminated\n4,"x"z,5\n5,é,ü\n6,short\n7,"",\n8,"q",last';
+    const bytes = new Uint8Array([...enc(text.slice(0, 30)), 0xff, ...enc(text.slice(30))]);
+    const whole = comparable(decode(bytes));
+    assert.ok(whole.length >= 6);
+    for (let cut = 1; cut < bytes.length; cut++) {
+      const events: unknown[] = [];
+      const dec = new CsvDecoder();
+      const sink = {
+        record: (v: unknown, line: number, offset: number) => events.push(['R', v, line, offset]),
+        invalid: (e: SluiceError, raw: Uint8Array, line: number, offset: number) =>
+          events.push(['I', e.code, e.message, Buffer.from(raw).toString('latin1'), line, offset]),
+      };
+      dec.write(bytes.slice(0, cut), sink);
+      dec.write(bytes.slice(cut), sink);
+      dec.end(sink);
+      assert.deepEqual(events, whole, `split at ${cut}`);
+    }
+    for (const chunk of [1, 2, 3, 5, 13])
+      assert.deepEqual(comparable(decode(bytes, {}, chunk)), whole, `chunks of ${chunk}`);
+  });
+});

@@ -1,0 +1,598 @@
+/**
+ * The streaming CSV reader (RFC 4180 plus the usual dialect options).
+ *
+ * How it is fast: each window of input bytes is turned into one latin1 string (a memcpy), so a
+ * character index *is* a byte offset; field boundaries are found with `String#indexOf` (a
+ * vectorised search inside V8) and values are `String#slice`s of that string (no call into C++
+ * per field, unlike `Buffer#toString`). Whether the window is pure ASCII is checked once with
+ * simdutf (`buffer.isAscii`); only fields in non-ASCII 512-byte blocks are re-decoded as UTF-8,
+ * through a fatal `TextDecoder` that also detects invalid UTF-8. Rows become objects through a
+ * constructor generated once per header, so every record has the same hidden class.
+ *
+ * Trade-off: a field of 13 or more characters that is not interned is a V8 "sliced string" that
+ * keeps its window's string (≈ one input chunk) alive as long as the value lives.
+ */
+import { Buffer, isAscii } from 'node:buffer';
+import { ErrorCode, SluiceError } from '../../core/errors.ts';
+import type { DecodeSink, RecordDecoder } from '../format.ts';
+import { InternCache } from './intern.ts';
+import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
+import { type Converter, type CsvValue, converterFor, FAIL, typeName } from './types.ts';
+
+/** A decoded row: an object keyed by column name, or an array when the input has no column names. */
+export type CsvRow = Record<string, CsvValue> | CsvValue[];
+
+const LF = 10;
+const CR = 13;
+const BLOCK_SHIFT = 9;
+
+// How a row ended: parsed, needs more bytes, broken quoting, longer than `maxRecordBytes`.
+const OK = 0;
+const INCOMPLETE = 1;
+const SYNTAX = 2;
+const TOO_LONG = 3;
+
+/** A value cut for an error message. */
+function cut(v: string): string {
+  return v.length > 100 ? `${v.slice(0, 100)}…` : v;
+}
+
+/**
+ * Builds the row constructor: an object literal with the column names as keys. Generated code
+ * (`new Function`) because a literal gives every record the same hidden class with in-object
+ * fields; assigning keys in a loop is ~20× slower on V8. Names are embedded with
+ * `JSON.stringify`, so no column name can inject code.
+ */
+function rowMaker(names: readonly string[]): (v: CsvValue[]) => Record<string, CsvValue> {
+  const props = names.map((n, i) => `${n === '__proto__' ? `["__proto__"]` : JSON.stringify(n)}: v[${i}]`);
+  return new Function('v', `return {${props.join(', ')}};`) as (v: CsvValue[]) => Record<string, CsvValue>;
+}
+
+/** Makes duplicate header names unique (`a`, `a_2`, `a_3`), so no column silently overwrites another. */
+function uniqueNames(names: readonly string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const n of names) {
+    let name = n;
+    for (let k = 2; seen.has(name); k++) name = `${n}_${k}`;
+    seen.add(name);
+    out.push(name);
+  }
+  return out;
+}
+
+function asBuffer(chunk: Uint8Array): Buffer {
+  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+}
+
+/**
+ * Streaming CSV decoder: bytes in, one record per row out, through the synchronous
+ * {@link DecodeSink} callbacks.
+ *
+ * Bad rows — an unterminated quote, a character after a closing quote, a wrong number of fields,
+ * invalid UTF-8, a value that does not convert to its column type, a row longer than
+ * `maxRecordBytes` — go to `sink.invalid` with the line, byte offset and (bounded) raw bytes, and
+ * decoding goes on: after a row whose syntax is broken (quote errors, too long) it resumes at the
+ * next physical line after the row's start; after the others, at the next row. With `strict` the
+ * first bad row throws its error instead. The output does not depend on how the input is cut into
+ * chunks.
+ *
+ * Memory: the unfinished tail of the input (at most about twice the longest record) plus a bounded
+ * intern table.
+ *
+ * @example
+ * const dec = new CsvDecoder({ types: { n: 'int' } });
+ * const rows: unknown[] = [];
+ * const sink = { record: (r: unknown) => rows.push(r), invalid: () => {} };
+ * dec.write(new TextEncoder().encode('name,n\nada,3\n'), sink);
+ * dec.end(sink);
+ * rows; // [{ name: 'ada', n: 3 }]
+ */
+export class CsvDecoder implements RecordDecoder<CsvRow> {
+  private readonly o: ResolvedCsvDecodeOptions;
+  /** Unconsumed bytes (the start of an unfinished row), waiting for more input. */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Parse again only when this many bytes are pending: keeps re-parsing of a long row linear. */
+  private attemptAt = 0;
+  /** Absolute byte offset of the first pending byte (or of the next chunk when none). */
+  private base: number;
+  /** Line number of the first pending byte. */
+  private line: number;
+  private posLine: number;
+  private posOffset: number;
+  private bomChecked: boolean;
+  /** Discarding the rest of a line longer than `maxRecordBytes`. */
+  private skipping = false;
+  /** Header row still to be read (named or skipped). */
+  private headerPending: boolean;
+  private names: string[] | undefined;
+  private ncols = -1;
+  private make: ((v: CsvValue[]) => CsvRow) | undefined;
+  private convs: (Converter | undefined)[] | undefined;
+  private readonly vals: CsvValue[] = [];
+  private readonly intern: InternCache | undefined;
+  // `ignoreBOM`: a U+FEFF inside a field is data; only the file's leading BOM is skipped (in `run`).
+  private readonly utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  /** Per 512-byte block of the current window: 1 when it holds a byte ≥ 0x80. */
+  private dirty = new Uint8Array(0);
+  /** Column of the first field of the current row that is not valid UTF-8, or -1. */
+  private badUtf8 = -1;
+
+  constructor(options: CsvDecodeOptions = {}) {
+    this.o = resolveDecodeOptions(options);
+    this.base = this.o.start.offset;
+    this.line = this.o.start.line;
+    this.posLine = this.line;
+    this.posOffset = this.base;
+    this.bomChecked = this.base !== 0;
+    this.headerPending = this.o.header;
+    if (this.o.intern !== undefined) this.intern = new InternCache(this.o.intern);
+    if (this.o.columns !== undefined) this.setColumns(this.o.columns);
+  }
+
+  /** The column names in effect (from `columns` or the header), once known. */
+  columnNames(): readonly string[] | undefined {
+    return this.names;
+  }
+
+  /** Lookups and hits of the intern cache so far (zeros when interning is off). */
+  internStats(): { lookups: number; hits: number } {
+    return this.intern?.stats() ?? { lookups: 0, hits: 0 };
+  }
+
+  /** {@inheritDoc RecordDecoder.position} */
+  position(): { line: number; offset: number } {
+    return { line: this.posLine, offset: this.posOffset };
+  }
+
+  /** {@inheritDoc RecordDecoder.write} */
+  write(chunk: Uint8Array, sink: DecodeSink<CsvRow>): void {
+    let b = asBuffer(chunk);
+    if (this.skipping) {
+      const i = b.indexOf(LF);
+      if (i === -1) {
+        this.base += b.length;
+        return;
+      }
+      this.skipping = false;
+      this.base += i + 1;
+      this.line++;
+      this.posLine = this.line;
+      this.posOffset = this.base;
+      b = b.subarray(i + 1);
+    }
+    if (b.length === 0) return;
+    if (this.pendingBytes > 0) {
+      this.pending.push(b);
+      this.pendingBytes += b.length;
+      if (this.pendingBytes < this.attemptAt) return;
+      b = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
+    this.run(b, false, sink, true);
+  }
+
+  /** {@inheritDoc RecordDecoder.end} */
+  end(sink: DecodeSink<CsvRow>): void {
+    if (this.skipping) {
+      // The over-long line ran to the end of input; it was reported when it crossed the limit.
+      this.skipping = false;
+      return;
+    }
+    if (this.pendingBytes === 0) return;
+    const b = Buffer.concat(this.pending, this.pendingBytes);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.run(b, true, sink, false);
+  }
+
+  private run(b: Buffer, last: boolean, sink: DecodeSink<CsvRow>, borrowed: boolean): void {
+    let start = 0;
+    if (!this.bomChecked) {
+      if (b.length < 3 && !last) {
+        this.keep(b, 3);
+        return;
+      }
+      this.bomChecked = true;
+      if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) {
+        start = 3;
+        this.posOffset = this.base + 3;
+      }
+    }
+    const consumed = this.parse(b, start, last, sink);
+    if (consumed < b.length && !this.skipping) {
+      const rest = b.subarray(consumed);
+      // Copy: the caller may reuse its chunk, and a view would pin the whole window.
+      this.keep(borrowed || consumed > 0 ? Buffer.from(rest) : rest, Math.max(rest.length * 2, 64));
+    }
+    this.base += this.skipping ? b.length : consumed;
+  }
+
+  private keep(rest: Buffer, attemptAt: number): void {
+    this.pending = [rest];
+    this.pendingBytes = rest.length;
+    this.attemptAt = attemptAt;
+  }
+
+  private setColumns(names: readonly string[]): void {
+    const uniq = uniqueNames(names);
+    this.names = uniq;
+    this.ncols = uniq.length;
+    this.make = rowMaker(uniq);
+    const types = this.o.types;
+    if (types !== undefined) {
+      const unknown = Object.keys(types).filter((k) => !uniq.includes(k));
+      if (unknown.length > 0) {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `\`types\` names ${unknown.map((u) => `\`${u}\``).join(', ')}, not among the CSV columns (${uniq.join(', ')}); check the spelling against the header`,
+          { component: 'csv' },
+        );
+      }
+      this.convs = uniq.map((n) => (Object.hasOwn(types, n) ? converterFor(types[n]!) : undefined));
+    }
+  }
+
+  private markDirty(b: Buffer): void {
+    const nb = (b.length >> BLOCK_SHIFT) + 1;
+    if (this.dirty.length < nb) this.dirty = new Uint8Array(nb * 2);
+    for (let k = 0; k < nb; k++) {
+      const a = k << BLOCK_SHIFT;
+      this.dirty[k] = isAscii(b.subarray(a, Math.min(a + (1 << BLOCK_SHIFT), b.length))) ? 0 : 1;
+    }
+  }
+
+  /** True when bytes `[a, b)` of the current window are ASCII (checked per 512-byte block first). */
+  private clean(s: string, a: number, b: number): boolean {
+    for (let k = a >> BLOCK_SHIFT, e = (b - 1) >> BLOCK_SHIFT; k <= e; k++) {
+      if (this.dirty[k] === 1) {
+        for (let i = a; i < b; i++) if (s.charCodeAt(i) >= 0x80) return false;
+        return true;
+      }
+    }
+    return true;
+  }
+
+  /** The text of bytes `[a, b)`: the latin1 slice when they are ASCII, else strict UTF-8. */
+  private text(s: string, buf: Buffer, a: number, b: number, col: number): string {
+    if (this.clean(s, a, b)) return s.slice(a, b);
+    try {
+      return this.utf8.decode(buf.subarray(a, b));
+    } catch {
+      if (this.badUtf8 === -1) this.badUtf8 = col;
+      return '';
+    }
+  }
+
+  /**
+   * Parses complete rows of `buf` from `start`; returns where the first unfinished row starts
+   * (`buf.length` when none). With `last`, the end of `buf` ends the input.
+   *
+   * Every decision about a row depends only on the row's own bytes, never on where the window
+   * ends: a row that cannot be finished is re-parsed whole when more bytes arrive, and "too long"
+   * is decided by the same threshold whether the row is finished or not.
+   */
+  private parse(buf: Buffer, start: number, last: boolean, sink: DecodeSink<CsvRow>): number {
+    const len = buf.length;
+    const s = buf.toString('latin1', 0, len);
+    const ascii = isAscii(buf);
+    if (!ascii) this.markDirty(buf);
+    const D = this.o.delimiter;
+    const Q = this.o.quote;
+    const Qs = String.fromCharCode(Q);
+    const Ds = String.fromCharCode(D);
+    const skipEmpty = this.o.skipEmptyLines;
+    const max = this.o.maxRecordBytes;
+    const vals = this.vals;
+    const intern = this.intern;
+    const internMax = intern === undefined ? -1 : intern.maxLength;
+    const internOn = intern === undefined ? new Uint8Array(0) : intern.enabled;
+    const internCols = internOn.length;
+    // Cached next positions of delimiter / quote / LF; `len` means "none up to the end". A cached
+    // value ≥ the search start is still the first match, so each byte is searched about once.
+    let nd = -1;
+    let nq = -1;
+    let nl = -1;
+    let p = start;
+    let line = this.line;
+    const base = this.base;
+
+    rows: while (p < len) {
+      const rowStart = p;
+      if (nl < p) {
+        nl = s.indexOf('\n', p);
+        if (nl === -1) nl = len;
+      }
+      let status = OK;
+      let f = 0;
+      let extraLines = 0;
+      let next = 0; // first byte after the row's terminator
+      let rowEnd = 0; // first byte of the terminator
+      let syntax = ''; // what is wrong when status is SYNTAX
+      let errAt = 0; // where the syntax error was seen
+      this.badUtf8 = -1;
+      if (skipEmpty && (nl === p || (nl === p + 1 && s.charCodeAt(p) === CR))) {
+        // An empty line (LF or CRLF only).
+        if (nl === len && !last) {
+          this.line = line;
+          return rowStart;
+        }
+        p = nl === len ? len : nl + 1;
+        line++;
+        this.posLine = line;
+        this.posOffset = base + p;
+        continue;
+      }
+      fields: for (;;) {
+        if (p >= len) {
+          if (!last) {
+            status = INCOMPLETE;
+            break;
+          }
+          vals[f++] = '';
+          rowEnd = next = len;
+          break;
+        }
+        if (s.charCodeAt(p) === Q) {
+          let a = p + 1;
+          let val = '';
+          for (;;) {
+            if (nq < a) {
+              nq = s.indexOf(Qs, a);
+              if (nq === -1) nq = len;
+            }
+            if (nq >= len - 1 && !last) {
+              status = INCOMPLETE;
+              break fields;
+            }
+            if (nq === len) {
+              status = SYNTAX;
+              syntax = `unterminated quoted field ${f + 1}`;
+              errAt = len;
+              break fields;
+            }
+            if (nq + 1 < len && s.charCodeAt(nq + 1) === Q) {
+              val += ascii ? s.slice(a, nq + 1) : this.text(s, buf, a, nq + 1, f);
+              a = nq + 2;
+              continue;
+            }
+            val += ascii ? s.slice(a, nq) : this.text(s, buf, a, nq, f);
+            break;
+          }
+          const close = nq;
+          while (nl < close) {
+            extraLines++;
+            nl = s.indexOf('\n', nl + 1);
+            if (nl === -1) nl = len;
+          }
+          vals[f++] = val;
+          const after = close + 1;
+          if (after === len) {
+            rowEnd = next = len;
+            break;
+          }
+          const c = s.charCodeAt(after);
+          if (c === D) {
+            p = after + 1;
+            continue;
+          }
+          if (c === LF) {
+            rowEnd = after;
+            next = after + 1;
+            break;
+          }
+          if (c === CR) {
+            if (after + 1 === len) {
+              if (!last) {
+                status = INCOMPLETE;
+                break;
+              }
+              rowEnd = after;
+              next = len;
+              break;
+            }
+            if (s.charCodeAt(after + 1) === LF) {
+              rowEnd = after;
+              next = after + 2;
+              break;
+            }
+          }
+          status = SYNTAX;
+          syntax = `unexpected ${JSON.stringify(s[after])} after the closing quote of field ${f}`;
+          errAt = after;
+          break;
+        }
+        if (nd < p) {
+          nd = s.indexOf(Ds, p);
+          if (nd === -1) nd = len;
+        }
+        let e: number;
+        const atDelimiter = nd < nl;
+        if (atDelimiter) {
+          e = nd;
+        } else {
+          if (nl === len) {
+            if (!last) {
+              status = INCOMPLETE;
+              break;
+            }
+            rowEnd = next = len;
+          } else {
+            rowEnd = nl;
+            next = nl + 1;
+          }
+          e = rowEnd > p && s.charCodeAt(rowEnd - 1) === CR ? rowEnd - 1 : rowEnd;
+          rowEnd = e;
+        }
+        let v: string;
+        if (e - p <= internMax && f < internCols && internOn[f] === 1 && (ascii || this.clean(s, p, e))) {
+          v = intern!.get(s, buf, p, e, f);
+        } else {
+          v = ascii ? s.slice(p, e) : this.text(s, buf, p, e, f);
+        }
+        vals[f++] = v;
+        if (atDelimiter) {
+          p = nd + 1;
+          continue;
+        }
+        break;
+      }
+      const rowLine = line;
+      let firstLf = -1;
+      if (status === SYNTAX) {
+        // Resume at the line after the row's first line: its quoting cannot be trusted.
+        firstLf = s.indexOf('\n', rowStart);
+        if (errAt - rowStart > max || (firstLf !== -1 && firstLf - rowStart > max)) status = TOO_LONG;
+        else if (firstLf === -1 && !last) status = INCOMPLETE;
+      } else if (status === OK && next - rowStart > max) {
+        status = TOO_LONG;
+      }
+      if (status === INCOMPLETE) {
+        if (len - rowStart <= max) {
+          this.line = line;
+          return rowStart;
+        }
+        status = TOO_LONG;
+        firstLf = s.indexOf('\n', rowStart);
+      }
+      if (status === TOO_LONG || status === SYNTAX) {
+        if (status === TOO_LONG) firstLf = s.indexOf('\n', rowStart);
+        let end =
+          firstLf === -1
+            ? len
+            : firstLf > rowStart && s.charCodeAt(firstLf - 1) === CR
+              ? firstLf - 1
+              : firstLf;
+        // The raw bytes must not depend on how much of an over-long line has arrived.
+        if (end - rowStart > max) end = rowStart + max;
+        const msg =
+          status === SYNTAX
+            ? `${syntax} in the row starting at line ${rowLine}`
+            : `the row starting at line ${rowLine} is longer than maxRecordBytes (${max} bytes); raise \`maxRecordBytes\` or look for an unterminated quote`;
+        this.bad(msg, buf, rowStart, end, rowLine, base, sink, {});
+        if (firstLf === -1 && !last) {
+          // The rest of this line is discarded as it arrives (see `write`).
+          this.skipping = true;
+          this.line = line;
+          return len;
+        }
+        p = firstLf === -1 ? len : firstLf + 1;
+        line++;
+        nd = nq = nl = -1;
+        this.posLine = line;
+        this.posOffset = base + p;
+        continue;
+      }
+      p = next;
+      line += 1 + extraLines;
+      this.posLine = line;
+      this.posOffset = base + p;
+      if (this.headerPending) {
+        this.headerPending = false;
+        if (this.names === undefined) {
+          if (this.badUtf8 !== -1) {
+            throw new SluiceError(ErrorCode.PARSE, `the CSV header (line ${rowLine}) is not valid UTF-8`, {
+              component: 'csv',
+              line: rowLine,
+              offset: base + rowStart,
+            });
+          }
+          this.setColumns(vals.slice(0, f) as string[]);
+        }
+        continue;
+      }
+      if (this.ncols === -1) {
+        this.ncols = f;
+        this.make = (v) => v.slice(0, f);
+      }
+      if (f !== this.ncols) {
+        this.bad(
+          `row has ${f} fields, expected ${this.ncols} (line ${rowLine})`,
+          buf,
+          rowStart,
+          rowEnd,
+          rowLine,
+          base,
+          sink,
+          {},
+        );
+        continue;
+      }
+      if (this.badUtf8 !== -1) {
+        const col = this.names?.[this.badUtf8] ?? String(this.badUtf8);
+        this.bad(
+          `invalid UTF-8 in column \`${col}\` (line ${rowLine})`,
+          buf,
+          rowStart,
+          rowEnd,
+          rowLine,
+          base,
+          sink,
+          {
+            column: col,
+          },
+        );
+        continue;
+      }
+      const convs = this.convs;
+      if (convs !== undefined) {
+        for (let i = 0; i < f; i++) {
+          const conv = convs[i];
+          if (conv === undefined) continue;
+          const r = conv(vals[i] as string);
+          if (r === FAIL) {
+            const col = this.names![i]!;
+            const value = vals[i] as string;
+            const t = typeName(this.o.types![col]!);
+            this.bad(
+              `column \`${col}\`: ${JSON.stringify(cut(value))} is not a valid ${t} (line ${rowLine})`,
+              buf,
+              rowStart,
+              rowEnd,
+              rowLine,
+              base,
+              sink,
+              { column: col, value: cut(value) },
+            );
+            continue rows;
+          }
+          vals[i] = r;
+        }
+      }
+      sink.record(this.make!(vals), rowLine, base + rowStart);
+    }
+    this.line = line;
+    return len;
+  }
+
+  private bad(
+    message: string,
+    buf: Buffer,
+    a: number,
+    b: number,
+    line: number,
+    base: number,
+    sink: DecodeSink<CsvRow>,
+    extra: Record<string, unknown>,
+  ): void {
+    const offset = base + a;
+    if (this.headerPending) {
+      throw new SluiceError(ErrorCode.PARSE, `invalid CSV header: ${message}`, {
+        component: 'csv',
+        line,
+        offset,
+        ...extra,
+      });
+    }
+    const err = new SluiceError(ErrorCode.PARSE, `invalid CSV: ${message}`, {
+      component: 'csv',
+      line,
+      offset,
+      ...extra,
+    });
+    if (this.o.strict) throw err;
+    sink.invalid(err, buf.slice(a, Math.min(b, a + this.o.maxRawBytes)), line, offset);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * A bounded cache of short strings, so repeated field values (country codes, statuses, currency
+ * codes) are one shared string instead of a fresh copy per row. A retained record then costs a
+ * pointer per such field rather than a string header plus its characters.
+ */
+import type { Buffer } from 'node:buffer';
+
+/** How the intern cache is sized; see {@link CsvOptions.intern}. */
+export interface InternOptions {
+  /** Fields longer than this (in bytes) are never interned. Default 24. */
+  readonly maxLength?: number;
+  /** Slots in the table (rounded up to a power of two). Default 4096. */
+  readonly entries?: number;
+}
+
+/** After this many lookups in a column, a column that mostly misses stops being interned. */
+const SAMPLE = 2048;
+
+/**
+ * A direct-mapped string table keyed by a hash of the field's characters. A collision replaces
+ * the slot, so the table never grows past `entries` strings. Columns whose hit rate is under
+ * one half after {@link SAMPLE} or more lookups (ids, timestamps, free text) are switched off so they do
+ * not pay for hashing nor evict the values that do repeat.
+ *
+ * @example
+ * const cache = new InternCache({ entries: 1024 });
+ * const s = 'x,US,y';
+ * cache.get(s, Buffer.from(s, 'latin1'), 2, 4, 0) === cache.get(s, Buffer.from(s, 'latin1'), 2, 4, 0); // true
+ */
+export class InternCache {
+  readonly maxLength: number;
+  private readonly table: (string | undefined)[];
+  private readonly mask: number;
+  /** Per column: 1 while interning pays, 0 once switched off. */
+  readonly enabled: Uint8Array;
+  private readonly lookups: Uint32Array;
+  private readonly hits: Uint32Array;
+
+  constructor(options: InternOptions = {}, columns = 256) {
+    this.maxLength = options.maxLength ?? 24;
+    let size = 16;
+    while (size < (options.entries ?? 4096)) size *= 2;
+    this.table = new Array<string | undefined>(size).fill(undefined);
+    this.mask = size - 1;
+    this.enabled = new Uint8Array(columns).fill(1);
+    this.lookups = new Uint32Array(columns);
+    this.hits = new Uint32Array(columns);
+  }
+
+  /** Lookups and hits so far, over all columns (for metrics and tests). */
+  stats(): { lookups: number; hits: number } {
+    let lookups = 0;
+    let hits = 0;
+    for (let i = 0; i < this.lookups.length; i++) {
+      lookups += this.lookups[i]!;
+      hits += this.hits[i]!;
+    }
+    return { lookups, hits };
+  }
+
+  /**
+   * The string for characters `[a, b)` of `s` (a latin1 view of `bytes`, which must be ASCII in
+   * that range), from the table when present. `col` is the column index, for the hit-rate switch.
+   */
+  get(s: string, bytes: Buffer, a: number, b: number, col: number): string {
+    let h = 0x811c9dc5;
+    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+    const slot = (h ^ (h >>> 15)) & this.mask;
+    const cand = this.table[slot];
+    const n = ++this.lookups[col]!;
+    if (cand !== undefined && cand.length === b - a && s.startsWith(cand, a)) {
+      this.hits[col]!++;
+      return cand;
+    }
+    if (n >= SAMPLE && this.hits[col]! * 2 < n) this.enabled[col] = 0;
+    // A slice of 13+ characters would be a V8 "sliced string" pinning the whole chunk; the table
+    // outlives chunks, so its entries are fresh copies.
+    const v = b - a >= 13 ? bytes.toString('latin1', a, b) : s.slice(a, b);
+    this.table[slot] = v;
+    return v;
+  }
+}

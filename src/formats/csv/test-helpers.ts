@@ -1,0 +1,59 @@
+/**
+ * Test helpers for the CSV format: run a decoder over bytes cut into chunks and collect what it
+ * reports. Used by the tests beside this file only.
+ */
+import type { SluiceError } from '../../core/errors.ts';
+import { CsvDecoder, type CsvRow } from './decoder.ts';
+import type { CsvDecodeOptions } from './options.ts';
+
+/** One thing a decoder reported, in order. */
+export type Event =
+  | { kind: 'record'; value: CsvRow; line: number; offset: number }
+  | { kind: 'invalid'; error: SluiceError; raw: string; line: number; offset: number };
+
+/** Decodes `input` fed in pieces of `chunk` bytes (all at once when 0); returns every event. */
+export function decode(input: string | Uint8Array, options: CsvDecodeOptions = {}, chunk = 0): Event[] {
+  const bytes = typeof input === 'string' ? new TextEncoder().encode(input) : input;
+  const events: Event[] = [];
+  const sink = {
+    record: (value: CsvRow, line: number, offset: number) =>
+      events.push({ kind: 'record', value, line, offset }),
+    invalid: (error: SluiceError, raw: Uint8Array, line: number, offset: number) =>
+      events.push({ kind: 'invalid', error, raw: Buffer.from(raw).toString('latin1'), line, offset }),
+  };
+  const dec = new CsvDecoder(options);
+  if (chunk <= 0) dec.write(bytes, sink);
+  else for (let i = 0; i < bytes.length; i += chunk) dec.write(bytes.slice(i, i + chunk), sink);
+  dec.end(sink);
+  return events;
+}
+
+/** Decodes `input` in two writes, split at byte `cut`. */
+export function decodeSplit(input: Uint8Array, options: CsvDecodeOptions, cut: number): Event[] {
+  const events: Event[] = [];
+  const sink = {
+    record: (value: CsvRow, line: number, offset: number) =>
+      events.push({ kind: 'record', value, line, offset }),
+    invalid: (error: SluiceError, raw: Uint8Array, line: number, offset: number) =>
+      events.push({ kind: 'invalid', error, raw: Buffer.from(raw).toString('latin1'), line, offset }),
+  };
+  const dec = new CsvDecoder(options);
+  dec.write(input.slice(0, cut), sink);
+  dec.write(input.slice(cut), sink);
+  dec.end(sink);
+  return events;
+}
+
+/** The records only. */
+export function records(input: string | Uint8Array, options: CsvDecodeOptions = {}, chunk = 0): CsvRow[] {
+  return decode(input, options, chunk).flatMap((e) => (e.kind === 'record' ? [e.value] : []));
+}
+
+/** A comparable view of events: error messages are replaced by their context. */
+export function comparable(events: Event[]): unknown[] {
+  return events.map((e) =>
+    e.kind === 'record'
+      ? ['R', e.value, e.line, e.offset]
+      : ['I', e.error.code, e.error.message, e.raw, e.line, e.offset],
+  );
+}

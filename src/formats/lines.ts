@@ -1,0 +1,294 @@
+/**
+ * The `lines` format: a byte-level line splitter that the line-based formats (`lines`,
+ * `jsonl`) are built on.
+ *
+ * It works on Buffers: it finds newlines with `indexOf(0x0A)` (no regex), keeps the
+ * fragment of a line that spans chunks as a list of byte slices (no string concatenation
+ * per chunk) and decodes each complete line to a string once. Memory is bounded by
+ * `maxLineBytes`: a longer line is reported as invalid as soon as it is known to be too
+ * long, and the rest of it is skipped up to the next newline without being buffered.
+ */
+import { isUtf8 } from 'node:buffer';
+import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import type { DecodeSink, RecordDecoder, RecordEncoder } from './format.ts';
+
+/** Default longest line accepted: 16 MiB. */
+export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
+
+/** How many bytes of a bad line are kept in the `raw` of an `invalid` report. */
+export const RAW_PREVIEW_BYTES = 4096;
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Turns the text of one line into a record. Throwing rejects the line: the decoder reports
+ * it through `invalid` with the thrown message, prefixed by the line and byte offset.
+ */
+export type LineParser<T> = (text: string, line: number, offset: number) => T;
+
+/** Options of a {@link LineDecoder}. */
+export interface LineDecoderOptions<T> {
+  /** Longest line accepted, in bytes without the line ending. Default 16 MiB. */
+  maxLineBytes?: number;
+  /**
+   * Skip lines that are empty (`lines`) — or, when `blank: 'whitespace'`, lines made only of
+   * spaces and tabs too (`jsonl`). Default: keep every line.
+   */
+  skipBlank?: boolean | 'whitespace';
+  /** Turns a line's text into a record; default: the text itself. */
+  parse?: LineParser<T>;
+  /** What the parser checks, for error messages, e.g. `invalid JSON`. Default `invalid line`. */
+  parseError?: string;
+}
+
+/**
+ * A {@link RecordDecoder} that splits bytes into lines (LF or CRLF), skips a UTF-8 byte
+ * order mark at the very start, decodes a last line without a newline at `end()`, and
+ * reports too long lines and invalid UTF-8 through `invalid`.
+ *
+ * Each record gets its 1-based line number and the 0-based byte offset of its first byte.
+ *
+ * @example
+ * const records: string[] = [];
+ * const d = new LineDecoder();
+ * const sink = { record: (s: string) => records.push(s), invalid: () => {} };
+ * d.write(Buffer.from('a\r\nb'), sink);
+ * d.end(sink); // records: ['a', 'b']
+ */
+export class LineDecoder<T = string> implements RecordDecoder<T> {
+  private readonly maxLineBytes: number;
+  private readonly skipBlank: boolean | 'whitespace';
+  private readonly parse: LineParser<T> | undefined;
+  private readonly parseError: string;
+  /** Bytes of a too long line kept for its `invalid` report (never more than the limit). */
+  private readonly previewBytes: number;
+  /** Slices of the line that spans chunks (copies, so callers may reuse their buffers). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Number of the line being read (1-based). */
+  private line = 1;
+  /** Byte offset where the line being read starts. */
+  private lineStart = 0;
+  /** Bytes seen so far. */
+  private seen = 0;
+  /** True while skipping the rest of a line already reported as too long. */
+  private skipping = false;
+  private bomChecked = false;
+
+  constructor(options: LineDecoderOptions<T> = {}) {
+    const max = options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
+    if (!Number.isInteger(max) || max < 1) {
+      throw new SluiceError(ErrorCode.CONFIG, `maxLineBytes must be a whole number ≥ 1, got ${max}`);
+    }
+    this.maxLineBytes = max;
+    this.skipBlank = options.skipBlank ?? false;
+    this.parse = options.parse;
+    this.parseError = options.parseError ?? 'invalid line';
+    this.previewBytes = Math.min(RAW_PREVIEW_BYTES, max);
+  }
+
+  write(chunk: Uint8Array, sink: DecodeSink<T>): void {
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const chunkStart = this.seen;
+    this.seen += buf.length;
+    let start = 0;
+    for (;;) {
+      const nl = buf.indexOf(LF, start);
+      if (nl === -1) {
+        this.keep(buf, start, sink);
+        return;
+      }
+      if (this.skipping) {
+        this.skipping = false;
+      } else if (this.pendingBytes === 0) {
+        this.completeLine(buf, start, nl, sink);
+      } else {
+        // The only copy of a spanning line: its parts joined once, when its end is known.
+        this.pending.push(buf.subarray(start, nl));
+        const whole = Buffer.concat(this.pending, this.pendingBytes + nl - start);
+        this.pending = [];
+        this.pendingBytes = 0;
+        this.completeLine(whole, 0, whole.length, sink);
+      }
+      this.line++;
+      this.lineStart = chunkStart + nl + 1;
+      start = nl + 1;
+    }
+  }
+
+  end(sink: DecodeSink<T>): void {
+    if (this.skipping) {
+      this.skipping = false;
+    } else if (this.pendingBytes > 0) {
+      const whole = Buffer.concat(this.pending, this.pendingBytes);
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.completeLine(whole, 0, whole.length, sink);
+    } else if (this.seen === this.lineStart) {
+      return;
+    }
+    this.line++;
+    this.lineStart = this.seen;
+  }
+
+  /** `line`: lines consumed so far; `offset`: bytes consumed through the last newline. */
+  position(): { line: number; offset: number } {
+    return { line: this.line - 1, offset: this.lineStart };
+  }
+
+  /** Keeps `buf[start..]` as the start of a line whose end is in a later chunk. */
+  private keep(buf: Buffer, start: number, sink: DecodeSink<T>): void {
+    const n = buf.length - start;
+    if (n === 0 || this.skipping) return;
+    // One extra byte is allowed: it may be the CR of a CRLF whose LF is in the next chunk;
+    // three more on the first line, which may start with a byte order mark.
+    const slack = this.bomChecked ? 1 : 4;
+    if (this.pendingBytes + n > this.maxLineBytes + slack) {
+      let line = Buffer.concat([...this.pending, buf.subarray(start, start + this.previewBytes + 3)]);
+      let offset = this.lineStart;
+      if (!this.bomChecked) {
+        this.bomChecked = true;
+        if (offset === 0 && hasBom(line, 0)) {
+          line = line.subarray(3);
+          offset = 3;
+        }
+      }
+      this.pending = [];
+      this.pendingBytes = 0;
+      this.skipping = true;
+      this.reportTooLong(line.subarray(0, this.previewBytes), sink, offset);
+      return;
+    }
+    // A copy: the caller may reuse its buffer, and a small copy frees the big chunk.
+    this.pending.push(Buffer.from(buf.subarray(start)));
+    this.pendingBytes += n;
+  }
+
+  /** `buf[start..end)` is one whole line without its LF. */
+  private completeLine(buf: Buffer, start: number, end: number, sink: DecodeSink<T>): void {
+    let offset = this.lineStart;
+    if (!this.bomChecked) {
+      this.bomChecked = true;
+      if (offset === 0 && end - start >= 3 && hasBom(buf, start)) {
+        start += 3;
+        offset = 3;
+      }
+    }
+    if (end > start && buf[end - 1] === CR) end--;
+    const length = end - start;
+    if (length > this.maxLineBytes) {
+      this.reportTooLong(buf.subarray(start, start + this.previewBytes), sink, offset);
+      return;
+    }
+    if (length === 0) {
+      if (this.skipBlank) return;
+    } else if (this.skipBlank === 'whitespace' && isBlank(buf, start, end)) {
+      return;
+    }
+    const text = buf.toString('utf8', start, end);
+    // toString replaces bad sequences with U+FFFD; only then check the bytes (a real U+FFFD is fine).
+    if (text.includes('\uFFFD') && !isUtf8(buf.subarray(start, end))) {
+      sink.invalid(
+        this.error(`invalid UTF-8`, offset, 'the input must be UTF-8 text'),
+        buf.subarray(start, Math.min(end, start + RAW_PREVIEW_BYTES)),
+        this.line,
+        offset,
+      );
+      return;
+    }
+    if (this.parse === undefined) {
+      sink.record(text as T, this.line, offset);
+      return;
+    }
+    let value: T;
+    try {
+      value = this.parse(text, this.line, offset);
+    } catch (err) {
+      sink.invalid(
+        this.error(
+          `${this.parseError}: ${errorMessage(err)}`,
+          offset,
+          'fix the line or let it go to the dlq',
+          err,
+        ),
+        buf.subarray(start, Math.min(end, start + RAW_PREVIEW_BYTES)),
+        this.line,
+        offset,
+      );
+      return;
+    }
+    sink.record(value, this.line, offset);
+  }
+
+  private reportTooLong(raw: Buffer, sink: DecodeSink<T>, offset: number): void {
+    const reason = `line longer than maxLineBytes (${this.maxLineBytes} bytes)`;
+    sink.invalid(
+      this.error(reason, offset, 'split the record or raise `maxLineBytes`'),
+      raw,
+      this.line,
+      offset,
+    );
+  }
+
+  private error(reason: string, offset: number, fix: string, cause?: unknown): SluiceError {
+    return new SluiceError(
+      ErrorCode.PARSE,
+      `line ${this.line} (byte ${offset}): ${reason}; ${fix}`,
+      { line: this.line, offset },
+      cause === undefined ? undefined : { cause },
+    );
+  }
+}
+
+function hasBom(buf: Buffer, at: number): boolean {
+  return buf[at] === 0xef && buf[at + 1] === 0xbb && buf[at + 2] === 0xbf;
+}
+
+function isBlank(buf: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = buf[i];
+    if (c !== 0x20 && c !== 0x09) return false;
+  }
+  return true;
+}
+
+/** Options of the `lines` format. */
+export interface LinesFormatOptions {
+  /** Longest line accepted, in bytes. Default 16 MiB. */
+  maxLineBytes?: number;
+  /** Drop empty lines instead of emitting empty strings. Default false. */
+  skipBlank?: boolean;
+}
+
+/**
+ * A decoder of the `lines` format: one string record per line, without its line ending.
+ *
+ * @example
+ * const d = linesDecoder({ skipBlank: true });
+ */
+export function linesDecoder(options: LinesFormatOptions = {}): LineDecoder<string> {
+  return new LineDecoder<string>({
+    maxLineBytes: options.maxLineBytes,
+    skipBlank: options.skipBlank ?? false,
+  });
+}
+
+/**
+ * An encoder of the `lines` format: each record is written as `String(record)` followed by
+ * `\n`. A string holding a newline is written as is (and so becomes several lines).
+ *
+ * @example
+ * linesEncoder().encode(['a', 'b']); // 'a\nb\n'
+ */
+export function linesEncoder(): RecordEncoder<unknown> {
+  return {
+    encode(records) {
+      let s = '';
+      for (let i = 0; i < records.length; i++) s += `${String(records[i])}\n`;
+      return s;
+    },
+  };
+}

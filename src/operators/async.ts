@@ -1,0 +1,177 @@
+/**
+ * Per-record asynchronous work with bounded concurrency: {@link mapAsync}, {@link flatMapAsync}.
+ *
+ * Within a batch, at most `concurrency` calls are in flight; a new one starts as soon as one
+ * settles. `process` returns only when every call of its batch has settled and its results
+ * are emitted, so in-flight work never spans a batch boundary: a result never waits for a
+ * later input (an idle source cannot strand it), watermarks and barriers are forwarded after
+ * every record before them, and `finish` has nothing left to wait for. Feed batches several
+ * times larger than `concurrency` (e.g. with `batch`) so the tail of a batch costs little.
+ */
+import { batchOf, type RecordMeta } from '../core/batch.ts';
+import { cancelledError, ErrorCode, SluiceError } from '../core/errors.ts';
+import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+
+/** Options of {@link mapAsync} and {@link flatMapAsync}. */
+export interface AsyncOptions {
+  /** Most calls in flight at once (≥ 1). Default 8. */
+  concurrency?: number;
+  /**
+   * `true` (default): results leave in input order. `false`: in completion order, so one slow
+   * record does not hold back the ones after it.
+   */
+  ordered?: boolean;
+}
+
+/** A user function called once per record; `signal` aborts when the run is cancelled. */
+export type AsyncFn<I, R> = (record: I, signal: AbortSignal) => Promise<R> | R;
+
+const PENDING = 0;
+const OK = 1;
+const FAILED = 2;
+
+/**
+ * Applies the asynchronous `fn` to every record, with at most `concurrency` calls in flight.
+ * A rejected (or throwing) call dead-letters its record with its meta; the rest go on.
+ * Cancelling the run aborts `signal` and stops waiting at once.
+ *
+ * @example
+ * stream.via(mapAsync(async (r: { id: string }, signal) => ({ ...r, user: await lookup(r.id, signal) }), { concurrency: 16 }));
+ */
+export function mapAsync<I, O>(fn: AsyncFn<I, O>, options: AsyncOptions = {}): Operator<I, O> {
+  return asyncOperator<I, O>(fn, false, options);
+}
+
+/**
+ * Like {@link mapAsync}, but `fn` resolves to any number of records (an iterable); each carries
+ * the meta of the record it came from. A failure while iterating dead-letters the whole record.
+ *
+ * @example
+ * stream.via(flatMapAsync(async (order: { id: string }) => fetchLines(order.id), { concurrency: 4, ordered: false }));
+ */
+export function flatMapAsync<I, O>(fn: AsyncFn<I, Iterable<O>>, options: AsyncOptions = {}): Operator<I, O> {
+  return asyncOperator<I, O>(fn, true, options);
+}
+
+function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: AsyncOptions): Operator<I, O> {
+  const concurrency = options.concurrency ?? 8;
+  const ordered = options.ordered ?? true;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new SluiceError(ErrorCode.CONFIG, `concurrency must be a whole number ≥ 1, got ${concurrency}`);
+  }
+  let ctx: StageContext;
+
+  const run = async (
+    records: readonly I[],
+    meta: readonly (RecordMeta | undefined)[] | undefined,
+    out: Emitter<O>,
+  ) => {
+    const n = records.length;
+    const signal = ctx.signal;
+    const state = new Uint8Array(n);
+    const values: unknown[] = new Array(n);
+    // Indices in completion order (unordered mode) — at most n, bounded by the batch.
+    const completed: number[] = [];
+    let head = 0; // ordered: next index to emit; unordered: next entry of `completed`
+    let next = 0;
+    let inFlight = 0;
+    let wake: (() => void) | undefined;
+    let res: O[] = [];
+    let resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+
+    const settled = (i: number, s: number, v: unknown) => {
+      state[i] = s;
+      values[i] = v;
+      inFlight--;
+      if (!ordered) completed.push(i);
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const start = (i: number) => {
+      inFlight++;
+      let p: unknown;
+      try {
+        p = fn(records[i] as I, signal);
+      } catch (err) {
+        // A synchronous throw counts as a rejection of that record, not of the stage.
+        queueMicrotask(() => settled(i, FAILED, err));
+        return;
+      }
+      Promise.resolve(p).then(
+        (v) => settled(i, OK, v),
+        (err) => settled(i, FAILED, err),
+      );
+    };
+    // Runs in `process`'s own synchronous code, so a throwing `deadLetter` (no dlq) fails the stage.
+    const take = (i: number) => {
+      const v = values[i];
+      values[i] = undefined;
+      if (state[i] === FAILED) {
+        ctx.deadLetter(records[i], v, meta?.[i]);
+        return;
+      }
+      if (!flat) {
+        res.push(v as O);
+        resMeta?.push(meta?.[i]);
+        return;
+      }
+      const before = res.length;
+      try {
+        for (const x of v as Iterable<O>) res.push(x);
+      } catch (err) {
+        res.length = before;
+        ctx.deadLetter(records[i], err, meta?.[i]);
+        return;
+      }
+      if (resMeta !== undefined) for (let k = before; k < res.length; k++) resMeta.push(meta?.[i]);
+    };
+    const collect = () => {
+      if (ordered) while (head < n && state[head] !== PENDING) take(head++);
+      else while (head < completed.length) take(completed[head++] as number);
+    };
+    const flush = async () => {
+      if (res.length === 0) return;
+      const b = batchOf(res, resMeta);
+      res = [];
+      resMeta = meta ? [] : undefined;
+      await out.emit(b);
+    };
+    const completion = () =>
+      new Promise<void>((resolve, reject) => {
+        if (signal.aborted) {
+          reject(cancelledError(signal.reason));
+          return;
+        }
+        const onAbort = () => reject(cancelledError(signal.reason));
+        signal.addEventListener('abort', onAbort, { once: true });
+        wake = () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve();
+        };
+      });
+
+    while (next < n || inFlight > 0) {
+      while (next < n && inFlight < concurrency) start(next++);
+      collect();
+      // Emit in chunks of about `concurrency` records: results leave as they complete
+      // without one output batch (and one await) per record.
+      if (res.length >= concurrency) {
+        await flush();
+        continue; // slots may have freed up meanwhile: refill before waiting
+      }
+      if (inFlight > 0) await completion();
+    }
+    collect();
+    await flush();
+  };
+
+  return {
+    open(c) {
+      ctx = c;
+    },
+    process(batch, out) {
+      return run(batch.records, batch.meta, out);
+    },
+  };
+}

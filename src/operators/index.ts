@@ -1,0 +1,12 @@
+/**
+ * The operators: per-record transforms, async enrichment, micro-batching, rate limiting,
+ * routing and key-group sharding. Each is a factory returning an {@link Operator}; the same
+ * steps are methods of `Stream` (`stream.map(…)`, `stream.batch(…)` …).
+ */
+export { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './async.ts';
+export { type BatchOptions, batch } from './batch.ts';
+export { filter, flatMap, map } from './map.ts';
+export { type RouteOptions, type RouteRule, route, routePorts } from './route.ts';
+export { type KeySelector, keyBy, keyFunction, type ShardOptions, shard, shardPort } from './shard.ts';
+export { batchSpec, durationField, operatorSpecs, throttleSpec } from './specs.ts';
+export { type ThrottleOptions, throttle } from './throttle.ts';

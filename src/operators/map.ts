@@ -1,0 +1,119 @@
+/**
+ * The synchronous per-record operators: {@link map}, {@link filter}, {@link flatMap}.
+ *
+ * Each runs a tight synchronous loop over the batch and emits one fresh batch (meta kept
+ * aligned). A user function that throws sends that one record to the dead-letter output with
+ * its meta; the rest of the batch goes on.
+ */
+import { batchOf, type RecordMeta } from '../core/batch.ts';
+import type { Operator, StageContext } from '../core/stage.ts';
+
+/**
+ * Applies `fn` to every record. `fn(record, index)` runs synchronously; when it throws, the
+ * record goes to the dead-letter output (with the error and its meta) and the batch goes on.
+ *
+ * @example
+ * pipeline.from(source).via(map((r: { n: number }) => ({ ...r, double: r.n * 2 }))).to(sink);
+ */
+export function map<I, O>(fn: (record: I, index: number) => O): Operator<I, O> {
+  let ctx: StageContext;
+  return {
+    open(c) {
+      ctx = c;
+    },
+    process(batch, out) {
+      const { records, meta } = batch;
+      const n = records.length;
+      const res: O[] = [];
+      const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+      for (let i = 0; i < n; i++) {
+        const r = records[i] as I;
+        let v: O;
+        try {
+          v = fn(r, i);
+        } catch (err) {
+          ctx.deadLetter(r, err, meta?.[i]);
+          continue;
+        }
+        res.push(v);
+        resMeta?.push(meta?.[i]);
+      }
+      return out.emit(batchOf(res, resMeta));
+    },
+  };
+}
+
+/**
+ * Keeps the records for which `pred` returns true. A throwing predicate dead-letters that
+ * record (it is neither kept nor silently dropped).
+ *
+ * @example
+ * stream.via(filter((r: { risk: number }) => r.risk > 50));
+ */
+export function filter<T>(pred: (record: T, index: number) => boolean): Operator<T, T> {
+  let ctx: StageContext;
+  return {
+    open(c) {
+      ctx = c;
+    },
+    process(batch, out) {
+      const { records, meta } = batch;
+      const n = records.length;
+      const res: T[] = [];
+      const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+      for (let i = 0; i < n; i++) {
+        const r = records[i] as T;
+        let keep: boolean;
+        try {
+          keep = pred(r, i);
+        } catch (err) {
+          ctx.deadLetter(r, err, meta?.[i]);
+          continue;
+        }
+        if (!keep) continue;
+        res.push(r);
+        resMeta?.push(meta?.[i]);
+      }
+      return out.emit(batchOf(res, resMeta));
+    },
+  };
+}
+
+/**
+ * Maps every record to zero or more records (any iterable). Each output record carries the
+ * meta of the record it came from. When `fn` or its iteration throws, the record's partial
+ * outputs are discarded and the record is dead-lettered.
+ *
+ * @example
+ * stream.via(flatMap((line: string) => line.split(' ')));
+ */
+export function flatMap<I, O>(fn: (record: I, index: number) => Iterable<O>): Operator<I, O> {
+  let ctx: StageContext;
+  return {
+    open(c) {
+      ctx = c;
+    },
+    process(batch, out) {
+      const { records, meta } = batch;
+      const n = records.length;
+      const res: O[] = [];
+      const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+      for (let i = 0; i < n; i++) {
+        const r = records[i] as I;
+        const before = res.length;
+        try {
+          for (const v of fn(r, i)) res.push(v);
+        } catch (err) {
+          res.length = before;
+          ctx.deadLetter(r, err, meta?.[i]);
+          continue;
+        }
+        if (resMeta !== undefined) {
+          const m = meta?.[i];
+          for (let k = before; k < res.length; k++) resMeta.push(m);
+        }
+      }
+      return out.emit(batchOf(res, resMeta));
+    },
+  };
+}
