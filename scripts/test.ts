@@ -20,5 +20,7 @@ if (services.size > 0) {
   if (up.status !== 0) process.exit(up.status ?? 1);
 }
 const args = ['--test', '--test-concurrency=2', '--test-timeout=120000', ...process.argv.slice(2)];
-const run = spawnSync(process.execPath, [...args, ...(process.argv.length > 2 ? [] : files)], { stdio: 'inherit' });
+const run = spawnSync(process.execPath, [...args, ...(process.argv.length > 2 ? [] : files)], {
+  stdio: 'inherit',
+});
 process.exit(run.status ?? 1);

@@ -12,7 +12,18 @@ export const redis: ServiceDef = {
   },
   async start() {
     if (await portOpen(PORT)) return;
-    sh('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '--port', String(PORT), '--save', '', '--appendonly', 'no']);
+    sh('redis-server', [
+      '--daemonize',
+      'yes',
+      '--bind',
+      '127.0.0.1',
+      '--port',
+      String(PORT),
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+    ]);
     await waitUntil('redis', () => portOpen(PORT), 30_000);
   },
   async stop() {

@@ -25,7 +25,11 @@ export interface ServiceDef {
 }
 
 /** Runs a command, inheriting stderr; throws with the command line and exit status on failure. */
-export function sh(cmd: string, args: string[], options: { quiet?: boolean; env?: NodeJS.ProcessEnv } = {}): string {
+export function sh(
+  cmd: string,
+  args: string[],
+  options: { quiet?: boolean; env?: NodeJS.ProcessEnv } = {},
+): string {
   const r = spawnSync(cmd, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', options.quiet ? 'pipe' : 'inherit'],
@@ -33,7 +37,9 @@ export function sh(cmd: string, args: string[], options: { quiet?: boolean; env?
   });
   if (r.error) throw new Error(`running \`${cmd} ${args.join(' ')}\`: ${r.error.message}`);
   if (r.status !== 0) {
-    throw new Error(`\`${cmd} ${args.join(' ')}\` exited with ${r.status}${r.stderr ? `: ${r.stderr.trim()}` : ''}`);
+    throw new Error(
+      `\`${cmd} ${args.join(' ')}\` exited with ${r.status}${r.stderr ? `: ${r.stderr.trim()}` : ''}`,
+    );
   }
   return r.stdout;
 }
@@ -70,7 +76,11 @@ export function portOpen(port: number, host = '127.0.0.1', timeoutMs = 1000): Pr
 }
 
 /** Polls `check` every 200 ms until it returns true; throws after `timeoutMs` naming `what`. */
-export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;

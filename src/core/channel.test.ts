@@ -26,7 +26,10 @@ describe('Channel', () => {
     await ch.send(1, ac.signal);
     const blocked = ch.send(2, ac.signal);
     ac.abort(new Error('user pressed stop'));
-    await assert.rejects(blocked, (err: unknown) => err instanceof SluiceError && err.code === ErrorCode.CANCELLED);
+    await assert.rejects(
+      blocked,
+      (err: unknown) => err instanceof SluiceError && err.code === ErrorCode.CANCELLED,
+    );
     assert.equal(ch.tryRecv(), 1);
     assert.equal(ch.tryRecv(), EMPTY, 'the aborted item must not be delivered');
   });
@@ -50,7 +53,10 @@ describe('Channel', () => {
     await ch.send('a');
     const parked = ch.send('b');
     ch.close();
-    assert.throws(() => ch.trySend('c'), (e: unknown) => e instanceof SluiceError && e.code === ErrorCode.CHANNEL_CLOSED);
+    assert.throws(
+      () => ch.trySend('c'),
+      (e: unknown) => e instanceof SluiceError && e.code === ErrorCode.CHANNEL_CLOSED,
+    );
     assert.equal(await ch.recv(), 'a');
     await parked;
     assert.equal(await ch.recv(), 'b');
@@ -78,7 +84,10 @@ describe('Channel', () => {
   it('overflow `error` throws a message that names the buffer and what to do', () => {
     const ch = new Channel<number>({ capacity: 1, overflow: 'error', name: 'branch-a' });
     ch.trySend(1);
-    assert.throws(() => ch.trySend(2), /buffer `branch-a` is full .* overflow policy is `error`; raise its buffer size/);
+    assert.throws(
+      () => ch.trySend(2),
+      /buffer `branch-a` is full .* overflow policy is `error`; raise its buffer size/,
+    );
   });
 
   it('tracks queued weight and its peak', async () => {

@@ -74,7 +74,10 @@ export class Channel<T> {
 
   constructor(options: ChannelOptions<T>) {
     if (!Number.isInteger(options.capacity) || options.capacity < 1) {
-      throw new SluiceError(ErrorCode.CONFIG, `channel capacity must be a whole number ≥ 1, got ${options.capacity}`);
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `channel capacity must be a whole number ≥ 1, got ${options.capacity}`,
+      );
     }
     this.capacity = options.capacity;
     this.name = options.name ?? 'channel';
@@ -239,7 +242,9 @@ export class Channel<T> {
   private assertOpen(): void {
     if (this.failure !== undefined) throw this.failure;
     if (this.isClosed) {
-      throw new SluiceError(ErrorCode.CHANNEL_CLOSED, `send on closed channel \`${this.name}\``, { stage: this.name });
+      throw new SluiceError(ErrorCode.CHANNEL_CLOSED, `send on closed channel \`${this.name}\``, {
+        stage: this.name,
+      });
     }
   }
 

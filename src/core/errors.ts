@@ -86,9 +86,19 @@ export function errorMessage(err: unknown): string {
  * Wraps `err` with what was being done (the gerund rule: `writing out.jsonl: ENOSPC`),
  * keeping an existing code and context.
  */
-export function wrapError(doing: string, err: unknown, context: ErrorContext = {}, code: ErrorCode = ErrorCode.STAGE): SluiceError {
+export function wrapError(
+  doing: string,
+  err: unknown,
+  context: ErrorContext = {},
+  code: ErrorCode = ErrorCode.STAGE,
+): SluiceError {
   if (err instanceof SluiceError) {
-    return new SluiceError(err.code, `${doing}: ${err.message}`, { ...err.context, ...context }, { cause: err });
+    return new SluiceError(
+      err.code,
+      `${doing}: ${err.message}`,
+      { ...err.context, ...context },
+      { cause: err },
+    );
   }
   return new SluiceError(code, `${doing}: ${errorMessage(err)}`, context, { cause: err });
 }
@@ -96,7 +106,10 @@ export function wrapError(doing: string, err: unknown, context: ErrorContext = {
 /** The error used when a run is cancelled; `isCancellation` recognises it. */
 export function cancelledError(reason?: unknown): SluiceError {
   if (reason instanceof SluiceError) return reason;
-  return new SluiceError(ErrorCode.CANCELLED, reason === undefined ? 'the run was cancelled' : `the run was cancelled: ${errorMessage(reason)}`);
+  return new SluiceError(
+    ErrorCode.CANCELLED,
+    reason === undefined ? 'the run was cancelled' : `the run was cancelled: ${errorMessage(reason)}`,
+  );
 }
 
 /** True when `err` only says that the run was cancelled (not a failure of its own). */

@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Batch, batchOf, barrier, type RecordMeta, type Signal, watermark } from './batch.ts';
+import { type Batch, barrier, batchOf, type RecordMeta, type Signal, watermark } from './batch.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
 import { Pipeline } from './pipeline.ts';
 import type { DeadLetter, Operator, Sink, Source, SourceContext, StageContext } from './stage.ts';
 
 /** A source that emits `batches` batches of `size` numbers, or forever, honouring both signals. */
-function counter(options: { batches?: number; size?: number; closed?: string[] } = {}): Source<number> & { sent: number } {
+function counter(
+  options: { batches?: number; size?: number; closed?: string[] } = {},
+): Source<number> & { sent: number } {
   const size = options.size ?? 10;
   const src = {
     sent: 0,
@@ -83,7 +85,15 @@ describe('runGraph', () => {
     const p = new Pipeline('basic');
     const sink = collector<number>();
     p.from(counter({ batches: 5 }))
-      .via<number>({ process: (b, out) => out.emit(batchOf(b.records.map((x) => x * 2), b.meta)) })
+      .via<number>({
+        process: (b, out) =>
+          out.emit(
+            batchOf(
+              b.records.map((x) => x * 2),
+              b.meta,
+            ),
+          ),
+      })
       .to(sink);
     const summary = await p.run().done;
     assert.equal(summary.state, 'succeeded');
@@ -231,7 +241,9 @@ describe('runGraph', () => {
       },
     };
     const p = new Pipeline('dlq');
-    p.from(counter({ batches: 5 }), { name: 'numbers' }).via(picky, { name: 'picky' }).to(sink);
+    p.from(counter({ batches: 5 }), { name: 'numbers' })
+      .via(picky, { name: 'picky' })
+      .to(sink);
     p.dlq(dead);
     const summary = await p.run().done;
     assert.equal(sink.got.length, 45);
@@ -250,17 +262,23 @@ describe('runGraph', () => {
     const p = new Pipeline('no-dlq');
     let ctx: StageContext | undefined;
     p.from(counter({ batches: 1 }))
-      .via<number>({
-        open: (c) => {
-          ctx = c;
+      .via<number>(
+        {
+          open: (c) => {
+            ctx = c;
+          },
+          process: (b) => ctx?.deadLetter(b.records[0], new Error('bad amount'), b.meta?.[0]),
         },
-        process: (b) => ctx?.deadLetter(b.records[0], new Error('bad amount'), b.meta?.[0]),
-      }, { name: 'validate' })
+        { name: 'validate' },
+      )
       .to(collector());
     await assert.rejects(p.run().done, (err: unknown) => {
       assert.ok(err instanceof SluiceError);
       assert.equal(err.code, ErrorCode.NO_DLQ);
-      assert.match(err.message, /stage `validate` rejected a record at \{"n":0\}: bad amount\. Configure a `dlq` output/);
+      assert.match(
+        err.message,
+        /stage `validate` rejected a record at \{"n":0\}: bad amount\. Configure a `dlq` output/,
+      );
       return true;
     });
   });
@@ -286,7 +304,8 @@ describe('runGraph', () => {
     p.dlq(collector());
     await assert.rejects(
       p.run({ maxErrorRate: 0.1, errorRateMinRecords: 100 }).done,
-      (err: unknown) => err instanceof SluiceError && /above maxErrorRate 10\.00%.*raise `maxErrorRate`/.test(err.message),
+      (err: unknown) =>
+        err instanceof SluiceError && /above maxErrorRate 10\.00%.*raise `maxErrorRate`/.test(err.message),
     );
   });
 
@@ -308,11 +327,15 @@ describe('runGraph', () => {
     await p.run().done;
     const marks = sink.signals.filter((s) => s.kind === 'watermark').map((s) => (s as { time: number }).time);
     assert.ok(marks.length > 0);
-    for (let i = 1; i < marks.length; i++) assert.ok((marks[i] as number) > (marks[i - 1] as number), 'watermarks only advance');
+    for (let i = 1; i < marks.length; i++)
+      assert.ok((marks[i] as number) > (marks[i - 1] as number), 'watermarks only advance');
     // While both inputs are open the merged mark is their minimum, so a's first mark (10)
     // can never pass before b reported at least 10, and b's 5 is never skipped over by 10+.
     assert.ok(!marks.includes(10) || !marks.includes(5) || marks.indexOf(5) < marks.indexOf(10));
-    assert.ok(marks.every((m) => [5, 10, 20, 25, 30, 40].includes(m)), `merged marks come from the inputs (got ${marks})`);
+    assert.ok(
+      marks.every((m) => [5, 10, 20, 25, 30, 40].includes(m)),
+      `merged marks come from the inputs (got ${marks})`,
+    );
     assert.deepEqual(
       sink.signals.filter((s) => s.kind === 'barrier'),
       [barrier(1)],
@@ -333,7 +356,10 @@ describe('runGraph', () => {
     p.from(counter({ batches: 1 }))
       .via<number>({ process: (b, out) => out.emit(b, 'late') }, { name: 'win' })
       .to(collector());
-    await assert.rejects(p.run().done, /stage `win` emitted 10 records on its output `late`, which is not connected/);
+    await assert.rejects(
+      p.run().done,
+      /stage `win` emitted 10 records on its output `late`, which is not connected/,
+    );
   });
 
   it('fans out: each branch gets every batch', async () => {

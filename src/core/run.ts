@@ -9,6 +9,8 @@
  * - An error in any stage cancels every other stage and channel, then every stage's
  *   `close()` runs exactly once, so files, sockets and timers are released.
  */
+
+import { type MetricsSnapshot, type RunState, StageMetrics, type StageSnapshot } from '../metrics/metrics.ts';
 import type { Barrier, Batch, Message, RecordMeta, Signal } from './batch.ts';
 import { watermark } from './batch.ts';
 import { Channel, CLOSED, EMPTY } from './channel.ts';
@@ -16,7 +18,6 @@ import { type Clock, systemClock } from './clock.ts';
 import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import type { DeadLetter, Emitter, Logger, Operator, Sink, SourceContext, StageContext } from './stage.ts';
-import { type MetricsSnapshot, type RunState, type StageSnapshot, StageMetrics } from '../metrics/metrics.ts';
 
 /** Options of {@link runGraph}. */
 export interface RunOptions {
@@ -89,6 +90,22 @@ const stderrLogger: Logger = {
   error: (msg, fields) => process.stderr.write(`ERROR ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
 };
 
+/**
+ * Sends `msg` to every channel: synchronously where there is room, waiting (with
+ * backpressure, cancellable by `signal`) where there is not. Returns `RESOLVED` when nothing
+ * had to wait, so the caller's `await` is cheap on the fast path.
+ */
+function sendAll(chans: readonly Channel<Message>[], msg: Message, signal: AbortSignal): Promise<void> {
+  let waits: Promise<void>[] | undefined;
+  for (const ch of chans) {
+    if (ch.trySend(msg)) continue;
+    if (waits === undefined) waits = [];
+    waits.push(ch.send(msg, signal));
+  }
+  if (waits === undefined) return RESOLVED;
+  return waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => {});
+}
+
 function weighMessage(m: Message): number {
   return m.kind === 'batch' ? m.records.length : 0;
 }
@@ -141,7 +158,10 @@ class Run {
     const external = this.options.signal;
     if (external) {
       if (external.aborted) this.abort(cancelledError(external.reason), 'cancelled');
-      else external.addEventListener('abort', () => this.abort(cancelledError(external.reason), 'cancelled'), { once: true });
+      else
+        external.addEventListener('abort', () => this.abort(cancelledError(external.reason), 'cancelled'), {
+          once: true,
+        });
     }
     return {
       done: this.done,
@@ -280,13 +300,9 @@ class Run {
     const signal = this.cancel.signal;
     const pending = this.pendingDead.get(node.id) as DeadLetter[];
     const send = (chans: Channel<Message>[], msg: Message): Promise<void> => {
-      let waits: Promise<void>[] | undefined;
-      for (const ch of chans) {
-        if (!ch.trySend(msg)) (waits ??= []).push(ch.send(msg, signal));
-      }
+      const sent = sendAll(chans, msg, signal);
       this.samplePeak();
-      if (waits === undefined) return RESOLVED;
-      return waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => {});
+      return sent;
     };
     const emitter: Emitter<unknown> = {
       emit: (batch: Batch<unknown>, port: string = MAIN_PORT): Promise<void> => {
@@ -309,13 +325,13 @@ class Run {
         return sent;
       },
       signal: (s: Signal): Promise<void> => {
-        let all: Promise<void>[] | undefined;
+        const waits: Promise<void>[] = [];
         for (const [port, chans] of ports) {
           if (port === DLQ_PORT) continue;
           const p = send(chans, s);
-          if (p !== RESOLVED) (all ??= []).push(p);
+          if (p !== RESOLVED) waits.push(p);
         }
-        return all === undefined ? RESOLVED : Promise.all(all).then(() => {});
+        return waits.length === 0 ? RESOLVED : Promise.all(waits).then(() => {});
       },
     };
     return emitter;
@@ -327,10 +343,7 @@ class Run {
     if (pending === undefined || pending.length === 0) return RESOLVED;
     const records = pending.splice(0, pending.length);
     const chans = this.outputs.get(id)?.get(DLQ_PORT) ?? [];
-    const batch: Batch<DeadLetter> = { kind: 'batch', records };
-    let waits: Promise<void>[] | undefined;
-    for (const ch of chans) if (!ch.trySend(batch)) (waits ??= []).push(ch.send(batch, this.cancel.signal));
-    return waits === undefined ? RESOLVED : Promise.all(waits).then(() => {});
+    return sendAll(chans, { kind: 'batch', records }, this.cancel.signal);
   }
 
   private samplePeak(): void {
@@ -353,7 +366,12 @@ class Run {
     } catch (err) {
       if (!(isCancellation(err) && this.cancel.signal.aborted)) {
         (this.stageMetrics.get(node.id) as StageMetrics).errors++;
-        this.fail(wrapError(`stage \`${node.id}\` (${node.component})`, err, { stage: node.id, component: node.component }));
+        this.fail(
+          wrapError(`stage \`${node.id}\` (${node.component})`, err, {
+            stage: node.id,
+            component: node.component,
+          }),
+        );
       }
     }
   }
