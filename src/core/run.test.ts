@@ -373,4 +373,23 @@ describe('runGraph', () => {
     assert.equal(s1.got.length, 30);
     assert.deepEqual(s1.got, s2.got);
   });
+
+  it("includes a stage's own metrics in the snapshot", async () => {
+    let seen = 0;
+    const p = new Pipeline('custom');
+    p.from(counter({ batches: 2 }))
+      .via<number>(
+        {
+          process(b, out) {
+            seen += b.records.length;
+            return out.emit(b);
+          },
+          metrics: () => ({ seen }),
+        },
+        { name: 'counting' },
+      )
+      .to(collector());
+    const summary = await p.run().done;
+    assert.deepEqual(summary.stages.find((s) => s.name === 'counting')?.custom, { seen: 20 });
+  });
 });

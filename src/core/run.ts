@@ -106,6 +106,17 @@ function sendAll(chans: readonly Channel<Message>[], msg: Message, signal: Abort
   return waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => {});
 }
 
+/** A stage's own metrics, if it reports any; a hook that throws is reported as missing. */
+function customMetrics(node: GraphNode): { custom?: Readonly<Record<string, number>> } {
+  const hook = node.stage.metrics;
+  if (hook === undefined) return {};
+  try {
+    return { custom: hook.call(node.stage) };
+  } catch {
+    return {};
+  }
+}
+
 function weighMessage(m: Message): number {
   return m.kind === 'batch' ? m.records.length : 0;
 }
@@ -583,6 +594,7 @@ class Run {
         queued,
         queueCapacity: capacity,
         queuedRecords: qRecords,
+        ...customMetrics(this.graph.nodes.get(id) as GraphNode),
       });
     }
     let progress: MetricsSnapshot['progress'];

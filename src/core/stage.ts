@@ -26,6 +26,13 @@ export interface Emitter<T> {
   signal(signal: Signal): Promise<void>;
 }
 
+/**
+ * Optional gauges and counters a stage reports beside the runtime's own (e.g. a rule set's
+ * `ruleVersion` and `ruleRejects`). Called whenever a metrics snapshot is taken (a few times
+ * a second): must be cheap and must not throw. Names are camelCase and fixed per stage type.
+ */
+export type StageMetricsHook = () => Readonly<Record<string, number>>;
+
 /** Minimal structured logger (pino-compatible subset). */
 export interface Logger {
   info(msg: string, fields?: Record<string, unknown>): void;
@@ -69,6 +76,8 @@ export interface Source<T = unknown> {
    * the runtime closes the outputs (end of stream). Throwing fails the run.
    */
   run(out: Emitter<T>, ctx: SourceContext): Promise<void>;
+  /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
+  metrics?: StageMetricsHook;
   /** Current position (for progress and checkpoints), when the source has one. */
   position?(): Position | undefined;
   /** Progress as bytes or records done of a known total, when the source knows it. */
@@ -89,6 +98,8 @@ export interface Operator<I = unknown, O = unknown> {
    * forwarded unchanged.
    */
   onSignal?(signal: Signal, out: Emitter<O>): void | Promise<void>;
+  /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
+  metrics?: StageMetricsHook;
   /**
    * The clock time at which `onTimer` wants to be called next, or undefined for none. Asked
    * after every call into the operator.
@@ -110,6 +121,8 @@ export interface Sink<T = unknown> {
   write(batch: Batch<T>): void | Promise<void>;
   /** Called for each control signal (a barrier means: flush and acknowledge). */
   onSignal?(signal: Signal): void | Promise<void>;
+  /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
+  metrics?: StageMetricsHook;
   /** Called once when every input ended normally: flush and commit (e.g. rename a temp file). */
   finish?(): void | Promise<void>;
   /** See the stage contract above. Not preceded by `finish` on failure or cancellation: discard uncommitted output. */

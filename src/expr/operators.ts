@@ -124,6 +124,16 @@ abstract class CelOperator<C> implements Operator, RuleMetrics {
     return this.slot.changed();
   }
 
+  /** Rule-set gauges for the run's metrics snapshot (and the CLI status). */
+  metrics(): Readonly<Record<string, number>> {
+    return {
+      ruleVersion: this.slot.ruleVersion,
+      ruleReloads: this.slot.ruleReloads,
+      ruleRejects: this.slot.ruleRejects,
+      ruleSourceErrors: this.slot.ruleSourceErrors,
+    };
+  }
+
   get ruleVersion(): number {
     return this.slot.ruleVersion;
   }

@@ -48,6 +48,8 @@ export interface StageSnapshot {
   readonly queueCapacity: number;
   /** Records waiting in this stage's input channels. */
   readonly queuedRecords: number;
+  /** What the stage itself reports (its `metrics()` hook), e.g. `ruleVersion`. */
+  readonly custom?: Readonly<Record<string, number>>;
 }
 
 /** A frozen view of a whole run. */
