@@ -20,7 +20,7 @@
 import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { EventGenerator, type GeneratedEvent, generateSource } from '../src/connectors/generate/source.ts';
-import { nullSink } from '../src/connectors/null/sink.ts';
+import { blackholeSink } from '../src/connectors/blackhole/sink.ts';
 import { Pipeline } from '../src/core/pipeline.ts';
 import type { Source } from '../src/core/stage.ts';
 import type { BenchmarkDefinition, ContenderResult } from './run.ts';
@@ -48,7 +48,7 @@ const mapFn = (r: GeneratedEvent): Scored => ({
 const filterFn = (r: Scored): boolean => r.event_type !== 'view';
 
 async function runSluice(count: number): Promise<number> {
-  const sink = nullSink();
+  const sink = blackholeSink();
   await new Pipeline('bench-core')
     // Without `fields`, every generated record is a whole GeneratedEvent.
     .from(generateSource({ count, seed: SEED, batchSize: SOURCE_BATCH }) as Source<GeneratedEvent>)

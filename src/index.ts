@@ -29,7 +29,7 @@ export {
   type GenerateSourceOptions,
   generateSource,
 } from './connectors/generate/source.ts';
-export { nullSink } from './connectors/null/sink.ts';
+export { blackholeSink } from './connectors/blackhole/sink.ts';
 export { type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
 export { type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
 // Core: batches, signals, channels, the graph, the run handle, errors, time.

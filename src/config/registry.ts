@@ -67,7 +67,7 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
  * Declares a component with full type inference of its config.
  *
  * @example
- * export const nullSink = defineComponent({
+ * export const blackholeSink = defineComponent({
  *   name: 'null', kind: 'sink', stability: 'stable', summary: 'Discards every record.',
  *   config: z.object({}), create: () => ({ write() {} }),
  * });

@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Pipeline } from '../../core/pipeline.ts';
 import { generateSource } from '../generate/source.ts';
-import { nullSink } from './sink.ts';
-import { nullSinkSpec } from './spec.ts';
+import { blackholeSink } from './sink.ts';
+import { blackholeSinkSpec } from './spec.ts';
 
 describe('null sink', () => {
   it('discards and counts records and batches', async () => {
-    const sink = nullSink();
+    const sink = blackholeSink();
     const summary = await new Pipeline('t')
       .from(generateSource({ count: 2050, batchSize: 1000 }))
       .to(sink)
@@ -18,9 +18,9 @@ describe('null sink', () => {
   });
 
   it('has a spec that takes no options', () => {
-    assert.deepEqual(nullSinkSpec.config.parse({}), {});
-    assert.equal(nullSinkSpec.config.safeParse({ path: 'x' }).success, false);
-    const sink = nullSinkSpec.create({}, { baseDir: '/', pipelineName: 'p', stageName: 'out' });
+    assert.deepEqual(blackholeSinkSpec.config.parse({}), {});
+    assert.equal(blackholeSinkSpec.config.safeParse({ path: 'x' }).success, false);
+    const sink = blackholeSinkSpec.create({}, { baseDir: '/', pipelineName: 'p', stageName: 'out' });
     assert.equal(typeof sink.write, 'function');
   });
 });

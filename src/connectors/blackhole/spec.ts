@@ -1,23 +1,23 @@
 /** Spec of the `null` sink. */
 import { z } from 'zod';
 import { defineComponent } from '../../config/registry.ts';
-import { nullSink } from './sink.ts';
+import { blackholeSink } from './sink.ts';
 
 /** Config of the `null` sink: nothing to set. */
-export const nullSinkConfig = z.object({}).strict();
+export const blackholeSinkConfig = z.object({}).strict();
 
 /**
  * The `null` sink spec.
  *
  * @example
- * registry.add(nullSinkSpec);
+ * registry.add(blackholeSinkSpec);
  */
-export const nullSinkSpec = defineComponent({
-  name: 'null',
+export const blackholeSinkSpec = defineComponent({
+  name: 'blackhole',
   kind: 'sink',
   stability: 'stable',
   summary: 'Discards every record (counts them); for benchmarks and dry runs.',
-  config: nullSinkConfig,
+  config: blackholeSinkConfig,
   examples: [{ title: 'Discard the output', yaml: '{}\n' }],
-  create: () => nullSink(),
+  create: () => blackholeSink(),
 });

@@ -2,8 +2,8 @@
 import type { Batch } from '../../core/batch.ts';
 import type { Sink } from '../../core/stage.ts';
 
-/** A {@link Sink} that discards records; see {@link nullSink}. */
-export interface NullSink extends Sink<unknown> {
+/** A {@link Sink} that discards records; see {@link blackholeSink}. */
+export interface BlackholeSink extends Sink<unknown> {
   /** Records received so far. */
   readonly records: number;
   /** Batches received so far. */
@@ -14,11 +14,11 @@ export interface NullSink extends Sink<unknown> {
  * A sink that discards every record and counts records and batches.
  *
  * @example
- * const sink = nullSink();
+ * const sink = blackholeSink();
  * await new Pipeline('bench').from(source).to(sink).run().done;
  * sink.records; // how many arrived
  */
-export function nullSink(): NullSink {
+export function blackholeSink(): BlackholeSink {
   let records = 0;
   let batches = 0;
   return {
