@@ -113,4 +113,21 @@ describe('Channel', () => {
     await Promise.all(sends);
     assert.deepEqual(got, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
   });
+
+  it('dropOldest skips items that must be kept, and waits when nothing can be dropped', async () => {
+    const ch = new Channel<string>({
+      capacity: 3,
+      overflow: 'dropOldest',
+      droppable: (x) => x.startsWith('data'),
+    });
+    await ch.send('signal-1');
+    await ch.send('data-1');
+    await ch.send('signal-2');
+    await ch.send('data-2');
+    assert.equal(ch.dropped, 1);
+    assert.deepEqual([ch.tryRecv(), ch.tryRecv(), ch.tryRecv()], ['signal-1', 'signal-2', 'data-2']);
+    const only = new Channel<string>({ capacity: 1, overflow: 'dropOldest', droppable: () => false });
+    await only.send('keep');
+    assert.equal(only.trySend('next'), false, 'nothing droppable: the sender must wait');
+  });
 });

@@ -18,10 +18,15 @@ export interface ChannelOptions<T> {
   capacity: number;
   /** Name used in errors and metrics. */
   name?: string;
-  /** `block` (default) waits for room; `dropOldest` discards the oldest item; `error` throws. */
+  /** `block` (default) waits for room; `dropOldest` discards the oldest droppable item; `error` throws. */
   overflow?: OverflowPolicy;
   /** Weight of an item for the `queuedWeight` gauge (e.g. records in a batch). Default 1. */
   weigh?: (item: T) => number;
+  /**
+   * Which items `dropOldest` may discard (default: any). Control signals must never be
+   * dropped — a lost barrier would stall checkpoints — so the runtime allows only batches.
+   */
+  droppable?: (item: T) => boolean;
 }
 
 /** Returned by `tryRecv` when nothing is queued but the channel is still open. */
@@ -50,6 +55,7 @@ export class Channel<T> {
   readonly capacity: number;
   readonly overflow: OverflowPolicy;
   private readonly weigh: ((item: T) => number) | undefined;
+  private readonly droppable: ((item: T) => boolean) | undefined;
   private readonly queue: (T | undefined)[];
   private head = 0;
   private count = 0;
@@ -83,6 +89,7 @@ export class Channel<T> {
     this.name = options.name ?? 'channel';
     this.overflow = options.overflow ?? 'block';
     this.weigh = options.weigh;
+    this.droppable = options.droppable;
     this.queue = new Array(options.capacity);
   }
 
@@ -107,10 +114,7 @@ export class Channel<T> {
       this.push(item);
       return true;
     }
-    if (this.overflow === 'dropOldest') {
-      const old = this.shift();
-      if (old !== undefined && this.weigh) this.queuedWeight -= this.weigh(old);
-      this.dropped++;
+    if (this.overflow === 'dropOldest' && this.parked.length === 0 && this.dropOldestDroppable()) {
       this.push(item);
       return true;
     }
@@ -257,6 +261,29 @@ export class Channel<T> {
       if (this.queuedWeight > this.peakQueuedWeight) this.peakQueuedWeight = this.queuedWeight;
     }
     if (this.readers.length > 0) this.wakeReaders();
+  }
+
+  /**
+   * Removes the oldest queued item that may be dropped, keeping the order of the rest.
+   * Returns false when every queued item must be kept (then the sender waits, as with `block`).
+   */
+  private dropOldestDroppable(): boolean {
+    for (let k = 0; k < this.count; k++) {
+      const at = (this.head + k) % this.capacity;
+      const item = this.queue[at] as T;
+      if (this.droppable !== undefined && !this.droppable(item)) continue;
+      // Close the gap by moving the items before it one slot towards the tail.
+      for (let j = k; j > 0; j--) {
+        this.queue[(this.head + j) % this.capacity] = this.queue[(this.head + j - 1) % this.capacity];
+      }
+      this.queue[this.head] = undefined;
+      this.head = (this.head + 1) % this.capacity;
+      this.count--;
+      if (this.weigh) this.queuedWeight -= this.weigh(item);
+      this.dropped++;
+      return true;
+    }
+    return false;
   }
 
   private shift(): T | undefined {

@@ -117,6 +117,10 @@ function customMetrics(node: GraphNode): { custom?: Readonly<Record<string, numb
   }
 }
 
+function isBatchMessage(m: Message): boolean {
+  return m.kind === 'batch';
+}
+
 function weighMessage(m: Message): number {
   return m.kind === 'batch' ? m.records.length : 0;
 }
@@ -238,6 +242,7 @@ class Run {
         overflow: edge.buffer?.overflow ?? 'block',
         name: `${edge.from}.${edge.port}→${edge.to}`,
         weigh: weighMessage,
+        droppable: isBatchMessage,
       });
       this.channels.push(ch);
       this.inputs.get(edge.to)?.push(ch);
@@ -439,6 +444,15 @@ class Run {
     };
 
     while (openCount > 0) {
+      // A due timer runs before more input, so a stage under steady load still gets its timers.
+      if (!isSink && op.nextTimer !== undefined) {
+        const due = op.nextTimer();
+        if (due !== undefined && due <= this.clock.now()) {
+          const r = op.onTimer?.(this.clock.now(), out);
+          if (r !== undefined) await untilAborted(r, signal);
+          await this.flushDead(node.id);
+        }
+      }
       let progressed = false;
       for (let k = 0; k < n; k++) {
         const i = (next + k) % n;
@@ -483,14 +497,9 @@ class Run {
         break;
       }
       if (progressed || openCount === 0) continue;
-      // Nothing queued: run a due timer, or wait for input or the next timer.
+      // Nothing queued: wait for input or the next timer (run at the top of the loop).
       const deadline = isSink ? undefined : op.nextTimer?.();
-      if (deadline !== undefined && deadline <= this.clock.now()) {
-        const r = op.onTimer?.(this.clock.now(), out);
-        if (r !== undefined) await untilAborted(r, signal);
-        await this.flushDead(node.id);
-        continue;
-      }
+      if (deadline !== undefined && deadline <= this.clock.now()) continue;
       await this.waitForInput(inputs, open, held, deadline, signal);
     }
     if (isSink) {

@@ -283,15 +283,18 @@ test('fanOut: a full branch with overflow `error` fails the run with a clear mes
   const p = new Pipeline('fan-error');
   const batches = Array.from({ length: 20 }, (_, i) => [i]);
   p.from(memSource(batches)).fanOut(
-    [(s) => s.to(new CollectSink<number>()), (s) => s.to(new CollectSink<number>(stuck.promise))],
-    { buffer: { size: 1, overflow: 'error' }, name: 'tee' },
+    [
+      (s) => s.to(new CollectSink<number>()),
+      { branch: (s) => s.to(new CollectSink<number>(stuck.promise)), buffer: { size: 4, overflow: 'error' } },
+    ],
+    { name: 'tee' },
   );
   await assert.rejects(
     p.run({ channelCapacity: 1, log: quiet }).done,
     (err: unknown) =>
       err instanceof SluiceError &&
       err.code === ErrorCode.OVERFLOW &&
-      err.message.includes('buffer `source.out→tee.1` is full (1 items) and its overflow policy is `error`'),
+      err.message.includes('buffer `source.out→tee.1` is full (4 items) and its overflow policy is `error`'),
   );
 });
 
