@@ -3,7 +3,14 @@
  *
  *   generate → map → filter → batch(size 1000) → null sink
  *
- * over 10 million small records (the `generate` connector's events), run three ways:
+ * over 10 million records, run three ways, for two kinds of record:
+ *
+ * - small records `{ id, value }` (the headline `ratio core sluice/…` lines): so cheap to make
+ *   that what is measured is each engine's per-record overhead;
+ * - the `generate` connector's events (`sluice-events`, …): seven fields with strings, where
+ *   making the record costs more than moving it, so every engine comes closer to the loop.
+ *
+ * The three ways:
  *
  * - `sluice`: the real `generate` source, `Stream.map`/`filter`/`batch` operators and the
  *   `null` sink, through the runtime's bounded channels.
@@ -134,22 +141,140 @@ async function runPlainLoop(count: number): Promise<number> {
   return records;
 }
 
+// --- Small records: `{ id, value }`, as cheap to make as a record can be, so the numbers show
+// the engines' per-record overhead rather than the cost of building realistic events. ---
+
+/** The small record of the headline comparison. */
+interface Small {
+  id: number;
+  value: number;
+}
+/** The small record after the map step. */
+interface SmallScored extends Small {
+  double: number;
+}
+const smallMap = (r: Small): SmallScored => ({ id: r.id, value: r.value, double: r.value * 2 });
+const smallFilter = (r: SmallScored): boolean => r.value % 3 !== 0;
+const small = (i: number): Small => ({ id: i, value: i % 1000 });
+
+/** A Sluice source of small records: one array per batch, one await per batch. */
+function smallSource(count: number): Source<Small> {
+  return {
+    async run(out, ctx) {
+      for (let done = 0; done < count && !ctx.stopSignal.aborted; ) {
+        const n = Math.min(SOURCE_BATCH, count - done);
+        const records = new Array<Small>(n);
+        for (let i = 0; i < n; i++) records[i] = small(done + i);
+        done += n;
+        await out.emit({ kind: 'batch', records });
+      }
+    },
+  };
+}
+
+async function runSluiceSmall(count: number): Promise<number> {
+  const sink = blackholeSink();
+  await new Pipeline('bench-core-small')
+    .from(smallSource(count))
+    .map(smallMap)
+    .filter(smallFilter)
+    .batch({ size: BATCH, maxWait: '1s' })
+    .to(sink)
+    .run().done;
+  return sink.records;
+}
+
+async function runNodeStreamsSmall(count: number): Promise<number> {
+  let records = 0;
+  function* items(): Generator<Small> {
+    for (let i = 0; i < count; i++) yield small(i);
+  }
+  let pending: SmallScored[] = [];
+  await pipeline(
+    Readable.from(items()),
+    new Transform({
+      objectMode: true,
+      transform(r: Small, _enc, cb) {
+        cb(null, smallMap(r));
+      },
+    }),
+    new Transform({
+      objectMode: true,
+      transform(r: SmallScored, _enc, cb) {
+        if (smallFilter(r)) cb(null, r);
+        else cb();
+      },
+    }),
+    new Transform({
+      objectMode: true,
+      transform(r: SmallScored, _enc, cb) {
+        pending.push(r);
+        if (pending.length >= BATCH) {
+          const full = pending;
+          pending = [];
+          cb(null, full);
+        } else cb();
+      },
+      flush(cb) {
+        if (pending.length > 0) this.push(pending);
+        pending = [];
+        cb();
+      },
+    }),
+    new Writable({
+      objectMode: true,
+      write(batch: SmallScored[], _enc, cb) {
+        records += batch.length;
+        cb();
+      },
+    }),
+  );
+  return records;
+}
+
+async function runPlainLoopSmall(count: number): Promise<number> {
+  let records = 0;
+  let batch: SmallScored[] = [];
+  for (let done = 0; done < count; ) {
+    const n = Math.min(SOURCE_BATCH, count - done);
+    const chunk = new Array<Small>(n);
+    for (let i = 0; i < n; i++) chunk[i] = small(done + i);
+    done += n;
+    for (let i = 0; i < chunk.length; i++) {
+      const m = smallMap(chunk[i] as Small);
+      if (!smallFilter(m)) continue;
+      batch.push(m);
+      if (batch.length === BATCH) {
+        records += batch.length;
+        batch = [];
+      }
+    }
+  }
+  records += batch.length;
+  return records;
+}
+
 const contenders: Record<string, (count: number) => Promise<number>> = {
-  sluice: runSluice,
-  'node-streams': runNodeStreams,
-  'plain-loop': runPlainLoop,
+  sluice: runSluiceSmall,
+  'node-streams': runNodeStreamsSmall,
+  'plain-loop': runPlainLoopSmall,
+  'sluice-events': runSluice,
+  'node-streams-events': runNodeStreams,
+  'plain-loop-events': runPlainLoop,
 };
 
 /** The `core` benchmark as `bench/run.ts` drives it. */
 export const benchmark: BenchmarkDefinition = {
   name: 'core',
-  summary: 'generate → map → filter → batch(1000) → null: Sluice vs Node streams vs a plain loop',
+  summary: 'source → map → filter → batch(1000) → blackhole: Sluice vs Node streams vs a plain loop',
   script: new URL(import.meta.url).pathname,
   contenders: Object.keys(contenders),
   defaultRecords: 10_000_000,
   ratios: [
     ['sluice', 'node-streams'],
     ['sluice', 'plain-loop'],
+    ['sluice-events', 'node-streams-events'],
+    ['sluice-events', 'plain-loop-events'],
   ],
 };
 

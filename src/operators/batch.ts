@@ -64,16 +64,20 @@ export function batch<T>(options: BatchOptions): Operator<T, T> {
       ctx = c;
     },
     async process(input, out) {
-      const n = input.records.length;
+      const src = input.records;
+      const n = src.length;
       const inMeta = input.meta;
-      for (let i = 0; i < n; i++) {
+      // Copy in runs up to the next full batch: one tight loop per run, no per-record checks.
+      for (let i = 0; i < n; ) {
         if (records.length === 0) firstAt = ctx.clock.now();
         if (inMeta !== undefined && !hasMeta) {
           hasMeta = true;
           meta = new Array(records.length).fill(undefined);
         }
-        records.push(input.records[i] as T);
-        if (hasMeta) meta.push(inMeta?.[i]);
+        const end = Math.min(n, i + (size - records.length));
+        for (let k = i; k < end; k++) records.push(src[k] as T);
+        if (hasMeta) for (let k = i; k < end; k++) meta.push(inMeta?.[k]);
+        i = end;
         if (records.length === size) await flush(out);
       }
       // Timers only run while the input is idle; under steady load check the deadline here too.
