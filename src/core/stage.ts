@@ -109,6 +109,18 @@ export interface Operator<I = unknown, O = unknown> {
   onTimer?(now: number, out: Emitter<O>): void | Promise<void>;
   /** Called once when every input has ended: emit what is still buffered. */
   finish?(out: Emitter<O>): void | Promise<void>;
+  /**
+   * Checkpointing: called when checkpoint barrier `checkpointId` has arrived on every input,
+   * before it is forwarded. Returns the operator's state as a structured-cloneable value
+   * (plain objects, arrays, Map, Set, bigint, typed arrays). It is serialised before the next
+   * call into the operator, so it may share structure with the live state.
+   */
+  snapshot?(checkpointId: number): unknown;
+  /**
+   * Checkpointing: called once after `open` and before any data when the run resumes from a
+   * checkpoint, with what `snapshot` returned then.
+   */
+  restore?(state: unknown): void | Promise<void>;
   /** See the stage contract above. */
   close?(): void | Promise<void>;
 }
