@@ -7,9 +7,9 @@
  */
 
 import { type ComponentKind, type ComponentSpec, Registry } from './config/registry.ts';
+import * as blackholeSpecs from './connectors/blackhole/spec.ts';
 import * as fileSpecs from './connectors/file/spec.ts';
 import * as generateSpecs from './connectors/generate/spec.ts';
-import * as blackholeSpecs from './connectors/blackhole/spec.ts';
 import * as stdioSpecs from './connectors/stdio/spec.ts';
 import * as exprSpecs from './expr/spec.ts';
 import * as operatorSpecs from './operators/specs.ts';
@@ -42,5 +42,7 @@ export function specsIn(mod: Readonly<Record<string, unknown>>): ComponentSpec[]
  * defaultRegistry.get('source', 'file')?.summary;
  */
 export const defaultRegistry: Registry = new Registry().add(
-  ...[fileSpecs, generateSpecs, blackholeSpecs, stdioSpecs, operatorSpecs, exprSpecs].flatMap((m) => specsIn(m)),
+  ...[fileSpecs, generateSpecs, blackholeSpecs, stdioSpecs, operatorSpecs, exprSpecs].flatMap((m) =>
+    specsIn(m),
+  ),
 );

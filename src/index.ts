@@ -21,6 +21,7 @@ export {
   Registry,
 } from './config/registry.ts';
 export { pipelineJsonSchema } from './config/schema.ts';
+export { blackholeSink } from './connectors/blackhole/sink.ts';
 // Connectors.
 export { type FileSinkOptions, fileSink } from './connectors/file/sink.ts';
 export { type FileSourceOptions, fileSource } from './connectors/file/source.ts';
@@ -29,7 +30,6 @@ export {
   type GenerateSourceOptions,
   generateSource,
 } from './connectors/generate/source.ts';
-export { blackholeSink } from './connectors/blackhole/sink.ts';
 export { type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
 export { type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
 // Core: batches, signals, channels, the graph, the run handle, errors, time.
