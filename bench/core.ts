@@ -20,7 +20,7 @@
  * - `plain-loop`: a plain `for` loop over arrays of generated records doing the same work
  *   (the floor: no engine at all).
  *
- * All three use the same {@link EventGenerator} and the same map, filter and batch size.
+ * All three use the same records (a {@link Workload}), map, filter and batch size.
  * `bench/run.ts` runs each contender in a fresh child process (`--contender NAME`) so peak
  * RSS does not mix, and reads one JSON line back.
  */
@@ -32,134 +32,34 @@ import { Pipeline } from '../src/core/pipeline.ts';
 import type { Source } from '../src/core/stage.ts';
 import type { BenchmarkDefinition, ContenderResult } from './run.ts';
 
-/** What the map step produces: the event plus a derived field. */
-interface Scored extends GeneratedEvent {
-  high: boolean;
-}
-
 const SEED = 7;
 const SOURCE_BATCH = 1024;
 const BATCH = 1000;
 
-// The same three steps for every contender.
-const mapFn = (r: GeneratedEvent): Scored => ({
-  id: r.id,
-  ts: r.ts,
-  user: r.user,
-  country: r.country,
-  event_type: r.event_type,
-  risk: r.risk,
-  amount: r.amount,
-  high: r.risk > 50,
-});
-const filterFn = (r: Scored): boolean => r.event_type !== 'view';
-
-async function runSluice(count: number): Promise<number> {
-  const sink = blackholeSink();
-  await new Pipeline('bench-core')
-    // Without `fields`, every generated record is a whole GeneratedEvent.
-    .from(generateSource({ count, seed: SEED, batchSize: SOURCE_BATCH }) as Source<GeneratedEvent>)
-    .map(mapFn)
-    .filter(filterFn)
-    .batch({ size: BATCH, maxWait: '1s' })
-    .to(sink)
-    .run().done;
-  return sink.records;
+/**
+ * What one kind of record needs for all three contenders: a Sluice source, the same records
+ * one at a time (Node streams) or a chunk at a time (plain loop), and the map and filter steps.
+ */
+interface Workload<R, M> {
+  source(count: number): Source<R>;
+  /** A generator of the `count` records, in the same order as the source. */
+  one(count: number): Iterable<R>;
+  /** A function that returns the next `n` records each call. */
+  chunks(): (n: number) => R[];
+  map(r: R): M;
+  filter(m: M): boolean;
 }
 
-async function runNodeStreams(count: number): Promise<number> {
-  const gen = new EventGenerator({ seed: SEED });
-  let records = 0;
-  function* events(): Generator<GeneratedEvent> {
-    for (let i = 0; i < count; i++) yield gen.next();
-  }
-  let pending: Scored[] = [];
-  await pipeline(
-    Readable.from(events()),
-    new Transform({
-      objectMode: true,
-      transform(r: GeneratedEvent, _enc, cb) {
-        cb(null, mapFn(r));
-      },
-    }),
-    new Transform({
-      objectMode: true,
-      transform(r: Scored, _enc, cb) {
-        if (filterFn(r)) cb(null, r);
-        else cb();
-      },
-    }),
-    new Transform({
-      objectMode: true,
-      transform(r: Scored, _enc, cb) {
-        pending.push(r);
-        if (pending.length >= BATCH) {
-          const full = pending;
-          pending = [];
-          cb(null, full);
-        } else cb();
-      },
-      flush(cb) {
-        if (pending.length > 0) this.push(pending);
-        pending = [];
-        cb();
-      },
-    }),
-    new Writable({
-      objectMode: true,
-      write(batch: Scored[], _enc, cb) {
-        records += batch.length;
-        cb();
-      },
-    }),
-  );
-  return records;
-}
-
-async function runPlainLoop(count: number): Promise<number> {
-  const gen = new EventGenerator({ seed: SEED });
-  let records = 0;
-  let batch: Scored[] = [];
-  const sink = (b: Scored[]) => {
-    records += b.length;
-  };
-  for (let done = 0; done < count; ) {
-    const n = Math.min(SOURCE_BATCH, count - done);
-    const chunk = gen.take(n);
-    done += n;
-    for (let i = 0; i < chunk.length; i++) {
-      const m = mapFn(chunk[i] as GeneratedEvent);
-      if (!filterFn(m)) continue;
-      batch.push(m);
-      if (batch.length === BATCH) {
-        sink(batch);
-        batch = [];
-      }
-    }
-  }
-  if (batch.length > 0) sink(batch);
-  return records;
-}
-
-// --- Small records: `{ id, value }`, as cheap to make as a record can be, so the numbers show
-// the engines' per-record overhead rather than the cost of building realistic events. ---
-
-/** The small record of the headline comparison. */
+// Small records `{ id, value }`: as cheap to make as a record can be, so the numbers show the
+// engines' per-record overhead rather than the cost of building realistic events.
 interface Small {
   id: number;
   value: number;
 }
-/** The small record after the map step. */
-interface SmallScored extends Small {
-  double: number;
-}
-const smallMap = (r: Small): SmallScored => ({ id: r.id, value: r.value, double: r.value * 2 });
-const smallFilter = (r: SmallScored): boolean => r.value % 3 !== 0;
 const small = (i: number): Small => ({ id: i, value: i % 1000 });
 
-/** A Sluice source of small records: one array per batch, one await per batch. */
-function smallSource(count: number): Source<Small> {
-  return {
+const smallWorkload: Workload<Small, Small & { double: number }> = {
+  source: (count) => ({
     async run(out, ctx) {
       for (let done = 0; done < count && !ctx.stopSignal.aborted; ) {
         const n = Math.min(SOURCE_BATCH, count - done);
@@ -169,46 +69,81 @@ function smallSource(count: number): Source<Small> {
         await out.emit({ kind: 'batch', records });
       }
     },
-  };
-}
+  }),
+  *one(count) {
+    for (let i = 0; i < count; i++) yield small(i);
+  },
+  chunks() {
+    let next = 0;
+    return (n) => {
+      const chunk = new Array<Small>(n);
+      for (let i = 0; i < n; i++) chunk[i] = small(next + i);
+      next += n;
+      return chunk;
+    };
+  },
+  map: (r) => ({ id: r.id, value: r.value, double: r.value * 2 }),
+  filter: (r) => r.value % 3 !== 0,
+};
 
-async function runSluiceSmall(count: number): Promise<number> {
+// The `generate` connector's events: seven fields with strings.
+const eventWorkload: Workload<GeneratedEvent, GeneratedEvent & { high: boolean }> = {
+  source: (count) => generateSource({ count, seed: SEED, batchSize: SOURCE_BATCH }) as Source<GeneratedEvent>,
+  *one(count) {
+    const gen = new EventGenerator({ seed: SEED });
+    for (let i = 0; i < count; i++) yield gen.next();
+  },
+  chunks() {
+    const gen = new EventGenerator({ seed: SEED });
+    return (n) => gen.take(n);
+  },
+  map: (r) => ({
+    id: r.id,
+    ts: r.ts,
+    user: r.user,
+    country: r.country,
+    event_type: r.event_type,
+    risk: r.risk,
+    amount: r.amount,
+    high: r.risk > 50,
+  }),
+  filter: (r) => r.event_type !== 'view',
+};
+
+async function runSluice<R, M>(w: Workload<R, M>, count: number): Promise<number> {
   const sink = blackholeSink();
-  await new Pipeline('bench-core-small')
-    .from(smallSource(count))
-    .map(smallMap)
-    .filter(smallFilter)
+  await new Pipeline('bench-core')
+    .from(w.source(count))
+    .map(w.map)
+    .filter(w.filter)
     .batch({ size: BATCH, maxWait: '1s' })
     .to(sink)
     .run().done;
   return sink.records;
 }
 
-async function runNodeStreamsSmall(count: number): Promise<number> {
+async function runNodeStreams<R, M>(w: Workload<R, M>, count: number): Promise<number> {
   let records = 0;
-  function* items(): Generator<Small> {
-    for (let i = 0; i < count; i++) yield small(i);
-  }
-  let pending: SmallScored[] = [];
+  let pending: M[] = [];
   await pipeline(
-    Readable.from(items()),
+    Readable.from(w.one(count)),
     new Transform({
       objectMode: true,
-      transform(r: Small, _enc, cb) {
-        cb(null, smallMap(r));
+      transform(r: R, _enc, cb) {
+        cb(null, w.map(r));
       },
     }),
     new Transform({
       objectMode: true,
-      transform(r: SmallScored, _enc, cb) {
-        if (smallFilter(r)) cb(null, r);
+      transform(m: M, _enc, cb) {
+        if (w.filter(m)) cb(null, m);
         else cb();
       },
     }),
     new Transform({
       objectMode: true,
-      transform(r: SmallScored, _enc, cb) {
-        pending.push(r);
+      transform(m: M, _enc, cb) {
+        pending.push(m);
         if (pending.length >= BATCH) {
           const full = pending;
           pending = [];
@@ -223,7 +158,7 @@ async function runNodeStreamsSmall(count: number): Promise<number> {
     }),
     new Writable({
       objectMode: true,
-      write(batch: SmallScored[], _enc, cb) {
+      write(batch: M[], _enc, cb) {
         records += batch.length;
         cb();
       },
@@ -232,17 +167,17 @@ async function runNodeStreamsSmall(count: number): Promise<number> {
   return records;
 }
 
-async function runPlainLoopSmall(count: number): Promise<number> {
+async function runPlainLoop<R, M>(w: Workload<R, M>, count: number): Promise<number> {
+  const take = w.chunks();
   let records = 0;
-  let batch: SmallScored[] = [];
+  let batch: M[] = [];
   for (let done = 0; done < count; ) {
     const n = Math.min(SOURCE_BATCH, count - done);
-    const chunk = new Array<Small>(n);
-    for (let i = 0; i < n; i++) chunk[i] = small(done + i);
+    const chunk = take(n);
     done += n;
     for (let i = 0; i < chunk.length; i++) {
-      const m = smallMap(chunk[i] as Small);
-      if (!smallFilter(m)) continue;
+      const m = w.map(chunk[i] as R);
+      if (!w.filter(m)) continue;
       batch.push(m);
       if (batch.length === BATCH) {
         records += batch.length;
@@ -250,17 +185,16 @@ async function runPlainLoopSmall(count: number): Promise<number> {
       }
     }
   }
-  records += batch.length;
-  return records;
+  return records + batch.length;
 }
 
 const contenders: Record<string, (count: number) => Promise<number>> = {
-  sluice: runSluiceSmall,
-  'node-streams': runNodeStreamsSmall,
-  'plain-loop': runPlainLoopSmall,
-  'sluice-events': runSluice,
-  'node-streams-events': runNodeStreams,
-  'plain-loop-events': runPlainLoop,
+  sluice: (n) => runSluice(smallWorkload, n),
+  'node-streams': (n) => runNodeStreams(smallWorkload, n),
+  'plain-loop': (n) => runPlainLoop(smallWorkload, n),
+  'sluice-events': (n) => runSluice(eventWorkload, n),
+  'node-streams-events': (n) => runNodeStreams(eventWorkload, n),
+  'plain-loop-events': (n) => runPlainLoop(eventWorkload, n),
 };
 
 /** The `core` benchmark as `bench/run.ts` drives it. */
