@@ -4,7 +4,22 @@
 // type stripping, so no build step stands between `npm ci` and `npx sluice`.
 import { existsSync } from 'node:fs';
 
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 22 || (major === 22 && minor < 12)) {
+  process.stderr.write(
+    `sluice needs Node.js 22.12 or newer; this is ${process.version} (${process.execPath}).\n` +
+      'In a checkout of sluice, run it as `npx sluice …` from the project folder: npm then uses the Node.js 24 that `npm ci` installed.\n',
+  );
+  process.exit(2);
+}
 const compiled = new URL('../dist/cli/main.js', import.meta.url);
 const entry = existsSync(compiled) ? compiled : new URL('../src/cli/main.ts', import.meta.url);
-const { main } = await import(entry.href);
-process.exitCode = await main(process.argv.slice(2));
+if (entry === compiled || process.features.typescript) {
+  const { main } = await import(entry.href);
+  process.exitCode = await main(process.argv.slice(2));
+} else {
+  process.stderr.write(
+    `sluice: this Node.js (${process.version}) cannot run TypeScript directly; run \`npm run build\` first, or use Node.js 22.18+ / 24.\n`,
+  );
+  process.exitCode = 2;
+}
