@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Launcher for the `sluice` command. A published package runs the compiled JavaScript in
-// dist/; a source checkout (after `npm ci`) runs the TypeScript directly through Node's
-// type stripping, so no build step stands between `npm ci` and `npx sluice`.
+// Launcher for the `sluice` command. A source checkout (after `npm ci`) runs the TypeScript
+// directly through Node's type stripping, so no build step stands between `npm ci` and
+// `npx sluice`; a published package runs the compiled JavaScript in dist/.
 import { existsSync } from 'node:fs';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
@@ -12,9 +12,11 @@ if (major < 22 || (major === 22 && minor < 12)) {
   );
   process.exit(2);
 }
-const compiled = new URL('../dist/cli/main.js', import.meta.url);
-const entry = existsSync(compiled) ? compiled : new URL('../src/cli/main.ts', import.meta.url);
-if (entry === compiled || process.features.typescript) {
+// A checkout has src/ (and may have a stale dist/ from an earlier build): run the source.
+// A published package ships only dist/.
+const source = new URL('../src/cli/main.ts', import.meta.url);
+const entry = existsSync(source) ? source : new URL('../dist/cli/main.js', import.meta.url);
+if (entry !== source || process.features.typescript) {
   const { main } = await import(entry.href);
   process.exitCode = await main(process.argv.slice(2));
 } else {
