@@ -16,6 +16,14 @@ if (major < 22 || (major === 22 && minor < 12)) {
 // A published package ships only dist/.
 const source = new URL('../src/cli/main.ts', import.meta.url);
 const entry = existsSync(source) ? source : new URL('../dist/cli/main.js', import.meta.url);
+// `sluice list | head`: a reader that goes away ends the command quietly, as it would `cat`.
+// (`run` handles it in its stdout sink, so that other sinks still close cleanly.)
+if (process.argv[2] !== 'run') {
+  process.stdout.on('error', (err) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
 if (entry !== source || process.features.typescript) {
   const { main } = await import(entry.href);
   process.exitCode = await main(process.argv.slice(2));
