@@ -5,6 +5,8 @@
 import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
 import { loadPipelineFile } from '../config/load.ts';
 import { configError } from '../config/problems.ts';
+import { READER_GONE } from '../connectors/stdio/sink.ts';
+import { SluiceError } from '../core/errors.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import type { RunHandle, RunOptions } from '../core/run.ts';
 import type { MetricsSnapshot } from '../metrics/metrics.ts';
@@ -103,6 +105,8 @@ async function supervise(handle: RunHandle, io: CliIO): Promise<number> {
     return summary.state === 'cancelled' || signals > 1 ? ExitCode.INTERRUPTED : ExitCode.OK;
   } catch (e) {
     clearLine();
+    // `sluice run … | head`: the reader took what it wanted; end quietly, as `cat` would.
+    if (e instanceof SluiceError && e.context.reason === READER_GONE) return ExitCode.OK;
     err.write(`${formatSummary(handle.metrics())}\n`);
     printError(err, e, io.env);
     return signals > 1 ? ExitCode.INTERRUPTED : exitCodeOf(e);
