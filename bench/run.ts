@@ -1,7 +1,9 @@
 /**
- * `npm run bench [-- NAME… [--runs N] [--records N]]`: runs benchmarks with their peers in
- * the same run (all registered ones without a NAME; `--runs`/`--records` apply to those driven
- * from here, e.g. `core`) and prints a table per benchmark, then one line per comparison:
+ * `npm run bench [-- NAME… [--runs N] [--records N] [--flag value…]]`: runs benchmarks with their
+ * peers in the same run (all registered ones but the manual ones without a NAME; `--records`
+ * applies to those driven from here, e.g. `core`; `--runs` to every one; other flags go to the
+ * script benchmarks, e.g. `--size-mb 1000`) and prints a table per benchmark, then one line per
+ * comparison:
  *
  *   ratio core sluice/node-streams 12.40
  *
@@ -46,18 +48,24 @@ export interface ContenderResult {
 /**
  * Benchmarks by name. A `module` exports a {@link BenchmarkDefinition} named `benchmark` and is
  * driven from here; a `script` runs on its own (`node <script>`, its own flags and defaults),
- * prints its table, and its `ratio …` lines are collected with the others at the end.
+ * prints its table, and its `ratio …` lines are collected with the others at the end. A `manual`
+ * benchmark runs only when named (it takes minutes).
  */
-const REGISTRY: Record<string, { module: string } | { script: string }> = {
+const REGISTRY: Record<string, { module: string } | { script: string; manual?: boolean }> = {
   core: { module: './core.ts' },
   csv: { script: './csv.ts' },
+  jsonl: { script: './jsonl.ts' },
+  'csv-memory': { script: './csv-memory.ts', manual: true },
+  'csv-workers': { script: './csv-workers.ts', manual: true },
   cel: { script: './cel.ts' },
+  window: { script: './window.ts' },
+  checkpoint: { script: './checkpoint.ts' },
 };
 
-function runScript(path: string): Promise<string[]> {
+function runScript(path: string, args: readonly string[]): Promise<string[]> {
   return new Promise((resolve, reject) => {
     const script = new URL(path, import.meta.url).pathname;
-    const child = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (s: string) => {
@@ -170,25 +178,32 @@ async function runBenchmark(def: BenchmarkDefinition, runs: number, records: num
 
 async function main(argv: string[]): Promise<number> {
   const names: string[] = [];
-  let runs = 5;
+  let runs: number | undefined;
   let records: number | undefined;
+  // Other `--flag [value]` options go to script benchmarks as they are (`--size-mb 1000`).
+  const passthrough: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--runs') runs = Number(argv[++i]);
     else if (a === '--records') records = Number(argv[++i]);
     else if (a.startsWith('-')) {
-      process.stderr.write(`unknown option ${a}; use NAME… [--runs N] [--records N]\n`);
-      return 2;
+      passthrough.push(a);
+      const next = argv[i + 1];
+      if (next !== undefined && !next.startsWith('-') && !(next in REGISTRY))
+        passthrough.push(argv[++i] as string);
     } else names.push(a);
   }
   if (
-    !(Number.isInteger(runs) && runs >= 1) ||
+    (runs !== undefined && !(Number.isInteger(runs) && runs >= 1)) ||
     (records !== undefined && !(Number.isInteger(records) && records >= 1))
   ) {
     process.stderr.write('--runs and --records take whole numbers ≥ 1\n');
     return 2;
   }
-  const selected = names.length > 0 ? names : Object.keys(REGISTRY);
+  const selected =
+    names.length > 0
+      ? names
+      : Object.keys(REGISTRY).filter((n) => !(REGISTRY[n] as { manual?: boolean }).manual);
   const unknown = selected.filter((n) => !(n in REGISTRY));
   if (unknown.length > 0) {
     process.stderr.write(
@@ -202,12 +217,17 @@ async function main(argv: string[]): Promise<number> {
     const entry = REGISTRY[name] as { module: string } | { script: string };
     let lines: string[];
     if ('script' in entry) {
-      lines = ['', ...(await runScript(entry.script))];
+      // `--runs N` means rounds per contender for the scripts too.
+      const args = runs === undefined ? passthrough : [...passthrough, '--rounds', String(runs)];
+      lines = ['', ...(await runScript(entry.script, args))];
     } else {
+      if (passthrough.length > 0) {
+        process.stderr.write(`${name} takes only --runs and --records; ignoring ${passthrough.join(' ')}\n`);
+      }
       const mod = (await import(new URL(entry.module, import.meta.url).href)) as {
         benchmark: BenchmarkDefinition;
       };
-      lines = await runBenchmark(mod.benchmark, runs, records ?? mod.benchmark.defaultRecords);
+      lines = await runBenchmark(mod.benchmark, runs ?? 5, records ?? mod.benchmark.defaultRecords);
     }
     for (const l of lines) (l.startsWith('ratio ') ? ratios : out).push(l);
   }

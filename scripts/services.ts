@@ -6,10 +6,11 @@
  * the last service named (so `$(npm run -s services -- up redis | tail -1)` is its URL).
  * Without names, `up`/`down`/`status` act on every known service.
  */
+import { kafka } from './services/kafka.ts';
 import { redis } from './services/redis.ts';
 import type { ServiceDef } from './services/service.ts';
 
-const SERVICES: readonly ServiceDef[] = [redis];
+const SERVICES: readonly ServiceDef[] = [kafka, redis];
 
 function usage(): string {
   const names = SERVICES.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n');

@@ -10,9 +10,11 @@ import { type ComponentKind, type ComponentSpec, Registry } from './config/regis
 import * as blackholeSpecs from './connectors/blackhole/spec.ts';
 import * as fileSpecs from './connectors/file/spec.ts';
 import * as generateSpecs from './connectors/generate/spec.ts';
+import * as kafkaSpecs from './connectors/kafka/spec.ts';
 import * as stdioSpecs from './connectors/stdio/spec.ts';
 import * as exprSpecs from './expr/spec.ts';
 import * as operatorSpecs from './operators/specs.ts';
+import * as timeSpecs from './time/spec.ts';
 
 const KINDS: readonly ComponentKind[] = ['source', 'sink', 'operator'];
 
@@ -42,7 +44,14 @@ export function specsIn(mod: Readonly<Record<string, unknown>>): ComponentSpec[]
  * defaultRegistry.get('source', 'file')?.summary;
  */
 export const defaultRegistry: Registry = new Registry().add(
-  ...[fileSpecs, generateSpecs, blackholeSpecs, stdioSpecs, operatorSpecs, exprSpecs].flatMap((m) =>
-    specsIn(m),
-  ),
+  ...[
+    fileSpecs,
+    generateSpecs,
+    kafkaSpecs,
+    blackholeSpecs,
+    stdioSpecs,
+    operatorSpecs,
+    exprSpecs,
+    timeSpecs,
+  ].flatMap((m) => specsIn(m)),
 );

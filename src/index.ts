@@ -9,6 +9,23 @@
  * await p.run().done;
  */
 
+// Event time: windows, watermarks, aggregates.
+export {
+  type Aggregate,
+  count,
+  distinct,
+  ema,
+  hdrPercentile,
+  max,
+  mean,
+  min,
+  percentile,
+  RollingWindow,
+  rollingMean,
+  sum,
+} from './aggregate/index.ts';
+// State and checkpoints.
+export { type CheckpointSettings, openCheckpoints } from './checkpoint/setup.ts';
 export { defaultRegistry } from './components.ts';
 // Pipeline files and the component registry.
 export { buildPipeline, lintPipelineFile } from './config/build.ts';
@@ -120,3 +137,13 @@ export {
   type ThrottleOptions,
   throttle,
 } from './operators/index.ts';
+export { lmdbBackend, memoryBackend, type StateBackend } from './state/backend.ts';
+export {
+  type AggregatingState,
+  KeyedStateStore,
+  type ListState,
+  type MapState,
+  type StateTtl,
+  type ValueState,
+} from './state/keyed.ts';
+export { type LateEvent, type WindowOptions, windowOperator } from './time/window.ts';

@@ -78,9 +78,15 @@ describe('sluice run', () => {
   });
 
   it('prints the warnings of a valid file before running', async () => {
-    const r = await cli(['run', file('warn.yaml', `${GOOD}checkpoint: { interval: 5s }\n`)]);
+    const r = await cli([
+      'run',
+      file('warn.yaml', `${GOOD}dlq: { collect: { id: cli-warn-dlq } }\ncheckpoint: { interval: 5s }\n`),
+    ]);
     assert.equal(r.code, 0);
-    assert.match(r.stderr, /warn\.yaml:4:1: warning: checkpoint: checkpoints are not implemented yet/);
+    assert.match(
+      r.stderr,
+      /warn\.yaml:5:1: warning: checkpoint: the `dlq` output is not covered by checkpoints/,
+    );
   });
 
   it('exits 2 with every problem and no stack for an invalid file', async () => {
@@ -206,10 +212,13 @@ describe('sluice run: status and signals', () => {
 
 describe('sluice lint', () => {
   it('prints `ok` (with warnings) and exits 0 for a good file', async () => {
-    const path = file('lint-ok.yaml', `${GOOD}checkpoint: { interval: 5s }\n`);
+    const path = file(
+      'lint-ok.yaml',
+      `${GOOD}dlq: { collect: { id: cli-lint-dlq } }\ncheckpoint: { interval: 5s }\n`,
+    );
     const r = await cli(['lint', path]);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, /lint-ok\.yaml:4:1: warning: checkpoint: /);
+    assert.match(r.stdout, /lint-ok\.yaml:5:1: warning: checkpoint: /);
     assert.ok(r.stdout.endsWith(`${path}: ok (1 warning)\n`));
   });
 

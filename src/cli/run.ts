@@ -2,6 +2,7 @@
  * `sluice run`: loads a pipeline (YAML file or TypeScript module), runs it with a live status
  * line, and turns Ctrl-C into a graceful drain (first) or an immediate stop (second).
  */
+import { openCheckpoints } from '../checkpoint/setup.ts';
 import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
 import { loadPipelineFile } from '../config/load.ts';
 import { configError } from '../config/problems.ts';
@@ -9,6 +10,7 @@ import { READER_GONE } from '../connectors/stdio/sink.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { Pipeline } from '../core/pipeline.ts';
 import type { RunHandle, RunOptions } from '../core/run.ts';
+import type { Logger } from '../core/stage.ts';
 import type { MetricsSnapshot } from '../metrics/metrics.ts';
 import { type CliIO, ExitCode, exitCodeOf, printError, printProblems } from './output.ts';
 import { formatLogLine, formatStatusLine, formatSummary } from './status.ts';
@@ -53,12 +55,30 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       const built = await buildPipeline(config);
       pipeline = built.pipeline;
       runOptions = built.runOptions;
+      if (built.checkpoint !== undefined) {
+        const log = cliLogger(io);
+        runOptions = {
+          ...runOptions,
+          log,
+          checkpoint: await openCheckpoints(built.checkpoint, { log, env: io.env }),
+        };
+      }
     }
   } catch (err) {
     printError(io.stderr, err, io.env);
     return exitCodeOf(err);
   }
   return supervise(pipeline.run(runOptions), io);
+}
+
+/** Warnings and errors of the run to the CLI's stderr (checkpoint restores, damaged checkpoints). */
+function cliLogger(io: CliIO): Logger {
+  const line = (level: string, msg: string) => io.stderr.write(`${level} ${msg}\n`);
+  return {
+    info: () => {},
+    warn: (msg) => line('WARN', msg),
+    error: (msg) => line('ERROR', msg),
+  };
 }
 
 /** Watches a running pipeline: status output, signals, summary, exit code. */

@@ -201,7 +201,7 @@ describe('lintPipelineFile', () => {
     const good = join(dir, 'good.yaml');
     writeFileSync(
       good,
-      'input: { memory: {} }\noutput: { collect: { id: x } }\ncheckpoint: { interval: 1s }\n',
+      'input: { memory: {} }\noutput: { collect: { id: x } }\ndlq: { collect: { id: d } }\ncheckpoint: { interval: 1s }\n',
     );
     const w = await lintPipelineFile(good, { registry, env: {} });
     assert.deepEqual(

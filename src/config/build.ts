@@ -5,9 +5,11 @@
  * `sluice run module.ts`).
  */
 import { existsSync } from 'node:fs';
-import { extname, resolve } from 'node:path';
+import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { CheckpointSettings } from '../checkpoint/setup.ts';
 import { batchOf, type RecordMeta } from '../core/batch.ts';
+import { parseDuration } from '../core/duration.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import { MAIN_PORT } from '../core/graph.ts';
 import { Pipeline, type Stream } from '../core/pipeline.ts';
@@ -30,8 +32,10 @@ export interface BuiltPipeline {
   readonly pipeline: Pipeline;
   /** `maxErrorRate` and `channelCapacity` from the file; pass them to `pipeline.run`. */
   readonly runOptions: RunOptions;
-  /** Warnings of the file (e.g. `checkpoint` has no effect yet). */
+  /** Warnings of the file (e.g. a `dlq` that checkpoints do not cover). */
   readonly warnings: readonly ConfigProblem[];
+  /** The file's `checkpoint:` settings, resolved (paths absolute); open them with `openCheckpoints`. */
+  readonly checkpoint?: CheckpointSettings | undefined;
 }
 
 /**
@@ -183,7 +187,21 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
     ...(config.maxErrorRate !== undefined ? { maxErrorRate: config.maxErrorRate } : {}),
     ...(config.channelCapacity !== undefined ? { channelCapacity: config.channelCapacity } : {}),
   };
-  return { pipeline, runOptions, warnings: config.warnings };
+  const cp = config.checkpoint;
+  const checkpoint: CheckpointSettings | undefined =
+    cp === undefined
+      ? undefined
+      : {
+          dir: resolve(config.baseDir, cp.dir ?? join('.sluice', config.name)),
+          intervalMs: parseDuration(cp.interval),
+          everyRecords: cp.records,
+          retain: cp.retain,
+          wal:
+            cp.wal === undefined || cp.wal === false
+              ? undefined
+              : { fsync: (cp.wal === true ? undefined : cp.wal.fsync) ?? 'interval' },
+        };
+  return { pipeline, runOptions, warnings: config.warnings, checkpoint };
 }
 
 /**

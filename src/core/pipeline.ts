@@ -14,6 +14,7 @@ import { filter, flatMap, map } from '../operators/map.ts';
 import { type RouteOptions, type RouteRule, route, routePorts } from '../operators/route.ts';
 import { type ShardOptions, shard, shardPort } from '../operators/shard.ts';
 import { type ThrottleOptions, throttle } from '../operators/throttle.ts';
+import { type WindowOptions, windowOperator } from '../time/window.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './graph.ts';
 import { type RunHandle, type RunOptions, runGraph } from './run.ts';
@@ -186,6 +187,29 @@ export class Stream<T> {
   throttle(options: ThrottleOptions & StageOptions): Stream<T> {
     const { rate, burst, mode, ...stage } = options;
     return this.via(throttle<T>({ rate, burst, mode }), { component: 'throttle', ...stage });
+  }
+
+  /**
+   * Groups records by key into tumbling, sliding or session windows and emits one aggregate
+   * record per key and window (key fields, `windowStart`, `windowEnd`, aggregates, `revision`,
+   * `update`). Events later than `allowedLateness` go to the side output named by `late`
+   * (`.side('late')` of the returned stream). See {@link windowOperator}.
+   *
+   * @example
+   * const agg = p.from(source).window({
+   *   key: 'country', time: 'ts', tumbling: '1m', watermark: { maxOutOfOrder: '5s' },
+   *   aggregate: { count: 'count()', amount: 'sum(amount)' }, late: 'late',
+   * });
+   * agg.to(sink);
+   * agg.side('late').to(lateSink);
+   */
+  window(options: WindowOptions<T> & StageOptions): Stream<Record<string, unknown>> {
+    const { name, component, buffer, ...window } = options;
+    const stage: StageOptions = {
+      ...(name === undefined ? {} : { name }),
+      ...(buffer === undefined ? {} : { buffer }),
+    };
+    return this.via(windowOperator<T>(window), { component: component ?? 'window', ...stage });
   }
 
   /**

@@ -392,4 +392,65 @@ describe('runGraph', () => {
     const summary = await p.run().done;
     assert.deepEqual(summary.stages.find((s) => s.name === 'counting')?.custom, { seen: 20 });
   });
+
+  describe('barrier acknowledgement without checkpoints', () => {
+    /** A source that emits `batches` batches with barrier k after batch k, recording completions. */
+    function acking(
+      batches: number,
+      completed: number[],
+      written?: () => number,
+      seen?: number[],
+    ): Source<number> {
+      return {
+        async run(out) {
+          for (let b = 1; b <= batches; b++) {
+            await out.emit(batchOf([b]));
+            await out.signal(barrier(b));
+          }
+        },
+        onBarrierComplete(id) {
+          completed.push(id);
+          seen?.push(written?.() ?? -1);
+        },
+      };
+    }
+
+    it('tells the source once every sink, the dlq included, handled the barrier', async () => {
+      const completed: number[] = [];
+      const seen: number[] = [];
+      const sink = collector<number>();
+      const p = new Pipeline('acks');
+      p.from(acking(5, completed, () => sink.got.length, seen)).to(sink);
+      p.dlq(collector());
+      await p.run().done;
+      assert.deepEqual(completed, [1, 2, 3, 4, 5]);
+      // Barrier k completes only after record k was written.
+      for (let k = 0; k < seen.length; k++)
+        assert.ok((seen[k] as number) >= k + 1, `barrier ${k + 1} before its record`);
+    });
+
+    it('waits for the slowest of several sinks', async () => {
+      const completed: number[] = [];
+      const slow = gatedSink();
+      const p = new Pipeline('acks-fan');
+      const s = p.from(acking(3, completed));
+      s.to(collector());
+      s.to(slow);
+      const handle = p.run();
+      await slow.waiting;
+      for (let k = 0; k < 20; k++) await tick();
+      assert.deepEqual(completed, [], 'no barrier completes while a sink still holds its records');
+      await handle.stop({ drain: false });
+    });
+
+    it('is not given when an operator holds state that only a checkpoint would cover', async () => {
+      const completed: number[] = [];
+      const p = new Pipeline('acks-state');
+      p.from(acking(3, completed))
+        .via<number>({ process: (b, out) => out.emit(b), snapshot: () => ({}) })
+        .to(collector());
+      await p.run().done;
+      assert.deepEqual(completed, []);
+    });
+  });
 });

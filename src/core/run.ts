@@ -10,14 +10,24 @@
  *   `close()` runs exactly once, so files, sockets and timers are released.
  */
 
+import type { CheckpointDriver } from '../checkpoint/coordinator.ts';
 import { type MetricsSnapshot, type RunState, StageMetrics, type StageSnapshot } from '../metrics/metrics.ts';
-import type { Barrier, Batch, Message, RecordMeta, Signal } from './batch.ts';
-import { watermark } from './batch.ts';
+import type { Barrier, Batch, Message, Position, RecordMeta, Signal } from './batch.ts';
+import { barrier, watermark } from './batch.ts';
 import { Channel, CLOSED, EMPTY } from './channel.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
-import type { DeadLetter, Emitter, Logger, Operator, Sink, SourceContext, StageContext } from './stage.ts';
+import type {
+  DeadLetter,
+  Emitter,
+  Logger,
+  Operator,
+  Sink,
+  Source,
+  SourceContext,
+  StageContext,
+} from './stage.ts';
 
 /** Options of {@link runGraph}. */
 export interface RunOptions {
@@ -41,6 +51,13 @@ export interface RunOptions {
   errorRateMinRecords?: number;
   /** Logger for stages. Default: warnings and errors to stderr. */
   log?: Logger;
+  /**
+   * Checkpoints: the coordinator that decides when they happen and stores them (see
+   * `src/checkpoint/coordinator.ts`). With it the run restores the newest intact checkpoint
+   * before any data, injects barriers into the sources' outputs, snapshots operators at aligned
+   * barriers and collects sink acknowledgements. Default: no checkpoints.
+   */
+  checkpoint?: CheckpointDriver;
 }
 
 /** What a finished run reports. */
@@ -153,11 +170,19 @@ class Run {
   private readonly channels: Channel<Message>[] = [];
   private readonly stageMetrics = new Map<string, StageMetrics>();
   private readonly pendingDead = new Map<string, DeadLetter[]>();
+  /** Per source: batches from the write-ahead log to send before its `run`. */
+  private readonly replay = new Map<string, Batch<unknown>[]>();
+  private readonly replaying = new Set<string>();
   private state: RunState = 'starting';
   private firstError: unknown;
   private readonly startedAt: number;
   private peakQueued = 0;
   private deadTotal = 0;
+  /** Barrier id → sinks that handled it (only without checkpoints; see `sinkHandledBarrier`). */
+  private readonly barrierAcks = new Map<number, number>();
+  private ackChain: Promise<void> = RESOLVED;
+  private sinkCount = 0;
+  private ackAllowed = false;
   private done!: Promise<RunSummary>;
 
   private readonly graph: Graph;
@@ -214,13 +239,17 @@ class Run {
           throw wrapError(`opening stage \`${id}\``, err, { stage: id, component: node.component });
         }
       }
+      if (this.options.checkpoint !== undefined) await this.restoreCheckpoint(this.options.checkpoint);
       if (this.state === 'starting') this.state = 'running';
       const tasks = order.map((id) => this.runNode(graph.nodes.get(id) as GraphNode));
       await Promise.allSettled(tasks);
+      // Acknowledgements already due are delivered before the sources close.
+      await this.ackChain;
     } catch (err) {
       this.fail(err);
     } finally {
       await this.closeAll(opened.length > 0 ? [...graph.nodes.values()] : []);
+      await this.finishCheckpoints();
     }
     if (this.firstError !== undefined && this.state === 'failed') throw this.firstError;
     if (this.state !== 'cancelled') this.state = 'succeeded';
@@ -229,6 +258,9 @@ class Run {
 
   private wire(): void {
     const capacity = this.options.channelCapacity ?? 2;
+    const nodes = [...this.graph.nodes.values()];
+    this.sinkCount = nodes.filter((n) => n.kind === 'sink').length;
+    this.ackAllowed = !nodes.some((n) => n.kind === 'operator' && n.stage.snapshot !== undefined);
     const edges = [...this.graph.edges];
     const dlq = this.graph.dlqNode;
     if (dlq !== undefined) {
@@ -267,6 +299,7 @@ class Run {
       name: node.id,
       signal: this.cancel.signal,
       stopSignal: this.stopRequest.signal,
+      checkpointing: this.options.checkpoint !== undefined,
       clock: this.clock,
       log: this.log,
       deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => {
@@ -320,6 +353,7 @@ class Run {
     const main = ports.get(MAIN_PORT) ?? [];
     const signal = this.cancel.signal;
     const pending = this.pendingDead.get(node.id) as DeadLetter[];
+    const checkpoint = this.options.checkpoint;
     const send = (chans: Channel<Message>[], msg: Message): Promise<void> => {
       const sent = sendAll(chans, msg, signal);
       this.samplePeak();
@@ -341,6 +375,9 @@ class Run {
         }
         metrics.recordsOut += n;
         metrics.batchesOut++;
+        if (checkpoint !== undefined && node.kind === 'source') {
+          return this.emitFromSource(node.id, node.stage, checkpoint, emitter, chans, batch, send);
+        }
         const sent = send(chans, batch);
         if (node.kind === 'source' && pending.length > 0) return sent.then(() => this.flushDead(node.id));
         return sent;
@@ -348,7 +385,8 @@ class Run {
       signal: (s: Signal): Promise<void> => {
         const waits: Promise<void>[] = [];
         for (const [port, chans] of ports) {
-          if (port === DLQ_PORT) continue;
+          // The dlq sink needs barriers (to acknowledge them), not watermarks.
+          if (port === DLQ_PORT && s.kind !== 'barrier') continue;
           const p = send(chans, s);
           if (p !== RESOLVED) waits.push(p);
         }
@@ -356,6 +394,147 @@ class Run {
       },
     };
     return emitter;
+  }
+
+  /**
+   * A source's batch under checkpointing: logged ahead when the write-ahead log is on, sent,
+   * then followed by a barrier when the coordinator says one is due. The position recorded
+   * with the barrier is read while the source still awaits this emit, so it covers exactly the
+   * records sent before the barrier.
+   */
+  private async emitFromSource(
+    id: string,
+    source: Source,
+    checkpoint: CheckpointDriver,
+    emitter: Emitter<unknown>,
+    chans: Channel<Message>[],
+    batch: Batch<unknown>,
+    send: (chans: Channel<Message>[], msg: Message) => Promise<void>,
+  ): Promise<void> {
+    if (checkpoint.walAppend !== undefined && !this.replaying.has(id)) {
+      await checkpoint.walAppend(id, batch, source.position?.());
+    }
+    await send(chans, batch);
+    await this.flushDead(id);
+    const due = checkpoint.barrierDue(id, batch.records.length);
+    if (due === undefined) return;
+    checkpoint.sourceBarrier(due, id, source.position?.());
+    await emitter.signal(barrier(due));
+  }
+
+  /**
+   * Loads the newest intact checkpoint and hands each stage its part (sources their position,
+   * operators and sinks their state), collects the write-ahead log's entries to replay, then
+   * starts the coordinator. Runs after every stage is open and before any data.
+   */
+  private async restoreCheckpoint(checkpoint: CheckpointDriver): Promise<void> {
+    const restored = await checkpoint.restore();
+    const positions = new Map<string, Position | undefined>();
+    if (restored !== undefined) for (const [k, v] of Object.entries(restored.sources)) positions.set(k, v);
+    if (checkpoint.walReplay !== undefined) {
+      for await (const entry of checkpoint.walReplay(restored?.id)) {
+        const list = this.replay.get(entry.stage) ?? [];
+        list.push(entry.batch);
+        this.replay.set(entry.stage, list);
+        positions.set(entry.stage, entry.position);
+      }
+    }
+    const sources: string[] = [];
+    const sinks: string[] = [];
+    for (const node of this.graph.nodes.values()) {
+      const where = `restoring stage \`${node.id}\` from checkpoint ${restored?.id}`;
+      try {
+        if (node.kind === 'source') {
+          sources.push(node.id);
+          const pos = positions.get(node.id);
+          if (pos !== undefined) {
+            if (node.stage.restore === undefined) {
+              throw new SluiceError(
+                ErrorCode.STAGE,
+                `source \`${node.id}\` (${node.component}) cannot resume from a position; delete the checkpoint folder to start over`,
+                { stage: node.id },
+              );
+            }
+            await node.stage.restore(pos);
+          }
+        } else if (node.kind === 'operator') {
+          const state = restored?.operators.get(node.id);
+          if (state === undefined) continue;
+          if (node.stage.restore === undefined) {
+            this.log.warn(
+              `Stage \`${node.id}\` has state in checkpoint ${restored?.id} but cannot restore it; it starts empty`,
+            );
+          } else await node.stage.restore(state);
+        } else if (node.id !== this.graph.dlqNode) {
+          sinks.push(node.id);
+          if (restored !== undefined) await node.stage.restore?.(restored.sinks[node.id]);
+        }
+      } catch (err) {
+        throw wrapError(where, err, { stage: node.id, component: node.component });
+      }
+    }
+    if (restored !== undefined)
+      this.log.info(`Restored checkpoint \`${restored.id}\``, { checkpoint: restored.id });
+    checkpoint.begin({
+      sources,
+      sinks,
+      commit: async (data) => {
+        for (const id of sources) {
+          const stage = (this.graph.nodes.get(id) as GraphNode).stage as Source;
+          const pos = data.sources[id];
+          if (pos !== undefined) await stage.commit?.(pos);
+        }
+        for (const id of sinks)
+          await ((this.graph.nodes.get(id) as GraphNode).stage as Sink).commitCheckpoint?.(data.id);
+      },
+    });
+  }
+
+  /** Tells the coordinator how the run ended (a finished job's checkpoints are deleted). */
+  private async finishCheckpoints(): Promise<void> {
+    const checkpoint = this.options.checkpoint;
+    if (checkpoint === undefined) return;
+    const outcome =
+      this.firstError !== undefined || this.cancel.signal.aborted
+        ? 'failed'
+        : this.stopRequest.signal.aborted
+          ? 'stopped'
+          : 'succeeded';
+    try {
+      await checkpoint.finish(outcome);
+    } catch (err) {
+      const wrapped = wrapError('finishing checkpoints', err);
+      if (this.firstError === undefined) {
+        this.firstError = wrapped;
+        this.state = 'failed';
+      } else this.log.warn(wrapped.message);
+    }
+  }
+
+  /**
+   * Without checkpoints: counts sinks (the dlq sink included) that handled barrier `id`; when
+   * all have, tells the sources (`onBarrierComplete`) so they may commit the positions they had
+   * when they emitted it. Skipped when an operator holds state, which only a checkpoint covers.
+   * Calls are chained in barrier order; a rejection fails the run.
+   */
+  private sinkHandledBarrier(id: number): void {
+    if (this.options.checkpoint !== undefined || !this.ackAllowed) return;
+    const done = (this.barrierAcks.get(id) ?? 0) + 1;
+    if (done < this.sinkCount) {
+      this.barrierAcks.set(id, done);
+      return;
+    }
+    this.barrierAcks.delete(id);
+    this.ackChain = this.ackChain
+      .then(async () => {
+        if (this.cancel.signal.aborted) return;
+        for (const node of this.graph.nodes.values()) {
+          if (node.kind === 'source' && node.stage.onBarrierComplete !== undefined) {
+            await node.stage.onBarrierComplete(id);
+          }
+        }
+      })
+      .catch((err: unknown) => this.fail(wrapError(`acknowledging barrier ${id}`, err)));
   }
 
   /** Sends the dead letters a stage collected during its last call. */
@@ -378,8 +557,16 @@ class Run {
       if (node.kind === 'source') {
         const ctx = this.contextFor(node) as SourceContext;
         const out = this.emitterFor(node);
+        const replay = this.replay.get(node.id);
+        if (replay !== undefined) {
+          // Batches from the write-ahead log go first, and are not logged again.
+          this.replaying.add(node.id);
+          for (const b of replay.splice(0)) await out.emit(b);
+          this.replaying.delete(node.id);
+        }
         await untilAborted(node.stage.run(out, ctx), this.cancel.signal);
         await this.flushDead(node.id);
+        this.options.checkpoint?.sourceEnded(node.id, node.stage.position?.());
       } else {
         await this.consume(node);
       }
@@ -423,13 +610,24 @@ class Run {
     let heldCount = 0;
     let next = 0;
 
+    const checkpoint = this.options.checkpoint;
+    const isDlq = node.id === this.graph.dlqNode;
     const deliverSignal = async (s: Signal): Promise<void> => {
+      if (s.kind === 'barrier' && checkpoint !== undefined && !isDlq) {
+        await this.deliverBarrier(node, s, out, checkpoint);
+        return;
+      }
       let r: void | Promise<void>;
       if (isSink) r = sink.onSignal?.(s);
       else if (op.onSignal) r = op.onSignal(s, out);
       else r = out.signal(s);
       if (r !== undefined) await untilAborted(r, signal);
       await this.flushDead(node.id);
+      if (isSink && s.kind === 'barrier') {
+        // Dead letters the sink wrote before the barrier are covered by it too.
+        await out.signal(s);
+        this.sinkHandledBarrier(s.id);
+      }
     };
     const mergedWatermark = async (): Promise<void> => {
       let min = Number.POSITIVE_INFINITY;
@@ -515,6 +713,42 @@ class Run {
       if (r !== undefined) await untilAborted(r, signal);
       await this.flushDead(node.id);
     }
+  }
+
+  /**
+   * Barrier `b` has arrived on every input of `node`. Operator: its `onSignal` handles (and
+   * forwards) the barrier, then it snapshots; without `onSignal` it snapshots and the runtime
+   * forwards. Sink: flushes in `onSignal`, then its `snapshot` and the acknowledgement go to
+   * the coordinator.
+   */
+  private async deliverBarrier(
+    node: Exclude<GraphNode, { kind: 'source' }>,
+    b: Barrier,
+    out: Emitter<unknown>,
+    checkpoint: CheckpointDriver,
+  ): Promise<void> {
+    const signal = this.cancel.signal;
+    if (node.kind === 'sink') {
+      const sink = node.stage;
+      const r = sink.onSignal?.(b);
+      if (r !== undefined) await untilAborted(r, signal);
+      let state: unknown;
+      if (sink.snapshot !== undefined)
+        state = await untilAborted(Promise.resolve(sink.snapshot(b.id)), signal);
+      checkpoint.sinkAcked(b.id, node.id, state);
+      await out.signal(b);
+      return;
+    }
+    const op = node.stage;
+    if (op.onSignal !== undefined) {
+      const r = op.onSignal(b, out);
+      if (r !== undefined) await untilAborted(r, signal);
+      if (op.snapshot !== undefined) checkpoint.operatorSnapshot(b.id, node.id, op.snapshot(b.id));
+    } else {
+      if (op.snapshot !== undefined) checkpoint.operatorSnapshot(b.id, node.id, op.snapshot(b.id));
+      await out.signal(b);
+    }
+    await this.flushDead(node.id);
   }
 
   private async waitForInput(

@@ -65,6 +65,12 @@ export interface SourceContext extends StageContext {
    * already read, then return normally from `run`.
    */
   readonly stopSignal: AbortSignal;
+  /**
+   * True when the run takes checkpoints: the runtime then injects the barriers and commits
+   * positions through `commit` after each completed checkpoint, so the source must not emit
+   * barriers of its own (their ids would collide) and must not commit before `commit`.
+   */
+  readonly checkpointing: boolean;
 }
 
 /** Produces batches. Knows its position, so a run can resume where it stopped. */
@@ -78,8 +84,40 @@ export interface Source<T = unknown> {
   run(out: Emitter<T>, ctx: SourceContext): Promise<void>;
   /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
   metrics?: StageMetricsHook;
-  /** Current position (for progress and checkpoints), when the source has one. */
+  /**
+   * Current position, when the source has one: for progress, and for checkpoints — the runtime
+   * calls it right after an `emit` resolved or was started, and the value must then be the
+   * position *after every record emitted so far*, so a restart from it re-emits none of them
+   * and skips none after them. Must be structured-cloneable (it is stored in the checkpoint).
+   */
   position?(): Position | undefined;
+  /**
+   * Checkpointing: called once after `open` and before `run` when the run resumes from a
+   * checkpoint, with the `position()` this source had at that checkpoint's barrier. `run` must
+   * then start right after it. Throwing fails the run (a source that cannot resume must not
+   * silently start over).
+   */
+  restore?(position: Position): void | Promise<void>;
+  /**
+   * Checkpointing: called after a checkpoint holding `position` is stored durably (in checkpoint
+   * order, once per checkpoint): commit the position upstream (Kafka offsets, a DB cursor). May
+   * run while `run` is emitting. A rejection is logged and the run goes on — the checkpoint,
+   * not the upstream commit, is what a restart resumes from.
+   */
+  commit?(position: Position): void | Promise<void>;
+  /**
+   * Delivery acknowledgement, for sources that commit positions (Kafka offsets). Called by the
+   * runtime when barrier `id`, which this source emitted with `out.signal(barrier(id))`, has
+   * been handled by every sink — the `dlq` sink included — that is, each sink's
+   * `onSignal(barrier)` resolved, so every record the source emitted before the barrier has
+   * been written, or is held in operator state that checkpoint `id` covers. The source may then
+   * commit the positions it had when it emitted the barrier, and never earlier.
+   *
+   * Called at most once per id, in increasing order; an id may be skipped (a later one covers
+   * it). Never called after the run failed or was cancelled. A rejection fails the run. A
+   * runtime that does not call it leaves the source to commit at a clean end of input only.
+   */
+  onBarrierComplete?(id: number): void | Promise<void>;
   /** Progress as bytes or records done of a known total, when the source knows it. */
   progress?(): { done: number; total?: number; unit: 'bytes' | 'records' } | undefined;
   /** See the stage contract above. */
@@ -110,10 +148,13 @@ export interface Operator<I = unknown, O = unknown> {
   /** Called once when every input has ended: emit what is still buffered. */
   finish?(out: Emitter<O>): void | Promise<void>;
   /**
-   * Checkpointing: called when checkpoint barrier `checkpointId` has arrived on every input,
-   * before it is forwarded. Returns the operator's state as a structured-cloneable value
-   * (plain objects, arrays, Map, Set, bigint, typed arrays). It is serialised before the next
-   * call into the operator, so it may share structure with the live state.
+   * Checkpointing: called when checkpoint barrier `checkpointId` has arrived on every input —
+   * right after `onSignal` handled the barrier when the operator has `onSignal` (so what it
+   * flushes before forwarding the barrier is not in its state any more), else just before the
+   * runtime forwards it. Returns the operator's state as a structured-cloneable value
+   * (plain objects, arrays, Map, Set, bigint, typed arrays; `KeyedStateStore.snapshot()` for
+   * keyed state). It is serialised before the next call into the operator, so it may share
+   * structure with the live state. Throwing fails the run.
    */
   snapshot?(checkpointId: number): unknown;
   /**
@@ -131,8 +172,30 @@ export interface Sink<T = unknown> {
   open?(ctx: StageContext): void | Promise<void>;
   /** Called once per batch, in order. Resolve when the batch is handed to the destination. */
   write(batch: Batch<T>): void | Promise<void>;
-  /** Called for each control signal (a barrier means: flush and acknowledge). */
+  /**
+   * Called for each control signal. A barrier means: make everything written before it durable
+   * (flush, fsync), then resolve — resolving is the acknowledgement the checkpoint waits for.
+   */
   onSignal?(signal: Signal): void | Promise<void>;
+  /**
+   * Checkpointing: called after `onSignal` resolved for barrier `checkpointId` (or at once, when
+   * there is no `onSignal`). Returns what a restart needs to find the output as it was at the
+   * barrier (e.g. the committed length of a file), structured-cloneable; it is stored in the
+   * checkpoint and handed to `restore`.
+   */
+  snapshot?(checkpointId: number): unknown | Promise<unknown>;
+  /**
+   * Checkpointing: called once after `open` and before any data when the run resumes from a
+   * checkpoint, with what `snapshot` returned then (undefined when the checkpoint has nothing
+   * for this sink). An exactly-once sink drops output written after that checkpoint here.
+   */
+  restore?(state: unknown): void | Promise<void>;
+  /**
+   * Checkpointing: called once checkpoint `checkpointId` is stored durably, in checkpoint order;
+   * commit what was pre-committed at its barrier (a transaction). May run while `write` is
+   * pending. A rejection is logged and the run goes on.
+   */
+  commitCheckpoint?(checkpointId: number): void | Promise<void>;
   /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
   metrics?: StageMetricsHook;
   /** Called once when every input ended normally: flush and commit (e.g. rename a temp file). */

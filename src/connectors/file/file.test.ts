@@ -150,7 +150,10 @@ describe('file source', () => {
       () => fileSource({ path: 'x', format: 'jsonl', batchSize: 0 }),
       /batchSize must be a whole number/,
     );
-    assert.throws(() => fileSource({ path: 'x', format: 'csv' as 'jsonl' }), /unknown format `csv`/);
+    assert.throws(
+      () => fileSource({ path: 'x', format: 'xml' as 'jsonl' }),
+      /unknown format `xml`; use `jsonl`, `csv`, `lines`/,
+    );
   });
 
   it('stops reading on a graceful stop and emits what it read, in order', async () => {
@@ -204,6 +207,7 @@ describe('file source', () => {
     const src = fileSource({
       path,
       format: 'jsonl',
+      compression: 'none',
       transform: (bytes) => Readable.from(bytes).pipe(createGunzip()),
     });
     await new Pipeline('t').from(src).to(out).run().done;
@@ -307,9 +311,9 @@ describe('file specs', () => {
     assert.deepEqual(cfg, {
       path: 'in.jsonl',
       format: 'jsonl',
-      maxLineBytes: 16 * 1024 * 1024,
+      compression: 'auto',
       batchSize: 1024,
-      skipBlank: false,
+      strict: false,
     });
     await writeFile(join(dir, 'spec-in.jsonl'), '{"x":1}\n');
     const ctx = { baseDir: dir, pipelineName: 'p', stageName: 'input' };

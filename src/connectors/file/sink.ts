@@ -3,35 +3,37 @@
  * the same directory (`.<name>.sluice-tmp-<pid>`); `finish()` fsyncs it and renames it to
  * the final name, so the final name only ever holds a complete output. A run that fails or
  * is cancelled removes the temporary file in `close()`.
+ *
+ * Under checkpoints the sink is exactly-once: at each barrier it ends the compressed frame (if
+ * any) and fsyncs, and its checkpoint state is the temporary file's name and length. A restart
+ * cuts that file back to the length and continues it (a temporary file a checkpoint refers to
+ * is kept when a run fails), so the output neither loses nor repeats lines.
  */
-import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Batch } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
-import type { Sink } from '../../core/stage.ts';
-import type { RecordEncoder } from '../../formats/format.ts';
-import { jsonlEncoder } from '../../formats/jsonl.ts';
-import { linesEncoder } from '../../formats/lines.ts';
-import type { LineFormat } from './source.ts';
+import type { Sink, StageContext } from '../../core/stage.ts';
+import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
+import type { CompressionChoice, FileFormat } from './source.ts';
+import { type ByteWriter, byteWriter, encodeRecords, outputCompression } from './writer.ts';
 
-/**
- * A fresh encoder for `format`.
- *
- * @example
- * lineFormatEncoder('jsonl').encode([{ a: 1 }]); // '{"a":1}\n'
- */
-export function lineFormatEncoder(format: LineFormat): RecordEncoder<unknown> {
-  if (format === 'jsonl') return jsonlEncoder();
-  if (format === 'lines') return linesEncoder();
-  throw new SluiceError(ErrorCode.CONFIG, `unknown format \`${String(format)}\`; use \`lines\` or \`jsonl\``);
-}
-
-/** Options of {@link fileSink}. */
-export interface FileSinkOptions {
+/** Options of {@link fileSink}: the file, how to write it, and the CSV writer's options (flat, as in YAML). */
+export interface FileSinkOptions extends FormatEncodeOptions {
   /** The file to write (replaced when the run succeeds). */
   path: string;
   /** How records become bytes. */
-  format: LineFormat;
+  format: FileFormat;
+  /**
+   * Compression of the output. `auto` (default): by the extension of `path` (`.gz`, `.zst`, `.br`,
+   * `.sz`/`.snappy`, `.lz4`), none for any other.
+   */
+  compression?: CompressionChoice | undefined;
+  /**
+   * Compression level: gzip 1–9 (default 6), zstd 1–22 (default 3), brotli 0–11 (default 4; 11 runs
+   * at about 1 MB/s). snappy and lz4 take none.
+   */
+  level?: number | undefined;
 }
 
 /** A {@link Sink} writing a file; see {@link fileSink}. */
@@ -56,54 +58,84 @@ function toBytes(data: Uint8Array | string): Uint8Array {
 }
 
 /**
- * A sink writing `path` atomically.
+ * A sink writing `path` atomically, in a format (`jsonl`, `csv`, `lines`), compressed when
+ * `compression` says so or the path's extension names a codec (`out.csv.gz`).
  *
+ * - The config is checked at construction: an unknown format, bad CSV options or a `level`
+ *   the codec does not take throw a `SLUICE_CONFIG` error.
  * - `open` creates the parent directory if missing and the temporary file (fails early on
- *   a destination that cannot be written).
- * - `write` encodes a batch into one buffer and awaits one write (backpressure).
- * - `finish` fsyncs, closes and renames the temporary file to `path` (and fsyncs the
- *   directory, where the platform allows it).
+ *   a destination that cannot be written), and writes a CSV header when `columns` is given.
+ * - `write` encodes a batch into one buffer and awaits its write (backpressure; through the
+ *   compressor, one batch is in flight). A CSV output writes its header before the first row:
+ *   `columns`, or else the first record's keys; a record that is not an object or an array
+ *   goes to the dead-letter output.
+ * - `finish` flushes the compressor, fsyncs, closes and renames the temporary file to `path`
+ *   (and fsyncs the directory, where the platform allows it).
  * - `close` without a successful `finish` removes the temporary file, so no half file ever
  *   appears under `path`.
  *
  * @example
  * new Pipeline('copy').from(source).to(fileSink({ path: 'out/result.jsonl', format: 'jsonl' }));
+ * new Pipeline('csv').from(source).to(fileSink({ path: 'out/rows.csv.zst', format: 'csv', level: 9 }));
  */
 export function fileSink(options: FileSinkOptions): FileSink {
   const { path, format } = options;
-  const encoder = lineFormatEncoder(format);
+  let encoder = formatEncoder(format, options);
+  const compression = outputCompression(path, options.compression, options.level);
+  if (compression.problems.length > 0) {
+    throw new SluiceError(ErrorCode.CONFIG, `file \`${path}\`: ${compression.problems.join('; ')}`, {
+      file: path,
+    });
+  }
   const dir = dirname(path);
-  const tempPath = join(dir, `.${basename(path)}.sluice-tmp-${process.pid}`);
+  let tempPath = join(dir, `.${basename(path)}.sluice-tmp-${process.pid}`);
   let handle: FileHandle | undefined;
+  // Checkpoints: bytes in the temporary file, and whether a checkpoint may refer to it (then a
+  // failed run keeps it, for the restart to continue from).
+  let fileBytes = 0;
+  let checkpointed = false;
+  const into =
+    (h: FileHandle) =>
+    async (bytes: Uint8Array): Promise<void> => {
+      await writeAll(h, bytes);
+      fileBytes += bytes.length;
+    };
+  let writer: ByteWriter | undefined;
+  let ctx: StageContext | undefined;
   let committed = false;
   let written = 0;
 
   const fail = (doing: string, err: unknown) => wrapError(`${doing} file \`${path}\``, err, { file: path });
+  const notOpen = () => new SluiceError(ErrorCode.STAGE, `file \`${path}\` is not open`, { file: path });
 
   return {
-    tempPath,
+    get tempPath() {
+      return tempPath;
+    },
     get recordsWritten() {
       return written;
     },
 
-    async open() {
+    async open(context) {
+      ctx = context;
       try {
         await mkdir(dir, { recursive: true });
-        handle = await open(tempPath, 'w');
+        const h = await open(tempPath, 'w');
+        handle = h;
+        writer = byteWriter(into(h), compression);
         const header = encoder.header?.();
-        if (header !== undefined && header.length > 0) await writeAll(handle, toBytes(header));
+        if (header !== undefined && header.length > 0) await writer.write(toBytes(header));
       } catch (err) {
         throw fail('creating', err);
       }
     },
 
     async write(batch: Batch<unknown>) {
-      if (handle === undefined)
-        throw new SluiceError(ErrorCode.STAGE, `file \`${path}\` is not open`, { file: path });
-      const data = encoder.encode(batch.records);
+      if (writer === undefined) throw notOpen();
+      const data = encodeRecords(encoder, format, batch.records, ctx, batch.meta);
       if (data.length === 0) return;
       try {
-        await writeAll(handle, toBytes(data));
+        await writer.write(toBytes(data));
       } catch (err) {
         throw fail('writing', err);
       }
@@ -111,26 +143,100 @@ export function fileSink(options: FileSinkOptions): FileSink {
     },
 
     async finish() {
-      if (handle === undefined)
-        throw new SluiceError(ErrorCode.STAGE, `file \`${path}\` is not open`, { file: path });
+      if (handle === undefined || writer === undefined) throw notOpen();
       try {
+        await writer.end();
+        writer = undefined;
         await handle.sync();
         const h = handle;
         handle = undefined;
         await h.close();
         await rename(tempPath, path);
         committed = true;
+        if (checkpointed) await removeStaleTemps(dir, basename(path), undefined);
       } catch (err) {
         throw fail('committing', err);
       }
       await syncDir(dir);
     },
 
+    async onSignal(signal) {
+      if (signal.kind !== 'barrier') return;
+      if (handle === undefined || writer === undefined) throw notOpen();
+      try {
+        // A compressed output ends its frame here, so the file can be cut back to this length
+        // and continued with a new frame (gzip members and zstd frames concatenate).
+        if (compression.codec !== 'none') {
+          await writer.end();
+          writer = byteWriter(into(handle), compression);
+        }
+        await handle.sync();
+      } catch (err) {
+        throw fail('flushing', err);
+      }
+    },
+
+    snapshot() {
+      checkpointed = true;
+      return { temp: tempPath, length: fileBytes } satisfies FileSinkState;
+    },
+
+    async restore(state) {
+      if (state === undefined) return;
+      const st = state as Partial<FileSinkState>;
+      if (typeof st.temp !== 'string' || typeof st.length !== 'number') {
+        throw new SluiceError(ErrorCode.STAGE, `the checkpoint's state of file \`${path}\` is damaged`, {
+          file: path,
+        });
+      }
+      const target = st.temp;
+      const length = st.length;
+      try {
+        // Drop the fresh temporary file `open` made; continue the checkpoint's one.
+        await writer?.abort();
+        await handle?.close();
+        handle = undefined;
+        writer = undefined;
+        if (target !== tempPath) await rm(tempPath, { force: true });
+        if (!(await exists(target))) {
+          // The previous run finished and renamed it (then stopped before forgetting its
+          // checkpoints): the final file still starts with the committed output.
+          if ((await sizeOf(path)) >= length) await rename(path, target);
+          else {
+            throw new SluiceError(
+              ErrorCode.STAGE,
+              `the output written up to the checkpoint (\`${target}\`, ${length} bytes) is gone; delete the checkpoint folder to start over`,
+              { file: path },
+            );
+          }
+        }
+        await removeStaleTemps(dir, basename(path), target);
+        await truncate(target, length);
+        const h = await open(target, 'a');
+        handle = h;
+        await h.sync();
+        tempPath = target;
+        fileBytes = length;
+        checkpointed = true;
+        writer = byteWriter(into(h), compression);
+        // The header is already in the file when anything is.
+        encoder = formatEncoder(format, length > 0 ? { ...options, header: false } : options);
+        const header = length > 0 ? undefined : encoder.header?.();
+        if (header !== undefined && header.length > 0) await writer.write(toBytes(header));
+      } catch (err) {
+        if (err instanceof SluiceError) throw err;
+        throw fail('restoring', err);
+      }
+    },
+
     async close() {
+      const w = writer;
+      writer = undefined;
+      await w?.abort();
       const h = handle;
       handle = undefined;
       await h?.close().catch(() => {});
-      if (committed) return;
+      if (committed || checkpointed) return;
       try {
         await rm(tempPath, { force: true });
       } catch (err) {
@@ -139,6 +245,41 @@ export function fileSink(options: FileSinkOptions): FileSink {
       }
     },
   };
+}
+
+/** What the file sink keeps in a checkpoint: its temporary file and the length committed. */
+export interface FileSinkState {
+  readonly temp: string;
+  readonly length: number;
+}
+
+/**
+ * Removes temporary files of earlier runs killed before a checkpoint referred to them. Only
+ * under checkpoints: the checkpoint folder makes this run the one writer of `path`.
+ */
+async function removeStaleTemps(dir: string, name: string, keep: string | undefined): Promise<void> {
+  const prefix = `.${name}.sluice-tmp-`;
+  for (const f of await readdir(dir)) {
+    const p = join(dir, f);
+    if (f.startsWith(prefix) && p !== keep) await rm(p, { force: true });
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function sizeOf(p: string): Promise<number> {
+  try {
+    return (await stat(p)).size;
+  } catch {
+    return -1;
+  }
 }
 
 /** Makes the rename durable; not every platform lets a directory be opened, so best effort. */

@@ -1,26 +1,35 @@
 /**
  * Specs of the `file` source and sink: config schemas (field docs, defaults, examples) and
  * factories. Relative paths resolve against the pipeline file's folder (`ctx.baseDir`).
+ *
+ * Format options are flat fields beside `format` (`{ format: csv, delimiter: ';' }`); a field that
+ * belongs to another format than the one chosen is a config error, so a typo like `delimiter` on a
+ * `jsonl` input does not pass silently. The schema pieces are exported for the stdio specs.
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { defineComponent } from '../../config/registry.ts';
+import { CODECS } from '../../formats/compression/index.ts';
+import { FORMAT_NAMES, type FormatName } from '../../formats/formats.ts';
 import { fileSink } from './sink.ts';
 import { DEFAULT_BATCH_SIZE, fileSource } from './source.ts';
+import { outputCompression } from './writer.ts';
 
-/** The line-based formats a file is read or written with. */
-export const lineFormatSchema = z
-  .enum(['lines', 'jsonl'])
-  .describe('`jsonl`: one JSON value per line (blank lines skipped); `lines`: one string per line.');
+/** The formats a file is read or written with. */
+export const formatSchema = z
+  .enum(FORMAT_NAMES as [FormatName, ...FormatName[]])
+  .describe(
+    '`jsonl`: one JSON value per line (blank lines skipped); `csv`: RFC 4180 rows, one object per row keyed by the header; `lines`: one string per line.',
+  );
 
-/** `maxLineBytes`: the longest line accepted. */
+/** `maxLineBytes`: the longest line accepted (`lines`, `jsonl`). */
 export const maxLineBytesSchema = z
   .number()
   .int()
   .min(1)
-  .default(16 * 1024 * 1024)
+  .optional()
   .describe(
-    'Longest line accepted, in bytes. A longer line goes to the dlq (and is skipped without being buffered).',
+    '`lines`, `jsonl`: longest line accepted, in bytes (default 16777216 = 16 MiB). A longer line goes to the dlq (and is skipped without being buffered).',
   );
 
 /** `batchSize`: records per emitted batch. */
@@ -35,10 +44,173 @@ export const batchSizeSchema = z
 /** `skipBlank`: `lines` format only. */
 export const skipBlankSchema = z
   .boolean()
+  .optional()
+  .describe(
+    '`lines`: drop empty lines instead of emitting empty strings (default false; `jsonl` always skips them).',
+  );
+
+/** `strict`: every format. */
+export const strictSchema = z
+  .boolean()
   .default(false)
   .describe(
-    '`lines` format: drop empty lines instead of emitting empty strings (`jsonl` always skips them).',
+    'Fail the run at the first record that cannot be decoded, with the same message its dead letter would carry, instead of sending it to the `dlq` output.',
   );
+
+/** `compression` of an input. */
+export const inputCompressionSchema = z
+  .enum(['auto', ...CODECS] as ['auto', ...typeof CODECS])
+  .default('auto')
+  .describe(
+    '`auto`: a gzip, zstd, lz4 or snappy magic number, else the extension (`.gz`, `.zst`, `.br`, `.sz`/`.snappy`, `.lz4`), else none. Brotli has no magic number: use `.br` or name it.',
+  );
+
+const oneChar = (what: string) =>
+  z
+    .string()
+    .length(1)
+    .refine((c) => c.charCodeAt(0) < 0x80 && c !== '\n' && c !== '\r', {
+      message: `${what} must be one ASCII character other than a newline`,
+    });
+
+const csvColumnType = z.union([
+  z
+    .enum(['string', 'int', 'float', 'decimal', 'bool', 'timestamp'])
+    .describe(
+      '`int`, `float`: numbers; `decimal`: exact, kept as validated text; `bool`: true/false, 1/0, yes/no, t/f; `timestamp`: ISO-8601 to epoch ms (UTC without offset).',
+    ),
+  z
+    .object({
+      type: z.literal('decimal'),
+      scale: z
+        .number()
+        .int()
+        .min(0)
+        .max(30)
+        .optional()
+        .describe('A bigint of minor units (`12.5` with scale 2 → 1250); more fraction digits is an error.'),
+    })
+    .strict(),
+]);
+
+/** The CSV reader's fields (`format: csv` only). Each is optional; its default is in its doc. */
+export const csvDecodeFields = {
+  delimiter: oneChar('`delimiter`')
+    .optional()
+    .describe('`csv`: field separator, one ASCII character (default `,`).'),
+  quote: oneChar('`quote`')
+    .optional()
+    .describe('`csv`: quote character (default `"`); a quote inside a quoted field is doubled.'),
+  header: z
+    .boolean()
+    .optional()
+    .describe(
+      '`csv`: the first row is a header naming the columns (default true). With `columns` as well, the header row is skipped; with `header: false` and no `columns`, records are arrays.',
+    ),
+  columns: z.array(z.string()).min(1).optional().describe('`csv`: column names, overriding the header.'),
+  types: z
+    .record(z.string(), csvColumnType)
+    .optional()
+    .describe(
+      '`csv`: types of columns by name (`int`, `float`, `decimal`, `{ type: decimal, scale: 2 }`, `bool`, `timestamp`, `string`); other columns stay strings, an empty typed field is null. A value that does not convert sends its row to the dlq naming line, column and value.',
+    ),
+  maxRecordBytes: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe(
+      '`csv`: longest row in bytes, quoted newlines included (default 16777216 = 16 MiB). A longer row (or an unterminated quote running on) goes to the dlq; memory stays bounded.',
+    ),
+  maxRawBytes: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe('`csv`: how many bytes of a bad row its dead letter keeps (default 4096).'),
+  skipEmptyLines: z
+    .boolean()
+    .optional()
+    .describe('`csv`: skip empty lines (default true) rather than reading them as rows of one empty field.'),
+  intern: z
+    .union([
+      z.boolean(),
+      z
+        .object({
+          maxLength: z
+            .number()
+            .int()
+            .min(1)
+            .max(256)
+            .optional()
+            .describe('Longest value interned, in bytes (default 24).'),
+          entries: z
+            .number()
+            .int()
+            .min(16)
+            .max(1 << 20)
+            .optional()
+            .describe('Slots in the cache (default 4096).'),
+        })
+        .strict(),
+    ])
+    .optional()
+    .describe(
+      '`csv`: share repeated short values (country codes, statuses) through a bounded cache, so retained records cost less heap (default true). Columns that rarely repeat switch themselves off.',
+    ),
+} as const;
+
+/** The CSV writer's fields (`format: csv` only). */
+export const csvEncodeFields = {
+  delimiter: csvDecodeFields.delimiter,
+  quote: csvDecodeFields.quote,
+  header: z.boolean().optional().describe('`csv`: write a header row (default true).'),
+  columns: z
+    .array(z.string())
+    .min(1)
+    .optional()
+    .describe(
+      "`csv`: column order (and header). Default: the first record's keys; later records' other keys are not written.",
+    ),
+} as const;
+
+/** Fields that only one format reads, and that format. */
+const FORMAT_OF_FIELD: Readonly<Record<string, FormatName | 'lines, jsonl'>> = {
+  maxLineBytes: 'lines, jsonl',
+  skipBlank: 'lines',
+  delimiter: 'csv',
+  quote: 'csv',
+  header: 'csv',
+  columns: 'csv',
+  types: 'csv',
+  maxRecordBytes: 'csv',
+  maxRawBytes: 'csv',
+  skipEmptyLines: 'csv',
+  intern: 'csv',
+};
+
+/**
+ * Reports, as config issues, fields given for another format than `config.format`
+ * (`delimiter` on a `jsonl` input…).
+ */
+export function checkFormatFields(config: Record<string, unknown>, ctx: z.RefinementCtx): void {
+  const format = config.format as FormatName;
+  for (const [field, owner] of Object.entries(FORMAT_OF_FIELD)) {
+    if (config[field] === undefined) continue;
+    const applies = owner === format || (owner === 'lines, jsonl' && format !== 'csv');
+    if (applies) continue;
+    ctx.addIssue({
+      code: 'custom',
+      path: [field],
+      message: `\`${field}\` applies to format ${owner
+        .split(', ')
+        .map((f) => `\`${f}\``)
+        .join(
+          ' and ',
+        )}, not \`${format}\`; remove it${field === 'maxLineBytes' ? ' (for CSV use `maxRecordBytes`)' : ''}`,
+    });
+  }
+}
 
 /** Config of the `file` source. */
 export const fileSourceConfig = z
@@ -47,12 +219,16 @@ export const fileSourceConfig = z
       .string()
       .min(1)
       .describe('File to read. A relative path resolves against the pipeline file’s folder.'),
-    format: lineFormatSchema,
-    maxLineBytes: maxLineBytesSchema,
+    format: formatSchema,
+    compression: inputCompressionSchema,
     batchSize: batchSizeSchema,
+    strict: strictSchema,
+    maxLineBytes: maxLineBytesSchema,
     skipBlank: skipBlankSchema,
+    ...csvDecodeFields,
   })
-  .strict();
+  .strict()
+  .superRefine(checkFormatFields);
 
 /**
  * The `file` source spec.
@@ -64,27 +240,34 @@ export const fileSourceSpec = defineComponent({
   name: 'file',
   kind: 'source',
   stability: 'beta',
-  summary: 'Reads records from a file, line by line (JSON Lines or plain lines).',
+  summary: 'Reads records from a file (JSON Lines, CSV or plain lines), decompressing it when compressed.',
   description:
-    'Each record carries its origin: `meta.position` = `{ file, line, offset }` (1-based line, 0-based byte offset). ' +
-    'A line that cannot be decoded (bad JSON, invalid UTF-8, longer than `maxLineBytes`) goes to the `dlq` output with ' +
-    'its line number and offset; the other lines flow on.',
+    'Each record carries its origin: `meta.position` = `{ file, line, offset }` (1-based line, 0-based byte offset in the ' +
+    'decompressed bytes). A record that cannot be decoded (bad JSON, a CSV row with an unterminated quote or the wrong ' +
+    'number of fields, a value that does not convert to its column type, invalid UTF-8, longer than the limit) goes to ' +
+    'the `dlq` output with its line, offset and raw bytes; the other records flow on. Compressed files (gzip, zstd, ' +
+    'brotli, snappy framed, lz4 frame) are streamed; corrupt or truncated input fails the run naming the compressed ' +
+    'byte offset. Progress (`sluice run` on a terminal) is bytes read of the file size — compressed bytes for a ' +
+    'compressed file.',
   config: fileSourceConfig,
   examples: [
     { title: 'JSON Lines', yaml: 'path: data/events.jsonl\nformat: jsonl\n' },
+    {
+      title: 'Gzipped CSV with typed columns',
+      yaml:
+        'path: data/orders.csv.gz\nformat: csv\ntypes:\n  id: int\n  amount: { type: decimal, scale: 2 }\n' +
+        '  ts: timestamp\n  paid: bool\n',
+    },
+    {
+      title: 'Semicolon-separated CSV without a header',
+      yaml: 'path: data/export.csv\nformat: csv\ndelimiter: ";"\nheader: false\ncolumns: [id, name, city]\n',
+    },
     {
       title: 'Plain lines, skipping empty ones',
       yaml: 'path: /var/log/app.log\nformat: lines\nskipBlank: true\n',
     },
   ],
-  create: (config, ctx) =>
-    fileSource({
-      path: resolve(ctx.baseDir, config.path),
-      format: config.format,
-      maxLineBytes: config.maxLineBytes,
-      batchSize: config.batchSize,
-      skipBlank: config.skipBlank,
-    }),
+  create: (config, ctx) => fileSource({ ...config, path: resolve(ctx.baseDir, config.path) }),
 });
 
 /** Config of the `file` sink. */
@@ -97,9 +280,29 @@ export const fileSinkConfig = z
         'File to write. A relative path resolves against the pipeline file’s folder; missing folders are created. ' +
           'The file appears only when the run succeeds (written to a temporary name, then renamed).',
       ),
-    format: lineFormatSchema,
+    format: formatSchema,
+    compression: z
+      .enum(['auto', ...CODECS] as ['auto', ...typeof CODECS])
+      .default('auto')
+      .describe(
+        '`auto`: by the extension of `path` (`.gz` gzip, `.zst` zstd, `.br` brotli, `.sz`/`.snappy` snappy framed, `.lz4` lz4 frame), none for any other.',
+      ),
+    level: z
+      .number()
+      .int()
+      .optional()
+      .describe(
+        'Compression level: gzip 1–9 (default 6), zstd 1–22 (default 3), brotli 0–11 (default 4; 11 runs at about 1 MB/s). snappy and lz4 take none.',
+      ),
+    ...csvEncodeFields,
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    checkFormatFields(config, ctx);
+    for (const message of outputCompression(config.path, config.compression, config.level).problems) {
+      ctx.addIssue({ code: 'custom', path: ['level'], message });
+    }
+  });
 
 /**
  * The `file` sink spec.
@@ -111,11 +314,21 @@ export const fileSinkSpec = defineComponent({
   name: 'file',
   kind: 'sink',
   stability: 'beta',
-  summary: 'Writes records to a file atomically (JSON Lines or plain lines).',
+  summary:
+    'Writes records to a file atomically (JSON Lines, CSV or plain lines), compressed by extension or on request.',
   description:
     'Data goes to `.<name>.sluice-tmp-<pid>` in the same folder; when the run succeeds the file is fsynced and ' +
-    'renamed to `path`. A failed or cancelled run removes the temporary file, so `path` never holds a partial output.',
+    'renamed to `path`. A failed or cancelled run removes the temporary file, so `path` never holds a partial output. ' +
+    "A CSV file gets a header row: `columns`, or else the first record's keys; a record that is not an object or an " +
+    'array goes to the `dlq` output.',
   config: fileSinkConfig,
-  examples: [{ title: 'JSON Lines', yaml: 'path: out/result.jsonl\nformat: jsonl\n' }],
-  create: (config, ctx) => fileSink({ path: resolve(ctx.baseDir, config.path), format: config.format }),
+  examples: [
+    { title: 'JSON Lines', yaml: 'path: out/result.jsonl\nformat: jsonl\n' },
+    { title: 'zstd-compressed CSV (by extension)', yaml: 'path: out/result.csv.zst\nformat: csv\n' },
+    {
+      title: 'gzip at maximum level, chosen columns',
+      yaml: 'path: out/export.csv\nformat: csv\ncompression: gzip\nlevel: 9\ncolumns: [id, amount]\n',
+    },
+  ],
+  create: (config, ctx) => fileSink({ ...config, path: resolve(ctx.baseDir, config.path) }),
 });

@@ -1,18 +1,19 @@
 /**
  * The `stdout` sink: writes records to standard output (or any writable stream) as JSON
- * Lines or plain lines, one write per batch, awaiting each write (backpressure).
+ * Lines, CSV or plain lines, one write per batch, awaiting each write (backpressure).
  */
 import type { Writable } from 'node:stream';
 import type { Batch } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
-import type { Sink } from '../../core/stage.ts';
-import { lineFormatEncoder } from '../file/sink.ts';
-import type { LineFormat } from '../file/source.ts';
+import type { Sink, StageContext } from '../../core/stage.ts';
+import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
+import type { FileFormat } from '../file/source.ts';
+import { encodeRecords } from '../file/writer.ts';
 
-/** Options of {@link stdoutSink}. */
-export interface StdoutSinkOptions {
+/** Options of {@link stdoutSink}: the format and the CSV writer's options (flat, as in YAML). */
+export interface StdoutSinkOptions extends FormatEncodeOptions {
   /** How records become bytes. */
-  format: LineFormat;
+  format: FileFormat;
   /** The stream to write. Default `process.stdout` (tests pass their own). */
   stream?: Writable | undefined;
 }
@@ -39,8 +40,9 @@ export interface StdoutSink extends Sink<unknown> {
  * new Pipeline('cat').from(source).to(stdoutSink({ format: 'jsonl' }));
  */
 export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
-  const encoder = lineFormatEncoder(options.format);
+  const encoder = formatEncoder(options.format, options);
   let stream: Writable | undefined;
+  let ctx: StageContext | undefined;
   let gone = false;
   let failure: Error | undefined;
   const onError = (err: Error) => {
@@ -64,7 +66,8 @@ export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
       return gone;
     },
 
-    open() {
+    open(context) {
+      ctx = context;
       stream = options.stream ?? process.stdout;
       stream.on('error', onError);
       const header = encoder.header?.();
@@ -75,7 +78,7 @@ export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
       check();
       const s = stream;
       if (s === undefined) throw new SluiceError(ErrorCode.STAGE, 'standard output is not open');
-      const data = encoder.encode(batch.records);
+      const data = encodeRecords(encoder, options.format, batch.records, ctx, batch.meta);
       if (data.length === 0) return;
       try {
         await new Promise<void>((resolve, reject) => {

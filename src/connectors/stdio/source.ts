@@ -1,25 +1,32 @@
 /**
- * The `stdin` source: reads standard input (or any readable byte stream) with a line-based
- * format, exactly like the `file` source but without a total size.
+ * The `stdin` source: reads standard input (or any readable byte stream) with a format
+ * (`lines`, `jsonl`, `csv`), exactly like the `file` source but without a total size.
  */
 import type { Readable } from 'node:stream';
 import { addAbortSignal } from 'node:stream';
 import type { Position } from '../../core/batch.ts';
-import { ErrorCode, isCancellation, SluiceError, wrapError } from '../../core/errors.ts';
+import { ErrorCode, isCancellation, SluiceError } from '../../core/errors.ts';
 import type { Source } from '../../core/stage.ts';
+import { decompress } from '../../formats/compression/index.ts';
+import { type FormatDecodeOptions, formatDecoder } from '../../formats/formats.ts';
 import {
   type ByteTransform,
+  type CompressionChoice,
   DEFAULT_BATCH_SIZE,
-  type LineFormat,
-  type LineFormatOptions,
-  lineFormatDecoder,
+  type FileFormat,
   pumpRecords,
+  readError,
 } from '../file/source.ts';
 
-/** Options of {@link stdinSource}. */
-export interface StdinSourceOptions extends LineFormatOptions {
+/** Options of {@link stdinSource}: the format and its options (flat, as in YAML). */
+export interface StdinSourceOptions extends FormatDecodeOptions {
   /** How the bytes become records. */
-  format: LineFormat;
+  format: FileFormat;
+  /**
+   * Compression of the input. Default `none`: `auto` would hold back the first line until ten bytes
+   * arrived (to read a magic number), which an interactive terminal may never send.
+   */
+  compression?: CompressionChoice | undefined;
   /** Records per batch. Default 1024. */
   batchSize?: number | undefined;
   /** The byte stream to read. Default `process.stdin` (tests pass their own). */
@@ -51,7 +58,8 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new SluiceError(ErrorCode.CONFIG, `batchSize must be a whole number ≥ 1, got ${batchSize}`);
   }
-  const decoder = lineFormatDecoder(options.format, options);
+  const decoder = formatDecoder(options.format, options);
+  const compression = options.compression ?? 'none';
   let bytesRead = 0;
 
   return {
@@ -66,16 +74,19 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
           yield buf;
         }
       }
-      const bytes = options.transform ? options.transform(chunks()) : chunks();
+      let bytes: AsyncIterable<Uint8Array> = chunks();
+      if (compression !== 'none') bytes = decompress(bytes, { codec: compression, signal: ctx.signal });
+      if (options.transform) bytes = options.transform(bytes);
       try {
         await pumpRecords(bytes, decoder, out, ctx, {
           batchSize,
+          strict: options.strict,
           position: (line, offset) => ({ stream: 'stdin', line, offset }),
         });
       } catch (err) {
         if (ctx.stopSignal.aborted && !ctx.signal.aborted && isAbort(err)) return;
-        if (err instanceof SluiceError || isCancellation(err)) throw err;
-        throw wrapError('reading standard input', err, { stream: 'stdin' });
+        if (isCancellation(err)) throw err;
+        throw readError('reading standard input', err, { stream: 'stdin' });
       }
     },
     position() {

@@ -1,19 +1,38 @@
 /** Specs of the `stdin` source and the `stdout` sink. */
 import { z } from 'zod';
 import { defineComponent } from '../../config/registry.ts';
-import { batchSizeSchema, lineFormatSchema, maxLineBytesSchema, skipBlankSchema } from '../file/spec.ts';
+import { CODECS } from '../../formats/compression/index.ts';
+import {
+  batchSizeSchema,
+  checkFormatFields,
+  csvDecodeFields,
+  csvEncodeFields,
+  formatSchema,
+  maxLineBytesSchema,
+  skipBlankSchema,
+  strictSchema,
+} from '../file/spec.ts';
 import { stdoutSink } from './sink.ts';
 import { stdinSource } from './source.ts';
 
 /** Config of the `stdin` source. */
 export const stdinSourceConfig = z
   .object({
-    format: lineFormatSchema,
-    maxLineBytes: maxLineBytesSchema,
+    format: formatSchema,
+    compression: z
+      .enum(['auto', ...CODECS] as ['auto', ...typeof CODECS])
+      .default('none')
+      .describe(
+        'Compression of the input (default `none`). `auto` detects gzip, zstd, lz4 and snappy by their magic number, which holds back the first record until ten bytes arrived.',
+      ),
     batchSize: batchSizeSchema,
+    strict: strictSchema,
+    maxLineBytes: maxLineBytesSchema,
     skipBlank: skipBlankSchema,
+    ...csvDecodeFields,
   })
-  .strict();
+  .strict()
+  .superRefine(checkFormatFields);
 
 /**
  * The `stdin` source spec.
@@ -25,27 +44,26 @@ export const stdinSourceSpec = defineComponent({
   name: 'stdin',
   kind: 'source',
   stability: 'beta',
-  summary: 'Reads records from standard input, line by line (JSON Lines or plain lines).',
+  summary: 'Reads records from standard input (JSON Lines, CSV or plain lines).',
   description:
-    'Like the `file` source without a known size: `meta.position` is `{ stream: "stdin", line, offset }`; lines that ' +
+    'Like the `file` source without a known size: `meta.position` is `{ stream: "stdin", line, offset }`; records that ' +
     'cannot be decoded go to the `dlq` output.',
   config: stdinSourceConfig,
-  examples: [{ title: 'JSON Lines from a pipe', yaml: 'format: jsonl\n' }],
-  create: (config) =>
-    stdinSource({
-      format: config.format,
-      maxLineBytes: config.maxLineBytes,
-      batchSize: config.batchSize,
-      skipBlank: config.skipBlank,
-    }),
+  examples: [
+    { title: 'JSON Lines from a pipe', yaml: 'format: jsonl\n' },
+    { title: 'Gzipped CSV from a pipe', yaml: 'format: csv\ncompression: gzip\ntypes: { qty: int }\n' },
+  ],
+  create: (config) => stdinSource(config),
 });
 
 /** Config of the `stdout` sink. */
 export const stdoutSinkConfig = z
   .object({
-    format: lineFormatSchema.default('jsonl'),
+    format: formatSchema.default('jsonl'),
+    ...csvEncodeFields,
   })
-  .strict();
+  .strict()
+  .superRefine(checkFormatFields);
 
 /**
  * The `stdout` sink spec.
@@ -57,11 +75,14 @@ export const stdoutSinkSpec = defineComponent({
   name: 'stdout',
   kind: 'sink',
   stability: 'beta',
-  summary: 'Writes records to standard output (JSON Lines or plain lines).',
+  summary: 'Writes records to standard output (JSON Lines, CSV or plain lines).',
   description:
     'When the reader closes the pipe (e.g. `| head`), the run stops with a `SLUICE_CANCELLED` error whose context has ' +
-    '`reason: "reader-gone"` instead of writing on.',
+    '`reason: "reader-gone"` instead of writing on. CSV gets a header row: `columns`, or else the first record\'s keys.',
   config: stdoutSinkConfig,
-  examples: [{ title: 'JSON Lines to the terminal', yaml: 'format: jsonl\n' }],
-  create: (config) => stdoutSink({ format: config.format }),
+  examples: [
+    { title: 'JSON Lines to the terminal', yaml: 'format: jsonl\n' },
+    { title: 'CSV with chosen columns', yaml: 'format: csv\ncolumns: [id, amount]\n' },
+  ],
+  create: (config) => stdoutSink(config),
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import type { Batch } from '../../core/batch.ts';
 import { Pipeline } from '../../core/pipeline.ts';
 import type { DeadLetter, Sink, Source } from '../../core/stage.ts';
@@ -44,6 +45,25 @@ describe('stdin source', () => {
     assert.match(letter?.error.message ?? '', /^line 2 \(byte 8\): invalid JSON/);
     assert.deepEqual(src.progress(), { done: input.length, unit: 'bytes' });
     assert.deepEqual(src.position(), { stream: 'stdin', line: 3, offset: input.length });
+  });
+
+  it('reads CSV (gzip-compressed when asked) with typed columns, bad rows to the dlq', async () => {
+    const input = gzipSync('id,qty\n1,2\n2,x\n3,4\n');
+    const stream = Readable.from([input.subarray(0, 5), input.subarray(5)]);
+    const out = collect();
+    const dead = collect<DeadLetter>();
+    const p = new Pipeline('t');
+    p.from(stdinSource({ format: 'csv', compression: 'gzip', stream, types: { id: 'int', qty: 'int' } }), {
+      name: 'in',
+    }).to(out);
+    p.dlq(dead);
+    await p.run().done;
+    assert.deepEqual(out.records(), [
+      { id: 1, qty: 2 },
+      { id: 3, qty: 4 },
+    ]);
+    assert.deepEqual(dead.records()[0]?.position, { stream: 'stdin', line: 3, offset: 11 });
+    assert.equal(dead.records()[0]?.record, '2,x');
   });
 
   it('ends a wait for input on a graceful stop, keeping what was read', async () => {
@@ -99,6 +119,21 @@ describe('stdout sink', () => {
       .to(stdoutSink({ format: 'jsonl', stream }))
       .run().done;
     assert.deepEqual(chunks, ['{"a":1}\n{"b":"2"}\n', '{"c":"x"}\n']);
+  });
+
+  it('writes CSV with a header from the first record', async () => {
+    const chunks: string[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, cb) {
+        chunks.push(String(chunk));
+        cb();
+      },
+    });
+    await new Pipeline('t')
+      .from(arraySource([[{ a: 1, b: 'x,y' }], [{ a: 2, b: '' }]]))
+      .to(stdoutSink({ format: 'csv', stream }))
+      .run().done;
+    assert.deepEqual(chunks, ['a,b\n1,"x,y"\n', '2,\n']);
   });
 
   it('stops the run with a reader-gone cancellation on EPIPE', async () => {
@@ -181,7 +216,9 @@ describe('stdout sink', () => {
 describe('stdio specs', () => {
   it('fills defaults and rejects unknown fields', () => {
     assert.deepEqual(stdoutSinkSpec.config.parse({}), { format: 'jsonl' });
-    assert.equal(stdoutSinkSpec.config.safeParse({ format: 'csv' }).success, false);
+    assert.equal(stdoutSinkSpec.config.safeParse({ format: 'xml' }).success, false);
+    assert.equal(stdoutSinkSpec.config.safeParse({ format: 'jsonl', delimiter: ';' }).success, false);
+    assert.equal(stdoutSinkSpec.config.safeParse({ format: 'csv', delimiter: ';' }).success, true);
     assert.equal(stdinSourceSpec.config.parse({ format: 'lines' }).batchSize, 1024);
     assert.equal(stdinSourceSpec.config.safeParse({ format: 'lines', path: 'x' }).success, false);
     assert.equal(stdinSourceSpec.config.safeParse({}).success, false);

@@ -15,6 +15,7 @@ const EXTENSIONS: Readonly<Record<string, Codec>> = {
   '.zstd': 'zstd',
   '.br': 'brotli',
   '.sz': 'snappy',
+  '.snappy': 'snappy',
   '.lz4': 'lz4',
 };
 

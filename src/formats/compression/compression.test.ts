@@ -86,6 +86,41 @@ describe('compression: round trips', () => {
   });
 });
 
+describe('compression: concatenated streams', () => {
+  for (const codec of ['gzip', 'zstd', 'snappy', 'lz4'] as const) {
+    it(`${codec}: reads every stream of several joined together, split at any byte`, async () => {
+      const parts = ['first,1\n', 'second,2\n', 'third,3\n'];
+      const joined = Buffer.concat(
+        await Promise.all(parts.map((p) => collect(compress(chunks(Buffer.from(p), 64), { codec })))),
+      );
+      for (const size of [1, 3, 7, joined.length]) {
+        const got = await collect(decompress(chunks(joined, size), { codec }));
+        assert.equal(got.toString(), parts.join(''), `${codec}, chunks of ${size}`);
+      }
+    });
+  }
+
+  it('zstd: reads a frame followed by a skippable frame and another frame', async () => {
+    const skippable = Buffer.from([0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+    const joined = Buffer.concat([zlib.zstdCompressSync('a\n'), skippable, zlib.zstdCompressSync('b\n')]);
+    assert.equal((await collect(decompress(chunks(joined, 5), { codec: 'zstd' }))).toString(), 'a\nb\n');
+  });
+
+  it('brotli: refuses data after the end of the stream instead of dropping it', async () => {
+    const one = zlib.brotliCompressSync('hello');
+    const joined = Buffer.concat([one, zlib.brotliCompressSync('world')]);
+    await assert.rejects(collect(decompress(chunks(joined, 4), { codec: 'brotli' })), (err: SluiceError) => {
+      assert.equal(err.code, 'SLUICE_STAGE');
+      assert.equal(err.context.offset, one.length);
+      assert.match(
+        err.message,
+        new RegExp(`unexpected data after the end of the brotli stream at compressed byte ${one.length}`),
+      );
+      return true;
+    });
+  });
+});
+
 describe('compression: detection', () => {
   it('by extension', () => {
     assert.deepEqual(

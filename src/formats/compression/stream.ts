@@ -100,13 +100,21 @@ export async function* decompress(
       yield* runSync(new Lz4FrameDecoder(), input, options.signal, context);
       return;
     case 'gzip':
-      yield* runZlib(zlib.createGunzip(), 'gzip', input, options.signal, context, true);
+      yield* runZlib(() => zlib.createGunzip(), 'gzip', input, options.signal, context, true);
       return;
     case 'zstd':
-      yield* runZlib(zlib.createZstdDecompress(), 'zstd', input, options.signal, context, true);
+      yield* runZlib(
+        () => zlib.createZstdDecompress(),
+        'zstd',
+        input,
+        options.signal,
+        context,
+        true,
+        'continue',
+      );
       return;
     case 'brotli':
-      yield* runZlib(zlib.createBrotliDecompress(), 'brotli', input, options.signal, context, true);
+      yield* runZlib(() => zlib.createBrotliDecompress(), 'brotli', input, options.signal, context, true);
       return;
     default:
       throw new SluiceError(
@@ -142,17 +150,18 @@ export async function* compress(
       yield* runSync(new Lz4FrameEncoder(), input, signal, {});
       return;
     case 'gzip':
-      yield* runZlib(zlib.createGzip({ level: level ?? 6 }), 'gzip', input, signal, {}, false);
+      yield* runZlib(() => zlib.createGzip({ level: level ?? 6 }), 'gzip', input, signal, {}, false);
       return;
     case 'zstd':
       yield* runZlib(
         // The content checksum lets a reader detect corruption that still decodes.
-        zlib.createZstdCompress({
-          params: {
-            [zlib.constants.ZSTD_c_compressionLevel]: level ?? 3,
-            [zlib.constants.ZSTD_c_checksumFlag]: 1,
-          },
-        }),
+        () =>
+          zlib.createZstdCompress({
+            params: {
+              [zlib.constants.ZSTD_c_compressionLevel]: level ?? 3,
+              [zlib.constants.ZSTD_c_checksumFlag]: 1,
+            },
+          }),
         'zstd',
         input,
         signal,
@@ -162,7 +171,7 @@ export async function* compress(
       return;
     case 'brotli':
       yield* runZlib(
-        zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? 4 } }),
+        () => zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: level ?? 4 } }),
         'brotli',
         input,
         signal,
@@ -197,31 +206,47 @@ async function* runSync(
 }
 
 /**
+ * What a decompressor does when its stream ends before its input does: `continue` with a fresh
+ * decompressor (zstd: a file may hold several frames, e.g. `cat a.zst b.zst`, and Node's zstd
+ * stream stops after the first), or `reject` the rest as trailing data (brotli, whose streams do
+ * not concatenate). Never silently drop it. gzip members are handled inside Node's gunzip.
+ */
+type AfterEnd = 'continue' | 'reject';
+
+/**
  * Drives a zlib Transform one slice at a time: write a slice, wait until zlib has consumed it,
  * yield what it produced. Waiting per slice is what gives backpressure and lets an error be
- * attributed to the slice that caused it.
+ * attributed to the slice that caused it. `bytesWritten` (the input bytes the engine consumed)
+ * says where a stream that ended inside a slice stopped, so the rest of the slice is not lost.
  */
 async function* runZlib(
-  t: Transform,
+  make: () => Transform,
   name: string,
   input: AsyncIterable<Uint8Array>,
   signal: AbortSignal | undefined,
   context: Record<string, unknown>,
   decoding: boolean,
+  afterEnd: AfterEnd = 'reject',
 ): AsyncGenerator<Uint8Array, void, undefined> {
   let out: Buffer[] = [];
   let failure: Error | undefined;
   let ended = false;
   let wake: (() => void) | undefined;
-  t.on('data', (b: Buffer) => out.push(b));
-  t.on('error', (e: Error) => {
-    failure = e;
-    wake?.();
-  });
-  t.on('end', () => {
-    ended = true;
-    wake?.();
-  });
+  let t = make();
+  /** Offset in the whole input of the current stream's first byte. */
+  let streamStart = 0;
+  const attach = (x: Transform) => {
+    x.on('data', (b: Buffer) => out.push(b));
+    x.on('error', (e: Error) => {
+      failure = e;
+      wake?.();
+    });
+    x.on('end', () => {
+      ended = true;
+      wake?.();
+    });
+  };
+  attach(t);
   const settle = () =>
     new Promise<void>((resolve) => {
       wake = resolve;
@@ -246,17 +271,39 @@ async function* runZlib(
       { cause: e },
     );
   };
+  /** Bytes `[at, …)` of the input follow a finished stream: start the next one or refuse them. */
+  const next = (at: number): void => {
+    if (afterEnd === 'reject') {
+      throw new SluiceError(
+        ErrorCode.STAGE,
+        `decompressing ${name}: unexpected data after the end of the ${name} stream at compressed byte ${at}; the file is damaged or is several ${name} files joined together`,
+        { component: 'compression', codec: name, offset: at, ...context },
+      );
+    }
+    t.destroy();
+    t = make();
+    attach(t);
+    ended = false;
+    streamStart = at;
+  };
   try {
     for await (const chunk of input) {
-      for (let i = 0; i < chunk.length; i += SLICE) {
+      for (let i = 0; i < chunk.length; ) {
         if (signal?.aborted) throw cancelledError(signal.reason);
         const slice = chunk.subarray(i, Math.min(i + SLICE, chunk.length));
         const start = offset;
-        offset += slice.length;
+        if (ended) next(start);
         const done = settle();
         t.write(slice, () => wake?.());
         await done;
-        if (failure !== undefined) throw fail(failure, start, offset, false);
+        if (failure !== undefined) throw fail(failure, start, start + slice.length, false);
+        // A stream that ended inside this slice consumed only part of it: go on after that part.
+        const used = ended
+          ? Math.min(slice.length, streamStart + (t as unknown as Counted).bytesWritten - start)
+          : slice.length;
+        offset = start + used;
+        i += used;
+        if (used === 0 && ended) next(start);
         if (out.length > 0) {
           const o = out;
           out = [];
@@ -276,4 +323,9 @@ async function* runZlib(
   } finally {
     t.destroy();
   }
+}
+
+/** A zlib stream's count of input bytes its engine consumed. */
+interface Counted {
+  readonly bytesWritten: number;
 }

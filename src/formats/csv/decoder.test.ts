@@ -103,7 +103,10 @@ describe('CsvDecoder: bad rows are dead letters, the rest flows', () => {
     const bad = ev[1]!;
     assert.equal(bad.kind, 'invalid');
     if (bad.kind !== 'invalid') return;
-    assert.match(bad.error.message, /unterminated quoted field 2 in the row starting at line 3/);
+    assert.match(
+      bad.error.message,
+      /^invalid CSV at line 3 \(byte 8\): unterminated quoted field 2; close the quote/,
+    );
     assert.equal(bad.error.code, 'SLUICE_PARSE');
     assert.deepEqual([bad.line, bad.offset, bad.raw], [3, 8, '3,"open']);
     assert.deepEqual([bad.error.context.line, bad.error.context.offset], [3, 8]);
@@ -125,8 +128,18 @@ describe('CsvDecoder: bad rows are dead letters, the rest flows', () => {
     assert.deepEqual(
       ev.map((e) => (e.kind === 'invalid' ? [e.error.message, e.raw, e.line, e.offset] : e.value)),
       [
-        ['invalid CSV: row has 1 fields, expected 2 (line 2)', '1', 2, 4],
-        ['invalid CSV: row has 3 fields, expected 2 (line 3)', '1,2,3', 3, 6],
+        [
+          'invalid CSV at line 2 (byte 4): row has 1 fields, expected 2; check the delimiter and the quoting of this row',
+          '1',
+          2,
+          4,
+        ],
+        [
+          'invalid CSV at line 3 (byte 6): row has 3 fields, expected 2; check the delimiter and the quoting of this row',
+          '1,2,3',
+          3,
+          6,
+        ],
         { a: '4', b: '5' },
       ],
     );
@@ -179,7 +192,10 @@ describe('CsvDecoder: bad rows are dead letters, the rest flows', () => {
     dec.write(enc('zz\nfine\n'), sink);
     dec.end(sink);
     assert.equal(ev.length, 2);
-    assert.match(ev[0]!, /row starting at line 2 is longer than maxRecordBytes/);
+    assert.match(
+      ev[0]!,
+      /^invalid CSV at line 2 \(byte 2\): the row is longer than maxRecordBytes \(100 bytes\)/,
+    );
     assert.equal(ev[1], '{"a":"fine"}');
     // The pending buffer never held the whole 50 KB line.
     assert.deepEqual(dec.position(), { line: 4, offset: 2 + 50_000 + 3 + 5 });
@@ -239,8 +255,18 @@ describe('CsvDecoder: typed columns', () => {
           : e.value,
       ),
       [
-        ['invalid CSV: column `amount`: "1.234" is not a valid decimal (line 2)', 'amount', '1.234', 2],
-        ['invalid CSV: column `id`: "x" is not a valid int (line 3)', 'id', 'x', 3],
+        [
+          'invalid CSV at line 2 (byte 10): column `amount`: "1.234" is not a valid decimal; fix the value or the column\'s type in `types`',
+          'amount',
+          '1.234',
+          2,
+        ],
+        [
+          'invalid CSV at line 3 (byte 18): column `id`: "x" is not a valid int; fix the value or the column\'s type in `types`',
+          'id',
+          'x',
+          3,
+        ],
         { id: 3, amount: 200n },
       ],
     );

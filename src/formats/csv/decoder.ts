@@ -349,7 +349,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
             }
             if (nq === len) {
               status = SYNTAX;
-              syntax = `unterminated quoted field ${f + 1}`;
+              syntax = `unterminated quoted field ${f + 1}; close the quote (a quote inside a quoted field is doubled: \`""\`)`;
               errAt = len;
               break fields;
             }
@@ -400,7 +400,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
             }
           }
           status = SYNTAX;
-          syntax = `unexpected ${JSON.stringify(s[after])} after the closing quote of field ${f}`;
+          syntax = `unexpected ${JSON.stringify(s[after])} after the closing quote of field ${f}; a quote inside a quoted field must be doubled (\`""\`)`;
           errAt = after;
           break;
         }
@@ -469,8 +469,8 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
         if (end - rowStart > max) end = rowStart + max;
         const msg =
           status === SYNTAX
-            ? `${syntax} in the row starting at line ${rowLine}`
-            : `the row starting at line ${rowLine} is longer than maxRecordBytes (${max} bytes); raise \`maxRecordBytes\` or look for an unterminated quote`;
+            ? syntax
+            : `the row is longer than maxRecordBytes (${max} bytes); raise \`maxRecordBytes\` or look for an unterminated quote`;
         this.bad(msg, buf, rowStart, end, rowLine, base, sink, {});
         if (firstLf === -1 && !last) {
           // The rest of this line is discarded as it arrives (see `write`).
@@ -509,7 +509,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
       }
       if (f !== this.ncols) {
         this.bad(
-          `row has ${f} fields, expected ${this.ncols} (line ${rowLine})`,
+          `row has ${f} fields, expected ${this.ncols}; check the delimiter and the quoting of this row`,
           buf,
           rowStart,
           rowEnd,
@@ -523,7 +523,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
       if (this.badUtf8 !== -1) {
         const col = this.names?.[this.badUtf8] ?? String(this.badUtf8);
         this.bad(
-          `invalid UTF-8 in column \`${col}\` (line ${rowLine})`,
+          `invalid UTF-8 in column \`${col}\`; the input must be UTF-8 text`,
           buf,
           rowStart,
           rowEnd,
@@ -547,7 +547,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
             const value = vals[i] as string;
             const t = typeName(this.o.types![col]!);
             this.bad(
-              `column \`${col}\`: ${JSON.stringify(cut(value))} is not a valid ${t} (line ${rowLine})`,
+              `column \`${col}\`: ${JSON.stringify(cut(value))} is not a valid ${t}; fix the value or the column's type in \`types\``,
               buf,
               rowStart,
               rowEnd,
@@ -579,14 +579,18 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   ): void {
     const offset = base + a;
     if (this.headerPending) {
-      throw new SluiceError(ErrorCode.PARSE, `invalid CSV header: ${message}`, {
-        component: 'csv',
-        line,
-        offset,
-        ...extra,
-      });
+      throw new SluiceError(
+        ErrorCode.PARSE,
+        `invalid CSV header at line ${line} (byte ${offset}): ${message}`,
+        {
+          component: 'csv',
+          line,
+          offset,
+          ...extra,
+        },
+      );
     }
-    const err = new SluiceError(ErrorCode.PARSE, `invalid CSV: ${message}`, {
+    const err = new SluiceError(ErrorCode.PARSE, `invalid CSV at line ${line} (byte ${offset}): ${message}`, {
       component: 'csv',
       line,
       offset,

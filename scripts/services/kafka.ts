@@ -1,0 +1,279 @@
+/**
+ * Apache Kafka 4.x, one node in KRaft mode (broker + controller in one JVM), on
+ * 127.0.0.1:9092 (controller 9093), for tests and benchmarks.
+ *
+ * No Kafka distribution tarball can be fetched here, so the broker is assembled from Maven
+ * Central: a throw-away `pom.xml` names `org.apache.kafka:kafka_2.13` plus the slf4j-1.7 →
+ * log4j2 binding (`log4j-slf4j-impl`; Kafka 4.1 logs through slf4j-api 1.7.36 and without a
+ * binding the broker runs silently), and `mvn dependency:copy-dependencies` puts the runtime
+ * jars in `.services/kafka/<version>/libs`. `~/.m2` caches the download, so a fresh clone
+ * only copies jars. Storage is formatted once (`StorageTool format --standalone`), then
+ * `kafka.Kafka` starts in the background with a small heap and fast-start JVM flags, logging
+ * to `.services/kafka/logs/server.log`. `start` returns once a Metadata request succeeds.
+ *
+ * Environment: `SLUICE_KAFKA_VERSION` (default 4.1.1), `SLUICE_KAFKA_PORT` (default 9092;
+ * the controller listens on the next port), `SLUICE_KAFKA_HEAP` (default 512m).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { aptInstall, hasCommand, portOpen, type ServiceDef, sh } from './service.ts';
+
+const VERSION = process.env.SLUICE_KAFKA_VERSION ?? '4.1.1';
+/** The log4j2 version Kafka 4.1 itself depends on, so the binding matches log4j-core. */
+const LOG4J_VERSION = '2.24.3';
+const PORT = Number(process.env.SLUICE_KAFKA_PORT ?? 9092);
+const CONTROLLER_PORT = PORT + 1;
+const HEAP = process.env.SLUICE_KAFKA_HEAP ?? '512m';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.services', 'kafka');
+const HOME = join(ROOT, VERSION);
+const LIBS = join(HOME, 'libs');
+const INSTALLED = join(HOME, 'installed');
+const DATA = join(ROOT, 'data');
+const LOGS = join(ROOT, 'logs');
+const PID_FILE = join(ROOT, 'kafka.pid');
+const CONFIG = join(ROOT, 'server.properties');
+const LOG_CONFIG = join(ROOT, 'log4j2.properties');
+
+/** How long a cold JVM may take to answer; a warm start takes 2–4 s on 2 cores. */
+const START_TIMEOUT_MS = 90_000;
+/** Controlled shutdown normally takes 1–3 s; past this the process is killed. */
+const STOP_TIMEOUT_MS = 20_000;
+
+function pom(): string {
+  return `<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>sluice.services</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>${VERSION}</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>${LOG4J_VERSION}</version></dependency>
+  </dependencies>
+</project>
+`;
+}
+
+function serverProperties(): string {
+  return `# Written by scripts/services/kafka.ts on every start; edits are overwritten.
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers=127.0.0.1:${CONTROLLER_PORT}
+listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=${DATA}
+num.partitions=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=3
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=3
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# A killed member's partitions move after its session times out: 45 s by default, 6 s here so
+# crash-and-restart tests finish quickly.
+group.consumer.min.session.timeout.ms=3000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=1000
+num.network.threads=2
+num.io.threads=2
+auto.create.topics.enable=true
+# Tests create many small topics: keep each one cheap on disk.
+log.segment.bytes=16777216
+log.index.size.max.bytes=1048576
+`;
+}
+
+function log4jProperties(): string {
+  return `status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = ${join(LOGS, 'server.log')}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.state.name = state.change.logger
+logger.state.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+`;
+}
+
+function readPid(): number | undefined {
+  if (!existsSync(PID_FILE)) return undefined;
+  const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The last lines of the broker's logs, for an error message. */
+function logTail(lines = 25): string {
+  const parts: string[] = [];
+  for (const f of ['kafka.out', 'server.log']) {
+    const p = join(LOGS, f);
+    if (!existsSync(p)) continue;
+    const text = readFileSync(p, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    if (text) parts.push(`--- ${p} ---\n${text}`);
+  }
+  return parts.join('\n');
+}
+
+/**
+ * True when the broker answers a Metadata request: an open port is not enough, since the
+ * socket server opens before the broker has caught up with the controller's metadata.
+ */
+async function metadataOk(): Promise<boolean> {
+  if (!(await portOpen(PORT))) return false;
+  const { Admin } = await import('@platformatic/kafka');
+  const admin = new Admin({
+    clientId: 'sluice-services',
+    bootstrapBrokers: [`127.0.0.1:${PORT}`],
+    connectTimeout: 2000,
+    requestTimeout: 3000,
+    retries: 0,
+  });
+  try {
+    const meta = await admin.metadata({ topics: [] });
+    return meta.brokers.size > 0;
+  } catch {
+    return false;
+  } finally {
+    await admin.close().catch(() => {});
+  }
+}
+
+function java(args: string[]): string[] {
+  return ['-Xshare:auto', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-XX:-UsePerfData', ...args];
+}
+
+/** The Kafka service. */
+export const kafka: ServiceDef = {
+  name: 'kafka',
+  summary: `Apache Kafka ${VERSION} (KRaft, Maven Central jars, Java 17) on 127.0.0.1:${PORT}`,
+  async install() {
+    if (existsSync(INSTALLED)) return;
+    if (!hasCommand('java') || !hasCommand('mvn')) aptInstall('openjdk-17-jre-headless', 'maven');
+    mkdirSync(HOME, { recursive: true });
+    writeFileSync(join(HOME, 'pom.xml'), pom());
+    const tmp = `${LIBS}.tmp`;
+    rmSync(tmp, { recursive: true, force: true });
+    process.stderr.write(`kafka: fetching Kafka ${VERSION} jars with Maven (first time only)\n`);
+    sh('mvn', [
+      '-B',
+      '-q',
+      '-f',
+      join(HOME, 'pom.xml'),
+      'dependency:copy-dependencies',
+      `-DoutputDirectory=${tmp}`,
+      '-DincludeScope=runtime',
+    ]);
+    // Rename last, so an interrupted download is never taken for a complete one.
+    rmSync(LIBS, { recursive: true, force: true });
+    renameSync(tmp, LIBS);
+    writeFileSync(INSTALLED, `${new Date().toISOString()}\n`);
+  },
+  async start() {
+    if (await metadataOk()) return;
+    const old = readPid();
+    if (old !== undefined && alive(old)) {
+      // Started by an earlier `up` that is still coming up (or hung): wait for it below.
+    } else {
+      if (await portOpen(PORT)) {
+        throw new Error(
+          `port ${PORT} is taken by something that does not answer Kafka Metadata requests; stop it or set SLUICE_KAFKA_PORT`,
+        );
+      }
+      mkdirSync(LOGS, { recursive: true });
+      writeFileSync(CONFIG, serverProperties());
+      writeFileSync(LOG_CONFIG, log4jProperties());
+      const cp = `${LIBS}/*`;
+      if (!existsSync(join(DATA, 'meta.properties'))) {
+        rmSync(DATA, { recursive: true, force: true });
+        // A cluster id is 16 random bytes in URL-safe base64 without padding (what
+        // `StorageTool random-uuid` prints); made here to save a JVM start.
+        const clusterId = randomBytes(16).toString('base64url');
+        sh(
+          'java',
+          java([
+            '-cp',
+            cp,
+            `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
+            'kafka.tools.StorageTool',
+            'format',
+            '--standalone',
+            '-t',
+            clusterId,
+            '-c',
+            CONFIG,
+          ]),
+          { quiet: true },
+        );
+      }
+      const out = openSync(join(LOGS, 'kafka.out'), 'a');
+      const child = spawn(
+        'java',
+        java([
+          `-Xms256m`,
+          `-Xmx${HEAP}`,
+          '-Djava.awt.headless=true',
+          `-Dkafka.logs.dir=${LOGS}`,
+          `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
+          '-cp',
+          cp,
+          'kafka.Kafka',
+          CONFIG,
+        ]),
+        { detached: true, stdio: ['ignore', out, out] },
+      );
+      if (child.pid === undefined) throw new Error('could not start `java` for Kafka');
+      writeFileSync(PID_FILE, `${child.pid}\n`);
+      child.unref();
+    }
+    const pid = readPid() as number;
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (!alive(pid)) {
+        rmSync(PID_FILE, { force: true });
+        throw new Error(`Kafka exited while starting (pid ${pid}); its logs end with:\n${logTail()}`);
+      }
+      if (await metadataOk()) return;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(
+      `Kafka did not answer on 127.0.0.1:${PORT} within ${START_TIMEOUT_MS / 1000} s; its logs end with:\n${logTail()}`,
+    );
+  },
+  async stop() {
+    const pid = readPid();
+    if (pid === undefined || !alive(pid)) {
+      rmSync(PID_FILE, { force: true });
+      return;
+    }
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    while (alive(pid)) await new Promise((r) => setTimeout(r, 100));
+    rmSync(PID_FILE, { force: true });
+  },
+  isUp: metadataOk,
+  address: () => `127.0.0.1:${PORT}`,
+};

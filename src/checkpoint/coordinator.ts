@@ -1,0 +1,358 @@
+/**
+ * The checkpoint coordinator: decides when a checkpoint is due, collects what each stage
+ * contributes to it, stores it when every sink has acknowledged it, and only then lets sources
+ * commit their positions upstream (Flink's asynchronous barrier snapshots).
+ *
+ * The runtime (`src/core/run.ts`) drives it through {@link CheckpointDriver}; one checkpoint is
+ * in flight at a time:
+ *
+ *   1. After a source emits a batch, the runtime asks `barrierDue(source)`. When the interval
+ *      (time or records) has passed, checkpoint n begins; every source gets barrier n after its
+ *      next batch, and its `position()` at that moment is recorded.
+ *   2. Operators snapshot when barrier n has arrived on all their inputs (the runtime aligns);
+ *      the runtime hands the state to `operatorSnapshot`, which serialises it at once.
+ *   3. Sinks flush on barrier n and acknowledge with `sinkAcked` (with their own state, e.g. a
+ *      committed file length).
+ *   4. When every sink has acknowledged n, the checkpoint is stored (blobs, then metadata) and,
+ *      once durable, `commit` is called: sources commit positions upstream, sinks commit
+ *      pending transactions. A crash before the metadata is written leaves checkpoint n - 1 in
+ *      force; a crash after it but before the commit replays from n, which the sources'
+ *      positions in the checkpoint (not the upstream commit) make exact.
+ */
+import { deserialize, serialize } from 'node:v8';
+import type { Batch, Position } from '../core/batch.ts';
+import type { Clock } from '../core/clock.ts';
+import { errorMessage } from '../core/errors.ts';
+import type { Logger } from '../core/stage.ts';
+import type { CheckpointData, CheckpointStore } from './store.ts';
+import type { WriteAheadLog } from './wal.ts';
+
+/** A checkpoint loaded for a restart, with operator state already deserialised. */
+export interface RestoredCheckpoint {
+  readonly id: number;
+  /** Per source stage: where to resume. */
+  readonly sources: Readonly<Record<string, Position | undefined>>;
+  /** Per sink stage: what its `snapshot` returned. */
+  readonly sinks: Readonly<Record<string, unknown>>;
+  /** Per operator stage: what its `snapshot` returned. */
+  readonly operators: ReadonlyMap<string, unknown>;
+}
+
+/** The stages taking part in checkpoints and how to commit a completed one. */
+export interface CheckpointParticipants {
+  /** Source stage names: each injects every barrier. */
+  readonly sources: readonly string[];
+  /** Sink stage names that receive barriers: each must acknowledge every barrier. */
+  readonly sinks: readonly string[];
+  /**
+   * Called once per stored checkpoint, in id order, after it is durable: commit source
+   * positions upstream and sink transactions. A rejection is logged; the checkpoint stays valid.
+   */
+  commit(checkpoint: CheckpointData): Promise<void>;
+}
+
+/** What the runtime calls; implemented by {@link CheckpointCoordinator}. */
+export interface CheckpointDriver {
+  /** Loads the newest intact checkpoint; called once, after every stage is open and before data. */
+  restore(): Promise<RestoredCheckpoint | undefined>;
+  /** Starts coordinating; called once, after `restore` and before any source runs. */
+  begin(participants: CheckpointParticipants): void;
+  /**
+   * Called after source `stage` emitted a batch of `records` records. Returns the id of the
+   * barrier the runtime must send on the source's outputs now (then it calls `sourceBarrier`),
+   * or undefined.
+   */
+  barrierDue(stage: string, records: number): number | undefined;
+  /** Source `stage` sent barrier `id`; `position` is its position after the records before it. */
+  sourceBarrier(id: number, stage: string, position: Position | undefined): void;
+  /** Source `stage` ended at `position`: later barriers are not expected from it. */
+  sourceEnded(stage: string, position: Position | undefined): void;
+  /**
+   * Operator `stage` snapshotted at barrier `id`. The value is serialised before this returns,
+   * so the operator may change its state right after. Throws when it cannot be serialised.
+   */
+  operatorSnapshot(id: number, stage: string, state: unknown): void;
+  /** Sink `stage` flushed everything before barrier `id`; `state` is what its `snapshot` returned. */
+  sinkAcked(id: number, stage: string, state: unknown): void;
+  /**
+   * The run ended. Waits for a checkpoint being stored; on `succeeded` deletes every checkpoint
+   * (the job is done: the next run starts from scratch). Closes the store.
+   */
+  finish(outcome: 'succeeded' | 'stopped' | 'failed'): Promise<void>;
+  /**
+   * Present when the write-ahead log is on: logs a batch source `stage` is about to send, with
+   * its position after the batch. The runtime awaits it before sending the batch.
+   */
+  walAppend?(stage: string, batch: Batch<unknown>, position: Position | undefined): Promise<void>;
+  /**
+   * Present when the write-ahead log is on: the batches logged after checkpoint `restoredId`,
+   * in order; the runtime sends each again before its source runs and resumes the source from
+   * the last position logged.
+   */
+  walReplay?(restoredId: number | undefined): AsyncIterable<WalEntry>;
+}
+
+/** One entry of the write-ahead log: a batch a source sent, and its position after it. */
+export interface WalEntry {
+  readonly stage: string;
+  readonly batch: Batch<unknown>;
+  readonly position: Position | undefined;
+}
+
+/** Test hooks around the commit point; each may throw or kill the process. */
+export interface CoordinatorHooks {
+  /** After checkpoint `id` is stored and before positions are committed. */
+  afterStore?(id: number): void;
+}
+
+/** Options of {@link CheckpointCoordinator}. */
+export interface CoordinatorOptions {
+  readonly store: CheckpointStore;
+  /** Time between checkpoints (ms, on `clock`). Default 10 s. `0`: only `everyRecords` triggers. */
+  readonly intervalMs?: number;
+  /** Also trigger after this many source records since the last trigger. Default: never. */
+  readonly everyRecords?: number;
+  readonly clock: Pick<Clock, 'now'>;
+  readonly log: Logger;
+  readonly hooks?: CoordinatorHooks;
+  /** Opt-in write-ahead log, truncated after each completed checkpoint. */
+  readonly wal?: WriteAheadLog;
+}
+
+/** Counters of a coordinator. */
+export interface CheckpointStats {
+  completed: number;
+  failed: number;
+  lastId: number;
+  /** Trigger to durable, ms, of the last completed checkpoint. */
+  lastDurationMs: number;
+  /** Serialised operator state of the last completed checkpoint, bytes. */
+  lastStateBytes: number;
+  /** Time spent serialising operator state (blocking the operators), last checkpoint, ms. */
+  lastSerializeMs: number;
+}
+
+interface Pending {
+  readonly id: number;
+  readonly startedAt: number;
+  readonly sources: Map<string, Position | undefined>;
+  readonly operators: Map<string, Uint8Array>;
+  readonly sinks: Map<string, unknown>;
+  serializeMs: number;
+}
+
+/**
+ * Coordinates checkpoints of one run. See the module comment for the protocol.
+ *
+ * @example
+ * const coordinator = new CheckpointCoordinator({
+ *   store: new CheckpointStore(await lmdbBackend({ dir: '.sluice/orders' })),
+ *   intervalMs: 10_000,
+ *   clock: systemClock,
+ *   log: console,
+ * });
+ * pipeline.run({ checkpoint: coordinator });
+ */
+export class CheckpointCoordinator implements CheckpointDriver {
+  private readonly store: CheckpointStore;
+  private readonly intervalMs: number;
+  private readonly everyRecords: number;
+  private readonly clock: Pick<Clock, 'now'>;
+  private readonly log: Logger;
+  private readonly hooks: CoordinatorHooks;
+  private readonly wal: WriteAheadLog | undefined;
+  private participants: CheckpointParticipants | undefined;
+  private nextId = 1;
+  private nextAt = 0;
+  private recordsSince = 0;
+  private pending: Pending | undefined;
+  /** Stored-and-committed chain: one checkpoint completes at a time, in id order. */
+  private completing: Promise<void> = Promise.resolve();
+  private busy = false;
+  private readonly ended = new Map<string, Position | undefined>();
+  private finished = false;
+  /** Counters for metrics and benchmarks. */
+  readonly stats: CheckpointStats = {
+    completed: 0,
+    failed: 0,
+    lastId: 0,
+    lastDurationMs: 0,
+    lastStateBytes: 0,
+    lastSerializeMs: 0,
+  };
+
+  constructor(options: CoordinatorOptions) {
+    this.store = options.store;
+    this.intervalMs = options.intervalMs ?? 10_000;
+    this.everyRecords = options.everyRecords ?? 0;
+    this.clock = options.clock;
+    this.log = options.log;
+    this.hooks = options.hooks ?? {};
+    this.wal = options.wal;
+    if (this.wal !== undefined) {
+      const wal = this.wal;
+      this.walAppend = (stage, batch, position) =>
+        wal.append({
+          stage,
+          batch: batch.meta === undefined ? { kind: 'batch', records: batch.records } : batch,
+          position,
+        } satisfies WalEntry);
+      this.walReplay = (restoredId) => this.replayWal(wal, restoredId);
+    }
+  }
+
+  walAppend?: (stage: string, batch: Batch<unknown>, position: Position | undefined) => Promise<void>;
+  walReplay?: (restoredId: number | undefined) => AsyncIterable<WalEntry>;
+
+  private async *replayWal(wal: WriteAheadLog, restoredId: number | undefined): AsyncGenerator<WalEntry> {
+    let n = 0;
+    for await (const e of wal.replay(restoredId)) {
+      n++;
+      yield e as WalEntry;
+    }
+    wal.resumeAfter(restoredId);
+    if (n > 0) this.log.info(`Replaying ${n} batches from the write-ahead log`);
+  }
+
+  /** The id the next checkpoint will get. */
+  get upcomingId(): number {
+    return this.nextId;
+  }
+
+  async restore(): Promise<RestoredCheckpoint | undefined> {
+    const ids = await this.store.ids();
+    // Ids never repeat, even past half-written checkpoints, so a stale blob is never mistaken for a new one.
+    this.nextId = (ids[ids.length - 1] ?? 0) + 1;
+    const cp = await this.store.latest();
+    if (cp === undefined) return undefined;
+    const operators = new Map<string, unknown>();
+    for (const [stage, bytes] of cp.operators) operators.set(stage, deserialize(bytes));
+    this.stats.lastId = cp.id;
+    return { id: cp.id, sources: cp.sources, sinks: cp.sinks, operators };
+  }
+
+  begin(participants: CheckpointParticipants): void {
+    this.participants = participants;
+    this.nextAt = this.clock.now() + this.intervalMs;
+  }
+
+  barrierDue(stage: string, records: number): number | undefined {
+    const p = this.pending;
+    if (p !== undefined) return p.sources.has(stage) ? undefined : p.id;
+    this.recordsSince += records;
+    if (this.busy || this.participants === undefined || this.finished) return undefined;
+    const byTime = this.intervalMs > 0 && this.clock.now() >= this.nextAt;
+    const byCount = this.everyRecords > 0 && this.recordsSince >= this.everyRecords;
+    if (!byTime && !byCount) return undefined;
+    const now = this.clock.now();
+    this.pending = {
+      id: this.nextId++,
+      startedAt: now,
+      sources: new Map(this.ended),
+      operators: new Map(),
+      sinks: new Map(),
+      serializeMs: 0,
+    };
+    this.busy = true;
+    this.recordsSince = 0;
+    this.nextAt = now + this.intervalMs;
+    return this.pending.id;
+  }
+
+  sourceBarrier(id: number, stage: string, position: Position | undefined): void {
+    if (this.pending?.id === id) this.pending.sources.set(stage, position);
+    // The WAL starts a new segment at the barrier, so segments before it can go when n completes.
+    this.wal?.rotate(id);
+  }
+
+  sourceEnded(stage: string, position: Position | undefined): void {
+    this.ended.set(stage, position);
+    const p = this.pending;
+    if (p !== undefined && !p.sources.has(stage)) p.sources.set(stage, position);
+  }
+
+  operatorSnapshot(id: number, stage: string, state: unknown): void {
+    const p = this.pending;
+    if (p === undefined || p.id !== id) return;
+    const t = performance.now();
+    p.operators.set(stage, serialize(state));
+    p.serializeMs += performance.now() - t;
+  }
+
+  sinkAcked(id: number, stage: string, state: unknown): void {
+    const p = this.pending;
+    const parts = this.participants;
+    if (p === undefined || p.id !== id || parts === undefined) return;
+    p.sinks.set(stage, state);
+    if (p.sinks.size < parts.sinks.length) return;
+    this.pending = undefined;
+    this.completing = this.completing
+      .then(() => this.complete(p, parts))
+      .catch((err) => this.log.warn(`Checkpoint \`${p.id}\` failed: ${errorMessage(err)}`));
+  }
+
+  private async complete(p: Pending, parts: CheckpointParticipants): Promise<void> {
+    const data: CheckpointData = {
+      id: p.id,
+      completedAt: this.clock.now(),
+      sources: Object.fromEntries(p.sources),
+      sinks: Object.fromEntries(p.sinks),
+      operators: p.operators,
+    };
+    try {
+      await this.store.save(data);
+    } catch (err) {
+      this.stats.failed++;
+      this.busy = false;
+      this.log.warn(`Checkpoint \`${p.id}\` failed: ${errorMessage(err)}; the previous one stays in force`, {
+        checkpoint: p.id,
+      });
+      return;
+    }
+    try {
+      this.hooks.afterStore?.(p.id);
+    } catch (err) {
+      // A test hook standing in for a crash: the checkpoint is stored, nothing is committed.
+      this.busy = false;
+      this.log.warn(`Checkpoint \`${p.id}\` stored but not committed: ${errorMessage(err)}`);
+      return;
+    }
+    let bytes = 0;
+    for (const b of p.operators.values()) bytes += b.length;
+    this.stats.completed++;
+    this.stats.lastId = p.id;
+    this.stats.lastDurationMs = this.clock.now() - p.startedAt;
+    this.stats.lastStateBytes = bytes;
+    this.stats.lastSerializeMs = p.serializeMs;
+    this.busy = false;
+    try {
+      await parts.commit(data);
+    } catch (err) {
+      this.log.warn(`Committing checkpoint \`${p.id}\` upstream failed: ${errorMessage(err)}`, {
+        checkpoint: p.id,
+      });
+    }
+    try {
+      await this.wal?.truncateBefore(p.id);
+    } catch (err) {
+      this.log.warn(
+        `Truncating the write-ahead log after checkpoint \`${p.id}\` failed: ${errorMessage(err)}`,
+      );
+    }
+  }
+
+  async finish(outcome: 'succeeded' | 'stopped' | 'failed'): Promise<void> {
+    this.finished = true;
+    this.pending = undefined;
+    try {
+      await this.completing;
+      if (outcome === 'succeeded') {
+        await this.store.clear();
+        await this.wal?.clear();
+      }
+    } finally {
+      await this.wal?.close();
+      await this.store.backend.close();
+    }
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * From a pipeline's `checkpoint:` settings to a running {@link CheckpointCoordinator}: opens
+ * the embedded store (LMDB) in the checkpoint folder, the write-ahead log when asked for, and
+ * the crash-test hooks when the environment sets them.
+ */
+import { join } from 'node:path';
+import { type Clock, systemClock } from '../core/clock.ts';
+import type { Logger } from '../core/stage.ts';
+import { lmdbBackend } from '../state/backend.ts';
+import { CheckpointCoordinator, type CoordinatorHooks } from './coordinator.ts';
+import { CheckpointStore, type StoreHooks } from './store.ts';
+import { type FsyncPolicy, WriteAheadLog } from './wal.ts';
+
+/** Resolved checkpoint settings of a pipeline. */
+export interface CheckpointSettings {
+  /** Absolute folder of the store (`.sluice/<name>/` beside the pipeline file by default). */
+  readonly dir: string;
+  /** Time between checkpoints, ms. */
+  readonly intervalMs: number;
+  /** Also checkpoint after this many records read. */
+  readonly everyRecords?: number | undefined;
+  /** Completed checkpoints kept. Default 3. */
+  readonly retain?: number | undefined;
+  /** Write-ahead log, with its fsync policy; undefined: off. */
+  readonly wal?: { readonly fsync: FsyncPolicy } | undefined;
+}
+
+/**
+ * The environment variable a crash test sets to kill the process (SIGKILL) at a precise point:
+ * `mid-write:<id>` — checkpoint `id`'s state is written but not its metadata; `after-store:<id>`
+ * — it is stored but positions are not committed yet.
+ */
+export const CRASH_ENV = 'SLUICE_TEST_CRASH';
+
+/** Hooks that SIGKILL the process where `spec` (the value of {@link CRASH_ENV}) says. */
+export function crashHooks(spec: string | undefined): { store: StoreHooks; coordinator: CoordinatorHooks } {
+  const m = spec === undefined ? null : /^(mid-write|after-store):(\d+)$/.exec(spec);
+  if (m === null) return { store: {}, coordinator: {} };
+  const at = Number(m[2]);
+  const kill = (id: number) => {
+    if (id === at) process.kill(process.pid, 'SIGKILL');
+  };
+  return m[1] === 'mid-write'
+    ? { store: { afterBlobs: kill }, coordinator: {} }
+    : { store: {}, coordinator: { afterStore: kill } };
+}
+
+/**
+ * Opens the checkpoint machinery for one run. Throws a `SLUICE_STAGE` error naming the folder
+ * when the store cannot be opened.
+ *
+ * @example
+ * const checkpoint = await openCheckpoints({ dir: '/data/.sluice/orders', intervalMs: 10_000 }, { log: console });
+ * await pipeline.run({ checkpoint }).done;
+ */
+export async function openCheckpoints(
+  settings: CheckpointSettings,
+  options: { log: Logger; clock?: Clock; env?: Readonly<Record<string, string | undefined>> },
+): Promise<CheckpointCoordinator> {
+  const hooks = crashHooks((options.env ?? process.env)[CRASH_ENV]);
+  const backend = await lmdbBackend({ dir: join(settings.dir, 'store') });
+  const store = new CheckpointStore(backend, {
+    retain: settings.retain,
+    log: options.log,
+    hooks: hooks.store,
+  });
+  const wal =
+    settings.wal === undefined
+      ? undefined
+      : await WriteAheadLog.open({
+          dir: join(settings.dir, 'wal'),
+          fsync: settings.wal.fsync,
+          log: options.log,
+        });
+  return new CheckpointCoordinator({
+    store,
+    intervalMs: settings.intervalMs,
+    everyRecords: settings.everyRecords,
+    clock: options.clock ?? systemClock,
+    log: options.log,
+    hooks: hooks.coordinator,
+    wal,
+  });
+}

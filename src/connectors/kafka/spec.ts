@@ -1,0 +1,218 @@
+/**
+ * Specs of the `kafka` source and sink: config schemas (field docs, defaults, examples) and
+ * factories. The client (`@platformatic/kafka`) connects in the stages' `open`/`run`, never in
+ * `create`, so `sluice lint` needs no broker.
+ */
+import { z } from 'zod';
+import { defineComponent } from '../../config/registry.ts';
+import { durationField } from '../../operators/specs.ts';
+import { brokerList } from './connection.ts';
+import { kafkaSink } from './sink.ts';
+import { type KafkaStart, kafkaSource } from './source.ts';
+
+const brokersSchema = z
+  .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+  .transform((b) => brokerList(b))
+  .describe(
+    'Bootstrap brokers: `host:port`, a list of them, or a comma-separated string (port 9092 if omitted).',
+  );
+
+const formatSchema = z
+  .enum(['json', 'text', 'raw'])
+  .default('json')
+  .describe(
+    '`json`: the value is one JSON document; `text`: a UTF-8 string; `raw`: the bytes as a Buffer. ' +
+      'A message without a value (a tombstone) is the record `null`.',
+  );
+
+const startSchema = z
+  .string()
+  .default('earliest')
+  .transform((value, ctx): KafkaStart => {
+    if (value === 'earliest' || value === 'latest' || value === 'committed') return value;
+    const time = Date.parse(value);
+    if (/^\d{4}-\d{2}-\d{2}/.test(value) && Number.isFinite(time)) return time;
+    ctx.issues.push({
+      code: 'custom',
+      input: value,
+      message: `\`start\` must be \`earliest\`, \`latest\`, \`committed\` or an ISO-8601 time such as \`2026-01-31T12:00:00Z\`, not \`${value}\``,
+    });
+    return z.NEVER;
+  })
+  .describe(
+    '`earliest` / `latest`: resume at the group’s committed offsets; a partition the group never committed starts at its ' +
+      'first / next new message. `committed`: committed offsets only (a partition without one fails the run). An ISO-8601 ' +
+      'time: replay from the first message at or after it, ignoring committed offsets.',
+  );
+
+/** Config of the `kafka` source. */
+export const kafkaSourceConfig = z
+  .object({
+    brokers: brokersSchema,
+    topic: z.string().min(1).optional().describe('Topic to read (or `topics`).'),
+    topics: z.array(z.string().min(1)).min(1).optional().describe('Topics to read (or `topic`).'),
+    group: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Consumer group id. Default: the pipeline’s `name`. Processes with the same group share the partitions.',
+      ),
+    start: startSchema,
+    format: formatSchema,
+    batchSize: z.number().int().min(1).max(100_000).default(1024).describe('Most records per emitted batch.'),
+    maxWait: durationField()
+      .prefault('50ms')
+      .describe('Longest a partial batch waits for more messages before it is emitted (`50ms`).'),
+    commitInterval: durationField()
+      .prefault('1s')
+      .describe(
+        'Least time between two commits: offsets are committed once the records they cover reached every sink.',
+      ),
+    idleTimeout: durationField()
+      .optional()
+      .describe(
+        'End the input after this long without a message (`10s`), committing what was read. Default: run until stopped.',
+      ),
+    groupProtocol: z
+      .enum(['consumer', 'classic'])
+      .default('classic')
+      .describe(
+        '`classic`: the join/sync protocol (default). `consumer`: the incremental KIP-848 protocol (Kafka ≥ 4.0, joins in ' +
+          'milliseconds) — experimental: after a member was killed, a restarted member got no partitions in our tests.',
+      ),
+    clientId: z.string().min(1).optional().describe('Client id shown in broker logs (default `sluice`).'),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if ((config.topic === undefined) === (config.topics === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['topic'], message: 'give exactly one of `topic` and `topics`' });
+    }
+  });
+
+/**
+ * The `kafka` source spec.
+ *
+ * @example
+ * registry.add(kafkaSourceSpec);
+ */
+export const kafkaSourceSpec = defineComponent({
+  name: 'kafka',
+  kind: 'source',
+  stability: 'experimental',
+  summary:
+    'Reads topics as a member of a Kafka consumer group, committing offsets only after the sinks have the records.',
+  description:
+    'Each record carries `meta.position` = `{ topic, partition, offset }`, `meta.key`, `meta.timestamp` (the Kafka ' +
+    'timestamp, epoch ms) and `meta.headers`. Order is kept per partition. Delivery is at-least-once: offsets are ' +
+    'committed after the records they cover reached every sink (barrier acknowledged) or at a clean end of input, ' +
+    'never before; a crash re-reads from the last commit. Partitions revoked by a rebalance are dropped at once ' +
+    '(their uncommitted records are re-read by the new owner). A value that is not valid JSON goes to the `dlq` ' +
+    'output with its bytes (`value` as text, or `valueBase64`) and its position; the partition keeps flowing. A ' +
+    'broker that is not reachable is waited for with backoff, one warning per attempt.',
+  config: kafkaSourceConfig,
+  examples: [
+    { title: 'JSON events from one topic', yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: etl\n' },
+    {
+      title: 'Replay two topics from a point in time, ending when idle',
+      yaml: 'brokers: [kafka-1:9092, kafka-2:9092]\ntopics: [orders, refunds]\ngroup: replay-2026-01\nstart: 2026-01-01T00:00:00Z\nidleTimeout: 30s\n',
+    },
+  ],
+  create: (config, ctx) =>
+    kafkaSource({
+      brokers: config.brokers,
+      topics: config.topics ?? [config.topic as string],
+      group: config.group ?? ctx.pipelineName,
+      start: config.start,
+      format: config.format,
+      batchSize: config.batchSize,
+      maxWait: config.maxWait,
+      commitInterval: config.commitInterval,
+      idleTimeout: config.idleTimeout,
+      groupProtocol: config.groupProtocol,
+      clientId: config.clientId,
+    }),
+});
+
+/** Config of the `kafka` sink. */
+export const kafkaSinkConfig = z
+  .object({
+    brokers: brokersSchema,
+    topic: z.string().min(1).describe('Topic to write; it must exist.'),
+    key: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Record field whose value is the message key. Default: the key the record came with (`meta.key`), so Kafka → Kafka keeps keys. A record without the field goes to the `dlq` output.',
+      ),
+    format: formatSchema,
+    compression: z
+      .enum(['none', 'gzip', 'snappy', 'lz4', 'zstd'])
+      .default('none')
+      .describe('Compression of produced record batches.'),
+    batchSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(1000)
+      .describe('Most messages per produce request.'),
+    linger: durationField()
+      .prefault('0ms')
+      .describe(
+        'How long small batches may wait to be sent together (`5ms`); `0ms` sends each batch at once. Barriers and the end of input flush.',
+      ),
+    idempotent: z
+      .boolean()
+      .default(true)
+      .describe('Idempotent producer: the client’s retries never duplicate a message (implies `acks: all`).'),
+    acks: z
+      .enum(['all', 'leader', 'none'])
+      .default('all')
+      .describe('Acknowledgement awaited per request when `idempotent` is false.'),
+    keepHeaders: z
+      .boolean()
+      .default(true)
+      .describe('Pass the record’s `meta.headers` on as message headers.'),
+    clientId: z.string().min(1).optional().describe('Client id shown in broker logs (default `sluice`).'),
+  })
+  .strict();
+
+/**
+ * The `kafka` sink spec.
+ *
+ * @example
+ * registry.add(kafkaSinkSpec);
+ */
+export const kafkaSinkSpec = defineComponent({
+  name: 'kafka',
+  kind: 'sink',
+  stability: 'experimental',
+  summary: 'Produces each record as one message to a Kafka topic (batched, compressed, idempotent).',
+  description:
+    'A write resolves when the broker acknowledged its messages, so upstream commits never run ahead of the ' +
+    'output. A broker that is not reachable at start is waited for with backoff; a topic that does not exist fails ' +
+    'at start.',
+  config: kafkaSinkConfig,
+  examples: [
+    {
+      title: 'JSON, keyed by a field, zstd-compressed',
+      yaml: 'brokers: 127.0.0.1:9092\ntopic: scored\nkey: userId\ncompression: zstd\n',
+    },
+  ],
+  create: (config) =>
+    kafkaSink({
+      brokers: config.brokers,
+      topic: config.topic,
+      key: config.key,
+      format: config.format,
+      compression: config.compression,
+      batchSize: config.batchSize,
+      linger: config.linger,
+      idempotent: config.idempotent,
+      acks: config.acks,
+      keepHeaders: config.keepHeaders,
+      clientId: config.clientId,
+    }),
+});

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { rejoinFlowCalls, windowSpec } from './spec.ts';
+
+const ctx = { baseDir: '.', pipelineName: 'p', stageName: 'window' };
+
+test('the DESIGN.md window step validates and declares its `late` port', () => {
+  const parsed = windowSpec.config.safeParse({
+    key: ['country', 'event_type'],
+    time: 'ts',
+    tumbling: '1m',
+    watermark: { maxOutOfOrder: '5m' },
+    allowedLateness: '1h',
+    // What YAML makes of `{ …, p99: percentile(risk, 0.99) }` in a flow mapping.
+    aggregate: { count: 'count()', amount: 'sum(amount)', p99: 'percentile(risk', '0.99)': null },
+    late: 'late',
+  });
+  assert.ok(parsed.success, JSON.stringify(parsed.error?.issues));
+  assert.deepEqual(Object.keys(parsed.data.aggregate), ['count', 'amount', 'p99']);
+  assert.equal(parsed.data.aggregate.p99, 'percentile(risk, 0.99)');
+  assert.deepEqual(windowSpec.ports?.(parsed.data), ['late']);
+  assert.equal(typeof windowSpec.create(parsed.data, ctx).process, 'function');
+});
+
+test('rejoining stops at a key with a value and leaves balanced calls alone', () => {
+  assert.deepEqual(rejoinFlowCalls({ a: 'sum(x)', b: 'count()' }), { a: 'sum(x)', b: 'count()' });
+  assert.deepEqual(rejoinFlowCalls({ a: 'percentile(x', b: 'count()' }), { a: 'percentile(x', b: 'count()' });
+  assert.deepEqual(rejoinFlowCalls({ a: 'percentile(x', '0.5': null, '0.01)': null }), {
+    a: 'percentile(x, 0.5, 0.01)',
+  });
+});
+
+test('bad window configs are rejected with every problem', () => {
+  const bad = windowSpec.config.safeParse({
+    time: 'ts',
+    tumbling: '1m',
+    session: { gap: '5m' },
+    aggregate: { n: 'count(', p: 'percentile(risk, 2)', m: 'median(x)' },
+  });
+  assert.equal(bad.success, false);
+  const text = JSON.stringify(bad.error?.issues);
+  assert.match(text, /`count\(` at column 7: expected an argument/);
+  assert.match(text, /quantile must be a number from 0 to 1/);
+  assert.match(text, /unknown aggregate function `median`/);
+  assert.match(text, /give only one of `tumbling`, `session`/);
+  const none = windowSpec.config.safeParse({ tumbling: '1m', aggregate: { n: 'count()' } });
+  assert.match(JSON.stringify(none.error?.issues), /give `time`/);
+  const empty = windowSpec.config.safeParse({ time: 'ts', tumbling: '1m', aggregate: {} });
+  assert.match(JSON.stringify(empty.error?.issues), /at least one aggregate/);
+  const dur = windowSpec.config.safeParse({ time: 'ts', tumbling: 'soon', aggregate: { n: 'count()' } });
+  assert.match(JSON.stringify(dur.error?.issues), /not a duration/);
+});

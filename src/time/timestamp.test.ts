@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { describeBadTimestamp, fieldTimestamp, parseIsoTime, toEpochMillis } from './timestamp.ts';
+import { WatermarkGenerator } from './watermark.ts';
+
+test('ISO-8601 times parse exactly like Date.UTC', () => {
+  assert.equal(parseIsoTime('2024-05-01T12:00:00Z'), Date.UTC(2024, 4, 1, 12));
+  assert.equal(parseIsoTime('2024-05-01T12:00:00.250Z'), Date.UTC(2024, 4, 1, 12, 0, 0, 250));
+  assert.equal(parseIsoTime('2024-05-01T12:00:00.123456789Z'), Date.UTC(2024, 4, 1, 12, 0, 0, 123));
+  assert.equal(parseIsoTime('2024-05-01 12:00'), Date.UTC(2024, 4, 1, 12));
+  assert.equal(parseIsoTime('2024-05-01T14:00:00+02:00'), Date.UTC(2024, 4, 1, 12));
+  assert.equal(parseIsoTime('2024-05-01T10:30:00-0130'), Date.UTC(2024, 4, 1, 12));
+  assert.equal(parseIsoTime('2024-05-01'), Date.UTC(2024, 4, 1));
+  assert.equal(parseIsoTime('2024-02-29'), Date.UTC(2024, 1, 29));
+});
+
+test('malformed ISO-8601 times are NaN, not guessed', () => {
+  for (const bad of [
+    '',
+    '2024',
+    '2024-5-1',
+    '2024-13-01',
+    '2023-02-29',
+    '2024-04-31',
+    '2024-05-01T25:00Z',
+    '2024-05-01T12:00:00.Z',
+    '2024-05-01T12:00:00Zjunk',
+    '2024-05-01T12:00:00+2',
+    'May 1 2024',
+    '2024-05-01X12:00',
+  ]) {
+    assert.ok(Number.isNaN(parseIsoTime(bad)), bad);
+  }
+});
+
+test('epoch numbers in seconds, milliseconds and microseconds', () => {
+  const ms = Date.UTC(2024, 4, 1);
+  assert.equal(toEpochMillis(ms / 1000, 'epochSeconds'), ms);
+  assert.equal(toEpochMillis(String(ms / 1000), 'epochSeconds'), ms);
+  assert.equal(toEpochMillis(ms, 'epochMillis'), ms);
+  assert.equal(toEpochMillis(ms * 1000 + 999, 'epochMicros'), ms);
+  assert.equal(toEpochMillis(BigInt(ms) * 1000n, 'epochMicros'), ms);
+  assert.equal(toEpochMillis(ms, 'auto'), ms);
+  assert.equal(toEpochMillis(String(ms), 'auto'), ms);
+  assert.equal(toEpochMillis('2024-05-01T00:00:00Z', 'auto'), ms);
+  assert.ok(Number.isNaN(toEpochMillis('2024-05-01T00:00:00Z', 'epochMillis')));
+  assert.ok(Number.isNaN(toEpochMillis(true, 'auto')));
+  assert.ok(Number.isNaN(toEpochMillis(Number.POSITIVE_INFINITY, 'epochMillis')));
+});
+
+test('field extractors read nested paths; the reason names the field and the value', () => {
+  const get = fieldTimestamp('meta.at', 'epochSeconds');
+  assert.equal(get({ meta: { at: 10 } }, undefined), 10_000);
+  assert.ok(Number.isNaN(get({ meta: {} }, undefined)));
+  assert.equal(
+    describeBadTimestamp('meta.at', { meta: {} }, 'epochSeconds'),
+    'the record has no time field `meta.at`',
+  );
+  assert.equal(
+    describeBadTimestamp('ts', { ts: 'soon' }, 'epochSeconds'),
+    'time field `ts` is "soon", not a number of seconds since 1970',
+  );
+});
+
+test('watermarks: bounded out-of-orderness, minimum over partitions, never backwards', () => {
+  const g = new WatermarkGenerator({ maxOutOfOrder: 1000 });
+  assert.equal(g.current(0), Number.NEGATIVE_INFINITY);
+  g.observe(10_000, 'p0', 0);
+  assert.equal(g.current(0), 8999);
+  g.observe(5_000, 'p1', 0);
+  assert.equal(g.current(0), 8999); // the slower partition cannot move it back
+  g.observe(20_000, 'p0', 0);
+  assert.equal(g.current(0), 8999); // p1 at 5 s holds it at 9 s − … until it catches up
+  g.observe(30_000, 'p1', 0);
+  assert.equal(g.current(0), 18_999);
+  const state = structuredClone(g.save());
+  const h = new WatermarkGenerator({ maxOutOfOrder: 1000 });
+  h.load(state, 0);
+  assert.equal(h.current(0), 18_999);
+  assert.throws(() => new WatermarkGenerator({ maxOutOfOrder: -1 }), /maxOutOfOrder/);
+});
+
+test('an idle partition stops counting after idleTimeout; when all are idle the watermark holds', () => {
+  const g = new WatermarkGenerator({ maxOutOfOrder: 0, idleTimeout: 100 });
+  g.observe(50, 'slow', 0);
+  g.observe(1000, 'fast', 0);
+  assert.equal(g.current(0), 49);
+  g.observe(2000, 'fast', 80);
+  assert.equal(g.nextIdleCheck(), 100);
+  assert.equal(g.current(100), 1999);
+  assert.equal(g.current(10_000), 1999);
+});
