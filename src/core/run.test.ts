@@ -420,8 +420,10 @@ describe('runGraph', () => {
       const seen: number[] = [];
       const sink = collector<number>();
       const p = new Pipeline('acks');
-      p.from(acking(5, completed, () => sink.got.length, seen)).to(sink);
-      p.dlq(collector());
+      p.from(acking(5, completed, () => sink.got.length, seen)).to(
+        Object.assign(sink, { durableOnBarrier: true }),
+      );
+      p.dlq(Object.assign(collector(), { durableOnBarrier: true }));
       await p.run().done;
       assert.deepEqual(completed, [1, 2, 3, 4, 5]);
       // Barrier k completes only after record k was written.
@@ -434,8 +436,8 @@ describe('runGraph', () => {
       const slow = gatedSink();
       const p = new Pipeline('acks-fan');
       const s = p.from(acking(3, completed));
-      s.to(collector());
-      s.to(slow);
+      s.to(Object.assign(collector(), { durableOnBarrier: true }));
+      s.to(Object.assign(slow, { durableOnBarrier: true }));
       const handle = p.run();
       await slow.waiting;
       for (let k = 0; k < 20; k++) await tick();
@@ -448,7 +450,17 @@ describe('runGraph', () => {
       const p = new Pipeline('acks-state');
       p.from(acking(3, completed))
         .via<number>({ process: (b, out) => out.emit(b), snapshot: () => ({}) })
-        .to(collector());
+        .to(Object.assign(collector(), { durableOnBarrier: true }));
+      await p.run().done;
+      assert.deepEqual(completed, []);
+    });
+
+    it('is not given when a sink is not durable at a barrier (e.g. a file without checkpoints)', async () => {
+      const completed: number[] = [];
+      const p = new Pipeline('acks-file');
+      const s = p.from(acking(3, completed));
+      s.to(Object.assign(collector(), { durableOnBarrier: true }));
+      s.to(collector());
       await p.run().done;
       assert.deepEqual(completed, []);
     });

@@ -260,7 +260,11 @@ class Run {
     const capacity = this.options.channelCapacity ?? 2;
     const nodes = [...this.graph.nodes.values()];
     this.sinkCount = nodes.filter((n) => n.kind === 'sink').length;
-    this.ackAllowed = !nodes.some((n) => n.kind === 'operator' && n.stage.snapshot !== undefined);
+    // Without checkpoints a barrier may be acknowledged upstream only if nothing it covers can
+    // be lost in a crash: no operator state, and every sink durable at the barrier.
+    this.ackAllowed =
+      !nodes.some((n) => n.kind === 'operator' && n.stage.snapshot !== undefined) &&
+      nodes.every((n) => n.kind !== 'sink' || n.stage.durableOnBarrier === true);
     const edges = [...this.graph.edges];
     const dlq = this.graph.dlqNode;
     if (dlq !== undefined) {

@@ -56,6 +56,13 @@ export interface StageContext {
    * when no `dlq` output is configured or the maximum error rate is exceeded.
    */
   deadLetter(record: unknown, error: unknown, meta?: RecordMeta): void;
+  /**
+   * True when the run takes checkpoints: the runtime injects the barriers and commits source
+   * positions (`Source.commit`) after each completed checkpoint, so a source must not emit
+   * barriers of its own (their ids would collide), and a sink's `onSignal(barrier)` must make
+   * what it wrote restorable (`Sink.snapshot`).
+   */
+  readonly checkpointing: boolean;
 }
 
 /** What a source gets beyond a {@link StageContext}. */
@@ -65,12 +72,6 @@ export interface SourceContext extends StageContext {
    * already read, then return normally from `run`.
    */
   readonly stopSignal: AbortSignal;
-  /**
-   * True when the run takes checkpoints: the runtime then injects the barriers and commits
-   * positions through `commit` after each completed checkpoint, so the source must not emit
-   * barriers of its own (their ids would collide) and must not commit before `commit`.
-   */
-  readonly checkpointing: boolean;
 }
 
 /** Produces batches. Knows its position, so a run can resume where it stopped. */
@@ -168,6 +169,14 @@ export interface Operator<I = unknown, O = unknown> {
 
 /** Writes batches somewhere. */
 export interface Sink<T = unknown> {
+  /**
+   * True when, once `onSignal(barrier)` resolved, every record written before the barrier is
+   * durable at the destination and survives a crash of this process (a Kafka producer that
+   * got its acks, a committed database transaction, a pipe the reader has taken). Without
+   * checkpoints, sources commit their positions at a barrier only when every sink says so
+   * (`Source.onBarrierComplete`); otherwise they commit at a clean end only.
+   */
+  readonly durableOnBarrier?: boolean;
   /** Called once before any data; fail here on a bad destination, before a source starts. */
   open?(ctx: StageContext): void | Promise<void>;
   /** Called once per batch, in order. Resolve when the batch is handed to the destination. */

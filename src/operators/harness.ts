@@ -44,6 +44,7 @@ export class OperatorHarness<I, O> {
     this.ctx = {
       name: options.name ?? 'op',
       signal: this.controller.signal,
+      checkpointing: false,
       clock: this.clock,
       log: { info() {}, warn() {}, error() {} },
       deadLetter: (record, error, meta) => {

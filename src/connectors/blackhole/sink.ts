@@ -22,6 +22,7 @@ export function blackholeSink(): BlackholeSink {
   let records = 0;
   let batches = 0;
   return {
+    durableOnBarrier: true,
     get records() {
       return records;
     },

@@ -118,6 +118,13 @@ export function fileSink(options: FileSinkOptions): FileSink {
 
     async open(context) {
       ctx = context;
+      if (context.checkpointing && compression.codec === 'brotli') {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `file \`${path}\`: brotli output cannot be checkpointed (a brotli stream cannot be cut at a checkpoint and continued after a restart); write \`.zst\` or \`.gz\` instead, or turn checkpoints off`,
+          { file: path },
+        );
+      }
       try {
         await mkdir(dir, { recursive: true });
         const h = await open(tempPath, 'w');
@@ -161,7 +168,8 @@ export function fileSink(options: FileSinkOptions): FileSink {
     },
 
     async onSignal(signal) {
-      if (signal.kind !== 'barrier') return;
+      // Without checkpoints the output appears only at a clean end, so a barrier needs nothing.
+      if (signal.kind !== 'barrier' || ctx?.checkpointing !== true) return;
       if (handle === undefined || writer === undefined) throw notOpen();
       try {
         // A compressed output ends its frame here, so the file can be cut back to this length

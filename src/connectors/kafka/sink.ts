@@ -157,6 +157,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   }
 
   return {
+    durableOnBarrier: true,
     get sent() {
       return sent;
     },

@@ -62,6 +62,7 @@ export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
   };
 
   return {
+    durableOnBarrier: true,
     get readerGone() {
       return gone;
     },
