@@ -16,6 +16,7 @@ import { type ShardOptions, shard, shardPort } from '../operators/shard.ts';
 import { type ThrottleOptions, throttle } from '../operators/throttle.ts';
 import { type WindowOptions, windowOperator } from '../time/window.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
+import { fuseRecordSteps } from './fuse.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './graph.ts';
 import { type RunHandle, type RunOptions, runGraph } from './run.ts';
 import type { Operator, Sink, Source } from './stage.ts';
@@ -59,9 +60,12 @@ export class Pipeline {
     return this;
   }
 
-  /** Validates the graph and starts it; see {@link RunHandle}. */
+  /**
+   * Validates the graph and starts it; see {@link RunHandle}. Consecutive `map`/`filter` stages
+   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`).
+   */
   run(options: RunOptions = {}): RunHandle {
-    return runGraph(this.graph, options);
+    return runGraph(fuseRecordSteps(this.graph), options);
   }
 }
 

@@ -6,6 +6,7 @@
  * its meta; the rest of the batch goes on.
  */
 import { batchOf, type RecordMeta } from '../core/batch.ts';
+import type { FusableOperator } from '../core/fuse.ts';
 import type { Operator, StageContext } from '../core/stage.ts';
 
 /**
@@ -17,7 +18,9 @@ import type { Operator, StageContext } from '../core/stage.ts';
  */
 export function map<I, O>(fn: (record: I, index: number) => O): Operator<I, O> {
   let ctx: StageContext;
-  return {
+  const op: Operator<I, O> & FusableOperator = {
+    // Lets the runtime run this map in one loop with neighbouring maps and filters.
+    recordStep: { kind: 'map', fn: fn as FusableOperator['recordStep']['fn'] },
     open(c) {
       ctx = c;
     },
@@ -41,6 +44,7 @@ export function map<I, O>(fn: (record: I, index: number) => O): Operator<I, O> {
       return out.emit(batchOf(res, resMeta));
     },
   };
+  return op;
 }
 
 /**
@@ -52,7 +56,8 @@ export function map<I, O>(fn: (record: I, index: number) => O): Operator<I, O> {
  */
 export function filter<T>(pred: (record: T, index: number) => boolean): Operator<T, T> {
   let ctx: StageContext;
-  return {
+  const op: Operator<T, T> & FusableOperator = {
+    recordStep: { kind: 'filter', fn: pred as FusableOperator['recordStep']['fn'] },
     open(c) {
       ctx = c;
     },
@@ -77,6 +82,7 @@ export function filter<T>(pred: (record: T, index: number) => boolean): Operator
       return out.emit(batchOf(res, resMeta));
     },
   };
+  return op;
 }
 
 /**

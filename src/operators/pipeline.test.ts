@@ -87,7 +87,8 @@ test('map → filter → flatMap run end to end', async () => {
   assert.equal(summary.state, 'succeeded');
   assert.deepEqual(
     summary.stages.map((s) => s.name),
-    ['source', 'map', 'filter', 'flatMap', 'sink'],
+    // map and filter run fused as one stage (src/core/fuse.ts).
+    ['source', 'map+filter', 'flatMap', 'sink'],
   );
   assert.ok(sink.finished);
 });
