@@ -21,13 +21,12 @@
  *
  * Run alone: `npx node bench/csv-workers.ts --size-mb 200 --rounds 5`.
  */
-import { spawnSync } from 'node:child_process';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { CsvDecoder, type CsvRow } from '../src/formats/csv/index.ts';
+import { measureRounds, numberFlag, printTable, reportRun } from './child.ts';
 import { generateCsv } from './csv.ts';
-import { median } from './run.ts';
 
 /** Bytes per chunk handed to a worker (and per read for the main-thread contender). */
 const CHUNK = 1 << 20;
@@ -156,6 +155,8 @@ function headerOf(file: string): { names: string[]; length: number } {
   return { names: b.toString('latin1', 0, nl).split(','), length: nl + 1 };
 }
 
+// The `csv` bench's `sluice` contender, but read synchronously in 64 KiB pieces: the baseline the
+// worker designs are compared against, measured in this process like them.
 function mainThread(file: string): number {
   let n = 0;
   const dec = new CsvDecoder();
@@ -258,18 +259,10 @@ const CONTENDERS = [
   'workers-offsets-2',
 ] as const;
 
-async function child(name: string, file: string): Promise<void> {
-  const t0 = performance.now();
-  let rows: number;
-  if (name === 'main-thread') rows = mainThread(file);
-  else {
-    const [, mode, count] = name.split('-');
-    rows = await withWorkers(file, mode as 'objects' | 'offsets', Number(count));
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(
-    `${JSON.stringify({ rows, seconds, maxRssKb: process.resourceUsage().maxRSS, checksum })}\n`,
-  );
+function contender(name: string, file: string): number | Promise<number> {
+  if (name === 'main-thread') return mainThread(file);
+  const [, mode, count] = name.split('-');
+  return withWorkers(file, mode as 'objects' | 'offsets', Number(count));
 }
 
 /** Runs every contender `rounds` times, prints the table and the ratio lines. */
@@ -277,33 +270,16 @@ export async function runCsvWorkersBench(sizeMb: number, rounds: number): Promis
   const file = generateCsv(sizeMb);
   const bytes = statSync(file).size;
   const self = fileURLToPath(import.meta.url);
-  const res = new Map<string, { mbs: number[]; rss: number[]; rows: number }>();
-  for (let r = 0; r < rounds; r++) {
-    for (const name of CONTENDERS) {
-      const out = spawnSync(process.execPath, [self, '--child', name, file], { encoding: 'utf8' });
-      if (out.status !== 0) throw new Error(`${name} failed:\n${out.stderr}`);
-      const j = JSON.parse(out.stdout.trim().split('\n').pop()!) as Record<string, number>;
-      const e = res.get(name) ?? { mbs: [], rss: [], rows: 0 };
-      e.mbs.push(bytes / 1e6 / j.seconds!);
-      e.rss.push(j.maxRssKb! / 1024);
-      e.rows = j.rows!;
-      res.set(name, e);
-      process.stderr.write(`  round ${r + 1} ${name}: ${(bytes / 1e6 / j.seconds!).toFixed(1)} MB/s\n`);
-    }
-  }
+  const res = measureRounds(self, file, bytes, CONTENDERS, rounds, true);
   console.log(`CSV in workers: ${file} (${(bytes / 1e6).toFixed(0)} MB), ${rounds} rounds, medians`);
-  console.log(
-    `${'contender'.padEnd(20)}${'MB/s'.padStart(10)}${'peak RSS MB'.padStart(14)}${'rows'.padStart(12)}`,
+  printTable(
+    CONTENDERS.map((name) => ({ name, ...res.get(name)! })),
+    'rows',
+    20,
   );
-  for (const name of CONTENDERS) {
-    const e = res.get(name)!;
-    console.log(
-      `${name.padEnd(20)}${median(e.mbs).toFixed(1).padStart(10)}${median(e.rss).toFixed(0).padStart(14)}${String(e.rows).padStart(12)}`,
-    );
-  }
-  const base = median(res.get('main-thread')!.mbs);
+  const base = res.get('main-thread')!.mbPerSec;
   const ratios = CONTENDERS.slice(1).map(
-    (n) => `ratio csv-workers ${n}/main-thread ${(median(res.get(n)!.mbs) / base).toFixed(2)}`,
+    (n) => `ratio csv-workers ${n}/main-thread ${(res.get(n)!.mbPerSec / base).toFixed(2)}`,
   );
   for (const l of ratios) console.log(l);
   return ratios;
@@ -313,12 +289,10 @@ if (!isMainThread) {
   workerMain();
 } else if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const argv = process.argv.slice(2);
-  if (argv[0] === '--child') await child(argv[1]!, argv[2]!);
-  else {
-    const flag = (n: string) => {
-      const i = argv.indexOf(n);
-      return i === -1 ? undefined : Number(argv[i + 1]);
-    };
-    await runCsvWorkersBench(flag('--size-mb') ?? 200, flag('--rounds') ?? 5);
-  }
+  if (argv[0] === '--child')
+    await reportRun(
+      () => contender(argv[1]!, argv[2]!),
+      () => checksum,
+    );
+  else await runCsvWorkersBench(numberFlag(argv, '--size-mb') ?? 200, numberFlag(argv, '--rounds') ?? 5);
 }

@@ -10,12 +10,12 @@
  * Run alone: `npx node bench/csv.ts --size-mb 200 --rounds 5`. Missing peers are skipped with the
  * install command to run.
  */
-import { spawnSync } from 'node:child_process';
 import { closeSync, createReadStream, existsSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CsvDecoder, type CsvRow } from '../src/formats/csv/index.ts';
+import { ceilingLine, measureRounds, numberFlag, printTable, reportRun, spawnJson } from './child.ts';
 
 const CHUNK = 256 * 1024;
 
@@ -47,10 +47,14 @@ export interface CsvBenchResult {
   readonly heap: { readonly internedMb: number; readonly plainMb: number };
 }
 
-const COUNTRIES = ['US', 'DE', 'FR', 'GB', 'JP', 'BR', 'IN', 'CA', 'NL', 'SE', 'ES', 'IT'];
-const STATUSES = ['active', 'pending', 'closed', 'refunded', 'failed'];
-const CHANNELS = ['web', 'ios', 'android', 'pos', 'api'];
-const CITIES = ['Berlin', 'Paris', 'London', 'Tokyo', 'New York', 'São Paulo', 'Mumbai', 'Toronto'];
+/** Country codes of the generated records (also used by the `jsonl` benchmark's file). */
+export const COUNTRIES = ['US', 'DE', 'FR', 'GB', 'JP', 'BR', 'IN', 'CA', 'NL', 'SE', 'ES', 'IT'];
+/** Statuses of the generated records. */
+export const STATUSES = ['active', 'pending', 'closed', 'refunded', 'failed'];
+/** Channels of the generated records. */
+export const CHANNELS = ['web', 'ios', 'android', 'pos', 'api'];
+/** Cities of the generated records (two with a space, quoted in CSV). */
+export const CITIES = ['Berlin', 'Paris', 'London', 'Tokyo', 'New York', 'São Paulo', 'Mumbai', 'Toronto'];
 const WORDS = [
   'quick',
   'brown',
@@ -76,19 +80,37 @@ export function rng(seed: number): () => number {
   };
 }
 
-/** Writes the benchmark file (once per size) into the OS temp dir and returns its path. */
-export function generateCsv(sizeMb: number): string {
-  const file = join(tmpdir(), `sluice-bench-csv-v2-${sizeMb}mb.csv`);
+/**
+ * Writes a generated benchmark file once per name: `header`, then what `block()` returns, again
+ * and again until the blocks reach `sizeMb` MB. A file already there at that size is kept, so
+ * every run benchmarks the same bytes. Returns `file`.
+ *
+ * @example
+ * writeGenerated(join(tmpdir(), 'x.csv'), 20, 'a,b\n', () => '1,2\n'.repeat(1000));
+ */
+export function writeGenerated(file: string, sizeMb: number, header: string, block: () => string): string {
   if (existsSync(file) && statSync(file).size >= sizeMb * 1e6) return file;
-  const r = rng(42);
-  const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
   const fd = openSync(file, 'w');
-  writeSync(fd, 'id,ts,country,status,channel,amount,fee,qty,sku,city,note,user\n');
+  if (header !== '') writeSync(fd, header);
   let written = 0;
-  let id = 1_000_000;
-  let ts = Date.UTC(2024, 0, 1);
   const target = sizeMb * 1e6;
   while (written < target) {
+    const b = block();
+    writeSync(fd, b);
+    written += Buffer.byteLength(b);
+  }
+  closeSync(fd);
+  return file;
+}
+
+/** Writes the benchmark file (once per size) into the OS temp dir and returns its path. */
+export function generateCsv(sizeMb: number): string {
+  const r = rng(42);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
+  let id = 1_000_000;
+  let ts = Date.UTC(2024, 0, 1);
+  const header = 'id,ts,country,status,channel,amount,fee,qty,sku,city,note,user\n';
+  return writeGenerated(join(tmpdir(), `sluice-bench-csv-v2-${sizeMb}mb.csv`), sizeMb, header, () => {
     let block = '';
     for (let i = 0; i < 5000; i++) {
       ts += Math.floor(r() * 2000);
@@ -102,11 +124,8 @@ export function generateCsv(sizeMb: number): string {
       const city = pick(CITIES);
       block += `${id++},${new Date(ts).toISOString()},${pick(COUNTRIES)},${pick(STATUSES)},${pick(CHANNELS)},${(r() * 1000).toFixed(2)},${(r() * 10).toFixed(2)},${1 + Math.floor(r() * 9)},SKU-${Math.floor(r() * 5000)},${city.includes(' ') ? `"${city}"` : city},${note},user${Math.floor(r() * 100000)}@example.com\n`;
     }
-    writeSync(fd, block);
-    written += Buffer.byteLength(block);
-  }
-  closeSync(fd);
-  return file;
+    return block;
+  });
 }
 
 /** Counts LF bytes with `Buffer#indexOf` (memchr), the fastest way measured here. */
@@ -232,22 +251,6 @@ function peerMissing(name: string): boolean {
   }
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-/** Child-process entry: runs one contender once and prints `{rows, seconds, maxRssKb}`. */
-async function child(name: string, file: string): Promise<void> {
-  const t0 = performance.now();
-  const rows = await contenders[name]!(file);
-  const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(
-    `${JSON.stringify({ rows, seconds, maxRssKb: process.resourceUsage().maxRSS, checksum })}\n`,
-  );
-}
-
 /** Child-process entry: heap retained by `rows` records parsed with or without interning. */
 function heapChild(file: string, intern: boolean, limit: number): void {
   const gc = (globalThis as { gc?: () => void }).gc!;
@@ -274,12 +277,6 @@ function heapChild(file: string, intern: boolean, limit: number): void {
   process.stdout.write(`${JSON.stringify({ mb: (after - before) / 1e6, kept: kept.length })}\n`);
 }
 
-function spawnJson(args: string[]): Record<string, number> {
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`bench child failed: ${args.join(' ')}\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>;
-}
-
 /**
  * Runs the CSV benchmark; returns medians per contender and the `ratio csv …` lines (also printed
  * unless `print: false`).
@@ -292,25 +289,21 @@ export async function runCsvBench(options: CsvBenchOptions = {}): Promise<CsvBen
   const bytes = statSync(file).size;
   const self = fileURLToPath(import.meta.url);
   const names = Object.keys(contenders);
-  const results = new Map<string, { mbs: number[]; rss: number[]; rows: number }>();
   const skipped = new Map<string, string>();
   for (const name of names) if (peerMissing(name)) skipped.set(name, 'not installed');
-  for (let round = 0; round < rounds; round++) {
-    for (const name of names) {
-      if (skipped.has(name)) continue;
-      const r = spawnJson([self, '--child', name, file]);
-      const e = results.get(name) ?? { mbs: [], rss: [], rows: 0 };
-      e.mbs.push(bytes / 1e6 / r.seconds!);
-      e.rss.push(r.maxRssKb! / 1024);
-      e.rows = r.rows!;
-      results.set(name, e);
-    }
-  }
+  const measured = measureRounds(
+    self,
+    file,
+    bytes,
+    names.filter((n) => !skipped.has(n)),
+    rounds,
+    false,
+  );
   const rows: CsvBenchRow[] = names.map((name) => {
-    const e = results.get(name);
+    const e = measured.get(name);
     if (e === undefined)
       return { name, mbPerSec: 0, peakRssMb: 0, rows: 0, skipped: skipped.get(name) ?? 'failed' };
-    return { name, mbPerSec: median(e.mbs), peakRssMb: median(e.rss), rows: e.rows };
+    return { name, mbPerSec: e.mbPerSec, peakRssMb: e.peakRssMb, rows: e.count };
   });
   const heapRows = 300_000;
   const interned = spawnJson(['--expose-gc', self, '--heap', 'on', file, String(heapRows)]);
@@ -329,24 +322,16 @@ export async function runCsvBench(options: CsvBenchOptions = {}): Promise<CsvBen
     console.log(
       `CSV bench: ${file} (${(bytes / 1e6).toFixed(0)} MB, ${rows.find((r) => r.name === 'sluice')?.rows} rows), ${rounds} rounds, medians`,
     );
-    console.log(
-      `${'contender'.padEnd(16)}${'MB/s'.padStart(10)}${'peak RSS MB'.padStart(14)}${'rows'.padStart(12)}`,
+    printTable(
+      rows.map((r) => ({ ...r, count: r.rows })),
+      'rows',
     );
-    for (const r of rows) {
-      if (r.skipped !== undefined) console.log(`${r.name.padEnd(16)}  skipped (${r.skipped})`);
-      else
-        console.log(
-          `${r.name.padEnd(16)}${r.mbPerSec.toFixed(1).padStart(10)}${r.peakRssMb.toFixed(0).padStart(14)}${String(r.rows).padStart(12)}`,
-        );
-    }
     const missing = PEERS.filter((p) => skipped.has(p));
     if (missing.length > 0) console.log(`Missing peers; install them with: npm i -D ${missing.join(' ')}`);
     console.log(
       `heap retained by ${heapRows} records: interned ${interned.mb!.toFixed(1)} MB, plain ${plain.mb!.toFixed(1)} MB`,
     );
-    console.log(
-      `sluice reaches ${((100 * speed('sluice')!) / speed('newline-count')!).toFixed(0)}% of the newline-count ceiling (reading + counting \\n)`,
-    );
+    console.log(ceilingLine(speed('sluice')!, speed('newline-count')!));
     for (const l of ratios) console.log(l);
   }
   return { file, bytes, rows, ratios, heap: { internedMb: interned.mb!, plainMb: plain.mb! } };
@@ -355,14 +340,16 @@ export async function runCsvBench(options: CsvBenchOptions = {}): Promise<CsvBen
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
-    await child(argv[1]!, argv[2]!);
+    await reportRun(
+      () => contenders[argv[1]!]!(argv[2]!),
+      () => checksum,
+    );
   } else if (argv[0] === '--heap') {
     heapChild(argv[2]!, argv[1] === 'on', Number(argv[3]));
   } else {
-    const flag = (n: string) => {
-      const i = argv.indexOf(n);
-      return i === -1 ? undefined : Number(argv[i + 1]);
-    };
-    await runCsvBench({ sizeMb: flag('--size-mb') ?? 200, rounds: flag('--rounds') ?? 5 });
+    await runCsvBench({
+      sizeMb: numberFlag(argv, '--size-mb') ?? 200,
+      rounds: numberFlag(argv, '--rounds') ?? 5,
+    });
   }
 }

@@ -8,15 +8,14 @@
  *
  * Run alone: `npx node bench/jsonl.ts --size-mb 200 --rounds 5`.
  */
-import { spawnSync } from 'node:child_process';
-import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { jsonlDecoder } from '../src/formats/jsonl.ts';
-import { rng } from './csv.ts';
-import { median } from './run.ts';
+import { ceilingLine, measureRounds, numberFlag, printTable, reportRun } from './child.ts';
+import { CHANNELS, CITIES, COUNTRIES, rng, STATUSES, writeGenerated } from './csv.ts';
 
 const CHUNK = 256 * 1024;
 
@@ -46,24 +45,16 @@ export interface JsonlBenchResult {
   readonly ratios: readonly string[];
 }
 
-const COUNTRIES = ['US', 'DE', 'FR', 'GB', 'JP', 'BR', 'IN', 'CA', 'NL', 'SE', 'ES', 'IT'];
-const STATUSES = ['active', 'pending', 'closed', 'refunded', 'failed'];
-const CHANNELS = ['web', 'ios', 'android', 'pos', 'api'];
-const CITIES = ['Berlin', 'Paris', 'London', 'Tokyo', 'New York', 'São Paulo', 'Mumbai', 'Toronto'];
+// One word fewer than the CSV file's list: kept so the generated file (`-v1-`) stays the same bytes.
 const WORDS = ['quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'lorem', 'ipsum', 'dolor', 'sit'];
 
 /** Writes the benchmark file (once per size) into the OS temp dir and returns its path. */
 export function generateJsonl(sizeMb: number): string {
-  const file = join(tmpdir(), `sluice-bench-jsonl-v1-${sizeMb}mb.jsonl`);
-  if (existsSync(file) && statSync(file).size >= sizeMb * 1e6) return file;
   const r = rng(43);
   const pick = <T>(a: readonly T[]): T => a[Math.floor(r() * a.length)]!;
-  const fd = openSync(file, 'w');
-  let written = 0;
   let id = 1_000_000;
   let ts = Date.UTC(2024, 0, 1);
-  const target = sizeMb * 1e6;
-  while (written < target) {
+  return writeGenerated(join(tmpdir(), `sluice-bench-jsonl-v1-${sizeMb}mb.jsonl`), sizeMb, '', () => {
     let block = '';
     for (let i = 0; i < 5000; i++) {
       ts += Math.floor(r() * 2000);
@@ -86,11 +77,8 @@ export function generateJsonl(sizeMb: number): string {
         user: `user${Math.floor(r() * 100000)}@example.com`,
       })}\n`;
     }
-    writeSync(fd, block);
-    written += Buffer.byteLength(block);
-  }
-  closeSync(fd);
-  return file;
+    return block;
+  });
 }
 
 /** Consumes a record the way a pipeline stage would: reads a field. */
@@ -137,22 +125,6 @@ const contenders: Record<string, Contender> = {
   },
 };
 
-/** Child-process entry: runs one contender once and prints `{records, seconds, maxRssKb}`. */
-async function child(name: string, file: string): Promise<void> {
-  const t0 = performance.now();
-  const records = await contenders[name]!(file);
-  const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(
-    `${JSON.stringify({ records, seconds, maxRssKb: process.resourceUsage().maxRSS, checksum })}\n`,
-  );
-}
-
-function spawnJson(args: string[]): Record<string, number> {
-  const r = spawnSync(process.execPath, args, { encoding: 'utf8', maxBuffer: 1 << 20 });
-  if (r.status !== 0) throw new Error(`bench child failed: ${args.join(' ')}\n${r.stderr}`);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Record<string, number>;
-}
-
 /**
  * Runs the JSONL benchmark; returns medians per contender and the `ratio jsonl …` lines (also
  * printed unless `print: false`).
@@ -164,21 +136,10 @@ export async function runJsonlBench(options: JsonlBenchOptions = {}): Promise<Js
   const bytes = statSync(file).size;
   const self = fileURLToPath(import.meta.url);
   const names = Object.keys(contenders);
-  const runs = new Map<string, { mbs: number[]; rss: number[]; records: number }>();
-  for (let round = 0; round < rounds; round++) {
-    for (const name of names) {
-      const r = spawnJson([self, '--child', name, file]);
-      const e = runs.get(name) ?? { mbs: [], rss: [], records: 0 };
-      e.mbs.push(bytes / 1e6 / r.seconds!);
-      e.rss.push(r.maxRssKb! / 1024);
-      e.records = r.records!;
-      runs.set(name, e);
-      process.stderr.write(`  round ${round + 1} ${name}: ${(bytes / 1e6 / r.seconds!).toFixed(1)} MB/s\n`);
-    }
-  }
+  const measured = measureRounds(self, file, bytes, names, rounds, true);
   const rows: JsonlBenchRow[] = names.map((name) => {
-    const e = runs.get(name)!;
-    return { name, mbPerSec: median(e.mbs), peakRssMb: median(e.rss), records: e.records };
+    const e = measured.get(name)!;
+    return { name, mbPerSec: e.mbPerSec, peakRssMb: e.peakRssMb, records: e.count };
   });
   const speed = (n: string) => rows.find((r) => r.name === n)!.mbPerSec;
   const ratios = [
@@ -187,19 +148,14 @@ export async function runJsonlBench(options: JsonlBenchOptions = {}): Promise<Js
   ];
   if (options.print ?? true) {
     console.log(`JSONL bench: ${file} (${(bytes / 1e6).toFixed(0)} MB), ${rounds} rounds, medians`);
-    console.log(
-      `${'contender'.padEnd(16)}${'MB/s'.padStart(10)}${'peak RSS MB'.padStart(14)}${'records'.padStart(12)}`,
+    printTable(
+      rows.map((r) => ({ ...r, count: r.records })),
+      'records',
     );
-    for (const r of rows)
-      console.log(
-        `${r.name.padEnd(16)}${r.mbPerSec.toFixed(1).padStart(10)}${r.peakRssMb.toFixed(0).padStart(14)}${String(r.records).padStart(12)}`,
-      );
     const counts = new Set(rows.map((r) => r.records));
     if (counts.size > 1)
       console.log(`WARNING: contenders disagree on the record count: ${[...counts].join(', ')}`);
-    console.log(
-      `sluice reaches ${((100 * speed('sluice')!) / speed('newline-count')!).toFixed(0)}% of the newline-count ceiling (reading + counting \\n)`,
-    );
+    console.log(ceilingLine(speed('sluice'), speed('newline-count')));
     for (const l of ratios) console.log(l);
   }
   return { file, bytes, rows, ratios };
@@ -208,12 +164,14 @@ export async function runJsonlBench(options: JsonlBenchOptions = {}): Promise<Js
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const argv = process.argv.slice(2);
   if (argv[0] === '--child') {
-    await child(argv[1]!, argv[2]!);
+    await reportRun(
+      () => contenders[argv[1]!]!(argv[2]!),
+      () => checksum,
+    );
   } else {
-    const flag = (n: string) => {
-      const i = argv.indexOf(n);
-      return i === -1 ? undefined : Number(argv[i + 1]);
-    };
-    await runJsonlBench({ sizeMb: flag('--size-mb') ?? 200, rounds: flag('--rounds') ?? 5 });
+    await runJsonlBench({
+      sizeMb: numberFlag(argv, '--size-mb') ?? 200,
+      rounds: numberFlag(argv, '--rounds') ?? 5,
+    });
   }
 }

@@ -62,21 +62,25 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   checkpoint: { script: './checkpoint.ts' },
 };
 
-function runScript(path: string, args: readonly string[]): Promise<string[]> {
+/** Runs `node <args>` (stderr passed through); resolves with its exit code and its whole stdout. */
+function runNode(args: readonly string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const script = new URL(path, import.meta.url).pathname;
-    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (s: string) => {
       out += s;
     });
     child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`benchmark script ${path} exited with code ${code}`));
-      else resolve(out.trimEnd().split('\n'));
-    });
+    child.on('close', (code) => resolve({ code, out }));
   });
+}
+
+async function runScript(path: string, args: readonly string[]): Promise<string[]> {
+  const script = new URL(path, import.meta.url).pathname;
+  const { code, out } = await runNode([script, ...args]);
+  if (code !== 0) throw new Error(`benchmark script ${path} exited with code ${code}`);
+  return out.trimEnd().split('\n');
 }
 
 /** The median of `xs` (mean of the middle two for an even count). */
@@ -86,38 +90,21 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
-function runChild(def: BenchmarkDefinition, contender: string, records: number): Promise<ContenderResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [def.script, '--contender', contender, '--records', String(records)],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+async function runChild(
+  def: BenchmarkDefinition,
+  contender: string,
+  records: number,
+): Promise<ContenderResult> {
+  const { code, out } = await runNode([def.script, '--contender', contender, '--records', String(records)]);
+  if (code !== 0) throw new Error(`benchmark ${def.name}/${contender} exited with code ${code}`);
+  const line = out.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as ContenderResult;
+  } catch {
+    throw new Error(
+      `benchmark ${def.name}/${contender} printed no result line (got ${JSON.stringify(line)})`,
     );
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (s: string) => {
-      out += s;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const line = out.trim().split('\n').pop() ?? '';
-      if (code !== 0) {
-        reject(new Error(`benchmark ${def.name}/${contender} exited with code ${code}`));
-        return;
-      }
-      try {
-        resolve(JSON.parse(line) as ContenderResult);
-      } catch {
-        reject(
-          new Error(
-            `benchmark ${def.name}/${contender} printed no result line (got ${JSON.stringify(line)})`,
-          ),
-        );
-      }
-    });
-  });
+  }
 }
 
 const fmtInt = (n: number) => Math.round(n).toLocaleString('en-US');

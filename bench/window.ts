@@ -9,7 +9,15 @@
  *    string fields, count and exact decimal sum → JSONL, as a Sluice pipeline against the same job
  *    written by hand with papaparse and a Map.
  *
- * Run alone: `npx node bench/window.ts [--events N] [--csv-mb N] [--rounds N] [--only memory|csv]`.
+ * Every contender runs in a fresh child process; a Sluice contender loads Sluice's modules (before
+ * its clock starts), a hand-written one loads none of them, so each peak RSS is that job's own.
+ * `--compiled` runs Sluice compiled to JavaScript (`tsc` into a temporary folder, as a published
+ * package runs) instead of through Node's type stripping, whose compiler keeps ~20 MB of its own;
+ * `--semi-space N` starts every child with `--max-semi-space-size=N` (MB), a smaller young
+ * generation (see bench/README.md, csv-memory). Both apply to every contender alike.
+ *
+ * Run alone: `npx node bench/window.ts [--events N] [--csv-mb N] [--rounds N] [--only memory|csv]
+ * [--compiled] [--semi-space N]`.
  */
 import { spawnSync } from 'node:child_process';
 import {
@@ -17,18 +25,75 @@ import {
   createReadStream,
   createWriteStream,
   existsSync,
+  mkdtempSync,
   openSync,
+  readFileSync,
+  rmSync,
   statSync,
+  symlinkSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
+import { stripTypeScriptTypes } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { fileSink } from '../src/connectors/file/sink.ts';
-import { fileSource } from '../src/connectors/file/source.ts';
-import { batchOf } from '../src/core/batch.ts';
-import { Pipeline } from '../src/core/pipeline.ts';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Source } from '../src/core/stage.ts';
+
+/** The Sluice modules a Sluice contender uses, loaded by {@link loadSluice}. */
+interface SluiceLib {
+  Pipeline: typeof import('../src/core/pipeline.ts').Pipeline;
+  batchOf: typeof import('../src/core/batch.ts').batchOf;
+  fileSource: typeof import('../src/connectors/file/source.ts').fileSource;
+  fileSink: typeof import('../src/connectors/file/sink.ts').fileSink;
+}
+
+let lib: SluiceLib;
+
+/** Loads Sluice from the TypeScript sources, or from compiled `.js` files under `compiled`. */
+async function loadSluice(compiled: string | undefined): Promise<SluiceLib> {
+  const mod = (m: string) =>
+    compiled === undefined
+      ? new URL(`../src/${m}.ts`, import.meta.url).href
+      : pathToFileURL(join(compiled, `${m}.js`)).href;
+  const [pipeline, batch, source, sink] = await Promise.all([
+    import(mod('core/pipeline')),
+    import(mod('core/batch')),
+    import(mod('connectors/file/source')),
+    import(mod('connectors/file/sink')),
+  ]);
+  return {
+    Pipeline: pipeline.Pipeline,
+    batchOf: batch.batchOf,
+    fileSource: source.fileSource,
+    fileSink: sink.fileSink,
+  };
+}
+
+/** Compiles `src/` into `work/dist` (with a `node_modules` link) and returns that folder. */
+function compileSluice(work: string): string {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  const out = join(work, 'dist');
+  const r = spawnSync(
+    process.execPath,
+    [
+      join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+      '-p',
+      join(root, 'tsconfig.build.json'),
+      '--outDir',
+      out,
+      '--declaration',
+      'false',
+      '--sourceMap',
+      'false',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`compiling Sluice failed:\n${r.stdout}${r.stderr}`);
+  symlinkSync(join(root, 'node_modules'), join(work, 'node_modules'));
+  writeFileSync(join(work, 'package.json'), readFileSync(join(root, 'package.json')));
+  return out;
+}
 
 const T0 = Date.UTC(2024, 0, 1);
 const KEYS = 100_000;
@@ -64,7 +129,7 @@ function memorySource(n: number): Source<Ev> {
         const recs = new Array<Ev>(m);
         for (let k = 0; k < m; k++) recs[k] = event(i + k);
         i += m;
-        await out.emit(batchOf(recs));
+        await out.emit(lib.batchOf(recs));
       }
     },
   };
@@ -89,7 +154,7 @@ const fmtCents = (c: number) => `${Math.trunc(c / 100)}.${String(c % 100).padSta
 
 async function memorySluice(n: number): Promise<number> {
   let out = 0;
-  const p = new Pipeline('bench-window');
+  const p = new lib.Pipeline('bench-window');
   p.from(memorySource(n))
     .window({
       key: 'user',
@@ -184,8 +249,8 @@ function generateCsv(mb: number): string {
 }
 
 async function csvSluice(path: string, outPath: string): Promise<number> {
-  const p = new Pipeline('bench-window-csv');
-  p.from(fileSource({ path, format: 'csv' }))
+  const p = new lib.Pipeline('bench-window-csv');
+  p.from(lib.fileSource({ path, format: 'csv' }))
     .window({
       key: ['country', 'event_type'],
       time: 'ts',
@@ -193,7 +258,7 @@ async function csvSluice(path: string, outPath: string): Promise<number> {
       watermark: { maxOutOfOrder: '5s' },
       aggregate: { count: 'count()', amount: 'sum(amount)' },
     })
-    .to(fileSink({ path: outPath, format: 'jsonl' }));
+    .to(lib.fileSink({ path: outPath, format: 'jsonl' }));
   const summary = await p.run().done;
   return summary.recordsWritten;
 }
@@ -273,7 +338,8 @@ interface Result {
   maxRssKiB: number;
 }
 
-async function child(contender: string, arg: string): Promise<void> {
+async function child(contender: string, arg: string, compiled: string | undefined): Promise<void> {
+  if (contender.endsWith('-sluice')) lib = await loadSluice(compiled);
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   let out: number;
@@ -294,8 +360,20 @@ async function child(contender: string, arg: string): Promise<void> {
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 
-function runChild(contender: string, arg: string): Result {
-  const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', contender, arg], {
+/**
+ * How children run: Node flags, the script (this file, or its compiled copy), and the compiled
+ * Sluice folder (undefined: the `.ts` sources).
+ */
+interface ChildSetup {
+  nodeFlags: string[];
+  script: string;
+  compiled: string | undefined;
+}
+
+function runChild(contender: string, arg: string, setup: ChildSetup): Result {
+  const args = [...setup.nodeFlags, setup.script, '--child', contender, arg];
+  if (setup.compiled !== undefined) args.push(setup.compiled);
+  const r = spawnSync(process.execPath, args, {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 1 << 20,
@@ -314,12 +392,13 @@ function table(title: string, unit: string, scale: number, results: Map<string, 
   const lines = [
     '',
     title,
-    `${'contender'.padEnd(20)}${`median ${unit}`.padStart(18)}${'median s'.padStart(10)}${'peak RSS MiB'.padStart(14)}${'out records'.padStart(13)}`,
+    `${'contender'.padEnd(20)}${`median ${unit}`.padStart(18)}${'min–max'.padStart(22)}${'median s'.padStart(10)}${'CPU s'.padStart(8)}${'peak RSS MiB'.padStart(14)}${'out records'.padStart(13)}`,
   ];
+  const fmt = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 1 });
   for (const [name, rs] of results) {
-    const rate = median(rs.map((r) => r.input / scale / (r.ms / 1000)));
+    const rates = rs.map((r) => r.input / scale / (r.ms / 1000));
     lines.push(
-      `${name.padEnd(20)}${rate.toLocaleString('en-US', { maximumFractionDigits: 1 }).padStart(18)}${(median(rs.map((r) => r.ms)) / 1000).toFixed(2).padStart(10)}${(Math.max(...rs.map((r) => r.maxRssKiB)) / 1024).toFixed(0).padStart(14)}${String(rs[0]?.out ?? 0).padStart(13)}`,
+      `${name.padEnd(20)}${fmt(median(rates)).padStart(18)}${`${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))}`.padStart(22)}${(median(rs.map((r) => r.ms)) / 1000).toFixed(2).padStart(10)}${(median(rs.map((r) => r.cpuMs)) / 1000).toFixed(2).padStart(8)}${(Math.max(...rs.map((r) => r.maxRssKiB)) / 1024).toFixed(0).padStart(14)}${String(rs[0]?.out ?? 0).padStart(13)}`,
     );
   }
   const outs = new Set([...results.values()].map((rs) => rs[0]?.out));
@@ -329,18 +408,50 @@ function table(title: string, unit: string, scale: number, results: Map<string, 
 }
 
 async function main(argv: string[]): Promise<void> {
-  if (argv[0] === '--child') return child(argv[1] as string, argv[2] as string);
+  if (argv[0] === '--child') return child(argv[1] as string, argv[2] as string, argv[3]);
   let events = 10_000_000;
   let csvMb = 1000;
   let rounds = 3;
   let only: string | undefined;
+  let compiledRun = false;
+  let semiSpace: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--events') events = Number(argv[++i]);
     else if (a === '--csv-mb') csvMb = Number(argv[++i]);
     else if (a === '--rounds') rounds = Number(argv[++i]);
     else if (a === '--only') only = argv[++i];
+    else if (a === '--compiled') compiledRun = true;
+    else if (a === '--semi-space') semiSpace = Number(argv[++i]);
   }
+  const work = compiledRun ? mkdtempSync(join(tmpdir(), 'sluice-bench-window-')) : undefined;
+  const self = fileURLToPath(import.meta.url);
+  const setup: ChildSetup = {
+    nodeFlags: semiSpace === undefined ? [] : [`--max-semi-space-size=${semiSpace}`],
+    script: self,
+    compiled: work === undefined ? undefined : compileSluice(work),
+  };
+  if (work !== undefined) {
+    // The children run this file as JavaScript too, so no contender loads the type stripper.
+    setup.script = join(work, 'window.mjs');
+    writeFileSync(setup.script, stripTypeScriptTypes(readFileSync(self, 'utf8')));
+  }
+  const how = `${setup.compiled === undefined ? 'TypeScript sources (type stripping)' : 'compiled JavaScript'}, ${semiSpace === undefined ? "Node's default heap settings" : `--max-semi-space-size=${semiSpace}`}`;
+  try {
+    await benchmarks(events, csvMb, rounds, only, setup, how);
+  } finally {
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function benchmarks(
+  events: number,
+  csvMb: number,
+  rounds: number,
+  only: string | undefined,
+  setup: ChildSetup,
+  how: string,
+): Promise<void> {
   const lines: string[] = [];
   const ratios: string[] = [];
   if (only === undefined || only === 'memory') {
@@ -350,7 +461,7 @@ async function main(argv: string[]): Promise<void> {
     ]);
     for (let r = 0; r < rounds; r++) {
       for (const c of res.keys()) {
-        const x = runChild(c, String(events));
+        const x = runChild(c, String(events), setup);
         (res.get(c) as Result[]).push(x);
         process.stderr.write(
           `  window memory run ${r + 1} ${c}: ${Math.round(x.input / (x.ms / 1000)).toLocaleString('en-US')} events/s, ${(x.maxRssKiB / 1024).toFixed(0)} MiB\n`,
@@ -379,7 +490,7 @@ async function main(argv: string[]): Promise<void> {
     ]);
     for (let r = 0; r < rounds; r++) {
       for (const c of res.keys()) {
-        const x = runChild(c, path);
+        const x = runChild(c, path, setup);
         (res.get(c) as Result[]).push(x);
         process.stderr.write(
           `  window csv run ${r + 1} ${c}: ${(x.input / 1e6 / (x.ms / 1000)).toFixed(1)} MB/s, ${(x.maxRssKiB / 1024).toFixed(0)} MiB\n`,
@@ -399,7 +510,7 @@ async function main(argv: string[]): Promise<void> {
       `ratio window sluice/handwritten ${(rate('csv-sluice') / rate('csv-handwritten')).toFixed(2)}`,
     );
   }
-  process.stdout.write(`${[...lines, '', ...ratios].join('\n')}\n`);
+  process.stdout.write(`${[`window: ${how}`, ...lines, '', ...ratios].join('\n')}\n`);
 }
 
 await main(process.argv.slice(2));

@@ -7,10 +7,11 @@
  * Without names, `up`/`down`/`status` act on every known service.
  */
 import { kafka } from './services/kafka.ts';
+import { postgres } from './services/postgres.ts';
 import { redis } from './services/redis.ts';
 import type { ServiceDef } from './services/service.ts';
 
-const SERVICES: readonly ServiceDef[] = [kafka, redis];
+const SERVICES: readonly ServiceDef[] = [kafka, postgres, redis];
 
 function usage(): string {
   const names = SERVICES.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n');

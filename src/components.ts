@@ -11,6 +11,7 @@ import * as blackholeSpecs from './connectors/blackhole/spec.ts';
 import * as fileSpecs from './connectors/file/spec.ts';
 import * as generateSpecs from './connectors/generate/spec.ts';
 import * as kafkaSpecs from './connectors/kafka/spec.ts';
+import * as postgresSpecs from './connectors/postgres/spec.ts';
 import * as stdioSpecs from './connectors/stdio/spec.ts';
 import * as exprSpecs from './expr/spec.ts';
 import * as operatorSpecs from './operators/specs.ts';
@@ -48,6 +49,7 @@ export const defaultRegistry: Registry = new Registry().add(
     fileSpecs,
     generateSpecs,
     kafkaSpecs,
+    postgresSpecs,
     blackholeSpecs,
     stdioSpecs,
     operatorSpecs,

@@ -175,7 +175,9 @@ export function sumToDecimal(acc: SumAcc): DecimalSum {
 
 /** The running sum as a plain decimal string; see {@link decimalToString}. */
 export function sumToString(acc: SumAcc): string {
-  return decimalToString(typeof acc === 'number' ? unpack(acc) : acc);
+  if (typeof acc !== 'number') return decimalToString(acc);
+  const units = Math.floor(acc / 32);
+  return unitsToString(units, acc - units * 32);
 }
 
 function unpack(packed: number): DecimalSum {
@@ -243,16 +245,22 @@ export function decimalMerge(a: DecimalSum, b: DecimalSum): DecimalSum {
 /** The sum as a plain decimal string with `scale` fraction digits (`"14.50"`, `"-3"`). */
 export function decimalToString(acc: DecimalSum): string {
   // Without a bigint part the units are an exact integer double (|lo| ≤ 2^52): print it directly.
-  const small = acc.hi === 0n;
-  const lo = acc.lo;
-  if (small && acc.scale === 0) return String(lo === 0 ? 0 : lo);
-  const total = small ? 0n : acc.hi + BigInt(lo);
+  if (acc.hi === 0n) return unitsToString(acc.lo, acc.scale);
+  const total = acc.hi + BigInt(acc.lo);
   if (acc.scale === 0) return total.toString();
-  const neg = small ? lo < 0 : total < 0n;
-  const digits = (small ? String(neg ? -lo : lo) : (neg ? -total : total).toString()).padStart(
-    acc.scale + 1,
-    '0',
-  );
-  const cut = digits.length - acc.scale;
+  const neg = total < 0n;
+  return withPoint(neg, (neg ? -total : total).toString(), acc.scale);
+}
+
+/** `units × 10^-scale` as a plain decimal string, for an exact integer double `units`. */
+function unitsToString(units: number, scale: number): string {
+  if (scale === 0) return String(units === 0 ? 0 : units); // no "-0"
+  const neg = units < 0;
+  return withPoint(neg, String(neg ? -units : units), scale);
+}
+
+function withPoint(neg: boolean, abs: string, scale: number): string {
+  const digits = abs.length > scale ? abs : abs.padStart(scale + 1, '0');
+  const cut = digits.length - scale;
   return `${neg ? '-' : ''}${digits.slice(0, cut)}.${digits.slice(cut)}`;
 }

@@ -65,6 +65,12 @@ export interface CheckpointDriver {
   barrierDue(stage: string, records: number): number | undefined;
   /** Source `stage` sent barrier `id`; `position` is its position after the records before it. */
   sourceBarrier(id: number, stage: string, position: Position | undefined): void;
+  /**
+   * The source positions recorded so far for checkpoint `id` while it is in flight (every
+   * source's, once barrier `id` has been aligned downstream of all of them), or undefined when
+   * `id` is not the pending checkpoint. Backs `StageContext.checkpointPositions`. Optional.
+   */
+  positionsOf?(id: number): Readonly<Record<string, Position | undefined>> | undefined;
   /** Source `stage` ended at `position`: later barriers are not expected from it. */
   sourceEnded(stage: string, position: Position | undefined): void;
   /**
@@ -263,6 +269,11 @@ export class CheckpointCoordinator implements CheckpointDriver {
     if (this.pending?.id === id) this.pending.sources.set(stage, position);
     // The WAL starts a new segment at the barrier, so segments before it can go when n completes.
     this.wal?.rotate(id);
+  }
+
+  positionsOf(id: number): Readonly<Record<string, Position | undefined>> | undefined {
+    const p = this.pending;
+    return p === undefined || p.id !== id ? undefined : Object.fromEntries(p.sources);
   }
 
   sourceEnded(stage: string, position: Position | undefined): void {

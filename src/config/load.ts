@@ -28,15 +28,8 @@ import {
   type SourceDocument,
 } from './yaml.ts';
 
-/** A component of the file (input, step, sink), validated and ready to build. */
-export interface ComponentConfig {
-  readonly type: 'component';
-  readonly kind: ComponentKind;
-  /** The component name (`file`, `batch`…). */
-  readonly component: string;
-  readonly spec: ComponentSpec;
-  /** The config after validation: defaults applied, as `spec.create` takes it. */
-  readonly config: unknown;
+/** What every stage entry of the file carries: its stage name, where it stands, its buffer. */
+export interface StageEntryConfig {
   /** The unique stage name in the graph. */
   readonly stageName: string;
   /** Path of the entry in the document, e.g. `pipeline[2]`. */
@@ -47,8 +40,19 @@ export interface ComponentConfig {
   readonly buffer?: BufferOptions | undefined;
 }
 
+/** A component of the file (input, step, sink), validated and ready to build. */
+export interface ComponentConfig extends StageEntryConfig {
+  readonly type: 'component';
+  readonly kind: ComponentKind;
+  /** The component name (`file`, `batch`…). */
+  readonly component: string;
+  readonly spec: ComponentSpec;
+  /** The config after validation: defaults applied, as `spec.create` takes it. */
+  readonly config: unknown;
+}
+
 /** A `module:` step: user code loaded from a file. */
-export interface ModuleStepConfig {
+export interface ModuleStepConfig extends StageEntryConfig {
   readonly type: 'module';
   /** The module as written in the file. */
   readonly module: string;
@@ -56,11 +60,6 @@ export interface ModuleStepConfig {
   readonly modulePath: string;
   /** The export to use (`default` unless the file says). */
   readonly exportName: string;
-  readonly stageName: string;
-  readonly path: string;
-  readonly line?: number | undefined;
-  readonly column?: number | undefined;
-  readonly buffer?: BufferOptions | undefined;
 }
 
 /** One entry of `pipeline:`. */

@@ -63,6 +63,23 @@ export interface StageContext {
    * what it wrote restorable (`Sink.snapshot`).
    */
   readonly checkpointing: boolean;
+  /**
+   * Checkpointing, for exactly-once sinks that store source positions with their data: the
+   * position of every source at barrier `id` (what the checkpoint will resume from), keyed by
+   * source stage name. Complete once barrier `id` has reached this stage (alignment makes every
+   * source record its position first), so a sink calls it in `onSignal(barrier)`. Undefined for
+   * an id no longer in flight, or when the runtime does not offer it (the property is absent).
+   */
+  readonly checkpointPositions?: (id: number) => Readonly<Record<string, Position | undefined>> | undefined;
+}
+
+/**
+ * The source positions an exactly-once sink committed with its data: checkpoint `checkpointId`'s
+ * positions, keyed by source stage name. See {@link Sink.committedPositions}.
+ */
+export interface CommittedPositions {
+  readonly checkpointId: number;
+  readonly sources: Readonly<Record<string, Position | undefined>>;
 }
 
 /** What a source gets beyond a {@link StageContext}. */
@@ -205,6 +222,16 @@ export interface Sink<T = unknown> {
    * pending. A rejection is logged and the run goes on.
    */
   commitCheckpoint?(checkpointId: number): void | Promise<void>;
+  /**
+   * Checkpointing, exactly-once sinks that keep source positions in the destination (a
+   * `sluice_offsets` table): called once after `open` and `restore` and before any source is
+   * restored or runs. Returns the newest checkpoint whose data the destination holds committed,
+   * with the positions stored in the same transaction, or undefined when it holds none. When
+   * no checkpoint was restored, or the restored one is older, the runtime resumes each source
+   * named here from these positions (the destination is the truth: e.g. the checkpoint folder
+   * was lost). A rejection fails the run.
+   */
+  committedPositions?(): Promise<CommittedPositions | undefined>;
   /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
   metrics?: StageMetricsHook;
   /** Called once when every input ended normally: flush and commit (e.g. rename a temp file). */

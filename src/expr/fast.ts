@@ -311,6 +311,8 @@ function compileRelation(
       };
     }
   }
+  // Same prelude as compileEquality's general case on purpose: the type rules after it differ
+  // (null is equal to null but not ordered), and one closure each keeps the hot path one call.
   const a = compile(ln, fields);
   const b = compile(rn, fields);
   if (a === undefined || b === undefined) return undefined;

@@ -12,6 +12,7 @@
 import { type Batch, batchOf, type RecordMeta } from '../core/batch.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+import { PortBatches } from '../operators/route.ts';
 import { type CompiledExpression, compileExpression, toRecordValue } from './cel.ts';
 import type { ExprLimits } from './limits.ts';
 import { type RuleSource, type RulesSourceOptions, ruleSource } from './reload.ts';
@@ -50,6 +51,8 @@ abstract class CelOperator<C> implements Operator, RuleMetrics {
   protected readonly slot: RuleSlot<C>;
   protected ctx: StageContext | undefined;
   protected readonly stamp: boolean;
+  /** Expression limits for inline rules and every rule set loaded later. */
+  protected readonly limits: Partial<ExprLimits> | undefined;
   private readonly source: RuleSource | undefined;
   private readonly hasInline: boolean;
   private stampKey = '';
@@ -72,6 +75,7 @@ abstract class CelOperator<C> implements Operator, RuleMetrics {
       );
     }
     this.stamp = options.stampVersion ?? this.source !== undefined;
+    this.limits = options.limits;
   }
 
   /** The component name, for messages. */
@@ -169,15 +173,28 @@ abstract class CelOperator<C> implements Operator, RuleMetrics {
   protected dead(record: unknown, err: unknown, meta: RecordMeta | undefined): void {
     (this.ctx as StageContext).deadLetter(record, err, meta);
   }
+}
 
-  protected compile(
-    source: string,
-    what: string,
-    result: 'bool' | 'any',
-    limits: Partial<ExprLimits> | undefined,
-  ): CompiledExpression {
-    return compileExpression(source, { what, result, ...(limits ? { limits } : {}) });
-  }
+/** Compiles one expression of a rule (inline or from a rule set) under the operator's limits. */
+function compileRule(
+  source: string,
+  what: string,
+  result: 'bool' | 'any',
+  limits: Partial<ExprLimits> | undefined,
+): CompiledExpression {
+  return compileExpression(source, { what, result, ...(limits ? { limits } : {}) });
+}
+
+/** The operator's part of a rule-set document (`filter`, `map`, `routes`); a config error when it is missing. */
+function partOf<K extends 'filter' | 'map' | 'routes'>(
+  doc: RuleSetDocument,
+  key: K,
+  origin: string,
+): NonNullable<RuleSetDocument[K]> {
+  const part = doc[key];
+  if (part === undefined)
+    throw new SluiceError(ErrorCode.CONFIG, `rule set ${origin} has no \`${key}\``, { file: origin });
+  return part as NonNullable<RuleSetDocument[K]>;
 }
 
 function typeName(v: unknown): string {
@@ -206,21 +223,9 @@ export interface CelFilterOptions extends CelOperatorOptions {
  * p.from(source).via(new CelFilter({ expr: 'risk > 50 && country in ["US", "DE"]' })).to(sink);
  */
 export class CelFilter extends CelOperator<CompiledExpression> {
-  private readonly limits: Partial<ExprLimits> | undefined;
-
   constructor(options: CelFilterOptions | string) {
     const opts: CelFilterOptions = typeof options === 'string' ? { expr: options } : options;
-    super(
-      opts,
-      opts.expr === undefined
-        ? undefined
-        : compileExpression(opts.expr, {
-            what: 'filter',
-            result: 'bool',
-            ...(opts.limits ? { limits: opts.limits } : {}),
-          }),
-    );
-    this.limits = opts.limits;
+    super(opts, opts.expr === undefined ? undefined : compileRule(opts.expr, 'filter', 'bool', opts.limits));
   }
 
   protected kind(): string {
@@ -228,9 +233,7 @@ export class CelFilter extends CelOperator<CompiledExpression> {
   }
 
   protected fromDocument(doc: RuleSetDocument, origin: string): CompiledExpression {
-    if (doc.filter === undefined)
-      throw new SluiceError(ErrorCode.CONFIG, `rule set ${origin} has no \`filter\``, { file: origin });
-    return this.compile(doc.filter, `filter (rule set ${origin})`, 'bool', this.limits);
+    return compileRule(partOf(doc, 'filter', origin), `filter (rule set ${origin})`, 'bool', this.limits);
   }
 
   process(batch: Batch, out: Emitter<unknown>): Promise<void> {
@@ -301,15 +304,12 @@ interface CompiledMap {
  * new CelMap({ fields: { total: 'price * qty' }, drop: ['tmp'] });
  */
 export class CelMap extends CelOperator<CompiledMap> {
-  private readonly limits: Partial<ExprLimits> | undefined;
-
   constructor(options: CelMapOptions) {
     const inline =
       options.fields === undefined
         ? undefined
         : compileMap({ fields: options.fields, drop: options.drop }, 'inline', options.limits);
     super(options, inline);
-    this.limits = options.limits;
   }
 
   protected kind(): string {
@@ -317,9 +317,7 @@ export class CelMap extends CelOperator<CompiledMap> {
   }
 
   protected fromDocument(doc: RuleSetDocument, origin: string): CompiledMap {
-    if (doc.map === undefined)
-      throw new SluiceError(ErrorCode.CONFIG, `rule set ${origin} has no \`map\``, { file: origin });
-    return compileMap(doc.map, `rule set ${origin}`, this.limits);
+    return compileMap(partOf(doc, 'map', origin), `rule set ${origin}`, this.limits);
   }
 
   process(batch: Batch, out: Emitter<unknown>): Promise<void> {
@@ -375,11 +373,7 @@ function compileMap(rules: MapRules, origin: string, limits: Partial<ExprLimits>
     );
   }
   const fields = Object.entries(parsed.data.fields).map(
-    ([name, src]) =>
-      [
-        name,
-        compileExpression(src, { what: `map field \`${name}\``, ...(limits ? { limits } : {}) }),
-      ] as const,
+    ([name, src]) => [name, compileRule(src, `map field \`${name}\``, 'any', limits)] as const,
   );
   return { fields, drop: parsed.data.drop ?? [] };
 }
@@ -393,8 +387,10 @@ export interface CelRouteOptions extends CelOperatorOptions {
 }
 
 interface CompiledRoute {
-  readonly cases: readonly { readonly when: CompiledExpression; readonly to: string }[];
-  readonly fallback: string | undefined;
+  /** `port`: the index of the case's `to` in `ports`. */
+  readonly cases: readonly { readonly when: CompiledExpression; readonly port: number }[];
+  /** Index of the `default` port in `ports`; -1 without one. */
+  readonly fallback: number;
   /** Every port, in first-mention order (emission order). */
   readonly ports: readonly string[];
 }
@@ -409,15 +405,12 @@ interface CompiledRoute {
  * r.side('high').to(alerts); r.to(rest);
  */
 export class CelRoute extends CelOperator<CompiledRoute> {
-  private readonly limits: Partial<ExprLimits> | undefined;
-
   constructor(options: CelRouteOptions) {
     const inline =
       options.cases === undefined
         ? undefined
         : compileRoute(options.cases, options.default, 'inline', options.limits);
     super(options, inline);
-    this.limits = options.limits;
   }
 
   protected kind(): string {
@@ -425,9 +418,7 @@ export class CelRoute extends CelOperator<CompiledRoute> {
   }
 
   protected fromDocument(doc: RuleSetDocument, origin: string): CompiledRoute {
-    if (doc.routes === undefined)
-      throw new SluiceError(ErrorCode.CONFIG, `rule set ${origin} has no \`routes\``, { file: origin });
-    return compileRoute(doc.routes, doc.default, `rule set ${origin}`, this.limits);
+    return compileRoute(partOf(doc, 'routes', origin), doc.default, `rule set ${origin}`, this.limits);
   }
 
   async process(batch: Batch, out: Emitter<unknown>): Promise<void> {
@@ -436,9 +427,7 @@ export class CelRoute extends CelOperator<CompiledRoute> {
     const records = batch.records;
     const meta = batch.meta;
     const stamp = this.stamp;
-    const withMeta = meta !== undefined || stamp;
-    const byPort = new Map<string, { records: unknown[]; meta: (RecordMeta | undefined)[] }>();
-    for (const p of ports) byPort.set(p, { records: [], meta: [] });
+    const split = new PortBatches<unknown>(ports, meta !== undefined || stamp);
     next: for (let i = 0; i < records.length; i++) {
       const r = records[i];
       const m = meta?.[i];
@@ -453,7 +442,7 @@ export class CelRoute extends CelOperator<CompiledRoute> {
           continue next;
         }
         if (v === true) {
-          to = k.to;
+          to = k.port;
           break;
         }
         if (v !== false) {
@@ -469,7 +458,7 @@ export class CelRoute extends CelOperator<CompiledRoute> {
           continue next;
         }
       }
-      if (to === undefined) {
+      if (to < 0) {
         this.dead(
           r,
           new SluiceError(
@@ -481,13 +470,9 @@ export class CelRoute extends CelOperator<CompiledRoute> {
         );
         continue;
       }
-      const bucket = byPort.get(to) as { records: unknown[]; meta: (RecordMeta | undefined)[] };
-      bucket.records.push(r);
-      if (withMeta) bucket.meta.push(stamp ? this.stamped(m, active.version) : m);
+      split.add(to, r, stamp ? this.stamped(m, active.version) : m);
     }
-    for (const [port, b] of byPort) {
-      if (b.records.length > 0) await out.emit(batchOf(b.records, withMeta ? b.meta : undefined), port);
-    }
+    await split.emit(out);
   }
 }
 
@@ -505,16 +490,16 @@ function compileRoute(
         `route case ${i + 1} (${origin}) is invalid: ${parsed.error.issues.map((x) => x.message).join('; ')}`,
       );
     return {
-      when: compileExpression(c.when, {
-        what: `route case ${i + 1}`,
-        result: 'bool',
-        ...(limits ? { limits } : {}),
-      }),
+      when: compileRule(c.when, `route case ${i + 1}`, 'bool', limits),
       to: c.to,
     };
   });
   if (compiled.length === 0 && fallback === undefined)
     throw new SluiceError(ErrorCode.CONFIG, `route (${origin}) needs at least one case or a \`default\``);
   const ports = [...new Set([...compiled.map((c) => c.to), ...(fallback !== undefined ? [fallback] : [])])];
-  return { cases: compiled, fallback, ports };
+  return {
+    cases: compiled.map((c) => ({ when: c.when, port: ports.indexOf(c.to) })),
+    fallback: fallback === undefined ? -1 : ports.indexOf(fallback),
+    ports,
+  };
 }

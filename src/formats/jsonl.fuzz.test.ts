@@ -14,15 +14,15 @@ type Event =
   | { kind: 'record'; value: unknown; line: number; offset: number }
   | { kind: 'invalid'; message: string; raw: string; line: number; offset: number };
 
-/** Decodes `bytes` fed in chunks of `chunk` bytes (the last one shorter). */
-function decode(bytes: Uint8Array, chunk: number, maxLineBytes = 64): Event[] {
-  const events: Event[] = [];
-  const sink: DecodeSink<unknown> = {
+/** A sink appending to `events`; `check` (when given) runs first on each invalid record. */
+function eventSink(
+  events: Event[],
+  check?: (error: SluiceError, line: number, offset: number) => void,
+): DecodeSink<unknown> {
+  return {
     record: (value, line, offset) => events.push({ kind: 'record', value, line, offset }),
-    invalid: (error: SluiceError, raw, line, offset) => {
-      assert.equal(error.code, 'SLUICE_PARSE');
-      assert.equal(error.context.line, line);
-      assert.equal(error.context.offset, offset);
+    invalid: (error, raw, line, offset) => {
+      check?.(error, line, offset);
       events.push({
         kind: 'invalid',
         message: error.message,
@@ -32,6 +32,16 @@ function decode(bytes: Uint8Array, chunk: number, maxLineBytes = 64): Event[] {
       });
     },
   };
+}
+
+/** Decodes `bytes` fed in chunks of `chunk` bytes (the last one shorter). */
+function decode(bytes: Uint8Array, chunk: number, maxLineBytes = 64): Event[] {
+  const events: Event[] = [];
+  const sink = eventSink(events, (error, line, offset) => {
+    assert.equal(error.code, 'SLUICE_PARSE');
+    assert.equal(error.context.line, line);
+    assert.equal(error.context.offset, offset);
+  });
   const d = jsonlDecoder({ maxLineBytes });
   for (let i = 0; i < bytes.length; i += chunk) d.write(bytes.slice(i, i + chunk), sink);
   d.end(sink);
@@ -112,17 +122,7 @@ describe('JSON Lines reader under random input', () => {
     );
     for (let cut = 1; cut < TRICKY.length; cut++) {
       const events: Event[] = [];
-      const sink: DecodeSink<unknown> = {
-        record: (value, line, offset) => events.push({ kind: 'record', value, line, offset }),
-        invalid: (error, raw, line, offset) =>
-          events.push({
-            kind: 'invalid',
-            message: error.message,
-            raw: Buffer.from(raw).toString('latin1'),
-            line,
-            offset,
-          }),
-      };
+      const sink = eventSink(events);
       const d = jsonlDecoder({ maxLineBytes: 64 });
       d.write(TRICKY.subarray(0, cut), sink);
       d.write(TRICKY.subarray(cut), sink);

@@ -4,6 +4,9 @@
  * Each runs a tight synchronous loop over the batch and emits one fresh batch (meta kept
  * aligned). A user function that throws sends that one record to the dead-letter output with
  * its meta; the rest of the batch goes on.
+ *
+ * The three loops look alike but are kept apart on purpose: one loop per operator keeps the
+ * user-function call site in each monomorphic, which a shared loop taking a callback would not.
  */
 import { batchOf, type RecordMeta } from '../core/batch.ts';
 import type { FusableOperator } from '../core/fuse.ts';

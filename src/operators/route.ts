@@ -5,7 +5,7 @@
 import { batchOf, type RecordMeta } from '../core/batch.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { DLQ_PORT } from '../core/graph.ts';
-import type { Operator, StageContext } from '../core/stage.ts';
+import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 
 /** One routing rule: records for which `when` is true go to `port`. */
 export interface RouteRule<T> {
@@ -17,6 +17,44 @@ export interface RouteRule<T> {
 export interface RouteOptions {
   /** Port for records no rule matches. Without it, such a record is dead-lettered. */
   readonly default?: string;
+}
+
+/**
+ * One input batch split by output port, for the operators that route records ({@link route},
+ * {@link shard}, `CelRoute`): `add` files a record (and its meta) under a port index while the
+ * operator walks the batch; `emit` then sends one batch per non-empty port, in port order, meta
+ * aligned. Make a fresh one per input batch; call `emit` once, after the last `add`.
+ *
+ * @example
+ * const split = new PortBatches<number>(['even', 'odd'], false);
+ * for (const n of [1, 2, 3]) split.add(n % 2, n, undefined);
+ * await split.emit(out); // [2] on `even`, then [1, 3] on `odd`
+ */
+export class PortBatches<T> {
+  private readonly ports: readonly string[];
+  private readonly records: T[][];
+  private readonly meta: (RecordMeta | undefined)[][] | undefined;
+
+  /** `withMeta`: keep each record's meta (false when the input batch has none to keep). */
+  constructor(ports: readonly string[], withMeta: boolean) {
+    this.ports = ports;
+    this.records = ports.map(() => []);
+    this.meta = withMeta ? ports.map(() => []) : undefined;
+  }
+
+  /** Files `record` with `meta` under port `port` (an index into the ports). */
+  add(port: number, record: T, meta: RecordMeta | undefined): void {
+    (this.records[port] as T[]).push(record);
+    this.meta?.[port]?.push(meta);
+  }
+
+  /** Emits one batch per port that got records, in port order; resolves when all were accepted. */
+  async emit(out: Emitter<T>): Promise<void> {
+    for (let p = 0; p < this.ports.length; p++) {
+      const recs = this.records[p] as T[];
+      if (recs.length > 0) await out.emit(batchOf(recs, this.meta?.[p]), this.ports[p]);
+    }
+  }
 }
 
 /** The ports a route emits on, in rule order, then the default port. */
@@ -66,8 +104,7 @@ export function route<T>(rules: readonly RouteRule<T>[], options: RouteOptions =
     async process(input, out) {
       const { records, meta } = input;
       const n = records.length;
-      const byPort: T[][] = ports.map(() => []);
-      const metaByPort: (RecordMeta | undefined)[][] | undefined = meta ? ports.map(() => []) : undefined;
+      const split = new PortBatches<T>(ports, meta !== undefined);
       for (let i = 0; i < n; i++) {
         const r = records[i] as T;
         let target = defaultPort;
@@ -94,13 +131,9 @@ export function route<T>(rules: readonly RouteRule<T>[], options: RouteOptions =
           );
           continue;
         }
-        (byPort[target] as T[]).push(r);
-        metaByPort?.[target]?.push(meta?.[i]);
+        split.add(target, r, meta?.[i]);
       }
-      for (let p = 0; p < ports.length; p++) {
-        const recs = byPort[p] as T[];
-        if (recs.length > 0) await out.emit(batchOf(recs, metaByPort?.[p]), ports[p]);
-      }
+      await split.emit(out);
     },
   };
 }

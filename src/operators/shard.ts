@@ -6,6 +6,7 @@ import { batchOf, type RecordMeta } from '../core/batch.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { DEFAULT_MAX_KEY_GROUPS, hashKey, type Key, keyGroupRange } from '../core/keygroups.ts';
 import type { Operator, StageContext } from '../core/stage.ts';
+import { PortBatches } from './route.ts';
 
 /**
  * How to find a record's key: a field name, several field names (a composite key), or a
@@ -90,8 +91,7 @@ export function shard<T>(options: ShardOptions<T>): Operator<T, T> {
     async process(input, out) {
       const { records, meta } = input;
       const n = records.length;
-      const byShard: T[][] = ports.map(() => []);
-      const metaByShard: (RecordMeta | undefined)[][] | undefined = meta ? ports.map(() => []) : undefined;
+      const split = new PortBatches<T>(ports, meta !== undefined);
       for (let i = 0; i < n; i++) {
         const r = records[i] as T;
         let kg: number;
@@ -102,14 +102,9 @@ export function shard<T>(options: ShardOptions<T>): Operator<T, T> {
           continue;
         }
         // shardOfKeyGroup inlined: the arguments were validated once above.
-        const s = Math.floor((kg * shards) / max);
-        (byShard[s] as T[]).push(r);
-        metaByShard?.[s]?.push(meta?.[i]);
+        split.add(Math.floor((kg * shards) / max), r, meta?.[i]);
       }
-      for (let s = 0; s < shards; s++) {
-        const recs = byShard[s] as T[];
-        if (recs.length > 0) await out.emit(batchOf(recs, metaByShard?.[s]), ports[s]);
-      }
+      await split.emit(out);
     },
   };
 }

@@ -207,6 +207,55 @@ const PURGED: Bucket = {
   fired: true,
 };
 
+/** Builds a result record: key fields, window bounds, aggregate values, revision, update flag. */
+type ResultMaker = (
+  key: Readonly<Record<string, unknown>>,
+  windowStart: string,
+  windowEnd: string,
+  values: readonly unknown[],
+  revision: number,
+) => Record<string, unknown>;
+
+/**
+ * The result maker for key fields `keyFields` (undefined: keys from a key function, or none) and
+ * aggregate names `names`. With key fields it is generated code (`new Function`), one object
+ * literal: every result then has the same hidden class with in-object fields, built in one step
+ * instead of by a spread and six added properties (one result per window, so this is a hot path
+ * when windows hold few events). Names are embedded with `JSON.stringify`, so none can inject code.
+ */
+function resultMaker(keyFields: readonly string[] | undefined, names: readonly string[]): ResultMaker {
+  if (keyFields === undefined) {
+    return (key, windowStart, windowEnd, values, revision) => {
+      const rec: Record<string, unknown> = { ...key, windowStart, windowEnd };
+      for (let j = 0; j < names.length; j++) rec[names[j] as string] = values[j];
+      rec.revision = revision;
+      rec.update = revision > 1;
+      return rec;
+    };
+  }
+  const prop = (name: string, value: string) =>
+    `${name === '__proto__' ? '["__proto__"]' : JSON.stringify(name)}: ${value}`;
+  const props = [
+    ...keyFields.map((f) => prop(f, `k[${JSON.stringify(f)}]`)),
+    'windowStart: s',
+    'windowEnd: e',
+    ...names.map((n, j) => prop(n, `v[${j}]`)),
+    'revision: r',
+    'update: r > 1',
+  ];
+  return new Function('k', 's', 'e', 'v', 'r', `return { ${props.join(', ')} };`) as ResultMaker;
+}
+
+/** A bucket being fired: its results are made from window `next` on; `gone`: purge them too. */
+interface Firing {
+  readonly b: Bucket;
+  readonly gone: boolean;
+  next: number;
+}
+
+/** Results per emitted batch at most (pending updates may add up to one input batch's worth). */
+const RESULT_BATCH = 4096;
+
 /** Records per chunk of `process` (see there): small enough that a chunk's state stays in cache. */
 const CHUNK = 256;
 
@@ -399,6 +448,9 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   private purges = 0;
   /** Every aggregate's accumulator is a number (count, sum…): a husk keeps its array. */
   private readonly numericAccs: boolean;
+  /** Builds a result record; `values` holds the aggregate results while it runs. */
+  private readonly makeResult: ResultMaker;
+  private readonly values: unknown[];
   /** Keys of the records of the current chunk (see `process`). */
   private readonly cks: (string | undefined)[] = new Array(CHUNK);
   /** Tumbling/sliding: the newest window of each of those keys, as `lookAhead` found it. */
@@ -416,6 +468,8 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   // Emissions collected during one call, sent at its end.
   private out: Record<string, unknown>[] = [];
   private pending: (Win | AlignedWin)[] = [];
+  /** Buckets whose results are still to be made (see `advance`), in order. */
+  private firing: Firing[] = [];
   private lateRecs: LateEvent<T>[] = [];
   private lateMeta: (RecordMeta | undefined)[] = [];
   private readonly scratch: unknown[];
@@ -434,6 +488,8 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     this.step = a.kind === 'sliding' ? a.slide : a.kind === 'tumbling' ? a.size : 0;
     this.offset = a.kind === 'session' ? 0 : a.offset;
     this.numericAccs = p.aggs.every((g) => typeof g.create() === 'number');
+    this.values = new Array(p.aggs.length);
+    this.makeResult = resultMaker(p.keyFields, p.names);
   }
 
   open(ctx: StageContext): void {
@@ -462,7 +518,10 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     const na = aggs.length;
     const scratch = this.scratch;
     const wm = p.processingTime ? now - 1 : this.wm;
-    if (p.processingTime && wm > this.wm) this.advance(wm);
+    if (p.processingTime && wm > this.wm) {
+      this.advance(wm);
+      this.fireAll(); // before this batch's events can change those windows
+    }
     const { size, step, offset, cks } = this;
     const aligned = step > 0;
     const lateness = p.lateness;
@@ -491,7 +550,10 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
         // Late: every window of the event is dropped already (sessions are judged on merge).
         let start = 0;
         if (aligned) {
-          start = ts - mod(ts - offset, step); // its newest window
+          // Its newest window, by floor division rather than `%` (several times cheaper). The
+          // quotient can round up to the next integer only for a fractional time: step back then.
+          start = Math.floor((ts - offset) / step) * step + offset;
+          if (start > ts) start -= step;
           if (start + size - 1 + lateness <= wm) {
             this.lateEvent(r, m, ts, wm, start + size);
             continue;
@@ -936,18 +998,15 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     w.dirty = false;
     w.n = 0;
     this.results++;
-    const rec: Record<string, unknown> = { ...w.keyRec };
-    rec.windowStart = startIso;
-    rec.windowEnd = endIso;
-    const { names, aggs } = this.p;
-    for (let j = 0; j < aggs.length; j++) rec[names[j] as string] = (aggs[j] as Aggregate).result(w.accs[j]);
-    rec.revision = w.revision;
-    rec.update = w.revision > 1;
-    this.out.push(rec);
+    const aggs = this.p.aggs;
+    const values = this.values;
+    for (let j = 0; j < aggs.length; j++) values[j] = (aggs[j] as Aggregate).result(w.accs[j]);
+    this.out.push(this.makeResult(w.keyRec, startIso, endIso, values, w.revision));
   }
 
   /** Moves the watermark to `wm`: fires windows whose end it reached, drops those past lateness. */
   private advance(wm: number): void {
+    this.fireAll();
     this.wm = wm;
     // Results queued during the batch (late updates, count firings) go before the firings they
     // may duplicate; a window already emitted and clean is not emitted again.
@@ -974,31 +1033,56 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
       return;
     }
     // Buckets fire once the watermark reaches their end and are dropped once it passes their
-    // allowed lateness too (a prefix of the fired ones, as buckets are sorted and equally long);
-    // a bucket that does both now gets one pass over its windows, while they are in cache.
+    // allowed lateness too (a prefix of the fired ones, as buckets are sorted and equally long).
+    // Firing is queued: `flush` makes the results in bounded batches, each emitted before the
+    // next is made, so a bucket of many keys is never one huge batch (which would outlive the
+    // young generation); a bucket that fires and is dropped at once gets one pass over its windows.
     const starts = this.starts;
     let drop = 0;
     for (let i = 0; i < starts.length; i++) {
+      if ((this.buckets.get(starts[i] as number) as Bucket).end - 1 + lateness > wm) break;
+      drop++;
+    }
+    if (drop > 0) this.dropHusks(); // before this purge makes new husks
+    for (let i = 0; i < starts.length; i++) {
       const b = this.buckets.get(starts[i] as number) as Bucket;
       if (b.end - 1 > wm) break;
-      const gone = b.end - 1 + lateness <= wm;
+      const gone = i < drop;
       if (!b.fired) {
         b.fired = true;
-        for (const w of b.wins) {
-          if (w.dirty) this.result(w, b.startIso, b.endIso);
-          if (gone) this.purge(w);
-        }
+        this.firing.push({ b, gone, next: 0 });
       } else if (gone) for (const w of b.wins) this.purge(w);
       if (!gone) continue;
       this.buckets.delete(b.start);
       this.openWindows -= b.wins.length;
       if (this.lastBucket === b) this.lastBucket = undefined;
-      drop++;
     }
-    if (drop > 0) {
-      this.starts = starts.slice(drop);
-      this.dropHusks();
+    if (drop > 0) this.starts = starts.slice(drop);
+  }
+
+  /**
+   * Makes the results of queued firings (see `advance`) until `this.out` holds `limit` records or
+   * none is left, purging the windows of dropped buckets as it goes.
+   */
+  private fireSome(limit: number): void {
+    const firing = this.firing;
+    while (firing.length > 0 && this.out.length < limit) {
+      const f = firing[0] as Firing;
+      const { b, gone } = f;
+      const wins = b.wins;
+      let i = f.next;
+      for (; i < wins.length && this.out.length < limit; i++) {
+        const w = wins[i] as AlignedWin;
+        if (w.dirty) this.result(w, b.startIso, b.endIso);
+        if (gone) this.purge(w);
+      }
+      f.next = i;
+      if (i === wins.length) firing.shift();
     }
+  }
+
+  private fireAll(): void {
+    if (this.firing.length > 0) this.fireSome(Number.POSITIVE_INFINITY);
   }
 
   private drainPending(): void {
@@ -1016,7 +1100,9 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   /** Sends what this call produced: results, then late events, then the watermark. */
   private async flush(out: Emitter<Record<string, unknown>>): Promise<void> {
     this.drainPending();
-    if (this.out.length > 0) {
+    for (;;) {
+      this.fireSome(RESULT_BATCH);
+      if (this.out.length === 0) break;
       const recs = this.out;
       this.out = [];
       await out.emit(batchOf(recs));
@@ -1075,6 +1161,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
 
   /** Early results of every window that changed since its last result and has not closed. */
   private earlyFiring(): void {
+    this.fireAll();
     if (this.p.assigner.kind === 'session') {
       for (const list of this.sessions.values())
         for (const w of list) if (w.dirty && !w.closed) this.result(w, iso(w.start), iso(w.end));
@@ -1135,6 +1222,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     this.starts = [];
     this.lastBucket = undefined;
     this.latest.clear();
+    this.firing = [];
     this.husks = [];
     this.oldHusks = [];
     this.sessions.clear();

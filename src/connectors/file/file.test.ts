@@ -6,24 +6,12 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { createGunzip, gzipSync } from 'node:zlib';
-import type { Batch } from '../../core/batch.ts';
 import { Pipeline } from '../../core/pipeline.ts';
 import type { DeadLetter, Sink, Source } from '../../core/stage.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
 import { fileSinkSpec, fileSourceSpec } from './spec.ts';
-
-/** A sink that keeps every batch. */
-function collect<T = unknown>(): Sink<T> & { batches: Batch<T>[]; records: () => T[] } {
-  const batches: Batch<T>[] = [];
-  return {
-    batches,
-    records: () => batches.flatMap((b) => [...b.records]),
-    write(b) {
-      batches.push(b);
-    },
-  };
-}
+import { collect } from './test-helpers.ts';
 
 let dir: string;
 before(async () => {

@@ -9,31 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { gunzipSync, gzipSync, zstdCompressSync } from 'node:zlib';
-import type { Batch } from '../../core/batch.ts';
 import { Pipeline } from '../../core/pipeline.ts';
-import type { DeadLetter, Sink, Source } from '../../core/stage.ts';
+import type { DeadLetter, Source } from '../../core/stage.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
 import { fileSinkSpec, fileSourceSpec } from './spec.ts';
-
-function collect<T = unknown>(): Sink<T> & { batches: Batch<T>[]; records: () => T[] } {
-  const batches: Batch<T>[] = [];
-  return {
-    batches,
-    records: () => batches.flatMap((b) => [...b.records]),
-    write(b) {
-      batches.push(b);
-    },
-  };
-}
-
-function arraySource(batches: unknown[][]): Source {
-  return {
-    async run(out) {
-      for (const records of batches) await out.emit({ kind: 'batch', records });
-    },
-  };
-}
+import { arraySource, collect } from './test-helpers.ts';
 
 let dir: string;
 before(async () => {

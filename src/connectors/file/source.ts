@@ -247,11 +247,18 @@ export function fileSource(options: FileSourceOptions): FileSource {
         if (options.transform) bytes = options.transform(bytes);
         return from > 0 && !plain ? skipBytes(bytes, from) : bytes;
       };
+      // The header of a resumed CSV is read again from the top, through the same decompression.
+      const headerBytes = (): AsyncIterable<Uint8Array> => {
+        let bytes: AsyncIterable<Uint8Array> = readFileFrom(h, 0, chunkBytes);
+        if (compression !== 'none')
+          bytes = decompress(bytes, { codec: compression, path, signal: ctx.signal });
+        return options.transform ? options.transform(bytes) : bytes;
+      };
       try {
         if (at !== undefined) {
           const columns =
             format === 'csv' && options.header !== false && options.columns === undefined
-              ? await readCsvHeader(readFileFrom(h, 0, chunkBytes), options)
+              ? await readCsvHeader(headerBytes(), options)
               : undefined;
           ({ decoder, shift } = resumedDecoder(format, options, at, columns));
           if (plain) bytesRead = at.offset;

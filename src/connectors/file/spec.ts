@@ -57,9 +57,11 @@ export const strictSchema = z
     'Fail the run at the first record that cannot be decoded, with the same message its dead letter would carry, instead of sending it to the `dlq` output.',
   );
 
+/** `compression` names: `auto` or a codec. Each component sets its own default and doc. */
+export const compressionSchema = z.enum(['auto', ...CODECS] as ['auto', ...typeof CODECS]);
+
 /** `compression` of an input. */
-export const inputCompressionSchema = z
-  .enum(['auto', ...CODECS] as ['auto', ...typeof CODECS])
+export const inputCompressionSchema = compressionSchema
   .default('auto')
   .describe(
     '`auto`: a gzip, zstd, lz4 or snappy magic number, else the extension (`.gz`, `.zst`, `.br`, `.sz`/`.snappy`, `.lz4`), else none. Brotli has no magic number: use `.br` or name it.',
@@ -174,6 +176,18 @@ export const csvEncodeFields = {
     ),
 } as const;
 
+/**
+ * The fields of a decoding source after `format` and `compression` (the `file` and `stdin`
+ * sources): batch size, strictness, the line formats' and the CSV reader's options.
+ */
+export const decodeFields = {
+  batchSize: batchSizeSchema,
+  strict: strictSchema,
+  maxLineBytes: maxLineBytesSchema,
+  skipBlank: skipBlankSchema,
+  ...csvDecodeFields,
+} as const;
+
 /** Fields that only one format reads, and that format. */
 const FORMAT_OF_FIELD: Readonly<Record<string, FormatName | 'lines, jsonl'>> = {
   maxLineBytes: 'lines, jsonl',
@@ -221,11 +235,7 @@ export const fileSourceConfig = z
       .describe('File to read. A relative path resolves against the pipeline file’s folder.'),
     format: formatSchema,
     compression: inputCompressionSchema,
-    batchSize: batchSizeSchema,
-    strict: strictSchema,
-    maxLineBytes: maxLineBytesSchema,
-    skipBlank: skipBlankSchema,
-    ...csvDecodeFields,
+    ...decodeFields,
   })
   .strict()
   .superRefine(checkFormatFields);
@@ -281,8 +291,7 @@ export const fileSinkConfig = z
           'The file appears only when the run succeeds (written to a temporary name, then renamed).',
       ),
     format: formatSchema,
-    compression: z
-      .enum(['auto', ...CODECS] as ['auto', ...typeof CODECS])
+    compression: compressionSchema
       .default('auto')
       .describe(
         '`auto`: by the extension of `path` (`.gz` gzip, `.zst` zstd, `.br` brotli, `.sz`/`.snappy` snappy framed, `.lz4` lz4 frame), none for any other.',

@@ -4,28 +4,55 @@
  * batches whose `meta` carries the message's origin: `position` = `{ topic, partition, offset }`,
  * `key`, `timestamp` (the Kafka timestamp, epoch ms) and `headers`.
  *
- * Delivery is at-least-once. Offsets are never committed before the records they cover have
- * reached every sink:
- * - After a batch, at most once per `commitInterval`, the source emits barrier `id` and keeps
- *   the next offset of every partition it has emitted so far. When the runtime reports that
- *   barrier `id` passed every sink ({@link Source.onBarrierComplete}) those offsets are
- *   committed. A runtime that does not report barriers leaves the commit to a clean end.
- * - When the input ends cleanly (idle timeout or a draining stop, the sinks having finished),
- *   `close` commits everything emitted. A failed or cancelled run commits nothing more, so a
- *   restart re-reads from the last commit.
- * - Partitions revoked by a rebalance are forgotten at once: records of them still buffered are
- *   dropped and their uncommitted progress is not committed later (the new owner re-reads from
- *   the last commit, which can only cause duplicates, never a gap).
+ * Every partition has an offset tracker (`offsets.ts`): a record is *done* once it is emitted
+ * (or dead-lettered), and what may be committed is the tracker's low watermark. The source's
+ * `position()` is that watermark per partition (`{ 'topic:0': 42, … }`) plus, when records
+ * finished out of order, the done records beyond it (`'topic:0#done'`). Records the group
+ * re-delivers after a rejoin (the client rewinds every partition to the committed offset) are
+ * recognised by offset and skipped, so they are not emitted twice.
+ *
+ * Delivery is at-least-once, and exactly-once into state and sinks under checkpoints. Offsets
+ * are never committed before the records they cover have reached every sink:
+ * - With checkpoints (`ctx.checkpointing`) the runtime injects the barriers; the coordinator calls
+ *   `commit(position)` once the checkpoint holding it is stored, and `restore(position)` on a
+ *   restart, after which the source resumes exactly at the checkpoint's offsets (skipping the
+ *   records the checkpoint marks done).
+ * - Without checkpoints, after a batch, at most once per `commitInterval`, the source emits its
+ *   own barrier `id` and keeps every partition's commit point; `onBarrierComplete(id)` commits
+ *   them. A runtime that does not report barriers leaves the commit to a clean end.
+ * - When the input ends cleanly (idle timeout, or a draining stop without checkpoints), `close`
+ *   commits everything emitted. A failed or cancelled run commits nothing more.
+ * - Partitions revoked by a rebalance are forgotten at once: their buffered and in-flight
+ *   records are dropped and their uncommitted progress is not committed later (the new owner
+ *   re-reads from the last commit, which can only cause duplicates, never a gap).
+ *
+ * Parallelism inside a partition (opt-in, TypeScript API): with `asyncStep` the source runs that
+ * function on every record, at most `maxInFlight` at once, and emits the results as they
+ * complete. `ordering` says what may overlap: `partition` (records of a partition one at a
+ * time; partitions in parallel), `key` (records of one key never overtake each other), or
+ * `unordered`. Only the contiguous low watermark is committed; the records done beyond a stuck
+ * one travel in the commit metadata (or the checkpoint), so a restart does not redo them.
  *
  * A message whose value is not valid JSON (`format: json`) goes to the `dlq` output with its
  * original bytes and its topic, partition and offset; the partition keeps flowing. A broker
  * that cannot be reached at start or mid-run is waited for with backoff, one warning per try.
  */
 import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka';
-import { barrier, type RecordMeta } from '../../core/batch.ts';
+import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { isConnectionError, rootMessage, withBrokerRetry } from './connection.ts';
+import { commitWithMetadata, type GroupOffset, readCommitted } from './group.ts';
+import {
+  type CommitPoint,
+  DONE_SUFFIX,
+  decodeDone,
+  encodeDone,
+  MAX_SPAN,
+  PartitionOffsets,
+  parsePosition,
+  positionKey,
+} from './offsets.ts';
 
 /** How a message value becomes a record. */
 export type KafkaValueFormat = 'json' | 'text' | 'raw';
@@ -38,6 +65,20 @@ export type KafkaValueFormat = 'json' | 'text' | 'raw';
  * ignoring committed offsets (a replay).
  */
 export type KafkaStart = 'earliest' | 'latest' | 'committed' | number;
+
+/**
+ * What may run at the same time with an `asyncStep`: records of one partition one at a time
+ * (`partition`), records of one key one at a time (`key`; records without a key are
+ * unconstrained), or anything (`unordered`).
+ */
+export type KafkaOrdering = 'partition' | 'key' | 'unordered';
+
+/**
+ * Per-record asynchronous work run inside the source (see `asyncStep`). Resolves to the record
+ * to emit, or `undefined` to emit nothing for it; a rejection dead-letters the record. `signal`
+ * aborts when the run is cancelled.
+ */
+export type KafkaAsyncStep = (record: unknown, meta: RecordMeta, signal: AbortSignal) => unknown;
 
 /** Config of {@link kafkaSource} (the parsed YAML config). */
 export interface KafkaSourceOptions {
@@ -65,19 +106,25 @@ export interface KafkaSourceOptions {
   clientId?: string | undefined;
   /** Longest wait between two attempts to reach the broker, in ms. */
   maxRetryDelay?: number | undefined;
+  /**
+   * Opt-in parallel processing inside partitions: run this on every record (at most
+   * `maxInFlight` at once, overlapping as `ordering` allows) and emit its results in completion
+   * order. Default: none (records are emitted in partition order as read).
+   */
+  asyncStep?: KafkaAsyncStep | undefined;
+  /** What may overlap with an `asyncStep`; default `partition`. */
+  ordering?: KafkaOrdering | undefined;
+  /** Most records read and not finished with an `asyncStep`; default 64. */
+  maxInFlight?: number | undefined;
 }
 
 /** How long a commit may take at the end of a run before it is given up (the next run re-reads). */
 const COMMIT_TIMEOUT_MS = 10_000;
-/** Snapshots kept for barriers not yet reported; older ones are dropped (a later one covers them). */
+/** Commit points kept for barriers not yet reported; older ones are dropped (a later one covers them). */
 const MAX_PENDING_BARRIERS = 64;
 
 type KafkaMessage = Message<Buffer, Buffer, Buffer, Buffer>;
 type Stream = MessagesStream<Buffer, Buffer, Buffer, Buffer>;
-
-function partitionKey(topic: string, partition: number): string {
-  return `${topic}\u0000${partition}`;
-}
 
 /** The record and meta of one message, or the reason it cannot be decoded. */
 function decodeValue(format: KafkaValueFormat, value: Buffer | undefined): unknown {
@@ -110,78 +157,214 @@ export interface KafkaSource extends Source<unknown> {
   readonly commits: number;
 }
 
+/** One partition this source tracks. */
+interface Tracked {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offsets: PartitionOffsets;
+  leaderEpoch: number;
+}
+
+/** A commit point of one partition, ready to commit. */
+interface PartitionCommit extends CommitPoint {
+  readonly topic: string;
+  readonly partition: number;
+  readonly leaderEpoch: number;
+}
+
+/** A record waiting for or running its `asyncStep`. */
+interface Job {
+  readonly key: string;
+  readonly offset: number;
+  readonly record: unknown;
+  readonly meta: RecordMeta;
+  readonly lane: string | undefined;
+}
+
+/** A finished `asyncStep`. */
+interface Finished {
+  readonly job: Job;
+  readonly ok: boolean;
+  readonly value: unknown;
+}
+
 /**
  * A source that reads `options.topics` as member of consumer group `options.group`.
  *
  * @example
  * const source = kafkaSource({
  *   brokers: ['127.0.0.1:9092'], topics: ['events'], group: 'etl', start: 'earliest',
- *   format: 'json', batchSize: 1024, maxWait: 50, commitInterval: 1000, groupProtocol: 'consumer',
+ *   format: 'json', batchSize: 1024, maxWait: 50, commitInterval: 1000, groupProtocol: 'classic',
  * });
  * await new Pipeline('etl').from(source).to(fileSink({ path: 'out.jsonl', format: 'jsonl' })).run().done;
  */
 export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const { brokers, topics, group, format, batchSize, maxWait, commitInterval } = options;
+  const step = options.asyncStep;
+  const ordering = options.ordering ?? 'partition';
+  const maxInFlight = options.maxInFlight ?? 64;
+  const clientId = options.clientId ?? 'sluice';
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) {
+    throw new SluiceError(ErrorCode.CONFIG, `\`maxInFlight\` must be a whole number ≥ 1, not ${maxInFlight}`);
+  }
   let ctx: SourceContext;
   let consumer: Consumer<Buffer, Buffer, Buffer, Buffer> | undefined;
   let stream: Stream | undefined;
   let streamError: Error | undefined;
   let ended = false;
-  /** The last emitted message of each partition (its `commit` commits the offset after it). */
-  const emittedLast = new Map<string, KafkaMessage>();
-  /** Offsets to commit when barrier `id` completes. */
-  const pending = new Map<number, Map<string, KafkaMessage>>();
-  /** Next offset committed per partition: commits never go backwards. */
-  const committed = new Map<string, bigint>();
+  /** Offset trackers of the partitions read so far, by `topic:partition`. */
+  const tracked = new Map<string, Tracked>();
+  /** Where partitions not read yet resume (from a checkpoint or the group's commit metadata). */
+  const resume = new Map<string, { topic: string; partition: number; offset: number; done: Set<number> }>();
+  /** Commit points to commit when barrier `id` completes. */
+  const pending = new Map<number, PartitionCommit[]>();
+  /** Last commit per partition (offset and metadata): a commit that changes nothing is skipped. */
+  const committed = new Map<string, { offset: number; metadata: string | undefined }>();
   /** Partitions this member owns; `undefined` until the first assignment. */
   let assigned: Set<string> | undefined;
+  let restored = false;
   let barrierId = 0;
   let commits = 0;
   let commitErrors = 0;
   let reconnects = 0;
   let revoked = 0;
   let records = 0;
-  let lastPosition: { topic: string; partition: number; offset: number } | undefined;
+  let skipped = 0;
+
+  // `asyncStep` scheduling: lanes hold records waiting behind a running one of the same lane.
+  const lanes = new Map<string, Job[]>();
+  const finished: Finished[] = [];
+  let running = 0;
+  let waiting = 0;
 
   const onAssignment = (): void => {
     const now = new Set<string>();
     for (const a of consumer?.assignments ?? [])
-      for (const p of a.partitions) now.add(partitionKey(a.topic, p));
+      for (const p of a.partitions) now.add(positionKey(a.topic, p));
     if (assigned !== undefined) {
       for (const key of assigned) {
         if (now.has(key)) continue;
         // Revoked: forget progress that is not committed, so no stale offset is committed later.
         revoked++;
-        emittedLast.delete(key);
-        for (const snap of pending.values()) snap.delete(key);
+        tracked.delete(key);
+        committed.delete(key);
+        for (const list of pending.values()) {
+          const i = list.findIndex((c) => positionKey(c.topic, c.partition) === key);
+          if (i >= 0) list.splice(i, 1);
+        }
       }
     }
     assigned = now;
   };
 
-  async function commitUpTo(snapshot: ReadonlyMap<string, KafkaMessage>): Promise<void> {
-    const waits: Promise<void>[] = [];
-    for (const [key, message] of snapshot) {
-      if (assigned !== undefined && !assigned.has(key)) continue;
-      const next = message.offset + 1n;
-      if ((committed.get(key) ?? -1n) >= next) continue;
-      committed.set(key, next);
-      waits.push(Promise.resolve(message.commit()));
+  function commitPoints(): PartitionCommit[] {
+    const out: PartitionCommit[] = [];
+    for (const t of tracked.values()) {
+      out.push({
+        topic: t.topic,
+        partition: t.partition,
+        leaderEpoch: t.leaderEpoch,
+        ...t.offsets.commitPoint(),
+      });
     }
-    if (waits.length === 0) return;
-    const results = await Promise.allSettled(waits);
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failed === undefined) {
-      commits++;
+    return out;
+  }
+
+  async function commitAll(points: readonly PartitionCommit[]): Promise<void> {
+    const c = consumer;
+    if (c === undefined) return;
+    const todo: PartitionCommit[] = [];
+    for (const p of points) {
+      const key = positionKey(p.topic, p.partition);
+      if (assigned !== undefined && !assigned.has(key)) continue;
+      const last = committed.get(key);
+      if (last !== undefined && last.offset > p.offset) continue;
+      if (last !== undefined && last.offset === p.offset && last.metadata === p.metadata) continue;
+      todo.push(p);
+    }
+    if (todo.length === 0) return;
+    try {
+      if (todo.some((p) => p.metadata !== undefined) && options.groupProtocol === 'classic') {
+        await commitWithMetadata(
+          c,
+          todo.map(
+            (p): GroupOffset => ({
+              topic: p.topic,
+              partition: p.partition,
+              offset: p.offset,
+              leaderEpoch: p.leaderEpoch,
+              metadata: p.metadata ?? null,
+            }),
+          ),
+        );
+      } else {
+        await c.commit({
+          offsets: todo.map((p) => ({
+            topic: p.topic,
+            partition: p.partition,
+            offset: BigInt(p.offset),
+            leaderEpoch: p.leaderEpoch,
+          })),
+        });
+      }
+    } catch (err) {
+      // Not fatal: a later commit covers these offsets, and a restart re-reads them (at-least-once).
+      commitErrors++;
+      const where = todo.map((p) => `\`${p.topic}\` partition ${p.partition} offset ${p.offset}`).join(', ');
+      ctx.log.warn(
+        `Committing offsets of group \`${group}\` (${where}) failed: ${rootMessage(err)}; they are committed with the next barrier, or re-read after a restart`,
+        { stage: ctx.name },
+      );
       return;
     }
-    // Not fatal: a later commit covers these offsets, and a restart re-reads them (at-least-once).
-    commitErrors++;
-    for (const key of snapshot.keys()) committed.delete(key);
-    ctx.log.warn(
-      `Committing offsets of group \`${group}\` failed: ${rootMessage(failed.reason)}; they are committed with the next barrier, or re-read after a restart`,
-      { stage: ctx.name },
-    );
+    for (const p of todo)
+      committed.set(positionKey(p.topic, p.partition), { offset: p.offset, metadata: p.metadata });
+    commits++;
+  }
+
+  /**
+   * The offsets a stream must start from when the group's commits are not to be trusted (they
+   * are ahead of the checkpoint being restored): the checkpoint's where it has one, else the
+   * committed offset, else the start mode's end of the partition.
+   */
+  async function manualOffsets(
+    c: Consumer<Buffer, Buffer, Buffer, Buffer>,
+  ): Promise<{ topic: string; partition: number; offset: bigint }[]> {
+    const ends = await c.listOffsets({ topics, timestamp: options.start === 'latest' ? -1n : -2n });
+    const commitsByTopic = await c.listCommittedOffsets({
+      topics: topics.map((topic) => ({
+        topic,
+        partitions: (ends.get(topic) ?? []).map((_, i) => i),
+      })),
+    });
+    const out: { topic: string; partition: number; offset: bigint }[] = [];
+    for (const [topic, list] of ends) {
+      list.forEach((end, partition) => {
+        const r = resume.get(positionKey(topic, partition));
+        const commit = commitsByTopic.get(topic)?.[partition] ?? -1n;
+        out.push({
+          topic,
+          partition,
+          offset: r !== undefined ? BigInt(r.offset) : commit >= 0n ? commit : end,
+        });
+      });
+    }
+    return out;
+  }
+
+  /** True when the group committed past a restored checkpoint for some partition. */
+  async function commitsAhead(c: Consumer<Buffer, Buffer, Buffer, Buffer>): Promise<boolean> {
+    if (resume.size === 0) return false;
+    const byTopic = new Map<string, number[]>();
+    for (const r of resume.values()) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r.partition]);
+    const commitsByTopic = await c.listCommittedOffsets({
+      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+    });
+    for (const r of resume.values()) {
+      const commit = commitsByTopic.get(r.topic)?.[r.partition] ?? -1n;
+      if (commit > BigInt(r.offset)) return true;
+    }
+    return false;
   }
 
   async function connect(): Promise<Stream | undefined> {
@@ -190,8 +373,22 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       brokers,
       ctx,
       async () => {
+        if (step !== undefined && !restored && resume.size === 0) {
+          // Records done beyond a stuck one before the last run stopped: skip them when read.
+          for (const [key, c] of await readCommitted(brokers, clientId, group, topics)) {
+            const done = decodeDone(c.metadata, c.offset);
+            if (done.size === 0) continue;
+            const sep = key.lastIndexOf(':');
+            resume.set(key, {
+              topic: key.slice(0, sep),
+              partition: Number(key.slice(sep + 1)),
+              offset: c.offset,
+              done,
+            });
+          }
+        }
         const c = new Consumer<Buffer, Buffer, Buffer, Buffer>({
-          clientId: options.clientId ?? 'sluice',
+          clientId,
           groupId: group,
           bootstrapBrokers: brokers,
           autocommit: false,
@@ -209,7 +406,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           c.on('consumer:group:rebalance', onAssignment);
           let mode: 'committed' | 'manual' = 'committed';
           let offsets: { topic: string; partition: number; offset: bigint }[] | undefined;
-          if (typeof options.start === 'number') {
+          if (restored && (await commitsAhead(c))) {
+            // The checkpoint, not the group's commit, says where the state stands.
+            mode = 'manual';
+            offsets = await manualOffsets(c);
+            ctx.log.warn(
+              `The group \`${group}\` committed offsets past the checkpoint being restored; reading from the checkpoint's offsets`,
+              { stage: ctx.name },
+            );
+          } else if (typeof options.start === 'number' && !restored) {
             mode = 'manual';
             offsets = await offsetsAt(c, topics, options.start);
           }
@@ -236,9 +441,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   /** Wakes the read loop from {@link waitForData}; set while it waits. */
   let wakeUp: (() => void) | undefined;
 
-  /** Resolves when the stream has data, ends or fails, after `ms`, or when the run stops. */
-  async function waitForData(s: Stream, ms: number): Promise<void> {
-    if (s.readableLength > 0 || streamError !== undefined || ended) return;
+  /** Resolves when the stream has data, ends or fails, a step finishes, after `ms`, or when the run stops. */
+  async function waitForData(s: Stream | undefined, ms: number, forData = true): Promise<void> {
+    if (finished.length > 0 || streamError !== undefined || ended) return;
+    if (forData && s !== undefined && s.readableLength > 0) return;
     const local = new AbortController();
     const signal = AbortSignal.any([ctx.signal, ctx.stopSignal, local.signal]);
     const wake = new Promise<void>((resolve) => {
@@ -253,9 +459,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
 
   async function emitBarrier(out: Emitter<unknown>): Promise<void> {
-    if (emittedLast.size === 0) return;
+    if (tracked.size === 0) return;
     barrierId++;
-    pending.set(barrierId, new Map(emittedLast));
+    pending.set(barrierId, commitPoints());
     if (pending.size > MAX_PENDING_BARRIERS) {
       const oldest = pending.keys().next().value as number;
       pending.delete(oldest);
@@ -283,15 +489,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   async function reconnect(err: Error): Promise<Stream | undefined> {
     reconnects++;
     ctx.log.warn(
-      `Kafka consumer of group \`${group}\` lost its connection (${rootMessage(err)}); reconnecting. Records after the last commit are read again`,
+      `Kafka consumer of group \`${group}\` lost its connection (${rootMessage(err)}); reconnecting. Records after the last commit are read again and skipped`,
       { stage: ctx.name },
     );
     const old = consumer;
     consumer = undefined;
-    // Progress of the old session is not committed: its commit handles belong to a dead stream.
-    emittedLast.clear();
-    pending.clear();
-    committed.clear();
+    // The trackers stay: the new session starts at the last commit, and what was emitted since is skipped.
     assigned = undefined;
     await stream?.close().catch(() => {});
     await old?.close(true).catch(() => {});
@@ -300,12 +503,157 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     return s;
   }
 
+  /** The tracker of `m`'s partition, made on its first message. */
+  function trackerOf(key: string, m: KafkaMessage): Tracked {
+    let t = tracked.get(key);
+    if (t === undefined) {
+      const r = resume.get(key);
+      resume.delete(key);
+      t = {
+        topic: m.topic,
+        partition: m.partition,
+        offsets:
+          r !== undefined ? new PartitionOffsets(r.offset, r.done) : new PartitionOffsets(Number(m.offset)),
+        leaderEpoch: m.leaderEpoch,
+      };
+      tracked.set(key, t);
+    }
+    t.leaderEpoch = m.leaderEpoch;
+    return t;
+  }
+
+  function metaOf(source: string, m: KafkaMessage, offset: number): RecordMeta {
+    const meta: {
+      source: string;
+      position: { topic: string; partition: number; offset: number };
+      key?: string;
+      timestamp: number;
+      headers?: Record<string, string>;
+    } = {
+      source,
+      position: { topic: m.topic, partition: m.partition, offset },
+      timestamp: Number(m.timestamp),
+    };
+    if (m.key) meta.key = m.key.toString('utf8');
+    if (m.headerEntries.length > 0) {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of m.headerEntries) headers[k.toString('utf8')] = v ? v.toString('utf8') : '';
+      meta.headers = headers;
+    }
+    return meta;
+  }
+
+  function deadLetterUndecodable(m: KafkaMessage, offset: number, meta: RecordMeta, err: unknown): void {
+    ctx.deadLetter(
+      undecodableRecord(m),
+      new SluiceError(
+        ErrorCode.PARSE,
+        `invalid JSON in topic \`${m.topic}\` partition ${m.partition} offset ${offset}: ${(err as Error).message}; the message went to the dlq with its bytes`,
+        { topic: m.topic, partition: m.partition, offset },
+      ),
+      meta,
+    );
+  }
+
+  function startJob(job: Job): void {
+    running++;
+    let result: Promise<unknown>;
+    try {
+      result = Promise.resolve((step as KafkaAsyncStep)(job.record, job.meta, ctx.signal));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    result.then(
+      (value) => jobDone(job, true, value),
+      (err: unknown) => jobDone(job, false, err),
+    );
+  }
+
+  function jobDone(job: Job, ok: boolean, value: unknown): void {
+    running--;
+    finished.push({ job, ok, value });
+    if (job.lane !== undefined) {
+      const queue = lanes.get(job.lane);
+      const next = queue?.shift();
+      if (next !== undefined) {
+        waiting--;
+        startJob(next);
+      } else lanes.delete(job.lane);
+    }
+    wakeUp?.();
+  }
+
+  function dispatch(job: Job): void {
+    if (job.lane === undefined) {
+      startJob(job);
+      return;
+    }
+    const queue = lanes.get(job.lane);
+    if (queue !== undefined) {
+      queue.push(job);
+      waiting++;
+      return;
+    }
+    lanes.set(job.lane, []);
+    startJob(job);
+  }
+
+  /** True while the `asyncStep` may take another record: room in flight, and every span fits the metadata. */
+  function hasRoom(): boolean {
+    if (running + waiting >= maxInFlight) return false;
+    for (const t of tracked.values()) if (t.offsets.span >= MAX_SPAN) return false;
+    return true;
+  }
+
+  /**
+   * Emits the finished steps: results in completion order, failures to the dlq. Each record
+   * counts as done (in its tracker) before the emit, so `position()` read during it covers it.
+   */
+  async function emitFinished(out: Emitter<unknown>): Promise<number> {
+    if (finished.length === 0) return 0;
+    const done = finished.splice(0, finished.length);
+    const batchRecords: unknown[] = [];
+    const batchMeta: RecordMeta[] = [];
+    for (const f of done) {
+      const t = tracked.get(f.job.key);
+      // Revoked meanwhile (the new owner processes it again), or already finished before a reconnect.
+      if (t === undefined || !t.offsets.complete(f.job.offset)) continue;
+      if (!f.ok) {
+        ctx.deadLetter(f.job.record, f.value, f.job.meta);
+        continue;
+      }
+      if (f.value === undefined) continue;
+      batchRecords.push(f.value);
+      batchMeta.push(f.job.meta);
+    }
+    if (batchRecords.length > 0) {
+      records += batchRecords.length;
+      await out.emit({ kind: 'batch', records: batchRecords, meta: batchMeta });
+    }
+    return done.length;
+  }
+
   return {
     get commits() {
       return commits;
     },
     open(c) {
       ctx = c;
+    },
+    restore(position) {
+      let points: ReturnType<typeof parsePosition>;
+      try {
+        points = parsePosition(position);
+      } catch (err) {
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `restoring the kafka source of group \`${group}\`: ${(err as Error).message}; delete the checkpoint folder to start over`,
+          { group },
+          { cause: err },
+        );
+      }
+      restored = true;
+      for (const p of points) resume.set(positionKey(p.topic, p.partition), p);
     },
     async run(out, c) {
       ctx = c;
@@ -317,10 +665,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       let lastDataAt = ctx.clock.now();
       /** Messages were taken since the last barrier, so the next one has offsets to commit. */
       let progressed = false;
-      while (!ctx.stopSignal.aborted) {
+      let stopping = false;
+      for (;;) {
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
+        if (ctx.stopSignal.aborted) stopping = true;
+        const busy = running + waiting > 0 || finished.length > 0;
+        // Stopping: read nothing more, but let the steps in flight finish and emit their results.
+        if (stopping && !busy) break;
         const s: Stream = stream;
-        if (streamError !== undefined) {
+        if (!stopping && streamError !== undefined) {
           const err: Error = streamError;
           if (!isConnectionError(err)) {
             throw wrapError(
@@ -333,83 +686,85 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             );
           }
           const next = await reconnect(err);
-          if (next === undefined) break;
+          if (next === undefined) {
+            stopping = true;
+            continue;
+          }
           stream = next;
           continue;
         }
-        if (ended) break;
+        if (ended && !busy) break;
         const batchRecords: unknown[] = [];
         const batchMeta: RecordMeta[] = [];
         let consumed = 0;
         const firstAt = ctx.clock.now();
         // Fill one batch: synchronous reads while data is buffered, a bounded wait when not.
-        while (batchRecords.length < batchSize) {
+        while (!stopping && !ended && batchRecords.length < batchSize && (step === undefined || hasRoom())) {
           const m = s.read() as KafkaMessage | null;
           if (m === null) {
             const waited = ctx.clock.now() - firstAt;
-            if (batchRecords.length === 0 || waited >= maxWait || streamError || ended) break;
+            if (step !== undefined || batchRecords.length === 0 || waited >= maxWait || streamError) break;
             await waitForData(s, maxWait - waited);
             if (ctx.stopSignal.aborted) break;
             continue;
           }
-          const key = partitionKey(m.topic, m.partition);
+          const key = positionKey(m.topic, m.partition);
           if (assigned !== undefined && !assigned.has(key)) continue; // revoked: the new owner reads it
           const offset = Number(m.offset);
-          const meta: {
-            source: string;
-            position: { topic: string; partition: number; offset: number };
-            key?: string;
-            timestamp: number;
-            headers?: Record<string, string>;
-          } = {
-            source,
-            position: { topic: m.topic, partition: m.partition, offset },
-            timestamp: Number(m.timestamp),
-          };
-          if (m.key) meta.key = m.key.toString('utf8');
-          if (m.headerEntries.length > 0) {
-            const headers: Record<string, string> = {};
-            for (const [k, v] of m.headerEntries) headers[k.toString('utf8')] = v ? v.toString('utf8') : '';
-            meta.headers = headers;
+          const t = trackerOf(key, m);
+          if (!t.offsets.admit(offset)) {
+            skipped++; // re-delivered after a rejoin, or done before a restart
+            continue;
           }
-          emittedLast.set(key, m);
           consumed++;
           progressed = true;
-          lastPosition = meta.position;
+          const meta = metaOf(source, m, offset);
           let value: unknown;
           try {
             value = decodeValue(format, m.value);
           } catch (err) {
-            ctx.deadLetter(
-              undecodableRecord(m),
-              new SluiceError(
-                ErrorCode.PARSE,
-                `invalid JSON in topic \`${m.topic}\` partition ${m.partition} offset ${offset}: ${(err as Error).message}; the message went to the dlq with its bytes`,
-                { topic: m.topic, partition: m.partition, offset },
-              ),
-              meta,
-            );
+            t.offsets.complete(offset);
+            deadLetterUndecodable(m, offset, meta, err);
             continue;
           }
+          if (step !== undefined) {
+            const lane =
+              ordering === 'partition'
+                ? key
+                : ordering === 'key' && meta.key !== undefined
+                  ? `${key}\u0000${meta.key}`
+                  : undefined;
+            dispatch({ key, offset, record: value, meta, lane });
+            continue;
+          }
+          // Done once emitted: the emit below follows before anything reads the position.
+          t.offsets.complete(offset);
           batchRecords.push(value);
           batchMeta.push(meta);
         }
         const now = ctx.clock.now();
+        let emitted = 0;
         if (batchRecords.length > 0) {
           records += batchRecords.length;
-          lastDataAt = now;
+          emitted = batchRecords.length;
           await out.emit({ kind: 'batch', records: batchRecords, meta: batchMeta });
-        } else if (consumed > 0) {
-          // Dead letters only: the input is not idle.
-          lastDataAt = now;
         }
+        if (step !== undefined) emitted += await emitFinished(out);
+        if (emitted > 0 || consumed > 0) lastDataAt = now; // dead letters only: the input is not idle either
         // Under checkpoints the runtime injects the barriers; own ones would collide with them.
         if (!ctx.checkpointing && progressed && now - lastBarrierAt >= commitInterval) {
-          progressed = false;
+          // With steps still running, the barrier's commit points cover what is done; the next covers the rest.
+          progressed = running + waiting > 0;
           lastBarrierAt = now;
           await emitBarrier(out);
         }
-        if (batchRecords.length === 0 && streamError === undefined && !ended) {
+        if (emitted === 0 && consumed === 0 && streamError === undefined) {
+          if (running + waiting > 0 || stopping) {
+            // Waiting for steps to finish (or for room to read more).
+            await waitForData(s, Math.max(1, commitInterval), !stopping && (step === undefined || hasRoom()));
+            continue;
+          }
+          if (ended) continue;
           // Waiting for partitions (e.g. held by a killed member until its session times out) is not idleness.
           if (assigned === undefined || assigned.size === 0) lastDataAt = now;
           if (options.idleTimeout !== undefined && now - lastDataAt >= options.idleTimeout) break;
@@ -420,27 +775,67 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       }
     },
     async onBarrierComplete(id) {
-      let snapshot: Map<string, KafkaMessage> | undefined;
+      let points: PartitionCommit[] | undefined;
       for (const k of [...pending.keys()]) {
         if (k > id) break;
-        if (k === id) snapshot = pending.get(k);
+        if (k === id) points = pending.get(k);
         pending.delete(k);
       }
-      if (snapshot !== undefined) await commitUpTo(snapshot);
+      if (points !== undefined) await commitAll(points);
+    },
+    async commit(position: Position) {
+      const points: PartitionCommit[] = [];
+      for (const p of parsePosition(position)) {
+        const key = positionKey(p.topic, p.partition);
+        const meta = position[`${key}${DONE_SUFFIX}`];
+        points.push({
+          topic: p.topic,
+          partition: p.partition,
+          offset: p.offset,
+          metadata: typeof meta === 'string' ? meta : undefined,
+          leaderEpoch: tracked.get(key)?.leaderEpoch ?? -1,
+        });
+      }
+      await commitAll(points);
     },
     position() {
-      return lastPosition;
+      const pos: Record<string, number | string> = {};
+      for (const r of resume.values()) {
+        const key = positionKey(r.topic, r.partition);
+        pos[key] = r.offset;
+        const meta = encodeDone(r.offset, r.done);
+        if (meta !== undefined) pos[`${key}${DONE_SUFFIX}`] = meta;
+      }
+      for (const [key, t] of tracked) {
+        const point = t.offsets.commitPoint();
+        pos[key] = point.offset;
+        if (point.metadata !== undefined) pos[`${key}${DONE_SUFFIX}`] = point.metadata;
+      }
+      return pos;
     },
     metrics() {
-      return { records, commits, commitErrors, reconnects, revokedPartitions: revoked, barriers: barrierId };
+      return {
+        records,
+        commits,
+        commitErrors,
+        reconnects,
+        revokedPartitions: revoked,
+        barriers: barrierId,
+        skipped,
+        inFlight: running + waiting,
+      };
     },
     async close() {
       try {
-        // Reached only after every stage ended; with the run not aborted, the sinks finished.
-        if (ctx !== undefined && !ctx.signal.aborted && consumer !== undefined && emittedLast.size > 0) {
+        // Reached only after every stage ended; with the run not aborted, the sinks finished. Under
+        // checkpoints a draining stop keeps its checkpoints, which a restart resumes from: the group
+        // must not be ahead of them.
+        const clean =
+          ctx !== undefined && !ctx.signal.aborted && !(ctx.checkpointing && ctx.stopSignal.aborted);
+        if (clean && consumer !== undefined && tracked.size > 0) {
           const local = new AbortController();
           await Promise.race([
-            commitUpTo(emittedLast),
+            commitAll(commitPoints()),
             ctx.clock.sleep(COMMIT_TIMEOUT_MS, local.signal).then(
               () =>
                 ctx.log.warn(

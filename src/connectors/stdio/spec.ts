@@ -1,16 +1,12 @@
 /** Specs of the `stdin` source and the `stdout` sink. */
 import { z } from 'zod';
 import { defineComponent } from '../../config/registry.ts';
-import { CODECS } from '../../formats/compression/index.ts';
 import {
-  batchSizeSchema,
   checkFormatFields,
-  csvDecodeFields,
+  compressionSchema,
   csvEncodeFields,
+  decodeFields,
   formatSchema,
-  maxLineBytesSchema,
-  skipBlankSchema,
-  strictSchema,
 } from '../file/spec.ts';
 import { stdoutSink } from './sink.ts';
 import { stdinSource } from './source.ts';
@@ -19,17 +15,12 @@ import { stdinSource } from './source.ts';
 export const stdinSourceConfig = z
   .object({
     format: formatSchema,
-    compression: z
-      .enum(['auto', ...CODECS] as ['auto', ...typeof CODECS])
+    compression: compressionSchema
       .default('none')
       .describe(
         'Compression of the input (default `none`). `auto` detects gzip, zstd, lz4 and snappy by their magic number, which holds back the first record until ten bytes arrived.',
       ),
-    batchSize: batchSizeSchema,
-    strict: strictSchema,
-    maxLineBytes: maxLineBytesSchema,
-    skipBlank: skipBlankSchema,
-    ...csvDecodeFields,
+    ...decodeFields,
   })
   .strict()
   .superRefine(checkFormatFields);

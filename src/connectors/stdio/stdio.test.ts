@@ -3,30 +3,12 @@ import { spawn } from 'node:child_process';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import type { Batch } from '../../core/batch.ts';
 import { Pipeline } from '../../core/pipeline.ts';
-import type { DeadLetter, Sink, Source } from '../../core/stage.ts';
+import type { DeadLetter } from '../../core/stage.ts';
+import { arraySource, collect } from '../file/test-helpers.ts';
 import { stdoutSink } from './sink.ts';
 import { stdinSource } from './source.ts';
 import { stdinSourceSpec, stdoutSinkSpec } from './spec.ts';
-
-function collect<T = unknown>(): Sink<T> & { records: () => T[] } {
-  const batches: Batch<T>[] = [];
-  return {
-    records: () => batches.flatMap((b) => [...b.records]),
-    write(b) {
-      batches.push(b);
-    },
-  };
-}
-
-function arraySource(batches: unknown[][]): Source {
-  return {
-    async run(out) {
-      for (const records of batches) await out.emit({ kind: 'batch', records });
-    },
-  };
-}
 
 describe('stdin source', () => {
   it('decodes a byte stream split anywhere, with stdin positions, bad lines to the dlq', async () => {
@@ -105,15 +87,21 @@ describe('stdin source', () => {
   });
 });
 
+/** A writable stream that keeps each chunk written to it, as a string. */
+function recordingStream(): { chunks: string[]; stream: Writable } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _enc, cb) {
+      chunks.push(String(chunk));
+      cb();
+    },
+  });
+  return { chunks, stream };
+}
+
 describe('stdout sink', () => {
   it('writes one chunk per batch', async () => {
-    const chunks: string[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, cb) {
-        chunks.push(String(chunk));
-        cb();
-      },
-    });
+    const { chunks, stream } = recordingStream();
     await new Pipeline('t')
       .from(arraySource([[{ a: 1 }, { b: 2n }], [{ c: 'x' }]]))
       .to(stdoutSink({ format: 'jsonl', stream }))
@@ -122,13 +110,7 @@ describe('stdout sink', () => {
   });
 
   it('writes CSV with a header from the first record', async () => {
-    const chunks: string[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, cb) {
-        chunks.push(String(chunk));
-        cb();
-      },
-    });
+    const { chunks, stream } = recordingStream();
     await new Pipeline('t')
       .from(arraySource([[{ a: 1, b: 'x,y' }], [{ a: 2, b: '' }]]))
       .to(stdoutSink({ format: 'csv', stream }))

@@ -3,6 +3,7 @@
  * reports. Used by the tests beside this file only.
  */
 import type { SluiceError } from '../../core/errors.ts';
+import type { DecodeSink } from '../format.ts';
 import { CsvDecoder, type CsvRow } from './decoder.ts';
 import type { CsvDecodeOptions } from './options.ts';
 
@@ -11,16 +12,20 @@ export type Event =
   | { kind: 'record'; value: CsvRow; line: number; offset: number }
   | { kind: 'invalid'; error: SluiceError; raw: string; line: number; offset: number };
 
+/** A decoder sink that appends what the decoder reports to `events`. */
+function eventSink(events: Event[]): DecodeSink<CsvRow> {
+  return {
+    record: (value, line, offset) => events.push({ kind: 'record', value, line, offset }),
+    invalid: (error, raw, line, offset) =>
+      events.push({ kind: 'invalid', error, raw: Buffer.from(raw).toString('latin1'), line, offset }),
+  };
+}
+
 /** Decodes `input` fed in pieces of `chunk` bytes (all at once when 0); returns every event. */
 export function decode(input: string | Uint8Array, options: CsvDecodeOptions = {}, chunk = 0): Event[] {
   const bytes = typeof input === 'string' ? new TextEncoder().encode(input) : input;
   const events: Event[] = [];
-  const sink = {
-    record: (value: CsvRow, line: number, offset: number) =>
-      events.push({ kind: 'record', value, line, offset }),
-    invalid: (error: SluiceError, raw: Uint8Array, line: number, offset: number) =>
-      events.push({ kind: 'invalid', error, raw: Buffer.from(raw).toString('latin1'), line, offset }),
-  };
+  const sink = eventSink(events);
   const dec = new CsvDecoder(options);
   if (chunk <= 0) dec.write(bytes, sink);
   else for (let i = 0; i < bytes.length; i += chunk) dec.write(bytes.slice(i, i + chunk), sink);
@@ -31,12 +36,7 @@ export function decode(input: string | Uint8Array, options: CsvDecodeOptions = {
 /** Decodes `input` in two writes, split at byte `cut`. */
 export function decodeSplit(input: Uint8Array, options: CsvDecodeOptions, cut: number): Event[] {
   const events: Event[] = [];
-  const sink = {
-    record: (value: CsvRow, line: number, offset: number) =>
-      events.push({ kind: 'record', value, line, offset }),
-    invalid: (error: SluiceError, raw: Uint8Array, line: number, offset: number) =>
-      events.push({ kind: 'invalid', error, raw: Buffer.from(raw).toString('latin1'), line, offset }),
-  };
+  const sink = eventSink(events);
   const dec = new CsvDecoder(options);
   dec.write(input.slice(0, cut), sink);
   dec.write(input.slice(cut), sink);

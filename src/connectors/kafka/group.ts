@@ -1,0 +1,127 @@
+/**
+ * Consumer-group offsets beyond what `@platformatic/kafka`'s `Consumer.commit` offers: committing
+ * with metadata (the client always sends `null`), and reading committed offsets with their
+ * metadata. The `kafka` source keeps the completion state past a stuck record there
+ * (see `offsets.ts`), so a restart does not process again what was already done.
+ */
+import { Admin, type Consumer, kGetApi, kGetConnection } from '@platformatic/kafka';
+
+/** One partition's offset to commit, with its metadata (null: none). */
+export interface GroupOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly leaderEpoch: number;
+  readonly metadata: string | null;
+}
+
+type Callback<T> = (error: Error | null, value: T) => void;
+type OffsetCommitApi = (
+  connection: unknown,
+  groupId: string,
+  generationId: number,
+  memberId: string,
+  groupInstanceId: string | null,
+  topics: {
+    name: string;
+    partitions: {
+      partitionIndex: number;
+      committedOffset: bigint;
+      committedLeaderEpoch: number;
+      committedMetadata: string | null;
+    }[];
+  }[],
+  callback: Callback<unknown>,
+) => void;
+interface Internals {
+  [kGetApi](name: string, callback: Callback<OffsetCommitApi>): void;
+  [kGetConnection](broker: { host: string; port: number }, callback: Callback<unknown>): void;
+}
+
+/**
+ * Commits `offsets` for the consumer's group as its current member (classic protocol: the
+ * generation and member id the consumer joined with), each with its metadata. Rejects with the
+ * broker's error (e.g. `ILLEGAL_GENERATION` during a rebalance); the caller retries later.
+ */
+export async function commitWithMetadata(
+  consumer: Consumer<Buffer, Buffer, Buffer, Buffer>,
+  offsets: readonly GroupOffset[],
+): Promise<void> {
+  if (offsets.length === 0) return;
+  const internals = consumer as unknown as Internals;
+  const coordinator = await consumer.findGroupCoordinator();
+  const cluster = await consumer.metadata({ topics: [...new Set(offsets.map((o) => o.topic))] });
+  const broker = cluster.brokers.get(coordinator);
+  if (broker === undefined)
+    throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
+  const connection = await new Promise<unknown>((resolve, reject) =>
+    internals[kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
+  );
+  const api = await new Promise<OffsetCommitApi>((resolve, reject) =>
+    internals[kGetApi]('OffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
+  );
+  const topics = new Map<string, Parameters<OffsetCommitApi>[5][number]>();
+  for (const o of offsets) {
+    let t = topics.get(o.topic);
+    if (t === undefined) {
+      t = { name: o.topic, partitions: [] };
+      topics.set(o.topic, t);
+    }
+    t.partitions.push({
+      partitionIndex: o.partition,
+      committedOffset: BigInt(o.offset),
+      committedLeaderEpoch: o.leaderEpoch,
+      committedMetadata: o.metadata,
+    });
+  }
+  await new Promise<void>((resolve, reject) =>
+    api(
+      connection,
+      consumer.groupId,
+      consumer.generationId,
+      consumer.memberId ?? '',
+      null,
+      [...topics.values()],
+      (err) => (err ? reject(err) : resolve()),
+    ),
+  );
+}
+
+/** A committed offset and its metadata. */
+export interface CommittedOffset {
+  readonly offset: number;
+  readonly metadata: string | null;
+}
+
+/**
+ * The offsets group `group` committed for `topics`, with their metadata, keyed by
+ * `topic:partition` (partitions without a commit are absent).
+ */
+export async function readCommitted(
+  brokers: readonly string[],
+  clientId: string,
+  group: string,
+  topics: readonly string[],
+): Promise<Map<string, CommittedOffset>> {
+  const admin = new Admin({ clientId, bootstrapBrokers: [...brokers], connectTimeout: 5000, retries: 2 });
+  try {
+    const groups = await admin.listConsumerGroupOffsets({ groups: [group] });
+    const out = new Map<string, CommittedOffset>();
+    const wanted = new Set(topics);
+    for (const g of groups) {
+      for (const t of g.topics) {
+        if (!wanted.has(t.name)) continue;
+        for (const p of t.partitions) {
+          if (p.committedOffset < 0n) continue;
+          out.set(`${t.name}:${p.partitionIndex}`, {
+            offset: Number(p.committedOffset),
+            metadata: p.metadata ?? null,
+          });
+        }
+      }
+    }
+    return out;
+  } finally {
+    await admin.close().catch(() => {});
+  }
+}

@@ -1,0 +1,818 @@
+/**
+ * The `postgres` sink: writes records into a table, batched, with exact types, at-least-once by
+ * default and exactly-once under checkpoints.
+ *
+ * - Columns are read from the table at `open` (or taken from `columns`); each record field of
+ *   the same name fills its column, a missing field is NULL. `insert` streams rows with
+ *   `COPY … FROM STDIN` (text format); `upsert` sends multi-row `INSERT … ON CONFLICT (key) DO
+ *   UPDATE`, with later records of one batch winning over earlier ones of the same key.
+ * - A row the database rejects (a class 22 data exception or class 23 constraint violation) is
+ *   found without losing the rest: each write runs inside a savepoint; on a rejection the sink
+ *   rolls back to it, takes the culprit from the error (COPY names the line, INSERT the
+ *   parameter) or else bisects, sends it to the `dlq` output with the database's message, and
+ *   writes the others again.
+ * - Any other failure (connection lost, server restart, serialization failure, deadlock) is
+ *   retried with exponential backoff until `retryTimeout`: the sink reconnects, begins again
+ *   and resends the rows of the open transaction, which it keeps until that transaction ends.
+ * - At-least-once (default): every `batchSize` rows, after `linger`, at a barrier and at the
+ *   end, the buffered rows are committed in one transaction.
+ * - Exactly-once (`exactlyOnce: true`, needs checkpoints and `max_prepared_transactions` > 0 on
+ *   the server): one transaction spans a checkpoint. Rows go into it as they come (in chunks of
+ *   `batchSize`); at barrier n the sink writes every source position of checkpoint n into
+ *   `sluice_offsets` in the same transaction and prepares it (`PREPARE TRANSACTION
+ *   'sluice:<pipeline>:<stage>:<n>'`), which makes it durable, then acknowledges. When checkpoint
+ *   n is stored, `commitCheckpoint(n)` runs `COMMIT PREPARED`. On restart from checkpoint m,
+ *   `restore` commits the prepared transactions up to m and rolls back the later ones, so the
+ *   table holds exactly the rows of the checkpoints that completed and the sources resume right
+ *   after them (Flink's two-phase commit sink).
+ */
+import { Readable } from 'node:stream';
+import { pipeline as pipeStreams } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
+import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
+import {
+  type ColumnInfo,
+  columnInfo,
+  copyLine,
+  paramValues,
+  positionFromJson,
+  positionJson,
+} from './encode.ts';
+
+/** How records are written. */
+export type PostgresMode = 'insert' | 'upsert';
+
+/** Options of {@link postgresSink} (the parsed YAML config plus the pipeline's name). */
+export interface PostgresSinkOptions {
+  /** Connection URL, `postgres://user:password@host:port/database`. */
+  url: string;
+  /** Target table, optionally schema-qualified (`public.transactions`). */
+  table: string;
+  /** `insert` (COPY) or `upsert` (INSERT … ON CONFLICT on `key`). */
+  mode: PostgresMode;
+  /** Columns of the conflict target in `upsert` mode (a unique index must cover exactly them). */
+  key?: readonly string[] | undefined;
+  /** Columns to fill; default every column of the table that is not generated. */
+  columns?: readonly string[] | undefined;
+  /** Rows per COPY / INSERT chunk (and per transaction without exactly-once). */
+  batchSize: number;
+  /** How long (ms) fewer than `batchSize` rows may wait before they are written; 0: at once. */
+  linger: number;
+  /** Two-phase commit with the source positions in `sluice_offsets` (needs checkpoints). */
+  exactlyOnce: boolean;
+  /** The pipeline's name: keys `sluice_offsets` rows and prepared transactions. */
+  pipeline: string;
+  /** How long (ms) a failing transaction is retried before the run fails. */
+  retryTimeout: number;
+}
+
+/** Rejections in one chunk after which the rest of it is written row by row. */
+const MANY_FAILURES = 16;
+
+/** Name of the table holding the committed source positions of exactly-once sinks. */
+export const OFFSETS_TABLE = 'sluice_offsets';
+
+/** A {@link Sink} writing PostgreSQL; see {@link postgresSink}. */
+export interface PostgresSink extends Sink<unknown> {
+  /** Rows the database accepted (committed or in the open transaction). */
+  readonly rowsWritten: number;
+  /** Rows sent to the `dlq` output because the database rejected them. */
+  readonly rowsRejected: number;
+}
+
+interface Row {
+  readonly record: unknown;
+  readonly meta: RecordMeta | undefined;
+  /** COPY line (`insert`) … */
+  readonly line?: string;
+  /** … or INSERT parameters (`upsert`). */
+  readonly params?: (string | null)[];
+  /** `upsert`: the key values as one string, to keep the last row of a key per chunk. */
+  readonly key?: string;
+}
+
+interface PgError extends Error {
+  code?: string;
+  where?: string;
+  detail?: string;
+  hint?: string;
+  constraint?: string;
+  column?: string;
+}
+
+/** SQLSTATE classes that blame one row: data exceptions (22) and integrity violations (23). */
+function isRowError(err: unknown): boolean {
+  const code = (err as PgError | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
+/**
+ * Failures worth retrying on a new connection: network errors, the server shutting down or
+ * starting, serialization failures and deadlocks, lack of resources.
+ */
+function isTransient(err: unknown): boolean {
+  const code = (err as PgError | null)?.code;
+  if (typeof code === 'string') {
+    if (/^(08|53|57P)/.test(code) || code === '40001' || code === '40P01') return true;
+    if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT…
+  }
+  const msg = errorMessage(err);
+  return /Connection terminated|connection.*(closed|ended|lost)|not queryable|timeout|ECONN|EPIPE/i.test(msg);
+}
+
+/** The URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== '') u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/** `column amount` from an error's context line (`COPY t, line 2, column amount: "abc"`). */
+function columnOf(err: PgError): string | undefined {
+  if (err.column !== undefined) return err.column;
+  const w = err.where ?? '';
+  const at = w.indexOf(', column ');
+  if (at < 0) return undefined;
+  const rest = w.slice(at + 9);
+  const end = rest.indexOf(':');
+  return end < 0 ? rest : rest.slice(0, end);
+}
+
+/**
+ * A sink writing records into `options.table`. See the module comment for the protocol.
+ *
+ * @example
+ * const sink = postgresSink({
+ *   url: 'postgres://sluice:sluice@127.0.0.1:5432/sluice', table: 'transactions', mode: 'insert',
+ *   batchSize: 5000, linger: 200, exactlyOnce: false, pipeline: 'etl', retryTimeout: 120_000,
+ * });
+ */
+export function postgresSink(options: PostgresSinkOptions): PostgresSink {
+  const { url, mode, batchSize, exactlyOnce } = options;
+  const where = `table \`${options.table}\` at ${redactUrl(url)}`;
+  let ctx: StageContext;
+  let client: pg.Client | undefined;
+  /** Separate connection for COMMIT/ROLLBACK PREPARED, which may run while a write is pending. */
+  let admin: pg.Client | undefined;
+  let columns: ColumnInfo[] = [];
+  let quotedTable = '';
+  let copySql = '';
+  let upsertTail = '';
+  let buffer: Row[] = [];
+  let inTx = false;
+  /** Rows accepted in the open transaction: resent after a reconnect. */
+  let txRows: Row[][] = [];
+  /** Exactly-once: ids of prepared transactions not yet committed, ascending. */
+  const prepared: number[] = [];
+  /** Exactly-once: prepared transactions left by an earlier run are settled before writing. */
+  let settled = false;
+  let written = 0;
+  let rejected = 0;
+  let transactions = 0;
+  let retries = 0;
+  let lingerTimer: ReturnType<typeof setTimeout> | undefined;
+  let background: Promise<void> | undefined;
+  let backgroundError: unknown;
+  let adminLane: Promise<unknown> = Promise.resolve();
+
+  const gidPrefix = `sluice:${options.pipeline}:`;
+  const gidOf = (id: number) => `${gidPrefix}${ctxName()}:${id}`;
+  const ctxName = () => ctx?.name ?? 'sink';
+
+  const stageError = (doing: string, err: unknown) =>
+    wrapError(`${doing} ${where}`, err, { table: options.table, sqlState: (err as PgError)?.code });
+
+  async function connect(): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: url, application_name: `sluice ${options.pipeline}` });
+    // An idle connection that breaks emits `error`; the next query fails and is retried.
+    c.on('error', () => {});
+    try {
+      await c.connect();
+    } catch (err) {
+      await c.end().catch(() => {});
+      throw err;
+    }
+    return c;
+  }
+
+  async function drop(c: pg.Client | undefined): Promise<void> {
+    if (c !== undefined) await c.end().catch(() => {});
+  }
+
+  /** Runs `op` until it succeeds, retrying transient failures with backoff (100 ms … 5 s). */
+  async function withRetry<T>(doing: string, op: () => Promise<T>, onRetry: () => Promise<void>): Promise<T> {
+    const deadline = ctx.clock.now() + options.retryTimeout;
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await op();
+      } catch (err) {
+        if (!isTransient(err) || ctx.signal.aborted) throw err;
+        if (ctx.clock.now() + delay > deadline) {
+          throw new SluiceError(
+            ErrorCode.STAGE,
+            `${doing} ${where} still failed after ${attempt} attempts (${Math.round(options.retryTimeout / 1000)} s, \`retryTimeout\`): ${errorMessage(err)}; check that the server is up and reachable`,
+            { table: options.table, sqlState: (err as PgError).code },
+            { cause: err },
+          );
+        }
+        retries++;
+        ctx.log.warn(
+          `Retrying ${doing} \`${options.table}\` in ${delay} ms (attempt ${attempt}): ${errorMessage(err)}`,
+        );
+        await ctx.clock.sleep(delay, ctx.signal);
+        delay = Math.min(delay * 2, 5000);
+        await onRetry().catch(() => {});
+      }
+    }
+  }
+
+  async function q(sql: string, values?: unknown[]): Promise<pg.QueryResult> {
+    if (client === undefined) client = await connect();
+    return values === undefined ? client.query(sql) : client.query(sql, values);
+  }
+
+  /** Forgets the broken connection and the open transaction (the server rolled it back). */
+  async function reset(): Promise<void> {
+    const c = client;
+    client = undefined;
+    inTx = false;
+    await drop(c);
+  }
+
+  /** Begins the transaction if none is open, resending what it held before a reconnect. */
+  async function ensureTx(): Promise<void> {
+    if (inTx) return;
+    await settlePrepared(0);
+    await q('BEGIN');
+    inTx = true;
+    transactions++;
+    const again = txRows;
+    txRows = [];
+    for (const rows of again) txRows.push(await writeIsolating(rows));
+  }
+
+  /** Inside the open transaction: writes `rows` in one COPY or INSERT, no isolation. */
+  async function writeRaw(rows: readonly Row[]): Promise<void> {
+    if (mode === 'insert') {
+      let text = '';
+      for (const r of rows) text += r.line as string;
+      if (client === undefined) client = await connect();
+      await pipeStreams(Readable.from([Buffer.from(text, 'utf8')]), client.query(copyFrom(copySql)));
+      return;
+    }
+    const n = columns.length;
+    const values: (string | null)[] = [];
+    let sql = `INSERT INTO ${quotedTable} (${columns.map((c) => pg.escapeIdentifier(c.name)).join(', ')}) VALUES `;
+    for (let i = 0; i < rows.length; i++) {
+      sql += i === 0 ? '(' : ', (';
+      for (let j = 0; j < n; j++) sql += j === 0 ? `$${i * n + j + 1}` : `, $${i * n + j + 1}`;
+      sql += ')';
+      for (const v of (rows[i] as Row).params as (string | null)[]) values.push(v);
+    }
+    await q(sql + upsertTail, values);
+  }
+
+  /** The index in `rows` of the row an error names (COPY line or INSERT parameter), if it names one. */
+  function culprit(err: PgError, count: number): number | undefined {
+    const w = err.where ?? '';
+    let m = /COPY [^,]+, line (\d+)/.exec(w);
+    if (m !== null) {
+      const i = Number(m[1]) - 1;
+      return i >= 0 && i < count ? i : undefined;
+    }
+    m = /parameter \$(\d+)/.exec(w);
+    if (m !== null) {
+      const i = Math.floor((Number(m[1]) - 1) / columns.length);
+      return i >= 0 && i < count ? i : undefined;
+    }
+    return undefined;
+  }
+
+  function reject(row: Row, err: PgError): void {
+    rejected++;
+    const column = columnOf(err);
+    const pos =
+      row.meta?.position !== undefined ? ` (from ${JSON.stringify(row.meta.position, bigintSafe)})` : '';
+    const detail = [err.detail, err.where].filter((x) => x !== undefined && x !== '').join('; ');
+    ctx.deadLetter(
+      row.record,
+      new SluiceError(
+        ErrorCode.RECORD,
+        `${where} rejected a row${pos}${column !== undefined ? `, column \`${column}\`` : ''}: ${err.message}${detail !== '' ? ` (${detail})` : ''}; fix the record upstream or the table's constraint — the other rows were written`,
+        {
+          table: options.table,
+          ...(column !== undefined ? { field: column } : {}),
+          ...(err.constraint !== undefined ? { constraint: err.constraint } : {}),
+          sqlState: err.code,
+        },
+      ),
+      row.meta,
+    );
+  }
+
+  /**
+   * Writes `rows` inside a savepoint; a row the database rejects goes to the dlq output and the
+   * others are written again. Returns the rows accepted.
+   */
+  async function writeIsolating(rows: Row[], state = { failures: 0 }): Promise<Row[]> {
+    if (rows.length === 0) return rows;
+    if (state.failures >= MANY_FAILURES && rows.length > 1) {
+      // Many bad rows in one chunk: one savepoint per row costs less than re-sending the rest each time.
+      const ok: Row[] = [];
+      for (const row of rows) for (const r of await writeIsolating([row], state)) ok.push(r);
+      return ok;
+    }
+    await q('SAVEPOINT sluice_rows');
+    try {
+      await writeRaw(rows);
+      await q('RELEASE SAVEPOINT sluice_rows');
+      return rows;
+    } catch (err) {
+      if (!isRowError(err)) throw err;
+      state.failures++;
+      await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
+      const bad = rows.length === 1 ? 0 : culprit(err as PgError, rows.length);
+      if (bad !== undefined) {
+        reject(rows[bad] as Row, err as PgError);
+        const before = await writeIsolating(rows.slice(0, bad), state);
+        const after = await writeIsolating(rows.slice(bad + 1), state);
+        return before.concat(after);
+      }
+      const mid = rows.length >> 1;
+      const left = await writeIsolating(rows.slice(0, mid), state);
+      return left.concat(await writeIsolating(rows.slice(mid), state));
+    }
+  }
+
+  /** `upsert`: the last row of each key in `rows` (ON CONFLICT cannot touch a row twice). */
+  function lastPerKey(rows: Row[]): Row[] {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < rows.length; i++) seen.set((rows[i] as Row).key as string, i);
+    if (seen.size === rows.length) return rows;
+    const out: Row[] = [];
+    for (let i = 0; i < rows.length; i++)
+      if (seen.get((rows[i] as Row).key as string) === i) out.push(rows[i] as Row);
+    return out;
+  }
+
+  /** Sends the buffered rows into the open transaction (beginning it), in chunks. */
+  async function sendBuffer(): Promise<void> {
+    if (buffer.length === 0) return;
+    const rows = buffer;
+    buffer = [];
+    // Parameters per statement are limited to 65535.
+    const per =
+      mode === 'insert' ? batchSize : Math.max(1, Math.min(batchSize, Math.floor(65_535 / columns.length)));
+    for (let i = 0; i < rows.length; i += per) {
+      let chunk = rows.length <= per ? rows : rows.slice(i, i + per);
+      if (mode === 'upsert') chunk = lastPerKey(chunk);
+      await withRetry(
+        'writing to',
+        async () => {
+          await ensureTx();
+          const ok = await writeIsolating(chunk);
+          txRows.push(ok);
+          written += ok.length;
+        },
+        reset,
+      );
+    }
+  }
+
+  /** At-least-once: sends the buffer and commits it. */
+  async function flushCommit(): Promise<void> {
+    await sendBuffer();
+    if (!inTx) return;
+    await withRetry(
+      'committing to',
+      async () => {
+        await ensureTx();
+        await q('COMMIT');
+        inTx = false;
+        txRows = [];
+      },
+      reset,
+    );
+  }
+
+  /** Exactly-once, at barrier `id`: the buffer, the positions, then PREPARE TRANSACTION. */
+  async function prepareCheckpoint(id: number): Promise<void> {
+    await sendBuffer();
+    const positions = ctx.checkpointPositions?.(id) ?? {};
+    const gid = gidOf(id);
+    await withRetry(
+      'preparing checkpoint transaction on',
+      async () => {
+        // After a reconnect, a PREPARE whose answer was lost may have happened.
+        if (!inTx && (await isPrepared(gid))) {
+          txRows = [];
+          return;
+        }
+        await ensureTx();
+        await writeOffsets(positions, id);
+        await q(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
+        inTx = false;
+        txRows = [];
+      },
+      reset,
+    );
+    prepared.push(id);
+  }
+
+  async function writeOffsets(
+    positions: Readonly<Record<string, Position | undefined>>,
+    id: number,
+  ): Promise<void> {
+    const json: Record<string, unknown> = {};
+    for (const [source, pos] of Object.entries(positions)) json[source] = positionJson(pos);
+    if (Object.keys(json).length === 0) json['*'] = null;
+    await q(
+      `INSERT INTO ${OFFSETS_TABLE} (pipeline, sink, source, position, checkpoint_id)
+       SELECT $1, $2, key, value, $3 FROM jsonb_each($4::jsonb)
+       ON CONFLICT (pipeline, sink, source) DO UPDATE
+         SET position = EXCLUDED.position, checkpoint_id = EXCLUDED.checkpoint_id, updated_at = now()`,
+      [options.pipeline, ctxName(), id, JSON.stringify(json)],
+    );
+  }
+
+  async function isPrepared(gid: string): Promise<boolean> {
+    const r = await q('SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()', [
+      gid,
+    ]);
+    return r.rowCount === 1;
+  }
+
+  /** Runs `op` on the admin connection, one at a time, retrying transient failures. */
+  function onAdmin<T>(doing: string, op: (c: pg.Client) => Promise<T>): Promise<T> {
+    const run = adminLane.then(() =>
+      withRetry(
+        doing,
+        async () => {
+          if (admin === undefined) admin = await connect();
+          return op(admin);
+        },
+        async () => {
+          const a = admin;
+          admin = undefined;
+          await drop(a);
+        },
+      ),
+    );
+    adminLane = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * Commits this sink's prepared transactions up to checkpoint `upTo` and rolls back later
+   * ones: what a restart from checkpoint `upTo` (0: none) must find.
+   */
+  async function settlePrepared(upTo: number): Promise<void> {
+    if (!exactlyOnce || settled) return;
+    settled = true;
+    const prefix = `${gidPrefix}${ctxName()}:`;
+    await onAdmin('settling prepared transactions on', async (c) => {
+      const r = await c.query<{ gid: string }>(
+        'SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND starts_with(gid, $1)',
+        [prefix],
+      );
+      const ids = r.rows.map((x) => Number(x.gid.slice(prefix.length))).sort((a, b) => a - b);
+      for (const id of ids) {
+        const verb = id <= upTo ? 'COMMIT' : 'ROLLBACK';
+        await c.query(`${verb} PREPARED ${pg.escapeLiteral(prefix + id)}`);
+        if (id > upTo)
+          ctx.log.warn(
+            `Rolled back transaction of checkpoint ${id} on ${where}: that checkpoint never completed`,
+          );
+      }
+    });
+  }
+
+  async function settleBackground(): Promise<void> {
+    if (background !== undefined) await background;
+    if (backgroundError !== undefined) {
+      const err = backgroundError;
+      backgroundError = undefined;
+      throw err;
+    }
+  }
+
+  function armLinger(): void {
+    if (lingerTimer !== undefined || buffer.length === 0 || exactlyOnce) return;
+    lingerTimer = setTimeout(() => {
+      lingerTimer = undefined;
+      background = flushCommit().then(
+        () => {
+          background = undefined;
+        },
+        (err) => {
+          background = undefined;
+          backgroundError = err;
+        },
+      );
+    }, options.linger);
+  }
+
+  function stopLinger(): void {
+    if (lingerTimer !== undefined) clearTimeout(lingerTimer);
+    lingerTimer = undefined;
+  }
+
+  async function loadColumns(c: pg.Client): Promise<void> {
+    let r: pg.QueryResult<{ name: string; type: string; generated: boolean; qualified: string }>;
+    try {
+      r = await c.query(
+        `SELECT a.attname AS name, t.typname AS type, (a.attgenerated <> '' OR a.attidentity = 'a') AS generated,
+                $1::regclass::text AS qualified
+           FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+          WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped
+          ORDER BY a.attnum`,
+        [options.table],
+      );
+    } catch (err) {
+      if ((err as PgError).code === '42P01') {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `${where} does not exist; create it first (CREATE TABLE ${options.table} (…) with one column per record field)`,
+          { table: options.table },
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    quotedTable = r.rows[0]?.qualified ?? options.table;
+    const all = r.rows;
+    let chosen = all.filter((x) => !x.generated);
+    if (options.columns !== undefined) {
+      const missing = options.columns.filter((name) => !all.some((x) => x.name === name));
+      if (missing.length > 0) {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `${where} has no column ${missing.map((m) => `\`${m}\``).join(', ')}; its columns are ${all.map((x) => `\`${x.name}\``).join(', ')}`,
+          { table: options.table },
+        );
+      }
+      chosen = options.columns.map((name) => all.find((x) => x.name === name) as (typeof all)[number]);
+    }
+    columns = chosen.map((x) => columnInfo(x.name, x.type));
+    const list = columns.map((x) => pg.escapeIdentifier(x.name)).join(', ');
+    copySql = `COPY ${quotedTable} (${list}) FROM STDIN`;
+    if (mode === 'upsert') {
+      const key = options.key ?? [];
+      const notFilled = key.filter((k) => !columns.some((x) => x.name === k));
+      if (key.length === 0 || notFilled.length > 0) {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          key.length === 0
+            ? `upsert into ${where} needs \`key\`: the columns of a unique index (e.g. key: [id])`
+            : `upsert key ${notFilled.map((k) => `\`${k}\``).join(', ')} is not among the columns written to ${where}`,
+          { table: options.table },
+        );
+      }
+      const idx = await c.query(
+        `SELECT 1 FROM pg_index i
+          WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+            AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM pg_attribute a
+                  WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = $2::text[]`,
+        [options.table, [...key].sort()],
+      );
+      if (idx.rowCount === 0) {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `upsert into ${where} needs a unique index on exactly (${key.join(', ')}); create one (CREATE UNIQUE INDEX ON ${options.table} (${key.join(', ')})) or fix \`key\``,
+          { table: options.table },
+        );
+      }
+      const others = columns.filter((x) => !key.includes(x.name));
+      const conflict = key.map((k) => pg.escapeIdentifier(k)).join(', ');
+      upsertTail =
+        others.length === 0
+          ? ` ON CONFLICT (${conflict}) DO NOTHING`
+          : ` ON CONFLICT (${conflict}) DO UPDATE SET ${others.map((x) => `${pg.escapeIdentifier(x.name)} = EXCLUDED.${pg.escapeIdentifier(x.name)}`).join(', ')}`;
+    }
+  }
+
+  async function checkExactlyOnce(c: pg.Client): Promise<void> {
+    if (!ctx.checkpointing) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `\`exactlyOnce\` on ${where} needs checkpoints: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
+        { table: options.table },
+      );
+    }
+    const r = await c.query<{ max_prepared_transactions: string }>('SHOW max_prepared_transactions');
+    if (Number(r.rows[0]?.max_prepared_transactions ?? 0) < 2) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `\`exactlyOnce\` on ${where} commits in two phases, but the server has max_prepared_transactions = ${r.rows[0]?.max_prepared_transactions}; set it to at least 2 (e.g. 64) in postgresql.conf and restart the server`,
+        { table: options.table },
+      );
+    }
+    await c.query(`CREATE TABLE IF NOT EXISTS ${OFFSETS_TABLE} (
+      pipeline text NOT NULL, sink text NOT NULL, source text NOT NULL, position jsonb,
+      checkpoint_id bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (pipeline, sink, source))`);
+  }
+
+  const notObject = (record: unknown) =>
+    new SluiceError(
+      ErrorCode.RECORD,
+      `${where}: a record must be an object whose fields name columns, not ${record === null ? 'null' : Array.isArray(record) ? 'an array' : typeof record}`,
+      { table: options.table },
+    );
+
+  return {
+    get rowsWritten() {
+      return written;
+    },
+    get rowsRejected() {
+      return rejected;
+    },
+
+    async open(c) {
+      ctx = c;
+      await withRetry(
+        'connecting to',
+        async () => {
+          const conn = await connect();
+          try {
+            await loadColumns(conn);
+            if (exactlyOnce) await checkExactlyOnce(conn);
+          } catch (err) {
+            await drop(conn);
+            throw err;
+          }
+          client = conn;
+        },
+        async () => {},
+      ).catch((err: unknown) => {
+        if (err instanceof SluiceError) throw err;
+        throw stageError('opening', err);
+      });
+    },
+
+    async write(batch: Batch<unknown>) {
+      await settleBackground();
+      const { records, meta } = batch;
+      const key = options.key;
+      for (let i = 0; i < records.length; i++) {
+        const record = records[i];
+        const m = meta?.[i];
+        if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+          rejected++;
+          ctx.deadLetter(record, notObject(record), m);
+          continue;
+        }
+        const rec = record as Record<string, unknown>;
+        if (mode === 'insert') buffer.push({ record, meta: m, line: copyLine(rec, columns) });
+        else {
+          const params = paramValues(rec, columns);
+          let k = '';
+          for (const name of key as readonly string[]) k += `${String(rec[name])}\u0000`;
+          buffer.push({ record, meta: m, params, key: k });
+        }
+      }
+      try {
+        if (buffer.length >= batchSize) {
+          stopLinger();
+          if (exactlyOnce) await sendBuffer();
+          else await flushCommit();
+        } else if (options.linger <= 0 && !exactlyOnce) await flushCommit();
+        else armLinger();
+      } catch (err) {
+        throw err instanceof SluiceError ? err : stageError('writing to', err);
+      }
+    },
+
+    async onSignal(signal: Signal) {
+      if (signal.kind !== 'barrier') return;
+      stopLinger();
+      await settleBackground();
+      try {
+        if (exactlyOnce) await prepareCheckpoint(signal.id);
+        else await flushCommit();
+      } catch (err) {
+        throw err instanceof SluiceError ? err : stageError(`flushing at barrier ${signal.id} to`, err);
+      }
+    },
+
+    snapshot(checkpointId: number) {
+      return { checkpointId } satisfies PostgresSinkState;
+    },
+
+    async restore(state: unknown) {
+      if (!exactlyOnce) return;
+      const id = (state as Partial<PostgresSinkState> | undefined)?.checkpointId;
+      if (state !== undefined && typeof id !== 'number') {
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `the checkpoint's state of the sink into ${where} is damaged`,
+          {
+            table: options.table,
+          },
+        );
+      }
+      await settlePrepared(id ?? 0);
+    },
+
+    async commitCheckpoint(checkpointId: number) {
+      if (!exactlyOnce) return;
+      while (prepared.length > 0 && (prepared[0] as number) <= checkpointId) {
+        const id = prepared[0] as number;
+        await onAdmin(`committing checkpoint ${id} on`, async (c) => {
+          try {
+            await c.query(`COMMIT PREPARED ${pg.escapeLiteral(gidOf(id))}`);
+          } catch (err) {
+            // 42704: no such prepared transaction — an earlier attempt committed it.
+            if ((err as PgError).code !== '42704') throw err;
+          }
+        });
+        prepared.shift();
+      }
+    },
+
+    async committedPositions(): Promise<CommittedPositions | undefined> {
+      if (!exactlyOnce) return undefined;
+      await settlePrepared(0);
+      const r = await onAdmin('reading offsets from', (c) =>
+        c.query<{ source: string; position: unknown; checkpoint_id: string }>(
+          `SELECT source, position, checkpoint_id FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`,
+          [options.pipeline, ctxName()],
+        ),
+      );
+      if (r.rows.length === 0) return undefined;
+      const sources: Record<string, Position | undefined> = {};
+      let checkpointId = 0;
+      for (const row of r.rows) {
+        checkpointId = Math.max(checkpointId, Number(row.checkpoint_id));
+        if (row.source !== '*') sources[row.source] = positionFromJson(row.position);
+      }
+      return { checkpointId, sources };
+    },
+
+    async finish() {
+      stopLinger();
+      await settleBackground();
+      try {
+        if (!exactlyOnce) {
+          await flushCommit();
+          return;
+        }
+        // The job is done (its checkpoints are deleted next): commit the prepared checkpoints
+        // first (they hold the locks of their offsets rows), then the rest, and forget the
+        // positions, so a new run of the pipeline starts over like the checkpoint store does.
+        await this.commitCheckpoint?.(Number.MAX_SAFE_INTEGER);
+        await sendBuffer();
+        await withRetry(
+          'committing the last rows to',
+          async () => {
+            await ensureTx();
+            await q(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [
+              options.pipeline,
+              ctxName(),
+            ]);
+            await q('COMMIT');
+            inTx = false;
+            txRows = [];
+          },
+          reset,
+        );
+      } catch (err) {
+        throw err instanceof SluiceError ? err : stageError('committing to', err);
+      }
+    },
+
+    metrics() {
+      return { rowsWritten: written, rowsRejected: rejected, transactions, retries, buffered: buffer.length };
+    },
+
+    async close() {
+      stopLinger();
+      await background?.catch(() => {});
+      const c = client;
+      client = undefined;
+      // An open transaction is rolled back by the server when its connection ends.
+      await drop(c);
+      await adminLane.catch(() => {});
+      const a = admin;
+      admin = undefined;
+      await drop(a);
+    },
+  };
+}
+
+/** What the `postgres` sink keeps in a checkpoint: the id its prepared transaction carries. */
+export interface PostgresSinkState {
+  readonly checkpointId: number;
+}
+
+function bigintSafe(_k: string, v: unknown): unknown {
+  return typeof v === 'bigint' ? v.toString() : v;
+}

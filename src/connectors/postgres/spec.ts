@@ -1,0 +1,128 @@
+/**
+ * Spec of the `postgres` sink: config schema (field docs, defaults, examples) and factory. The
+ * client (`pg` + `pg-copy-streams`) connects in the stage's `open`, never in `create`, so
+ * `sluice lint` needs no database.
+ */
+import { z } from 'zod';
+import { defineComponent } from '../../config/registry.ts';
+import { durationField } from '../../operators/specs.ts';
+import { postgresSink } from './sink.ts';
+
+/** Config of the `postgres` sink. */
+export const postgresSinkConfig = z
+  .object({
+    url: z
+      .string()
+      .regex(/^postgres(ql)?:\/\//, 'must be a URL such as `postgres://user:password@host:5432/database`')
+      .describe(
+        `Connection URL, \`postgres://user:password@host:port/database\` (use \`\${ENV_VAR}\` for the password).`,
+      ),
+    table: z
+      .string()
+      .min(1)
+      .describe('Target table, optionally schema-qualified (`public.transactions`). It must exist.'),
+    mode: z
+      .enum(['insert', 'upsert'])
+      .default('insert')
+      .describe(
+        '`insert`: COPY the rows in. `upsert`: `INSERT … ON CONFLICT (key) DO UPDATE`, so a later record of a key ' +
+          '(a late window update) overwrites the earlier one.',
+      ),
+    key: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('`upsert`: the conflict columns; a unique index must cover exactly them.'),
+    columns: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        'Columns to fill, each from the record field of the same name (missing: NULL). Default: every column that is ' +
+          'not generated — list them to leave out a column with a default (`serial`, `now()`).',
+      ),
+    batchSize: z
+      .number()
+      .int()
+      .min(1)
+      .max(1_000_000)
+      .default(5000)
+      .describe('Rows per COPY or INSERT (and per transaction without `exactlyOnce`).'),
+    linger: durationField()
+      .prefault('200ms')
+      .describe(
+        'How long fewer than `batchSize` rows may wait to be committed together (`0ms`: commit every batch). ' +
+          'Barriers and the end of input flush. Not used with `exactlyOnce` (commits follow checkpoints).',
+      ),
+    exactlyOnce: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Commit each checkpoint’s rows together with the source positions (table `sluice_offsets`) in one ' +
+          'two-phase transaction, so a restart neither loses nor repeats a row. Needs `checkpoint:` and ' +
+          '`max_prepared_transactions` > 0 on the server.',
+      ),
+    retryTimeout: durationField()
+      .prefault('2m')
+      .describe(
+        'How long a failing transaction (connection lost, server restarting, deadlock) is retried with backoff before the run fails.',
+      ),
+  })
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.mode === 'upsert' && config.key === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['key'],
+        message: '`upsert` needs `key`: the columns of a unique index',
+      });
+    }
+    if (config.mode === 'insert' && config.key !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['key'], message: '`key` applies to `mode: upsert` only' });
+    }
+  });
+
+/**
+ * The `postgres` sink spec.
+ *
+ * @example
+ * registry.add(postgresSinkSpec);
+ */
+export const postgresSinkSpec = defineComponent({
+  name: 'postgres',
+  kind: 'sink',
+  stability: 'experimental',
+  summary: 'Writes records into a PostgreSQL table with COPY or upserts, exactly-once under checkpoints.',
+  description:
+    'Columns are filled from the record fields of the same name, with exact types: a decimal string goes into a ' +
+    '`numeric` column unchanged, a bigint as its digits, a Date or an ISO-8601 string (or epoch ms) into ' +
+    '`timestamptz`, objects into `json`/`jsonb`. A row the database rejects (bad value, constraint violation) goes ' +
+    'to the `dlq` output with the database’s message, table, column and source position; the rest of the batch ' +
+    'commits. A lost connection or a restarting server is retried with backoff. With `exactlyOnce` each ' +
+    'checkpoint’s rows and source positions are prepared in one transaction at the barrier and committed when the ' +
+    'checkpoint is stored; a restart settles what was prepared and resumes right after the last completed checkpoint.',
+  config: postgresSinkConfig,
+  examples: [
+    {
+      title: 'Load transactions exactly once',
+      yaml: `url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice\ntable: transactions\nexactlyOnce: true\n`,
+    },
+    {
+      title: 'Upsert window results on their key',
+      yaml: `url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice\ntable: risk_by_country\nmode: upsert\nkey: [country, windowStart]\n`,
+    },
+  ],
+  create: (config, ctx) =>
+    postgresSink({
+      url: config.url,
+      table: config.table,
+      mode: config.mode,
+      key: config.key,
+      columns: config.columns,
+      batchSize: config.batchSize,
+      linger: config.linger,
+      exactlyOnce: config.exactlyOnce,
+      pipeline: ctx.pipelineName,
+      retryTimeout: config.retryTimeout,
+    }),
+});
