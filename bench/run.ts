@@ -60,6 +60,8 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   cel: { script: './cel.ts' },
   window: { script: './window.ts' },
   checkpoint: { script: './checkpoint.ts' },
+  // Needs the broker (`npm run services -- up kafka`) and a few minutes: run it by name.
+  kafka: { script: './kafka.ts', manual: true },
 };
 
 /** Runs `node <args>` (stderr passed through); resolves with its exit code and its whole stdout. */

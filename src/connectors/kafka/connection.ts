@@ -2,7 +2,6 @@
  * What the Kafka source and sink share: the broker list, telling "the broker is not there"
  * from other failures, and waiting for a broker with backoff instead of failing the run.
  */
-import { findErrorBy } from '@platformatic/kafka';
 import { cancelledError, errorMessage } from '../../core/errors.ts';
 import type { StageContext } from '../../core/stage.ts';
 
@@ -26,10 +25,22 @@ export function brokerList(brokers: BrokersInput): string[] {
 export function isConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   return (
-    findErrorBy(err, 'code', 'PLT_KFK_NETWORK') !== null ||
-    findErrorBy(err, 'code', 'PLT_KFK_TIMEOUT') !== null ||
+    hasErrorCode(err, 'PLT_KFK_NETWORK') ||
+    hasErrorCode(err, 'PLT_KFK_TIMEOUT') ||
     /Cannot connect to any broker/.test(err.message)
   );
+}
+
+/**
+ * True when `err`, or an error it aggregates (`errors`, `cause`, a few levels deep), has `code`.
+ * The client's own `findErrorBy` does this but would load the whole client to classify an error.
+ */
+function hasErrorCode(err: unknown, code: string, depth = 0): boolean {
+  if (err === null || typeof err !== 'object' || depth > 6) return false;
+  const e = err as { code?: unknown; errors?: unknown; cause?: unknown };
+  if (e.code === code) return true;
+  if (Array.isArray(e.errors) && e.errors.some((inner) => hasErrorCode(inner, code, depth + 1))) return true;
+  return hasErrorCode(e.cause, code, depth + 1);
 }
 
 /** The innermost message of a client error (the client nests the useful one a few levels down). */

@@ -4,7 +4,8 @@
  * metadata. The `kafka` source keeps the completion state past a stuck record there
  * (see `offsets.ts`), so a restart does not process again what was already done.
  */
-import { Admin, type Consumer, kGetApi, kGetConnection } from '@platformatic/kafka';
+import type { Consumer, kGetApi, kGetConnection } from '@platformatic/kafka';
+import { kafkaClient } from './client.ts';
 
 /** One partition's offset to commit, with its metadata (null: none). */
 export interface GroupOffset {
@@ -48,6 +49,7 @@ export async function commitWithMetadata(
   offsets: readonly GroupOffset[],
 ): Promise<void> {
   if (offsets.length === 0) return;
+  const client = await kafkaClient();
   const internals = consumer as unknown as Internals;
   const coordinator = await consumer.findGroupCoordinator();
   const cluster = await consumer.metadata({ topics: [...new Set(offsets.map((o) => o.topic))] });
@@ -55,10 +57,10 @@ export async function commitWithMetadata(
   if (broker === undefined)
     throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
   const connection = await new Promise<unknown>((resolve, reject) =>
-    internals[kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
+    internals[client.kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
   );
   const api = await new Promise<OffsetCommitApi>((resolve, reject) =>
-    internals[kGetApi]('OffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
+    internals[client.kGetApi]('OffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
   );
   const topics = new Map<string, Parameters<OffsetCommitApi>[5][number]>();
   for (const o of offsets) {
@@ -103,6 +105,7 @@ export async function readCommitted(
   group: string,
   topics: readonly string[],
 ): Promise<Map<string, CommittedOffset>> {
+  const { Admin } = await kafkaClient();
   const admin = new Admin({ clientId, bootstrapBrokers: [...brokers], connectTimeout: 5000, retries: 2 });
   try {
     const groups = await admin.listConsumerGroupOffsets({ groups: [group] });

@@ -158,3 +158,21 @@ describe('positions', () => {
     assert.throws(() => parsePosition({ line: 7, byte: 100 }), /`line` = 7 is not a Kafka/);
   });
 });
+
+describe('PartitionOffsets.pass', () => {
+  test('reads in order, done at once: the same commit points as admit + complete', () => {
+    fc.assert(
+      fc.property(deliveries, fc.array(fc.nat(), { maxLength: 20 }), (offsets, redelivered) => {
+        const a = new PartitionOffsets(offsets[0] as number, [offsets.at(-1) as number]);
+        const b = new PartitionOffsets(offsets[0] as number, [offsets.at(-1) as number]);
+        const stream = [...offsets, ...redelivered.map((i) => offsets[i % offsets.length] as number)];
+        for (const o of stream) {
+          const admitted = a.admit(o);
+          if (admitted) a.complete(o);
+          assert.equal(b.pass(o), admitted);
+          assert.deepEqual(b.commitPoint(), a.commitPoint());
+        }
+      }),
+    );
+  });
+});

@@ -147,6 +147,21 @@ export class PartitionOffsets {
   }
 
   /**
+   * `admit` and `complete` at once, for a record done as soon as it is read (emitted in read
+   * order). Returns what `admit` would; tracks nothing when nothing else is pending.
+   */
+  pass(offset: number): boolean {
+    if (this.head < this.offsets.length) {
+      if (!this.admit(offset)) return false;
+      this.complete(offset);
+      return true;
+    }
+    if (offset < this.next) return false;
+    this.next = offset + 1;
+    return !(this.restoredDone.size > 0 && this.restoredDone.delete(offset));
+  }
+
+  /**
    * The record at `offset` is done. Returns false when `offset` is not pending here (never
    * admitted, already completed, or forgotten), true otherwise.
    */
@@ -176,8 +191,8 @@ export class PartitionOffsets {
   private advance(): void {
     while (this.head < this.offsets.length && this.done[this.head]) this.head++;
     if (this.head === this.offsets.length) {
-      this.offsets = [];
-      this.done = [];
+      this.offsets.length = 0;
+      this.done.length = 0;
       this.head = 0;
     } else if (this.head > 1024 && this.head * 2 > this.offsets.length) {
       this.offsets = this.offsets.slice(this.head);

@@ -12,10 +12,11 @@
  *   them first, so a commit upstream never covers records still held here.
  * - `idempotent: true` (default) makes retried requests not duplicate messages.
  */
-import { ProduceAcks, Producer } from '@platformatic/kafka';
+import type { Producer } from '@platformatic/kafka';
 import type { Batch, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
+import { kafkaClient } from './client.ts';
 import { rootMessage, withBrokerRetry } from './connection.ts';
 import type { KafkaValueFormat } from './source.ts';
 
@@ -54,8 +55,6 @@ interface OutMessage {
   value: Buffer;
   headers?: Map<Buffer, Buffer>;
 }
-
-const ACKS = { all: ProduceAcks.ALL, leader: ProduceAcks.LEADER, none: ProduceAcks.NO_RESPONSE } as const;
 
 function toBytes(value: unknown): Buffer {
   if (Buffer.isBuffer(value)) return value;
@@ -163,16 +162,23 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     },
     async open(c) {
       ctx = c;
+      const client = await kafkaClient();
+      const { ProduceAcks } = client;
+      const acks = {
+        all: ProduceAcks.ALL,
+        leader: ProduceAcks.LEADER,
+        none: ProduceAcks.NO_RESPONSE,
+      } as const;
       await withBrokerRetry(
         `connecting the producer for topic \`${topic}\``,
         options.brokers,
         ctx,
         async () => {
-          const p = new Producer<Buffer, Buffer, Buffer, Buffer>({
+          const p = new client.Producer<Buffer, Buffer, Buffer, Buffer>({
             clientId: options.clientId ?? 'sluice',
             bootstrapBrokers: options.brokers,
             idempotent: options.idempotent,
-            acks: options.idempotent ? ProduceAcks.ALL : ACKS[options.acks],
+            acks: options.idempotent ? ProduceAcks.ALL : acks[options.acks],
             compression: options.compression,
             autocreateTopics: false,
             connectTimeout: 5000,

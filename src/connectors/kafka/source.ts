@@ -37,10 +37,11 @@
  * original bytes and its topic, partition and offset; the partition keeps flowing. A broker
  * that cannot be reached at start or mid-run is waited for with backoff, one warning per try.
  */
-import { Consumer, type Message, type MessagesStream } from '@platformatic/kafka';
+import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
+import { kafkaClient } from './client.ts';
 import { isConnectionError, rootMessage, withBrokerRetry } from './connection.ts';
 import { commitWithMetadata, type GroupOffset, readCommitted } from './group.ts';
 import {
@@ -387,7 +388,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             });
           }
         }
-        const c = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+        const { Consumer: KafkaConsumer } = await kafkaClient();
+        const c = new KafkaConsumer<Buffer, Buffer, Buffer, Buffer>({
           clientId,
           groupId: group,
           bootstrapBrokers: brokers,
@@ -712,7 +714,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (assigned !== undefined && !assigned.has(key)) continue; // revoked: the new owner reads it
           const offset = Number(m.offset);
           const t = trackerOf(key, m);
-          if (!t.offsets.admit(offset)) {
+          // Without a step a record is done once emitted (just below, before `position()` is read).
+          if (!(step === undefined ? t.offsets.pass(offset) : t.offsets.admit(offset))) {
             skipped++; // re-delivered after a rejoin, or done before a restart
             continue;
           }
@@ -723,7 +726,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           try {
             value = decodeValue(format, m.value);
           } catch (err) {
-            t.offsets.complete(offset);
+            if (step !== undefined) t.offsets.complete(offset);
             deadLetterUndecodable(m, offset, meta, err);
             continue;
           }
@@ -737,8 +740,6 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             dispatch({ key, offset, record: value, meta, lane });
             continue;
           }
-          // Done once emitted: the emit below follows before anything reads the position.
-          t.offsets.complete(offset);
           batchRecords.push(value);
           batchMeta.push(meta);
         }

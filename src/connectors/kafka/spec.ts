@@ -106,7 +106,10 @@ export const kafkaSourceSpec = defineComponent({
     'Each record carries `meta.position` = `{ topic, partition, offset }`, `meta.key`, `meta.timestamp` (the Kafka ' +
     'timestamp, epoch ms) and `meta.headers`. Order is kept per partition. Delivery is at-least-once: offsets are ' +
     'committed after the records they cover reached every sink (barrier acknowledged) or at a clean end of input, ' +
-    'never before; a crash re-reads from the last commit. Partitions revoked by a rebalance are dropped at once ' +
+    'never before; a crash re-reads from the last commit. With `checkpoint:` the offsets are committed once the ' +
+    'checkpoint covering them is stored, and a restart resumes at the checkpoint’s offsets, so keyed state and an ' +
+    'exactly-once sink see each record once. Records the group re-delivers after a rejoin are skipped by offset. ' +
+    'Partitions revoked by a rebalance are dropped at once ' +
     '(their uncommitted records are re-read by the new owner). A value that is not valid JSON goes to the `dlq` ' +
     'output with its bytes (`value` as text, or `valueBase64`) and its position; the partition keeps flowing. A ' +
     'broker that is not reachable is waited for with backoff, one warning per attempt.',

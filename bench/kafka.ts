@@ -1,0 +1,297 @@
+/**
+ * `npm run bench -- kafka`: consume → map → produce through the real broker
+ * (`npm run services -- up kafka`), Sluice (`kafka` source, a `map`, `kafka` sink) against a plain
+ * loop with the same client (`@platformatic/kafka`: read the consumer stream in batches, map,
+ * `producer.send`, commit at the end). Both read the same input topic (1M JSON records of about
+ * 200 bytes, 3 partitions, produced once and reused) with a fresh consumer group and write a
+ * fresh output topic, idempotent producer with `acks: all`, no compression. A run ends when the
+ * producer has had every record acknowledged; the time includes joining the group. Each run is a
+ * fresh child process (peak RSS is its own), rounds interleaved; the table shows medians.
+ *
+ * KafkaJS (`eachBatch`) is not installed in this project, so it is not a contender here.
+ *
+ * Run alone: `npx node bench/kafka.ts --records 1000000 --rounds 3`.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { Admin, Consumer, type Message, ProduceAcks, Producer } from '@platformatic/kafka';
+import { kafkaSink } from '../src/connectors/kafka/sink.ts';
+import { kafkaSource } from '../src/connectors/kafka/source.ts';
+import { Pipeline } from '../src/core/pipeline.ts';
+import { numberFlag } from './child.ts';
+import { median } from './run.ts';
+
+const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
+const PARTITIONS = 3;
+const BATCH = 1000;
+const CONTENDERS = ['sluice', 'plain-loop'] as const;
+
+/** The record every contender emits for an input record. */
+function transform(r: { id: number; amount: string }): unknown {
+  return { ...r, amountCents: Math.round(Number(r.amount) * 100) };
+}
+
+/** One input record of about 200 bytes of JSON. */
+function inputValue(i: number): string {
+  return JSON.stringify({
+    id: i,
+    ts: new Date(Date.UTC(2026, 0, 1) + i * 37).toISOString(),
+    user: `user${(i * 7919) % 100_000}@example.com`,
+    country: ['DE', 'FR', 'US', 'BR', 'JP', 'IN'][i % 6],
+    amount: (((i * 31) % 100_000) / 100).toFixed(2),
+    note: 'lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod tempor',
+  });
+}
+
+async function waitForLeaders(admin: Admin, topic: string, partitions: number): Promise<void> {
+  for (let tries = 0; tries < 200; tries++) {
+    const meta = await admin.metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
+    const parts = meta?.topics.get(topic)?.partitions ?? [];
+    if (parts.length === partitions && parts.every((p) => p !== undefined && p.leader >= 0)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`topic ${topic} got no partition leaders`);
+}
+
+async function endOffsets(topic: string): Promise<bigint> {
+  const c = new Consumer({
+    clientId: 'sluice-bench',
+    groupId: `bench-lo-${randomUUID()}`,
+    bootstrapBrokers: BROKERS,
+  });
+  try {
+    const offsets = await c.listOffsets({ topics: [topic] });
+    return (offsets.get(topic) ?? []).reduce((s, o) => s + o, 0n);
+  } finally {
+    await c.close(true);
+  }
+}
+
+/** The input topic for `records` records, produced once (kept for the next bench run). */
+async function inputTopic(admin: Admin, records: number): Promise<string> {
+  const topic = `sluice-bench-kafka-in-v1-${records}`;
+  const existing = await admin.listTopics();
+  if (existing.includes(topic)) {
+    if ((await endOffsets(topic)) === BigInt(records)) return topic;
+    await admin.deleteTopics({ topics: [topic] });
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  process.stderr.write(
+    `kafka: producing ${records.toLocaleString('en-US')} input records to \`${topic}\`…\n`,
+  );
+  await admin.createTopics({ topics: [topic], partitions: PARTITIONS, replicas: 1 });
+  await waitForLeaders(admin, topic, PARTITIONS);
+  const producer = new Producer({
+    clientId: 'sluice-bench',
+    bootstrapBrokers: BROKERS,
+    idempotent: true,
+    autocreateTopics: false,
+  });
+  try {
+    for (let i = 0; i < records; i += 5000) {
+      const messages = [];
+      for (let k = i; k < Math.min(records, i + 5000); k++)
+        messages.push({ topic, key: Buffer.from(`k${k % 1000}`), value: Buffer.from(inputValue(k)) });
+      await producer.send({ messages });
+    }
+  } finally {
+    await producer.close();
+  }
+  return topic;
+}
+
+type Contender = (input: string, output: string, records: number) => Promise<number>;
+
+const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
+  async sluice(input, output, records) {
+    const sink = kafkaSink({
+      brokers: BROKERS,
+      topic: output,
+      format: 'json',
+      compression: 'none',
+      batchSize: BATCH,
+      linger: 0,
+      idempotent: true,
+      acks: 'all',
+      keepHeaders: true,
+    });
+    const handle = new Pipeline('bench-kafka')
+      .from(
+        kafkaSource({
+          brokers: BROKERS,
+          topics: [input],
+          group: `bench-${randomUUID()}`,
+          start: 'earliest',
+          format: 'json',
+          batchSize: BATCH,
+          maxWait: 50,
+          commitInterval: 1000,
+          groupProtocol: 'classic',
+        }),
+      )
+      .map((r) => transform(r as { id: number; amount: string }))
+      .to(sink)
+      .run();
+    while (sink.sent < records) {
+      await new Promise((r) => setTimeout(r, 5));
+      const m = handle.metrics();
+      if (m.state === 'failed') break;
+    }
+    await handle.stop();
+    return sink.sent;
+  },
+
+  async 'plain-loop'(input, output, records) {
+    const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+      clientId: 'sluice-bench',
+      groupId: `bench-${randomUUID()}`,
+      bootstrapBrokers: BROKERS,
+      autocommit: false,
+      maxWaitTime: 50,
+      highWaterMark: BATCH * 2,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+    });
+    const producer = new Producer<Buffer, Buffer, Buffer, Buffer>({
+      clientId: 'sluice-bench',
+      bootstrapBrokers: BROKERS,
+      idempotent: true,
+      acks: ProduceAcks.ALL,
+      autocreateTopics: false,
+    });
+    let sent = 0;
+    try {
+      const stream = await consumer.consume({ topics: [input], mode: 'earliest', autocommit: false });
+      let last: Message<Buffer, Buffer, Buffer, Buffer> | undefined;
+      let wake: (() => void) | undefined;
+      stream.on('readable', () => wake?.());
+      while (sent < records) {
+        const messages: { topic: string; key?: Buffer; value: Buffer }[] = [];
+        for (let m = stream.read(); m !== null; m = messages.length < BATCH ? stream.read() : null) {
+          const msg = m as Message<Buffer, Buffer, Buffer, Buffer>;
+          last = msg;
+          const value = Buffer.from(JSON.stringify(transform(JSON.parse(msg.value.toString('utf8')))));
+          messages.push(msg.key ? { topic: output, key: msg.key, value } : { topic: output, value });
+        }
+        if (messages.length === 0) {
+          await new Promise<void>((r) => {
+            wake = r;
+            setTimeout(r, 50);
+          });
+          wake = undefined;
+          continue;
+        }
+        await producer.send({ messages });
+        sent += messages.length;
+      }
+      await last?.commit();
+      await stream.close();
+    } finally {
+      await producer.close();
+      await consumer.close(true);
+    }
+    return sent;
+  },
+};
+
+/** Child side: runs one contender once and prints `{count, seconds, maxRssKb}`. */
+async function child(name: string, input: string, output: string, records: number): Promise<void> {
+  const t0 = performance.now();
+  const count = await contenders[name as (typeof CONTENDERS)[number]](input, output, records);
+  const seconds = (performance.now() - t0) / 1000;
+  process.stdout.write(`${JSON.stringify({ count, seconds, maxRssKb: process.resourceUsage().maxRSS })}\n`);
+}
+
+/** Parent side: the input topic, then every contender `rounds` times, interleaved, each with a fresh output topic. */
+async function main(records: number, rounds: number): Promise<void> {
+  const admin = new Admin({
+    clientId: 'sluice-bench',
+    bootstrapBrokers: BROKERS,
+    connectTimeout: 5000,
+    retries: 1,
+  });
+  try {
+    try {
+      await admin.metadata({ topics: [] });
+    } catch {
+      process.stderr.write(
+        `kafka: no broker at ${BROKERS.join(',')}; start it with \`npm run services -- up kafka\`\n`,
+      );
+      process.exitCode = 1;
+      return;
+    }
+    const input = await inputTopic(admin, records);
+    const self = fileURLToPath(import.meta.url);
+    const results = new Map<string, { rate: number; rss: number; count: number }[]>(
+      CONTENDERS.map((c) => [c, []]),
+    );
+    process.stderr.write(
+      `kafka: consume → map → produce, ${records.toLocaleString('en-US')} records of ~200 B, ${rounds} rounds × ${CONTENDERS.length} contenders\n`,
+    );
+    for (let r = 0; r < rounds; r++) {
+      for (const name of CONTENDERS) {
+        const output = `sluice-bench-kafka-out-${randomUUID().slice(0, 8)}`;
+        await admin.createTopics({ topics: [output], partitions: PARTITIONS, replicas: 1 });
+        await waitForLeaders(admin, output, PARTITIONS);
+        const run = spawnSync(
+          process.execPath,
+          [self, '--child', name, '--in', input, '--out', output, '--records', String(records)],
+          { encoding: 'utf8', maxBuffer: 1 << 20 },
+        );
+        await admin.deleteTopics({ topics: [output] }).catch(() => {});
+        if (run.status !== 0) throw new Error(`kafka bench child ${name} failed:\n${run.stderr}`);
+        const rep = JSON.parse(run.stdout.trim().split('\n').pop() as string) as {
+          count: number;
+          seconds: number;
+          maxRssKb: number;
+        };
+        const rate = rep.count / rep.seconds;
+        (results.get(name) as { rate: number; rss: number; count: number }[]).push({
+          rate,
+          rss: rep.maxRssKb / 1024,
+          count: rep.count,
+        });
+        process.stderr.write(
+          `  run ${r + 1} ${name}: ${Math.round(rate).toLocaleString('en-US')} rec/s, ${(rep.maxRssKb / 1024).toFixed(0)} MiB\n`,
+        );
+      }
+    }
+    const rows = CONTENDERS.map((name) => {
+      const rs = results.get(name) as { rate: number; rss: number; count: number }[];
+      return {
+        name,
+        rate: median(rs.map((x) => x.rate)),
+        rss: median(rs.map((x) => x.rss)),
+        count: rs.at(-1)?.count ?? 0,
+      };
+    });
+    process.stdout.write(
+      `${'contender'.padEnd(12)}${'median rec/s'.padStart(14)}${'median MB/s'.padStart(13)}${'peak RSS MiB'.padStart(14)}${'records'.padStart(10)}\n`,
+    );
+    for (const row of rows) {
+      process.stdout.write(
+        `${row.name.padEnd(12)}${Math.round(row.rate).toLocaleString('en-US').padStart(14)}${((row.rate * 200) / 1e6).toFixed(1).padStart(13)}${row.rss.toFixed(0).padStart(14)}${String(row.count).padStart(10)}\n`,
+      );
+    }
+    const [s, p] = rows as [(typeof rows)[number], (typeof rows)[number]];
+    process.stdout.write(`ratio kafka sluice/plain-loop ${(s.rate / p.rate).toFixed(2)}\n`);
+  } finally {
+    await admin.close();
+  }
+}
+
+const argv = process.argv.slice(2);
+const flag = (name: string): string | undefined => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 ? argv[i + 1] : undefined;
+};
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const records = numberFlag(argv, '--records') ?? 1_000_000;
+  if (flag('child') !== undefined) {
+    await child(flag('child') as string, flag('in') as string, flag('out') as string, records);
+    process.exit(0);
+  } else {
+    await main(records, numberFlag(argv, '--rounds') ?? 3);
+  }
+}
