@@ -392,13 +392,13 @@ function table(title: string, unit: string, scale: number, results: Map<string, 
   const lines = [
     '',
     title,
-    `${'contender'.padEnd(20)}${`median ${unit}`.padStart(18)}${'min–max'.padStart(22)}${'median s'.padStart(10)}${'CPU s'.padStart(8)}${'peak RSS MiB'.padStart(14)}${'out records'.padStart(13)}`,
+    `${'contender'.padEnd(20)}${`median ${unit}`.padStart(18)}${'min–max'.padStart(26)}${'median s'.padStart(10)}${'CPU s'.padStart(8)}${'peak RSS MiB'.padStart(14)}${'out records'.padStart(13)}`,
   ];
   const fmt = (x: number) => x.toLocaleString('en-US', { maximumFractionDigits: 1 });
   for (const [name, rs] of results) {
     const rates = rs.map((r) => r.input / scale / (r.ms / 1000));
     lines.push(
-      `${name.padEnd(20)}${fmt(median(rates)).padStart(18)}${`${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))}`.padStart(22)}${(median(rs.map((r) => r.ms)) / 1000).toFixed(2).padStart(10)}${(median(rs.map((r) => r.cpuMs)) / 1000).toFixed(2).padStart(8)}${(Math.max(...rs.map((r) => r.maxRssKiB)) / 1024).toFixed(0).padStart(14)}${String(rs[0]?.out ?? 0).padStart(13)}`,
+      `${name.padEnd(20)}${fmt(median(rates)).padStart(18)}${`${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))}`.padStart(26)}${(median(rs.map((r) => r.ms)) / 1000).toFixed(2).padStart(10)}${(median(rs.map((r) => r.cpuMs)) / 1000).toFixed(2).padStart(8)}${(Math.max(...rs.map((r) => r.maxRssKiB)) / 1024).toFixed(0).padStart(14)}${String(rs[0]?.out ?? 0).padStart(13)}`,
     );
   }
   const outs = new Set([...results.values()].map((rs) => rs[0]?.out));

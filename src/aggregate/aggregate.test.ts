@@ -136,6 +136,20 @@ test('sum is exact where floating point is not', () => {
   assert.equal(s.result(aggregateAll(s, many)), '100.00');
 });
 
+test('sum stays exact across the packed-number limit, in any order and merge', () => {
+  // Values and small sums are packed doubles (units × 32 + scale) below 2^47 units; beyond,
+  // the accumulator spills to a bigint-backed object. Both sides of the edge must agree.
+  const s = sum('x');
+  const edge = 2n ** 47n;
+  const big = [(edge - 1n).toString(), '1', '0.001', (-edge).toString(), '140737488355327.5', '-0.5'];
+  const want = '140737488355327.001'; // (2^47 − 1) + 1 + 0.001 − 2^47 + 140737488355327.5 − 0.5
+  assert.equal(s.result(aggregateAll(s, big)), want);
+  assert.equal(s.result(aggregateAll(s, [...big].reverse())), want);
+  const merged = s.merge(aggregateAll(s, big.slice(0, 3)), aggregateAll(s, big.slice(3)));
+  assert.equal(s.result(merged), want);
+  assert.equal(s.result(s.load(structuredClone(s.save(aggregateAll(s, big))))), want);
+});
+
 test('sum rejects what is not a plain decimal, and skips null', () => {
   const s = sum('amount');
   for (const bad of [

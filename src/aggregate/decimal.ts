@@ -87,7 +87,6 @@ export function toDecimal(v: unknown): Decimal | undefined {
   return undefined;
 }
 
-
 /**
  * Like {@link toDecimal}, but a value whose units are a number below 2^47 at a scale below 32 —
  * every amount of money in practice — comes back packed into one number, `units × 32 + scale`
@@ -154,7 +153,8 @@ export function sumAdd(acc: SumAcc, v: number | Decimal): SumAcc {
     const vs = v - vu * 32;
     // An inexact product is always beyond the limit, so it takes the exact path below.
     const d = as - vs;
-    const u = d === 0 ? au + vu : d > 0 ? au + vu * (POW10[d] ?? PACK_LIMIT) : au * (POW10[-d] ?? PACK_LIMIT) + vu;
+    const u =
+      d === 0 ? au + vu : d > 0 ? au + vu * (POW10[d] ?? PACK_LIMIT) : au * (POW10[-d] ?? PACK_LIMIT) + vu;
     if (u < PACK_LIMIT && u > -PACK_LIMIT) return u * 32 + (d >= 0 ? as : vs);
   }
   const sum = typeof acc === 'number' ? unpack(acc) : acc;

@@ -201,7 +201,8 @@ describe('lintPipelineFile', () => {
     const good = join(dir, 'good.yaml');
     writeFileSync(
       good,
-      'input: { memory: {} }\noutput: { collect: { id: x } }\ndlq: { collect: { id: d } }\ncheckpoint: { interval: 1s }\n',
+      // An unresolved YAML tag is a warning, not an error.
+      'name: !note good\ninput: { memory: {} }\noutput: { collect: { id: x } }\ndlq: { collect: { id: d } }\ncheckpoint: { interval: 1s }\n',
     );
     const w = await lintPipelineFile(good, { registry, env: {} });
     assert.deepEqual(

@@ -304,6 +304,9 @@ class Run {
       signal: this.cancel.signal,
       stopSignal: this.stopRequest.signal,
       checkpointing: this.options.checkpoint !== undefined,
+      ...(this.options.checkpoint?.positionsOf !== undefined
+        ? { checkpointPositions: (id: number) => this.options.checkpoint?.positionsOf?.(id) }
+        : {}),
       clock: this.clock,
       log: this.log,
       deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => {
@@ -445,6 +448,26 @@ class Run {
     }
     const sources: string[] = [];
     const sinks: string[] = [];
+    // Sinks first: an exactly-once sink settles its transactions in `restore`, then may hold
+    // positions newer than the checkpoint's (e.g. the checkpoint folder was lost).
+    for (const node of this.graph.nodes.values()) {
+      if (node.kind !== 'sink') continue;
+      const where = `restoring stage \`${node.id}\` from checkpoint ${restored?.id}`;
+      try {
+        sinks.push(node.id);
+        if (restored !== undefined) await node.stage.restore?.(restored.sinks[node.id]);
+        const held = await node.stage.committedPositions?.();
+        if (held !== undefined && held.checkpointId > (restored?.id ?? 0)) {
+          for (const [src, pos] of Object.entries(held.sources))
+            if (pos !== undefined) positions.set(src, pos);
+          this.log.warn(
+            `Resuming from the positions sink \`${node.id}\` committed with checkpoint ${held.checkpointId}, newer than the checkpoint store's ${restored?.id ?? 'none'}`,
+          );
+        }
+      } catch (err) {
+        throw wrapError(where, err, { stage: node.id, component: node.component });
+      }
+    }
     for (const node of this.graph.nodes.values()) {
       const where = `restoring stage \`${node.id}\` from checkpoint ${restored?.id}`;
       try {
@@ -469,9 +492,6 @@ class Run {
               `Stage \`${node.id}\` has state in checkpoint ${restored?.id} but cannot restore it; it starts empty`,
             );
           } else await node.stage.restore(state);
-        } else if (node.id !== this.graph.dlqNode) {
-          sinks.push(node.id);
-          if (restored !== undefined) await node.stage.restore?.(restored.sinks[node.id]);
         }
       } catch (err) {
         throw wrapError(where, err, { stage: node.id, component: node.component });
@@ -615,9 +635,8 @@ class Run {
     let next = 0;
 
     const checkpoint = this.options.checkpoint;
-    const isDlq = node.id === this.graph.dlqNode;
     const deliverSignal = async (s: Signal): Promise<void> => {
-      if (s.kind === 'barrier' && checkpoint !== undefined && !isDlq) {
+      if (s.kind === 'barrier' && checkpoint !== undefined) {
         await this.deliverBarrier(node, s, out, checkpoint);
         return;
       }
@@ -712,6 +731,8 @@ class Run {
     if (isSink) {
       const r = sink.finish?.();
       if (r !== undefined) await untilAborted(r, signal);
+      // Rows the destination rejected while committing the last of them.
+      await this.flushDead(node.id);
     } else {
       const r = op.finish?.(out);
       if (r !== undefined) await untilAborted(r, signal);
@@ -739,6 +760,8 @@ class Run {
       let state: unknown;
       if (sink.snapshot !== undefined)
         state = await untilAborted(Promise.resolve(sink.snapshot(b.id)), signal);
+      // Dead letters the sink produced while flushing belong to this checkpoint.
+      await this.flushDead(node.id);
       checkpoint.sinkAcked(b.id, node.id, state);
       await out.signal(b);
       return;

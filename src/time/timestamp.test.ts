@@ -90,3 +90,18 @@ test('an idle partition stops counting after idleTimeout; when all are idle the 
   assert.equal(g.current(100), 1999);
   assert.equal(g.current(10_000), 1999);
 });
+
+test('ISO times: the common layout and the general parser agree, years below 100 included', () => {
+  for (const t of [0, -1, 1714564800250, 951782400000, 4107542400000, -62135596800000, 253402300799999]) {
+    const s = new Date(t).toISOString();
+    assert.equal(parseIsoTime(s), t, s);
+    assert.equal(parseIsoTime(`${s.slice(0, 19)}Z`), Math.floor(t / 1000) * 1000, s);
+  }
+  // Date.UTC would read year 24 as 1924.
+  assert.equal(parseIsoTime('0024-01-01T00:00:00Z'), Date.parse('0024-01-01T00:00:00Z'));
+  assert.ok(Number.isNaN(parseIsoTime('2023-02-29T00:00:00.000Z')));
+  assert.ok(Number.isNaN(parseIsoTime('2024-04-31T00:00:00Z')));
+  assert.ok(Number.isNaN(parseIsoTime('2024-01-01T24:00:00.000Z')));
+  assert.ok(Number.isNaN(parseIsoTime('2024-01-01T00:0a:00.000Z')));
+  assert.equal(parseIsoTime('2024-02-29T23:59:59.999Z'), Date.parse('2024-02-29T23:59:59.999Z'));
+});

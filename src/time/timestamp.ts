@@ -57,7 +57,7 @@ export function parseIsoTime(s: string): number {
   const n = s.length;
   if ((n === 24 || n === 20) && s.charCodeAt(n - 1) === 90 /* Z */) {
     const t = parseCanonicalIso(s, n);
-    if (t === t) return t; // not NaN
+    if (!Number.isNaN(t)) return t;
   }
   if (n < 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return Number.NaN;
   const y = digits(s, 0, 4);
@@ -147,8 +147,23 @@ function parseCanonicalIso(s: string, n: number): number {
   // Every value in 0…9: a negative one or one above 9 (9 − v < 0) makes the OR negative.
   const all = y0 | y1 | y2 | y3 | mo0 | mo1 | d0 | d1 | h0 | h1 | mi0 | mi1 | s0 | s1 | f0 | f1 | f2;
   const nines =
-    (9 - y0) | (9 - y1) | (9 - y2) | (9 - y3) | (9 - mo0) | (9 - mo1) | (9 - d0) | (9 - d1) | (9 - h0) |
-    (9 - h1) | (9 - mi0) | (9 - mi1) | (9 - s0) | (9 - s1) | (9 - f0) | (9 - f1) | (9 - f2);
+    (9 - y0) |
+    (9 - y1) |
+    (9 - y2) |
+    (9 - y3) |
+    (9 - mo0) |
+    (9 - mo1) |
+    (9 - d0) |
+    (9 - d1) |
+    (9 - h0) |
+    (9 - h1) |
+    (9 - mi0) |
+    (9 - mi1) |
+    (9 - s0) |
+    (9 - s1) |
+    (9 - f0) |
+    (9 - f1) |
+    (9 - f2);
   if ((all | nines) < 0) return Number.NaN;
   const h = h0 * 10 + h1;
   const mi = mi0 * 10 + mi1;
@@ -207,7 +222,7 @@ export function toEpochMillis(v: unknown, format: TimeFormat): number {
       // what `auto` nearly always meets — gives the same answer without scanning twice.
       if (typeof v === 'string') {
         const t = parseIsoTime(v);
-        if (t === t || !isDigits(v)) return t;
+        if (!Number.isNaN(t) || !isDigits(v)) return t;
       }
       break;
     default:

@@ -304,6 +304,41 @@ test('windows are purged: memory does not grow with the number of windows seen',
   assert.equal(op.metrics().windowResults, 2 * 1999);
 });
 
+test('a window of many keys fires in bounded batches; keys gone for two windows are forgotten', async () => {
+  const { h, op } = await harness({ key: 'k', time: 'ts', tumbling: '1s', watermark: {} });
+  // 10,000 keys in second 0, then only key `z` for a while.
+  await h.process(Array.from({ length: 10_000 }, (_, i) => ({ k: `k${i}`, ts: i % 1000 })));
+  for (let s = 1; s < 6; s++) await h.process([{ k: 'z', ts: s * 1000 }]);
+  const batches = h.outputs.flatMap((o) => ('batch' in o ? [o.batch.records.length] : []));
+  assert.equal(
+    batches.reduce((a, b) => a + b, 0),
+    10_000 + 4,
+  ); // every key of second 0, and `z` of seconds 1–4
+  assert.ok(Math.max(...batches) <= 4096, `largest result batch: ${Math.max(...batches)}`);
+  // Purged windows stay as husks for reuse by their key for one more window, no longer.
+  const latest = (op as unknown as { latest: Map<string, unknown> }).latest;
+  assert.ok(latest.size <= 2, `keys held: ${latest.size}`);
+  // A key that comes back after its windows were purged gets a fresh window.
+  await h.process([{ k: 'k7', ts: 6000 }]);
+  await h.finish();
+  // `z`'s purged window is reused (revived) for its next one each second.
+  assert.deepEqual(
+    h
+      .records()
+      .filter((r) => r.k === 'z')
+      .map((r) => [r.windowStart, r.n, r.revision]),
+    [1, 2, 3, 4, 5].map((sec) => [new Date(sec * 1000).toISOString(), 1, 1]),
+  );
+  const k7 = h.records().filter((r) => r.k === 'k7');
+  assert.deepEqual(
+    k7.map((r) => [r.windowStart, r.n, r.revision]),
+    [
+      [new Date(0).toISOString(), 1, 1],
+      [new Date(6000).toISOString(), 1, 1],
+    ],
+  );
+});
+
 test('snapshot and restore: a run resumed from a snapshot ends like one that never stopped', async () => {
   const opts = {
     key: 'k',

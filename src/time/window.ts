@@ -27,7 +27,7 @@ import { type Batch, batchOf, type RecordMeta, type Signal, watermark } from '..
 import { parseDuration } from '../core/duration.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
-import { mod, sessionWindows, slidingWindows, tumblingWindows, type WindowAssigner } from './assigners.ts';
+import { sessionWindows, slidingWindows, tumblingWindows, type WindowAssigner } from './assigners.ts';
 import {
   describeBadTimestamp,
   fieldGetter,
@@ -117,11 +117,13 @@ interface Win extends WinState {
 }
 
 /**
- * A tumbling or sliding window: one key in one {@link Bucket}. The live windows of a key form a
- * list from newest to oldest start (`older`/`newer`), whose head is in `WindowOperator.latest`:
- * an event finds its window with one map lookup (in order, the head is its window), and a new
- * window costs no map growth (the key's entry is updated in place). It is closed when its
- * bucket has fired.
+ * A tumbling or sliding window: one key in one {@link Bucket} (closed once the bucket fired).
+ * The live windows of a key form a list from newest to oldest start (`older`/`newer`), whose head
+ * is in `WindowOperator.latest`: an event finds its window with one map lookup (in order, the
+ * head is its window). One map per operator rather than per bucket: a key's new window updates
+ * its entry, or reuses its purged last window in place (a husk, see `purge`), instead of
+ * inserting into a fresh map every window length — with many keys and few events per key and
+ * window, that churn (map growth, new objects promoted and then dropped) was most of the cost.
  */
 interface AlignedWin extends WinState {
   /** Its bucket; {@link PURGED} for a husk. */
@@ -255,6 +257,9 @@ interface Firing {
 
 /** Results per emitted batch at most (pending updates may add up to one input batch's worth). */
 const RESULT_BATCH = 4096;
+
+/** Most keys `pairKey` caches before it starts over. */
+const PAIR_KEYS = 65_536;
 
 /** Records per chunk of `process` (see there): small enough that a chunk's state stays in cache. */
 const CHUNK = 256;
@@ -453,10 +458,11 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   private readonly values: unknown[];
   /** Keys of the records of the current chunk (see `process`). */
   private readonly cks: (string | undefined)[] = new Array(CHUNK);
+  /** Keys of two key fields by their values (see `pairKey`), and how many it holds. */
+  private readonly pairKeys = new Map<string, Map<string, string>>();
+  private pairCount = 0;
   /** Tumbling/sliding: the newest window of each of those keys, as `lookAhead` found it. */
   private readonly heads: (AlignedWin | undefined)[] = new Array(CHUNK);
-  /** Written by `lookAhead` so its reads are not optimised away. */
-  private touched = 0;
   /** Tumbling/sliding: window length and the step between window starts (0 for sessions). */
   private readonly size: number;
   private readonly step: number;
@@ -527,12 +533,11 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     const lateness = p.lateness;
     const kf = p.keyFields;
     // Records go in chunks, each in two passes: the first computes the keys and looks up their
-    // windows, the second does the work. The lookups of the first pass do not depend on each
-    // other, so the CPU overlaps their cache misses (key strings, map entries, windows — with
-    // many keys, most of the time is spent waiting on memory), and the second pass finds them
-    // in cache.
+    // newest windows, the second does the work. The lookups of the first pass do not depend on
+    // each other, so the CPU overlaps their cache misses (key strings, map entries — with many
+    // keys, most of the time is spent waiting on memory) instead of taking them one by one.
     for (let c0 = 0; c0 < n; c0 += CHUNK) {
-      const c1 = c0 + CHUNK < n ? c0 + CHUNK : n;
+      const c1 = Math.min(c0 + CHUNK, n);
       if (kf !== undefined) this.lookAhead(records, c0, c1, aligned);
       for (let i = c0; i < c1; i++) {
         const r = records[i] as T;
@@ -607,8 +612,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
           let head = kf === undefined ? undefined : this.heads[i - c0];
           if (head === undefined || head.newer !== undefined) head = this.latest.get(ck);
           this.addAligned(r, ck, keyRec, ts, start, wm, head);
-        }
-        else this.addSession(r, m, ck, keyRec, ts, wm);
+        } else this.addSession(r, m, ck, keyRec, ts, wm);
       }
     }
     if (!p.processingTime) {
@@ -620,28 +624,51 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
 
   /**
    * First pass over records `c0…c1` (key fields only): puts each one's key in `cks` (undefined
-   * when a key field is missing) and touches the state the second pass will need — the key's
-   * newest window and its accumulators, or its sessions. Reads records only; changes nothing.
+   * when a key field is missing) and, for tumbling/sliding windows, the key's newest window in
+   * `heads`. Reads records and state only; changes nothing.
    */
   private lookAhead(records: readonly T[], c0: number, c1: number, aligned: boolean): void {
-    const cks = this.cks;
+    const { cks, heads, latest } = this;
     const kf = this.p.keyFields as string[];
-    let touched = 0;
-    const heads = this.heads;
+    const pairs = kf.length === 2 ? this.pairKeys : undefined;
     for (let i = c0; i < c1; i++) {
-      const ck = fieldKey(records[i] as Record<string, unknown>, kf);
+      const r = records[i] as Record<string, unknown>;
+      const ck = pairs === undefined ? fieldKey(r, kf) : this.pairKey(r, kf, pairs);
       cks[i - c0] = ck;
-      if (ck === undefined) continue;
-      if (aligned) {
-        const w = this.latest.get(ck);
-        heads[i - c0] = w;
-        if (w !== undefined) touched += w.accs.length;
-      } else {
-        const list = this.sessions.get(ck);
-        if (list !== undefined) touched += list.length;
-      }
+      if (aligned && ck !== undefined) heads[i - c0] = latest.get(ck);
     }
-    this.touched = touched;
+  }
+
+  /**
+   * The key of two key fields through a cache of keys by value pair (both strings): no string is
+   * built and hashed per record — the values (interned by the CSV decoder, say) and the cached key
+   * have their hashes already. The cache is cleared when it holds more than `PAIR_KEYS` keys.
+   */
+  private pairKey(
+    r: Record<string, unknown>,
+    kf: readonly string[],
+    pairs: Map<string, Map<string, string>>,
+  ): string | undefined {
+    const a = r[kf[0] as string];
+    const b = r[kf[1] as string];
+    if (typeof a !== 'string' || typeof b !== 'string') return fieldKey(r, kf);
+    let inner = pairs.get(a);
+    let ck = inner?.get(b);
+    if (ck === undefined) {
+      if (this.pairCount >= PAIR_KEYS) {
+        pairs.clear();
+        this.pairCount = 0;
+        inner = undefined;
+      }
+      if (inner === undefined) {
+        inner = new Map();
+        pairs.set(a, inner);
+      }
+      ck = `${a}\u0000${b}`;
+      inner.set(b, ck);
+      this.pairCount++;
+    }
+    return ck;
   }
 
   /**
@@ -670,7 +697,8 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
         w = w.older;
       }
       if (w === undefined || w.b.start !== s) {
-        if (w !== undefined && w.b === PURGED) w = this.revive(w, keyRec, s); // w is the head
+        if (w !== undefined && w.b === PURGED)
+          w = this.revive(w, keyRec, s); // w is the head
         else {
           // The key's record is shared by all its windows; only a key's first window builds it.
           const kr = keyRec ?? (newer ?? w)?.keyRec ?? this.keyRecord(r);
@@ -731,7 +759,11 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
    * Reuses a husk (see `purge`) as its key's new window starting at `start`: no allocation, and
    * its entry in `latest` stays as it is.
    */
-  private revive(w: AlignedWin, keyRec: Readonly<Record<string, unknown>> | undefined, start: number): AlignedWin {
+  private revive(
+    w: AlignedWin,
+    keyRec: Readonly<Record<string, unknown>> | undefined,
+    start: number,
+  ): AlignedWin {
     const b = this.bucketAt(start);
     if (keyRec !== undefined) w.keyRec = keyRec;
     if (w.accs === NO_ACCS) w.accs = this.newAccs();
