@@ -75,8 +75,15 @@ export function batch<T>(options: BatchOptions): Operator<T, T> {
           meta = new Array(records.length).fill(undefined);
         }
         const end = Math.min(n, i + (size - records.length));
-        for (let k = i; k < end; k++) records.push(src[k] as T);
-        if (hasMeta) for (let k = i; k < end; k++) meta.push(inMeta?.[k]);
+        if (records.length === 0) {
+          // An empty buffer takes the run as one copy (much cheaper than pushing one by one).
+          records = src.slice(i, end) as T[];
+          if (hasMeta)
+            meta = inMeta === undefined ? new Array(end - i).fill(undefined) : inMeta.slice(i, end);
+        } else {
+          for (let k = i; k < end; k++) records.push(src[k] as T);
+          if (hasMeta) for (let k = i; k < end; k++) meta.push(inMeta?.[k]);
+        }
         i = end;
         if (records.length === size) await flush(out);
       }
