@@ -108,7 +108,9 @@ function fusedOperator(steps: readonly (RecordStep & { name: string })[]): Opera
     },
     process(batch, out) {
       const { records, meta } = batch;
-      const res: unknown[] = [];
+      // Sized for the whole batch and cut to length after: no growing while pushing.
+      const res: unknown[] = new Array(records.length);
+      let kept = 0;
       const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
       next: for (let i = 0; i < records.length; i++) {
         let v = records[i];
@@ -122,9 +124,10 @@ function fusedOperator(steps: readonly (RecordStep & { name: string })[]): Opera
             continue next;
           }
         }
-        res.push(v);
+        res[kept++] = v;
         resMeta?.push(meta?.[i]);
       }
+      res.length = kept;
       return out.emit(batchOf(res, resMeta));
     },
   };
