@@ -12,9 +12,11 @@
  * Every contender runs in a fresh child process; a Sluice contender loads Sluice's modules (before
  * its clock starts), a hand-written one loads none of them, so each peak RSS is that job's own.
  * `--compiled` runs Sluice compiled to JavaScript (`tsc` into a temporary folder, as a published
- * package runs) instead of through Node's type stripping, whose compiler keeps ~20 MB of its own;
- * `--semi-space N` starts every child with `--max-semi-space-size=N` (MB), a smaller young
- * generation (see bench/README.md, csv-memory). Both apply to every contender alike.
+ * package runs) and the children's copy of this script as JavaScript too, so no contender loads
+ * Node's type stripper (~20 MB of RSS of its own); `--semi-space N` starts every child with
+ * `--max-semi-space-size=N` (MB), a smaller young generation (see bench/README.md, csv-memory).
+ * Both apply to every contender alike. Tables show wall-time rates, and the median CPU time
+ * (user + system), which on a shared machine moves less.
  *
  * Run alone: `npx node bench/window.ts [--events N] [--csv-mb N] [--rounds N] [--only memory|csv]
  * [--compiled] [--semi-space N]`.
@@ -101,7 +103,9 @@ const AMOUNTS = Array.from(
   { length: 1000 },
   (_, i) => `${(i * 37) % 997}.${String((i * 13) % 100).padStart(2, '0')}`,
 );
-const KEY_NAMES = Array.from({ length: KEYS }, (_, i) => `user-${i}`);
+// Built only by the memory contenders (before their clock starts): 100k strings are ~15 MiB of
+// RSS, which the CSV contenders should not carry.
+let KEY_NAMES: readonly string[] = [];
 // 8,000 events per second of event time: 480k per one-minute window, ~5 per key.
 const PER_SECOND = 8000;
 const BATCH = 4096;
@@ -340,6 +344,7 @@ interface Result {
 
 async function child(contender: string, arg: string, compiled: string | undefined): Promise<void> {
   if (contender.endsWith('-sluice')) lib = await loadSluice(compiled);
+  if (contender.startsWith('memory-')) KEY_NAMES = Array.from({ length: KEYS }, (_, i) => `user-${i}`);
   const start = performance.now();
   const cpu0 = process.cpuUsage();
   let out: number;
@@ -426,18 +431,18 @@ async function main(argv: string[]): Promise<void> {
   }
   const work = compiledRun ? mkdtempSync(join(tmpdir(), 'sluice-bench-window-')) : undefined;
   const self = fileURLToPath(import.meta.url);
-  const setup: ChildSetup = {
-    nodeFlags: semiSpace === undefined ? [] : [`--max-semi-space-size=${semiSpace}`],
-    script: self,
-    compiled: work === undefined ? undefined : compileSluice(work),
-  };
-  if (work !== undefined) {
-    // The children run this file as JavaScript too, so no contender loads the type stripper.
-    setup.script = join(work, 'window.mjs');
-    writeFileSync(setup.script, stripTypeScriptTypes(readFileSync(self, 'utf8')));
-  }
-  const how = `${setup.compiled === undefined ? 'TypeScript sources (type stripping)' : 'compiled JavaScript'}, ${semiSpace === undefined ? "Node's default heap settings" : `--max-semi-space-size=${semiSpace}`}`;
+  const how = `${work === undefined ? 'TypeScript sources (type stripping)' : 'compiled JavaScript'}, ${semiSpace === undefined ? "Node's default heap settings" : `--max-semi-space-size=${semiSpace}`}`;
   try {
+    const setup: ChildSetup = {
+      nodeFlags: semiSpace === undefined ? [] : [`--max-semi-space-size=${semiSpace}`],
+      script: self,
+      compiled: work === undefined ? undefined : compileSluice(work),
+    };
+    if (work !== undefined) {
+      // The children run this file as JavaScript too, so no contender loads the type stripper.
+      setup.script = join(work, 'window.mjs');
+      writeFileSync(setup.script, stripTypeScriptTypes(readFileSync(self, 'utf8')));
+    }
     await benchmarks(events, csvMb, rounds, only, setup, how);
   } finally {
     if (work !== undefined) rmSync(work, { recursive: true, force: true });
