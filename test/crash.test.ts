@@ -63,7 +63,9 @@ function pipeline(
       'pipeline:',
       step,
       `output: ${output}`,
-      checkpoint ? 'checkpoint: { interval: 100ms, retain: 2 }' : '',
+      // A record trigger besides time: the exact crash points (checkpoints 2 and 4) are reached
+      // however fast the machine runs the job.
+      checkpoint ? 'checkpoint: { interval: 100ms, records: 10000, retain: 2 }' : '',
       '',
     ].join('\n'),
   );
