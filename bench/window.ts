@@ -72,6 +72,8 @@ async function loadSluice(compiled: string | undefined): Promise<SluiceLib> {
   };
 }
 
+// Like `compileCli` in csv-memory.ts, on purpose: this file also runs as a type-stripped copy
+// in a temporary folder, where it cannot import sibling modules.
 /** Compiles `src/` into `work/dist` (with a `node_modules` link) and returns that folder. */
 function compileSluice(work: string): string {
   const root = fileURLToPath(new URL('..', import.meta.url));
