@@ -37,12 +37,31 @@ export interface DecimalSum {
  * parseDecimal('12.34'); // { units: 1234, scale: 2 }
  */
 export function parseDecimal(s: string): Decimal | undefined {
+  if (!scanDecimal(s)) return undefined;
+  const { units, digits, scale, negative } = scanned;
+  // Fifteen digits always fit a double exactly; longer ones go through bigint.
+  if (digits > 15) {
+    let text = s.replace('.', '');
+    if (text.charCodeAt(0) === 43) text = text.slice(1);
+    return { units: BigInt(text), scale };
+  }
+  return { units: negative ? -units : units, scale };
+}
+
+/** What {@link scanDecimal} read last; reused so scanning allocates nothing. */
+const scanned = { units: 0, digits: 0, scale: 0, negative: false };
+
+/**
+ * Reads `[+-]digits[.digits]` into {@link scanned} (units exact only up to 15 digits: callers
+ * check `digits`). Returns false when `s` is not such a decimal.
+ */
+function scanDecimal(s: string): boolean {
   const n = s.length;
   let i = 0;
-  let neg = false;
+  let negative = false;
   const c0 = s.charCodeAt(0);
   if (c0 === 45 /* - */ || c0 === 43 /* + */) {
-    neg = c0 === 45;
+    negative = c0 === 45;
     i = 1;
   }
   let units = 0;
@@ -57,16 +76,14 @@ export function parseDecimal(s: string): Decimal | undefined {
       if (dot) scale++;
     } else if (c === 46 /* . */ && !dot) {
       dot = true;
-    } else return undefined;
+    } else return false;
   }
-  if (digits === 0 || (dot && scale === 0)) return undefined;
-  // Fifteen digits always fit a double exactly; longer ones go through bigint.
-  if (digits > 15) {
-    let text = s.replace('.', '');
-    if (text.charCodeAt(0) === 43) text = text.slice(1);
-    return { units: BigInt(text), scale };
-  }
-  return { units: neg ? -units : units, scale };
+  if (digits === 0 || (dot && scale === 0)) return false;
+  scanned.units = units;
+  scanned.digits = digits;
+  scanned.scale = scale;
+  scanned.negative = negative;
+  return true;
 }
 
 /**
@@ -102,28 +119,9 @@ export function prepareDecimal(v: unknown): number | Decimal | undefined {
     const n = v.length;
     // Up to 14 digits (and a sign and a dot) the units stay below 2^47: scan without allocating.
     if (n > 0 && n <= 16) {
-      let i = 0;
-      let neg = false;
-      const c0 = v.charCodeAt(0);
-      if (c0 === 45 /* - */ || c0 === 43 /* + */) {
-        neg = c0 === 45;
-        i = 1;
-      }
-      let units = 0;
-      let digits = 0;
-      let scale = 0;
-      let dot = false;
-      for (; i < n; i++) {
-        const c = v.charCodeAt(i);
-        if (c >= 48 && c <= 57) {
-          units = units * 10 + (c - 48);
-          digits++;
-          if (dot) scale++;
-        } else if (c === 46 /* . */ && !dot) dot = true;
-        else return undefined;
-      }
-      if (digits === 0 || (dot && scale === 0)) return undefined;
-      if (digits <= 14) return (neg ? -units : units) * 32 + scale;
+      if (!scanDecimal(v)) return undefined;
+      const { units, digits, scale, negative } = scanned;
+      if (digits <= 14) return (negative ? -units : units) * 32 + scale;
     }
     return parseDecimal(v);
   }
