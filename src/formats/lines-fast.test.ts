@@ -48,3 +48,36 @@ test('JSON Lines with non-ASCII text, CRLF, blank and bad lines: same records an
     assert.deepEqual(decode(bytes, size), expected, `chunks of ${size} bytes`);
   }
 });
+
+test('a chunk of several 64 KiB pieces, with a line longer than a piece and a bad line in a later piece, decodes as line by line', () => {
+  const parts: string[] = [];
+  for (let i = 0; i < 6000; i++) parts.push(JSON.stringify({ i, city: i % 7 === 0 ? 'Zürich' : 'Oslo' }));
+  parts[3000] = JSON.stringify({ long: 'x'.repeat(150_000) }); // spans several pieces
+  parts[4500] = '{"broken":';
+  const text = `${parts.join('\n')}\n`;
+  const bytes = Buffer.concat([
+    Buffer.from(text),
+    Buffer.from([0x7b, 0x22, 0x78, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d, 0x0a]), // invalid UTF-8 at the end
+    Buffer.from('{"last":true}\n'),
+  ]);
+  const whole = decode(bytes, bytes.length);
+  const lineByLine: string[] = [];
+  let offset = 0;
+  let line = 1;
+  for (const part of bytes.toString('latin1').split('\n').slice(0, -1)) {
+    const size = Buffer.byteLength(part, 'latin1') + 1;
+    lineByLine.push(
+      ...decode(bytes.subarray(offset, offset + size), size).map((s) =>
+        s
+          .replace(/^(\w+) 1@0/, `$1 ${line}@${offset}`)
+          .replace(/line 1 \(byte 0\)/, `line ${line} (byte ${offset})`),
+      ),
+    );
+    offset += size;
+    line++;
+  }
+  assert.equal(whole.length, 6002);
+  assert.deepEqual(whole, lineByLine);
+  assert.match(whole[4500]!, /^bad 4501@/);
+  assert.match(whole[6000]!, /^bad 6001@/);
+});
