@@ -339,3 +339,26 @@ describe('CsvDecoder: chunking never changes the output', () => {
       assert.deepEqual(comparable(decode(bytes, {}, chunk)), whole, `chunks of ${chunk}`);
   });
 });
+
+it('a chunk larger than one decoding window gives the same rows and positions as small chunks', () => {
+  const rows = ['id,city,note'];
+  for (let i = 0; i < 8000; i++) {
+    const note = i % 97 === 0 ? `"multi\nline ""${i}"", with comma"` : `plain ${i}`;
+    rows.push(`${i},${i % 5 === 0 ? 'Zürich' : 'Oslo'},${note}`);
+  }
+  rows[4000] = `4000,"${'x'.repeat(200_000)}",long`; // one row longer than a window
+  rows[6000] = '6000,"unterminated,oops'; // broken quoting inside a later window
+  rows[6001] = '6001,Oslo,after';
+  const input = `${rows.join('\r\n')}\r\n`;
+  const whole = decode(input, {}, 0);
+  const small = decode(input, {}, 4093);
+  assert.ok(whole.length > 7900);
+  assert.deepEqual(
+    whole.map((e) => [e.kind, e.line, e.offset]),
+    small.map((e) => [e.kind, e.line, e.offset]),
+  );
+  assert.deepEqual(
+    whole.filter((e) => e.kind === 'record').map((e) => e.value),
+    small.filter((e) => e.kind === 'record').map((e) => e.value),
+  );
+});

@@ -24,6 +24,12 @@ export type CsvRow = Record<string, CsvValue> | CsvValue[];
 
 const LF = 10;
 const CR = 13;
+/**
+ * Bytes turned into one latin1 string at a time. Larger chunks are cut: a string over ~128 KiB
+ * is a large object in V8, and allocating those cost 110 ms per 200 MB against 10 ms for
+ * 64 KiB strings (measured, latin1 decoding alone); a retained value pins less text, too.
+ */
+const WINDOW_BYTES = 64 * 1024;
 const BLOCK_SHIFT = 9;
 
 // How a row ended: parsed, needs more bytes, broken quoting, longer than `maxRecordBytes`.
@@ -148,7 +154,19 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
 
   /** {@inheritDoc RecordDecoder.write} */
   write(chunk: Uint8Array, sink: DecodeSink<CsvRow>): void {
-    let b = asBuffer(chunk);
+    const b = asBuffer(chunk);
+    if (b.length <= WINDOW_BYTES) {
+      this.writeWindow(b, sink);
+      return;
+    }
+    for (let i = 0; i < b.length; i += WINDOW_BYTES) {
+      this.writeWindow(b.subarray(i, i + WINDOW_BYTES), sink);
+    }
+  }
+
+  /** {@link write} for at most about {@link WINDOW_BYTES} bytes (more only for a longer row). */
+  private writeWindow(chunk: Buffer, sink: DecodeSink<CsvRow>): void {
+    let b = chunk;
     if (this.skipping) {
       const i = b.indexOf(LF);
       if (i === -1) {
