@@ -6,6 +6,7 @@
  * they are the code being measured.
  */
 import { spawnSync } from 'node:child_process';
+import { peakRssKiB } from './rss.ts';
 import { median } from './run.ts';
 
 /** What a contender's child process prints: one JSON line on stdout. */
@@ -37,7 +38,7 @@ export async function reportRun(
   const report: ChildReport = {
     count,
     seconds,
-    maxRssKb: process.resourceUsage().maxRSS,
+    maxRssKb: peakRssKiB(),
     checksum: checksum(),
   };
   process.stdout.write(`${JSON.stringify(report)}\n`);

@@ -30,6 +30,7 @@ import { blackholeSink } from '../src/connectors/blackhole/sink.ts';
 import { EventGenerator, type GeneratedEvent, generateSource } from '../src/connectors/generate/source.ts';
 import { Pipeline } from '../src/core/pipeline.ts';
 import type { Source } from '../src/core/stage.ts';
+import { peakRssKiB } from './rss.ts';
 import type { BenchmarkDefinition, ContenderResult } from './run.ts';
 
 const SEED = 7;
@@ -226,7 +227,7 @@ export async function runContender(name: string, count: number): Promise<Contend
     records,
     ms,
     recordsPerSec: count / (ms / 1000),
-    maxRssKiB: process.resourceUsage().maxRSS,
+    maxRssKiB: peakRssKiB(),
   };
 }
 

@@ -17,7 +17,7 @@
  * with Node's default heap settings and with `--max-semi-space-size=4` (a smaller young
  * generation; see bench/README.md).
  *
- * Peak RSS is the child's own `process.resourceUsage().maxRSS`, reported from an exit hook that
+ * Peak RSS is the child's own `VmHWM` (see rss.ts for why not `maxRSS`), reported from an exit hook that
  * `--import` loads into it.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -31,7 +31,8 @@ import { generateCsv } from './csv.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const MARK = 'SLUICE_BENCH_MAXRSS_KB';
 // Loaded into the child with `--import`: prints its peak RSS as it exits.
-const exitHook = `data:text/javascript,process.on('exit',()=>process.stderr.write('\\n${MARK} '+process.resourceUsage().maxRSS+'\\n'))`;
+// `VmHWM`, not `resourceUsage().maxRSS`, which Linux carries over from the parent (see rss.ts).
+const exitHook = `data:text/javascript,import{readFileSync as r}from'node:fs';process.on('exit',()=>process.stderr.write('\\n${MARK} '+/VmHWM:\\s+(\\d+)/.exec(r('/proc/self/status','utf8'))[1]+'\\n'))`;
 
 /** Options of {@link runCsvMemoryBench}. */
 export interface CsvMemoryOptions {
@@ -152,6 +153,7 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
     const big = join(work, source === 'fifo' ? 'input.fifo' : 'input.csv');
     const configs: [string, 'cli' | 'lib', string[]][] = [
       ['cli, node defaults', 'cli', []],
+      ['cli, semi-space 8 MB', 'cli', ['--max-semi-space-size=8']], // what bin/sluice.js sets
       ['cli, semi-space 4 MB', 'cli', ['--max-semi-space-size=4']],
       ['library, node defaults', 'lib', []],
       ['library, semi-space 4 MB', 'lib', ['--max-semi-space-size=4']],

@@ -14,7 +14,8 @@
  * them (`qty * 2`, result `double`) and `%` on doubles (`id % 2 == 0`), because a JSON record
  * has only one number type; everything else is standard CEL.
  */
-import { type ASTNode, Environment, type ParseResult } from '@marcbachmann/cel-js';
+import { createRequire } from 'node:module';
+import type { ASTNode, Environment, ParseResult } from '@marcbachmann/cel-js';
 import type { RecordMeta } from '../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import { compileFast, DEOPT, type FastFn } from './fast.ts';
@@ -70,11 +71,17 @@ function numeric(op: string): (a: unknown, b: unknown) => number {
   }
 }
 
+// The CEL library is loaded on the first expression, not with this module: every `sluice`
+// command loads the component registry, and the library adds ~9 MB of RSS to a job that has no
+// expression. It is ESM without top-level await, so `require` loads it synchronously.
+const require = createRequire(import.meta.url);
+
 let sharedEnv: Environment | undefined;
 
 /** The one CEL environment of Sluice (creating one is expensive; parsing with it is not). */
 export function celEnvironment(): Environment {
   if (sharedEnv) return sharedEnv;
+  const { Environment } = require('@marcbachmann/cel-js') as typeof import('@marcbachmann/cel-js');
   const env = new Environment({
     unlistedVariablesAreDyn: true,
     homogeneousAggregateLiterals: false,
