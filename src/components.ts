@@ -3,10 +3,12 @@
  * `lint`, `schema`, `list` and the generated docs use it.
  *
  * Each spec module is listed once below; every export of it that is a component spec is
- * registered, so adding a spec to a module's exports is all it takes.
+ * registered, so adding a spec to a module's exports is all it takes — and a line in
+ * `component-modules.ts`, which `sluice run` uses to load only the modules a pipeline names
+ * (a test checks that the two agree).
  */
 
-import { type ComponentKind, type ComponentSpec, Registry } from './config/registry.ts';
+import { Registry, specsIn } from './config/registry.ts';
 import * as blackholeSpecs from './connectors/blackhole/spec.ts';
 import * as fileSpecs from './connectors/file/spec.ts';
 import * as generateSpecs from './connectors/generate/spec.ts';
@@ -16,27 +18,6 @@ import * as stdioSpecs from './connectors/stdio/spec.ts';
 import * as exprSpecs from './expr/spec.ts';
 import * as operatorSpecs from './operators/specs.ts';
 import * as timeSpecs from './time/spec.ts';
-
-const KINDS: readonly ComponentKind[] = ['source', 'sink', 'operator'];
-
-/** The exports of `mod` that are component specs (name, kind, config schema and `create`). */
-export function specsIn(mod: Readonly<Record<string, unknown>>): ComponentSpec[] {
-  const found = new Set<ComponentSpec>();
-  for (const value of Object.values(mod)) {
-    const s = value as Partial<ComponentSpec> | null;
-    if (
-      s !== null &&
-      typeof s === 'object' &&
-      typeof s.name === 'string' &&
-      KINDS.includes(s.kind as ComponentKind) &&
-      typeof s.create === 'function' &&
-      typeof s.config === 'object'
-    ) {
-      found.add(s as ComponentSpec);
-    }
-  }
-  return [...found];
-}
 
 /**
  * Every built-in component.

@@ -306,3 +306,24 @@ describe('sluice schema, list and usage', () => {
     assert.equal((await cli(['run'])).code, 2);
   });
 });
+
+describe('built-in components, loaded per pipeline file', () => {
+  it('run loads what the file names and reports a misspelt component with every built-in name as hints', async () => {
+    const out = join(dir, 'lazy-out.jsonl');
+    const ok = file(
+      'lazy.yaml',
+      `name: lazy\ninput: { generate: { count: 5, seed: 1 } }\noutput: { file: { path: ${JSON.stringify(out)}, format: jsonl } }\n`,
+    );
+    const r = await cli(['run', ok], { registry: undefined });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /5 read, 5 written/);
+
+    const bad = file('lazy-bad.yaml', 'name: bad\ninput: { kafak: { topic: t } }\noutput: { stdout: {} }\n');
+    const run = await cli(['run', bad], { registry: undefined });
+    assert.equal(run.code, 2);
+    assert.match(run.stderr, /unknown source `kafak`; did you mean `kafka`\?/);
+    const lint = await cli(['lint', bad], { registry: undefined });
+    assert.equal(lint.code, 1);
+    assert.match(lint.stdout, /unknown source `kafak`; did you mean `kafka`\?/);
+  });
+});

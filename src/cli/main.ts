@@ -39,14 +39,21 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
   const stderr: TextOut = io.stderr ?? process.stderr;
   const env = io.env ?? process.env;
   let registry = io.registry;
-  const getIO = async (): Promise<CliIO> => {
-    // Loaded on demand: `sluice --help` works even when a component module is broken.
+  // Loaded on demand: `sluice --help` works even when a component module is broken.
+  const fullRegistry = async () => {
     registry ??= (await import('../components.ts')).defaultRegistry;
+    return registry;
+  };
+  /** The IO of a command; for `run`/`lint` of a YAML `file`, with only the components it names. */
+  const getIO = async (file?: string, sets: readonly string[] = []): Promise<CliIO> => {
+    const partial =
+      io.registry === undefined && file !== undefined ? await registryForFile(file, sets) : undefined;
     return {
       stdout,
       stderr,
       env,
-      registry,
+      registry: partial ?? (await fullRegistry()),
+      fullRegistry: partial === undefined ? undefined : fullRegistry,
       signals: io.signals ?? process,
       statusIntervalMs: io.statusIntervalMs,
     };
@@ -75,7 +82,7 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
       [],
     )
     .action(async (file: string, opts: { set: string[] }) => {
-      code = await runCommand(file, { set: opts.set }, await getIO());
+      code = await runCommand(file, { set: opts.set }, await getIO(file, opts.set));
     });
 
   program
@@ -84,7 +91,7 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
     .argument('<file>', 'pipeline file (.yaml) or module (.ts, .js)')
     .option('--set <path=value>', 'override a value of the file (repeatable)', collect, [])
     .action(async (file: string, opts: { set: string[] }) => {
-      code = await lintCommand(file, opts.set, await getIO());
+      code = await lintCommand(file, opts.set, await getIO(file, opts.set));
     });
 
   program
@@ -124,6 +131,24 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
   }
 }
 
+/**
+ * The registry of the built-in components a YAML pipeline file names (see
+ * `component-modules.ts`); undefined for a module file, or a file that cannot be read or parsed
+ * (the full registry then reports the problem as usual).
+ */
+async function registryForFile(file: string, sets: readonly string[]): Promise<Registry | undefined> {
+  if (isModuleFile(file)) return undefined;
+  try {
+    const [{ parse }, { keysOf, registryFor }] = await Promise.all([
+      import('yaml'),
+      import('../component-modules.ts'),
+    ]);
+    return await registryFor(keysOf(parse(readFileSync(file, 'utf8')), sets));
+  } catch {
+    return undefined;
+  }
+}
+
 /** `sluice lint FILE`: every problem, one per line; exit 1 if any error, else an `ok` line. */
 async function lintCommand(file: string, set: readonly string[], io: CliIO): Promise<number> {
   if (isModuleFile(file)) {
@@ -137,7 +162,10 @@ async function lintCommand(file: string, set: readonly string[], io: CliIO): Pro
       return ExitCode.FAILED;
     }
   }
-  const problems = await lintPipelineFile(file, { registry: io.registry, env: io.env, set });
+  let problems = await lintPipelineFile(file, { registry: io.registry, env: io.env, set });
+  if (problems.length > 0 && io.fullRegistry !== undefined) {
+    problems = await lintPipelineFile(file, { registry: await io.fullRegistry(), env: io.env, set });
+  }
   printProblems(io.stdout, problems);
   const errors = problems.filter((p) => p.severity === 'error').length;
   const warnings = problems.length - errors;

@@ -32,6 +32,11 @@ export interface CliIO {
   readonly env: Env;
   /** The components pipeline files may use. */
   readonly registry: Registry;
+  /**
+   * When `registry` holds only the components a pipeline file names: loads every built-in one,
+   * to re-check a file with problems, so that "did you mean" hints see every name.
+   */
+  readonly fullRegistry?: (() => Promise<Registry>) | undefined;
   readonly signals: SignalSource;
   /** Milliseconds between live status redraws on a TTY (default 250) and log lines off one (default 10 s). */
   readonly statusIntervalMs?: { readonly tty: number; readonly log: number } | undefined;

@@ -6,6 +6,7 @@ import { openCheckpoints } from '../checkpoint/setup.ts';
 import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
 import { loadPipelineFile } from '../config/load.ts';
 import { configError } from '../config/problems.ts';
+import type { Registry } from '../config/registry.ts';
 import { READER_GONE } from '../connectors/stdio/sink.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { Pipeline } from '../core/pipeline.ts';
@@ -46,10 +47,12 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       }
       pipeline = await loadPipelineModule(file);
     } else {
-      const config = await loadPipelineFile(file, {
-        registry: io.registry,
-        env: io.env,
-        set: options.set ?? [],
+      const load = (registry: Registry) =>
+        loadPipelineFile(file, { registry, env: io.env, set: options.set ?? [] });
+      // A file with problems is checked again against every component, for complete hints.
+      const config = await load(io.registry).catch(async (err: unknown) => {
+        if (io.fullRegistry === undefined || exitCodeOf(err) !== ExitCode.CONFIG) throw err;
+        return load(await io.fullRegistry());
       });
       printProblems(io.stderr, config.warnings);
       const built = await buildPipeline(config);

@@ -106,3 +106,24 @@ export class Registry {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 }
+
+const SPEC_KINDS: readonly ComponentKind[] = ['source', 'sink', 'operator'];
+
+/** The exports of `mod` that are component specs (name, kind, config schema and `create`). */
+export function specsIn(mod: Readonly<Record<string, unknown>>): ComponentSpec[] {
+  const found = new Set<ComponentSpec>();
+  for (const value of Object.values(mod)) {
+    const s = value as Partial<ComponentSpec> | null;
+    if (
+      s !== null &&
+      typeof s === 'object' &&
+      typeof s.name === 'string' &&
+      SPEC_KINDS.includes(s.kind as ComponentKind) &&
+      typeof s.create === 'function' &&
+      typeof s.config === 'object'
+    ) {
+      found.add(s as ComponentSpec);
+    }
+  }
+  return [...found];
+}
