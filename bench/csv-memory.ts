@@ -12,7 +12,8 @@
  *
  * By default the code runs compiled (`tsc` into a temporary folder, as a published package runs);
  * `--ts` runs the TypeScript sources through Node's type stripping, whose compiler adds its own
- * memory. Configurations: the CLI (`sluice run`, which loads every built-in component) and the
+ * memory. Configurations: `bin/sluice.js` as a user runs it from a checkout (its shebang's
+ * flags, TypeScript sources with Node's compile cache), the CLI (`sluice run`) and the
  * same pipeline built with the library (`fileSource` → `stdoutSink`, only those modules), each
  * with Node's default heap settings and with `--max-semi-space-size=4` (a smaller young
  * generation; see bench/README.md).
@@ -151,7 +152,14 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
     const tiny = join(work, 'tiny.csv');
     writeFileSync(tiny, Buffer.concat([header, block.subarray(0, block.indexOf(10) + 1)]));
     const big = join(work, source === 'fifo' ? 'input.fifo' : 'input.csv');
-    const configs: [string, 'cli' | 'lib', string[]][] = [
+    // `sluice` as a user runs it from this checkout: bin/sluice.js with its shebang's flags
+    // (TypeScript sources; the floor run warms Node's compile cache, as any earlier run would).
+    const launcherFlags = readFileSync(join(root, 'bin', 'sluice.js'), 'utf8')
+      .split('\n')[0]!
+      .split(/\s+/)
+      .filter((w) => w.startsWith('--'));
+    const configs: [string, 'cli' | 'lib' | 'launcher', string[]][] = [
+      [`bin/sluice.js (${launcherFlags.join(' ')})`, 'launcher', launcherFlags],
       ['cli, node defaults', 'cli', []],
       ['cli, semi-space 8 MB', 'cli', ['--max-semi-space-size=8']], // what bin/sluice.js sets
       ['cli, semi-space 4 MB', 'cli', ['--max-semi-space-size=4']],
@@ -179,7 +187,12 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
           fed = Promise.resolve(Number(spawnSync('stat', ['-c', '%s', big], { encoding: 'utf8' }).stdout));
         }
         process.stderr.write(`  ${name}, ${input}…\n`);
-        const args = how === 'cli' ? [cli, 'run', yaml] : [lib, path];
+        const args =
+          how === 'cli'
+            ? [cli, 'run', yaml]
+            : how === 'launcher'
+              ? [join(root, 'bin', 'sluice.js'), 'run', yaml]
+              : [lib, path];
         const [r, n] = await Promise.all([runChild(flags, args, work), fed]);
         rows.push({
           config: name,
@@ -196,11 +209,11 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
       `csv-memory: generated CSV through file (csv) → stdout (jsonl, /dev/null), \`sluice run\` and the library, ${options.ts ? 'TypeScript sources' : 'compiled'}`,
     );
     console.log(
-      `${'configuration'.padEnd(26)}${'input'.padEnd(22)}${'MB/s'.padStart(8)}${'seconds'.padStart(9)}${'peak RSS MiB'.padStart(14)}`,
+      `${'configuration'.padEnd(42)}${'input'.padEnd(22)}${'MB/s'.padStart(8)}${'seconds'.padStart(9)}${'peak RSS MiB'.padStart(14)}`,
     );
     for (const r of rows)
       console.log(
-        `${r.config.padEnd(26)}${r.input.padEnd(22)}${(r.mbPerSec > 0 ? r.mbPerSec.toFixed(1) : '-').padStart(8)}${r.seconds.toFixed(1).padStart(9)}${r.peakRssMb.toFixed(0).padStart(14)}`,
+        `${r.config.padEnd(42)}${r.input.padEnd(22)}${(r.mbPerSec > 0 ? r.mbPerSec.toFixed(1) : '-').padStart(8)}${r.seconds.toFixed(1).padStart(9)}${r.peakRssMb.toFixed(0).padStart(14)}`,
       );
     return rows;
   } finally {
