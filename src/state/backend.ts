@@ -16,6 +16,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { ErrorCode, SluiceError, wrapError } from '../core/errors.ts';
+import { compareUtf8 } from './keys.ts';
 
 /**
  * A durable key-value store with atomic batch writes.
@@ -62,7 +63,7 @@ export function memoryBackend(): StateBackend & { readonly data: Map<string, Uin
       return data.get(key);
     },
     async keys(prefix) {
-      return [...data.keys()].filter((k) => k.startsWith(prefix)).sort();
+      return [...data.keys()].filter((k) => k.startsWith(prefix)).sort(compareUtf8);
     },
     async close() {},
   };
@@ -107,7 +108,9 @@ export async function lmdbBackend(options: LmdbBackendOptions): Promise<StateBac
     kind: 'lmdb',
     async write(entries) {
       try {
-        await db.transaction(() => {
+        // A child transaction: a put that throws (a key over LMDB's 1978 bytes) aborts every
+        // put of this call; `transaction` would commit the ones before it.
+        await db.childTransaction(() => {
           for (const [k, v] of entries) {
             if (v === null) db.remove(k);
             else db.put(k, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
