@@ -2,12 +2,15 @@
  * The {@link StateBackend} contract (test/state/contract.ts) for the backends that need no
  * server: `memory` and the embedded `lmdb`. PostgreSQL and Redis run it in their `*.it.test.ts`.
  */
+
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { failureBatch, stateBackendContract } from '../../test/state/contract.ts';
 import { lmdbBackend, memoryBackend } from './backend.ts';
+import { openStateBackend } from './open.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'sluice-backends-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -24,4 +27,24 @@ stateBackendContract({
     batch: failureBatch(new Map([['k'.repeat(4000), Buffer.from('too long a key')]])),
     error: /writing the state store/,
   }),
+});
+
+describe('openStateBackend', () => {
+  it('opens LMDB for a folder, and names the accepted schemes for another URL (never its password)', async () => {
+    const b = await openStateBackend({ dir: join(root, 'open-lmdb') });
+    assert.equal(b.kind, 'lmdb');
+    await b.close();
+    await assert.rejects(
+      openStateBackend({ url: 'mysql://user:secret@db/x', namespace: 'n' }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SLUICE_CONFIG');
+        assert.match(
+          err.message,
+          /`mysql:\/\/…` is not a state store; use a URL starting with `postgres:\/\/`/,
+        );
+        assert.doesNotMatch(err.message, /secret/);
+        return true;
+      },
+    );
+  });
 });
