@@ -16,7 +16,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { ErrorCode, SluiceError, wrapError } from '../core/errors.ts';
-import { compareUtf8 } from './keys.ts';
 
 /**
  * A durable key-value store with atomic batch writes.
@@ -63,7 +62,12 @@ export function memoryBackend(): StateBackend & { readonly data: Map<string, Uin
       return data.get(key);
     },
     async keys(prefix) {
-      return [...data.keys()].filter((k) => k.startsWith(prefix)).sort(compareUtf8);
+      // Byte order (UTF-8), not UTF-16 order: encode each key once, then compare bytes.
+      return [...data.keys()]
+        .filter((k) => k.startsWith(prefix))
+        .map((k) => ({ k, b: Buffer.from(k, 'utf8') }))
+        .sort((x, y) => Buffer.compare(x.b, y.b))
+        .map((x) => x.k);
     },
     async close() {},
   };

@@ -31,8 +31,3 @@ export function prefixEnd(prefix: Uint8Array): Buffer | undefined {
   end[n - 1] = (end[n - 1] as number) + 1;
   return end;
 }
-
-/** Compares two strings by their UTF-8 bytes (not by UTF-16 code units, as `<` does). */
-export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
-}

@@ -42,6 +42,12 @@ export const DEFAULT_STATE_TABLE = 'sluice_state';
  */
 const CHUNK_BYTES = 32 << 20;
 
+/**
+ * Values this large go in a statement of their own as a binary parameter: half the bytes of
+ * the hex text an array literal needs, and no array parsing on the server.
+ */
+const BIG_VALUE = 64 << 10;
+
 interface PgError extends Error {
   code?: string;
 }
@@ -69,6 +75,25 @@ function serverOf(url: string): string {
   } catch {
     return '(unparsable URL)';
   }
+}
+
+/** The signature that starts PostgreSQL's binary COPY format. */
+const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+
+/**
+ * The one field of the first row of a binary COPY (`undefined` when there is no row): the
+ * signature, flags and header extension, then per row a field count, and per field its length
+ * (-1: NULL) and bytes.
+ */
+function copiedValue(data: Buffer): Buffer | undefined {
+  if (data.length < 21 || !data.subarray(0, 11).equals(COPY_SIGNATURE))
+    throw new Error('unexpected COPY output: not the binary format');
+  let at = 15;
+  at += 4 + data.readUInt32BE(at);
+  if (data.readInt16BE(at) !== 1) return undefined;
+  const len = data.readInt32BE(at + 2);
+  if (len < 0) return undefined;
+  return data.subarray(at + 6, at + 6 + len);
 }
 
 /** `"schema"."table"` from `schema.table` or `table`; throws for anything else. */
@@ -114,7 +139,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
   const where = `PostgreSQL \`${server}\`, table \`${table}\`, namespace \`${namespace}\``;
   const timeoutMs = options.retryTimeoutMs ?? 60_000;
   const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
-  const { default: pgLib } = await import('pg');
+  const [{ default: pgLib }, { to: copyTo }] = await Promise.all([import('pg'), import('pg-copy-streams')]);
 
   let client: pg.Client | undefined;
   let closed = false;
@@ -186,6 +211,9 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       await c.query(
         `CREATE TABLE IF NOT EXISTS ${quoted} (namespace text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (namespace, key))`,
       );
+      // Snapshot blobs are written once and read once: compressing them (pglz) costs more
+      // time than it saves. Out-of-line storage without compression.
+      await c.query(`ALTER TABLE ${quoted} ALTER COLUMN value SET STORAGE EXTERNAL`);
     } catch (err) {
       // Two processes creating the table at once: one wins, the other sees a duplicate type.
       const code = (err as PgError).code;
@@ -193,6 +221,9 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
     }
   });
 
+  const insertOne =
+    `INSERT INTO ${quoted} (namespace, key, value) VALUES ($1, $2, $3) ` +
+    'ON CONFLICT (namespace, key) DO UPDATE SET value = EXCLUDED.value';
   const upsert =
     `WITH d AS (DELETE FROM ${quoted} WHERE namespace = $1 AND key = ANY($2::bytea[])) ` +
     `INSERT INTO ${quoted} (namespace, key, value) SELECT $1, k, v FROM unnest($3::bytea[], $4::bytea[]) AS u(k, v) ` +
@@ -204,10 +235,16 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       // Encoded before queueing: a bad key fails the call without touching the store.
       const chunks: { del: Buffer[]; keys: Buffer[]; values: Buffer[] }[] = [];
       let chunk = { del: [] as Buffer[], keys: [] as Buffer[], values: [] as Buffer[] };
+      /** Values of `BIG_VALUE` bytes or more: one statement each, sent in binary (no hex). */
+      const big: [Buffer, Buffer][] = [];
       let bytes = 0;
       try {
         for (const [k, v] of entries) {
           const kb = keyBytes(k, where);
+          if (v !== null && v.byteLength >= BIG_VALUE) {
+            big.push([kb, Buffer.from(v.buffer, v.byteOffset, v.byteLength)]);
+            continue;
+          }
           const size = kb.length + (v?.byteLength ?? 0);
           if (bytes > 0 && bytes + size > chunkBytes) {
             chunks.push(chunk);
@@ -225,18 +262,24 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
         return Promise.reject(err);
       }
       if (bytes > 0) chunks.push(chunk);
-      if (chunks.length === 0) return Promise.resolve();
+      const statements = chunks.length + big.length;
+      if (statements === 0) return Promise.resolve();
       return serial('writing state', async (c) => {
-        if (chunks.length === 1) {
+        if (statements === 1 && chunks.length === 1) {
           const only = chunks[0] as (typeof chunks)[number];
           await c.query(upsert, [namespace, only.del, only.keys, only.values]);
           return;
         }
         await c.query('BEGIN');
         try {
-          for (const [i, ch] of chunks.entries()) {
+          let i = 0;
+          for (const ch of chunks) {
             await c.query(upsert, [namespace, ch.del, ch.keys, ch.values]);
-            options.afterChunk?.(i);
+            options.afterChunk?.(i++);
+          }
+          for (const [key, value] of big) {
+            await c.query(insertOne, [namespace, key, value]);
+            options.afterChunk?.(i++);
           }
           await c.query('COMMIT');
         } catch (err) {
@@ -253,11 +296,15 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
         return Promise.reject(err);
       }
       return serial('reading state', async (c) => {
-        const r = await c.query<{ value: Buffer }>(
-          `SELECT value FROM ${quoted} WHERE namespace = $1 AND key = $2`,
-          [namespace, kb],
-        );
-        return r.rows[0]?.value;
+        // `COPY … (FORMAT binary)` sends the value's bytes as they are; a SELECT would send
+        // them as hex text (twice the bytes, encoded and decoded on both sides): 35 MB loaded in
+        // about a quarter of the time. (`pg` has no binary result mode.)
+        const sql =
+          `COPY (SELECT value FROM ${quoted} WHERE namespace = ${c.escapeLiteral(namespace)} ` +
+          `AND key = decode('${kb.toString('hex')}', 'hex')) TO STDOUT (FORMAT binary)`;
+        const parts: Buffer[] = [];
+        for await (const chunk of c.query(copyTo(sql))) parts.push(chunk as Buffer);
+        return copiedValue(Buffer.concat(parts));
       });
     },
     keys(prefix) {

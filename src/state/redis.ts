@@ -69,7 +69,8 @@ return n
 `;
 
 type ScriptedRedis = Redis & {
-  sluiceStateWrite(data: string, index: string, ...args: (string | Buffer)[]): Promise<number>;
+  /** ioredis flattens the array into the command's arguments (a spread would overflow the stack). */
+  sluiceStateWrite(data: string, index: string, args: (string | Buffer)[]): Promise<number>;
 };
 
 /** Connection failures and server states worth another attempt. */
@@ -226,20 +227,22 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
   return {
     kind: 'redis',
     write(entries) {
-      const puts: Buffer[] = [];
+      const args: (string | Buffer)[] = [''];
       const dels: Buffer[] = [];
       try {
         for (const [k, v] of entries) {
           const kb = keyBytes(k, where);
           if (v === null) dels.push(kb);
-          else puts.push(kb, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+          else args.push(kb, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
         }
       } catch (err) {
         return Promise.reject(err);
       }
-      if (puts.length === 0 && dels.length === 0) return Promise.resolve();
+      if (args.length === 1 && dels.length === 0) return Promise.resolve();
+      args[0] = String((args.length - 1) / 2);
+      for (const d of dels) args.push(d);
       return serial('writing state', async () => {
-        await client.sluiceStateWrite(dataKey, indexKey, String(puts.length / 2), ...puts, ...dels);
+        await client.sluiceStateWrite(dataKey, indexKey, args);
         await afterWrite();
       });
     },

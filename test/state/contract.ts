@@ -119,6 +119,18 @@ export function stateBackendContract(target: ContractTarget): void {
       assert.ok(Buffer.from(got).equals(big), 'the 5 MB value came back different');
     });
 
+    it('takes 200 000 entries in one write, and deletes them in one write', async () => {
+      const [b] = await fresh();
+      const keys = Array.from({ length: 200_000 }, (_, i) => `many/${String(i).padStart(6, '0')}`);
+      await b.write(new Map(keys.map((k, i) => [k, bytes(i & 255, (i >> 8) & 255)])));
+      const listed = await b.keys('many/');
+      assert.equal(listed.length, keys.length);
+      assert.equal(listed[123_456], 'many/123456');
+      assert.deepEqual([...((await b.read('many/199999')) ?? [])], [199_999 & 255, (199_999 >> 8) & 255]);
+      await b.write(new Map(keys.map((k) => [k, null])));
+      assert.deepEqual(await b.keys('many/'), []);
+    });
+
     it('lists a prefix in ascending UTF-8 byte order, non-ASCII keys included', async () => {
       const [b] = await fresh();
       // Byte order, written out (UTF-16 order would put the emoji, D83D…, before U+FFFD).
