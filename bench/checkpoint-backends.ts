@@ -30,7 +30,7 @@ const arg = (name: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const RUNS = Number(arg('runs') ?? 3);
+const RUNS = Number(arg('runs') ?? arg('rounds') ?? 3);
 const ONLY = arg('only')?.split(',');
 const PG_URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
 const REDIS_URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';

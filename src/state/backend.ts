@@ -8,8 +8,10 @@
  * to support offers — an LMDB or SQLite transaction, Redis `MULTI`/`EXEC`, a PostgreSQL
  * transaction — so a new backend is a page of code and the checkpoint protocol does not change.
  *
- * Backends: {@link memoryBackend} (tests; gone with the process) and {@link lmdbBackend} (the
- * embedded default, in the checkpoint directory). `npm run bench -- checkpoint` measured
+ * Backends: {@link memoryBackend} (tests; gone with the process), {@link lmdbBackend} (the
+ * embedded default, in the checkpoint directory), `postgresBackend` (`postgres.ts`) and
+ * `redisBackend` (`redis.ts`); `openStateBackend` (`open.ts`) opens the one a pipeline's
+ * `checkpoint.store` names. Every one passes the suite in `test/state/contract.ts`. `npm run bench -- checkpoint` measured
  * `lmdb` against the built-in `node:sqlite` on this machine class (1 M random 16-byte values,
  * 3 runs, medians): puts 720 k/s vs 221 k/s, gets 735 k/s vs 203 k/s, 16 MB of snapshot blobs
  * written in 28 ms vs 68 ms and read in 8 ms vs 34 ms — so LMDB is the default.
