@@ -59,6 +59,10 @@ describe('postgresBackend', () => {
       r.rows.map((row) => [row.key.toString('hex'), row.value.toString('hex')]),
       [['6bc3a9', '0001']],
     );
+    const storage = await db.query<{ attstorage: string }>(
+      `SELECT attstorage FROM pg_attribute WHERE attrelid = '${TABLE}'::regclass AND attname = 'value'`,
+    );
+    assert.equal(storage.rows[0]?.attstorage, 'e', 'values are stored uncompressed (STORAGE EXTERNAL)');
     await b.close();
     await assert.rejects(b.read('k'), /the state store is closed/);
   });

@@ -207,6 +207,9 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
   }
 
   await serial('creating the state table', async (c) => {
+    // Only when missing: the ALTER takes an exclusive lock on a table other pipelines may use.
+    const found = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [quoted]);
+    if (found.rows[0]?.t !== null && found.rows[0]?.t !== undefined) return;
     try {
       await c.query(
         `CREATE TABLE IF NOT EXISTS ${quoted} (namespace text NOT NULL, key bytea NOT NULL, value bytea NOT NULL, PRIMARY KEY (namespace, key))`,
