@@ -206,7 +206,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
     return p;
   }
 
-  await serial('creating the state table', async (c) => {
+  const created = serial('creating the state table', async (c) => {
     // Only when missing: the ALTER takes an exclusive lock on a table other pipelines may use.
     const found = await c.query<{ t: string | null }>('SELECT to_regclass($1)::text AS t', [quoted]);
     if (found.rows[0]?.t !== null && found.rows[0]?.t !== undefined) return;
@@ -223,6 +223,13 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       if (code !== '23505' && code !== '42P07') throw err;
     }
   });
+  try {
+    await created;
+  } catch (err) {
+    closed = true;
+    await drop();
+    throw err;
+  }
 
   const insertOne =
     `INSERT INTO ${quoted} (namespace, key, value) VALUES ($1, $2, $3) ` +

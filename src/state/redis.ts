@@ -280,7 +280,9 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
       if (closed) return;
       closed = true;
       await tail;
-      await client.quit().catch(() => client.disconnect());
+      // QUIT waits for a connection; without one, just stop reconnecting.
+      if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
+      else client.disconnect();
     },
   };
 }
