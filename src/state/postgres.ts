@@ -122,7 +122,8 @@ function quoteTable(table: string): string {
  *   backoff (100 ms doubling to 5 s) for `retryTimeoutMs`; re-running a write is safe because it
  *   sets keys to values. Then, or at once for other errors (authentication, permissions), the call
  *   rejects with a `SLUICE_STAGE` error naming the server, database, table and namespace.
- * - Keys must be well-formed Unicode strings (no lone surrogates).
+ * - Keys must be well-formed Unicode strings (no lone surrogates). Values are sent as they are
+ *   when the call's turn comes: do not change their bytes until `write` resolves.
  *
  * Resolves once the table exists; rejects like a failed call when the server cannot be reached.
  *
@@ -256,7 +257,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
             continue;
           }
           const size = kb.length + (v?.byteLength ?? 0);
-          if (bytes > 0 && bytes + size > chunkBytes) {
+          if (chunk.del.length + chunk.keys.length > 0 && bytes + size > chunkBytes) {
             chunks.push(chunk);
             chunk = { del: [], keys: [], values: [] };
             bytes = 0;
@@ -271,7 +272,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       } catch (err) {
         return Promise.reject(err);
       }
-      if (bytes > 0) chunks.push(chunk);
+      if (chunk.del.length + chunk.keys.length > 0) chunks.push(chunk);
       const statements = chunks.length + big.length;
       if (statements === 0) return Promise.resolve();
       return serial('writing state', async (c) => {

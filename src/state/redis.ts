@@ -113,7 +113,8 @@ function infoField(info: string, field: string): string | undefined {
  * - Calls run one at a time, in call order. A connection failure is retried with backoff (100 ms
  *   doubling to 5 s) for `retryTimeoutMs`; then, or at once for other errors, the call rejects
  *   with a `SLUICE_STAGE` error naming the server and namespace.
- * - Values come back as Buffers; keys must be well-formed Unicode strings.
+ * - Values come back as Buffers; keys must be well-formed Unicode strings. Values are sent as
+ *   they are when the call's turn comes: do not change their bytes until `write` resolves.
  *
  * @example
  * const b = await redisBackend({ url: 'redis://127.0.0.1:6379', namespace: 'orders' });

@@ -85,6 +85,10 @@ export function stateBackendContract(target: ContractTarget): void {
       assert.deepEqual(await b.keys(''), ['a']);
       await b.write(new Map());
       assert.deepEqual(await b.keys(''), ['a']);
+      // The empty key with an empty value is an entry like any other.
+      await b.write(new Map([['', new Uint8Array(0)]]));
+      assert.deepEqual(await b.keys(''), ['', 'a']);
+      assert.equal((await b.read(''))?.length, 0);
     });
 
     it('keeps binary values exactly: zero bytes, all 256 byte values, empty, and views into larger buffers', async () => {
