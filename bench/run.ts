@@ -60,6 +60,8 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   cel: { script: './cel.ts' },
   window: { script: './window.ts' },
   checkpoint: { script: './checkpoint.ts' },
+  // Compares with PostgreSQL and Redis when they are up (`npm run services -- up postgres redis`).
+  'checkpoint-backends': { script: './checkpoint-backends.ts', manual: true },
   // Needs the broker (`npm run services -- up kafka`) and a few minutes: run it by name.
   kafka: { script: './kafka.ts', manual: true },
 };

@@ -137,7 +137,12 @@ export {
   type ThrottleOptions,
   throttle,
 } from './operators/index.ts';
-export { lmdbBackend, memoryBackend, type StateBackend } from './state/backend.ts';
+export {
+  type LmdbBackendOptions,
+  lmdbBackend,
+  memoryBackend,
+  type StateBackend,
+} from './state/backend.ts';
 export {
   type AggregatingState,
   KeyedStateStore,
@@ -146,4 +151,7 @@ export {
   type StateTtl,
   type ValueState,
 } from './state/keyed.ts';
+export { openStateBackend, type StateStoreSpec } from './state/open.ts';
+export { DEFAULT_STATE_TABLE, type PostgresBackendOptions, postgresBackend } from './state/postgres.ts';
+export { type RedisBackendOptions, redisBackend } from './state/redis.ts';
 export { type LateEvent, type WindowOptions, windowOperator } from './time/window.ts';

@@ -1,20 +1,28 @@
 /**
  * From a pipeline's `checkpoint:` settings to a running {@link CheckpointCoordinator}: opens
- * the embedded store (LMDB) in the checkpoint folder, the write-ahead log when asked for, and
- * the crash-test hooks when the environment sets them.
+ * the store (the embedded LMDB in the checkpoint folder, or PostgreSQL / Redis when `store`
+ * names one), the write-ahead log when asked for, and the crash-test hooks when the environment
+ * sets them.
  */
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/stage.ts';
-import { lmdbBackend } from '../state/backend.ts';
+import { openStateBackend } from '../state/open.ts';
 import { CheckpointCoordinator, type CoordinatorHooks } from './coordinator.ts';
 import { CheckpointStore, type StoreHooks } from './store.ts';
 import { type FsyncPolicy, WriteAheadLog } from './wal.ts';
 
 /** Resolved checkpoint settings of a pipeline. */
 export interface CheckpointSettings {
-  /** Absolute folder of the store (`.sluice/<name>/` beside the pipeline file by default). */
+  /**
+   * Absolute folder of the embedded store and the write-ahead log (`.sluice/<name>/` beside the
+   * pipeline file by default).
+   */
   readonly dir: string;
+  /** A server store instead of the embedded one: `postgres://…`, `redis://…` (see `openStateBackend`). */
+  readonly store?: string | undefined;
+  /** The pipeline's namespace in a server `store`; default the last part of `dir`. */
+  readonly namespace?: string | undefined;
   /** Time between checkpoints, ms. */
   readonly intervalMs: number;
   /** Also checkpoint after this many records read. */
@@ -47,7 +55,7 @@ export function crashHooks(spec: string | undefined): { store: StoreHooks; coord
 
 /**
  * Opens the checkpoint machinery for one run. Throws a `SLUICE_STAGE` error naming the folder
- * when the store cannot be opened.
+ * or the server when the store cannot be opened.
  *
  * @example
  * const checkpoint = await openCheckpoints({ dir: '/data/.sluice/orders', intervalMs: 10_000 }, { log: console });
@@ -58,7 +66,12 @@ export async function openCheckpoints(
   options: { log: Logger; clock?: Clock; env?: Readonly<Record<string, string | undefined>> },
 ): Promise<CheckpointCoordinator> {
   const hooks = crashHooks((options.env ?? process.env)[CRASH_ENV]);
-  const backend = await lmdbBackend({ dir: join(settings.dir, 'store') });
+  const backend = await openStateBackend(
+    settings.store === undefined
+      ? { dir: join(settings.dir, 'store') }
+      : { url: settings.store, namespace: settings.namespace ?? basename(settings.dir) },
+    { log: options.log },
+  );
   const store = new CheckpointStore(backend, {
     retain: settings.retain,
     log: options.log,

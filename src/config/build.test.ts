@@ -50,6 +50,20 @@ const edges = (p: { graph: { edges: { from: string; port: string; to: string }[]
   p.graph.edges.map((e) => `${e.from}.${e.port}→${e.to}`);
 
 describe('buildPipeline', () => {
+  it('resolves `checkpoint.store` with the pipeline name as its default namespace', async () => {
+    const base = 'input: { memory: {} }\noutput: { collect: { id: cs } }\n';
+    const one = await build(`name: orders\n${base}checkpoint: { interval: 1s, store: 'redis://h:6379' }\n`);
+    assert.equal(one.checkpoint?.store, 'redis://h:6379');
+    assert.equal(one.checkpoint?.namespace, 'orders');
+    const two = await build(
+      `name: orders\n${base}checkpoint: { interval: 1s, store: 'postgres://h/db', namespace: eu }\n`,
+    );
+    assert.equal(two.checkpoint?.namespace, 'eu');
+    const embedded = await build(`name: orders\n${base}checkpoint: { interval: 1s }\n`);
+    assert.equal(embedded.checkpoint?.store, undefined);
+    assert.match(embedded.checkpoint?.dir ?? '', /\.sluice\/orders$/);
+  });
+
   it('builds input → steps → output and runs it', async () => {
     const { pipeline, runOptions } = await build(
       'name: b1\ninput: { memory: { records: [{ a: 1 }, { a: 2 }, { a: 3 }] } }\npipeline:\n  - tag: { field: t, value: x }\noutput: { collect: { id: b1 } }\nchannelCapacity: 3\nmaxErrorRate: 0.5\n',

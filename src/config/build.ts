@@ -196,6 +196,8 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
           intervalMs: parseDuration(cp.interval),
           everyRecords: cp.records,
           retain: cp.retain,
+          store: cp.store,
+          namespace: cp.store === undefined ? undefined : (cp.namespace ?? config.name),
           wal:
             cp.wal === undefined || cp.wal === false
               ? undefined

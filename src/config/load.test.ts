@@ -84,6 +84,27 @@ channelCapacity: 8
     assert.deepEqual(lines(`${MIN}checkpoint: { interval: 10s, retain: 2, wal: { fsync: always } }\n`), []);
     assert.deepEqual(lines(`${MIN}dlq: { collect: { id: d } }\ncheckpoint: { interval: 10s }\n`), []);
   });
+
+  it('accepts a PostgreSQL or Redis `checkpoint.store` (from the environment too) and names the schemes otherwise', () => {
+    for (const url of ['postgres://u:p@h:5432/db', 'postgresql://h/db', 'redis://h:6379/2', 'rediss://h'])
+      assert.deepEqual(
+        lines(`${MIN}checkpoint: { interval: 10s, store: '${url}', namespace: orders }\n`),
+        [],
+      );
+    const r = parsePipeline(`${MIN}checkpoint: { interval: 10s, store: '\${STORE}' }\n`, 'p.yaml', {
+      ...options,
+      env: { STORE: 'redis://127.0.0.1:6379' },
+    });
+    assert.equal(r.config?.checkpoint?.store, 'redis://127.0.0.1:6379');
+    const bad = lines(`${MIN}checkpoint: { interval: 10s, store: 'mysql://u:secret@h/db' }\n`);
+    assert.equal(bad.length, 1);
+    assert.match(
+      bad[0] as string,
+      /checkpoint\.store: `mysql:\/\/…` is not a state store; use a URL starting with `postgres:\/\/`, `postgresql:\/\/`, `redis:\/\/` or `rediss:\/\/`/,
+    );
+    assert.doesNotMatch(bad[0] as string, /secret/);
+    assert.equal(lines(`${MIN}checkpoint: { interval: 10s, store: 'state/dir' }\n`).length, 1);
+  });
 });
 
 describe('parsePipeline: environment variables', () => {

@@ -15,6 +15,7 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
 import type { BufferOptions } from '../core/graph.ts';
+import { acceptedSchemes, schemeOf, storeKindOf } from '../state/open.ts';
 import { type ConfigProblem, configError, formatPath, sortProblems } from './problems.ts';
 import type { ComponentKind, ComponentSpec, Registry } from './registry.ts';
 import { didYouMean, listChoices } from './suggest.ts';
@@ -97,6 +98,10 @@ export interface CheckpointConfig {
   readonly records?: number | undefined;
   /** Folder of the embedded state store (relative to the pipeline file); default `.sluice/<name>/`. */
   readonly dir?: string | undefined;
+  /** Checkpoints in a server (`postgres://…`, `redis://…`) instead of the embedded store. */
+  readonly store?: string | undefined;
+  /** Names the pipeline's checkpoints in a shared `store`; default the pipeline name. */
+  readonly namespace?: string | undefined;
   /** Completed checkpoints kept. Default 3. */
   readonly retain?: number | undefined;
   /** Write-ahead log of what sources emit between checkpoints: `true` or its fsync policy. */
@@ -160,7 +165,24 @@ const scalarKeys = {
         .string()
         .optional()
         .describe(
-          'Folder of the embedded state store (relative to the pipeline file); default `.sluice/<name>/`.',
+          'Folder of the embedded state store and of the write-ahead log (relative to the pipeline file); default `.sluice/<name>/`.',
+        ),
+      store: z
+        .string()
+        .refine((url) => storeKindOf(url) !== undefined, {
+          error: (issue) =>
+            `\`${schemeOf(String(issue.input))}\` is not a state store; use a URL starting with ${acceptedSchemes()}, or leave \`store\` out for the embedded store in \`dir\``,
+        })
+        .optional()
+        .describe(
+          `Keep checkpoints in a server instead of the embedded store: \`postgres://user:password@host:5432/db\` (table \`sluice_state\`) or \`redis://host:6379/0\` (\`rediss://\` for TLS). Use \`\${VAR}\` for the password.`,
+        ),
+      namespace: z
+        .string()
+        .min(1)
+        .optional()
+        .describe(
+          "Names this pipeline's checkpoints in a shared `store`, so many pipelines can use one database; default the pipeline `name`.",
         ),
       retain: z.number().int().min(1).optional().describe('Completed checkpoints kept (default 3).'),
       wal: z

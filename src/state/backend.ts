@@ -8,8 +8,10 @@
  * to support offers — an LMDB or SQLite transaction, Redis `MULTI`/`EXEC`, a PostgreSQL
  * transaction — so a new backend is a page of code and the checkpoint protocol does not change.
  *
- * Backends: {@link memoryBackend} (tests; gone with the process) and {@link lmdbBackend} (the
- * embedded default, in the checkpoint directory). `npm run bench -- checkpoint` measured
+ * Backends: {@link memoryBackend} (tests; gone with the process), {@link lmdbBackend} (the
+ * embedded default, in the checkpoint directory), `postgresBackend` (`postgres.ts`) and
+ * `redisBackend` (`redis.ts`); `openStateBackend` (`open.ts`) opens the one a pipeline's
+ * `checkpoint.store` names. Every one passes the suite in `test/state/contract.ts`. `npm run bench -- checkpoint` measured
  * `lmdb` against the built-in `node:sqlite` on this machine class (1 M random 16-byte values,
  * 3 runs, medians): puts 720 k/s vs 221 k/s, gets 735 k/s vs 203 k/s, 16 MB of snapshot blobs
  * written in 28 ms vs 68 ms and read in 8 ms vs 34 ms — so LMDB is the default.
@@ -62,7 +64,12 @@ export function memoryBackend(): StateBackend & { readonly data: Map<string, Uin
       return data.get(key);
     },
     async keys(prefix) {
-      return [...data.keys()].filter((k) => k.startsWith(prefix)).sort();
+      // Byte order (UTF-8), not UTF-16 order: encode each key once, then compare bytes.
+      return [...data.keys()]
+        .filter((k) => k.startsWith(prefix))
+        .map((k) => ({ k, b: Buffer.from(k, 'utf8') }))
+        .sort((x, y) => Buffer.compare(x.b, y.b))
+        .map((x) => x.k);
     },
     async close() {},
   };
@@ -107,7 +114,9 @@ export async function lmdbBackend(options: LmdbBackendOptions): Promise<StateBac
     kind: 'lmdb',
     async write(entries) {
       try {
-        await db.transaction(() => {
+        // A child transaction: a put that throws (a key over LMDB's 1978 bytes) aborts every
+        // put of this call; `transaction` would commit the ones before it.
+        await db.childTransaction(() => {
           for (const [k, v] of entries) {
             if (v === null) db.remove(k);
             else db.put(k, Buffer.from(v.buffer, v.byteOffset, v.byteLength));

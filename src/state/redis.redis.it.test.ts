@@ -1,0 +1,140 @@
+/**
+ * The {@link StateBackend} contract (test/state/contract.ts) against the real Redis
+ * (`npm run services -- up redis`, which `npm test` runs for this file's name), plus what is
+ * Redis's own: the hash + sorted-set layout under one hash tag, a write meeting keys of the wrong
+ * type changes nothing, the durability warning at open, and an unreachable server fails with a
+ * message naming it.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { failureBatch, stateBackendContract } from '../../test/state/contract.ts';
+import { redisBackend } from './redis.ts';
+
+const REDIS_URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const quiet = { warn() {} };
+
+let redis: Redis;
+before(() => {
+  redis = new Redis(REDIS_URL);
+});
+after(async () => {
+  await redis.quit();
+});
+
+const keysOf = (ns: string) => [`sluice:{${ns}}:data`, `sluice:{${ns}}:keys`];
+
+stateBackendContract({
+  name: 'redis',
+  persistent: true,
+  open: (namespace) => redisBackend({ url: REDIS_URL, namespace, log: quiet }),
+  // The key index is made a plain string: the script refuses before its first change.
+  failingWrite: async (namespace) => {
+    const [, index] = keysOf(namespace) as [string, string];
+    const saved = await redis.zrangebylexBuffer(index, '-', '+');
+    await redis.del(index);
+    await redis.set(index, 'not a sorted set');
+    return {
+      backend: await redisBackend({ url: REDIS_URL, namespace, log: quiet }),
+      batch: failureBatch(),
+      error: /writing state in Redis .*WRONGTYPE.*pick another namespace/,
+      heal: async () => {
+        await redis.del(index);
+        for (const k of saved) await redis.zadd(index, 0, k);
+      },
+    };
+  },
+  cleanup: async (namespace) => {
+    await redis.del(...keysOf(namespace));
+  },
+});
+
+describe('redisBackend', () => {
+  it('keeps values in one hash and the keys in a sorted set, per namespace', async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const [data, index] = keysOf(ns) as [string, string];
+    const b = await redisBackend({ url: REDIS_URL, namespace: ns, log: quiet });
+    try {
+      await b.write(
+        new Map([
+          ['b', Buffer.from([0, 1])],
+          ['a', Buffer.from([2])],
+        ]),
+      );
+      assert.deepEqual((await redis.hgetallBuffer(data)).b, Buffer.from([0, 1]));
+      assert.deepEqual(await redis.zrangebylex(index, '-', '+'), ['a', 'b']);
+      await b.write(new Map([['b', null]]));
+      assert.deepEqual(await redis.zrangebylex(index, '-', '+'), ['a']);
+      assert.equal(await redis.hexists(data, 'b'), 0);
+    } finally {
+      await b.close();
+      await redis.del(data, index);
+    }
+  });
+
+  it('lists more keys than one page, in order', async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const b = await redisBackend({ url: REDIS_URL, namespace: ns, log: quiet });
+    try {
+      const keys = Array.from({ length: 25_001 }, (_, i) => `k/${String(i).padStart(6, '0')}`);
+      await b.write(new Map(keys.map((k) => [k, Buffer.from('v')])));
+      const got = await b.keys('k/');
+      assert.equal(got.length, keys.length);
+      assert.deepEqual(got, keys);
+    } finally {
+      await b.close();
+      await redis.del(...keysOf(ns));
+    }
+  });
+
+  it('warns once at open when Redis can lose acknowledged writes (no AOF)', async () => {
+    const warnings: string[] = [];
+    const b = await redisBackend({
+      url: REDIS_URL,
+      namespace: `ns-${randomUUID().slice(0, 8)}`,
+      log: { warn: (m) => warnings.push(m) },
+    });
+    await b.close();
+    const aof = (await redis.info('persistence')).includes('aof_enabled:1');
+    if (aof) assert.ok(warnings.length <= 1);
+    else {
+      assert.equal(warnings.length, 1);
+      assert.match(
+        warnings[0] as string,
+        /without `appendonly yes`.*set `appendonly yes` and `appendfsync always`/,
+      );
+    }
+  });
+
+  it('names the server when it cannot be reached', async () => {
+    await assert.rejects(
+      redisBackend({ url: 'redis://127.0.0.1:1/3', namespace: 'x', retryTimeoutMs: 300, log: quiet }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SLUICE_STAGE');
+        assert.match(err.message, /Redis `127\.0\.0\.1:1\/3`, namespace `x`/);
+        assert.match(err.message, /check that it runs/);
+        return true;
+      },
+    );
+  });
+
+  it('survives its connection being killed between calls', async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const b = await redisBackend({ url: REDIS_URL, namespace: ns, log: quiet });
+    try {
+      await b.write(new Map([['a', Buffer.from('1')]]));
+      // Only this backend's own connection (found by its name): the server is shared.
+      const list = (await redis.client('LIST')) as string;
+      const line = list.split('\n').find((l) => l.includes(` name=sluice-state-${ns} `));
+      const id = / ?id=(\d+) /.exec(` ${line ?? ''}`)?.[1];
+      assert.ok(id !== undefined, `no connection named sluice-state-${ns}`);
+      assert.equal(await redis.client('KILL', 'ID', id), 1);
+      await b.write(new Map([['b', Buffer.from('2')]]));
+      assert.deepEqual(await b.keys(''), ['a', 'b']);
+    } finally {
+      await b.close();
+      await redis.del(...keysOf(ns));
+    }
+  });
+});
