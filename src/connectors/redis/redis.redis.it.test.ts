@@ -102,8 +102,8 @@ function collect<T = unknown>(): Sink<T> & { records: T[]; meta: (RecordMeta | u
   };
 }
 
-/** Drives a source by hand: every emitted record and signal is kept; `stop()` drains it. */
-function drive(source: Source, checkpointing: boolean) {
+/** A hand-made source context and emitter: every emitted record, signal and dead letter is kept. */
+function drive(checkpointing: boolean) {
   const cancel = new AbortController();
   const stop = new AbortController();
   const records: unknown[] = [];
@@ -194,7 +194,7 @@ describe('redis source and sink', () => {
     await fill(stream, N);
     // Run 1, as under checkpoints: read everything, stop without any commit.
     const s1 = redisSource(options(stream, group, { idleTimeout: undefined }));
-    const d1 = drive(s1, true);
+    const d1 = drive(true);
     await s1.open?.(d1.ctx);
     const run1 = s1.run(d1.out, d1.ctx);
     await until(() => d1.records.length === N, 'the first run to read every entry');
@@ -216,7 +216,7 @@ describe('redis source and sink', () => {
 
     // Run 2, same consumer name: its pending entries come back first, then it acknowledges at the clean end.
     const s2 = redisSource(options(stream, group, { idleTimeout: 500 }));
-    const d2 = drive(s2, false);
+    const d2 = drive(false);
     await s2.open?.(d2.ctx);
     await s2.run(d2.out, d2.ctx);
     await s2.close?.();
@@ -234,7 +234,7 @@ describe('redis source and sink', () => {
     const group = fresh('g');
     await fill(stream, 40);
     const s = redisSource(options(stream, group, { idleTimeout: undefined, commitInterval: 0 }));
-    const d = drive(s, false);
+    const d = drive(false);
     await s.open?.(d.ctx);
     const running = s.run(d.out, d.ctx);
     await until(() => d.records.length === 40 && d.signals.length > 0, 'records and a barrier');
