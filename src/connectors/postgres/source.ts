@@ -275,8 +275,8 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
     const col = `sluice_t.${pg.escapeIdentifier(column)}`;
     const k = key === undefined ? undefined : `sluice_t.${pg.escapeIdentifier(key)}`;
     const select = `SELECT sluice_t.*, ${col}::text AS ${pg.escapeIdentifier(POS_COLUMN)}${k === undefined ? '' : `, ${k}::text AS ${pg.escapeIdentifier(POS_KEY)}`} FROM ${from}`;
-    // `$1` is always the lag (NULL: none), so both statements take parameters the same way.
-    const lag = `($1::interval IS NULL OR ${col} <= now() - $1::interval)`;
+    // `$1` is always the lag (NULL without one), so every statement takes parameters the same way.
+    const lag = options.lag === undefined ? '$1::interval IS NULL' : `${col} <= now() - $1::interval`;
     if (k !== undefined) {
       firstSql = `${select} WHERE ${col} IS NOT NULL AND ${lag} ORDER BY ${col}, ${k} LIMIT ${batchSize}`;
       nextSql = `${select} WHERE (${col}, ${k}) > ($2, $3) AND ${lag} ORDER BY ${col}, ${k} LIMIT ${batchSize}`;
