@@ -379,6 +379,102 @@ checkpoint: { interval: 1h, records: 400 }
     }
   });
 
+  test('a Redis that is not there is waited for with clear warnings, and a stop ends the wait', async () => {
+    const warnings: string[] = [];
+    const log: Logger = {
+      info() {},
+      warn(msg) {
+        warnings.push(msg);
+        if (warnings.length === 3) void handle.stop();
+      },
+      error() {},
+    };
+    const source = redisSource(
+      options('nowhere', 'g', { url: 'redis://:secret@127.0.0.1:1', idleTimeout: undefined }),
+    );
+    const handle = new Pipeline('it-redis-down').from(source).to(collect()).run({ log });
+    const summary = await handle.done;
+    assert.equal(summary.recordsRead, 0);
+    const retry = warnings.find((w) => w.includes('retrying in')) as string;
+    assert.match(
+      retry,
+      /Redis at `redis:\/\/:\*\*\*@127\.0\.0\.1:1` is not reachable \(.*ECONNREFUSED.*\) while/,
+    );
+    assert.doesNotMatch(warnings.join('\n'), /secret/, 'no password in messages');
+  });
+
+  test('a Redis restart mid-run (AOF, private server) is ridden out: every entry arrives and is acknowledged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-restart-'));
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const url = `redis://127.0.0.1:${port}`;
+    const server = (): ReturnType<typeof spawn> =>
+      spawn(
+        'redis-server',
+        [
+          '--port',
+          `${port}`,
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'always',
+        ],
+        { stdio: 'ignore' },
+      );
+    let proc = server();
+    const own = new Redis(url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
+    own.on('error', () => {});
+    try {
+      await until(async () => (await own.ping().catch(() => '')) === 'PONG', 'the private server');
+      const stream = 'restart';
+      const N = 3000;
+      const p = own.pipeline();
+      for (let i = 0; i < N; i++) p.xadd(stream, '*', 'data', JSON.stringify({ seq: i }));
+      await p.exec();
+      const warnings: string[] = [];
+      const sink = collect<{ seq: number }>();
+      const handle = new Pipeline('it-redis-restart')
+        .from(redisSource({ ...options(stream, 'g', { idleTimeout: 3000, batchSize: 50 }), url }))
+        .throttle({ rate: 3000 })
+        .to(sink)
+        .run({
+          log: {
+            info() {},
+            warn(msg) {
+              warnings.push(msg);
+            },
+            error() {},
+          },
+        });
+      await until(() => sink.records.length >= 600, 'some records before the restart');
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.once('exit', r));
+      await new Promise((r) => setTimeout(r, 300));
+      proc = server();
+      const summary = await handle.done;
+      const seqs = new Set(sink.records.map((r) => r.seq));
+      assert.equal(seqs.size, N, 'every entry arrived');
+      assert.ok(summary.recordsRead >= N);
+      assert.ok(
+        warnings.some((w) =>
+          /Redis at `redis:\/\/127\.0\.0\.1:\d+\/?` is not reachable .* retrying in \d+ ms/.test(w),
+        ),
+        `a reconnect warning (${warnings.join(' | ')})`,
+      );
+      const [pending] = (await own.xpending(stream, 'g')) as [number];
+      assert.equal(Number(pending), 0, 'everything acknowledged');
+    } finally {
+      own.disconnect();
+      proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('the sink appends with XADD, caps the stream with MAXLEN, and its entries read back as written', async () => {
     const stream = fresh('sink');
     const N = 1000;

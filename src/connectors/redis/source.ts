@@ -361,24 +361,47 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       reader = connectRedis({ ...common, purpose: `reading ${names} as group \`${group}\`` });
       let keeper: Promise<void> | undefined;
       try {
-        try {
-          await cmd.connect();
-          await reader.connect();
-        } catch (err) {
-          // `connect` rejects on the first failure; the client goes on retrying and queues commands.
-          if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
-          ctx.log.warn(`Redis at \`${where}\` is not reachable yet (${errorMessage(err)}); waiting for it`, {
-            stage: ctx.name,
+        const c0 = cmd;
+        const r0 = reader;
+        const setup = (async () => {
+          // `connect` rejects on the first failure; the client goes on retrying (one warning per
+          // attempt) and keeps commands queued until it is connected.
+          await Promise.all([c0.connect(), r0.connect()]).catch((err: unknown) => {
+            if (!ctx.signal.aborted)
+              ctx.log.warn(
+                `Redis at \`${where}\` is not reachable yet (${errorMessage(err)}); waiting for it`,
+                {
+                  stage: ctx.name,
+                },
+              );
           });
-        }
-        await ensureGroups(cmd);
-        if (adoptFrom !== undefined) {
-          try {
-            await adopt(cmd, adoptFrom);
-          } catch (err) {
-            throw fail(`taking over the pending entries of consumer \`${adoptFrom}\``, err);
+          await ensureGroups(c0);
+          if (adoptFrom !== undefined) {
+            try {
+              await adopt(c0, adoptFrom);
+            } catch (err) {
+              throw fail(`taking over the pending entries of consumer \`${adoptFrom}\``, err);
+            }
           }
+          return true;
+        })();
+        // A stop while Redis is still out of reach ends the run (nothing was read); the setup's
+        // queued commands are rejected when `close` disconnects.
+        setup.catch(() => {});
+        const stopped = new Promise<false>((resolve) => {
+          if (stopOrCancel.aborted) resolve(false);
+          else stopOrCancel.addEventListener('abort', () => resolve(false), { once: true });
+        });
+        if (!(await Promise.race([setup, stopped]))) {
+          if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
+          return;
         }
+        // After a reconnect, re-read this consumer's pending entries: a read whose reply was lost
+        // with the connection left its entries pending here, and only a re-read finds them.
+        let rescan = false;
+        r0.on('ready', () => {
+          rescan = true;
+        });
         if (options.claimIdle !== undefined)
           keeper = keepAlive(
             Math.max(50, Math.floor(options.claimIdle / 3)),
@@ -397,6 +420,10 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         const claimEvery = claiming ? Math.max(100, (options.claimIdle as number) / 4) : Infinity;
 
         while (!stopOrCancel.aborted) {
+          if (rescan) {
+            rescan = false;
+            for (const st of streams) pendingCursor.set(st, '0-0');
+          }
           const batch: { records: unknown[]; meta: RecordMeta[] } = { records: [], meta: [] };
           let got = 0;
           const now = ctx.clock.now();
