@@ -229,7 +229,7 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
       }
       from = `${r.rows[0]?.qualified as string} AS sluice_t`;
     } else {
-      from = `(${options.query}) AS sluice_t`;
+      from = `(${(options.query as string).trim().replace(/;+$/, '')}) AS sluice_t`;
     }
     let probe: pg.QueryResult;
     try {
