@@ -60,9 +60,12 @@ export const redisSourceConfig = z
           'come back only through `claimIdle` (or a checkpoint restore, which takes them over at once).',
       ),
     start: z
-      .string()
-      .regex(ENTRY_ID, 'must be `$`, `0` or an entry id such as `1700000000000-0`')
+      .union([
+        z.literal(0),
+        z.string().regex(ENTRY_ID, 'must be `$`, `0` or an entry id such as `1700000000000-0`'),
+      ])
       .default('$')
+      .transform((v) => String(v))
       .describe(
         'Where a newly created group starts: `$` (entries added from now on), `0` (the whole stream) or an entry id. ' +
           'An existing group keeps its own position.',
