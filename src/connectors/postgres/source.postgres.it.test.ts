@@ -174,8 +174,15 @@ describe('postgres source', () => {
 
   test('a restart from a position resumes right after it, without duplicates or loss', async () => {
     const t = await eventsTable(40);
-    for (const key of ['id', undefined] as const) {
-      const full = await readAll(options({ table: t, key, batchSize: 5 }));
+    // ts + id; ts alone (ties: whole groups); id alone (a primary key: the plain LIMIT poll).
+    const configs = [
+      { column: 'ts', key: 'id' },
+      { column: 'ts', key: undefined },
+      { column: 'id', key: undefined },
+    ];
+    for (const { column, key } of configs) {
+      const full = await readAll(options({ table: t, column, key, batchSize: 5 }));
+      if (column === 'id') assert.equal(full.positions.length, 8, 'batches of exactly batchSize');
       assert.deepEqual(
         ids(full.records).sort((a, b) => a - b),
         range(1, 40),
@@ -184,11 +191,11 @@ describe('postgres source', () => {
       for (const k of [0, 2, full.positions.length - 1]) {
         const pos = full.positions[k] as Position;
         const before = full.records.slice(0, full.counts[k]);
-        const rest = await readAll(options({ table: t, key, batchSize: 5 }), pos);
+        const rest = await readAll(options({ table: t, column, key, batchSize: 5 }), pos);
         assert.deepEqual(
           [...ids(before), ...ids(rest.records)].sort((a, b) => a - b),
           range(1, 40),
-          `key ${key}: resume after batch ${k}`,
+          `${column} + ${key}: resume after batch ${k}`,
         );
       }
     }

@@ -5,8 +5,9 @@
  * - Each poll reads the next rows after the cursor with parameters only (values are never put
  *   into SQL text; identifiers are quoted by the server, `regclass`, or `escapeIdentifier`):
  *   with a tie-breaker `key`, `WHERE (column, key) > ($1, $2) ORDER BY column, key LIMIT n`;
- *   without one, every row up to and including the `n`-th row's column value — all its ties
- *   with it — so a batch never ends in the middle of a group of equal values.
+ *   without one, `WHERE column > $1 ORDER BY column LIMIT n` when a unique index covers
+ *   `column` alone, else every row up to and including the `n`-th row's column value — all its
+ *   ties with it — so a batch never ends in the middle of a group of equal values.
  * - The cursor is the last row's `column` (and `key`) as the server's own text, so it compares
  *   exactly (no float, no millisecond rounding of a microsecond timestamp). `position()` is that
  *   cursor; a checkpoint stores it and `restore` resumes right after it. Without checkpoints a run
@@ -211,6 +212,8 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
   /** Resolves the relation, checks `column` and `key`, and builds the two poll statements. */
   async function prepare(c: pg.Client): Promise<void> {
     let from: string;
+    /** `column` alone has a unique index: no ties, so the plain `LIMIT` poll is exact. */
+    let unique = false;
     if (options.table !== undefined) {
       let r: pg.QueryResult<{ qualified: string }>;
       try {
@@ -228,6 +231,15 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
         throw err;
       }
       from = `${r.rows[0]?.qualified as string} AS sluice_t`;
+      if (key === undefined) {
+        const u = await c.query(
+          `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+            WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL
+              AND a.attname = $2) AS unique`,
+          [options.table, column],
+        );
+        unique = u.rows[0]?.unique === true;
+      }
     } else {
       from = `(${(options.query as string).trim().replace(/;+$/, '')}) AS sluice_t`;
     }
@@ -281,6 +293,9 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
       firstSql = `${select} WHERE ${col} IS NOT NULL AND ${lag} ORDER BY ${col}, ${k} LIMIT ${batchSize}`;
       nextSql = `${select} WHERE (${col}, ${k}) > ($2, $3) AND ${lag} ORDER BY ${col}, ${k} LIMIT ${batchSize}`;
       afterSql = `${select} WHERE ${col} > $2 AND ${lag} ORDER BY ${col}, ${k} LIMIT ${batchSize}`;
+    } else if (unique) {
+      firstSql = `${select} WHERE ${col} IS NOT NULL AND ${lag} ORDER BY ${col} LIMIT ${batchSize}`;
+      nextSql = `${select} WHERE ${col} > $2 AND ${lag} ORDER BY ${col} LIMIT ${batchSize}`;
     } else {
       // Every row up to the n-th row's value, ties included: a batch never splits a group of equal values.
       const upto = (after: string) =>
