@@ -122,6 +122,11 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   let ackedCount = 0;
   /** Entries of this run handed on so far (emitted or dead-lettered): `position().entries`. */
   let handed = 0;
+  /**
+   * `handed` at the last emit. The runtime sends a source's dead letters with its next emit, not
+   * with a signal, so a barrier covers only what was handed on before the last emit.
+   */
+  let emittedThrough = 0;
   /** Entry count to acknowledge at barrier `id` (without checkpoints). */
   const pendingBarriers = new Map<number, number>();
   let barrierId = 0;
@@ -316,7 +321,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
 
   async function emitBarrier(out: Emitter<unknown>): Promise<void> {
     barrierId++;
-    pendingBarriers.set(barrierId, handed);
+    pendingBarriers.set(barrierId, emittedThrough);
     if (pendingBarriers.size > MAX_PENDING_BARRIERS) {
       const oldest = pendingBarriers.keys().next().value as number;
       pendingBarriers.delete(oldest);
@@ -525,6 +530,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
           }
           if (batch.records.length > 0) {
             records += batch.records.length;
+            emittedThrough = handed;
             await out.emit({ kind: 'batch', records: batch.records, meta: batch.meta });
           }
           if (!ctx.checkpointing && progressed && after - lastBarrierAt >= options.commitInterval) {
