@@ -251,6 +251,68 @@ describe('redis source and sink', () => {
     assert.equal(await pendingTotal(stream, group), 5);
   });
 
+  test('two streams, whole entries as raw strings: each record names its stream and id, order kept per stream', async () => {
+    const a = fresh('two-a');
+    const b = fresh('two-b');
+    const group = fresh('g');
+    const idsA: string[] = [];
+    const idsB: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      idsA.push((await redis.xadd(a, '*', 'user', `a${i}`, 'n', `${i}`)) as string);
+      if (i % 2 === 0) idsB.push((await redis.xadd(b, '*', 'user', `b${i}`, 'n', `${i}`)) as string);
+    }
+    const sink = collect<{ user: string; n: string }>();
+    await new Pipeline('it-two')
+      .from(
+        redisSource({
+          ...options(a, group, { format: 'raw', field: undefined, batchSize: 25 }),
+          streams: [a, b],
+        }),
+      )
+      .to(sink)
+      .run({ log: quiet }).done;
+    const byStream = new Map<string, string[]>();
+    sink.records.forEach((r, i) => {
+      const pos = sink.meta[i]?.position as { stream: string; id: string };
+      assert.equal(r.user[0], pos.stream === a ? 'a' : 'b', 'the record came from the stream its meta names');
+      assert.equal(typeof r.n, 'string', 'raw: field values stay strings');
+      byStream.set(pos.stream, [...(byStream.get(pos.stream) ?? []), pos.id]);
+    });
+    assert.deepEqual(byStream.get(a), idsA, 'stream a complete and in order');
+    assert.deepEqual(byStream.get(b), idsB, 'stream b complete and in order');
+    assert.equal(sink.meta[0]?.timestamp, Number(idsA[0]?.split('-')[0]));
+  });
+
+  test("entries held for a long checkpoint are kept fresh: no claim (ours or another consumer's) takes them", async () => {
+    const stream = fresh('fresh');
+    const group = fresh('g');
+    await fill(stream, 30);
+    const s = redisSource(options(stream, group, { idleTimeout: undefined, claimIdle: 500 }));
+    const d = drive(true);
+    await s.open?.(d.ctx);
+    const running = s.run(d.out, d.ctx);
+    try {
+      await until(() => d.records.length === 30, 'the entries');
+      // Several claimIdle periods without a commit (a long checkpoint interval). Any XAUTOCLAIM of
+      // an entry (the source's own claim pass included) would raise its delivery count.
+      await new Promise((r) => setTimeout(r, 2000));
+      const rows = (await redis.xpending(stream, group, '-', '+', 100)) as [string, string, number, number][];
+      assert.equal(rows.length, 30);
+      for (const [id, owner, , deliveries] of rows) {
+        assert.equal(owner, 'c1', `${id} still ours`);
+        assert.equal(
+          Number(deliveries),
+          1,
+          `${id} was never claimed: its idle time was kept below claimIdle`,
+        );
+      }
+    } finally {
+      d.stop.abort();
+      await running;
+      await s.close?.();
+    }
+  });
+
   test('XAUTOCLAIM takes over the entries a dead consumer left pending longer than claimIdle', async () => {
     const stream = fresh('claim');
     const group = fresh('g');
