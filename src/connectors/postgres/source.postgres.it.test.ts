@@ -161,6 +161,37 @@ describe('postgres source', () => {
     assert.equal(d.meta[6]?.timestamp, Date.parse('2026-01-01T00:00:02.000Z'));
   });
 
+  test('timestamp without time zone and date columns: ISO strings, exact cursors', async () => {
+    const name = `it_src_${randomUUID().slice(0, 8)}`;
+    tables.push(name);
+    await db.query(
+      `CREATE TABLE ${name} (id int PRIMARY KEY, at timestamp NOT NULL, day date NOT NULL, n bigint)`,
+    );
+    await db.query(
+      `INSERT INTO ${name} SELECT g, '2026-03-01 10:00:00.000001'::timestamp + g * interval '0.000001 second',
+              '2026-03-01'::date + (g / 4), 9223372036854775000 + g FROM generate_series(1, 12) g`,
+    );
+    const byAt = await readAll(options({ table: name, column: 'at', batchSize: 5 }));
+    assert.deepEqual(
+      byAt.records.map((r) => (r as unknown as { at: string }).at),
+      // The server drops trailing zeros of the fraction (`.00001`), still ISO-8601.
+      Array.from(
+        { length: 12 },
+        (_, i) =>
+          `2026-03-01T10:00:00.${String(i + 2)
+            .padStart(6, '0')
+            .replace(/0+$/, '')}`,
+      ),
+      'microseconds kept, no zone added',
+    );
+    assert.equal((byAt.records[11] as unknown as { n: string }).n, '9223372036854775012', 'bigint exact');
+    const byDay = await readAll(options({ table: name, column: 'day', key: 'id', batchSize: 5 }));
+    assert.deepEqual(ids(byDay.records), range(1, 12));
+    assert.equal((byDay.records[0] as unknown as { day: string }).day, '2026-03-01');
+    const after = await readAll(options({ table: name, column: 'day', key: 'id', after: '2026-03-02' }));
+    assert.deepEqual(ids(after.records), range(8, 12), '`after` skips every row of that value');
+  });
+
   test('without a key, a batch takes every tie of its last value: nothing skipped, nothing twice', async () => {
     const t = await eventsTable(50);
     // batchSize 2 with three rows per value: every batch must grow to hold the whole group.
