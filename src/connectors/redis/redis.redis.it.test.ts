@@ -441,6 +441,28 @@ checkpoint: { interval: 1h, records: 400 }
     }
   });
 
+  test('a draining stop unblocks a long blocking read and acknowledges what was read', async () => {
+    const stream = fresh('stop');
+    const group = fresh('g');
+    await fill(stream, 20);
+    const sink = collect<{ seq: number }>();
+    // A 10-minute block: only `CLIENT UNBLOCK` lets the stop finish before the test times out.
+    const handle = new Pipeline('it-stop')
+      .from(redisSource(options(stream, group, { block: 600_000, idleTimeout: undefined })))
+      .to(sink)
+      .run({ log: quiet });
+    await until(() => sink.records.length === 20, 'the entries');
+    await new Promise((r) => setTimeout(r, 100)); // let the read block again
+    await handle.stop();
+    const summary = await handle.done;
+    assert.equal(summary.recordsRead, 20);
+    assert.equal(
+      await pendingTotal(stream, group),
+      0,
+      'a clean stop without checkpoints acknowledges everything read',
+    );
+  });
+
   test('a Redis that is not there is waited for with clear warnings, and a stop ends the wait', async () => {
     const warnings: string[] = [];
     const log: Logger = {

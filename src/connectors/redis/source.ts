@@ -348,10 +348,14 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         reader?.disconnect();
         cmd?.disconnect();
       };
-      // A draining stop waits for the blocked read to return; past that, the connection is cut
-      // (what it would have delivered stays pending for this consumer and is read on restart).
+      // A draining stop unblocks the blocked read (`CLIENT UNBLOCK`: it returns as if it timed
+      // out, delivering nothing), so a stop does not wait for `block`. Should that fail, the
+      // connection is cut after `block` + 2 s (what the read would have delivered stays pending
+      // for this consumer and is read again on restart).
+      let readerId: number | undefined;
       let stopTimer: ReturnType<typeof setTimeout> | undefined;
       const onStop = (): void => {
+        if (readerId !== undefined) cmd?.client('UNBLOCK', readerId).catch(() => {});
         stopTimer = setTimeout(() => reader?.disconnect(), options.block + 2000);
       };
       ctx.signal.addEventListener('abort', onCancel, { once: true });
@@ -404,9 +408,19 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         // After a reconnect, re-read this consumer's pending entries: a read whose reply was lost
         // with the connection left its entries pending here, and only a re-read finds them.
         let rescan = false;
+        const learnId = (): void => {
+          r0.client('ID').then(
+            (id) => {
+              readerId = id;
+            },
+            () => {},
+          );
+        };
         r0.on('ready', () => {
           rescan = true;
+          learnId();
         });
+        learnId();
         if (options.claimIdle !== undefined)
           keeper = keepAlive(
             Math.max(50, Math.floor(options.claimIdle / 3)),

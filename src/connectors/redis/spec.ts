@@ -80,7 +80,7 @@ export const redisSourceConfig = z
     block: durationField()
       .prefault('1s')
       .describe(
-        'Longest a read waits for new entries (`XREADGROUP … BLOCK`); also bounds how long a stop waits.',
+        'Longest a read waits for new entries (`XREADGROUP … BLOCK`). A stop unblocks it at once.',
       ),
     claimIdle: z
       .union([z.literal('off'), durationField()])
