@@ -29,6 +29,7 @@ import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { connectRedis, decodeEntry, type RedisFormat, redactRedisUrl } from './client.ts';
+import { HeldEntries } from './held.ts';
 
 /** Config of {@link redisSource} (the parsed YAML config). */
 export interface RedisSourceOptions {
@@ -64,12 +65,6 @@ export interface RedisSourceOptions {
 export interface RedisSource extends Source<unknown> {
   /** Entries acknowledged (`XACK`) so far. */
   readonly acked: number;
-}
-
-/** One entry handed on (emitted or dead-lettered) and not acknowledged yet. */
-interface Held {
-  readonly stream: string;
-  readonly id: string;
 }
 
 /** An entry as Redis returns it; `fields` is null when the entry was deleted while pending. */
@@ -115,10 +110,8 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   let reader: Redis | undefined;
   /** Everything else: group creation, acknowledgements, claims. */
   let cmd: Redis | undefined;
-  /** Entries handed on and not acknowledged, in order; `held[0]` has number `ackedCount`. */
-  const held: Held[] = [];
-  /** `stream\nid` of every held entry: a claim returning one of them does not emit it twice. */
-  const holding = new Set<string>();
+  /** Entries handed on and not acknowledged, in order; the first has number `ackedCount`. */
+  const held = new HeldEntries();
   let ackedCount = 0;
   /** Entries of this run handed on so far (emitted or dead-lettered): `position().entries`. */
   let handed = 0;
@@ -139,8 +132,6 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   let ackErrors = 0;
   let deletedPending = 0;
 
-  const key = (stream: string, id: string): string => `${stream}\n${id}`;
-
   function fail(doing: string, err: unknown): SluiceError {
     if (ctx?.signal.aborted) return cancelledError(ctx.signal.reason);
     return wrapError(`${doing} (Redis \`${where}\`, group \`${group}\`, consumer \`${consumer}\`)`, err, {
@@ -155,15 +146,9 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   /** Acknowledges the first `upTo - ackedCount` held entries. A failure keeps them for the next call. */
   function ackThrough(upTo: number): Promise<void> {
     ackChain = ackChain.then(async () => {
-      const n = Math.min(upTo - ackedCount, held.length);
+      const n = Math.min(upTo - ackedCount, held.size);
       if (n <= 0 || cmd === undefined) return;
-      const todo = held.slice(0, n);
-      const byStream = new Map<string, string[]>();
-      for (const h of todo) {
-        const list = byStream.get(h.stream);
-        if (list === undefined) byStream.set(h.stream, [h.id]);
-        else list.push(h.id);
-      }
+      const byStream = held.firstByStream(n);
       try {
         const p = cmd.pipeline();
         for (const [stream, ids] of byStream)
@@ -179,9 +164,8 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         );
         return;
       }
-      held.splice(0, n);
+      held.drop(n);
       ackedCount += n;
-      for (const h of todo) holding.delete(key(h.stream, h.id));
     });
     return ackChain;
   }
@@ -234,13 +218,8 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         return;
       }
       const c = cmd;
-      if (c === undefined || held.length === 0) continue;
-      const byStream = new Map<string, string[]>();
-      for (const h of held) {
-        const list = byStream.get(h.stream);
-        if (list === undefined) byStream.set(h.stream, [h.id]);
-        else list.push(h.id);
-      }
+      if (c === undefined || held.size === 0) continue;
+      const byStream = held.firstByStream(held.size);
       try {
         const p = c.pipeline();
         for (const [stream, ids] of byStream)
@@ -250,7 +229,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       } catch (err) {
         if (signal.aborted) return;
         ctx.log.warn(
-          `Refreshing the idle time of ${held.length} held entries of ${names} failed: ${errorMessage(err)}; another consumer may take them over after \`claimIdle\``,
+          `Refreshing the idle time of ${held.size} held entries of ${names} failed: ${errorMessage(err)}; another consumer may take them over after \`claimIdle\``,
           { stage: ctx.name },
         );
       }
@@ -258,20 +237,21 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   }
 
   /**
-   * Turns entries into records and meta, holding each until it is acknowledged. An entry already
-   * held (a claim returned one of ours) is skipped; an undecodable or deleted one is dead-lettered.
+   * Turns entries into records and meta, holding each until it is acknowledged. With `mayBeHeld`
+   * (a pending re-read or a claim), an entry already held is skipped; an undecodable or deleted
+   * one is dead-lettered.
    */
   function take(
     stream: string,
     entries: readonly RawEntry[],
     out: { records: unknown[]; meta: RecordMeta[] },
+    mayBeHeld: boolean,
   ): number {
     let n = 0;
     for (const [id, fields] of entries) {
-      const k = key(stream, id);
-      if (holding.has(k)) continue;
-      holding.add(k);
-      held.push({ stream, id });
+      // New entries (`>`) were never delivered before; re-read and claimed ones may be ours already.
+      if (mayBeHeld && held.has(stream, id)) continue;
+      held.push(stream, id);
       handed++;
       n++;
       const meta: RecordMeta = { source: ctx.name, position: { stream, id }, timestamp: idTime(id) };
@@ -471,7 +451,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
               if (entries.length === 0) pendingCursor.delete(stream);
               else {
                 pendingCursor.set(stream, (entries[entries.length - 1] as RawEntry)[0]);
-                got += take(stream, entries, batch);
+                got += take(stream, entries, batch, true);
               }
             }
             for (const [s] of list) if (!seen.has(s)) pendingCursor.delete(s);
@@ -505,7 +485,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
                   { stage: ctx.name, stream },
                 );
               }
-              const n = take(stream, entries, batch);
+              const n = take(stream, entries, batch, true);
               claimed += n;
               got += n;
             }
@@ -535,7 +515,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
               if (stopOrCancel.aborted) break;
               throw fail(`reading ${names}`, err);
             }
-            for (const [stream, entries] of streamsOf(reply)) got += take(stream, entries, batch);
+            for (const [stream, entries] of streamsOf(reply)) got += take(stream, entries, batch, false);
           }
           const after = ctx.clock.now();
           if (got > 0) {
@@ -591,7 +571,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       return {
         records,
         deadLettered,
-        held: held.length,
+        held: held.size,
         acked: ackedCount,
         ackErrors,
         claimed,
@@ -605,14 +585,14 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         // checkpoints a draining stop keeps its checkpoints, which a restart resumes from.
         const clean =
           ctx !== undefined && !ctx.signal.aborted && !(ctx.checkpointing && ctx.stopSignal.aborted);
-        if (clean && held.length > 0) {
+        if (clean && held.size > 0) {
           const local = new AbortController();
           await Promise.race([
             ackThrough(handed),
             ctx.clock.sleep(ACK_TIMEOUT_MS, local.signal).then(
               () =>
                 ctx.log.warn(
-                  `Acknowledging the last ${held.length} entries of ${names} timed out; they stay pending and are read again by consumer \`${consumer}\` (or claimed by another)`,
+                  `Acknowledging the last ${held.size} entries of ${names} timed out; they stay pending and are read again by consumer \`${consumer}\` (or claimed by another)`,
                   { stage: ctx.name },
                 ),
               () => {},

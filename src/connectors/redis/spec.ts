@@ -79,9 +79,7 @@ export const redisSourceConfig = z
       .describe('Most entries per read and per batch.'),
     block: durationField()
       .prefault('1s')
-      .describe(
-        'Longest a read waits for new entries (`XREADGROUP … BLOCK`). A stop unblocks it at once.',
-      ),
+      .describe('Longest a read waits for new entries (`XREADGROUP … BLOCK`). A stop unblocks it at once.'),
     claimIdle: z
       .union([z.literal('off'), durationField()])
       .prefault('5m')
