@@ -9,7 +9,7 @@
  * - identifiers and values cannot inject SQL; a missing table or column fails with a clear message.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -81,7 +81,7 @@ interface Row {
 }
 
 /** Runs a source by hand; `positions[i]` is its position right after the i-th emit. */
-function drive() {
+function drive(log: Logger = quiet) {
   const cancel = new AbortController();
   const stop = new AbortController();
   const records: Row[] = [];
@@ -107,7 +107,7 @@ function drive() {
     stopSignal: stop.signal,
     checkpointing: true,
     clock: systemClock,
-    log: quiet,
+    log,
     deadLetter() {
       throw new Error('no dead letters expected');
     },
@@ -304,6 +304,67 @@ checkpoint: { interval: 1h, records: 300 }
       await source.close?.();
     }
     assert.deepEqual(ids(d.records), range(1, 25));
+  });
+
+  test('a server restart mid-run (private cluster) is retried with warnings, and follow goes on after it', {
+    skip: process.getuid?.() !== 0 ? 'needs root to run a private cluster as `postgres`' : false,
+  }, async () => {
+    const bin = '/usr/lib/postgresql/15/bin';
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-pg-private-'));
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const asPostgres = (cmd: string): void => {
+      const r = spawnSync('su', ['postgres', '-c', cmd], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+    };
+    const start = () =>
+      asPostgres(
+        `${bin}/pg_ctl -D ${dir}/data -o '-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off' -l ${dir}/log -w start`,
+      );
+    spawnSync('chown', ['postgres', dir]);
+    asPostgres(`${bin}/initdb -D ${dir}/data -A trust -U sluice --no-sync -E UTF8`);
+    start();
+    const url = `postgres://sluice@127.0.0.1:${port}/postgres`;
+    const own = new pg.Client({ connectionString: url });
+    await own.connect();
+    const warnings: string[] = [];
+    const log: Logger = { info() {}, warn: (m) => warnings.push(m), error() {} };
+    const source = postgresSource({
+      ...options({ table: 'ev', column: 'id' }),
+      url,
+      follow: true,
+      retryTimeout: 60_000,
+    });
+    const d = drive(log);
+    let running: Promise<void> | undefined;
+    try {
+      await own.query('CREATE TABLE ev (id int PRIMARY KEY, note text)');
+      await own.query(`INSERT INTO ev SELECT g, 'n' || g FROM generate_series(1, 20) g`);
+      await own.end();
+      await source.open?.(d.ctx);
+      running = source.run(d.out, d.ctx);
+      await until(() => d.records.length === 20, 'the first rows');
+      asPostgres(`${bin}/pg_ctl -D ${dir}/data -m immediate stop`);
+      await until(() => warnings.length > 0, 'a retry warning');
+      start();
+      const again = new pg.Client({ connectionString: url });
+      await again.connect();
+      await again.query(`INSERT INTO ev SELECT g, 'n' || g FROM generate_series(21, 40) g`);
+      await again.end();
+      await until(() => d.records.length === 40, 'the rows inserted after the restart');
+      d.stop.abort();
+      await running;
+    } finally {
+      d.stop.abort();
+      await running?.catch(() => {});
+      await source.close?.();
+      spawnSync('su', ['postgres', '-c', `${bin}/pg_ctl -D ${dir}/data -m immediate stop`]);
+      rmSync(dir, { recursive: true, force: true });
+    }
+    assert.deepEqual(ids(d.records), range(1, 40), 'every row once across the restart');
+    assert.match(
+      warnings[0] as string,
+      /^Retrying reading table `ev` on postgres:\/\/sluice@127\.0\.0\.1:\d+\/postgres in \d+ ms \(attempt 1\)/,
+    );
   });
 
   test('identifiers and values cannot inject SQL', async () => {
