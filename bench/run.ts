@@ -64,6 +64,8 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   'checkpoint-backends': { script: './checkpoint-backends.ts', manual: true },
   // Needs the broker (`npm run services -- up kafka`) and a few minutes: run it by name.
   kafka: { script: './kafka.ts', manual: true },
+  // Needs Redis (`npm run services -- up redis`): run it by name.
+  redis: { script: './redis.ts', manual: true },
 };
 
 /** Runs `node <args>` (stderr passed through); resolves with its exit code and its whole stdout. */

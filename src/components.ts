@@ -14,6 +14,7 @@ import * as fileSpecs from './connectors/file/spec.ts';
 import * as generateSpecs from './connectors/generate/spec.ts';
 import * as kafkaSpecs from './connectors/kafka/spec.ts';
 import * as postgresSpecs from './connectors/postgres/spec.ts';
+import * as redisSpecs from './connectors/redis/spec.ts';
 import * as stdioSpecs from './connectors/stdio/spec.ts';
 import * as exprSpecs from './expr/spec.ts';
 import * as operatorSpecs from './operators/specs.ts';
@@ -31,6 +32,7 @@ export const defaultRegistry: Registry = new Registry().add(
     generateSpecs,
     kafkaSpecs,
     postgresSpecs,
+    redisSpecs,
     blackholeSpecs,
     stdioSpecs,
     operatorSpecs,

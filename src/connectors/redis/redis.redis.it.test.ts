@@ -1,0 +1,625 @@
+/**
+ * The `redis` source and sink against the real server (`npm run services -- up redis`, which
+ * `npm test` runs for this file's name). Every test uses fresh stream and group names and
+ * deletes its streams at the end.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import type { Batch, RecordMeta, Signal } from '../../core/batch.ts';
+import { systemClock } from '../../core/clock.ts';
+import { Pipeline } from '../../core/pipeline.ts';
+import type { DeadLetter, Emitter, Logger, Sink, Source, SourceContext } from '../../core/stage.ts';
+import { fileSink } from '../file/sink.ts';
+import { redisSink } from './sink.ts';
+import { type RedisSourceOptions, redisSource } from './source.ts';
+
+const REDIS_URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const PROJECT = new URL('../../../', import.meta.url).pathname;
+const quiet: Logger = { info() {}, warn() {}, error() {} };
+
+let redis: Redis;
+const streamsMade: string[] = [];
+
+before(async () => {
+  redis = new Redis(REDIS_URL);
+});
+
+after(async () => {
+  if (streamsMade.length > 0) await redis.del(...streamsMade);
+  redis.disconnect();
+});
+
+function fresh(name: string): string {
+  const s = `it-${name}-${randomUUID().slice(0, 8)}`;
+  streamsMade.push(s);
+  return s;
+}
+
+/** Appends `n` entries `{ data: {"seq": i} }`; returns their ids in order. */
+async function fill(stream: string, n: number, from = 0): Promise<string[]> {
+  const p = redis.pipeline();
+  for (let i = from; i < from + n; i++) p.xadd(stream, '*', 'data', JSON.stringify({ seq: i }));
+  const replies = (await p.exec()) ?? [];
+  return replies.map(([err, id]) => {
+    if (err) throw err;
+    return id as string;
+  });
+}
+
+/** Entries pending in `group`, per consumer. */
+async function pendingByConsumer(stream: string, group: string): Promise<Map<string, number>> {
+  const [, , , consumers] = (await redis.xpending(stream, group)) as [
+    number,
+    unknown,
+    unknown,
+    [string, string][] | null,
+  ];
+  return new Map((consumers ?? []).map(([c, n]) => [c, Number(n)]));
+}
+
+async function pendingTotal(stream: string, group: string): Promise<number> {
+  const [count] = (await redis.xpending(stream, group)) as [number];
+  return Number(count);
+}
+
+function options(stream: string, group: string, extra: Partial<RedisSourceOptions> = {}): RedisSourceOptions {
+  return {
+    url: REDIS_URL,
+    streams: [stream],
+    group,
+    consumer: 'c1',
+    start: '0',
+    batchSize: 100,
+    block: 200,
+    format: 'json',
+    field: 'data',
+    idleTimeout: 600,
+    commitInterval: 50,
+    ...extra,
+  };
+}
+
+/** A sink keeping records and meta in memory. */
+function collect<T = unknown>(): Sink<T> & { records: T[]; meta: (RecordMeta | undefined)[] } {
+  const records: T[] = [];
+  const meta: (RecordMeta | undefined)[] = [];
+  return {
+    records,
+    meta,
+    durableOnBarrier: true,
+    write(batch: Batch<T>) {
+      for (let i = 0; i < batch.records.length; i++) {
+        records.push(batch.records[i] as T);
+        meta.push(batch.meta?.[i]);
+      }
+    },
+  };
+}
+
+/** A hand-made source context and emitter: every emitted record, signal and dead letter is kept. */
+function drive(checkpointing: boolean) {
+  const cancel = new AbortController();
+  const stop = new AbortController();
+  const records: unknown[] = [];
+  const meta: (RecordMeta | undefined)[] = [];
+  const signals: Signal[] = [];
+  const dead: { record: unknown; error: unknown; meta?: RecordMeta | undefined }[] = [];
+  const out: Emitter<unknown> = {
+    async emit(batch) {
+      for (let i = 0; i < batch.records.length; i++) {
+        records.push(batch.records[i]);
+        meta.push(batch.meta?.[i]);
+      }
+    },
+    async signal(s) {
+      signals.push(s);
+    },
+  };
+  const ctx: SourceContext = {
+    name: 'redis',
+    signal: cancel.signal,
+    stopSignal: stop.signal,
+    checkpointing,
+    clock: systemClock,
+    log: quiet,
+    deadLetter(record, error, m) {
+      dead.push({ record, error, meta: m });
+    },
+  };
+  return { ctx, out, records, meta, signals, dead, cancel, stop };
+}
+
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('redis source and sink', () => {
+  test('a group reads every entry into a file; bad JSON goes to the dlq with its id and is acknowledged after it', async () => {
+    const stream = fresh('read');
+    const group = fresh('g');
+    const N = 2500;
+    const ids = await fill(stream, N);
+    const badId = (await redis.xadd(stream, '*', 'data', '{not json')) as string;
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-'));
+    try {
+      const p = new Pipeline('it-redis-read');
+      p.from(redisSource(options(stream, group, { batchSize: 333 }))).to(
+        fileSink({ path: join(dir, 'out.jsonl'), format: 'jsonl' }),
+      );
+      p.dlq(fileSink({ path: join(dir, 'dead.jsonl'), format: 'jsonl' }));
+      const summary = await p.run({ log: quiet }).done;
+      assert.equal(summary.recordsRead, N);
+      const seqs = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { seq: number }).seq);
+      assert.deepEqual(
+        seqs,
+        Array.from({ length: N }, (_, i) => i),
+        'every entry once, in stream order',
+      );
+      const dead = readFileSync(join(dir, 'dead.jsonl'), 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => JSON.parse(l) as DeadLetter);
+      assert.equal(dead.length, 1);
+      assert.deepEqual(dead[0]?.record, { stream, id: badId, fields: { data: '{not json' } });
+      assert.deepEqual(dead[0]?.position, { stream, id: badId });
+      assert.equal(dead[0]?.error.code, 'SLUICE_PARSE');
+      assert.match(
+        dead[0]?.error.message as string,
+        new RegExp(`entry \`${badId}\` of stream \`${stream}\``),
+      );
+      assert.equal(await pendingTotal(stream, group), 0, 'everything acknowledged at the clean end');
+      assert.equal(ids.length, N);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('nothing is acknowledged before commit(position); a restarted consumer of the same name re-reads its pending entries', async () => {
+    const stream = fresh('ack');
+    const group = fresh('g');
+    const N = 450;
+    await fill(stream, N);
+    // Run 1, as under checkpoints: read everything, stop without any commit.
+    const s1 = redisSource(options(stream, group, { idleTimeout: undefined }));
+    const d1 = drive(true);
+    await s1.open?.(d1.ctx);
+    const run1 = s1.run(d1.out, d1.ctx);
+    await until(() => d1.records.length === N, 'the first run to read every entry');
+    assert.equal(await pendingTotal(stream, group), N, 'read but not acknowledged: every entry pending');
+    const mid = s1.position?.();
+    assert.equal(mid?.entries, N);
+    assert.equal(d1.signals.length, 0, 'under checkpoints the source emits no barrier of its own');
+    // A commit covering the first 200 (a position taken then) acknowledges exactly those.
+    await s1.commit?.({ ...(mid as object), entries: 200 });
+    assert.equal(await pendingTotal(stream, group), N - 200);
+    const firstAcked = new Set(d1.meta.slice(0, 200).map((m) => m?.position?.id));
+    const stillPending = (await redis.xpending(stream, group, '-', '+', N)) as [string][];
+    for (const row of stillPending) assert.ok(!firstAcked.has(row[0]), 'only the committed ones acked');
+    // A draining stop under checkpoints acknowledges nothing more.
+    d1.stop.abort();
+    await run1;
+    await s1.close?.();
+    assert.equal(await pendingTotal(stream, group), N - 200);
+
+    // Run 2, same consumer name: its pending entries come back first, then it acknowledges at the clean end.
+    const s2 = redisSource(options(stream, group, { idleTimeout: 500 }));
+    const d2 = drive(false);
+    await s2.open?.(d2.ctx);
+    await s2.run(d2.out, d2.ctx);
+    await s2.close?.();
+    const seqs = (d2.records as { seq: number }[]).map((r) => r.seq);
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: N - 200 }, (_, i) => 200 + i),
+      'exactly the unacknowledged ones',
+    );
+    assert.equal(await pendingTotal(stream, group), 0);
+  });
+
+  test('without checkpoints, entries are acknowledged only when a barrier after them completes', async () => {
+    const stream = fresh('barrier');
+    const group = fresh('g');
+    await fill(stream, 40);
+    const s = redisSource(options(stream, group, { idleTimeout: undefined, commitInterval: 0 }));
+    const d = drive(false);
+    await s.open?.(d.ctx);
+    const running = s.run(d.out, d.ctx);
+    await until(() => d.records.length === 40 && d.signals.length > 0, 'records and a barrier');
+    assert.equal(await pendingTotal(stream, group), 40, 'nothing acknowledged before the barrier completes');
+    const last = d.signals.at(-1) as { id: number };
+    await s.onBarrierComplete?.(last.id);
+    assert.equal(await pendingTotal(stream, group), 0);
+    // A cancelled run acknowledges nothing more: entries read after the barrier stay pending.
+    await fill(stream, 5, 40);
+    await until(() => d.records.length === 45, 'the later entries');
+    d.cancel.abort();
+    await running.catch(() => {});
+    await s.close?.();
+    assert.equal(await pendingTotal(stream, group), 5);
+  });
+
+  test('two streams, whole entries as raw strings: each record names its stream and id, order kept per stream', async () => {
+    const a = fresh('two-a');
+    const b = fresh('two-b');
+    const group = fresh('g');
+    const idsA: string[] = [];
+    const idsB: string[] = [];
+    for (let i = 0; i < 120; i++) {
+      idsA.push((await redis.xadd(a, '*', 'user', `a${i}`, 'n', `${i}`)) as string);
+      if (i % 2 === 0) idsB.push((await redis.xadd(b, '*', 'user', `b${i}`, 'n', `${i}`)) as string);
+    }
+    const sink = collect<{ user: string; n: string }>();
+    await new Pipeline('it-two')
+      .from(
+        redisSource({
+          ...options(a, group, { format: 'raw', field: undefined, batchSize: 25 }),
+          streams: [a, b],
+        }),
+      )
+      .to(sink)
+      .run({ log: quiet }).done;
+    const byStream = new Map<string, string[]>();
+    sink.records.forEach((r, i) => {
+      const pos = sink.meta[i]?.position as { stream: string; id: string };
+      assert.equal(r.user[0], pos.stream === a ? 'a' : 'b', 'the record came from the stream its meta names');
+      assert.equal(typeof r.n, 'string', 'raw: field values stay strings');
+      byStream.set(pos.stream, [...(byStream.get(pos.stream) ?? []), pos.id]);
+    });
+    assert.deepEqual(byStream.get(a), idsA, 'stream a complete and in order');
+    assert.deepEqual(byStream.get(b), idsB, 'stream b complete and in order');
+    assert.equal(sink.meta[0]?.timestamp, Number(idsA[0]?.split('-')[0]));
+  });
+
+  test("entries held for a long checkpoint are kept fresh: no claim (ours or another consumer's) takes them", async () => {
+    const stream = fresh('fresh');
+    const group = fresh('g');
+    await fill(stream, 30);
+    const s = redisSource(options(stream, group, { idleTimeout: undefined, claimIdle: 500 }));
+    const d = drive(true);
+    await s.open?.(d.ctx);
+    const running = s.run(d.out, d.ctx);
+    try {
+      await until(() => d.records.length === 30, 'the entries');
+      // Several claimIdle periods without a commit (a long checkpoint interval). Any XAUTOCLAIM of
+      // an entry (the source's own claim pass included) would raise its delivery count.
+      await new Promise((r) => setTimeout(r, 2000));
+      const rows = (await redis.xpending(stream, group, '-', '+', 100)) as [string, string, number, number][];
+      assert.equal(rows.length, 30);
+      for (const [id, owner, , deliveries] of rows) {
+        assert.equal(owner, 'c1', `${id} still ours`);
+        assert.equal(
+          Number(deliveries),
+          1,
+          `${id} was never claimed: its idle time was kept below claimIdle`,
+        );
+      }
+    } finally {
+      d.stop.abort();
+      await running;
+      await s.close?.();
+    }
+  });
+
+  test('XAUTOCLAIM takes over the entries a dead consumer left pending longer than claimIdle', async () => {
+    const stream = fresh('claim');
+    const group = fresh('g');
+    const N = 300;
+    await redis.xgroup('CREATE', stream, group, '0', 'MKSTREAM');
+    await fill(stream, N);
+    // The "dead" consumer reads everything and never acknowledges.
+    const taken = (await redis.xreadgroup('GROUP', group, 'dead', 'COUNT', N, 'STREAMS', stream, '>')) as [
+      string,
+      unknown[],
+    ][];
+    assert.equal(taken[0]?.[1].length, N);
+    assert.equal((await pendingByConsumer(stream, group)).get('dead'), N);
+    const sink = collect<{ seq: number }>();
+    const summary = await new Pipeline('it-claim')
+      .from(redisSource(options(stream, group, { consumer: 'alive', claimIdle: 300, idleTimeout: 1500 })))
+      .to(sink)
+      .run({ log: quiet }).done;
+    assert.equal(summary.recordsRead, N);
+    assert.deepEqual(
+      sink.records.map((r) => r.seq).sort((a, b) => a - b),
+      Array.from({ length: N }, (_, i) => i),
+    );
+    assert.equal(
+      (await pendingByConsumer(stream, group)).get('dead'),
+      undefined,
+      'nothing left with the dead one',
+    );
+    assert.equal(await pendingTotal(stream, group), 0, 'and the new owner acknowledged them');
+  });
+
+  test('SIGKILL mid-run through the CLI with count-based checkpoints, then a restart: nothing lost, nothing acknowledged ahead of its checkpoint', async () => {
+    const stream = fresh('kill');
+    const group = fresh('g');
+    const N = 5000;
+    const ids = await fill(stream, N);
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-kill-'));
+    try {
+      const file = join(dir, 'pipeline.yaml');
+      // No `consumer`: the default name carries the process id, so the restart runs under another
+      // name and must take over the pending entries of the killed one.
+      writeFileSync(
+        file,
+        `name: it-redis-kill
+input:
+  redis: { url: ${REDIS_URL}, stream: ${stream}, group: ${group}, start: "0", field: data, batchSize: 50, idleTimeout: 2s }
+pipeline:
+  - throttle: { rate: 4000 }
+output:
+  file: { path: out.jsonl, format: jsonl }
+checkpoint: { interval: 1h, records: 400 }
+`,
+      );
+      const cli = (): ReturnType<typeof spawn> =>
+        spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
+          cwd: dir,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+      const tmpLines = (): string[] => {
+        for (const f of readdirSync(dir))
+          if (f.startsWith('.out.jsonl.sluice-tmp-')) return readFileSync(join(dir, f), 'utf8').split('\n');
+        return [];
+      };
+      const tmpSize = (): number => {
+        for (const f of readdirSync(dir))
+          if (f.startsWith('.out.jsonl.sluice-tmp-')) return statSync(join(dir, f)).size;
+        return 0;
+      };
+      const first = cli();
+      const exited = new Promise((r) => first.once('exit', r));
+      // Kill after several checkpoints (some entries acknowledged), mid-run.
+      await until(async () => tmpSize() > 0 && (await acked()) >= 1200, 'a few checkpoints');
+      first.kill('SIGKILL');
+      await exited;
+
+      async function acked(): Promise<number> {
+        const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
+        const g = groups.find((row) => row[1] === group);
+        if (g === undefined) return 0;
+        const info = new Map<string, unknown>();
+        for (let i = 0; i + 1 < g.length; i += 2) info.set(g[i] as string, g[i + 1]);
+        const last = info.get('last-delivered-id') as string;
+        const delivered = ids.filter((id) => compareIds(id, last) <= 0).length;
+        return delivered - Number(info.get('pending'));
+      }
+
+      // The controlled point: the killed run's acknowledged entries are all in its output, which the
+      // file sink keeps up to the last checkpoint: an entry acknowledged ahead of its checkpoint
+      // could be missing from the output once truncated there.
+      const pendingIds = new Set(
+        ((await redis.xpending(stream, group, '-', '+', N)) as [string][]).map((row) => row[0]),
+      );
+      const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
+      const g = groups.find((row) => row[1] === group) as unknown[];
+      const lastDelivered = g[g.indexOf('last-delivered-id') + 1] as string;
+      const ackedIds = ids.filter((id) => compareIds(id, lastDelivered) <= 0 && !pendingIds.has(id));
+      assert.ok(
+        ackedIds.length > 0 && ackedIds.length < N,
+        `killed mid-run (${ackedIds.length} acknowledged)`,
+      );
+      const written = new Set(
+        tmpLines()
+          .filter((l) => l.endsWith('}'))
+          .map((l) => (JSON.parse(l) as { seq: number }).seq),
+      );
+      const seqOf = new Map(ids.map((id, i) => [id, i]));
+      for (const id of ackedIds)
+        assert.ok(written.has(seqOf.get(id) as number), `acknowledged ${id} was written`);
+      assert.ok(pendingIds.size > 0, 'the kill left entries pending');
+
+      const second = cli();
+      let stderr = '';
+      second.stderr?.on('data', (d) => {
+        stderr += d;
+      });
+      const code = await new Promise((r) => second.once('exit', r));
+      assert.equal(code, 0, stderr);
+      const seqs = readFileSync(join(dir, 'out.jsonl'), 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { seq: number }).seq);
+      assert.equal(new Set(seqs).size, N, 'every entry reached the output');
+      assert.equal(await pendingTotal(stream, group), 0, 'and every one is acknowledged');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a draining stop unblocks a long blocking read and acknowledges what was read', async () => {
+    const stream = fresh('stop');
+    const group = fresh('g');
+    await fill(stream, 20);
+    const sink = collect<{ seq: number }>();
+    // A 10-minute block: only `CLIENT UNBLOCK` lets the stop finish before the test times out.
+    const handle = new Pipeline('it-stop')
+      .from(redisSource(options(stream, group, { block: 600_000, idleTimeout: undefined })))
+      .to(sink)
+      .run({ log: quiet });
+    await until(() => sink.records.length === 20, 'the entries');
+    await new Promise((r) => setTimeout(r, 100)); // let the read block again
+    await handle.stop();
+    const summary = await handle.done;
+    assert.equal(summary.recordsRead, 20);
+    assert.equal(
+      await pendingTotal(stream, group),
+      0,
+      'a clean stop without checkpoints acknowledges everything read',
+    );
+  });
+
+  test('a Redis that is not there is waited for with clear warnings, and a stop ends the wait', async () => {
+    const warnings: string[] = [];
+    const log: Logger = {
+      info() {},
+      warn(msg) {
+        warnings.push(msg);
+        if (warnings.length === 3) void handle.stop();
+      },
+      error() {},
+    };
+    const source = redisSource(
+      options('nowhere', 'g', { url: 'redis://:secret@127.0.0.1:1', idleTimeout: undefined }),
+    );
+    const handle = new Pipeline('it-redis-down').from(source).to(collect()).run({ log });
+    const summary = await handle.done;
+    assert.equal(summary.recordsRead, 0);
+    const retry = warnings.find((w) => w.includes('retrying in')) as string;
+    assert.match(
+      retry,
+      /Redis at `redis:\/\/:\*\*\*@127\.0\.0\.1:1` is not reachable \(.*ECONNREFUSED.*\) while/,
+    );
+    assert.doesNotMatch(warnings.join('\n'), /secret/, 'no password in messages');
+  });
+
+  test('a Redis restart mid-run (AOF, private server) is ridden out: every entry arrives and is acknowledged', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-restart-'));
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const url = `redis://127.0.0.1:${port}`;
+    const server = (): ReturnType<typeof spawn> =>
+      spawn(
+        'redis-server',
+        [
+          '--port',
+          `${port}`,
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--save',
+          '',
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'always',
+        ],
+        { stdio: 'ignore' },
+      );
+    let proc = server();
+    const own = new Redis(url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
+    own.on('error', () => {});
+    try {
+      await until(async () => (await own.ping().catch(() => '')) === 'PONG', 'the private server');
+      const stream = 'restart';
+      const N = 3000;
+      const p = own.pipeline();
+      for (let i = 0; i < N; i++) p.xadd(stream, '*', 'data', JSON.stringify({ seq: i }));
+      await p.exec();
+      const warnings: string[] = [];
+      const sink = collect<{ seq: number }>();
+      const handle = new Pipeline('it-redis-restart')
+        .from(redisSource({ ...options(stream, 'g', { idleTimeout: 3000, batchSize: 50 }), url }))
+        .throttle({ rate: 3000 })
+        .to(sink)
+        .run({
+          log: {
+            info() {},
+            warn(msg) {
+              warnings.push(msg);
+            },
+            error() {},
+          },
+        });
+      await until(() => sink.records.length >= 600, 'some records before the restart');
+      proc.kill('SIGKILL');
+      await new Promise((r) => proc.once('exit', r));
+      await new Promise((r) => setTimeout(r, 300));
+      proc = server();
+      const summary = await handle.done;
+      const seqs = new Set(sink.records.map((r) => r.seq));
+      assert.equal(seqs.size, N, 'every entry arrived');
+      assert.ok(summary.recordsRead >= N);
+      assert.ok(
+        warnings.some((w) =>
+          /Redis at `redis:\/\/127\.0\.0\.1:\d+\/?` is not reachable .* retrying in \d+ ms/.test(w),
+        ),
+        `a reconnect warning (${warnings.join(' | ')})`,
+      );
+      const [pending] = (await own.xpending(stream, 'g')) as [number];
+      assert.equal(Number(pending), 0, 'everything acknowledged');
+    } finally {
+      own.disconnect();
+      proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the sink appends with XADD, caps the stream with MAXLEN, and its entries read back as written', async () => {
+    const stream = fresh('sink');
+    const N = 1000;
+    const records = Array.from({ length: N }, (_, i) => ({ seq: i, amount: `${i}.10`, tags: ['a', i] }));
+    const source: Source = {
+      async run(out) {
+        for (let i = 0; i < N; i += 128)
+          await out.emit({ kind: 'batch', records: records.slice(i, i + 128) });
+      },
+    };
+    const sink = redisSink({
+      url: REDIS_URL,
+      stream,
+      maxLen: 100,
+      approximate: false,
+      field: 'data',
+      format: 'json',
+      batchSize: 64,
+    });
+    await new Pipeline('it-sink').from(source).to(sink).run({ log: quiet }).done;
+    assert.equal(sink.written, N);
+    assert.equal(await redis.xlen(stream), 100, 'MAXLEN kept exactly the newest 100');
+    const entries = (await redis.xrange(stream, '-', '+')) as [string, string[]][];
+    assert.deepEqual(
+      entries.map(([, f]) => JSON.parse(f[1] as string)),
+      records.slice(N - 100),
+    );
+    // Whole-object entries (no `field`), raw: one field per property; a non-object goes to the dlq.
+    const flat = fresh('flat');
+    const dead: DeadLetter[] = [];
+    const p = new Pipeline('it-sink-flat');
+    p.from({
+      async run(out) {
+        await out.emit({
+          kind: 'batch',
+          records: [{ user: 'u1', n: 1 }, 'not an object', { user: 'u2', n: 2 }],
+        });
+      },
+    }).to(redisSink({ url: REDIS_URL, stream: flat, approximate: true, format: 'raw', batchSize: 10 }));
+    p.dlq({
+      write(b: Batch) {
+        dead.push(...(b.records as DeadLetter[]));
+      },
+    });
+    await p.run({ log: quiet }).done;
+    const flatEntries = (await redis.xrange(flat, '-', '+')) as [string, string[]][];
+    assert.deepEqual(
+      flatEntries.map(([, f]) => f),
+      [
+        ['user', 'u1', 'n', '1'],
+        ['user', 'u2', 'n', '2'],
+      ],
+    );
+    assert.equal(dead.length, 1);
+    assert.equal(dead[0]?.record, 'not an object');
+  });
+});
+
+/** Orders two entry ids (`ms-seq`). */
+function compareIds(a: string, b: string): number {
+  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
+  return am < bm ? -1 : am > bm ? 1 : as < bs ? -1 : as > bs ? 1 : 0;
+}
