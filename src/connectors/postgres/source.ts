@@ -20,10 +20,11 @@
  *   guard against rows that commit out of column order under concurrent writers (see README).
  * - A lost connection or a restarting server is retried with backoff until `retryTimeout`.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { Position, RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
+import { pgLib } from './pg.ts';
 
 /** Options of {@link postgresSource} (the parsed YAML config). */
 export interface PostgresSourceOptions {
@@ -101,10 +102,9 @@ const types = {
     if (oid === 1184) return isoTimestamptz;
     if (oid === 1114) return isoTimestamp;
     if (oid === 1082) return identity;
-    return (pg.types.getTypeParser as (oid: number, format?: 'text' | 'binary') => (text: string) => unknown)(
-      oid,
-      format,
-    );
+    return (
+      pgLib().types.getTypeParser as (oid: number, format?: 'text' | 'binary') => (text: string) => unknown
+    )(oid, format);
   },
 };
 
@@ -165,7 +165,11 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
   let columnIsTime = false;
 
   async function connect(): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: options.url, application_name: 'sluice source', types });
+    const c = new (pgLib().Client)({
+      connectionString: options.url,
+      application_name: 'sluice source',
+      types,
+    });
     c.on('error', () => {}); // a broken idle connection: the next query fails and is retried
     try {
       await c.connect();
@@ -284,9 +288,9 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
         { dbColumn: column },
       );
     }
-    const col = `sluice_t.${pg.escapeIdentifier(column)}`;
-    const k = key === undefined ? undefined : `sluice_t.${pg.escapeIdentifier(key)}`;
-    const select = `SELECT sluice_t.*, ${col}::text AS ${pg.escapeIdentifier(POS_COLUMN)}${k === undefined ? '' : `, ${k}::text AS ${pg.escapeIdentifier(POS_KEY)}`} FROM ${from}`;
+    const col = `sluice_t.${pgLib().escapeIdentifier(column)}`;
+    const k = key === undefined ? undefined : `sluice_t.${pgLib().escapeIdentifier(key)}`;
+    const select = `SELECT sluice_t.*, ${col}::text AS ${pgLib().escapeIdentifier(POS_COLUMN)}${k === undefined ? '' : `, ${k}::text AS ${pgLib().escapeIdentifier(POS_KEY)}`} FROM ${from}`;
     // `$1` is always the lag (NULL without one), so every statement takes parameters the same way.
     const lag = options.lag === undefined ? '$1::interval IS NULL' : `${col} <= now() - $1::interval`;
     if (k !== undefined) {
