@@ -67,10 +67,28 @@ export interface PostgresSinkOptions {
   pipeline: string;
   /** How long (ms) a failing transaction is retried before the run fails. */
   retryTimeout: number;
+  /**
+   * How long (ms) `open` waits for the server to accept connections (not running yet, starting
+   * up, unreachable) before the run fails; also the limit of one connection attempt. Default 30 s.
+   */
+  connectTimeout?: number | undefined;
 }
 
 /** Rejections in one chunk after which the rest of it is written row by row. */
 const MANY_FAILURES = 16;
+
+/** Default of {@link PostgresSinkOptions.connectTimeout}. */
+const CONNECT_TIMEOUT = 30_000;
+
+/** Longest single connection attempt: a server that does not answer is tried again sooner. */
+const ATTEMPT_TIMEOUT = 10_000;
+
+/**
+ * The id in the gid of the last transaction of an exactly-once run (`finish`): prepared, then
+ * committed, so a lost answer to its commit is told apart from a lost commit. A restart from any
+ * checkpoint rolls it back if it is still prepared, like every transaction past that checkpoint.
+ */
+const FINAL_ID = Number.MAX_SAFE_INTEGER;
 
 /** Name of the table holding the committed source positions of exactly-once sinks. */
 export const OFFSETS_TABLE = 'sluice_offsets';
@@ -134,6 +152,25 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** `host:port` and database of a connection URL, for messages (never the password). */
+export function serverOf(url: string): { address: string; database: string } {
+  try {
+    const u = new URL(url);
+    const host = u.hostname === '' ? 'localhost' : u.hostname;
+    const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username);
+    return { address: `${host}:${u.port === '' ? '5432' : u.port}`, database };
+  } catch {
+    return { address: '(unparsable URL)', database: '' };
+  }
+}
+
+/** Seconds or milliseconds, for messages: `2 m`, `30 s`, `400 ms`. */
+function human(ms: number): string {
+  if (ms >= 120_000 && ms % 60_000 === 0) return `${ms / 60_000} m`;
+  if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;
+  return `${ms} ms`;
+}
+
 /** `column amount` from an error's context line (`COPY t, line 2, column amount: "abc"`). */
 function columnOf(err: PgError): string | undefined {
   if (err.column !== undefined) return err.column;
@@ -166,6 +203,8 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let copySql = '';
   let upsertTail = '';
   let buffer: Row[] = [];
+  /** Rows the database rejected in the current attempt: dead letters once it succeeds. */
+  let rejections: { row: Row; err: PgError }[] = [];
   let inTx = false;
   /** Rows accepted in the open transaction: resent after a reconnect. */
   let txRows: Row[][] = [];
@@ -189,8 +228,17 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   const stageError = (doing: string, err: unknown) =>
     wrapError(`${doing} ${where}`, err, { table: options.table, sqlState: (err as PgError)?.code });
 
+  const server = serverOf(url);
+  const pgAt = `PostgreSQL at \`${server.address}\` (database \`${server.database}\`)`;
+  const connectTimeout = options.connectTimeout ?? CONNECT_TIMEOUT;
+
   async function connect(): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: url, application_name: `sluice ${options.pipeline}` });
+    const c = new pg.Client({
+      connectionString: url,
+      application_name: `sluice ${options.pipeline}`,
+      connectionTimeoutMillis: Math.min(connectTimeout, ATTEMPT_TIMEOUT),
+      keepAlive: true,
+    });
     // An idle connection that breaks emits `error`; the next query fails and is retried.
     c.on('error', () => {});
     try {
@@ -206,26 +254,56 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     if (c !== undefined) await c.end().catch(() => {});
   }
 
-  /** Runs `op` until it succeeds, retrying transient failures with backoff (100 ms … 5 s). */
-  async function withRetry<T>(doing: string, op: () => Promise<T>, onRetry: () => Promise<void>): Promise<T> {
-    const deadline = ctx.clock.now() + options.retryTimeout;
+  /** What a retry waits for, for its log line: the rows that will be sent again. */
+  function pendingWork(): string {
+    let rows = buffer.length;
+    for (const chunk of txRows) rows += chunk.length;
+    return rows === 0 ? '' : `; ${rows} rows of the open transaction are sent again then`;
+  }
+
+  /**
+   * Runs `op` until it succeeds, retrying transient failures (connection refused or lost, server
+   * shutting down or starting up, deadlock…) with backoff (100 ms doubling to 5 s) for at most
+   * `limit` ms (`limitName` in messages). Each retry is logged with the server, what was being
+   * done and what is waited for; the first success after failures is logged too.
+   */
+  async function withRetry<T>(
+    doing: string,
+    op: () => Promise<T>,
+    onRetry: () => Promise<void>,
+    limit: readonly [ms: number, name: string] = [options.retryTimeout, 'retryTimeout'],
+  ): Promise<T> {
+    const started = ctx.clock.now();
+    const deadline = started + limit[0];
     let delay = 100;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await op();
+        const result = await op();
+        if (attempt > 1) {
+          ctx.log.info(
+            `Reconnected to ${pgAt}: ${doing} \`${options.table}\` succeeded at attempt ${attempt} after ${human(ctx.clock.now() - started)}`,
+          );
+        }
+        return result;
       } catch (err) {
         if (!isTransient(err) || ctx.signal.aborted) throw err;
         if (ctx.clock.now() + delay > deadline) {
           throw new SluiceError(
             ErrorCode.STAGE,
-            `${doing} ${where} still failed after ${attempt} attempts (${Math.round(options.retryTimeout / 1000)} s, \`retryTimeout\`): ${errorMessage(err)}; check that the server is up and reachable`,
-            { table: options.table, sqlState: (err as PgError).code },
+            `${doing} ${where}: ${pgAt} still failed after ${attempt} attempts in ${human(ctx.clock.now() - started)} (\`${limit[1]}\` is ${human(limit[0])}): ${errorMessage(err)}; check that the server is running and reachable at that address, or raise \`${limit[1]}\``,
+            {
+              table: options.table,
+              server: server.address,
+              database: server.database,
+              sqlState: (err as PgError).code,
+            },
             { cause: err },
           );
         }
         retries++;
         ctx.log.warn(
-          `Retrying ${doing} \`${options.table}\` in ${delay} ms (attempt ${attempt}): ${errorMessage(err)}`,
+          `Waiting for ${pgAt}: ${doing} \`${options.table}\` failed (${errorMessage(err)}); retrying in ${human(delay)} (attempt ${attempt + 1}, giving up after ${human(limit[0])}, \`${limit[1]}\`)${pendingWork()}`,
+          { server: server.address, table: options.table, attempt, sqlState: (err as PgError).code },
         );
         await ctx.clock.sleep(delay, ctx.signal);
         delay = Math.min(delay * 2, 5000);
@@ -296,7 +374,22 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     return undefined;
   }
 
+  /**
+   * Notes a row the database rejected. The dead letter is sent only when the attempt that found
+   * it succeeds ({@link txAttempt}): an attempt that fails (connection lost) is done again from
+   * the start and finds the same row again, which must reach the dlq output once.
+   */
   function reject(row: Row, err: PgError): void {
+    rejections.push({ row, err });
+  }
+
+  function sendRejections(): void {
+    const list = rejections;
+    rejections = [];
+    for (const { row, err } of list) deadLetter(row, err);
+  }
+
+  function deadLetter(row: Row, err: PgError): void {
     rejected++;
     const column = columnOf(err);
     const pos =
@@ -315,6 +408,27 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         },
       ),
       row.meta,
+    );
+  }
+
+  /**
+   * One step on the open transaction, retried on a new connection (which begins the
+   * transaction again and resends its rows) until it succeeds; the rows it rejected go to the
+   * dlq output once, when it succeeds.
+   */
+  function txAttempt<T>(doing: string, op: () => Promise<T>): Promise<T> {
+    return withRetry(
+      doing,
+      async () => {
+        rejections = [];
+        const result = await op();
+        sendRejections();
+        return result;
+      },
+      async () => {
+        rejections = [];
+        await reset();
+      },
     );
   }
 
@@ -374,16 +488,12 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     for (let i = 0; i < rows.length; i += per) {
       let chunk = rows.length <= per ? rows : rows.slice(i, i + per);
       if (mode === 'upsert') chunk = lastPerKey(chunk);
-      await withRetry(
-        'writing to',
-        async () => {
-          await ensureTx();
-          const ok = await writeIsolating(chunk);
-          txRows.push(ok);
-          written += ok.length;
-        },
-        reset,
-      );
+      await txAttempt('writing to', async () => {
+        await ensureTx();
+        const ok = await writeIsolating(chunk);
+        txRows.push(ok);
+        written += ok.length;
+      });
     }
   }
 
@@ -391,40 +501,63 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   async function flushCommit(): Promise<void> {
     await sendBuffer();
     if (!inTx) return;
-    await withRetry(
-      'committing to',
-      async () => {
-        await ensureTx();
-        await q('COMMIT');
-        inTx = false;
-        txRows = [];
-      },
-      reset,
-    );
+    // At-least-once: when the answer to COMMIT is lost, the rows are sent again (duplicates, or
+    // rejections on a unique key), which this mode allows.
+    await txAttempt('committing to', async () => {
+      await ensureTx();
+      await q('COMMIT');
+      inTx = false;
+      txRows = [];
+    });
   }
 
   /** Exactly-once, at barrier `id`: the buffer, the positions, then PREPARE TRANSACTION. */
   async function prepareCheckpoint(id: number): Promise<void> {
     await sendBuffer();
     const positions = ctx.checkpointPositions?.(id) ?? {};
-    const gid = gidOf(id);
-    await withRetry(
-      'preparing checkpoint transaction on',
-      async () => {
-        // After a reconnect, a PREPARE whose answer was lost may have happened.
-        if (!inTx && (await isPrepared(gid))) {
-          txRows = [];
-          return;
-        }
-        await ensureTx();
-        await writeOffsets(positions, id);
-        await q(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
-        inTx = false;
-        txRows = [];
-      },
-      reset,
+    await prepareTx(`preparing the transaction of checkpoint ${id} on`, id, () =>
+      writeOffsets(positions, id),
     );
     prepared.push(id);
+  }
+
+  /**
+   * Ends the open transaction (begun if none is open) with `last` then `PREPARE TRANSACTION` as
+   * `gidOf(id)`. When the connection breaks after the PREPARE was sent, its outcome is read from
+   * `pg_prepared_xacts` on the new connection: prepared (the answer was lost) or not (the server
+   * lost the whole transaction, which is then begun again with its rows).
+   */
+  async function prepareTx(doing: string, id: number, last: () => Promise<unknown>): Promise<void> {
+    const gid = gidOf(id);
+    let sent = false;
+    await txAttempt(doing, async () => {
+      if (sent && !inTx && (await isPrepared(gid))) {
+        txRows = [];
+        return;
+      }
+      await ensureTx();
+      await last();
+      sent = true;
+      await q(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
+      inTx = false;
+      txRows = [];
+    });
+  }
+
+  /** Exactly-once: `COMMIT PREPARED` checkpoint `id`'s transaction on the admin connection. */
+  function commitPrepared(id: number): Promise<void> {
+    return onAdmin(
+      `committing the transaction of checkpoint ${id === FINAL_ID ? '(final)' : id} on`,
+      async (c) => {
+        try {
+          await c.query(`COMMIT PREPARED ${pg.escapeLiteral(gidOf(id))}`);
+        } catch (err) {
+          // 42704: no such prepared transaction — an attempt whose answer was lost committed it
+          // (only this sink, under its own gids, commits or rolls back its transactions).
+          if ((err as PgError).code !== '42704') throw err;
+        }
+      },
+    );
   }
 
   async function writeOffsets(
@@ -485,11 +618,13 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       );
       const ids = r.rows.map((x) => Number(x.gid.slice(prefix.length))).sort((a, b) => a - b);
       for (const id of ids) {
-        const verb = id <= upTo ? 'COMMIT' : 'ROLLBACK';
-        await c.query(`${verb} PREPARED ${pg.escapeLiteral(prefix + id)}`);
-        if (id > upTo)
+        const commit = id <= upTo;
+        await c.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${pg.escapeLiteral(prefix + id)}`);
+        const which = id === FINAL_ID ? 'the final transaction' : `the transaction of checkpoint ${id}`;
+        if (commit) ctx.log.info(`Committed ${which} on ${where}, prepared by an earlier run`);
+        else
           ctx.log.warn(
-            `Rolled back transaction of checkpoint ${id} on ${where}: that checkpoint never completed`,
+            `Rolled back ${which} on ${where}, prepared by an earlier run: the run resumes from checkpoint ${upTo}, before it`,
           );
       }
     });
@@ -639,7 +774,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     async open(c) {
       ctx = c;
       await withRetry(
-        'connecting to',
+        'connecting for',
         async () => {
           const conn = await connect();
           try {
@@ -652,6 +787,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
           client = conn;
         },
         async () => {},
+        [connectTimeout, 'connectTimeout'],
       ).catch((err: unknown) => {
         if (err instanceof SluiceError) throw err;
         throw stageError('opening', err);
@@ -725,15 +861,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     async commitCheckpoint(checkpointId: number) {
       if (!exactlyOnce) return;
       while (prepared.length > 0 && (prepared[0] as number) <= checkpointId) {
-        const id = prepared[0] as number;
-        await onAdmin(`committing checkpoint ${id} on`, async (c) => {
-          try {
-            await c.query(`COMMIT PREPARED ${pg.escapeLiteral(gidOf(id))}`);
-          } catch (err) {
-            // 42704: no such prepared transaction — an earlier attempt committed it.
-            if ((err as PgError).code !== '42704') throw err;
-          }
-        });
+        await commitPrepared(prepared[0] as number);
         prepared.shift();
       }
     },
@@ -768,22 +896,14 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         // The job is done (its checkpoints are deleted next): commit the prepared checkpoints
         // first (they hold the locks of their offsets rows), then the rest, and forget the
         // positions, so a new run of the pipeline starts over like the checkpoint store does.
-        await this.commitCheckpoint?.(Number.MAX_SAFE_INTEGER);
+        await this.commitCheckpoint?.(FINAL_ID - 1);
         await sendBuffer();
-        await withRetry(
-          'committing the last rows to',
-          async () => {
-            await ensureTx();
-            await q(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [
-              options.pipeline,
-              ctxName(),
-            ]);
-            await q('COMMIT');
-            inTx = false;
-            txRows = [];
-          },
-          reset,
+        // In two phases too, so that a lost answer to the commit is not taken for a lost commit
+        // (which would send the rows again).
+        await prepareTx('committing the last rows to', FINAL_ID, () =>
+          q(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [options.pipeline, ctxName()]),
         );
+        await commitPrepared(FINAL_ID);
       } catch (err) {
         throw err instanceof SluiceError ? err : stageError('committing to', err);
       }

@@ -67,6 +67,11 @@ export const postgresSinkConfig = z
       .describe(
         'How long a failing transaction (connection lost, server restarting, deadlock) is retried with backoff before the run fails.',
       ),
+    connectTimeout: durationField()
+      .prefault('30s')
+      .describe(
+        'How long the run waits at start for the server to accept connections (not running yet, starting up, unreachable), retrying with backoff, before it fails.',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -124,5 +129,6 @@ export const postgresSinkSpec = defineComponent({
       exactlyOnce: config.exactlyOnce,
       pipeline: ctx.pipelineName,
       retryTimeout: config.retryTimeout,
+      connectTimeout: config.connectTimeout,
     }),
 });
