@@ -90,8 +90,14 @@ const ATTEMPT_TIMEOUT = 10_000;
  */
 const FINAL_ID = Number.MAX_SAFE_INTEGER;
 
-/** Name of the table holding the committed source positions of exactly-once sinks. */
-export const OFFSETS_TABLE = 'sluice_offsets';
+/**
+ * Name of the table holding the source positions of exactly-once sinks: one row per pipeline,
+ * sink, checkpoint and source. Each checkpoint's transaction only inserts its own rows, so two
+ * prepared checkpoints never wait on each other's row locks (with one row per source updated in
+ * place, checkpoint n + 1 would wait for the commit of n, forever if that never comes); older
+ * rows are deleted once a later checkpoint is committed.
+ */
+export const OFFSETS_TABLE = 'sluice_sink_offsets';
 
 /** A {@link Sink} writing PostgreSQL; see {@link postgresSink}. */
 export interface PostgresSink extends Sink<unknown> {
@@ -280,7 +286,8 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       try {
         const result = await op();
         if (attempt > 1) {
-          ctx.log.info(
+          // A warning too, so that the end of the incident shows wherever its start did.
+          ctx.log.warn(
             `Reconnected to ${pgAt}: ${doing} \`${options.table}\` succeeded at attempt ${attempt} after ${human(ctx.clock.now() - started)}`,
           );
         }
@@ -544,6 +551,15 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     });
   }
 
+  /** Deletes the positions of checkpoints before `id` (committed, so no prepared one holds them). */
+  async function forgetBefore(c: pg.Client, id: number): Promise<void> {
+    await c.query(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2 AND checkpoint_id < $3`, [
+      options.pipeline,
+      ctxName(),
+      id,
+    ]);
+  }
+
   /** Exactly-once: `COMMIT PREPARED` checkpoint `id`'s transaction on the admin connection. */
   function commitPrepared(id: number): Promise<void> {
     return onAdmin(
@@ -568,10 +584,10 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     for (const [source, pos] of Object.entries(positions)) json[source] = positionJson(pos);
     if (Object.keys(json).length === 0) json['*'] = null;
     await q(
-      `INSERT INTO ${OFFSETS_TABLE} (pipeline, sink, source, position, checkpoint_id)
-       SELECT $1, $2, key, value, $3 FROM jsonb_each($4::jsonb)
-       ON CONFLICT (pipeline, sink, source) DO UPDATE
-         SET position = EXCLUDED.position, checkpoint_id = EXCLUDED.checkpoint_id, updated_at = now()`,
+      `INSERT INTO ${OFFSETS_TABLE} (pipeline, sink, checkpoint_id, source, position)
+       SELECT $1, $2, $3, key, value FROM jsonb_each($4::jsonb)
+       ON CONFLICT (pipeline, sink, checkpoint_id, source) DO UPDATE
+         SET position = EXCLUDED.position, updated_at = now()`,
       [options.pipeline, ctxName(), id, JSON.stringify(json)],
     );
   }
@@ -621,8 +637,10 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         const commit = id <= upTo;
         await c.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${pg.escapeLiteral(prefix + id)}`);
         const which = id === FINAL_ID ? 'the final transaction' : `the transaction of checkpoint ${id}`;
-        if (commit) ctx.log.info(`Committed ${which} on ${where}, prepared by an earlier run`);
-        else
+        if (commit) {
+          await forgetBefore(c, id);
+          ctx.log.info(`Committed ${which} on ${where}, prepared by an earlier run`);
+        } else
           ctx.log.warn(
             `Rolled back ${which} on ${where}, prepared by an earlier run: the run resumes from checkpoint ${upTo}, before it`,
           );
@@ -751,9 +769,9 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       );
     }
     await c.query(`CREATE TABLE IF NOT EXISTS ${OFFSETS_TABLE} (
-      pipeline text NOT NULL, sink text NOT NULL, source text NOT NULL, position jsonb,
-      checkpoint_id bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
-      PRIMARY KEY (pipeline, sink, source))`);
+      pipeline text NOT NULL, sink text NOT NULL, checkpoint_id bigint NOT NULL, source text NOT NULL,
+      position jsonb, updated_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (pipeline, sink, checkpoint_id, source))`);
   }
 
   const notObject = (record: unknown) =>
@@ -871,7 +889,9 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await settlePrepared(0);
       const r = await onAdmin('reading offsets from', (c) =>
         c.query<{ source: string; position: unknown; checkpoint_id: string }>(
-          `SELECT source, position, checkpoint_id FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`,
+          `SELECT source, position, checkpoint_id FROM ${OFFSETS_TABLE}
+            WHERE pipeline = $1 AND sink = $2
+              AND checkpoint_id = (SELECT max(checkpoint_id) FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2)`,
           [options.pipeline, ctxName()],
         ),
       );

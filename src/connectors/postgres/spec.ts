@@ -58,7 +58,7 @@ export const postgresSinkConfig = z
       .boolean()
       .default(false)
       .describe(
-        'Commit each checkpoint’s rows together with the source positions (table `sluice_offsets`) in one ' +
+        'Commit each checkpoint’s rows together with the source positions (table `sluice_sink_offsets`) in one ' +
           'two-phase transaction, so a restart neither loses nor repeats a row. Needs `checkpoint:` and ' +
           '`max_prepared_transactions` > 0 on the server.',
       ),
