@@ -118,6 +118,16 @@ interface Row {
   readonly key?: string;
 }
 
+/**
+ * Rows the open transaction holds, kept to send them again on a new connection: `insert` keeps
+ * the COPY bytes as sent (compact, off the JS heap), `upsert` its rows.
+ */
+interface TxChunk {
+  readonly payload?: Buffer;
+  readonly rows?: Row[];
+  readonly count: number;
+}
+
 interface PgError extends Error {
   code?: string;
   where?: string;
@@ -213,7 +223,12 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let rejections: { row: Row; err: PgError }[] = [];
   let inTx = false;
   /** Rows accepted in the open transaction: resent after a reconnect. */
-  let txRows: Row[][] = [];
+  let txRows: TxChunk[] = [];
+  /**
+   * `write`'s last chunk, still being written (COPY) while the next records are read and
+   * encoded; everything else that uses the connection waits for it first ({@link drainInflight}).
+   */
+  let inflight: Promise<void> | undefined;
   /** Exactly-once: ids of prepared transactions not yet committed, ascending. */
   const prepared: number[] = [];
   /** Exactly-once: prepared transactions left by an earlier run are settled before writing. */
@@ -263,7 +278,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   /** What a retry waits for, for its log line: the rows that will be sent again. */
   function pendingWork(): string {
     let rows = buffer.length;
-    for (const chunk of txRows) rows += chunk.length;
+    for (const chunk of txRows) rows += chunk.count;
     return rows === 0 ? '' : `; ${rows} rows of the open transaction are sent again then`;
   }
 
@@ -341,16 +356,67 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     transactions++;
     const again = txRows;
     txRows = [];
-    for (const rows of again) txRows.push(await writeIsolating(rows));
+    for (const chunk of again) txRows.push(await resendChunk(chunk));
+  }
+
+  /** The COPY text of `rows`. */
+  function payloadOf(rows: readonly Row[]): Buffer {
+    let text = '';
+    for (const r of rows) text += r.line as string;
+    return Buffer.from(text, 'utf8');
+  }
+
+  async function copyPayload(payload: Buffer): Promise<void> {
+    if (client === undefined) client = await connect();
+    await pipeStreams(Readable.from([payload]), client.query(copyFrom(copySql)));
+  }
+
+  /** Writes a chunk of new rows, isolating rejected ones; returns what the transaction now holds. */
+  async function writeChunk(rows: Row[]): Promise<TxChunk> {
+    if (mode !== 'insert') {
+      const ok = await writeIsolating(rows);
+      return { rows: ok, count: ok.length };
+    }
+    const payload = payloadOf(rows);
+    const ok = await writeIsolating(rows, { failures: 0 }, payload);
+    return { payload: ok === rows ? payload : payloadOf(ok), count: ok.length };
+  }
+
+  /**
+   * Sends a chunk the lost transaction held again. A row the database rejects now (a unique key
+   * another writer took meanwhile) is isolated as usual; for `insert` its dead letter then holds
+   * the COPY line (the record itself is not kept, to keep the open transaction compact).
+   */
+  async function resendChunk(chunk: TxChunk): Promise<TxChunk> {
+    if (chunk.payload === undefined) return writeChunk(chunk.rows ?? []);
+    await q('SAVEPOINT sluice_rows');
+    try {
+      await copyPayload(chunk.payload);
+      await q('RELEASE SAVEPOINT sluice_rows');
+      return chunk;
+    } catch (err) {
+      if (!isRowError(err)) throw err;
+      await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
+      const rows: Row[] = [];
+      for (const line of chunk.payload.toString('utf8').split('\n')) {
+        if (line !== '') rows.push({ record: line, meta: undefined, line: `${line}\n` });
+      }
+      return writeChunk(rows);
+    }
+  }
+
+  /** Waits for `write`'s chunk in flight; its failure is thrown here. */
+  async function drainInflight(): Promise<void> {
+    const p = inflight;
+    if (p === undefined) return;
+    inflight = undefined;
+    await p;
   }
 
   /** Inside the open transaction: writes `rows` in one COPY or INSERT, no isolation. */
-  async function writeRaw(rows: readonly Row[]): Promise<void> {
+  async function writeRaw(rows: readonly Row[], payload?: Buffer): Promise<void> {
     if (mode === 'insert') {
-      let text = '';
-      for (const r of rows) text += r.line as string;
-      if (client === undefined) client = await connect();
-      await pipeStreams(Readable.from([Buffer.from(text, 'utf8')]), client.query(copyFrom(copySql)));
+      await copyPayload(payload ?? payloadOf(rows));
       return;
     }
     const n = columns.length;
@@ -443,7 +509,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
    * Writes `rows` inside a savepoint; a row the database rejects goes to the dlq output and the
    * others are written again. Returns the rows accepted.
    */
-  async function writeIsolating(rows: Row[], state = { failures: 0 }): Promise<Row[]> {
+  async function writeIsolating(rows: Row[], state = { failures: 0 }, payload?: Buffer): Promise<Row[]> {
     if (rows.length === 0) return rows;
     if (state.failures >= MANY_FAILURES && rows.length > 1) {
       // Many bad rows in one chunk: one savepoint per row costs less than re-sending the rest each time.
@@ -453,7 +519,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     }
     await q('SAVEPOINT sluice_rows');
     try {
-      await writeRaw(rows);
+      await writeRaw(rows, payload);
       await q('RELEASE SAVEPOINT sluice_rows');
       return rows;
     } catch (err) {
@@ -485,7 +551,8 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   }
 
   /** Sends the buffered rows into the open transaction (beginning it), in chunks. */
-  async function sendBuffer(): Promise<void> {
+  async function sendBuffer(pipelined = false): Promise<void> {
+    await drainInflight();
     if (buffer.length === 0) return;
     const rows = buffer;
     buffer = [];
@@ -495,12 +562,18 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     for (let i = 0; i < rows.length; i += per) {
       let chunk = rows.length <= per ? rows : rows.slice(i, i + per);
       if (mode === 'upsert') chunk = lastPerKey(chunk);
-      await txAttempt('writing to', async () => {
+      const sent = txAttempt('writing to', async () => {
         await ensureTx();
-        const ok = await writeIsolating(chunk);
-        txRows.push(ok);
-        written += ok.length;
+        const held = await writeChunk(chunk);
+        txRows.push(held);
+        written += held.count;
       });
+      if (pipelined && i + per >= rows.length) {
+        // The last chunk is written while `write` returns for the next records (exactly-once
+        // only: each later step waits for it, and PREPARE comes after it on the same connection).
+        sent.catch(() => {});
+        inflight = sent;
+      } else await sent;
     }
   }
 
@@ -836,7 +909,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       try {
         if (buffer.length >= batchSize) {
           stopLinger();
-          if (exactlyOnce) await sendBuffer();
+          if (exactlyOnce) await sendBuffer(true);
           else await flushCommit();
         } else if (options.linger <= 0 && !exactlyOnce) await flushCommit();
         else armLinger();
@@ -936,6 +1009,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     async close() {
       stopLinger();
       await background?.catch(() => {});
+      await inflight?.catch(() => {});
       const c = client;
       client = undefined;
       // An open transaction is rolled back by the server when its connection ends.
