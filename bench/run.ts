@@ -62,6 +62,8 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   checkpoint: { script: './checkpoint.ts' },
   // Needs the broker (`npm run services -- up kafka`) and a few minutes: run it by name.
   kafka: { script: './kafka.ts', manual: true },
+  // Needs PostgreSQL (`npm run services -- up postgres`) and a few minutes: run it by name.
+  postgres: { script: './postgres.ts', manual: true },
 };
 
 /** Runs `node <args>` (stderr passed through); resolves with its exit code and its whole stdout. */

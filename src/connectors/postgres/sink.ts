@@ -128,6 +128,21 @@ interface TxChunk {
   readonly count: number;
 }
 
+/**
+ * `insert`: one written batch, encoded at once into COPY text. The records are kept (as the
+ * batch's own arrays, no copy) only to isolate a row the database rejects; no per-row object is
+ * made on the way.
+ */
+interface Segment {
+  readonly records: readonly unknown[];
+  readonly meta: readonly (RecordMeta | undefined)[] | undefined;
+  /** Indices in `records` of the encoded rows; undefined: all of them. */
+  readonly indices: number[] | undefined;
+  /** The rows' COPY text, as UTF-8 (each row's string dies young; the bytes are off the heap). */
+  readonly bytes: Buffer;
+  readonly count: number;
+}
+
 interface PgError extends Error {
   code?: string;
   where?: string;
@@ -218,7 +233,14 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let quotedTable = '';
   let copySql = '';
   let upsertTail = '';
+  /** `upsert`: rows not yet sent. */
   let buffer: Row[] = [];
+  /** `insert`: batches not yet sent, and their row count. */
+  let segments: Segment[] = [];
+  let segmentRows = 0;
+  /** Bytes reserved per row when a batch is encoded; learnt from the batches so far. */
+  let bytesPerRow = 64;
+  const buffered = () => buffer.length + segmentRows;
   /** Rows the database rejected in the current attempt: dead letters once it succeeds. */
   let rejections: { row: Row; err: PgError }[] = [];
   let inTx = false;
@@ -277,7 +299,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
 
   /** What a retry waits for, for its log line: the rows that will be sent again. */
   function pendingWork(): string {
-    let rows = buffer.length;
+    let rows = buffered();
     for (const chunk of txRows) rows += chunk.count;
     return rows === 0 ? '' : `; ${rows} rows of the open transaction are sent again then`;
   }
@@ -553,15 +575,14 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   /** Sends the buffered rows into the open transaction (beginning it), in chunks. */
   async function sendBuffer(pipelined = false): Promise<void> {
     await drainInflight();
+    if (mode === 'insert') return sendSegments(pipelined);
     if (buffer.length === 0) return;
     const rows = buffer;
     buffer = [];
     // Parameters per statement are limited to 65535.
-    const per =
-      mode === 'insert' ? batchSize : Math.max(1, Math.min(batchSize, Math.floor(65_535 / columns.length)));
+    const per = Math.max(1, Math.min(batchSize, Math.floor(65_535 / columns.length)));
     for (let i = 0; i < rows.length; i += per) {
-      let chunk = rows.length <= per ? rows : rows.slice(i, i + per);
-      if (mode === 'upsert') chunk = lastPerKey(chunk);
+      const chunk = lastPerKey(rows.length <= per ? rows : rows.slice(i, i + per));
       const sent = txAttempt('writing to', async () => {
         await ensureTx();
         const held = await writeChunk(chunk);
@@ -574,6 +595,77 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         sent.catch(() => {});
         inflight = sent;
       } else await sent;
+    }
+  }
+
+  /** `insert`: sends the buffered batches in COPYs of about `batchSize` rows (whole batches). */
+  async function sendSegments(pipelined: boolean): Promise<void> {
+    if (segmentRows === 0) return;
+    const all = segments;
+    segments = [];
+    segmentRows = 0;
+    let i = 0;
+    while (i < all.length) {
+      const chunk: Segment[] = [];
+      let n = 0;
+      while (i < all.length && n < batchSize) {
+        const seg = all[i++] as Segment;
+        chunk.push(seg);
+        n += seg.count;
+      }
+      const sent = txAttempt('writing to', async () => {
+        await ensureTx();
+        const held = await writeSegments(chunk, n);
+        txRows.push(held);
+        written += held.count;
+      });
+      if (pipelined && i >= all.length) {
+        // The last chunk is written while `write` returns for the next records (exactly-once
+        // only: each later step waits for it, and PREPARE comes after it on the same connection).
+        sent.catch(() => {});
+        inflight = sent;
+      } else await sent;
+    }
+  }
+
+  /**
+   * One COPY of `segs` inside a savepoint. On a rejected row, the rows are made (encoded again)
+   * and isolated: the one the error names goes to the dlq output, the others are written again.
+   */
+  async function writeSegments(segs: readonly Segment[], count: number): Promise<TxChunk> {
+    const payload = segs.length === 1 ? (segs[0] as Segment).bytes : Buffer.concat(segs.map((x) => x.bytes));
+    await q('SAVEPOINT sluice_rows');
+    try {
+      await copyPayload(payload);
+      await q('RELEASE SAVEPOINT sluice_rows');
+      return { payload, count };
+    } catch (err) {
+      if (!isRowError(err)) throw err;
+      await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
+      const rows: Row[] = [];
+      for (const seg of segs) {
+        const at = (i: number) => {
+          const record = seg.records[i];
+          rows.push({
+            record,
+            meta: seg.meta?.[i],
+            line: copyLine(record as Record<string, unknown>, columns),
+          });
+        };
+        if (seg.indices === undefined) for (let i = 0; i < seg.records.length; i++) at(i);
+        else for (const i of seg.indices) at(i);
+      }
+      const state = { failures: 1 };
+      const bad = culprit(err as PgError, rows.length);
+      let ok: Row[];
+      if (bad === undefined) ok = await writeIsolating(rows, state);
+      else {
+        reject(rows[bad] as Row, err as PgError);
+        ok = (await writeIsolating(rows.slice(0, bad), state)).concat(
+          await writeIsolating(rows.slice(bad + 1), state),
+        );
+      }
+      return { payload: payloadOf(ok), count: ok.length };
     }
   }
 
@@ -731,7 +823,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   }
 
   function armLinger(): void {
-    if (lingerTimer !== undefined || buffer.length === 0 || exactlyOnce) return;
+    if (lingerTimer !== undefined || buffered() === 0 || exactlyOnce) return;
     lingerTimer = setTimeout(() => {
       lingerTimer = undefined;
       background = flushCommit().then(
@@ -847,6 +939,42 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       PRIMARY KEY (pipeline, sink, checkpoint_id, source))`);
   }
 
+  /** `insert`: encodes a written batch into one segment of COPY text. */
+  function encodeBatch(
+    records: readonly unknown[],
+    meta: readonly (RecordMeta | undefined)[] | undefined,
+  ): void {
+    let bytes = Buffer.allocUnsafe(Math.max(4096, records.length * bytesPerRow));
+    let used = 0;
+    let indices: number[] | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+        rejected++;
+        ctx.deadLetter(record, notObject(record), meta?.[i]);
+        if (indices === undefined) {
+          indices = [];
+          for (let j = 0; j < i; j++) indices.push(j);
+        }
+        continue;
+      }
+      const line = copyLine(record as Record<string, unknown>, columns);
+      if (used + line.length * 3 > bytes.length) {
+        const grown = Buffer.allocUnsafe(Math.max(bytes.length * 2, used + line.length * 3));
+        bytes.copy(grown, 0, 0, used);
+        bytes = grown;
+      }
+      used += bytes.write(line, used, 'utf8');
+      indices?.push(i);
+    }
+    const count = indices === undefined ? records.length : indices.length;
+    if (count === 0) return;
+    // Next time, start with room for rows this long (a little more, so growing is rare).
+    bytesPerRow = Math.max(bytesPerRow, Math.ceil((used / count) * 1.25));
+    segments.push({ records, meta, indices, bytes: bytes.subarray(0, used), count });
+    segmentRows += count;
+  }
+
   const notObject = (record: unknown) =>
     new SluiceError(
       ErrorCode.RECORD,
@@ -889,25 +1017,24 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await settleBackground();
       const { records, meta } = batch;
       const key = options.key;
-      for (let i = 0; i < records.length; i++) {
-        const record = records[i];
-        const m = meta?.[i];
-        if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-          rejected++;
-          ctx.deadLetter(record, notObject(record), m);
-          continue;
-        }
-        const rec = record as Record<string, unknown>;
-        if (mode === 'insert') buffer.push({ record, meta: m, line: copyLine(rec, columns) });
-        else {
+      if (mode === 'insert') encodeBatch(records, meta);
+      else
+        for (let i = 0; i < records.length; i++) {
+          const record = records[i];
+          const m = meta?.[i];
+          if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+            rejected++;
+            ctx.deadLetter(record, notObject(record), m);
+            continue;
+          }
+          const rec = record as Record<string, unknown>;
           const params = paramValues(rec, columns);
           let k = '';
           for (const name of key as readonly string[]) k += `${String(rec[name])}\u0000`;
           buffer.push({ record, meta: m, params, key: k });
         }
-      }
       try {
-        if (buffer.length >= batchSize) {
+        if (buffered() >= batchSize) {
           stopLinger();
           if (exactlyOnce) await sendBuffer(true);
           else await flushCommit();
@@ -1003,7 +1130,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     },
 
     metrics() {
-      return { rowsWritten: written, rowsRejected: rejected, transactions, retries, buffered: buffer.length };
+      return { rowsWritten: written, rowsRejected: rejected, transactions, retries, buffered: buffered() };
     },
 
     async close() {
