@@ -83,6 +83,7 @@ describe('postgres sink, two-phase protocol across server restarts', () => {
       exactlyOnce: true,
       pipeline: `rs-${randomUUID().slice(0, 8)}`,
       retryTimeout: 60_000,
+      holdInMemory: 0, // every held chunk goes through the spill file
     };
     const ids = async () =>
       (await query<{ id: number }>(server.url, `SELECT id FROM ${table} ORDER BY id`)).rows.map((r) => r.id);

@@ -41,6 +41,7 @@ import {
   positionFromJson,
   positionJson,
 } from './encode.ts';
+import { type HeldChunk, HeldChunks } from './held.ts';
 
 /** How records are written. */
 export type PostgresMode = 'insert' | 'upsert';
@@ -72,10 +73,18 @@ export interface PostgresSinkOptions {
    * up, unreachable) before the run fails; also the limit of one connection attempt. Default 30 s.
    */
   connectTimeout?: number | undefined;
+  /**
+   * Bytes of the open transaction's COPY data kept in memory (to send it again after a
+   * reconnect); more goes to a temporary file. Default 64 MiB.
+   */
+  holdInMemory?: number | undefined;
 }
 
 /** Rejections in one chunk after which the rest of it is written row by row. */
 const MANY_FAILURES = 16;
+
+/** Default of {@link PostgresSinkOptions.holdInMemory}. */
+const HOLD_IN_MEMORY = 64 << 20;
 
 /** Default of {@link PostgresSinkOptions.connectTimeout}. */
 const CONNECT_TIMEOUT = 30_000;
@@ -118,15 +127,7 @@ interface Row {
   readonly key?: string;
 }
 
-/**
- * Rows the open transaction holds, kept to send them again on a new connection: `insert` keeps
- * the COPY bytes as sent (compact, off the JS heap), `upsert` its rows.
- */
-interface TxChunk {
-  readonly payload?: Buffer;
-  readonly rows?: Row[];
-  readonly count: number;
-}
+type TxChunk = HeldChunk<Row>;
 
 /**
  * `insert`: one written batch, encoded at once into COPY text. The records are kept (as the
@@ -245,7 +246,8 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let rejections: { row: Row; err: PgError }[] = [];
   let inTx = false;
   /** Rows accepted in the open transaction: resent after a reconnect. */
-  let txRows: TxChunk[] = [];
+  /** What the open transaction holds: sent again after a reconnect (spilled to disk when large). */
+  const txRows = new HeldChunks<Row>(options.holdInMemory ?? HOLD_IN_MEMORY);
   /**
    * `write`'s last chunk, still being written (COPY) while the next records are read and
    * encoded; everything else that uses the connection waits for it first ({@link drainInflight}).
@@ -300,7 +302,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   /** What a retry waits for, for its log line: the rows that will be sent again. */
   function pendingWork(): string {
     let rows = buffered();
-    for (const chunk of txRows) rows += chunk.count;
+    rows += txRows.rows;
     return rows === 0 ? '' : `; ${rows} rows of the open transaction are sent again then`;
   }
 
@@ -376,9 +378,14 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     await q('BEGIN');
     inTx = true;
     transactions++;
-    const again = txRows;
-    txRows = [];
-    for (const chunk of again) txRows.push(await resendChunk(chunk));
+    const again = txRows.take();
+    try {
+      for (const entry of again) await txRows.add(await resendChunk(await txRows.load(entry)));
+    } catch (err) {
+      // Broken again half-way: the next attempt must find every chunk, not only those sent.
+      txRows.restore(again);
+      throw err;
+    }
   }
 
   /** The COPY text of `rows`. */
@@ -586,7 +593,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       const sent = txAttempt('writing to', async () => {
         await ensureTx();
         const held = await writeChunk(chunk);
-        txRows.push(held);
+        await txRows.add(held);
         written += held.count;
       });
       if (pipelined && i + per >= rows.length) {
@@ -616,7 +623,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       const sent = txAttempt('writing to', async () => {
         await ensureTx();
         const held = await writeSegments(chunk, n);
-        txRows.push(held);
+        await txRows.add(held);
         written += held.count;
       });
       if (pipelined && i >= all.length) {
@@ -679,7 +686,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await ensureTx();
       await q('COMMIT');
       inTx = false;
-      txRows = [];
+      txRows.clear();
     });
   }
 
@@ -704,7 +711,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     let sent = false;
     await txAttempt(doing, async () => {
       if (sent && !inTx && (await isPrepared(gid))) {
-        txRows = [];
+        txRows.clear();
         return;
       }
       await ensureTx();
@@ -712,7 +719,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       sent = true;
       await q(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
       inTx = false;
-      txRows = [];
+      txRows.clear();
     });
   }
 
@@ -1141,6 +1148,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       client = undefined;
       // An open transaction is rolled back by the server when its connection ends.
       await drop(c);
+      await txRows.close();
       await adminLane.catch(() => {});
       const a = admin;
       admin = undefined;
