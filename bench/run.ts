@@ -66,6 +66,8 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   kafka: { script: './kafka.ts', manual: true },
   // Needs Redis (`npm run services -- up redis`): run it by name.
   redis: { script: './redis.ts', manual: true },
+  // Needs PostgreSQL (`npm run services -- up postgres`) and a few minutes: run it by name.
+  postgres: { script: './postgres.ts', manual: true },
 };
 
 /** Runs `node <args>` (stderr passed through); resolves with its exit code and its whole stdout. */

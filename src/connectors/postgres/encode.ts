@@ -124,7 +124,7 @@ export function paramValues(
   return out;
 }
 
-/** A position as JSON for `sluice_offsets.position`; bigints become `{"$bigint": "…"}`. */
+/** A position as JSON for `sluice_sink_offsets.position`; bigints become `{"$bigint": "…"}`. */
 export function positionJson(position: Position | undefined): unknown {
   if (position === undefined) return null;
   const out: Record<string, unknown> = {};

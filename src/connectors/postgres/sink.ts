@@ -41,6 +41,7 @@ import {
   positionFromJson,
   positionJson,
 } from './encode.ts';
+import { type HeldChunk, HeldChunks } from './held.ts';
 
 /** How records are written. */
 export type PostgresMode = 'insert' | 'upsert';
@@ -67,13 +68,45 @@ export interface PostgresSinkOptions {
   pipeline: string;
   /** How long (ms) a failing transaction is retried before the run fails. */
   retryTimeout: number;
+  /**
+   * How long (ms) `open` waits for the server to accept connections (not running yet, starting
+   * up, unreachable) before the run fails; also the limit of one connection attempt. Default 30 s.
+   */
+  connectTimeout?: number | undefined;
+  /**
+   * Bytes of the open transaction's COPY data kept in memory (to send it again after a
+   * reconnect); more goes to a temporary file. Default 64 MiB.
+   */
+  holdInMemory?: number | undefined;
 }
 
 /** Rejections in one chunk after which the rest of it is written row by row. */
 const MANY_FAILURES = 16;
 
-/** Name of the table holding the committed source positions of exactly-once sinks. */
-export const OFFSETS_TABLE = 'sluice_offsets';
+/** Default of {@link PostgresSinkOptions.holdInMemory}. */
+const HOLD_IN_MEMORY = 64 << 20;
+
+/** Default of {@link PostgresSinkOptions.connectTimeout}. */
+const CONNECT_TIMEOUT = 30_000;
+
+/** Longest single connection attempt: a server that does not answer is tried again sooner. */
+const ATTEMPT_TIMEOUT = 10_000;
+
+/**
+ * The id in the gid of the last transaction of an exactly-once run (`finish`): prepared, then
+ * committed, so a lost answer to its commit is told apart from a lost commit. A restart from any
+ * checkpoint rolls it back if it is still prepared, like every transaction past that checkpoint.
+ */
+const FINAL_ID = Number.MAX_SAFE_INTEGER;
+
+/**
+ * Name of the table holding the source positions of exactly-once sinks: one row per pipeline,
+ * sink, checkpoint and source. Each checkpoint's transaction only inserts its own rows, so two
+ * prepared checkpoints never wait on each other's row locks (with one row per source updated in
+ * place, checkpoint n + 1 would wait for the commit of n, forever if that never comes); older
+ * rows are deleted once a later checkpoint is committed.
+ */
+export const OFFSETS_TABLE = 'sluice_sink_offsets';
 
 /** A {@link Sink} writing PostgreSQL; see {@link postgresSink}. */
 export interface PostgresSink extends Sink<unknown> {
@@ -92,6 +125,23 @@ interface Row {
   readonly params?: (string | null)[];
   /** `upsert`: the key values as one string, to keep the last row of a key per chunk. */
   readonly key?: string;
+}
+
+type TxChunk = HeldChunk<Row>;
+
+/**
+ * `insert`: one written batch, encoded at once into COPY text. The records are kept (as the
+ * batch's own arrays, no copy) only to isolate a row the database rejects; no per-row object is
+ * made on the way.
+ */
+interface Segment {
+  readonly records: readonly unknown[];
+  readonly meta: readonly (RecordMeta | undefined)[] | undefined;
+  /** Indices in `records` of the encoded rows; undefined: all of them. */
+  readonly indices: number[] | undefined;
+  /** The rows' COPY text, as UTF-8 (each row's string dies young; the bytes are off the heap). */
+  readonly bytes: Buffer;
+  readonly count: number;
 }
 
 interface PgError extends Error {
@@ -134,6 +184,25 @@ export function redactUrl(url: string): string {
   }
 }
 
+/** `host:port` and database of a connection URL, for messages (never the password). */
+export function serverOf(url: string): { address: string; database: string } {
+  try {
+    const u = new URL(url);
+    const host = u.hostname === '' ? 'localhost' : u.hostname;
+    const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username);
+    return { address: `${host}:${u.port === '' ? '5432' : u.port}`, database };
+  } catch {
+    return { address: '(unparsable URL)', database: '' };
+  }
+}
+
+/** Seconds or milliseconds, for messages: `2 m`, `30 s`, `400 ms`. */
+function human(ms: number): string {
+  if (ms >= 120_000 && ms % 60_000 === 0) return `${ms / 60_000} m`;
+  if (ms >= 1000) return `${Math.round(ms / 100) / 10} s`;
+  return `${ms} ms`;
+}
+
 /** `column amount` from an error's context line (`COPY t, line 2, column amount: "abc"`). */
 function columnOf(err: PgError): string | undefined {
   if (err.column !== undefined) return err.column;
@@ -165,10 +234,25 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let quotedTable = '';
   let copySql = '';
   let upsertTail = '';
+  /** `upsert`: rows not yet sent. */
   let buffer: Row[] = [];
+  /** `insert`: batches not yet sent, and their row count. */
+  let segments: Segment[] = [];
+  let segmentRows = 0;
+  /** Bytes reserved per row when a batch is encoded; learnt from the batches so far. */
+  let bytesPerRow = 64;
+  const buffered = () => buffer.length + segmentRows;
+  /** Rows the database rejected in the current attempt: dead letters once it succeeds. */
+  let rejections: { row: Row; err: PgError }[] = [];
   let inTx = false;
   /** Rows accepted in the open transaction: resent after a reconnect. */
-  let txRows: Row[][] = [];
+  /** What the open transaction holds: sent again after a reconnect (spilled to disk when large). */
+  const txRows = new HeldChunks<Row>(options.holdInMemory ?? HOLD_IN_MEMORY);
+  /**
+   * `write`'s last chunk, still being written (COPY) while the next records are read and
+   * encoded; everything else that uses the connection waits for it first ({@link drainInflight}).
+   */
+  let inflight: Promise<void> | undefined;
   /** Exactly-once: ids of prepared transactions not yet committed, ascending. */
   const prepared: number[] = [];
   /** Exactly-once: prepared transactions left by an earlier run are settled before writing. */
@@ -189,8 +273,17 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   const stageError = (doing: string, err: unknown) =>
     wrapError(`${doing} ${where}`, err, { table: options.table, sqlState: (err as PgError)?.code });
 
+  const server = serverOf(url);
+  const pgAt = `PostgreSQL at \`${server.address}\` (database \`${server.database}\`)`;
+  const connectTimeout = options.connectTimeout ?? CONNECT_TIMEOUT;
+
   async function connect(): Promise<pg.Client> {
-    const c = new pg.Client({ connectionString: url, application_name: `sluice ${options.pipeline}` });
+    const c = new pg.Client({
+      connectionString: url,
+      application_name: `sluice ${options.pipeline}`,
+      connectionTimeoutMillis: Math.min(connectTimeout, ATTEMPT_TIMEOUT),
+      keepAlive: true,
+    });
     // An idle connection that breaks emits `error`; the next query fails and is retried.
     c.on('error', () => {});
     try {
@@ -206,26 +299,57 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     if (c !== undefined) await c.end().catch(() => {});
   }
 
-  /** Runs `op` until it succeeds, retrying transient failures with backoff (100 ms … 5 s). */
-  async function withRetry<T>(doing: string, op: () => Promise<T>, onRetry: () => Promise<void>): Promise<T> {
-    const deadline = ctx.clock.now() + options.retryTimeout;
+  /** What a retry waits for, for its log line: the rows that will be sent again. */
+  function pendingWork(): string {
+    let rows = buffered();
+    rows += txRows.rows;
+    return rows === 0 ? '' : `; ${rows} rows of the open transaction are sent again then`;
+  }
+
+  /**
+   * Runs `op` until it succeeds, retrying transient failures (connection refused or lost, server
+   * shutting down or starting up, deadlock…) with backoff (100 ms doubling to 5 s) for at most
+   * `limit` ms (`limitName` in messages). Each retry is logged with the server, what was being
+   * done and what is waited for; the first success after failures is logged too.
+   */
+  async function withRetry<T>(
+    doing: string,
+    op: () => Promise<T>,
+    onRetry: () => Promise<void>,
+    limit: readonly [ms: number, name: string] = [options.retryTimeout, 'retryTimeout'],
+  ): Promise<T> {
+    const started = ctx.clock.now();
+    const deadline = started + limit[0];
     let delay = 100;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await op();
+        const result = await op();
+        if (attempt > 1) {
+          // A warning too, so that the end of the incident shows wherever its start did.
+          ctx.log.warn(
+            `Reconnected to ${pgAt}: ${doing} \`${options.table}\` succeeded at attempt ${attempt} after ${human(ctx.clock.now() - started)}`,
+          );
+        }
+        return result;
       } catch (err) {
         if (!isTransient(err) || ctx.signal.aborted) throw err;
         if (ctx.clock.now() + delay > deadline) {
           throw new SluiceError(
             ErrorCode.STAGE,
-            `${doing} ${where} still failed after ${attempt} attempts (${Math.round(options.retryTimeout / 1000)} s, \`retryTimeout\`): ${errorMessage(err)}; check that the server is up and reachable`,
-            { table: options.table, sqlState: (err as PgError).code },
+            `${doing} ${where}: ${pgAt} still failed after ${attempt} attempts in ${human(ctx.clock.now() - started)} (\`${limit[1]}\` is ${human(limit[0])}): ${errorMessage(err)}; check that the server is running and reachable at that address, or raise \`${limit[1]}\``,
+            {
+              table: options.table,
+              server: server.address,
+              database: server.database,
+              sqlState: (err as PgError).code,
+            },
             { cause: err },
           );
         }
         retries++;
         ctx.log.warn(
-          `Retrying ${doing} \`${options.table}\` in ${delay} ms (attempt ${attempt}): ${errorMessage(err)}`,
+          `Waiting for ${pgAt}: ${doing} \`${options.table}\` failed (${errorMessage(err)}); retrying in ${human(delay)} (attempt ${attempt + 1}, giving up after ${human(limit[0])}, \`${limit[1]}\`)${pendingWork()}`,
+          { server: server.address, table: options.table, attempt, sqlState: (err as PgError).code },
         );
         await ctx.clock.sleep(delay, ctx.signal);
         delay = Math.min(delay * 2, 5000);
@@ -254,18 +378,74 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     await q('BEGIN');
     inTx = true;
     transactions++;
-    const again = txRows;
-    txRows = [];
-    for (const rows of again) txRows.push(await writeIsolating(rows));
+    const again = txRows.take();
+    try {
+      for (const entry of again) await txRows.add(await resendChunk(await txRows.load(entry)));
+    } catch (err) {
+      // Broken again half-way: the next attempt must find every chunk, not only those sent.
+      txRows.restore(again);
+      throw err;
+    }
+  }
+
+  /** The COPY text of `rows`. */
+  function payloadOf(rows: readonly Row[]): Buffer {
+    let text = '';
+    for (const r of rows) text += r.line as string;
+    return Buffer.from(text, 'utf8');
+  }
+
+  async function copyPayload(payload: Buffer): Promise<void> {
+    if (client === undefined) client = await connect();
+    await pipeStreams(Readable.from([payload]), client.query(copyFrom(copySql)));
+  }
+
+  /** Writes a chunk of new rows, isolating rejected ones; returns what the transaction now holds. */
+  async function writeChunk(rows: Row[]): Promise<TxChunk> {
+    if (mode !== 'insert') {
+      const ok = await writeIsolating(rows);
+      return { rows: ok, count: ok.length };
+    }
+    const payload = payloadOf(rows);
+    const ok = await writeIsolating(rows, { failures: 0 }, payload);
+    return { payload: ok === rows ? payload : payloadOf(ok), count: ok.length };
+  }
+
+  /**
+   * Sends a chunk the lost transaction held again. A row the database rejects now (a unique key
+   * another writer took meanwhile) is isolated as usual; for `insert` its dead letter then holds
+   * the COPY line (the record itself is not kept, to keep the open transaction compact).
+   */
+  async function resendChunk(chunk: TxChunk): Promise<TxChunk> {
+    if (chunk.payload === undefined) return writeChunk(chunk.rows ?? []);
+    await q('SAVEPOINT sluice_rows');
+    try {
+      await copyPayload(chunk.payload);
+      await q('RELEASE SAVEPOINT sluice_rows');
+      return chunk;
+    } catch (err) {
+      if (!isRowError(err)) throw err;
+      await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
+      const rows: Row[] = [];
+      for (const line of chunk.payload.toString('utf8').split('\n')) {
+        if (line !== '') rows.push({ record: line, meta: undefined, line: `${line}\n` });
+      }
+      return writeChunk(rows);
+    }
+  }
+
+  /** Waits for `write`'s chunk in flight; its failure is thrown here. */
+  async function drainInflight(): Promise<void> {
+    const p = inflight;
+    if (p === undefined) return;
+    inflight = undefined;
+    await p;
   }
 
   /** Inside the open transaction: writes `rows` in one COPY or INSERT, no isolation. */
-  async function writeRaw(rows: readonly Row[]): Promise<void> {
+  async function writeRaw(rows: readonly Row[], payload?: Buffer): Promise<void> {
     if (mode === 'insert') {
-      let text = '';
-      for (const r of rows) text += r.line as string;
-      if (client === undefined) client = await connect();
-      await pipeStreams(Readable.from([Buffer.from(text, 'utf8')]), client.query(copyFrom(copySql)));
+      await copyPayload(payload ?? payloadOf(rows));
       return;
     }
     const n = columns.length;
@@ -296,7 +476,22 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     return undefined;
   }
 
+  /**
+   * Notes a row the database rejected. The dead letter is sent only when the attempt that found
+   * it succeeds ({@link txAttempt}): an attempt that fails (connection lost) is done again from
+   * the start and finds the same row again, which must reach the dlq output once.
+   */
   function reject(row: Row, err: PgError): void {
+    rejections.push({ row, err });
+  }
+
+  function sendRejections(): void {
+    const list = rejections;
+    rejections = [];
+    for (const { row, err } of list) deadLetter(row, err);
+  }
+
+  function deadLetter(row: Row, err: PgError): void {
     rejected++;
     const column = columnOf(err);
     const pos =
@@ -319,10 +514,31 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   }
 
   /**
+   * One step on the open transaction, retried on a new connection (which begins the
+   * transaction again and resends its rows) until it succeeds; the rows it rejected go to the
+   * dlq output once, when it succeeds.
+   */
+  function txAttempt<T>(doing: string, op: () => Promise<T>): Promise<T> {
+    return withRetry(
+      doing,
+      async () => {
+        rejections = [];
+        const result = await op();
+        sendRejections();
+        return result;
+      },
+      async () => {
+        rejections = [];
+        await reset();
+      },
+    );
+  }
+
+  /**
    * Writes `rows` inside a savepoint; a row the database rejects goes to the dlq output and the
    * others are written again. Returns the rows accepted.
    */
-  async function writeIsolating(rows: Row[], state = { failures: 0 }): Promise<Row[]> {
+  async function writeIsolating(rows: Row[], state = { failures: 0 }, payload?: Buffer): Promise<Row[]> {
     if (rows.length === 0) return rows;
     if (state.failures >= MANY_FAILURES && rows.length > 1) {
       // Many bad rows in one chunk: one savepoint per row costs less than re-sending the rest each time.
@@ -332,7 +548,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     }
     await q('SAVEPOINT sluice_rows');
     try {
-      await writeRaw(rows);
+      await writeRaw(rows, payload);
       await q('RELEASE SAVEPOINT sluice_rows');
       return rows;
     } catch (err) {
@@ -364,26 +580,99 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   }
 
   /** Sends the buffered rows into the open transaction (beginning it), in chunks. */
-  async function sendBuffer(): Promise<void> {
+  async function sendBuffer(pipelined = false): Promise<void> {
+    await drainInflight();
+    if (mode === 'insert') return sendSegments(pipelined);
     if (buffer.length === 0) return;
     const rows = buffer;
     buffer = [];
     // Parameters per statement are limited to 65535.
-    const per =
-      mode === 'insert' ? batchSize : Math.max(1, Math.min(batchSize, Math.floor(65_535 / columns.length)));
+    const per = Math.max(1, Math.min(batchSize, Math.floor(65_535 / columns.length)));
     for (let i = 0; i < rows.length; i += per) {
-      let chunk = rows.length <= per ? rows : rows.slice(i, i + per);
-      if (mode === 'upsert') chunk = lastPerKey(chunk);
-      await withRetry(
-        'writing to',
-        async () => {
-          await ensureTx();
-          const ok = await writeIsolating(chunk);
-          txRows.push(ok);
-          written += ok.length;
-        },
-        reset,
-      );
+      const chunk = lastPerKey(rows.length <= per ? rows : rows.slice(i, i + per));
+      const sent = txAttempt('writing to', async () => {
+        await ensureTx();
+        const held = await writeChunk(chunk);
+        await txRows.add(held);
+        written += held.count;
+      });
+      if (pipelined && i + per >= rows.length) {
+        // The last chunk is written while `write` returns for the next records (exactly-once
+        // only: each later step waits for it, and PREPARE comes after it on the same connection).
+        sent.catch(() => {});
+        inflight = sent;
+      } else await sent;
+    }
+  }
+
+  /** `insert`: sends the buffered batches in COPYs of about `batchSize` rows (whole batches). */
+  async function sendSegments(pipelined: boolean): Promise<void> {
+    if (segmentRows === 0) return;
+    const all = segments;
+    segments = [];
+    segmentRows = 0;
+    let i = 0;
+    while (i < all.length) {
+      const chunk: Segment[] = [];
+      let n = 0;
+      while (i < all.length && n < batchSize) {
+        const seg = all[i++] as Segment;
+        chunk.push(seg);
+        n += seg.count;
+      }
+      const sent = txAttempt('writing to', async () => {
+        await ensureTx();
+        const held = await writeSegments(chunk, n);
+        await txRows.add(held);
+        written += held.count;
+      });
+      if (pipelined && i >= all.length) {
+        // The last chunk is written while `write` returns for the next records (exactly-once
+        // only: each later step waits for it, and PREPARE comes after it on the same connection).
+        sent.catch(() => {});
+        inflight = sent;
+      } else await sent;
+    }
+  }
+
+  /**
+   * One COPY of `segs` inside a savepoint. On a rejected row, the rows are made (encoded again)
+   * and isolated: the one the error names goes to the dlq output, the others are written again.
+   */
+  async function writeSegments(segs: readonly Segment[], count: number): Promise<TxChunk> {
+    const payload = segs.length === 1 ? (segs[0] as Segment).bytes : Buffer.concat(segs.map((x) => x.bytes));
+    await q('SAVEPOINT sluice_rows');
+    try {
+      await copyPayload(payload);
+      await q('RELEASE SAVEPOINT sluice_rows');
+      return { payload, count };
+    } catch (err) {
+      if (!isRowError(err)) throw err;
+      await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
+      const rows: Row[] = [];
+      for (const seg of segs) {
+        const at = (i: number) => {
+          const record = seg.records[i];
+          rows.push({
+            record,
+            meta: seg.meta?.[i],
+            line: copyLine(record as Record<string, unknown>, columns),
+          });
+        };
+        if (seg.indices === undefined) for (let i = 0; i < seg.records.length; i++) at(i);
+        else for (const i of seg.indices) at(i);
+      }
+      const state = { failures: 1 };
+      const bad = culprit(err as PgError, rows.length);
+      let ok: Row[];
+      if (bad === undefined) ok = await writeIsolating(rows, state);
+      else {
+        reject(rows[bad] as Row, err as PgError);
+        ok = (await writeIsolating(rows.slice(0, bad), state)).concat(
+          await writeIsolating(rows.slice(bad + 1), state),
+        );
+      }
+      return { payload: payloadOf(ok), count: ok.length };
     }
   }
 
@@ -391,40 +680,72 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   async function flushCommit(): Promise<void> {
     await sendBuffer();
     if (!inTx) return;
-    await withRetry(
-      'committing to',
-      async () => {
-        await ensureTx();
-        await q('COMMIT');
-        inTx = false;
-        txRows = [];
-      },
-      reset,
-    );
+    // At-least-once: when the answer to COMMIT is lost, the rows are sent again (duplicates, or
+    // rejections on a unique key), which this mode allows.
+    await txAttempt('committing to', async () => {
+      await ensureTx();
+      await q('COMMIT');
+      inTx = false;
+      txRows.clear();
+    });
   }
 
   /** Exactly-once, at barrier `id`: the buffer, the positions, then PREPARE TRANSACTION. */
   async function prepareCheckpoint(id: number): Promise<void> {
     await sendBuffer();
     const positions = ctx.checkpointPositions?.(id) ?? {};
-    const gid = gidOf(id);
-    await withRetry(
-      'preparing checkpoint transaction on',
-      async () => {
-        // After a reconnect, a PREPARE whose answer was lost may have happened.
-        if (!inTx && (await isPrepared(gid))) {
-          txRows = [];
-          return;
-        }
-        await ensureTx();
-        await writeOffsets(positions, id);
-        await q(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
-        inTx = false;
-        txRows = [];
-      },
-      reset,
+    await prepareTx(`preparing the transaction of checkpoint ${id} on`, id, () =>
+      writeOffsets(positions, id),
     );
     prepared.push(id);
+  }
+
+  /**
+   * Ends the open transaction (begun if none is open) with `last` then `PREPARE TRANSACTION` as
+   * `gidOf(id)`. When the connection breaks after the PREPARE was sent, its outcome is read from
+   * `pg_prepared_xacts` on the new connection: prepared (the answer was lost) or not (the server
+   * lost the whole transaction, which is then begun again with its rows).
+   */
+  async function prepareTx(doing: string, id: number, last: () => Promise<unknown>): Promise<void> {
+    const gid = gidOf(id);
+    let sent = false;
+    await txAttempt(doing, async () => {
+      if (sent && !inTx && (await isPrepared(gid))) {
+        txRows.clear();
+        return;
+      }
+      await ensureTx();
+      await last();
+      sent = true;
+      await q(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
+      inTx = false;
+      txRows.clear();
+    });
+  }
+
+  /** Deletes the positions of checkpoints before `id` (committed, so no prepared one holds them). */
+  async function forgetBefore(c: pg.Client, id: number): Promise<void> {
+    await c.query(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2 AND checkpoint_id < $3`, [
+      options.pipeline,
+      ctxName(),
+      id,
+    ]);
+  }
+
+  /** Exactly-once: `COMMIT PREPARED` checkpoint `id`'s transaction on the admin connection. */
+  function commitPrepared(id: number): Promise<void> {
+    return onAdmin(
+      `committing the transaction of checkpoint ${id === FINAL_ID ? '(final)' : id} on`,
+      async (c) => {
+        try {
+          await c.query(`COMMIT PREPARED ${pg.escapeLiteral(gidOf(id))}`);
+        } catch (err) {
+          // 42704: no such prepared transaction — an attempt whose answer was lost committed it
+          // (only this sink, under its own gids, commits or rolls back its transactions).
+          if ((err as PgError).code !== '42704') throw err;
+        }
+      },
+    );
   }
 
   async function writeOffsets(
@@ -435,10 +756,10 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     for (const [source, pos] of Object.entries(positions)) json[source] = positionJson(pos);
     if (Object.keys(json).length === 0) json['*'] = null;
     await q(
-      `INSERT INTO ${OFFSETS_TABLE} (pipeline, sink, source, position, checkpoint_id)
-       SELECT $1, $2, key, value, $3 FROM jsonb_each($4::jsonb)
-       ON CONFLICT (pipeline, sink, source) DO UPDATE
-         SET position = EXCLUDED.position, checkpoint_id = EXCLUDED.checkpoint_id, updated_at = now()`,
+      `INSERT INTO ${OFFSETS_TABLE} (pipeline, sink, checkpoint_id, source, position)
+       SELECT $1, $2, $3, key, value FROM jsonb_each($4::jsonb)
+       ON CONFLICT (pipeline, sink, checkpoint_id, source) DO UPDATE
+         SET position = EXCLUDED.position, updated_at = now()`,
       [options.pipeline, ctxName(), id, JSON.stringify(json)],
     );
   }
@@ -485,11 +806,15 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       );
       const ids = r.rows.map((x) => Number(x.gid.slice(prefix.length))).sort((a, b) => a - b);
       for (const id of ids) {
-        const verb = id <= upTo ? 'COMMIT' : 'ROLLBACK';
-        await c.query(`${verb} PREPARED ${pg.escapeLiteral(prefix + id)}`);
-        if (id > upTo)
+        const commit = id <= upTo;
+        await c.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${pg.escapeLiteral(prefix + id)}`);
+        const which = id === FINAL_ID ? 'the final transaction' : `the transaction of checkpoint ${id}`;
+        if (commit) {
+          await forgetBefore(c, id);
+          ctx.log.info(`Committed ${which} on ${where}, prepared by an earlier run`);
+        } else
           ctx.log.warn(
-            `Rolled back transaction of checkpoint ${id} on ${where}: that checkpoint never completed`,
+            `Rolled back ${which} on ${where}, prepared by an earlier run: the run resumes from checkpoint ${upTo}, before it`,
           );
       }
     });
@@ -505,7 +830,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   }
 
   function armLinger(): void {
-    if (lingerTimer !== undefined || buffer.length === 0 || exactlyOnce) return;
+    if (lingerTimer !== undefined || buffered() === 0 || exactlyOnce) return;
     lingerTimer = setTimeout(() => {
       lingerTimer = undefined;
       background = flushCommit().then(
@@ -616,9 +941,45 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       );
     }
     await c.query(`CREATE TABLE IF NOT EXISTS ${OFFSETS_TABLE} (
-      pipeline text NOT NULL, sink text NOT NULL, source text NOT NULL, position jsonb,
-      checkpoint_id bigint NOT NULL, updated_at timestamptz NOT NULL DEFAULT now(),
-      PRIMARY KEY (pipeline, sink, source))`);
+      pipeline text NOT NULL, sink text NOT NULL, checkpoint_id bigint NOT NULL, source text NOT NULL,
+      position jsonb, updated_at timestamptz NOT NULL DEFAULT now(),
+      PRIMARY KEY (pipeline, sink, checkpoint_id, source))`);
+  }
+
+  /** `insert`: encodes a written batch into one segment of COPY text. */
+  function encodeBatch(
+    records: readonly unknown[],
+    meta: readonly (RecordMeta | undefined)[] | undefined,
+  ): void {
+    let bytes = Buffer.allocUnsafe(Math.max(4096, records.length * bytesPerRow));
+    let used = 0;
+    let indices: number[] | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const record = records[i];
+      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+        rejected++;
+        ctx.deadLetter(record, notObject(record), meta?.[i]);
+        if (indices === undefined) {
+          indices = [];
+          for (let j = 0; j < i; j++) indices.push(j);
+        }
+        continue;
+      }
+      const line = copyLine(record as Record<string, unknown>, columns);
+      if (used + line.length * 3 > bytes.length) {
+        const grown = Buffer.allocUnsafe(Math.max(bytes.length * 2, used + line.length * 3));
+        bytes.copy(grown, 0, 0, used);
+        bytes = grown;
+      }
+      used += bytes.write(line, used, 'utf8');
+      indices?.push(i);
+    }
+    const count = indices === undefined ? records.length : indices.length;
+    if (count === 0) return;
+    // Next time, start with room for rows this long (a little more, so growing is rare).
+    bytesPerRow = Math.max(bytesPerRow, Math.ceil((used / count) * 1.25));
+    segments.push({ records, meta, indices, bytes: bytes.subarray(0, used), count });
+    segmentRows += count;
   }
 
   const notObject = (record: unknown) =>
@@ -639,7 +1000,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     async open(c) {
       ctx = c;
       await withRetry(
-        'connecting to',
+        'connecting for',
         async () => {
           const conn = await connect();
           try {
@@ -652,6 +1013,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
           client = conn;
         },
         async () => {},
+        [connectTimeout, 'connectTimeout'],
       ).catch((err: unknown) => {
         if (err instanceof SluiceError) throw err;
         throw stageError('opening', err);
@@ -662,27 +1024,26 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await settleBackground();
       const { records, meta } = batch;
       const key = options.key;
-      for (let i = 0; i < records.length; i++) {
-        const record = records[i];
-        const m = meta?.[i];
-        if (record === null || typeof record !== 'object' || Array.isArray(record)) {
-          rejected++;
-          ctx.deadLetter(record, notObject(record), m);
-          continue;
-        }
-        const rec = record as Record<string, unknown>;
-        if (mode === 'insert') buffer.push({ record, meta: m, line: copyLine(rec, columns) });
-        else {
+      if (mode === 'insert') encodeBatch(records, meta);
+      else
+        for (let i = 0; i < records.length; i++) {
+          const record = records[i];
+          const m = meta?.[i];
+          if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+            rejected++;
+            ctx.deadLetter(record, notObject(record), m);
+            continue;
+          }
+          const rec = record as Record<string, unknown>;
           const params = paramValues(rec, columns);
           let k = '';
           for (const name of key as readonly string[]) k += `${String(rec[name])}\u0000`;
           buffer.push({ record, meta: m, params, key: k });
         }
-      }
       try {
-        if (buffer.length >= batchSize) {
+        if (buffered() >= batchSize) {
           stopLinger();
-          if (exactlyOnce) await sendBuffer();
+          if (exactlyOnce) await sendBuffer(true);
           else await flushCommit();
         } else if (options.linger <= 0 && !exactlyOnce) await flushCommit();
         else armLinger();
@@ -725,15 +1086,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     async commitCheckpoint(checkpointId: number) {
       if (!exactlyOnce) return;
       while (prepared.length > 0 && (prepared[0] as number) <= checkpointId) {
-        const id = prepared[0] as number;
-        await onAdmin(`committing checkpoint ${id} on`, async (c) => {
-          try {
-            await c.query(`COMMIT PREPARED ${pg.escapeLiteral(gidOf(id))}`);
-          } catch (err) {
-            // 42704: no such prepared transaction — an earlier attempt committed it.
-            if ((err as PgError).code !== '42704') throw err;
-          }
-        });
+        await commitPrepared(prepared[0] as number);
         prepared.shift();
       }
     },
@@ -743,7 +1096,9 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await settlePrepared(0);
       const r = await onAdmin('reading offsets from', (c) =>
         c.query<{ source: string; position: unknown; checkpoint_id: string }>(
-          `SELECT source, position, checkpoint_id FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`,
+          `SELECT source, position, checkpoint_id FROM ${OFFSETS_TABLE}
+            WHERE pipeline = $1 AND sink = $2
+              AND checkpoint_id = (SELECT max(checkpoint_id) FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2)`,
           [options.pipeline, ctxName()],
         ),
       );
@@ -768,38 +1123,32 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         // The job is done (its checkpoints are deleted next): commit the prepared checkpoints
         // first (they hold the locks of their offsets rows), then the rest, and forget the
         // positions, so a new run of the pipeline starts over like the checkpoint store does.
-        await this.commitCheckpoint?.(Number.MAX_SAFE_INTEGER);
+        await this.commitCheckpoint?.(FINAL_ID - 1);
         await sendBuffer();
-        await withRetry(
-          'committing the last rows to',
-          async () => {
-            await ensureTx();
-            await q(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [
-              options.pipeline,
-              ctxName(),
-            ]);
-            await q('COMMIT');
-            inTx = false;
-            txRows = [];
-          },
-          reset,
+        // In two phases too, so that a lost answer to the commit is not taken for a lost commit
+        // (which would send the rows again).
+        await prepareTx('committing the last rows to', FINAL_ID, () =>
+          q(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [options.pipeline, ctxName()]),
         );
+        await commitPrepared(FINAL_ID);
       } catch (err) {
         throw err instanceof SluiceError ? err : stageError('committing to', err);
       }
     },
 
     metrics() {
-      return { rowsWritten: written, rowsRejected: rejected, transactions, retries, buffered: buffer.length };
+      return { rowsWritten: written, rowsRejected: rejected, transactions, retries, buffered: buffered() };
     },
 
     async close() {
       stopLinger();
       await background?.catch(() => {});
+      await inflight?.catch(() => {});
       const c = client;
       client = undefined;
       // An open transaction is rolled back by the server when its connection ends.
       await drop(c);
+      await txRows.close();
       await adminLane.catch(() => {});
       const a = admin;
       admin = undefined;

@@ -59,7 +59,7 @@ export const postgresSinkConfig = z
       .boolean()
       .default(false)
       .describe(
-        'Commit each checkpoint’s rows together with the source positions (table `sluice_offsets`) in one ' +
+        'Commit each checkpoint’s rows together with the source positions (table `sluice_sink_offsets`) in one ' +
           'two-phase transaction, so a restart neither loses nor repeats a row. Needs `checkpoint:` and ' +
           '`max_prepared_transactions` > 0 on the server.',
       ),
@@ -67,6 +67,11 @@ export const postgresSinkConfig = z
       .prefault('2m')
       .describe(
         'How long a failing transaction (connection lost, server restarting, deadlock) is retried with backoff before the run fails.',
+      ),
+    connectTimeout: durationField()
+      .prefault('30s')
+      .describe(
+        'How long the run waits at start for the server to accept connections (not running yet, starting up, unreachable), retrying with backoff, before it fails.',
       ),
   })
   .strict()
@@ -125,6 +130,7 @@ export const postgresSinkSpec = defineComponent({
       exactlyOnce: config.exactlyOnce,
       pipeline: ctx.pipelineName,
       retryTimeout: config.retryTimeout,
+      connectTimeout: config.connectTimeout,
     }),
 });
 
