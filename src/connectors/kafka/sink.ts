@@ -11,14 +11,35 @@
  *   `linger` (or `batchSize` messages) and sent together; a barrier and the end of input flush
  *   them first, so a commit upstream never covers records still held here.
  * - `idempotent: true` (default) makes retried requests not duplicate messages.
+ * - `exactlyOnce: true` (needs `checkpoint:` and a `kafka` source in the pipeline): a
+ *   transactional producer (`transactionalId`). Records go into one open transaction; at
+ *   checkpoint barrier n the sink sends what it holds, adds the `kafka` sources' positions of
+ *   checkpoint n as the groups' offsets (`TxnOffsetCommit`, tagged `sluice-eos:<n>`) and commits
+ *   the transaction, so output and consumed offsets become visible together or not at all; the
+ *   sources then commit nothing themselves. A restarted producer with the same id aborts what a
+ *   killed one left open and fences it. Kafka has no prepared state, so the commit happens at the
+ *   barrier, before the checkpoint is stored: when the process dies between the two,
+ *   `committedPositions()` reports the offsets Kafka holds (checkpoint n, newer than the store's
+ *   n - 1) and the runtime resumes the sources there — the output holds each record once.
+ *   Operator state comes from checkpoint n - 1 in that case (see the README).
  */
 import type { Producer } from '@platformatic/kafka';
-import type { Batch, RecordMeta, Signal } from '../../core/batch.ts';
+import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
-import type { Sink, StageContext } from '../../core/stage.ts';
+import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, withBrokerRetry } from './connection.ts';
+import { readCommitted } from './group.ts';
+import { DONE_SUFFIX } from './offsets.ts';
 import type { KafkaValueFormat } from './source.ts';
+import {
+  claimOffsetCommits,
+  decodeTxnMetadata,
+  type KafkaTransaction,
+  kafkaSourcesOf,
+  offsetsOfPosition,
+  sendOffsetsToTransaction,
+} from './txn.ts';
 
 /** Compression of produced record batches. */
 export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
@@ -47,6 +68,20 @@ export interface KafkaSinkOptions {
   keepHeaders: boolean;
   /** Client id the broker logs; default `sluice`. */
   clientId?: string | undefined;
+  /**
+   * Transactions per checkpoint with the sources' offsets inside (see the module comment).
+   * Default false.
+   */
+  exactlyOnce?: boolean | undefined;
+  /**
+   * Transactional id with `exactlyOnce`; stable across restarts (a restart fences the previous
+   * process by it) and unique per process. Default `sluice.<pipeline>.<stage>`.
+   */
+  transactionalId?: string | undefined;
+  /** With `exactlyOnce`: longest a transaction may stay open before the broker aborts it, ms. Default 60000. */
+  transactionTimeout?: number | undefined;
+  /** The pipeline's name, for the default `transactionalId`. */
+  pipeline?: string | undefined;
 }
 
 interface OutMessage {
@@ -84,8 +119,15 @@ export interface KafkaSink extends Sink<unknown> {
  */
 export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   const { topic, format, batchSize } = options;
+  const exactlyOnce = options.exactlyOnce === true;
   let ctx: StageContext;
   let producer: Producer<Buffer, Buffer, Buffer, Buffer> | undefined;
+  /** Exactly-once: the open transaction, begun by the first send after a commit. */
+  let txn: KafkaTransaction | undefined;
+  let transactionalId = '';
+  /** Exactly-once: the last checkpoint id committed (the end of input commits as the next one). */
+  let lastCheckpoint = 0;
+  let transactions = 0;
   let held: OutMessage[] = [];
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
   /** A send started by the linger timer; awaited (and its error thrown) by the next call. */
@@ -118,12 +160,28 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     return msg;
   }
 
+  async function openTransaction(): Promise<KafkaTransaction> {
+    if (txn === undefined) {
+      try {
+        txn = await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).beginTransaction();
+      } catch (err) {
+        throw wrapError(
+          `beginning a transaction (transactional id \`${transactionalId}\`) on topic \`${topic}\``,
+          new Error(rootMessage(err), { cause: err }),
+          { topic },
+        );
+      }
+    }
+    return txn;
+  }
+
   async function send(messages: OutMessage[]): Promise<void> {
     const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
     for (let i = 0; i < messages.length; i += batchSize) {
       const chunk = messages.length <= batchSize ? messages : messages.slice(i, i + batchSize);
       try {
-        await p.send({ messages: chunk });
+        if (exactlyOnce) await (await openTransaction()).send({ messages: chunk });
+        else await p.send({ messages: chunk });
       } catch (err) {
         throw wrapError(
           `producing ${chunk.length} messages to topic \`${topic}\``,
@@ -155,6 +213,67 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     await send(messages);
   }
 
+  /**
+   * Exactly-once: adds the `kafka` sources' offsets at `positions` (by source stage) to the open
+   * transaction, tagged with `checkpointId`, and commits it. On any failure the transaction is
+   * aborted and the error thrown: the run fails, and a restart resumes from what was committed.
+   */
+  async function commitTransaction(
+    checkpointId: number,
+    positions: Readonly<Record<string, Position | undefined>>,
+  ): Promise<void> {
+    const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
+    const sources = kafkaSourcesOf(ctx);
+    try {
+      const t = await openTransaction();
+      for (const source of sources) {
+        const pos = positions[source.stage];
+        if (pos === undefined) continue;
+        await sendOffsetsToTransaction(p, t, source, offsetsOfPosition(pos, checkpointId));
+      }
+      await t.commit();
+      txn = undefined;
+      transactions++;
+      lastCheckpoint = checkpointId;
+    } catch (err) {
+      const open = txn;
+      txn = undefined;
+      await open?.abort().catch(() => {});
+      throw wrapError(
+        `committing the transaction of checkpoint ${checkpointId} (transactional id \`${transactionalId}\`) on topic \`${topic}\`; it was aborted, and a restart resumes from the last committed one`,
+        new Error(rootMessage(err), { cause: err }),
+        { topic },
+      );
+    }
+  }
+
+  /** Exactly-once: the positions Kafka holds for the run's sources, and the checkpoint that wrote them. */
+  async function heldPositions(): Promise<CommittedPositions | undefined> {
+    const sources = kafkaSourcesOf(ctx);
+    if (sources.length === 0) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `\`exactlyOnce\` on the kafka sink \`${ctx.name}\` (topic \`${topic}\`) commits the consumed offsets of a \`kafka\` source in its transactions, but the pipeline has no \`kafka\` input; read from Kafka, or set \`exactlyOnce: false\``,
+        { topic },
+      );
+    }
+    let checkpointId = 0;
+    const out: Record<string, Position | undefined> = {};
+    for (const source of sources) {
+      const committed = await readCommitted(source.brokers, source.clientId, source.group, source.topics);
+      const pos: Record<string, number | string> = {};
+      for (const [key, c] of committed) {
+        const meta = decodeTxnMetadata(c.metadata);
+        if (meta === undefined) continue;
+        checkpointId = Math.max(checkpointId, meta.checkpointId);
+        pos[key] = c.offset;
+        if (meta.done !== undefined) pos[`${key}${DONE_SUFFIX}`] = meta.done;
+      }
+      if (Object.keys(pos).length > 0) out[source.stage] = pos;
+    }
+    return checkpointId === 0 ? undefined : { checkpointId, sources: out };
+  }
+
   return {
     durableOnBarrier: true,
     get sent() {
@@ -162,6 +281,24 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     },
     async open(c) {
       ctx = c;
+      if (exactlyOnce) {
+        if (!ctx.checkpointing) {
+          throw new SluiceError(
+            ErrorCode.CONFIG,
+            `\`exactlyOnce\` on the kafka sink \`${ctx.name}\` (topic \`${topic}\`) commits one transaction per checkpoint: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
+            { topic },
+          );
+        }
+        const other = claimOffsetCommits(ctx);
+        if (other !== undefined) {
+          throw new SluiceError(
+            ErrorCode.CONFIG,
+            `two kafka sinks with \`exactlyOnce\` (\`${other}\` and \`${ctx.name}\`) would both commit the sources' offsets; keep \`exactlyOnce\` on one of them`,
+            { topic },
+          );
+        }
+        transactionalId = options.transactionalId ?? `sluice.${options.pipeline ?? topic}.${ctx.name}`;
+      }
       const client = await kafkaClient();
       const { ProduceAcks } = client;
       const acks = {
@@ -177,8 +314,18 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
           const p = new client.Producer<Buffer, Buffer, Buffer, Buffer>({
             clientId: options.clientId ?? 'sluice',
             bootstrapBrokers: options.brokers,
-            idempotent: options.idempotent,
-            acks: options.idempotent ? ProduceAcks.ALL : acks[options.acks],
+            idempotent: options.idempotent || exactlyOnce,
+            acks: options.idempotent || exactlyOnce ? ProduceAcks.ALL : acks[options.acks],
+            // The client sends `timeout` as the transaction timeout too, and, without these, producer
+            // id 0 / epoch 0 in InitProducerId, which the broker refuses (fenced) for a known id.
+            ...(exactlyOnce
+              ? {
+                  transactionalId,
+                  timeout: options.transactionTimeout ?? 60_000,
+                  producerId: -1n,
+                  producerEpoch: -1,
+                }
+              : {}),
             compression: options.compression,
             autocreateTopics: false,
             connectTimeout: 5000,
@@ -249,18 +396,43 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     },
     async onSignal(signal: Signal) {
       // A barrier means: everything before it must be at the broker before upstream commits.
-      if (signal.kind === 'barrier') await flush();
+      if (signal.kind !== 'barrier') return;
+      await flush();
+      if (exactlyOnce) await commitTransaction(signal.id, ctx.checkpointPositions?.(signal.id) ?? {});
     },
-    finish() {
-      return flush();
+    snapshot(checkpointId: number) {
+      return exactlyOnce ? { checkpointId } : undefined;
+    },
+    restore(state: unknown) {
+      const id = (state as { checkpointId?: unknown } | undefined)?.checkpointId;
+      if (typeof id === 'number') lastCheckpoint = Math.max(lastCheckpoint, id);
+    },
+    async committedPositions() {
+      if (!exactlyOnce) return undefined;
+      const held = await heldPositions();
+      if (held !== undefined) lastCheckpoint = Math.max(lastCheckpoint, held.checkpointId);
+      return held;
+    },
+    async finish() {
+      await flush();
+      if (!exactlyOnce) return;
+      // The end of input: the rest with the sources' final offsets, tagged as one checkpoint past
+      // the last, so a restart before the checkpoints are deleted resumes here, not before.
+      const positions: Record<string, Position | undefined> = {};
+      for (const source of kafkaSourcesOf(ctx)) positions[source.stage] = source.position();
+      await commitTransaction(lastCheckpoint + 1, positions);
     },
     metrics() {
-      return { sent, requests, held: held.length };
+      return { sent, requests, held: held.length, transactions };
     },
     async close() {
       if (lingerTimer !== undefined) clearTimeout(lingerTimer);
       lingerTimer = undefined;
       await background?.catch(() => {});
+      // A failed or cancelled run: abort, so read_committed consumers need not wait for the timeout.
+      const open = txn;
+      txn = undefined;
+      await open?.abort().catch(() => {});
       await producer?.close(true).catch(() => {});
       producer = undefined;
     },

@@ -54,6 +54,7 @@ import {
   parsePosition,
   positionKey,
 } from './offsets.ts';
+import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
 
 /** How a message value becomes a record. */
 export type KafkaValueFormat = 'json' | 'text' | 'raw';
@@ -105,6 +106,8 @@ export interface KafkaSourceOptions {
   groupProtocol: 'consumer' | 'classic';
   /** Client id the broker logs; default `sluice`. */
   clientId?: string | undefined;
+  /** Read only committed transactions (default) or also open and aborted ones. */
+  isolation?: 'read_committed' | 'read_uncommitted' | undefined;
   /** Longest wait between two attempts to reach the broker, in ms. */
   maxRetryDelay?: number | undefined;
   /**
@@ -273,7 +276,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
 
   async function commitAll(points: readonly PartitionCommit[]): Promise<void> {
     const c = consumer;
-    if (c === undefined) return;
+    // An exactly-once kafka sink commits the offsets inside its transactions.
+    if (c === undefined || offsetsCommittedBySink(ctx)) return;
     const todo: PartitionCommit[] = [];
     for (const p of points) {
       const key = positionKey(p.topic, p.partition);
@@ -394,6 +398,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           groupId: group,
           bootstrapBrokers: brokers,
           autocommit: false,
+          isolationLevel: options.isolation === 'read_uncommitted' ? 0 : 1,
           maxWaitTime: Math.max(10, Math.min(maxWait, 500)),
           highWaterMark: Math.max(batchSize * 2, 1024),
           connectTimeout: 5000,
@@ -641,6 +646,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     open(c) {
       ctx = c;
+      registerKafkaSource(c, {
+        stage: c.name,
+        group,
+        topics,
+        brokers,
+        clientId,
+        consumer: () => consumer,
+        position: () => this.position?.(),
+      });
     },
     restore(position) {
       let points: ReturnType<typeof parsePosition>;
