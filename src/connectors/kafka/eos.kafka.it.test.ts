@@ -12,6 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
+import { Pipeline } from '../../core/pipeline.ts';
+import type { Logger, Sink } from '../../core/stage.ts';
+import { kafkaSource } from './source.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const PROJECT = new URL('../../../', import.meta.url).pathname;
@@ -61,32 +64,36 @@ async function endOffsetTotal(topic: string): Promise<number> {
   }
 }
 
-/** Every message value of `topic` visible at `isolation` (1: read_committed, 0: read_uncommitted). */
-async function readAll(topic: string, isolation: 0 | 1): Promise<string[]> {
-  const c = new Consumer({
-    clientId: 'sluice-eos-it-reader',
-    groupId: fresh('reader'),
-    bootstrapBrokers: BROKERS,
-    autocommit: false,
-    maxWaitTime: 200,
-    isolationLevel: isolation,
+/**
+ * Every record of `topic` as Sluice's own `kafka` source reads it at `isolation`, so the test
+ * also proves the source's read_committed filtering (`read-committed.ts`). Ends 3 s after the
+ * last message (the runs are over, so everything is there).
+ */
+async function readAll(topic: string, isolation: 'read_committed' | 'read_uncommitted'): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const collect: Sink = {
+    write(batch) {
+      for (const r of batch.records) out.push(r);
+    },
+  };
+  const source = kafkaSource({
+    brokers: BROKERS,
+    topics: [topic],
+    group: fresh('reader'),
+    start: 'earliest',
+    format: 'json',
+    batchSize: 500,
+    maxWait: 50,
+    commitInterval: 1000,
+    idleTimeout: 3000,
+    groupProtocol: 'classic',
+    isolation,
   });
-  const out: string[] = [];
-  try {
-    const stream = await c.consume({ topics: [topic], mode: 'earliest', autocommit: false });
-    // Read until nothing new arrives for 3 s: the run has ended, so everything is there.
-    let last = Date.now();
-    stream.on('data', (m: { value?: Buffer }) => {
-      out.push(m.value?.toString() ?? '');
-      last = Date.now();
-    });
-    while (Date.now() - last < 3000) await new Promise((r) => setTimeout(r, 100));
-    await stream.close();
-  } finally {
-    await c.close(true);
-  }
+  await new Pipeline('eos-reader').from(source).to(collect).run({ log: quiet }).done;
   return out;
 }
+
+const quiet: Logger = { info() {}, warn() {}, error() {} };
 
 function cli(file: string, dir: string): { child: ReturnType<typeof spawn>; stderr: () => string } {
   const child = spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
@@ -150,17 +157,25 @@ checkpoint: { interval: 1h, records: 700 }
       const code = await new Promise((r) => last.child.once('exit', r));
       assert.equal(code, 0, last.stderr());
 
-      const committed = (await readAll(output, 1)).map(
-        (v) => JSON.parse(v) as { seq: number; doubled: number },
-      );
+      const committed = (await readAll(output, 'read_committed')) as { seq: number; doubled: number }[];
       const seqs = committed.map((r) => r.seq);
       const unique = new Set(seqs);
       const missing = Array.from({ length: N }, (_, i) => i).filter((i) => !unique.has(i));
       assert.deepEqual(missing.slice(0, 10), [], `${missing.length} input records missing from the output`);
-      assert.equal(seqs.length, N, `${seqs.length - unique.size} duplicates in the read_committed output`);
+      const seen = new Set<number>();
+      const dups: number[] = [];
+      for (const q of seqs) {
+        if (seen.has(q)) dups.push(q);
+        seen.add(q);
+      }
+      assert.equal(
+        seqs.length,
+        N,
+        `${seqs.length - unique.size} duplicates in the read_committed output (e.g. ${dups.slice(0, 12).join(', ')})`,
+      );
       assert.ok(committed.every((r) => r.doubled === r.seq * 2));
       // The killed runs left writes of aborted transactions in the log: a read_uncommitted reader sees them.
-      const uncommitted = await readAll(output, 0);
+      const uncommitted = await readAll(output, 'read_uncommitted');
       assert.ok(uncommitted.length > N, `read_uncommitted sees ${uncommitted.length} messages`);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -6,10 +6,13 @@
  * - Key: the record's field named by `key`; without `key`, the key the record came with
  *   (`meta.key`, e.g. from a Kafka source), so Kafka → Kafka keeps keys and partitioning.
  * - Headers: the record's `meta.headers` are passed on when `keepHeaders` is true (default).
- * - Batching: a write sends the batch in requests of at most `batchSize` messages and resolves
- *   when the broker acknowledged them (`acks`). With `linger` > 0 small batches are held up to
- *   `linger` (or `batchSize` messages) and sent together; a barrier and the end of input flush
- *   them first, so a commit upstream never covers records still held here.
+ * - Batching: a write starts sending the batch in requests of at most `batchSize` messages and
+ *   resolves once they are under way; at most 4 requests are in flight (1 with `exactlyOnce`),
+ *   in order (the idempotent producer keeps them ordered per partition). A failed request fails
+ *   the next write. With `linger` > 0 small batches are held up to `linger` (or `batchSize`
+ *   messages) and sent together. A barrier and the end of input send what is held and wait until
+ *   the broker acknowledged every request (`acks`), so a commit upstream never covers records
+ *   not yet at the broker.
  * - `idempotent: true` (default) makes retried requests not duplicate messages.
  * - `exactlyOnce: true` (needs `checkpoint:` and a `kafka` source in the pipeline): a
  *   transactional producer (`transactionalId`). Records go into one open transaction; at
@@ -97,10 +100,23 @@ function toBytes(value: unknown): Buffer {
   return Buffer.from(typeof value === 'string' ? value : String(value), 'utf8');
 }
 
-/** JSON text of `value`; bigints (exact money, offsets) become JSON numbers written exactly. */
+const bigintAsString = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+
+/** JSON text of `value`; bigints (exact money, offsets) become strings of their exact digits. */
 function jsonText(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  try {
+    // A replacer costs a call per key: only the rare record holding a bigint pays it.
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof TypeError) return JSON.stringify(value, bigintAsString);
+    throw err;
+  }
 }
+
+/** Produce requests a sink keeps in flight without `exactlyOnce` (ordered: idempotent producer). */
+const MAX_IN_FLIGHT = 4;
+/** Distinct message keys whose bytes a sink keeps (cleared when full). */
+const KEY_CACHE_SIZE = 8192;
 
 /** A {@link Sink} writing Kafka; see {@link kafkaSink}. */
 export interface KafkaSink extends Sink<unknown> {
@@ -133,8 +149,25 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   /** A send started by the linger timer; awaited (and its error thrown) by the next call. */
   let background: Promise<void> | undefined;
   let backgroundError: unknown;
+  /** Produce requests under way, oldest first; each records its failure in `sendError`. */
+  const inflight: Promise<void>[] = [];
+  let sendError: unknown;
+  // One at a time in a transaction: the client adds partitions to it per request.
+  const maxInFlight = exactlyOnce ? 1 : MAX_IN_FLIGHT;
   let sent = 0;
   let requests = 0;
+
+  /** Message keys repeat (user ids, Kafka → Kafka keys): their bytes are made once and reused. */
+  const keyCache = new Map<string, Buffer>();
+  function keyBytes(key: string): Buffer {
+    let bytes = keyCache.get(key);
+    if (bytes === undefined) {
+      bytes = Buffer.from(key, 'utf8');
+      if (keyCache.size >= KEY_CACHE_SIZE) keyCache.clear();
+      keyCache.set(key, bytes);
+    }
+    return bytes;
+  }
 
   function encode(record: unknown, meta: RecordMeta | undefined): OutMessage | string {
     let value: Buffer;
@@ -149,7 +182,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
         return `the record has no field \`${options.key}\` for the message key`;
       msg.key = toBytes(typeof k === 'object' && !(k instanceof Uint8Array) ? jsonText(k) : k);
     } else if (meta?.key !== undefined) {
-      msg.key = toBytes(meta.key);
+      msg.key = typeof meta.key === 'string' ? keyBytes(meta.key) : toBytes(meta.key);
     }
     if (options.keepHeaders && meta?.headers !== undefined) {
       // Without serializers the client takes header keys as bytes too, hence a Map of Buffers.
@@ -175,23 +208,49 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     return txn;
   }
 
+  async function sendChunk(chunk: OutMessage[]): Promise<void> {
+    try {
+      if (exactlyOnce) await (await openTransaction()).send({ messages: chunk });
+      else await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).send({ messages: chunk });
+    } catch (err) {
+      throw wrapError(
+        `producing ${chunk.length} messages to topic \`${topic}\``,
+        new Error(rootMessage(err), { cause: err }),
+        { topic },
+      );
+    }
+    sent += chunk.length;
+    requests++;
+  }
+
+  function throwIfFailed(): void {
+    if (sendError === undefined) return;
+    const err = sendError;
+    sendError = undefined;
+    throw err;
+  }
+
+  /**
+   * Starts sending `messages` in requests of at most `batchSize`, keeping at most `maxInFlight`
+   * requests under way; resolves once the last one is started. {@link drain} awaits them.
+   */
   async function send(messages: OutMessage[]): Promise<void> {
-    const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
     for (let i = 0; i < messages.length; i += batchSize) {
       const chunk = messages.length <= batchSize ? messages : messages.slice(i, i + batchSize);
-      try {
-        if (exactlyOnce) await (await openTransaction()).send({ messages: chunk });
-        else await p.send({ messages: chunk });
-      } catch (err) {
-        throw wrapError(
-          `producing ${chunk.length} messages to topic \`${topic}\``,
-          new Error(rootMessage(err), { cause: err }),
-          { topic },
-        );
-      }
-      sent += chunk.length;
-      requests++;
+      while (inflight.length >= maxInFlight) await inflight.shift();
+      throwIfFailed();
+      inflight.push(
+        sendChunk(chunk).catch((err: unknown) => {
+          sendError ??= err;
+        }),
+      );
     }
+  }
+
+  /** Resolves when every request started so far is acknowledged; throws the first failure. */
+  async function drain(): Promise<void> {
+    while (inflight.length > 0) await inflight.shift();
+    throwIfFailed();
   }
 
   async function settleBackground(): Promise<void> {
@@ -207,10 +266,12 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     if (lingerTimer !== undefined) clearTimeout(lingerTimer);
     lingerTimer = undefined;
     await settleBackground();
-    if (held.length === 0) return;
-    const messages = held;
-    held = [];
-    await send(messages);
+    if (held.length > 0) {
+      const messages = held;
+      held = [];
+      await send(messages);
+    }
+    await drain();
   }
 
   /**
@@ -374,7 +435,11 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       }
       for (const m of out) held.push(m);
       if (held.length >= batchSize) {
-        await flush();
+        if (lingerTimer !== undefined) clearTimeout(lingerTimer);
+        lingerTimer = undefined;
+        const messages = held;
+        held = [];
+        await send(messages);
         return;
       }
       if (lingerTimer === undefined && held.length > 0) {
@@ -429,6 +494,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       if (lingerTimer !== undefined) clearTimeout(lingerTimer);
       lingerTimer = undefined;
       await background?.catch(() => {});
+      await Promise.allSettled(inflight.splice(0));
       // A failed or cancelled run: abort, so read_committed consumers need not wait for the timeout.
       const open = txn;
       txn = undefined;
