@@ -2,30 +2,36 @@
  * `npm run bench -- kafka`: consume → map → produce through the real broker
  * (`npm run services -- up kafka`), Sluice (`kafka` source, a `map`, `kafka` sink) against a plain
  * loop with the same client (`@platformatic/kafka`: read the consumer stream in batches, map,
- * `producer.send`, commit at the end). Both read the same input topic (1M JSON records of about
- * 200 bytes, 3 partitions, produced once and reused) with a fresh consumer group and write a
- * fresh output topic, idempotent producer with `acks: all`, no compression. A run ends when the
- * producer has had every record acknowledged; the time includes joining the group. Each run is a
- * fresh child process (peak RSS is its own), rounds interleaved; the table shows medians.
- *
- * KafkaJS (`eachBatch`) is not installed in this project, so it is not a contender here.
+ * `producer.send`, commit at the end), KafkaJS 2.2 (`eachBatch`: map the batch, one
+ * `producer.send`, offsets auto-committed every second) and `kcat` as the native ceiling (librdkafka:
+ * `kcat -C … | kcat -P …`, values only, no map — installed from Debian by `bench/kcat.ts` when
+ * missing, skipped with a line saying why when it cannot be). All read the same input topic (1M
+ * JSON records of about 200 bytes, 3 partitions, produced once and reused) with a fresh consumer
+ * group and write a fresh output topic, idempotent producer with `acks: all`, no compression. A
+ * run ends when the producer has had every record acknowledged; the time includes joining the
+ * group. Each run is a fresh child process (peak RSS is its own; kcat's is the larger of its two
+ * processes, from `/usr/bin/time`), rounds interleaved; the table shows medians.
  *
  * Run alone: `npx node bench/kafka.ts --records 1000000 --rounds 3`.
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Admin, Consumer, type Message, ProduceAcks, Producer } from '@platformatic/kafka';
 import { kafkaSink } from '../src/connectors/kafka/sink.ts';
 import { kafkaSource } from '../src/connectors/kafka/source.ts';
 import { Pipeline } from '../src/core/pipeline.ts';
 import { numberFlag } from './child.ts';
+import { ensureKcat } from './kcat.ts';
 import { median } from './run.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const PARTITIONS = 3;
 const BATCH = 1000;
-const CONTENDERS = ['sluice', 'plain-loop'] as const;
+const CONTENDERS = ['sluice', 'plain-loop', 'kafkajs', 'kcat'] as const;
 
 /** The record every contender emits for an input record. */
 function transform(r: { id: number; amount: string }): unknown {
@@ -102,6 +108,9 @@ async function inputTopic(admin: Admin, records: number): Promise<string> {
 }
 
 type Contender = (input: string, output: string, records: number) => Promise<number>;
+
+/** Peak RSS of a contender that runs outside this process (kcat), KiB; reported instead of ours. */
+let externalRssKb: number | undefined;
 
 const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
   async sluice(input, output, records) {
@@ -193,6 +202,70 @@ const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
     }
     return sent;
   },
+
+  async kafkajs(input, output, records) {
+    const { Kafka, logLevel } = await import('kafkajs');
+    const kafka = new Kafka({ clientId: 'sluice-bench', brokers: BROKERS, logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({
+      groupId: `bench-${randomUUID()}`,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1000,
+    });
+    const producer = kafka.producer({ idempotent: true, allowAutoTopicCreation: false });
+    let sent = 0;
+    try {
+      await Promise.all([consumer.connect(), producer.connect()]);
+      await consumer.subscribe({ topic: input, fromBeginning: true });
+      await new Promise<void>((resolve, reject) => {
+        consumer
+          .run({
+            autoCommitInterval: 1000,
+            eachBatch: async ({ batch, resolveOffset, heartbeat }) => {
+              const messages = batch.messages.map((m) => ({
+                key: m.key,
+                value: JSON.stringify(transform(JSON.parse((m.value as Buffer).toString('utf8')))),
+              }));
+              if (messages.length === 0) return;
+              await producer.send({ topic: output, acks: -1, messages });
+              sent += messages.length;
+              resolveOffset(batch.lastOffset());
+              await heartbeat();
+              if (sent >= records) resolve();
+            },
+          })
+          .catch(reject);
+      });
+    } finally {
+      await consumer.disconnect();
+      await producer.disconnect();
+    }
+    return sent;
+  },
+
+  async kcat(input, output, records) {
+    const kcat = ensureKcat();
+    if (!kcat.ok) throw new Error(kcat.reason);
+    const broker = BROKERS[0] as string;
+    const rss = join(tmpdir(), `sluice-bench-kcat-${randomUUID()}`);
+    // Each side under /usr/bin/time for its peak RSS; values only (no keys), one per line.
+    const consume = `/usr/bin/time -a -o ${rss} -f %M ${kcat.command} -C -b ${broker} -t ${input} -o beginning -e -q`;
+    const produce = `/usr/bin/time -a -o ${rss} -f %M ${kcat.command} -P -b ${broker} -t ${output} -X enable.idempotence=true -X acks=all -X linger.ms=5`;
+    const run = spawnSync('sh', ['-c', `${consume} | ${produce}`], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(`kcat pipe failed (${run.status}): ${run.stderr}`);
+    try {
+      externalRssKb = Math.max(
+        ...readFileSync(rss, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => Number(l) || 0),
+      );
+    } finally {
+      rmSync(rss, { force: true });
+    }
+    const written = Number(await endOffsets(output));
+    if (written !== records) throw new Error(`kcat wrote ${written} of ${records} records`);
+    return written;
+  },
 };
 
 /** Child side: runs one contender once and prints `{count, seconds, maxRssKb}`. */
@@ -200,7 +273,8 @@ async function child(name: string, input: string, output: string, records: numbe
   const t0 = performance.now();
   const count = await contenders[name as (typeof CONTENDERS)[number]](input, output, records);
   const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(`${JSON.stringify({ count, seconds, maxRssKb: process.resourceUsage().maxRSS })}\n`);
+  const maxRssKb = externalRssKb ?? process.resourceUsage().maxRSS;
+  process.stdout.write(`${JSON.stringify({ count, seconds, maxRssKb })}\n`);
 }
 
 /** Parent side: the input topic, then every contender `rounds` times, interleaved, each with a fresh output topic. */
@@ -223,14 +297,20 @@ async function main(records: number, rounds: number): Promise<void> {
     }
     const input = await inputTopic(admin, records);
     const self = fileURLToPath(import.meta.url);
+    const kcat = ensureKcat();
+    if (!kcat.ok) process.stdout.write(`kafka: kcat skipped: ${kcat.reason}\n`);
+    const only = flag('only')?.split(',');
+    const names = CONTENDERS.filter(
+      (c) => (c !== 'kcat' || kcat.ok) && (only === undefined || only.includes(c)),
+    );
     const results = new Map<string, { rate: number; rss: number; count: number }[]>(
-      CONTENDERS.map((c) => [c, []]),
+      names.map((c) => [c, []]),
     );
     process.stderr.write(
-      `kafka: consume → map → produce, ${records.toLocaleString('en-US')} records of ~200 B, ${rounds} rounds × ${CONTENDERS.length} contenders\n`,
+      `kafka: consume → map → produce, ${records.toLocaleString('en-US')} records of ~200 B, ${rounds} rounds × ${names.length} contenders\n`,
     );
     for (let r = 0; r < rounds; r++) {
-      for (const name of CONTENDERS) {
+      for (const name of names) {
         const output = `sluice-bench-kafka-out-${randomUUID().slice(0, 8)}`;
         await admin.createTopics({ topics: [output], partitions: PARTITIONS, replicas: 1 });
         await waitForLeaders(admin, output, PARTITIONS);
@@ -257,7 +337,7 @@ async function main(records: number, rounds: number): Promise<void> {
         );
       }
     }
-    const rows = CONTENDERS.map((name) => {
+    const rows = names.map((name) => {
       const rs = results.get(name) as { rate: number; rss: number; count: number }[];
       return {
         name,
@@ -274,8 +354,12 @@ async function main(records: number, rounds: number): Promise<void> {
         `${row.name.padEnd(12)}${Math.round(row.rate).toLocaleString('en-US').padStart(14)}${((row.rate * 200) / 1e6).toFixed(1).padStart(13)}${row.rss.toFixed(0).padStart(14)}${String(row.count).padStart(10)}\n`,
       );
     }
-    const [s, p] = rows as [(typeof rows)[number], (typeof rows)[number]];
-    process.stdout.write(`ratio kafka sluice/plain-loop ${(s.rate / p.rate).toFixed(2)}\n`);
+    const sluice = rows.find((row) => row.name === 'sluice');
+    for (const peer of ['kafkajs', 'plain-loop', 'kcat'] as const) {
+      const other = rows.find((row) => row.name === peer);
+      if (sluice !== undefined && other !== undefined)
+        process.stdout.write(`ratio kafka sluice/${peer} ${(sluice.rate / other.rate).toFixed(2)}\n`);
+    }
   } finally {
     await admin.close();
   }

@@ -6,19 +6,43 @@
  * - Key: the record's field named by `key`; without `key`, the key the record came with
  *   (`meta.key`, e.g. from a Kafka source), so Kafka → Kafka keeps keys and partitioning.
  * - Headers: the record's `meta.headers` are passed on when `keepHeaders` is true (default).
- * - Batching: a write sends the batch in requests of at most `batchSize` messages and resolves
- *   when the broker acknowledged them (`acks`). With `linger` > 0 small batches are held up to
- *   `linger` (or `batchSize` messages) and sent together; a barrier and the end of input flush
- *   them first, so a commit upstream never covers records still held here.
+ * - Batching: a write starts sending the batch in requests of at most `batchSize` messages and
+ *   resolves once they are under way; at most 4 requests are in flight (1 with `exactlyOnce`),
+ *   in order (the idempotent producer keeps them ordered per partition). A failed request fails
+ *   the next write. With `linger` > 0 small batches are held up to `linger` (or `batchSize`
+ *   messages) and sent together. A barrier and the end of input send what is held and wait until
+ *   the broker acknowledged every request (`acks`), so a commit upstream never covers records
+ *   not yet at the broker.
  * - `idempotent: true` (default) makes retried requests not duplicate messages.
+ * - `exactlyOnce: true` (needs `checkpoint:` and a `kafka` source in the pipeline): a
+ *   transactional producer (`transactionalId`). Records go into one open transaction; at
+ *   checkpoint barrier n the sink sends what it holds, adds the `kafka` sources' positions of
+ *   checkpoint n as the groups' offsets (`TxnOffsetCommit`, tagged `sluice-eos:<n>`) and commits
+ *   the transaction, so output and consumed offsets become visible together or not at all; the
+ *   sources then commit nothing themselves. A restarted producer with the same id aborts what a
+ *   killed one left open and fences it. Kafka has no prepared state, so the commit happens at the
+ *   barrier, before the checkpoint is stored: when the process dies between the two,
+ *   `committedPositions()` reports the offsets Kafka holds (checkpoint n, newer than the store's
+ *   n - 1) and the runtime resumes the sources there — the output holds each record once.
+ *   Operator state comes from checkpoint n - 1 in that case (see the README).
  */
 import type { Producer } from '@platformatic/kafka';
-import type { Batch, RecordMeta, Signal } from '../../core/batch.ts';
+import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
-import type { Sink, StageContext } from '../../core/stage.ts';
+import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, withBrokerRetry } from './connection.ts';
+import { readCommitted } from './group.ts';
+import { DONE_SUFFIX } from './offsets.ts';
 import type { KafkaValueFormat } from './source.ts';
+import {
+  claimOffsetCommits,
+  decodeTxnMetadata,
+  type KafkaTransaction,
+  kafkaSourcesOf,
+  offsetsOfPosition,
+  sendOffsetsToTransaction,
+} from './txn.ts';
 
 /** Compression of produced record batches. */
 export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
@@ -47,6 +71,20 @@ export interface KafkaSinkOptions {
   keepHeaders: boolean;
   /** Client id the broker logs; default `sluice`. */
   clientId?: string | undefined;
+  /**
+   * Transactions per checkpoint with the sources' offsets inside (see the module comment).
+   * Default false.
+   */
+  exactlyOnce?: boolean | undefined;
+  /**
+   * Transactional id with `exactlyOnce`; stable across restarts (a restart fences the previous
+   * process by it) and unique per process. Default `sluice.<pipeline>.<stage>`.
+   */
+  transactionalId?: string | undefined;
+  /** With `exactlyOnce`: longest a transaction may stay open before the broker aborts it, ms. Default 60000. */
+  transactionTimeout?: number | undefined;
+  /** The pipeline's name, for the default `transactionalId`. */
+  pipeline?: string | undefined;
 }
 
 interface OutMessage {
@@ -62,10 +100,23 @@ function toBytes(value: unknown): Buffer {
   return Buffer.from(typeof value === 'string' ? value : String(value), 'utf8');
 }
 
-/** JSON text of `value`; bigints (exact money, offsets) become JSON numbers written exactly. */
+const bigintAsString = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
+
+/** JSON text of `value`; bigints (exact money, offsets) become strings of their exact digits. */
 function jsonText(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  try {
+    // A replacer costs a call per key: only the rare record holding a bigint pays it.
+    return JSON.stringify(value);
+  } catch (err) {
+    if (err instanceof TypeError) return JSON.stringify(value, bigintAsString);
+    throw err;
+  }
 }
+
+/** Produce requests a sink keeps in flight without `exactlyOnce` (ordered: idempotent producer). */
+const MAX_IN_FLIGHT = 4;
+/** Distinct message keys whose bytes a sink keeps (cleared when full). */
+const KEY_CACHE_SIZE = 8192;
 
 /** A {@link Sink} writing Kafka; see {@link kafkaSink}. */
 export interface KafkaSink extends Sink<unknown> {
@@ -84,15 +135,39 @@ export interface KafkaSink extends Sink<unknown> {
  */
 export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   const { topic, format, batchSize } = options;
+  const exactlyOnce = options.exactlyOnce === true;
   let ctx: StageContext;
   let producer: Producer<Buffer, Buffer, Buffer, Buffer> | undefined;
+  /** Exactly-once: the open transaction, begun by the first send after a commit. */
+  let txn: KafkaTransaction | undefined;
+  let transactionalId = '';
+  /** Exactly-once: the last checkpoint id committed (the end of input commits as the next one). */
+  let lastCheckpoint = 0;
+  let transactions = 0;
   let held: OutMessage[] = [];
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
   /** A send started by the linger timer; awaited (and its error thrown) by the next call. */
   let background: Promise<void> | undefined;
   let backgroundError: unknown;
+  /** Produce requests under way, oldest first; each records its failure in `sendError`. */
+  const inflight: Promise<void>[] = [];
+  let sendError: unknown;
+  // One at a time in a transaction: the client adds partitions to it per request.
+  const maxInFlight = exactlyOnce ? 1 : MAX_IN_FLIGHT;
   let sent = 0;
   let requests = 0;
+
+  /** Message keys repeat (user ids, Kafka → Kafka keys): their bytes are made once and reused. */
+  const keyCache = new Map<string, Buffer>();
+  function keyBytes(key: string): Buffer {
+    let bytes = keyCache.get(key);
+    if (bytes === undefined) {
+      bytes = Buffer.from(key, 'utf8');
+      if (keyCache.size >= KEY_CACHE_SIZE) keyCache.clear();
+      keyCache.set(key, bytes);
+    }
+    return bytes;
+  }
 
   function encode(record: unknown, meta: RecordMeta | undefined): OutMessage | string {
     let value: Buffer;
@@ -107,7 +182,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
         return `the record has no field \`${options.key}\` for the message key`;
       msg.key = toBytes(typeof k === 'object' && !(k instanceof Uint8Array) ? jsonText(k) : k);
     } else if (meta?.key !== undefined) {
-      msg.key = toBytes(meta.key);
+      msg.key = typeof meta.key === 'string' ? keyBytes(meta.key) : toBytes(meta.key);
     }
     if (options.keepHeaders && meta?.headers !== undefined) {
       // Without serializers the client takes header keys as bytes too, hence a Map of Buffers.
@@ -118,22 +193,64 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     return msg;
   }
 
-  async function send(messages: OutMessage[]): Promise<void> {
-    const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
-    for (let i = 0; i < messages.length; i += batchSize) {
-      const chunk = messages.length <= batchSize ? messages : messages.slice(i, i + batchSize);
+  async function openTransaction(): Promise<KafkaTransaction> {
+    if (txn === undefined) {
       try {
-        await p.send({ messages: chunk });
+        txn = await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).beginTransaction();
       } catch (err) {
         throw wrapError(
-          `producing ${chunk.length} messages to topic \`${topic}\``,
+          `beginning a transaction (transactional id \`${transactionalId}\`) on topic \`${topic}\``,
           new Error(rootMessage(err), { cause: err }),
           { topic },
         );
       }
-      sent += chunk.length;
-      requests++;
     }
+    return txn;
+  }
+
+  async function sendChunk(chunk: OutMessage[]): Promise<void> {
+    try {
+      if (exactlyOnce) await (await openTransaction()).send({ messages: chunk });
+      else await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).send({ messages: chunk });
+    } catch (err) {
+      throw wrapError(
+        `producing ${chunk.length} messages to topic \`${topic}\``,
+        new Error(rootMessage(err), { cause: err }),
+        { topic },
+      );
+    }
+    sent += chunk.length;
+    requests++;
+  }
+
+  function throwIfFailed(): void {
+    if (sendError === undefined) return;
+    const err = sendError;
+    sendError = undefined;
+    throw err;
+  }
+
+  /**
+   * Starts sending `messages` in requests of at most `batchSize`, keeping at most `maxInFlight`
+   * requests under way; resolves once the last one is started. {@link drain} awaits them.
+   */
+  async function send(messages: OutMessage[]): Promise<void> {
+    for (let i = 0; i < messages.length; i += batchSize) {
+      const chunk = messages.length <= batchSize ? messages : messages.slice(i, i + batchSize);
+      while (inflight.length >= maxInFlight) await inflight.shift();
+      throwIfFailed();
+      inflight.push(
+        sendChunk(chunk).catch((err: unknown) => {
+          sendError ??= err;
+        }),
+      );
+    }
+  }
+
+  /** Resolves when every request started so far is acknowledged; throws the first failure. */
+  async function drain(): Promise<void> {
+    while (inflight.length > 0) await inflight.shift();
+    throwIfFailed();
   }
 
   async function settleBackground(): Promise<void> {
@@ -149,10 +266,73 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     if (lingerTimer !== undefined) clearTimeout(lingerTimer);
     lingerTimer = undefined;
     await settleBackground();
-    if (held.length === 0) return;
-    const messages = held;
-    held = [];
-    await send(messages);
+    if (held.length > 0) {
+      const messages = held;
+      held = [];
+      await send(messages);
+    }
+    await drain();
+  }
+
+  /**
+   * Exactly-once: adds the `kafka` sources' offsets at `positions` (by source stage) to the open
+   * transaction, tagged with `checkpointId`, and commits it. On any failure the transaction is
+   * aborted and the error thrown: the run fails, and a restart resumes from what was committed.
+   */
+  async function commitTransaction(
+    checkpointId: number,
+    positions: Readonly<Record<string, Position | undefined>>,
+  ): Promise<void> {
+    const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
+    const sources = kafkaSourcesOf(ctx);
+    try {
+      const t = await openTransaction();
+      for (const source of sources) {
+        const pos = positions[source.stage];
+        if (pos === undefined) continue;
+        await sendOffsetsToTransaction(p, t, source, offsetsOfPosition(pos, checkpointId));
+      }
+      await t.commit();
+      txn = undefined;
+      transactions++;
+      lastCheckpoint = checkpointId;
+    } catch (err) {
+      const open = txn;
+      txn = undefined;
+      await open?.abort().catch(() => {});
+      throw wrapError(
+        `committing the transaction of checkpoint ${checkpointId} (transactional id \`${transactionalId}\`) on topic \`${topic}\`; it was aborted, and a restart resumes from the last committed one`,
+        new Error(rootMessage(err), { cause: err }),
+        { topic },
+      );
+    }
+  }
+
+  /** Exactly-once: the positions Kafka holds for the run's sources, and the checkpoint that wrote them. */
+  async function heldPositions(): Promise<CommittedPositions | undefined> {
+    const sources = kafkaSourcesOf(ctx);
+    if (sources.length === 0) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `\`exactlyOnce\` on the kafka sink \`${ctx.name}\` (topic \`${topic}\`) commits the consumed offsets of a \`kafka\` source in its transactions, but the pipeline has no \`kafka\` input; read from Kafka, or set \`exactlyOnce: false\``,
+        { topic },
+      );
+    }
+    let checkpointId = 0;
+    const out: Record<string, Position | undefined> = {};
+    for (const source of sources) {
+      const committed = await readCommitted(source.brokers, source.clientId, source.group, source.topics);
+      const pos: Record<string, number | string> = {};
+      for (const [key, c] of committed) {
+        const meta = decodeTxnMetadata(c.metadata);
+        if (meta === undefined) continue;
+        checkpointId = Math.max(checkpointId, meta.checkpointId);
+        pos[key] = c.offset;
+        if (meta.done !== undefined) pos[`${key}${DONE_SUFFIX}`] = meta.done;
+      }
+      if (Object.keys(pos).length > 0) out[source.stage] = pos;
+    }
+    return checkpointId === 0 ? undefined : { checkpointId, sources: out };
   }
 
   return {
@@ -162,6 +342,24 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     },
     async open(c) {
       ctx = c;
+      if (exactlyOnce) {
+        if (!ctx.checkpointing) {
+          throw new SluiceError(
+            ErrorCode.CONFIG,
+            `\`exactlyOnce\` on the kafka sink \`${ctx.name}\` (topic \`${topic}\`) commits one transaction per checkpoint: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
+            { topic },
+          );
+        }
+        const other = claimOffsetCommits(ctx);
+        if (other !== undefined) {
+          throw new SluiceError(
+            ErrorCode.CONFIG,
+            `two kafka sinks with \`exactlyOnce\` (\`${other}\` and \`${ctx.name}\`) would both commit the sources' offsets; keep \`exactlyOnce\` on one of them`,
+            { topic },
+          );
+        }
+        transactionalId = options.transactionalId ?? `sluice.${options.pipeline ?? topic}.${ctx.name}`;
+      }
       const client = await kafkaClient();
       const { ProduceAcks } = client;
       const acks = {
@@ -177,8 +375,18 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
           const p = new client.Producer<Buffer, Buffer, Buffer, Buffer>({
             clientId: options.clientId ?? 'sluice',
             bootstrapBrokers: options.brokers,
-            idempotent: options.idempotent,
-            acks: options.idempotent ? ProduceAcks.ALL : acks[options.acks],
+            idempotent: options.idempotent || exactlyOnce,
+            acks: options.idempotent || exactlyOnce ? ProduceAcks.ALL : acks[options.acks],
+            // The client sends `timeout` as the transaction timeout too, and, without these, producer
+            // id 0 / epoch 0 in InitProducerId, which the broker refuses (fenced) for a known id.
+            ...(exactlyOnce
+              ? {
+                  transactionalId,
+                  timeout: options.transactionTimeout ?? 60_000,
+                  producerId: -1n,
+                  producerEpoch: -1,
+                }
+              : {}),
             compression: options.compression,
             autocreateTopics: false,
             connectTimeout: 5000,
@@ -227,7 +435,11 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       }
       for (const m of out) held.push(m);
       if (held.length >= batchSize) {
-        await flush();
+        if (lingerTimer !== undefined) clearTimeout(lingerTimer);
+        lingerTimer = undefined;
+        const messages = held;
+        held = [];
+        await send(messages);
         return;
       }
       if (lingerTimer === undefined && held.length > 0) {
@@ -249,18 +461,44 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     },
     async onSignal(signal: Signal) {
       // A barrier means: everything before it must be at the broker before upstream commits.
-      if (signal.kind === 'barrier') await flush();
+      if (signal.kind !== 'barrier') return;
+      await flush();
+      if (exactlyOnce) await commitTransaction(signal.id, ctx.checkpointPositions?.(signal.id) ?? {});
     },
-    finish() {
-      return flush();
+    snapshot(checkpointId: number) {
+      return exactlyOnce ? { checkpointId } : undefined;
+    },
+    restore(state: unknown) {
+      const id = (state as { checkpointId?: unknown } | undefined)?.checkpointId;
+      if (typeof id === 'number') lastCheckpoint = Math.max(lastCheckpoint, id);
+    },
+    async committedPositions() {
+      if (!exactlyOnce) return undefined;
+      const held = await heldPositions();
+      if (held !== undefined) lastCheckpoint = Math.max(lastCheckpoint, held.checkpointId);
+      return held;
+    },
+    async finish() {
+      await flush();
+      if (!exactlyOnce) return;
+      // The end of input: the rest with the sources' final offsets, tagged as one checkpoint past
+      // the last, so a restart before the checkpoints are deleted resumes here, not before.
+      const positions: Record<string, Position | undefined> = {};
+      for (const source of kafkaSourcesOf(ctx)) positions[source.stage] = source.position();
+      await commitTransaction(lastCheckpoint + 1, positions);
     },
     metrics() {
-      return { sent, requests, held: held.length };
+      return { sent, requests, held: held.length, transactions };
     },
     async close() {
       if (lingerTimer !== undefined) clearTimeout(lingerTimer);
       lingerTimer = undefined;
       await background?.catch(() => {});
+      await Promise.allSettled(inflight.splice(0));
+      // A failed or cancelled run: abort, so read_committed consumers need not wait for the timeout.
+      const open = txn;
+      txn = undefined;
+      await open?.abort().catch(() => {});
       await producer?.close(true).catch(() => {});
       producer = undefined;
     },

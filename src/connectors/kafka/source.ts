@@ -54,6 +54,8 @@ import {
   parsePosition,
   positionKey,
 } from './offsets.ts';
+import { fixReadCommitted } from './read-committed.ts';
+import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
 
 /** How a message value becomes a record. */
 export type KafkaValueFormat = 'json' | 'text' | 'raw';
@@ -105,6 +107,8 @@ export interface KafkaSourceOptions {
   groupProtocol: 'consumer' | 'classic';
   /** Client id the broker logs; default `sluice`. */
   clientId?: string | undefined;
+  /** Read only committed transactions (default) or also open and aborted ones. */
+  isolation?: 'read_committed' | 'read_uncommitted' | undefined;
   /** Longest wait between two attempts to reach the broker, in ms. */
   maxRetryDelay?: number | undefined;
   /**
@@ -121,6 +125,8 @@ export interface KafkaSourceOptions {
 
 /** How long a commit may take at the end of a run before it is given up (the next run re-reads). */
 const COMMIT_TIMEOUT_MS = 10_000;
+/** Most bytes one fetch returns (a partition gets half); at least one record batch always comes. */
+const FETCH_MAX_BYTES = 1 << 20;
 /** Commit points kept for barriers not yet reported; older ones are dropped (a later one covers them). */
 const MAX_PENDING_BARRIERS = 64;
 
@@ -273,7 +279,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
 
   async function commitAll(points: readonly PartitionCommit[]): Promise<void> {
     const c = consumer;
-    if (c === undefined) return;
+    // An exactly-once kafka sink commits the offsets inside its transactions.
+    if (c === undefined || offsetsCommittedBySink(ctx)) return;
     const todo: PartitionCommit[] = [];
     for (const p of points) {
       const key = positionKey(p.topic, p.partition);
@@ -394,8 +401,14 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           groupId: group,
           bootstrapBrokers: brokers,
           autocommit: false,
+          isolationLevel: options.isolation === 'read_uncommitted' ? 0 : 1,
           maxWaitTime: Math.max(10, Math.min(maxWait, 500)),
-          highWaterMark: Math.max(batchSize * 2, 1024),
+          highWaterMark: Math.max(batchSize * 4, 4096),
+          // The client's default (50 MB per fetch) parks hundreds of thousands of messages in memory
+          // behind a backlog; they outlive young-generation GC. 1 MB per fetch: ~25 % less CPU per
+          // record and ~40 % less peak RSS in `bench/kafka.ts`, same throughput.
+          maxBytes: FETCH_MAX_BYTES,
+          maxBytesPerPartition: FETCH_MAX_BYTES / 2,
           connectTimeout: 5000,
           retries: 2,
           retryDelay: 250,
@@ -404,6 +417,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             : { sessionTimeout: 10_000, heartbeatInterval: 1000, rebalanceTimeout: 20_000 }),
         });
         try {
+          if (options.isolation !== 'read_uncommitted') await fixReadCommitted(c);
           c.on('consumer:group:join', onAssignment);
           c.on('consumer:group:rebalance', onAssignment);
           let mode: 'committed' | 'manual' = 'committed';
@@ -503,6 +517,22 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const s = await connect();
     if (s !== undefined) attach(s);
     return s;
+  }
+
+  /** `positionKey(topic, partition)`, made once per partition (not once per message). */
+  const partitionKeys = new Map<string, string[]>();
+  function keyOf(topic: string, partition: number): string {
+    let byPartition = partitionKeys.get(topic);
+    if (byPartition === undefined) {
+      byPartition = [];
+      partitionKeys.set(topic, byPartition);
+    }
+    let key = byPartition[partition];
+    if (key === undefined) {
+      key = positionKey(topic, partition);
+      byPartition[partition] = key;
+    }
+    return key;
   }
 
   /** The tracker of `m`'s partition, made on its first message. */
@@ -641,6 +671,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     open(c) {
       ctx = c;
+      registerKafkaSource(c, {
+        stage: c.name,
+        group,
+        topics,
+        brokers,
+        clientId,
+        consumer: () => consumer,
+        position: () => this.position?.(),
+      });
     },
     restore(position) {
       let points: ReturnType<typeof parsePosition>;
@@ -710,7 +749,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             if (ctx.stopSignal.aborted) break;
             continue;
           }
-          const key = positionKey(m.topic, m.partition);
+          const key = keyOf(m.topic, m.partition);
           if (assigned !== undefined && !assigned.has(key)) continue; // revoked: the new owner reads it
           const offset = Number(m.offset);
           const t = trackerOf(key, m);

@@ -82,6 +82,13 @@ export const kafkaSourceConfig = z
           'milliseconds) — experimental: after a member was killed, a restarted member got no partitions in our tests.',
       ),
     clientId: z.string().min(1).optional().describe('Client id shown in broker logs (default `sluice`).'),
+    isolation: z
+      .enum(['read_committed', 'read_uncommitted'])
+      .default('read_committed')
+      .describe(
+        '`read_committed`: only messages of committed transactions (what an `exactlyOnce` kafka sink wrote, once). ' +
+          '`read_uncommitted`: also messages of open and aborted transactions.',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -134,6 +141,7 @@ export const kafkaSourceSpec = defineComponent({
       idleTimeout: config.idleTimeout,
       groupProtocol: config.groupProtocol,
       clientId: config.clientId,
+      isolation: config.isolation,
     }),
 });
 
@@ -179,6 +187,27 @@ export const kafkaSinkConfig = z
       .default(true)
       .describe('Pass the record’s `meta.headers` on as message headers.'),
     clientId: z.string().min(1).optional().describe('Client id shown in broker logs (default `sluice`).'),
+    exactlyOnce: z
+      .boolean()
+      .default(false)
+      .describe(
+        'One Kafka transaction per checkpoint holding the records and the `kafka` source’s consumed offsets: consumers ' +
+          'with `read_committed` see each input record’s output once, across crashes. Needs `checkpoint:` and a `kafka` input.',
+      ),
+    transactionalId: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'Transactional id with `exactlyOnce` (default `sluice.<pipeline>.<stage>`). Keep it across restarts (a restart ' +
+          'fences the previous process by it); give each process of a scaled-out pipeline its own.',
+      ),
+    transactionTimeout: durationField()
+      .prefault('1m')
+      .describe(
+        'With `exactlyOnce`: how long a transaction may stay open before the broker aborts it; longer than the checkpoint ' +
+          'interval, at most the broker’s `transaction.max.timeout.ms` (15 min by default).',
+      ),
   })
   .strict();
 
@@ -196,15 +225,21 @@ export const kafkaSinkSpec = defineComponent({
   description:
     'A write resolves when the broker acknowledged its messages, so upstream commits never run ahead of the ' +
     'output. A broker that is not reachable at start is waited for with backoff; a topic that does not exist fails ' +
-    'at start.',
+    'at start. With `exactlyOnce` the records of each checkpoint and the consumed offsets of the `kafka` source are ' +
+    'committed in one transaction at the checkpoint barrier; a crash aborts the open transaction and the restart ' +
+    'resumes at the offsets committed with the last one, so `read_committed` consumers see every record once.',
   config: kafkaSinkConfig,
   examples: [
     {
       title: 'JSON, keyed by a field, zstd-compressed',
       yaml: 'brokers: 127.0.0.1:9092\ntopic: scored\nkey: userId\ncompression: zstd\n',
     },
+    {
+      title: 'Exactly-once Kafka to Kafka (with `checkpoint:` in the pipeline)',
+      yaml: 'brokers: 127.0.0.1:9092\ntopic: scored\nexactlyOnce: true\n',
+    },
   ],
-  create: (config) =>
+  create: (config, ctx) =>
     kafkaSink({
       brokers: config.brokers,
       topic: config.topic,
@@ -217,5 +252,9 @@ export const kafkaSinkSpec = defineComponent({
       acks: config.acks,
       keepHeaders: config.keepHeaders,
       clientId: config.clientId,
+      exactlyOnce: config.exactlyOnce,
+      transactionalId: config.transactionalId,
+      transactionTimeout: config.transactionTimeout,
+      pipeline: ctx.pipelineName,
     }),
 });

@@ -1,0 +1,237 @@
+/**
+ * What the exactly-once `kafka` sink needs beyond `@platformatic/kafka`'s `Transaction`:
+ *
+ * - A link between the `kafka` sources and the exactly-once `kafka` sink of one run, so the sink
+ *   can put the sources' consumed offsets into its transaction (it needs each source's group,
+ *   topics, consumer and current position) and the sources stop committing offsets themselves.
+ *   The link is keyed by the run's `AbortSignal`, the one object every stage of a run shares.
+ * - `TxnOffsetCommit` for many partitions at once, with metadata (the client's
+ *   `Transaction.addOffset` sends one partition per request and no metadata).
+ * - The metadata format that tags offsets committed in a transaction with their checkpoint id,
+ *   so a restart can tell whether Kafka holds newer positions than the checkpoint store.
+ */
+import type { Consumer, kGetApi, kGetConnection, Producer } from '@platformatic/kafka';
+import type { Position } from '../../core/batch.ts';
+import type { StageContext } from '../../core/stage.ts';
+import { kafkaClient } from './client.ts';
+import { rootMessage } from './connection.ts';
+import { DONE_SUFFIX, parsePosition, positionKey } from './offsets.ts';
+
+/** An open transaction of a producer (the client does not export the class by name). */
+export type KafkaTransaction = NonNullable<Producer<Buffer, Buffer, Buffer, Buffer>['transaction']>;
+
+/** What a `kafka` source offers the exactly-once sink of its run. */
+export interface KafkaSourceHandle {
+  /** The source's stage name (the key of its position in a checkpoint). */
+  readonly stage: string;
+  readonly group: string;
+  readonly topics: readonly string[];
+  readonly brokers: readonly string[];
+  readonly clientId: string;
+  /** The connected consumer, or undefined while (re)connecting. */
+  consumer(): Consumer<Buffer, Buffer, Buffer, Buffer> | undefined;
+  /** The source's position now (see `Source.position`). */
+  position(): Position | undefined;
+}
+
+interface RunLink {
+  readonly sources: Map<string, KafkaSourceHandle>;
+  /** Stage name of the exactly-once sink that commits the sources' offsets, if any. */
+  committer: string | undefined;
+}
+
+const links = new WeakMap<AbortSignal, RunLink>();
+
+function linkOf(ctx: Pick<StageContext, 'signal'>): RunLink {
+  let link = links.get(ctx.signal);
+  if (link === undefined) {
+    link = { sources: new Map(), committer: undefined };
+    links.set(ctx.signal, link);
+  }
+  return link;
+}
+
+/** Called by a `kafka` source in `open`: makes it known to an exactly-once sink of the same run. */
+export function registerKafkaSource(ctx: Pick<StageContext, 'signal'>, handle: KafkaSourceHandle): void {
+  linkOf(ctx).sources.set(handle.stage, handle);
+}
+
+/** The `kafka` sources of the run `ctx` belongs to (complete once every stage is open). */
+export function kafkaSourcesOf(ctx: Pick<StageContext, 'signal'>): KafkaSourceHandle[] {
+  return [...linkOf(ctx).sources.values()];
+}
+
+/**
+ * Called by the exactly-once sink in `open` (sinks open before sources): from now on the
+ * run's `kafka` sources leave offset commits to it. Returns the stage name of another sink that
+ * claimed them first, or undefined.
+ */
+export function claimOffsetCommits(ctx: Pick<StageContext, 'signal' | 'name'>): string | undefined {
+  const link = linkOf(ctx);
+  if (link.committer !== undefined && link.committer !== ctx.name) return link.committer;
+  link.committer = ctx.name;
+  return undefined;
+}
+
+/** True when an exactly-once sink of this run commits the offsets inside its transactions. */
+export function offsetsCommittedBySink(ctx: Pick<StageContext, 'signal'> | undefined): boolean {
+  return ctx !== undefined && links.get(ctx.signal)?.committer !== undefined;
+}
+
+/** Prefix of the offset metadata written in a transaction: `sluice-eos:<checkpoint id>[;<done>]`. */
+const META_PREFIX = 'sluice-eos:';
+
+/** The offset metadata for checkpoint `checkpointId`, with the source's done-beyond-gap entry. */
+export function encodeTxnMetadata(checkpointId: number, done: string | undefined): string {
+  return done === undefined ? `${META_PREFIX}${checkpointId}` : `${META_PREFIX}${checkpointId};${done}`;
+}
+
+/** The checkpoint id and done entry of offset metadata written by {@link encodeTxnMetadata}. */
+export function decodeTxnMetadata(
+  metadata: string | null | undefined,
+): { checkpointId: number; done: string | undefined } | undefined {
+  if (typeof metadata !== 'string' || !metadata.startsWith(META_PREFIX)) return undefined;
+  const rest = metadata.slice(META_PREFIX.length);
+  const sep = rest.indexOf(';');
+  const checkpointId = Number(sep < 0 ? rest : rest.slice(0, sep));
+  if (!Number.isSafeInteger(checkpointId)) return undefined;
+  return { checkpointId, done: sep < 0 ? undefined : rest.slice(sep + 1) };
+}
+
+/** One partition's offset to commit in a transaction. */
+export interface TxnOffset {
+  readonly topic: string;
+  readonly partition: number;
+  readonly offset: number;
+  readonly metadata: string;
+}
+
+/** The offsets a source position stands for, tagged with `checkpointId`. */
+export function offsetsOfPosition(position: Position, checkpointId: number): TxnOffset[] {
+  return parsePosition(position).map((p) => {
+    const done = position[`${positionKey(p.topic, p.partition)}${DONE_SUFFIX}`];
+    return {
+      topic: p.topic,
+      partition: p.partition,
+      offset: p.offset,
+      metadata: encodeTxnMetadata(checkpointId, typeof done === 'string' ? done : undefined),
+    };
+  });
+}
+
+type Callback<T> = (error: Error | null, value: T) => void;
+type TxnOffsetCommitApi = (
+  connection: unknown,
+  transactionalId: string,
+  groupId: string,
+  producerId: bigint,
+  producerEpoch: number,
+  generationId: number,
+  memberId: string,
+  groupInstanceId: string | null,
+  topics: {
+    name: string;
+    partitions: {
+      partitionIndex: number;
+      committedOffset: bigint;
+      committedLeaderEpoch: number;
+      committedMetadata: string | null;
+    }[];
+  }[],
+  callback: Callback<unknown>,
+) => void;
+interface Internals {
+  [kGetApi](name: string, callback: Callback<TxnOffsetCommitApi>): void;
+  [kGetConnection](broker: { host: string; port: number }, callback: Callback<unknown>): void;
+}
+
+/** Broker errors after which the same request may succeed a moment later. */
+const RETRIABLE =
+  /COORDINATOR_LOAD_IN_PROGRESS|COORDINATOR_NOT_AVAILABLE|NOT_COORDINATOR|CONCURRENT_TRANSACTIONS|REQUEST_TIMED_OUT|UNKNOWN_TOPIC_OR_PARTITION|NETWORK|TIMEOUT/i;
+
+/** Every message of an error and the errors it nests, for classifying broker error codes. */
+function allMessages(err: unknown, depth = 0): string {
+  if (err === null || typeof err !== 'object' || depth > 6) return String(err);
+  const e = err as { message?: unknown; code?: unknown; apiId?: unknown; errors?: unknown; cause?: unknown };
+  let s = `${String(e.message ?? '')} ${String(e.code ?? '')} ${String(e.apiId ?? '')}`;
+  if (Array.isArray(e.errors)) for (const inner of e.errors) s += ` ${allMessages(inner, depth + 1)}`;
+  if (e.cause !== undefined) s += ` ${allMessages(e.cause, depth + 1)}`;
+  return s;
+}
+
+/**
+ * Adds `offsets` of `source`'s group to the open transaction `txn` of `producer`
+ * (`AddOffsetsToTxn`, then one `TxnOffsetCommit` for all partitions): they become the group's
+ * committed offsets if and only if the transaction commits. The request carries the consumer's
+ * generation and member id, so a member the group has already replaced (a zombie) cannot commit
+ * (the broker answers `ILLEGAL_GENERATION` / `UNKNOWN_MEMBER_ID`). Retries coordinator moves and
+ * loading a few times; any other error rejects, and the caller must abort the transaction.
+ */
+export async function sendOffsetsToTransaction(
+  producer: Producer<Buffer, Buffer, Buffer, Buffer>,
+  txn: KafkaTransaction,
+  source: KafkaSourceHandle,
+  offsets: readonly TxnOffset[],
+): Promise<void> {
+  if (offsets.length === 0) return;
+  const consumer = source.consumer();
+  if (consumer === undefined) {
+    throw new Error(`the consumer of group \`${source.group}\` is not connected (it is reconnecting)`);
+  }
+  await txn.addConsumer(consumer);
+  const client = await kafkaClient();
+  const internals = producer as unknown as Internals;
+  const topics = new Map<string, Parameters<TxnOffsetCommitApi>[8][number]>();
+  for (const o of offsets) {
+    let t = topics.get(o.topic);
+    if (t === undefined) {
+      t = { name: o.topic, partitions: [] };
+      topics.set(o.topic, t);
+    }
+    t.partitions.push({
+      partitionIndex: o.partition,
+      committedOffset: BigInt(o.offset),
+      committedLeaderEpoch: -1,
+      committedMetadata: o.metadata,
+    });
+  }
+  const member = consumer.memberId;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const coordinator = await consumer.findGroupCoordinator();
+      const cluster = await producer.metadata({ topics: [...topics.keys()] });
+      const broker = cluster.brokers.get(coordinator);
+      if (broker === undefined)
+        throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
+      const connection = await new Promise<unknown>((resolve, reject) =>
+        internals[client.kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
+      );
+      const api = await new Promise<TxnOffsetCommitApi>((resolve, reject) =>
+        internals[client.kGetApi]('TxnOffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
+      );
+      await new Promise<void>((resolve, reject) =>
+        api(
+          connection,
+          txn.id,
+          source.group,
+          producer.producerId as bigint,
+          producer.producerEpoch as number,
+          member ? consumer.generationId : -1,
+          member ?? '',
+          null,
+          [...topics.values()],
+          (err) => (err ? reject(err) : resolve()),
+        ),
+      );
+      return;
+    } catch (err) {
+      if (attempt >= 6 || !RETRIABLE.test(allMessages(err))) {
+        throw new Error(
+          `committing offsets of group \`${source.group}\` in transaction \`${txn.id}\`: ${rootMessage(err)}`,
+          { cause: err },
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+  }
+}
