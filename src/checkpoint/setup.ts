@@ -8,6 +8,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/stage.ts';
 import { lmdbBackend } from '../state/backend.ts';
 import { CheckpointCoordinator, type CoordinatorHooks } from './coordinator.ts';
+import { PartitionStates } from './partitions.ts';
 import { CheckpointStore, type StoreHooks } from './store.ts';
 import { type FsyncPolicy, WriteAheadLog } from './wal.ts';
 
@@ -23,6 +24,8 @@ export interface CheckpointSettings {
   readonly retain?: number | undefined;
   /** Write-ahead log, with its fsync policy; undefined: off. */
   readonly wal?: { readonly fsync: FsyncPolicy } | undefined;
+  /** `partition`: scale-out, state per Kafka partition in a store shared by the group (see `partitions.ts`). */
+  readonly scope?: 'pipeline' | 'partition' | undefined;
 }
 
 /**
@@ -58,6 +61,19 @@ export async function openCheckpoints(
   options: { log: Logger; clock?: Clock; env?: Readonly<Record<string, string | undefined>> },
 ): Promise<CheckpointCoordinator> {
   const hooks = crashHooks((options.env ?? process.env)[CRASH_ENV]);
+  if (settings.scope === 'partition') {
+    // One LMDB environment that every process of the group opens (LMDB serialises their writes).
+    const shared = await lmdbBackend({ dir: join(settings.dir, 'partitions') });
+    return new CheckpointCoordinator({
+      store: new CheckpointStore(shared, { log: options.log }),
+      intervalMs: settings.intervalMs,
+      everyRecords: settings.everyRecords,
+      clock: options.clock ?? systemClock,
+      log: options.log,
+      hooks: hooks.coordinator,
+      partitions: new PartitionStates(shared, options.log),
+    });
+  }
   const backend = await lmdbBackend({ dir: join(settings.dir, 'store') });
   const store = new CheckpointStore(backend, {
     retain: settings.retain,

@@ -82,6 +82,16 @@ export const kafkaSourceConfig = z
           'milliseconds) — experimental: after a member was killed, a restarted member got no partitions in our tests.',
       ),
     clientId: z.string().min(1).optional().describe('Client id shown in broker logs (default `sluice`).'),
+    connectTimeout: durationField()
+      .optional()
+      .describe(
+        'Fail the run when the brokers stay unreachable this long (`2m`), at start or mid-run. Default: wait for them, retrying with backoff, until stopped.',
+      ),
+    sessionTimeout: durationField()
+      .optional()
+      .describe(
+        'Classic protocol: how long the group waits for a silent member (a killed process) before its partitions move to the others (`10s`, the default; the broker accepts 6s–5m by default).',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -134,6 +144,8 @@ export const kafkaSourceSpec = defineComponent({
       idleTimeout: config.idleTimeout,
       groupProtocol: config.groupProtocol,
       clientId: config.clientId,
+      connectTimeout: config.connectTimeout,
+      sessionTimeout: config.sessionTimeout,
     }),
 });
 
