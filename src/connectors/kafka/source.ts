@@ -815,6 +815,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             continue;
           }
           stream = next;
+          // Time without a broker is not idleness: the idle timeout counts from the reconnect.
+          lastDataAt = ctx.clock.now();
           continue;
         }
         if (ended && !busy) break;

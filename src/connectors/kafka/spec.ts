@@ -119,10 +119,11 @@ export const kafkaSourceSpec = defineComponent({
     'never before; a crash re-reads from the last commit. With `checkpoint:` the offsets are committed once the ' +
     'checkpoint covering them is stored, and a restart resumes at the checkpoint’s offsets, so keyed state and an ' +
     'exactly-once sink see each record once. Records the group re-delivers after a rejoin are skipped by offset. ' +
-    'Partitions revoked by a rebalance are dropped at once ' +
+    'Partitions revoked by a rebalance are dropped at once (with `checkpoint: { scope: partition }`, after a checkpoint ' +
+    'stored their state, which the next owner loads) ' +
     '(their uncommitted records are re-read by the new owner). A value that is not valid JSON goes to the `dlq` ' +
     'output with its bytes (`value` as text, or `valueBase64`) and its position; the partition keeps flowing. A ' +
-    'broker that is not reachable is waited for with backoff, one warning per attempt.',
+    'broker that is not reachable is waited for with backoff, one warning per attempt, until `connectTimeout`.',
   config: kafkaSourceConfig,
   examples: [
     { title: 'JSON events from one topic', yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: etl\n' },
