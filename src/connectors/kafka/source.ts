@@ -577,15 +577,20 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
 
   /**
-   * Partition-scoped state: gives each of `keys` that the group never committed a commit at its
-   * start (the stored state's offset, else where `start` says). Why: the client keeps its fetch
-   * position of a partition it lost, and when the partition comes back without a committed
-   * offset it resumes from that stale position — past records it had read ahead and dropped.
-   * A committed offset overrides it. Best effort: a failure is logged, not fatal.
+   * Partition-scoped state: gives each of `keys` (newly assigned) that the group never committed
+   * a commit at its start:
+   * the stored or restored offset, else, with `start: earliest`, the partition's first offset.
+   * Why: the client keeps its fetch position of a partition it lost, and when the partition
+   * comes back without a committed offset it resumes from that stale position — past records
+   * it had read ahead and dropped. A committed offset overrides it. (`latest` without a stored
+   * offset is left alone: committing "the end now" could skip records produced since the
+   * stream looked.) Best effort: a failure is logged, not fatal.
    */
   async function commitStarts(keys: readonly string[]): Promise<void> {
     const c = consumer;
     if (c === undefined || typeof options.start === 'number' || options.start === 'committed') return;
+    if (options.start === 'latest') keys = keys.filter((k) => resume.has(k));
+    if (keys.length === 0) return;
     try {
       const byTopic = new Map<string, number[]>();
       for (const k of keys) {
@@ -603,7 +608,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       if (missing.length === 0) return;
       const ends = await c.listOffsets({
         topics: [...new Set(missing.map((k) => k.slice(0, k.lastIndexOf(':'))))],
-        timestamp: options.start === 'latest' ? -1n : -2n,
+        timestamp: -2n,
       });
       await c.commit({
         offsets: missing.map((k) => {
