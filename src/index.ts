@@ -90,6 +90,8 @@ export type {
   Emitter,
   Logger,
   Operator,
+  PartitionResume,
+  PartitionStateAccess,
   Sink,
   Source,
   SourceContext,
@@ -137,6 +139,7 @@ export {
   type ThrottleOptions,
   throttle,
 } from './operators/index.ts';
+export { partitionScoped } from './operators/partitioned.ts';
 export {
   type LmdbBackendOptions,
   lmdbBackend,

@@ -13,10 +13,22 @@
  *
  * Environment: `SLUICE_KAFKA_VERSION` (default 4.1.1), `SLUICE_KAFKA_PORT` (default 9092;
  * the controller listens on the next port), `SLUICE_KAFKA_HEAP` (default 512m).
+ *
+ * {@link privateKafkaBroker} starts a second broker from the same jars with its own folder and
+ * ports, for tests that kill or restart a broker (never the shared one other tests use).
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aptInstall, hasCommand, portOpen, type ServiceDef, sh } from './service.ts';
@@ -58,17 +70,17 @@ function pom(): string {
 `;
 }
 
-function serverProperties(): string {
+function serverProperties(port = PORT, controllerPort = CONTROLLER_PORT, data = DATA): string {
   return `# Written by scripts/services/kafka.ts on every start; edits are overwritten.
 process.roles=broker,controller
 node.id=1
-controller.quorum.bootstrap.servers=127.0.0.1:${CONTROLLER_PORT}
-listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
+controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}
+listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
+advertised.listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=${DATA}
+log.dirs=${data}
 num.partitions=1
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=3
@@ -93,11 +105,11 @@ log.index.size.max.bytes=1048576
 `;
 }
 
-function log4jProperties(): string {
+function log4jProperties(logs = LOGS): string {
   return `status = warn
 appender.file.type = File
 appender.file.name = FILE
-appender.file.fileName = ${join(LOGS, 'server.log')}
+appender.file.fileName = ${join(logs, 'server.log')}
 appender.file.layout.type = PatternLayout
 appender.file.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = INFO
@@ -125,10 +137,10 @@ function alive(pid: number): boolean {
 }
 
 /** The last lines of the broker's logs, for an error message. */
-function logTail(lines = 25): string {
+function logTail(lines = 25, logs = LOGS): string {
   const parts: string[] = [];
   for (const f of ['kafka.out', 'server.log']) {
-    const p = join(LOGS, f);
+    const p = join(logs, f);
     if (!existsSync(p)) continue;
     const text = readFileSync(p, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
     if (text) parts.push(`--- ${p} ---\n${text}`);
@@ -140,12 +152,12 @@ function logTail(lines = 25): string {
  * True when the broker answers a Metadata request: an open port is not enough, since the
  * socket server opens before the broker has caught up with the controller's metadata.
  */
-async function metadataOk(): Promise<boolean> {
-  if (!(await portOpen(PORT))) return false;
+async function metadataOk(port = PORT): Promise<boolean> {
+  if (!(await portOpen(port))) return false;
   const { Admin } = await import('@platformatic/kafka');
   const admin = new Admin({
     clientId: 'sluice-services',
-    bootstrapBrokers: [`127.0.0.1:${PORT}`],
+    bootstrapBrokers: [`127.0.0.1:${port}`],
     connectTimeout: 2000,
     requestTimeout: 3000,
     retries: 0,
@@ -162,6 +174,162 @@ async function metadataOk(): Promise<boolean> {
 
 function java(args: string[]): string[] {
   return ['-Xshare:auto', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-XX:-UsePerfData', ...args];
+}
+
+/** Where one broker keeps its files and listens. */
+interface BrokerLayout {
+  readonly port: number;
+  readonly controllerPort: number;
+  readonly data: string;
+  readonly logs: string;
+  readonly config: string;
+  readonly logConfig: string;
+  /** Detached (the shared service outlives `npm run services`); a private broker is not. */
+  readonly detached: boolean;
+}
+
+/**
+ * Writes the broker's config, formats its storage on first use (a fresh cluster), and starts
+ * `kafka.Kafka` in the background. Returns the JVM's process; the caller waits for it to answer.
+ */
+function launch(b: BrokerLayout): ChildProcess {
+  mkdirSync(b.logs, { recursive: true });
+  writeFileSync(b.config, serverProperties(b.port, b.controllerPort, b.data));
+  writeFileSync(b.logConfig, log4jProperties(b.logs));
+  const cp = `${LIBS}/*`;
+  if (!existsSync(join(b.data, 'meta.properties'))) {
+    rmSync(b.data, { recursive: true, force: true });
+    // A cluster id is 16 random bytes in URL-safe base64 without padding (what
+    // `StorageTool random-uuid` prints); made here to save a JVM start.
+    const clusterId = randomBytes(16).toString('base64url');
+    sh(
+      'java',
+      java([
+        '-cp',
+        cp,
+        `-Dlog4j2.configurationFile=${b.logConfig}`,
+        'kafka.tools.StorageTool',
+        'format',
+        '--standalone',
+        '-t',
+        clusterId,
+        '-c',
+        b.config,
+      ]),
+      { quiet: true },
+    );
+  }
+  const out = openSync(join(b.logs, 'kafka.out'), 'a');
+  const child = spawn(
+    'java',
+    java([
+      `-Xms256m`,
+      `-Xmx${HEAP}`,
+      '-Djava.awt.headless=true',
+      `-Dkafka.logs.dir=${b.logs}`,
+      `-Dlog4j2.configurationFile=${b.logConfig}`,
+      '-cp',
+      cp,
+      'kafka.Kafka',
+      b.config,
+    ]),
+    { detached: b.detached, stdio: ['ignore', out, out] },
+  );
+  closeSync(out);
+  if (child.pid === undefined) throw new Error('could not start `java` for Kafka');
+  return child;
+}
+
+/** A broker a test owns: started, killed and restarted on the same folder and ports. */
+export interface PrivateKafkaBroker {
+  /** `127.0.0.1:<port>`, for `brokers`. */
+  readonly address: string;
+  /** Starts the broker (formatting its folder the first time) and waits until it answers. */
+  start(): Promise<void>;
+  /**
+   * Stops it: `SIGTERM` is a controlled shutdown (killed after 20 s), `SIGKILL` a crash.
+   * Resolves once the process is gone. No-op when it is not running.
+   */
+  stop(signal: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /** Stops it (SIGKILL) and deletes its folder. */
+  destroy(): Promise<void>;
+}
+
+/**
+ * A second single-node KRaft broker from the jars `npm run services -- up kafka` installed, in
+ * `dir` (data, logs, config) on `port` (controller on `controllerPort`): for tests that stop or
+ * crash a broker, which must never be the shared one.
+ *
+ * @example
+ * const broker = privateKafkaBroker({ dir: mkdtempSync(join(tmpdir(), 'kafka-')), port: 19092, controllerPort: 19093 });
+ * await broker.start();
+ * await broker.stop('SIGKILL');
+ * await broker.start(); // same data, same ports
+ * await broker.destroy();
+ */
+export function privateKafkaBroker(options: {
+  dir: string;
+  port: number;
+  controllerPort: number;
+}): PrivateKafkaBroker {
+  if (!existsSync(INSTALLED)) {
+    throw new Error(
+      `the Kafka jars are not installed in ${LIBS}; run \`npm run services -- up kafka\` first`,
+    );
+  }
+  const { dir, port, controllerPort } = options;
+  const layout: BrokerLayout = {
+    port,
+    controllerPort,
+    data: join(dir, 'data'),
+    logs: join(dir, 'logs'),
+    config: join(dir, 'server.properties'),
+    logConfig: join(dir, 'log4j2.properties'),
+    detached: false,
+  };
+  let child: ChildProcess | undefined;
+  let exited: Promise<void> | undefined;
+  const broker: PrivateKafkaBroker = {
+    address: `127.0.0.1:${port}`,
+    async start() {
+      if (child !== undefined) return;
+      const c = launch(layout);
+      child = c;
+      exited = new Promise((resolve) => c.once('exit', () => resolve()));
+      let gone = false;
+      void exited.then(() => {
+        gone = true;
+      });
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      while (Date.now() < deadline) {
+        if (gone) {
+          child = undefined;
+          throw new Error(
+            `a private Kafka broker exited while starting; its logs end with:\n${logTail(25, layout.logs)}`,
+          );
+        }
+        if (await metadataOk(port)) return;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      throw new Error(
+        `a private Kafka broker did not answer on 127.0.0.1:${port} within ${START_TIMEOUT_MS / 1000} s`,
+      );
+    },
+    async stop(signal) {
+      const c = child;
+      if (c === undefined) return;
+      c.kill(signal);
+      const timer = setTimeout(() => c.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      await exited;
+      clearTimeout(timer);
+      child = undefined;
+    },
+    async destroy() {
+      await broker.stop('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return broker;
 }
 
 /** The Kafka service. */
@@ -201,49 +369,15 @@ export const kafka: ServiceDef = {
           `port ${PORT} is taken by something that does not answer Kafka Metadata requests; stop it or set SLUICE_KAFKA_PORT`,
         );
       }
-      mkdirSync(LOGS, { recursive: true });
-      writeFileSync(CONFIG, serverProperties());
-      writeFileSync(LOG_CONFIG, log4jProperties());
-      const cp = `${LIBS}/*`;
-      if (!existsSync(join(DATA, 'meta.properties'))) {
-        rmSync(DATA, { recursive: true, force: true });
-        // A cluster id is 16 random bytes in URL-safe base64 without padding (what
-        // `StorageTool random-uuid` prints); made here to save a JVM start.
-        const clusterId = randomBytes(16).toString('base64url');
-        sh(
-          'java',
-          java([
-            '-cp',
-            cp,
-            `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
-            'kafka.tools.StorageTool',
-            'format',
-            '--standalone',
-            '-t',
-            clusterId,
-            '-c',
-            CONFIG,
-          ]),
-          { quiet: true },
-        );
-      }
-      const out = openSync(join(LOGS, 'kafka.out'), 'a');
-      const child = spawn(
-        'java',
-        java([
-          `-Xms256m`,
-          `-Xmx${HEAP}`,
-          '-Djava.awt.headless=true',
-          `-Dkafka.logs.dir=${LOGS}`,
-          `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
-          '-cp',
-          cp,
-          'kafka.Kafka',
-          CONFIG,
-        ]),
-        { detached: true, stdio: ['ignore', out, out] },
-      );
-      if (child.pid === undefined) throw new Error('could not start `java` for Kafka');
+      const child = launch({
+        port: PORT,
+        controllerPort: CONTROLLER_PORT,
+        data: DATA,
+        logs: LOGS,
+        config: CONFIG,
+        logConfig: LOG_CONFIG,
+        detached: true,
+      });
       writeFileSync(PID_FILE, `${child.pid}\n`);
       child.unref();
     }

@@ -23,7 +23,8 @@ import { deserialize, serialize } from 'node:v8';
 import type { Batch, Position } from '../core/batch.ts';
 import type { Clock } from '../core/clock.ts';
 import { errorMessage } from '../core/errors.ts';
-import type { Logger } from '../core/stage.ts';
+import type { Logger, PartitionStateAccess } from '../core/stage.ts';
+import { PartitionSlices, type PartitionStates, serializeSlices } from './partitions.ts';
 import type { CheckpointData, CheckpointStore } from './store.ts';
 import type { WriteAheadLog } from './wal.ts';
 
@@ -96,6 +97,11 @@ export interface CheckpointDriver {
    * the last position logged.
    */
   walReplay?(restoredId: number | undefined): AsyncIterable<WalEntry>;
+  /**
+   * Present with partition-scoped checkpoints (scale-out): the store stages load partition
+   * state from when partitions are assigned; handed to every stage as `partitionState`.
+   */
+  readonly partitionState?: PartitionStateAccess;
 }
 
 /** One entry of the write-ahead log: a batch a source sent, and its position after it. */
@@ -123,6 +129,12 @@ export interface CoordinatorOptions {
   readonly hooks?: CoordinatorHooks;
   /** Opt-in write-ahead log, truncated after each completed checkpoint. */
   readonly wal?: WriteAheadLog;
+  /**
+   * Partition-scoped checkpoints (scale-out): each completed checkpoint is stored per source
+   * partition in this shared store instead of as one checkpoint of the pipeline; nothing is
+   * restored at start (partitions are loaded when assigned) and nothing is deleted at the end.
+   */
+  readonly partitions?: PartitionStates;
 }
 
 /** Counters of a coordinator. */
@@ -144,6 +156,8 @@ interface Pending {
   readonly sources: Map<string, Position | undefined>;
   readonly operators: Map<string, Uint8Array>;
   readonly sinks: Map<string, unknown>;
+  /** Partition-scoped operators: stage → partition → serialised slice. */
+  readonly slices: Map<string, Map<string, Uint8Array>>;
   serializeMs: number;
 }
 
@@ -167,6 +181,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
   private readonly log: Logger;
   private readonly hooks: CoordinatorHooks;
   private readonly wal: WriteAheadLog | undefined;
+  private readonly partitions: PartitionStates | undefined;
+  readonly partitionState?: PartitionStateAccess;
   private participants: CheckpointParticipants | undefined;
   private nextId = 1;
   private nextAt = 0;
@@ -195,6 +211,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.log = options.log;
     this.hooks = options.hooks ?? {};
     this.wal = options.wal;
+    this.partitions = options.partitions;
+    if (options.partitions !== undefined) this.partitionState = options.partitions;
     if (this.wal !== undefined) {
       const wal = this.wal;
       this.walAppend = (stage, batch, position) =>
@@ -226,6 +244,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
   }
 
   async restore(): Promise<RestoredCheckpoint | undefined> {
+    // Partition-scoped: state is loaded per partition when the source is assigned it.
+    if (this.partitions !== undefined) return undefined;
     const ids = await this.store.ids();
     // Ids never repeat, even past half-written checkpoints, so a stale blob is never mistaken for a new one.
     this.nextId = (ids[ids.length - 1] ?? 0) + 1;
@@ -257,6 +277,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
       sources: new Map(this.ended),
       operators: new Map(),
       sinks: new Map(),
+      slices: new Map(),
       serializeMs: 0,
     };
     this.busy = true;
@@ -286,7 +307,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
     const p = this.pending;
     if (p === undefined || p.id !== id) return;
     const t = performance.now();
-    p.operators.set(stage, serialize(state));
+    if (state instanceof PartitionSlices) p.slices.set(stage, serializeSlices(state));
+    else p.operators.set(stage, serialize(state));
     p.serializeMs += performance.now() - t;
   }
 
@@ -311,7 +333,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
       operators: p.operators,
     };
     try {
-      await this.store.save(data);
+      if (this.partitions !== undefined) await this.partitions.save(p.id, p.sources, p.slices);
+      else await this.store.save(data);
     } catch (err) {
       this.stats.failed++;
       this.busy = false;
@@ -357,7 +380,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.pending = undefined;
     try {
       await this.completing;
-      if (outcome === 'succeeded') {
+      // Partition-scoped state is shared with the other members of the group: it outlives a run.
+      if (outcome === 'succeeded' && this.partitions === undefined) {
         await this.store.clear();
         await this.wal?.clear();
       }

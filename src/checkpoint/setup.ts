@@ -9,6 +9,7 @@ import { type Clock, systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/stage.ts';
 import { openStateBackend } from '../state/open.ts';
 import { CheckpointCoordinator, type CoordinatorHooks } from './coordinator.ts';
+import { PartitionStates } from './partitions.ts';
 import { CheckpointStore, type StoreHooks } from './store.ts';
 import { type FsyncPolicy, WriteAheadLog } from './wal.ts';
 
@@ -31,6 +32,8 @@ export interface CheckpointSettings {
   readonly retain?: number | undefined;
   /** Write-ahead log, with its fsync policy; undefined: off. */
   readonly wal?: { readonly fsync: FsyncPolicy } | undefined;
+  /** `partition`: scale-out, state per Kafka partition in a store shared by the group (see `partitions.ts`). */
+  readonly scope?: 'pipeline' | 'partition' | undefined;
 }
 
 /**
@@ -66,12 +69,25 @@ export async function openCheckpoints(
   options: { log: Logger; clock?: Clock; env?: Readonly<Record<string, string | undefined>> },
 ): Promise<CheckpointCoordinator> {
   const hooks = crashHooks((options.env ?? process.env)[CRASH_ENV]);
-  const backend = await openStateBackend(
+  const storeOf = (dir: string) =>
     settings.store === undefined
-      ? { dir: join(settings.dir, 'store') }
-      : { url: settings.store, namespace: settings.namespace ?? basename(settings.dir) },
-    { log: options.log },
-  );
+      ? { dir: join(settings.dir, dir) }
+      : { url: settings.store, namespace: settings.namespace ?? basename(settings.dir) };
+  if (settings.scope === 'partition') {
+    // One store that every process of the group opens: an LMDB environment in the shared folder
+    // (LMDB serialises their writes), or the `store:` server.
+    const shared = await openStateBackend(storeOf('partitions'), { log: options.log });
+    return new CheckpointCoordinator({
+      store: new CheckpointStore(shared, { log: options.log }),
+      intervalMs: settings.intervalMs,
+      everyRecords: settings.everyRecords,
+      clock: options.clock ?? systemClock,
+      log: options.log,
+      hooks: hooks.coordinator,
+      partitions: new PartitionStates(shared, options.log),
+    });
+  }
+  const backend = await openStateBackend(storeOf('store'), { log: options.log });
   const store = new CheckpointStore(backend, {
     retain: settings.retain,
     log: options.log,

@@ -15,6 +15,7 @@ import { MAIN_PORT } from '../core/graph.ts';
 import { Pipeline, type Stream } from '../core/pipeline.ts';
 import type { RunOptions } from '../core/run.ts';
 import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
+import { partitionScoped } from '../operators/partitioned.ts';
 import {
   type ComponentConfig,
   type LoadOptions,
@@ -72,10 +73,14 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const pipeline = new Pipeline(config.name);
   const graph = pipeline.graph;
+  const buildContext = (c: ComponentConfig): BuildContext => ({
+    baseDir: config.baseDir,
+    pipelineName: config.name,
+    stageName: c.stageName,
+  });
   const create = <S>(c: ComponentConfig): S | undefined => {
-    const ctx: BuildContext = { baseDir: config.baseDir, pipelineName: config.name, stageName: c.stageName };
     try {
-      return c.spec.create(c.config as never, ctx) as S;
+      return c.spec.create(c.config as never, buildContext(c)) as S;
     } catch (err) {
       problem(
         { ...c, path: `${c.path}.${c.component}` },
@@ -85,6 +90,14 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
     }
   };
 
+  const partitionScope = config.checkpoint?.scope === 'partition';
+  if (partitionScope) {
+    const where = { path: 'checkpoint.scope', line: config.input.line, column: config.input.column };
+    if (config.input.component !== 'kafka')
+      problem(where, '`scope: partition` needs a `kafka` input (state follows its partitions)');
+    if (config.checkpoint?.wal !== undefined && config.checkpoint.wal !== false)
+      problem(where, '`scope: partition` does not take `wal` (Kafka can be read again)');
+  }
   const source = create<Source>(config.input);
   // Keep building after a failed stage so every problem is reported; a stand-in keeps the chain.
   let stream: Stream<unknown> = pipeline.from(source ?? placeholderSource, {
@@ -99,6 +112,12 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
     let ports: readonly string[] | undefined;
     if (step.type === 'component') {
       operator = create<Operator>(step);
+      // Scale-out: a stateful step keeps one instance per source partition, so state moves with partitions.
+      if (partitionScope && operator?.snapshot !== undefined) {
+        operator = partitionScoped(
+          () => step.spec.create(step.config as never, buildContext(step)) as Operator,
+        );
+      }
       try {
         ports = step.spec.ports ? step.spec.ports(step.config as never) : undefined;
       } catch (err) {
@@ -110,6 +129,11 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       else {
         operator = loaded.operator;
         ports = loaded.ports;
+        if (partitionScope && operator.snapshot !== undefined)
+          problem(
+            step,
+            `\`scope: partition\` cannot split the state of module step \`${step.stageName}\` by partition yet; use built-in steps for state, or \`scope: pipeline\``,
+          );
       }
     }
     const component = step.type === 'component' ? step.component : 'module';
@@ -202,6 +226,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
             cp.wal === undefined || cp.wal === false
               ? undefined
               : { fsync: (cp.wal === true ? undefined : cp.wal.fsync) ?? 'interval' },
+          scope: cp.scope,
         };
   return { pipeline, runOptions, warnings: config.warnings, checkpoint };
 }

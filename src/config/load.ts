@@ -106,6 +106,11 @@ export interface CheckpointConfig {
   readonly retain?: number | undefined;
   /** Write-ahead log of what sources emit between checkpoints: `true` or its fsync policy. */
   readonly wal?: boolean | { readonly fsync?: 'always' | 'interval' | 'never' | undefined } | undefined;
+  /**
+   * `pipeline` (default): one checkpoint of the whole pipeline. `partition`: scale-out — state
+   * kept per Kafka partition in `dir`, shared by every process of the consumer group.
+   */
+  readonly scope?: 'pipeline' | 'partition' | undefined;
 }
 
 /** Options of {@link loadPipelineFile} and {@link parsePipeline}. */
@@ -198,6 +203,15 @@ const scalarKeys = {
         .optional()
         .describe(
           'Write-ahead log of what sources emit between checkpoints, replayed on restart (for inputs that cannot be read again).',
+        ),
+      scope: z
+        .enum(['pipeline', 'partition'])
+        .optional()
+        .describe(
+          '`pipeline` (default): one checkpoint of the whole pipeline. `partition`: scale-out with a `kafka` input — ' +
+            'several processes with the same pipeline and `group` share the partitions; each stateful step keeps its ' +
+            'state per partition, stored with the partition’s offset in `dir` (a folder every process opens), and the ' +
+            'state moves with the partition when the group rebalances. Records aggregated together must share a partition.',
         ),
     })
     .describe(

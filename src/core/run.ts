@@ -307,6 +307,9 @@ class Run {
       ...(this.options.checkpoint?.positionsOf !== undefined
         ? { checkpointPositions: (id: number) => this.options.checkpoint?.positionsOf?.(id) }
         : {}),
+      ...(this.options.checkpoint?.partitionState !== undefined
+        ? { partitionState: this.options.checkpoint.partitionState }
+        : {}),
       clock: this.clock,
       log: this.log,
       deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => {

@@ -71,6 +71,47 @@ export interface StageContext {
    * an id no longer in flight, or when the runtime does not offer it (the property is absent).
    */
   readonly checkpointPositions?: (id: number) => Readonly<Record<string, Position | undefined>> | undefined;
+  /**
+   * Scale-out (`checkpoint: { scope: partition }`): keyed state scoped per source partition and
+   * kept in a store that every process of the consumer group shares. Absent otherwise.
+   */
+  readonly partitionState?: PartitionStateAccess;
+}
+
+/** Where a partition resumes, as stored with its state (see {@link PartitionStateAccess.load}). */
+export interface PartitionResume {
+  /** The first offset the stored state does not cover. */
+  readonly offset: number;
+  /** Records done beyond `offset` (the Kafka source's `#done` encoding), when some are. */
+  readonly done?: string | undefined;
+}
+
+/**
+ * Partition-scoped state in a store shared by the processes of one consumer group: each
+ * partition's operator state is stored together with the offset it covers, under
+ * `<group>/<topic>/<partition>`, so state and offset always match and move together.
+ *
+ * Partitions are named `topic:partition` (the Kafka source's position keys). Contract:
+ * - The source calls `load` for partitions it was assigned, before emitting any of their
+ *   records, and resumes each at the returned offset (absent: no stored state, start where the
+ *   group's commit says). Each call makes a new *generation* of those partitions.
+ * - A partition-scoped operator, on the first record of a partition whose `generation` differs
+ *   from the one its slice was built at, drops that slice and rebuilds it from `loaded` (undefined:
+ *   start empty). Its snapshot holds only the partitions in the checkpoint's source positions.
+ *   At the end of its input it finishes only the partitions `owned()` (a revoked partition's
+ *   windows are the new owner's to fire), including those it got no record of since their load.
+ */
+export interface PartitionStateAccess {
+  /** Loads the stored state of `partitions` for consumer group `group`; resolves with where each resumes. */
+  load(group: string, partitions: readonly string[]): Promise<Map<string, PartitionResume>>;
+  /** How many times `partition` was loaded in this process (0: never). */
+  generation(partition: string): number;
+  /** The state operator stage `stage` had for `partition` at its latest load (deserialised), or undefined. */
+  loaded(stage: string, partition: string): unknown;
+  /** Source: the partitions this process is assigned now; called after every rebalance. */
+  assign(partitions: Iterable<string>): void;
+  /** The partitions last passed to `assign`. */
+  owned(): ReadonlySet<string>;
 }
 
 /**

@@ -2,7 +2,7 @@
  * What the Kafka source and sink share: the broker list, telling "the broker is not there"
  * from other failures, and waiting for a broker with backoff instead of failing the run.
  */
-import { cancelledError, errorMessage } from '../../core/errors.ts';
+import { cancelledError, ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
 import type { StageContext } from '../../core/stage.ts';
 
 /** Brokers as the config takes them: `host:port`, a list of them, or one comma-separated string. */
@@ -62,6 +62,11 @@ export interface RetryOptions {
   maxDelay: number;
   /** Also give up (return undefined) when this signal aborts: the run asked to stop. */
   stopSignal?: AbortSignal;
+  /**
+   * Fail (a `SLUICE_STAGE` error naming the brokers) once the attempts have failed for this
+   * many ms. Default: retry until stopped.
+   */
+  giveUpAfter?: number;
 }
 
 /**
@@ -69,7 +74,7 @@ export interface RetryOptions {
  * per attempt naming `what` and the brokers, then waits with exponential backoff (so a
  * pipeline started before its broker simply waits for it). Any other error is thrown at once.
  * Returns undefined when `options.stopSignal` aborts first; throws a cancellation when the
- * run is cancelled.
+ * run is cancelled, and a `SLUICE_STAGE` error once `options.giveUpAfter` ms have passed.
  */
 export async function withBrokerRetry<T>(
   what: string,
@@ -79,6 +84,7 @@ export async function withBrokerRetry<T>(
   options: RetryOptions,
 ): Promise<T | undefined> {
   let delay = options.initialDelay;
+  const startedAt = ctx.clock.now();
   for (let n = 1; ; n++) {
     if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
     if (options.stopSignal?.aborted) return undefined;
@@ -86,6 +92,14 @@ export async function withBrokerRetry<T>(
       return await attempt();
     } catch (err) {
       if (!isConnectionError(err)) throw err;
+      const spent = ctx.clock.now() - startedAt;
+      if (options.giveUpAfter !== undefined && spent + delay > options.giveUpAfter) {
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `Kafka at \`${brokers.join(',')}\` was not reachable while ${what}: ${n} attempts in ${Math.round(spent)} ms failed (last: ${rootMessage(err)}), and \`connectTimeout\` is ${options.giveUpAfter} ms. Start the broker, fix \`brokers\`, or raise \`connectTimeout\``,
+          { brokers: brokers.join(','), attempts: n },
+        );
+      }
       ctx.log.warn(
         `Kafka at \`${brokers.join(',')}\` is not reachable while ${what} (attempt ${n}: ${rootMessage(err)}); retrying in ${Math.round(delay)} ms. Start the broker or fix \`brokers\``,
         { stage: ctx.name, attempt: n },

@@ -112,6 +112,16 @@ export interface KafkaSourceOptions {
   /** Longest wait between two attempts to reach the broker, in ms. */
   maxRetryDelay?: number | undefined;
   /**
+   * Give up reaching the brokers after this many ms of failed attempts in a row (at start or
+   * after losing them mid-run), failing the run. Default: keep retrying until stopped.
+   */
+  connectTimeout?: number | undefined;
+  /**
+   * Classic protocol: how long the group waits for a silent member (a killed process) before its
+   * partitions go to the others, ms. Default 10 000; the broker accepts 6 000 – 300 000 by default.
+   */
+  sessionTimeout?: number | undefined;
+  /**
    * Opt-in parallel processing inside partitions: run this on every record (at most
    * `maxInFlight` at once, overlapping as `ordering` allows) and emit its results in completion
    * order. Default: none (records are emitted in partition order as read).
@@ -229,6 +239,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   const committed = new Map<string, { offset: number; metadata: string | undefined }>();
   /** Partitions this member owns; `undefined` until the first assignment. */
   let assigned: Set<string> | undefined;
+  /**
+   * Partition-scoped state (`ctx.partitionState`): partitions whose stored state was loaded,
+   * and revoked partitions kept until a checkpoint covering everything emitted of them is stored.
+   */
+  const loaded = new Set<string>();
+  const releasing = new Set<string>();
   let restored = false;
   let barrierId = 0;
   let commits = 0;
@@ -248,9 +264,21 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const now = new Set<string>();
     for (const a of consumer?.assignments ?? [])
       for (const p of a.partitions) now.add(positionKey(a.topic, p));
-    if (assigned !== undefined) {
-      for (const key of assigned) {
+    const scoped = ctx?.partitionState !== undefined;
+    // After a reconnect the partitions still tracked are the ones to compare with.
+    const before = assigned ?? (scoped && tracked.size > 0 ? new Set(tracked.keys()) : undefined);
+    for (const key of now) releasing.delete(key);
+    if (scoped) ctx.partitionState?.assign(now);
+    if (before !== undefined) {
+      for (const key of before) {
         if (now.has(key)) continue;
+        if (scoped) {
+          // Its state is stored with the next checkpoint (which covers what was emitted of it), then released.
+          revoked++;
+          if (tracked.has(key)) releasing.add(key);
+          else loaded.delete(key);
+          continue;
+        }
         // Revoked: forget progress that is not committed, so no stale offset is committed later.
         revoked++;
         tracked.delete(key);
@@ -414,7 +442,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           retryDelay: 250,
           ...(options.groupProtocol === 'consumer'
             ? { groupProtocol: 'consumer' as const }
-            : { sessionTimeout: 10_000, heartbeatInterval: 1000, rebalanceTimeout: 20_000 }),
+            : {
+                sessionTimeout: options.sessionTimeout ?? 10_000,
+                heartbeatInterval: 1000,
+                rebalanceTimeout: Math.max(20_000, options.sessionTimeout ?? 0),
+              }),
         });
         try {
           if (options.isolation !== 'read_uncommitted') await fixReadCommitted(c);
@@ -450,7 +482,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           throw err;
         }
       },
-      { initialDelay: 250, maxDelay: options.maxRetryDelay ?? 10_000, stopSignal: ctx.stopSignal },
+      {
+        initialDelay: 250,
+        maxDelay: options.maxRetryDelay ?? 10_000,
+        stopSignal: ctx.stopSignal,
+        ...(options.connectTimeout !== undefined ? { giveUpAfter: options.connectTimeout } : {}),
+      },
     );
   }
 
@@ -533,6 +570,96 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       byPartition[partition] = key;
     }
     return key;
+  }
+
+  /**
+   * Partition-scoped state: loads the stored state of every assigned partition not loaded yet
+   * (and of `key`), and resumes each at its stored offset. Done as soon as partitions are
+   * assigned, not at their first message: a partition read to its end still has state to finish.
+   */
+  async function loadAssigned(key?: string): Promise<void> {
+    const todo = key === undefined ? [] : [key];
+    for (const k of assigned ?? []) if (k !== key && !tracked.has(k) && !loaded.has(k)) todo.push(k);
+    if (todo.length === 0) return;
+    const stored = await (ctx.partitionState as NonNullable<SourceContext['partitionState']>).load(
+      group,
+      todo,
+    );
+    for (const k of todo) {
+      loaded.add(k);
+      const r = stored.get(k);
+      if (r === undefined) continue;
+      const sep = k.lastIndexOf(':');
+      resume.set(k, {
+        topic: k.slice(0, sep),
+        partition: Number(k.slice(sep + 1)),
+        offset: r.offset,
+        done: decodeDone(r.done, r.offset),
+      });
+    }
+    await commitStarts(todo);
+    if (stored.size > 0) {
+      ctx.log.info(
+        `Loaded the stored state of ${[...stored.keys()].map((k) => `\`${k}\``).join(', ')} for group \`${group}\``,
+        { stage: ctx.name },
+      );
+    }
+  }
+
+  /**
+   * Partition-scoped state: gives each of `keys` (newly assigned) that the group never committed
+   * a commit at its start:
+   * the stored or restored offset, else, with `start: earliest`, the partition's first offset.
+   * Why: the client keeps its fetch position of a partition it lost, and when the partition
+   * comes back without a committed offset it resumes from that stale position — past records
+   * it had read ahead and dropped. A committed offset overrides it. (`latest` without a stored
+   * offset is left alone: committing "the end now" could skip records produced since the
+   * stream looked.) Best effort: a failure is logged, not fatal.
+   */
+  async function commitStarts(keys: readonly string[]): Promise<void> {
+    const c = consumer;
+    if (c === undefined || typeof options.start === 'number' || options.start === 'committed') return;
+    if (options.start === 'latest') keys = keys.filter((k) => resume.has(k));
+    if (keys.length === 0) return;
+    try {
+      const byTopic = new Map<string, number[]>();
+      for (const k of keys) {
+        const sep = k.lastIndexOf(':');
+        const topic = k.slice(0, sep);
+        byTopic.set(topic, [...(byTopic.get(topic) ?? []), Number(k.slice(sep + 1))]);
+      }
+      const commits = await c.listCommittedOffsets({
+        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+      });
+      const missing = keys.filter((k) => {
+        const sep = k.lastIndexOf(':');
+        return (commits.get(k.slice(0, sep))?.[Number(k.slice(sep + 1))] ?? -1n) < 0n;
+      });
+      if (missing.length === 0) return;
+      const ends = await c.listOffsets({
+        topics: [...new Set(missing.map((k) => k.slice(0, k.lastIndexOf(':'))))],
+        timestamp: -2n,
+      });
+      await c.commit({
+        offsets: missing.map((k) => {
+          const sep = k.lastIndexOf(':');
+          const topic = k.slice(0, sep);
+          const partition = Number(k.slice(sep + 1));
+          const r = resume.get(k);
+          return {
+            topic,
+            partition,
+            offset: r !== undefined ? BigInt(r.offset) : (ends.get(topic)?.[partition] ?? 0n),
+            leaderEpoch: -1,
+          };
+        }),
+      });
+    } catch (err) {
+      ctx.log.warn(
+        `Committing the start offsets of ${keys.map((k) => `\`${k}\``).join(', ')} for group \`${group}\` failed: ${rootMessage(err)}; a partition that comes back to this member may resume late`,
+        { stage: ctx.name },
+      );
+    }
   }
 
   /** The tracker of `m`'s partition, made on its first message. */
@@ -732,9 +859,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
             continue;
           }
           stream = next;
+          // Time without a broker is not idleness: the idle timeout counts from the reconnect.
+          lastDataAt = ctx.clock.now();
           continue;
         }
         if (ended && !busy) break;
+        if (ctx.partitionState !== undefined) await loadAssigned();
         const batchRecords: unknown[] = [];
         const batchMeta: RecordMeta[] = [];
         let consumed = 0;
@@ -751,6 +881,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           }
           const key = keyOf(m.topic, m.partition);
           if (assigned !== undefined && !assigned.has(key)) continue; // revoked: the new owner reads it
+          if (ctx.partitionState !== undefined && !tracked.has(key) && !loaded.has(key))
+            await loadAssigned(key);
           const offset = Number(m.offset);
           const t = trackerOf(key, m);
           // Without a step a record is done once emitted (just below, before `position()` is read).
@@ -837,6 +969,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         });
       }
       await commitAll(points);
+      // Revoked partitions whose state this checkpoint stored with all that was emitted of them.
+      for (const key of releasing) {
+        const t = tracked.get(key);
+        if (t !== undefined && position[key] !== t.offsets.commitPoint().offset) continue;
+        releasing.delete(key);
+        tracked.delete(key);
+        committed.delete(key);
+        loaded.delete(key);
+      }
     },
     position() {
       const pos: Record<string, number | string> = {};
@@ -870,8 +1011,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         // Reached only after every stage ended; with the run not aborted, the sinks finished. Under
         // checkpoints a draining stop keeps its checkpoints, which a restart resumes from: the group
         // must not be ahead of them.
+        // Partition-scoped state is stored only at checkpoints: the group must not be ahead of it either.
         const clean =
-          ctx !== undefined && !ctx.signal.aborted && !(ctx.checkpointing && ctx.stopSignal.aborted);
+          ctx !== undefined &&
+          !ctx.signal.aborted &&
+          !(ctx.checkpointing && ctx.stopSignal.aborted) &&
+          ctx.partitionState === undefined;
         if (clean && consumer !== undefined && tracked.size > 0) {
           const local = new AbortController();
           await Promise.race([

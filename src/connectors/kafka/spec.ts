@@ -89,6 +89,16 @@ export const kafkaSourceConfig = z
         '`read_committed`: only messages of committed transactions (what an `exactlyOnce` kafka sink wrote, once). ' +
           '`read_uncommitted`: also messages of open and aborted transactions.',
       ),
+    connectTimeout: durationField()
+      .optional()
+      .describe(
+        'Fail the run when the brokers stay unreachable this long (`2m`), at start or mid-run. Default: wait for them, retrying with backoff, until stopped.',
+      ),
+    sessionTimeout: durationField()
+      .optional()
+      .describe(
+        'Classic protocol: how long the group waits for a silent member (a killed process) before its partitions move to the others (`10s`, the default; the broker accepts 6s–5m by default).',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -116,10 +126,11 @@ export const kafkaSourceSpec = defineComponent({
     'never before; a crash re-reads from the last commit. With `checkpoint:` the offsets are committed once the ' +
     'checkpoint covering them is stored, and a restart resumes at the checkpoint’s offsets, so keyed state and an ' +
     'exactly-once sink see each record once. Records the group re-delivers after a rejoin are skipped by offset. ' +
-    'Partitions revoked by a rebalance are dropped at once ' +
+    'Partitions revoked by a rebalance are dropped at once (with `checkpoint: { scope: partition }`, after a checkpoint ' +
+    'stored their state, which the next owner loads) ' +
     '(their uncommitted records are re-read by the new owner). A value that is not valid JSON goes to the `dlq` ' +
     'output with its bytes (`value` as text, or `valueBase64`) and its position; the partition keeps flowing. A ' +
-    'broker that is not reachable is waited for with backoff, one warning per attempt.',
+    'broker that is not reachable is waited for with backoff, one warning per attempt, until `connectTimeout`.',
   config: kafkaSourceConfig,
   examples: [
     { title: 'JSON events from one topic', yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: etl\n' },
@@ -142,6 +153,8 @@ export const kafkaSourceSpec = defineComponent({
       groupProtocol: config.groupProtocol,
       clientId: config.clientId,
       isolation: config.isolation,
+      connectTimeout: config.connectTimeout,
+      sessionTimeout: config.sessionTimeout,
     }),
 });
 

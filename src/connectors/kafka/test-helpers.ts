@@ -1,0 +1,103 @@
+/**
+ * Helpers of the Kafka integration tests: fresh names, topics whose partitions have leaders,
+ * producing, and reading a whole topic back. Test code only (not exported by the package).
+ */
+import { randomUUID } from 'node:crypto';
+import { Admin, Consumer, Producer } from '@platformatic/kafka';
+
+/** A fresh name with `name` in it, so concurrent test runs never share a topic or group. */
+export function fresh(name: string): string {
+  return `it-${name}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Creates a fresh topic with `partitions` partitions and waits until each has a leader; returns its name. */
+export async function createTopic(brokers: string[], name: string, partitions: number): Promise<string> {
+  const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: brokers });
+  try {
+    const topic = fresh(name);
+    await admin.createTopics({ topics: [topic], partitions, replicas: 1 });
+    for (let tries = 0; tries < 200; tries++) {
+      const meta = await admin.metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
+      const parts = meta?.topics.get(topic)?.partitions ?? [];
+      if (parts.length === partitions && parts.every((p) => p !== undefined && p.leader >= 0)) return topic;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`topic ${topic} got no leaders`);
+  } finally {
+    await admin.close();
+  }
+}
+
+/** One message to produce. */
+export interface TestMessage {
+  key?: string;
+  value: string;
+  partition?: number;
+}
+
+/** Produces `messages` in order (idempotent producer: a retried request never duplicates). */
+export async function produce(
+  brokers: string[],
+  topic: string,
+  messages: readonly TestMessage[],
+): Promise<void> {
+  const producer = new Producer({
+    clientId: 'sluice-it',
+    bootstrapBrokers: brokers,
+    autocreateTopics: false,
+    idempotent: true,
+  });
+  try {
+    for (let i = 0; i < messages.length; i += 500) {
+      await producer.send({
+        messages: messages.slice(i, i + 500).map((m) => ({
+          topic,
+          value: Buffer.from(m.value),
+          ...(m.key !== undefined ? { key: Buffer.from(m.key) } : {}),
+          ...(m.partition !== undefined ? { partition: m.partition } : {}),
+        })),
+      });
+    }
+  } finally {
+    await producer.close();
+  }
+}
+
+/** The number of messages in `topic`: the sum of its partitions' end offsets. */
+export async function messageCount(brokers: string[], topic: string): Promise<number> {
+  const consumer = new Consumer({
+    clientId: 'sluice-it-offsets',
+    groupId: fresh('lo'),
+    bootstrapBrokers: brokers,
+  });
+  try {
+    const offsets = await consumer.listOffsets({ topics: [topic] });
+    return Number((offsets.get(topic) ?? []).reduce((s, o) => s + o, 0n));
+  } finally {
+    await consumer.close(true);
+  }
+}
+
+/** Every message value of `topic` (all partitions), read from the start by a plain consumer. */
+export async function readValues(brokers: string[], topic: string): Promise<string[]> {
+  const total = await messageCount(brokers, topic);
+  const out: string[] = [];
+  if (total === 0) return out;
+  const consumer = new Consumer({
+    clientId: 'sluice-it-reader',
+    groupId: fresh('reader'),
+    bootstrapBrokers: brokers,
+    autocommit: false,
+    maxWaitTime: 200,
+  });
+  try {
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
+    for await (const m of stream) {
+      out.push(m.value?.toString() ?? '');
+      if (out.length >= total) break;
+    }
+  } finally {
+    await consumer.close(true);
+  }
+  return out;
+}
