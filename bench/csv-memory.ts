@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- csv-memory [--size-gb 10] [--source fifo|file] [--ts]`: streams a generated CSV
+ * `npm run bench -- csv-memory [--size-gb 10] [--source fifo|file] [--ts] [--only TEXT]`: streams a generated CSV
  * of `--size-gb` through the real CLI, `file (format: csv) → stdout (jsonl)`, with stdout on
  * /dev/null, and prints each run's peak RSS and MB/s. Not part of `npm run bench` without a name
  * (a 10 GB run takes minutes); not run in CI.
@@ -43,6 +43,8 @@ export interface CsvMemoryOptions {
   readonly source?: 'fifo' | 'file';
   /** Run the TypeScript sources (type stripping) instead of compiled JavaScript. */
   readonly ts?: boolean;
+  /** Run only the configurations whose name contains this text (e.g. `bin/sluice`). */
+  readonly only?: string;
 }
 
 /** One run's result. */
@@ -168,6 +170,7 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
     ];
     const rows: CsvMemoryRow[] = [];
     for (const [name, how, flags] of configs) {
+      if (options.only !== undefined && !name.includes(options.only)) continue;
       for (const input of ['floor (2-line file)', `${sizeGb} GB via ${source}`]) {
         const isBig = input !== 'floor (2-line file)';
         const path = isBig ? big : tiny;
@@ -231,5 +234,5 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   if (source !== 'fifo' && source !== 'file') throw new Error('--source takes fifo or file');
   const sizeGb = Number(value('--size-gb') ?? 10);
   if (!(sizeGb > 0)) throw new Error('--size-gb takes a positive number');
-  await runCsvMemoryBench({ sizeGb, source, ts: argv.includes('--ts') });
+  await runCsvMemoryBench({ sizeGb, source, ts: argv.includes('--ts'), only: value('--only') });
 }
