@@ -104,4 +104,6 @@ for (const [name, xs] of Object.entries(rates)) {
     `${name.padEnd(12)} median ${Math.round(median(xs)).toLocaleString('en-US')} rec/s  (min ${Math.round(Math.min(...xs)).toLocaleString('en-US')}, max ${Math.round(Math.max(...xs)).toLocaleString('en-US')})  ${check} results`,
   );
 }
-console.log(`ratio partition-scope plain/partitioned ${(median(rates.plain) / median(rates.partitioned)).toFixed(2)}`);
+console.log(
+  `ratio partition-scope plain/partitioned ${(median(rates.plain) / median(rates.partitioned)).toFixed(2)}`,
+);
