@@ -307,7 +307,9 @@ export class CheckpointCoordinator implements CheckpointDriver {
     const p = this.pending;
     if (p === undefined || p.id !== id) return;
     const t = performance.now();
-    if (state instanceof PartitionSlices) p.slices.set(stage, serializeSlices(state));
+    // Partition scope stores each partition's slice with its offset; otherwise the slices are one state.
+    if (this.partitions !== undefined && state instanceof PartitionSlices)
+      p.slices.set(stage, serializeSlices(state));
     else p.operators.set(stage, serialize(state));
     p.serializeMs += performance.now() - t;
   }

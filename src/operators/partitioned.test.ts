@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { deserialize, serialize } from 'node:v8';
 import { PartitionSlices, PartitionStates, serializeSlices } from '../checkpoint/partitions.ts';
 import type { Position, RecordMeta } from '../core/batch.ts';
 import type { Operator } from '../core/stage.ts';
@@ -137,6 +138,31 @@ describe('partitionScoped', () => {
     assert.deepEqual([...second.slices.keys()], ['t:0'], 'released');
     await h.finish();
     assert.deepEqual(results(h), ['k0@1970-01-01T00:00:00.000Z=5']);
+  });
+});
+
+describe('partitionScoped under pipeline-scoped checkpoints', () => {
+  test('its snapshot, serialised as one state, restores every slice', async () => {
+    const first = partitionScoped(makeWindow) as Operator<Event, Record<string, unknown>>;
+    const a = new OperatorHarness<Event, Record<string, unknown>>(first);
+    await a.open();
+    const e0 = events(0, 0, 15);
+    const e1 = events(1, 0, 8);
+    await a.process([...e0.records, ...e1.records], [...e0.meta, ...e1.meta]);
+    const op = partitionScoped(makeWindow) as Operator<Event, Record<string, unknown>>;
+    const saved = deserialize(serialize(first.snapshot?.(1)));
+    const b = new OperatorHarness<Event, Record<string, unknown>>(op);
+    await b.open();
+    await op.restore?.(saved);
+    const rest = events(0, 15, 25);
+    await b.process(rest.records, rest.meta);
+    await b.finish();
+    assert.deepEqual([...results(a), ...results(b)].sort(), [
+      'k0@1970-01-01T00:00:00.000Z=10',
+      'k0@1970-01-01T00:00:01.000Z=10',
+      'k0@1970-01-01T00:00:02.000Z=5',
+      'k1@1970-01-01T00:00:00.000Z=8',
+    ]);
   });
 });
 

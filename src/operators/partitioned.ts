@@ -77,31 +77,44 @@ export function partitionScoped(create: () => Operator): Operator {
     async process(batch: Batch<unknown>, out) {
       const { records, meta } = batch;
       const o = emitterFor(out);
-      // Split by partition, keeping order inside each; most batches hold a few partitions in runs.
-      const groups = new Map<string, { records: unknown[]; meta: (RecordMeta | undefined)[] }>();
-      let last: { records: unknown[]; meta: (RecordMeta | undefined)[] } | undefined;
+      // Runs of one partition (a Kafka fetch gives long ones): ranges per partition, in order.
+      const runs = new Map<string, number[]>();
       let lastTopic: unknown;
       let lastPartition: unknown;
+      let run: number[] | undefined;
       for (let i = 0; i < records.length; i++) {
-        const m = meta?.[i];
-        const topic = m?.position?.topic;
-        const partition = m?.position?.partition;
-        if (last === undefined || topic !== lastTopic || partition !== lastPartition) {
-          const key = partitionKeyOf(m);
-          last = groups.get(key);
-          if (last === undefined) {
-            last = { records: [], meta: [] };
-            groups.set(key, last);
-          }
-          lastTopic = topic;
-          lastPartition = partition;
+        const pos = meta?.[i]?.position;
+        const topic = pos?.topic;
+        const partition = pos?.partition;
+        if (run !== undefined && topic === lastTopic && partition === lastPartition) continue;
+        if (run !== undefined) run.push(i);
+        const key = partitionKeyOf(meta?.[i]);
+        run = runs.get(key);
+        if (run === undefined) {
+          run = [];
+          runs.set(key, run);
         }
-        last.records.push(records[i]);
-        last.meta.push(m);
+        run.push(i);
+        lastTopic = topic;
+        lastPartition = partition;
       }
-      for (const [p, g] of groups) {
+      run?.push(records.length);
+      for (const [p, ranges] of runs) {
         const op = await sliceFor(p);
-        await op.process(batchOf(g.records, g.meta), o);
+        if (ranges.length === 2 && ranges[0] === 0 && ranges[1] === records.length) {
+          await op.process(batch, o); // the whole batch is one partition's
+          continue;
+        }
+        let rs: unknown[] = [];
+        let ms: (RecordMeta | undefined)[] = [];
+        for (let k = 0; k < ranges.length; k += 2) {
+          const a = ranges[k] as number;
+          const b = ranges[k + 1] as number;
+          rs = k === 0 ? records.slice(a, b) : rs.concat(records.slice(a, b));
+          const m = meta === undefined ? new Array<undefined>(b - a) : meta.slice(a, b);
+          ms = k === 0 ? m : ms.concat(m);
+        }
+        await op.process(batchOf(rs, ms), o);
       }
     },
     async onSignal(signal, out) {

@@ -135,7 +135,7 @@ test('scale-out: three processes share six partitions; one is SIGKILLed; the oth
     const shared = join(dir, 'shared-state');
     writeFileSync(
       join(dir, 'scale.yaml'),
-      pipelineYaml({ input, output, group, dir: shared, rate: 1000, idle: '12s' }),
+      pipelineYaml({ input, output, group, dir: shared, rate: 600, idle: '12s' }),
     );
     writeFileSync(
       join(dir, 'single.yaml'),

@@ -608,9 +608,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
 
   /**
    * Partition-scoped state: gives each of `keys` (newly assigned) that the group never committed
-   * a commit at its start:
-   * the stored or restored offset, else, with `start: earliest`, the partition's first offset.
-   * Why: the client keeps its fetch position of a partition it lost, and when the partition
+   * a commit at its start — the stored offset, else, with `start: earliest`, the partition's
+   * first offset. Why: the client keeps its fetch position of a partition it lost, and when the partition
    * comes back without a committed offset it resumes from that stale position — past records
    * it had read ahead and dropped. A committed offset overrides it. (`latest` without a stored
    * offset is left alone: committing "the end now" could skip records produced since the
