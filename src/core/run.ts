@@ -170,6 +170,8 @@ class Run {
   private readonly channels: Channel<Message>[] = [];
   private readonly stageMetrics = new Map<string, StageMetrics>();
   private readonly pendingDead = new Map<string, DeadLetter[]>();
+  /** The original meta of each pending dead letter (key, headers…), sent with them to the dlq. */
+  private readonly pendingDeadMeta = new Map<string, RecordMeta[]>();
   /** Per source: batches from the write-ahead log to send before its `run`. */
   private readonly replay = new Map<string, Batch<unknown>[]>();
   private readonly replaying = new Set<string>();
@@ -297,6 +299,8 @@ class Run {
   private contextFor(node: GraphNode): StageContext | SourceContext {
     const pending: DeadLetter[] = [];
     this.pendingDead.set(node.id, pending);
+    const pendingMeta: RecordMeta[] = [];
+    this.pendingDeadMeta.set(node.id, pendingMeta);
     const metrics = this.stageMetrics.get(node.id) as StageMetrics;
     const hasDlq = (this.outputs.get(node.id)?.get(DLQ_PORT)?.length ?? 0) > 0;
     return {
@@ -335,6 +339,7 @@ class Run {
           time: new Date(this.clock.now()).toISOString(),
         };
         pending.push(letter);
+        pendingMeta.push(meta ?? { source: node.id });
         metrics.deadLetters++;
         this.deadTotal++;
         this.checkErrorRate(errJson.message);
@@ -569,8 +574,9 @@ class Run {
     const pending = this.pendingDead.get(id);
     if (pending === undefined || pending.length === 0) return RESOLVED;
     const records = pending.splice(0, pending.length);
+    const meta = (this.pendingDeadMeta.get(id) as RecordMeta[]).splice(0, records.length);
     const chans = this.outputs.get(id)?.get(DLQ_PORT) ?? [];
-    return sendAll(chans, { kind: 'batch', records }, this.cancel.signal);
+    return sendAll(chans, { kind: 'batch', records, meta }, this.cancel.signal);
   }
 
   private samplePeak(): void {
