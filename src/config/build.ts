@@ -73,14 +73,15 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const pipeline = new Pipeline(config.name);
   const graph = pipeline.graph;
-  const buildContext = (c: ComponentConfig): BuildContext => ({
+  const buildContext = (c: ComponentConfig, dlq: boolean): BuildContext => ({
     baseDir: config.baseDir,
     pipelineName: config.name,
     stageName: c.stageName,
+    ...(dlq ? { dlq } : {}),
   });
-  const create = <S>(c: ComponentConfig): S | undefined => {
+  const create = <S>(c: ComponentConfig, dlq = false): S | undefined => {
     try {
-      return c.spec.create(c.config as never, buildContext(c)) as S;
+      return c.spec.create(c.config as never, buildContext(c, dlq)) as S;
     } catch (err) {
       problem(
         { ...c, path: `${c.path}.${c.component}` },
@@ -115,7 +116,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       // Scale-out: a stateful step keeps one instance per source partition, so state moves with partitions.
       if (partitionScope && operator?.snapshot !== undefined) {
         operator = partitionScoped(
-          () => step.spec.create(step.config as never, buildContext(step)) as Operator,
+          () => step.spec.create(step.config as never, buildContext(step, false)) as Operator,
         );
       }
       try {
@@ -194,7 +195,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
     });
   }
   if (config.dlq)
-    pipeline.dlq(create<Sink>(config.dlq) ?? placeholderSink, {
+    pipeline.dlq(create<Sink>(config.dlq, true) ?? placeholderSink, {
       name: config.dlq.stageName,
       component: config.dlq.component,
     });

@@ -24,6 +24,8 @@ export interface BuildContext {
   readonly pipelineName: string;
   /** The stage name the runtime will use. */
   readonly stageName: string;
+  /** True when a sink is built as the pipeline's `dlq:` output: its records are `DeadLetter`s. */
+  readonly dlq?: boolean;
 }
 
 /** The stage type a component kind builds. */
