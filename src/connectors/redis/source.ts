@@ -16,6 +16,10 @@
  * - An entry that cannot be decoded goes to the `dlq` output with its stream, id and raw fields,
  *   and is acknowledged by the same rule (so only once the dlq sink has it).
  *
+ * `position()` also lists the ids held (handed on, not acknowledged). A restore takes them as
+ * covered by its checkpoint: met again in the first re-read of pending entries (their XACK had
+ * not completed when the process died), they are held for the next commit, not emitted twice.
+ *
  * On start the consumer first re-reads its own pending entries (`XREADGROUP … 0`), so a
  * restarted consumer of the same name loses nothing it had read. Restoring a checkpoint taken
  * under another consumer name (the default name carries the process id) first moves that
@@ -29,7 +33,7 @@ import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { connectRedis, decodeEntry, type RedisFormat, redactRedisUrl } from './client.ts';
-import { HeldEntries } from './held.ts';
+import { HeldEntries, MAX_LISTED, parseHeldText } from './held.ts';
 
 /** Config of {@link redisSource} (the parsed YAML config). */
 export interface RedisSourceOptions {
@@ -111,7 +115,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   /** Everything else: group creation, acknowledgements, claims. */
   let cmd: Redis | undefined;
   /** Entries handed on and not acknowledged, in order; the first has number `ackedCount`. */
-  const held = new HeldEntries();
+  const held = new HeldEntries(streams);
   let ackedCount = 0;
   /** Entries of this run handed on so far (emitted or dead-lettered): `position().entries`. */
   let handed = 0;
@@ -126,6 +130,15 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   let ackChain: Promise<void> = Promise.resolve();
   /** The consumer whose pending entries a restored checkpoint covers, when not this one. */
   let adoptFrom: string | undefined;
+  /**
+   * Entries the restored checkpoint covers (handed on before its barrier) that may still be
+   * pending: the first re-read holds them again, to acknowledge with the next commit, instead of
+   * emitting them twice. Undefined once that re-read is done.
+   */
+  let covered: Map<string, Set<string>> | undefined;
+  /** The restored checkpoint held too many entries to list them (then they are read again). */
+  let coveredUnlisted = false;
+  let coveredSkipped = 0;
   let records = 0;
   let deadLettered = 0;
   let claimed = 0;
@@ -252,6 +265,14 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       // New entries (`>`) were never delivered before; re-read and claimed ones may be ours already.
       if (mayBeHeld && held.has(stream, id)) continue;
       held.push(stream, id);
+      const cov = covered?.get(stream);
+      if (cov?.delete(id) === true) {
+        // Its effect is in the restored checkpoint: hold it for the next commit, do not emit it again.
+        handed++;
+        n++;
+        coveredSkipped++;
+        continue;
+      }
       handed++;
       n++;
       const meta: RecordMeta = { source: ctx.name, position: { stream, id }, timestamp: idTime(id) };
@@ -319,6 +340,8 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
     restore(position: Position) {
       const from = position.consumer;
       if (typeof from === 'string' && from !== consumer) adoptFrom = from;
+      if (typeof position.held === 'string') covered = parseHeldText(position.held, streams);
+      else if (position.entries !== undefined) coveredUnlisted = true;
     },
     async run(out, c) {
       ctx = c;
@@ -387,6 +410,11 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         }
         // After a reconnect, re-read this consumer's pending entries: a read whose reply was lost
         // with the connection left its entries pending here, and only a re-read finds them.
+        if (coveredUnlisted)
+          ctx.log.warn(
+            `The restored checkpoint held more than ${MAX_LISTED} unacknowledged entries of ${names}, too many to list; those it covers and that are still pending are emitted again (duplicates)`,
+            { stage: ctx.name },
+          );
         let rescan = false;
         const learnId = (): void => {
           r0.client('ID').then(
@@ -455,6 +483,15 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
               }
             }
             for (const [s] of list) if (!seen.has(s)) pendingCursor.delete(s);
+            if (pendingCursor.size === 0 && covered !== undefined) {
+              // The first re-read is over: what the checkpoint covered and is still listed was acknowledged before.
+              covered = undefined;
+              if (coveredSkipped > 0)
+                ctx.log.info(
+                  `Holding ${coveredSkipped} pending entries of ${names} that the restored checkpoint covers; they are acknowledged with the next checkpoint, not emitted again`,
+                  { stage: ctx.name },
+                );
+            }
           } else if (claiming && (claimCursor.size > 0 || now - lastClaimAt >= claimEvery)) {
             // 2. Entries other consumers left pending longer than `claimIdle` (they died).
             if (claimCursor.size === 0) for (const s of streams) claimCursor.set(s, '0-0');
@@ -565,7 +602,11 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       await ackThrough(position.entries);
     },
     position() {
-      return { run: runId, consumer, entries: handed };
+      const text = held.text();
+      // `held`: what this checkpoint covers and is not acknowledged yet (see `restore`).
+      const pos: Record<string, string | number> = { run: runId, consumer, entries: handed };
+      if (text !== undefined) pos.held = text;
+      return pos;
     },
     metrics() {
       return {
@@ -575,6 +616,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         acked: ackedCount,
         ackErrors,
         claimed,
+        coveredSkipped,
         deletedPending,
         barriers: barrierId,
       };
