@@ -490,9 +490,10 @@ checkpoint: { interval: 1h, records: 400 }
     const group = fresh('g');
     await fill(stream, 20);
     const sink = collect<{ seq: number }>();
-    // A 10-minute block: only `CLIENT UNBLOCK` lets the stop finish before the test times out.
+    // A 10-minute block: only `CLIENT UNBLOCK` lets the stop finish before the test times out. Full
+    // batches of 5 keep a read ahead in flight, which the stop must settle too.
     const handle = new Pipeline('it-stop')
-      .from(redisSource(options(stream, group, { block: 600_000, idleTimeout: undefined })))
+      .from(redisSource(options(stream, group, { block: 600_000, idleTimeout: undefined, batchSize: 5 })))
       .to(sink)
       .run({ log: quiet });
     await until(() => sink.records.length === 20, 'the entries');

@@ -435,6 +435,24 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
             AbortSignal.any([local.signal, ctx.signal]),
           );
 
+        /** A read of new entries issued ahead while the previous full batch is emitted. */
+        let prefetch: Promise<unknown> | undefined;
+        const readNew = (blockMs: number): Promise<unknown> => {
+          const p = r0.xreadgroup(
+            'GROUP',
+            group,
+            consumer,
+            'COUNT',
+            batchSize,
+            'BLOCK',
+            Math.max(1, Math.floor(blockMs)),
+            'STREAMS',
+            ...streams,
+            ...streams.map(() => '>'),
+          );
+          p.catch(() => {}); // awaited below; a cancelled run abandons it
+          return p;
+        };
         let lastBarrierAt = ctx.clock.now();
         let lastDataAt = ctx.clock.now();
         let progressed = false;
@@ -527,32 +545,27 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
               got += n;
             }
           }
-          if (got === 0 && pendingCursor.size === 0) {
-            // 3. New entries.
+          if (prefetch !== undefined || (got === 0 && pendingCursor.size === 0)) {
+            // 3. New entries (read ahead while the last full batch was emitted, or now).
             const idleLeft =
               options.idleTimeout === undefined
                 ? Infinity
                 : options.idleTimeout - (ctx.clock.now() - lastDataAt);
-            const blockMs = Math.max(1, Math.floor(Math.min(options.block, idleLeft, claimEvery)));
+            const ahead = prefetch;
+            prefetch = undefined;
             let reply: unknown;
             try {
-              reply = await reader.xreadgroup(
-                'GROUP',
-                group,
-                consumer,
-                'COUNT',
-                batchSize,
-                'BLOCK',
-                blockMs,
-                'STREAMS',
-                ...streams,
-                ...streams.map(() => '>'),
-              );
+              reply = await (ahead ?? readNew(Math.min(options.block, idleLeft, claimEvery)));
             } catch (err) {
               if (stopOrCancel.aborted) break;
               throw fail(`reading ${names}`, err);
             }
-            for (const [stream, entries] of streamsOf(reply)) got += take(stream, entries, batch, false);
+            let fresh = 0;
+            for (const [stream, entries] of streamsOf(reply)) fresh += take(stream, entries, batch, false);
+            got += fresh;
+            // A full batch: the stream is busy, so read the next one while this one is emitted.
+            if (fresh >= batchSize && !stopOrCancel.aborted)
+              prefetch = readNew(Math.min(options.block, claimEvery));
           }
           const after = ctx.clock.now();
           if (got > 0) {
@@ -577,6 +590,18 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
             after - lastDataAt >= options.idleTimeout
           )
             break;
+        }
+        if (prefetch !== undefined && !ctx.signal.aborted) {
+          // A draining stop: what the read ahead delivered is emitted, not left pending.
+          const batch: { records: unknown[]; meta: RecordMeta[] } = { records: [], meta: [] };
+          const reply = await prefetch.catch(() => null);
+          prefetch = undefined;
+          for (const [stream, entries] of streamsOf(reply)) take(stream, entries, batch, false);
+          if (batch.records.length > 0) {
+            records += batch.records.length;
+            emittedThrough = handed;
+            await out.emit({ kind: 'batch', records: batch.records, meta: batch.meta });
+          }
         }
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
       } finally {
