@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HeldEntries } from './held.ts';
+import { HeldEntries, parseHeldText } from './held.ts';
 
 test('held entries: FIFO drop, grouping by stream, membership after pushes and drops, compaction', () => {
-  const h = new HeldEntries();
+  const h = new HeldEntries(['a', 'b']);
   const ids: [string, string][] = [];
   for (let i = 0; i < 5000; i++) ids.push([i % 3 === 0 ? 'b' : 'a', `${i}-0`]);
   for (const [s, id] of ids.slice(0, 10)) h.push(s, id);
@@ -23,7 +23,13 @@ test('held entries: FIFO drop, grouping by stream, membership after pushes and d
   h.drop(3000);
   assert.equal(h.size, 1994);
   assert.deepEqual([...h.firstByStream(2).values()].flat().sort(), ['3006-0', '3007-0']);
+  // The text lists exactly the held ids, by stream.
+  const listed = parseHeldText(h.text() as string, ['a', 'b']);
+  assert.equal((listed.get('a')?.size ?? 0) + (listed.get('b')?.size ?? 0), 1994);
+  assert.equal(listed.get('b')?.has('3006-0'), true);
+  assert.equal(listed.get('a')?.has('3005-0'), false, 'dropped ids are not listed');
   h.drop(10_000);
+  assert.equal(h.text(), '');
   assert.equal(h.size, 0);
   assert.equal(h.firstByStream(5).size, 0);
 });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import type { Batch, RecordMeta, Signal } from '../../core/batch.ts';
+import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
 import { Pipeline } from '../../core/pipeline.ts';
 import type { DeadLetter, Emitter, Logger, Sink, Source, SourceContext } from '../../core/stage.ts';
@@ -229,6 +229,48 @@ describe('redis source and sink', () => {
     assert.equal(await pendingTotal(stream, group), 0);
   });
 
+  test('a restore under another consumer name takes over its pending entries and does not emit those the checkpoint covers', async () => {
+    const stream = fresh('restore');
+    const group = fresh('g');
+    await fill(stream, 100);
+    // Run 1 (consumer `old`): reads 100, a checkpoint is taken after them, the process dies before any XACK.
+    const s1 = redisSource(options(stream, group, { consumer: 'old', idleTimeout: undefined }));
+    const d1 = drive(true);
+    await s1.open?.(d1.ctx);
+    const run1 = s1.run(d1.out, d1.ctx);
+    await until(() => d1.records.length === 100, 'the first run');
+    const checkpoint = s1.position?.() as Position;
+    // Read after the checkpoint: emitted, not covered by it.
+    await fill(stream, 20, 100);
+    await until(() => d1.records.length === 120, 'entries after the checkpoint');
+    d1.cancel.abort();
+    await run1.catch(() => {});
+    await s1.close?.();
+    assert.equal((await pendingByConsumer(stream, group)).get('old'), 120);
+
+    // Run 2 (consumer `new`) restores the checkpoint: the 20 after it come again, the 100 before do not.
+    const s2 = redisSource(options(stream, group, { consumer: 'new', idleTimeout: undefined }));
+    const d2 = drive(true);
+    await s2.open?.(d2.ctx);
+    await s2.restore?.(checkpoint);
+    const run2 = s2.run(d2.out, d2.ctx);
+    await fill(stream, 5, 120);
+    await until(() => d2.records.length === 25, 'the entries after the checkpoint, then new ones');
+    assert.deepEqual(
+      (d2.records as { seq: number }[]).map((r) => r.seq).sort((a, b) => a - b),
+      range(100, 124),
+    );
+    const pending = await pendingByConsumer(stream, group);
+    assert.equal(pending.get('old'), undefined, 'the old consumer has nothing left');
+    assert.equal(pending.get('new'), 125, 'the covered ones are held, not acknowledged yet');
+    // The next checkpoint's commit acknowledges all of them.
+    await s2.commit?.(s2.position?.() as Position);
+    assert.equal(await pendingTotal(stream, group), 0);
+    d2.stop.abort();
+    await run2;
+    await s2.close?.();
+  });
+
   test('without checkpoints, entries are acknowledged only when a barrier after them completes', async () => {
     const stream = fresh('barrier');
     const group = fresh('g');
@@ -344,10 +386,10 @@ describe('redis source and sink', () => {
     assert.equal(await pendingTotal(stream, group), 0, 'and the new owner acknowledged them');
   });
 
-  test('SIGKILL mid-run through the CLI with count-based checkpoints, then a restart: nothing lost, nothing acknowledged ahead of its checkpoint', async () => {
+  test('SIGKILL mid-run through the CLI with count-based checkpoints, then a restart: every entry exactly once, nothing acknowledged ahead of its checkpoint', async () => {
     const stream = fresh('kill');
     const group = fresh('g');
-    const N = 5000;
+    const N = 8000;
     const ids = await fill(stream, N);
     const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-kill-'));
     try {
@@ -384,7 +426,7 @@ checkpoint: { interval: 1h, records: 400 }
       const first = cli();
       const exited = new Promise((r) => first.once('exit', r));
       // Kill after several checkpoints (some entries acknowledged), mid-run.
-      await until(async () => tmpSize() > 0 && (await acked()) >= 1200, 'a few checkpoints');
+      await until(async () => tmpSize() > 0 && (await acked()) >= 1200, 'a few checkpoints', 60_000);
       first.kill('SIGKILL');
       await exited;
 
@@ -435,6 +477,8 @@ checkpoint: { interval: 1h, records: 400 }
         .split('\n')
         .map((l) => (JSON.parse(l) as { seq: number }).seq);
       assert.equal(new Set(seqs).size, N, 'every entry reached the output');
+      // The checkpoint lists what it covers and has not acknowledged, so the restart emits none twice.
+      assert.equal(seqs.length, N, 'no entry twice');
       assert.equal(await pendingTotal(stream, group), 0, 'and every one is acknowledged');
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -446,9 +490,10 @@ checkpoint: { interval: 1h, records: 400 }
     const group = fresh('g');
     await fill(stream, 20);
     const sink = collect<{ seq: number }>();
-    // A 10-minute block: only `CLIENT UNBLOCK` lets the stop finish before the test times out.
+    // A 10-minute block: only `CLIENT UNBLOCK` lets the stop finish before the test times out. Full
+    // batches of 5 keep a read ahead in flight, which the stop must settle too.
     const handle = new Pipeline('it-stop')
-      .from(redisSource(options(stream, group, { block: 600_000, idleTimeout: undefined })))
+      .from(redisSource(options(stream, group, { block: 600_000, idleTimeout: undefined, batchSize: 5 })))
       .to(sink)
       .run({ log: quiet });
     await until(() => sink.records.length === 20, 'the entries');
@@ -616,6 +661,9 @@ checkpoint: { interval: 1h, records: 400 }
     assert.equal(dead[0]?.record, 'not an object');
   });
 });
+
+const range = (from: number, to: number): number[] =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 /** Orders two entry ids (`ms-seq`). */
 function compareIds(a: string, b: string): number {

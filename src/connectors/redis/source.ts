@@ -16,6 +16,10 @@
  * - An entry that cannot be decoded goes to the `dlq` output with its stream, id and raw fields,
  *   and is acknowledged by the same rule (so only once the dlq sink has it).
  *
+ * `position()` also lists the ids held (handed on, not acknowledged). A restore takes them as
+ * covered by its checkpoint: met again in the first re-read of pending entries (their XACK had
+ * not completed when the process died), they are held for the next commit, not emitted twice.
+ *
  * On start the consumer first re-reads its own pending entries (`XREADGROUP … 0`), so a
  * restarted consumer of the same name loses nothing it had read. Restoring a checkpoint taken
  * under another consumer name (the default name carries the process id) first moves that
@@ -29,7 +33,7 @@ import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { connectRedis, decodeEntry, type RedisFormat, redactRedisUrl } from './client.ts';
-import { HeldEntries } from './held.ts';
+import { HeldEntries, MAX_LISTED, parseHeldText } from './held.ts';
 
 /** Config of {@link redisSource} (the parsed YAML config). */
 export interface RedisSourceOptions {
@@ -111,7 +115,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   /** Everything else: group creation, acknowledgements, claims. */
   let cmd: Redis | undefined;
   /** Entries handed on and not acknowledged, in order; the first has number `ackedCount`. */
-  const held = new HeldEntries();
+  const held = new HeldEntries(streams);
   let ackedCount = 0;
   /** Entries of this run handed on so far (emitted or dead-lettered): `position().entries`. */
   let handed = 0;
@@ -126,6 +130,15 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   let ackChain: Promise<void> = Promise.resolve();
   /** The consumer whose pending entries a restored checkpoint covers, when not this one. */
   let adoptFrom: string | undefined;
+  /**
+   * Entries the restored checkpoint covers (handed on before its barrier) that may still be
+   * pending: the first re-read holds them again, to acknowledge with the next commit, instead of
+   * emitting them twice. Undefined once that re-read is done.
+   */
+  let covered: Map<string, Set<string>> | undefined;
+  /** The restored checkpoint held too many entries to list them (then they are read again). */
+  let coveredUnlisted = false;
+  let coveredSkipped = 0;
   let records = 0;
   let deadLettered = 0;
   let claimed = 0;
@@ -252,6 +265,14 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       // New entries (`>`) were never delivered before; re-read and claimed ones may be ours already.
       if (mayBeHeld && held.has(stream, id)) continue;
       held.push(stream, id);
+      const cov = covered?.get(stream);
+      if (cov?.delete(id) === true) {
+        // Its effect is in the restored checkpoint: hold it for the next commit, do not emit it again.
+        handed++;
+        n++;
+        coveredSkipped++;
+        continue;
+      }
       handed++;
       n++;
       const meta: RecordMeta = { source: ctx.name, position: { stream, id }, timestamp: idTime(id) };
@@ -319,6 +340,8 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
     restore(position: Position) {
       const from = position.consumer;
       if (typeof from === 'string' && from !== consumer) adoptFrom = from;
+      if (typeof position.held === 'string') covered = parseHeldText(position.held, streams);
+      else if (position.entries !== undefined) coveredUnlisted = true;
     },
     async run(out, c) {
       ctx = c;
@@ -387,6 +410,11 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         }
         // After a reconnect, re-read this consumer's pending entries: a read whose reply was lost
         // with the connection left its entries pending here, and only a re-read finds them.
+        if (coveredUnlisted)
+          ctx.log.warn(
+            `The restored checkpoint held more than ${MAX_LISTED} unacknowledged entries of ${names}, too many to list; those it covers and that are still pending are emitted again (duplicates)`,
+            { stage: ctx.name },
+          );
         let rescan = false;
         const learnId = (): void => {
           r0.client('ID').then(
@@ -407,6 +435,24 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
             AbortSignal.any([local.signal, ctx.signal]),
           );
 
+        /** A read of new entries issued ahead while the previous full batch is emitted. */
+        let prefetch: Promise<unknown> | undefined;
+        const readNew = (blockMs: number): Promise<unknown> => {
+          const p = r0.xreadgroup(
+            'GROUP',
+            group,
+            consumer,
+            'COUNT',
+            batchSize,
+            'BLOCK',
+            Math.max(1, Math.floor(blockMs)),
+            'STREAMS',
+            ...streams,
+            ...streams.map(() => '>'),
+          );
+          p.catch(() => {}); // awaited below; a cancelled run abandons it
+          return p;
+        };
         let lastBarrierAt = ctx.clock.now();
         let lastDataAt = ctx.clock.now();
         let progressed = false;
@@ -455,6 +501,15 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
               }
             }
             for (const [s] of list) if (!seen.has(s)) pendingCursor.delete(s);
+            if (pendingCursor.size === 0 && covered !== undefined) {
+              // The first re-read is over: what the checkpoint covered and is still listed was acknowledged before.
+              covered = undefined;
+              if (coveredSkipped > 0)
+                ctx.log.info(
+                  `Holding ${coveredSkipped} pending entries of ${names} that the restored checkpoint covers; they are acknowledged with the next checkpoint, not emitted again`,
+                  { stage: ctx.name },
+                );
+            }
           } else if (claiming && (claimCursor.size > 0 || now - lastClaimAt >= claimEvery)) {
             // 2. Entries other consumers left pending longer than `claimIdle` (they died).
             if (claimCursor.size === 0) for (const s of streams) claimCursor.set(s, '0-0');
@@ -490,32 +545,27 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
               got += n;
             }
           }
-          if (got === 0 && pendingCursor.size === 0) {
-            // 3. New entries.
+          if (prefetch !== undefined || (got === 0 && pendingCursor.size === 0)) {
+            // 3. New entries (read ahead while the last full batch was emitted, or now).
             const idleLeft =
               options.idleTimeout === undefined
                 ? Infinity
                 : options.idleTimeout - (ctx.clock.now() - lastDataAt);
-            const blockMs = Math.max(1, Math.floor(Math.min(options.block, idleLeft, claimEvery)));
+            const ahead = prefetch;
+            prefetch = undefined;
             let reply: unknown;
             try {
-              reply = await reader.xreadgroup(
-                'GROUP',
-                group,
-                consumer,
-                'COUNT',
-                batchSize,
-                'BLOCK',
-                blockMs,
-                'STREAMS',
-                ...streams,
-                ...streams.map(() => '>'),
-              );
+              reply = await (ahead ?? readNew(Math.min(options.block, idleLeft, claimEvery)));
             } catch (err) {
               if (stopOrCancel.aborted) break;
               throw fail(`reading ${names}`, err);
             }
-            for (const [stream, entries] of streamsOf(reply)) got += take(stream, entries, batch, false);
+            let fresh = 0;
+            for (const [stream, entries] of streamsOf(reply)) fresh += take(stream, entries, batch, false);
+            got += fresh;
+            // A full batch: the stream is busy, so read the next one while this one is emitted.
+            if (fresh >= batchSize && !stopOrCancel.aborted)
+              prefetch = readNew(Math.min(options.block, claimEvery));
           }
           const after = ctx.clock.now();
           if (got > 0) {
@@ -541,6 +591,18 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
           )
             break;
         }
+        if (prefetch !== undefined && !ctx.signal.aborted) {
+          // A draining stop: what the read ahead delivered is emitted, not left pending.
+          const batch: { records: unknown[]; meta: RecordMeta[] } = { records: [], meta: [] };
+          const reply = await prefetch.catch(() => null);
+          prefetch = undefined;
+          for (const [stream, entries] of streamsOf(reply)) take(stream, entries, batch, false);
+          if (batch.records.length > 0) {
+            records += batch.records.length;
+            emittedThrough = handed;
+            await out.emit({ kind: 'batch', records: batch.records, meta: batch.meta });
+          }
+        }
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
       } finally {
         local.abort();
@@ -565,7 +627,11 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       await ackThrough(position.entries);
     },
     position() {
-      return { run: runId, consumer, entries: handed };
+      const text = held.text();
+      // `held`: what this checkpoint covers and is not acknowledged yet (see `restore`).
+      const pos: Record<string, string | number> = { run: runId, consumer, entries: handed };
+      if (text !== undefined) pos.held = text;
+      return pos;
     },
     metrics() {
       return {
@@ -575,6 +641,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         acked: ackedCount,
         ackErrors,
         claimed,
+        coveredSkipped,
         deletedPending,
         barriers: barrierId,
       };

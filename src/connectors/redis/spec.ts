@@ -126,7 +126,8 @@ export const redisSourceSpec = defineComponent({
     'Reads Redis Streams as a consumer group member, acknowledging entries only after the sinks (or a checkpoint) have them.',
   description:
     'Each record carries `meta.position` = `{ stream, id }` and `meta.timestamp` (the id’s milliseconds). Delivery ' +
-    'is at-least-once: an entry is acknowledged (`XACK`) once the checkpoint covering it is stored, or, without ' +
+    'is at-least-once (exactly-once into state and exactly-once sinks under `checkpoint:`): an entry is ' +
+    'acknowledged (`XACK`) once the checkpoint covering it is stored, or, without ' +
     'checkpoints, once every sink acknowledged a barrier after it, or at a clean end; never before. On start the ' +
     'consumer re-reads its own pending entries, so a restart under the same `consumer` name loses nothing; with ' +
     '`claimIdle` it takes over entries a dead consumer left pending. An entry that cannot be decoded goes to the ' +
