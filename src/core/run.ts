@@ -374,6 +374,16 @@ class Run {
       this.samplePeak();
       return sent;
     };
+    const sendSignal = (s: Signal): Promise<void> => {
+      const waits: Promise<void>[] = [];
+      for (const [port, chans] of ports) {
+        // The dlq sink needs barriers (to acknowledge them), not watermarks.
+        if (port === DLQ_PORT && s.kind !== 'barrier') continue;
+        const p = send(chans, s);
+        if (p !== RESOLVED) waits.push(p);
+      }
+      return waits.length === 0 ? RESOLVED : Promise.all(waits).then(() => {});
+    };
     const emitter: Emitter<unknown> = {
       emit: (batch: Batch<unknown>, port: string = MAIN_PORT): Promise<void> => {
         const n = batch.records.length;
@@ -398,14 +408,12 @@ class Run {
         return sent;
       },
       signal: (s: Signal): Promise<void> => {
-        const waits: Promise<void>[] = [];
-        for (const [port, chans] of ports) {
-          // The dlq sink needs barriers (to acknowledge them), not watermarks.
-          if (port === DLQ_PORT && s.kind !== 'barrier') continue;
-          const p = send(chans, s);
-          if (p !== RESOLVED) waits.push(p);
+        // A source's dead letters go out before its barrier: the barrier's position covers them
+        // (a source that commits at the barrier must not commit a letter the dlq never got).
+        if (node.kind === 'source' && s.kind === 'barrier' && pending.length > 0) {
+          return this.flushDead(node.id).then(() => sendSignal(s));
         }
-        return waits.length === 0 ? RESOLVED : Promise.all(waits).then(() => {});
+        return sendSignal(s);
       },
     };
     return emitter;
