@@ -8,6 +8,9 @@
  * listens on 127.0.0.1 on a free port with trust authentication (loopback only), and allows
  * prepared transactions (the exactly-once `postgres` sink commits in two phases).
  *
+ * The server is stopped and its directory deleted by {@link PrivatePostgres.destroy}, or at the
+ * latest when the process exits (not when it is killed).
+ *
  * @example
  * await using pgx = await startPrivatePostgres();
  * const client = new pg.Client({ connectionString: pgx.url });
@@ -80,6 +83,12 @@ export function freePort(): Promise<number> {
 
 const asRoot = process.getuid?.() === 0;
 
+/** Servers not destroyed yet: stopped when the process exits, even after a failed or hung test. */
+const live = new Set<() => void>();
+process.once('exit', () => {
+  for (const stop of live) stop();
+});
+
 /** Runs a PostgreSQL tool (as `postgres` when we are root); throws with its output on failure. */
 function tool(bin: string, name: string, args: readonly string[]): string {
   const cmd = asRoot ? 'runuser' : join(bin, name);
@@ -146,6 +155,15 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
     throw err;
   }
 
+  const stopOnExit = () => {
+    try {
+      tool(bin, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', '-s', 'stop']);
+    } catch {
+      // Already down.
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  live.add(stopOnExit);
   const server: PrivatePostgres = {
     port,
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
@@ -163,6 +181,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
       return r.stdout ?? '';
     },
     async destroy() {
+      live.delete(stopOnExit);
       if (running || existsSync(join(data, 'postmaster.pid'))) {
         try {
           tool(bin, 'pg_ctl', ['-D', data, '-m', 'immediate', '-w', '-t', '30', '-s', 'stop']);

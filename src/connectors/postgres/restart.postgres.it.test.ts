@@ -140,6 +140,73 @@ describe('postgres sink, two-phase protocol across server restarts', () => {
   });
 });
 
+describe('postgres sink, upsert across a server restart', () => {
+  let server: PrivatePostgres;
+  before(async () => {
+    server = await startPrivatePostgres();
+  });
+  after(async () => {
+    await server?.destroy();
+  });
+
+  test('the open transaction of upserts is sent again; the last record of a key wins', async () => {
+    const table = `ru_${randomUUID().slice(0, 8)}`;
+    await query(server.url, `CREATE TABLE ${table} (k text PRIMARY KEY, v int)`);
+    const ctx: StageContext = {
+      name: 'pg',
+      signal: new AbortController().signal,
+      clock: systemClock,
+      log: { info() {}, warn() {}, error() {} },
+      checkpointing: true,
+      deadLetter: () => assert.fail('no row is rejected'),
+    };
+    const sink = postgresSink({
+      url: server.url,
+      table,
+      mode: 'upsert',
+      key: ['k'],
+      batchSize: 2,
+      linger: 0,
+      exactlyOnce: true,
+      pipeline: `ru-${randomUUID().slice(0, 8)}`,
+      retryTimeout: 60_000,
+    });
+    await sink.open?.(ctx);
+    await sink.write(
+      batchOf([
+        { k: 'a', v: 1 },
+        { k: 'b', v: 1 },
+      ]),
+    );
+    await sink.write(
+      batchOf([
+        { k: 'a', v: 2 },
+        { k: 'c', v: 1 },
+      ]),
+    );
+    await server.stop('immediate');
+    await server.start();
+    await sink.write(
+      batchOf([
+        { k: 'b', v: 3 },
+        { k: 'd', v: 1 },
+      ]),
+    );
+    await sink.onSignal?.(barrier(1));
+    await sink.commitCheckpoint?.(1);
+    await sink.finish?.();
+    await sink.close?.();
+    const rows = (await query<{ k: string; v: number }>(server.url, `SELECT k, v FROM ${table} ORDER BY k`))
+      .rows;
+    assert.deepEqual(rows, [
+      { k: 'a', v: 2 },
+      { k: 'b', v: 3 },
+      { k: 'c', v: 1 },
+      { k: 'd', v: 1 },
+    ]);
+  });
+});
+
 describe('ETL example through the CLI against a server that stops and starts', () => {
   let server: PrivatePostgres;
   let dir: string;

@@ -12,16 +12,22 @@
  *   parameter) or else bisects, sends it to the `dlq` output with the database's message, and
  *   writes the others again.
  * - Any other failure (connection lost, server restart, serialization failure, deadlock) is
- *   retried with exponential backoff until `retryTimeout`: the sink reconnects, begins again
- *   and resends the rows of the open transaction, which it keeps until that transaction ends.
+ *   retried with exponential backoff until `retryTimeout` (at `open`: `connectTimeout`), each
+ *   retry logged with the server's address and what is waited for: the sink reconnects, begins
+ *   again and resends what the open transaction held (`insert`: its COPY bytes, past 64 MiB in a
+ *   temporary file — `held.ts`). Dead letters of an attempt are sent only when it succeeds.
+ * - `insert` encodes each written batch at once into COPY bytes and, with exactly-once, lets the
+ *   last COPY run while the next records are read and encoded.
  * - At-least-once (default): every `batchSize` rows, after `linger`, at a barrier and at the
  *   end, the buffered rows are committed in one transaction.
  * - Exactly-once (`exactlyOnce: true`, needs checkpoints and `max_prepared_transactions` > 0 on
  *   the server): one transaction spans a checkpoint. Rows go into it as they come (in chunks of
  *   `batchSize`); at barrier n the sink writes every source position of checkpoint n into
- *   `sluice_offsets` in the same transaction and prepares it (`PREPARE TRANSACTION
- *   'sluice:<pipeline>:<stage>:<n>'`), which makes it durable, then acknowledges. When checkpoint
- *   n is stored, `commitCheckpoint(n)` runs `COMMIT PREPARED`. On restart from checkpoint m,
+ *   `sluice_sink_offsets` (rows of its own, so prepared checkpoints never wait on each other) in
+ *   the same transaction and prepares it (`PREPARE TRANSACTION 'sluice:<pipeline>:<stage>:<n>'`),
+ *   which makes it durable, then acknowledges. When checkpoint n is stored,
+ *   `commitCheckpoint(n)` runs `COMMIT PREPARED` (a lost answer is told apart from a lost commit
+ *   by `pg_prepared_xacts`); the last transaction, at the end of input, is two-phase too. On restart from checkpoint m,
  *   `restore` commits the prepared transactions up to m and rolls back the later ones, so the
  *   table holds exactly the rows of the checkpoints that completed and the sources resume right
  *   after them (Flink's two-phase commit sink).
