@@ -265,7 +265,7 @@ export interface Sink<T = unknown> {
   commitCheckpoint?(checkpointId: number): void | Promise<void>;
   /**
    * Checkpointing, exactly-once sinks that keep source positions in the destination (a
-   * `sluice_offsets` table): called once after `open` and `restore` and before any source is
+   * `sluice_sink_offsets` table): called once after `open` and `restore` and before any source is
    * restored or runs. Returns the newest checkpoint whose data the destination holds committed,
    * with the positions stored in the same transaction, or undefined when it holds none. When
    * no checkpoint was restored, or the restored one is older, the runtime resumes each source

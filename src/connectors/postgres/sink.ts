@@ -34,8 +34,7 @@
  */
 import { Readable } from 'node:stream';
 import { pipeline as pipeStreams } from 'node:stream/promises';
-import pg from 'pg';
-import { from as copyFrom } from 'pg-copy-streams';
+import type pg from 'pg';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
@@ -48,6 +47,7 @@ import {
   positionJson,
 } from './encode.ts';
 import { type HeldChunk, HeldChunks } from './held.ts';
+import { pgCopyLib, pgLib } from './pg.ts';
 
 /** How records are written. */
 export type PostgresMode = 'insert' | 'upsert';
@@ -68,9 +68,9 @@ export interface PostgresSinkOptions {
   batchSize: number;
   /** How long (ms) fewer than `batchSize` rows may wait before they are written; 0: at once. */
   linger: number;
-  /** Two-phase commit with the source positions in `sluice_offsets` (needs checkpoints). */
+  /** Two-phase commit with the source positions in `sluice_sink_offsets` (needs checkpoints). */
   exactlyOnce: boolean;
-  /** The pipeline's name: keys `sluice_offsets` rows and prepared transactions. */
+  /** The pipeline's name: keys `sluice_sink_offsets` rows and prepared transactions. */
   pipeline: string;
   /** How long (ms) a failing transaction is retried before the run fails. */
   retryTimeout: number;
@@ -284,7 +284,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   const connectTimeout = options.connectTimeout ?? CONNECT_TIMEOUT;
 
   async function connect(): Promise<pg.Client> {
-    const c = new pg.Client({
+    const c = new (pgLib().Client)({
       connectionString: url,
       application_name: `sluice ${options.pipeline}`,
       connectionTimeoutMillis: Math.min(connectTimeout, ATTEMPT_TIMEOUT),
@@ -403,7 +403,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
 
   async function copyPayload(payload: Buffer): Promise<void> {
     if (client === undefined) client = await connect();
-    await pipeStreams(Readable.from([payload]), client.query(copyFrom(copySql)));
+    await pipeStreams(Readable.from([payload]), client.query(pgCopyLib().from(copySql)));
   }
 
   /** Writes a chunk of new rows, isolating rejected ones; returns what the transaction now holds. */
@@ -456,7 +456,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     }
     const n = columns.length;
     const values: (string | null)[] = [];
-    let sql = `INSERT INTO ${quotedTable} (${columns.map((c) => pg.escapeIdentifier(c.name)).join(', ')}) VALUES `;
+    let sql = `INSERT INTO ${quotedTable} (${columns.map((c) => pgLib().escapeIdentifier(c.name)).join(', ')}) VALUES `;
     for (let i = 0; i < rows.length; i++) {
       sql += i === 0 ? '(' : ', (';
       for (let j = 0; j < n; j++) sql += j === 0 ? `$${i * n + j + 1}` : `, $${i * n + j + 1}`;
@@ -723,7 +723,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await ensureTx();
       await last();
       sent = true;
-      await q(`PREPARE TRANSACTION ${pg.escapeLiteral(gid)}`);
+      await q(`PREPARE TRANSACTION ${pgLib().escapeLiteral(gid)}`);
       inTx = false;
       txRows.clear();
     });
@@ -744,7 +744,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       `committing the transaction of checkpoint ${id === FINAL_ID ? '(final)' : id} on`,
       async (c) => {
         try {
-          await c.query(`COMMIT PREPARED ${pg.escapeLiteral(gidOf(id))}`);
+          await c.query(`COMMIT PREPARED ${pgLib().escapeLiteral(gidOf(id))}`);
         } catch (err) {
           // 42704: no such prepared transaction — an attempt whose answer was lost committed it
           // (only this sink, under its own gids, commits or rolls back its transactions).
@@ -813,7 +813,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       const ids = r.rows.map((x) => Number(x.gid.slice(prefix.length))).sort((a, b) => a - b);
       for (const id of ids) {
         const commit = id <= upTo;
-        await c.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${pg.escapeLiteral(prefix + id)}`);
+        await c.query(`${commit ? 'COMMIT' : 'ROLLBACK'} PREPARED ${pgLib().escapeLiteral(prefix + id)}`);
         const which = id === FINAL_ID ? 'the final transaction' : `the transaction of checkpoint ${id}`;
         if (commit) {
           await forgetBefore(c, id);
@@ -893,7 +893,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       chosen = options.columns.map((name) => all.find((x) => x.name === name) as (typeof all)[number]);
     }
     columns = chosen.map((x) => columnInfo(x.name, x.type));
-    const list = columns.map((x) => pg.escapeIdentifier(x.name)).join(', ');
+    const list = columns.map((x) => pgLib().escapeIdentifier(x.name)).join(', ');
     copySql = `COPY ${quotedTable} (${list}) FROM STDIN`;
     if (mode === 'upsert') {
       const key = options.key ?? [];
@@ -922,11 +922,11 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         );
       }
       const others = columns.filter((x) => !key.includes(x.name));
-      const conflict = key.map((k) => pg.escapeIdentifier(k)).join(', ');
+      const conflict = key.map((k) => pgLib().escapeIdentifier(k)).join(', ');
       upsertTail =
         others.length === 0
           ? ` ON CONFLICT (${conflict}) DO NOTHING`
-          : ` ON CONFLICT (${conflict}) DO UPDATE SET ${others.map((x) => `${pg.escapeIdentifier(x.name)} = EXCLUDED.${pg.escapeIdentifier(x.name)}`).join(', ')}`;
+          : ` ON CONFLICT (${conflict}) DO UPDATE SET ${others.map((x) => `${pgLib().escapeIdentifier(x.name)} = EXCLUDED.${pgLib().escapeIdentifier(x.name)}`).join(', ')}`;
     }
   }
 
