@@ -107,6 +107,28 @@ describe('redisBackend', () => {
     }
   });
 
+  it('with `replicas`, fails a write that fewer replicas acknowledged (WAIT)', async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const b = await redisBackend({
+      url: REDIS_URL,
+      namespace: ns,
+      replicas: 1,
+      retryTimeoutMs: 200,
+      log: quiet,
+    });
+    try {
+      // The test server has no replica, so WAIT 1 cannot be satisfied.
+      assert.match(await redis.info('replication'), /connected_slaves:0/);
+      await assert.rejects(
+        b.write(new Map([['a', Buffer.from('1')]])),
+        /writing state in Redis .*WAIT: 0 of 1 replicas acknowledged the write within 200 ms/,
+      );
+    } finally {
+      await b.close();
+      await redis.del(...keysOf(ns));
+    }
+  });
+
   it('names the server when it cannot be reached', async () => {
     await assert.rejects(
       redisBackend({ url: 'redis://127.0.0.1:1/3', namespace: 'x', retryTimeoutMs: 300, log: quiet }),
