@@ -6,10 +6,17 @@
  * message naming it.
  */
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { failureBatch, stateBackendContract } from '../../test/state/contract.ts';
+import type { StateBackend } from './backend.ts';
 import { redisBackend } from './redis.ts';
 
 const REDIS_URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -107,6 +114,28 @@ describe('redisBackend', () => {
     }
   });
 
+  it('with `replicas`, fails a write that fewer replicas acknowledged (WAIT)', async () => {
+    const ns = `ns-${randomUUID().slice(0, 8)}`;
+    const b = await redisBackend({
+      url: REDIS_URL,
+      namespace: ns,
+      replicas: 1,
+      retryTimeoutMs: 200,
+      log: quiet,
+    });
+    try {
+      // The test server has no replica, so WAIT 1 cannot be satisfied.
+      assert.match(await redis.info('replication'), /connected_slaves:0/);
+      await assert.rejects(
+        b.write(new Map([['a', Buffer.from('1')]])),
+        /writing state in Redis .*WAIT: 0 of 1 replicas acknowledged the write within 200 ms/,
+      );
+    } finally {
+      await b.close();
+      await redis.del(...keysOf(ns));
+    }
+  });
+
   it('names the server when it cannot be reached', async () => {
     await assert.rejects(
       redisBackend({ url: 'redis://127.0.0.1:1/3', namespace: 'x', retryTimeoutMs: 300, log: quiet }),
@@ -135,6 +164,67 @@ describe('redisBackend', () => {
     } finally {
       await b.close();
       await redis.del(...keysOf(ns));
+    }
+  });
+});
+
+/** A private `redis-server` (the shared one must never be restarted) with AOF fsynced on every write. */
+function privateRedis(dir: string, port: number): ChildProcess {
+  return spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes'],
+    { stdio: 'ignore' },
+  );
+}
+
+async function waitForPort(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (up) return;
+    await sleep(50);
+  }
+  throw new Error(`redis-server on port ${port} did not start`);
+}
+
+describe('redisBackend with a private Redis (AOF, appendfsync always)', () => {
+  it('does not warn, keeps acknowledged writes across a SIGKILL of Redis, and retries until it is back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-aof-'));
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    let server = privateRedis(dir, port);
+    const warnings: string[] = [];
+    let b: StateBackend | undefined;
+    try {
+      await waitForPort(port);
+      const url = `redis://127.0.0.1:${port}`;
+      const admin = new Redis(url);
+      await admin.config('SET', 'appendfsync', 'always');
+      await admin.quit();
+      b = await redisBackend({ url, namespace: 'aof', log: { warn: (m) => warnings.push(m) } });
+      assert.deepEqual(warnings, []);
+      await b.write(new Map([['cp/1/meta', Buffer.from([0, 1, 2])]]));
+      // Killed right after the write resolved: with `appendfsync always` it is on disk.
+      server.kill('SIGKILL');
+      await new Promise((resolve) => server.once('exit', resolve));
+      const pending = b.read('cp/1/meta');
+      // Long enough for ioredis to give the command up, so that our retry loop takes over.
+      await sleep(1500);
+      server = privateRedis(dir, port);
+      assert.deepEqual([...((await pending) ?? [])], [0, 1, 2]);
+      assert.ok(
+        warnings.some((w) => /Reading state in Redis .* failed .*; retrying for up to 60 s/.test(w)),
+        warnings.join('\n'),
+      );
+    } finally {
+      await b?.close();
+      server.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -91,6 +91,9 @@ export async function storeCrashTest(options: StoreCrashOptions): Promise<void> 
           `name: ${pname}`,
           'input: { file: { path: in.csv, format: csv } }',
           'pipeline:',
+          // A ceiling on speed only: the whole input in under 0.3 s (fast machine) would end
+          // before the store finished checkpoint 2, since one checkpoint is in flight at a time.
+          ...(checkpoint ? ['  - throttle: { rate: 100000, burst: 10000 }'] : []),
           `  - module: { path: ${COUNTER}, export: countByKey }`,
           `output: { file: { path: ${out}, format: jsonl } }`,
           // By record count as well as time, so the exact crash points come at any speed.
