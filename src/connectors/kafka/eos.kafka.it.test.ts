@@ -201,10 +201,11 @@ checkpoint: { interval: 1h, records: 700 }
   }
 
   for (const [crash, expectWarning] of [
-    // The transaction of checkpoint 3 is committed, its checkpoint is not stored: Kafka is ahead.
-    ['mid-write:3', /committed with checkpoint 3, newer than the checkpoint store's 2/],
-    // Checkpoint 3 is stored too; nothing more happened.
-    ['after-store:3', undefined],
+    // Checkpoint 3 is half written, its transaction prepared: the restart resumes from checkpoint
+    // 2, and the new producer aborts the transaction.
+    ['mid-write:3', undefined],
+    // Checkpoint 3 is stored, its prepared transaction not committed: the restart commits it.
+    ['after-store:3', /Committed the transaction of checkpoint `3` that the previous run left prepared/],
   ] as const) {
     test(`killed at \`${crash}\` around the checkpoint store: the output still holds each record once`, async () => {
       const input = await createTopic('crash-in', 2);
