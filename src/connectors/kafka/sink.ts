@@ -563,8 +563,9 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
         checkpointId,
         run,
         transactionalId,
-        producerId: p.producerId,
-        producerEpoch: p.producerEpoch,
+        // Only a transaction that reached the broker is one a restart may have to commit.
+        producerId: txnUsed ? p.producerId : undefined,
+        producerEpoch: txnUsed ? p.producerEpoch : undefined,
       } satisfies KafkaSinkState;
     },
     async restore(state: unknown) {
