@@ -16,11 +16,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Admin, Consumer, type Message, ProduceAcks, Producer } from '@platformatic/kafka';
+import { openCheckpoints } from '../src/checkpoint/setup.ts';
 import { kafkaSink } from '../src/connectors/kafka/sink.ts';
 import { kafkaSource } from '../src/connectors/kafka/source.ts';
 import { Pipeline } from '../src/core/pipeline.ts';
@@ -31,7 +32,7 @@ import { median } from './run.ts';
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const PARTITIONS = 3;
 const BATCH = 1000;
-const CONTENDERS = ['sluice', 'plain-loop', 'kafkajs', 'kcat'] as const;
+const CONTENDERS = ['sluice', 'sluice-eos', 'plain-loop', 'kafkajs', 'kcat'] as const;
 
 /** The record every contender emits for an input record. */
 function transform(r: { id: number; amount: string }): unknown {
@@ -112,8 +113,18 @@ type Contender = (input: string, output: string, records: number) => Promise<num
 /** Peak RSS of a contender that runs outside this process (kcat), KiB; reported instead of ours. */
 let externalRssKb: number | undefined;
 
-const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
-  async sluice(input, output, records) {
+/**
+ * Sluice's consume → map → produce; with `exactlyOnce`, checkpoints every second (lmdb store in a
+ * temporary folder) and one Kafka transaction per checkpoint holding the records and offsets.
+ */
+async function sluiceRun(
+  input: string,
+  output: string,
+  records: number,
+  exactlyOnce: boolean,
+): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-kafka-'));
+  try {
     const sink = kafkaSink({
       brokers: BROKERS,
       topic: output,
@@ -124,7 +135,13 @@ const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
       idempotent: true,
       acks: 'all',
       keepHeaders: true,
+      exactlyOnce,
+      transactionalId: `sluice-bench-${randomUUID()}`,
     });
+    const log = { info() {}, warn() {}, error() {} };
+    const checkpoint = exactlyOnce
+      ? await openCheckpoints({ dir, intervalMs: 1000 }, { log, env: {} })
+      : undefined;
     const handle = new Pipeline('bench-kafka')
       .from(
         kafkaSource({
@@ -141,7 +158,7 @@ const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
       )
       .map((r) => transform(r as { id: number; amount: string }))
       .to(sink)
-      .run();
+      .run(checkpoint ? { checkpoint, log } : { log });
     while (sink.sent < records) {
       await new Promise((r) => setTimeout(r, 5));
       const m = handle.metrics();
@@ -149,7 +166,14 @@ const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
     }
     await handle.stop();
     return sink.sent;
-  },
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const contenders: Record<(typeof CONTENDERS)[number], Contender> = {
+  sluice: (input, output, records) => sluiceRun(input, output, records, false),
+  'sluice-eos': (input, output, records) => sluiceRun(input, output, records, true),
 
   async 'plain-loop'(input, output, records) {
     const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
@@ -355,7 +379,7 @@ async function main(records: number, rounds: number): Promise<void> {
       );
     }
     const sluice = rows.find((row) => row.name === 'sluice');
-    for (const peer of ['kafkajs', 'plain-loop', 'kcat'] as const) {
+    for (const peer of ['kafkajs', 'plain-loop', 'kcat', 'sluice-eos'] as const) {
       const other = rows.find((row) => row.name === peer);
       if (sluice !== undefined && other !== undefined)
         process.stdout.write(`ratio kafka sluice/${peer} ${(sluice.rate / other.rate).toFixed(2)}\n`);

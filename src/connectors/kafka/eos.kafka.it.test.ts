@@ -95,10 +95,15 @@ async function readAll(topic: string, isolation: 'read_committed' | 'read_uncomm
 
 const quiet: Logger = { info() {}, warn() {}, error() {} };
 
-function cli(file: string, dir: string): { child: ReturnType<typeof spawn>; stderr: () => string } {
+function cli(
+  file: string,
+  dir: string,
+  env: Record<string, string> = {},
+): { child: ReturnType<typeof spawn>; stderr: () => string } {
   const child = spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
     cwd: dir,
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, ...env },
   });
   let err = '';
   child.stderr?.on('data', (d) => {
@@ -181,6 +186,61 @@ checkpoint: { interval: 1h, records: 700 }
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  /** Produces `n` records `{seq}` keyed over 97 keys to `topic`. */
+  async function produceSeqs(topic: string, n: number): Promise<void> {
+    for (let i = 0; i < n; i += 1000) {
+      await producer.send({
+        messages: Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({
+          topic,
+          key: Buffer.from(`k${(i + j) % 97}`),
+          value: Buffer.from(JSON.stringify({ seq: i + j })),
+        })),
+      });
+    }
+  }
+
+  for (const [crash, expectWarning] of [
+    // Checkpoint 3 is half written, its transaction prepared: the restart resumes from checkpoint
+    // 2, and the new producer aborts the transaction.
+    ['mid-write:3', undefined],
+    // Checkpoint 3 is stored, its prepared transaction not committed: the restart commits it.
+    ['after-store:3', /Committed the transaction of checkpoint `3` that the previous run left prepared/],
+  ] as const) {
+    test(`killed at \`${crash}\` around the checkpoint store: the output still holds each record once`, async () => {
+      const input = await createTopic('crash-in', 2);
+      const output = await createTopic('crash-out', 2);
+      const N = 5000;
+      await produceSeqs(input, N);
+      const dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-eos-crash-'));
+      try {
+        const file = join(dir, 'pipeline.yaml');
+        writeFileSync(
+          file,
+          `name: it-eos-${randomUUID().slice(0, 8)}
+input:
+  kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${fresh('g')}, batchSize: 100, idleTimeout: 3s }
+pipeline:
+  - map: { fields: { doubled: 'seq * 2' } }
+output:
+  kafka: { brokers: ${BROKERS[0]}, topic: ${output}, exactlyOnce: true }
+checkpoint: { interval: 1h, records: 600 }
+`,
+        );
+        const first = cli(file, dir, { SLUICE_TEST_CRASH: crash });
+        const signal = await new Promise((r) => first.child.once('exit', (_code, sig) => r(sig)));
+        assert.equal(signal, 'SIGKILL', `the run reached \`${crash}\`: ${first.stderr()}`);
+        const second = cli(file, dir);
+        assert.equal(await new Promise((r) => second.child.once('exit', r)), 0, second.stderr());
+        const seqs = ((await readAll(output, 'read_committed')) as { seq: number }[]).map((r) => r.seq);
+        assert.equal(new Set(seqs).size, N, 'every input record');
+        assert.equal(seqs.length, N, 'none twice');
+        if (expectWarning !== undefined) assert.match(second.stderr(), expectWarning);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 
   test('`exactlyOnce` without `checkpoint:` or without a kafka input is a configuration error', async () => {
     const output = await createTopic('cfg', 1);

@@ -15,17 +15,18 @@
  *   not yet at the broker.
  * - `idempotent: true` (default) makes retried requests not duplicate messages.
  * - `exactlyOnce: true` (needs `checkpoint:` and a `kafka` source in the pipeline): a
- *   transactional producer (`transactionalId`). Records go into one open transaction; at
- *   checkpoint barrier n the sink sends what it holds, adds the `kafka` sources' positions of
- *   checkpoint n as the groups' offsets (`TxnOffsetCommit`, tagged `sluice-eos:<n>`) and commits
- *   the transaction, so output and consumed offsets become visible together or not at all; the
- *   sources then commit nothing themselves. A restarted producer with the same id aborts what a
- *   killed one left open and fences it. Kafka has no prepared state, so the commit happens at the
- *   barrier, before the checkpoint is stored: when the process dies between the two,
- *   `committedPositions()` reports the offsets Kafka holds (checkpoint n, newer than the store's
- *   n - 1) and the runtime resumes the sources there — the output holds each record once.
- *   Operator state comes from checkpoint n - 1 in that case (see the README).
+ *   transactional producer (`transactionalId`) and a two-phase commit per checkpoint. Records go
+ *   into one open transaction; at checkpoint barrier n the sink sends what it holds and adds the
+ *   `kafka` sources' positions of checkpoint n as the groups' offsets (`TxnOffsetCommit`, tagged
+ *   `sluice-eos:<job>:<n>`): the transaction is prepared. `commitCheckpoint(n)`, once checkpoint n
+ *   is stored, commits it (`EndTxn`); writes after the barrier wait for that. The checkpoint holds
+ *   the transaction's producer id and epoch, so a restart from checkpoint n commits it when the
+ *   process died between storing and committing (the groups' offsets tell whether it was), and
+ *   the new producer's `InitProducerId` aborts anything else left open and fences the old one.
+ *   The sources commit nothing themselves. At the end of input the rest is committed with the
+ *   sources' final offsets.
  */
+import { randomUUID } from 'node:crypto';
 import type { Producer } from '@platformatic/kafka';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
@@ -37,6 +38,7 @@ import { DONE_SUFFIX } from './offsets.ts';
 import type { KafkaValueFormat } from './source.ts';
 import {
   claimOffsetCommits,
+  commitPreparedTransaction,
   decodeTxnMetadata,
   type KafkaTransaction,
   kafkaSourcesOf,
@@ -118,6 +120,16 @@ const MAX_IN_FLIGHT = 4;
 /** Distinct message keys whose bytes a sink keeps (cleared when full). */
 const KEY_CACHE_SIZE = 8192;
 
+/** What the exactly-once `kafka` sink keeps in a checkpoint: the transaction it prepared at the barrier. */
+interface KafkaSinkState {
+  readonly checkpointId: number;
+  /** The job, as in the offset metadata. */
+  readonly run: string;
+  readonly transactionalId: string;
+  readonly producerId: bigint | undefined;
+  readonly producerEpoch: number | undefined;
+}
+
 /** A {@link Sink} writing Kafka; see {@link kafkaSink}. */
 export interface KafkaSink extends Sink<unknown> {
   /** Messages the broker acknowledged so far. */
@@ -141,9 +153,20 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   /** Exactly-once: the open transaction, begun by the first send after a commit. */
   let txn: KafkaTransaction | undefined;
   let transactionalId = '';
-  /** Exactly-once: the last checkpoint id committed (the end of input commits as the next one). */
+  /** Exactly-once: the last checkpoint id prepared (the end of input commits as the next one). */
   let lastCheckpoint = 0;
   let transactions = 0;
+  /** Exactly-once: names this job in the offset metadata; kept in the checkpoints. */
+  let run = randomUUID().slice(0, 8);
+  /**
+   * Exactly-once: the transaction of a checkpoint barrier, flushed with its offsets and waiting
+   * for the checkpoint to be stored (`commitCheckpoint`); writes after the barrier wait for it.
+   */
+  let prepared: { id: number; committed: Promise<void>; settle: () => void } | undefined;
+  /** Exactly-once: a failed commit of a prepared transaction, thrown by the next call. */
+  let commitError: unknown;
+  /** Exactly-once: the open transaction has records or offsets (an empty one is not sent to the broker). */
+  let txnUsed = false;
   let held: OutMessage[] = [];
   let lingerTimer: ReturnType<typeof setTimeout> | undefined;
   /** A send started by the linger timer; awaited (and its error thrown) by the next call. */
@@ -210,8 +233,10 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
 
   async function sendChunk(chunk: OutMessage[]): Promise<void> {
     try {
-      if (exactlyOnce) await (await openTransaction()).send({ messages: chunk });
-      else await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).send({ messages: chunk });
+      if (exactlyOnce) {
+        txnUsed = true;
+        await (await openTransaction()).send({ messages: chunk });
+      } else await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).send({ messages: chunk });
     } catch (err) {
       throw wrapError(
         `producing ${chunk.length} messages to topic \`${topic}\``,
@@ -276,35 +301,91 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
 
   /**
    * Exactly-once: adds the `kafka` sources' offsets at `positions` (by source stage) to the open
-   * transaction, tagged with `checkpointId`, and commits it. On any failure the transaction is
-   * aborted and the error thrown: the run fails, and a restart resumes from what was committed.
+   * transaction, tagged with this job and `checkpointId`. The transaction stays open (prepared);
+   * {@link commitOpen} commits it. On failure the transaction is aborted and the error thrown.
    */
-  async function commitTransaction(
+  async function addOffsets(
     checkpointId: number,
     positions: Readonly<Record<string, Position | undefined>>,
   ): Promise<void> {
     const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
-    const sources = kafkaSourcesOf(ctx);
     try {
       const t = await openTransaction();
-      for (const source of sources) {
+      for (const source of kafkaSourcesOf(ctx)) {
         const pos = positions[source.stage];
-        if (pos === undefined) continue;
-        await sendOffsetsToTransaction(p, t, source, offsetsOfPosition(pos, checkpointId));
+        const offsets = pos === undefined ? [] : offsetsOfPosition(pos, run, checkpointId);
+        if (offsets.length === 0) continue;
+        txnUsed = true;
+        await sendOffsetsToTransaction(p, t, source, offsets);
       }
-      await t.commit();
-      txn = undefined;
-      transactions++;
       lastCheckpoint = checkpointId;
     } catch (err) {
-      const open = txn;
-      txn = undefined;
-      await open?.abort().catch(() => {});
+      await abortOpen();
       throw wrapError(
-        `committing the transaction of checkpoint ${checkpointId} (transactional id \`${transactionalId}\`) on topic \`${topic}\`; it was aborted, and a restart resumes from the last committed one`,
+        `adding the consumed offsets of checkpoint ${checkpointId} to the transaction (transactional id \`${transactionalId}\`) on topic \`${topic}\`; it was aborted, and a restart resumes from the last committed checkpoint`,
         new Error(rootMessage(err), { cause: err }),
         { topic },
       );
+    }
+  }
+
+  async function abortOpen(): Promise<void> {
+    const open = txn;
+    const used = txnUsed;
+    txn = undefined;
+    txnUsed = false;
+    await (used ? open?.abort() : open?.cancel())?.catch(() => {});
+  }
+
+  /** Exactly-once: commits the open transaction (`EndTxn`). */
+  async function commitOpen(what: string): Promise<void> {
+    const t = txn;
+    if (t === undefined) return;
+    try {
+      if (txnUsed) {
+        await t.commit();
+        transactions++;
+      } else await t.cancel();
+      txn = undefined;
+      txnUsed = false;
+    } catch (err) {
+      await abortOpen();
+      throw wrapError(
+        `committing the transaction of ${what} (transactional id \`${transactionalId}\`) on topic \`${topic}\`; it was aborted, and a restart resumes from the last committed checkpoint`,
+        new Error(rootMessage(err), { cause: err }),
+        { topic },
+      );
+    }
+  }
+
+  /**
+   * Exactly-once: waits until the prepared transaction is committed (its checkpoint stored), at
+   * most `transactionTimeout`; throws when its commit failed or it never came (a checkpoint that
+   * could not be stored leaves it open, and the broker aborts it after the timeout anyway).
+   */
+  async function awaitPrepared(): Promise<void> {
+    const p = prepared;
+    if (p !== undefined) {
+      const local = new AbortController();
+      const timeout = options.transactionTimeout ?? 60_000;
+      const timedOut = ctx.clock.sleep(timeout, AbortSignal.any([ctx.signal, local.signal])).then(
+        () => true,
+        () => false,
+      );
+      const late = await Promise.race([p.committed.then(() => false), timedOut]);
+      local.abort();
+      if (late) {
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `the transaction of checkpoint ${p.id} on topic \`${topic}\` (transactional id \`${transactionalId}\`) was not committed within \`transactionTimeout\` (${timeout} ms): checkpoint ${p.id} was not stored; a restart resumes from the last stored checkpoint`,
+          { topic },
+        );
+      }
+    }
+    if (commitError !== undefined) {
+      const err = commitError;
+      commitError = undefined;
+      throw err;
     }
   }
 
@@ -325,7 +406,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       const pos: Record<string, number | string> = {};
       for (const [key, c] of committed) {
         const meta = decodeTxnMetadata(c.metadata);
-        if (meta === undefined) continue;
+        if (meta === undefined || meta.run !== run) continue;
         checkpointId = Math.max(checkpointId, meta.checkpointId);
         pos[key] = c.offset;
         if (meta.done !== undefined) pos[`${key}${DONE_SUFFIX}`] = meta.done;
@@ -414,6 +495,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       );
     },
     async write(batch: Batch<unknown>) {
+      if (exactlyOnce) await awaitPrepared();
       await settleBackground();
       const { records, meta } = batch;
       const out: OutMessage[] = [];
@@ -462,15 +544,79 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     async onSignal(signal: Signal) {
       // A barrier means: everything before it must be at the broker before upstream commits.
       if (signal.kind !== 'barrier') return;
+      if (exactlyOnce) await awaitPrepared();
       await flush();
-      if (exactlyOnce) await commitTransaction(signal.id, ctx.checkpointPositions?.(signal.id) ?? {});
+      if (!exactlyOnce) return;
+      // Prepared: records and offsets flushed into the open transaction, committed once the
+      // checkpoint is stored (`commitCheckpoint`), like a two-phase commit.
+      await addOffsets(signal.id, ctx.checkpointPositions?.(signal.id) ?? {});
+      let settle = () => {};
+      const committed = new Promise<void>((resolve) => {
+        settle = resolve;
+      });
+      prepared = { id: signal.id, committed, settle };
     },
     snapshot(checkpointId: number) {
-      return exactlyOnce ? { checkpointId } : undefined;
+      if (!exactlyOnce) return undefined;
+      const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
+      return {
+        checkpointId,
+        run,
+        transactionalId,
+        // Only a transaction that reached the broker is one a restart may have to commit.
+        producerId: txnUsed ? p.producerId : undefined,
+        producerEpoch: txnUsed ? p.producerEpoch : undefined,
+      } satisfies KafkaSinkState;
     },
-    restore(state: unknown) {
-      const id = (state as { checkpointId?: unknown } | undefined)?.checkpointId;
-      if (typeof id === 'number') lastCheckpoint = Math.max(lastCheckpoint, id);
+    async restore(state: unknown) {
+      if (!exactlyOnce || state === undefined) return;
+      const s = state as Partial<KafkaSinkState>;
+      if (typeof s.checkpointId !== 'number' || typeof s.run !== 'string') {
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `the checkpoint's state of the kafka sink \`${ctx.name}\` (topic \`${topic}\`) is damaged; delete the checkpoint folder to resume from the group's committed offsets`,
+          { topic },
+        );
+      }
+      run = s.run;
+      lastCheckpoint = Math.max(lastCheckpoint, s.checkpointId);
+      // The checkpoint's transaction was prepared at its barrier; it is committed unless the
+      // process died after storing the checkpoint and before committing it: commit it now.
+      const held = await heldPositions();
+      if ((held?.checkpointId ?? 0) >= s.checkpointId) return;
+      if (typeof s.producerId !== 'bigint' || typeof s.producerEpoch !== 'number') return;
+      try {
+        await commitPreparedTransaction(
+          producer as Producer<Buffer, Buffer, Buffer, Buffer>,
+          s.transactionalId ?? transactionalId,
+          s.producerId,
+          s.producerEpoch,
+        );
+      } catch (err) {
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `the transaction of checkpoint ${s.checkpointId} on topic \`${topic}\` (transactional id \`${s.transactionalId}\`) could not be committed after the restart (${rootMessage(err)}): the broker aborted it (down longer than \`transactionTimeout\`?), so its records are not in the output. Delete the checkpoint folder to resume from the group's committed offsets, which match the output`,
+          { topic },
+          { cause: err },
+        );
+      }
+      ctx.log.warn(
+        `Committed the transaction of checkpoint \`${s.checkpointId}\` that the previous run left prepared (topic \`${topic}\`)`,
+        { stage: ctx.name },
+      );
+    },
+    async commitCheckpoint(checkpointId: number) {
+      const p = prepared;
+      if (p === undefined || p.id > checkpointId) return;
+      try {
+        await commitOpen(`checkpoint ${p.id}`);
+      } catch (err) {
+        commitError = err;
+        throw err;
+      } finally {
+        prepared = undefined;
+        p.settle();
+      }
     },
     async committedPositions() {
       if (!exactlyOnce) return undefined;
@@ -479,13 +625,15 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       return held;
     },
     async finish() {
+      if (exactlyOnce) await awaitPrepared();
       await flush();
       if (!exactlyOnce) return;
       // The end of input: the rest with the sources' final offsets, tagged as one checkpoint past
       // the last, so a restart before the checkpoints are deleted resumes here, not before.
       const positions: Record<string, Position | undefined> = {};
       for (const source of kafkaSourcesOf(ctx)) positions[source.stage] = source.position();
-      await commitTransaction(lastCheckpoint + 1, positions);
+      await addOffsets(lastCheckpoint + 1, positions);
+      await commitOpen('the end of input');
     },
     metrics() {
       return { sent, requests, held: held.length, transactions };
@@ -495,10 +643,10 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       lingerTimer = undefined;
       await background?.catch(() => {});
       await Promise.allSettled(inflight.splice(0));
-      // A failed or cancelled run: abort, so read_committed consumers need not wait for the timeout.
-      const open = txn;
-      txn = undefined;
-      await open?.abort().catch(() => {});
+      // A failed or cancelled run: abort the open transaction, so read_committed consumers need not
+      // wait for the timeout — unless it is prepared: its checkpoint may be stored, and then the
+      // restart commits it.
+      if (prepared === undefined) await abortOpen();
       await producer?.close(true).catch(() => {});
       producer = undefined;
     },

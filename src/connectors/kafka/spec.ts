@@ -236,11 +236,12 @@ export const kafkaSinkSpec = defineComponent({
   stability: 'experimental',
   summary: 'Produces each record as one message to a Kafka topic (batched, compressed, idempotent).',
   description:
-    'A write resolves when the broker acknowledged its messages, so upstream commits never run ahead of the ' +
-    'output. A broker that is not reachable at start is waited for with backoff; a topic that does not exist fails ' +
-    'at start. With `exactlyOnce` the records of each checkpoint and the consumed offsets of the `kafka` source are ' +
-    'committed in one transaction at the checkpoint barrier; a crash aborts the open transaction and the restart ' +
-    'resumes at the offsets committed with the last one, so `read_committed` consumers see every record once.',
+    'Up to 4 produce requests are in flight; a checkpoint barrier and the end of input wait until the broker ' +
+    'acknowledged every message before them, so upstream commits never run ahead of the output. A broker that is not reachable at start is waited for with backoff; a topic that does not exist fails ' +
+    'at start. With `exactlyOnce` the records of each checkpoint and the consumed offsets of the `kafka` source go ' +
+    'into one transaction, prepared at the checkpoint barrier and committed once the checkpoint is stored; a restart ' +
+    'commits the transaction of the checkpoint it resumes from if the crash came first, and aborts any later one, so ' +
+    '`read_committed` consumers see every record once.',
   config: kafkaSinkConfig,
   examples: [
     {

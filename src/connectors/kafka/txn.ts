@@ -78,24 +78,31 @@ export function offsetsCommittedBySink(ctx: Pick<StageContext, 'signal'> | undef
   return ctx !== undefined && links.get(ctx.signal)?.committer !== undefined;
 }
 
-/** Prefix of the offset metadata written in a transaction: `sluice-eos:<checkpoint id>[;<done>]`. */
+/**
+ * Prefix of the offset metadata written in a transaction: `sluice-eos:<run>:<checkpoint id>[;<done>]`.
+ * `<run>` names one job (kept in the sink's checkpoints): checkpoint ids start over after a job
+ * finishes, so an id alone could be mistaken for one of an earlier job.
+ */
 const META_PREFIX = 'sluice-eos:';
 
-/** The offset metadata for checkpoint `checkpointId`, with the source's done-beyond-gap entry. */
-export function encodeTxnMetadata(checkpointId: number, done: string | undefined): string {
-  return done === undefined ? `${META_PREFIX}${checkpointId}` : `${META_PREFIX}${checkpointId};${done}`;
+/** The offset metadata for checkpoint `checkpointId` of job `run`, with the source's done entry. */
+export function encodeTxnMetadata(run: string, checkpointId: number, done: string | undefined): string {
+  const tag = `${META_PREFIX}${run}:${checkpointId}`;
+  return done === undefined ? tag : `${tag};${done}`;
 }
 
-/** The checkpoint id and done entry of offset metadata written by {@link encodeTxnMetadata}. */
+/** The job, checkpoint id and done entry of offset metadata written by {@link encodeTxnMetadata}. */
 export function decodeTxnMetadata(
   metadata: string | null | undefined,
-): { checkpointId: number; done: string | undefined } | undefined {
+): { run: string; checkpointId: number; done: string | undefined } | undefined {
   if (typeof metadata !== 'string' || !metadata.startsWith(META_PREFIX)) return undefined;
   const rest = metadata.slice(META_PREFIX.length);
   const sep = rest.indexOf(';');
-  const checkpointId = Number(sep < 0 ? rest : rest.slice(0, sep));
-  if (!Number.isSafeInteger(checkpointId)) return undefined;
-  return { checkpointId, done: sep < 0 ? undefined : rest.slice(sep + 1) };
+  const tag = sep < 0 ? rest : rest.slice(0, sep);
+  const colon = tag.lastIndexOf(':');
+  const checkpointId = Number(tag.slice(colon + 1));
+  if (colon <= 0 || !Number.isSafeInteger(checkpointId)) return undefined;
+  return { run: tag.slice(0, colon), checkpointId, done: sep < 0 ? undefined : rest.slice(sep + 1) };
 }
 
 /** One partition's offset to commit in a transaction. */
@@ -106,15 +113,15 @@ export interface TxnOffset {
   readonly metadata: string;
 }
 
-/** The offsets a source position stands for, tagged with `checkpointId`. */
-export function offsetsOfPosition(position: Position, checkpointId: number): TxnOffset[] {
+/** The offsets a source position stands for, tagged with job `run` and `checkpointId`. */
+export function offsetsOfPosition(position: Position, run: string, checkpointId: number): TxnOffset[] {
   return parsePosition(position).map((p) => {
     const done = position[`${positionKey(p.topic, p.partition)}${DONE_SUFFIX}`];
     return {
       topic: p.topic,
       partition: p.partition,
       offset: p.offset,
-      metadata: encodeTxnMetadata(checkpointId, typeof done === 'string' ? done : undefined),
+      metadata: encodeTxnMetadata(run, checkpointId, typeof done === 'string' ? done : undefined),
     };
   });
 }
@@ -140,8 +147,10 @@ type TxnOffsetCommitApi = (
   }[],
   callback: Callback<unknown>,
 ) => void;
+type RawApi = (connection: unknown, ...args: unknown[]) => void;
 interface Internals {
   [kGetApi](name: string, callback: Callback<TxnOffsetCommitApi>): void;
+  [kGetApi](name: string, callback: Callback<RawApi>): void;
   [kGetConnection](broker: { host: string; port: number }, callback: Callback<unknown>): void;
 }
 
@@ -231,6 +240,60 @@ export async function sendOffsetsToTransaction(
           { cause: err },
         );
       }
+      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+    }
+  }
+}
+
+/** Calls a raw client API and resolves with its response. */
+function call(api: RawApi, connection: unknown, ...args: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) =>
+    api(connection, ...args, (err: Error | null, value: unknown) => (err ? reject(err) : resolve(value))),
+  );
+}
+
+/**
+ * Commits the transaction that `transactionalId` left open with producer id `producerId` and
+ * epoch `producerEpoch` (`EndTxn`), as a restarted process does for the transaction a checkpoint
+ * holds ready: the producer that opened it is gone, but the id and epoch are enough. Rejects
+ * when the broker no longer has it open (aborted after `transactionTimeout`, or fenced by a
+ * newer producer): its records are then lost from the output.
+ */
+export async function commitPreparedTransaction(
+  producer: Producer<Buffer, Buffer, Buffer, Buffer>,
+  transactionalId: string,
+  producerId: bigint,
+  producerEpoch: number,
+): Promise<void> {
+  const client = await kafkaClient();
+  const internals = producer as unknown as Internals;
+  const connect = (broker: { host: string; port: number }) =>
+    new Promise<unknown>((resolve, reject) =>
+      internals[client.kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
+    );
+  const api = (name: string) =>
+    new Promise<RawApi>((resolve, reject) =>
+      internals[client.kGetApi](name, (err: Error | null, a: RawApi) => (err ? reject(err) : resolve(a))),
+    );
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const cluster = await producer.metadata({ topics: [] });
+      const any = cluster.brokers.values().next().value as { host: string; port: number };
+      const found = (await call(await api('FindCoordinator'), await connect(any), 1, [transactionalId])) as {
+        coordinators: { host: string; port: number }[];
+      };
+      const coordinator = found.coordinators[0] as { host: string; port: number };
+      await call(
+        await api('EndTxn'),
+        await connect(coordinator),
+        transactionalId,
+        producerId,
+        producerEpoch,
+        true,
+      );
+      return;
+    } catch (err) {
+      if (attempt >= 6 || !RETRIABLE.test(allMessages(err))) throw err;
       await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
     }
   }
