@@ -11,7 +11,7 @@ test('a message that failed to decode goes out as its original bytes, with the e
     ...base,
     error: { code: 'SLUICE_PARSE', message: 'invalid JSON' },
     position: { topic: 't', partition: 2, offset: 7 },
-    record: { valueBase64: bytes.toString('base64') },
+    record: { key: 'k', valueBase64: bytes.toString('base64') },
   };
   const m = deadLetterMessage(letter, JSON.stringify);
   assert.deepEqual(m.value, bytes);

@@ -4,7 +4,8 @@
  * inspect or replay it with the tools it uses for the source topic.
  *
  * - value: the original bytes when the record failed to decode (the kafka source's dead letter
- *   holds them as `{ value }` text or `{ valueBase64 }`), else the failed record as JSON;
+ *   holds them as `{ key?, value }` text or `{ key?, valueBase64 }`), else the failed record as
+ *   JSON;
  * - key and headers: the original message's (the runtime sends each dead letter with its
  *   record's meta), plus `sluice.error.code`, `sluice.error.message`, `sluice.stage`,
  *   `sluice.source`, `sluice.position` (JSON) and `sluice.time` headers.
@@ -37,8 +38,9 @@ function originalBytes(letter: DeadLetter): Buffer | undefined {
   if (letter.error.code !== 'SLUICE_PARSE') return undefined;
   const r = letter.record as Record<string, unknown> | null;
   if (r === null || typeof r !== 'object') return typeof r === 'string' ? Buffer.from(r, 'utf8') : undefined;
-  const keys = Object.keys(r);
-  if (keys.length !== 1) return undefined;
+  // The kafka source's shape (`undecodableRecord`): `value` text or `valueBase64`, maybe `key`.
+  for (const k of Object.keys(r)) if (k !== 'key' && k !== 'value' && k !== 'valueBase64') return undefined;
+  if (r.key !== undefined && typeof r.key !== 'string') return undefined;
   if (typeof r.value === 'string') return Buffer.from(r.value, 'utf8');
   if (typeof r.valueBase64 === 'string') return Buffer.from(r.valueBase64, 'base64');
   return undefined;

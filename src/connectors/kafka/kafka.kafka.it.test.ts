@@ -282,6 +282,71 @@ describe('kafka source and sink', () => {
     assert.deepEqual(await committedOffsets(group, topic, 1), [4n], 'dead letters are committed past too');
   });
 
+  test('a dlq kafka topic gets the undecodable messages as they came in (bytes, key, headers) plus the error headers', async () => {
+    const input = await createTopic('dlqt-in', 1);
+    const dlqTopic = await createTopic('dlqt-dlq', 1);
+    const notUtf8 = Buffer.from([0x7b, 0xff, 0xfe, 0x00]);
+    await produce(input, [
+      { key: 'a', value: '{"id":1}' },
+      { key: 'b', value: '{"id":2,', headers: { trace: 't-2' } },
+      { key: 'c', value: notUtf8, headers: { trace: 't-3' } },
+      { key: 'd', value: '{"id":4}' },
+    ]);
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-dlq-'));
+    try {
+      // Through a pipeline file, where a kafka `dlq:` writes original messages by default.
+      const file = join(dir, 'pipeline.yaml');
+      writeFileSync(
+        file,
+        `name: it-dlq-topic
+input:
+  kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${fresh('g')}, idleTimeout: 1500ms }
+output:
+  file: { path: out.jsonl, format: jsonl }
+dlq:
+  kafka: { brokers: ${BROKERS[0]}, topic: ${dlqTopic} }
+`,
+      );
+      const run = spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      run.stderr?.on('data', (d) => {
+        stderr += d;
+      });
+      assert.equal(await new Promise((r) => run.once('exit', r)), 0, stderr);
+      assert.equal(readFileSync(join(dir, 'out.jsonl'), 'utf8'), '{"id":1}\n{"id":4}\n');
+
+      // Read back with Sluice's own source, raw: value bytes, key and headers as stored.
+      const back = collect<Uint8Array>();
+      await new Pipeline('it-dlq-read')
+        .from(kafkaSource(sourceOptions(dlqTopic, fresh('g'), { format: 'raw' })))
+        .to(back)
+        .run({ log: quiet }).done;
+      assert.equal(back.records.length, 2);
+      const [text, bytes] = back.meta as [RecordMeta, RecordMeta];
+      assert.deepEqual(Buffer.from(back.records[0] as Uint8Array), Buffer.from('{"id":2,'));
+      assert.deepEqual(Buffer.from(back.records[1] as Uint8Array), notUtf8);
+      assert.equal(text.key, 'b');
+      assert.equal(bytes.key, 'c');
+      assert.equal(text.headers?.trace, 't-2');
+      assert.equal(bytes.headers?.trace, 't-3');
+      assert.equal(text.headers?.['sluice.error.code'], 'SLUICE_PARSE');
+      assert.match(
+        String(text.headers?.['sluice.error.message']),
+        new RegExp(`topic \`${input}\` partition 0 offset 1`),
+      );
+      assert.equal(text.headers?.['sluice.stage'], 'input');
+      assert.deepEqual(JSON.parse(String(bytes.headers?.['sluice.position'])), {
+        topic: input,
+        partition: 0,
+        offset: 2,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a restarted consumer resumes at the committed offsets: nothing lost, nothing repeated', async () => {
     const topic = await createTopic('restart', 2);
     const group = fresh('g');

@@ -30,9 +30,10 @@ import { randomUUID } from 'node:crypto';
 import type { Producer } from '@platformatic/kafka';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
-import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
+import type { CommittedPositions, DeadLetter, Sink, StageContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, withBrokerRetry } from './connection.ts';
+import { deadLetterMessage, isDeadLetter } from './dead-letters.ts';
 import { readCommitted } from './group.ts';
 import { DONE_SUFFIX } from './offsets.ts';
 import type { KafkaValueFormat } from './source.ts';
@@ -87,6 +88,15 @@ export interface KafkaSinkOptions {
   transactionTimeout?: number | undefined;
   /** The pipeline's name, for the default `transactionalId`. */
   pipeline?: string | undefined;
+  /**
+   * How dead letters (records of a `dlq:` output) are written. `original`: the failed message as
+   * it came in — its value bytes (or the failed record as JSON), key and headers — plus
+   * `sluice.error.code`, `sluice.error.message`, `sluice.stage`, `sluice.source`,
+   * `sluice.position` and `sluice.time` headers (see `dead-letters.ts`). `envelope`: the dead
+   * letter itself as one JSON value, like any other record. Default `envelope`; a `kafka` sink
+   * built as a pipeline file's `dlq:` defaults to `original`.
+   */
+  deadLetters?: 'original' | 'envelope' | undefined;
 }
 
 interface OutMessage {
@@ -193,6 +203,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   }
 
   function encode(record: unknown, meta: RecordMeta | undefined): OutMessage | string {
+    if (options.deadLetters === 'original' && isDeadLetter(record)) return encodeDeadLetter(record, meta);
     let value: Buffer;
     if (format === 'json') value = Buffer.from(jsonText(record), 'utf8');
     else if (format === 'text')
@@ -213,6 +224,21 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       for (const [k, v] of Object.entries(meta.headers)) headers.set(Buffer.from(k, 'utf8'), toBytes(v));
       msg.headers = headers;
     }
+    return msg;
+  }
+
+  /** A dead letter as the original message plus `sluice.*` headers (`deadLetters: original`). */
+  function encodeDeadLetter(letter: DeadLetter, meta: RecordMeta | undefined): OutMessage {
+    const { value, headers: added } = deadLetterMessage(letter, jsonText);
+    const msg: OutMessage = { topic, value };
+    if (meta?.key !== undefined)
+      msg.key = typeof meta.key === 'string' ? keyBytes(meta.key) : toBytes(meta.key);
+    const headers = new Map<Buffer, Buffer>();
+    if (meta?.headers !== undefined) {
+      for (const [k, v] of Object.entries(meta.headers)) headers.set(Buffer.from(k, 'utf8'), toBytes(v));
+    }
+    for (const [k, v] of added) headers.set(Buffer.from(k, 'utf8'), Buffer.from(v, 'utf8'));
+    msg.headers = headers;
     return msg;
   }
 

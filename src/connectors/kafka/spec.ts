@@ -199,6 +199,14 @@ export const kafkaSinkConfig = z
       .boolean()
       .default(true)
       .describe('Pass the record’s `meta.headers` on as message headers.'),
+    deadLetters: z
+      .enum(['original', 'envelope'])
+      .optional()
+      .describe(
+        'As the `dlq:` output: `original` (the default there) writes each failed message as it came in — value bytes, ' +
+          'key and headers — with `sluice.error.code`, `sluice.error.message`, `sluice.stage`, `sluice.source`, ' +
+          '`sluice.position` and `sluice.time` headers added; `envelope` writes the dead letter as one JSON value.',
+      ),
     clientId: z.string().min(1).optional().describe('Client id shown in broker logs (default `sluice`).'),
     exactlyOnce: z
       .boolean()
@@ -266,6 +274,7 @@ export const kafkaSinkSpec = defineComponent({
       acks: config.acks,
       keepHeaders: config.keepHeaders,
       clientId: config.clientId,
+      deadLetters: config.deadLetters ?? (ctx.dlq === true ? 'original' : 'envelope'),
       exactlyOnce: config.exactlyOnce,
       transactionalId: config.transactionalId,
       transactionTimeout: config.transactionTimeout,
