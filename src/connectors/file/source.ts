@@ -133,18 +133,41 @@ export async function pumpRecords(
 /**
  * Reads `file` from its current position in chunks of `chunkBytes`, each a fresh buffer
  * (a later step may keep it). Calls `onRead` with each chunk's size.
+ *
+ * With `readAhead`, the next read is started before a chunk is handed on, so the disk works
+ * while the pipeline decodes (measured: a CSV → window job spent 16 % of its wall time idle,
+ * waiting for reads). Only for regular files: a read of a pipe or terminal can block for ever,
+ * and a read left pending would then hold the file open after the consumer stopped.
  */
 export async function* readFileChunks(
   file: FileHandle,
   chunkBytes: number = DEFAULT_CHUNK_BYTES,
   onRead?: (bytes: number) => void,
+  readAhead = false,
 ): AsyncGenerator<Uint8Array> {
-  for (;;) {
+  const readOne = async (): Promise<Buffer> => {
     const buf = Buffer.allocUnsafe(chunkBytes);
     const { bytesRead } = await file.read(buf, 0, chunkBytes, null);
-    if (bytesRead === 0) return;
-    onRead?.(bytesRead);
-    yield bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
+    return bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
+  };
+  let next: Promise<Buffer> | undefined;
+  try {
+    for (;;) {
+      const chunk = await (next ?? readOne());
+      next = undefined;
+      if (chunk.length === 0) return;
+      if (readAhead) {
+        next = readOne();
+        // Observed at once: a failure surfaces at the next `await`, not as an unhandled rejection.
+        next.catch(() => {});
+      }
+      onRead?.(chunk.length);
+      yield chunk;
+    }
+  } finally {
+    // A consumer that stops early: the read in flight finishes (a regular file's read does)
+    // before the caller may close the file.
+    if (next !== undefined) await next.catch(() => {});
   }
 }
 
@@ -212,6 +235,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let emitted: FileResumePoint | undefined;
   let handle: FileHandle | undefined;
   let size: number | undefined;
+  let regularFile = false;
   let bytesRead = 0;
 
   return {
@@ -221,7 +245,8 @@ export function fileSource(options: FileSourceOptions): FileSource {
         const stat = await handle.stat();
         if (stat.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
         // A FIFO or device has no size to measure progress against.
-        size = stat.isFile() ? stat.size : undefined;
+        regularFile = stat.isFile();
+        size = regularFile ? stat.size : undefined;
       } catch (err) {
         throw openError(path, err);
       }
@@ -239,9 +264,14 @@ export function fileSource(options: FileSourceOptions): FileSource {
             ? readFileFrom(h, from, chunkBytes, (n) => {
                 bytesRead += n;
               })
-            : readFileChunks(h, chunkBytes, (n) => {
-                bytesRead += n;
-              });
+            : readFileChunks(
+                h,
+                chunkBytes,
+                (n) => {
+                  bytesRead += n;
+                },
+                regularFile,
+              );
         if (compression !== 'none')
           bytes = decompress(bytes, { codec: compression, path, signal: ctx.signal });
         if (options.transform) bytes = options.transform(bytes);
