@@ -47,8 +47,11 @@ export const postgresSinkConfig = z
       .int()
       .min(1)
       .max(1_000_000)
-      .default(5000)
-      .describe('Rows per COPY or INSERT (and per transaction without `exactlyOnce`).'),
+      .default(20_000)
+      .describe(
+        'Rows per COPY or INSERT (and per transaction without `exactlyOnce`). Each COPY waits for the server, so ' +
+          'fewer, larger ones load faster (5M rows: 8.5 s with 5,000, 6.3 s with 20,000) at the cost of memory.',
+      ),
     linger: durationField()
       .prefault('200ms')
       .describe(
