@@ -38,6 +38,7 @@ import type pg from 'pg';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
+import { redactUrl } from '../../core/url.ts';
 import {
   type ColumnInfo,
   columnInfo,
@@ -177,17 +178,6 @@ function isTransient(err: unknown): boolean {
   }
   const msg = errorMessage(err);
   return /Connection terminated|connection.*(closed|ended|lost)|not queryable|timeout|ECONN|EPIPE/i.test(msg);
-}
-
-/** The URL without its password, for messages. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
 }
 
 /** `host:port` and database of a connection URL, for messages (never the password). */

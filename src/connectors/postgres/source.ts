@@ -24,6 +24,7 @@ import type pg from 'pg';
 import type { Position, RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
+import { redactUrl } from '../../core/url.ts';
 import { pgLib } from './pg.ts';
 
 /** Options of {@link postgresSource} (the parsed YAML config). */
@@ -120,17 +121,6 @@ function isTransient(err: unknown): boolean {
   );
 }
 
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
-}
-
 /**
  * A source reading `options.table` (or `options.query`) in the order of `options.column`.
  *
@@ -147,7 +137,7 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
     throw new SluiceError(ErrorCode.CONFIG, 'the postgres source needs exactly one of `table` and `query`');
   }
   const what = options.table !== undefined ? `table \`${options.table}\`` : 'the query';
-  const where = `${what} on ${redact(options.url)}`;
+  const where = `${what} on ${redactUrl(options.url)}`;
   let ctx: SourceContext;
   let client: pg.Client | undefined;
   /** The cursor: the last emitted row's column and key values, as the server's text. */

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../../core/errors.ts';
 import type { Logger } from '../../core/stage.ts';
+import { redactUrl } from '../../core/url.ts';
 
 // `ioredis` is loaded on the first connection, not with this module: it adds ~23 MB of RSS to
 // every process that loads the component registry (measured: 41 → 64 MB for the import alone).
@@ -15,17 +16,6 @@ const ioredis = () => require('ioredis') as typeof import('ioredis');
 
 /** How an entry field's value becomes a record value and back. */
 export type RedisFormat = 'json' | 'raw';
-
-/** The URL without its password, for messages. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
-}
 
 /** Options of {@link connectRedis}. */
 export interface ConnectOptions {
@@ -50,7 +40,7 @@ export interface ConnectOptions {
  */
 export function connectRedis(options: ConnectOptions): Redis {
   const max = options.maxRetryDelay ?? 5000;
-  const where = redactRedisUrl(options.url);
+  const where = redactUrl(options.url);
   let lastError = '';
   const client = new (ioredis().Redis)(options.url, {
     lazyConnect: true,

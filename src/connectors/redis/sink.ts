@@ -11,7 +11,8 @@ import type { Redis } from 'ioredis';
 import type { Batch } from '../../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
-import { connectRedis, encodeEntry, type RedisFormat, redactRedisUrl } from './client.ts';
+import { redactUrl } from '../../core/url.ts';
+import { connectRedis, encodeEntry, type RedisFormat } from './client.ts';
 
 /** Config of {@link redisSink} (the parsed YAML config). */
 export interface RedisSinkOptions {
@@ -48,7 +49,7 @@ export interface RedisSink extends Sink<unknown> {
  */
 export function redisSink(options: RedisSinkOptions): RedisSink {
   const { stream, field, format, batchSize } = options;
-  const where = redactRedisUrl(options.url);
+  const where = redactUrl(options.url);
   const trim: (string | number)[] =
     options.maxLen === undefined ? [] : ['MAXLEN', ...(options.approximate ? ['~'] : []), options.maxLen];
   let ctx: StageContext;

@@ -32,7 +32,8 @@ import type { Redis } from 'ioredis';
 import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
-import { connectRedis, decodeEntry, type RedisFormat, redactRedisUrl } from './client.ts';
+import { redactUrl } from '../../core/url.ts';
+import { connectRedis, decodeEntry, type RedisFormat } from './client.ts';
 import { HeldEntries, MAX_LISTED, parseHeldText } from './held.ts';
 
 /** Config of {@link redisSource} (the parsed YAML config). */
@@ -106,7 +107,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   const { streams, group, consumer, batchSize, format, field } = options;
   if (streams.length === 0)
     throw new SluiceError(ErrorCode.CONFIG, 'the redis source needs at least one stream');
-  const where = redactRedisUrl(options.url);
+  const where = redactUrl(options.url);
   const names = streams.map((s) => `\`${s}\``).join(', ');
   const runId = randomUUID();
   let ctx: SourceContext;
