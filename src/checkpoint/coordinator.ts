@@ -115,6 +115,8 @@ export interface WalEntry {
 export interface CoordinatorHooks {
   /** After checkpoint `id` is stored and before positions are committed. */
   afterStore?(id: number): void;
+  /** After a successful run's sinks finished, before its checkpoints are deleted. */
+  beforeClear?(): void;
 }
 
 /** Options of {@link CheckpointCoordinator}. */
@@ -384,6 +386,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
       await this.completing;
       // Partition-scoped state is shared with the other members of the group: it outlives a run.
       if (outcome === 'succeeded' && this.partitions === undefined) {
+        this.hooks.beforeClear?.();
         await this.store.clear();
         await this.wal?.clear();
       }

@@ -39,12 +39,16 @@ export interface CheckpointSettings {
 /**
  * The environment variable a crash test sets to kill the process (SIGKILL) at a precise point:
  * `mid-write:<id>` — checkpoint `id`'s state is written but not its metadata; `after-store:<id>`
- * — it is stored but positions are not committed yet.
+ * — it is stored but positions are not committed yet; `before-clear` — the run succeeded and its
+ * sinks finished, but its checkpoints are not deleted yet.
  */
 export const CRASH_ENV = 'SLUICE_TEST_CRASH';
 
 /** Hooks that SIGKILL the process where `spec` (the value of {@link CRASH_ENV}) says. */
 export function crashHooks(spec: string | undefined): { store: StoreHooks; coordinator: CoordinatorHooks } {
+  if (spec === 'before-clear') {
+    return { store: {}, coordinator: { beforeClear: () => process.kill(process.pid, 'SIGKILL') } };
+  }
   const m = spec === undefined ? null : /^(mid-write|after-store):(\d+)$/.exec(spec);
   if (m === null) return { store: {}, coordinator: {} };
   const at = Number(m[2]);

@@ -276,7 +276,11 @@ describe('postgres sink', () => {
       (await db.query(`SELECT id FROM ${table} ORDER BY id`)).rows.map((r) => r.id),
       [1, 2, 3, 4],
     );
-    assert.deepEqual(await offsets(), [], 'a finished job forgets its positions');
+    assert.deepEqual(
+      await offsets(),
+      [{ source: '*', position: { final: true }, checkpoint_id: String(Number.MAX_SAFE_INTEGER) }],
+      'a finished job keeps only its `final` marker',
+    );
     const left = await db.query('SELECT gid FROM pg_prepared_xacts WHERE starts_with(gid, $1)', [
       `sluice:${options.pipeline}:`,
     ]);
@@ -342,8 +346,7 @@ describe('ETL example through the CLI, SIGKILLed and restarted', () => {
       void ended.then(() => {
         done = true;
       });
-      // Only mid-run: once every row is committed the run is finishing, and a kill between the
-      // sink's last commit and the deletion of the checkpoints is a known gap (see README).
+      // Only mid-run: the kill after the final commit has its own test below.
       let n = 0;
       for (;;) {
         if (done) break;
@@ -412,5 +415,63 @@ describe('ETL example through the CLI, SIGKILLed and restarted', () => {
       { missing: missing.slice(0, 10), extra: extra.slice(0, 10) },
       { missing: [], extra: [] },
     );
+  });
+});
+
+describe('ETL example killed after its final commit, before its checkpoints are deleted', () => {
+  const ROWS = 20_000;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'sluice-etl-final-'));
+    cpSync(join(PROJECT, 'examples/etl/pipeline.yaml'), join(dir, 'pipeline.yaml'));
+    writeTransactions(join(dir, 'data/transactions.csv.gz'), ROWS);
+    await db.query('DROP TABLE IF EXISTS etl_transactions');
+    await db.query(readFileSync(join(PROJECT, 'examples/etl/schema.sql'), 'utf8'));
+    await db.query(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = 'etl-transactions'`).catch(() => {});
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  function run(
+    env: Record<string, string> = {},
+  ): Promise<{ code: number | null; signal: string | null; stderr: string }> {
+    // Checkpoints every 3,000 records, so the run stores some before it ends at any speed.
+    const args = [join(PROJECT, 'bin/sluice.js'), 'run', 'pipeline.yaml', '--set', 'checkpoint.records=3000'];
+    const child = spawn(process.execPath, args, {
+      cwd: dir,
+      env: { ...process.env, SLUICE_POSTGRES_URL: PG_URL, ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d) => {
+      stderr += d;
+    });
+    return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
+  }
+
+  test('the restart writes nothing again, and the run after it starts over', async () => {
+    const expected = [...transactionRows(ROWS)].filter((r) => r.expected !== undefined).length;
+    const count = async () => Number((await db.query('SELECT count(*) FROM etl_transactions')).rows[0].count);
+    const first = await run({ SLUICE_TEST_CRASH: 'before-clear' });
+    assert.equal(first.signal, 'SIGKILL', `the crash point was not reached: ${first.stderr}`);
+    assert.equal(await count(), expected, 'the final commit made it');
+    const marker = await db.query(
+      `SELECT checkpoint_id FROM ${OFFSETS_TABLE} WHERE pipeline = 'etl-transactions' AND source = '*'`,
+    );
+    assert.equal(marker.rows.length, 1, 'the final marker is stored with the last rows');
+
+    const second = await run();
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /already holds every row of this input/);
+    assert.equal(await count(), expected, 'no row written twice');
+    const left = await db.query(`SELECT count(*) FROM ${OFFSETS_TABLE} WHERE pipeline = 'etl-transactions'`);
+    assert.equal(Number(left.rows[0].count), 0, 'the finished job forgets its positions');
+
+    // The job is done and forgotten: a new run loads the input again, as a fresh job does.
+    await db.query('TRUNCATE etl_transactions');
+    const third = await run();
+    assert.equal(third.code, 0, third.stderr);
+    assert.equal(await count(), expected);
   });
 });

@@ -251,6 +251,11 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let inflight: Promise<void> | undefined;
   /** Exactly-once: ids of prepared transactions not yet committed, ascending. */
   const prepared: number[] = [];
+  // The checkpoint this run restored (undefined: a fresh run), and whether the table already
+  // holds everything of the input: a restart after the final commit but before the checkpoint
+  // store was deleted replays from that checkpoint, and the sink then drops what it gets.
+  let restoredFrom: number | undefined;
+  let completed = false;
   /** Exactly-once: prepared transactions left by an earlier run are settled before writing. */
   let settled = false;
   let written = 0;
@@ -978,6 +983,16 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     segmentRows += count;
   }
 
+  /** Deletes this sink's positions (and `final` marker): the next run starts over. */
+  async function forgetPositions(): Promise<void> {
+    await onAdmin('forgetting the positions of the finished run in', (c) =>
+      c.query(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [
+        options.pipeline,
+        ctxName(),
+      ]),
+    );
+  }
+
   const notObject = (record: unknown) =>
     new SluiceError(
       ErrorCode.RECORD,
@@ -1017,6 +1032,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     },
 
     async write(batch: Batch<unknown>) {
+      if (completed) return;
       await settleBackground();
       const { records, meta } = batch;
       const key = options.key;
@@ -1049,7 +1065,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     },
 
     async onSignal(signal: Signal) {
-      if (signal.kind !== 'barrier') return;
+      if (signal.kind !== 'barrier' || completed) return;
       stopLinger();
       await settleBackground();
       try {
@@ -1077,6 +1093,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         );
       }
       await settlePrepared(id ?? 0);
+      restoredFrom = id;
     },
 
     async commitCheckpoint(checkpointId: number) {
@@ -1099,6 +1116,18 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         ),
       );
       if (r.rows.length === 0) return undefined;
+      if (Number(r.rows[0]?.checkpoint_id) === FINAL_ID) {
+        // The last run finished (see `finish`). Restored from one of its checkpoints: it was
+        // killed before its store was deleted, so every row is in already. Else: a new run.
+        if (restoredFrom !== undefined) {
+          completed = true;
+          ctx.log.warn(
+            `${where} already holds every row of this input (the last run committed its final transaction, then stopped before deleting checkpoint ${restoredFrom}); the input is read again from that checkpoint and nothing more is written`,
+            { stage: ctxName() },
+          );
+        } else await forgetPositions();
+        return undefined;
+      }
       const sources: Record<string, Position | undefined> = {};
       let checkpointId = 0;
       for (const row of r.rows) {
@@ -1116,6 +1145,10 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
           await flushCommit();
           return;
         }
+        if (completed) {
+          await forgetPositions();
+          return;
+        }
         // The job is done (its checkpoints are deleted next): commit the prepared checkpoints
         // first (they hold the locks of their offsets rows), then the rest, and forget the
         // positions, so a new run of the pipeline starts over like the checkpoint store does.
@@ -1123,9 +1156,18 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         await sendBuffer();
         // In two phases too, so that a lost answer to the commit is not taken for a lost commit
         // (which would send the rows again).
-        await prepareTx('committing the last rows to', FINAL_ID, () =>
-          q(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [options.pipeline, ctxName()]),
-        );
+        // The positions are replaced by a `final` marker: a run restored from one of this run's
+        // checkpoints (killed before they were deleted) then knows the rows are all in.
+        await prepareTx('committing the last rows to', FINAL_ID, async () => {
+          await q(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = $1 AND sink = $2`, [
+            options.pipeline,
+            ctxName(),
+          ]);
+          await q(
+            `INSERT INTO ${OFFSETS_TABLE} (pipeline, sink, checkpoint_id, source, position) VALUES ($1, $2, $3, '*', '{"final": true}')`,
+            [options.pipeline, ctxName(), FINAL_ID],
+          );
+        });
         await commitPrepared(FINAL_ID);
       } catch (err) {
         throw err instanceof SluiceError ? err : stageError('committing to', err);
