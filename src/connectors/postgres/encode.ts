@@ -111,6 +111,25 @@ export function copyLine(record: Readonly<Record<string, unknown>>, columns: rea
   return `${line}\n`;
 }
 
+/**
+ * The inverse of {@link copyLine}: a COPY text line (with or without its newline) as an object of
+ * column name → text (`null` for `\N`). What a dead letter holds for a row the database rejected:
+ * the row as it was sent.
+ */
+export function copyRecord(line: string, columns: readonly ColumnInfo[]): Record<string, string | null> {
+  const fields = (line.endsWith('\n') ? line.slice(0, -1) : line).split('\t');
+  const out: Record<string, string | null> = {};
+  for (let i = 0; i < columns.length; i++) {
+    const f = fields[i];
+    const name = (columns[i] as ColumnInfo).name;
+    if (f === undefined || f === '\\N') out[name] = null;
+    else out[name] = f.includes('\\') ? f.replace(/\\(.)/g, (_, c: string) => COPY_UNESCAPE[c] ?? c) : f;
+  }
+  return out;
+}
+
+const COPY_UNESCAPE: Readonly<Record<string, string>> = { n: '\n', r: '\r', t: '\t', '\\': '\\' };
+
 /** One record as the text parameters of an INSERT, in column order. */
 export function paramValues(
   record: Readonly<Record<string, unknown>>,

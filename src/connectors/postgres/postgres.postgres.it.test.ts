@@ -202,10 +202,10 @@ describe('postgres sink', () => {
       }
       const badIds = mode === 'insert' ? [7, 20, 33, 41, 100] : [7, 20, 33, 41];
       assert.deepEqual(
-        letters.map((l) => (l.record as { id: number }).id).sort((a, b) => a - b),
+        letters.map((l) => Number((l.record as { id: unknown }).id)).sort((a, b) => a - b),
         badIds,
       );
-      const byId = new Map(letters.map((l) => [(l.record as { id: number }).id, l]));
+      const byId = new Map(letters.map((l) => [Number((l.record as { id: unknown }).id), l]));
       const msg = (id: number) => String((byId.get(id)?.error as Error | undefined)?.message);
       assert.match(msg(7), /invalid input syntax for type numeric: "seven"/);
       assert.match(msg(7), new RegExp(`table \`${table}\``));
@@ -399,7 +399,9 @@ describe('ETL example through the CLI, SIGKILLed and restarted', () => {
     const deadLines = lines
       .map((l) => JSON.parse(l) as { record: unknown; position?: { line?: number } })
       .map((d) =>
-        typeof d.record === 'string' ? Number(d.record.split(',')[0]) : (d.record as { id: number }).id,
+        typeof d.record === 'string'
+          ? Number(d.record.split(',')[0])
+          : Number((d.record as { id: unknown }).id),
       );
     const bad = rows.filter((r) => r.kind !== 'ok').map((r) => r.id);
     const count = (ids: number[]) => {

@@ -303,7 +303,7 @@ describe('ETL example through the CLI against a server that stops and starts', (
     // The CSV reader's dead letters hold the raw line, the table's the record.
     const ids = lines
       .map((l) => (JSON.parse(l) as { record: unknown }).record)
-      .map((r) => (typeof r === 'string' ? Number(r.split(',')[0]) : (r as { id: number }).id))
+      .map((r) => (typeof r === 'string' ? Number(r.split(',')[0]) : Number((r as { id: unknown }).id)))
       .sort((a, b) => a - b);
     const want = rows
       .filter((r) => r.kind !== 'ok')

@@ -43,6 +43,7 @@ import {
   type ColumnInfo,
   columnInfo,
   copyLine,
+  copyRecord,
   paramValues,
   positionFromJson,
   positionJson,
@@ -142,9 +143,14 @@ type TxChunk = HeldChunk<Row>;
  * made on the way.
  */
 interface Segment {
-  readonly records: readonly unknown[];
+  /**
+   * The meta of the written batch's records. The records themselves are not kept: held until their
+   * COPY is acknowledged, they would outlive young-generation collections (measured on a 5M-row
+   * load: 6.1 s and 5.0 s of CPU with them, 5.4 s and 3.5 s without); a rejected row's dead letter
+   * holds its COPY line as an object instead (`copyRecord`).
+   */
   readonly meta: readonly (RecordMeta | undefined)[] | undefined;
-  /** Indices in `records` of the encoded rows; undefined: all of them. */
+  /** Indices in the batch of the encoded rows; undefined: all of them. */
   readonly indices: number[] | undefined;
   /** The rows' COPY text, as UTF-8 (each row's string dies young; the bytes are off the heap). */
   readonly bytes: Buffer;
@@ -652,16 +658,16 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
       const rows: Row[] = [];
       for (const seg of segs) {
-        const at = (i: number) => {
-          const record = seg.records[i];
-          rows.push({
-            record,
-            meta: seg.meta?.[i],
-            line: copyLine(record as Record<string, unknown>, columns),
-          });
-        };
-        if (seg.indices === undefined) for (let i = 0; i < seg.records.length; i++) at(i);
-        else for (const i of seg.indices) at(i);
+        // COPY text escapes newlines inside values, so every newline ends a row.
+        const text = seg.bytes.toString('utf8');
+        let k = 0;
+        for (let start = 0; start < text.length; k++) {
+          const end = text.indexOf('\n', start) + 1 || text.length;
+          const line = text.slice(start, end);
+          start = end;
+          const i = seg.indices === undefined ? k : (seg.indices[k] as number);
+          rows.push({ record: copyRecord(line, columns), meta: seg.meta?.[i], line });
+        }
       }
       const state = { failures: 1 };
       const bad = culprit(err as PgError, rows.length);
@@ -979,7 +985,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     if (count === 0) return;
     // Next time, start with room for rows this long (a little more, so growing is rare).
     bytesPerRow = Math.max(bytesPerRow, Math.ceil((used / count) * 1.25));
-    segments.push({ records, meta, indices, bytes: bytes.subarray(0, used), count });
+    segments.push({ meta, indices, bytes: bytes.subarray(0, used), count });
     segmentRows += count;
   }
 
