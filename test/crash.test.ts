@@ -122,7 +122,8 @@ function runCli(
 function tempSize(out: string): number {
   let size = 0;
   for (const f of readdirSync(dir))
-    if (f.startsWith(`.${out}.sluice-tmp-`)) size = Math.max(size, statSync(join(dir, f)).size);
+    if (f.startsWith(`.${out}.sluice-tmp-`))
+      size = Math.max(size, statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0);
   return size;
 }
 

@@ -114,7 +114,8 @@ export async function storeCrashTest(options: StoreCrashOptions): Promise<void> 
     const tempSize = () => {
       let size = 0;
       for (const f of readdirSync(dir))
-        if (f.startsWith('.out.jsonl.sluice-tmp-')) size = Math.max(size, statSync(join(dir, f)).size);
+        if (f.startsWith('.out.jsonl.sluice-tmp-'))
+          size = Math.max(size, statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0);
       return size;
     };
     for (const point of ['mid-write:2', 'after-store:4']) {

@@ -588,7 +588,8 @@ checkpoint: { interval: 100ms }
       const written = (): number => {
         let size = 0;
         for (const f of readdirSync(dir))
-          if (f.startsWith('.out.jsonl.sluice-tmp-')) size = Math.max(size, statSync(join(dir, f)).size);
+          if (f.startsWith('.out.jsonl.sluice-tmp-'))
+            size = Math.max(size, statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0);
         return size;
       };
       const first = cli();

@@ -266,7 +266,8 @@ checkpoint: { interval: 1h, records: 300 }
       const written = (): number => {
         let size = 0;
         for (const f of readdirSync(dir))
-          if (f.startsWith('.out.jsonl.sluice-tmp-')) size = Math.max(size, statSync(join(dir, f)).size);
+          if (f.startsWith('.out.jsonl.sluice-tmp-'))
+            size = Math.max(size, statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0);
         return size;
       };
       const first = cli();

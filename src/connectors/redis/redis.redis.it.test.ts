@@ -415,12 +415,20 @@ checkpoint: { interval: 1h, records: 400 }
         });
       const tmpLines = (): string[] => {
         for (const f of readdirSync(dir))
-          if (f.startsWith('.out.jsonl.sluice-tmp-')) return readFileSync(join(dir, f), 'utf8').split('\n');
+          if (f.startsWith('.out.jsonl.sluice-tmp-')) {
+            // Renamed away if the run just finished: then there is no temporary file to read.
+            try {
+              return readFileSync(join(dir, f), 'utf8').split('\n');
+            } catch {
+              return [];
+            }
+          }
         return [];
       };
       const tmpSize = (): number => {
         for (const f of readdirSync(dir))
-          if (f.startsWith('.out.jsonl.sluice-tmp-')) return statSync(join(dir, f)).size;
+          if (f.startsWith('.out.jsonl.sluice-tmp-'))
+            return statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0;
         return 0;
       };
       const first = cli();
