@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- cel` (or `npx node bench/cel.ts`): records per second through a `filter`
+ * `npm run bench -- cel` (or `npx node bench/cel.ts [--records N] [--rounds N]`): records per second through a `filter`
  * step with the CEL condition `record.type == "login" && record.risk > 50`, against the same
  * predicate as a hand-written TypeScript function, in the same run, through the same pipeline
  * (an in-memory source of pre-built batches → filter → counting sink). Also shows the library
@@ -12,6 +12,8 @@ import { Pipeline } from '../src/core/pipeline.ts';
 import type { Emitter, Operator, Sink, Source } from '../src/core/stage.ts';
 import { compileExpression } from '../src/expr/cel.ts';
 import { CelFilter } from '../src/expr/operators.ts';
+import { numberFlag } from './child.ts';
+import { median } from './run.ts';
 
 /** Options of {@link runCelBench}. */
 export interface CelBenchOptions {
@@ -113,12 +115,6 @@ async function once(
   return { rate: (total / ms) * 1000, passed };
 }
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
-
 /** Runs the benchmark and returns the medians; prints nothing. */
 export async function runCelBench(options: CelBenchOptions = {}): Promise<CelBenchResult> {
   const total = options.records ?? 2_000_000;
@@ -197,4 +193,8 @@ export async function main(options: CelBenchOptions = {}): Promise<CelBenchResul
   return result;
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  // `npm run bench -- cel --runs N` passes `--rounds N` (bench/run.ts).
+  const argv = process.argv.slice(2);
+  await main({ records: numberFlag(argv, '--records'), runs: numberFlag(argv, '--rounds') });
+}

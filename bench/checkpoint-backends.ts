@@ -24,25 +24,17 @@ import { lmdbBackend, type StateBackend } from '../src/state/backend.ts';
 import { KeyedStateStore } from '../src/state/keyed.ts';
 import { postgresBackend } from '../src/state/postgres.ts';
 import { redisBackend } from '../src/state/redis.ts';
+import { numberFlag, stringFlag } from './child.ts';
+import { median } from './run.ts';
 
 const args = process.argv.slice(2);
-const arg = (name: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : undefined;
-};
-const RUNS = Number(arg('runs') ?? arg('rounds') ?? 3);
-const ONLY = arg('only')?.split(',');
+const RUNS = numberFlag(args, '--runs') ?? numberFlag(args, '--rounds') ?? 3;
+const ONLY = stringFlag(args, '--only')?.split(',');
 const PG_URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
 const REDIS_URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const N = 100_000;
 const READS = 10_000;
 const quiet = { warn() {} };
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 function reachable(url: string, port: number): Promise<boolean> {
   const u = new URL(url);
@@ -82,45 +74,36 @@ const targets: Target[] = [
     },
   },
 ];
-if (await reachable(PG_URL, 5432))
-  targets.push({
-    name: 'postgres',
+/**
+ * A server backend on a fresh namespace; `drop` deletes every key written there, so runs leave
+ * nothing behind.
+ */
+function serverTarget(name: string, open: (namespace: string) => Promise<StateBackend>): Target {
+  return {
+    name,
     async open() {
       const namespace = uniq();
-      const open = () => postgresBackend({ url: PG_URL, namespace, log: quiet });
-      const backend = await open();
       return {
-        backend,
-        reopen: open,
+        backend: await open(namespace),
+        reopen: () => open(namespace),
         drop: async () => {
-          const b = await open();
+          const b = await open(namespace);
           const keys = await b.keys('');
           if (keys.length > 0) await b.write(new Map(keys.map((k) => [k, null])));
           await b.close();
         },
       };
     },
-  });
+  };
+}
+
+if (await reachable(PG_URL, 5432))
+  targets.push(
+    serverTarget('postgres', (namespace) => postgresBackend({ url: PG_URL, namespace, log: quiet })),
+  );
 else console.log(`postgres: not reachable at ${PG_URL}; skipped (npm run services -- up postgres)`);
 if (await reachable(REDIS_URL, 6379))
-  targets.push({
-    name: 'redis',
-    async open() {
-      const namespace = uniq();
-      const open = () => redisBackend({ url: REDIS_URL, namespace, log: quiet });
-      const backend = await open();
-      return {
-        backend,
-        reopen: open,
-        drop: async () => {
-          const b = await open();
-          const keys = await b.keys('');
-          if (keys.length > 0) await b.write(new Map(keys.map((k) => [k, null])));
-          await b.close();
-        },
-      };
-    },
-  });
+  targets.push(serverTarget('redis', (namespace) => redisBackend({ url: REDIS_URL, namespace, log: quiet })));
 else console.log(`redis: not reachable at ${REDIS_URL}; skipped (npm run services -- up redis)`);
 
 const chosen = targets.filter((t) => ONLY === undefined || ONLY.includes(t.name));
@@ -213,8 +196,9 @@ for (const [k, label] of [
 ] as const) {
   console.log(`  ${label.padEnd(34)}${chosen.map((t) => fmt(med(t.name, k)).padStart(12)).join('')}`);
 }
+// Ratios are against lmdb: none when `--only` left it out.
 for (const t of chosen) {
-  if (t.name === 'lmdb') continue;
+  if (t.name === 'lmdb' || !results.has('lmdb')) continue;
   console.log(
     `ratio checkpoint-backends ${t.name}/lmdb-small-writes ${(med(t.name, 'smallWrites') / med('lmdb', 'smallWrites')).toFixed(2)}`,
   );

@@ -25,22 +25,15 @@ import { Pipeline } from '../src/core/pipeline.ts';
 import type { Logger, Operator, Sink, Source } from '../src/core/stage.ts';
 import { lmdbBackend } from '../src/state/backend.ts';
 import { KeyedStateStore } from '../src/state/keyed.ts';
+import { numberFlag } from './child.ts';
+import { median } from './run.ts';
 
 const args = process.argv.slice(2);
-const flag = (name: string, dflt: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
-const RECORDS = flag('records', 16_000_000);
-const RUNS = flag('runs', 3);
+const RECORDS = numberFlag(args, '--records') ?? 16_000_000;
+// `npm run bench -- checkpoint --runs N` passes `--rounds N` (bench/run.ts).
+const RUNS = numberFlag(args, '--runs') ?? numberFlag(args, '--rounds') ?? 3;
 const KEYS = 100_000;
 const quiet: Logger = { info: () => {}, warn: (m) => process.stderr.write(`WARN ${m}\n`), error: () => {} };
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-}
 
 /** Pre-built batches of `{ key }` records, reused round-robin (no allocation while measuring). */
 const BATCHES: Batch<{ key: string }>[] = [];

@@ -136,6 +136,17 @@ export function ceilingLine(sluiceMbPerSec: number, newlineCountMbPerSec: number
 }
 
 /**
+ * The word after flag `name` in `argv`, or undefined when the flag is absent.
+ *
+ * @example
+ * stringFlag(['--only', 'lmdb,redis'], '--only'); // 'lmdb,redis'
+ */
+export function stringFlag(argv: readonly string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i === -1 ? undefined : argv[i + 1];
+}
+
+/**
  * The number after flag `name` in `argv`, or undefined when the flag is absent.
  *
  * @example

@@ -27,6 +27,7 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stringFlag } from './child.ts';
 import { generateCsv } from './csv.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -226,13 +227,10 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const argv = process.argv.slice(2);
-  const value = (n: string) => {
-    const i = argv.indexOf(n);
-    return i === -1 ? undefined : argv[i + 1];
-  };
-  const source = value('--source') ?? 'fifo';
-  if (source !== 'fifo' && source !== 'file') throw new Error('--source takes fifo or file');
-  const sizeGb = Number(value('--size-gb') ?? 10);
-  if (!(sizeGb > 0)) throw new Error('--size-gb takes a positive number');
-  await runCsvMemoryBench({ sizeGb, source, ts: argv.includes('--ts'), only: value('--only') });
+  const source = stringFlag(argv, '--source') ?? 'fifo';
+  if (source !== 'fifo' && source !== 'file') throw new Error(`--source takes fifo or file, not ${source}`);
+  const sizeGb = Number(stringFlag(argv, '--size-gb') ?? 10);
+  if (!(sizeGb > 0))
+    throw new Error(`--size-gb takes a positive number, not ${stringFlag(argv, '--size-gb')}`);
+  await runCsvMemoryBench({ sizeGb, source, ts: argv.includes('--ts'), only: stringFlag(argv, '--only') });
 }

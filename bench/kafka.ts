@@ -25,7 +25,7 @@ import { openCheckpoints } from '../src/checkpoint/setup.ts';
 import { kafkaSink } from '../src/connectors/kafka/sink.ts';
 import { kafkaSource } from '../src/connectors/kafka/source.ts';
 import { Pipeline } from '../src/core/pipeline.ts';
-import { numberFlag } from './child.ts';
+import { numberFlag, stringFlag } from './child.ts';
 import { ensureKcat } from './kcat.ts';
 import { median } from './run.ts';
 
@@ -390,10 +390,7 @@ async function main(records: number, rounds: number): Promise<void> {
 }
 
 const argv = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
+const flag = (name: string) => stringFlag(argv, `--${name}`);
 if (import.meta.url === `file://${process.argv[1]}`) {
   const records = numberFlag(argv, '--records') ?? 1_000_000;
   if (flag('child') !== undefined) {

@@ -13,13 +13,11 @@ import { ManualClock } from '../src/core/clock.ts';
 import type { Emitter, Operator, StageContext } from '../src/core/stage.ts';
 import { partitionScoped } from '../src/operators/partitioned.ts';
 import { windowOperator } from '../src/time/window.ts';
+import { numberFlag } from './child.ts';
+import { median } from './run.ts';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
-const RECORDS = arg('records', 600_000);
-const ROUNDS = arg('rounds', 5);
+const RECORDS = numberFlag(process.argv, '--records') ?? 600_000;
+const ROUNDS = numberFlag(process.argv, '--rounds') ?? 5;
 const PARTITIONS = 6;
 const KEYS = 60;
 const BATCH = 1024;
@@ -83,11 +81,6 @@ async function once(op: Operator): Promise<{ seconds: number; results: number }>
   await op.finish?.(out);
   return { seconds: (performance.now() - t) / 1000, results };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] as number;
-};
 
 const rates: Record<'plain' | 'partitioned', number[]> = { plain: [], partitioned: [] };
 let check: number | undefined;

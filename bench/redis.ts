@@ -21,7 +21,7 @@ import { blackholeSink } from '../src/connectors/blackhole/sink.ts';
 import { redisSink } from '../src/connectors/redis/sink.ts';
 import { redisSource } from '../src/connectors/redis/source.ts';
 import { Pipeline } from '../src/core/pipeline.ts';
-import { numberFlag } from './child.ts';
+import { numberFlag, stringFlag } from './child.ts';
 import { median } from './run.ts';
 
 const URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -241,10 +241,7 @@ async function main(records: number, rounds: number): Promise<void> {
 }
 
 const argv = process.argv.slice(2);
-const flag = (name: string): string | undefined => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-};
+const flag = (name: string) => stringFlag(argv, `--${name}`);
 if (import.meta.url === `file://${process.argv[1]}`) {
   const records = numberFlag(argv, '--records') ?? 300_000;
   if (flag('child') !== undefined) {

@@ -10,8 +10,11 @@ import { spawnSync } from 'node:child_process';
 import { globSync } from 'node:fs';
 
 const files = [...globSync('src/**/*.test.ts'), ...globSync('test/**/*.test.ts')].sort();
+// `npm test -- a.test.ts b.test.ts` needs only the services those files name; with no file
+// named (no arguments, or only flags or folders) every test may run, so every service is started.
+const named = process.argv.slice(2).filter((a) => a.endsWith('.test.ts'));
 const services = new Set<string>();
-for (const f of files) {
+for (const f of named.length > 0 ? named : files) {
   const m = /\.([a-z0-9-]+)\.it\.test\.ts$/.exec(f);
   if (m?.[1]) services.add(m[1]);
 }

@@ -49,7 +49,7 @@ export {
 } from './connectors/generate/source.ts';
 export { type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
 export { type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
-// Core: batches, signals, channels, the graph, the run handle, errors, time.
+// Core: batches, signals, buffers, the graph, the run handle, errors, time.
 export {
   type Barrier,
   type Batch,
@@ -63,7 +63,7 @@ export {
   type Watermark,
   watermark,
 } from './core/batch.ts';
-export { Channel, type ChannelOptions, CLOSED, EMPTY, type OverflowPolicy } from './core/channel.ts';
+export type { OverflowPolicy } from './core/channel.ts';
 export { type Clock, ManualClock, systemClock } from './core/clock.ts';
 export { parseDuration } from './core/duration.ts';
 export { ErrorCode, type ErrorContext, SluiceError } from './core/errors.ts';
@@ -83,7 +83,13 @@ export {
   keyGroupRange,
   shardOfKeyGroup,
 } from './core/keygroups.ts';
-export { Pipeline, type StageOptions, Stream } from './core/pipeline.ts';
+export {
+  type FanOutBranch,
+  type FanOutOptions,
+  Pipeline,
+  type StageOptions,
+  Stream,
+} from './core/pipeline.ts';
 export { type RunHandle, type RunOptions, type RunSummary, runGraph } from './core/run.ts';
 export type {
   DeadLetter,

@@ -39,7 +39,7 @@ function filesUnder(dir: string): string[] {
 }
 
 /** True when `actual` matches `expected`, where `"<any>"` matches any value. */
-export function matches(expected: unknown, actual: unknown): boolean {
+function matches(expected: unknown, actual: unknown): boolean {
   if (expected === '<any>') return actual !== undefined;
   if (Array.isArray(expected)) {
     return (

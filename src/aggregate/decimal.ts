@@ -191,11 +191,6 @@ export function decimalAddPrepared(acc: DecimalSum, v: number | Decimal): void {
   } else decimalAdd(acc, v.units, v.scale);
 }
 
-/** An empty sum (zero at scale 0). */
-export function decimalZero(): DecimalSum {
-  return { lo: 0, hi: 0n, scale: 0 };
-}
-
 function rescale(acc: DecimalSum, scale: number): void {
   const d = scale - acc.scale;
   const f = POW10[d];

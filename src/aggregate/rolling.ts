@@ -73,25 +73,23 @@ export function rollingAdd<A>(
   value: unknown,
   time: number,
 ): void {
-  const b = Math.floor(time / width);
-  addToBucket(inner, n, r, b, (acc) => inner.add(acc, value, time));
+  const slot = slotOf(inner, n, r, Math.floor(time / width));
+  if (slot >= 0) r.slots[slot] = inner.add(r.slots[slot] as A, value, time);
 }
 
-function addToBucket<A>(
-  inner: Aggregate<A, unknown>,
-  n: number,
-  r: Rolling<A>,
-  b: number,
-  f: (acc: A) => A,
-): void {
+/**
+ * The slot of bucket `b`, made its bucket's (with a fresh accumulator) when it held an older
+ * one; -1 when `b` is older than the range. Moves the range forward to `b` when it is newer.
+ */
+function slotOf<A>(inner: Aggregate<A, unknown>, n: number, r: Rolling<A>, b: number): number {
   if (b > r.newest) r.newest = b;
-  else if (b <= r.newest - n) return;
+  else if (b <= r.newest - n) return -1;
   const slot = ((b % n) + n) % n;
   if (r.ids[slot] !== b) {
     r.ids[slot] = b;
     r.slots[slot] = inner.create();
   }
-  r.slots[slot] = f(r.slots[slot] as A);
+  return slot;
 }
 
 /** Merges the buckets of the accumulator over the range into one inner accumulator. */
@@ -128,8 +126,9 @@ export function rollingMean(
     merge(a, b) {
       for (let i = 0; i < buckets; i++) {
         const id = b.ids[i] as number;
-        if (id > b.newest - buckets)
-          addToBucket(inner, buckets, a, id, (acc) => inner.merge(acc, b.slots[i]));
+        if (id <= b.newest - buckets) continue;
+        const slot = slotOf(inner, buckets, a, id);
+        if (slot >= 0) a.slots[slot] = inner.merge(a.slots[slot], b.slots[i]);
       }
       // `a` may still hold buckets that b's newer range pushed out; they are skipped by id.
       if (b.newest > a.newest) a.newest = b.newest;

@@ -45,7 +45,7 @@ export interface CheckpointSettings {
 export const CRASH_ENV = 'SLUICE_TEST_CRASH';
 
 /** Hooks that SIGKILL the process where `spec` (the value of {@link CRASH_ENV}) says. */
-export function crashHooks(spec: string | undefined): { store: StoreHooks; coordinator: CoordinatorHooks } {
+function crashHooks(spec: string | undefined): { store: StoreHooks; coordinator: CoordinatorHooks } {
   if (spec === 'before-clear') {
     return { store: {}, coordinator: { beforeClear: () => process.kill(process.pid, 'SIGKILL') } };
   }

@@ -66,6 +66,13 @@ export interface CheckpointStoreOptions {
 
 const pad = (id: number) => String(id).padStart(12, '0');
 const prefixOf = (id: number) => `cp/${pad(id)}/`;
+/** The checkpoint id of a key `cp/<id>/…`. */
+const idOf = (key: string) => Number(key.slice(3, 15));
+
+/** The distinct checkpoint ids of `keys`, ascending. */
+function idsOf(keys: readonly string[]): number[] {
+  return [...new Set(keys.map(idOf))].sort((a, b) => a - b);
+}
 
 /** `[magic u32][crc32 u32][length u32] payload`, big-endian. */
 function frame(magic: number, payload: Uint8Array): Buffer {
@@ -150,9 +157,7 @@ export class CheckpointStore {
 
   /** Ids of every checkpoint with something stored (complete or not), ascending. */
   async ids(): Promise<number[]> {
-    const ids = new Set<number>();
-    for (const k of await this.backend.keys('cp/')) ids.add(Number(k.slice(3, 15)));
-    return [...ids].sort((a, b) => a - b);
+    return idsOf(await this.backend.keys('cp/'));
   }
 
   /**
@@ -209,14 +214,16 @@ export class CheckpointStore {
 
   /** Keeps the newest `retain` complete checkpoints up to `newest`; drops older ones and older debris. */
   private async prune(newest: number): Promise<void> {
-    const ids = (await this.ids()).filter((id) => id <= newest);
+    // One listing serves both steps: on a server backend each is a round trip.
+    const keys = await this.backend.keys('cp/');
+    const ids = idsOf(keys).filter((id) => id <= newest);
     const keep = new Set<number>();
     for (let i = ids.length - 1; i >= 0 && keep.size < this.retain; i--) {
       const id = ids[i] as number;
       if ((await this.backend.read(`${prefixOf(id)}meta`)) !== undefined) keep.add(id);
     }
-    const drop = (await this.backend.keys('cp/')).filter((k) => {
-      const id = Number(k.slice(3, 15));
+    const drop = keys.filter((k) => {
+      const id = idOf(k);
       return id <= newest && !keep.has(id);
     });
     if (drop.length > 0) await this.backend.write(new Map(drop.map((k) => [k, null])));

@@ -199,12 +199,7 @@ const TITLES: Record<ComponentKind, string> = {
 };
 
 /** `sluice list [what]`. */
-export function listCommand(
-  registry: Registry,
-  what: string | undefined,
-  stdout: TextOut,
-  stderr: TextOut,
-): number {
+function listCommand(registry: Registry, what: string | undefined, stdout: TextOut, stderr: TextOut): number {
   const kind = what === undefined ? undefined : KINDS[what.toLowerCase()];
   if (what === undefined || kind !== undefined) {
     const kinds: ComponentKind[] = kind ? [kind] : ['source', 'operator', 'sink'];
@@ -243,7 +238,7 @@ export function listCommand(
 }
 
 /** A component in full for the terminal: summary, fields, examples. */
-export function describeComponent(spec: ComponentSpec): string {
+function describeComponent(spec: ComponentSpec): string {
   const lines = [`${spec.name} (${spec.kind}, ${spec.stability})`, `  ${spec.summary}`];
   if (spec.description)
     lines.push(

@@ -73,7 +73,7 @@ function rootCause(err: unknown): unknown {
  * {@link SluiceError} at all, or a stage failure (`SLUICE_STAGE`) caused by a TypeError,
  * ReferenceError or RangeError.
  */
-export function isInternalError(err: unknown): boolean {
+function isInternalError(err: unknown): boolean {
   if (!(err instanceof SluiceError)) return true;
   if (err.code !== ErrorCode.STAGE) return false;
   const root = rootCause(err);

@@ -59,11 +59,9 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       pipeline = built.pipeline;
       runOptions = built.runOptions;
       if (built.checkpoint !== undefined) {
-        const log = cliLogger(io);
         runOptions = {
           ...runOptions,
-          log,
-          checkpoint: await openCheckpoints(built.checkpoint, { log, env: io.env }),
+          checkpoint: await openCheckpoints(built.checkpoint, { log: cliLogger(io), env: io.env }),
         };
       }
     }
@@ -71,16 +69,21 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     printError(io.stderr, err, io.env);
     return exitCodeOf(err);
   }
-  return supervise(pipeline.run(runOptions), io);
+  return supervise(pipeline.run({ ...runOptions, log: cliLogger(io) }), io);
 }
 
-/** Warnings and errors of the run to the CLI's stderr (checkpoint restores, damaged checkpoints). */
+/**
+ * Warnings and errors of the run (stages, checkpoint restores) to the CLI's stderr, not to
+ * `process.stderr` behind its back; on a terminal each first clears the live status line.
+ */
 function cliLogger(io: CliIO): Logger {
-  const line = (level: string, msg: string) => io.stderr.write(`${level} ${msg}\n`);
+  const clear = io.stderr.isTTY === true ? '\r\x1b[K' : '';
+  const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
+    io.stderr.write(`${clear}${level} ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
   return {
     info: () => {},
-    warn: (msg) => line('WARN', msg),
-    error: (msg) => line('ERROR', msg),
+    warn: (msg, fields) => line('WARN', msg, fields),
+    error: (msg, fields) => line('ERROR', msg, fields),
   };
 }
 

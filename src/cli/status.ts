@@ -51,7 +51,7 @@ export function formatBytes(n: number): string {
 }
 
 /** Records per second read between two snapshots (or over the whole run without `previous`). */
-export function readRate(now: MetricsSnapshot, previous?: MetricsSnapshot): number {
+function readRate(now: MetricsSnapshot, previous?: MetricsSnapshot): number {
   const dt = (now.elapsedMs - (previous?.elapsedMs ?? 0)) / 1000;
   if (dt <= 0) return 0;
   return (now.recordsRead - (previous?.recordsRead ?? 0)) / dt;
@@ -115,7 +115,7 @@ function backpressureText(b: Backpressure | undefined): string {
 }
 
 /** The facts of one status update, in display order. */
-export function statusParts(now: MetricsSnapshot, previous?: MetricsSnapshot): string[] {
+function statusParts(now: MetricsSnapshot, previous?: MetricsSnapshot): string[] {
   const parts = [
     `${formatCount(now.recordsRead)} read`,
     formatRate(readRate(now, previous)),

@@ -58,7 +58,7 @@ function text(v: unknown): string {
 }
 
 /** A short type name for a JSON Schema: `string`, `integer ≥ 1`, `"a" | "b"`, `list of string`. */
-export function typeOf(s: JsonSchema): string {
+function typeOf(s: JsonSchema): string {
   if (Array.isArray(s.enum)) return s.enum.map((v) => JSON.stringify(v)).join(' | ');
   if (s.const !== undefined) return JSON.stringify(s.const);
   for (const key of ['anyOf', 'oneOf'] as const) {
@@ -100,7 +100,7 @@ function cell(s: string): string {
 }
 
 /** The Markdown reference section of one component. */
-export function componentMarkdown(spec: ComponentSpec): string {
+function componentMarkdown(spec: ComponentSpec): string {
   const out: string[] = [];
   out.push(`### ${spec.name} (${spec.kind})`, '');
   out.push(`${spec.stability} · used under \`${KIND_KEYS[spec.kind]}:\``, '');

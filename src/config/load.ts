@@ -698,7 +698,7 @@ function describe(v: unknown): string {
 }
 
 /** The default pipeline name: the file name without its extension. */
-export function defaultName(file: string): string {
+function defaultName(file: string): string {
   const stem = basename(file, extname(file));
   const clean = stem.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
   return clean === '' ? 'pipeline' : clean;

@@ -31,12 +31,12 @@ interface Def {
 }
 
 /** The internal definition of a zod 4 schema (its `type` and children). */
-export function defOf(schema: z.ZodType): Def {
+function defOf(schema: z.ZodType): Def {
   return (schema as unknown as { _zod: { def: Def } })._zod.def;
 }
 
 /** The schema inside optional/default/nullable/pipe/lazy wrappers. */
-export function unwrap(schema: z.ZodType): z.ZodType {
+function unwrap(schema: z.ZodType): z.ZodType {
   for (let i = 0; i < 20; i++) {
     const def = defOf(schema);
     if (
@@ -63,7 +63,7 @@ function objectDef(schema: z.ZodType): Def {
 }
 
 /** The schema that validates the value at `path` inside a value validated by `schema`, if known. */
-export function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | undefined {
+function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | undefined {
   let s: z.ZodType | undefined = schema;
   for (const seg of path) {
     if (s === undefined) return undefined;
@@ -77,7 +77,7 @@ export function schemaAt(schema: z.ZodType, path: readonly PropertyKey[]): z.Zod
 }
 
 /** The `.describe()` text of a schema (looked up through wrappers). */
-export function descriptionOf(schema: z.ZodType): string | undefined {
+function descriptionOf(schema: z.ZodType): string | undefined {
   let s: z.ZodType | undefined = schema;
   for (let i = 0; i < 10 && s; i++) {
     if (s.description) return s.description;
@@ -88,7 +88,7 @@ export function descriptionOf(schema: z.ZodType): string | undefined {
 }
 
 /** A short description of a value for messages: `string "ten"`, `a list`, `null`. */
-export function describeValue(v: unknown): string {
+function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (v === undefined) return 'nothing';
   if (Array.isArray(v)) return 'a list';

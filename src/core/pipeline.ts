@@ -112,7 +112,13 @@ export class Stream<T> {
     const g = this.pipeline.graph;
     const id = g.addOperator(passThrough as Operator, { component: 'merge', ...options });
     for (const s of [this, ...others]) {
-      if (s.pipeline !== this.pipeline) throw new Error('cannot merge streams of different pipelines');
+      if (s.pipeline !== this.pipeline) {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `cannot merge a stream of pipeline \`${s.pipeline.graph.name}\` into pipeline \`${this.pipeline.graph.name}\`; build every merged stream from the same Pipeline`,
+          { stage: s.node },
+        );
+      }
       g.connect(s.node, id, s.port, options.buffer);
     }
     return new Stream<T>(this.pipeline, id, MAIN_PORT);

@@ -463,7 +463,7 @@ export class CelRoute extends CelOperator<CompiledRoute> {
           r,
           new SluiceError(
             ErrorCode.RECORD,
-            'no route case matched the record and the route has no `default`',
+            `no route case matched the record (ports: ${ports.map((p) => `\`${p}\``).join(', ')}); add a case for it or a \`default\` port`,
             { component: 'cel' },
           ),
           m,

@@ -11,20 +11,11 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { type BuildContext, defineComponent } from '../config/registry.ts';
-import { parseDuration } from '../core/duration.ts';
+import { durationField } from '../operators/specs.ts';
 import { DEFAULT_EXPR_LIMITS, type ExprLimits } from './limits.ts';
 import { CelFilter, CelMap, CelRoute } from './operators.ts';
 import type { RulesSourceOptions } from './reload.ts';
 import { fieldName, routeCaseSchema } from './rules.ts';
-
-function isDuration(text: string): boolean {
-  try {
-    parseDuration(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Schema of `rules:` — where a reloadable rule set lives. */
 export const rulesSourceSchema = z
@@ -35,9 +26,7 @@ export const rulesSourceSchema = z
       .optional()
       .describe('YAML or JSON rule-set file, relative to the pipeline file; watched for changes.'),
     url: z.string().url().optional().describe('http(s) URL of a rule set; polled with If-None-Match/ETag.'),
-    pollInterval: z
-      .string()
-      .refine(isDuration, 'a duration like `500ms`, `10s`, `1m`')
+    pollInterval: durationField()
       .optional()
       .describe('How often to check for a new set (default 1s for a file, 30s for a URL).'),
   })
@@ -103,7 +92,7 @@ type LimitsConfig = z.output<typeof exprLimitsSchema>;
 
 function rulesOptions(rules: RulesConfig | undefined, ctx: BuildContext): RulesSourceOptions | undefined {
   if (rules === undefined) return undefined;
-  const pollInterval = rules.pollInterval === undefined ? undefined : parseDuration(rules.pollInterval);
+  const { pollInterval } = rules;
   if (rules.file !== undefined) {
     return { file: isAbsolute(rules.file) ? rules.file : resolve(ctx.baseDir, rules.file), pollInterval };
   }

@@ -9,7 +9,7 @@ import { CsvEncoder } from './csv/encoder.ts';
 import type { CsvDecodeOptions, CsvEncodeOptions } from './csv/options.ts';
 import type { RecordDecoder, RecordEncoder } from './format.ts';
 import { jsonlDecoder, jsonlEncoder } from './jsonl.ts';
-import { DEFAULT_MAX_LINE_BYTES, linesDecoder, linesEncoder } from './lines.ts';
+import { linesDecoder, linesEncoder } from './lines.ts';
 
 /** The formats connectors read and write: plain lines, JSON Lines, CSV. */
 export type FormatName = 'lines' | 'jsonl' | 'csv';
@@ -49,12 +49,9 @@ function unknownFormat(format: unknown): SluiceError {
 export function formatDecoder(format: FormatName, options: FormatDecodeOptions = {}): RecordDecoder<unknown> {
   switch (format) {
     case 'jsonl':
-      return jsonlDecoder({ maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES });
+      return jsonlDecoder({ maxLineBytes: options.maxLineBytes });
     case 'lines':
-      return linesDecoder({
-        maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
-        skipBlank: options.skipBlank ?? false,
-      });
+      return linesDecoder({ maxLineBytes: options.maxLineBytes, skipBlank: options.skipBlank });
     case 'csv':
       return new CsvDecoder(csvDecodeOptions(options));
     default:

@@ -5,7 +5,7 @@
  */
 
 import type { RecordEncoder } from './format.ts';
-import { DEFAULT_MAX_LINE_BYTES, LineDecoder } from './lines.ts';
+import { LineDecoder } from './lines.ts';
 
 /** Options of the `jsonl` format. */
 export interface JsonlFormatOptions {
@@ -28,7 +28,7 @@ const parseJson = (text: string): unknown => JSON.parse(text);
  */
 export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unknown> {
   return new LineDecoder<unknown>({
-    maxLineBytes: options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES,
+    maxLineBytes: options.maxLineBytes,
     skipBlank: 'whitespace',
     parse: parseJson,
     parseError: 'invalid JSON',
@@ -40,19 +40,25 @@ function bigintAsString(_key: string, value: unknown): unknown {
 }
 
 /**
+ * `JSON.stringify(value)` where a bigint anywhere becomes its decimal string; undefined for what
+ * JSON cannot hold at top level (`undefined`, a function, a symbol). Throws for a circular value.
+ */
+export function stringifyJson(value: unknown): string | undefined {
+  try {
+    return JSON.stringify(value);
+  } catch (err) {
+    // Retried with a replacer only when needed: a replacer slows every record down.
+    if (!(err instanceof TypeError) || !/BigInt/i.test(err.message)) throw err;
+    return JSON.stringify(value, bigintAsString);
+  }
+}
+
+/**
  * Serialises one value as JSON: a bigint anywhere becomes its decimal string, `undefined`
  * becomes `null`, so no record makes the encoder throw except a circular one.
  */
 export function toJsonLine(value: unknown): string {
-  let s: string | undefined;
-  try {
-    s = JSON.stringify(value);
-  } catch (err) {
-    // Retried with a replacer only when needed: a replacer slows every record down.
-    if (!(err instanceof TypeError) || !/BigInt/i.test(err.message)) throw err;
-    s = JSON.stringify(value, bigintAsString);
-  }
-  return s ?? 'null';
+  return stringifyJson(value) ?? 'null';
 }
 
 /**

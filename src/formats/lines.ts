@@ -147,7 +147,6 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     return { line: this.line - 1, offset: this.lineStart };
   }
 
-  /** Keeps `buf[start..]` as the start of a line whose end is in a later chunk. */
   /**
    * Fast path for parsed formats (JSON Lines): the chunk's complete lines are decoded as one
    * string and each line is cut out of it in JavaScript, instead of one native `toString` per
@@ -209,19 +208,7 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
           failed = err;
         }
         if (failed === undefined) sink.record(value as T, this.line, offset);
-        else {
-          sink.invalid(
-            this.error(
-              `${this.parseError}: ${errorMessage(failed)}`,
-              offset,
-              'fix the line or let it go to the dlq',
-              failed,
-            ),
-            buf.subarray(b, Math.min(end, b + RAW_PREVIEW_BYTES)),
-            this.line,
-            offset,
-          );
-        }
+        else this.reportParseError(failed, buf, b, end, sink, offset);
       } else if (end === b && !this.skipBlank) {
         this.completeLine(buf, b, end, sink);
       }
@@ -233,6 +220,7 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     return b;
   }
 
+  /** Keeps `buf[start..]` as the start of a line whose end is in a later chunk. */
   private keep(buf: Buffer, start: number, sink: DecodeSink<T>): void {
     const n = buf.length - start;
     if (n === 0 || this.skipping) return;
@@ -300,20 +288,32 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     try {
       value = this.parse(text, this.line, offset);
     } catch (err) {
-      sink.invalid(
-        this.error(
-          `${this.parseError}: ${errorMessage(err)}`,
-          offset,
-          'fix the line or let it go to the dlq',
-          err,
-        ),
-        buf.subarray(start, Math.min(end, start + RAW_PREVIEW_BYTES)),
-        this.line,
-        offset,
-      );
+      this.reportParseError(err, buf, start, end, sink, offset);
       return;
     }
     sink.record(value, this.line, offset);
+  }
+
+  /** Reports line `buf[start..end)` as rejected by the parser with `err`. */
+  private reportParseError(
+    err: unknown,
+    buf: Buffer,
+    start: number,
+    end: number,
+    sink: DecodeSink<T>,
+    offset: number,
+  ): void {
+    sink.invalid(
+      this.error(
+        `${this.parseError}: ${errorMessage(err)}`,
+        offset,
+        'fix the line or let it go to the dlq',
+        err,
+      ),
+      buf.subarray(start, Math.min(end, start + RAW_PREVIEW_BYTES)),
+      this.line,
+      offset,
+    );
   }
 
   private reportTooLong(raw: Buffer, sink: DecodeSink<T>, offset: number): void {

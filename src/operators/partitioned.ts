@@ -105,14 +105,13 @@ export function partitionScoped(create: () => Operator): Operator {
           await op.process(batch, o); // the whole batch is one partition's
           continue;
         }
-        let rs: unknown[] = [];
-        let ms: (RecordMeta | undefined)[] = [];
+        const rs: unknown[] = [];
+        const ms: (RecordMeta | undefined)[] = [];
         for (let k = 0; k < ranges.length; k += 2) {
-          const a = ranges[k] as number;
-          const b = ranges[k + 1] as number;
-          rs = k === 0 ? records.slice(a, b) : rs.concat(records.slice(a, b));
-          const m = meta === undefined ? new Array<undefined>(b - a) : meta.slice(a, b);
-          ms = k === 0 ? m : ms.concat(m);
+          for (let i = ranges[k] as number, end = ranges[k + 1] as number; i < end; i++) {
+            rs.push(records[i]);
+            ms.push(meta?.[i]);
+          }
         }
         await op.process(batchOf(rs, ms), o);
       }

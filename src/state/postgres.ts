@@ -8,6 +8,7 @@
  * an index range scan.
  */
 import type pg from 'pg';
+import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from '../connectors/postgres/pg.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import type { StateBackend } from './backend.ts';
@@ -47,35 +48,6 @@ const CHUNK_BYTES = 32 << 20;
  * the hex text an array literal needs, and no array parsing on the server.
  */
 const BIG_VALUE = 64 << 10;
-
-interface PgError extends Error {
-  code?: string;
-}
-
-/** Network failures and server states worth another attempt on a new connection. */
-function isTransient(err: unknown): boolean {
-  if (err instanceof SluiceError) return false;
-  const code = (err as PgError | null)?.code;
-  if (typeof code === 'string') {
-    // 08 connection exception, 53 insufficient resources, 57P admin shutdown / cannot connect now,
-    // 40001 serialization failure, 40P01 deadlock; node's own ECONNREFUSED, ECONNRESET…
-    if (/^(08|53|57P)/.test(code) || code === '40001' || code === '40P01') return true;
-    if (/^E[A-Z]+$/.test(code)) return true;
-  }
-  return /Connection terminated|connection.*(closed|ended|lost)|not queryable|timeout|ECONN|EPIPE/i.test(
-    errorMessage(err),
-  );
-}
-
-/** `host:port/database` of a URL, for messages (never the password). */
-function serverOf(url: string): string {
-  try {
-    const u = new URL(url);
-    return `${u.hostname || 'localhost'}:${u.port || '5432'}/${decodeURIComponent(u.pathname.slice(1)) || '(default database)'}`;
-  } catch {
-    return '(unparsable URL)';
-  }
-}
 
 /** The signature that starts PostgreSQL's binary COPY format. */
 const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
@@ -136,11 +108,12 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
   const { url, namespace } = options;
   const table = options.table ?? DEFAULT_STATE_TABLE;
   const quoted = quoteTable(table);
-  const server = serverOf(url);
+  const { address, database } = serverOf(url);
+  const server = `${address}/${database || '(default database)'}`;
   const where = `PostgreSQL \`${server}\`, table \`${table}\`, namespace \`${namespace}\``;
   const timeoutMs = options.retryTimeoutMs ?? 60_000;
   const chunkBytes = options.chunkBytes ?? CHUNK_BYTES;
-  const [{ default: pgLib }, { to: copyTo }] = await Promise.all([import('pg'), import('pg-copy-streams')]);
+  const copyTo = pgCopyLib().to;
 
   let client: pg.Client | undefined;
   let closed = false;
@@ -154,7 +127,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
 
   async function connection(): Promise<pg.Client> {
     if (client !== undefined) return client;
-    const c = new pgLib.Client({ connectionString: url, application_name: `sluice state ${namespace}` });
+    const c = new (pgLib().Client)({ connectionString: url, application_name: `sluice state ${namespace}` });
     // A broken idle connection emits `error`; the next query fails and is retried.
     c.on('error', () => {});
     try {
@@ -179,7 +152,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       try {
         return await retrying(async () => fn(await connection()), {
           timeoutMs,
-          isTransient,
+          isTransient: isTransientPgError,
           onFailure: drop,
           log: options.log,
           what: `${doing[0]?.toUpperCase()}${doing.slice(1)} in ${where}`,
@@ -187,7 +160,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       } catch (err) {
         if (err instanceof SluiceError) throw err;
         const code = (err as PgError).code;
-        const hint = isTransient(err)
+        const hint = isTransientPgError(err)
           ? `the server did not answer for ${Math.round(timeoutMs / 1000)} s; check that it runs and that \`checkpoint.store\` points at it`
           : code === '28P01' || code === '28000'
             ? 'check the user and password in `checkpoint.store`'

@@ -58,13 +58,3 @@ export function mod(a: number, b: number): number {
   const r = a % b;
   return r < 0 ? r + b : r;
 }
-
-/**
- * Start of the last window (of a grid with step `step`) that begins at or before `time`.
- *
- * @example
- * windowStart(125_000, 60_000, 0); // 120000
- */
-export function windowStart(time: number, step: number, offset: number): number {
-  return time - mod(time - offset, step);
-}

@@ -80,6 +80,30 @@ test('watermarks: bounded out-of-orderness, minimum over partitions, never backw
   assert.throws(() => new WatermarkGenerator({ maxOutOfOrder: -1 }), /maxOutOfOrder/);
 });
 
+test('watermarks from record meta: one partition per source and Kafka partition, as observe keys them', () => {
+  const g = new WatermarkGenerator({ maxOutOfOrder: 0 });
+  const meta = (source: string, partition?: number) =>
+    partition === undefined ? { source } : { source, position: { partition, offset: 0 } };
+  g.observeMeta(10_000, meta('k', 0), 0);
+  g.observeMeta(12_000, meta('k', 0), 0);
+  g.observeMeta(5_000, meta('k', 1), 0);
+  g.observeMeta(7_000, undefined, 0);
+  assert.equal(g.current(0), 4999);
+  g.observeMeta(20_000, meta('k', 1), 0);
+  g.observeMeta(20_000, undefined, 0);
+  assert.equal(g.current(0), 11_999);
+  g.observe(30_000, 'k#0', 0); // the same partition by its key
+  g.observeMeta(40_000, meta('k', 1), 0);
+  g.observeMeta(40_000, meta('f'), 0);
+  assert.deepEqual(g.save().partitions.sort(), [
+    ['', 20_000],
+    ['f', 40_000],
+    ['k#0', 30_000],
+    ['k#1', 40_000],
+  ]);
+  assert.equal(g.current(0), 19_999);
+});
+
 test('an idle partition stops counting after idleTimeout; when all are idle the watermark holds', () => {
   const g = new WatermarkGenerator({ maxOutOfOrder: 0, idleTimeout: 100 });
   g.observe(50, 'slow', 0);

@@ -52,6 +52,9 @@ export class WatermarkGenerator {
   private readonly partitions = new Map<string, PartitionState>();
   private lastKey: string | undefined;
   private last: PartitionState | undefined;
+  /** The source and partition `observeMeta` last saw `last` for (null: none, or `observe` moved on). */
+  private metaSource: string | null | undefined = null;
+  private metaPartition: unknown;
   private mark = Number.NEGATIVE_INFINITY;
 
   constructor(options: WatermarkOptions = {}) {
@@ -72,6 +75,26 @@ export class WatermarkGenerator {
       }
       this.lastKey = partition;
       this.last = st;
+      this.metaSource = null;
+    }
+    st.lastSeen = now;
+    if (time > st.maxTime) st.maxTime = time;
+  }
+
+  /**
+   * {@link WatermarkGenerator.observe} with the partition of `meta` (see {@link partitionOf}). Its
+   * key is built only when the source or partition differs from the previous record's, not per
+   * record (a Kafka record's key is a new string).
+   */
+  observeMeta(time: number, meta: RecordMeta | undefined, now: number): void {
+    const source = meta?.source;
+    const part = meta?.position?.partition;
+    const st = this.last;
+    if (st === undefined || source !== this.metaSource || part !== this.metaPartition) {
+      this.observe(time, partitionOf(meta), now);
+      this.metaSource = source;
+      this.metaPartition = part;
+      return;
     }
     st.lastSeen = now;
     if (time > st.maxTime) st.maxTime = time;
@@ -114,14 +137,7 @@ export class WatermarkGenerator {
     this.partitions.clear();
     this.last = undefined;
     this.lastKey = undefined;
+    this.metaSource = null;
     for (const [k, maxTime] of state.partitions) this.partitions.set(k, { maxTime, lastSeen: now });
   }
-}
-
-/**
- * Monotonous timestamps: every event is at or after the previous one, so the watermark is the
- * newest event time minus one.
- */
-export function monotonousWatermarks(idleTimeout?: number): WatermarkGenerator {
-  return new WatermarkGenerator({ maxOutOfOrder: 0, ...(idleTimeout === undefined ? {} : { idleTimeout }) });
 }

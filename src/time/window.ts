@@ -35,7 +35,7 @@ import {
   type TimeFormat,
   type TimestampExtractor,
 } from './timestamp.ts';
-import { partitionOf, WatermarkGenerator } from './watermark.ts';
+import { WatermarkGenerator } from './watermark.ts';
 
 /** A duration: milliseconds, or a string such as `5m`. */
 export type DurationInput = number | string;
@@ -551,7 +551,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
             continue;
           }
         }
-        if (gen !== undefined) gen.observe(ts, m === undefined ? '' : partitionOf(m), now);
+        if (gen !== undefined) gen.observeMeta(ts, m, now);
         // Late: every window of the event is dropped already (sessions are judged on merge).
         let start = 0;
         if (aligned) {
@@ -1244,7 +1244,10 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   restore(state: unknown): void {
     const s = state as WindowSnapshot;
     if (s?.version !== 1)
-      throw new SluiceError(ErrorCode.STAGE, 'restoring a window: unknown snapshot version');
+      throw new SluiceError(
+        ErrorCode.STAGE,
+        `restoring a window: its saved state has version ${JSON.stringify(s?.version ?? null)}, this build reads version 1; delete the checkpoint folder to start over`,
+      );
     const aggs = this.p.aggs;
     this.wm = s.wm;
     this.upstream = s.upstream;

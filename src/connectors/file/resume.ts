@@ -4,7 +4,6 @@
  * decoder that numbers lines and offsets as if it had read the file from the start. A CSV file's
  * header is read again from the top of the file, so rows keep their column names.
  */
-import type { FileHandle } from 'node:fs/promises';
 import type { Position } from '../../core/batch.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import { CsvDecoder } from '../../formats/csv/decoder.ts';
@@ -48,27 +47,6 @@ export function resumePointOf(position: Position, path: string): FileResumePoint
     );
   }
   return { line, offset };
-}
-
-/**
- * Reads `file` from byte `offset` in chunks of `chunkBytes` (each a fresh buffer), calling
- * `onRead` with each chunk's size.
- */
-export async function* readFileFrom(
-  file: FileHandle,
-  offset: number,
-  chunkBytes: number,
-  onRead?: (bytes: number) => void,
-): AsyncGenerator<Uint8Array> {
-  let at = offset;
-  for (;;) {
-    const buf = Buffer.allocUnsafe(chunkBytes);
-    const { bytesRead } = await file.read(buf, 0, chunkBytes, at);
-    if (bytesRead === 0) return;
-    at += bytesRead;
-    onRead?.(bytesRead);
-    yield bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
-  }
 }
 
 /** Drops the first `n` bytes of `input` (a decompressed stream cannot be seeked). */

@@ -20,7 +20,6 @@ import {
   type FileResumePoint,
   linesDone,
   readCsvHeader,
-  readFileFrom,
   resumedDecoder,
   resumePointOf,
   skipBytes,
@@ -130,9 +129,21 @@ export async function pumpRecords(
   await flush();
 }
 
+/** Options of {@link readFileChunks}. */
+export interface ReadChunksOptions {
+  /** Byte to start at; default: the file's current position (a pipe or terminal has no other). */
+  from?: number | undefined;
+  /** Bytes per read. Default 64 KiB. */
+  chunkBytes?: number | undefined;
+  /** Called with each chunk's size. */
+  onRead?: ((bytes: number) => void) | undefined;
+  /** Start the next read before a chunk is handed on (regular files only, see below). Default false. */
+  readAhead?: boolean | undefined;
+}
+
 /**
- * Reads `file` from its current position in chunks of `chunkBytes`, each a fresh buffer
- * (a later step may keep it). Calls `onRead` with each chunk's size.
+ * Reads `file` in chunks of `chunkBytes`, each a fresh buffer (a later step may keep it), from
+ * byte `from` or from its current position.
  *
  * With `readAhead`, the next read is started before a chunk is handed on, so the disk works
  * while the pipeline decodes (measured: a CSV → window job spent 16 % of its wall time idle,
@@ -141,13 +152,16 @@ export async function pumpRecords(
  */
 export async function* readFileChunks(
   file: FileHandle,
-  chunkBytes: number = DEFAULT_CHUNK_BYTES,
-  onRead?: (bytes: number) => void,
-  readAhead = false,
+  options: ReadChunksOptions = {},
 ): AsyncGenerator<Uint8Array> {
+  const { onRead, readAhead = false } = options;
+  const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  // Reads run one at a time (the next starts once the previous one resolved), so `at` is exact.
+  let at: number | null = options.from ?? null;
   const readOne = async (): Promise<Buffer> => {
     const buf = Buffer.allocUnsafe(chunkBytes);
-    const { bytesRead } = await file.read(buf, 0, chunkBytes, null);
+    const { bytesRead } = await file.read(buf, 0, chunkBytes, at);
+    if (at !== null) at += bytesRead;
     return bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
   };
   let next: Promise<Buffer> | undefined;
@@ -258,32 +272,31 @@ export function fileSource(options: FileSourceOptions): FileSource {
       const h = handle;
       const at = resumeAt;
       const plain = compression === 'none' && options.transform === undefined;
+      const countRead = (n: number): void => {
+        bytesRead += n;
+      };
+      // Raw bytes → decompressed → transformed: what the decoder reads.
+      const decoded = (raw: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> => {
+        const bytes =
+          compression === 'none' ? raw : decompress(raw, { codec: compression, path, signal: ctx.signal });
+        return options.transform ? options.transform(bytes) : bytes;
+      };
       const input = (from: number): AsyncIterable<Uint8Array> => {
-        let bytes: AsyncIterable<Uint8Array> =
-          from > 0 && plain
-            ? readFileFrom(h, from, chunkBytes, (n) => {
-                bytesRead += n;
-              })
-            : readFileChunks(
-                h,
-                chunkBytes,
-                (n) => {
-                  bytesRead += n;
-                },
-                regularFile,
-              );
-        if (compression !== 'none')
-          bytes = decompress(bytes, { codec: compression, path, signal: ctx.signal });
-        if (options.transform) bytes = options.transform(bytes);
+        // A plain file is read from `from` on; other input is decoded from the top and skipped.
+        const seek = from > 0 && plain;
+        const bytes = decoded(
+          readFileChunks(h, {
+            from: seek ? from : undefined,
+            chunkBytes,
+            onRead: countRead,
+            readAhead: regularFile,
+          }),
+        );
         return from > 0 && !plain ? skipBytes(bytes, from) : bytes;
       };
       // The header of a resumed CSV is read again from the top, through the same decompression.
-      const headerBytes = (): AsyncIterable<Uint8Array> => {
-        let bytes: AsyncIterable<Uint8Array> = readFileFrom(h, 0, chunkBytes);
-        if (compression !== 'none')
-          bytes = decompress(bytes, { codec: compression, path, signal: ctx.signal });
-        return options.transform ? options.transform(bytes) : bytes;
-      };
+      const headerBytes = (): AsyncIterable<Uint8Array> =>
+        decoded(readFileChunks(h, { from: 0, chunkBytes }));
       try {
         if (at !== undefined) {
           const columns =

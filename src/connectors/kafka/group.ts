@@ -6,6 +6,7 @@
  */
 import type { Consumer, kGetApi, kGetConnection } from '@platformatic/kafka';
 import { kafkaClient } from './client.ts';
+import { positionKey } from './offsets.ts';
 
 /** One partition's offset to commit, with its metadata (null: none). */
 export interface GroupOffset {
@@ -16,6 +17,36 @@ export interface GroupOffset {
   readonly metadata: string | null;
 }
 
+/** One topic of an `OffsetCommit` / `TxnOffsetCommit` request, as the client's API takes it. */
+export interface OffsetCommitTopic {
+  name: string;
+  partitions: {
+    partitionIndex: number;
+    committedOffset: bigint;
+    committedLeaderEpoch: number;
+    committedMetadata: string | null;
+  }[];
+}
+
+/** `offsets` grouped by topic for an `OffsetCommit` / `TxnOffsetCommit` request. */
+export function offsetCommitTopics(offsets: readonly GroupOffset[]): OffsetCommitTopic[] {
+  const topics = new Map<string, OffsetCommitTopic>();
+  for (const o of offsets) {
+    let t = topics.get(o.topic);
+    if (t === undefined) {
+      t = { name: o.topic, partitions: [] };
+      topics.set(o.topic, t);
+    }
+    t.partitions.push({
+      partitionIndex: o.partition,
+      committedOffset: BigInt(o.offset),
+      committedLeaderEpoch: o.leaderEpoch,
+      committedMetadata: o.metadata,
+    });
+  }
+  return [...topics.values()];
+}
+
 type Callback<T> = (error: Error | null, value: T) => void;
 type OffsetCommitApi = (
   connection: unknown,
@@ -23,15 +54,7 @@ type OffsetCommitApi = (
   generationId: number,
   memberId: string,
   groupInstanceId: string | null,
-  topics: {
-    name: string;
-    partitions: {
-      partitionIndex: number;
-      committedOffset: bigint;
-      committedLeaderEpoch: number;
-      committedMetadata: string | null;
-    }[];
-  }[],
+  topics: OffsetCommitTopic[],
   callback: Callback<unknown>,
 ) => void;
 interface Internals {
@@ -62,20 +85,6 @@ export async function commitWithMetadata(
   const api = await new Promise<OffsetCommitApi>((resolve, reject) =>
     internals[client.kGetApi]('OffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
   );
-  const topics = new Map<string, Parameters<OffsetCommitApi>[5][number]>();
-  for (const o of offsets) {
-    let t = topics.get(o.topic);
-    if (t === undefined) {
-      t = { name: o.topic, partitions: [] };
-      topics.set(o.topic, t);
-    }
-    t.partitions.push({
-      partitionIndex: o.partition,
-      committedOffset: BigInt(o.offset),
-      committedLeaderEpoch: o.leaderEpoch,
-      committedMetadata: o.metadata,
-    });
-  }
   await new Promise<void>((resolve, reject) =>
     api(
       connection,
@@ -83,7 +92,7 @@ export async function commitWithMetadata(
       consumer.generationId,
       consumer.memberId ?? '',
       null,
-      [...topics.values()],
+      offsetCommitTopics(offsets),
       (err) => (err ? reject(err) : resolve()),
     ),
   );
@@ -116,7 +125,7 @@ export async function readCommitted(
         if (!wanted.has(t.name)) continue;
         for (const p of t.partitions) {
           if (p.committedOffset < 0n) continue;
-          out.set(`${t.name}:${p.partitionIndex}`, {
+          out.set(positionKey(t.name, p.partitionIndex), {
             offset: Number(p.committedOffset),
             metadata: p.metadata ?? null,
           });

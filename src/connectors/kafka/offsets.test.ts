@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
+  byTopic,
   DONE_SUFFIX,
   decodeDone,
   encodeDone,
@@ -14,6 +15,7 @@ import {
   PartitionOffsets,
   parsePosition,
   positionKey,
+  splitKey,
 } from './offsets.ts';
 
 /** Offsets a partition delivers: increasing from `start`, with holes (compaction, markers). */
@@ -156,6 +158,14 @@ describe('positions', () => {
 
   test('a position from another source is refused with its entry named', () => {
     assert.throws(() => parsePosition({ line: 7, byte: 100 }), /`line` = 7 is not a Kafka/);
+  });
+
+  test('a position key splits back into its topic and partition, and keys group by topic', () => {
+    assert.deepEqual(splitKey(positionKey('a:b', 7)), { topic: 'a:b', partition: 7 });
+    assert.deepEqual(byTopic(['x:0', 'y:2', 'x:1']), [
+      { topic: 'x', partitions: [0, 1] },
+      { topic: 'y', partitions: [2] },
+    ]);
   });
 });
 

@@ -220,6 +220,24 @@ export function positionKey(topic: string, partition: number): string {
   return `${topic}:${partition}`;
 }
 
+/** The topic and partition of a {@link positionKey} (`NaN` partition when the key has none). */
+export function splitKey(key: string): { topic: string; partition: number } {
+  const sep = key.lastIndexOf(':');
+  return { topic: key.slice(0, sep), partition: sep < 0 ? Number.NaN : Number(key.slice(sep + 1)) };
+}
+
+/** `topic:partition` keys grouped by topic, as the client's offset requests take them. */
+export function byTopic(keys: Iterable<string>): { topic: string; partitions: number[] }[] {
+  const out = new Map<string, number[]>();
+  for (const key of keys) {
+    const { topic, partition } = splitKey(key);
+    const list = out.get(topic);
+    if (list === undefined) out.set(topic, [partition]);
+    else list.push(partition);
+  }
+  return [...out].map(([topic, partitions]) => ({ topic, partitions }));
+}
+
 /** Suffix of the position entry holding a partition's done-beyond-the-gap state. */
 export const DONE_SUFFIX = '#done';
 
@@ -239,17 +257,21 @@ export function parsePosition(position: Readonly<Record<string, unknown>>): Resu
   const out: ResumePoint[] = [];
   for (const [key, value] of Object.entries(position)) {
     if (key.endsWith(DONE_SUFFIX)) continue;
-    const sep = key.lastIndexOf(':');
-    const partition = Number(key.slice(sep + 1));
+    const { topic, partition } = splitKey(key);
     const offset = typeof value === 'bigint' ? Number(value) : value;
-    if (sep <= 0 || !Number.isInteger(partition) || typeof offset !== 'number' || !Number.isInteger(offset)) {
+    if (
+      topic === '' ||
+      !Number.isInteger(partition) ||
+      typeof offset !== 'number' ||
+      !Number.isInteger(offset)
+    ) {
       throw new Error(
         `the position entry \`${key}\` = ${String(value)} is not a Kafka \`topic:partition\` = offset; the checkpoint was not written by the kafka source`,
       );
     }
     const meta = position[`${key}${DONE_SUFFIX}`];
     out.push({
-      topic: key.slice(0, sep),
+      topic,
       partition,
       offset,
       done: decodeDone(typeof meta === 'string' ? meta : undefined, offset),

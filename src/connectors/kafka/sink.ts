@@ -31,6 +31,7 @@ import type { Producer } from '@platformatic/kafka';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { CommittedPositions, DeadLetter, Sink, StageContext } from '../../core/stage.ts';
+import { toJsonLine } from '../../formats/jsonl.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, withBrokerRetry } from './connection.ts';
 import { deadLetterMessage, isDeadLetter } from './dead-letters.ts';
@@ -112,19 +113,6 @@ function toBytes(value: unknown): Buffer {
   return Buffer.from(typeof value === 'string' ? value : String(value), 'utf8');
 }
 
-const bigintAsString = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? v.toString() : v);
-
-/** JSON text of `value`; bigints (exact money, offsets) become strings of their exact digits. */
-function jsonText(value: unknown): string {
-  try {
-    // A replacer costs a call per key: only the rare record holding a bigint pays it.
-    return JSON.stringify(value);
-  } catch (err) {
-    if (err instanceof TypeError) return JSON.stringify(value, bigintAsString);
-    throw err;
-  }
-}
-
 /** Produce requests a sink keeps in flight without `exactlyOnce` (ordered: idempotent producer). */
 const MAX_IN_FLIGHT = 4;
 /** Distinct message keys whose bytes a sink keeps (cleared when full). */
@@ -190,7 +178,10 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   let sent = 0;
   let requests = 0;
 
-  /** Message keys repeat (user ids, Kafka → Kafka keys): their bytes are made once and reused. */
+  /**
+   * Message keys (user ids, Kafka → Kafka keys) and header names repeat: their bytes are made
+   * once and reused.
+   */
   const keyCache = new Map<string, Buffer>();
   function keyBytes(key: string): Buffer {
     let bytes = keyCache.get(key);
@@ -202,41 +193,41 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
     return bytes;
   }
 
+  /** `meta`'s headers as the client takes them (without serializers, names are bytes too). */
+  function headersOf(meta: RecordMeta | undefined): Map<Buffer, Buffer> {
+    const headers = new Map<Buffer, Buffer>();
+    if (meta?.headers !== undefined)
+      for (const k in meta.headers) headers.set(keyBytes(k), toBytes(meta.headers[k]));
+    return headers;
+  }
+
   function encode(record: unknown, meta: RecordMeta | undefined): OutMessage | string {
     if (options.deadLetters === 'original' && isDeadLetter(record)) return encodeDeadLetter(record, meta);
     let value: Buffer;
-    if (format === 'json') value = Buffer.from(jsonText(record), 'utf8');
+    if (format === 'json') value = Buffer.from(toJsonLine(record), 'utf8');
     else if (format === 'text')
-      value = Buffer.from(typeof record === 'string' ? record : jsonText(record), 'utf8');
+      value = Buffer.from(typeof record === 'string' ? record : toJsonLine(record), 'utf8');
     else value = toBytes(record);
     const msg: OutMessage = { topic, value };
     if (options.key !== undefined) {
       const k = (record as Record<string, unknown> | null)?.[options.key];
       if (k === undefined || k === null)
-        return `the record has no field \`${options.key}\` for the message key`;
-      msg.key = toBytes(typeof k === 'object' && !(k instanceof Uint8Array) ? jsonText(k) : k);
+        return `the record has no field \`${options.key}\` for the key of its message to topic \`${topic}\`; give every record that field, or leave out \`key\` to keep the key the record came with`;
+      msg.key = toBytes(typeof k === 'object' && !(k instanceof Uint8Array) ? toJsonLine(k) : k);
     } else if (meta?.key !== undefined) {
       msg.key = typeof meta.key === 'string' ? keyBytes(meta.key) : toBytes(meta.key);
     }
-    if (options.keepHeaders && meta?.headers !== undefined) {
-      // Without serializers the client takes header keys as bytes too, hence a Map of Buffers.
-      const headers = new Map<Buffer, Buffer>();
-      for (const [k, v] of Object.entries(meta.headers)) headers.set(Buffer.from(k, 'utf8'), toBytes(v));
-      msg.headers = headers;
-    }
+    if (options.keepHeaders && meta?.headers !== undefined) msg.headers = headersOf(meta);
     return msg;
   }
 
   /** A dead letter as the original message plus `sluice.*` headers (`deadLetters: original`). */
   function encodeDeadLetter(letter: DeadLetter, meta: RecordMeta | undefined): OutMessage {
-    const { value, headers: added } = deadLetterMessage(letter, jsonText);
+    const { value, headers: added } = deadLetterMessage(letter, toJsonLine);
     const msg: OutMessage = { topic, value };
     if (meta?.key !== undefined)
       msg.key = typeof meta.key === 'string' ? keyBytes(meta.key) : toBytes(meta.key);
-    const headers = new Map<Buffer, Buffer>();
-    if (meta?.headers !== undefined) {
-      for (const [k, v] of Object.entries(meta.headers)) headers.set(Buffer.from(k, 'utf8'), toBytes(v));
-    }
+    const headers = headersOf(meta);
     for (const [k, v] of added) headers.set(Buffer.from(k, 'utf8'), Buffer.from(v, 'utf8'));
     msg.headers = headers;
     return msg;

@@ -37,6 +37,7 @@
  * original bytes and its topic, partition and offset; the partition keeps flowing. A broker
  * that cannot be reached at start or mid-run is waited for with backoff, one warning per try.
  */
+import { isUtf8 } from 'node:buffer';
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
@@ -45,6 +46,7 @@ import { kafkaClient } from './client.ts';
 import { isConnectionError, rootMessage, withBrokerRetry } from './connection.ts';
 import { commitWithMetadata, type GroupOffset, readCommitted } from './group.ts';
 import {
+  byTopic,
   type CommitPoint,
   DONE_SUFFIX,
   decodeDone,
@@ -53,6 +55,7 @@ import {
   PartitionOffsets,
   parsePosition,
   positionKey,
+  splitKey,
 } from './offsets.ts';
 import { fixReadCommitted } from './read-committed.ts';
 import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
@@ -143,7 +146,7 @@ const MAX_PENDING_BARRIERS = 64;
 type KafkaMessage = Message<Buffer, Buffer, Buffer, Buffer>;
 type Stream = MessagesStream<Buffer, Buffer, Buffer, Buffer>;
 
-/** The record and meta of one message, or the reason it cannot be decoded. */
+/** The record of one message value; throws when `json` is not valid JSON. */
 function decodeValue(format: KafkaValueFormat, value: Buffer | undefined): unknown {
   if (format === 'raw') return value ?? null;
   if (value === undefined || value === null) return null;
@@ -160,11 +163,8 @@ export function undecodableRecord(message: {
   const out: Record<string, string | null> = {};
   if (message.key) out.key = message.key.toString('utf8');
   if (value === null) out.value = null;
-  else {
-    const text = value.toString('utf8');
-    if (Buffer.byteLength(text, 'utf8') === value.length && !text.includes('\uFFFD')) out.value = text;
-    else out.valueBase64 = value.toString('base64');
-  }
+  else if (isUtf8(value)) out.value = value.toString('utf8');
+  else out.valueBase64 = value.toString('base64');
   return out;
 }
 
@@ -391,11 +391,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   /** True when the group committed past a restored checkpoint for some partition. */
   async function commitsAhead(c: Consumer<Buffer, Buffer, Buffer, Buffer>): Promise<boolean> {
     if (resume.size === 0) return false;
-    const byTopic = new Map<string, number[]>();
-    for (const r of resume.values()) byTopic.set(r.topic, [...(byTopic.get(r.topic) ?? []), r.partition]);
-    const commitsByTopic = await c.listCommittedOffsets({
-      topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-    });
+    const commitsByTopic = await c.listCommittedOffsets({ topics: byTopic(resume.keys()) });
     for (const r of resume.values()) {
       const commit = commitsByTopic.get(r.topic)?.[r.partition] ?? -1n;
       if (commit > BigInt(r.offset)) return true;
@@ -414,13 +410,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           for (const [key, c] of await readCommitted(brokers, clientId, group, topics)) {
             const done = decodeDone(c.metadata, c.offset);
             if (done.size === 0) continue;
-            const sep = key.lastIndexOf(':');
-            resume.set(key, {
-              topic: key.slice(0, sep),
-              partition: Number(key.slice(sep + 1)),
-              offset: c.offset,
-              done,
-            });
+            resume.set(key, { ...splitKey(key), offset: c.offset, done });
           }
         }
         const { Consumer: KafkaConsumer } = await kafkaClient();
@@ -589,13 +579,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       loaded.add(k);
       const r = stored.get(k);
       if (r === undefined) continue;
-      const sep = k.lastIndexOf(':');
-      resume.set(k, {
-        topic: k.slice(0, sep),
-        partition: Number(k.slice(sep + 1)),
-        offset: r.offset,
-        done: decodeDone(r.done, r.offset),
-      });
+      resume.set(k, { ...splitKey(k), offset: r.offset, done: decodeDone(r.done, r.offset) });
     }
     await commitStarts(todo);
     if (stored.size > 0) {
@@ -621,29 +605,16 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     if (options.start === 'latest') keys = keys.filter((k) => resume.has(k));
     if (keys.length === 0) return;
     try {
-      const byTopic = new Map<string, number[]>();
-      for (const k of keys) {
-        const sep = k.lastIndexOf(':');
-        const topic = k.slice(0, sep);
-        byTopic.set(topic, [...(byTopic.get(topic) ?? []), Number(k.slice(sep + 1))]);
-      }
-      const commits = await c.listCommittedOffsets({
-        topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-      });
+      const commits = await c.listCommittedOffsets({ topics: byTopic(keys) });
       const missing = keys.filter((k) => {
-        const sep = k.lastIndexOf(':');
-        return (commits.get(k.slice(0, sep))?.[Number(k.slice(sep + 1))] ?? -1n) < 0n;
+        const { topic, partition } = splitKey(k);
+        return (commits.get(topic)?.[partition] ?? -1n) < 0n;
       });
       if (missing.length === 0) return;
-      const ends = await c.listOffsets({
-        topics: [...new Set(missing.map((k) => k.slice(0, k.lastIndexOf(':'))))],
-        timestamp: -2n,
-      });
+      const ends = await c.listOffsets({ topics: byTopic(missing).map((t) => t.topic), timestamp: -2n });
       await c.commit({
         offsets: missing.map((k) => {
-          const sep = k.lastIndexOf(':');
-          const topic = k.slice(0, sep);
-          const partition = Number(k.slice(sep + 1));
+          const { topic, partition } = splitKey(k);
           const r = resume.get(k);
           return {
             topic,

@@ -15,6 +15,7 @@ import type { Position } from '../../core/batch.ts';
 import type { StageContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage } from './connection.ts';
+import { type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
 import { DONE_SUFFIX, parsePosition, positionKey } from './offsets.ts';
 
 /** An open transaction of a producer (the client does not export the class by name). */
@@ -136,15 +137,7 @@ type TxnOffsetCommitApi = (
   generationId: number,
   memberId: string,
   groupInstanceId: string | null,
-  topics: {
-    name: string;
-    partitions: {
-      partitionIndex: number;
-      committedOffset: bigint;
-      committedLeaderEpoch: number;
-      committedMetadata: string | null;
-    }[];
-  }[],
+  topics: OffsetCommitTopic[],
   callback: Callback<unknown>,
 ) => void;
 type RawApi = (connection: unknown, ...args: unknown[]) => void;
@@ -190,25 +183,12 @@ export async function sendOffsetsToTransaction(
   await txn.addConsumer(consumer);
   const client = await kafkaClient();
   const internals = producer as unknown as Internals;
-  const topics = new Map<string, Parameters<TxnOffsetCommitApi>[8][number]>();
-  for (const o of offsets) {
-    let t = topics.get(o.topic);
-    if (t === undefined) {
-      t = { name: o.topic, partitions: [] };
-      topics.set(o.topic, t);
-    }
-    t.partitions.push({
-      partitionIndex: o.partition,
-      committedOffset: BigInt(o.offset),
-      committedLeaderEpoch: -1,
-      committedMetadata: o.metadata,
-    });
-  }
+  const topics = offsetCommitTopics(offsets.map((o) => ({ ...o, leaderEpoch: -1 })));
   const member = consumer.memberId;
   for (let attempt = 1; ; attempt++) {
     try {
       const coordinator = await consumer.findGroupCoordinator();
-      const cluster = await producer.metadata({ topics: [...topics.keys()] });
+      const cluster = await producer.metadata({ topics: topics.map((t) => t.name) });
       const broker = cluster.brokers.get(coordinator);
       if (broker === undefined)
         throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
@@ -228,7 +208,7 @@ export async function sendOffsetsToTransaction(
           member ? consumer.generationId : -1,
           member ?? '',
           null,
-          [...topics.values()],
+          topics,
           (err) => (err ? reject(err) : resolve()),
         ),
       );

@@ -6,6 +6,7 @@
  * (then a dead letter), never a silent coercion here.
  */
 import type { Position } from '../../core/batch.ts';
+import { toJsonLine } from '../../formats/jsonl.ts';
 
 /** What the sink needs to know about one column of the target table. */
 export interface ColumnInfo {
@@ -43,16 +44,12 @@ function hexOf(bytes: Uint8Array): string {
   return s;
 }
 
-function jsonText(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
-}
-
 /**
  * The text PostgreSQL parses for `value` in `column`, or null for SQL NULL (`undefined` too).
  * Strings pass unchanged; bigints as digits; booleans `t`/`f`; Dates, and numbers in date/time
  * columns, as ISO-8601 UTC; Uint8Arrays in `bytea` as hex; objects and arrays as JSON.
  */
-export function valueText(value: unknown, column: ColumnInfo): string | null {
+function valueText(value: unknown, column: ColumnInfo): string | null {
   if (value === null || value === undefined) return null;
   switch (typeof value) {
     case 'string':
@@ -67,7 +64,7 @@ export function valueText(value: unknown, column: ColumnInfo): string | null {
     default:
       if (value instanceof Date) return value.toISOString();
       if (value instanceof Uint8Array && !column.json) return hexOf(value);
-      return jsonText(value);
+      return toJsonLine(value);
   }
 }
 
@@ -80,7 +77,7 @@ function looksLikeJson(s: string): boolean {
 }
 
 /** Escapes a value for COPY's text format: backslash, newline, carriage return and tab. */
-export function copyEscape(s: string): string {
+function copyEscape(s: string): string {
   let i = 0;
   for (; i < s.length; i++) {
     const c = s.charCodeAt(i);

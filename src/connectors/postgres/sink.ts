@@ -39,6 +39,7 @@ import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
+import { toJsonLine } from '../../formats/jsonl.ts';
 import {
   type ColumnInfo,
   columnInfo,
@@ -49,7 +50,7 @@ import {
   positionJson,
 } from './encode.ts';
 import { type HeldChunk, HeldChunks } from './held.ts';
-import { pgCopyLib, pgLib } from './pg.ts';
+import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from './pg.ts';
 
 /** How records are written. */
 export type PostgresMode = 'insert' | 'upsert';
@@ -157,45 +158,10 @@ interface Segment {
   readonly count: number;
 }
 
-interface PgError extends Error {
-  code?: string;
-  where?: string;
-  detail?: string;
-  hint?: string;
-  constraint?: string;
-  column?: string;
-}
-
 /** SQLSTATE classes that blame one row: data exceptions (22) and integrity violations (23). */
 function isRowError(err: unknown): boolean {
   const code = (err as PgError | null)?.code;
   return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
-}
-
-/**
- * Failures worth retrying on a new connection: network errors, the server shutting down or
- * starting, serialization failures and deadlocks, lack of resources.
- */
-function isTransient(err: unknown): boolean {
-  const code = (err as PgError | null)?.code;
-  if (typeof code === 'string') {
-    if (/^(08|53|57P)/.test(code) || code === '40001' || code === '40P01') return true;
-    if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET, EPIPE, ETIMEDOUT…
-  }
-  const msg = errorMessage(err);
-  return /Connection terminated|connection.*(closed|ended|lost)|not queryable|timeout|ECONN|EPIPE/i.test(msg);
-}
-
-/** `host:port` and database of a connection URL, for messages (never the password). */
-export function serverOf(url: string): { address: string; database: string } {
-  try {
-    const u = new URL(url);
-    const host = u.hostname === '' ? 'localhost' : u.hostname;
-    const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username);
-    return { address: `${host}:${u.port === '' ? '5432' : u.port}`, database };
-  } catch {
-    return { address: '(unparsable URL)', database: '' };
-  }
 }
 
 /** Seconds or milliseconds, for messages: `2 m`, `30 s`, `400 ms`. */
@@ -235,6 +201,8 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   let columns: ColumnInfo[] = [];
   let quotedTable = '';
   let copySql = '';
+  /** `upsert`: the statement's start, up to its first row of parameters, and its end. */
+  let insertHead = '';
   let upsertTail = '';
   /** `upsert`: rows not yet sent. */
   let buffer: Row[] = [];
@@ -339,7 +307,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         }
         return result;
       } catch (err) {
-        if (!isTransient(err) || ctx.signal.aborted) throw err;
+        if (!isTransientPgError(err) || ctx.signal.aborted) throw err;
         if (ctx.clock.now() + delay > deadline) {
           throw new SluiceError(
             ErrorCode.STAGE,
@@ -457,7 +425,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     }
     const n = columns.length;
     const values: (string | null)[] = [];
-    let sql = `INSERT INTO ${quotedTable} (${columns.map((c) => pgLib().escapeIdentifier(c.name)).join(', ')}) VALUES `;
+    let sql = insertHead;
     for (let i = 0; i < rows.length; i++) {
       sql += i === 0 ? '(' : ', (';
       for (let j = 0; j < n; j++) sql += j === 0 ? `$${i * n + j + 1}` : `, $${i * n + j + 1}`;
@@ -501,8 +469,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   function deadLetter(row: Row, err: PgError): void {
     rejected++;
     const column = columnOf(err);
-    const pos =
-      row.meta?.position !== undefined ? ` (from ${JSON.stringify(row.meta.position, bigintSafe)})` : '';
+    const pos = row.meta?.position !== undefined ? ` (from ${toJsonLine(row.meta.position)})` : '';
     const detail = [err.detail, err.where].filter((x) => x !== undefined && x !== '').join('; ');
     ctx.deadLetter(
       row.record,
@@ -896,6 +863,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     columns = chosen.map((x) => columnInfo(x.name, x.type));
     const list = columns.map((x) => pgLib().escapeIdentifier(x.name)).join(', ');
     copySql = `COPY ${quotedTable} (${list}) FROM STDIN`;
+    insertHead = `INSERT INTO ${quotedTable} (${list}) VALUES `;
     if (mode === 'upsert') {
       const key = options.key ?? [];
       const notFilled = key.filter((k) => !columns.some((x) => x.name === k));
@@ -1204,8 +1172,4 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
 /** What the `postgres` sink keeps in a checkpoint: the id its prepared transaction carries. */
 export interface PostgresSinkState {
   readonly checkpointId: number;
-}
-
-function bigintSafe(_k: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? v.toString() : v;
 }

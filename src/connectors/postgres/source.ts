@@ -25,7 +25,7 @@ import type { Position, RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
-import { pgLib } from './pg.ts';
+import { isTransientPgError, type PgError, pgLib } from './pg.ts';
 
 /** Options of {@link postgresSource} (the parsed YAML config). */
 export interface PostgresSourceOptions {
@@ -57,10 +57,6 @@ export interface PostgresSourceOptions {
 export interface PostgresSource extends Source<unknown> {
   /** Rows emitted so far. */
   readonly rows: number;
-}
-
-interface PgError extends Error {
-  code?: string;
 }
 
 /** Types a cursor column may have: integers, numeric, timestamps and dates. */
@@ -108,18 +104,6 @@ const types = {
     )(oid, format);
   },
 };
-
-/** Failures worth retrying on a new connection: network errors, the server shutting down or starting. */
-function isTransient(err: unknown): boolean {
-  const code = (err as PgError | null)?.code;
-  if (typeof code === 'string') {
-    if (/^(08|53|57P)/.test(code) || code === '40001' || code === '40P01') return true;
-    if (/^E[A-Z]+$/.test(code)) return true; // ECONNREFUSED, ECONNRESET…
-  }
-  return /Connection terminated|connection.*(closed|ended|lost)|not queryable|ECONN|EPIPE/i.test(
-    errorMessage(err),
-  );
-}
 
 /**
  * A source reading `options.table` (or `options.query`) in the order of `options.column`.
@@ -181,7 +165,7 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
         return await op(client);
       } catch (err) {
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
-        if (!isTransient(err)) throw err;
+        if (!isTransientPgError(err)) throw err;
         const broken = client;
         client = undefined;
         await broken?.end().catch(() => {});

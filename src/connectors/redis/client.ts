@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { errorMessage } from '../../core/errors.ts';
 import type { Logger } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
+import { stringifyJson } from '../../formats/jsonl.ts';
 
 // `ioredis` is loaded on the first connection, not with this module: it adds ~23 MB of RSS to
 // every process that loads the component registry (measured: 41 → 64 MB for the import alone).
@@ -100,13 +101,7 @@ function fieldText(value: unknown, format: RedisFormat): string {
 }
 
 function jsonText(value: unknown): string {
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value); // a replacer function makes every call several times slower
-  } catch (err) {
-    if (!(err instanceof TypeError) || !/BigInt/i.test(err.message)) throw err;
-    text = JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
-  }
+  const text = stringifyJson(value);
   if (text === undefined) throw new Error(`a ${typeof value} cannot be written as JSON`);
   return text;
 }

@@ -262,20 +262,18 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
     mayBeHeld: boolean,
   ): number {
     let n = 0;
+    const cov = covered?.get(stream);
     for (const [id, fields] of entries) {
       // New entries (`>`) were never delivered before; re-read and claimed ones may be ours already.
       if (mayBeHeld && held.has(stream, id)) continue;
       held.push(stream, id);
-      const cov = covered?.get(stream);
+      handed++;
+      n++;
       if (cov?.delete(id) === true) {
         // Its effect is in the restored checkpoint: hold it for the next commit, do not emit it again.
-        handed++;
-        n++;
         coveredSkipped++;
         continue;
       }
-      handed++;
-      n++;
       const meta: RecordMeta = { source: ctx.name, position: { stream, id }, timestamp: idTime(id) };
       if (fields === null) {
         deletedPending++;
@@ -319,6 +317,17 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   function streamsOf(reply: unknown): [string, RawEntry[]][] {
     if (reply === null || reply === undefined) return [];
     return reply as [string, RawEntry[]][];
+  }
+
+  /** Emits what {@link take} collected, if anything; a barrier then covers everything handed on. */
+  async function emitTaken(
+    out: Emitter<unknown>,
+    batch: { records: unknown[]; meta: RecordMeta[] },
+  ): Promise<void> {
+    if (batch.records.length === 0) return;
+    records += batch.records.length;
+    emittedThrough = handed;
+    await out.emit({ kind: 'batch', records: batch.records, meta: batch.meta });
   }
 
   async function emitBarrier(out: Emitter<unknown>): Promise<void> {
@@ -573,11 +582,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
             lastDataAt = after;
             progressed = true;
           }
-          if (batch.records.length > 0) {
-            records += batch.records.length;
-            emittedThrough = handed;
-            await out.emit({ kind: 'batch', records: batch.records, meta: batch.meta });
-          }
+          await emitTaken(out, batch);
           if (!ctx.checkpointing && progressed && after - lastBarrierAt >= options.commitInterval) {
             progressed = false;
             lastBarrierAt = after;
@@ -598,11 +603,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
           const reply = await prefetch.catch(() => null);
           prefetch = undefined;
           for (const [stream, entries] of streamsOf(reply)) take(stream, entries, batch, false);
-          if (batch.records.length > 0) {
-            records += batch.records.length;
-            emittedThrough = handed;
-            await out.emit({ kind: 'batch', records: batch.records, meta: batch.meta });
-          }
+          await emitTaken(out, batch);
         }
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
       } finally {

@@ -5,7 +5,7 @@
 import type { Readable } from 'node:stream';
 import { addAbortSignal } from 'node:stream';
 import type { Position } from '../../core/batch.ts';
-import { ErrorCode, isCancellation, SluiceError } from '../../core/errors.ts';
+import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { Source } from '../../core/stage.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import { type FormatDecodeOptions, formatDecoder } from '../../formats/formats.ts';
@@ -85,7 +85,6 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
         });
       } catch (err) {
         if (ctx.stopSignal.aborted && !ctx.signal.aborted && isAbort(err)) return;
-        if (isCancellation(err)) throw err;
         throw readError('reading standard input', err, { stream: 'stdin' });
       }
     },

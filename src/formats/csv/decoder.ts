@@ -473,7 +473,6 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           return rowStart;
         }
         status = TOO_LONG;
-        firstLf = s.indexOf('\n', rowStart);
       }
       if (status === TOO_LONG || status === SYNTAX) {
         if (status === TOO_LONG) firstLf = s.indexOf('\n', rowStart);
@@ -596,25 +595,19 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     extra: Record<string, unknown>,
   ): void {
     const offset = base + a;
-    if (this.headerPending) {
-      throw new SluiceError(
-        ErrorCode.PARSE,
-        `invalid CSV header at line ${line} (byte ${offset}): ${message}`,
-        {
-          component: 'csv',
-          line,
-          offset,
-          ...extra,
-        },
-      );
-    }
-    const err = new SluiceError(ErrorCode.PARSE, `invalid CSV at line ${line} (byte ${offset}): ${message}`, {
-      component: 'csv',
-      line,
-      offset,
-      ...extra,
-    });
-    if (this.o.strict) throw err;
-    sink.invalid(err, buf.slice(a, Math.min(b, a + this.o.maxRawBytes)), line, offset);
+    const what = this.headerPending ? 'CSV header' : 'CSV';
+    const err = new SluiceError(
+      ErrorCode.PARSE,
+      `invalid ${what} at line ${line} (byte ${offset}): ${message}`,
+      {
+        component: 'csv',
+        line,
+        offset,
+        ...extra,
+      },
+    );
+    // A bad header leaves no column names to decode the rows with: always fatal.
+    if (this.headerPending || this.o.strict) throw err;
+    sink.invalid(err, buf.subarray(a, Math.min(b, a + this.o.maxRawBytes)), line, offset);
   }
 }
