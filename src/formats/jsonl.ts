@@ -5,6 +5,7 @@
  */
 
 import type { RecordEncoder } from './format.ts';
+import { JsonShapes } from './json-shape.ts';
 import { LineDecoder } from './lines.ts';
 
 /** Options of the `jsonl` format. */
@@ -16,7 +17,8 @@ export interface JsonlFormatOptions {
 const parseJson = (text: string): unknown => JSON.parse(text);
 
 /**
- * A decoder of JSON Lines: `JSON.parse` per line. A malformed line becomes an `invalid`
+ * A decoder of JSON Lines: `JSON.parse` per line, or {@link JsonShapes} for lines shaped like
+ * the ones before (same value, faster). A malformed line becomes an `invalid`
  * report with a `SLUICE_PARSE` error such as
  * `line 3 (byte 57): invalid JSON: Unexpected token '}' …; fix the line or let it go to the dlq`.
  *
@@ -32,6 +34,7 @@ export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unkn
     skipBlank: 'whitespace',
     parse: parseJson,
     parseError: 'invalid JSON',
+    shortcut: new JsonShapes(),
   });
 }
 

@@ -29,6 +29,18 @@ const FAST_PIECE_BYTES = 64 * 1024;
  */
 export type LineParser<T> = (text: string, line: number, offset: number) => T;
 
+/**
+ * A faster parser for some lines, tried before {@link LineParser} on ASCII text (see
+ * `JsonShapes`): `parse` returns `undefined` when it does not take the line, which then goes
+ * to the {@link LineParser}; `learn` sees every value that parser returned.
+ */
+export interface LineShortcut<T> {
+  /** Parses `text[start..end)`, whose UTF-8 bytes are in `bytes` from `bytesAt + start` on. */
+  parse(text: string, start: number, end: number, bytes: Buffer, bytesAt: number): T | undefined;
+  /** Sees a value the {@link LineParser} returned for a line `parse` did not take. */
+  learn(value: T): void;
+}
+
 /** Options of a {@link LineDecoder}. */
 export interface LineDecoderOptions<T> {
   /** Longest line accepted, in bytes without the line ending. Default 16 MiB. */
@@ -42,6 +54,8 @@ export interface LineDecoderOptions<T> {
   parse?: LineParser<T>;
   /** What the parser checks, for error messages, e.g. `invalid JSON`. Default `invalid line`. */
   parseError?: string;
+  /** Tried before `parse` on ASCII lines; must return what `parse` would, or `undefined`. */
+  shortcut?: LineShortcut<T>;
 }
 
 /**
@@ -63,6 +77,7 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
   private readonly skipBlank: boolean | 'whitespace';
   private readonly parse: LineParser<T> | undefined;
   private readonly parseError: string;
+  private readonly shortcut: LineShortcut<T> | undefined;
   /** Bytes of a too long line kept for its `invalid` report (never more than the limit). */
   private readonly previewBytes: number;
   /** Slices of the line that spans chunks (copies, so callers may reuse their buffers). */
@@ -87,6 +102,7 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     this.skipBlank = options.skipBlank ?? false;
     this.parse = options.parse;
     this.parseError = options.parseError ?? 'invalid line';
+    this.shortcut = options.shortcut;
     this.previewBytes = Math.min(RAW_PREVIEW_BYTES, max);
   }
 
@@ -184,11 +200,13 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     const text = buf.toString(ascii ? 'latin1' : 'utf8', from, last + 1);
     if (!ascii && text.includes('\uFFFD') && !isUtf8(buf.subarray(from, last + 1))) return from;
     const parse = this.parse as LineParser<T>;
+    const shortcut = this.shortcut;
     let b = from; // byte index of the line's start in `buf`
     let c = 0; // its character index in `text`
     while (b <= last) {
       const nlChar = text.indexOf('\n', c);
-      const nl = ascii ? from + nlChar : buf.indexOf(LF, b);
+      // In UTF-8 text, a line as long in bytes as in characters is ASCII: its end is known.
+      const nl = ascii || buf[b + nlChar - c] === LF ? b + nlChar - c : buf.indexOf(LF, b);
       let end = nl;
       let endChar = nlChar;
       if (end > b && buf[end - 1] === CR) {
@@ -200,12 +218,15 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
       if (end - b > this.maxLineBytes) {
         this.reportTooLong(buf.subarray(b, b + this.previewBytes), sink, offset);
       } else if (end > b && !(this.skipBlank === 'whitespace' && isBlank(buf, b, end))) {
-        let value: T | undefined;
+        let value = shortcut?.parse(text, c, endChar, buf, b - c);
         let failed: unknown;
-        try {
-          value = parse(text.slice(c, endChar), this.line, offset);
-        } catch (err) {
-          failed = err;
+        if (value === undefined) {
+          try {
+            value = parse(text.slice(c, endChar), this.line, offset);
+            shortcut?.learn(value);
+          } catch (err) {
+            failed = err;
+          }
         }
         if (failed === undefined) sink.record(value as T, this.line, offset);
         else this.reportParseError(failed, buf, b, end, sink, offset);
@@ -287,6 +308,7 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     let value: T;
     try {
       value = this.parse(text, this.line, offset);
+      this.shortcut?.learn(value);
     } catch (err) {
       this.reportParseError(err, buf, start, end, sink, offset);
       return;

@@ -1,0 +1,373 @@
+/**
+ * A faster `JSON.parse` for JSON Lines whose lines are flat objects of a few recurring shapes —
+ * the common case of a log or an export: `{"id":1,"ts":"…","status":"paid",…}` again and again,
+ * maybe with an optional key or two.
+ *
+ * Written by hand because no library does this: JSON parsers on npm are general (and slower
+ * than V8's `JSON.parse`). The trick is that a known shape needs almost no parsing: the keys
+ * are compared, not read (against a trie of the key sequences seen, so optional keys and a few
+ * record types cost nothing extra); numbers and strings without escapes are cut straight out of the
+ * text; the object is built by a function compiled for the shape (an object literal, so V8
+ * gives every record the same hidden class at once). On the `jsonl` benchmark's lines this is
+ * 1.2–1.3× `JSON.parse` (bench/README.md).
+ *
+ * It never guesses: whatever it is not sure of — another key, nesting, whitespace inside a
+ * number, an escape it cannot decode, a control character, anything after the closing brace —
+ * makes {@link JsonShapes.parse} return `undefined`, and the caller runs `JSON.parse` on the
+ * line, which gives the exact value or the exact error. A fuzz test checks it agrees with
+ * `JSON.parse` on random and mutated lines.
+ */
+
+/** Most distinct key sequences (shapes) learned per input. */
+const MAX_SHAPES = 64;
+/** Most keys, over all shapes (a trie node per key, shared by shapes with the same start). */
+const MAX_KEY_NODES = 4096;
+/** Most keys in one shape (wider objects go to `JSON.parse`). */
+const MAX_KEYS = 256;
+/** Longest wait, in values, between two attempts to learn from values that have no flat shape. */
+const MAX_LEARN_BACKOFF = 1024;
+/** Lines per check of how often the shortcut is taken. */
+const WINDOW = 4096;
+/** Below this share of lines taken in a window, the shortcut pauses (its misses cost time). */
+const MIN_TAKEN_SHARE = 0.25;
+/** Lines a paused shortcut lets go by before it tries again. */
+const PAUSE_LINES = 16 * WINDOW;
+/**
+ * Shortest string value copied out of the source bytes. V8 copies shorter slices itself;
+ * longer ones would be views ("sliced strings") that keep the whole decoded piece alive for as
+ * long as the record lives, so those are decoded again from the bytes instead.
+ */
+const COPY_FROM = 13;
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const MINUS = 0x2d;
+const PLUS = 0x2b;
+const DOT = 0x2e;
+const ZERO = 0x30;
+const NINE = 0x39;
+const LOWER_E = 0x65;
+const UPPER_E = 0x45;
+const SPACE = 0x20;
+const TAB = 0x09;
+const CR = 0x0d;
+/** JSON numbers with at most this many integer digits and no fraction are summed exactly. */
+const EXACT_DIGITS = 15;
+/** A key that is written the same in JSON and in a JavaScript object literal, and is no index. */
+const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/**
+ * A key in the trie of learned shapes: the path from the root spells a shape's keys in order.
+ * `build` is set where a shape ends: it makes the object from the values in key order.
+ */
+interface KeyNode {
+  /** The key as written in JSON, with its quotes: `"id"`. */
+  readonly quoted: string;
+  readonly next: KeyNode[];
+  build: ((values: unknown[]) => Record<string, unknown>) | undefined;
+}
+
+/**
+ * The shapes of flat JSON objects seen so far in one input, and a parser for lines of the
+ * current shape. Feed it every value `JSON.parse` produced ({@link learn}); ask it first
+ * ({@link parse}).
+ *
+ * @example
+ * const shapes = new JsonShapes();
+ * const text = '{"a":1,"b":"x"}\n{"a":2,"b":"y"}';
+ * shapes.learn(JSON.parse(text.slice(0, 15)));
+ * shapes.parse(text, 16, 31, Buffer.from(text), 0); // { a: 2, b: 'y' }
+ */
+export class JsonShapes {
+  private readonly root: KeyNode = { quoted: '', next: [], build: undefined };
+  private keyNodes = 0;
+  private shapes = 0;
+  /** Values to let pass before the next attempt to learn; doubles after each failed attempt. */
+  private learnBackoff = 1;
+  private learnWait = 0;
+  /** Lines tried and taken in the current window, and lines left while paused. */
+  private tried = 0;
+  private taken = 0;
+  private paused = 0;
+  private readonly values: unknown[] = [];
+
+  /**
+   * Parses `text[start..end)`, one line, when it is an object of a learned shape; returns
+   * `undefined` when it is not (or not surely), and the caller must use `JSON.parse`.
+   * The line's UTF-8 bytes must be in `bytes` from `bytesAt + start` on: long string values
+   * are decoded again from them, so the result never holds a view of `text`.
+   */
+  parse(text: string, start: number, end: number, bytes: Buffer, bytesAt: number): unknown {
+    if (this.paused > 0) {
+      this.paused--;
+      return undefined;
+    }
+    if (this.root.next.length === 0) return undefined;
+    const value = this.parseObject(text, start, end, bytes, bytesAt);
+    if (value !== undefined) this.taken++;
+    if (++this.tried === WINDOW) {
+      // Input that rarely fits a learned shape (keys that differ per line, nested values):
+      // trying costs more than it saves, so try again only much later.
+      if (this.taken < WINDOW * MIN_TAKEN_SHARE) this.paused = PAUSE_LINES;
+      this.tried = 0;
+      this.taken = 0;
+    }
+    return value;
+  }
+
+  /**
+   * Shows a value `JSON.parse` returned for a line that {@link parse} did not take: the keys of
+   * a flat object (keys that are plain names; values that are strings, numbers, booleans or
+   * null) are learned as a shape, within the limits on shapes and keys.
+   */
+  learn(value: unknown): void {
+    if (this.paused > 0) return;
+    if (this.learnWait > 0) {
+      this.learnWait--;
+      return;
+    }
+    if (this.addShape(value)) {
+      this.learnBackoff = 1;
+    } else {
+      // Input whose values have no flat shape (nested data) is checked less and less often.
+      this.learnWait = this.learnBackoff;
+      this.learnBackoff = Math.min(this.learnBackoff * 2, MAX_LEARN_BACKOFF);
+    }
+  }
+
+  /** Adds the shape of a flat object to the trie; false when it has none or a limit is hit. */
+  private addShape(value: unknown): boolean {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+    if (this.shapes >= MAX_SHAPES) return false;
+    const keys = Object.keys(value);
+    if (keys.length === 0 || keys.length > MAX_KEYS) return false;
+    for (const key of keys) {
+      if (!PLAIN_KEY.test(key) || key === '__proto__') return false;
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== null && typeof v === 'object') return false;
+    }
+    let node = this.root;
+    for (const key of keys) {
+      const quoted = JSON.stringify(key);
+      let child = node.next.find((n) => n.quoted === quoted);
+      if (child === undefined) {
+        if (this.keyNodes >= MAX_KEY_NODES) return false;
+        child = { quoted, next: [], build: undefined };
+        node.next.push(child);
+        this.keyNodes++;
+      }
+      node = child;
+    }
+    if (node.build === undefined) {
+      node.build = compileBuild(keys);
+      this.shapes++;
+    }
+    return true;
+  }
+
+  private parseObject(text: string, start: number, end: number, bytes: Buffer, bytesAt: number): unknown {
+    const values = this.values;
+    // Keys, numbers, literals and separators are ASCII, so only string values move the byte
+    // position away from the character position; `string` keeps `cursor.bytesAt` in step.
+    cursor.bytesAt = bytesAt;
+    let i = skipSpace(text, start, end);
+    if (text.charCodeAt(i) !== OPEN_BRACE) return undefined;
+    let node = this.root;
+    for (let k = 0; ; k++) {
+      i = skipSpace(text, i + 1, end);
+      const key = nextKey(node, text, i);
+      if (key === undefined) return undefined;
+      node = key;
+      i = skipSpace(text, i + key.quoted.length, end);
+      if (text.charCodeAt(i) !== COLON) return undefined;
+      i = skipSpace(text, i + 1, end);
+      const c = text.charCodeAt(i);
+      let next: number;
+      if (c === QUOTE) {
+        next = string(text, i, end, bytes, values, k);
+      } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
+        next = number(text, i, end, values, k);
+      } else if (text.startsWith('true', i)) {
+        values[k] = true;
+        next = i + 4;
+      } else if (text.startsWith('false', i)) {
+        values[k] = false;
+        next = i + 5;
+      } else if (text.startsWith('null', i)) {
+        values[k] = null;
+        next = i + 4;
+      } else {
+        return undefined;
+      }
+      if (next < 0) return undefined;
+      i = skipSpace(text, next, end);
+      const separator = text.charCodeAt(i);
+      if (separator === CLOSE_BRACE) {
+        const build = node.build;
+        if (build === undefined || skipSpace(text, i + 1, end) !== end) return undefined;
+        return build(values);
+      }
+      if (separator !== COMMA) return undefined;
+    }
+  }
+}
+
+/** The child of `node` whose quoted key starts at `text[at]`, or undefined. */
+function nextKey(node: KeyNode, text: string, at: number): KeyNode | undefined {
+  const next = node.next;
+  for (let n = 0; n < next.length; n++) {
+    const child = next[n]!;
+    // The quoted key ends with its quote, so `"id"` cannot match the start of `"idx"`.
+    if (text.startsWith(child.quoted, at)) return child;
+  }
+  return undefined;
+}
+
+/**
+ * Where the line being parsed is in its bytes: `bytes[cursor.bytesAt + i]` is the first byte of
+ * `text[i]` for the `i` reached so far.
+ */
+const cursor = { bytesAt: 0 };
+
+/**
+ * Reads the string starting at the quote `text[at]` into `values[k]`; returns the index after
+ * its closing quote, or -1 when it is not sure (a raw control character, which JSON forbids in
+ * a string, or an escape JSON rejects).
+ */
+function string(text: string, at: number, end: number, bytes: Buffer, values: unknown[], k: number): number {
+  // One pass in JavaScript finds the end and checks every character (faster here than
+  // indexOf plus a regular expression for control characters).
+  let j = at + 1;
+  let c = text.charCodeAt(j);
+  let high = 0;
+  while (c >= SPACE && c !== QUOTE && c !== BACKSLASH) {
+    high |= c;
+    c = text.charCodeAt(++j);
+  }
+  if (j >= end) return -1;
+  if (c === BACKSLASH) return escapedString(text, at, j, end, high, values, k);
+  if (c !== QUOTE) return -1;
+  const from = cursor.bytesAt + at + 1;
+  if (high < 0x80) {
+    values[k] =
+      j - at - 1 < COPY_FROM ? text.slice(at + 1, j) : bytes.toString('latin1', from, from + j - at - 1);
+  } else {
+    const extra = extraUtf8Bytes(text, at + 1, j);
+    values[k] =
+      j - at - 1 < COPY_FROM
+        ? text.slice(at + 1, j)
+        : bytes.toString('utf8', from, from + j - at - 1 + extra);
+    cursor.bytesAt += extra;
+  }
+  return j + 1;
+}
+
+/**
+ * {@link string} for a string with an escape (its first backslash at `text[from]`): found by
+ * scanning, decoded by `JSON.parse`, which copies it (so the value holds no view of `text`).
+ */
+function escapedString(
+  text: string,
+  at: number,
+  from: number,
+  end: number,
+  high: number,
+  values: unknown[],
+  k: number,
+): number {
+  let j = from;
+  for (;;) {
+    if (j >= end) return -1;
+    const c = text.charCodeAt(j);
+    if (c === BACKSLASH) j += 2;
+    else if (c === QUOTE) break;
+    else if (c < SPACE) return -1;
+    else {
+      high |= c;
+      j++;
+    }
+  }
+  try {
+    values[k] = JSON.parse(text.slice(at, j + 1));
+  } catch {
+    return -1;
+  }
+  // An escape is ASCII (`\u00e9` included): only raw characters add bytes.
+  if (high >= 0x80) cursor.bytesAt += extraUtf8Bytes(text, at + 1, j);
+  return j + 1;
+}
+
+/** How many more UTF-8 bytes than UTF-16 code units `text[from..to)` takes. */
+function extraUtf8Bytes(text: string, from: number, to: number): number {
+  let extra = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    // 2 bytes below U+0800; 3 above; a surrogate pair (2 units) is 4 bytes: 1 extra per unit.
+    if (c >= 0x80) extra += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2;
+  }
+  return extra;
+}
+
+/** Compiles the function that builds an object of `keys` from values in that order. */
+function compileBuild(keys: readonly string[]): (values: unknown[]) => Record<string, unknown> {
+  // An object literal gives every record of the shape the same hidden class at once. Keys are
+  // plain names (PLAIN_KEY, never __proto__), so JSON.stringify(key) is a safe property name
+  // here: the generated source holds nothing from the input but those names.
+  const body = `return {${keys.map((key, i) => `${JSON.stringify(key)}: v[${i}]`).join(', ')}};`;
+  return new Function('v', body) as (values: unknown[]) => Record<string, unknown>;
+}
+
+function skipSpace(text: string, i: number, end: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (i >= end || (c !== SPACE && c !== TAB && c !== CR)) return i;
+    i++;
+  }
+}
+
+/**
+ * Reads the JSON number starting at `text[at]` into `values[k]`; returns the index after it, or
+ * -1 when it is no JSON number (a leading zero followed by digits is caught by the caller: the
+ * next character is then no separator).
+ */
+function number(text: string, at: number, end: number, values: unknown[], k: number): number {
+  let j = at;
+  let c = text.charCodeAt(j);
+  const negative = c === MINUS;
+  if (negative) c = text.charCodeAt(++j);
+  if (c < ZERO || c > NINE || j >= end) return -1;
+  const digitsAt = j;
+  let n = 0;
+  if (c === ZERO) {
+    c = text.charCodeAt(++j);
+  } else {
+    while (c >= ZERO && c <= NINE && j < end) {
+      n = n * 10 + (c - ZERO);
+      c = text.charCodeAt(++j);
+    }
+  }
+  if (j < end && (c === DOT || c === LOWER_E || c === UPPER_E)) {
+    if (c === DOT) {
+      c = text.charCodeAt(++j);
+      if (c < ZERO || c > NINE || j >= end) return -1;
+      while (c >= ZERO && c <= NINE && j < end) c = text.charCodeAt(++j);
+    }
+    if (j < end && (c === LOWER_E || c === UPPER_E)) {
+      c = text.charCodeAt(++j);
+      if (c === PLUS || c === MINUS) c = text.charCodeAt(++j);
+      if (c < ZERO || c > NINE || j >= end) return -1;
+      while (c >= ZERO && c <= NINE && j < end) c = text.charCodeAt(++j);
+    }
+    // Same digits, same rounding: Number() and JSON.parse share V8's string-to-double.
+    values[k] = Number(text.slice(at, j));
+  } else if (j - digitsAt > EXACT_DIGITS) {
+    values[k] = Number(text.slice(at, j));
+  } else {
+    values[k] = negative ? -n : n;
+  }
+  return j;
+}
