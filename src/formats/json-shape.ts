@@ -227,6 +227,23 @@ function nextKey(node: KeyNode, text: string, at: number): KeyNode | undefined {
   return undefined;
 }
 
+/** Decodes `this[start..end)`: a copy, never a view of a larger string. */
+type Decode = (this: Buffer, start: number, end: number) => string;
+const bufferMethods = Buffer.prototype as unknown as { latin1Slice?: Decode; utf8Slice?: Decode };
+// Buffer's own latin1Slice / utf8Slice (what toString calls after checking its arguments) save
+// a third of the cost of a copy (measured: 9 % of the decoder's time went to toString's wrapper
+// and 9 % to the copy). They are not documented, so toString stands in where they are missing.
+const latin1Slice: Decode =
+  bufferMethods.latin1Slice ??
+  function (this: Buffer, start, end) {
+    return this.toString('latin1', start, end);
+  };
+const utf8Slice: Decode =
+  bufferMethods.utf8Slice ??
+  function (this: Buffer, start, end) {
+    return this.toString('utf8', start, end);
+  };
+
 /**
  * Where the line being parsed is in its bytes: `bytes[cursor.bytesAt + i]` is the first byte of
  * `text[i]` for the `i` reached so far.
@@ -254,13 +271,11 @@ function string(text: string, at: number, end: number, bytes: Buffer, values: un
   const from = cursor.bytesAt + at + 1;
   if (high < 0x80) {
     values[k] =
-      j - at - 1 < COPY_FROM ? text.slice(at + 1, j) : bytes.toString('latin1', from, from + j - at - 1);
+      j - at - 1 < COPY_FROM ? text.slice(at + 1, j) : latin1Slice.call(bytes, from, from + j - at - 1);
   } else {
     const extra = extraUtf8Bytes(text, at + 1, j);
     values[k] =
-      j - at - 1 < COPY_FROM
-        ? text.slice(at + 1, j)
-        : bytes.toString('utf8', from, from + j - at - 1 + extra);
+      j - at - 1 < COPY_FROM ? text.slice(at + 1, j) : utf8Slice.call(bytes, from, from + j - at - 1 + extra);
     cursor.bytesAt += extra;
   }
   return j + 1;
