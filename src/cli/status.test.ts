@@ -29,6 +29,7 @@ function stage(name: string, over: Partial<StageSnapshot> = {}): StageSnapshot {
     queued: 0,
     queueCapacity: 16,
     queuedRecords: 0,
+    droppedRecords: 0,
     ...over,
   };
 }
@@ -41,6 +42,7 @@ function snap(over: Partial<MetricsSnapshot> = {}): MetricsSnapshot {
     recordsRead: 12_345,
     recordsWritten: 12_300,
     deadLetters: 3,
+    droppedRecords: 0,
     queuedRecords: 0,
     peakQueuedRecords: 64,
     stages: [
@@ -152,6 +154,14 @@ describe('summary', () => {
       'Finished `etl` in 3.0s: 12,345 read, 12,300 written, 3 to DLQ (4.12k/s); peak 64 records queued.\n  `input` sent 1 record to the DLQ\n  `map` sent 2 records to the DLQ',
     );
     assert.match(formatSummary(snap({ state: 'cancelled' })), /^Stopped `etl` after 3\.0s/);
+    const lossy = snap({
+      droppedRecords: 45,
+      stages: [stage('input', { kind: 'source' }), stage('debug', { kind: 'sink', droppedRecords: 45 })],
+    });
+    assert.match(
+      formatSummary(lossy),
+      /\n {2}45 records dropped before `debug`: its input buffer was full \(overflow `dropOldest`\)$/,
+    );
     assert.match(
       formatSummary(snap({ state: 'failed', elapsedMs: 0, recordsRead: 0 })),
       /^Failed `etl` after 0ms: 0 read.*\(0\/s\)/,

@@ -181,5 +181,12 @@ export function formatSummary(final: MetricsSnapshot): string {
       (s) =>
         `  \`${s.name}\` sent ${formatCount(s.deadLetters)} record${s.deadLetters === 1 ? '' : 's'} to the DLQ`,
     );
-  return [head, ...dead].join('\n');
+  // Dropped on purpose (`overflow: dropOldest`), but lost all the same: always said.
+  const dropped = final.stages
+    .filter((s) => s.droppedRecords > 0)
+    .map(
+      (s) =>
+        `  ${formatCount(s.droppedRecords)} record${s.droppedRecords === 1 ? '' : 's'} dropped before \`${s.name}\`: its input buffer was full (overflow \`dropOldest\`)`,
+    );
+  return [head, ...dead, ...dropped].join('\n');
 }

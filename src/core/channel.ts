@@ -71,6 +71,8 @@ export class Channel<T> {
   received = 0;
   /** Items discarded by the `dropOldest` policy. */
   dropped = 0;
+  /** Sum of `weigh(item)` over the items `dropOldest` discarded (records, for batches). */
+  droppedWeight = 0;
   /** Total milliseconds senders spent waiting for room (backpressure). */
   blockedMs = 0;
   /** Sum of `weigh(item)` over queued items (records queued, for batches). */
@@ -279,7 +281,11 @@ export class Channel<T> {
       this.queue[this.head] = undefined;
       this.head = (this.head + 1) % this.capacity;
       this.count--;
-      if (this.weigh) this.queuedWeight -= this.weigh(item);
+      if (this.weigh) {
+        const weight = this.weigh(item);
+        this.queuedWeight -= weight;
+        this.droppedWeight += weight;
+      }
       this.dropped++;
       return true;
     }

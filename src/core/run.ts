@@ -859,18 +859,22 @@ class Run {
     const stages: StageSnapshot[] = [];
     let written = 0;
     let queuedRecords = 0;
+    let droppedRecords = 0;
     for (const [id, m] of this.stageMetrics) {
       const ins = this.inputs.get(id) ?? [];
       const outs = [...(this.outputs.get(id)?.values() ?? [])].flat();
       let queued = 0;
       let capacity = 0;
       let qRecords = 0;
+      let dropped = 0;
       for (const ch of ins) {
         queued += ch.size;
         capacity += ch.capacity;
         qRecords += ch.queuedWeight;
+        dropped += ch.droppedWeight;
       }
       queuedRecords += qRecords;
+      droppedRecords += dropped;
       if (m.kind === 'sink' && id !== this.graph.dlqNode) written += m.recordsOut;
       stages.push({
         name: id,
@@ -886,6 +890,7 @@ class Run {
         queued,
         queueCapacity: capacity,
         queuedRecords: qRecords,
+        droppedRecords: dropped,
         ...customMetrics(this.graph.nodes.get(id) as GraphNode),
       });
     }
@@ -903,6 +908,7 @@ class Run {
       recordsRead: this.recordsRead(),
       recordsWritten: written,
       deadLetters: this.deadTotal,
+      droppedRecords,
       queuedRecords,
       peakQueuedRecords: this.peakQueued,
       progress,

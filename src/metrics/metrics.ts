@@ -48,6 +48,8 @@ export interface StageSnapshot {
   readonly queueCapacity: number;
   /** Records waiting in this stage's input channels. */
   readonly queuedRecords: number;
+  /** Records discarded from this stage's input buffers by their `dropOldest` overflow policy. */
+  readonly droppedRecords: number;
   /** What the stage itself reports (its `metrics()` hook), e.g. `ruleVersion`. */
   readonly custom?: Readonly<Record<string, number>>;
 }
@@ -64,6 +66,8 @@ export interface MetricsSnapshot {
   readonly recordsWritten: number;
   /** Records sent to the dead-letter output. */
   readonly deadLetters: number;
+  /** Records discarded by buffers whose overflow policy is `dropOldest` (on purpose, but lost). */
+  readonly droppedRecords: number;
   /** Records queued in all channels right now. */
   readonly queuedRecords: number;
   /** Most records ever queued in all channels at once (sampled at every send). */

@@ -268,13 +268,21 @@ test('fanOut: a slow branch with dropOldest loses old batches but does not slow 
   while (fast.records.length < 50) await settle(1);
   assert.equal(slow.records.length, 0);
   release.open();
-  await run.done;
+  const summary = await run.done;
   assert.deepEqual(
     fast.records,
     batches.map((b) => b[0]),
   );
   assert.ok(slow.records.length < 50, `slow branch got ${slow.records.length} of 50; nothing was dropped`);
   assert.equal(slow.records.at(-1), 49, 'dropOldest keeps the newest');
+  // What was dropped is counted, not silently lost: the slow sink's stage says how many.
+  const dropped = 50 - slow.records.length;
+  assert.equal(summary.droppedRecords, dropped);
+  assert.equal(
+    summary.stages.reduce((n, st) => n + st.droppedRecords, 0),
+    dropped,
+    'the stage behind the full buffer counts them',
+  );
 });
 
 test('fanOut: a full branch with overflow `error` fails the run with a clear message', {
