@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { defaultRegistry } from '../components.ts';
 import { batchOf } from '../core/batch.ts';
 import { buildPipeline, lintPipelineFile, loadPipelineModule, recordFunctionOperator } from './build.ts';
 import { loadPipelineFile, parsePipeline } from './load.ts';
@@ -227,6 +228,37 @@ describe('lintPipelineFile', () => {
     assert.match(
       formatProblem(missing[0] as never),
       /nope\.yaml: error: cannot read the pipeline file: no such file/,
+    );
+  });
+
+  it('says what exactly-once sinks need before anything connects', async () => {
+    const file = join(dir, 'eos.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: eos',
+        'input: { file: { path: in.jsonl, format: jsonl } }',
+        'output:',
+        '  - kafka: { brokers: 127.0.0.1:1, topic: a, exactlyOnce: true }',
+        '  - kafka: { brokers: 127.0.0.1:1, topic: b, exactlyOnce: true }',
+        '',
+      ].join('\n'),
+    );
+    const problems = await lintPipelineFile(file, { registry: defaultRegistry, env: {} });
+    const text = problems.map((p) => formatProblem(p));
+    assert.equal(
+      problems.filter((p) => p.message.includes('commits once per checkpoint')).length,
+      2,
+      text.join('\n'),
+    );
+    assert.match(text[0]!, /eos\.yaml:4:\d+: error: .*add `checkpoint: \{ interval: 10s \}` to the pipeline/);
+    assert.ok(
+      text.some((t) =>
+        /eos\.yaml:5:\d+: error: .*two kafka sinks with `exactlyOnce` .* keep `exactlyOnce` on one of them/.test(
+          t,
+        ),
+      ),
+      text.join('\n'),
     );
   });
 

@@ -99,6 +99,27 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
     if (config.checkpoint?.wal !== undefined && config.checkpoint.wal !== false)
       problem(where, '`scope: partition` does not take `wal` (Kafka can be read again)');
   }
+  // Settings the sinks would refuse only when they start: said by `sluice lint` too.
+  const sinkConfigs = [...config.output, ...config.outputs.values(), ...(config.dlq ? [config.dlq] : [])];
+  const exactlyOnce = sinkConfigs.filter((c) => (c.config as { exactlyOnce?: unknown }).exactlyOnce === true);
+  for (const c of exactlyOnce) {
+    if (config.checkpoint === undefined)
+      problem(
+        { ...c, path: `${c.path}.${c.component}.exactlyOnce` },
+        `\`exactlyOnce\` on the ${c.component} sink \`${c.stageName}\` commits once per checkpoint: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
+      );
+  }
+  const kafkaExactlyOnce = exactlyOnce.filter((c) => c.component === 'kafka');
+  if (kafkaExactlyOnce.length > 1) {
+    const [, second] = kafkaExactlyOnce as [ComponentConfig, ComponentConfig];
+    problem(
+      { ...second, path: `${second.path}.kafka.exactlyOnce` },
+      `two kafka sinks with \`exactlyOnce\` (${listChoices(
+        kafkaExactlyOnce.map((c) => c.stageName),
+        'and',
+      )}) would both commit the sources' offsets; keep \`exactlyOnce\` on one of them`,
+    );
+  }
   const source = create<Source>(config.input);
   // Keep building after a failed stage so every problem is reported; a stand-in keeps the chain.
   let stream: Stream<unknown> = pipeline.from(source ?? placeholderSource, {
