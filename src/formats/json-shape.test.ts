@@ -148,6 +148,26 @@ describe('JsonShapes (the JSON Lines shape shortcut)', () => {
     }
   });
 
+  it('takes nested objects of learned shapes, and leaves other nesting to JSON.parse', () => {
+    const lines = [
+      '{"id":1,"user":{"name":"ann","geo":{"lat":1.5,"lon":-2}},"ok":true}',
+      '{"id":2,"user":{"name":"a name longer than 13 chars, é","geo":{"lat":0,"lon":0}},"ok":false}',
+      '{"id":3,"user":null,"ok":true}',
+      '{"id":4, "user" : { "name" : "bob" , "geo" : { "lat" : 1 , "lon" : 2 } } , "ok" : true }',
+      '{"id":5,"user":{"name":"x","geo":{"lat":1,"lon":2},"extra":1},"ok":true}',
+      '{"id":6,"user":{"name":"x","geo":{"lat":1,"lon":2}}}',
+      '{"id":7,"user":{"name":"x","geo":{"lat":1,"lon":2}},"ok":true}}',
+      '{"id":8,"user":{"name":"x","geo":{"lat":1,"lon":2},"ok":true}',
+      '{"id":9,"user":{"name":"x","geo":[1,2]},"ok":true}',
+      '{"id":10,"user":{},"ok":true}',
+      '{"id":11,"user":{"name":"x","geo":{"lat":1,"lon":{"a":{"b":{"c":{"d":1}}}}}},"ok":true}',
+      '{"id":12,"user":{"name":"x","geo":{"lat":1,"lon":2}},"ok":true}',
+    ];
+    const taken = assertLikeJsonParse(lines);
+    // Lines 2, 3 (a null where line 1 has an object), 4 and 12 are of line 1's shape.
+    assert.equal(taken, 4);
+  });
+
   it('learns each shape once: optional keys, several record types, a change of shape', () => {
     const lines = [
       ...Array.from({ length: 40 }, (_, i) => `{"a":${i}}`),
@@ -179,13 +199,23 @@ describe('JsonShapes (the JSON Lines shape shortcut)', () => {
       { weight: 2, arbitrary: fc.constantFrom('é', 'ß', '✓', '€', '😀', '\u2028') },
     );
     const text = fc.string({ unit: char, maxLength: 30 });
-    const value = fc.oneof(
+    const primitive = fc.oneof(
       text,
       fc.integer(),
       fc.double(),
       fc.bigInt({ min: -(10n ** 20n), max: 10n ** 20n }).map((n) => Number(n)),
       fc.boolean(),
       fc.constant(null),
+    );
+    // Nested objects of a few shapes (an optional key, one more level), now and then an array.
+    const nested = fc.record(
+      { x: primitive, y: fc.record({ z: primitive }, { requiredKeys: [] }) },
+      { requiredKeys: ['x'] },
+    );
+    const value = fc.oneof(
+      { weight: 6, arbitrary: primitive },
+      { weight: 2, arbitrary: nested },
+      { weight: 1, arbitrary: fc.array(primitive, { maxLength: 2 }) },
     );
     const style = fc.constantFrom<[string, string]>([',', ':'], [', ', ': '], [' ,', ' : '], [',\t', ':']);
     // `at`: where in the line, as a fraction (unbiased, so mutations land inside values too).

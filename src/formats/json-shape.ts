@@ -1,7 +1,7 @@
 /**
- * A faster `JSON.parse` for JSON Lines whose lines are flat objects of a few recurring shapes —
- * the common case of a log or an export: `{"id":1,"ts":"…","status":"paid",…}` again and again,
- * maybe with an optional key or two.
+ * A faster `JSON.parse` for JSON Lines whose lines are objects of a few recurring shapes — the
+ * common case of a log or an export: `{"id":1,"ts":"…","status":"paid",…}` again and again,
+ * maybe with an optional key or two, maybe with nested objects (`"user":{"id":7,…}`).
  *
  * Written by hand because no library does this: JSON parsers on npm are general (and slower
  * than V8's `JSON.parse`). The trick is that a known shape needs almost no parsing: the keys
@@ -11,7 +11,7 @@
  * gives every record the same hidden class at once). On the `jsonl` benchmark's lines this is
  * 1.2–1.3× `JSON.parse` (bench/README.md).
  *
- * It never guesses: whatever it is not sure of — another key, nesting, whitespace inside a
+ * It never guesses: whatever it is not sure of — another key, an array, whitespace inside a
  * number, an escape it cannot decode, a control character, anything after the closing brace —
  * makes {@link JsonShapes.parse} return `undefined`, and the caller runs `JSON.parse` on the
  * line, which gives the exact value or the exact error. A fuzz test checks it agrees with
@@ -22,6 +22,8 @@
 const MAX_SHAPES = 64;
 /** Most keys, over all shapes (a trie node per key, shared by shapes with the same start). */
 const MAX_KEY_NODES = 4096;
+/** Deepest object nesting learned (the line's object is depth 0). */
+const MAX_DEPTH = 4;
 /** Most keys in one shape (wider objects go to `JSON.parse`). */
 const MAX_KEYS = 256;
 /** Longest wait, in values, between two attempts to learn from values that have no flat shape. */
@@ -61,20 +63,23 @@ const EXACT_DIGITS = 15;
 const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /**
- * A key in the trie of learned shapes: the path from the root spells a shape's keys in order.
+ * A key in a trie of learned shapes: the path from the root spells a shape's keys in order.
  * `build` is set where a shape ends: it makes the object from the values in key order.
+ * `object` is the trie of the shapes of objects seen as this key's value.
  */
 interface KeyNode {
   /** The key as written in JSON, with its quotes: `"id"`. */
   readonly quoted: string;
   readonly next: KeyNode[];
   build: ((values: unknown[]) => Record<string, unknown>) | undefined;
+  object: KeyNode | undefined;
 }
 
+const newNode = (quoted: string): KeyNode => ({ quoted, next: [], build: undefined, object: undefined });
+
 /**
- * The shapes of flat JSON objects seen so far in one input, and a parser for lines of the
- * current shape. Feed it every value `JSON.parse` produced ({@link learn}); ask it first
- * ({@link parse}).
+ * The shapes of JSON objects seen so far in one input, and a parser for lines of those shapes.
+ * Feed it every value `JSON.parse` produced ({@link learn}); ask it first ({@link parse}).
  *
  * @example
  * const shapes = new JsonShapes();
@@ -83,7 +88,7 @@ interface KeyNode {
  * shapes.parse(text, 16, 31, Buffer.from(text), 0); // { a: 2, b: 'y' }
  */
 export class JsonShapes {
-  private readonly root: KeyNode = { quoted: '', next: [], build: undefined };
+  private readonly root = newNode('');
   private keyNodes = 0;
   private shapes = 0;
   /** Values to let pass before the next attempt to learn; doubles after each failed attempt. */
@@ -93,7 +98,8 @@ export class JsonShapes {
   private tried = 0;
   private taken = 0;
   private paused = 0;
-  private readonly values: unknown[] = [];
+  /** The values of the object being parsed at each depth. */
+  private readonly stack: unknown[][] = Array.from({ length: MAX_DEPTH + 1 }, () => []);
 
   /**
    * Parses `text[start..end)`, one line, when it is an object of a learned shape; returns
@@ -107,11 +113,15 @@ export class JsonShapes {
       return undefined;
     }
     if (this.root.next.length === 0) return undefined;
-    const value = this.parseObject(text, start, end, bytes, bytesAt);
+    // Keys, numbers, literals and separators are ASCII, so only string values move the byte
+    // position away from the character position; `string` keeps `cursor.bytesAt` in step.
+    cursor.bytesAt = bytesAt;
+    let value = parseObject(this.root, text, skipSpace(text, start, end), end, bytes, this.stack, 0);
+    if (value !== undefined && skipSpace(text, cursor.index, end) !== end) value = undefined;
     if (value !== undefined) this.taken++;
     if (++this.tried === WINDOW) {
-      // Input that rarely fits a learned shape (keys that differ per line, nested values):
-      // trying costs more than it saves, so try again only much later.
+      // Input that rarely fits a learned shape (keys that differ per line, arrays): trying
+      // costs more than it saves, so try again only much later.
       if (this.taken < WINDOW * MIN_TAKEN_SHARE) this.paused = PAUSE_LINES;
       this.tried = 0;
       this.taken = 0;
@@ -120,9 +130,9 @@ export class JsonShapes {
   }
 
   /**
-   * Shows a value `JSON.parse` returned for a line that {@link parse} did not take: the keys of
-   * a flat object (keys that are plain names; values that are strings, numbers, booleans or
-   * null) are learned as a shape, within the limits on shapes and keys.
+   * Shows a value `JSON.parse` returned for a line that {@link parse} did not take: an object
+   * whose keys are plain names and whose values are strings, numbers, booleans, null or such
+   * objects (up to 4 deep; no arrays) is learned as a shape, within the limits on shapes and keys.
    */
   learn(value: unknown): void {
     if (this.paused > 0) return;
@@ -130,35 +140,40 @@ export class JsonShapes {
       this.learnWait--;
       return;
     }
-    if (this.addShape(value)) {
+    if (this.addShape(this.root, value, 0)) {
       this.learnBackoff = 1;
     } else {
-      // Input whose values have no flat shape (nested data) is checked less and less often.
+      // Input whose values have no shape it can learn (arrays) is checked less and less often.
       this.learnWait = this.learnBackoff;
       this.learnBackoff = Math.min(this.learnBackoff * 2, MAX_LEARN_BACKOFF);
     }
   }
 
-  /** Adds the shape of a flat object to the trie; false when it has none or a limit is hit. */
-  private addShape(value: unknown): boolean {
+  /** Adds the shape of an object to the trie at `root`; false when it has none or a limit is hit. */
+  private addShape(root: KeyNode, value: unknown, depth: number): boolean {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-    if (this.shapes >= MAX_SHAPES) return false;
+    if (this.shapes >= MAX_SHAPES || depth > MAX_DEPTH) return false;
     const keys = Object.keys(value);
     if (keys.length === 0 || keys.length > MAX_KEYS) return false;
     for (const key of keys) {
       if (!PLAIN_KEY.test(key) || key === '__proto__') return false;
       const v = (value as Record<string, unknown>)[key];
-      if (v !== null && typeof v === 'object') return false;
+      if (Array.isArray(v)) return false;
     }
-    let node = this.root;
+    let node = root;
     for (const key of keys) {
       const quoted = JSON.stringify(key);
       let child = node.next.find((n) => n.quoted === quoted);
       if (child === undefined) {
         if (this.keyNodes >= MAX_KEY_NODES) return false;
-        child = { quoted, next: [], build: undefined };
+        child = newNode(quoted);
         node.next.push(child);
         this.keyNodes++;
+      }
+      const v = (value as Record<string, unknown>)[key];
+      if (v !== null && typeof v === 'object') {
+        child.object ??= newNode('');
+        if (!this.addShape(child.object, v, depth + 1)) return false;
       }
       node = child;
     }
@@ -168,51 +183,67 @@ export class JsonShapes {
     }
     return true;
   }
+}
 
-  private parseObject(text: string, start: number, end: number, bytes: Buffer, bytesAt: number): unknown {
-    const values = this.values;
-    // Keys, numbers, literals and separators are ASCII, so only string values move the byte
-    // position away from the character position; `string` keeps `cursor.bytesAt` in step.
-    cursor.bytesAt = bytesAt;
-    let i = skipSpace(text, start, end);
-    if (text.charCodeAt(i) !== OPEN_BRACE) return undefined;
-    let node = this.root;
-    for (let k = 0; ; k++) {
-      i = skipSpace(text, i + 1, end);
-      const key = nextKey(node, text, i);
-      if (key === undefined) return undefined;
-      node = key;
-      i = skipSpace(text, i + key.quoted.length, end);
-      if (text.charCodeAt(i) !== COLON) return undefined;
-      i = skipSpace(text, i + 1, end);
-      const c = text.charCodeAt(i);
-      let next: number;
-      if (c === QUOTE) {
-        next = string(text, i, end, bytes, values, k);
-      } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
-        next = number(text, i, end, values, k);
-      } else if (text.startsWith('true', i)) {
-        values[k] = true;
-        next = i + 4;
-      } else if (text.startsWith('false', i)) {
-        values[k] = false;
-        next = i + 5;
-      } else if (text.startsWith('null', i)) {
-        values[k] = null;
-        next = i + 4;
-      } else {
-        return undefined;
-      }
-      if (next < 0) return undefined;
-      i = skipSpace(text, next, end);
-      const separator = text.charCodeAt(i);
-      if (separator === CLOSE_BRACE) {
-        const build = node.build;
-        if (build === undefined || skipSpace(text, i + 1, end) !== end) return undefined;
-        return build(values);
-      }
-      if (separator !== COMMA) return undefined;
+/**
+ * Parses the object starting at `text[at]` (`{`) when its keys follow a path of the trie at
+ * `root` to a learned shape; sets `cursor.index` after its `}`. Undefined when it is not sure.
+ */
+function parseObject(
+  root: KeyNode,
+  text: string,
+  at: number,
+  end: number,
+  bytes: Buffer,
+  stack: unknown[][],
+  depth: number,
+): unknown {
+  if (text.charCodeAt(at) !== OPEN_BRACE) return undefined;
+  const values = stack[depth]!;
+  let node = root;
+  let i = at;
+  for (let k = 0; ; k++) {
+    i = skipSpace(text, i + 1, end);
+    const key = nextKey(node, text, i);
+    if (key === undefined) return undefined;
+    node = key;
+    i = skipSpace(text, i + key.quoted.length, end);
+    if (text.charCodeAt(i) !== COLON) return undefined;
+    i = skipSpace(text, i + 1, end);
+    const c = text.charCodeAt(i);
+    let next: number;
+    if (c === QUOTE) {
+      next = string(text, i, end, bytes, values, k);
+    } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
+      next = number(text, i, end, values, k);
+    } else if (text.startsWith('true', i)) {
+      values[k] = true;
+      next = i + 4;
+    } else if (text.startsWith('false', i)) {
+      values[k] = false;
+      next = i + 5;
+    } else if (text.startsWith('null', i)) {
+      values[k] = null;
+      next = i + 4;
+    } else if (c === OPEN_BRACE && key.object !== undefined && depth < MAX_DEPTH) {
+      const inner = parseObject(key.object, text, i, end, bytes, stack, depth + 1);
+      if (inner === undefined) return undefined;
+      values[k] = inner;
+      next = cursor.index;
+    } else {
+      return undefined;
     }
+    if (next < 0) return undefined;
+    i = skipSpace(text, next, end);
+    const separator = text.charCodeAt(i);
+    if (separator === CLOSE_BRACE) {
+      const build = node.build;
+      if (build === undefined) return undefined;
+      cursor.index = i + 1;
+      // The object literal copies the values, so `values` is free for the next object.
+      return build(values);
+    }
+    if (separator !== COMMA) return undefined;
   }
 }
 
@@ -245,10 +276,10 @@ const utf8Slice: Decode =
   };
 
 /**
- * Where the line being parsed is in its bytes: `bytes[cursor.bytesAt + i]` is the first byte of
- * `text[i]` for the `i` reached so far.
+ * Where the line being parsed is in its bytes (`bytes[cursor.bytesAt + i]` is the first byte
+ * of `text[i]` for the `i` reached so far), and where the last object parsed ended.
  */
-const cursor = { bytesAt: 0 };
+const cursor = { bytesAt: 0, index: 0 };
 
 /**
  * Reads the string starting at the quote `text[at]` into `values[k]`; returns the index after
