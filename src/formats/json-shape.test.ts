@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { DecodeSink } from './format.ts';
-import { JsonShapes } from './json-shape.ts';
+import { JsonShapes, parseJsonBytes } from './json-shape.ts';
 import { LineDecoder } from './lines.ts';
 
 type Outcome = { ok: true; value: unknown } | { ok: false };
@@ -249,5 +249,32 @@ describe('JsonShapes (the JSON Lines shape shortcut)', () => {
       { numRuns: 1000 },
     );
     assert.ok(takenTotal > 500, `the shortcut took ${takenTotal} lines in all: the test exercises it`);
+  });
+
+  it('parseJsonBytes: whole values (Kafka messages) through the shortcut, exactly as JSON.parse', () => {
+    const shapes = new JsonShapes();
+    const values = [
+      '{"id":1,"name":"first, learned"}',
+      '{"id":2,"name":"taken, and a long one: naïve café ✓"}\n',
+      ' {"id":3,"name":"x"}\r\n',
+      '{"id":4,"name":"y"} trailing',
+      '{"id":5,"name":"z"',
+    ];
+    let taken = 0;
+    for (const v of values) {
+      const bytes = Buffer.from(v);
+      if (shapes.parse(v, 0, v.length, bytes, 0) !== undefined) taken++;
+      const expected = oracle(v);
+      if (expected.ok) assertSameValue(parseJsonBytes(bytes, shapes), expected.value, v);
+      else assert.throws(() => parseJsonBytes(bytes, shapes), SyntaxError, v);
+    }
+    assert.equal(taken, 2);
+    // Invalid UTF-8 is decoded as Buffer#toString decodes it (U+FFFD), then JSON.parse.
+    const bad = Buffer.concat([
+      Buffer.from('{"id":6,"name":"'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from(' long enough to copy"}'),
+    ]);
+    assertSameValue(parseJsonBytes(bad, shapes), JSON.parse(bad.toString('utf8')), 'invalid UTF-8');
   });
 });

@@ -18,6 +18,8 @@
  * `JSON.parse` on random and mutated lines.
  */
 
+import { isUtf8 } from 'node:buffer';
+
 /** Most distinct key sequences (shapes) learned per input. */
 const MAX_SHAPES = 64;
 /** Most keys, over all shapes (a trie node per key, shared by shapes with the same start). */
@@ -57,6 +59,7 @@ const UPPER_E = 0x45;
 const SPACE = 0x20;
 const TAB = 0x09;
 const CR = 0x0d;
+const LF = 0x0a;
 /** JSON numbers with at most this many integer digits and no fraction are summed exactly. */
 const EXACT_DIGITS = 15;
 /** A key that is written the same in JSON and in a JavaScript object literal, and is no index. */
@@ -358,6 +361,28 @@ function extraUtf8Bytes(text: string, from: number, to: number): number {
   return extra;
 }
 
+/**
+ * `JSON.parse` of UTF-8 bytes holding one JSON value (a Kafka message value, say), through
+ * `shapes` when the value is of a shape seen before. Throws what `JSON.parse` throws. Bytes that
+ * are not valid UTF-8 go to `JSON.parse` as decoded (bad sequences become U+FFFD), as before.
+ *
+ * @example
+ * const shapes = new JsonShapes();
+ * parseJsonBytes(Buffer.from('{"a":1}'), shapes); // { a: 1 } (JSON.parse; shape learned)
+ * parseJsonBytes(Buffer.from('{"a":2}'), shapes); // { a: 2 } (the shortcut)
+ */
+export function parseJsonBytes(bytes: Buffer, shapes: JsonShapes): unknown {
+  const text = bytes.toString('utf8');
+  // The shortcut copies long strings from the bytes, so they must be exactly the text's UTF-8.
+  if (!text.includes('\uFFFD') || isUtf8(bytes)) {
+    const value = shapes.parse(text, 0, text.length, bytes, 0);
+    if (value !== undefined) return value;
+  }
+  const value: unknown = JSON.parse(text);
+  shapes.learn(value);
+  return value;
+}
+
 /** Compiles the function that builds an object of `keys` from values in that order. */
 function compileBuild(keys: readonly string[]): (values: unknown[]) => Record<string, unknown> {
   // An object literal gives every record of the shape the same hidden class at once. Keys are
@@ -367,10 +392,11 @@ function compileBuild(keys: readonly string[]): (values: unknown[]) => Record<st
   return new Function('v', body) as (values: unknown[]) => Record<string, unknown>;
 }
 
+/** The first index at or after `i` (at most `end`) that is not JSON whitespace. */
 function skipSpace(text: string, i: number, end: number): number {
   for (;;) {
     const c = text.charCodeAt(i);
-    if (i >= end || (c !== SPACE && c !== TAB && c !== CR)) return i;
+    if (i >= end || (c !== SPACE && c !== TAB && c !== CR && c !== LF)) return i;
     i++;
   }
 }

@@ -42,6 +42,7 @@ import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
 import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
+import { JsonShapes, parseJsonBytes } from '../../formats/json-shape.ts';
 import { kafkaClient } from './client.ts';
 import { isConnectionError, rootMessage, withBrokerRetry } from './connection.ts';
 import { commitWithMetadata, type GroupOffset, readCommitted } from './group.ts';
@@ -146,12 +147,14 @@ const MAX_PENDING_BARRIERS = 64;
 type KafkaMessage = Message<Buffer, Buffer, Buffer, Buffer>;
 type Stream = MessagesStream<Buffer, Buffer, Buffer, Buffer>;
 
-/** The record of one message value; throws when `json` is not valid JSON. */
-function decodeValue(format: KafkaValueFormat, value: Buffer | undefined): unknown {
+/**
+ * The record of one message value; throws when `json` is not valid JSON. `shapes`: the JSON
+ * shapes seen so far by this source (values of one topic tend to share them).
+ */
+function decodeValue(format: KafkaValueFormat, value: Buffer | undefined, shapes: JsonShapes): unknown {
   if (format === 'raw') return value ?? null;
   if (value === undefined || value === null) return null;
-  const text = value.toString('utf8');
-  return format === 'text' ? text : JSON.parse(text);
+  return format === 'text' ? value.toString('utf8') : parseJsonBytes(value, shapes);
 }
 
 /** A dead letter's record: the message's bytes, as text when they are valid UTF-8, else base64. */
@@ -225,6 +228,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     throw new SluiceError(ErrorCode.CONFIG, `\`maxInFlight\` must be a whole number ≥ 1, not ${maxInFlight}`);
   }
   let ctx: SourceContext;
+  const shapes = new JsonShapes();
   let consumer: Consumer<Buffer, Buffer, Buffer, Buffer> | undefined;
   let stream: Stream | undefined;
   let streamError: Error | undefined;
@@ -865,7 +869,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           const meta = metaOf(source, m, offset);
           let value: unknown;
           try {
-            value = decodeValue(format, m.value);
+            value = decodeValue(format, m.value, shapes);
           } catch (err) {
             if (step !== undefined) t.offsets.complete(offset);
             deadLetterUndecodable(m, offset, meta, err);
