@@ -31,6 +31,13 @@ export interface RecordDecoder<T = unknown> {
   end(sink: DecodeSink<T>): void;
   /** Position after the last complete record: where a restart would resume reading. */
   position(): { line: number; offset: number };
+  /**
+   * True when {@link write} keeps no reference to its `chunk` once it returns (it copies what it
+   * keeps, and `raw` given to {@link DecodeSink.invalid} is read during that call): the caller
+   * may then read the next bytes into the same memory. Absent or false: every chunk must be a
+   * fresh buffer.
+   */
+  readonly borrowsChunks?: boolean;
 }
 
 /** Turns records into bytes. */
