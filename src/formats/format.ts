@@ -14,7 +14,8 @@ export interface DecodeSink<T> {
   record(value: T, line: number, offset: number): void;
   /**
    * One input record that could not be decoded. `error` says what and where (its context
-   * has `line` and `offset`); `raw` holds the record's bytes, cut to a bounded length.
+   * has `line` and `offset`); `raw` holds the record's bytes, cut to a bounded length (a view
+   * of the input, valid only during this call when the decoder borrows its chunks: copy to keep).
    * Decoding goes on with the next record unless the decoder is strict (then it throws).
    */
   invalid(error: SluiceError, raw: Uint8Array, line: number, offset: number): void;
