@@ -104,11 +104,13 @@ function runChild(
   nodeFlags: readonly string[],
   args: readonly string[],
   cwd: string,
+  env: Readonly<Record<string, string>> = {},
 ): Promise<{ maxRssKb: number; seconds: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(process.execPath, [...nodeFlags, '--import', exitHook, ...args], {
       cwd,
+      env: { ...process.env, ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let err = '';
@@ -157,12 +159,22 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
     const big = join(work, source === 'fifo' ? 'input.fifo' : 'input.csv');
     // `sluice` as a user runs it from this checkout: bin/sluice.js with its shebang's flags
     // (TypeScript sources; the floor run warms Node's compile cache, as any earlier run would).
-    const launcherFlags = readFileSync(join(root, 'bin', 'sluice.js'), 'utf8')
+    // Its shebang's Node flags (`--…`) and environment (`NAME=value`, e.g. MALLOC_ARENA_MAX).
+    const shebang = readFileSync(join(root, 'bin', 'sluice.js'), 'utf8')
       .split('\n')[0]!
-      .split(/\s+/)
-      .filter((w) => w.startsWith('--'));
+      .split(/\s+/);
+    const launcherFlags = shebang.filter((w) => w.startsWith('--'));
+    const launcherEnv = Object.fromEntries(
+      shebang
+        .filter((w) => /^[A-Z_][A-Z0-9_]*=/.test(w))
+        .map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
+    );
     const configs: [string, 'cli' | 'lib' | 'launcher', string[]][] = [
-      [`bin/sluice.js (${launcherFlags.join(' ')})`, 'launcher', launcherFlags],
+      [
+        `bin/sluice.js (${[...Object.keys(launcherEnv).map((k) => `${k}=${launcherEnv[k]}`), ...launcherFlags].join(' ')})`,
+        'launcher',
+        launcherFlags,
+      ],
       ['cli, node defaults', 'cli', []],
       ['cli, semi-space 8 MB', 'cli', ['--max-semi-space-size=8']], // what bin/sluice.js sets
       ['cli, semi-space 4 MB', 'cli', ['--max-semi-space-size=4']],
@@ -197,7 +209,10 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
             : how === 'launcher'
               ? [join(root, 'bin', 'sluice.js'), 'run', yaml]
               : [lib, path];
-        const [r, n] = await Promise.all([runChild(flags, args, work), fed]);
+        const [r, n] = await Promise.all([
+          runChild(flags, args, work, how === 'launcher' ? launcherEnv : {}),
+          fed,
+        ]);
         rows.push({
           config: name,
           input,
@@ -212,12 +227,13 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
     console.log(
       `csv-memory: generated CSV through file (csv) → stdout (jsonl, /dev/null), \`sluice run\` and the library, ${options.ts ? 'TypeScript sources' : 'compiled'}`,
     );
+    const width = Math.max(42, ...rows.map((r) => r.config.length + 2));
     console.log(
-      `${'configuration'.padEnd(42)}${'input'.padEnd(22)}${'MB/s'.padStart(8)}${'seconds'.padStart(9)}${'peak RSS MiB'.padStart(14)}`,
+      `${'configuration'.padEnd(width)}${'input'.padEnd(22)}${'MB/s'.padStart(8)}${'seconds'.padStart(9)}${'peak RSS MiB'.padStart(14)}`,
     );
     for (const r of rows)
       console.log(
-        `${r.config.padEnd(42)}${r.input.padEnd(22)}${(r.mbPerSec > 0 ? r.mbPerSec.toFixed(1) : '-').padStart(8)}${r.seconds.toFixed(1).padStart(9)}${r.peakRssMb.toFixed(0).padStart(14)}`,
+        `${r.config.padEnd(width)}${r.input.padEnd(22)}${(r.mbPerSec > 0 ? r.mbPerSec.toFixed(1) : '-').padStart(8)}${r.seconds.toFixed(1).padStart(9)}${r.peakRssMb.toFixed(0).padStart(14)}`,
       );
     return rows;
   } finally {

@@ -57,6 +57,8 @@ function snap(over: Partial<MetricsSnapshot> = {}): MetricsSnapshot {
 describe('number formatting', () => {
   it('counts, rates, times and sizes', () => {
     assert.equal(formatCount(1234567), '1,234,567');
+    for (const n of [0, 7, 999, 1000, 12_345, 100_000, 999_999.6, 1e15, -4321, Number.MAX_SAFE_INTEGER])
+      assert.equal(formatCount(n), Math.round(n).toLocaleString('en-US'), String(n));
     assert.equal(formatRate(850.4), '850/s');
     assert.equal(formatRate(4100), '4.10k/s');
     assert.equal(formatRate(12_345), '12.3k/s');

@@ -14,7 +14,8 @@ export interface DecodeSink<T> {
   record(value: T, line: number, offset: number): void;
   /**
    * One input record that could not be decoded. `error` says what and where (its context
-   * has `line` and `offset`); `raw` holds the record's bytes, cut to a bounded length.
+   * has `line` and `offset`); `raw` holds the record's bytes, cut to a bounded length (a view
+   * of the input, valid only during this call when the decoder borrows its chunks: copy to keep).
    * Decoding goes on with the next record unless the decoder is strict (then it throws).
    */
   invalid(error: SluiceError, raw: Uint8Array, line: number, offset: number): void;
@@ -31,6 +32,13 @@ export interface RecordDecoder<T = unknown> {
   end(sink: DecodeSink<T>): void;
   /** Position after the last complete record: where a restart would resume reading. */
   position(): { line: number; offset: number };
+  /**
+   * True when {@link write} keeps no reference to its `chunk` once it returns (it copies what it
+   * keeps, and `raw` given to {@link DecodeSink.invalid} is read during that call): the caller
+   * may then read the next bytes into the same memory. Absent or false: every chunk must be a
+   * fresh buffer.
+   */
+  readonly borrowsChunks?: boolean;
 }
 
 /** Turns records into bytes. */

@@ -201,6 +201,21 @@ describe('file source and sink: compression', () => {
     });
   }
 
+  it('reads the same rows whatever the read size, plain or compressed (its read buffers are reused for csv)', async () => {
+    const text = `id,country,note\n${rows.map((r) => `${r.id},${r.country},"${r.note.replaceAll('"', '""')}"`).join('\n')}\n`;
+    const plain = join(dir, 'reuse.csv');
+    const gz = join(dir, 'reuse-gz.csv');
+    await writeFile(plain, text);
+    await writeFile(gz, gzipSync(text));
+    // Reads of 2 and 5 bytes: the magic-number check gathers several reads before it decides.
+    for (const chunkBytes of [2, 5, 997, 65_536])
+      for (const path of [plain, gz]) {
+        const { records, dead } = await runWithDlq(fileSource({ path, format: 'csv', chunkBytes }));
+        assert.deepEqual(dead, [], `${path}, reads of ${chunkBytes}`);
+        assert.deepEqual(records, rows, `${path}, reads of ${chunkBytes}`);
+      }
+  });
+
   it('detects a compressed file by magic bytes whatever its name, and honours an explicit codec', async () => {
     const path = join(dir, 'misnamed.jsonl');
     await writeFile(path, zstdCompressSync(Buffer.from('{"a":1}\n{"a":2}\n')));

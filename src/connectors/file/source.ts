@@ -139,11 +139,22 @@ export interface ReadChunksOptions {
   onRead?: ((bytes: number) => void) | undefined;
   /** Start the next read before a chunk is handed on (regular files only, see below). Default false. */
   readAhead?: boolean | undefined;
+  /**
+   * Read into the same two buffers over and over: a chunk is valid only until the consumer asks
+   * for the next one. For consumers that copy what they keep ({@link RecordDecoder.borrowsChunks}).
+   * Default false: every chunk is a fresh buffer.
+   */
+  reuseBuffers?: boolean | undefined;
 }
 
 /**
- * Reads `file` in chunks of `chunkBytes`, each a fresh buffer (a later step may keep it), from
- * byte `from` or from its current position.
+ * Reads `file` in chunks of `chunkBytes`, each a fresh buffer (a later step may keep it) unless
+ * `reuseBuffers`, from byte `from` or from its current position.
+ *
+ * Why reuse: a fresh read buffer lives while the read waits and the rest of the pipeline runs, so
+ * now and then one outlives two young-generation collections and is promoted; its native memory
+ * then stays until a full collection, which a streaming job with a small, steady heap seldom
+ * runs (measured on a CSV → stdout run: promoted Buffers grew 1 → 10 MiB over 7 GB, and RSS with them).
  *
  * With `readAhead`, the next read is started before a chunk is handed on, so the disk works
  * while the pipeline decodes (measured: a CSV → window job spent 16 % of its wall time idle,
@@ -154,12 +165,16 @@ export async function* readFileChunks(
   file: FileHandle,
   options: ReadChunksOptions = {},
 ): AsyncGenerator<Uint8Array> {
-  const { onRead, readAhead = false } = options;
+  const { onRead, readAhead = false, reuseBuffers = false } = options;
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   // Reads run one at a time (the next starts once the previous one resolved), so `at` is exact.
   let at: number | null = options.from ?? null;
+  // With `reuseBuffers`, reads alternate between two buffers: the one the consumer holds and the
+  // one a read ahead fills.
+  const buffers = reuseBuffers ? [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)] : [];
+  let turn = 0;
   const readOne = async (): Promise<Buffer> => {
-    const buf = Buffer.allocUnsafe(chunkBytes);
+    const buf = reuseBuffers ? (buffers[turn++ & 1] as Buffer) : Buffer.allocUnsafe(chunkBytes);
     const { bytesRead } = await file.read(buf, 0, chunkBytes, at);
     if (at !== null) at += bytesRead;
     return bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
@@ -275,10 +290,15 @@ export function fileSource(options: FileSourceOptions): FileSource {
       const countRead = (n: number): void => {
         bytesRead += n;
       };
+      // Read buffers are reused when the decoder copies what it keeps and nothing else between
+      // (a transform) might keep them; decompression copies what it decompresses.
+      const reuseBuffers = options.transform === undefined && decoder.borrowsChunks === true;
       // Raw bytes → decompressed → transformed: what the decoder reads.
-      const decoded = (raw: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> => {
+      const decoded = (raw: AsyncIterable<Uint8Array>, borrowed: boolean): AsyncIterable<Uint8Array> => {
         const bytes =
-          compression === 'none' ? raw : decompress(raw, { codec: compression, path, signal: ctx.signal });
+          compression === 'none'
+            ? raw
+            : decompress(raw, { codec: compression, path, signal: ctx.signal, borrowed });
         return options.transform ? options.transform(bytes) : bytes;
       };
       const input = (from: number): AsyncIterable<Uint8Array> => {
@@ -290,13 +310,15 @@ export function fileSource(options: FileSourceOptions): FileSource {
             chunkBytes,
             onRead: countRead,
             readAhead: regularFile,
+            reuseBuffers,
           }),
+          reuseBuffers,
         );
         return from > 0 && !plain ? skipBytes(bytes, from) : bytes;
       };
       // The header of a resumed CSV is read again from the top, through the same decompression.
       const headerBytes = (): AsyncIterable<Uint8Array> =>
-        decoded(readFileChunks(h, { from: 0, chunkBytes }));
+        decoded(readFileChunks(h, { from: 0, chunkBytes }), false);
       try {
         if (at !== undefined) {
           const columns =

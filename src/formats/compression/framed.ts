@@ -17,13 +17,25 @@ import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import { maskedCrc32c, Xxh32, xxh32 } from './checksums.ts';
 
 const require = createRequire(import.meta.url);
-const snappy = require('snappy') as {
+interface Snappy {
   compressSync(b: Uint8Array): Buffer;
   uncompressSync(b: Uint8Array, o?: { asBuffer?: boolean }): Buffer | string;
-};
-const lz4 = require('lz4-napi') as {
+}
+interface Lz4 {
   compressFrameSync(b: Buffer, o?: { contentChecksum?: boolean; blockChecksums?: boolean }): Buffer;
   uncompressSync(b: Uint8Array, dict?: Uint8Array): Buffer;
+}
+// The native addons load on first use: mapping them costs every run resident memory (their code
+// and data pages), and most runs read and write no snappy or LZ4.
+let snappyModule: Snappy | undefined;
+let lz4Module: Lz4 | undefined;
+const snappy = (): Snappy => {
+  snappyModule ??= require('snappy') as Snappy;
+  return snappyModule;
+};
+const lz4 = (): Lz4 => {
+  lz4Module ??= require('lz4-napi') as Lz4;
+  return lz4Module;
 };
 
 /** A synchronous streaming codec: bytes in, bytes out, errors carry the input offset. */
@@ -115,7 +127,7 @@ export class SnappyFrameDecoder implements SyncCodec {
           data = Buffer.from(body.subarray(4));
         } else {
           try {
-            data = snappy.uncompressSync(body.subarray(4), { asBuffer: true }) as Buffer;
+            data = snappy().uncompressSync(body.subarray(4), { asBuffer: true }) as Buffer;
           } catch (err) {
             throw corrupt('snappy', at, (err as Error).message);
           }
@@ -177,7 +189,7 @@ export class SnappyFrameEncoder implements SyncCodec {
 
   private frame(data: Buffer): Buffer {
     const crc = maskedCrc32c(data);
-    const c = snappy.compressSync(data);
+    const c = snappy().compressSync(data);
     const raw = c.length >= data.length - (data.length >>> 3);
     const body = raw ? data : c;
     const out = Buffer.allocUnsafe(8 + body.length);
@@ -285,8 +297,8 @@ export class Lz4FrameDecoder implements SyncCodec {
           try {
             block =
               this.linked && this.window.length > 0
-                ? lz4.uncompressSync(prefixed, this.window)
-                : lz4.uncompressSync(prefixed);
+                ? lz4().uncompressSync(prefixed, this.window)
+                : lz4().uncompressSync(prefixed);
           } catch (err) {
             throw corrupt('lz4', at, (err as Error).message);
           }
@@ -354,6 +366,6 @@ export class Lz4FrameEncoder implements SyncCodec {
     const all = Buffer.concat(this.pending, this.pendingBytes);
     this.pending = [];
     this.pendingBytes = 0;
-    return [lz4.compressFrameSync(all, { contentChecksum: true })];
+    return [lz4().compressFrameSync(all, { contentChecksum: true })];
   }
 }

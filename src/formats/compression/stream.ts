@@ -24,6 +24,13 @@ export interface DecompressOptions {
   readonly path?: string;
   /** Cancels the stream: iteration throws a cancellation error. */
   readonly signal?: AbortSignal;
+  /**
+   * True when each input chunk is valid only until the next one is asked for (a reader that
+   * reuses its buffers). Uncompressed input is then passed on as it is, so the consumer must
+   * copy what it keeps too; compressed input is copied before a codec sees it, as codecs may
+   * hold on to it.
+   */
+  readonly borrowed?: boolean;
 }
 
 /** Options of {@link compress}. */
@@ -72,17 +79,18 @@ export async function* decompress(
     while (n < MAGIC_BYTES) {
       const r = await it.next();
       if (r.done) break;
-      head.push(r.value);
+      head.push(options.borrowed === true ? Buffer.from(r.value) : r.value);
       n += r.value.length;
     }
     codec = detectCodec(options.path, Buffer.concat(head));
   }
+  const copy = options.borrowed === true && codec !== 'none';
   const input = (async function* () {
     yield* head;
     for (;;) {
       const r = await it.next();
       if (r.done) return;
-      yield r.value;
+      yield copy ? Buffer.from(r.value) : r.value;
     }
   })();
   const context = options.path === undefined ? {} : { file: options.path };

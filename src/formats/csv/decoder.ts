@@ -30,6 +30,8 @@ const CR = 13;
  * 64 KiB strings (measured, latin1 decoding alone); a retained value pins less text, too.
  */
 const WINDOW_BYTES = 64 * 1024;
+/** Joins of the pending tail and the next chunk up to this size reuse one buffer. */
+const JOIN_BYTES = 4 * WINDOW_BYTES;
 const BLOCK_SHIFT = 9;
 
 // How a row ended: parsed, needs more bytes, broken quoting, longer than `maxRecordBytes`.
@@ -67,6 +69,13 @@ function uniqueNames(names: readonly string[]): string[] {
   return out;
 }
 
+/** A copy of `b` in its own memory (not a slice of Node's shared buffer pool, which it would pin). */
+function copyOf(b: Buffer): Buffer {
+  const c = Buffer.allocUnsafeSlow(b.length);
+  b.copy(c);
+  return c;
+}
+
 function asBuffer(chunk: Uint8Array): Buffer {
   return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
 }
@@ -95,9 +104,15 @@ function asBuffer(chunk: Uint8Array): Buffer {
  * rows; // [{ name: 'ada', n: 3 }]
  */
 export class CsvDecoder implements RecordDecoder<CsvRow> {
+  /** {@inheritDoc RecordDecoder.borrowsChunks} */
+  readonly borrowsChunks = true;
   private readonly o: ResolvedCsvDecodeOptions;
   /** Unconsumed bytes (the start of an unfinished row), waiting for more input. */
   private pending: Buffer[] = [];
+  /** Reused by {@link join}. */
+  private joined: Buffer | undefined;
+  /** Reused by {@link ownTail}. */
+  private tail: Buffer | undefined;
   private pendingBytes = 0;
   /** Parse again only when this many bytes are pending: keeps re-parsing of a long row linear. */
   private attemptAt = 0;
@@ -182,10 +197,12 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     }
     if (b.length === 0) return;
     if (this.pendingBytes > 0) {
+      // A chunk that does not complete the row yet is copied: the caller may reuse its memory.
+      if (this.pendingBytes + b.length < this.attemptAt) b = copyOf(b);
       this.pending.push(b);
       this.pendingBytes += b.length;
       if (this.pendingBytes < this.attemptAt) return;
-      b = Buffer.concat(this.pending, this.pendingBytes);
+      b = this.join(this.pending, this.pendingBytes);
       this.pending = [];
       this.pendingBytes = 0;
     }
@@ -210,7 +227,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     let start = 0;
     if (!this.bomChecked) {
       if (b.length < 3 && !last) {
-        this.keep(b, 3);
+        this.keep(borrowed ? copyOf(b) : b, 3);
         return;
       }
       this.bomChecked = true;
@@ -223,9 +240,36 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     if (consumed < b.length && !this.skipping) {
       const rest = b.subarray(consumed);
       // Copy: the caller may reuse its chunk, and a view would pin the whole window.
-      this.keep(borrowed || consumed > 0 ? Buffer.from(rest) : rest, Math.max(rest.length * 2, 64));
+      this.keep(borrowed || consumed > 0 ? this.ownTail(rest) : rest, Math.max(rest.length * 2, 64));
     }
     this.base += this.skipping ? b.length : consumed;
+  }
+
+  /**
+   * `parts` joined in {@link joined} (a fresh buffer for a long row): nearly every chunk starts
+   * with the tail of the row the previous one cut, so a fresh buffer per chunk would be garbage
+   * that now and then outlives two young collections and holds native memory until a full one.
+   * `run` copies what it keeps, so the next join may overwrite it.
+   */
+  private join(parts: readonly Buffer[], n: number): Buffer {
+    if (n > JOIN_BYTES) return Buffer.concat(parts, n);
+    this.joined ??= Buffer.allocUnsafeSlow(JOIN_BYTES);
+    let at = 0;
+    for (const p of parts) at += p.copy(this.joined, at);
+    return this.joined.subarray(0, n);
+  }
+
+  /**
+   * A copy of the unfinished row `rest` in {@link tail}, reused from chunk to chunk (the pending
+   * tail is always joined with the next chunk before the next tail is kept). A fresh small buffer
+   * per chunk would come from Node's shared 8 KiB pool and, as it waits for the next read, now and
+   * then be promoted and pin its whole pool slab until a full collection.
+   */
+  private ownTail(rest: Buffer): Buffer {
+    if (rest.length > WINDOW_BYTES) return copyOf(rest);
+    this.tail ??= Buffer.allocUnsafeSlow(WINDOW_BYTES);
+    rest.copy(this.tail);
+    return this.tail.subarray(0, rest.length);
   }
 
   private keep(rest: Buffer, attemptAt: number): void {

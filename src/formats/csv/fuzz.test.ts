@@ -8,7 +8,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SluiceError } from '../../core/errors.ts';
 import type { CsvDecodeOptions } from './options.ts';
-import { comparable, decode, decodeSplit, type Event } from './test-helpers.ts';
+import { comparable, decode, decodeBorrowed, decodeSplit, type Event } from './test-helpers.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -69,6 +69,40 @@ describe('CSV reader under random input', () => {
       }),
       { numRuns: 3000 },
     );
+  });
+
+  it('keeps no view of a chunk after `write` returns: a reused, overwritten read buffer decodes the same', () => {
+    fc.assert(
+      fc.property(csvBytes, optionsArb, fc.integer({ min: 1, max: 17 }), (bytes, options, chunk) => {
+        const whole = safeDecode(bytes, options, 0);
+        let borrowed: Event[] | string;
+        try {
+          borrowed = decodeBorrowed(bytes, options, chunk);
+        } catch (err) {
+          borrowed = err instanceof SluiceError && /header/.test(err.message) ? 'header' : String(err);
+        }
+        if (typeof whole === 'string' || typeof borrowed === 'string') {
+          assert.equal(borrowed, whole);
+          return;
+        }
+        assert.deepEqual(comparable(borrowed), comparable(whole));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('keeps no view of a reused chunk across windows and long rows (tails, joins, rows over 256 KiB)', () => {
+    const long = 'x'.repeat(300_000);
+    const text =
+      '\ufeffid,text,n\n' +
+      Array.from({ length: 2000 }, (_, i) => `${i},"row ${i}, with ""quotes""\nand é",${i * 3}\n`).join('') +
+      `2000,${long},1\n2001,"${long}\n${long}",2\n2002,last,3`;
+    const bytes = enc(text);
+    const whole = comparable(decode(bytes, {}, 0));
+    assert.equal(whole.length, 2003);
+    for (const chunk of [1, 7, 4096, 65_536, 70_001, 300_007]) {
+      assert.deepEqual(comparable(decodeBorrowed(bytes, {}, chunk)), whole, `chunks of ${chunk} bytes`);
+    }
   });
 
   it('survives mutations of a tricky file, split at every offset', () => {

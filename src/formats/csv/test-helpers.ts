@@ -33,6 +33,30 @@ export function decode(input: string | Uint8Array, options: CsvDecodeOptions = {
   return events;
 }
 
+/**
+ * Decodes `input` in pieces of `chunk` bytes, each copied into the same buffer, which is
+ * scribbled over after every write: as a reader that reuses its buffers feeds the decoder.
+ */
+export function decodeBorrowed(
+  input: string | Uint8Array,
+  options: CsvDecodeOptions,
+  chunk: number,
+): Event[] {
+  const bytes = typeof input === 'string' ? new TextEncoder().encode(input) : input;
+  const events: Event[] = [];
+  const sink = eventSink(events);
+  const dec = new CsvDecoder(options);
+  const buf = new Uint8Array(chunk);
+  for (let i = 0; i < bytes.length; i += chunk) {
+    const piece = bytes.subarray(i, i + chunk);
+    buf.set(piece);
+    dec.write(buf.subarray(0, piece.length), sink);
+    buf.fill(0x22); // `"`: any byte the decoder still read from here would change its output
+  }
+  dec.end(sink);
+  return events;
+}
+
 /** Decodes `input` in two writes, split at byte `cut`. */
 export function decodeSplit(input: Uint8Array, options: CsvDecodeOptions, cut: number): Event[] {
   const events: Event[] = [];
