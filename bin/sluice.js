@@ -8,7 +8,9 @@
 // directly through Node's type stripping, so no build step stands between `npm ci` and
 // `npx sluice`; a published package runs the compiled JavaScript in dist/.
 import { existsSync } from 'node:fs';
-import { enableCompileCache } from 'node:module';
+// A namespace import: a named import of `enableCompileCache` (Node 22.1+) would fail to link on an
+// older Node before the version check below could say what to do.
+import * as nodeModule from 'node:module';
 
 const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -34,7 +36,7 @@ if (process.argv[2] !== 'run') {
 // keeps compiled modules, type-stripped TypeScript included, on disk: a warm start never loads the
 // TypeScript stripper. Measured on a two-line CSV run from a checkout: 123 → 97 MiB peak RSS, and
 // a faster start.
-enableCompileCache?.();
+nodeModule.enableCompileCache?.();
 if (entry !== source || process.features.typescript) {
   const { main } = await import(entry.href);
   process.exitCode = await main(process.argv.slice(2));
