@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import type { SluiceError } from '../core/errors.ts';
 import type { DecodeSink } from './format.ts';
 import { jsonlDecoder } from './jsonl.ts';
+import { writeBorrowed } from './test-helpers.ts';
 
 type Event =
   | { kind: 'record'; value: unknown; line: number; offset: number }
@@ -54,17 +55,9 @@ function decode(bytes: Uint8Array, chunk: number, maxLineBytes = 64): Event[] {
  */
 function decodeBorrowed(bytes: Uint8Array, chunk: number, maxLineBytes = 64): Event[] {
   const events: Event[] = [];
-  const sink = eventSink(events);
   const d = jsonlDecoder({ maxLineBytes });
   assert.equal(d.borrowsChunks, true);
-  const buf = new Uint8Array(chunk);
-  for (let i = 0; i < bytes.length; i += chunk) {
-    const piece = bytes.subarray(i, i + chunk);
-    buf.set(piece);
-    d.write(buf.subarray(0, piece.length), sink);
-    buf.fill(0x22); // `"`: any byte the decoder still read from here would change its output
-  }
-  d.end(sink);
+  writeBorrowed(d, bytes, chunk, eventSink(events));
   return events;
 }
 

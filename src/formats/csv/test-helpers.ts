@@ -2,8 +2,10 @@
  * Test helpers for the CSV format: run a decoder over bytes cut into chunks and collect what it
  * reports. Used by the tests beside this file only.
  */
+
 import type { SluiceError } from '../../core/errors.ts';
 import type { DecodeSink } from '../format.ts';
+import { writeBorrowed } from '../test-helpers.ts';
 import { CsvDecoder, type CsvRow } from './decoder.ts';
 import type { CsvDecodeOptions } from './options.ts';
 
@@ -44,16 +46,7 @@ export function decodeBorrowed(
 ): Event[] {
   const bytes = typeof input === 'string' ? new TextEncoder().encode(input) : input;
   const events: Event[] = [];
-  const sink = eventSink(events);
-  const dec = new CsvDecoder(options);
-  const buf = new Uint8Array(chunk);
-  for (let i = 0; i < bytes.length; i += chunk) {
-    const piece = bytes.subarray(i, i + chunk);
-    buf.set(piece);
-    dec.write(buf.subarray(0, piece.length), sink);
-    buf.fill(0x22); // `"`: any byte the decoder still read from here would change its output
-  }
-  dec.end(sink);
+  writeBorrowed(new CsvDecoder(options), bytes, chunk, eventSink(events));
   return events;
 }
 

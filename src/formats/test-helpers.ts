@@ -1,0 +1,23 @@
+/** Helpers for the format tests (not part of the public API). */
+import type { DecodeSink, RecordDecoder } from './format.ts';
+
+/**
+ * Feeds `bytes` to `decoder` in pieces of `chunk` bytes, each copied into the same buffer, which
+ * is scribbled over after every write — as a reader that reuses its buffers feeds a decoder that
+ * says it `borrowsChunks` — then ends it.
+ */
+export function writeBorrowed<T>(
+  decoder: RecordDecoder<T>,
+  bytes: Uint8Array,
+  chunk: number,
+  sink: DecodeSink<T>,
+): void {
+  const buf = new Uint8Array(chunk);
+  for (let i = 0; i < bytes.length; i += chunk) {
+    const piece = bytes.subarray(i, i + chunk);
+    buf.set(piece);
+    decoder.write(buf.subarray(0, piece.length), sink);
+    buf.fill(0x22); // `"`: any byte the decoder still read from here would change its output
+  }
+  decoder.end(sink);
+}
