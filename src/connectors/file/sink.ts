@@ -16,7 +16,7 @@ import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
 import type { CompressionChoice, FileFormat } from './source.ts';
-import { type ByteWriter, byteWriter, encodeRecords, outputCompression } from './writer.ts';
+import { type ByteWriter, byteWriter, encodeRecords, outputCompression, TextScratch } from './writer.ts';
 
 /** Options of {@link fileSink}: the file, how to write it, and the CSV writer's options (flat, as in YAML). */
 export interface FileSinkOptions extends FormatEncodeOptions {
@@ -82,6 +82,7 @@ export function fileSink(options: FileSinkOptions): FileSink {
   const { path, format } = options;
   let encoder = formatEncoder(format, options);
   const compression = outputCompression(path, options.compression, options.level);
+  const scratch = new TextScratch();
   if (compression.problems.length > 0) {
     throw new SluiceError(ErrorCode.CONFIG, `file \`${path}\`: ${compression.problems.join('; ')}`, {
       file: path,
@@ -142,7 +143,11 @@ export function fileSink(options: FileSinkOptions): FileSink {
       const data = encodeRecords(encoder, format, batch.records, ctx, batch.meta);
       if (data.length === 0) return;
       try {
-        await writer.write(toBytes(data));
+        // Uncompressed, the write is done with the bytes when it resolves, so one buffer serves
+        // every batch; a compressor may still hold them after taking them.
+        await writer.write(
+          compression.codec === 'none' && typeof data === 'string' ? scratch.encode(data) : toBytes(data),
+        );
       } catch (err) {
         throw fail('writing', err);
       }

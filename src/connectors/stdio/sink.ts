@@ -8,7 +8,7 @@ import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
 import type { FileFormat } from '../file/source.ts';
-import { encodeRecords } from '../file/writer.ts';
+import { encodeRecords, TextScratch } from '../file/writer.ts';
 
 /** Options of {@link stdoutSink}: the format and the CSV writer's options (flat, as in YAML). */
 export interface StdoutSinkOptions extends FormatEncodeOptions {
@@ -20,28 +20,6 @@ export interface StdoutSinkOptions extends FormatEncodeOptions {
 
 /** Error context `reason` of the error thrown when the reader of stdout went away. */
 export const READER_GONE = 'reader-gone';
-
-/**
- * UTF-8 bytes of a batch's text in one buffer used again for every batch. A stream turns a
- * string into a fresh buffer per write, which now and then outlives two young collections and then
- * holds native memory until a full collection (a long run's RSS crept up with them). Reuse is
- * safe for `process.stdout` (a file, pipe or terminal) because the sink awaits each write's
- * callback, after which that stream holds no reference.
- */
-class TextScratch {
-  private buf: Buffer | undefined;
-
-  encode(text: string): Buffer {
-    const n = Buffer.byteLength(text);
-    // Text over 1 MiB (huge batches) is not kept: a fresh buffer, as the stream would make.
-    if (n > SCRATCH_MAX) return Buffer.from(text);
-    if (this.buf === undefined || this.buf.length < n)
-      this.buf = Buffer.allocUnsafeSlow(Math.min(SCRATCH_MAX, Math.max(n * 2, 64 * 1024)));
-    return this.buf.subarray(0, this.buf.write(text));
-  }
-}
-
-const SCRATCH_MAX = 1024 * 1024;
 
 /** A {@link Sink} writing standard output; see {@link stdoutSink}. */
 export interface StdoutSink extends Sink<unknown> {
@@ -104,7 +82,8 @@ export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
       if (s === undefined) throw new SluiceError(ErrorCode.STAGE, 'standard output is not open');
       const encoded = encodeRecords(encoder, options.format, batch.records, ctx, batch.meta);
       if (encoded.length === 0) return;
-      // Only for the process's own stdout: another stream (a PassThrough, a test's) may keep chunks.
+      // Only for the process's own stdout, whose write callback means it holds no reference any
+      // more: another stream (a PassThrough, a test's) may keep chunks.
       const data =
         typeof encoded === 'string' && options.stream === undefined ? scratch.encode(encoded) : encoded;
       try {
