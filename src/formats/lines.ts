@@ -32,9 +32,9 @@ const FAST_PIECE_BYTES = 64 * 1024;
 export type LineParser<T> = (text: string, line: number, offset: number) => T;
 
 /**
- * A faster parser for some lines, tried before {@link LineParser} on ASCII text (see
- * `JsonShapes`): `parse` returns `undefined` when it does not take the line, which then goes
- * to the {@link LineParser}; `learn` sees every value that parser returned.
+ * A faster parser for some lines, tried before the {@link LineParser} (see `JsonShapes`):
+ * `parse` returns `undefined` when it does not take the line, which then goes to the
+ * {@link LineParser}; `learn` sees every value that parser returned.
  */
 export interface LineShortcut<T> {
   /** Parses `text[start..end)`, whose UTF-8 bytes are in `bytes` from `bytesAt + start` on. */
@@ -56,7 +56,7 @@ export interface LineDecoderOptions<T> {
   parse?: LineParser<T>;
   /** What the parser checks, for error messages, e.g. `invalid JSON`. Default `invalid line`. */
   parseError?: string;
-  /** Tried before `parse` on ASCII lines; must return what `parse` would, or `undefined`. */
+  /** Tried before `parse`; must return what `parse` would, or `undefined`. */
   shortcut?: LineShortcut<T>;
 }
 
@@ -169,7 +169,7 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
    * Fast path for parsed formats (JSON Lines): the chunk's complete lines are decoded as one
    * string and each line is cut out of it in JavaScript, instead of one native `toString` per
    * line. ASCII text is decoded as latin1 (byte offsets equal character offsets); other text as
-   * UTF-8, with byte offsets kept by a second `indexOf` on the bytes. A chunk with invalid UTF-8
+   * UTF-8, where a line's bytes are found again with `indexOf` only when it is not ASCII. A chunk with invalid UTF-8
    * is left to the per-line path, which reports the bad line exactly. The parsed value never
    * references the text, so slicing it keeps no chunk alive. The chunk is decoded in pieces of
    * about 64 KiB: a string over ~128 KiB is a large object in V8, and allocating those cost
@@ -201,7 +201,6 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     const ascii = isAscii(buf.subarray(from, last));
     const text = buf.toString(ascii ? 'latin1' : 'utf8', from, last + 1);
     if (!ascii && text.includes('\uFFFD') && !isUtf8(buf.subarray(from, last + 1))) return from;
-    const parse = this.parse as LineParser<T>;
     const shortcut = this.shortcut;
     let b = from; // byte index of the line's start in `buf`
     let c = 0; // its character index in `text`
@@ -220,18 +219,9 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
       if (end - b > this.maxLineBytes) {
         this.reportTooLong(buf.subarray(b, b + this.previewBytes), sink, offset);
       } else if (end > b && !(this.skipBlank === 'whitespace' && isBlank(buf, b, end))) {
-        let value = shortcut?.parse(text, c, endChar, buf, b - c);
-        let failed: unknown;
-        if (value === undefined) {
-          try {
-            value = parse(text.slice(c, endChar), this.line, offset);
-            shortcut?.learn(value);
-          } catch (err) {
-            failed = err;
-          }
-        }
-        if (failed === undefined) sink.record(value as T, this.line, offset);
-        else this.reportParseError(failed, buf, b, end, sink, offset);
+        const value = shortcut?.parse(text, c, endChar, buf, b - c);
+        if (value !== undefined) sink.record(value, this.line, offset);
+        else this.parseLine(text.slice(c, endChar), buf, b, end, sink, offset);
       } else if (end === b && !this.skipBlank) {
         this.completeLine(buf, b, end, sink);
       }
@@ -329,37 +319,40 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
       sink.record(text as T, this.line, offset);
       return;
     }
-    let value: T;
-    try {
-      value = this.parse(text, this.line, offset);
-      this.shortcut?.learn(value);
-    } catch (err) {
-      this.reportParseError(err, buf, start, end, sink, offset);
-      return;
-    }
-    sink.record(value, this.line, offset);
+    this.parseLine(text, buf, start, end, sink, offset);
   }
 
-  /** Reports line `buf[start..end)` as rejected by the parser with `err`. */
-  private reportParseError(
-    err: unknown,
+  /**
+   * Parses `text`, the line `buf[start..end)`, with the {@link LineParser}: a record, or an
+   * `invalid` report with the parser's reason.
+   */
+  private parseLine(
+    text: string,
     buf: Buffer,
     start: number,
     end: number,
     sink: DecodeSink<T>,
     offset: number,
   ): void {
-    sink.invalid(
-      this.error(
-        `${this.parseError}: ${errorMessage(err)}`,
+    let value: T;
+    try {
+      value = (this.parse as LineParser<T>)(text, this.line, offset);
+    } catch (err) {
+      sink.invalid(
+        this.error(
+          `${this.parseError}: ${errorMessage(err)}`,
+          offset,
+          'fix the line or let it go to the dlq',
+          err,
+        ),
+        buf.subarray(start, Math.min(end, start + RAW_PREVIEW_BYTES)),
+        this.line,
         offset,
-        'fix the line or let it go to the dlq',
-        err,
-      ),
-      buf.subarray(start, Math.min(end, start + RAW_PREVIEW_BYTES)),
-      this.line,
-      offset,
-    );
+      );
+      return;
+    }
+    this.shortcut?.learn(value);
+    sink.record(value, this.line, offset);
   }
 
   private reportTooLong(raw: Buffer, sink: DecodeSink<T>, offset: number): void {
