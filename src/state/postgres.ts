@@ -9,11 +9,11 @@
  */
 import type pg from 'pg';
 import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from '../connectors/postgres/pg.ts';
-import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import type { StateBackend } from './backend.ts';
 import { keyBytes, prefixEnd } from './keys.ts';
-import { retrying } from './retry.ts';
+import { serialCalls } from './retry.ts';
 
 /** Options of {@link postgresBackend}. */
 export interface PostgresBackendOptions {
@@ -116,8 +116,6 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
   const copyTo = pgCopyLib().to;
 
   let client: pg.Client | undefined;
-  let closed = false;
-  let tail: Promise<unknown> = Promise.resolve();
 
   const drop = async () => {
     const c = client;
@@ -142,43 +140,24 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
     return c;
   }
 
+  const calls = serialCalls({
+    where,
+    timeoutMs,
+    isTransient: isTransientPgError,
+    onFailure: drop,
+    log: options.log,
+    hint: (err) => {
+      const code = (err as PgError).code;
+      if (code === '28P01' || code === '28000') return 'check the user and password in `checkpoint.store`';
+      if (code === '42501') return `grant the user CREATE on the schema, or create \`${table}\` beforehand`;
+      return undefined;
+    },
+    context: (err) => ({ server, table, namespace, sqlState: (err as PgError).code }),
+  });
+
   /** Runs `fn` after every earlier call, retrying transient failures on a new connection. */
-  function serial<T>(doing: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-    if (closed)
-      return Promise.reject(
-        new SluiceError(ErrorCode.STAGE, `${doing} in ${where}: the state store is closed`),
-      );
-    const run = async () => {
-      try {
-        return await retrying(async () => fn(await connection()), {
-          timeoutMs,
-          isTransient: isTransientPgError,
-          onFailure: drop,
-          log: options.log,
-          what: `${doing[0]?.toUpperCase()}${doing.slice(1)} in ${where}`,
-        });
-      } catch (err) {
-        if (err instanceof SluiceError) throw err;
-        const code = (err as PgError).code;
-        const hint = isTransientPgError(err)
-          ? `the server did not answer for ${Math.round(timeoutMs / 1000)} s; check that it runs and that \`checkpoint.store\` points at it`
-          : code === '28P01' || code === '28000'
-            ? 'check the user and password in `checkpoint.store`'
-            : code === '42501'
-              ? `grant the user CREATE on the schema, or create \`${table}\` beforehand`
-              : 'see the cause';
-        throw new SluiceError(
-          ErrorCode.STAGE,
-          `${doing} in ${where}: ${errorMessage(err)}; ${hint}`,
-          { server, table, namespace, sqlState: code },
-          { cause: err },
-        );
-      }
-    };
-    const p = tail.then(run, run);
-    tail = p.catch(() => {});
-    return p;
-  }
+  const serial = <T>(doing: string, fn: (c: pg.Client) => Promise<T>): Promise<T> =>
+    calls.run(doing, async () => fn(await connection()));
 
   const created = serial('creating the state table', async (c) => {
     // Only when missing: the ALTER takes an exclusive lock on a table other pipelines may use.
@@ -200,7 +179,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
   try {
     await created;
   } catch (err) {
-    closed = true;
+    await calls.close();
     await drop();
     throw err;
   }
@@ -310,9 +289,7 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       });
     },
     async close() {
-      if (closed) return;
-      closed = true;
-      await tail;
+      if (await calls.close()) return;
       await drop();
     },
   };

@@ -9,6 +9,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ErrorCode, SluiceError } from '../../core/errors.ts';
 
 /**
  * One chunk the transaction holds: `insert` keeps the COPY bytes as sent (compact, off the JS
@@ -113,8 +114,14 @@ export class HeldChunks<R> {
         entry.length - done,
         entry.offset + done,
       );
-      if (bytesRead === 0)
-        throw new Error(`the sink's spill file ended early at byte ${entry.offset + done}`);
+      if (bytesRead === 0) {
+        const path = join(this.dir as string, 'transaction.copy');
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `reading back the open transaction's rows from \`${path}\`: the file ends at byte ${entry.offset + done}, before byte ${entry.offset + entry.length}; something else truncated it — keep other programs out of the temporary directory and run again (the transaction was not committed)`,
+          { path, offset: entry.offset + done },
+        );
+      }
       done += bytesRead;
     }
     return { payload: buf, count: entry.count };

@@ -215,7 +215,6 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   /** Rows the database rejected in the current attempt: dead letters once it succeeds. */
   let rejections: { row: Row; err: PgError }[] = [];
   let inTx = false;
-  /** Rows accepted in the open transaction: resent after a reconnect. */
   /** What the open transaction holds: sent again after a reconnect (spilled to disk when large). */
   const txRows = new HeldChunks<Row>(options.holdInMemory ?? HOLD_IN_MEMORY);
   /**
@@ -389,7 +388,8 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   /**
    * Sends a chunk the lost transaction held again. A row the database rejects now (a unique key
    * another writer took meanwhile) is isolated as usual; for `insert` its dead letter then holds
-   * the COPY line (the record itself is not kept, to keep the open transaction compact).
+   * the row as sent ({@link copyRecord}: the record itself is not kept, to keep the open
+   * transaction compact).
    */
   async function resendChunk(chunk: TxChunk): Promise<TxChunk> {
     if (chunk.payload === undefined) return writeChunk(chunk.rows ?? []);
@@ -403,7 +403,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
       const rows: Row[] = [];
       for (const line of chunk.payload.toString('utf8').split('\n')) {
-        if (line !== '') rows.push({ record: line, meta: undefined, line: `${line}\n` });
+        if (line !== '') rows.push({ record: copyRecord(line, columns), meta: undefined, line: `${line}\n` });
       }
       return writeChunk(rows);
     }
@@ -529,17 +529,26 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       if (!isRowError(err)) throw err;
       state.failures++;
       await q('ROLLBACK TO SAVEPOINT sluice_rows; RELEASE SAVEPOINT sluice_rows');
-      const bad = rows.length === 1 ? 0 : culprit(err as PgError, rows.length);
-      if (bad !== undefined) {
-        reject(rows[bad] as Row, err as PgError);
-        const before = await writeIsolating(rows.slice(0, bad), state);
-        const after = await writeIsolating(rows.slice(bad + 1), state);
-        return before.concat(after);
-      }
-      const mid = rows.length >> 1;
-      const left = await writeIsolating(rows.slice(0, mid), state);
-      return left.concat(await writeIsolating(rows.slice(mid), state));
+      return isolate(rows, err as PgError, state);
     }
+  }
+
+  /**
+   * After `rows` were rejected together with `err` (rolled back): the row `err` names goes to the
+   * dlq output and the others are written again; when it names none, each half is tried alone.
+   * Returns the rows accepted.
+   */
+  async function isolate(rows: Row[], err: PgError, state: { failures: number }): Promise<Row[]> {
+    const bad = rows.length === 1 ? 0 : culprit(err, rows.length);
+    if (bad !== undefined) {
+      reject(rows[bad] as Row, err);
+      const before = await writeIsolating(rows.slice(0, bad), state);
+      const after = await writeIsolating(rows.slice(bad + 1), state);
+      return before.concat(after);
+    }
+    const mid = rows.length >> 1;
+    const left = await writeIsolating(rows.slice(0, mid), state);
+    return left.concat(await writeIsolating(rows.slice(mid), state));
   }
 
   /** `upsert`: the last row of each key in `rows` (ON CONFLICT cannot touch a row twice). */
@@ -564,19 +573,27 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     const per = Math.max(1, Math.min(batchSize, Math.floor(65_535 / columns.length)));
     for (let i = 0; i < rows.length; i += per) {
       const chunk = lastPerKey(rows.length <= per ? rows : rows.slice(i, i + per));
-      const sent = txAttempt('writing to', async () => {
-        await ensureTx();
-        const held = await writeChunk(chunk);
-        await txRows.add(held);
-        written += held.count;
-      });
-      if (pipelined && i + per >= rows.length) {
-        // The last chunk is written while `write` returns for the next records (exactly-once
-        // only: each later step waits for it, and PREPARE comes after it on the same connection).
-        sent.catch(() => {});
-        inflight = sent;
-      } else await sent;
+      await sendChunk(pipelined && i + per >= rows.length, () => writeChunk(chunk));
     }
+  }
+
+  /**
+   * Writes one chunk into the open transaction (beginning it) and holds it for a resend. With
+   * `inBackground` the chunk is left in flight and `write` returns for the next records
+   * (exactly-once only: each later step waits for it, and PREPARE comes after it on the same
+   * connection).
+   */
+  async function sendChunk(inBackground: boolean, writeIt: () => Promise<TxChunk>): Promise<void> {
+    const sent = txAttempt('writing to', async () => {
+      await ensureTx();
+      const held = await writeIt();
+      await txRows.add(held);
+      written += held.count;
+    });
+    if (inBackground) {
+      sent.catch(() => {});
+      inflight = sent;
+    } else await sent;
   }
 
   /** `insert`: sends the buffered batches in COPYs of about `batchSize` rows (whole batches). */
@@ -594,18 +611,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
         chunk.push(seg);
         n += seg.count;
       }
-      const sent = txAttempt('writing to', async () => {
-        await ensureTx();
-        const held = await writeSegments(chunk, n);
-        await txRows.add(held);
-        written += held.count;
-      });
-      if (pipelined && i >= all.length) {
-        // The last chunk is written while `write` returns for the next records (exactly-once
-        // only: each later step waits for it, and PREPARE comes after it on the same connection).
-        sent.catch(() => {});
-        inflight = sent;
-      } else await sent;
+      await sendChunk(pipelined && i >= all.length, () => writeSegments(chunk, n));
     }
   }
 
@@ -636,16 +642,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
           rows.push({ record: copyRecord(line, columns), meta: seg.meta?.[i], line });
         }
       }
-      const state = { failures: 1 };
-      const bad = culprit(err as PgError, rows.length);
-      let ok: Row[];
-      if (bad === undefined) ok = await writeIsolating(rows, state);
-      else {
-        reject(rows[bad] as Row, err as PgError);
-        ok = (await writeIsolating(rows.slice(0, bad), state)).concat(
-          await writeIsolating(rows.slice(bad + 1), state),
-        );
-      }
+      const ok = await isolate(rows, err as PgError, { failures: 1 });
       return { payload: payloadOf(ok), count: ok.length };
     }
   }

@@ -9,15 +9,18 @@ import { durationField } from '../../operators/specs.ts';
 import { postgresSink } from './sink.ts';
 import { postgresSource } from './source.ts';
 
+/** The connection URL of the `postgres` sink and source. */
+const urlField = z
+  .string()
+  .regex(/^postgres(ql)?:\/\//, 'must be a URL such as `postgres://user:password@host:5432/database`')
+  .describe(
+    `Connection URL, \`postgres://user:password@host:port/database\` (use \`\${ENV_VAR}\` for the password).`,
+  );
+
 /** Config of the `postgres` sink. */
 export const postgresSinkConfig = z
   .object({
-    url: z
-      .string()
-      .regex(/^postgres(ql)?:\/\//, 'must be a URL such as `postgres://user:password@host:5432/database`')
-      .describe(
-        `Connection URL, \`postgres://user:password@host:port/database\` (use \`\${ENV_VAR}\` for the password).`,
-      ),
+    url: urlField,
     table: z
       .string()
       .min(1)
@@ -140,12 +143,7 @@ export const postgresSinkSpec = defineComponent({
 /** Config of the `postgres` source. */
 export const postgresSourceConfig = z
   .object({
-    url: z
-      .string()
-      .regex(/^postgres(ql)?:\/\//, 'must be a URL such as `postgres://user:password@host:5432/database`')
-      .describe(
-        `Connection URL, \`postgres://user:password@host:port/database\` (use \`\${ENV_VAR}\` for the password).`,
-      ),
+    url: urlField,
     table: z
       .string()
       .min(1)
