@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { freePort } from '../../../test/support/private-postgres.ts';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
 import { Pipeline } from '../../core/pipeline.ts';
@@ -542,7 +543,7 @@ checkpoint: { interval: 1h, records: 400 }
 
   test('a Redis restart mid-run (AOF, private server) is ridden out: every entry arrives and is acknowledged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-restart-'));
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const url = `redis://127.0.0.1:${port}`;
     const server = (): ReturnType<typeof spawn> =>
       spawn(
