@@ -12,7 +12,7 @@ import type { Batch } from '../../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
-import { connectRedis, encodeEntry, type RedisFormat } from './client.ts';
+import { connectRedis, encodeEntry, type RedisFormat, startConnecting } from './client.ts';
 
 /** Config of {@link redisSink} (the parsed YAML config). */
 export interface RedisSinkOptions {
@@ -72,15 +72,18 @@ export function redisSink(options: RedisSinkOptions): RedisSink {
         purpose: `writing stream \`${stream}\``,
         maxRetryDelay: options.maxRetryDelay,
       });
+      await startConnecting(client);
+      // Fail before any source starts when the key holds something else than a stream.
+      let type: string;
       try {
-        await client.connect();
+        type = await client.type(stream);
       } catch (err) {
-        ctx.log.warn(`Redis at \`${where}\` is not reachable yet (${errorMessage(err)}); waiting for it`, {
+        throw wrapError(`checking key \`${stream}\` on Redis \`${where}\``, err, {
           stage: ctx.name,
+          component: 'redis',
+          stream,
         });
       }
-      // Fail before any source starts when the key holds something else than a stream.
-      const type = await client.type(stream);
       if (type !== 'none' && type !== 'stream') {
         throw new SluiceError(
           ErrorCode.STAGE,
