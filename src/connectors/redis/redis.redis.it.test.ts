@@ -613,6 +613,44 @@ checkpoint: { interval: 1h, records: 400 }
     }
   });
 
+  test('a Redis the sink cannot reach is waited for with a warning per attempt, and a cancel ends the wait', async () => {
+    const warnings: string[] = [];
+    let read = false;
+    const source: Source = {
+      async run(out) {
+        read = true;
+        await out.emit({ kind: 'batch', records: [{ seq: 0 }] });
+      },
+    };
+    const sink = redisSink({
+      url: 'redis://:secret@127.0.0.1:1',
+      stream: 'nowhere',
+      field: 'data',
+      format: 'json',
+      approximate: true,
+      batchSize: 64,
+    });
+    const log: Logger = {
+      info() {},
+      warn(msg) {
+        warnings.push(msg);
+        if (warnings.length === 2) void handle.stop({ drain: false });
+      },
+      error() {},
+    };
+    const handle = new Pipeline('it-redis-sink-down').from(source).to(sink).run({ log });
+    const summary = await handle.done;
+    assert.equal(summary.state, 'cancelled');
+    assert.equal(read, false, 'no source started before the sink was open');
+    assert.equal(sink.written, 0);
+    assert.ok(warnings.length >= 2, warnings.join(' | '));
+    for (const w of warnings)
+      assert.match(
+        w,
+        /^Redis at `redis:\/\/:\*\*\*@127\.0\.0\.1:1` is not reachable \(.*ECONNREFUSED.*\) while writing stream `nowhere`; retrying in \d+ ms$/,
+      );
+  });
+
   test('the sink appends with XADD, caps the stream with MAXLEN, and its entries read back as written', async () => {
     const stream = fresh('sink');
     const N = 1000;

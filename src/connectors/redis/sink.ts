@@ -9,7 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Batch } from '../../core/batch.ts';
-import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
 import { connectRedis, encodeEntry, type RedisFormat, startConnecting } from './client.ts';
@@ -32,6 +32,19 @@ export interface RedisSinkOptions {
   batchSize: number;
   /** Longest wait between two connection attempts, ms. */
   maxRetryDelay?: number | undefined;
+}
+
+/**
+ * `work`, or a rejection as soon as `signal` aborts: a command queued while the client waits to
+ * reconnect is never settled by `disconnect()` (see {@link connectRedis}).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(cancelledError(signal.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(cancelledError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** A {@link Sink} writing a Redis stream; see {@link redisSink}. */
@@ -76,8 +89,9 @@ export function redisSink(options: RedisSinkOptions): RedisSink {
       // Fail before any source starts when the key holds something else than a stream.
       let type: string;
       try {
-        type = await client.type(stream);
+        type = await untilAborted(client.type(stream), ctx.signal);
       } catch (err) {
+        if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
         throw wrapError(`checking key \`${stream}\` on Redis \`${where}\``, err, {
           stage: ctx.name,
           component: 'redis',
