@@ -13,7 +13,6 @@
  *
  * Run alone: `npx node bench/redis.ts --records 300000 --rounds 5`.
  */
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -21,7 +20,7 @@ import { blackholeSink } from '../src/connectors/blackhole/sink.ts';
 import { redisSink } from '../src/connectors/redis/sink.ts';
 import { redisSource } from '../src/connectors/redis/source.ts';
 import { Pipeline } from '../src/core/pipeline.ts';
-import { numberFlag, stringFlag } from './child.ts';
+import { type ChildReport, numberFlag, reportRun, spawnJson, stringFlag } from './child.ts';
 import { median } from './run.ts';
 
 const URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -154,12 +153,16 @@ const contenders: Record<Name, Contender> = {
   },
 };
 
-/** Child side: runs one contender once and prints `{count, seconds, maxRssKb}`. */
+/** Child side: runs one contender once and prints its `ChildReport` (the count is the check). */
 async function child(name: Name, stream: string, records: number): Promise<void> {
-  const t0 = performance.now();
-  const count = await contenders[name](stream, records);
-  const seconds = (performance.now() - t0) / 1000;
-  process.stdout.write(`${JSON.stringify({ count, seconds, maxRssKb: process.resourceUsage().maxRSS })}\n`);
+  let count = 0;
+  await reportRun(
+    async () => {
+      count = await contenders[name](stream, records);
+      return count;
+    },
+    () => count,
+  );
 }
 
 /** Parent side: the input stream, then every contender `rounds` times, interleaved. */
@@ -192,17 +195,15 @@ async function main(records: number, rounds: number): Promise<void> {
     );
     for (let round = 0; round < rounds; round++) {
       for (const name of CONTENDERS) {
-        const run = spawnSync(
-          process.execPath,
-          [self, '--child', name, '--stream', stream, '--records', String(records)],
-          { encoding: 'utf8', maxBuffer: 1 << 20 },
-        );
-        if (run.status !== 0) throw new Error(`redis bench child ${name} failed:\n${run.stderr}`);
-        const rep = JSON.parse(run.stdout.trim().split('\n').pop() as string) as {
-          count: number;
-          seconds: number;
-          maxRssKb: number;
-        };
+        const rep = spawnJson([
+          self,
+          '--child',
+          name,
+          '--stream',
+          stream,
+          '--records',
+          String(records),
+        ]) as unknown as ChildReport;
         const rate = rep.count / rep.seconds;
         results.get(name)?.push({ rate, rss: rep.maxRssKb / 1024, count: rep.count });
         process.stderr.write(

@@ -16,6 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { failureBatch, stateBackendContract } from '../../test/state/contract.ts';
+import { freePort } from '../../test/support/private-postgres.ts';
 import type { StateBackend } from './backend.ts';
 import { redisBackend } from './redis.ts';
 
@@ -196,7 +197,7 @@ async function waitForPort(port: number): Promise<void> {
 describe('redisBackend with a private Redis (AOF, appendfsync always)', () => {
   it('does not warn, keeps acknowledged writes across a SIGKILL of Redis, and retries until it is back', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-aof-'));
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort();
     let server = privateRedis(dir, port);
     const warnings: string[] = [];
     let b: StateBackend | undefined;

@@ -36,8 +36,9 @@ export interface ConnectOptions {
  * A client for `url` that connects lazily (`await client.connect()`), retries with backoff
  * (100 ms doubling to `maxRetryDelay`) forever while it is not closed, logs one warning per
  * failed attempt, and keeps commands queued meanwhile (`maxRetriesPerRequest: null`), so a
- * Redis restart delays the run instead of failing it. Close it with `disconnect()`, which
- * rejects whatever is still queued.
+ * Redis restart delays the run instead of failing it. Close it with `disconnect()`. Commands
+ * still queued while it waits between two attempts are then never settled (ioredis flushes its
+ * queue only on a socket close), so a wait on one must also listen to the run's abort signal.
  */
 export function connectRedis(options: ConnectOptions): Redis {
   const max = options.maxRetryDelay ?? 5000;
@@ -60,6 +61,16 @@ export function connectRedis(options: ConnectOptions): Redis {
     );
   });
   return client;
+}
+
+/**
+ * Starts connecting `client` (from {@link connectRedis}) and resolves once the first attempt has
+ * ended, connected or not. A failed attempt is not thrown: the client's own warning already names
+ * it with its cause, and the client goes on retrying with commands queued, so the caller's first
+ * command waits for the server instead of failing.
+ */
+export function startConnecting(client: Redis): Promise<void> {
+  return client.connect().catch(() => {});
 }
 
 /**

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { freePort } from '../../../test/support/private-postgres.ts';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
 import { Pipeline } from '../../core/pipeline.ts';
@@ -542,7 +543,7 @@ checkpoint: { interval: 1h, records: 400 }
 
   test('a Redis restart mid-run (AOF, private server) is ridden out: every entry arrives and is acknowledged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-restart-'));
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = await freePort();
     const url = `redis://127.0.0.1:${port}`;
     const server = (): ReturnType<typeof spawn> =>
       spawn(
@@ -610,6 +611,44 @@ checkpoint: { interval: 1h, records: 400 }
       proc.kill('SIGKILL');
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a Redis the sink cannot reach is waited for with a warning per attempt, and a cancel ends the wait', async () => {
+    const warnings: string[] = [];
+    let read = false;
+    const source: Source = {
+      async run(out) {
+        read = true;
+        await out.emit({ kind: 'batch', records: [{ seq: 0 }] });
+      },
+    };
+    const sink = redisSink({
+      url: 'redis://:secret@127.0.0.1:1',
+      stream: 'nowhere',
+      field: 'data',
+      format: 'json',
+      approximate: true,
+      batchSize: 64,
+    });
+    const log: Logger = {
+      info() {},
+      warn(msg) {
+        warnings.push(msg);
+        if (warnings.length === 2) void handle.stop({ drain: false });
+      },
+      error() {},
+    };
+    const handle = new Pipeline('it-redis-sink-down').from(source).to(sink).run({ log });
+    const summary = await handle.done;
+    assert.equal(summary.state, 'cancelled');
+    assert.equal(read, false, 'no source started before the sink was open');
+    assert.equal(sink.written, 0);
+    assert.ok(warnings.length >= 2, warnings.join(' | '));
+    for (const w of warnings)
+      assert.match(
+        w,
+        /^Redis at `redis:\/\/:\*\*\*@127\.0\.0\.1:1` is not reachable \(.*ECONNREFUSED.*\) while writing stream `nowhere`; retrying in \d+ ms$/,
+      );
   });
 
   test('the sink appends with XADD, caps the stream with MAXLEN, and its entries read back as written', async () => {

@@ -9,10 +9,10 @@
  */
 import type { Redis } from 'ioredis';
 import type { Batch } from '../../core/batch.ts';
-import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
-import { connectRedis, encodeEntry, type RedisFormat } from './client.ts';
+import { connectRedis, encodeEntry, type RedisFormat, startConnecting } from './client.ts';
 
 /** Config of {@link redisSink} (the parsed YAML config). */
 export interface RedisSinkOptions {
@@ -32,6 +32,19 @@ export interface RedisSinkOptions {
   batchSize: number;
   /** Longest wait between two connection attempts, ms. */
   maxRetryDelay?: number | undefined;
+}
+
+/**
+ * `work`, or a rejection as soon as `signal` aborts: a command queued while the client waits to
+ * reconnect is never settled by `disconnect()` (see {@link connectRedis}).
+ */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(cancelledError(signal.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(cancelledError(signal.reason));
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** A {@link Sink} writing a Redis stream; see {@link redisSink}. */
@@ -72,15 +85,19 @@ export function redisSink(options: RedisSinkOptions): RedisSink {
         purpose: `writing stream \`${stream}\``,
         maxRetryDelay: options.maxRetryDelay,
       });
+      await startConnecting(client);
+      // Fail before any source starts when the key holds something else than a stream.
+      let type: string;
       try {
-        await client.connect();
+        type = await untilAborted(client.type(stream), ctx.signal);
       } catch (err) {
-        ctx.log.warn(`Redis at \`${where}\` is not reachable yet (${errorMessage(err)}); waiting for it`, {
+        if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
+        throw wrapError(`checking key \`${stream}\` on Redis \`${where}\``, err, {
           stage: ctx.name,
+          component: 'redis',
+          stream,
         });
       }
-      // Fail before any source starts when the key holds something else than a stream.
-      const type = await client.type(stream);
       if (type !== 'none' && type !== 'stream') {
         throw new SluiceError(
           ErrorCode.STAGE,

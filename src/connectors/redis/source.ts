@@ -33,7 +33,7 @@ import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
-import { connectRedis, decodeEntry, type RedisFormat } from './client.ts';
+import { connectRedis, decodeEntry, type RedisFormat, startConnecting } from './client.ts';
 import { HeldEntries, MAX_LISTED, parseHeldText } from './held.ts';
 
 /** Config of {@link redisSource} (the parsed YAML config). */
@@ -294,10 +294,9 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         value = decodeEntry(fields, field, format);
       } catch (err) {
         deadLettered++;
-        const raw: Record<string, string> = {};
-        for (let i = 0; i + 1 < fields.length; i += 2) raw[fields[i] as string] = fields[i + 1] as string;
         ctx.deadLetter(
-          { stream, id, fields: raw },
+          // The raw decoding of the whole entry (plain strings) cannot fail.
+          { stream, id, fields: decodeEntry(fields, undefined, 'raw') },
           new SluiceError(
             ErrorCode.PARSE,
             `cannot decode entry \`${id}\` of stream \`${stream}\`${field !== undefined ? ` (field \`${field}\`, format \`${format}\`)` : ` (format \`${format}\`)`}: ${errorMessage(err)}; the entry went to the dlq with its fields`,
@@ -386,17 +385,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
         const c0 = cmd;
         const r0 = reader;
         const setup = (async () => {
-          // `connect` rejects on the first failure; the client goes on retrying (one warning per
-          // attempt) and keeps commands queued until it is connected.
-          await Promise.all([c0.connect(), r0.connect()]).catch((err: unknown) => {
-            if (!ctx.signal.aborted)
-              ctx.log.warn(
-                `Redis at \`${where}\` is not reachable yet (${errorMessage(err)}); waiting for it`,
-                {
-                  stage: ctx.name,
-                },
-              );
-          });
+          await Promise.all([startConnecting(c0), startConnecting(r0)]);
           await ensureGroups(c0);
           if (adoptFrom !== undefined) {
             try {
@@ -408,7 +397,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
           return true;
         })();
         // A stop while Redis is still out of reach ends the run (nothing was read); the setup's
-        // queued commands are rejected when `close` disconnects.
+        // queued commands are abandoned when `close` disconnects.
         setup.catch(() => {});
         const stopped = new Promise<false>((resolve) => {
           if (stopOrCancel.aborted) resolve(false);
