@@ -19,11 +19,11 @@
  * server restart loses them all. A Sluice process killed at any point loses nothing either way.
  */
 import type { Redis, RedisOptions } from 'ioredis';
-import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { errorMessage, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import type { StateBackend } from './backend.ts';
 import { keyBytes, prefixEnd } from './keys.ts';
-import { retrying } from './retry.ts';
+import { serialCalls } from './retry.ts';
 
 /** Options of {@link redisBackend}. */
 export interface RedisBackendOptions {
@@ -142,44 +142,21 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
   // Errors reach the pending commands; the event itself only needs a listener.
   client.on('error', () => {});
   client.defineCommand('sluiceStateWrite', { numberOfKeys: 2, lua: WRITE_SCRIPT });
-  let closed = false;
-  let tail: Promise<unknown> = Promise.resolve();
-
-  function serial<T>(doing: string, fn: () => Promise<T>): Promise<T> {
-    if (closed)
-      return Promise.reject(
-        new SluiceError(ErrorCode.STAGE, `${doing} in ${where}: the state store is closed`),
-      );
-    const run = async () => {
-      try {
-        return await retrying(fn, {
-          timeoutMs,
-          isTransient,
-          log: options.log,
-          what: `${doing[0]?.toUpperCase()}${doing.slice(1)} in ${where}`,
-        });
-      } catch (err) {
-        if (err instanceof SluiceError) throw err;
-        const msg = errorMessage(err);
-        const hint = isTransient(err)
-          ? `the server did not answer for ${Math.round(timeoutMs / 1000)} s; check that it runs and that \`checkpoint.store\` points at it`
-          : /^(NOAUTH|WRONGPASS)/.test(msg)
-            ? 'check the user and password in `checkpoint.store`'
-            : /^WRONGTYPE/.test(msg)
-              ? `another program uses these keys; pick another namespace or delete \`${dataKey}\` and \`${indexKey}\``
-              : 'see the cause';
-        throw new SluiceError(
-          ErrorCode.STAGE,
-          `${doing} in ${where}: ${msg}; ${hint}`,
-          { server, namespace },
-          { cause: err },
-        );
-      }
-    };
-    const p = tail.then(run, run);
-    tail = p.catch(() => {});
-    return p;
-  }
+  const calls = serialCalls({
+    where,
+    timeoutMs,
+    isTransient,
+    log: options.log,
+    hint: (err) => {
+      const msg = errorMessage(err);
+      if (/^(NOAUTH|WRONGPASS)/.test(msg)) return 'check the user and password in `checkpoint.store`';
+      if (/^WRONGTYPE/.test(msg))
+        return `another program uses these keys; pick another namespace or delete \`${dataKey}\` and \`${indexKey}\``;
+      return undefined;
+    },
+    context: () => ({ server, namespace }),
+  });
+  const serial = <T>(doing: string, fn: () => Promise<T>): Promise<T> => calls.run(doing, fn);
 
   let waitAof = false;
   try {
@@ -208,7 +185,7 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
         );
     });
   } catch (err) {
-    closed = true;
+    await calls.close();
     client.disconnect();
     throw err;
   }
@@ -278,9 +255,7 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
       });
     },
     async close() {
-      if (closed) return;
-      closed = true;
-      await tail;
+      if (await calls.close()) return;
       // QUIT waits for a connection; without one, just stop reconnecting.
       if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
       else client.disconnect();
