@@ -4,8 +4,8 @@
  * metadata. The `kafka` source keeps the completion state past a stuck record there
  * (see `offsets.ts`), so a restart does not process again what was already done.
  */
-import type { Consumer, kGetApi, kGetConnection } from '@platformatic/kafka';
-import { kafkaClient } from './client.ts';
+import type { Consumer } from '@platformatic/kafka';
+import { brokerConnection, kafkaClient, rawApi } from './client.ts';
 import { positionKey } from './offsets.ts';
 
 /** One partition's offset to commit, with its metadata (null: none). */
@@ -57,10 +57,6 @@ type OffsetCommitApi = (
   topics: OffsetCommitTopic[],
   callback: Callback<unknown>,
 ) => void;
-interface Internals {
-  [kGetApi](name: string, callback: Callback<OffsetCommitApi>): void;
-  [kGetConnection](broker: { host: string; port: number }, callback: Callback<unknown>): void;
-}
 
 /**
  * Commits `offsets` for the consumer's group as its current member (classic protocol: the
@@ -72,19 +68,13 @@ export async function commitWithMetadata(
   offsets: readonly GroupOffset[],
 ): Promise<void> {
   if (offsets.length === 0) return;
-  const client = await kafkaClient();
-  const internals = consumer as unknown as Internals;
   const coordinator = await consumer.findGroupCoordinator();
   const cluster = await consumer.metadata({ topics: [...new Set(offsets.map((o) => o.topic))] });
   const broker = cluster.brokers.get(coordinator);
   if (broker === undefined)
     throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
-  const connection = await new Promise<unknown>((resolve, reject) =>
-    internals[client.kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
-  );
-  const api = await new Promise<OffsetCommitApi>((resolve, reject) =>
-    internals[client.kGetApi]('OffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
-  );
+  const connection = await brokerConnection(consumer, broker);
+  const api = await rawApi<OffsetCommitApi>(consumer, 'OffsetCommit');
   await new Promise<void>((resolve, reject) =>
     api(
       connection,
