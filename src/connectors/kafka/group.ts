@@ -59,6 +59,25 @@ type OffsetCommitApi = (
 ) => void;
 
 /**
+ * `base`'s connection (a consumer's or a producer's) to the coordinator of `consumer`'s group,
+ * for a raw group request; `topics` are those of the request (the metadata asked for).
+ */
+export async function coordinatorConnection(
+  base: Pick<Consumer<Buffer, Buffer, Buffer, Buffer>, 'metadata'>,
+  consumer: Consumer<Buffer, Buffer, Buffer, Buffer>,
+  topics: string[],
+): Promise<unknown> {
+  const coordinator = await consumer.findGroupCoordinator();
+  const cluster = await base.metadata({ topics });
+  const broker = cluster.brokers.get(coordinator);
+  if (broker === undefined)
+    throw new Error(
+      `the coordinator ${coordinator} of group \`${consumer.groupId}\` is not in the cluster metadata`,
+    );
+  return brokerConnection(base, broker);
+}
+
+/**
  * Commits `offsets` for the consumer's group as its current member (classic protocol: the
  * generation and member id the consumer joined with), each with its metadata. Rejects with the
  * broker's error (e.g. `ILLEGAL_GENERATION` during a rebalance); the caller retries later.
@@ -68,12 +87,9 @@ export async function commitWithMetadata(
   offsets: readonly GroupOffset[],
 ): Promise<void> {
   if (offsets.length === 0) return;
-  const coordinator = await consumer.findGroupCoordinator();
-  const cluster = await consumer.metadata({ topics: [...new Set(offsets.map((o) => o.topic))] });
-  const broker = cluster.brokers.get(coordinator);
-  if (broker === undefined)
-    throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
-  const connection = await brokerConnection(consumer, broker);
+  const connection = await coordinatorConnection(consumer, consumer, [
+    ...new Set(offsets.map((o) => o.topic)),
+  ]);
   const api = await rawApi<OffsetCommitApi>(consumer, 'OffsetCommit');
   await new Promise<void>((resolve, reject) =>
     api(

@@ -15,7 +15,7 @@ import type { Position } from '../../core/batch.ts';
 import type { StageContext } from '../../core/stage.ts';
 import { brokerConnection, rawApi } from './client.ts';
 import { rootMessage } from './connection.ts';
-import { type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
+import { coordinatorConnection, type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
 import { DONE_SUFFIX, parsePosition, positionKey } from './offsets.ts';
 
 /** An open transaction of a producer (the client does not export the class by name). */
@@ -180,12 +180,11 @@ export async function sendOffsetsToTransaction(
   const member = consumer.memberId;
   for (let attempt = 1; ; attempt++) {
     try {
-      const coordinator = await consumer.findGroupCoordinator();
-      const cluster = await producer.metadata({ topics: topics.map((t) => t.name) });
-      const broker = cluster.brokers.get(coordinator);
-      if (broker === undefined)
-        throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
-      const connection = await brokerConnection(producer, broker);
+      const connection = await coordinatorConnection(
+        producer,
+        consumer,
+        topics.map((t) => t.name),
+      );
       const api = await rawApi<TxnOffsetCommitApi>(producer, 'TxnOffsetCommit');
       await new Promise<void>((resolve, reject) =>
         api(
