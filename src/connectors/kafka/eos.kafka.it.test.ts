@@ -11,19 +11,18 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Admin, Consumer, Producer } from '@platformatic/kafka';
+import { Consumer, Producer } from '@platformatic/kafka';
 import { Pipeline } from '../../core/pipeline.ts';
 import type { Logger, Sink } from '../../core/stage.ts';
 import { kafkaSource } from './source.ts';
+import { createTopic, fresh } from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const PROJECT = new URL('../../../', import.meta.url).pathname;
 
-let admin: Admin;
 let producer: Producer<Buffer, Buffer, Buffer, Buffer>;
 
 before(async () => {
-  admin = new Admin({ clientId: 'sluice-eos-it', bootstrapBrokers: BROKERS });
   producer = new Producer({
     clientId: 'sluice-eos-it',
     bootstrapBrokers: BROKERS,
@@ -34,24 +33,7 @@ before(async () => {
 
 after(async () => {
   await producer.close();
-  await admin.close();
 });
-
-function fresh(name: string): string {
-  return `it-eos-${name}-${randomUUID().slice(0, 8)}`;
-}
-
-async function createTopic(name: string, partitions: number): Promise<string> {
-  const topic = fresh(name);
-  await admin.createTopics({ topics: [topic], partitions, replicas: 1 });
-  for (let tries = 0; tries < 100; tries++) {
-    const meta = await admin.metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
-    const parts = meta?.topics.get(topic)?.partitions ?? [];
-    if (parts.length === partitions && parts.every((p) => p !== undefined && p.leader >= 0)) return topic;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`topic ${topic} got no leaders`);
-}
 
 /** The sum of `topic`'s end offsets: messages written so far, committed or not (plus markers). */
 async function endOffsetTotal(topic: string): Promise<number> {
@@ -114,8 +96,8 @@ function cli(
 
 describe('kafka exactly-once (real broker)', () => {
   test('SIGKILLed three times mid-run: the read_committed output holds every input record exactly once', async () => {
-    const input = await createTopic('in', 3);
-    const output = await createTopic('out', 3);
+    const input = await createTopic(BROKERS, 'in', 3);
+    const output = await createTopic(BROKERS, 'out', 3);
     const N = 12_000;
     for (let i = 0; i < N; i += 1000) {
       await producer.send({
@@ -208,8 +190,8 @@ checkpoint: { interval: 1h, records: 700 }
     ['after-store:3', /Committed the transaction of checkpoint `3` that the previous run left prepared/],
   ] as const) {
     test(`killed at \`${crash}\` around the checkpoint store: the output still holds each record once`, async () => {
-      const input = await createTopic('crash-in', 2);
-      const output = await createTopic('crash-out', 2);
+      const input = await createTopic(BROKERS, 'crash-in', 2);
+      const output = await createTopic(BROKERS, 'crash-out', 2);
       const N = 5000;
       await produceSeqs(input, N);
       const dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-eos-crash-'));
@@ -243,7 +225,7 @@ checkpoint: { interval: 1h, records: 600 }
   }
 
   test('`exactlyOnce` without `checkpoint:` or without a kafka input is a configuration error', async () => {
-    const output = await createTopic('cfg', 1);
+    const output = await createTopic(BROKERS, 'cfg', 1);
     const dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-eos-cfg-'));
     try {
       const noCheckpoint = join(dir, 'a.yaml');

@@ -4,8 +4,8 @@
  * metadata. The `kafka` source keeps the completion state past a stuck record there
  * (see `offsets.ts`), so a restart does not process again what was already done.
  */
-import type { Consumer, kGetApi, kGetConnection } from '@platformatic/kafka';
-import { kafkaClient } from './client.ts';
+import type { Consumer } from '@platformatic/kafka';
+import { brokerConnection, kafkaClient, rawApi } from './client.ts';
 import { positionKey } from './offsets.ts';
 
 /** One partition's offset to commit, with its metadata (null: none). */
@@ -57,9 +57,24 @@ type OffsetCommitApi = (
   topics: OffsetCommitTopic[],
   callback: Callback<unknown>,
 ) => void;
-interface Internals {
-  [kGetApi](name: string, callback: Callback<OffsetCommitApi>): void;
-  [kGetConnection](broker: { host: string; port: number }, callback: Callback<unknown>): void;
+
+/**
+ * `base`'s connection (a consumer's or a producer's) to the coordinator of `consumer`'s group,
+ * for a raw group request; `topics` are those of the request (the metadata asked for).
+ */
+export async function coordinatorConnection(
+  base: Pick<Consumer<Buffer, Buffer, Buffer, Buffer>, 'metadata'>,
+  consumer: Consumer<Buffer, Buffer, Buffer, Buffer>,
+  topics: string[],
+): Promise<unknown> {
+  const coordinator = await consumer.findGroupCoordinator();
+  const cluster = await base.metadata({ topics });
+  const broker = cluster.brokers.get(coordinator);
+  if (broker === undefined)
+    throw new Error(
+      `the coordinator ${coordinator} of group \`${consumer.groupId}\` is not in the cluster metadata`,
+    );
+  return brokerConnection(base, broker);
 }
 
 /**
@@ -72,19 +87,10 @@ export async function commitWithMetadata(
   offsets: readonly GroupOffset[],
 ): Promise<void> {
   if (offsets.length === 0) return;
-  const client = await kafkaClient();
-  const internals = consumer as unknown as Internals;
-  const coordinator = await consumer.findGroupCoordinator();
-  const cluster = await consumer.metadata({ topics: [...new Set(offsets.map((o) => o.topic))] });
-  const broker = cluster.brokers.get(coordinator);
-  if (broker === undefined)
-    throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
-  const connection = await new Promise<unknown>((resolve, reject) =>
-    internals[client.kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
-  );
-  const api = await new Promise<OffsetCommitApi>((resolve, reject) =>
-    internals[client.kGetApi]('OffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
-  );
+  const connection = await coordinatorConnection(consumer, consumer, [
+    ...new Set(offsets.map((o) => o.topic)),
+  ]);
+  const api = await rawApi<OffsetCommitApi>(consumer, 'OffsetCommit');
   await new Promise<void>((resolve, reject) =>
     api(
       connection,

@@ -10,12 +10,12 @@
  * - The metadata format that tags offsets committed in a transaction with their checkpoint id,
  *   so a restart can tell whether Kafka holds newer positions than the checkpoint store.
  */
-import type { Consumer, kGetApi, kGetConnection, Producer } from '@platformatic/kafka';
+import type { Consumer, Producer } from '@platformatic/kafka';
 import type { Position } from '../../core/batch.ts';
 import type { StageContext } from '../../core/stage.ts';
-import { kafkaClient } from './client.ts';
+import { brokerConnection, rawApi } from './client.ts';
 import { rootMessage } from './connection.ts';
-import { type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
+import { coordinatorConnection, type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
 import { DONE_SUFFIX, parsePosition, positionKey } from './offsets.ts';
 
 /** An open transaction of a producer (the client does not export the class by name). */
@@ -141,11 +141,6 @@ type TxnOffsetCommitApi = (
   callback: Callback<unknown>,
 ) => void;
 type RawApi = (connection: unknown, ...args: unknown[]) => void;
-interface Internals {
-  [kGetApi](name: string, callback: Callback<TxnOffsetCommitApi>): void;
-  [kGetApi](name: string, callback: Callback<RawApi>): void;
-  [kGetConnection](broker: { host: string; port: number }, callback: Callback<unknown>): void;
-}
 
 /** Broker errors after which the same request may succeed a moment later. */
 const RETRIABLE =
@@ -181,23 +176,16 @@ export async function sendOffsetsToTransaction(
     throw new Error(`the consumer of group \`${source.group}\` is not connected (it is reconnecting)`);
   }
   await txn.addConsumer(consumer);
-  const client = await kafkaClient();
-  const internals = producer as unknown as Internals;
   const topics = offsetCommitTopics(offsets.map((o) => ({ ...o, leaderEpoch: -1 })));
   const member = consumer.memberId;
   for (let attempt = 1; ; attempt++) {
     try {
-      const coordinator = await consumer.findGroupCoordinator();
-      const cluster = await producer.metadata({ topics: topics.map((t) => t.name) });
-      const broker = cluster.brokers.get(coordinator);
-      if (broker === undefined)
-        throw new Error(`the group coordinator ${coordinator} is not in the cluster metadata`);
-      const connection = await new Promise<unknown>((resolve, reject) =>
-        internals[client.kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
+      const connection = await coordinatorConnection(
+        producer,
+        consumer,
+        topics.map((t) => t.name),
       );
-      const api = await new Promise<TxnOffsetCommitApi>((resolve, reject) =>
-        internals[client.kGetApi]('TxnOffsetCommit', (err, a) => (err ? reject(err) : resolve(a))),
-      );
+      const api = await rawApi<TxnOffsetCommitApi>(producer, 'TxnOffsetCommit');
       await new Promise<void>((resolve, reject) =>
         api(
           connection,
@@ -245,16 +233,8 @@ export async function commitPreparedTransaction(
   producerId: bigint,
   producerEpoch: number,
 ): Promise<void> {
-  const client = await kafkaClient();
-  const internals = producer as unknown as Internals;
-  const connect = (broker: { host: string; port: number }) =>
-    new Promise<unknown>((resolve, reject) =>
-      internals[client.kGetConnection](broker, (err, conn) => (err ? reject(err) : resolve(conn))),
-    );
-  const api = (name: string) =>
-    new Promise<RawApi>((resolve, reject) =>
-      internals[client.kGetApi](name, (err: Error | null, a: RawApi) => (err ? reject(err) : resolve(a))),
-    );
+  const connect = (broker: { host: string; port: number }) => brokerConnection(producer, broker);
+  const api = (name: string) => rawApi<RawApi>(producer, name);
   for (let attempt = 1; ; attempt++) {
     try {
       const cluster = await producer.metadata({ topics: [] });
