@@ -16,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { failureBatch, stateBackendContract } from '../../test/state/contract.ts';
-import { freePort } from '../../test/support/private-postgres.ts';
+import { freePort } from '../../test/support/net.ts';
 import type { StateBackend } from './backend.ts';
 import { redisBackend } from './redis.ts';
 

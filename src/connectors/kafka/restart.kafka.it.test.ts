@@ -6,11 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { privateKafkaBroker } from '../../../scripts/services/kafka.ts';
+import { freePort } from '../../../test/support/net.ts';
 import type { Batch } from '../../core/batch.ts';
 import { Pipeline } from '../../core/pipeline.ts';
 import type { Logger, Sink } from '../../core/stage.ts';
@@ -18,14 +18,6 @@ import { kafkaSource } from './source.ts';
 import { createTopic, fresh, produce } from './test-helpers.ts';
 
 /** A port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /** Resolves once `check` is true, polling; rejects after `ms`. */
 async function until(what: string, check: () => boolean, ms: number): Promise<void> {
   const deadline = Date.now() + ms;

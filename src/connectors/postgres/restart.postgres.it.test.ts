@@ -21,11 +21,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { type GeneratedRow, transactionRows, writeTransactions } from '../../../examples/etl/generate.ts';
-import {
-  freePort,
-  type PrivatePostgres,
-  startPrivatePostgres,
-} from '../../../test/support/private-postgres.ts';
+import { freePort } from '../../../test/support/net.ts';
+import { type PrivatePostgres, startPrivatePostgres } from '../../../test/support/private-postgres.ts';
 import { barrier, batchOf } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
 import type { Logger, StageContext } from '../../core/stage.ts';

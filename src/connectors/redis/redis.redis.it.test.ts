@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { freePort } from '../../../test/support/private-postgres.ts';
+import { freePort } from '../../../test/support/net.ts';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
 import { Pipeline } from '../../core/pipeline.ts';
