@@ -37,7 +37,11 @@ export interface DecimalSum {
  * parseDecimal('12.34'); // { units: 1234, scale: 2 }
  */
 export function parseDecimal(s: string): Decimal | undefined {
-  if (!scanDecimal(s)) return undefined;
+  return scanDecimal(s) ? scannedDecimal(s) : undefined;
+}
+
+/** The {@link Decimal} of `s`, which {@link scanDecimal} just read into {@link scanned}. */
+function scannedDecimal(s: string): Decimal {
   const { units, digits, scale, negative } = scanned;
   // Fifteen digits always fit a double exactly; longer ones go through bigint.
   if (digits > 15) {
@@ -121,7 +125,8 @@ export function prepareDecimal(v: unknown): number | Decimal | undefined {
     if (n > 0 && n <= 16) {
       if (!scanDecimal(v)) return undefined;
       const { units, digits, scale, negative } = scanned;
-      if (digits <= 14) return (negative ? -units : units) * 32 + scale;
+      // 15 or 16 digits: built from the same scan, not scanned again.
+      return digits <= 14 ? (negative ? -units : units) * 32 + scale : scannedDecimal(v);
     }
     return parseDecimal(v);
   }

@@ -262,6 +262,34 @@ describe('lintPipelineFile', () => {
     );
   });
 
+  it('points `scope: partition` problems at the checkpoint settings that cause them', async () => {
+    const file = join(dir, 'scope.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: scope',
+        'input: { generate: { count: 1 } }',
+        'output: { stdout: {} }',
+        'checkpoint:',
+        '  interval: 1s',
+        '  scope: partition',
+        '  wal: true',
+        '',
+      ].join('\n'),
+    );
+    const text = (await lintPipelineFile(file, { registry: defaultRegistry, env: {} })).map((p) =>
+      formatProblem(p),
+    );
+    assert.ok(
+      text.some((t) => /scope\.yaml:6:\d+: error: .*`scope: partition` needs a `kafka` input/.test(t)),
+      text.join('\n'),
+    );
+    assert.ok(
+      text.some((t) => /scope\.yaml:7:\d+: error: .*does not take `wal`/.test(t)),
+      text.join('\n'),
+    );
+  });
+
   it('parsePipeline never throws, even for garbage', () => {
     for (const text of ['', '{', ': :', '[1, 2', 'input: [', '\t\tx', 'a: !!binary zz']) {
       const r = parsePipeline(text, 'g.yaml', { registry });

@@ -27,6 +27,7 @@ import {
 import { type ConfigProblem, configError, problemsOf } from './problems.ts';
 import type { BuildContext } from './registry.ts';
 import { listChoices } from './suggest.ts';
+import { locate } from './yaml.ts';
 
 /** A pipeline built from a file, with the run options the file sets. */
 export interface BuiltPipeline {
@@ -93,11 +94,16 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const partitionScope = config.checkpoint?.scope === 'partition';
   if (partitionScope) {
-    const where = { path: 'checkpoint.scope', line: config.input.line, column: config.input.column };
     if (config.input.component !== 'kafka')
-      problem(where, '`scope: partition` needs a `kafka` input (state follows its partitions)');
+      problem(
+        { path: 'checkpoint.scope', ...locate(config.source, ['checkpoint', 'scope']) },
+        '`scope: partition` needs a `kafka` input (state follows its partitions)',
+      );
     if (config.checkpoint?.wal !== undefined && config.checkpoint.wal !== false)
-      problem(where, '`scope: partition` does not take `wal` (Kafka can be read again)');
+      problem(
+        { path: 'checkpoint.wal', ...locate(config.source, ['checkpoint', 'wal']) },
+        '`scope: partition` does not take `wal` (Kafka can be read again)',
+      );
   }
   // Settings the sinks would refuse only when they start: said by `sluice lint` too.
   const sinkConfigs = [...config.output, ...config.outputs.values(), ...(config.dlq ? [config.dlq] : [])];
