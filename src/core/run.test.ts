@@ -258,6 +258,36 @@ describe('runGraph', () => {
     assert.equal(summary.recordsWritten, 45, 'dead letters are not counted as written');
   });
 
+  it("a source's dead letters reach the dlq whether it uses the context of `open` or of `run`", async () => {
+    const dead = collector<DeadLetter>();
+    const sink = collector<number>();
+    let opened: SourceContext | undefined;
+    const source: Source<number> = {
+      open(c) {
+        opened = c;
+      },
+      async run(out, c) {
+        assert.equal(c, opened, 'one context per stage');
+        (opened as SourceContext).deadLetter('bad 1', new Error('undecodable 1'));
+        await out.emit(batchOf([1, 2]));
+        c.deadLetter('bad 2', new Error('undecodable 2'));
+      },
+    };
+    const p = new Pipeline('source-dlq');
+    p.from(source, { name: 'reader' }).to(sink);
+    p.dlq(dead);
+    const summary = await p.run().done;
+    assert.deepEqual(sink.got, [1, 2]);
+    assert.deepEqual(
+      dead.got.map((d) => [d.record, d.stage, d.error.message]),
+      [
+        ['bad 1', 'reader', 'undecodable 1'],
+        ['bad 2', 'reader', 'undecodable 2'],
+      ],
+    );
+    assert.equal(summary.deadLetters, 2);
+  });
+
   it('fails with a clear message when a record is rejected and no dlq is configured', async () => {
     const p = new Pipeline('no-dlq');
     let ctx: StageContext | undefined;

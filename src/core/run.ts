@@ -172,6 +172,11 @@ class Run {
   private readonly pendingDead = new Map<string, DeadLetter[]>();
   /** The original meta of each pending dead letter (key, headers…), sent with them to the dlq. */
   private readonly pendingDeadMeta = new Map<string, RecordMeta[]>();
+  /**
+   * Each stage's one context, made before it opens: `open` and a source's `run` get the same
+   * one, so dead letters sent through either reach the collection that is flushed.
+   */
+  private readonly contexts = new Map<string, StageContext | SourceContext>();
   /** Per source: batches from the write-ahead log to send before its `run`. */
   private readonly replay = new Map<string, Batch<unknown>[]>();
   private readonly replaying = new Set<string>();
@@ -236,7 +241,9 @@ class Run {
         const node = graph.nodes.get(id) as GraphNode;
         opened.push(node);
         try {
-          await node.stage.open?.(this.contextFor(node) as SourceContext);
+          const ctx = this.contextFor(node);
+          this.contexts.set(id, ctx);
+          await node.stage.open?.(ctx as SourceContext);
         } catch (err) {
           throw wrapError(`opening stage \`${id}\``, err, { stage: id, component: node.component });
         }
@@ -596,7 +603,7 @@ class Run {
   private async runNode(node: GraphNode): Promise<void> {
     try {
       if (node.kind === 'source') {
-        const ctx = this.contextFor(node) as SourceContext;
+        const ctx = this.contexts.get(node.id) as SourceContext;
         const out = this.emitterFor(node);
         const replay = this.replay.get(node.id);
         if (replay !== undefined) {
