@@ -163,7 +163,9 @@ async function lintCommand(file: string, set: readonly string[], io: CliIO): Pro
     }
   }
   let problems = await lintPipelineFile(file, { registry: io.registry, env: io.env, set });
-  if (problems.length > 0 && io.fullRegistry !== undefined) {
+  // Errors are checked again against every component, so "did you mean" can name one the file
+  // did not load; warnings alone do not depend on the registry.
+  if (problems.some((p) => p.severity === 'error') && io.fullRegistry !== undefined) {
     problems = await lintPipelineFile(file, { registry: await io.fullRegistry(), env: io.env, set });
   }
   printProblems(io.stdout, problems);
