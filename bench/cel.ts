@@ -7,11 +7,11 @@
  *
  * Prints a table of medians and ends with `ratio cel sluice/handwritten X`.
  */
-import { type Batch, batchOf } from '../src/core/batch.ts';
-import { Pipeline } from '../src/core/pipeline.ts';
+import { type Batch, batchOf } from '../src/core/message.ts';
 import type { Emitter, Operator, Sink, Source } from '../src/core/stage.ts';
 import { compileExpression } from '../src/expr/cel.ts';
-import { CelFilter } from '../src/expr/operators.ts';
+import { CelFilter } from '../src/expr/cel-operators.ts';
+import { Pipeline } from '../src/pipeline.ts';
 import { numberFlag } from './child.ts';
 import { median } from './run.ts';
 

@@ -28,8 +28,8 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { blackholeSink } from '../src/connectors/blackhole/sink.ts';
 import { EventGenerator, type GeneratedEvent, generateSource } from '../src/connectors/generate/source.ts';
-import { Pipeline } from '../src/core/pipeline.ts';
 import type { Source } from '../src/core/stage.ts';
+import { Pipeline } from '../src/pipeline.ts';
 import { peakRssKiB } from './rss.ts';
 import type { BenchmarkDefinition, ContenderResult } from './run.ts';
 

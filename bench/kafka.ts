@@ -24,7 +24,7 @@ import { Admin, Consumer, type Message, ProduceAcks, Producer } from '@platforma
 import { openCheckpoints } from '../src/checkpoint/setup.ts';
 import { kafkaSink } from '../src/connectors/kafka/sink.ts';
 import { kafkaSource } from '../src/connectors/kafka/source.ts';
-import { Pipeline } from '../src/core/pipeline.ts';
+import { Pipeline } from '../src/pipeline.ts';
 import { numberFlag, stringFlag } from './child.ts';
 import { ensureKcat } from './kcat.ts';
 import { median } from './run.ts';

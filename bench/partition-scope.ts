@@ -8,8 +8,9 @@
  *
  * Manual (not registered in `bench/run.ts`).
  */
-import { batchOf, type RecordMeta } from '../src/core/batch.ts';
+
 import { ManualClock } from '../src/core/clock.ts';
+import { batchOf, type RecordMeta } from '../src/core/message.ts';
 import type { Emitter, Operator, StageContext } from '../src/core/stage.ts';
 import { partitionScoped } from '../src/operators/partitioned.ts';
 import { windowOperator } from '../src/time/window.ts';

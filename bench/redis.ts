@@ -19,7 +19,7 @@ import { Redis } from 'ioredis';
 import { blackholeSink } from '../src/connectors/blackhole/sink.ts';
 import { redisSink } from '../src/connectors/redis/sink.ts';
 import { redisSource } from '../src/connectors/redis/source.ts';
-import { Pipeline } from '../src/core/pipeline.ts';
+import { Pipeline } from '../src/pipeline.ts';
 import { type ChildReport, numberFlag, reportRun, spawnJson, stringFlag } from './child.ts';
 import { median } from './run.ts';
 

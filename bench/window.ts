@@ -46,8 +46,8 @@ import type { Source } from '../src/core/stage.ts';
 
 /** The Sluice modules a Sluice contender uses, loaded by {@link loadSluice}. */
 interface SluiceLib {
-  Pipeline: typeof import('../src/core/pipeline.ts').Pipeline;
-  batchOf: typeof import('../src/core/batch.ts').batchOf;
+  Pipeline: typeof import('../src/pipeline.ts').Pipeline;
+  batchOf: typeof import('../src/core/message.ts').batchOf;
   fileSource: typeof import('../src/connectors/file/source.ts').fileSource;
   fileSink: typeof import('../src/connectors/file/sink.ts').fileSink;
 }

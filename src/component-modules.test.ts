@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMPONENT_MODULES, keysOf, registryFor } from './component-modules.ts';
 import { defaultRegistry } from './components.ts';
-import { specsIn } from './config/registry.ts';
+import { specsIn } from './spec/registry.ts';
 
 test('the module index names exactly the components of the default registry, each in its module', async () => {
   const indexed = COMPONENT_MODULES.flatMap((m) => m.names).sort();

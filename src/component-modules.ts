@@ -6,7 +6,7 @@
  * loads everything, for `list`, `schema`, the docs and library users; a test checks that this
  * index and that registry name the same components.
  */
-import { Registry, specsIn } from './config/registry.ts';
+import { Registry, specsIn } from './spec/registry.ts';
 
 /** One spec module: the component names it defines (any kind) and how to load it. */
 export interface ComponentModule {
@@ -23,7 +23,7 @@ export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['redis'], load: () => import('./connectors/redis/spec.ts') },
   { names: ['blackhole'], load: () => import('./connectors/blackhole/spec.ts') },
   { names: ['stdin', 'stdout'], load: () => import('./connectors/stdio/spec.ts') },
-  { names: ['batch', 'throttle'], load: () => import('./operators/specs.ts') },
+  { names: ['batch', 'throttle'], load: () => import('./operators/spec.ts') },
   { names: ['filter', 'map', 'route'], load: () => import('./expr/spec.ts') },
   { names: ['window'], load: () => import('./time/spec.ts') },
 ];

@@ -8,7 +8,6 @@
  * (a test checks that the two agree).
  */
 
-import { Registry, specsIn } from './config/registry.ts';
 import * as blackholeSpecs from './connectors/blackhole/spec.ts';
 import * as fileSpecs from './connectors/file/spec.ts';
 import * as generateSpecs from './connectors/generate/spec.ts';
@@ -17,7 +16,8 @@ import * as postgresSpecs from './connectors/postgres/spec.ts';
 import * as redisSpecs from './connectors/redis/spec.ts';
 import * as stdioSpecs from './connectors/stdio/spec.ts';
 import * as exprSpecs from './expr/spec.ts';
-import * as operatorSpecs from './operators/specs.ts';
+import * as operatorSpecs from './operators/spec.ts';
+import { Registry, specsIn } from './spec/registry.ts';
 import * as timeSpecs from './time/spec.ts';
 
 /**

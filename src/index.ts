@@ -30,13 +30,6 @@ export { defaultRegistry } from './components.ts';
 // Pipeline files and the component registry.
 export { buildPipeline, lintPipelineFile } from './config/build.ts';
 export { loadPipelineFile, type PipelineConfig } from './config/load.ts';
-export {
-  type BuildContext,
-  type ComponentKind,
-  type ComponentSpec,
-  defineComponent,
-  Registry,
-} from './config/registry.ts';
 export { pipelineJsonSchema } from './config/schema.ts';
 export { blackholeSink } from './connectors/blackhole/sink.ts';
 // Connectors.
@@ -49,20 +42,6 @@ export {
 } from './connectors/generate/source.ts';
 export { type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
 export { type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
-// Core: batches, signals, buffers, the graph, the run handle, errors, time.
-export {
-  type Barrier,
-  type Batch,
-  barrier,
-  batchOf,
-  isBatch,
-  type Message,
-  type Position,
-  type RecordMeta,
-  type Signal,
-  type Watermark,
-  watermark,
-} from './core/batch.ts';
 export type { OverflowPolicy } from './core/channel.ts';
 export { type Clock, ManualClock, systemClock } from './core/clock.ts';
 export { parseDuration } from './core/duration.ts';
@@ -83,13 +62,21 @@ export {
   keyGroupRange,
   shardOfKeyGroup,
 } from './core/keygroups.ts';
+// Core: batches, signals, buffers, the graph, the run handle, errors, time.
 export {
-  type FanOutBranch,
-  type FanOutOptions,
-  Pipeline,
-  type StageOptions,
-  Stream,
-} from './core/pipeline.ts';
+  type Barrier,
+  type Batch,
+  barrier,
+  batchOf,
+  isBatch,
+  type Message,
+  type Position,
+  type RecordMeta,
+  type Signal,
+  type Watermark,
+  watermark,
+} from './core/message.ts';
+export type { MetricsSnapshot, RunState, StageSnapshot } from './core/metrics.ts';
 export { type RunHandle, type RunOptions, type RunSummary, runGraph } from './core/run.ts';
 export type {
   DeadLetter,
@@ -105,7 +92,7 @@ export type {
 } from './core/stage.ts';
 // CEL expressions and hot-reloaded rules.
 export { type CompiledExpression, compileExpression } from './expr/cel.ts';
-export { CelFilter, CelMap, CelRoute } from './expr/operators.ts';
+export { CelFilter, CelMap, CelRoute } from './expr/cel-operators.ts';
 export {
   type Codec,
   type CompressOptions,
@@ -124,7 +111,6 @@ export {
 export type { DecodeSink, RecordDecoder, RecordEncoder } from './formats/format.ts';
 export { jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
 export { linesDecoder, linesEncoder } from './formats/lines.ts';
-export type { MetricsSnapshot, RunState, StageSnapshot } from './metrics/metrics.ts';
 // Operators (also available as `Stream` methods).
 export {
   type AsyncOptions,
@@ -146,6 +132,20 @@ export {
   throttle,
 } from './operators/index.ts';
 export { partitionScoped } from './operators/partitioned.ts';
+export {
+  type FanOutBranch,
+  type FanOutOptions,
+  Pipeline,
+  type StageOptions,
+  Stream,
+} from './pipeline.ts';
+export {
+  type BuildContext,
+  type ComponentKind,
+  type ComponentSpec,
+  defineComponent,
+  Registry,
+} from './spec/registry.ts';
 export {
   type LmdbBackendOptions,
   lmdbBackend,

@@ -7,9 +7,9 @@
  * `'unit price'`), a number (`0.99`) or a duration (`5m`, `500ms`).
  */
 
-import { didYouMean, listChoices } from '../config/suggest.ts';
 import { parseDuration } from '../core/duration.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { didYouMean, listChoices } from '../spec/suggest.ts';
 import type { Aggregate } from './aggregate.ts';
 import { count, ema, max, mean, min, sum } from './basic.ts';
 import { distinct } from './hll.ts';

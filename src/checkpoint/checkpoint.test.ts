@@ -3,9 +3,9 @@ import { appendFileSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { batchOf } from '../core/batch.ts';
 import { ManualClock } from '../core/clock.ts';
 import { Graph } from '../core/graph.ts';
+import { batchOf } from '../core/message.ts';
 import { runGraph } from '../core/run.ts';
 import type { Logger, Operator, Sink, Source } from '../core/stage.ts';
 import { lmdbBackend, memoryBackend } from '../state/backend.ts';

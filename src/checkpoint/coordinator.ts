@@ -20,9 +20,9 @@
  *      positions in the checkpoint (not the upstream commit) make exact.
  */
 import { deserialize, serialize } from 'node:v8';
-import type { Batch, Position } from '../core/batch.ts';
 import type { Clock } from '../core/clock.ts';
 import { errorMessage } from '../core/errors.ts';
+import type { Batch, Position } from '../core/message.ts';
 import type { Logger, PartitionStateAccess } from '../core/stage.ts';
 import { PartitionSlices, type PartitionStates, serializeSlices } from './partitions.ts';
 import type { CheckpointData, CheckpointStore } from './store.ts';

@@ -17,8 +17,8 @@
  * writes its last state after the new owner went further).
  */
 import { deserialize, serialize } from 'node:v8';
-import type { Position } from '../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import type { Position } from '../core/message.ts';
 import type { Logger, PartitionResume, PartitionStateAccess } from '../core/stage.ts';
 import type { StateBackend } from '../state/backend.ts';
 

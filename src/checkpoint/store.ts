@@ -15,8 +15,8 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import { crc32 } from 'node:zlib';
-import type { Position } from '../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import type { Position } from '../core/message.ts';
 import type { Logger } from '../core/stage.ts';
 import type { StateBackend } from '../state/backend.ts';
 

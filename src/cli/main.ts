@@ -6,9 +6,9 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isModuleFile, lintPipelineFile, loadPipelineModule } from '../config/build.ts';
 import { fieldDocs } from '../config/docs.ts';
-import type { ComponentKind, ComponentSpec, Registry } from '../config/registry.ts';
 import { pipelineJsonSchema } from '../config/schema.ts';
-import { didYouMean } from '../config/suggest.ts';
+import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
+import { didYouMean } from '../spec/suggest.ts';
 import { type CliIO, ExitCode, exitCodeOf, printError, printProblems, type TextOut } from './output.ts';
 import { runCommand } from './run.ts';
 

@@ -4,10 +4,10 @@
  * a stack; internal bugs with their stack.
  */
 
-import { type ConfigProblem, formatProblem, problemsOf, sortProblems } from '../config/problems.ts';
-import type { Registry } from '../config/registry.ts';
 import type { Env } from '../config/yaml.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { type ConfigProblem, formatProblem, problemsOf, sortProblems } from '../spec/problems.ts';
+import type { Registry } from '../spec/registry.ts';
 
 /** A stream the CLI writes text to (`process.stdout`, `process.stderr`, or a test double). */
 export interface TextOut {

@@ -5,14 +5,14 @@
 import { openCheckpoints } from '../checkpoint/setup.ts';
 import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
 import { loadPipelineFile } from '../config/load.ts';
-import { configError } from '../config/problems.ts';
-import type { Registry } from '../config/registry.ts';
 import { READER_GONE } from '../connectors/stdio/sink.ts';
 import { SluiceError } from '../core/errors.ts';
-import type { Pipeline } from '../core/pipeline.ts';
+import type { MetricsSnapshot } from '../core/metrics.ts';
 import type { RunHandle, RunOptions } from '../core/run.ts';
 import type { Logger } from '../core/stage.ts';
-import type { MetricsSnapshot } from '../metrics/metrics.ts';
+import type { Pipeline } from '../pipeline.ts';
+import { configError } from '../spec/problems.ts';
+import type { Registry } from '../spec/registry.ts';
 import { type CliIO, ExitCode, exitCodeOf, printError, printProblems } from './output.ts';
 import { formatLogLine, formatStatusLine, formatSummary } from './status.ts';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { MetricsSnapshot, StageSnapshot } from '../metrics/metrics.ts';
+import type { MetricsSnapshot, StageSnapshot } from '../core/metrics.ts';
 import {
   backpressure,
   formatBytes,

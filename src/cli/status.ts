@@ -3,7 +3,7 @@
  * they are tested without a terminal. The live line (TTY) is redrawn a few times a second;
  * off a TTY the same facts go out as a plain log line every few seconds.
  */
-import type { MetricsSnapshot, StageSnapshot } from '../metrics/metrics.ts';
+import type { MetricsSnapshot, StageSnapshot } from '../core/metrics.ts';
 
 /**
  * `12,345`. Grouped by hand: the first `toLocaleString` of a process maps ICU's locale data,

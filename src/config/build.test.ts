@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultRegistry } from '../components.ts';
-import { batchOf } from '../core/batch.ts';
+import { batchOf } from '../core/message.ts';
+import { formatProblem, problemsOf } from '../spec/problems.ts';
 import { buildPipeline, lintPipelineFile, loadPipelineModule, recordFunctionOperator } from './build.ts';
 import { loadPipelineFile, parsePipeline } from './load.ts';
-import { formatProblem, problemsOf } from './problems.ts';
 import { collected, testRegistry } from './test-registry.ts';
 
 const registry = testRegistry();

@@ -8,14 +8,17 @@ import { existsSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { CheckpointSettings } from '../checkpoint/setup.ts';
-import { batchOf, type RecordMeta } from '../core/batch.ts';
 import { parseDuration } from '../core/duration.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import { MAIN_PORT } from '../core/graph.ts';
-import { Pipeline, type Stream } from '../core/pipeline.ts';
+import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { RunOptions } from '../core/run.ts';
 import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
 import { partitionScoped } from '../operators/partitioned.ts';
+import { Pipeline, type Stream } from '../pipeline.ts';
+import { type ConfigProblem, configError, problemsOf } from '../spec/problems.ts';
+import type { BuildContext } from '../spec/registry.ts';
+import { listChoices } from '../spec/suggest.ts';
 import {
   type ComponentConfig,
   type LoadOptions,
@@ -24,9 +27,6 @@ import {
   type PipelineConfig,
   type StepConfig,
 } from './load.ts';
-import { type ConfigProblem, configError, problemsOf } from './problems.ts';
-import type { BuildContext } from './registry.ts';
-import { listChoices } from './suggest.ts';
 import { locate } from './yaml.ts';
 
 /** A pipeline built from a file, with the run options the file sets. */

@@ -3,7 +3,7 @@
  * registry, so the docs never drift from what the specs validate.
  */
 import type { z } from 'zod';
-import type { ComponentKind, ComponentSpec, Registry } from './registry.ts';
+import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { configJsonSchema } from './schema.ts';
 
 type JsonSchema = Record<string, unknown>;

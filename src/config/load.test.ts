@@ -1,8 +1,8 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: pipeline files spell `${VAR}` literally
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { type ConfigProblem, formatProblem } from '../spec/problems.ts';
 import { type LoadOptions, parsePipeline } from './load.ts';
-import { type ConfigProblem, formatProblem } from './problems.ts';
 import { testRegistry } from './test-registry.ts';
 
 const options: LoadOptions = { registry: testRegistry(), env: {}, baseDir: '/nowhere' };

@@ -15,11 +15,11 @@ import { basename, dirname, extname, resolve } from 'node:path';
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
 import type { BufferOptions } from '../core/graph.ts';
+import { type ConfigProblem, configError, formatPath, sortProblems } from '../spec/problems.ts';
+import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
+import { didYouMean, listChoices } from '../spec/suggest.ts';
+import { type ValueProblem, validateValue } from '../spec/validate.ts';
 import { acceptedSchemes, schemeOf, storeKindOf } from '../state/open.ts';
-import { type ConfigProblem, configError, formatPath, sortProblems } from './problems.ts';
-import type { ComponentKind, ComponentSpec, Registry } from './registry.ts';
-import { didYouMean, listChoices } from './suggest.ts';
-import { type ValueProblem, validateValue } from './validate.ts';
 import {
   applyOverrides,
   type Env,

@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { defaultRegistry } from '../components.ts';
+import { problemsOf } from '../spec/problems.ts';
 import { buildPipeline } from './build.ts';
 import { loadPipelineFile } from './load.ts';
-import { problemsOf } from './problems.ts';
 
 let dir: string;
 before(() => {

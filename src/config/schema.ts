@@ -4,8 +4,8 @@
  * `sluice lint`.
  */
 import { z } from 'zod';
+import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { pipelineKeySchemas } from './load.ts';
-import type { ComponentKind, ComponentSpec, Registry } from './registry.ts';
 
 type JsonSchema = Record<string, unknown>;
 

@@ -7,9 +7,9 @@
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { batchOf } from '../core/batch.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
-import { defineComponent, Registry } from './registry.ts';
+import { batchOf } from '../core/message.ts';
+import { defineComponent, Registry } from '../spec/registry.ts';
 
 /** Records written by `collect` sinks, by their `id`. */
 export const collected = new Map<string, unknown[]>();

@@ -1,7 +1,7 @@
 // biome-ignore-all lint/suspicious/noTemplateCurlyInString: pipeline files spell `${VAR}` literally
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { didYouMean, editDistance } from './suggest.ts';
+import { didYouMean, editDistance } from '../spec/suggest.ts';
 import { interpolate, locate, parseSource } from './yaml.ts';
 
 describe('interpolate', () => {

@@ -15,7 +15,7 @@ import {
   type Scalar,
   visit,
 } from 'yaml';
-import { type ConfigProblem, formatPath } from './problems.ts';
+import { type ConfigProblem, formatPath } from '../spec/problems.ts';
 
 const VAR_REF = `$${'{VAR}'}`;
 const QUOTE_HINT = `; inside \`{ }\` or \`[ ]\` a \`${VAR_REF}\` must be quoted: \`"${VAR_REF}"\` (or use block style, one key per line)`;

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Batch, batchOf, type RecordMeta } from './batch.ts';
+import { Pipeline } from '../pipeline.ts';
 import { fuseRecordSteps } from './fuse.ts';
-import { Pipeline } from './pipeline.ts';
+import { type Batch, batchOf, type RecordMeta } from './message.ts';
 import type { DeadLetter, Sink, Source } from './stage.ts';
 
 function numbers(n: number): Source<number> {

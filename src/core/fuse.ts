@@ -8,9 +8,10 @@
  * stage is named after its parts (`map+filter`); a record that fails in it goes to the dead
  * letters with the name of the part that failed in its error context (`step`).
  */
-import { batchOf, type RecordMeta } from './batch.ts';
+
 import { ErrorCode, wrapError } from './errors.ts';
 import { Graph, type GraphEdge, type GraphNode, MAIN_PORT } from './graph.ts';
+import { batchOf, type RecordMeta } from './message.ts';
 import type { Operator, StageContext } from './stage.ts';
 
 /** What a fusable operator exposes: its per-record function and whether it maps or filters. */

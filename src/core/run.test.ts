@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type Batch, barrier, batchOf, type RecordMeta, type Signal, watermark } from './batch.ts';
+import { Pipeline } from '../pipeline.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
-import { Pipeline } from './pipeline.ts';
+import { type Batch, barrier, batchOf, type RecordMeta, type Signal, watermark } from './message.ts';
 import type { DeadLetter, Operator, Sink, Source, SourceContext, StageContext } from './stage.ts';
 
 /** A source that emits `batches` batches of `size` numbers, or forever, honouring both signals. */

@@ -11,13 +11,13 @@
  */
 
 import type { CheckpointDriver } from '../checkpoint/coordinator.ts';
-import { type MetricsSnapshot, type RunState, StageMetrics, type StageSnapshot } from '../metrics/metrics.ts';
-import type { Barrier, Batch, Message, Position, RecordMeta, Signal } from './batch.ts';
-import { barrier, watermark } from './batch.ts';
 import { Channel, CLOSED, EMPTY } from './channel.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
+import type { Barrier, Batch, Message, Position, RecordMeta, Signal } from './message.ts';
+import { barrier, watermark } from './message.ts';
+import { type MetricsSnapshot, type RunState, StageMetrics, type StageSnapshot } from './metrics.ts';
 import type {
   DeadLetter,
   Emitter,

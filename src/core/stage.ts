@@ -11,8 +11,9 @@
  *   cancellation, and even if `open` threw — and must release every resource (files,
  *   sockets, timers). It must not throw for a resource already released.
  */
-import type { Batch, Position, RecordMeta, Signal } from './batch.ts';
+
 import type { Clock } from './clock.ts';
+import type { Batch, Position, RecordMeta, Signal } from './message.ts';
 
 /** Sends batches and signals downstream. Every `await` on it is where backpressure happens. */
 export interface Emitter<T> {

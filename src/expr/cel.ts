@@ -16,8 +16,8 @@
  */
 import { createRequire } from 'node:module';
 import type { ASTNode, Environment, ParseResult } from '@marcbachmann/cel-js';
-import type { RecordMeta } from '../core/batch.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import type { RecordMeta } from '../core/message.ts';
 import { compileFast, DEOPT, type FastFn } from './fast.ts';
 import { checkLimits, DEFAULT_EXPR_LIMITS, type ExprLimits, isBind, isComprehension } from './limits.ts';
 

@@ -8,8 +8,8 @@ import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { Pipeline } from '../core/pipeline.ts';
-import { CelMap, ruleVersionKey } from './operators.ts';
+import { Pipeline } from '../pipeline.ts';
+import { CelMap, ruleVersionKey } from './cel-operators.ts';
 import { CollectSink, memorySource } from './testing.test-helpers.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-expr-hot-'));

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ManualClock } from '../core/clock.ts';
 import type { StageContext } from '../core/stage.ts';
-import { CelFilter } from './operators.ts';
+import { CelFilter } from './cel-operators.ts';
 import { FileRuleSource, HttpRuleSource } from './reload.ts';
 import { parseRuleSet, RuleSlot } from './rules.ts';
 

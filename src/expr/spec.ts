@@ -10,10 +10,10 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { type BuildContext, defineComponent } from '../config/registry.ts';
-import { durationField } from '../operators/specs.ts';
+import { durationField } from '../operators/spec.ts';
+import { type BuildContext, defineComponent } from '../spec/registry.ts';
+import { CelFilter, CelMap, CelRoute } from './cel-operators.ts';
 import { DEFAULT_EXPR_LIMITS, type ExprLimits } from './limits.ts';
-import { CelFilter, CelMap, CelRoute } from './operators.ts';
 import type { RulesSourceOptions } from './reload.ts';
 import { fieldName, routeCaseSchema } from './rules.ts';
 

@@ -2,7 +2,7 @@
  * Test helpers for src/expr tests: an in-memory source and a collecting sink.
  * (Not a test file itself; imported by the `*.test.ts` beside it.)
  */
-import { type Batch, batchOf, type RecordMeta } from '../core/batch.ts';
+import { type Batch, batchOf, type RecordMeta } from '../core/message.ts';
 import type { DeadLetter, Emitter, Sink, Source } from '../core/stage.ts';
 
 /** A source emitting `records` in batches of `size`, with meta `{source: 'mem', position: {i}}`. */

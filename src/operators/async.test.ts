@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { RecordMeta } from '../core/batch.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import type { RecordMeta } from '../core/message.ts';
 import { flatMapAsync, mapAsync } from './async.ts';
 import { OperatorHarness, settle } from './harness.ts';
 

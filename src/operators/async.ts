@@ -8,8 +8,9 @@
  * every record before them, and `finish` has nothing left to wait for. Feed batches several
  * times larger than `concurrency` (e.g. with `batch`) so the tail of a batch costs little.
  */
-import { batchOf, type RecordMeta } from '../core/batch.ts';
+
 import { cancelledError, ErrorCode, SluiceError } from '../core/errors.ts';
+import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 
 /** Options of {@link mapAsync} and {@link flatMapAsync}. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { barrier, type RecordMeta, watermark } from '../core/batch.ts';
+import { barrier, type RecordMeta, watermark } from '../core/message.ts';
 import { batch } from './batch.ts';
 import { OperatorHarness } from './harness.ts';
 

@@ -2,9 +2,10 @@
  * Micro-batching: {@link batch} re-chunks records into batches of at most `size`, flushing a
  * partial batch once `maxWait` has passed since its first record.
  */
-import { batchOf, type RecordMeta, type Watermark } from '../core/batch.ts';
+
 import { parseDuration } from '../core/duration.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { batchOf, type RecordMeta, type Watermark } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 
 /** Options of {@link batch}. */

@@ -3,8 +3,9 @@
  * runs timers on an injected {@link ManualClock}, and collects dead letters — no runtime,
  * no wall-clock time (Flink's `OneInputStreamOperatorTestHarness`, Effect's `TestClock`).
  */
-import type { Batch, RecordMeta, Signal } from '../core/batch.ts';
+
 import { ManualClock } from '../core/clock.ts';
+import type { Batch, RecordMeta, Signal } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 
 /** A dead letter as the harness saw it. */

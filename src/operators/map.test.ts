@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { RecordMeta } from '../core/batch.ts';
+import type { RecordMeta } from '../core/message.ts';
 import { OperatorHarness } from './harness.ts';
 import { filter, flatMap, map } from './map.ts';
 

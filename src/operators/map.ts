@@ -8,8 +8,9 @@
  * The three loops look alike but are kept apart on purpose: one loop per operator keeps the
  * user-function call site in each monomorphic, which a shared loop taking a callback would not.
  */
-import { batchOf, type RecordMeta } from '../core/batch.ts';
+
 import type { FusableOperator } from '../core/fuse.ts';
+import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { Operator, StageContext } from '../core/stage.ts';
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { deserialize, serialize } from 'node:v8';
 import { PartitionSlices, PartitionStates, serializeSlices } from '../checkpoint/partitions.ts';
-import type { Position, RecordMeta } from '../core/batch.ts';
+import type { Position, RecordMeta } from '../core/message.ts';
 import type { Operator } from '../core/stage.ts';
 import { memoryBackend, type StateBackend } from '../state/backend.ts';
 import { windowOperator } from '../time/window.ts';

@@ -13,7 +13,7 @@
  */
 
 import { PartitionSlices } from '../checkpoint/partitions.ts';
-import { type Batch, batchOf, type RecordMeta, type Signal } from '../core/batch.ts';
+import { type Batch, batchOf, type RecordMeta, type Signal } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 
 interface Slice {

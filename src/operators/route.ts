@@ -2,9 +2,10 @@
  * Content-based routing: {@link route} sends each record to the port of the first rule whose
  * predicate matches.
  */
-import { batchOf, type RecordMeta } from '../core/batch.ts';
+
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { DLQ_PORT } from '../core/graph.ts';
+import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 
 /** One routing rule: records for which `when` is true go to `port`. */

@@ -2,9 +2,10 @@
  * Keyed routing: {@link shard} sends each record to port `shard-<i>` of the shard that owns
  * its key's key group, and {@link keyBy} stamps each record's key into its meta.
  */
-import { batchOf, type RecordMeta } from '../core/batch.ts';
+
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { DEFAULT_MAX_KEY_GROUPS, hashKey, type Key, keyGroupRange } from '../core/keygroups.ts';
+import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { Operator, StageContext } from '../core/stage.ts';
 import { PortBatches } from './route.ts';
 

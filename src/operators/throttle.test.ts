@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { RecordMeta } from '../core/batch.ts';
+import type { RecordMeta } from '../core/message.ts';
 import { OperatorHarness, settle } from './harness.ts';
 import { throttle } from './throttle.ts';
 

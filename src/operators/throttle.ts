@@ -2,8 +2,9 @@
  * Rate limiting: {@link throttle} lets at most `rate` records per second through, with a
  * token bucket (`bucket`, bursts allowed) or strict pacing (`pace`, evenly spaced).
  */
-import { batchOf } from '../core/batch.ts';
+
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { batchOf } from '../core/message.ts';
 import type { Operator, StageContext } from '../core/stage.ts';
 
 /** Options of {@link throttle}. */

@@ -8,7 +8,7 @@
  * an index range scan.
  */
 import type pg from 'pg';
-import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from '../connectors/postgres/pg.ts';
+import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from '../clients/postgres.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import type { StateBackend } from './backend.ts';

@@ -19,6 +19,7 @@
  * server restart loses them all. A Sluice process killed at any point loses nothing either way.
  */
 import type { Redis, RedisOptions } from 'ioredis';
+import { ioredis } from '../clients/redis.ts';
 import { errorMessage, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import type { StateBackend } from './backend.ts';
@@ -129,7 +130,7 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
   const replicas = options.replicas ?? 0;
   const dataKey = `sluice:{${namespace}}:data`;
   const indexKey = `sluice:{${namespace}}:keys`;
-  const { Redis: RedisClient } = await import('ioredis');
+  const RedisClient = ioredis().Redis;
   const clientOptions: RedisOptions = {
     lazyConnect: true,
     // A command waiting for a connection fails after a few reconnects; `retrying` then tries

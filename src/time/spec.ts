@@ -15,9 +15,9 @@
  */
 import { z } from 'zod';
 import { compileAggregate } from '../aggregate/parse.ts';
-import { defineComponent } from '../config/registry.ts';
 import { errorMessage } from '../core/errors.ts';
-import { durationField } from '../operators/specs.ts';
+import { durationField } from '../operators/spec.ts';
+import { defineComponent } from '../spec/registry.ts';
 import { TIME_FORMATS } from './timestamp.ts';
 import { windowOperator, windowPorts } from './window.ts';
 

@@ -3,7 +3,7 @@
  * milliseconds or microseconds), or from a function. Runs once per record, so parsing is a
  * hand-written character loop (no regular expression, no `Date.parse` leniency).
  */
-import type { RecordMeta } from '../core/batch.ts';
+import type { RecordMeta } from '../core/message.ts';
 
 /** How the time field is written. `auto`: ISO-8601 strings, numbers (or digit strings) as epoch ms. */
 export type TimeFormat = 'auto' | 'iso8601' | 'epochSeconds' | 'epochMillis' | 'epochMicros';

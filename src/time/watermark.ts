@@ -4,7 +4,7 @@
  * tracked per source partition and merged by minimum, with an idle timeout so one silent
  * partition does not hold the whole stream back.
  */
-import type { RecordMeta } from '../core/batch.ts';
+import type { RecordMeta } from '../core/message.ts';
 
 /** Options of {@link WatermarkGenerator}. */
 export interface WatermarkOptions {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { barrier, watermark } from '../core/batch.ts';
+import { barrier, watermark } from '../core/message.ts';
 import { OperatorHarness } from '../operators/harness.ts';
 import { type WindowOptions, windowOperator } from './window.ts';
 

@@ -23,9 +23,9 @@
  */
 import { type Aggregate, SKIP } from '../aggregate/aggregate.ts';
 import { compileAggregate } from '../aggregate/parse.ts';
-import { type Batch, batchOf, type RecordMeta, type Signal, watermark } from '../core/batch.ts';
 import { parseDuration } from '../core/duration.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { type Batch, batchOf, type RecordMeta, type Signal, watermark } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 import { sessionWindows, slidingWindows, tumblingWindows, type WindowAssigner } from './assigners.ts';
 import {

@@ -4,7 +4,7 @@
  * so far, and at the end one `{key, total}` per key, sorted. Any lost, repeated or wrongly
  * restored record changes the output.
  */
-import { batchOf } from '../../src/core/batch.ts';
+import { batchOf } from '../../src/core/message.ts';
 import type { Operator } from '../../src/core/stage.ts';
 import { KeyedStateStore } from '../../src/state/keyed.ts';
 

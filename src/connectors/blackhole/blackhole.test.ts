@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Pipeline } from '../../core/pipeline.ts';
+import { Pipeline } from '../../pipeline.ts';
 import { generateSource } from '../generate/source.ts';
 import { blackholeSink } from './sink.ts';
 import { blackholeSinkSpec } from './spec.ts';

@@ -1,5 +1,5 @@
 /** The `null` sink: discards every record and counts them (for benchmarks and dry runs). */
-import type { Batch } from '../../core/batch.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Sink } from '../../core/stage.ts';
 
 /** A {@link Sink} that discards records; see {@link blackholeSink}. */

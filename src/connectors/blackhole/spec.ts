@@ -1,6 +1,6 @@
 /** Spec of the `null` sink. */
 import { z } from 'zod';
-import { defineComponent } from '../../config/registry.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import { blackholeSink } from './sink.ts';
 
 /** Config of the `null` sink: nothing to set. */

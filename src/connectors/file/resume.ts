@@ -4,8 +4,9 @@
  * decoder that numbers lines and offsets as if it had read the file from the start. A CSV file's
  * header is read again from the top of the file, so rows keep their column names.
  */
-import type { Position } from '../../core/batch.ts';
+
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
+import type { Position } from '../../core/message.ts';
 import { CsvDecoder } from '../../formats/csv/decoder.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
 import {

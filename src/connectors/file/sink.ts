@@ -11,8 +11,8 @@
  */
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Batch } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
 import type { CompressionChoice, FileFormat } from './source.ts';

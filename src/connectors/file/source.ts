@@ -10,8 +10,8 @@
  *   bytes or extension) → optional {@link ByteTransform} → decoder ({@link pumpRecords}) → batches.
  */
 import { type FileHandle, open } from 'node:fs/promises';
-import type { Batch, Position, RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, isCancellation, SluiceError, wrapError } from '../../core/errors.ts';
+import type { Batch, Position, RecordMeta } from '../../core/message.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { type Codec, decompress } from '../../formats/compression/index.ts';
 import type { DecodeSink, RecordDecoder } from '../../formats/format.ts';

@@ -8,9 +8,9 @@
  */
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { defineComponent } from '../../config/registry.ts';
 import { CODECS } from '../../formats/compression/index.ts';
 import { FORMAT_NAMES, type FormatName } from '../../formats/formats.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import { fileSink } from './sink.ts';
 import { DEFAULT_BATCH_SIZE, fileSource } from './source.ts';
 import { outputCompression } from './writer.ts';

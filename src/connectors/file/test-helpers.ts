@@ -3,7 +3,7 @@
  * `stdout`): a sink that keeps what reaches it and a source that emits fixed batches. Used by
  * the tests of those connectors only.
  */
-import type { Batch } from '../../core/batch.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Sink, Source } from '../../core/stage.ts';
 
 /**

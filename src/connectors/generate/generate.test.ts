@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Batch } from '../../core/batch.ts';
 import { ManualClock } from '../../core/clock.ts';
-import { Pipeline } from '../../core/pipeline.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Sink } from '../../core/stage.ts';
+import { Pipeline } from '../../pipeline.ts';
 import { EventGenerator, type GeneratedEvent, generateSource } from './source.ts';
 import { generateSourceSpec } from './spec.ts';
 

@@ -6,8 +6,9 @@
  * Repeated strings (users, countries, event types) come from small pre-built sets, so they
  * are shared, as they would be after interning a real input. Money is a decimal string.
  */
-import type { Batch } from '../../core/batch.ts';
+
 import { cancelledError, ErrorCode, SluiceError } from '../../core/errors.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Source } from '../../core/stage.ts';
 
 /** One generated event. Field names follow the examples of the pipeline docs. */

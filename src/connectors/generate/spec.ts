@@ -1,7 +1,7 @@
 /** Spec of the `generate` source: deterministic synthetic events for demos and benchmarks. */
 import { z } from 'zod';
-import { defineComponent } from '../../config/registry.ts';
 import { parseDuration } from '../../core/duration.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import { GENERATED_FIELDS, type GeneratedField, generateSource } from './source.ts';
 
 const durationSchema = (doc: string, fallback: string) =>

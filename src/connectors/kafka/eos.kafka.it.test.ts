@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Consumer, Producer } from '@platformatic/kafka';
-import { Pipeline } from '../../core/pipeline.ts';
 import type { Logger, Sink } from '../../core/stage.ts';
+import { Pipeline } from '../../pipeline.ts';
 import { kafkaSource } from './source.ts';
 import { createTopic, fresh } from './test-helpers.ts';
 

@@ -7,8 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Consumer, Producer } from '@platformatic/kafka';
-import { Pipeline } from '../../core/pipeline.ts';
 import type { Logger } from '../../core/stage.ts';
+import { Pipeline } from '../../pipeline.ts';
 import { kafkaSink } from './sink.ts';
 import { kafkaSource } from './source.ts';
 import { createTopic, fresh, messageCount } from './test-helpers.ts';

@@ -11,9 +11,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { privateKafkaBroker } from '../../../scripts/services/kafka.ts';
 import { freePort } from '../../../test/support/net.ts';
-import type { Batch } from '../../core/batch.ts';
-import { Pipeline } from '../../core/pipeline.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Logger, Sink } from '../../core/stage.ts';
+import { Pipeline } from '../../pipeline.ts';
 import { kafkaSource } from './source.ts';
 import { createTopic, fresh, produce } from './test-helpers.ts';
 

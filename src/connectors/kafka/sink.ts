@@ -28,8 +28,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Producer } from '@platformatic/kafka';
-import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
+import type { Batch, Position, RecordMeta, Signal } from '../../core/message.ts';
 import type { CommittedPositions, DeadLetter, Sink, StageContext } from '../../core/stage.ts';
 import { toJsonLine } from '../../formats/jsonl.ts';
 import { kafkaClient } from './client.ts';

@@ -39,8 +39,8 @@
  */
 import { isUtf8 } from 'node:buffer';
 import type { Consumer, Message, MessagesStream } from '@platformatic/kafka';
-import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
 import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
+import { barrier, type Position, type RecordMeta } from '../../core/message.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { JsonShapes, parseJsonBytes } from '../../formats/json-shape.ts';
 import { kafkaClient } from './client.ts';

@@ -4,8 +4,8 @@
  * `create`, so `sluice lint` needs no broker.
  */
 import { z } from 'zod';
-import { defineComponent } from '../../config/registry.ts';
-import { durationField } from '../../operators/specs.ts';
+import { durationField } from '../../operators/spec.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import { brokerList } from './connection.ts';
 import { kafkaSink } from './sink.ts';
 import { type KafkaStart, kafkaSource } from './source.ts';

@@ -11,7 +11,7 @@
  *   so a restart can tell whether Kafka holds newer positions than the checkpoint store.
  */
 import type { Consumer, Producer } from '@platformatic/kafka';
-import type { Position } from '../../core/batch.ts';
+import type { Position } from '../../core/message.ts';
 import type { StageContext } from '../../core/stage.ts';
 import { brokerConnection, rawApi } from './client.ts';
 import { rootMessage } from './connection.ts';

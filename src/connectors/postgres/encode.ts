@@ -5,7 +5,7 @@
  * every value with the column's own input function, so a bad value is the database's error
  * (then a dead letter), never a silent coercion here.
  */
-import type { Position } from '../../core/batch.ts';
+import type { Position } from '../../core/message.ts';
 import { toJsonLine } from '../../formats/jsonl.ts';
 
 /** What the sink needs to know about one column of the target table. */

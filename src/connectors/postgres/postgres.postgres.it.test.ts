@@ -18,8 +18,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { type GeneratedRow, transactionRows, writeTransactions } from '../../../examples/etl/generate.ts';
-import { barrier, batchOf, type Position, type RecordMeta } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
+import { barrier, batchOf, type Position, type RecordMeta } from '../../core/message.ts';
 import type { Logger, StageContext } from '../../core/stage.ts';
 import { OFFSETS_TABLE, type PostgresSinkOptions, postgresSink } from './sink.ts';
 

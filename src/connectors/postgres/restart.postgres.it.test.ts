@@ -23,8 +23,8 @@ import pg from 'pg';
 import { type GeneratedRow, transactionRows, writeTransactions } from '../../../examples/etl/generate.ts';
 import { freePort } from '../../../test/support/net.ts';
 import { type PrivatePostgres, startPrivatePostgres } from '../../../test/support/private-postgres.ts';
-import { barrier, batchOf } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
+import { barrier, batchOf } from '../../core/message.ts';
 import type { Logger, StageContext } from '../../core/stage.ts';
 import { type PostgresSinkOptions, postgresSink } from './sink.ts';
 

@@ -35,8 +35,9 @@
 import { Readable } from 'node:stream';
 import { pipeline as pipeStreams } from 'node:stream/promises';
 import type pg from 'pg';
-import type { Batch, Position, RecordMeta, Signal } from '../../core/batch.ts';
+import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from '../../clients/postgres.ts';
 import { ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import type { Batch, Position, RecordMeta, Signal } from '../../core/message.ts';
 import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
 import { toJsonLine } from '../../formats/jsonl.ts';
@@ -50,7 +51,6 @@ import {
   positionJson,
 } from './encode.ts';
 import { type HeldChunk, HeldChunks } from './held.ts';
-import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from './pg.ts';
 
 /** How records are written. */
 export type PostgresMode = 'insert' | 'upsert';

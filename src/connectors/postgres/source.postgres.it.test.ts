@@ -16,8 +16,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
-import type { Position, RecordMeta } from '../../core/batch.ts';
 import { systemClock } from '../../core/clock.ts';
+import type { Position, RecordMeta } from '../../core/message.ts';
 import type { Emitter, Logger, SourceContext } from '../../core/stage.ts';
 import { type PostgresSourceOptions, postgresSource } from './source.ts';
 

@@ -21,11 +21,11 @@
  * - A lost connection or a restarting server is retried with backoff until `retryTimeout`.
  */
 import type pg from 'pg';
-import type { Position, RecordMeta } from '../../core/batch.ts';
+import { isTransientPgError, type PgError, pgLib } from '../../clients/postgres.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import type { Position, RecordMeta } from '../../core/message.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
-import { isTransientPgError, type PgError, pgLib } from './pg.ts';
 
 /** Options of {@link postgresSource} (the parsed YAML config). */
 export interface PostgresSourceOptions {

@@ -4,8 +4,8 @@
  * `create`, so `sluice lint` needs no database.
  */
 import { z } from 'zod';
-import { defineComponent } from '../../config/registry.ts';
-import { durationField } from '../../operators/specs.ts';
+import { durationField } from '../../operators/spec.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import { postgresSink } from './sink.ts';
 import { postgresSource } from './source.ts';
 

@@ -8,11 +8,12 @@
  * server that cannot be reached is waited for with backoff, one warning per attempt.
  */
 import type { Redis } from 'ioredis';
-import type { Batch } from '../../core/batch.ts';
+import { connectRedis, startConnecting } from '../../clients/redis.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
-import { connectRedis, encodeEntry, type RedisFormat, startConnecting } from './client.ts';
+import { encodeEntry, type RedisFormat } from './entry.ts';
 
 /** Config of {@link redisSink} (the parsed YAML config). */
 export interface RedisSinkOptions {

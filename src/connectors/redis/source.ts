@@ -29,11 +29,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { barrier, type Position, type RecordMeta } from '../../core/batch.ts';
+import { connectRedis, startConnecting } from '../../clients/redis.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import { barrier, type Position, type RecordMeta } from '../../core/message.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
-import { connectRedis, decodeEntry, type RedisFormat, startConnecting } from './client.ts';
+import { decodeEntry, type RedisFormat } from './entry.ts';
 import { HeldEntries, MAX_LISTED, parseHeldText } from './held.ts';
 
 /** Config of {@link redisSource} (the parsed YAML config). */

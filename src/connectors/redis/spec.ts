@@ -5,8 +5,8 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { defineComponent } from '../../config/registry.ts';
-import { durationField } from '../../operators/specs.ts';
+import { durationField } from '../../operators/spec.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import { redisSink } from './sink.ts';
 import { redisSource } from './source.ts';
 

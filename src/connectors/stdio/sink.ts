@@ -3,8 +3,8 @@
  * Lines, CSV or plain lines, one write per batch, awaiting each write (backpressure).
  */
 import type { Writable } from 'node:stream';
-import type { Batch } from '../../core/batch.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
+import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
 import type { FileFormat } from '../file/source.ts';

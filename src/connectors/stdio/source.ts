@@ -4,8 +4,8 @@
  */
 import type { Readable } from 'node:stream';
 import { addAbortSignal } from 'node:stream';
-import type { Position } from '../../core/batch.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
+import type { Position } from '../../core/message.ts';
 import type { Source } from '../../core/stage.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import { type FormatDecodeOptions, formatDecoder } from '../../formats/formats.ts';

@@ -1,6 +1,6 @@
 /** Specs of the `stdin` source and the `stdout` sink. */
 import { z } from 'zod';
-import { defineComponent } from '../../config/registry.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import {
   checkFormatFields,
   compressionSchema,

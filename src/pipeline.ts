@@ -8,18 +8,19 @@
  * p.from(source).via(operator).to(sink);
  * const summary = await p.run().done;
  */
-import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from '../operators/async.ts';
-import { type BatchOptions, batch } from '../operators/batch.ts';
-import { filter, flatMap, map } from '../operators/map.ts';
-import { type RouteOptions, type RouteRule, route, routePorts } from '../operators/route.ts';
-import { type ShardOptions, shard, shardPort } from '../operators/shard.ts';
-import { type ThrottleOptions, throttle } from '../operators/throttle.ts';
-import { type WindowOptions, windowOperator } from '../time/window.ts';
-import { ErrorCode, SluiceError } from './errors.ts';
-import { fuseRecordSteps } from './fuse.ts';
-import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './graph.ts';
-import { type RunHandle, type RunOptions, runGraph } from './run.ts';
-import type { Operator, Sink, Source } from './stage.ts';
+
+import { ErrorCode, SluiceError } from './core/errors.ts';
+import { fuseRecordSteps } from './core/fuse.ts';
+import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './core/graph.ts';
+import { type RunHandle, type RunOptions, runGraph } from './core/run.ts';
+import type { Operator, Sink, Source } from './core/stage.ts';
+import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './operators/async.ts';
+import { type BatchOptions, batch } from './operators/batch.ts';
+import { filter, flatMap, map } from './operators/map.ts';
+import { type RouteOptions, type RouteRule, route, routePorts } from './operators/route.ts';
+import { type ShardOptions, shard, shardPort } from './operators/shard.ts';
+import { type ThrottleOptions, throttle } from './operators/throttle.ts';
+import { type WindowOptions, windowOperator } from './time/window.ts';
 
 /** One branch of {@link Stream.fanOut}: a function that builds it, or one with its own buffer. */
 export type FanOutBranch<T> =

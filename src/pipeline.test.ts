@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { Batch, RecordMeta } from '../core/batch.ts';
-import { ManualClock } from '../core/clock.ts';
-import { ErrorCode, SluiceError } from '../core/errors.ts';
-import { keyGroupOf, shardOfKeyGroup } from '../core/keygroups.ts';
-import { Pipeline } from '../core/pipeline.ts';
-import type { DeadLetter, Sink, Source, StageContext } from '../core/stage.ts';
-import { settle } from './harness.ts';
+import { ManualClock } from './core/clock.ts';
+import { ErrorCode, SluiceError } from './core/errors.ts';
+import { keyGroupOf, shardOfKeyGroup } from './core/keygroups.ts';
+import type { Batch, RecordMeta } from './core/message.ts';
+import type { DeadLetter, Sink, Source, StageContext } from './core/stage.ts';
+import { settle } from './operators/harness.ts';
+import { Pipeline } from './pipeline.ts';
 
 /** Emits each inner array as one batch, with meta `{source: 'mem', position: {n}}`; waits on `gates[i]` before batch i. */
 function memSource<T>(batches: T[][], gates: Map<number, Promise<void>> = new Map()): Source<T> {

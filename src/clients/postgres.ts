@@ -8,7 +8,7 @@
 import { createRequire } from 'node:module';
 import type Pg from 'pg';
 import type * as PgCopy from 'pg-copy-streams';
-import { errorMessage, SluiceError } from '../../core/errors.ts';
+import { errorMessage, SluiceError } from '../core/errors.ts';
 
 const require = createRequire(import.meta.url);
 let lib: typeof Pg | undefined;

@@ -9,8 +9,9 @@
  * A record whose evaluation fails (missing field, type error…) goes to the dead-letter output
  * and the run goes on.
  */
-import { type Batch, batchOf, type RecordMeta } from '../core/batch.ts';
+
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { type Batch, batchOf, type RecordMeta } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 import { PortBatches } from '../operators/route.ts';
 import { type CompiledExpression, compileExpression, toRecordValue } from './cel.ts';

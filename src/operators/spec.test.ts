@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { z } from 'zod';
-import { Registry } from '../config/registry.ts';
+import { Registry } from '../spec/registry.ts';
 import { OperatorHarness } from './harness.ts';
-import { batchSpec, operatorSpecs, throttleSpec } from './specs.ts';
+import { batchSpec, operatorSpecs, throttleSpec } from './spec.ts';
 
 const buildCtx = { baseDir: '.', pipelineName: 'p', stageName: 's' };
 

@@ -6,8 +6,8 @@ import { after, describe, test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { SluiceError } from '../core/errors.ts';
-import { Pipeline } from '../core/pipeline.ts';
-import { CelFilter, CelMap, CelRoute, ruleVersionKey } from './operators.ts';
+import { Pipeline } from '../pipeline.ts';
+import { CelFilter, CelMap, CelRoute, ruleVersionKey } from './cel-operators.ts';
 import { filterSpec, mapSpec, routeSpec } from './spec.ts';
 import { CollectSink, memorySource } from './testing.test-helpers.ts';
 

@@ -3,9 +3,9 @@
  * (map, filter, route… take functions; their YAML forms come with CEL expressions.)
  */
 import { z } from 'zod';
-import { defineComponent } from '../config/registry.ts';
 import { parseDuration } from '../core/duration.ts';
 import { errorMessage } from '../core/errors.ts';
+import { defineComponent } from '../spec/registry.ts';
 import { batch } from './batch.ts';
 import { throttle } from './throttle.ts';
 
