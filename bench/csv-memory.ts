@@ -146,7 +146,7 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
       lib,
       `import { fileSource } from ${mod('connectors/file/source')};\n` +
         `import { stdoutSink } from ${mod('connectors/stdio/sink')};\n` +
-        `import { Pipeline } from ${mod('core/pipeline')};\n` +
+        `import { Pipeline } from ${mod('pipeline')};\n` +
         `await new Pipeline('csv-memory').from(fileSource({ path: process.argv[2], format: 'csv' }))` +
         `.to(stdoutSink({ format: 'jsonl' })).run().done;\n`,
     );

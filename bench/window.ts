@@ -61,8 +61,8 @@ async function loadSluice(compiled: string | undefined): Promise<SluiceLib> {
       ? new URL(`../src/${m}.ts`, import.meta.url).href
       : pathToFileURL(join(compiled, `${m}.js`)).href;
   const [pipeline, batch, source, sink] = await Promise.all([
-    import(mod('core/pipeline')),
-    import(mod('core/batch')),
+    import(mod('pipeline')),
+    import(mod('core/message')),
     import(mod('connectors/file/source')),
     import(mod('connectors/file/sink')),
   ]);

@@ -137,8 +137,8 @@ describe('sluice run', () => {
   });
 
   it('runs a TypeScript module whose default export is a Pipeline', async () => {
-    const core = new URL('../src/core/pipeline.ts', import.meta.url).href;
-    const batch = new URL('../src/core/batch.ts', import.meta.url).href;
+    const core = new URL('../src/pipeline.ts', import.meta.url).href;
+    const batch = new URL('../src/core/message.ts', import.meta.url).href;
     const mod = file(
       'pipe.ts',
       `import { Pipeline } from '${core}';
@@ -232,7 +232,7 @@ describe('sluice lint', () => {
   });
 
   it('lints a TypeScript pipeline module by validating its graph', async () => {
-    const core = new URL('../src/core/pipeline.ts', import.meta.url).href;
+    const core = new URL('../src/pipeline.ts', import.meta.url).href;
     const bad = file(
       'lint-mod.ts',
       `import { Pipeline } from '${core}';\nexport default new Pipeline('empty');\n`,

@@ -15,6 +15,7 @@
  */
 import { deserialize, serialize } from 'node:v8';
 import { crc32 } from 'node:zlib';
+import type { CheckpointData } from '../core/checkpointing.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Position } from '../core/message.ts';
 import type { Logger } from '../core/stage.ts';
@@ -24,20 +25,6 @@ import type { StateBackend } from '../state/backend.ts';
 const META_MAGIC = 0x534c4350;
 const BLOB_MAGIC = 0x534c5354;
 const HEADER = 12;
-
-/** A checkpoint as it is stored and loaded. */
-export interface CheckpointData {
-  /** Checkpoint id: increases across restarts of one pipeline. */
-  readonly id: number;
-  /** When it completed (the coordinator's clock, epoch ms). */
-  readonly completedAt: number;
-  /** Per source stage: the position after the last record before the barrier. */
-  readonly sources: Readonly<Record<string, Position | undefined>>;
-  /** Per sink stage: what its `snapshot` returned (structured-cloneable). */
-  readonly sinks: Readonly<Record<string, unknown>>;
-  /** Per operator stage: its serialised snapshot (`v8.serialize`). */
-  readonly operators: ReadonlyMap<string, Uint8Array>;
-}
 
 /** Metadata as stored: the data minus the blobs, plus the blobs' checksums. */
 interface StoredMeta {

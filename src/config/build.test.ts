@@ -303,7 +303,7 @@ describe('lintPipelineFile', () => {
 
 describe('loadPipelineModule', () => {
   it('loads a default-exported Pipeline, or a function returning one; rejects anything else', async () => {
-    const core = new URL('../core/pipeline.ts', import.meta.url).href;
+    const core = new URL('../pipeline.ts', import.meta.url).href;
     writeFileSync(
       join(dir, 'pipe.ts'),
       `import { Pipeline } from '${core}';\nexport default () => new Pipeline('from-module');\n`,

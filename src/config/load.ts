@@ -13,13 +13,12 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, resolve } from 'node:path';
 import { z } from 'zod';
-import { parseDuration } from '../core/duration.ts';
+import { type CheckpointConfig, checkpointSchema } from '../checkpoint/spec.ts';
 import type { BufferOptions } from '../core/graph.ts';
 import { type ConfigProblem, configError, formatPath, sortProblems } from '../spec/problems.ts';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { didYouMean, listChoices } from '../spec/suggest.ts';
 import { type ValueProblem, validateValue } from '../spec/validate.ts';
-import { acceptedSchemes, schemeOf, storeKindOf } from '../state/open.ts';
 import {
   applyOverrides,
   type Env,
@@ -90,29 +89,6 @@ export interface PipelineConfig {
   readonly source: SourceDocument;
 }
 
-/** The `checkpoint:` key of a pipeline file, validated. */
-export interface CheckpointConfig {
-  /** Time between checkpoints, e.g. `10s`. */
-  readonly interval: string;
-  /** Also checkpoint after this many records read. */
-  readonly records?: number | undefined;
-  /** Folder of the embedded state store (relative to the pipeline file); default `.sluice/<name>/`. */
-  readonly dir?: string | undefined;
-  /** Checkpoints in a server (`postgres://…`, `redis://…`) instead of the embedded store. */
-  readonly store?: string | undefined;
-  /** Names the pipeline's checkpoints in a shared `store`; default the pipeline name. */
-  readonly namespace?: string | undefined;
-  /** Completed checkpoints kept. Default 3. */
-  readonly retain?: number | undefined;
-  /** Write-ahead log of what sources emit between checkpoints: `true` or its fsync policy. */
-  readonly wal?: boolean | { readonly fsync?: 'always' | 'interval' | 'never' | undefined } | undefined;
-  /**
-   * `pipeline` (default): one checkpoint of the whole pipeline. `partition`: scale-out — state
-   * kept per Kafka partition in `dir`, shared by every process of the consumer group.
-   */
-  readonly scope?: 'pipeline' | 'partition' | undefined;
-}
-
 /** Options of {@link loadPipelineFile} and {@link parsePipeline}. */
 export interface LoadOptions {
   /** The components the file may use. */
@@ -139,18 +115,6 @@ const TOP_LEVEL = [
 
 const STAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:#/-]*$/;
 
-const durationString = z.string().refine(
-  (s) => {
-    try {
-      parseDuration(s);
-      return true;
-    } catch {
-      return false;
-    }
-  },
-  { message: 'Not a duration; write a number with ms, s, m, h or d, e.g. `10s`' },
-);
-
 /** Schemas of the top-level keys that are not components. */
 const scalarKeys = {
   name: z
@@ -162,61 +126,7 @@ const scalarKeys = {
     .describe(
       'Names the run in metrics and logs (later: checkpoints and consumer groups). Default: the file name.',
     ),
-  checkpoint: z
-    .strictObject({
-      interval: durationString.describe('Time between checkpoints, e.g. `10s`.'),
-      records: z.number().int().min(1).optional().describe('Also checkpoint after this many records read.'),
-      dir: z
-        .string()
-        .optional()
-        .describe(
-          'Folder of the embedded state store and of the write-ahead log (relative to the pipeline file); default `.sluice/<name>/`.',
-        ),
-      store: z
-        .string()
-        .refine((url) => storeKindOf(url) !== undefined, {
-          error: (issue) =>
-            `\`${schemeOf(String(issue.input))}\` is not a state store; use a URL starting with ${acceptedSchemes()}, or leave \`store\` out for the embedded store in \`dir\``,
-        })
-        .optional()
-        .describe(
-          `Keep checkpoints in a server instead of the embedded store: \`postgres://user:password@host:5432/db\` (table \`sluice_state\`) or \`redis://host:6379/0\` (\`rediss://\` for TLS). Use \`\${VAR}\` for the password.`,
-        ),
-      namespace: z
-        .string()
-        .min(1)
-        .optional()
-        .describe(
-          "Names this pipeline's checkpoints in a shared `store`, so many pipelines can use one database; default the pipeline `name`.",
-        ),
-      retain: z.number().int().min(1).optional().describe('Completed checkpoints kept (default 3).'),
-      wal: z
-        .union([
-          z.boolean(),
-          z.strictObject({
-            fsync: z
-              .enum(['always', 'interval', 'never'])
-              .optional()
-              .describe('When log entries are fsynced (default `interval`: at most every second).'),
-          }),
-        ])
-        .optional()
-        .describe(
-          'Write-ahead log of what sources emit between checkpoints, replayed on restart (for inputs that cannot be read again).',
-        ),
-      scope: z
-        .enum(['pipeline', 'partition'])
-        .optional()
-        .describe(
-          '`pipeline` (default): one checkpoint of the whole pipeline. `partition`: scale-out with a `kafka` input — ' +
-            'several processes with the same pipeline and `group` share the partitions; each stateful step keeps its ' +
-            'state per partition, stored with the partition’s offset in `dir` (a folder every process opens), and the ' +
-            'state moves with the partition when the group rebalances. Records aggregated together must share a partition.',
-        ),
-    })
-    .describe(
-      'Periodic consistent checkpoints: a restarted run resumes from the newest one (state, input positions, file outputs exactly-once).',
-    ),
+  checkpoint: checkpointSchema,
   maxErrorRate: z
     .number()
     .min(0)

@@ -10,8 +10,8 @@
  *   `close()` runs exactly once, so files, sockets and timers are released.
  */
 
-import type { CheckpointDriver } from '../checkpoint/coordinator.ts';
 import { Channel, CLOSED, EMPTY } from './channel.ts';
+import type { CheckpointDriver } from './checkpointing.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';

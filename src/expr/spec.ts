@@ -10,7 +10,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { durationField } from '../operators/spec.ts';
+import { durationField } from '../spec/fields.ts';
 import { type BuildContext, defineComponent } from '../spec/registry.ts';
 import { CelFilter, CelMap, CelRoute } from './cel-operators.ts';
 import { DEFAULT_EXPR_LIMITS, type ExprLimits } from './limits.ts';

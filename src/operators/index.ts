@@ -8,5 +8,5 @@ export { type BatchOptions, batch } from './batch.ts';
 export { filter, flatMap, map } from './map.ts';
 export { type RouteOptions, type RouteRule, route, routePorts } from './route.ts';
 export { type KeySelector, keyBy, keyFunction, type ShardOptions, shard, shardPort } from './shard.ts';
-export { batchSpec, durationField, operatorSpecs, throttleSpec } from './spec.ts';
+export { batchSpec, operatorSpecs, throttleSpec } from './spec.ts';
 export { type ThrottleOptions, throttle } from './throttle.ts';

@@ -3,23 +3,10 @@
  * (map, filter, route… take functions; their YAML forms come with CEL expressions.)
  */
 import { z } from 'zod';
-import { parseDuration } from '../core/duration.ts';
-import { errorMessage } from '../core/errors.ts';
+import { durationField } from '../spec/fields.ts';
 import { defineComponent } from '../spec/registry.ts';
 import { batch } from './batch.ts';
 import { throttle } from './throttle.ts';
-
-/** A duration string (`500ms`, `10s`, `1m`, `2h`, `1d`), parsed to milliseconds. */
-export function durationField(): z.ZodPipe<z.ZodString, z.ZodTransform<number, string>> {
-  return z.string().transform((value, ctx) => {
-    try {
-      return parseDuration(value);
-    } catch (err) {
-      ctx.issues.push({ code: 'custom', message: errorMessage(err), input: value });
-      return z.NEVER;
-    }
-  });
-}
 
 /**
  * `batch`: micro-batching by size and time.

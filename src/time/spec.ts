@@ -16,7 +16,7 @@
 import { z } from 'zod';
 import { compileAggregate } from '../aggregate/parse.ts';
 import { errorMessage } from '../core/errors.ts';
-import { durationField } from '../operators/spec.ts';
+import { durationField } from '../spec/fields.ts';
 import { defineComponent } from '../spec/registry.ts';
 import { TIME_FORMATS } from './timestamp.ts';
 import { windowOperator, windowPorts } from './window.ts';

@@ -4,7 +4,7 @@
  * `create`, so `sluice lint` needs no broker.
  */
 import { z } from 'zod';
-import { durationField } from '../../operators/spec.ts';
+import { durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { brokerList } from './connection.ts';
 import { kafkaSink } from './sink.ts';

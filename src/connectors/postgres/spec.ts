@@ -4,7 +4,7 @@
  * `create`, so `sluice lint` needs no database.
  */
 import { z } from 'zod';
-import { durationField } from '../../operators/spec.ts';
+import { durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { postgresSink } from './sink.ts';
 import { postgresSource } from './source.ts';

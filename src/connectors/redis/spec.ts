@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { durationField } from '../../operators/spec.ts';
+import { durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { redisSink } from './sink.ts';
 import { redisSource } from './source.ts';

@@ -156,7 +156,7 @@ describe('stdout sink', () => {
 
   it('does not crash the process when a real pipe reader goes away (`| head`)', async () => {
     const generate = new URL('../generate/source.ts', import.meta.url).href;
-    const pipeline = new URL('../../core/pipeline.ts', import.meta.url).href;
+    const pipeline = new URL('../../pipeline.ts', import.meta.url).href;
     const sink = new URL('./sink.ts', import.meta.url).href;
     const script = `
       import { generateSource } from '${generate}';
