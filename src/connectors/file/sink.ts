@@ -15,8 +15,14 @@ import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
-import type { CompressionChoice, FileFormat } from './source.ts';
-import { type ByteWriter, byteWriter, encodeRecords, outputCompression, TextScratch } from './writer.ts';
+import type { CompressionChoice, FileFormat } from '../../io/read.ts';
+import {
+  type ByteWriter,
+  byteWriter,
+  encodeRecords,
+  outputCompression,
+  TextScratch,
+} from '../../io/write.ts';
 
 /** Options of {@link fileSink}: the file, how to write it, and the CSV writer's options (flat, as in YAML). */
 export interface FileSinkOptions extends FormatEncodeOptions {

@@ -7,8 +7,8 @@ import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { type FormatEncodeOptions, formatEncoder } from '../../formats/formats.ts';
-import type { FileFormat } from '../file/source.ts';
-import { encodeRecords, TextScratch } from '../file/writer.ts';
+import type { FileFormat } from '../../io/read.ts';
+import { encodeRecords, TextScratch } from '../../io/write.ts';
 
 /** Options of {@link stdoutSink}: the format and the CSV writer's options (flat, as in YAML). */
 export interface StdoutSinkOptions extends FormatEncodeOptions {

@@ -16,7 +16,7 @@ import {
   type FileFormat,
   pumpRecords,
   readError,
-} from '../file/source.ts';
+} from '../../io/read.ts';
 
 /** Options of {@link stdinSource}: the format and its options (flat, as in YAML). */
 export interface StdinSourceOptions extends FormatDecodeOptions {

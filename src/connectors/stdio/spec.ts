@@ -1,13 +1,13 @@
 /** Specs of the `stdin` source and the `stdout` sink. */
 import { z } from 'zod';
-import { defineComponent } from '../../spec/registry.ts';
 import {
   checkFormatFields,
   compressionSchema,
   csvEncodeFields,
   decodeFields,
   formatSchema,
-} from '../file/spec.ts';
+} from '../../io/spec.ts';
+import { defineComponent } from '../../spec/registry.ts';
 import { stdoutSink } from './sink.ts';
 import { stdinSource } from './source.ts';
 

@@ -3,11 +3,11 @@
  * encoder (records a CSV row cannot hold go to the dead-letter output), and bytes to a
  * destination through an optional streaming compressor, with backpressure.
  */
-import { ErrorCode, SluiceError } from '../../core/errors.ts';
-import type { StageContext } from '../../core/stage.ts';
-import { type Codec, codecFromPath, compress } from '../../formats/compression/index.ts';
-import type { RecordEncoder } from '../../formats/format.ts';
-import type { FormatName } from '../../formats/formats.ts';
+import { ErrorCode, SluiceError } from '../core/errors.ts';
+import type { StageContext } from '../core/stage.ts';
+import { type Codec, codecFromPath, compress } from '../formats/compression/index.ts';
+import type { RecordEncoder } from '../formats/format.ts';
+import type { FormatName } from '../formats/formats.ts';
 
 /** Levels each codec accepts (`undefined`: the codec takes no level). */
 const LEVELS: Readonly<Record<Codec, readonly [number, number] | undefined>> = {
