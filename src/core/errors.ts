@@ -61,11 +61,22 @@ export class SluiceError extends Error {
   override readonly name = 'SluiceError';
   readonly code: ErrorCode;
   readonly context: ErrorContext;
+  /**
+   * True when trying the same thing again may succeed (connection lost, server starting,
+   * timeout); read by `retrying` (`core/retry.ts`). False or absent: a retry cannot help.
+   */
+  readonly retryable: boolean;
 
-  constructor(code: ErrorCode, message: string, context: ErrorContext = {}, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    context: ErrorContext = {},
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
     super(message, options);
     this.code = code;
     this.context = context;
+    this.retryable = options?.retryable ?? false;
   }
 
   /** A plain JSON-safe view: code, message, context and the cause's message. */

@@ -219,7 +219,9 @@ describe('redisBackend with a private Redis (AOF, appendfsync always)', () => {
       server = privateRedis(dir, port);
       assert.deepEqual([...((await pending) ?? [])], [0, 1, 2]);
       assert.ok(
-        warnings.some((w) => /Reading state in Redis .* failed .*; retrying for up to 60 s/.test(w)),
+        warnings.some((w) =>
+          /Reading state in Redis .* failed .*; retrying in .*giving up after 60 s/.test(w),
+        ),
         warnings.join('\n'),
       );
     } finally {
