@@ -2,9 +2,9 @@
  * Which module defines each built-in component, so that `sluice run` and `sluice lint` load only
  * the spec modules a pipeline file names. A spec module loads its connector, and connectors load
  * their client libraries (`pg`, `ioredis`, …); loading every one of them for every run costs
- * resident memory a CSV-to-stdout job should not pay. `defaultRegistry` (`components.ts`) still
- * loads everything, for `list`, `schema`, the docs and library users; a test checks that this
- * index and that registry name the same components.
+ * resident memory a CSV-to-stdout job should not pay. `defaultRegistry` (`components.ts`) loads
+ * every module of this one list, for `list`, `schema`, the docs and library users; a test checks
+ * that each line names exactly the components its module defines.
  */
 import { Registry, specsIn } from './spec/registry.ts';
 
@@ -14,7 +14,7 @@ export interface ComponentModule {
   readonly load: () => Promise<Readonly<Record<string, unknown>>>;
 }
 
-/** Every built-in spec module. Add a line here when you add one to `components.ts`. */
+/** Every built-in spec module: the one list of built-in components. */
 export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['file'], load: () => import('./connectors/file/spec.ts') },
   { names: ['generate'], load: () => import('./connectors/generate/spec.ts') },

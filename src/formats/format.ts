@@ -5,6 +5,19 @@
  */
 import type { SluiceError } from '../core/errors.ts';
 
+/**
+ * Where a decoder's input starts within the whole input, for a restart from a saved
+ * {@link RecordDecoder.position}: `line` lines and `offset` bytes come before the first byte the
+ * decoder is given. Every format's decoder takes it as its `start` option and counts lines and
+ * offsets from there, so a resumed decoder reports the same numbers as one that read from the top.
+ */
+export interface DecodeStart {
+  /** Complete lines before the first byte given (0 at the top of the input). */
+  readonly line: number;
+  /** Bytes before the first byte given. */
+  readonly offset: number;
+}
+
 /** Receives what a decoder finds, synchronously, in input order. */
 export interface DecodeSink<T> {
   /**
@@ -30,8 +43,12 @@ export interface RecordDecoder<T = unknown> {
   write(chunk: Uint8Array, sink: DecodeSink<T>): void;
   /** End of input: decodes a last record without a trailing newline, reports a truncated one. */
   end(sink: DecodeSink<T>): void;
-  /** Position after the last complete record: where a restart would resume reading. */
-  position(): { line: number; offset: number };
+  /**
+   * Where a restart would resume: after the last complete record, `line` complete lines and
+   * `offset` bytes of the whole input are done (counted from the top, `start` included). Pass it
+   * as the `start` option of a new decoder given the bytes from `offset` on.
+   */
+  position(): DecodeStart;
   /**
    * True when {@link write} keeps no reference to its `chunk` once it returns (it copies what it
    * keeps, and `raw` given to {@link DecodeSink.invalid} is read during that call): the caller

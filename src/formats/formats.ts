@@ -7,7 +7,7 @@ import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { CsvDecoder } from './csv/decoder.ts';
 import { CsvEncoder } from './csv/encoder.ts';
 import type { CsvDecodeOptions, CsvEncodeOptions } from './csv/options.ts';
-import type { RecordDecoder, RecordEncoder } from './format.ts';
+import type { DecodeStart, RecordDecoder, RecordEncoder } from './format.ts';
 import { jsonlDecoder, jsonlEncoder } from './jsonl.ts';
 import { linesDecoder, linesEncoder } from './lines.ts';
 
@@ -19,10 +19,10 @@ export const FORMAT_NAMES: readonly FormatName[] = ['jsonl', 'csv', 'lines'];
 
 /**
  * Options of every decoder, flat (as in YAML): `maxLineBytes` and `skipBlank` apply to `lines` and
- * `jsonl`, the CSV options (see {@link CsvDecodeOptions}) to `csv`. A restart position (`start`) is
- * not an option here: a connector passes it itself.
+ * `jsonl`, the CSV options (see {@link CsvDecodeOptions}) to `csv`, and `start` (a restart from a
+ * saved position, see {@link DecodeStart}) to every format.
  */
-export interface FormatDecodeOptions extends Omit<CsvDecodeOptions, 'start'> {
+export interface FormatDecodeOptions extends CsvDecodeOptions {
   /** `lines`, `jsonl`: longest line accepted, in bytes. Default 16 MiB. */
   readonly maxLineBytes?: number | undefined;
   /** `lines`: drop empty lines. Default false. */
@@ -49,9 +49,13 @@ function unknownFormat(format: unknown): SluiceError {
 export function formatDecoder(format: FormatName, options: FormatDecodeOptions = {}): RecordDecoder<unknown> {
   switch (format) {
     case 'jsonl':
-      return jsonlDecoder({ maxLineBytes: options.maxLineBytes });
+      return jsonlDecoder({ maxLineBytes: options.maxLineBytes, start: options.start });
     case 'lines':
-      return linesDecoder({ maxLineBytes: options.maxLineBytes, skipBlank: options.skipBlank });
+      return linesDecoder({
+        maxLineBytes: options.maxLineBytes,
+        skipBlank: options.skipBlank,
+        start: options.start,
+      });
     case 'csv':
       return new CsvDecoder(csvDecodeOptions(options));
     default:
@@ -59,24 +63,56 @@ export function formatDecoder(format: FormatName, options: FormatDecodeOptions =
   }
 }
 
-/** The CSV options among `options`, without the keys that are not set. */
+/** The options of the line formats, which are not the CSV reader's. */
+const LINE_FORMAT_KEYS = new Set<string>([
+  'maxLineBytes',
+  'skipBlank',
+] satisfies (keyof FormatDecodeOptions)[]);
+
+/** The CSV options among `options` (every key but the line formats'), without the keys that are not set. */
 export function csvDecodeOptions(options: FormatDecodeOptions): CsvDecodeOptions {
   const o: Record<string, unknown> = {};
-  for (const k of [
-    'delimiter',
-    'quote',
-    'header',
-    'columns',
-    'types',
-    'strict',
-    'maxRecordBytes',
-    'maxRawBytes',
-    'skipEmptyLines',
-    'intern',
-  ] as const) {
-    if (options[k] !== undefined) o[k] = options[k];
-  }
+  for (const [k, v] of Object.entries(options)) if (v !== undefined && !LINE_FORMAT_KEYS.has(k)) o[k] = v;
   return o as CsvDecodeOptions;
+}
+
+/**
+ * The options of a decoder that resumes at `start` (a saved {@link RecordDecoder.position}):
+ * `options` plus `start`, and what the format must learn again from the top of the input — a CSV
+ * input's header, read from `head()` (the input's bytes from the top), so resumed rows keep their
+ * column names.
+ *
+ * @example
+ * const decoder = formatDecoder('csv', await resumeOptions('csv', {}, saved, () => readFromTop()));
+ */
+export async function resumeOptions(
+  format: FormatName,
+  options: FormatDecodeOptions,
+  start: DecodeStart,
+  head: () => AsyncIterable<Uint8Array>,
+): Promise<FormatDecodeOptions> {
+  if (format !== 'csv' || options.header === false || options.columns !== undefined)
+    return { ...options, start };
+  return { ...options, start, header: false, columns: await readCsvHeader(head(), options) };
+}
+
+/** The column names of a CSV input's header row, read from the start of `bytes`. */
+async function readCsvHeader(
+  bytes: AsyncIterable<Uint8Array>,
+  options: FormatDecodeOptions,
+): Promise<readonly string[]> {
+  const d = new CsvDecoder({ ...csvDecodeOptions(options), header: true, strict: false, start: undefined });
+  const ignore = { record: () => {}, invalid: () => {} };
+  for await (const chunk of bytes) {
+    d.write(chunk, ignore);
+    const names = d.columnNames();
+    if (names !== undefined) return names;
+  }
+  d.end(ignore);
+  const names = d.columnNames();
+  if (names === undefined)
+    throw new SluiceError(ErrorCode.STAGE, 'the CSV input has no header row to resume with');
+  return names;
 }
 
 /**

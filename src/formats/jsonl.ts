@@ -4,7 +4,7 @@
  * through `invalid` with its line number, byte offset and the parser's reason.
  */
 
-import type { RecordEncoder } from './format.ts';
+import type { DecodeStart, RecordEncoder } from './format.ts';
 import { JsonShapes } from './json-shape.ts';
 import { LineDecoder } from './lines.ts';
 
@@ -12,6 +12,8 @@ import { LineDecoder } from './lines.ts';
 export interface JsonlFormatOptions {
   /** Longest line accepted, in bytes. Default 16 MiB. */
   maxLineBytes?: number;
+  /** Where the first byte given sits in the whole input (a restart); default the top. */
+  start?: DecodeStart | undefined;
 }
 
 const parseJson = (text: string): unknown => JSON.parse(text);
@@ -35,6 +37,7 @@ export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unkn
     parse: parseJson,
     parseError: 'invalid JSON',
     shortcut: new JsonShapes(),
+    start: options.start,
   });
 }
 

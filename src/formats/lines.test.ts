@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SluiceError } from '../core/errors.ts';
 import type { RecordDecoder } from './format.ts';
+import { formatDecoder, resumeOptions } from './formats.ts';
 import { LineDecoder, linesDecoder, linesEncoder } from './lines.ts';
 
 type Event =
@@ -205,4 +206,44 @@ describe('linesEncoder', () => {
     assert.equal(linesEncoder().encode(['a', 'b', 3]), 'a\nb\n3\n');
     assert.equal(linesEncoder().encode([]), '');
   });
+});
+
+describe('resuming at a saved position (the `start` option every format takes)', () => {
+  const formats = [
+    { format: 'lines', text: 'a\nb\nc\nd\n' },
+    { format: 'jsonl', text: '{"n":1}\n{"n":2}\n{"n":3}\n{"n":4}\n' },
+    { format: 'csv', text: 'n\n1\n2\n3\n' },
+  ] as const;
+  for (const { format, text } of formats) {
+    it(`${format}: a decoder started at another's position reports the same lines and offsets`, async () => {
+      const bytes = Buffer.from(text);
+      const seen = (d: ReturnType<typeof formatDecoder>, chunk: Buffer) => {
+        const out: [unknown, number, number][] = [];
+        const sink = {
+          record: (r: unknown, l: number, o: number) => void out.push([r, l, o]),
+          invalid: () => {},
+        };
+        d.write(chunk, sink);
+        d.end(sink);
+        return out;
+      };
+      const whole = seen(formatDecoder(format), bytes);
+      // Stop after the first half of the bytes, then resume from the first decoder's position.
+      const first = formatDecoder(format);
+      const half = Math.floor(bytes.length / 2);
+      first.write(bytes.subarray(0, half), { record: () => {}, invalid: () => {} });
+      const at = first.position();
+      assert.ok(
+        at.offset > 0 && at.line > 0,
+        `${format}: position after half the input: ${JSON.stringify(at)}`,
+      );
+      const options = await resumeOptions(format, {}, at, async function* () {
+        yield bytes;
+      });
+      const rest = seen(formatDecoder(format, options), bytes.subarray(at.offset));
+      const expected = whole.filter(([, , offset]) => offset >= at.offset);
+      assert.deepEqual(rest, expected);
+      assert.ok(rest.length > 0);
+    });
+  }
 });

@@ -10,7 +10,7 @@
  */
 import { isAscii, isUtf8 } from 'node:buffer';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
-import type { DecodeSink, RecordDecoder, RecordEncoder } from './format.ts';
+import type { DecodeSink, DecodeStart, RecordDecoder, RecordEncoder } from './format.ts';
 
 /** Default longest line accepted: 16 MiB. */
 export const DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024;
@@ -58,6 +58,8 @@ export interface LineDecoderOptions<T> {
   parseError?: string;
   /** Tried before `parse`; must return what `parse` would, or `undefined`. */
   shortcut?: LineShortcut<T>;
+  /** Where the first byte given sits in the whole input (a restart); default the top. */
+  start?: DecodeStart | undefined;
 }
 
 /**
@@ -113,6 +115,12 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     this.parseError = options.parseError ?? 'invalid line';
     this.shortcut = options.shortcut;
     this.previewBytes = Math.min(RAW_PREVIEW_BYTES, max);
+    if (options.start !== undefined) {
+      this.line = options.start.line + 1;
+      this.lineStart = this.seen = options.start.offset;
+      // A byte order mark can only be the input's first bytes.
+      this.bomChecked = options.start.offset > 0;
+    }
   }
 
   write(chunk: Uint8Array, sink: DecodeSink<T>): void {
@@ -160,8 +168,8 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
     this.lineStart = this.seen;
   }
 
-  /** `line`: lines consumed so far; `offset`: bytes consumed through the last newline. */
-  position(): { line: number; offset: number } {
+  /** {@inheritDoc RecordDecoder.position} */
+  position(): DecodeStart {
     return { line: this.line - 1, offset: this.lineStart };
   }
 
@@ -393,6 +401,8 @@ export interface LinesFormatOptions {
   maxLineBytes?: number;
   /** Drop empty lines instead of emitting empty strings. Default false. */
   skipBlank?: boolean;
+  /** Where the first byte given sits in the whole input (a restart); default the top. */
+  start?: DecodeStart | undefined;
 }
 
 /**
@@ -405,6 +415,7 @@ export function linesDecoder(options: LinesFormatOptions = {}): LineDecoder<stri
   return new LineDecoder<string>({
     maxLineBytes: options.maxLineBytes,
     skipBlank: options.skipBlank ?? false,
+    start: options.start,
   });
 }
 

@@ -1,20 +1,11 @@
 /**
- * Resuming a file source from a checkpoint position: read the bytes from the saved offset on
- * (seeking in a plain file, decompressing and skipping in a compressed one), and build a
- * decoder that numbers lines and offsets as if it had read the file from the start. A CSV file's
- * header is read again from the top of the file, so rows keep their column names.
+ * Resuming a file source from a checkpoint position: check that the position is this file's,
+ * and skip to its offset in a compressed input (a plain file is seeked). The decoder itself
+ * resumes through the formats' common `start` option (`resumeOptions` in `formats/formats.ts`).
  */
 
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
-import { CsvDecoder } from '../../formats/csv/decoder.ts';
-import type { RecordDecoder } from '../../formats/format.ts';
-import {
-  csvDecodeOptions,
-  type FormatDecodeOptions,
-  type FormatName,
-  formatDecoder,
-} from '../../formats/formats.ts';
 
 /**
  * Where a file source resumes: `line` lines and `offset` bytes of the (decompressed) input are
@@ -67,59 +58,4 @@ export async function* skipBytes(input: AsyncIterable<Uint8Array>, n: number): A
       `the input is ${n - left} bytes long, shorter than the checkpoint's offset ${n}; was the file replaced? Delete the checkpoint folder to start over`,
     );
   }
-}
-
-/** The column names of a CSV input's header row, read from the start of `bytes`. */
-export async function readCsvHeader(
-  bytes: AsyncIterable<Uint8Array>,
-  options: FormatDecodeOptions,
-): Promise<readonly string[]> {
-  const d = new CsvDecoder({ ...csvDecodeOptions(options), header: true, strict: false });
-  const ignore = { record: () => {}, invalid: () => {} };
-  for await (const chunk of bytes) {
-    d.write(chunk, ignore);
-    const names = d.columnNames();
-    if (names !== undefined) return names;
-  }
-  d.end(ignore);
-  const names = d.columnNames();
-  if (names === undefined)
-    throw new SluiceError(ErrorCode.STAGE, 'the CSV input has no header row to resume with');
-  return names;
-}
-
-/**
- * A decoder for `format` starting at `at`, with lines and offsets counted from the start of the
- * input. CSV takes the start itself (and `columns`, the header read again); `lines` and `jsonl`
- * decoders count from zero, so their positions are shifted by `shift` (returned).
- */
-export function resumedDecoder(
-  format: FormatName,
-  options: FormatDecodeOptions,
-  at: FileResumePoint,
-  columns: readonly string[] | undefined,
-): { decoder: RecordDecoder<unknown>; shift: FileResumePoint } {
-  if (format === 'csv') {
-    const o = { ...csvDecodeOptions(options), start: { line: at.line + 1, offset: at.offset } };
-    const decoder =
-      columns === undefined
-        ? new CsvDecoder({ ...o, header: false })
-        : new CsvDecoder({ ...o, header: false, columns });
-    return { decoder: decoder as RecordDecoder<unknown>, shift: { line: 0, offset: 0 } };
-  }
-  return { decoder: formatDecoder(format, options), shift: at };
-}
-
-/**
- * Lines done and byte offset after the last complete record, from a decoder's `position()`:
- * the CSV decoder reports the number of the next line, the line decoders the lines done.
- */
-export function linesDone(
-  format: FormatName,
-  p: { line: number; offset: number },
-  shift: FileResumePoint,
-): FileResumePoint {
-  return format === 'csv'
-    ? { line: p.line - 1, offset: p.offset }
-    : { line: p.line + shift.line, offset: p.offset + shift.offset };
 }

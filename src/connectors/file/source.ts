@@ -15,7 +15,7 @@ import type { Position } from '../../core/message.ts';
 import type { Source } from '../../core/stage.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
-import { type FormatDecodeOptions, formatDecoder } from '../../formats/formats.ts';
+import { type FormatDecodeOptions, formatDecoder, resumeOptions } from '../../formats/formats.ts';
 import {
   type ByteTransform,
   type CompressionChoice,
@@ -25,14 +25,7 @@ import {
   pumpRecords,
   readError,
 } from '../../io/read.ts';
-import {
-  type FileResumePoint,
-  linesDone,
-  readCsvHeader,
-  resumedDecoder,
-  resumePointOf,
-  skipBytes,
-} from './resume.ts';
+import { type FileResumePoint, resumePointOf, skipBytes } from './resume.ts';
 
 /** Options of {@link readFileChunks}. */
 export interface ReadChunksOptions {
@@ -162,10 +155,9 @@ export function fileSource(options: FileSourceOptions): FileSource {
   }
   const compression = options.compression ?? 'auto';
   let decoder = formatDecoder(format, options);
-  // Checkpoints: where `restore` said to resume, the shift of a resumed line decoder's
-  // numbering, and the position after the last emitted record (lines done, byte offset).
+  // Checkpoints: where `restore` said to resume, and the position after the last emitted record
+  // (lines done, byte offset).
   let resumeAt: FileResumePoint | undefined;
-  let shift: FileResumePoint = { line: 0, offset: 0 };
   let emitted: FileResumePoint | undefined;
   let handle: FileHandle | undefined;
   let size: number | undefined;
@@ -226,33 +218,25 @@ export function fileSource(options: FileSourceOptions): FileSource {
         decoded(readFileChunks(h, { from: 0, chunkBytes }), false);
       try {
         if (at !== undefined) {
-          const columns =
-            format === 'csv' && options.header !== false && options.columns === undefined
-              ? await readCsvHeader(headerBytes(), options)
-              : undefined;
-          ({ decoder, shift } = resumedDecoder(format, options, at, columns));
+          decoder = formatDecoder(format, await resumeOptions(format, options, at, headerBytes));
           if (plain) bytesRead = at.offset;
         }
-        const sh = shift;
         await pumpRecords(input(at?.offset ?? 0), decoder, out, ctx, {
           batchSize,
           strict: options.strict,
-          position: (line, offset) => ({ file: path, line: line + sh.line, offset: offset + sh.offset }),
+          position: (line, offset) => ({ file: path, line, offset }),
           emitted: (next) => {
-            emitted =
-              next === undefined
-                ? linesDone(format, decoder.position(), sh)
-                : { line: next.line - 1, offset: next.offset };
+            emitted = next === undefined ? decoder.position() : { line: next.line - 1, offset: next.offset };
           },
         });
-        emitted = linesDone(format, decoder.position(), sh);
+        emitted = decoder.position();
       } catch (err) {
         throw readError(`reading file \`${path}\``, err, { file: path });
       }
     },
 
     position() {
-      const p = emitted ?? resumeAt ?? linesDone(format, decoder.position(), shift);
+      const p = emitted ?? resumeAt ?? decoder.position();
       return { file: path, line: p.line, offset: p.offset };
     },
 

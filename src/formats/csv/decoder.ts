@@ -14,7 +14,7 @@
  */
 import { Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
-import type { DecodeSink, RecordDecoder } from '../format.ts';
+import type { DecodeSink, DecodeStart, RecordDecoder } from '../format.ts';
 import { InternCache } from './intern.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
 import { type Converter, type CsvValue, converterFor, FAIL, typeName } from './types.ts';
@@ -163,8 +163,9 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   }
 
   /** {@inheritDoc RecordDecoder.position} */
-  position(): { line: number; offset: number } {
-    return { line: this.posLine, offset: this.posOffset };
+  position(): DecodeStart {
+    // `posLine` is the line the next row starts on: the lines before it are done.
+    return { line: this.posLine - 1, offset: this.posOffset };
   }
 
   /** {@inheritDoc RecordDecoder.write} */

@@ -3,6 +3,7 @@
  * problem at once and reports them in one config error.
  */
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
+import type { DecodeStart } from '../format.ts';
 import type { InternOptions } from './intern.ts';
 import { type CsvType, converterFor } from './types.ts';
 
@@ -36,9 +37,9 @@ export interface CsvDecodeOptions {
   readonly intern?: boolean | InternOptions;
   /**
    * Where the first byte given to the decoder sits in the input: for a restart from a saved
-   * `position()` (pass the saved column names in `columns` and `header: false`). Default line 1, offset 0.
+   * `position()` (pass the saved column names in `columns` and `header: false`). Default the top.
    */
-  readonly start?: { readonly line: number; readonly offset: number };
+  readonly start?: DecodeStart | undefined;
 }
 
 /** Options of the CSV writer ({@link CsvEncoder}). */
@@ -67,6 +68,7 @@ export interface ResolvedCsvDecodeOptions {
   readonly maxRawBytes: number;
   readonly skipEmptyLines: boolean;
   readonly intern: InternOptions | undefined;
+  /** Number (1-based) of the line the first byte given is on, and that byte's offset. */
   readonly start: { readonly line: number; readonly offset: number };
 }
 
@@ -123,7 +125,8 @@ export function resolveDecodeOptions(o: CsvDecodeOptions = {}): ResolvedCsvDecod
     maxRawBytes: positiveInt('maxRawBytes', o.maxRawBytes, 4096, problems),
     skipEmptyLines: o.skipEmptyLines ?? true,
     intern: o.intern === false ? undefined : o.intern === true || o.intern === undefined ? {} : o.intern,
-    start: o.start ?? { line: 1, offset: 0 },
+    start:
+      o.start === undefined ? { line: 1, offset: 0 } : { line: o.start.line + 1, offset: o.start.offset },
   };
   if (problems.length > 0) {
     throw new SluiceError(ErrorCode.CONFIG, `invalid CSV options: ${problems.join('; ')}`, {
