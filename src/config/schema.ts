@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
-import { pipelineKeySchemas } from './load.ts';
+import { pipelineKeySchemas } from './keys.ts';
 
 type JsonSchema = Record<string, unknown>;
 

@@ -1,0 +1,416 @@
+/**
+ * The structural check of a pipeline file: walks the parsed document, validates every top-level
+ * key and every component against its spec, names the stages, and collects every problem with
+ * its path (located to a line and column by `yaml.ts`) instead of stopping at the first.
+ */
+import { existsSync } from 'node:fs';
+import { basename, dirname, extname, resolve } from 'node:path';
+import type { z } from 'zod';
+import type { BufferOptions } from '../core/graph.ts';
+import { type ConfigProblem, formatPath } from '../spec/problems.ts';
+import type { ComponentKind } from '../spec/registry.ts';
+import { didYouMean, listChoices } from '../spec/suggest.ts';
+import { type ValueProblem, validateValue } from '../spec/validate.ts';
+import { bufferSchema, moduleSchema, type Siblings, STAGE_NAME, scalarKeys, TOP_LEVEL } from './keys.ts';
+import type { ComponentConfig, LoadOptions, ModuleStepConfig, PipelineConfig, StepConfig } from './load.ts';
+import { locate, type SourceDocument } from './yaml.ts';
+/** Checks one parsed document; {@link Checker.check} returns the config or undefined. */
+export class Checker {
+  private readonly source: SourceDocument;
+  private readonly options: LoadOptions;
+  private readonly problems: ConfigProblem[];
+  private readonly baseDir: string;
+  /** Stage names given with `name:`, with where they were given. */
+  private readonly explicitNames = new Map<string, string>();
+
+  constructor(source: SourceDocument, options: LoadOptions, problems: ConfigProblem[]) {
+    this.source = source;
+    this.options = options;
+    this.problems = problems;
+    this.baseDir = options.baseDir ?? dirname(resolve(source.file));
+  }
+
+  check(): PipelineConfig | undefined {
+    const root: unknown = this.source.doc.toJS({ maxAliasCount: 100 });
+    if (root === null || root === undefined) {
+      this.error([], 'the pipeline file is empty; it needs at least `input:` and `output:`');
+      return undefined;
+    }
+    if (typeof root !== 'object' || Array.isArray(root)) {
+      this.error(
+        [],
+        `a pipeline file is a map of top-level keys (${listChoices(TOP_LEVEL, 'and')}), got ${Array.isArray(root) ? 'a list' : typeof root}`,
+      );
+      return undefined;
+    }
+    const doc = root as Record<string, unknown>;
+    for (const key of Object.keys(doc)) {
+      if ((TOP_LEVEL as readonly string[]).includes(key)) continue;
+      const guess = didYouMean(key, TOP_LEVEL);
+      this.error(
+        [key],
+        `unknown top-level key \`${key}\`${guess ? `; did you mean \`${guess}\`?` : ''} Valid keys: ${listChoices(TOP_LEVEL, 'and')}.`,
+        'key',
+      );
+    }
+    const scalars: Record<string, unknown> = {};
+    for (const [key, schema] of Object.entries(scalarKeys)) {
+      if (doc[key] === undefined) continue;
+      const r = validateValue(schema, doc[key]);
+      if (r.ok) scalars[key] = r.value;
+      else this.report([key], r.problems);
+    }
+    const name = (scalars.name as string | undefined) ?? defaultName(this.source.file);
+
+    // Explicit stage names first, so default names can avoid them.
+    this.collectNames(doc);
+
+    const input = this.requiredComponent(doc, 'input', 'source', []);
+    const steps: StepConfig[] = [];
+    const pipeline = doc.pipeline;
+    if (pipeline !== undefined && pipeline !== null) {
+      if (!Array.isArray(pipeline))
+        this.error(
+          ['pipeline'],
+          `\`pipeline\` is a list of steps (\`- filter: …\`), got ${describe(pipeline)}`,
+        );
+      else
+        pipeline.forEach((step, i) => {
+          const s = this.step(step, ['pipeline', i]);
+          if (s) steps.push(s);
+        });
+    }
+    const output: ComponentConfig[] = [];
+    if (doc.output === undefined || doc.output === null) {
+      this.error(
+        ['output'],
+        `missing \`output\`: the sink records go to, e.g. \`output: { file: { path: out.jsonl, format: jsonl } }\``,
+      );
+    } else if (Array.isArray(doc.output)) {
+      if (doc.output.length === 0)
+        this.error(['output'], 'the `output` list is empty; give at least one sink');
+      doc.output.forEach((o, i) => {
+        const c = this.component(o, ['output', i], 'sink', ['name', 'buffer'], `output[${i}]`);
+        if (c) output.push(c);
+      });
+    } else {
+      const c = this.component(doc.output, ['output'], 'sink', ['name', 'buffer'], 'output');
+      if (c) output.push(c);
+    }
+    const outputs = new Map<string, ComponentConfig>();
+    if (doc.outputs !== undefined && doc.outputs !== null) {
+      if (typeof doc.outputs !== 'object' || Array.isArray(doc.outputs)) {
+        this.error(
+          ['outputs'],
+          `\`outputs\` maps side-output names to sinks (\`late: { file: … }\`), got ${describe(doc.outputs)}`,
+        );
+      } else {
+        for (const [port, sink] of Object.entries(doc.outputs)) {
+          if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(port) || port === 'out' || port === 'dlq') {
+            this.error(
+              ['outputs', port],
+              `\`${port}\` cannot name a side output; use letters, digits, \`_\` and \`-\` (and not \`out\` or \`dlq\`)`,
+              'key',
+            );
+            continue;
+          }
+          const c = this.component(sink, ['outputs', port], 'sink', ['name', 'buffer'], `outputs.${port}`);
+          if (c) outputs.set(port, c);
+        }
+      }
+    }
+    const dlq =
+      doc.dlq === undefined || doc.dlq === null
+        ? undefined
+        : this.component(doc.dlq, ['dlq'], 'sink', ['name'], 'dlq');
+    if (!input) return undefined;
+    return {
+      file: this.source.file,
+      baseDir: this.baseDir,
+      name,
+      input,
+      steps,
+      output,
+      outputs,
+      dlq,
+      checkpoint: scalars.checkpoint as PipelineConfig['checkpoint'],
+      maxErrorRate: scalars.maxErrorRate as number | undefined,
+      channelCapacity: scalars.channelCapacity as number | undefined,
+      warnings: this.problems.filter((p) => p.severity === 'warning'),
+      source: this.source,
+    };
+  }
+
+  private requiredComponent(
+    doc: Record<string, unknown>,
+    key: string,
+    kind: ComponentKind,
+    siblings: Siblings,
+  ) {
+    if (doc[key] === undefined || doc[key] === null) {
+      this.error(
+        [key],
+        `missing \`${key}\`: the ${kind} records come from, e.g. \`${key}: { file: { path: in.jsonl, format: jsonl } }\`. Known ${kind}s: ${this.known(kind)}`,
+      );
+      return undefined;
+    }
+    return this.component(doc[key], [key], kind, ['name', ...siblings], key);
+  }
+
+  /** Records `name:` values given anywhere, reporting duplicates and invalid names. */
+  private collectNames(doc: Record<string, unknown>): void {
+    const entries: [unknown, PropertyKey[]][] = [
+      [doc.input, ['input']],
+      [doc.dlq, ['dlq']],
+    ];
+    if (Array.isArray(doc.pipeline)) {
+      for (const [i, s] of doc.pipeline.entries()) entries.push([s, ['pipeline', i]]);
+    }
+    if (Array.isArray(doc.output)) {
+      for (const [i, s] of doc.output.entries()) entries.push([s, ['output', i]]);
+    } else entries.push([doc.output, ['output']]);
+    if (doc.outputs && typeof doc.outputs === 'object') {
+      for (const [k, v] of Object.entries(doc.outputs)) entries.push([v, ['outputs', k]]);
+    }
+    for (const [entry, path] of entries) {
+      if (!isMap(entry) || entry.name === undefined) continue;
+      const n = entry.name;
+      const at = formatPath(path);
+      if (typeof n !== 'string' || !STAGE_NAME.test(n)) {
+        this.error(
+          [...path, 'name'],
+          `a stage name is a non-empty string of letters, digits and \`_.:#/-\`, got ${describe(n)}`,
+        );
+        continue;
+      }
+      const before = this.explicitNames.get(n);
+      if (before !== undefined)
+        this.error(
+          [...path, 'name'],
+          `two stages are named \`${n}\` (also at \`${before}\`); stage names must be unique`,
+        );
+      else this.explicitNames.set(n, at);
+    }
+  }
+
+  private step(value: unknown, path: PropertyKey[]): StepConfig | undefined {
+    if (isMap(value) && 'module' in value) return this.moduleStep(value, path);
+    return this.component(value, path, 'operator', ['name', 'buffer']);
+  }
+
+  private moduleStep(value: Record<string, unknown>, path: PropertyKey[]): ModuleStepConfig | undefined {
+    const pos = locate(this.source, path);
+    let ok = true;
+    for (const key of Object.keys(value)) {
+      if (key === 'module' || key === 'name' || key === 'buffer') continue;
+      ok = false;
+      this.error(
+        [...path, key],
+        `unknown key \`${key}\` beside \`module\`; a module step takes \`module\` and optionally \`name\` and \`buffer\``,
+        'key',
+      );
+    }
+    const buffer = this.buffer(value, path);
+    const r = validateValue(moduleSchema, value.module);
+    if (!r.ok) {
+      this.report([...path, 'module'], r.problems);
+      return undefined;
+    }
+    const m =
+      typeof r.value === 'string'
+        ? { path: r.value, export: 'default' }
+        : (r.value as { path: string; export: string });
+    if (!/^(\.{1,2}[/\\]|\/|[A-Za-z]:[/\\])/.test(m.path)) {
+      this.error(
+        [...path, 'module'],
+        `\`${m.path}\` is not a file path; write it relative to the pipeline file, e.g. \`./${m.path}\``,
+      );
+      return undefined;
+    }
+    const modulePath = resolve(this.baseDir, m.path);
+    if (!existsSync(modulePath)) {
+      this.error([...path, 'module'], `module \`${m.path}\` not found (looked for ${modulePath})`);
+      return undefined;
+    }
+    if (!ok) return undefined;
+    const stem = basename(m.path, extname(m.path));
+    return {
+      type: 'module',
+      module: m.path,
+      modulePath,
+      exportName: m.export,
+      stageName: this.stageName(value, stem),
+      path: formatPath(path),
+      line: pos.line,
+      column: pos.column,
+      buffer,
+    };
+  }
+
+  private component(
+    value: unknown,
+    path: PropertyKey[],
+    kind: ComponentKind,
+    siblings: Siblings,
+    roleName?: string,
+  ): ComponentConfig | undefined {
+    const where = formatPath(path);
+    if (!isMap(value)) {
+      const example =
+        kind === 'operator' ? '`- batch: { size: 100 }`' : '`{ file: { path: out.jsonl, format: jsonl } }`';
+      const hint =
+        typeof value === 'string' && this.options.registry.get(kind, value)
+          ? ` (write \`${value}: {}\`)`
+          : '';
+      this.error(
+        path,
+        `expected ${article(kind)} as a one-key map \`{kind: config}\`, e.g. ${example}; got ${describe(value)}${hint}. Known ${kind}s: ${this.known(kind)}`,
+      );
+      return undefined;
+    }
+    const allowed = new Set<string>(siblings);
+    const candidates = Object.keys(value).filter((k) => !allowed.has(k));
+    let componentKey: string | undefined;
+    if (candidates.length === 0) {
+      this.error(
+        path,
+        `no ${kind} in \`${where}\`; give one as \`{kind: config}\`. Known ${kind}s: ${this.known(kind)}`,
+      );
+      return undefined;
+    }
+    if (candidates.length === 1) componentKey = candidates[0];
+    else {
+      const known = candidates.filter((k) => this.options.registry.get(kind, k));
+      if (known.length === 1) {
+        componentKey = known[0];
+        for (const k of candidates) {
+          if (k === componentKey) continue;
+          const guess = didYouMean(k, siblings);
+          const allowedText =
+            siblings.length > 0 ? ` Beside it only ${listChoices(siblings)} may appear.` : '';
+          this.error(
+            [...path, k],
+            `unknown key \`${k}\` beside ${kind} \`${componentKey}\`${guess ? `; did you mean \`${guess}\`?` : '.'}${allowedText}`,
+            'key',
+          );
+        }
+      } else {
+        this.error(
+          path,
+          `one entry holds exactly one ${kind}, found ${listChoices(candidates, 'and')}${kind === 'operator' ? '; put each step in its own list item (`- …`)' : ''}`,
+        );
+        return undefined;
+      }
+    }
+    const name = componentKey as string;
+    const buffer = allowed.has('buffer') ? this.buffer(value, path) : undefined;
+    const spec = this.options.registry.get(kind, name);
+    if (!spec) {
+      this.unknownComponent(name, kind, [...path, name]);
+      return undefined;
+    }
+    const r = validateValue(spec.config as z.ZodType, value[name]);
+    if (!r.ok) {
+      this.report([...path, name], r.problems);
+      return undefined;
+    }
+    const pos = locate(this.source, path);
+    return {
+      type: 'component',
+      kind,
+      component: name,
+      spec,
+      config: r.value,
+      stageName: this.stageName(value, roleName ?? name),
+      path: where,
+      line: pos.line,
+      column: pos.column,
+      buffer,
+    };
+  }
+
+  private buffer(value: Record<string, unknown>, path: PropertyKey[]): BufferOptions | undefined {
+    if (value.buffer === undefined || value.buffer === null) return undefined;
+    const r = validateValue(bufferSchema, value.buffer);
+    if (!r.ok) {
+      this.report([...path, 'buffer'], r.problems);
+      return undefined;
+    }
+    return r.value as BufferOptions;
+  }
+
+  private unknownComponent(name: string, kind: ComponentKind, path: PropertyKey[]): void {
+    const registry = this.options.registry;
+    const names = registry.list(kind).map((s) => s.name);
+    const otherKinds = (['source', 'sink', 'operator'] as const).filter(
+      (k) => k !== kind && registry.get(k, name),
+    );
+    if (otherKinds.length > 0) {
+      this.error(
+        path,
+        `\`${name}\` is a ${otherKinds.join(' and a ')}, not ${article(kind)}, so it cannot be used here. Known ${kind}s: ${this.known(kind)}`,
+        'key',
+      );
+      return;
+    }
+    const guess = didYouMean(name, names);
+    const extra = kind === 'operator' ? ' (or `module: ./file.ts` for your own code)' : '';
+    this.error(
+      path,
+      `unknown ${kind} \`${name}\`${guess ? `; did you mean \`${guess}\`?` : '.'} Known ${kind}s: ${this.known(kind)}${extra}`,
+      'key',
+    );
+  }
+
+  private known(kind: ComponentKind): string {
+    const names = this.options.registry.list(kind).map((s) => s.name);
+    return names.length > 0 ? listChoices(names, 'and') : '(none registered)';
+  }
+
+  /** The entry's `name:`, or a default derived from `base` that no other stage uses. */
+  private stageName(value: Record<string, unknown>, base: string): string {
+    if (typeof value.name === 'string' && STAGE_NAME.test(value.name)) return value.name;
+    const taken = this.explicitNames;
+    let name = base;
+    let n = 2;
+    while (taken.has(name)) name = `${base}#${n++}`;
+    taken.set(name, '(default)');
+    return name;
+  }
+
+  private report(prefix: PropertyKey[], problems: readonly ValueProblem[]): void {
+    for (const p of problems) this.error([...prefix, ...p.path], p.message, p.at);
+  }
+
+  private error(path: PropertyKey[], message: string, at: 'key' | 'value' = 'value'): void {
+    this.problems.push({
+      severity: 'error',
+      file: this.source.file,
+      ...locate(this.source, path, at),
+      path: formatPath(path),
+      message,
+    });
+  }
+}
+
+function article(kind: ComponentKind): string {
+  return kind === 'operator' ? 'an operator' : `a ${kind}`;
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'nothing';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a map';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+/** The default pipeline name: the file name without its extension. */
+function defaultName(file: string): string {
+  const stem = basename(file, extname(file));
+  const clean = stem.replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
+  return clean === '' ? 'pipeline' : clean;
+}

@@ -1,0 +1,71 @@
+/**
+ * The top-level keys of a pipeline file that are not components (`name`, `checkpoint`,
+ * `maxErrorRate`, `channelCapacity`), the `buffer:` and `module:` entries beside components, and
+ * the names the file may use: the schemas `check.ts` validates against and the JSON Schema and docs
+ * describe.
+ */
+import { z } from 'zod';
+import { checkpointSchema } from '../checkpoint/spec.ts';
+
+export const TOP_LEVEL = [
+  'name',
+  'input',
+  'pipeline',
+  'output',
+  'outputs',
+  'dlq',
+  'checkpoint',
+  'maxErrorRate',
+  'channelCapacity',
+] as const;
+
+export const STAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:#/-]*$/;
+
+/** Schemas of the top-level keys that are not components. */
+export const scalarKeys = {
+  name: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9][A-Za-z0-9_.-]*$/,
+      'Use letters, digits, `_`, `.` and `-`, starting with a letter or digit',
+    )
+    .describe(
+      'Names the run in metrics and logs (later: checkpoints and consumer groups). Default: the file name.',
+    ),
+  checkpoint: checkpointSchema,
+  maxErrorRate: z
+    .number()
+    .min(0)
+    .max(1)
+    .describe('Largest fraction (0–1) of records read that may become dead letters before the run fails.'),
+  channelCapacity: z
+    .number()
+    .int()
+    .min(1)
+    .describe('Messages each channel between two stages queues (default 16).'),
+} as const;
+
+/** Schema of `buffer:` beside a sink or step. */
+export const bufferSchema = z
+  .strictObject({
+    size: z.number().int().min(1).optional().describe('Batches the edge queues; default `channelCapacity`.'),
+    overflow: z
+      .enum(['block', 'dropOldest', 'error'])
+      .optional()
+      .describe('When full: `block` (backpressure, default), `dropOldest`, or `error`.'),
+  })
+  .describe('Buffer of the edge into this stage.');
+
+/** The top-level schemas of the non-component keys, for the JSON Schema and the docs. */
+export const pipelineKeySchemas = { ...scalarKeys, buffer: bufferSchema };
+
+export const moduleSchema = z.union([
+  z.string().min(1),
+  z.strictObject({
+    path: z.string().min(1).describe('Path of the module, relative to the pipeline file.'),
+    export: z.string().min(1).default('default').describe('Name of the export to use.'),
+  }),
+]);
+
+/** Which extra keys may sit beside the component key, per position. */
+export type Siblings = readonly ('name' | 'buffer')[];
