@@ -10,24 +10,20 @@
  *   `close()` runs exactly once, so files, sockets and timers are released.
  */
 
-import { Channel, CLOSED, EMPTY } from './channel.ts';
+import { Channel } from './channel.ts';
 import type { CheckpointDriver } from './checkpointing.ts';
 import { type Clock, systemClock } from './clock.ts';
-import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
+import { StageDeadLetters } from './dead-letters.ts';
+import { cancelledError, ErrorCode, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
-import type { Barrier, Batch, Message, Position, RecordMeta, Signal } from './message.ts';
-import { barrier, watermark } from './message.ts';
-import { type MetricsSnapshot, type RunState, StageMetrics, type StageSnapshot } from './metrics.ts';
-import type {
-  DeadLetter,
-  Emitter,
-  Logger,
-  Operator,
-  Sink,
-  Source,
-  SourceContext,
-  StageContext,
-} from './stage.ts';
+import { consumeInputs } from './input-loop.ts';
+import type { Barrier, Batch, Message, RecordMeta, Signal } from './message.ts';
+import { barrier } from './message.ts';
+import { type MetricsSnapshot, type RunState, StageMetrics } from './metrics.ts';
+import { BarrierAcks, restoreCheckpoint } from './run-checkpoint.ts';
+import { recordsRead, runSnapshot } from './run-snapshot.ts';
+import { RESOLVED, sendAll, untilAborted } from './sending.ts';
+import type { Emitter, Logger, Source, SourceContext, StageContext } from './stage.ts';
 
 /** Options of {@link runGraph}. */
 export interface RunOptions {
@@ -80,64 +76,11 @@ export interface RunHandle {
   metrics(): MetricsSnapshot;
 }
 
-const RESOLVED: Promise<void> = Promise.resolve();
-
-/**
- * Settles like `work`, or rejects with a cancellation as soon as `signal` aborts, so a stage
- * stuck in a call that ignores its signal cannot hold a cancelled run open. The abandoned
- * call is left to the stage's `close()`.
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (work === (RESOLVED as unknown)) return work;
-  if (signal.aborted) return Promise.reject(cancelledError(signal.reason));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(cancelledError(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
-}
-
 const stderrLogger: Logger = {
   info: () => {},
   warn: (msg, fields) => process.stderr.write(`WARN ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
   error: (msg, fields) => process.stderr.write(`ERROR ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
 };
-
-/**
- * Sends `msg` to every channel: synchronously where there is room, waiting (with
- * backpressure, cancellable by `signal`) where there is not. Returns `RESOLVED` when nothing
- * had to wait, so the caller's `await` is cheap on the fast path.
- */
-function sendAll(chans: readonly Channel<Message>[], msg: Message, signal: AbortSignal): Promise<void> {
-  let waits: Promise<void>[] | undefined;
-  for (const ch of chans) {
-    if (ch.trySend(msg)) continue;
-    if (waits === undefined) waits = [];
-    waits.push(ch.send(msg, signal));
-  }
-  if (waits === undefined) return RESOLVED;
-  return waits.length === 1 ? (waits[0] as Promise<void>) : Promise.all(waits).then(() => {});
-}
-
-/** A stage's own metrics, if it reports any; a hook that throws is reported as missing. */
-function customMetrics(node: GraphNode): { custom?: Readonly<Record<string, number>> } {
-  const hook = node.stage.metrics;
-  if (hook === undefined) return {};
-  try {
-    return { custom: hook.call(node.stage) };
-  } catch {
-    return {};
-  }
-}
 
 function isBatchMessage(m: Message): boolean {
   return m.kind === 'batch';
@@ -169,27 +112,24 @@ class Run {
   private readonly outputs = new Map<string, Map<string, Channel<Message>[]>>();
   private readonly channels: Channel<Message>[] = [];
   private readonly stageMetrics = new Map<string, StageMetrics>();
-  private readonly pendingDead = new Map<string, DeadLetter[]>();
-  /** The original meta of each pending dead letter (key, headers…), sent with them to the dlq. */
-  private readonly pendingDeadMeta = new Map<string, RecordMeta[]>();
+  /** Each stage's dead letters, collected during a call and sent after it. */
+  private readonly dead = new Map<string, StageDeadLetters>();
   /**
    * Each stage's one context, made before it opens: `open` and a source's `run` get the same
    * one, so dead letters sent through either reach the collection that is flushed.
    */
   private readonly contexts = new Map<string, StageContext | SourceContext>();
   /** Per source: batches from the write-ahead log to send before its `run`. */
-  private readonly replay = new Map<string, Batch<unknown>[]>();
+  private replay = new Map<string, Batch<unknown>[]>();
   private readonly replaying = new Set<string>();
   private state: RunState = 'starting';
   private firstError: unknown;
   private readonly startedAt: number;
   private peakQueued = 0;
   private deadTotal = 0;
-  /** Barrier id → sinks that handled it (only without checkpoints; see `sinkHandledBarrier`). */
-  private readonly barrierAcks = new Map<number, number>();
+  /** Sinks that handled each barrier (only without checkpoints; see `sinkHandledBarrier`). */
+  private barrierAcks: BarrierAcks | undefined;
   private ackChain: Promise<void> = RESOLVED;
-  private sinkCount = 0;
-  private ackAllowed = false;
   private done!: Promise<RunSummary>;
 
   private readonly graph: Graph;
@@ -248,7 +188,8 @@ class Run {
           throw wrapError(`opening stage \`${id}\``, err, { stage: id, component: node.component });
         }
       }
-      if (this.options.checkpoint !== undefined) await this.restoreCheckpoint(this.options.checkpoint);
+      const checkpoint = this.options.checkpoint;
+      if (checkpoint !== undefined) this.replay = await restoreCheckpoint(graph, checkpoint, this.log);
       if (this.state === 'starting') this.state = 'running';
       const tasks = order.map((id) => this.runNode(graph.nodes.get(id) as GraphNode));
       await Promise.allSettled(tasks);
@@ -268,12 +209,13 @@ class Run {
   private wire(): void {
     const capacity = this.options.channelCapacity ?? 2;
     const nodes = [...this.graph.nodes.values()];
-    this.sinkCount = nodes.filter((n) => n.kind === 'sink').length;
     // Without checkpoints a barrier may be acknowledged upstream only if nothing it covers can
     // be lost in a crash: no operator state, and every sink durable at the barrier.
-    this.ackAllowed =
+    const ackAllowed =
       !nodes.some((n) => n.kind === 'operator' && n.stage.snapshot !== undefined) &&
       nodes.every((n) => n.kind !== 'sink' || n.stage.durableOnBarrier === true);
+    if (this.options.checkpoint === undefined && ackAllowed)
+      this.barrierAcks = new BarrierAcks(nodes.filter((n) => n.kind === 'sink').length);
     const edges = [...this.graph.edges];
     const dlq = this.graph.dlqNode;
     if (dlq !== undefined) {
@@ -304,12 +246,14 @@ class Run {
   }
 
   private contextFor(node: GraphNode): StageContext | SourceContext {
-    const pending: DeadLetter[] = [];
-    this.pendingDead.set(node.id, pending);
-    const pendingMeta: RecordMeta[] = [];
-    this.pendingDeadMeta.set(node.id, pendingMeta);
     const metrics = this.stageMetrics.get(node.id) as StageMetrics;
     const hasDlq = (this.outputs.get(node.id)?.get(DLQ_PORT)?.length ?? 0) > 0;
+    const dead = new StageDeadLetters(node.id, hasDlq, this.clock, (message) => {
+      metrics.deadLetters++;
+      this.deadTotal++;
+      this.checkErrorRate(message);
+    });
+    this.dead.set(node.id, dead);
     return {
       name: node.id,
       signal: this.cancel.signal,
@@ -323,41 +267,14 @@ class Run {
         : {}),
       clock: this.clock,
       log: this.log,
-      deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => {
-        const errJson =
-          error instanceof SluiceError
-            ? (error.toJSON() as DeadLetter['error'])
-            : { code: ErrorCode.RECORD, message: errorMessage(error) };
-        if (!hasDlq) {
-          const where = meta?.position ? ` at ${JSON.stringify(meta.position)}` : '';
-          throw new SluiceError(
-            ErrorCode.NO_DLQ,
-            `stage \`${node.id}\` rejected a record${where}: ${errJson.message}. Configure a \`dlq\` output to keep rejected records and let the run go on`,
-            { stage: node.id, ...(meta?.position ?? {}) },
-            { cause: error },
-          );
-        }
-        const letter: DeadLetter = {
-          error: errJson,
-          stage: node.id,
-          ...(meta?.source !== undefined ? { source: meta.source } : {}),
-          ...(meta?.position !== undefined ? { position: meta.position } : {}),
-          record,
-          time: new Date(this.clock.now()).toISOString(),
-        };
-        pending.push(letter);
-        pendingMeta.push(meta ?? { source: node.id });
-        metrics.deadLetters++;
-        this.deadTotal++;
-        this.checkErrorRate(errJson.message);
-      },
+      deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => dead.add(record, error, meta),
     };
   }
 
   private checkErrorRate(lastMessage: string): void {
     const max = this.options.maxErrorRate;
     if (max === undefined) return;
-    const read = this.recordsRead();
+    const read = recordsRead(this.stageMetrics);
     if (read < (this.options.errorRateMinRecords ?? 100)) return;
     const rate = this.deadTotal / read;
     if (rate > max) {
@@ -374,7 +291,7 @@ class Run {
     const metrics = this.stageMetrics.get(node.id) as StageMetrics;
     const main = ports.get(MAIN_PORT) ?? [];
     const signal = this.cancel.signal;
-    const pending = this.pendingDead.get(node.id) as DeadLetter[];
+    const dead = this.dead.get(node.id) as StageDeadLetters;
     const checkpoint = this.options.checkpoint;
     const send = (chans: Channel<Message>[], msg: Message): Promise<void> => {
       const sent = sendAll(chans, msg, signal);
@@ -411,13 +328,13 @@ class Run {
           return this.emitFromSource(node.id, node.stage, checkpoint, emitter, chans, batch, send);
         }
         const sent = send(chans, batch);
-        if (node.kind === 'source' && pending.length > 0) return sent.then(() => this.flushDead(node.id));
+        if (node.kind === 'source' && dead.pending) return sent.then(() => this.flushDead(node.id));
         return sent;
       },
       signal: (s: Signal): Promise<void> => {
         // A source's dead letters go out before its barrier: the barrier's position covers them
         // (a source that commits at the barrier must not commit a letter the dlq never got).
-        if (node.kind === 'source' && s.kind === 'barrier' && pending.length > 0) {
+        if (node.kind === 'source' && s.kind === 'barrier' && dead.pending) {
           return this.flushDead(node.id).then(() => sendSignal(s));
         }
         return sendSignal(s);
@@ -452,91 +369,6 @@ class Run {
     await emitter.signal(barrier(due));
   }
 
-  /**
-   * Loads the newest intact checkpoint and hands each stage its part (sources their position,
-   * operators and sinks their state), collects the write-ahead log's entries to replay, then
-   * starts the coordinator. Runs after every stage is open and before any data.
-   */
-  private async restoreCheckpoint(checkpoint: CheckpointDriver): Promise<void> {
-    const restored = await checkpoint.restore();
-    const positions = new Map<string, Position | undefined>();
-    if (restored !== undefined) for (const [k, v] of Object.entries(restored.sources)) positions.set(k, v);
-    if (checkpoint.walReplay !== undefined) {
-      for await (const entry of checkpoint.walReplay(restored?.id)) {
-        const list = this.replay.get(entry.stage) ?? [];
-        list.push(entry.batch);
-        this.replay.set(entry.stage, list);
-        positions.set(entry.stage, entry.position);
-      }
-    }
-    const sources: string[] = [];
-    const sinks: string[] = [];
-    // Sinks first: an exactly-once sink settles its transactions in `restore`, then may hold
-    // positions newer than the checkpoint's (e.g. the checkpoint folder was lost).
-    for (const node of this.graph.nodes.values()) {
-      if (node.kind !== 'sink') continue;
-      const where = `restoring stage \`${node.id}\` from checkpoint ${restored?.id}`;
-      try {
-        sinks.push(node.id);
-        if (restored !== undefined) await node.stage.restore?.(restored.sinks[node.id]);
-        const held = await node.stage.committedPositions?.();
-        if (held !== undefined && held.checkpointId > (restored?.id ?? 0)) {
-          for (const [src, pos] of Object.entries(held.sources))
-            if (pos !== undefined) positions.set(src, pos);
-          this.log.warn(
-            `Resuming from the positions sink \`${node.id}\` committed with checkpoint ${held.checkpointId}, newer than the checkpoint store's ${restored?.id ?? 'none'}`,
-          );
-        }
-      } catch (err) {
-        throw wrapError(where, err, { stage: node.id, component: node.component });
-      }
-    }
-    for (const node of this.graph.nodes.values()) {
-      const where = `restoring stage \`${node.id}\` from checkpoint ${restored?.id}`;
-      try {
-        if (node.kind === 'source') {
-          sources.push(node.id);
-          const pos = positions.get(node.id);
-          if (pos !== undefined) {
-            if (node.stage.restore === undefined) {
-              throw new SluiceError(
-                ErrorCode.STAGE,
-                `source \`${node.id}\` (${node.component}) cannot resume from a position; delete the checkpoint folder to start over`,
-                { stage: node.id },
-              );
-            }
-            await node.stage.restore(pos);
-          }
-        } else if (node.kind === 'operator') {
-          const state = restored?.operators.get(node.id);
-          if (state === undefined) continue;
-          if (node.stage.restore === undefined) {
-            this.log.warn(
-              `Stage \`${node.id}\` has state in checkpoint ${restored?.id} but cannot restore it; it starts empty`,
-            );
-          } else await node.stage.restore(state);
-        }
-      } catch (err) {
-        throw wrapError(where, err, { stage: node.id, component: node.component });
-      }
-    }
-    if (restored !== undefined)
-      this.log.info(`Restored checkpoint \`${restored.id}\``, { checkpoint: restored.id });
-    checkpoint.begin({
-      sources,
-      sinks,
-      commit: async (data) => {
-        for (const id of sources) {
-          const stage = (this.graph.nodes.get(id) as GraphNode).stage as Source;
-          const pos = data.sources[id];
-          if (pos !== undefined) await stage.commit?.(pos);
-        }
-        for (const id of sinks)
-          await ((this.graph.nodes.get(id) as GraphNode).stage as Sink).commitCheckpoint?.(data.id);
-      },
-    });
-  }
-
   /** Tells the coordinator how the run ended (a finished job's checkpoints are deleted). */
   private async finishCheckpoints(): Promise<void> {
     const checkpoint = this.options.checkpoint;
@@ -565,13 +397,7 @@ class Run {
    * Calls are chained in barrier order; a rejection fails the run.
    */
   private sinkHandledBarrier(id: number): void {
-    if (this.options.checkpoint !== undefined || !this.ackAllowed) return;
-    const done = (this.barrierAcks.get(id) ?? 0) + 1;
-    if (done < this.sinkCount) {
-      this.barrierAcks.set(id, done);
-      return;
-    }
-    this.barrierAcks.delete(id);
+    if (this.barrierAcks === undefined || !this.barrierAcks.handled(id)) return;
     this.ackChain = this.ackChain
       .then(async () => {
         if (this.cancel.signal.aborted) return;
@@ -586,12 +412,10 @@ class Run {
 
   /** Sends the dead letters a stage collected during its last call. */
   private flushDead(id: string): Promise<void> {
-    const pending = this.pendingDead.get(id);
-    if (pending === undefined || pending.length === 0) return RESOLVED;
-    const records = pending.splice(0, pending.length);
-    const meta = (this.pendingDeadMeta.get(id) as RecordMeta[]).splice(0, records.length);
+    const batch = this.dead.get(id)?.take();
+    if (batch === undefined) return RESOLVED;
     const chans = this.outputs.get(id)?.get(DLQ_PORT) ?? [];
-    return sendAll(chans, { kind: 'batch', records, meta }, this.cancel.signal);
+    return sendAll(chans, batch, this.cancel.signal);
   }
 
   private samplePeak(): void {
@@ -638,130 +462,38 @@ class Run {
     }
   }
 
-  /** The input loop of an operator or sink. */
-  private async consume(node: Exclude<GraphNode, { kind: 'source' }>): Promise<void> {
-    const inputs = this.inputs.get(node.id) as Channel<Message>[];
-    const metrics = this.stageMetrics.get(node.id) as StageMetrics;
+  /** The input loop of an operator or sink (`input-loop.ts`), with the run's signal delivery. */
+  private consume(node: Exclude<GraphNode, { kind: 'source' }>): Promise<void> {
     const signal = this.cancel.signal;
-    const isSink = node.kind === 'sink';
-    const op = node.stage as Operator;
-    const sink = node.stage as Sink;
     const out = this.emitterFor(node);
-    const n = inputs.length;
-    const open: boolean[] = inputs.map(() => true);
-    let openCount = n;
-    const marks: number[] = inputs.map(() => Number.NEGATIVE_INFINITY);
-    let lastMark = Number.NEGATIVE_INFINITY;
-    // Barrier alignment: inputs that delivered the pending barrier wait for the others.
-    const held: boolean[] = inputs.map(() => false);
-    let pendingBarrier: Barrier | undefined;
-    let heldCount = 0;
-    let next = 0;
-
     const checkpoint = this.options.checkpoint;
+    const afterCall = () => this.flushDead(node.id);
     const deliverSignal = async (s: Signal): Promise<void> => {
       if (s.kind === 'barrier' && checkpoint !== undefined) {
         await this.deliverBarrier(node, s, out, checkpoint);
         return;
       }
       let r: void | Promise<void>;
-      if (isSink) r = sink.onSignal?.(s);
-      else if (op.onSignal) r = op.onSignal(s, out);
+      if (node.kind === 'sink') r = node.stage.onSignal?.(s);
+      else if (node.stage.onSignal) r = node.stage.onSignal(s, out);
       else r = out.signal(s);
       if (r !== undefined) await untilAborted(r, signal);
       await this.flushDead(node.id);
-      if (isSink && s.kind === 'barrier') {
+      if (node.kind === 'sink' && s.kind === 'barrier') {
         // Dead letters the sink wrote before the barrier are covered by it too.
         await out.signal(s);
         this.sinkHandledBarrier(s.id);
       }
     };
-    const mergedWatermark = async (): Promise<void> => {
-      let min = Number.POSITIVE_INFINITY;
-      for (const m of marks) if (m < min) min = m;
-      if (min > lastMark && min !== Number.POSITIVE_INFINITY) {
-        lastMark = min;
-        await deliverSignal(watermark(min));
-      }
-    };
-    const releaseBarrierIfAligned = async (): Promise<void> => {
-      if (pendingBarrier === undefined || heldCount < openCount) return;
-      const b = pendingBarrier;
-      pendingBarrier = undefined;
-      heldCount = 0;
-      held.fill(false);
-      await deliverSignal(b);
-    };
-
-    while (openCount > 0) {
-      // A due timer runs before more input, so a stage under steady load still gets its timers.
-      if (!isSink && op.nextTimer !== undefined) {
-        const due = op.nextTimer();
-        if (due !== undefined && due <= this.clock.now()) {
-          const r = op.onTimer?.(this.clock.now(), out);
-          if (r !== undefined) await untilAborted(r, signal);
-          await this.flushDead(node.id);
-        }
-      }
-      let progressed = false;
-      for (let k = 0; k < n; k++) {
-        const i = (next + k) % n;
-        if (!open[i] || held[i]) continue;
-        const item = (inputs[i] as Channel<Message>).tryRecv();
-        if (item === EMPTY) continue;
-        progressed = true;
-        next = i + 1;
-        if (item === CLOSED) {
-          open[i] = false;
-          openCount--;
-          marks[i] = Number.POSITIVE_INFINITY;
-          if (openCount > 0) {
-            await mergedWatermark();
-            await releaseBarrierIfAligned();
-          }
-        } else if (item.kind === 'batch') {
-          metrics.recordsIn += item.records.length;
-          metrics.batchesIn++;
-          const r = isSink ? sink.write(item) : op.process(item, out);
-          if (r !== undefined) await untilAborted(r, signal);
-          if (isSink) metrics.recordsOut += item.records.length;
-          await this.flushDead(node.id);
-        } else if (item.kind === 'watermark') {
-          if (item.time > (marks[i] as number)) marks[i] = item.time;
-          await mergedWatermark();
-        } else if (n === 1) {
-          await deliverSignal(item);
-        } else {
-          if (pendingBarrier !== undefined && pendingBarrier.id !== item.id) {
-            throw new SluiceError(
-              ErrorCode.STAGE,
-              `stage \`${node.id}\` got barrier ${item.id} while aligning barrier ${pendingBarrier.id}`,
-              { stage: node.id },
-            );
-          }
-          pendingBarrier = item;
-          held[i] = true;
-          heldCount++;
-          await releaseBarrierIfAligned();
-        }
-        break;
-      }
-      if (progressed || openCount === 0) continue;
-      // Nothing queued: wait for input or the next timer (run at the top of the loop).
-      const deadline = isSink ? undefined : op.nextTimer?.();
-      if (deadline !== undefined && deadline <= this.clock.now()) continue;
-      await this.waitForInput(inputs, open, held, deadline, signal);
-    }
-    if (isSink) {
-      const r = sink.finish?.();
-      if (r !== undefined) await untilAborted(r, signal);
-      // Rows the destination rejected while committing the last of them.
-      await this.flushDead(node.id);
-    } else {
-      const r = op.finish?.(out);
-      if (r !== undefined) await untilAborted(r, signal);
-      await this.flushDead(node.id);
-    }
+    return consumeInputs(node, {
+      inputs: this.inputs.get(node.id) as Channel<Message>[],
+      metrics: this.stageMetrics.get(node.id) as StageMetrics,
+      out,
+      clock: this.clock,
+      signal,
+      deliverSignal,
+      afterCall,
+    });
   }
 
   /**
@@ -802,31 +534,6 @@ class Run {
     await this.flushDead(node.id);
   }
 
-  private async waitForInput(
-    inputs: Channel<Message>[],
-    open: boolean[],
-    held: boolean[],
-    deadline: number | undefined,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const waitable = inputs.filter((_, i) => open[i] && !held[i]);
-    if (deadline === undefined && waitable.length === 1) {
-      await (waitable[0] as Channel<Message>).readable(signal);
-      return;
-    }
-    // Several waits race; abort the losers so no listener or timer is left behind.
-    const local = new AbortController();
-    const both = AbortSignal.any([signal, local.signal]);
-    const waits: Promise<void>[] = waitable.map((ch) => ch.readable(both));
-    if (deadline !== undefined) waits.push(this.clock.sleep(deadline - this.clock.now(), both));
-    try {
-      await Promise.race(waits);
-    } finally {
-      local.abort();
-      for (const w of waits) w.catch(() => {});
-    }
-  }
-
   private fail(err: unknown): void {
     if (this.firstError === undefined) {
       this.firstError = err;
@@ -856,70 +563,16 @@ class Run {
     }
   }
 
-  private recordsRead(): number {
-    let read = 0;
-    for (const m of this.stageMetrics.values()) if (m.kind === 'source') read += m.recordsOut;
-    return read;
-  }
-
   private snapshot(): MetricsSnapshot {
-    const stages: StageSnapshot[] = [];
-    let written = 0;
-    let queuedRecords = 0;
-    let droppedRecords = 0;
-    for (const [id, m] of this.stageMetrics) {
-      const ins = this.inputs.get(id) ?? [];
-      const outs = [...(this.outputs.get(id)?.values() ?? [])].flat();
-      let queued = 0;
-      let capacity = 0;
-      let qRecords = 0;
-      let dropped = 0;
-      for (const ch of ins) {
-        queued += ch.size;
-        capacity += ch.capacity;
-        qRecords += ch.queuedWeight;
-        dropped += ch.droppedWeight;
-      }
-      queuedRecords += qRecords;
-      droppedRecords += dropped;
-      if (m.kind === 'sink' && id !== this.graph.dlqNode) written += m.recordsOut;
-      stages.push({
-        name: id,
-        kind: m.kind,
-        component: m.component,
-        recordsIn: m.recordsIn,
-        recordsOut: m.recordsOut,
-        batchesIn: m.batchesIn,
-        batchesOut: m.batchesOut,
-        deadLetters: m.deadLetters,
-        errors: m.errors,
-        blockedMs: outs.reduce((s, ch) => s + ch.blockedMs, 0),
-        queued,
-        queueCapacity: capacity,
-        queuedRecords: qRecords,
-        droppedRecords: dropped,
-        ...customMetrics(this.graph.nodes.get(id) as GraphNode),
-      });
-    }
-    let progress: MetricsSnapshot['progress'];
-    for (const node of this.graph.nodes.values()) {
-      if (node.kind === 'source' && node.stage.progress) {
-        progress = node.stage.progress();
-        break;
-      }
-    }
-    return {
-      pipeline: this.graph.name,
+    return runSnapshot({
+      graph: this.graph,
       state: this.state,
       elapsedMs: performance.now() - this.startedAt,
-      recordsRead: this.recordsRead(),
-      recordsWritten: written,
+      stageMetrics: this.stageMetrics,
+      inputs: this.inputs,
+      outputs: this.outputs,
       deadLetters: this.deadTotal,
-      droppedRecords,
-      queuedRecords,
       peakQueuedRecords: this.peakQueued,
-      progress,
-      stages,
-    };
+    });
   }
 }

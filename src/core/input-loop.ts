@@ -1,0 +1,159 @@
+/**
+ * The input loop of an operator or a sink: takes messages from its input channels one at a time
+ * (round robin), hands batches to the stage, merges watermarks by minimum over the inputs, aligns
+ * checkpoint barriers (an input that delivered barrier n waits until every open input has), and
+ * runs the stage's timers between messages. Ends when every input is closed, then calls the
+ * stage's `finish`.
+ */
+import { type Channel, CLOSED, EMPTY } from './channel.ts';
+import type { Clock } from './clock.ts';
+import { ErrorCode, SluiceError } from './errors.ts';
+import type { GraphNode } from './graph.ts';
+import { type Barrier, type Message, type Signal, watermark } from './message.ts';
+import type { StageMetrics } from './metrics.ts';
+import { untilAborted } from './sending.ts';
+import type { Emitter, Operator, Sink } from './stage.ts';
+
+/** What the loop needs from the run. */
+export interface InputLoopDeps {
+  readonly inputs: readonly Channel<Message>[];
+  readonly metrics: StageMetrics;
+  /** Where the stage emits (operators). */
+  readonly out: Emitter<unknown>;
+  readonly clock: Clock;
+  /** The run's cancellation. */
+  readonly signal: AbortSignal;
+  /** Delivers a merged watermark or an aligned barrier to the stage (and onwards). */
+  deliverSignal(s: Signal): Promise<void>;
+  /** Called after every call into the stage: sends the dead letters it produced. */
+  afterCall(): Promise<void>;
+}
+
+/** Runs the input loop of `node` until all its inputs are closed; see the module comment. */
+export async function consumeInputs(
+  node: Exclude<GraphNode, { kind: 'source' }>,
+  deps: InputLoopDeps,
+): Promise<void> {
+  const { inputs, metrics, out, clock, signal } = deps;
+  const isSink = node.kind === 'sink';
+  const op = node.stage as Operator;
+  const sink = node.stage as Sink;
+  const n = inputs.length;
+  const open: boolean[] = inputs.map(() => true);
+  let openCount = n;
+  const marks: number[] = inputs.map(() => Number.NEGATIVE_INFINITY);
+  let lastMark = Number.NEGATIVE_INFINITY;
+  // Barrier alignment: inputs that delivered the pending barrier wait for the others.
+  const held: boolean[] = inputs.map(() => false);
+  let pendingBarrier: Barrier | undefined;
+  let heldCount = 0;
+  let next = 0;
+
+  const mergedWatermark = async (): Promise<void> => {
+    let min = Number.POSITIVE_INFINITY;
+    for (const m of marks) if (m < min) min = m;
+    if (min > lastMark && min !== Number.POSITIVE_INFINITY) {
+      lastMark = min;
+      await deps.deliverSignal(watermark(min));
+    }
+  };
+  const releaseBarrierIfAligned = async (): Promise<void> => {
+    if (pendingBarrier === undefined || heldCount < openCount) return;
+    const b = pendingBarrier;
+    pendingBarrier = undefined;
+    heldCount = 0;
+    held.fill(false);
+    await deps.deliverSignal(b);
+  };
+
+  while (openCount > 0) {
+    // A due timer runs before more input, so a stage under steady load still gets its timers.
+    if (!isSink && op.nextTimer !== undefined) {
+      const due = op.nextTimer();
+      if (due !== undefined && due <= clock.now()) {
+        const r = op.onTimer?.(clock.now(), out);
+        if (r !== undefined) await untilAborted(r, signal);
+        await deps.afterCall();
+      }
+    }
+    let progressed = false;
+    for (let k = 0; k < n; k++) {
+      const i = (next + k) % n;
+      if (!open[i] || held[i]) continue;
+      const item = (inputs[i] as Channel<Message>).tryRecv();
+      if (item === EMPTY) continue;
+      progressed = true;
+      next = i + 1;
+      if (item === CLOSED) {
+        open[i] = false;
+        openCount--;
+        marks[i] = Number.POSITIVE_INFINITY;
+        if (openCount > 0) {
+          await mergedWatermark();
+          await releaseBarrierIfAligned();
+        }
+      } else if (item.kind === 'batch') {
+        metrics.recordsIn += item.records.length;
+        metrics.batchesIn++;
+        const r = isSink ? sink.write(item) : op.process(item, out);
+        if (r !== undefined) await untilAborted(r, signal);
+        if (isSink) metrics.recordsOut += item.records.length;
+        await deps.afterCall();
+      } else if (item.kind === 'watermark') {
+        if (item.time > (marks[i] as number)) marks[i] = item.time;
+        await mergedWatermark();
+      } else if (n === 1) {
+        await deps.deliverSignal(item);
+      } else {
+        if (pendingBarrier !== undefined && pendingBarrier.id !== item.id) {
+          throw new SluiceError(
+            ErrorCode.STAGE,
+            `stage \`${node.id}\` got barrier ${item.id} while aligning barrier ${pendingBarrier.id}`,
+            { stage: node.id },
+          );
+        }
+        pendingBarrier = item;
+        held[i] = true;
+        heldCount++;
+        await releaseBarrierIfAligned();
+      }
+      break;
+    }
+    if (progressed || openCount === 0) continue;
+    // Nothing queued: wait for input or the next timer (run at the top of the loop).
+    const deadline = isSink ? undefined : op.nextTimer?.();
+    if (deadline !== undefined && deadline <= clock.now()) continue;
+    await waitForInput(inputs, open, held, deadline, clock, signal);
+  }
+  const r = isSink ? sink.finish?.() : op.finish?.(out);
+  if (r !== undefined) await untilAborted(r, signal);
+  // Sinks: rows the destination rejected while committing the last of them.
+  await deps.afterCall();
+}
+
+/** Waits until an open, unheld input has a message, or until `deadline` on `clock`. */
+async function waitForInput(
+  inputs: readonly Channel<Message>[],
+  open: boolean[],
+  held: boolean[],
+  deadline: number | undefined,
+  clock: Clock,
+  signal: AbortSignal,
+): Promise<void> {
+  const waitable = inputs.filter((_, i) => open[i] && !held[i]);
+  if (deadline === undefined && waitable.length === 1) {
+    await (waitable[0] as Channel<Message>).readable(signal);
+    return;
+  }
+  // Several waits race; abort the losers so no listener or timer is left behind.
+  const local = new AbortController();
+  const both = AbortSignal.any([signal, local.signal]);
+  const waits: Promise<void>[] = waitable.map((ch) => ch.readable(both));
+  if (deadline !== undefined) waits.push(clock.sleep(deadline - clock.now(), both));
+  try {
+    await Promise.race(waits);
+  } finally {
+    local.abort();
+    for (const w of waits) w.catch(() => {});
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * The run's metrics snapshot (`RunHandle.metrics()` and the final summary): per-stage counters
+ * plus what the channels into each stage hold, totals, and the first source's progress.
+ */
+import type { Channel } from './channel.ts';
+import type { Graph, GraphNode } from './graph.ts';
+import type { Message } from './message.ts';
+import type { MetricsSnapshot, RunState, StageMetrics, StageSnapshot } from './metrics.ts';
+
+/** What a snapshot is made from. */
+export interface SnapshotInputs {
+  readonly graph: Graph;
+  readonly state: RunState;
+  readonly elapsedMs: number;
+  readonly stageMetrics: ReadonlyMap<string, StageMetrics>;
+  readonly inputs: ReadonlyMap<string, readonly Channel<Message>[]>;
+  readonly outputs: ReadonlyMap<string, ReadonlyMap<string, readonly Channel<Message>[]>>;
+  readonly deadLetters: number;
+  readonly peakQueuedRecords: number;
+}
+
+/** Records the sources emitted so far. */
+export function recordsRead(stageMetrics: ReadonlyMap<string, StageMetrics>): number {
+  let read = 0;
+  for (const m of stageMetrics.values()) if (m.kind === 'source') read += m.recordsOut;
+  return read;
+}
+
+/** A stage's own metrics, if it reports any; a hook that throws is reported as missing. */
+function customMetrics(node: GraphNode): { custom?: Readonly<Record<string, number>> } {
+  const hook = node.stage.metrics;
+  if (hook === undefined) return {};
+  try {
+    return { custom: hook.call(node.stage) };
+  } catch {
+    return {};
+  }
+}
+
+/** Builds the snapshot; cheap enough to call a few times a second. */
+export function runSnapshot(s: SnapshotInputs): MetricsSnapshot {
+  const stages: StageSnapshot[] = [];
+  let written = 0;
+  let queuedRecords = 0;
+  let droppedRecords = 0;
+  for (const [id, m] of s.stageMetrics) {
+    const ins = s.inputs.get(id) ?? [];
+    const outs = [...(s.outputs.get(id)?.values() ?? [])].flat();
+    let queued = 0;
+    let capacity = 0;
+    let qRecords = 0;
+    let dropped = 0;
+    for (const ch of ins) {
+      queued += ch.size;
+      capacity += ch.capacity;
+      qRecords += ch.queuedWeight;
+      dropped += ch.droppedWeight;
+    }
+    queuedRecords += qRecords;
+    droppedRecords += dropped;
+    if (m.kind === 'sink' && id !== s.graph.dlqNode) written += m.recordsOut;
+    stages.push({
+      name: id,
+      kind: m.kind,
+      component: m.component,
+      recordsIn: m.recordsIn,
+      recordsOut: m.recordsOut,
+      batchesIn: m.batchesIn,
+      batchesOut: m.batchesOut,
+      deadLetters: m.deadLetters,
+      errors: m.errors,
+      blockedMs: outs.reduce((sum, ch) => sum + ch.blockedMs, 0),
+      queued,
+      queueCapacity: capacity,
+      queuedRecords: qRecords,
+      droppedRecords: dropped,
+      ...customMetrics(s.graph.nodes.get(id) as GraphNode),
+    });
+  }
+  let progress: MetricsSnapshot['progress'];
+  for (const node of s.graph.nodes.values()) {
+    if (node.kind === 'source' && node.stage.progress) {
+      progress = node.stage.progress();
+      break;
+    }
+  }
+  return {
+    pipeline: s.graph.name,
+    state: s.state,
+    elapsedMs: s.elapsedMs,
+    recordsRead: recordsRead(s.stageMetrics),
+    recordsWritten: written,
+    deadLetters: s.deadLetters,
+    droppedRecords,
+    queuedRecords,
+    peakQueuedRecords: s.peakQueuedRecords,
+    progress,
+    stages,
+  };
+}
