@@ -1,6 +1,21 @@
 /**
- * Sluice — stream processing for TypeScript. This module is the whole public API; anything
- * not exported here is internal and may change.
+ * Sluice — stream processing for TypeScript. This module is the public API of `sluice`; anything
+ * not exported here (or from the `sluice/kafka`, `sluice/postgres` and `sluice/redis` entries) is
+ * internal and may change.
+ *
+ * What it holds, by the folder each export comes from (exports are sorted by path, which keeps
+ * these groups together):
+ * - `aggregate/`: aggregate functions for windows (`count`, `sum`, `percentile`, …);
+ * - `checkpoint/`, `state/`: checkpoints (`openCheckpoints`), keyed state and its embedded backends;
+ * - `components.ts`, `config/`, `spec/`: pipeline files (load, lint, build, JSON Schema) and the
+ *   component registry, for custom components (`defineComponent`, `Registry`);
+ * - `connectors/`: the built-in connectors without a client library (`file`, `stdin`/`stdout`,
+ *   `generate`, `blackhole`); Kafka, PostgreSQL and Redis are the subpath entries `sluice/kafka`,
+ *   `sluice/postgres` and `sluice/redis`, so that importing `sluice` loads none of their clients;
+ * - `core/`: what a custom source, operator or sink implements and receives (`Source`, `Operator`,
+ *   `Sink`, `StageContext`, `Batch`, signals), the run handle, errors and clocks;
+ * - `expr/`: CEL expressions; `formats/`: record codecs and compression;
+ * - `operators/`, `pipeline.ts`, `time/`: the operators, the `Pipeline`/`Stream` builder and windows.
  *
  * @example
  * import { Pipeline, generateSource, fileSink } from 'sluice';
@@ -9,7 +24,6 @@
  * await p.run().done;
  */
 
-// Event time: windows, watermarks, aggregates.
 export {
   type Aggregate,
   count,
@@ -24,15 +38,12 @@ export {
   rollingMean,
   sum,
 } from './aggregate/index.ts';
-// State and checkpoints.
 export { type CheckpointSettings, openCheckpoints } from './checkpoint/setup.ts';
 export { defaultRegistry } from './components.ts';
-// Pipeline files and the component registry.
 export { buildPipeline, lintPipelineFile } from './config/build.ts';
 export { loadPipelineFile, type PipelineConfig } from './config/load.ts';
 export { pipelineJsonSchema } from './config/schema.ts';
 export { blackholeSink } from './connectors/blackhole/sink.ts';
-// Connectors.
 export { type FileSinkOptions, fileSink } from './connectors/file/sink.ts';
 export { type FileSourceOptions, fileSource } from './connectors/file/source.ts';
 export {
@@ -46,30 +57,12 @@ export type { OverflowPolicy } from './core/channel.ts';
 export { type Clock, ManualClock, systemClock } from './core/clock.ts';
 export { parseDuration } from './core/duration.ts';
 export { ErrorCode, type ErrorContext, SluiceError } from './core/errors.ts';
-export {
-  type BufferOptions,
-  DLQ_PORT,
-  Graph,
-  type GraphEdge,
-  type GraphNode,
-  MAIN_PORT,
-  type NodeOptions,
-} from './core/graph.ts';
-export {
-  DEFAULT_MAX_KEY_GROUPS,
-  type Key,
-  keyGroupOf,
-  keyGroupRange,
-  shardOfKeyGroup,
-} from './core/keygroups.ts';
-// Core: batches, signals, buffers, the graph, the run handle, errors, time.
+export type { BufferOptions } from './core/graph.ts';
+export type { Key } from './core/keygroups.ts';
 export {
   type Barrier,
   type Batch,
-  barrier,
   batchOf,
-  isBatch,
-  type Message,
   type Position,
   type RecordMeta,
   type Signal,
@@ -77,20 +70,17 @@ export {
   watermark,
 } from './core/message.ts';
 export type { MetricsSnapshot, RunState, StageSnapshot } from './core/metrics.ts';
-export { type RunHandle, type RunOptions, type RunSummary, runGraph } from './core/run.ts';
+export type { RunHandle, RunOptions, RunSummary } from './core/run.ts';
 export type {
   DeadLetter,
   Emitter,
   Logger,
   Operator,
-  PartitionResume,
-  PartitionStateAccess,
   Sink,
   Source,
   SourceContext,
   StageContext,
 } from './core/stage.ts';
-// CEL expressions and hot-reloaded rules.
 export { type CompiledExpression, compileExpression } from './expr/cel.ts';
 export { CelFilter, CelMap, CelRoute } from './expr/cel-operators.ts';
 export {
@@ -107,11 +97,9 @@ export {
   createCsvDecoder,
   createCsvEncoder,
 } from './formats/csv/index.ts';
-// Formats and compression.
 export type { DecodeSink, RecordDecoder, RecordEncoder } from './formats/format.ts';
 export { jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
 export { linesDecoder, linesEncoder } from './formats/lines.ts';
-// Operators (also available as `Stream` methods).
 export {
   type AsyncOptions,
   type BatchOptions,
@@ -131,7 +119,6 @@ export {
   type ThrottleOptions,
   throttle,
 } from './operators/index.ts';
-export { partitionScoped } from './operators/partitioned.ts';
 export {
   type FanOutBranch,
   type FanOutOptions,
@@ -161,6 +148,4 @@ export {
   type ValueState,
 } from './state/keyed.ts';
 export { openStateBackend, type StateStoreSpec } from './state/open.ts';
-export { DEFAULT_STATE_TABLE, type PostgresBackendOptions, postgresBackend } from './state/postgres.ts';
-export { type RedisBackendOptions, redisBackend } from './state/redis.ts';
 export { type LateEvent, type WindowOptions, windowOperator } from './time/window.ts';
