@@ -22,6 +22,8 @@
  * const p = new Pipeline('demo');
  * p.from(generateSource({ count: 1000 })).filter((e) => e.risk > 50).to(fileSink({ path: 'out.jsonl', format: 'jsonl' }));
  * await p.run().done;
+ *
+ * @module sluice
  */
 
 export {
@@ -40,19 +42,20 @@ export {
 } from './aggregate/index.ts';
 export { type CheckpointSettings, openCheckpoints } from './checkpoint/setup.ts';
 export { defaultRegistry } from './components.ts';
-export { buildPipeline, lintPipelineFile } from './config/build.ts';
-export { loadPipelineFile, type PipelineConfig } from './config/load.ts';
+export { type BuiltPipeline, buildPipeline, lintPipelineFile } from './config/build.ts';
+export { type LoadOptions, loadPipelineFile, type PipelineConfig } from './config/load.ts';
 export { pipelineJsonSchema } from './config/schema.ts';
-export { blackholeSink } from './connectors/blackhole/sink.ts';
-export { type FileSinkOptions, fileSink } from './connectors/file/sink.ts';
-export { type FileSourceOptions, fileSource } from './connectors/file/source.ts';
+export { type BlackholeSink, blackholeSink } from './connectors/blackhole/sink.ts';
+export { type FileSink, type FileSinkOptions, fileSink } from './connectors/file/sink.ts';
+export { type FileSource, type FileSourceOptions, fileSource } from './connectors/file/source.ts';
 export {
   type GeneratedEvent,
+  type GenerateSource,
   type GenerateSourceOptions,
   generateSource,
 } from './connectors/generate/source.ts';
-export { type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
-export { type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
+export { type StdoutSink, type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
+export { type StdinSource, type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
 export type { OverflowPolicy } from './core/channel.ts';
 export { type Clock, ManualClock, systemClock } from './core/clock.ts';
 export { parseDuration } from './core/duration.ts';
@@ -72,6 +75,7 @@ export {
 export type { MetricsSnapshot, RunState, StageSnapshot } from './core/metrics.ts';
 export type { RunHandle, RunOptions, RunSummary } from './core/run.ts';
 export type {
+  CommittedPositions,
   DeadLetter,
   Emitter,
   Logger,
@@ -80,9 +84,17 @@ export type {
   Source,
   SourceContext,
   StageContext,
+  StageMetricsHook,
 } from './core/stage.ts';
-export { type CompiledExpression, compileExpression } from './expr/cel.ts';
-export { CelFilter, CelMap, CelRoute } from './expr/cel-operators.ts';
+export { type CompiledExpression, type CompileOptions, compileExpression } from './expr/cel.ts';
+export {
+  CelFilter,
+  type CelFilterOptions,
+  CelMap,
+  type CelMapOptions,
+  CelRoute,
+  type CelRouteOptions,
+} from './expr/cel-operators.ts';
 export {
   type Codec,
   type CompressOptions,
@@ -94,13 +106,15 @@ export {
   type CsvDecodeOptions,
   type CsvEncodeOptions,
   type CsvRow,
+  type CsvType,
   createCsvDecoder,
   createCsvEncoder,
 } from './formats/csv/index.ts';
 export type { DecodeSink, RecordDecoder, RecordEncoder } from './formats/format.ts';
-export { jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
-export { linesDecoder, linesEncoder } from './formats/lines.ts';
+export { type JsonlFormatOptions, jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
+export { type LinesFormatOptions, linesDecoder, linesEncoder } from './formats/lines.ts';
 export {
+  type AsyncFn,
   type AsyncOptions,
   type BatchOptions,
   batch,
@@ -126,6 +140,7 @@ export {
   type StageOptions,
   Stream,
 } from './pipeline.ts';
+export type { ConfigProblem } from './spec/problems.ts';
 export {
   type BuildContext,
   type ComponentKind,
@@ -141,9 +156,12 @@ export {
 } from './state/backend.ts';
 export {
   type AggregatingState,
+  type Aggregator,
   KeyedStateStore,
+  type KeyedStateStoreOptions,
   type ListState,
   type MapState,
+  type StateOptions,
   type StateTtl,
   type ValueState,
 } from './state/keyed.ts';

@@ -20,6 +20,8 @@
  *   }),
  * );
  * await p.run().done;
+ *
+ * @module sluice/kafka
  */
 
 export {

@@ -15,6 +15,8 @@
  *     }),
  *   );
  * await p.run().done;
+ *
+ * @module sluice/postgres
  */
 
 export {

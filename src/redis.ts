@@ -14,6 +14,8 @@
  *   }),
  * ).to(stdoutSink({ format: 'jsonl' }));
  * await p.run().done;
+ *
+ * @module sluice/redis
  */
 
 export type { RedisFormat } from './connectors/redis/entry.ts';
