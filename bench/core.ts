@@ -1,7 +1,7 @@
 /**
  * The `core` benchmark: the engine's per-record overhead on a plain, CPU-bound pipeline.
  *
- *   generate → map → filter → batch(size 1000) → null sink
+ *   generate → map → filter → batch(size 1000) → blackhole sink
  *
  * over 10 million records, run three ways, for two kinds of record:
  *
@@ -13,7 +13,7 @@
  * The three ways:
  *
  * - `sluice`: the real `generate` source, `Stream.map`/`filter`/`batch` operators and the
- *   `null` sink, through the runtime's bounded channels.
+ *   `blackhole` sink, through the runtime's bounded channels.
  * - `node-streams`: the same stages with Node's `stream.pipeline` in object mode
  *   (`Readable.from` a generator → Transform map → Transform filter → Transform batching →
  *   Writable that discards).

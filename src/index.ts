@@ -1,15 +1,31 @@
 /**
- * Sluice — stream processing for TypeScript. This module is the whole public API; anything
- * not exported here is internal and may change.
+ * Sluice — stream processing for TypeScript. This module is the public API of `sluice`; anything
+ * not exported here (or from the `sluice/kafka`, `sluice/postgres` and `sluice/redis` entries) is
+ * internal and may change.
+ *
+ * What it holds, by the folder each export comes from (exports are sorted by path, which keeps
+ * these groups together):
+ * - `aggregate/`: aggregate functions for windows (`count`, `sum`, `percentile`, …);
+ * - `checkpoint/`, `state/`: checkpoints (`openCheckpoints`), keyed state and its embedded backends;
+ * - `components.ts`, `config/`, `spec/`: pipeline files (load, lint, build, JSON Schema) and the
+ *   component registry, for custom components (`defineComponent`, `Registry`);
+ * - `connectors/`: the built-in connectors without a client library (`file`, `stdin`/`stdout`,
+ *   `generate`, `blackhole`); Kafka, PostgreSQL and Redis are the subpath entries `sluice/kafka`,
+ *   `sluice/postgres` and `sluice/redis`, so that importing `sluice` loads none of their clients;
+ * - `core/`: what a custom source, operator or sink implements and receives (`Source`, `Operator`,
+ *   `Sink`, `StageContext`, `Batch`, signals), the run handle, errors and clocks;
+ * - `expr/`: CEL expressions; `formats/`: record codecs and compression;
+ * - `operators/`, `pipeline.ts`, `time/`: the operators, the `Pipeline`/`Stream` builder and windows.
  *
  * @example
  * import { Pipeline, generateSource, fileSink } from 'sluice';
  * const p = new Pipeline('demo');
  * p.from(generateSource({ count: 1000 })).filter((e) => e.risk > 50).to(fileSink({ path: 'out.jsonl', format: 'jsonl' }));
  * await p.run().done;
+ *
+ * @module sluice
  */
 
-// Event time: windows, watermarks, aggregates.
 export {
   type Aggregate,
   count,
@@ -24,52 +40,32 @@ export {
   rollingMean,
   sum,
 } from './aggregate/index.ts';
-// State and checkpoints.
 export { type CheckpointSettings, openCheckpoints } from './checkpoint/setup.ts';
 export { defaultRegistry } from './components.ts';
-// Pipeline files and the component registry.
-export { buildPipeline, lintPipelineFile } from './config/build.ts';
-export { loadPipelineFile, type PipelineConfig } from './config/load.ts';
+export { type BuiltPipeline, buildPipeline, lintPipelineFile } from './config/build.ts';
+export { type LoadOptions, loadPipelineFile, type PipelineConfig } from './config/load.ts';
 export { pipelineJsonSchema } from './config/schema.ts';
-export { blackholeSink } from './connectors/blackhole/sink.ts';
-// Connectors.
-export { type FileSinkOptions, fileSink } from './connectors/file/sink.ts';
-export { type FileSourceOptions, fileSource } from './connectors/file/source.ts';
+export { type BlackholeSink, blackholeSink } from './connectors/blackhole/sink.ts';
+export { type FileSink, type FileSinkOptions, fileSink } from './connectors/file/sink.ts';
+export { type FileSource, type FileSourceOptions, fileSource } from './connectors/file/source.ts';
 export {
   type GeneratedEvent,
+  type GenerateSource,
   type GenerateSourceOptions,
   generateSource,
 } from './connectors/generate/source.ts';
-export { type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
-export { type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
+export { type StdoutSink, type StdoutSinkOptions, stdoutSink } from './connectors/stdio/sink.ts';
+export { type StdinSource, type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
 export type { OverflowPolicy } from './core/channel.ts';
 export { type Clock, ManualClock, systemClock } from './core/clock.ts';
 export { parseDuration } from './core/duration.ts';
 export { ErrorCode, type ErrorContext, SluiceError } from './core/errors.ts';
-export {
-  type BufferOptions,
-  DLQ_PORT,
-  Graph,
-  type GraphEdge,
-  type GraphNode,
-  MAIN_PORT,
-  type NodeOptions,
-} from './core/graph.ts';
-export {
-  DEFAULT_MAX_KEY_GROUPS,
-  type Key,
-  keyGroupOf,
-  keyGroupRange,
-  shardOfKeyGroup,
-} from './core/keygroups.ts';
-// Core: batches, signals, buffers, the graph, the run handle, errors, time.
+export type { BufferOptions } from './core/graph.ts';
+export type { Key } from './core/keygroups.ts';
 export {
   type Barrier,
   type Batch,
-  barrier,
   batchOf,
-  isBatch,
-  type Message,
   type Position,
   type RecordMeta,
   type Signal,
@@ -77,22 +73,28 @@ export {
   watermark,
 } from './core/message.ts';
 export type { MetricsSnapshot, RunState, StageSnapshot } from './core/metrics.ts';
-export { type RunHandle, type RunOptions, type RunSummary, runGraph } from './core/run.ts';
+export type { RunHandle, RunOptions, RunSummary } from './core/run.ts';
 export type {
+  CommittedPositions,
   DeadLetter,
   Emitter,
   Logger,
   Operator,
-  PartitionResume,
-  PartitionStateAccess,
   Sink,
   Source,
   SourceContext,
   StageContext,
+  StageMetricsHook,
 } from './core/stage.ts';
-// CEL expressions and hot-reloaded rules.
-export { type CompiledExpression, compileExpression } from './expr/cel.ts';
-export { CelFilter, CelMap, CelRoute } from './expr/cel-operators.ts';
+export { type CompiledExpression, type CompileOptions, compileExpression } from './expr/cel.ts';
+export {
+  CelFilter,
+  type CelFilterOptions,
+  CelMap,
+  type CelMapOptions,
+  CelRoute,
+  type CelRouteOptions,
+} from './expr/cel-operators.ts';
 export {
   type Codec,
   type CompressOptions,
@@ -104,15 +106,15 @@ export {
   type CsvDecodeOptions,
   type CsvEncodeOptions,
   type CsvRow,
+  type CsvType,
   createCsvDecoder,
   createCsvEncoder,
 } from './formats/csv/index.ts';
-// Formats and compression.
 export type { DecodeSink, RecordDecoder, RecordEncoder } from './formats/format.ts';
-export { jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
-export { linesDecoder, linesEncoder } from './formats/lines.ts';
-// Operators (also available as `Stream` methods).
+export { type JsonlFormatOptions, jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
+export { type LinesFormatOptions, linesDecoder, linesEncoder } from './formats/lines.ts';
 export {
+  type AsyncFn,
   type AsyncOptions,
   type BatchOptions,
   batch,
@@ -131,7 +133,6 @@ export {
   type ThrottleOptions,
   throttle,
 } from './operators/index.ts';
-export { partitionScoped } from './operators/partitioned.ts';
 export {
   type FanOutBranch,
   type FanOutOptions,
@@ -139,6 +140,7 @@ export {
   type StageOptions,
   Stream,
 } from './pipeline.ts';
+export type { ConfigProblem } from './spec/problems.ts';
 export {
   type BuildContext,
   type ComponentKind,
@@ -154,13 +156,14 @@ export {
 } from './state/backend.ts';
 export {
   type AggregatingState,
+  type Aggregator,
   KeyedStateStore,
+  type KeyedStateStoreOptions,
   type ListState,
   type MapState,
+  type StateOptions,
   type StateTtl,
   type ValueState,
 } from './state/keyed.ts';
 export { openStateBackend, type StateStoreSpec } from './state/open.ts';
-export { DEFAULT_STATE_TABLE, type PostgresBackendOptions, postgresBackend } from './state/postgres.ts';
-export { type RedisBackendOptions, redisBackend } from './state/redis.ts';
 export { type LateEvent, type WindowOptions, windowOperator } from './time/window.ts';

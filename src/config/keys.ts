@@ -42,7 +42,7 @@ export const scalarKeys = {
     .number()
     .int()
     .min(1)
-    .describe('Messages each channel between two stages queues (default 16).'),
+    .describe('Messages each channel between two stages queues (default 2).'),
 } as const;
 
 /** Schema of `buffer:` beside a sink or step. */

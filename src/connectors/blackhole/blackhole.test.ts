@@ -5,7 +5,7 @@ import { generateSource } from '../generate/source.ts';
 import { blackholeSink } from './sink.ts';
 import { blackholeSinkSpec } from './spec.ts';
 
-describe('null sink', () => {
+describe('blackhole sink', () => {
   it('discards and counts records and batches', async () => {
     const sink = blackholeSink();
     const summary = await new Pipeline('t')

@@ -1,4 +1,4 @@
-/** The `null` sink: discards every record and counts them (for benchmarks and dry runs). */
+/** The `blackhole` sink: discards every record and counts them (for benchmarks and dry runs). */
 import type { Batch } from '../../core/message.ts';
 import type { Sink } from '../../core/stage.ts';
 

@@ -1,13 +1,13 @@
-/** Spec of the `null` sink. */
+/** Spec of the `blackhole` sink. */
 import { z } from 'zod';
 import { defineComponent } from '../../spec/registry.ts';
 import { blackholeSink } from './sink.ts';
 
-/** Config of the `null` sink: nothing to set. */
+/** Config of the `blackhole` sink: nothing to set. */
 export const blackholeSinkConfig = z.object({}).strict();
 
 /**
- * The `null` sink spec.
+ * The `blackhole` sink spec.
  *
  * @example
  * registry.add(blackholeSinkSpec);

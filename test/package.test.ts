@@ -1,0 +1,205 @@
+/**
+ * The package as users import it: build it, pack it, install the tarball into an empty project,
+ * type-check a TypeScript file against `sluice`, `sluice/kafka`, `sluice/postgres` and
+ * `sluice/redis` (strict, `moduleResolution: nodenext`) and run it on this project's Node 24. The
+ * file runs a file → file pipeline and checks its output, and constructs (without connecting)
+ * the Kafka, PostgreSQL and Redis connectors. Also checks that the tarball holds no test files,
+ * that importing `sluice` loads no client library, and that the `sluice` command starts.
+ *
+ * Takes about a minute (the tarball's dependencies come from npm's cache or the registry).
+ * By hand: `npm test -- test/package.test.ts`.
+ */
+import assert from 'node:assert/strict';
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { after, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { clientLibrariesIn, modulesLoadedBy } from './support/loaded-modules.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = join(ROOT, 'node_modules', '.bin');
+const NODE = join(BIN, 'node');
+const TSC = join(BIN, 'tsc');
+// npm is a Node script: with the project's .bin first on PATH it runs on the project's Node.
+const env = { ...process.env, PATH: `${BIN}${delimiter}${process.env.PATH ?? ''}` };
+
+/** Runs a step; fails the test with the step's name and its output when it exits non-zero. */
+function step(what: string, command: string, args: readonly string[], cwd: string): string {
+  const run: SpawnSyncReturns<string> = spawnSync(command, args, { cwd, env, encoding: 'utf8' });
+  if (run.error !== undefined || run.status !== 0) {
+    assert.fail(
+      `${what} failed (\`${[command, ...args].join(' ')}\` in ${cwd}, exit ${run.status}${run.error ? `, ${run.error.message}` : ''}):\n${run.stdout}\n${run.stderr}`,
+    );
+  }
+  return run.stdout;
+}
+
+/**
+ * Type-checks the project in `cwd` with declaration files checked too (no `skipLibCheck`), so that
+ * an error in sluice's own `.d.ts` fails. Errors inside other packages' declarations are passed
+ * over: `@datadog/sketches-js` ships `.d.ts` files that do not compile, which only
+ * `skipLibCheck` (tsc's default in a new project) hides.
+ */
+function typeCheck(cwd: string): void {
+  const run = spawnSync(TSC, ['-p', 'tsconfig.json'], { cwd, env, encoding: 'utf8' });
+  const errors = `${run.stdout}${run.stderr}`
+    .split('\n')
+    .filter((line) => /error TS\d+/.test(line))
+    .filter((line) => !line.startsWith('node_modules/') || line.startsWith('node_modules/sluice/'));
+  if (
+    run.error !== undefined ||
+    (run.status !== 0 && errors.length === 0 && !/error TS\d+/.test(run.stdout))
+  ) {
+    assert.fail(
+      `type-checking app.ts could not run (exit ${run.status}): ${run.error?.message ?? run.stderr}`,
+    );
+  }
+  assert.deepEqual(errors, [], `type-checking app.ts against the installed package (tsc in ${cwd}) failed`);
+}
+
+/** The user's program: only public imports, strict types, runs as it is on Node 24. */
+const APP = `
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Batch, fileSink, fileSource, Pipeline, type RunSummary, type Sink } from 'sluice';
+import { type KafkaSink, type KafkaSourceOptions, kafkaSink, kafkaSource } from 'sluice/kafka';
+import { type PostgresSinkOptions, postgresSink, postgresSource } from 'sluice/postgres';
+import { redisSink, redisSource } from 'sluice/redis';
+
+interface Login {
+  id: number;
+  risk: number;
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'sluice-app-'));
+writeFileSync(join(dir, 'in.jsonl'), '{"id":1,"risk":10}\\n{"id":2,"risk":90}\\n{"id":3,"risk":70}\\n');
+let batches = 0;
+const counting: Sink<unknown> = {
+  write(batch: Batch<unknown>) {
+    batches += batch.records.length > 0 ? 1 : 0;
+  },
+};
+const p = new Pipeline('app');
+const risky = p
+  .from(fileSource({ path: join(dir, 'in.jsonl'), format: 'jsonl' }))
+  .map((r) => r as Login)
+  .filter((r) => r.risk > 50)
+  .map((r) => ({ id: r.id }));
+risky.to(fileSink({ path: join(dir, 'out.jsonl'), format: 'jsonl' }));
+risky.to(counting);
+const summary: RunSummary = await p.run().done;
+assert.equal(readFileSync(join(dir, 'out.jsonl'), 'utf8'), '{"id":2}\\n{"id":3}\\n');
+assert.ok(batches > 0, 'the custom sink saw no batch');
+
+// Constructed, never opened: nothing connects.
+const brokers = ['127.0.0.1:1'];
+const sourceOptions: KafkaSourceOptions = {
+  brokers, topics: ['in'], group: 'app', start: 'earliest', format: 'json',
+  batchSize: 100, maxWait: 100, commitInterval: 1000, groupProtocol: 'classic',
+};
+const source = kafkaSource(sourceOptions);
+const sink: KafkaSink = kafkaSink({
+  brokers, topic: 'out', format: 'json', compression: 'none', batchSize: 100, linger: 10,
+  idempotent: false, acks: 'all', keepHeaders: false,
+});
+const pgOptions: PostgresSinkOptions = {
+  url: 'postgres://127.0.0.1:1/app', table: 'logins', mode: 'insert', batchSize: 100, linger: 10,
+  exactlyOnce: false, pipeline: 'app', retryTimeout: 1000,
+};
+const pg = postgresSink(pgOptions);
+const pgSource = postgresSource({
+  url: 'postgres://127.0.0.1:1/app', table: 'logins', column: 'id', batchSize: 100, pollInterval: 1000,
+  follow: false, retryTimeout: 1000,
+});
+const redisIn = redisSource({
+  url: 'redis://127.0.0.1:1', streams: ['in'], group: 'app', consumer: 'app-1', start: '$',
+  batchSize: 100, block: 100, format: 'json', commitInterval: 1000,
+});
+const redisOut = redisSink({
+  url: 'redis://127.0.0.1:1', stream: 'out', approximate: true, format: 'json', batchSize: 100,
+});
+for (const stage of [source, sink, pg, pgSource, redisIn, redisOut]) assert.equal(typeof stage.close, 'function');
+assert.equal(pg.rowsWritten, 0);
+console.log(\`ok \${summary.recordsWritten}\`);
+`;
+
+const work = mkdtempSync(join(tmpdir(), 'sluice-package-'));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+it('installs from its tarball, type-checks and runs as a dependency', { timeout: 300_000 }, () => {
+  step('building (npm run build)', 'npm', ['run', 'build'], ROOT);
+  const packed = JSON.parse(
+    step('packing (npm pack)', 'npm', ['pack', '--json', '--pack-destination', work], ROOT),
+  ) as { filename: string; files: { path: string }[] }[];
+  const tarball = packed[0];
+  assert.ok(tarball !== undefined, 'npm pack --json returned no package');
+  const shipped = tarball.files.map((f) => f.path);
+  const testFiles = shipped.filter((f) => /\.test\.|test-helpers|test-registry|harness/.test(f));
+  assert.deepEqual(testFiles, [], 'the tarball ships test files; exclude them in tsconfig.build.json');
+  for (const entry of ['index', 'kafka', 'postgres', 'redis']) {
+    assert.ok(shipped.includes(`dist/${entry}.d.ts`), `the tarball has no dist/${entry}.d.ts`);
+  }
+
+  const app = join(work, 'app');
+  step('making the project folder', 'mkdir', ['-p', app], work);
+  writeFileSync(
+    join(app, 'package.json'),
+    `${JSON.stringify({ name: 'app', private: true, type: 'module' })}\n`,
+  );
+  step(
+    'installing the tarball (npm i)',
+    'npm',
+    [
+      'install',
+      join(work, tarball.filename),
+      '--prefer-offline',
+      '--no-audit',
+      '--no-fund',
+      '--ignore-scripts',
+    ],
+    app,
+  );
+  writeFileSync(join(app, 'app.ts'), APP);
+  writeFileSync(
+    join(app, 'tsconfig.json'),
+    `${JSON.stringify({
+      compilerOptions: {
+        target: 'es2024',
+        lib: ['es2024'],
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        strict: true,
+        noEmit: true,
+        erasableSyntaxOnly: true,
+        verbatimModuleSyntax: true,
+        // Node's types from this project: the user's project would have its own @types/node.
+        typeRoots: [join(ROOT, 'node_modules', '@types')],
+        types: ['node'],
+      },
+      files: ['app.ts'],
+    })}\n`,
+  );
+  typeCheck(app);
+  const out = step('running app.ts on Node 24', NODE, ['app.ts'], app);
+  assert.match(out, /^ok \d+$/m, `app.ts printed ${JSON.stringify(out)}`);
+
+  const loaded = modulesLoadedBy(['sluice'], app, NODE);
+  assert.ok(
+    loaded.some((url) => url.includes('/node_modules/sluice/dist/index.js')),
+    'sluice was not resolved to dist/',
+  );
+  assert.deepEqual(clientLibrariesIn(loaded), [], 'importing the installed `sluice` loads a client library');
+
+  const list = step(
+    'running the sluice command (sluice list)',
+    NODE,
+    [join(app, 'node_modules/sluice/bin/sluice.js'), 'list'],
+    app,
+  );
+  assert.match(list, /kafka/, 'sluice list names no kafka component');
+  assert.ok(readFileSync(join(app, 'node_modules/sluice/package.json'), 'utf8').includes('"./kafka"'));
+});
