@@ -69,7 +69,14 @@ export interface SourceTarget {
   readonly badInput?: { position(place: string, index: number, dir: string): Record<string, unknown> };
   /** Why the source has no bad input (shown as the skip reason). */
   readonly noBadInput?: string;
+  /** Tests that fail because of a known connector bug: run as `todo`, with the bug as the reason. */
+  readonly knownIssues?: KnownIssues;
 }
+
+/** A known bug per test (`stop`, `kill`, `dlq`…): the test still runs, as `todo`, and reports it. */
+export type KnownIssues = Readonly<
+  Partial<Record<'empty' | 'read' | 'end' | 'stop' | 'kill' | 'dlq', string>>
+>;
 
 /** What the suite needs from a sink connector. */
 export interface SinkTarget {
@@ -90,6 +97,8 @@ export interface SinkTarget {
   readonly rejects?: unknown;
   /** Why every record is accepted (shown as the skip reason of the dlq test). */
   readonly acceptsAll?: string;
+  /** Tests that fail because of a known connector bug: run as `todo`, with the bug as the reason. */
+  readonly knownIssues?: KnownIssues;
 }
 
 /** One connector under test. */
@@ -107,7 +116,7 @@ const CLI = join(PROJECT, 'src/cli/main.ts');
 const N = 1500;
 /** Records between count-based checkpoints. */
 const EVERY = 100;
-/** Throttle of the restart tests (records/s): keeps a run mid-stream long enough to be stopped. */
+/** Throttle of the restart tests (records/s, no burst): keeps a run mid-stream long enough to be stopped. */
 const RATE = 1000;
 
 /** `count` records from `from`. */
@@ -174,7 +183,11 @@ function startRun(dir: string): Run {
 async function runToEnd(dir: string, what: string): Promise<string> {
   const run = startRun(dir);
   const end = await run.exited;
-  assert.equal(end.code, 0, `${what}: \`sluice run\` exited with ${end.code ?? end.signal}:\n${run.stderr()}`);
+  assert.equal(
+    end.code,
+    0,
+    `${what}: \`sluice run\` exited with ${end.code ?? end.signal}:\n${run.stderr()}`,
+  );
   return run.stderr();
 }
 
@@ -192,7 +205,9 @@ async function until(
   for (;;) {
     if (await check()) return;
     if (ended)
-      assert.fail(`the run ended before ${what} (raise the record count or lower the throttle):\n${opts.run?.stderr()}`);
+      assert.fail(
+        `the run ended before ${what} (raise the record count or lower the throttle):\n${opts.run?.stderr()}`,
+      );
     if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}\n${opts.run?.stderr() ?? ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -210,7 +225,7 @@ function writePipeline(
   },
 ): void {
   const pipeline: Record<string, unknown> = { name: doc.name, input: doc.input };
-  if (doc.throttle === true) pipeline.pipeline = [{ throttle: { rate: RATE } }];
+  if (doc.throttle === true) pipeline.pipeline = [{ throttle: { rate: RATE, burst: 50 } }];
   pipeline.output = doc.output;
   pipeline.dlq = { file: { path: 'dead.jsonl', format: 'jsonl' } };
   if (doc.checkpoint === true) pipeline.checkpoint = { interval: '1h', records: EVERY };
@@ -268,6 +283,12 @@ export function connectorConformance(target: ConnectorTarget): void {
   if (target.sink !== undefined) sinkTests(target.name, target.sink, tmp);
 }
 
+/** Test options for test `key` of `target`: `todo` naming the bug when it has a known one. */
+function known(target: { readonly knownIssues?: KnownIssues }, key: keyof KnownIssues): { todo?: string } {
+  const issue = target.knownIssues?.[key];
+  return issue === undefined ? {} : { todo: `known bug: ${issue}` };
+}
+
 /** The `file` sink the source tests write into: exactly-once under checkpoints. */
 const OUT = { file: { path: 'out.jsonl', format: 'jsonl' } };
 
@@ -277,11 +298,16 @@ function sourceTests(name: string, source: SourceTarget, tmp: () => string): voi
     const setUp = async (test: string, opts: { throttle?: boolean; checkpoint?: boolean } = {}) => {
       const dir = tmp();
       const place = await source.create(dir);
-      writePipeline(dir, { name: pipelineName(name, test), input: source.input(place, dir), output: OUT, ...opts });
+      writePipeline(dir, {
+        name: pipelineName(name, test),
+        input: source.input(place, dir),
+        output: OUT,
+        ...opts,
+      });
       return { dir, place, out: join(dir, 'out.jsonl') };
     };
 
-    it('opens and closes with nothing to read', async () => {
+    it('opens and closes with nothing to read', known(source, 'empty'), async () => {
       const { dir, out } = await setUp('empty');
       await runToEnd(dir, 'an empty input');
       assert.ok(existsSync(out), 'the output was committed');
@@ -289,7 +315,7 @@ function sourceTests(name: string, source: SourceTarget, tmp: () => string): voi
       assert.deepEqual(jsonLines(join(dir, 'dead.jsonl')), []);
     });
 
-    it(`reads exactly ${N} records, each once and intact`, async () => {
+    it(`reads exactly ${N} records, each once and intact`, known(source, 'read'), async () => {
       const { dir, place, out } = await setUp('read');
       const want = records(N);
       await source.write(place, want, dir);
@@ -302,6 +328,7 @@ function sourceTests(name: string, source: SourceTarget, tmp: () => string): voi
       source.remembers
         ? 'end of input: the run ends on its own; the next run reads only what came after'
         : 'end of input: the run ends on its own; the next run reads everything again',
+      known(source, 'end'),
       async () => {
         const { dir, place, out } = await setUp('end');
         await source.write(place, records(100), dir);
@@ -318,38 +345,46 @@ function sourceTests(name: string, source: SourceTarget, tmp: () => string): voi
       },
     );
 
-    it(`checkpoint capture: stopped mid-stream, the next run resumes from its checkpoint (${source.delivery})`, async () => {
-      const { dir, place, out } = await setUp('stop', { throttle: true, checkpoint: true });
-      const want = records(N);
-      await source.write(place, want, dir);
-      const first = startRun(dir);
-      await until('a third of the output', () => fileOutput(out).length >= N / 3, { run: first });
-      first.child.kill('SIGTERM');
-      const end = await first.exited;
-      assert.equal(end.code, 0, `a draining stop exits 0:\n${first.stderr()}`);
-      const partial = jsonLines(out).length;
-      assert.ok(partial < N, `stopped mid-stream (${partial} of ${N} written)`);
-      await runToEnd(dir, 'the run after the stop');
-      assertDelivered(jsonLines(out), want, source.delivery, 'after a stop and a restart');
-    });
+    it(
+      `checkpoint capture: stopped mid-stream, the next run resumes from its checkpoint (${source.delivery})`,
+      known(source, 'stop'),
+      async () => {
+        const { dir, place, out } = await setUp('stop', { throttle: true, checkpoint: true });
+        const want = records(N);
+        await source.write(place, want, dir);
+        const first = startRun(dir);
+        await until('a third of the output', () => fileOutput(out).length >= N / 3, { run: first });
+        first.child.kill('SIGTERM');
+        const end = await first.exited;
+        assert.equal(end.code, 0, `a draining stop exits 0:\n${first.stderr()}`);
+        const partial = jsonLines(out).length;
+        assert.ok(partial < N, `stopped mid-stream (${partial} of ${N} written)`);
+        await runToEnd(dir, 'the run after the stop');
+        assertDelivered(jsonLines(out), want, source.delivery, 'after a stop and a restart');
+      },
+    );
 
-    it(`SIGKILL mid-stream, then a restart: nothing lost${source.delivery === 'exactly-once' ? ', nothing twice' : ''}`, async () => {
-      const { dir, place, out } = await setUp('kill', { throttle: true, checkpoint: true });
-      const want = records(N);
-      await source.write(place, want, dir);
-      const first = startRun(dir);
-      await until('a third of the output', () => fileOutput(out).length >= N / 3, { run: first });
-      first.child.kill('SIGKILL');
-      assert.equal((await first.exited).signal, 'SIGKILL');
-      assert.ok(!existsSync(out), 'killed before the end');
-      await runToEnd(dir, 'the run after the kill');
-      assertDelivered(jsonLines(out), want, source.delivery, 'after a SIGKILL and a restart');
-    });
+    it(
+      `SIGKILL mid-stream, then a restart: nothing lost${source.delivery === 'exactly-once' ? ', nothing twice' : ''}`,
+      known(source, 'kill'),
+      async () => {
+        const { dir, place, out } = await setUp('kill', { throttle: true, checkpoint: true });
+        const want = records(N);
+        await source.write(place, want, dir);
+        const first = startRun(dir);
+        await until('a third of the output', () => fileOutput(out).length >= N / 3, { run: first });
+        first.child.kill('SIGKILL');
+        assert.equal((await first.exited).signal, 'SIGKILL');
+        assert.ok(!existsSync(out), 'killed before the end');
+        await runToEnd(dir, 'the run after the kill');
+        assertDelivered(jsonLines(out), want, source.delivery, 'after a SIGKILL and a restart');
+      },
+    );
 
     const bad = source.badInput;
     it(
       'bad input goes to the dlq with its position while the rest flows',
-      { skip: bad === undefined ? (source.noBadInput ?? 'no undecodable input') : false },
+      bad === undefined ? { skip: source.noBadInput ?? 'no undecodable input' } : known(source, 'dlq'),
       async () => {
         if (bad === undefined) return;
         const { dir, place, out } = await setUp('dlq');
@@ -407,14 +442,14 @@ function sinkTests(name: string, sink: SinkTarget, tmp: () => string): void {
       return { dir, place };
     };
 
-    it('opens and closes with nothing to write', async () => {
+    it('opens and closes with nothing to write', known(sink, 'empty'), async () => {
       const { dir, place } = await setUp('empty', []);
       await runToEnd(dir, 'an empty input');
       assert.deepEqual(await sink.read(place, dir), []);
       assert.deepEqual(jsonLines(join(dir, 'dead.jsonl')), []);
     });
 
-    it(`sends a batch of ${N} and reads exactly ${N} back`, async () => {
+    it(`sends a batch of ${N} and reads exactly ${N} back`, known(sink, 'read'), async () => {
       const want = records(N);
       const { dir, place } = await setUp('batch', want);
       await runToEnd(dir, 'writing');
@@ -439,15 +474,21 @@ function sinkTests(name: string, sink: SinkTarget, tmp: () => string): void {
       assertDelivered(await sink.read(place, dir), want, sink.delivery, `after a ${signal} and a restart`);
     };
 
-    it(`checkpoint capture: stopped mid-stream, the next run resumes from its checkpoint (${sink.delivery})`, () =>
-      interrupted('stop', 'SIGTERM'));
+    it(
+      `checkpoint capture: stopped mid-stream, the next run resumes from its checkpoint (${sink.delivery})`,
+      known(sink, 'stop'),
+      () => interrupted('stop', 'SIGTERM'),
+    );
 
-    it(`SIGKILL mid-stream, then a restart: nothing lost${sink.delivery === 'exactly-once' ? ', nothing twice' : ''}`, () =>
-      interrupted('kill', 'SIGKILL'));
+    it(
+      `SIGKILL mid-stream, then a restart: nothing lost${sink.delivery === 'exactly-once' ? ', nothing twice' : ''}`,
+      known(sink, 'kill'),
+      () => interrupted('kill', 'SIGKILL'),
+    );
 
     it(
       'a record the sink rejects goes to the dlq with its position while the rest flows',
-      { skip: sink.rejects === undefined ? (sink.acceptsAll ?? 'accepts every record') : false },
+      sink.rejects === undefined ? { skip: sink.acceptsAll ?? 'accepts every record' } : known(sink, 'dlq'),
       async () => {
         const good = records(300);
         const badAt = [3, 150];
@@ -457,7 +498,11 @@ function sinkTests(name: string, sink: SinkTarget, tmp: () => string): void {
         await runToEnd(dir, 'a run with rejected records');
         assertDelivered(await sink.read(place, dir), good, 'exactly-once', 'the accepted records');
         const dead = jsonLines(join(dir, 'dead.jsonl')) as DeadLetterLine[];
-        assert.equal(dead.length, badAt.length, `one dead letter per rejected record: ${JSON.stringify(dead)}`);
+        assert.equal(
+          dead.length,
+          badAt.length,
+          `one dead letter per rejected record: ${JSON.stringify(dead)}`,
+        );
         assert.deepEqual(
           dead.map((d) => d.position?.line).sort((a, b) => Number(a) - Number(b)),
           badAt.map((i) => i + 1),
