@@ -71,8 +71,7 @@ connectorConformance({
       // Reproduction: this test, or any `exactlyOnce` run with `checkpoint:` stopped by SIGTERM/Ctrl-C
       // mid-input and run again: the restart warns "already holds every row of this input" and
       // writes nothing more.
-      stop:
-        'a draining stop (SIGTERM, Ctrl-C) calls the sink’s `finish`, which commits the rest with the `final` marker as if the input had ended; the checkpoints are kept (the run was stopped), so the next run restores one, finds the marker and writes nothing: every row after the stop is lost',
+      stop: 'a draining stop (SIGTERM, Ctrl-C) calls the sink’s `finish`, which commits the rest with the `final` marker as if the input had ended; the checkpoints are kept (the run was stopped), so the next run restores one, finds the marker and writes nothing: every row after the stop is lost',
     },
   },
   async cleanup() {
