@@ -1,6 +1,8 @@
 /**
  * The `kafka` source and sink against the real broker (`npm run services -- up kafka`, which
- * `npm test` runs for this file's name). Every test uses fresh topic and group names.
+ * `npm test` runs for this file's name). Every test uses fresh topic and group names. A restart
+ * that resumes at the group's offsets, a stop and a SIGKILL of `sluice run` with a restart are in
+ * the connector conformance suite (test/connectors/kafka.kafka.it.test.ts).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -347,39 +349,6 @@ dlq:
     }
   });
 
-  test('a restarted consumer resumes at the committed offsets: nothing lost, nothing repeated', async () => {
-    const topic = await createTopic('restart', 2);
-    const group = fresh('g');
-    await produce(
-      topic,
-      Array.from({ length: 100 }, (_, i) => ({ value: JSON.stringify({ id: i }), key: `${i}` })),
-    );
-    const first = collect<{ id: number }>();
-    await new Pipeline('it-r1')
-      .from(kafkaSource(sourceOptions(topic, group)))
-      .to(first)
-      .run({ log: quiet }).done;
-    assert.deepEqual(
-      first.records.map((r) => r.id).sort((a, b) => a - b),
-      Array.from({ length: 100 }, (_, i) => i),
-      'every id once',
-    );
-
-    await produce(
-      topic,
-      Array.from({ length: 50 }, (_, i) => ({ value: JSON.stringify({ id: 100 + i }), key: `${i}` })),
-    );
-    const second = collect<{ id: number }>();
-    await new Pipeline('it-r2')
-      .from(kafkaSource(sourceOptions(topic, group)))
-      .to(second)
-      .run({ log: quiet }).done;
-    assert.deepEqual(
-      second.records.map((r) => r.id).sort((a, b) => a - b),
-      Array.from({ length: 50 }, (_, i) => 100 + i),
-    );
-  });
-
   test('a failed run commits nothing, so the next run re-reads every record', async () => {
     const topic = await createTopic('fail', 1);
     const group = fresh('g');
@@ -500,56 +469,6 @@ dlq:
     );
   });
 
-  test('SIGKILL mid-run through the CLI, then a restart: every record reaches the output', async () => {
-    const input = await createTopic('kill-in', 2);
-    const output = await createTopic('kill-out', 2);
-    const N = 4000;
-    await produce(
-      input,
-      Array.from({ length: N }, (_, i) => ({ key: `${i}`, value: JSON.stringify({ id: i }) })),
-    );
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-kafka-'));
-    try {
-      const file = join(dir, 'pipeline.yaml');
-      writeFileSync(
-        file,
-        `name: it-kill
-input:
-  kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${fresh('g')}, batchSize: 100, commitInterval: 100ms, idleTimeout: 2s }
-pipeline:
-  - throttle: { rate: 4000 }
-output:
-  kafka: { brokers: ${BROKERS[0]}, topic: ${output} }
-`,
-      );
-      const cli = (): ReturnType<typeof spawn> =>
-        spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-      const first = cli();
-      // Kill once some output exists, i.e. mid-run.
-      const deadline = Date.now() + 20_000;
-      while (Date.now() < deadline) {
-        if ((await endOffsetTotal(output)) > 0n) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      first.kill('SIGKILL');
-      await new Promise((r) => first.once('exit', r));
-
-      const second = cli();
-      let stderr = '';
-      second.stderr?.on('data', (d) => {
-        stderr += d;
-      });
-      const code = await new Promise((r) => second.once('exit', r));
-      assert.equal(code, 0, stderr);
-      const got = await readAll(output);
-      const ids = new Set(got.map((m) => (JSON.parse(m.value) as { id: number }).id));
-      assert.equal(ids.size, N, 'no record lost across the kill');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
   test('checkpoints: SIGKILL through the CLI and a restart apply every record to keyed state exactly once', async () => {
     const input = await createTopic('cp-in', 2);
     const N = 6000;

@@ -3,15 +3,15 @@
  * `npm test` runs for this file's name). Every test uses fresh table names.
  *
  * - incremental reads with ties on the column, with and without a tie-breaker key, exact types;
- * - a restart from a position resumes right after it; through the real CLI with count-based
- *   checkpoints, SIGKILLed mid-run and restarted, the output holds every row exactly once;
+ * - a restart from a position resumes right after it (SIGKILL through the CLI and a restart are
+ *   in the connector conformance suite, test/connectors/postgres.postgres.it.test.ts);
  * - `follow` picks up rows inserted later;
  * - identifiers and values cannot inject SQL; a missing table or column fails with a clear message.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,7 +22,6 @@ import type { Emitter, Logger, SourceContext } from '../../core/stage.ts';
 import { type PostgresSourceOptions, postgresSource } from './source.ts';
 
 const PG_URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
-const PROJECT = new URL('../../../', import.meta.url).pathname;
 const quiet: Logger = { info() {}, warn() {}, error() {} };
 
 /** The newest installed server's `bin` folder (Debian layout), when this process may run it as `postgres`. */
@@ -238,61 +237,6 @@ describe('postgres source', () => {
           `${column} + ${key}: resume after batch ${k}`,
         );
       }
-    }
-  });
-
-  test('SIGKILL through the CLI with count-based checkpoints, then a restart: every row exactly once', async () => {
-    const t = await eventsTable(3000);
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-pg-src-'));
-    try {
-      const file = join(dir, 'pipeline.yaml');
-      writeFileSync(
-        file,
-        `name: it-pg-src
-input:
-  postgres: { url: ${PG_URL}, table: ${t}, column: ts, key: id, batchSize: 50 }
-pipeline:
-  - throttle: { rate: 3000 }
-output:
-  file: { path: out.jsonl, format: jsonl }
-checkpoint: { interval: 1h, records: 300 }
-`,
-      );
-      const cli = (): ReturnType<typeof spawn> =>
-        spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
-          cwd: dir,
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-      const written = (): number => {
-        let size = 0;
-        for (const f of readdirSync(dir))
-          if (f.startsWith('.out.jsonl.sluice-tmp-'))
-            size = Math.max(size, statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0);
-        return size;
-      };
-      const first = cli();
-      const exited = new Promise((r) => first.once('exit', r));
-      const deadline = Date.now() + 30_000;
-      // About a third of the output (rows are ~110 bytes): several checkpoints, mid-run.
-      while (Date.now() < deadline && written() < 1000 * 100) await new Promise((r) => setTimeout(r, 20));
-      first.kill('SIGKILL');
-      await exited;
-      assert.ok(!existsSync(join(dir, 'out.jsonl')), 'killed before the end');
-      const second = cli();
-      let stderr = '';
-      second.stderr?.on('data', (d) => {
-        stderr += d;
-      });
-      const code = await new Promise((r) => second.once('exit', r));
-      assert.equal(code, 0, stderr);
-      const got = readFileSync(join(dir, 'out.jsonl'), 'utf8')
-        .trimEnd()
-        .split('\n')
-        .map((l) => Number((JSON.parse(l) as Row).id));
-      assert.equal(got.length, 3000, 'one line per row');
-      assert.deepEqual(got, range(1, 3000), 'every row exactly once, in order');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
     }
   });
 

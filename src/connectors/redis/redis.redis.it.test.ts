@@ -1,12 +1,13 @@
 /**
  * The `redis` source and sink against the real server (`npm run services -- up redis`, which
  * `npm test` runs for this file's name). Every test uses fresh stream and group names and
- * deletes its streams at the end.
+ * deletes its streams at the end. Reading N entries, the dlq, a stop and a SIGKILL of `sluice run`
+ * with a restart are in the connector conformance suite (test/connectors/redis.redis.it.test.ts).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -21,7 +22,6 @@ import { redisSink } from './sink.ts';
 import { type RedisSourceOptions, redisSource } from './source.ts';
 
 const REDIS_URL = process.env.SLUICE_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const PROJECT = new URL('../../../', import.meta.url).pathname;
 const quiet: Logger = { info() {}, warn() {}, error() {} };
 
 let redis: Redis;
@@ -387,113 +387,6 @@ describe('redis source and sink', () => {
     assert.equal(await pendingTotal(stream, group), 0, 'and the new owner acknowledged them');
   });
 
-  test('SIGKILL mid-run through the CLI with count-based checkpoints, then a restart: every entry exactly once, nothing acknowledged ahead of its checkpoint', async () => {
-    const stream = fresh('kill');
-    const group = fresh('g');
-    const N = 8000;
-    const ids = await fill(stream, N);
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-redis-kill-'));
-    try {
-      const file = join(dir, 'pipeline.yaml');
-      // No `consumer`: the default name carries the process id, so the restart runs under another
-      // name and must take over the pending entries of the killed one.
-      writeFileSync(
-        file,
-        `name: it-redis-kill
-input:
-  redis: { url: ${REDIS_URL}, stream: ${stream}, group: ${group}, start: "0", field: data, batchSize: 50, idleTimeout: 2s }
-pipeline:
-  - throttle: { rate: 4000 }
-output:
-  file: { path: out.jsonl, format: jsonl }
-checkpoint: { interval: 1h, records: 400 }
-`,
-      );
-      const cli = (): ReturnType<typeof spawn> =>
-        spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
-          cwd: dir,
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-      const tmpLines = (): string[] => {
-        for (const f of readdirSync(dir))
-          if (f.startsWith('.out.jsonl.sluice-tmp-')) {
-            // Renamed away if the run just finished: then there is no temporary file to read.
-            try {
-              return readFileSync(join(dir, f), 'utf8').split('\n');
-            } catch {
-              return [];
-            }
-          }
-        return [];
-      };
-      const tmpSize = (): number => {
-        for (const f of readdirSync(dir))
-          if (f.startsWith('.out.jsonl.sluice-tmp-'))
-            return statSync(join(dir, f), { throwIfNoEntry: false })?.size ?? 0;
-        return 0;
-      };
-      const first = cli();
-      const exited = new Promise((r) => first.once('exit', r));
-      // Kill after several checkpoints (some entries acknowledged), mid-run.
-      await until(async () => tmpSize() > 0 && (await acked()) >= 1200, 'a few checkpoints', 60_000);
-      first.kill('SIGKILL');
-      await exited;
-
-      async function acked(): Promise<number> {
-        const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
-        const g = groups.find((row) => row[1] === group);
-        if (g === undefined) return 0;
-        const info = new Map<string, unknown>();
-        for (let i = 0; i + 1 < g.length; i += 2) info.set(g[i] as string, g[i + 1]);
-        const last = info.get('last-delivered-id') as string;
-        const delivered = ids.filter((id) => compareIds(id, last) <= 0).length;
-        return delivered - Number(info.get('pending'));
-      }
-
-      // The controlled point: the killed run's acknowledged entries are all in its output, which the
-      // file sink keeps up to the last checkpoint: an entry acknowledged ahead of its checkpoint
-      // could be missing from the output once truncated there.
-      const pendingIds = new Set(
-        ((await redis.xpending(stream, group, '-', '+', N)) as [string][]).map((row) => row[0]),
-      );
-      const groups = (await redis.xinfo('GROUPS', stream)) as unknown[][];
-      const g = groups.find((row) => row[1] === group) as unknown[];
-      const lastDelivered = g[g.indexOf('last-delivered-id') + 1] as string;
-      const ackedIds = ids.filter((id) => compareIds(id, lastDelivered) <= 0 && !pendingIds.has(id));
-      assert.ok(
-        ackedIds.length > 0 && ackedIds.length < N,
-        `killed mid-run (${ackedIds.length} acknowledged)`,
-      );
-      const written = new Set(
-        tmpLines()
-          .filter((l) => l.endsWith('}'))
-          .map((l) => (JSON.parse(l) as { seq: number }).seq),
-      );
-      const seqOf = new Map(ids.map((id, i) => [id, i]));
-      for (const id of ackedIds)
-        assert.ok(written.has(seqOf.get(id) as number), `acknowledged ${id} was written`);
-      assert.ok(pendingIds.size > 0, 'the kill left entries pending');
-
-      const second = cli();
-      let stderr = '';
-      second.stderr?.on('data', (d) => {
-        stderr += d;
-      });
-      const code = await new Promise((r) => second.once('exit', r));
-      assert.equal(code, 0, stderr);
-      const seqs = readFileSync(join(dir, 'out.jsonl'), 'utf8')
-        .trimEnd()
-        .split('\n')
-        .map((l) => (JSON.parse(l) as { seq: number }).seq);
-      assert.equal(new Set(seqs).size, N, 'every entry reached the output');
-      // The checkpoint lists what it covers and has not acknowledged, so the restart emits none twice.
-      assert.equal(seqs.length, N, 'no entry twice');
-      assert.equal(await pendingTotal(stream, group), 0, 'and every one is acknowledged');
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
-
   test('a draining stop unblocks a long blocking read and acknowledges what was read', async () => {
     const stream = fresh('stop');
     const group = fresh('g');
@@ -711,10 +604,3 @@ checkpoint: { interval: 1h, records: 400 }
 
 const range = (from: number, to: number): number[] =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-/** Orders two entry ids (`ms-seq`). */
-function compareIds(a: string, b: string): number {
-  const [am, as] = a.split('-').map(BigInt) as [bigint, bigint];
-  const [bm, bs] = b.split('-').map(BigInt) as [bigint, bigint];
-  return am < bm ? -1 : am > bm ? 1 : as < bs ? -1 : as > bs ? 1 : 0;
-}
