@@ -44,7 +44,7 @@ test('bad window configs are rejected with every problem', () => {
   assert.match(text, /unknown aggregate function `median`/);
   assert.match(text, /give only one of `tumbling`, `session`/);
   const none = windowSpec.config.safeParse({ tumbling: '1m', aggregate: { n: 'count()' } });
-  assert.match(JSON.stringify(none.error?.issues), /give `time`/);
+  assert.match(JSON.stringify(none.error?.issues), /needs `time`/);
   const empty = windowSpec.config.safeParse({ time: 'ts', tumbling: '1m', aggregate: {} });
   assert.match(JSON.stringify(empty.error?.issues), /at least one aggregate/);
   const dur = windowSpec.config.safeParse({ time: 'ts', tumbling: 'soon', aggregate: { n: 'count()' } });
