@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { batchOf } from '../core/batch.ts';
 import type { StageContext } from '../core/stage.ts';
 import { AlignedWindowSet } from './aligned-windows.ts';
 import type { SlidingWindows, TumblingWindows } from './assigners.ts';
@@ -25,7 +26,7 @@ function aligned(o: Partial<WindowOptions<Ev>>) {
     core.out = [];
     return out;
   };
-  const ingest = (evs: Ev[], wm = Number.NEGATIVE_INFINITY) => set.ingest(evs, undefined, 0, wm);
+  const ingest = (evs: Ev[], wm = Number.NEGATIVE_INFINITY) => set.ingest(batchOf(evs), 0, wm);
   return { set, core, dead, advance, ingest };
 }
 

@@ -12,7 +12,7 @@
  * promoted and then dropped) was most of the cost.
  */
 import type { Aggregate } from '../aggregate/aggregate.ts';
-import type { RecordMeta } from '../core/batch.ts';
+import type { Batch } from '../core/batch.ts';
 import type { SlidingWindows, TumblingWindows } from './assigners.ts';
 import {
   NO_ACCS,
@@ -93,12 +93,8 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     this.numericAccs = core.aggs.every((g) => typeof g.create() === 'number');
   }
 
-  ingest(
-    records: readonly T[],
-    meta: readonly (RecordMeta | undefined)[] | undefined,
-    now: number,
-    wm: number,
-  ): void {
+  ingest(batch: Batch<T>, now: number, wm: number): void {
+    const { records, meta } = batch;
     const core = this.core;
     const keys = core.keys;
     const kf = keys.keyFields;

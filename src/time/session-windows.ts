@@ -7,7 +7,7 @@
  * dropped already.
  */
 import type { Aggregate } from '../aggregate/aggregate.ts';
-import type { RecordMeta } from '../core/batch.ts';
+import type { Batch, RecordMeta } from '../core/batch.ts';
 import { type MergeFunction, MergingSessions, type Session } from './session-merging.ts';
 import type { SavedWindow, WindowAlgorithm, WindowCore, WinState } from './window-core.ts';
 import { CHUNK, iso } from './window-records.ts';
@@ -84,12 +84,8 @@ export class SessionWindowSet<T> implements WindowAlgorithm<T> {
     this.absorb = (hits, start) => this.absorbInto(hits, start);
   }
 
-  ingest(
-    records: readonly T[],
-    meta: readonly (RecordMeta | undefined)[] | undefined,
-    now: number,
-    wm: number,
-  ): void {
+  ingest(batch: Batch<T>, now: number, wm: number): void {
+    const { records, meta } = batch;
     const core = this.core;
     const keys = core.keys;
     const n = records.length;
@@ -117,20 +113,7 @@ export class SessionWindowSet<T> implements WindowAlgorithm<T> {
         core.lateEvent(r, m, ts, wm, end, 'session');
         return;
       }
-      core.openWindows++;
-      const w: Win = {
-        ck,
-        keyRec: core.keys.keyRec ?? core.keys.record(r),
-        accs: core.newAccs(),
-        revision: 0,
-        dirty: false,
-        queued: false,
-        n: 0,
-        start: ts,
-        end,
-        closed: false,
-        alive: true,
-      };
+      const w = this.newSession(ck, core.keys.keyRec ?? core.keys.record(r), ts, end);
       core.addTo(w, ts);
       this.sessions.insert(w);
       this.schedule(w);
@@ -143,6 +126,24 @@ export class SessionWindowSet<T> implements WindowAlgorithm<T> {
     if (grew) this.schedule(w);
     if (w.end - 1 <= wm) this.closeLate(w);
     else w.closed = false;
+  }
+
+  /** A new open session `[start, end)` of key `ck` (not yet in the set). */
+  private newSession(ck: string, keyRec: Readonly<Record<string, unknown>>, start: number, end: number): Win {
+    this.core.openWindows++;
+    return {
+      ck,
+      keyRec,
+      accs: this.core.newAccs(),
+      revision: 0,
+      dirty: false,
+      queued: false,
+      n: 0,
+      start,
+      end,
+      closed: false,
+      alive: true,
+    };
   }
 
   /**
@@ -232,21 +233,9 @@ export class SessionWindowSet<T> implements WindowAlgorithm<T> {
     this.fireHeap.clear();
     this.purgeHeap.clear();
     for (const sw of windows) {
-      const w: Win = {
-        ck: sw.ck,
-        keyRec: sw.key,
-        accs: [],
-        revision: 0,
-        dirty: false,
-        queued: false,
-        n: 0,
-        start: sw.start,
-        end: sw.end,
-        closed: sw.closed,
-        alive: true,
-      };
+      const w = this.newSession(sw.ck, sw.key, sw.start, sw.end);
+      w.closed = sw.closed;
       core.load(w, sw);
-      core.openWindows++;
       this.sessions.insert(w);
       this.schedule(w);
     }

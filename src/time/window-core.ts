@@ -6,7 +6,7 @@
  * events, dead letters and the counters of `metrics()`.
  */
 import { type Aggregate, SKIP } from '../aggregate/aggregate.ts';
-import type { RecordMeta } from '../core/batch.ts';
+import type { Batch, RecordMeta } from '../core/batch.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { StageContext } from '../core/stage.ts';
 import { describeBadTimestamp } from './timestamp.ts';
@@ -48,16 +48,11 @@ export interface SavedWindow {
  */
 export interface WindowAlgorithm<T> {
   /**
-   * Puts every record of a batch into its windows, judging lateness against `wm` (the watermark
+   * Puts every record of `batch` into its windows, judging lateness against `wm` (the watermark
    * before the batch); `now` is the clock, also a record's time in processing time. A record it
    * cannot take goes to the late or the dead-letter output.
    */
-  ingest(
-    records: readonly T[],
-    meta: readonly (RecordMeta | undefined)[] | undefined,
-    now: number,
-    wm: number,
-  ): void;
+  ingest(batch: Batch<T>, now: number, wm: number): void;
   /** Makes the results queued in `WindowCore.pending` (late updates, count firings) that are dirty. */
   drainPending(): void;
   /** The watermark moved to `wm`: fires windows whose end it reached, drops those past lateness. */

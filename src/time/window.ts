@@ -109,7 +109,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
       this.advance(wm);
       this.fireAll(); // before this batch's events can change those windows
     }
-    this.windows.ingest(batch.records, batch.meta, now, wm);
+    this.windows.ingest(batch, now, wm);
     if (!p.processingTime) {
       const gen = p.generator;
       const next = Math.max(gen === undefined ? Number.NEGATIVE_INFINITY : gen.current(now), this.upstream);
