@@ -78,7 +78,11 @@ export const NO_ACCS: unknown[] = [];
  * `pending` and the late buffers are filled during one operator call and emptied at its end.
  */
 export class WindowCore<T> {
+  /** The operator's options, parsed. */
+  readonly plan: WindowPlan;
+  /** Reads the key of each record. */
   readonly keys: WindowKeys;
+  /** `plan.aggs`: the aggregates, in result order. */
   readonly aggs: readonly Aggregate[];
   /** The stage context, set by the operator's `open`. */
   ctx!: StageContext;
@@ -97,8 +101,6 @@ export class WindowCore<T> {
   private readonly values: unknown[];
   /** The prepared aggregate inputs of the current record (see {@link key}). */
   private readonly scratch: unknown[];
-
-  readonly plan: WindowPlan;
 
   constructor(plan: WindowPlan) {
     this.plan = plan;

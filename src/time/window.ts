@@ -20,6 +20,12 @@
  * updates it and an update is emitted after the batch; once the watermark reaches
  * `end − 1 + allowedLateness` it is dropped. An event whose every window is dropped already
  * goes to the `late` output (or, without one, to the dead-letter output: never silently).
+ *
+ * Layout. This file is the operator (watermark, timers, emission, snapshots); it drives one
+ * `WindowAlgorithm` (`window-core.ts`, with what both algorithms share), chosen when it is built:
+ * `AlignedWindowSet` (`aligned-windows.ts`, tumbling and sliding buckets) or `SessionWindowSet`
+ * (`session-windows.ts`, over `MergingSessions` in `session-merging.ts`). Options and their one
+ * validation are in `window-options.ts`, keys and result records in `window-records.ts`.
  */
 import { type Batch, batchOf, type Signal, watermark } from '../core/batch.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
