@@ -128,7 +128,11 @@ export class SessionWindowSet<T> implements WindowAlgorithm<T> {
     else w.closed = false;
   }
 
-  /** A new open session `[start, end)` of key `ck` (not yet in the set). */
+  /**
+   * A new open session `[start, end)` of key `ck` (not yet in the set). Its `WinState` fields are
+   * written out as in `AlignedWindowSet.newWindow`, not shared through a spread: one literal per
+   * window type builds each window in one step with one hidden class.
+   */
   private newSession(ck: string, keyRec: Readonly<Record<string, unknown>>, start: number, end: number): Win {
     this.core.openWindows++;
     return {
