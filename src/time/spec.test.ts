@@ -44,9 +44,28 @@ test('bad window configs are rejected with every problem', () => {
   assert.match(text, /unknown aggregate function `median`/);
   assert.match(text, /give only one of `tumbling`, `session`/);
   const none = windowSpec.config.safeParse({ tumbling: '1m', aggregate: { n: 'count()' } });
-  assert.match(JSON.stringify(none.error?.issues), /give `time`/);
+  assert.match(JSON.stringify(none.error?.issues), /needs `time`/);
   const empty = windowSpec.config.safeParse({ time: 'ts', tumbling: '1m', aggregate: {} });
   assert.match(JSON.stringify(empty.error?.issues), /at least one aggregate/);
   const dur = windowSpec.config.safeParse({ time: 'ts', tumbling: 'soon', aggregate: { n: 'count()' } });
   assert.match(JSON.stringify(dur.error?.issues), /not a duration/);
+});
+
+test('the window rules the TypeScript API checks are reported by YAML too, each at its option', () => {
+  const bad = windowSpec.config.safeParse({
+    key: 'revision',
+    time: 'ts',
+    sliding: { size: '1m', slide: '7s' },
+    aggregate: { n: 'count(', windowStart: 'count()' },
+    late: 'out',
+  });
+  assert.equal(bad.success, false);
+  const issues = (bad.error?.issues ?? []).map((i) => [i.path.join('.'), i.message]);
+  assert.deepEqual(issues, [
+    ['aggregate.n', '`count(` at column 7: expected an argument'], // once, though both checks see it
+    ['sliding', 'the size (60000 ms) must be a whole multiple of the slide (7000 ms)'],
+    ['aggregate.windowStart', 'aggregate name `windowStart` is taken by the window result; rename it'],
+    ['key', 'key field `revision` is taken by the window result; rename it first'],
+    ['late', '`late` names a side output; `out` cannot be one'],
+  ]);
 });

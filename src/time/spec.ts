@@ -19,7 +19,8 @@ import { errorMessage } from '../core/errors.ts';
 import { durationField } from '../spec/fields.ts';
 import { defineComponent } from '../spec/registry.ts';
 import { TIME_FORMATS } from './timestamp.ts';
-import { windowOperator, windowPorts } from './window.ts';
+import { windowOperator } from './window.ts';
+import { windowPorts, windowProblems } from './window-options.ts';
 
 const aggregateExpr = z
   .string()
@@ -152,9 +153,6 @@ export const windowSpec = defineComponent({
             z.string().regex(/^[A-Za-z_$][A-Za-z0-9_$]*$/, 'an output field name: letters, digits, `_`'),
             aggregateExpr,
           )
-          .refine((r) => Object.keys(r).length > 0, {
-            message: 'give at least one aggregate, e.g. `{ count: count() }`',
-          })
           .describe(
             'Output field → aggregate call, e.g. `{ count: count(), amount: sum(amount), p99: percentile(risk, 0.99) }`.',
           ),
@@ -182,23 +180,13 @@ export const windowSpec = defineComponent({
     })
     .strict()
     .superRefine((c, ctx) => {
-      const kinds = (['tumbling', 'sliding', 'session'] as const).filter((k) => c[k] !== undefined);
-      if (kinds.length !== 1)
-        ctx.addIssue({
-          code: 'custom',
-          message:
-            kinds.length === 0
-              ? 'give one of `tumbling`, `sliding` or `session`, e.g. `tumbling: 1m`'
-              : `give only one of ${kinds.map((k) => `\`${k}\``).join(', ')}`,
-        });
-      if ((c.time === undefined) === (c.processingTime !== true))
-        ctx.addIssue({
-          code: 'custom',
-          message:
-            c.time === undefined
-              ? 'give `time` (the event-time field, e.g. `time: ts`) or `processingTime: true`'
-              : 'give `time` or `processingTime: true`, not both',
-        });
+      // The window rules live in one place, shared with the TypeScript API. It runs once every
+      // field parsed (aggregate calls may have failed: those are reported at their field already,
+      // so a problem at a path that has an issue is not reported twice).
+      const reported = new Set(ctx.issues.map((i) => (i.path ?? []).join('.')));
+      for (const p of windowProblems(c))
+        if (!reported.has(p.path.join('.')))
+          ctx.addIssue({ code: 'custom', message: p.message, path: [...p.path] });
     }),
   examples: [
     {

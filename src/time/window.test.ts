@@ -316,7 +316,7 @@ test('a window of many keys fires in bounded batches; keys gone for two windows 
   ); // every key of second 0, and `z` of seconds 1–4
   assert.ok(Math.max(...batches) <= 4096, `largest result batch: ${Math.max(...batches)}`);
   // Purged windows stay as husks for reuse by their key for one more window, no longer.
-  const latest = (op as unknown as { latest: Map<string, unknown> }).latest;
+  const latest = (op as unknown as { windows: { latest: Map<string, unknown> } }).windows.latest;
   assert.ok(latest.size <= 2, `keys held: ${latest.size}`);
   // A key that comes back after its windows were purged gets a fresh window.
   await h.process([{ k: 'k7', ts: 6000 }]);

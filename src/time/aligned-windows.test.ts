@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { batchOf } from '../core/message.ts';
+import type { StageContext } from '../core/stage.ts';
+import { AlignedWindowSet } from './aligned-windows.ts';
+import type { SlidingWindows, TumblingWindows } from './assigners.ts';
+import { type SavedWindow, WindowCore } from './window-core.ts';
+import { type WindowOptions, windowPlan } from './window-options.ts';
+
+type Ev = { k: string; t: number };
+
+/** An aligned window set over a core whose context collects dead letters; time is passed in. */
+function aligned(o: Partial<WindowOptions<Ev>>) {
+  const plan = windowPlan<Ev>({ key: 'k', time: 't', aggregate: { n: 'count()' }, ...o });
+  const core = new WindowCore<Ev>(plan);
+  const dead: unknown[] = [];
+  core.ctx = { name: 'w', deadLetter: (r: unknown) => dead.push(r) } as unknown as StageContext;
+  const set = new AlignedWindowSet(core, plan.assigner as TumblingWindows | SlidingWindows);
+  /** Moves the watermark to `wm` (as the operator does) and returns the results made. */
+  const advance = (wm: number) => {
+    set.fireSome(Number.POSITIVE_INFINITY);
+    set.drainPending();
+    set.advance(wm);
+    set.fireSome(Number.POSITIVE_INFINITY);
+    const out = core.out.map((r) => [r.k, r.windowStart, r.n, r.revision]);
+    core.out = [];
+    return out;
+  };
+  const ingest = (evs: Ev[], wm = Number.NEGATIVE_INFINITY) => set.ingest(batchOf(evs), 0, wm);
+  return { set, core, dead, advance, ingest };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+test('tumbling: events go to the bucket of their start; a bucket fires when the watermark reaches its end − 1', () => {
+  const { ingest, advance, core } = aligned({ tumbling: 10 });
+  ingest([
+    { k: 'a', t: 0 },
+    { k: 'a', t: 9 },
+    { k: 'b', t: 5 },
+    { k: 'a', t: 10 },
+  ]);
+  assert.equal(core.openWindows, 3);
+  assert.deepEqual(advance(8), []);
+  assert.deepEqual(advance(9), [
+    ['a', iso(0), 2, 1],
+    ['b', iso(0), 1, 1],
+  ]);
+  assert.equal(core.openWindows, 1); // no lateness: [0, 10) is dropped as it fires
+  assert.deepEqual(advance(19), [['a', iso(10), 1, 1]]);
+});
+
+test('sliding: an event belongs to size / slide windows, oldest fired first', () => {
+  const { ingest, advance } = aligned({ sliding: { size: 30, slide: 10 } });
+  ingest([{ k: 'a', t: 25 }]);
+  assert.deepEqual(advance(Number.POSITIVE_INFINITY), [
+    ['a', iso(0), 1, 1],
+    ['a', iso(10), 1, 1],
+    ['a', iso(20), 1, 1],
+  ]);
+});
+
+test('lateness: within it an update is queued; past it the event goes to the dead-letter output without `late`', () => {
+  const { ingest, advance, set, core, dead } = aligned({ tumbling: 10, allowedLateness: 10 });
+  ingest([{ k: 'a', t: 1 }]);
+  assert.deepEqual(advance(9), [['a', iso(0), 1, 1]]);
+  ingest([{ k: 'a', t: 2 }], 9); // late but within lateness
+  set.drainPending();
+  assert.deepEqual(
+    core.out.map((r) => [r.n, r.revision, r.update]),
+    [[2, 2, true]],
+  );
+  core.out = [];
+  assert.deepEqual(advance(19), []); // dropped
+  ingest([{ k: 'a', t: 3 }], 19);
+  assert.deepEqual(dead, [{ k: 'a', t: 3 }]);
+  assert.equal(core.lateCount, 1);
+});
+
+test('a key silent for a window keeps its purged window as a husk for one more purge, then is forgotten', () => {
+  const { ingest, advance, set } = aligned({ tumbling: 10 });
+  const latest = (set as unknown as { latest: Map<string, unknown> }).latest;
+  ingest([
+    { k: 'a', t: 0 },
+    { k: 'b', t: 0 },
+  ]);
+  advance(9);
+  assert.equal(latest.size, 2); // both husks
+  ingest([{ k: 'a', t: 10 }]); // `a` revives its husk
+  advance(19);
+  ingest([{ k: 'a', t: 20 }]);
+  advance(29);
+  assert.deepEqual([...latest.keys()], ['a']);
+});
+
+test('save and restore keep every window, its bucket state and its key list', () => {
+  const a = aligned({ sliding: { size: 20, slide: 10 }, allowedLateness: 100 });
+  a.ingest([
+    { k: 'a', t: 5 },
+    { k: 'a', t: 15 },
+    { k: 'b', t: 12 },
+  ]);
+  a.advance(19); // [0, 20) fires and stays for its lateness
+  const saved = structuredClone(a.set.save());
+  const b = aligned({ sliding: { size: 20, slide: 10 }, allowedLateness: 100 });
+  b.set.restore(saved);
+  const order = (ws: readonly SavedWindow[]) =>
+    [...ws].sort((x, y) => x.start - y.start || (x.ck < y.ck ? -1 : 1));
+  assert.deepEqual(order(b.set.save()), order(saved));
+  assert.equal(b.set.firstEnd(), 10); // [-10, 10) is kept for its lateness
+  assert.equal(b.core.openWindows, a.core.openWindows);
+  // The restored key list takes a late event into both of its windows.
+  b.ingest([{ k: 'a', t: 16 }], 19);
+  b.set.drainPending();
+  assert.deepEqual(
+    b.core.out.map((r) => [r.k, r.windowStart, r.n, r.revision]),
+    [['a', iso(0), 3, 2]],
+  );
+  b.core.out = [];
+  assert.deepEqual(b.advance(Number.POSITIVE_INFINITY), [
+    ['a', iso(10), 2, 1],
+    ['b', iso(10), 1, 1],
+  ]);
+});
