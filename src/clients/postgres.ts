@@ -114,7 +114,10 @@ export interface PgRetryOptions {
  *   clock: ctx.clock, signal: ctx.signal, log: ctx.log, onFailure: dropConnection,
  * });
  */
-export async function retryingPg<T>(fn: (attempt: number) => Promise<T>, options: PgRetryOptions): Promise<T> {
+export async function retryingPg<T>(
+  fn: (attempt: number) => Promise<T>,
+  options: PgRetryOptions,
+): Promise<T> {
   const server = serverOf(options.url);
   const pgAt = `PostgreSQL at \`${server.address}\` (database \`${server.database}\`)`;
   const started = options.clock.now();

@@ -159,8 +159,14 @@ describe('retrying warnings', () => {
 
 describe('backoffDelay', () => {
   it('doubles from the minimum to the maximum', () => {
-    assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 100].map((n) => backoffDelay(n)), [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-    assert.deepEqual([1, 2, 3].map((n) => backoffDelay(n, { minDelayMs: 50, maxDelayMs: 150 })), [50, 100, 150]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 100].map((n) => backoffDelay(n)),
+      [100, 200, 400, 800, 1600, 3200, 5000, 5000],
+    );
+    assert.deepEqual(
+      [1, 2, 3].map((n) => backoffDelay(n, { minDelayMs: 50, maxDelayMs: 150 })),
+      [50, 100, 150],
+    );
   });
 });
 
