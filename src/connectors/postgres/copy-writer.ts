@@ -9,6 +9,7 @@ import { copyLine, copyRecord } from './encode.ts';
 import { type IsolationTarget, inSavepoint, isolate, writeIsolating } from './isolate.ts';
 import {
   isolationTarget,
+  isRowObject,
   payloadOf,
   type Row,
   type TableWriter,
@@ -66,7 +67,7 @@ export class CopyWriter implements TableWriter {
     let indices: number[] | undefined;
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
-      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+      if (!isRowObject(record)) {
         notObject(record, meta?.[i]);
         if (indices === undefined) {
           indices = [];

@@ -60,6 +60,11 @@ export interface TableWriter {
   resend(chunk: TxChunk): Promise<TxChunk>;
 }
 
+/** True when `record` can fill a row: an object (not null, not an array) whose fields name columns. */
+export function isRowObject(record: unknown): record is Record<string, unknown> {
+  return record !== null && typeof record === 'object' && !Array.isArray(record);
+}
+
 /** The COPY text of `rows` (each row's `line`), as UTF-8. */
 export function payloadOf(rows: readonly Row[]): Buffer {
   let text = '';

@@ -8,7 +8,14 @@
 import type { RecordMeta } from '../../core/message.ts';
 import { paramValues } from './encode.ts';
 import { type IsolationTarget, writeIsolating } from './isolate.ts';
-import { isolationTarget, type Row, type TableWriter, type TxChunk, type WriteTarget } from './rows.ts';
+import {
+  isolationTarget,
+  isRowObject,
+  type Row,
+  type TableWriter,
+  type TxChunk,
+  type WriteTarget,
+} from './rows.ts';
 
 /** Most parameters PostgreSQL takes in one statement. */
 const MAX_PARAMETERS = 65_535;
@@ -57,7 +64,7 @@ export class UpsertWriter implements TableWriter {
     for (let i = 0; i < records.length; i++) {
       const record = records[i];
       const m = meta?.[i];
-      if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+      if (!isRowObject(record)) {
         notObject(record, m);
         continue;
       }
