@@ -8,7 +8,10 @@
 import { createRequire } from 'node:module';
 import type Pg from 'pg';
 import type * as PgCopy from 'pg-copy-streams';
-import { errorMessage, SluiceError } from '../core/errors.ts';
+import type { Clock } from '../core/clock.ts';
+import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { humanMs, retrying } from '../core/retry.ts';
+import type { Logger } from '../core/stage.ts';
 
 const require = createRequire(import.meta.url);
 let lib: typeof Pg | undefined;
@@ -68,4 +71,97 @@ export function serverOf(url: string): { address: string; database: string } {
   } catch {
     return { address: '(unparsable URL)', database: '' };
   }
+}
+
+/** Options of {@link retryingPg}. */
+export interface PgRetryOptions {
+  /** The server's connection URL (only its address and database are named). */
+  readonly url: string;
+  /** What is being done, as a gerund phrase naming the object: ``writing to `transactions` ``. */
+  readonly doing: string;
+  /** Names the whole operation in the final error: ``writing to table `t` at postgres://…``. */
+  readonly where: string;
+  /** How long (ms) failures are retried, from the first one. */
+  readonly timeoutMs: number;
+  /** The setting `timeoutMs` comes from (`retryTimeout`, `connectTimeout`), named in messages. */
+  readonly setting: string;
+  /** The run's clock and signal: retries wait on the clock; an abort ends them (`SLUICE_CANCELLED`). */
+  readonly clock: Clock;
+  readonly signal: AbortSignal;
+  readonly log: Pick<Logger, 'warn'>;
+  /** Fields added to each warning. */
+  readonly logFields?: Readonly<Record<string, unknown>> | undefined;
+  /** What waits on the retry, appended to each warning (asked at each one). */
+  readonly hint?: (() => string | undefined) | undefined;
+  /** Called after each transient failure, before the wait: drop the broken connection here. */
+  readonly onFailure?: ((err: unknown) => void | Promise<void>) | undefined;
+  /** Structured context of the final error. */
+  readonly context?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/**
+ * Runs `fn` through the one retry policy ({@link retrying}) with PostgreSQL's answer to "can a
+ * retry help?" ({@link isTransientPgError}) and its wording, shared by the `postgres` source and
+ * sink: each retry warns ``Waiting for PostgreSQL at `host:port` (database `db`): <doing> failed
+ * (…); retrying in 400 ms (attempt 3, giving up after 2 min, `retryTimeout`)``, the first success
+ * after failures warns ``Reconnected to PostgreSQL at …``, and when `timeoutMs` has passed it
+ * rejects with a `SLUICE_STAGE` error naming the server, the setting and what to do. A failure
+ * that is not transient is thrown as it is, at once.
+ *
+ * @example
+ * const rows = await retryingPg((n) => query(sql), {
+ *   url, doing: 'reading table `orders`', where, timeoutMs: 120_000, setting: 'retryTimeout',
+ *   clock: ctx.clock, signal: ctx.signal, log: ctx.log, onFailure: dropConnection,
+ * });
+ */
+export async function retryingPg<T>(
+  fn: (attempt: number) => Promise<T>,
+  options: PgRetryOptions,
+): Promise<T> {
+  const server = serverOf(options.url);
+  const pgAt = `PostgreSQL at \`${server.address}\` (database \`${server.database}\`)`;
+  const started = options.clock.now();
+  return retrying(
+    async (attempt) => {
+      const result = await fn(attempt);
+      if (attempt > 1) {
+        // A warning too, so that the end of the incident shows wherever its start did.
+        options.log.warn(
+          `Reconnected to ${pgAt}: ${options.doing} succeeded at attempt ${attempt} after ${humanMs(options.clock.now() - started)}`,
+          options.logFields,
+        );
+      }
+      return result;
+    },
+    {
+      what: `waiting for ${pgAt}: ${options.doing}`,
+      clock: options.clock,
+      signal: options.signal,
+      log: options.log,
+      logFields: { ...options.logFields, server: server.address },
+      retryable: isTransientPgError,
+      timeoutMs: options.timeoutMs,
+      setting: options.setting,
+      hint: options.hint,
+      onFailure: async (err) => {
+        try {
+          await options.onFailure?.(err);
+        } catch {
+          // dropping a broken connection may fail too; the next attempt opens a new one
+        }
+      },
+      giveUp: (err, attempts, spent) =>
+        new SluiceError(
+          ErrorCode.STAGE,
+          `${options.where}: ${pgAt} still failed after ${attempts} attempts in ${humanMs(spent)} (\`${options.setting}\` is ${humanMs(options.timeoutMs)}): ${errorMessage(err)}; check that the server is running and reachable at that address, or raise \`${options.setting}\``,
+          {
+            ...options.context,
+            server: server.address,
+            database: server.database,
+            sqlState: (err as PgError | null)?.code,
+          },
+          { cause: err },
+        ),
+    },
+  );
 }

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../core/errors.ts';
+import { backoffDelay } from '../core/retry.ts';
 import type { Logger } from '../core/stage.ts';
 import { redactUrl } from '../core/url.ts';
 
@@ -31,8 +32,8 @@ export interface ConnectOptions {
 }
 
 /**
- * A client for `url` that connects lazily (`await client.connect()`), retries with backoff
- * (100 ms doubling to `maxRetryDelay`) forever while it is not closed, logs one warning per
+ * A client for `url` that connects lazily (`await client.connect()`), retries with the one
+ * backoff schedule (`backoffDelay`: 100 ms doubling to `maxRetryDelay`) forever while it is not closed, logs one warning per
  * failed attempt, and keeps commands queued meanwhile (`maxRetriesPerRequest: null`), so a
  * Redis restart delays the run instead of failing it. Close it with `disconnect()`. Commands
  * still queued while it waits between two attempts are then never settled (ioredis flushes its
@@ -47,7 +48,9 @@ export function connectRedis(options: ConnectOptions): Redis {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     connectTimeout: 5000,
-    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times - 1, 16), max),
+    // ioredis owns the reconnect (it keeps the commands queued meanwhile); the delays are the
+    // one backoff schedule of `core/retry.ts`.
+    retryStrategy: (times) => backoffDelay(times, { maxDelayMs: max }),
   });
   client.on('error', (err: Error) => {
     lastError = errorMessage(err);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from './clock.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
-import { humanMs, isRetryable, retryableError, retrying } from './retry.ts';
+import { backoffDelay, humanMs, isRetryable, retryableError, retrying } from './retry.ts';
 
 /** Lets every pending promise callback run, so a retry loop reaches its next sleep. */
 const settle = () => new Promise((r) => setImmediate(r));
@@ -125,6 +125,48 @@ describe('retrying', () => {
     await driveUntil(clock, result);
     assert.equal(await result, 3);
     assert.deepEqual(seen, [1, 2]);
+  });
+});
+
+describe('retrying warnings', () => {
+  it('name the setting that bounds the retries and ask a hint function at each warning', async () => {
+    const clock = new ManualClock(0);
+    const log = logger();
+    let pending = 0;
+    const result = retrying(
+      async (attempt) => {
+        pending += 10;
+        if (attempt < 3) throw retryableError('refused', undefined);
+        return attempt;
+      },
+      {
+        what: 'writing to `t`',
+        clock,
+        log,
+        timeoutMs: 120_000,
+        setting: 'retryTimeout',
+        hint: () => `${pending} rows are sent again then`,
+      },
+    );
+    await driveUntil(clock, result);
+    assert.equal(await result, 3);
+    assert.deepEqual(log.lines, [
+      'Writing to `t` failed (refused); retrying in 100 ms (attempt 2, giving up after 2 min, `retryTimeout`). 10 rows are sent again then',
+      'Writing to `t` failed (refused); retrying in 200 ms (attempt 3, giving up after 2 min, `retryTimeout`). 20 rows are sent again then',
+    ]);
+  });
+});
+
+describe('backoffDelay', () => {
+  it('doubles from the minimum to the maximum', () => {
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6, 7, 100].map((n) => backoffDelay(n)),
+      [100, 200, 400, 800, 1600, 3200, 5000, 5000],
+    );
+    assert.deepEqual(
+      [1, 2, 3].map((n) => backoffDelay(n, { minDelayMs: 50, maxDelayMs: 150 })),
+      [50, 100, 150],
+    );
   });
 });
 

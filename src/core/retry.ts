@@ -41,8 +41,16 @@ export interface RetryOptions extends RetryPolicy {
   readonly logEvery?: 'every' | 'first' | undefined;
   /** Fields added to each warning (stage, server…). */
   readonly logFields?: Readonly<Record<string, unknown>> | undefined;
-  /** What the user can do while it fails, appended to each warning (`start the broker or fix \`brokers\``). */
-  readonly hint?: string | undefined;
+  /**
+   * The setting that bounds `timeoutMs`, named in warnings: `giving up after 2 min, \`retryTimeout\``,
+   * so the user knows what to raise.
+   */
+  readonly setting?: string | undefined;
+  /**
+   * What the user can do while it fails (`start the broker or fix \`brokers\``), or what is
+   * waiting on the retry, appended to each warning; a function is asked at each warning.
+   */
+  readonly hint?: string | (() => string | undefined) | undefined;
   /** Called after each retryable failure, before the wait (e.g. to drop a broken connection). */
   readonly onFailure?: ((err: unknown, attempt: number) => void | Promise<void>) | undefined;
   /**
@@ -63,6 +71,17 @@ export function isRetryable(err: unknown, depth = 0): boolean {
   if (e.retryable === true || e.canRetry === true) return true;
   if (Array.isArray(e.errors) && e.errors.some((inner) => isRetryable(inner, depth + 1))) return true;
   return isRetryable(e.cause, depth + 1);
+}
+
+/**
+ * The wait before attempt `attempt + 1` after `attempt` failures in a row: `minDelayMs` (default
+ * 100) doubling to `maxDelayMs` (default 5000). The one backoff schedule, also for clients that
+ * reconnect by themselves and only ask for a delay (ioredis' `retryStrategy`).
+ */
+export function backoffDelay(attempt: number, policy: RetryPolicy = {}): number {
+  const min = policy.minDelayMs ?? 100;
+  const max = policy.maxDelayMs ?? 5000;
+  return Math.min(max, min * 2 ** Math.min(Math.max(attempt - 1, 0), 30));
 }
 
 /** A duration for messages: `250 ms`, `5 s`, `2 min`. */
@@ -89,8 +108,6 @@ export function humanMs(ms: number): string {
 export async function retrying<T>(fn: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
   const clock = options.clock ?? systemClock;
   const retryable = options.retryable ?? isRetryable;
-  const max = options.maxDelayMs ?? 5000;
-  let delay = options.minDelayMs ?? 100;
   let firstFailure: number | undefined;
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) throw cancelledError(options.signal.reason);
@@ -106,10 +123,13 @@ export async function retrying<T>(fn: (attempt: number) => Promise<T>, options: 
       if (timeout !== undefined && spent >= timeout) {
         throw options.giveUp === undefined ? err : options.giveUp(err, attempt, spent);
       }
+      const delay = backoffDelay(attempt, options);
       const wait = timeout === undefined ? delay : Math.min(delay, timeout - spent);
       if (options.log !== undefined && (attempt === 1 || options.logEvery !== 'first')) {
-        const limit = timeout === undefined ? '' : `, giving up after ${humanMs(timeout)}`;
-        const hint = options.hint === undefined ? '' : `. ${options.hint}`;
+        const setting = options.setting === undefined ? '' : `, \`${options.setting}\``;
+        const limit = timeout === undefined ? '' : `, giving up after ${humanMs(timeout)}${setting}`;
+        const said = typeof options.hint === 'function' ? options.hint() : options.hint;
+        const hint = said === undefined || said === '' ? '' : `. ${said}`;
         options.log.warn(
           `${capitalise(options.what)} failed (${errorMessage(err)}); retrying in ${humanMs(wait)} (attempt ${attempt + 1}${limit})${hint}`,
           { ...options.logFields, attempt: attempt + 1 },
@@ -121,7 +141,6 @@ export async function retrying<T>(fn: (attempt: number) => Promise<T>, options: 
       } catch {
         throw cancelledError(options.signal?.reason);
       }
-      delay = Math.min(max, delay * 2);
     }
   }
 }

@@ -333,7 +333,10 @@ describe('ETL example through the CLI against a server that stops and starts', (
         `WARN Waiting for PostgreSQL at \`127\\.0\\.0\\.1:${server.port}\` \\(database \`postgres\`\\): `,
       ),
     );
-    assert.match(stderr, /retrying in \d+(\.\d+)? m?s \(attempt \d+, giving up after 2 m, `retryTimeout`\)/);
+    assert.match(
+      stderr,
+      /retrying in \d+(\.\d+)? m?s \(attempt \d+, giving up after 2 min, `retryTimeout`\)/,
+    );
     assert.ok((stderr.match(/WARN Reconnected to PostgreSQL/g) ?? []).length >= 2, stderr);
     assert.doesNotMatch(stderr, /\n\s+at /, 'no stack trace');
     await assertExactTable(rows);

@@ -317,7 +317,7 @@ describe('postgres source', () => {
     assert.deepEqual(ids(d.records), range(1, 40), 'every row once across the restart');
     assert.match(
       warnings[0] as string,
-      /^Retrying reading table `ev` on postgres:\/\/sluice@127\.0\.0\.1:\d+\/postgres in \d+ ms \(attempt 1\)/,
+      /^Waiting for PostgreSQL at `127\.0\.0\.1:\d+` \(database `postgres`\): reading table `ev` failed \(.*\); retrying in \d+ ms \(attempt 2, giving up after 60 s, `retryTimeout`\)/,
     );
   });
 

@@ -18,10 +18,11 @@
  * - `follow: false` ends the input once caught up; `follow: true` polls every `pollInterval`.
  *   `lag` reads only rows whose timestamp column is at least that old (by the server's clock), a
  *   guard against rows that commit out of column order under concurrent writers (see README).
- * - A lost connection or a restarting server is retried with backoff until `retryTimeout`.
+ * - A lost connection or a restarting server is retried with backoff until `retryTimeout`, through
+ *   the one retry policy (`retryingPg`: `core/retry.ts` with PostgreSQL's wording).
  */
 import type pg from 'pg';
-import { isTransientPgError, type PgError, pgLib } from '../../clients/postgres.ts';
+import { type PgError, pgLib, retryingPg } from '../../clients/postgres.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position, RecordMeta } from '../../core/message.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
@@ -155,36 +156,35 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
     return c;
   }
 
-  /** Runs `op` on a connection, reconnecting and retrying transient failures with backoff. */
-  async function withRetry<T>(doing: string, op: (c: pg.Client) => Promise<T>): Promise<T> {
-    const deadline = ctx.clock.now() + options.retryTimeout;
-    let delay = 100;
-    for (let attempt = 1; ; attempt++) {
-      try {
+  /**
+   * Runs `op` on a connection through the one retry policy (`retryingPg`): a transient failure
+   * drops the connection and `op` runs again on a new one, until `retryTimeout`.
+   */
+  function withRetry<T>(doing: string, op: (c: pg.Client) => Promise<T>): Promise<T> {
+    return retryingPg(
+      async () => {
         if (client === undefined) client = await connect();
-        return await op(client);
-      } catch (err) {
-        if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
-        if (!isTransientPgError(err)) throw err;
-        const broken = client;
-        client = undefined;
-        await broken?.end().catch(() => {});
-        if (ctx.clock.now() + delay > deadline) {
-          throw new SluiceError(
-            ErrorCode.STAGE,
-            `${doing} ${where} still failed after ${attempt} attempts (${Math.round(options.retryTimeout / 1000)} s, \`retryTimeout\`): ${errorMessage(err)}; check that the server is up and reachable`,
-            { stage: ctx.name, component: 'postgres', sqlState: (err as PgError).code },
-            { cause: err },
-          );
-        }
-        retries++;
-        ctx.log.warn(`Retrying ${doing} ${where} in ${delay} ms (attempt ${attempt}): ${errorMessage(err)}`, {
-          stage: ctx.name,
-        });
-        await ctx.clock.sleep(delay, ctx.signal);
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+        return op(client);
+      },
+      {
+        url: options.url,
+        doing: `${doing} ${what}`,
+        where: `${doing} ${where}`,
+        timeoutMs: options.retryTimeout,
+        setting: 'retryTimeout',
+        clock: ctx.clock,
+        signal: ctx.signal,
+        log: ctx.log,
+        logFields: { stage: ctx.name },
+        context: { stage: ctx.name, component: 'postgres' },
+        onFailure: async () => {
+          retries++;
+          const broken = client;
+          client = undefined;
+          await broken?.end();
+        },
+      },
+    );
   }
 
   /** Resolves the relation, checks `column` and `key`, and builds the two poll statements. */
