@@ -39,8 +39,8 @@ export class StageDeadLetters {
 
   /** Wraps `record` with its error and origin; throws `SLUICE_NO_DLQ` without a `dlq` output. */
   add(record: unknown, error: unknown, meta: RecordMeta | undefined): void {
-    // The error is text about the record, which may quote a secret (a URL from `${VAR}`); the
-    // record itself is the user's data and is kept as it is.
+    // The error and the position are text about the record, which may quote a secret (a URL or
+    // a path from `${VAR}`); the record itself is the user's data and is kept as it is.
     const errJson = redactSecretsDeep(
       error instanceof SluiceError
         ? (error.toJSON() as DeadLetter['error'])
@@ -59,7 +59,7 @@ export class StageDeadLetters {
       error: errJson,
       stage: this.stage,
       ...(meta?.source !== undefined ? { source: meta.source } : {}),
-      ...(meta?.position !== undefined ? { position: meta.position } : {}),
+      ...(meta?.position !== undefined ? { position: redactSecretsDeep(meta.position) } : {}),
       record,
       time: new Date(this.clock.now()).toISOString(),
     });
