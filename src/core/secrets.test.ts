@@ -24,6 +24,11 @@ describe('secrets', () => {
     assert.equal(redactSecrets('at postgres://u:ZZSECRETZZ@db/app, ZZSECRETZZ'), 'at ${PG_URL}, ***');
   });
 
+  it('also finds a value written inside JSON', () => {
+    registerSecret('pa"ss\\word', '${PW}');
+    assert.equal(redactSecrets(JSON.stringify({ url: 'u:pa"ss\\word@h' })), '{"url":"u:${PW}@h"}');
+  });
+
   it(`leaves values shorter than ${MIN_SECRET_LENGTH} characters alone`, () => {
     registerSecret('10', '${N}');
     assert.equal(redactSecrets('after 10 tries'), 'after 10 tries');

@@ -35,6 +35,9 @@ let ordered: [string, string][] = [];
 export function registerSecret(value: string, replacement: string): void {
   if (value.length < MIN_SECRET_LENGTH || secrets.has(value)) return;
   secrets.set(value, replacement);
+  // As it appears inside JSON (log fields, dead letters): `"` and `\` escaped.
+  const json = JSON.stringify(value).slice(1, -1);
+  if (json !== value && !secrets.has(json)) secrets.set(json, replacement);
   ordered = [...secrets].sort((a, b) => b[0].length - a[0].length);
 }
 
