@@ -3,7 +3,7 @@
  * validated config that `setup.ts` turns into a coordinator.
  */
 import { z } from 'zod';
-import { durationText } from '../spec/fields.ts';
+import { checkConnectionUrl, durationText } from '../spec/fields.ts';
 import { acceptedSchemes, schemeOf, storeKindOf } from '../state/open.ts';
 
 /** The `checkpoint:` key of a pipeline file, validated. */
@@ -46,6 +46,7 @@ export const checkpointSchema = z
         error: (issue) =>
           `\`${schemeOf(String(issue.input))}\` is not a state store; use a URL starting with ${acceptedSchemes()}, or leave \`store\` out for the embedded store in \`dir\``,
       })
+      .superRefine(checkConnectionUrl)
       .optional()
       .describe(
         `Keep checkpoints in a server instead of the embedded store: \`postgres://user:password@host:5432/db\` (table \`sluice_state\`) or \`redis://host:6379/0\` (\`rediss://\` for TLS). Use \`\${VAR}\` for the password.`,

@@ -9,7 +9,15 @@ import { fieldDocs } from '../config/docs.ts';
 import { pipelineJsonSchema } from '../config/schema.ts';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { didYouMean } from '../spec/suggest.ts';
-import { type CliIO, ExitCode, exitCodeOf, printError, printProblems, type TextOut } from './output.ts';
+import {
+  type CliIO,
+  ExitCode,
+  exitCodeOf,
+  printError,
+  printProblems,
+  redacting,
+  type TextOut,
+} from './output.ts';
 import { runCommand } from './run.ts';
 
 export type { CliIO } from './output.ts';
@@ -35,8 +43,9 @@ function version(): string {
  * process.exitCode = await main(['lint', 'pipeline.yaml']);
  */
 export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<number> {
-  const stdout: TextOut = io.stdout ?? process.stdout;
-  const stderr: TextOut = io.stderr ?? process.stderr;
+  // Whatever the CLI says passes through the redaction of secret values (`core/secrets.ts`).
+  const stdout: TextOut = redacting(io.stdout ?? process.stdout);
+  const stderr: TextOut = redacting(io.stderr ?? process.stderr);
   const env = io.env ?? process.env;
   let registry = io.registry;
   // Loaded on demand: `sluice --help` works even when a component module is broken.

@@ -6,6 +6,7 @@
 
 import type { Env } from '../config/yaml.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { redactSecrets } from '../core/secrets.ts';
 import { type ConfigProblem, formatProblem, problemsOf, sortProblems } from '../spec/problems.ts';
 import type { Registry } from '../spec/registry.ts';
 
@@ -16,6 +17,22 @@ export interface TextOut {
   readonly isTTY?: boolean | undefined;
   /** Terminal width, when known. */
   readonly columns?: number | undefined;
+}
+
+/**
+ * `out` with every secret value (see `core/secrets.ts`: the values of `${VAR}` in pipeline
+ * files) replaced in what is written to it: everything the CLI says goes through one of these.
+ */
+export function redacting(out: TextOut): TextOut {
+  return {
+    write: (text: string) => out.write(redactSecrets(text)),
+    get isTTY() {
+      return out.isTTY;
+    },
+    get columns() {
+      return out.columns;
+    },
+  };
 }
 
 /** Where the CLI gets SIGINT/SIGTERM from (`process`, or an EventEmitter in tests). */

@@ -12,6 +12,7 @@ import type { Clock } from '../core/clock.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import { humanMs, retrying } from '../core/retry.ts';
 import type { Logger } from '../core/stage.ts';
+import { redactUrl } from '../core/url.ts';
 
 const require = createRequire(import.meta.url);
 let lib: typeof Pg | undefined;
@@ -64,7 +65,8 @@ export function isTransientPgError(err: unknown): boolean {
 /** `host:port` and database of a connection URL, for messages (never the password). */
 export function serverOf(url: string): { address: string; database: string } {
   try {
-    const u = new URL(url);
+    // Parsed without its user-info: a password that would be misread must not become the host.
+    const u = new URL(redactUrl(url));
     const host = u.hostname === '' ? 'localhost' : u.hostname;
     const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || decodeURIComponent(u.username);
     return { address: `${host}:${u.port === '' ? '5432' : u.port}`, database };

@@ -22,12 +22,40 @@ export class Checker {
   private readonly baseDir: string;
   /** Stage names given with `name:`, with where they were given. */
   private readonly explicitNames = new Map<string, string>();
+  /** Paths of values taken from `${VAR}`, with the text written in the file. */
+  private readonly substituted: ReadonlyMap<string, string>;
 
-  constructor(source: SourceDocument, options: LoadOptions, problems: ConfigProblem[]) {
+  /**
+   * @param substituted config paths of values taken from environment variables, with the
+   *   text the file has there (`${PG_URL}`): problems name that text, never the value
+   */
+  constructor(
+    source: SourceDocument,
+    options: LoadOptions,
+    problems: ConfigProblem[],
+    substituted: ReadonlyMap<string, string> = new Map(),
+  ) {
     this.source = source;
     this.options = options;
     this.problems = problems;
     this.baseDir = options.baseDir ?? dirname(resolve(source.file));
+    this.substituted = substituted;
+  }
+
+  /** How problems name the value at `path` when it came from `${VAR}`; else undefined. */
+  private concealed(path: readonly PropertyKey[]): string | undefined {
+    const text = this.substituted.get(formatPath(path));
+    return text === undefined ? undefined : `the value of \`${text}\``;
+  }
+
+  /** {@link validateValue} of the value at `path`, naming values from `${VAR}` by their variable. */
+  private validate(schema: z.ZodType, value: unknown, path: readonly PropertyKey[]) {
+    return validateValue(schema, value, { conceal: (p) => this.concealed([...path, ...p]) });
+  }
+
+  /** The value at `path` for a message: its variable when it came from one. */
+  private describe(value: unknown, path: readonly PropertyKey[]): string {
+    return this.concealed(path) ?? describe(value);
   }
 
   check(): PipelineConfig | undefined {
@@ -56,7 +84,7 @@ export class Checker {
     const scalars: Record<string, unknown> = {};
     for (const [key, schema] of Object.entries(scalarKeys)) {
       if (doc[key] === undefined) continue;
-      const r = validateValue(schema, doc[key]);
+      const r = this.validate(schema, doc[key], [key]);
       if (r.ok) scalars[key] = r.value;
       else this.report([key], r.problems);
     }
@@ -72,7 +100,7 @@ export class Checker {
       if (!Array.isArray(pipeline))
         this.error(
           ['pipeline'],
-          `\`pipeline\` is a list of steps (\`- filter: …\`), got ${describe(pipeline)}`,
+          `\`pipeline\` is a list of steps (\`- filter: …\`), got ${this.describe(pipeline, ['pipeline'])}`,
         );
       else
         pipeline.forEach((step, i) => {
@@ -102,7 +130,7 @@ export class Checker {
       if (typeof doc.outputs !== 'object' || Array.isArray(doc.outputs)) {
         this.error(
           ['outputs'],
-          `\`outputs\` maps side-output names to sinks (\`late: { file: … }\`), got ${describe(doc.outputs)}`,
+          `\`outputs\` maps side-output names to sinks (\`late: { file: … }\`), got ${this.describe(doc.outputs, ['outputs'])}`,
         );
       } else {
         for (const [port, sink] of Object.entries(doc.outputs)) {
@@ -179,7 +207,7 @@ export class Checker {
       if (typeof n !== 'string' || !STAGE_NAME.test(n)) {
         this.error(
           [...path, 'name'],
-          `a stage name is a non-empty string of letters, digits and \`_.:#/-\`, got ${describe(n)}`,
+          `a stage name is a non-empty string of letters, digits and \`_.:#/-\`, got ${this.describe(n, [...path, 'name'])}`,
         );
         continue;
       }
@@ -211,7 +239,7 @@ export class Checker {
       );
     }
     const buffer = this.buffer(value, path);
-    const r = validateValue(moduleSchema, value.module);
+    const r = this.validate(moduleSchema, value.module, [...path, 'module']);
     if (!r.ok) {
       this.report([...path, 'module'], r.problems);
       return undefined;
@@ -264,7 +292,7 @@ export class Checker {
           : '';
       this.error(
         path,
-        `expected ${article(kind)} as a one-key map \`{kind: config}\`, e.g. ${example}; got ${describe(value)}${hint}. Known ${kind}s: ${this.known(kind)}`,
+        `expected ${article(kind)} as a one-key map \`{kind: config}\`, e.g. ${example}; got ${this.describe(value, path)}${hint}. Known ${kind}s: ${this.known(kind)}`,
       );
       return undefined;
     }
@@ -309,7 +337,7 @@ export class Checker {
       this.unknownComponent(name, kind, [...path, name]);
       return undefined;
     }
-    const r = validateValue(spec.config as z.ZodType, value[name]);
+    const r = this.validate(spec.config as z.ZodType, value[name], [...path, name]);
     if (!r.ok) {
       this.report([...path, name], r.problems);
       return undefined;
@@ -331,7 +359,7 @@ export class Checker {
 
   private buffer(value: Record<string, unknown>, path: PropertyKey[]): BufferOptions | undefined {
     if (value.buffer === undefined || value.buffer === null) return undefined;
-    const r = validateValue(bufferSchema, value.buffer);
+    const r = this.validate(bufferSchema, value.buffer, [...path, 'buffer']);
     if (!r.ok) {
       this.report([...path, 'buffer'], r.problems);
       return undefined;

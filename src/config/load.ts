@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { CheckpointConfig } from '../checkpoint/spec.ts';
 import type { BufferOptions } from '../core/graph.ts';
-import { type ConfigProblem, configError, sortProblems } from '../spec/problems.ts';
+import { type ConfigProblem, configError, redactProblems, sortProblems } from '../spec/problems.ts';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { Checker } from './check.ts';
 import { applyOverrides, type Env, interpolateDocument, parseSource, type SourceDocument } from './yaml.ts';
@@ -120,12 +120,17 @@ export function parsePipeline(
   const { source, problems } = parseSource(text, file);
   if (problems.some((p) => p.severity === 'error')) return { problems };
   problems.push(...applyOverrides(source, options.set ?? []));
-  const envProblems = interpolateDocument(source, options.env ?? process.env);
+  const substituted = new Map<string, string>();
+  const envProblems = interpolateDocument(source, options.env ?? process.env, substituted);
   problems.push(...envProblems);
-  const checker = new Checker(source, options, problems);
+  const checker = new Checker(source, options, problems, substituted);
   const config = checker.check();
   // A value whose variable is unset is also invalid for its field; say only the first.
   const envPaths = new Set(envProblems.map((p) => p.path));
-  const sorted = sortProblems(problems.filter((p) => !envPaths.has(p.path) || envProblems.includes(p)));
-  return { config: sorted.some((p) => p.severity === 'error') ? undefined : config, problems: sorted };
+  // Messages that quote a value from `${VAR}` anyway (a refinement's own wording) lose it here.
+  const sorted = redactProblems(
+    sortProblems(problems.filter((p) => !envPaths.has(p.path) || envProblems.includes(p))),
+  );
+  if (config === undefined || sorted.some((p) => p.severity === 'error')) return { problems: sorted };
+  return { config: { ...config, warnings: redactProblems(config.warnings) }, problems: sorted };
 }

@@ -15,6 +15,8 @@ import {
   type Scalar,
   visit,
 } from 'yaml';
+import { registerSecret } from '../core/secrets.ts';
+import { urlPasswords } from '../core/url.ts';
 import { type ConfigProblem, formatPath } from '../spec/problems.ts';
 
 const VAR_REF = `$${'{VAR}'}`;
@@ -79,12 +81,17 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /**
  * Expands `${VAR}` and `${VAR:-default}` in `text` from `env`; `$${` stands for a literal
  * `${`. The default applies when the variable is unset or empty. Returns the expanded text
- * or the problems found (unset variable, malformed reference).
+ * or the problems found (unset variable, malformed reference). `onVariable` is called with
+ * each variable whose value was used.
  *
  * @example
  * interpolate('${HOME}/in.jsonl', { HOME: '/h' }); // { value: '/h/in.jsonl', errors: [] }
  */
-export function interpolate(text: string, env: Env): { value: string; errors: string[] } {
+export function interpolate(
+  text: string,
+  env: Env,
+  onVariable?: (name: string, value: string) => void,
+): { value: string; errors: string[] } {
   const errors: string[] = [];
   let out = '';
   let i = 0;
@@ -122,8 +129,10 @@ export function interpolate(text: string, env: Env): { value: string; errors: st
       );
     } else {
       const value = env[name];
-      if (value !== undefined && (value !== '' || sep < 0)) out += value;
-      else if (sep >= 0) out += body.slice(sep + 2);
+      if (value !== undefined && (value !== '' || sep < 0)) {
+        out += value;
+        onVariable?.(name, value);
+      } else if (sep >= 0) out += body.slice(sep + 2);
       else
         errors.push(
           `environment variable \`${name}\` is not set; set it or give a default: \`\${${name}:-value}\``,
@@ -138,22 +147,41 @@ export function interpolate(text: string, env: Env): { value: string; errors: st
  * Expands environment variables in every scalar value of the document (not in keys), in
  * place. A plain (unquoted) scalar is re-read after expansion, so `size: ${N:-100}` is a
  * number; a quoted one stays a string.
+ *
+ * Values taken from variables are secrets (see `core/secrets.ts`): each is registered for
+ * redaction, with the password of a URL among them, and `substituted` (when given) receives
+ * the config path of every scalar that took a variable's value, with the text written in the
+ * file (`dlq.postgres.url` → `${PG_URL}`), so that problems can name it instead of the value.
  */
-export function interpolateDocument(source: SourceDocument, env: Env): ConfigProblem[] {
+export function interpolateDocument(
+  source: SourceDocument,
+  env: Env,
+  substituted?: Map<string, string>,
+): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   visit(source.doc, {
     Scalar(key, node, path) {
       if (key === 'key' || typeof node.value !== 'string' || !node.value.includes('$')) return;
-      const { value, errors } = interpolate(node.value, env);
+      let used = false;
+      const { value, errors } = interpolate(node.value, env, (name, v) => {
+        used = true;
+        registerSecret(v, `\${${name}}`);
+        for (const password of urlPasswords(v)) registerSecret(password, '***');
+      });
       const pos = positionOf(source, node);
+      const at = pathOfVisit(path, node);
       for (const message of errors) {
         problems.push({
           severity: 'error',
           file: source.file,
           ...pos,
-          path: pathOfVisit(path, node),
+          path: at,
           message,
         });
+      }
+      if (used) {
+        substituted?.set(at, node.value);
+        for (const password of urlPasswords(value)) registerSecret(password, '***');
       }
       if (value === node.value) return;
       node.value = node.type === 'PLAIN' ? reresolve(value) : value;

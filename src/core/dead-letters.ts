@@ -6,6 +6,7 @@
 import type { Clock } from './clock.ts';
 import { ErrorCode, errorMessage, SluiceError } from './errors.ts';
 import type { Batch, RecordMeta } from './message.ts';
+import { redactSecretsDeep } from './secrets.ts';
 import type { DeadLetter } from './stage.ts';
 
 /** Collects one stage's dead letters; see the module comment. */
@@ -38,10 +39,13 @@ export class StageDeadLetters {
 
   /** Wraps `record` with its error and origin; throws `SLUICE_NO_DLQ` without a `dlq` output. */
   add(record: unknown, error: unknown, meta: RecordMeta | undefined): void {
-    const errJson =
+    // The error and the position are text about the record, which may quote a secret (a URL or
+    // a path from `${VAR}`); the record itself is the user's data and is kept as it is.
+    const errJson = redactSecretsDeep(
       error instanceof SluiceError
         ? (error.toJSON() as DeadLetter['error'])
-        : { code: ErrorCode.RECORD, message: errorMessage(error) };
+        : { code: ErrorCode.RECORD, message: errorMessage(error) },
+    );
     if (!this.hasDlq) {
       const where = meta?.position ? ` at ${JSON.stringify(meta.position)}` : '';
       throw new SluiceError(
@@ -55,7 +59,7 @@ export class StageDeadLetters {
       error: errJson,
       stage: this.stage,
       ...(meta?.source !== undefined ? { source: meta.source } : {}),
-      ...(meta?.position !== undefined ? { position: meta.position } : {}),
+      ...(meta?.position !== undefined ? { position: redactSecretsDeep(meta.position) } : {}),
       record,
       time: new Date(this.clock.now()).toISOString(),
     });

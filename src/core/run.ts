@@ -22,6 +22,7 @@ import { barrier } from './message.ts';
 import { type MetricsSnapshot, type RunState, StageMetrics } from './metrics.ts';
 import { BarrierAcks, restoreCheckpoint } from './run-checkpoint.ts';
 import { recordsRead, runSnapshot } from './run-snapshot.ts';
+import { redactSecrets } from './secrets.ts';
 import { RESOLVED, sendAll, untilAborted } from './sending.ts';
 import type { Emitter, Logger, Source, SourceContext, StageContext } from './stage.ts';
 
@@ -78,8 +79,10 @@ export interface RunHandle {
 
 const stderrLogger: Logger = {
   info: () => {},
-  warn: (msg, fields) => process.stderr.write(`WARN ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
-  error: (msg, fields) => process.stderr.write(`ERROR ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
+  warn: (msg, fields) =>
+    process.stderr.write(redactSecrets(`WARN ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`)),
+  error: (msg, fields) =>
+    process.stderr.write(redactSecrets(`ERROR ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`)),
 };
 
 function isBatchMessage(m: Message): boolean {

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../core/duration.ts';
 import { errorMessage } from '../core/errors.ts';
+import { connectionUrlProblem } from '../core/url.ts';
 
 /** Pushes the parse error of a bad duration onto `ctx`; returns the milliseconds or undefined. */
 function checkDuration(value: string, ctx: z.RefinementCtx): number | undefined {
@@ -29,4 +30,18 @@ export function durationText(): z.ZodString {
   return z.string().superRefine((value, ctx) => {
     checkDuration(value, ctx);
   });
+}
+
+/**
+ * A refinement of connection URL fields (`url: postgres://…`): reports a URL the clients would
+ * misread, e.g. a password holding `@` then `/`, `?` or `#` that is not percent-encoded (see
+ * `core/url.ts`). The message never quotes the URL. Add it after the field's scheme check.
+ *
+ * @example
+ * const url = z.string().regex(/^redis:\/\//, 'must be a `redis://` URL').superRefine(checkConnectionUrl);
+ */
+export function checkConnectionUrl(value: string, ctx: z.RefinementCtx): void {
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value)) return; // the scheme check says it
+  const problem = connectionUrlProblem(value);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `the URL ${problem}`, input: value });
 }

@@ -3,6 +3,7 @@
  * Validation collects every problem of a document at once (never stops at the first).
  */
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { redactSecrets } from '../core/secrets.ts';
 
 /** One problem in a pipeline file, located by line, column and config path. */
 export interface ConfigProblem {
@@ -48,10 +49,23 @@ export function sortProblems(problems: readonly ConfigProblem[]): ConfigProblem[
 }
 
 /**
- * The `SLUICE_CONFIG` error for a file with problems. Its message lists every error, one per
- * line; `context.problems` holds them all (warnings too) as data.
+ * `problems` with every secret value (see `core/secrets.ts`: the values of `${VAR}`) replaced
+ * in their messages.
  */
-export function configError(file: string, problems: readonly ConfigProblem[]): SluiceError {
+export function redactProblems(problems: readonly ConfigProblem[]): ConfigProblem[] {
+  return problems.map((p) => {
+    const message = redactSecrets(p.message);
+    return message === p.message ? p : { ...p, message };
+  });
+}
+
+/**
+ * The `SLUICE_CONFIG` error for a file with problems. Its message lists every error, one per
+ * line; `context.problems` holds them all (warnings too) as data. Secret values are redacted
+ * from both (a component's `create` may quote its config in what it throws).
+ */
+export function configError(file: string, all: readonly ConfigProblem[]): SluiceError {
+  const problems = redactProblems(all);
   const errors = sortProblems(problems.filter((p) => p.severity === 'error'));
   const n = errors.length;
   const message = `${file} has ${n} problem${n === 1 ? '' : 's'}:\n${errors.map((p) => `  ${formatProblem(p)}`).join('\n')}`;

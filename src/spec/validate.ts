@@ -122,22 +122,36 @@ function expectedName(expected: unknown): string {
   return TYPE_NAMES[String(expected)] ?? String(expected);
 }
 
+/** Options of {@link validateValue}. */
+export interface ValidateOptions {
+  /**
+   * How to name the value at a path (from the validated value) without showing it, e.g.
+   * ``the value of `${PG_URL}` `` for a value taken from an environment variable; undefined
+   * to show the value as usual.
+   */
+  readonly conceal?: ((path: readonly PropertyKey[]) => string | undefined) | undefined;
+}
+
 /**
  * Validates `value` against `schema` and returns the parsed value or every problem found.
  * A `null` value (a YAML key with nothing after it) counts as an empty map when the schema
- * wants a map, so `stdio:` means `stdio: {}`.
+ * wants a map, so `stdio:` means `stdio: {}`. Messages quote the offending value, except
+ * where `options.conceal` names it instead.
  */
 export function validateValue(
   schema: z.ZodType,
   value: unknown,
+  options: ValidateOptions = {},
 ): { ok: true; value: unknown } | { ok: false; problems: ValueProblem[] } {
   if (value === null && defOf(unwrap(schema)).type === 'object') value = {};
   const problems: ValueProblem[] = [];
   unknownFields(schema, value, [], problems);
   const result = schema.safeParse(value);
   if (!result.success) {
+    const describeAt = (v: unknown, path: readonly PropertyKey[]) =>
+      options.conceal?.(path) ?? describeValue(v);
     for (const issue of result.error.issues)
-      problems.push(...issueProblems(schema, value, issue as Issue, []));
+      problems.push(...issueProblems(schema, value, issue as Issue, [], describeAt));
   }
   if (problems.length > 0) return { ok: false, problems: dedupe(problems) };
   return { ok: true, value: (result as { data: unknown }).data };
@@ -194,11 +208,15 @@ function unknownField(key: string, known: readonly string[], path: PropertyKey[]
   return { path, at: 'key', message: `unknown field \`${key}\`${hint}${fields}` };
 }
 
+/** Names a value in a message: `string "ten"`, or how it is concealed. */
+type Describe = (value: unknown, path: readonly PropertyKey[]) => string;
+
 function issueProblems(
   schema: z.ZodType,
   root: unknown,
   issue: Issue,
   prefix: readonly PropertyKey[],
+  describe: Describe,
 ): ValueProblem[] {
   const path = [...prefix, ...issue.path];
   const value = valueAt(root, path);
@@ -222,7 +240,7 @@ function issueProblems(
         {
           path,
           at: 'value',
-          message: `expected ${expectedName(issue.expected)}, got ${describeValue(value)}`,
+          message: `expected ${expectedName(issue.expected)}, got ${describe(value, path)}`,
         },
       ];
     }
@@ -243,12 +261,12 @@ function issueProblems(
       const guess = typeof value === 'string' ? didYouMean(value, choices) : undefined;
       const hint = guess ? `; did you mean \`${guess}\`?` : '';
       if (choices.length === 1)
-        return [{ path, at: 'value', message: `expected \`${choices[0]}\`, got ${describeValue(value)}` }];
+        return [{ path, at: 'value', message: `expected \`${choices[0]}\`, got ${describe(value, path)}` }];
       return [
         {
           path,
           at: 'value',
-          message: `${describeValue(value)} is not one of ${listChoices(choices)}${hint}`,
+          message: `${describe(value, path)} is not one of ${listChoices(choices)}${hint}`,
         },
       ];
     }
@@ -258,12 +276,12 @@ function issueProblems(
       return (issue.keys ?? []).map((k) => unknownField(k, known, [...path, k]));
     }
     case 'invalid_union':
-      return unionProblems(schema, root, issue, path, value);
+      return unionProblems(schema, root, issue, path, value, describe);
     case 'too_small':
     case 'too_big':
     case 'not_multiple_of':
     case 'invalid_format':
-      return [{ path, at: 'value', message: `${lowerFirst(issue.message)} (got ${describeValue(value)})` }];
+      return [{ path, at: 'value', message: `${lowerFirst(issue.message)} (got ${describe(value, path)})` }];
     default:
       return [{ path, at: 'value', message: lowerFirst(issue.message) }];
   }
@@ -279,12 +297,13 @@ function unionProblems(
   issue: Issue,
   path: PropertyKey[],
   value: unknown,
+  describe: Describe,
 ): ValueProblem[] {
   const branches = issue.errors ?? [];
   const typed = branches.filter((b) => !b.some((i) => i.path.length === 0 && i.code === 'invalid_type'));
   if (typed.length >= 1) {
     const best = [...typed].sort((a, b) => a.length - b.length)[0] as readonly Issue[];
-    return best.flatMap((i) => issueProblems(schema, root, i, path));
+    return best.flatMap((i) => issueProblems(schema, root, i, path, describe));
   }
   const expected = [
     ...new Set(
@@ -297,7 +316,7 @@ function unionProblems(
     {
       path,
       at: 'value',
-      message: `expected ${expected.length > 0 ? expected.join(' or ') : 'a different value'}, got ${describeValue(value)}`,
+      message: `expected ${expected.length > 0 ? expected.join(' or ') : 'a different value'}, got ${describe(value, path)}`,
     },
   ];
 }

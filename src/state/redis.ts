@@ -22,6 +22,7 @@ import type { Redis, RedisOptions } from 'ioredis';
 import { ioredis } from '../clients/redis.ts';
 import { errorMessage, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
+import { redactUrl } from '../core/url.ts';
 import type { StateBackend } from './backend.ts';
 import { keyBytes, prefixEnd } from './keys.ts';
 import { serialCalls } from './retry.ts';
@@ -88,7 +89,7 @@ function isTransient(err: unknown): boolean {
 /** `host:port/db` of a URL, for messages (never the password). */
 function serverOf(url: string): string {
   try {
-    const u = new URL(url);
+    const u = new URL(redactUrl(url)); // never a misread password as the host
     return `${u.hostname || 'localhost'}:${u.port || '6379'}/${u.pathname.slice(1) || '0'}`;
   } catch {
     return '(unparsable URL)';

@@ -30,7 +30,7 @@ export type ShutdownMode = 'smart' | 'fast' | 'immediate';
 export interface PrivatePostgres {
   /** Its port on 127.0.0.1. */
   readonly port: number;
-  /** `postgres://postgres@127.0.0.1:<port>/postgres` (superuser, trust authentication). */
+  /** `postgres://postgres@127.0.0.1:<port>/postgres` (superuser, trust authentication, or its password). */
   readonly url: string;
   /** The temporary directory holding the data directory (`data/`) and the server log (`server.log`). */
   readonly dir: string;
@@ -49,6 +49,11 @@ export interface PrivatePostgres {
 export interface PrivatePostgresOptions {
   /** Extra `postgresql.conf` settings, e.g. `{ max_connections: '50' }`. */
   readonly settings?: Readonly<Record<string, string>>;
+  /**
+   * The superuser's password: with one, connections over TCP must give the right password
+   * (`scram-sha-256`) instead of none (trust), and `url` carries it.
+   */
+  readonly password?: string;
 }
 
 /** The newest installed PostgreSQL's `bin` directory; throws saying how to install one. */
@@ -114,7 +119,17 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
   const port = await freePort();
   let running = false;
   try {
-    tool(bin, 'initdb', ['-D', data, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync', '-N']);
+    const auth = ['-A', 'trust'];
+    if (options.password !== undefined) {
+      const pwfile = join(dir, 'pwfile');
+      writeFileSync(pwfile, `${options.password}\n`);
+      if (asRoot) {
+        const { uid, gid } = userIds('postgres');
+        chownSync(pwfile, uid, gid);
+      }
+      auth.push('--auth-host=scram-sha-256', `--pwfile=${pwfile}`);
+    }
+    tool(bin, 'initdb', ['-D', data, '-U', 'postgres', ...auth, '-E', 'UTF8', '--no-sync', '-N']);
     const settings: Record<string, string> = {
       listen_addresses: "'127.0.0.1'",
       port: String(port),
@@ -153,7 +168,7 @@ export async function startPrivatePostgres(options: PrivatePostgresOptions = {})
   live.add(stopOnExit);
   const server: PrivatePostgres = {
     port,
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    url: `postgres://postgres${options.password === undefined ? '' : `:${encodeURIComponent(options.password)}`}@127.0.0.1:${port}/postgres`,
     dir,
     async start() {
       tool(bin, 'pg_ctl', ['-D', data, '-l', logFile, '-w', '-t', '60', '-s', 'start']);

@@ -4,7 +4,7 @@
  * `create`, so `sluice lint` needs no database.
  */
 import { z } from 'zod';
-import { durationField } from '../../spec/fields.ts';
+import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { postgresSink } from './sink.ts';
 import { postgresSource } from './source.ts';
@@ -13,6 +13,7 @@ import { postgresSource } from './source.ts';
 const urlField = z
   .string()
   .regex(/^postgres(ql)?:\/\//, 'must be a URL such as `postgres://user:password@host:5432/database`')
+  .superRefine(checkConnectionUrl)
   .describe(
     `Connection URL, \`postgres://user:password@host:port/database\` (use \`\${ENV_VAR}\` for the password).`,
   );

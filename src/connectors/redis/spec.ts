@@ -5,7 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { durationField } from '../../spec/fields.ts';
+import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { redisSink } from './sink.ts';
 import { redisSource } from './source.ts';
@@ -13,6 +13,7 @@ import { redisSource } from './source.ts';
 const urlSchema = z
   .string()
   .regex(/^rediss?:\/\//, 'must be a URL such as `redis://127.0.0.1:6379` (or `rediss://` for TLS)')
+  .superRefine(checkConnectionUrl)
   .describe(
     `Connection URL, \`redis://[user:password@]host:port[/db]\` (\`rediss://\` for TLS; use \`\${ENV_VAR}\` for the password).`,
   );
