@@ -138,18 +138,18 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
     onRetry: () => void retries++,
   });
   const admin = new AdminLane(open, retry);
-  const tx = new OpenTransaction({
+  const tx: OpenTransaction = new OpenTransaction({
     conn,
     retry,
     holdInMemory: options.holdInMemory ?? HOLD_IN_MEMORY,
-    beforeBegin: () => twoPhase?.settle(0) ?? Promise.resolve(),
+    beforeBegin: (): Promise<void> => twoPhase?.settle(0) ?? Promise.resolve(),
     resend: (chunk) => (writer as TableWriter).resend(chunk),
     deadLetter: (row, err) => {
       rejected++;
       ctx.deadLetter(row.record, rejectedRowError(where, options.table, err, row.meta), row.meta);
     },
   });
-  const twoPhase = exactlyOnce
+  const twoPhase: TwoPhaseCommit | undefined = exactlyOnce
     ? new TwoPhaseCommit({ pipeline: options.pipeline, stage, where, log: () => ctx.log, tx, admin })
     : undefined;
   // The checkpoint this run restored (undefined: a fresh run), and whether the table already
