@@ -71,6 +71,7 @@ async function once(op: Operator): Promise<{ seconds: number; results: number }>
   const ctx: StageContext = {
     name: 'win',
     signal: new AbortController().signal,
+    stopSignal: new AbortController().signal,
     checkpointing: false,
     clock: new ManualClock(0),
     log: { info() {}, warn() {}, error() {} },

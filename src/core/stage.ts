@@ -47,6 +47,12 @@ export interface StageContext {
   readonly name: string;
   /** Aborted when the run is cancelled or failed; every wait of the stage must listen to it. */
   readonly signal: AbortSignal;
+  /**
+   * Aborted when the run is asked to stop gracefully (drain). A source stops reading, emits what
+   * it already read, then returns normally from `run`; downstream stages then see their inputs
+   * end early (see {@link Sink.finish}).
+   */
+  readonly stopSignal: AbortSignal;
   /** The run's clock; stages read time and sleep only through it. */
   readonly clock: Clock;
   /** The run's logger. */
@@ -124,14 +130,8 @@ export interface CommittedPositions {
   readonly sources: Readonly<Record<string, Position | undefined>>;
 }
 
-/** What a source gets beyond a {@link StageContext}. */
-export interface SourceContext extends StageContext {
-  /**
-   * Aborted when the run is asked to stop gracefully (drain): stop reading, emit what is
-   * already read, then return normally from `run`.
-   */
-  readonly stopSignal: AbortSignal;
-}
+/** What a source gets: a {@link StageContext}, whose `stopSignal` tells it to stop reading. */
+export type SourceContext = StageContext;
 
 /** Produces batches. Knows its position, so a run can resume where it stopped. */
 export interface Source<T = unknown> {
@@ -276,7 +276,12 @@ export interface Sink<T = unknown> {
   committedPositions?(): Promise<CommittedPositions | undefined>;
   /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
   metrics?: StageMetricsHook;
-  /** Called once when every input ended normally: flush and commit (e.g. rename a temp file). */
+  /**
+   * Called once when every input ended normally: flush and commit (e.g. rename a temp file).
+   * Also after a draining stop (`ctx.stopSignal` aborted), when the input may have ended early:
+   * then an exactly-once sink must not commit what no checkpoint covers as if the input were
+   * complete (the next run resumes from the last checkpoint and writes it again).
+   */
   finish?(): void | Promise<void>;
   /** See the stage contract above. Not preceded by `finish` on failure or cancellation: discard uncommitted output. */
   close?(): void | Promise<void>;

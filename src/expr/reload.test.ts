@@ -22,6 +22,7 @@ function stageContext(
   const ctx: StageContext = {
     name: 'gate',
     signal: abort.signal,
+    stopSignal: new AbortController().signal,
     checkpointing: false,
     clock,
     log: { info() {}, warn: (m) => warnings.push(m), error() {} },

@@ -45,6 +45,7 @@ export class OperatorHarness<I, O> {
     this.ctx = {
       name: options.name ?? 'op',
       signal: this.controller.signal,
+      stopSignal: new AbortController().signal,
       checkpointing: false,
       clock: this.clock,
       log: { info() {}, warn() {}, error() {} },

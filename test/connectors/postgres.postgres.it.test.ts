@@ -67,12 +67,6 @@ connectorConformance({
     delivery: 'exactly-once',
     // Not an integer: the server rejects the row (class 22) and the sink sends it to the dlq.
     rejects: { id: 'not-a-number', payload: 'rejected' },
-    knownIssues: {
-      // Reproduction: this test, or any `exactlyOnce` run with `checkpoint:` stopped by SIGTERM/Ctrl-C
-      // mid-input and run again: the restart warns "already holds every row of this input" and
-      // writes nothing more.
-      stop: 'a draining stop (SIGTERM, Ctrl-C) calls the sink’s `finish`, which commits the rest with the `final` marker as if the input had ended; the checkpoints are kept (the run was stopped), so the next run restores one, finds the marker and writes nothing: every row after the stop is lost',
-    },
   },
   async cleanup() {
     if (client === undefined) return;

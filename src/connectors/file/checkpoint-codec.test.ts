@@ -12,6 +12,7 @@ function context(checkpointing: boolean): StageContext {
   return {
     name: 'out',
     signal: new AbortController().signal,
+    stopSignal: new AbortController().signal,
     checkpointing,
     clock: systemClock,
     log: { info() {}, warn() {}, error() {} },

@@ -62,6 +62,7 @@ function context(
   return {
     name,
     signal: new AbortController().signal,
+    stopSignal: new AbortController().signal,
     clock: systemClock,
     log: quiet,
     checkpointing: options.checkpointing ?? false,

@@ -65,6 +65,7 @@ describe('postgres sink, two-phase protocol across server restarts', () => {
     const context = (): StageContext => ({
       name: 'pg',
       signal: new AbortController().signal,
+      stopSignal: new AbortController().signal,
       clock: systemClock,
       log,
       checkpointing: true,
@@ -152,6 +153,7 @@ describe('postgres sink, upsert across a server restart', () => {
     const ctx: StageContext = {
       name: 'pg',
       signal: new AbortController().signal,
+      stopSignal: new AbortController().signal,
       clock: systemClock,
       log: { info() {}, warn() {}, error() {} },
       checkpointing: true,

@@ -337,6 +337,11 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       await settleBackground();
       try {
         if (twoPhase === undefined) await flushCommit();
+        // A draining stop ended the input early: the rows after the last checkpoint are not
+        // covered by stored positions, so they stay uncommitted (`close` rolls them back) and the
+        // next run, resuming from that checkpoint, writes them again. The `final` marker would
+        // tell it the input was complete and lose them.
+        else if (ctx.stopSignal.aborted) return;
         else if (completed) await twoPhase.forgetPositions();
         // The job is done (its checkpoints are deleted next): forget the positions in the last
         // transaction, so a new run of the pipeline starts over like the checkpoint store does.
