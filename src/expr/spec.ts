@@ -83,9 +83,25 @@ export const exprLimitsSchema = z
       .positive()
       .optional()
       .describe(`Longest string literal (default ${DEFAULT_EXPR_LIMITS.maxStringLiteral}).`),
+    maxEvalSteps: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        `Runtime budget of one evaluation: function calls plus comprehension iterations; a record that needs more goes to the DLQ, and the compile-time estimate must fit it (default ${DEFAULT_EXPR_LIMITS.maxEvalSteps}).`,
+      ),
+    maxEvalSize: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        `Runtime budget of one evaluation: characters and list/map elements the expression produces; a record that needs more goes to the DLQ, and the compile-time estimate must fit it (default ${DEFAULT_EXPR_LIMITS.maxEvalSize}).`,
+      ),
   })
   .strict()
-  .describe('Compile-time limits on the cost of expressions.');
+  .describe('Limits on the cost of expressions: compile-time bounds and the runtime budget of one evaluation.');
 
 type RulesConfig = z.output<typeof rulesSourceSchema>;
 type LimitsConfig = z.output<typeof exprLimitsSchema>;
