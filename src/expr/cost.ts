@@ -66,7 +66,8 @@ export function checkCost(source: string, root: ASTNode, limits: ExprLimits): Li
     switch (node.op) {
       case 'value': {
         const v = node.args;
-        const size = typeof v === 'string' || v instanceof Uint8Array ? v.length : 1;
+        // A number or bool adds nothing to a list's size beyond its element (as at run time).
+        const size = typeof v === 'string' || v instanceof Uint8Array ? v.length : 0;
         return { size, steps: 0 };
       }
       case 'id':

@@ -101,7 +101,9 @@ export const exprLimitsSchema = z
       ),
   })
   .strict()
-  .describe('Limits on the cost of expressions: compile-time bounds and the runtime budget of one evaluation.');
+  .describe(
+    'Limits on the cost of expressions: compile-time bounds and the runtime budget of one evaluation.',
+  );
 
 type RulesConfig = z.output<typeof rulesSourceSchema>;
 type LimitsConfig = z.output<typeof exprLimitsSchema>;
