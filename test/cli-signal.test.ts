@@ -24,15 +24,8 @@ it('the first SIGINT drains an unbounded run into a complete output file and exi
       join(work, 'pipeline.yaml'),
       'name: sigint\ninput: { generate: { seed: 3, batchSize: 64 } }\noutput: { file: { path: out.jsonl, format: jsonl } }\n',
     );
-    const child = spawn(process.execPath, [bin, 'run', 'pipeline.yaml'], {
-      cwd: work,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const run = start(work);
+    const { child } = run;
     // Wait (by polling, not by a fixed delay) until records are being written to the sink's temporary file.
     let writing = false;
     while (!writing && child.exitCode === null) {
@@ -41,9 +34,10 @@ it('the first SIGINT drains an unbounded run into a complete output file and exi
       );
       if (!writing) await sleep(20);
     }
-    assert.ok(writing, `the run never started writing:\n${stderr}`);
+    assert.ok(writing, `the run never started writing:\n${run.stderr()}`);
     child.kill('SIGINT');
-    const code = await exited;
+    const code = await run.exit(60, 'the drain did not end');
+    const stderr = run.stderr();
     assert.equal(code, 0, stderr);
     assert.match(stderr, /Stopping: draining in-flight records \(press Ctrl-C again to stop at once\)/);
     assert.match(stderr, /Finished `sigint`/);

@@ -24,7 +24,7 @@ function tooLong(value: string | number): SluiceError {
 /**
  * Parses a duration string into milliseconds. The contract: a non-negative decimal number
  * immediately followed by one unit (`ms`, `s`, `m`, `h`, `d`), surrounding spaces ignored;
- * anything else, and anything longer than {@link MAX_DURATION_MS} (100 years), throws a
+ * anything else, and anything longer than 100 years (`MAX_DURATION_MS`), throws a
  * `SLUICE_CONFIG` error that says how to write it. A number is taken
  * as milliseconds already (so the TypeScript API may pass `250` where YAML says `250ms`).
  *
