@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { SluiceError } from '../core/errors.ts';
 import { Pipeline } from '../pipeline.ts';
-import { compileExpression, MAX_VALUE_DEPTH } from './cel.ts';
+import { instrument, Meter } from './budget.ts';
+import { celEnvironment, compileExpression, MAX_VALUE_DEPTH } from './cel.ts';
 import { CelFilter, CelMap } from './cel-operators.ts';
 import { DEFAULT_EXPR_LIMITS } from './limits.ts';
 import { CollectSink, memorySource } from './testing.test-helpers.ts';
@@ -93,6 +94,19 @@ describe('CEL evaluation budget (run time)', () => {
     );
     // Budgets are per evaluation: a small record right after passes.
     assert.equal(e.evaluate({ l: [1, 2, 3] }), true);
+  });
+
+  test('a quantifier over a long list ends its loop once the budget is gone, not after every element', () => {
+    for (const src of ['s.split("").exists(c, c == "z")', 's.split("").all(c, c == "a")']) {
+      const parsed = celEnvironment().parse(src);
+      parsed.check();
+      const meter = new Meter(1000, 1e9);
+      instrument(parsed.ast, meter);
+      meter.reset();
+      parsed({ s: 'a'.repeat(100_000) });
+      assert.equal(meter.exceeded?.budget, 'maxEvalSteps', src);
+      assert.ok(meter.steps <= 1002, `${src}: ${meter.steps} steps counted for a budget of 1000`);
+    }
   });
 
   test('in a pipeline the record goes to the DLQ with the budget and its position, and the run goes on', async () => {

@@ -18,6 +18,10 @@ export type BudgetName = 'maxEvalSteps' | 'maxEvalSize';
 /** Thrown inside the library when a budget runs out (the sticky `exceeded` says which). */
 class BudgetExceeded extends Error {}
 
+// One instance, thrown again and again: after the budget ran out, a quantifier over a long list
+// fails each remaining step, and a fresh Error (with its stack trace) per step would cost seconds.
+const STOP = new BudgetExceeded('the evaluation budget ran out');
+
 /** Counts one evaluation at a time; {@link Meter.reset} before each. */
 export class Meter {
   steps = 0;
@@ -40,7 +44,13 @@ export class Meter {
   }
 
   step(offset: number): void {
-    if (++this.steps > this.maxSteps || this.exceeded !== undefined) this.fail('maxEvalSteps', offset);
+    if (this.over(offset)) throw STOP;
+  }
+
+  /** Counts a step; true when a budget has run out (now or before). */
+  over(offset: number): boolean {
+    if (++this.steps > this.maxSteps) this.exceeded ??= { budget: 'maxEvalSteps', offset };
+    return this.exceeded !== undefined;
   }
 
   charge(value: unknown, offset: number): void {
@@ -49,10 +59,10 @@ export class Meter {
   }
 
   private fail(budget: BudgetName, offset: number): never {
-    // Sticky: a quantifier (`exists`, `all`) catches errors of its steps and goes on, so every
-    // later step fails at once and the caller checks `exceeded` after the evaluation returns.
+    // Sticky: a quantifier (`exists`, `all`) catches errors of its steps and goes on, so its
+    // next step ends the loop and the caller checks `exceeded` after the evaluation returns.
     this.exceeded ??= { budget, offset };
-    throw new BudgetExceeded(budget);
+    throw STOP;
   }
 }
 
@@ -92,6 +102,10 @@ interface ComprehensionArgs {
   readonly iterable: LibNode;
   readonly init: LibNode;
   readonly step: LibNode;
+  /** Quantifiers: the loop goes on while it holds for the accumulator. */
+  readonly condition?: (accu: unknown) => boolean;
+  /** False for quantifiers (`all`, `exists`), which catch the errors of their steps. */
+  readonly errorsAreFatal?: boolean;
 }
 
 function isNode(v: unknown): v is LibNode {
@@ -148,10 +162,18 @@ export function instrument(root: ASTNode, meter: Meter): void {
     for (const c of children(node)) visit(c);
     const offset = node.start;
     if (node.op === 'comprehension') {
-      const step = (node.args as ComprehensionArgs).step;
+      const args = node.args as ComprehensionArgs;
+      const step = args.step;
       const inner = ownEvaluate(step);
+      // A quantifier swallows errors of its steps and would go on through the whole list, so
+      // once the budget is gone its step yields the accumulator that ends the loop instead.
+      const condition = args.errorsAreFatal === true ? undefined : args.condition;
+      const endLoop = condition === undefined ? undefined : !condition(true);
       step.evaluate = function (ev, ast, ctx) {
-        meter.step(offset);
+        if (meter.over(offset)) {
+          if (endLoop !== undefined) return endLoop;
+          throw STOP;
+        }
         return inner.call(this, ev, ast, ctx);
       };
     }
