@@ -38,8 +38,8 @@ if (process.argv[2] !== 'run') {
 // a faster start.
 nodeModule.enableCompileCache?.();
 if (entry !== source || process.features.typescript) {
-  const { main } = await import(entry.href);
-  process.exitCode = await main(process.argv.slice(2));
+  const { main, exitProcess } = await import(entry.href);
+  exitProcess(await main(process.argv.slice(2)));
 } else {
   process.stderr.write(
     `sluice: this Node.js (${process.version}) cannot run TypeScript directly; run \`npm run build\` first, or use Node.js 22.18+ / 24.\n`,

@@ -2,7 +2,9 @@
  * Ctrl-C through the real CLI: the first SIGINT drains (every record read reaches the sink,
  * which commits a complete file) and the run exits 0. Needs the `generate` source and the
  * `file` sink. The two-signal case (exit 130) is tested in-process in cli.test.ts, where the
- * second signal cannot race the end of the drain.
+ * second signal cannot race the end of the drain; here with runs that cannot end by themselves:
+ * a batch of slow CEL evaluations (the operator yields mid-batch, so signals are seen) and a
+ * stdout pipe nobody reads (the second signal exits even with writes pending).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -22,15 +24,8 @@ it('the first SIGINT drains an unbounded run into a complete output file and exi
       join(work, 'pipeline.yaml'),
       'name: sigint\ninput: { generate: { seed: 3, batchSize: 64 } }\noutput: { file: { path: out.jsonl, format: jsonl } }\n',
     );
-    const child = spawn(process.execPath, [bin, 'run', 'pipeline.yaml'], {
-      cwd: work,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (s: string) => {
-      stderr += s;
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const run = start(work);
+    const { child } = run;
     // Wait (by polling, not by a fixed delay) until records are being written to the sink's temporary file.
     let writing = false;
     while (!writing && child.exitCode === null) {
@@ -39,9 +34,10 @@ it('the first SIGINT drains an unbounded run into a complete output file and exi
       );
       if (!writing) await sleep(20);
     }
-    assert.ok(writing, `the run never started writing:\n${stderr}`);
+    assert.ok(writing, `the run never started writing:\n${run.stderr()}`);
     child.kill('SIGINT');
-    const code = await exited;
+    const code = await run.exit(60, 'the drain did not end');
+    const stderr = run.stderr();
     assert.equal(code, 0, stderr);
     assert.match(stderr, /Stopping: draining in-flight records \(press Ctrl-C again to stop at once\)/);
     assert.match(stderr, /Finished `sigint`/);
@@ -57,6 +53,98 @@ it('the first SIGINT drains an unbounded run into a complete output file and exi
     assert.ok(read, stderr);
     assert.equal(Number(read[2]?.replace(/,/g, '')), lines.length, 'the summary counts what the file holds');
     assert.equal(read[1], read[2], 'every record read was written');
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/** A pipeline whose filter logs a warning once it is open (its rule file is missing), so the test knows the CLI's signal handlers are in place. */
+function slowPipeline(expr: string, output: string): string {
+  return [
+    'name: slow',
+    'input: { generate: { seed: 3, batchSize: 5000 } }',
+    'pipeline:',
+    `  - filter: { expr: '${expr}', rules: { file: missing-rules.yaml } }`,
+    `output: ${output}`,
+    '',
+  ].join('\n');
+}
+
+/** Starts `sluice run pipeline.yaml` in `work`; stdout is a pipe the test never reads. */
+function start(work: string) {
+  const child = spawn(process.execPath, [bin, 'run', 'pipeline.yaml'], {
+    cwd: work,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let code: number | null | undefined;
+  void exited.then((c) => {
+    code = c;
+  });
+  /** Waits (polling) until stderr matches `re`, at most `seconds`; fails with `why` and stderr. */
+  const waitFor = async (re: RegExp, seconds: number, why: string) => {
+    const deadline = Date.now() + seconds * 1000;
+    while (!re.test(stderr) && code === undefined && Date.now() < deadline) await sleep(20);
+    assert.match(stderr, re, `${why} (waited up to ${seconds}s)`);
+  };
+  /** The exit code, waiting at most `seconds`; kills the child and fails with `why` after that. */
+  const exit = async (seconds: number, why: string) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), seconds * 1000);
+    const c = await exited;
+    clearTimeout(timer);
+    assert.notEqual(c, null, `${why} (killed after ${seconds}s):\n${stderr}`);
+    return c;
+  };
+  return { child, waitFor, exit, stderr: () => stderr };
+}
+
+const LIST = `[${Array.from({ length: 200 }, (_, i) => i).join(',')}]`;
+
+it('SIGTERM is seen in the middle of a batch of slow CEL evaluations; a second SIGTERM exits 143 at once', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'sluice-sigterm-slow-'));
+  try {
+    // ~10 ms per record, 5,000 records per batch: ~50 s of synchronous work per batch.
+    writeFileSync(
+      join(work, 'pipeline.yaml'),
+      slowPipeline(
+        `id >= 0 && ${LIST}.all(x, ${LIST}.exists(y, x == y))`,
+        '{ file: { path: out.jsonl, format: jsonl } }',
+      ),
+    );
+    const run = start(work);
+    await run.waitFor(/Could not read rule set/, 60, 'the run never opened its filter');
+    await sleep(500); // into the first batch
+    run.child.kill('SIGTERM');
+    await run.waitFor(
+      /Stopping: draining/,
+      20,
+      'the first SIGTERM was not seen: the batch loop never yields',
+    );
+    run.child.kill('SIGTERM');
+    assert.equal(await run.exit(20, 'the second SIGTERM did not stop the run'), 143, run.stderr());
+    assert.match(run.stderr(), /Stopping now: in-flight records are dropped/);
+    assert.match(run.stderr(), /Stopped `slow` after /);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+it('a second SIGINT exits 130 even when stdout is a pipe nobody reads', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'sluice-sigint-blocked-'));
+  try {
+    writeFileSync(join(work, 'pipeline.yaml'), slowPipeline('id >= 0', '{ stdout: { format: jsonl } }'));
+    const run = start(work);
+    await run.waitFor(/Could not read rule set/, 60, 'the run never opened its filter');
+    await sleep(500); // the pipe's buffer fills; the sink's writes wait
+    run.child.kill('SIGINT');
+    await run.waitFor(/Stopping: draining/, 20, 'the first SIGINT was not seen');
+    run.child.kill('SIGINT');
+    assert.equal(await run.exit(20, 'the second SIGINT did not end the process'), 130, run.stderr());
+    assert.match(run.stderr(), /Stopped `slow` after /);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

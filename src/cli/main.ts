@@ -35,7 +35,7 @@ function version(): string {
 
 /**
  * Runs the `sluice` command line `argv` (without `node` and the script) and resolves with the
- * exit code: 0 ok, 1 failed run or lint problems, 2 configuration or usage error, 130 stopped
+ * exit code: 0 ok, 1 failed run or lint problems, 2 configuration or usage error, 130 (143 after SIGTERM) stopped
  * by a second Ctrl-C. `io` replaces the process's streams, environment, signals and the
  * default component registry (for tests).
  *
@@ -282,5 +282,15 @@ function describeComponent(spec: ComponentSpec): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * Ends the process with `code` from {@link main}: at once after a second Ctrl-C (130, or 143 for
+ * SIGTERM), where pending writes to a blocked stdout or stderr (a pipe nobody reads) or stages
+ * still winding down must not keep it alive; otherwise when the event loop is empty.
+ */
+export function exitProcess(code: number): void {
+  if (code === ExitCode.INTERRUPTED || code === ExitCode.TERMINATED) process.exit(code);
+  process.exitCode = code;
+}
+
 // `npm run sluice -- …` runs this file directly.
-if (import.meta.main) process.exitCode = await main(process.argv.slice(2));
+if (import.meta.main) exitProcess(await main(process.argv.slice(2)));

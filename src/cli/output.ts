@@ -68,6 +68,8 @@ export const ExitCode = {
   CONFIG: 2,
   /** Stopped at once by a second Ctrl-C (128 + SIGINT). */
   INTERRUPTED: 130,
+  /** Stopped at once by a second signal that was a SIGTERM (128 + SIGTERM). */
+  TERMINATED: 143,
 } as const;
 
 /** Writes config problems one per line, errors and warnings, sorted by position. */

@@ -27,8 +27,9 @@ export const DRAIN_MESSAGE = 'Stopping: draining in-flight records (press Ctrl-C
 
 /**
  * Runs the pipeline in `file` and resolves with the exit code: 0 when it finished (or was
- * drained after a first Ctrl-C), 1 when it failed, 2 for a configuration error, 130 when a
- * second Ctrl-C stopped it at once. Signal listeners are removed before it resolves.
+ * drained after a first Ctrl-C), 1 when it failed, 2 for a configuration error, 130 (143 when
+ * the second signal was SIGTERM) when a second Ctrl-C stopped it at once: then it resolves at
+ * once, without waiting for the stages to wind down (see `exitProcess` in main.ts). Signal listeners are removed before it resolves.
  */
 export async function runCommand(file: string, options: RunCommandOptions, io: CliIO): Promise<number> {
   let pipeline: Pipeline;
@@ -111,8 +112,17 @@ async function supervise(handle: RunHandle, io: CliIO): Promise<number> {
   timer.unref();
 
   let signals = 0;
-  const onSignal = () => {
+  let last: 'SIGINT' | 'SIGTERM' = 'SIGINT';
+  // Resolved by the second signal: the CLI returns then, without waiting for the stages or for
+  // a blocked stdout/stderr (a pipe nobody reads) to let the run finish.
+  let forceStop: () => void = () => {};
+  const forced = new Promise<'forced'>((resolve) => {
+    forceStop = () => resolve('forced');
+  });
+  const interrupted = () => (last === 'SIGTERM' ? ExitCode.TERMINATED : ExitCode.INTERRUPTED);
+  const onSignal = (name: 'SIGINT' | 'SIGTERM') => {
     signals++;
+    last = name;
     clearLine();
     if (signals === 1) {
       err.write(`${DRAIN_MESSAGE}\n`);
@@ -120,25 +130,33 @@ async function supervise(handle: RunHandle, io: CliIO): Promise<number> {
     } else {
       err.write('Stopping now: in-flight records are dropped and uncommitted output is discarded\n');
       handle.stop({ drain: false }).catch(() => {});
+      forceStop();
     }
   };
-  io.signals.on('SIGINT', onSignal);
-  io.signals.on('SIGTERM', onSignal);
+  const onInt = () => onSignal('SIGINT');
+  const onTerm = () => onSignal('SIGTERM');
+  io.signals.on('SIGINT', onInt);
+  io.signals.on('SIGTERM', onTerm);
   try {
-    const summary = await handle.done;
+    const summary = await Promise.race([handle.done, forced]);
     clearLine();
+    if (summary === 'forced') {
+      err.write(`${formatSummary({ ...handle.metrics(), state: 'cancelled' })}\n`);
+      return interrupted();
+    }
     err.write(`${formatSummary(summary)}\n`);
-    return summary.state === 'cancelled' || signals > 1 ? ExitCode.INTERRUPTED : ExitCode.OK;
+    if (signals > 1) return interrupted();
+    return summary.state === 'cancelled' ? ExitCode.INTERRUPTED : ExitCode.OK;
   } catch (e) {
     clearLine();
     // `sluice run … | head`: the reader took what it wanted; end quietly, as `cat` would.
     if (e instanceof SluiceError && e.context.reason === READER_GONE) return ExitCode.OK;
     err.write(`${formatSummary(handle.metrics())}\n`);
     printError(err, e, io.env);
-    return signals > 1 ? ExitCode.INTERRUPTED : exitCodeOf(e);
+    return signals > 1 ? interrupted() : exitCodeOf(e);
   } finally {
     clearInterval(timer);
-    io.signals.off('SIGINT', onSignal);
-    io.signals.off('SIGTERM', onSignal);
+    io.signals.off('SIGINT', onInt);
+    io.signals.off('SIGTERM', onTerm);
   }
 }

@@ -14,6 +14,10 @@ import { type ValueProblem, validateValue } from '../spec/validate.ts';
 import { bufferSchema, moduleSchema, type Siblings, STAGE_NAME, scalarKeys, TOP_LEVEL } from './keys.ts';
 import type { ComponentConfig, LoadOptions, ModuleStepConfig, PipelineConfig, StepConfig } from './load.ts';
 import { locate, type SourceDocument } from './yaml.ts';
+
+/** Most alias expansions a pipeline file may have: a few anchors are normal, an exponential fan-out is an attack. */
+export const MAX_ALIAS_COUNT = 100;
+
 /** Checks one parsed document; {@link Checker.check} returns the config or undefined. */
 export class Checker {
   private readonly source: SourceDocument;
@@ -59,7 +63,17 @@ export class Checker {
   }
 
   check(): PipelineConfig | undefined {
-    const root: unknown = this.source.doc.toJS({ maxAliasCount: 100 });
+    let root: unknown;
+    try {
+      root = this.source.doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      // The yaml library refuses documents whose aliases expand too often (an "alias bomb").
+      this.error(
+        [],
+        `the file expands YAML aliases (\`*name\`) more than ${MAX_ALIAS_COUNT} times (${(err as Error).message}); write the repeated values out, or use fewer aliases`,
+      );
+      return undefined;
+    }
     if (root === null || root === undefined) {
       this.error([], 'the pipeline file is empty; it needs at least `input:` and `output:`');
       return undefined;

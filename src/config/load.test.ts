@@ -278,3 +278,32 @@ describe('parsePipeline: --set overrides', () => {
     ]);
   });
 });
+
+describe('parsePipeline: hostile input is a config problem, not a crash', () => {
+  it('a YAML alias bomb is one problem naming the limit', () => {
+    const bomb = [
+      'a: &a [x, x, x, x, x, x, x, x, x]',
+      'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]',
+      'c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]',
+      'd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]',
+      MIN,
+    ].join('\n');
+    const found = lines(bomb);
+    assert.equal(found.length, 1, found.join('\n'));
+    assert.match(found[0] ?? '', /expands YAML aliases \(`\*name`\) more than 100 times/);
+  });
+
+  it('an alias bomb in a --set value is a problem too', () => {
+    const found = lines(MIN, {
+      set: ['name=[&a [x, x, x, x, x, x, x, x, x, x], &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]]'],
+    });
+    assert.ok(found.length >= 1, 'no problem');
+  });
+
+  it('a duration longer than 100 years is a problem at lint, with how to fix it', () => {
+    const found = lines(`${MIN}checkpoint: { interval: 99999999999999999999d }\n`);
+    assert.equal(found.length, 1, found.join('\n'));
+    assert.match(found[0] ?? '', /`99999999999999999999d` is longer than 100 years/);
+    assert.deepEqual(lines(`${MIN}checkpoint: { interval: 36500d }\n`), []);
+  });
+});

@@ -234,10 +234,10 @@ export function applyOverrides(source: SourceDocument, sets: readonly string[]):
     const text = set.slice(eq + 1);
     const parsed = parseDocument(text);
     // A fresh node without source ranges: problems with it point at its parent in the file.
-    const value = source.doc.createNode(
-      parsed.errors.length === 0 && parsed.contents !== null ? parsed.toJS() : text,
-    );
     try {
+      const value = source.doc.createNode(
+        parsed.errors.length === 0 && parsed.contents !== null ? parsed.toJS({ maxAliasCount: 100 }) : text,
+      );
       source.doc.setIn(path, value);
     } catch (err) {
       problems.push({

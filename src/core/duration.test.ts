@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseDuration } from './duration.ts';
+import { MAX_DURATION_MS, parseDuration } from './duration.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
 
 test('parseDuration reads every unit', () => {
@@ -32,5 +32,25 @@ test('parseDuration rejects what is not a duration, saying how to write one', ()
   }
   for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
     assert.throws(() => parseDuration(bad), /is not a duration/);
+  }
+});
+
+test('parseDuration bounds durations at 100 years, as text and as a number', () => {
+  assert.equal(parseDuration('36500d'), 36_500 * 86_400_000);
+  assert.equal(parseDuration(MAX_DURATION_MS), MAX_DURATION_MS);
+  for (const bad of [
+    '99999999999999999999d',
+    '36525.1d',
+    '1e400ms'.replace('e400', '0'.repeat(400)),
+    MAX_DURATION_MS + 1,
+  ]) {
+    assert.throws(
+      () => parseDuration(bad),
+      (err: unknown) =>
+        err instanceof SluiceError &&
+        err.code === ErrorCode.CONFIG &&
+        /longer than 100 years/.test(err.message),
+      String(bad).slice(0, 30),
+    );
   }
 });

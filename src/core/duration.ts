@@ -9,9 +9,23 @@ const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as c
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 
 /**
+ * The longest duration Sluice takes: 100 years (of 365.25 days) in milliseconds. Longer ones
+ * are typos or attacks, and past it times stop being valid dates and safe integers.
+ */
+export const MAX_DURATION_MS = 100 * 365.25 * 86_400_000;
+
+function tooLong(value: string | number): SluiceError {
+  return new SluiceError(
+    ErrorCode.CONFIG,
+    `\`${value}\` is longer than 100 years, the longest duration Sluice takes; use a shorter one (e.g. \`36500d\`)`,
+  );
+}
+
+/**
  * Parses a duration string into milliseconds. The contract: a non-negative decimal number
  * immediately followed by one unit (`ms`, `s`, `m`, `h`, `d`), surrounding spaces ignored;
- * anything else throws a `SLUICE_CONFIG` error that says how to write it. A number is taken
+ * anything else, and anything longer than 100 years (`MAX_DURATION_MS`), throws a
+ * `SLUICE_CONFIG` error that says how to write it. A number is taken
  * as milliseconds already (so the TypeScript API may pass `250` where YAML says `250ms`).
  *
  * @example
@@ -21,6 +35,7 @@ const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
  */
 export function parseDuration(value: string | number): number {
   if (typeof value === 'number') {
+    if (Number.isFinite(value) && value > MAX_DURATION_MS) throw tooLong(value);
     if (Number.isFinite(value) && value >= 0) return value;
     throw new SluiceError(
       ErrorCode.CONFIG,
@@ -34,5 +49,7 @@ export function parseDuration(value: string | number): number {
       `\`${value}\` is not a duration; use a number with ms, s, m, h or d, e.g. \`500ms\``,
     );
   }
-  return Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  const ms = Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  if (!(ms <= MAX_DURATION_MS)) throw tooLong(value.trim());
+  return ms;
 }

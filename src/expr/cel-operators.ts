@@ -47,6 +47,27 @@ export function ruleVersionKey(stage: string): string {
 
 const NO_META: RecordMeta = { source: 'unknown' };
 
+/**
+ * Milliseconds of synchronous evaluation after which a CEL operator gives the event loop a turn
+ * in the middle of a batch: a batch of records that each use their whole evaluation budget can
+ * take seconds, and until the loop turns, SIGINT/SIGTERM, timers and I/O wait.
+ */
+const SLICE_MS = 25;
+
+/** The clock is read once every this many records (a mask: 64 - 1). */
+const SLICE_CHECK = 63;
+
+/** True when record `i` ends a check interval and the slice that started at `since` is used up. */
+function sliceUsed(i: number, since: number): boolean {
+  return (i & SLICE_CHECK) === SLICE_CHECK && performance.now() - since >= SLICE_MS;
+}
+
+/** One event-loop turn (signals, timers, I/O run); throws when the run was cancelled meanwhile. */
+async function giveTurn(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  signal?.throwIfAborted();
+}
+
 /** What the three operators share: the rule slot, the reload source, metrics and version stamps. */
 abstract class CelOperator<C> implements Operator, RuleMetrics {
   protected readonly slot: RuleSlot<C>;
@@ -239,15 +260,36 @@ export class CelFilter extends CelOperator<CompiledExpression> {
 
   process(batch: Batch, out: Emitter<unknown>): Promise<void> {
     const active = this.slot.take();
-    const expr = active.compiled;
+    const meta = batch.meta;
+    const run: FilterRun = {
+      expr: active.compiled,
+      version: active.version,
+      batch,
+      keep: [],
+      keepMeta: meta !== undefined || this.stamp ? [] : undefined,
+    };
+    const n = batch.records.length;
+    let i = this.filterSlice(run, 0);
+    if (i >= n) return this.emitKept(run, out);
+    return (async () => {
+      while (i < n) {
+        await giveTurn(this.ctx?.signal);
+        i = this.filterSlice(run, i);
+      }
+      return this.emitKept(run, out);
+    })();
+  }
+
+  /** Judges records from `from` on until the batch ends or the time slice is used up; returns where it stopped. */
+  private filterSlice(run: FilterRun, from: number): number {
+    const { expr, batch, keep, keepMeta } = run;
     const records = batch.records;
     const meta = batch.meta;
     const stamp = this.stamp;
-    const keep: unknown[] = [];
-    const keepMeta: (RecordMeta | undefined)[] | undefined = meta !== undefined || stamp ? [] : undefined;
     const evaluate = expr.evaluate;
     const n = records.length;
-    let i = 0;
+    const since = performance.now();
+    let i = from;
     // The try block spans the loop, not each record: it resumes after a failed record.
     while (i < n) {
       try {
@@ -257,7 +299,7 @@ export class CelFilter extends CelOperator<CompiledExpression> {
           if (v === true) {
             keep.push(r);
             if (keepMeta !== undefined)
-              keepMeta.push(stamp ? this.stamped(meta?.[i], active.version) : meta?.[i]);
+              keepMeta.push(stamp ? this.stamped(meta?.[i], run.version) : meta?.[i]);
           } else if (v !== false) {
             this.dead(
               r,
@@ -272,15 +314,29 @@ export class CelFilter extends CelOperator<CompiledExpression> {
               meta?.[i],
             );
           }
+          if (sliceUsed(i, since)) return i + 1;
         }
       } catch (err) {
         this.dead(records[i], err, meta?.[i]);
         i++;
       }
     }
-    if (keep.length === records.length && !stamp) return out.emit(batch);
-    return out.emit(batchOf(keep, keepMeta));
+    return i;
   }
+
+  private emitKept(run: FilterRun, out: Emitter<unknown>): Promise<void> {
+    if (run.keep.length === run.batch.records.length && !this.stamp) return out.emit(run.batch);
+    return out.emit(batchOf(run.keep, run.keepMeta));
+  }
+}
+
+/** The state of one batch through {@link CelFilter}, kept across time slices. */
+interface FilterRun {
+  readonly expr: CompiledExpression;
+  readonly version: number;
+  readonly batch: Batch;
+  readonly keep: unknown[];
+  readonly keepMeta: (RecordMeta | undefined)[] | undefined;
 }
 
 /** Options of {@link CelMap}. */
@@ -321,7 +377,7 @@ export class CelMap extends CelOperator<CompiledMap> {
     return compileMap(partOf(doc, 'map', origin), `rule set ${origin}`, this.limits);
   }
 
-  process(batch: Batch, out: Emitter<unknown>): Promise<void> {
+  async process(batch: Batch, out: Emitter<unknown>): Promise<void> {
     const active = this.slot.take();
     const { fields, drop } = active.compiled;
     const records = batch.records;
@@ -330,7 +386,12 @@ export class CelMap extends CelOperator<CompiledMap> {
     const outRecords: unknown[] = [];
     const outMeta: (RecordMeta | undefined)[] | undefined = meta !== undefined || stamp ? [] : undefined;
     const values: unknown[] = new Array(fields.length);
+    let since = performance.now();
     next: for (let i = 0; i < records.length; i++) {
+      if (sliceUsed(i, since)) {
+        await giveTurn(this.ctx?.signal);
+        since = performance.now();
+      }
       const r = records[i];
       const m = meta?.[i];
       if (typeof r !== 'object' || r === null || Array.isArray(r)) {
@@ -429,7 +490,12 @@ export class CelRoute extends CelOperator<CompiledRoute> {
     const meta = batch.meta;
     const stamp = this.stamp;
     const split = new PortBatches<unknown>(ports, meta !== undefined || stamp);
+    let since = performance.now();
     next: for (let i = 0; i < records.length; i++) {
+      if (sliceUsed(i, since)) {
+        await giveTurn(this.ctx?.signal);
+        since = performance.now();
+      }
       const r = records[i];
       const m = meta?.[i];
       let to = fallback;

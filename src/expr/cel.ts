@@ -18,6 +18,8 @@ import { createRequire } from 'node:module';
 import type { ASTNode, Environment, ParseResult } from '@marcbachmann/cel-js';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { RecordMeta } from '../core/message.ts';
+import { instrument, Meter } from './budget.ts';
+import { checkCost } from './cost.ts';
 import { compileFast, DEOPT, type FastFn } from './fast.ts';
 import { checkLimits, DEFAULT_EXPR_LIMITS, type ExprLimits, isBind, isComprehension } from './limits.ts';
 
@@ -269,6 +271,10 @@ export function compileExpression(source: string, options: CompileOptions = {}):
   const checked = parsed.check();
   if (!checked.valid)
     throw compileError(source, what, offsetOf(checked.error), summary(checked.error), checked.error);
+  const tooCostly = checkCost(source, parsed.ast, limits);
+  if (tooCostly) throw compileError(source, what, tooCostly.offset, tooCostly.reason);
+  const meter = new Meter(limits.maxEvalSteps, limits.maxEvalSize);
+  instrument(parsed.ast, meter);
   if (options.result === 'bool' && checked.type !== 'bool' && checked.type !== 'dyn') {
     throw compileError(
       source,
@@ -285,7 +291,7 @@ export function compileExpression(source: string, options: CompileOptions = {}):
   const usesMeta = free.has('meta');
   const usesRecord = free.has('record');
   const ctx: Record<string, unknown> = Object.create(null);
-  const slow = (record: unknown, meta: unknown): unknown => {
+  const slow = (record: unknown, meta: unknown, recordMeta: RecordMeta | undefined): unknown => {
     const obj =
       typeof record === 'object' && record !== null ? (record as Record<string, unknown>) : undefined;
     for (let i = 0; i < fields.length; i++) {
@@ -294,12 +300,40 @@ export function compileExpression(source: string, options: CompileOptions = {}):
     }
     if (usesRecord) ctx.record = record;
     if (usesMeta) ctx.meta = meta;
+    meter.reset();
     try {
-      return parsed(ctx);
+      const v = parsed(ctx);
+      // A quantifier may have swallowed the budget's stop and still produced a result.
+      if (meter.exceeded !== undefined) throw budgetError(recordMeta);
+      return v;
+    } catch (err) {
+      if (meter.exceeded !== undefined) throw budgetError(recordMeta);
+      throw err;
     } finally {
       // Do not keep the last record alive through the reused context.
       if (usesRecord) ctx.record = undefined;
     }
+  };
+  const budgetError = (recordMeta: RecordMeta | undefined): SluiceError => {
+    const at = recordMeta?.position;
+    const { budget, offset } = meter.exceeded as NonNullable<Meter['exceeded']>;
+    const { line, column } = lineColumn(source, offset);
+    const limit = budget === 'maxEvalSteps' ? limits.maxEvalSteps : limits.maxEvalSize;
+    const unit = budget === 'maxEvalSteps' ? 'steps' : 'characters/elements';
+    return new SluiceError(
+      ErrorCode.RECORD,
+      `${what} expression \`${source}\` ran out of its evaluation budget at ${line > 1 ? `line ${line}, ` : ''}column ${column}: the record${at !== undefined ? ` at ${JSON.stringify(at)}` : ''} needs more than ${limit} ${unit} (limit ${budget}); raise \`limits.${budget}\` if such records are expected`,
+      {
+        component: 'cel',
+        expression: source,
+        position: offset,
+        exprColumn: column,
+        reason: budget,
+        budget,
+        limit,
+        ...(at !== undefined ? { recordPosition: at } : {}),
+      },
+    );
   };
   const fast: FastFn | undefined =
     options.fastPath === false ? undefined : compileFast(parsed.ast, new Set(fields));
@@ -320,10 +354,11 @@ export function compileExpression(source: string, options: CompileOptions = {}):
       { cause: err },
     );
   };
-  const viaLibrary = (record: unknown, m: unknown): unknown => {
+  const viaLibrary = (record: unknown, m: unknown, recordMeta: RecordMeta | undefined): unknown => {
     try {
-      return slow(record, m);
+      return slow(record, m, recordMeta);
     } catch (err) {
+      if (err instanceof SluiceError) throw err;
       // EvaluationError from the library; anything else thrown while judging this record
       // (a stack overflow on a pathological record) is also this record's failure.
       throw runtimeError(err);
@@ -331,53 +366,63 @@ export function compileExpression(source: string, options: CompileOptions = {}):
   };
   let evaluate: (record: unknown, meta?: RecordMeta) => unknown;
   if (fast === undefined)
-    evaluate = (record, meta) => viaLibrary(record, usesMeta ? metaView(meta) : undefined);
+    evaluate = (record, meta) => viaLibrary(record, usesMeta ? metaView(meta) : undefined, meta);
   else if (!usesMeta) {
-    evaluate = (record) => {
+    evaluate = (record, meta) => {
       const v = fast(record, undefined);
-      return v !== DEOPT ? v : viaLibrary(record, undefined);
+      return v !== DEOPT ? v : viaLibrary(record, undefined, meta);
     };
   } else {
     evaluate = (record, meta) => {
       const m = metaView(meta);
       const v = fast(record, m);
-      return v !== DEOPT ? v : viaLibrary(record, m);
+      return v !== DEOPT ? v : viaLibrary(record, m, meta);
     };
   }
   return { source, usesMeta, fast: fast !== undefined, evaluate };
 }
 
+/** Deepest map result {@link toRecordValue} copies; deeper is a record error, not a stack overflow. */
+export const MAX_VALUE_DEPTH = 1000;
+
 /**
- * Turns a CEL result into a plain record value: `int`/`uint` become numbers when they fit
+ * Turns a CEL result into a plain record value (a record error past {@link MAX_VALUE_DEPTH} levels): `int`/`uint` become numbers when they fit
  * exactly (else stay `bigint`), maps become plain objects, lists arrays; strings, doubles,
  * bools, null, bytes and timestamps are kept.
  */
-export function toRecordValue(value: unknown): unknown {
+export function toRecordValue(value: unknown, depth = 0): unknown {
   switch (typeof value) {
     case 'bigint':
       return value >= -9007199254740991n && value <= 9007199254740991n ? Number(value) : value;
     case 'object': {
       if (value === null || value instanceof Uint8Array || value instanceof Date) return value;
-      if (Array.isArray(value)) return value.map(toRecordValue);
+      if (depth >= MAX_VALUE_DEPTH)
+        throw new SluiceError(
+          ErrorCode.RECORD,
+          `a map result nests deeper than ${MAX_VALUE_DEPTH} levels; flatten the value or drop the field`,
+          { component: 'cel', reason: 'depth' },
+        );
+      const d = depth + 1;
+      if (Array.isArray(value)) return value.map((v) => toRecordValue(v, d));
       if (value instanceof Map) {
         const out: Record<string, unknown> = {};
         for (const [k, v] of value) {
           const key = String(k);
-          if (key !== '__proto__') out[key] = toRecordValue(v);
+          if (key !== '__proto__') out[key] = toRecordValue(v, d);
         }
         return out;
       }
-      if (value instanceof Set) return [...value].map(toRecordValue);
+      if (value instanceof Set) return [...value].map((v) => toRecordValue(v, d));
       const proto = Object.getPrototypeOf(value);
       if (proto === Object.prototype || proto === null) {
         const out: Record<string, unknown> = {};
         for (const k of Object.keys(value))
-          if (k !== '__proto__') out[k] = toRecordValue((value as Record<string, unknown>)[k]);
+          if (k !== '__proto__') out[k] = toRecordValue((value as Record<string, unknown>)[k], d);
         return out;
       }
       // UnsignedInt and other library wrappers.
       const prim = (value as { valueOf(): unknown }).valueOf();
-      if (typeof prim === 'bigint') return toRecordValue(prim);
+      if (typeof prim === 'bigint') return toRecordValue(prim, d);
       return String(value);
     }
     default:

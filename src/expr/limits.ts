@@ -26,6 +26,18 @@ export interface ExprLimits {
   readonly maxLiteralElements: number;
   /** Longest string or bytes literal, in characters. */
   readonly maxStringLiteral: number;
+  /**
+   * Runtime budget of one evaluation, in steps: function calls plus comprehension iterations.
+   * A record that needs more is dead-lettered. The compile-time estimate (each record value
+   * counted as size 1) must fit it too.
+   */
+  readonly maxEvalSteps: number;
+  /**
+   * Runtime budget of one evaluation, in size: characters of the strings and elements of the
+   * lists and maps that calls, `+`, literals and comprehensions produce. A record that needs
+   * more is dead-lettered. The compile-time estimate must fit it too.
+   */
+  readonly maxEvalSize: number;
 }
 
 /** The default limits: generous for rules people write, small enough that every expression is cheap. */
@@ -37,6 +49,8 @@ export const DEFAULT_EXPR_LIMITS: ExprLimits = Object.freeze({
   maxComprehensionNesting: 2,
   maxLiteralElements: 256,
   maxStringLiteral: 1024,
+  maxEvalSteps: 100_000,
+  maxEvalSize: 1_000_000,
 });
 
 /** One broken limit: what and where (0-based offset into the source). */

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,9 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ManualClock } from '../core/clock.ts';
+import { SluiceError } from '../core/errors.ts';
 import type { StageContext } from '../core/stage.ts';
 import { CelFilter } from './cel-operators.ts';
-import { FileRuleSource, HttpRuleSource } from './reload.ts';
+import { FileRuleSource, HttpRuleSource, ruleSource } from './reload.ts';
 import { parseRuleSet, RuleSlot } from './rules.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-expr-reload-'));
@@ -240,5 +242,89 @@ describe('HTTP rules', () => {
 
   test('rejects URLs that are not http(s)', () => {
     assert.throws(() => new HttpRuleSource('file:///etc/passwd', 1000), /http:\/\/ or https:\/\//);
+  });
+});
+
+describe('rule sources: transport and content checks', () => {
+  /** A server answering every request with `body`, streamed in `chunk`-byte writes and no content-length. */
+  function serve(
+    body: Buffer,
+    chunk = 64 * 1024,
+  ): { url: Promise<string>; sent: () => number; close: () => void } {
+    let sent = 0;
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/yaml' });
+      let at = 0;
+      const pump = () => {
+        while (at < body.length) {
+          const part = body.subarray(at, at + chunk);
+          at += part.length;
+          sent += part.length;
+          if (!res.write(part)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      res.on('close', () => {
+        at = body.length; // the client went away: stop sending
+      });
+      pump();
+    });
+    const url = new Promise<string>((resolve) =>
+      server.listen(0, '127.0.0.1', () =>
+        resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}/rules.yaml`),
+      ),
+    );
+    return { url, sent: () => sent, close: () => server.close() };
+  }
+
+  test('plain http:// is refused for a non-loopback host unless `allowInsecure`; loopback is allowed', () => {
+    assert.throws(
+      () => ruleSource({ url: 'http://rules.example.com/r.yaml' }),
+      (err: unknown) =>
+        err instanceof SluiceError && err.code === 'SLUICE_CONFIG' && /allowInsecure: true/.test(err.message),
+    );
+    ruleSource({ url: 'http://rules.example.com/r.yaml', allowInsecure: true }).close();
+    ruleSource({ url: 'https://rules.example.com/r.yaml' }).close();
+    for (const host of ['localhost', '127.0.0.1', '[::1]'])
+      ruleSource({ url: `http://${host}:1/r.yaml` }).close();
+  });
+
+  test('a body above `maxBytes` is cut off while it streams, without a content-length', async () => {
+    const big = Buffer.alloc(64 * 1024 * 1024, 'a'); // 64 MiB: far more than the limit
+    const s = serve(big);
+    try {
+      const src = ruleSource({ url: await s.url, maxBytes: 1 << 20 });
+      await assert.rejects(src.load(), (err: unknown) => {
+        assert.ok(err instanceof SluiceError);
+        assert.match(err.message, /above the limit of 1048576; shrink it or raise `maxBytes`/);
+        return true;
+      });
+      src.close();
+      assert.ok(s.sent() < big.length / 2, `the server sent ${s.sent()} bytes: the body was read to the end`);
+    } finally {
+      s.close();
+    }
+  });
+
+  test('`sha256` pins the content, for a URL and for a file', async () => {
+    const text = 'version: 1\nfilter: risk > 50\n';
+    const digest = createHash('sha256').update(text).digest('hex');
+    const s = serve(Buffer.from(text));
+    try {
+      const url = await s.url;
+      const good = ruleSource({ url, sha256: digest.toUpperCase() });
+      assert.equal(await good.load(), text);
+      good.close();
+      const bad = ruleSource({ url, sha256: '0'.repeat(64) });
+      await assert.rejects(bad.load(), /has SHA-256 [0-9a-f]{64}, not the `sha256` 0{64}/);
+      bad.close();
+    } finally {
+      s.close();
+    }
+    const file = join(mkdtempSync(join(tmpdir(), 'sluice-sha-')), 'rules.yaml');
+    writeFileSync(file, text);
+    assert.equal(await ruleSource({ file, sha256: digest }).load(), text);
+    await assert.rejects(ruleSource({ file, sha256: 'f'.repeat(64) }).load(), /update `sha256`/);
+    assert.throws(() => ruleSource({ file, sha256: 'xyz' }), /64 hex digits/);
   });
 });

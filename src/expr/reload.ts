@@ -4,6 +4,7 @@
  * replace the file) or an HTTP URL (polled with `If-None-Match`, so an unchanged set costs a
  * `304`). A source only fetches text; compiling and swapping is the {@link RuleSlot}'s job.
  */
+import { createHash } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
@@ -18,6 +19,18 @@ export interface RulesSourceOptions {
   readonly url?: string | undefined;
   /** Milliseconds between polls. Default 1000 for a file, 30000 for a URL. */
   readonly pollInterval?: number | undefined;
+  /**
+   * Allow a plain `http://` URL to a host other than the loopback (`localhost`, `127.x.x.x`,
+   * `::1`): anyone on the path can then read and change the rules. Default false.
+   */
+  readonly allowInsecure?: boolean | undefined;
+  /** Largest rule set accepted, in bytes; an HTTP body is cut off as soon as it passes it. Default 1 MiB. */
+  readonly maxBytes?: number | undefined;
+  /**
+   * Hex SHA-256 the rule-set text must have. A text with another digest is refused (the running
+   * set stays), so with it the set cannot change without changing the pipeline.
+   */
+  readonly sha256?: string | undefined;
 }
 
 /** What a running source needs from its stage. */
@@ -45,16 +58,73 @@ export interface RuleSource {
   close(): void;
 }
 
-/** Largest rule set accepted, in bytes. */
+/** Largest rule set accepted by default, in bytes (`maxBytes`). */
 export const MAX_RULES_BYTES = 1 << 20;
+
+/** How every source checks what it read: size and, when asked, the digest. */
+interface ContentCheck {
+  readonly maxBytes: number;
+  readonly sha256: string | undefined;
+}
+
+function contentCheck(options: RulesSourceOptions): ContentCheck {
+  const maxBytes = options.maxBytes ?? MAX_RULES_BYTES;
+  if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0))
+    throw new SluiceError(
+      ErrorCode.CONFIG,
+      `rules \`maxBytes\` must be a whole number above 0, got ${maxBytes}`,
+    );
+  const sha256 = options.sha256?.toLowerCase();
+  if (sha256 !== undefined && !/^[0-9a-f]{64}$/.test(sha256))
+    throw new SluiceError(
+      ErrorCode.CONFIG,
+      `rules \`sha256\` must be 64 hex digits (as \`sha256sum FILE\` prints), got ${JSON.stringify(options.sha256)}`,
+    );
+  return { maxBytes, sha256 };
+}
+
+/** Checks the digest of `bytes` (when one is pinned) and decodes them. */
+function verified(bytes: Buffer, origin: string, check: ContentCheck): string {
+  if (check.sha256 !== undefined) {
+    const actual = createHash('sha256').update(bytes).digest('hex');
+    if (actual !== check.sha256)
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `rule set ${origin} has SHA-256 ${actual}, not the \`sha256\` ${check.sha256} the pipeline pins; publish the expected set or update \`sha256\``,
+        { origin, expected: check.sha256, actual },
+      );
+  }
+  return bytes.toString('utf8');
+}
+
+function tooBig(origin: string, size: string, maxBytes: number): SluiceError {
+  return new SluiceError(
+    ErrorCode.CONFIG,
+    `rule set ${origin} is ${size} bytes, above the limit of ${maxBytes}; shrink it or raise \`maxBytes\``,
+    { origin, maxBytes },
+  );
+}
 
 /** Creates the source `options` describes; relative file paths resolve against the working directory. */
 export function ruleSource(options: RulesSourceOptions): RuleSource {
   if ((options.file === undefined) === (options.url === undefined)) {
     throw new SluiceError(ErrorCode.CONFIG, 'a rules source needs exactly one of `file` and `url`');
   }
-  if (options.file !== undefined) return new FileRuleSource(options.file, options.pollInterval ?? 1000);
-  return new HttpRuleSource(options.url as string, options.pollInterval ?? 30_000);
+  const check = contentCheck(options);
+  if (options.file !== undefined)
+    return new FileRuleSource(options.file, options.pollInterval ?? 1000, check);
+  return new HttpRuleSource(
+    options.url as string,
+    options.pollInterval ?? 30_000,
+    check,
+    options.allowInsecure === true,
+  );
+}
+
+/** True for `localhost` and loopback addresses: traffic to them never leaves the machine. */
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h.endsWith('.localhost') || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 abstract class PollingSource implements RuleSource {
@@ -114,14 +184,16 @@ abstract class PollingSource implements RuleSource {
 export class FileRuleSource extends PollingSource {
   readonly origin: string;
   private watcher: FSWatcher | undefined;
+  private readonly content: ContentCheck;
 
-  constructor(path: string, interval: number) {
+  constructor(path: string, interval: number, content: ContentCheck = contentCheck({})) {
     super(interval);
     this.origin = path;
+    this.content = content;
   }
 
   async load(): Promise<string> {
-    const text = await readRules(this.origin);
+    const text = await readRules(this.origin, this.content);
     this.lastText = text;
     return text;
   }
@@ -148,7 +220,7 @@ export class FileRuleSource extends PollingSource {
   }
 
   protected fetchIfChanged(): Promise<string | undefined> {
-    return readRules(this.origin);
+    return readRules(this.origin, this.content);
   }
 
   override close(): void {
@@ -158,25 +230,26 @@ export class FileRuleSource extends PollingSource {
   }
 }
 
-async function readRules(path: string): Promise<string> {
+async function readRules(path: string, content: ContentCheck): Promise<string> {
   const buf = await readFile(path);
-  if (buf.length > MAX_RULES_BYTES) {
-    throw new SluiceError(
-      ErrorCode.CONFIG,
-      `rule set ${path} is ${buf.length} bytes, above the limit of ${MAX_RULES_BYTES}`,
-      { file: path },
-    );
-  }
-  return buf.toString('utf8');
+  if (buf.length > content.maxBytes) throw tooBig(path, String(buf.length), content.maxBytes);
+  return verified(buf, path, content);
 }
 
 /** A rule set behind an HTTP(S) URL, polled with `If-None-Match`. */
 export class HttpRuleSource extends PollingSource {
   readonly origin: string;
   private etag: string | undefined;
+  private readonly content: ContentCheck;
 
-  constructor(url: string, interval: number) {
+  constructor(
+    url: string,
+    interval: number,
+    content: ContentCheck = contentCheck({}),
+    allowInsecure = false,
+  ) {
     super(interval);
+    this.content = content;
     let parsed: URL;
     try {
       parsed = new URL(url);
@@ -187,6 +260,12 @@ export class HttpRuleSource extends PollingSource {
       throw new SluiceError(
         ErrorCode.CONFIG,
         `rules \`url\` must be http:// or https://, got ${parsed.protocol}`,
+      );
+    }
+    if (parsed.protocol === 'http:' && !allowInsecure && !isLoopback(parsed.hostname)) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `rules \`url\` ${url} is plain http: anyone on the network path can read or change the rules; use https://, or set \`allowInsecure: true\` (ideally with \`sha256\`) if this network is trusted`,
       );
     }
     this.origin = url;
@@ -218,20 +297,29 @@ export class HttpRuleSource extends PollingSource {
         `fetching rule set ${this.origin}: HTTP ${res.status} ${res.statusText}`,
       );
     }
+    const { maxBytes } = this.content;
     const length = Number(res.headers.get('content-length') ?? 0);
-    if (length > MAX_RULES_BYTES) {
+    if (length > maxBytes) {
       await res.body?.cancel();
-      throw new SluiceError(
-        ErrorCode.CONFIG,
-        `rule set ${this.origin} is ${length} bytes, above the limit of ${MAX_RULES_BYTES}`,
-      );
+      throw tooBig(this.origin, String(length), maxBytes);
     }
-    const text = await res.text();
-    if (text.length > MAX_RULES_BYTES)
-      throw new SluiceError(
-        ErrorCode.CONFIG,
-        `rule set ${this.origin} is above the limit of ${MAX_RULES_BYTES} bytes`,
-      );
+    // Counted while it streams: a server that sends no (or a false) length cannot make us buffer more.
+    const chunks: Buffer[] = [];
+    let received = 0;
+    if (res.body !== null) {
+      const reader = res.body.getReader();
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        received += value.byteLength;
+        if (received > maxBytes) {
+          await reader.cancel();
+          throw tooBig(this.origin, `more than ${maxBytes}`, maxBytes);
+        }
+        chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+      }
+    }
+    const text = verified(Buffer.concat(chunks, received), this.origin, this.content);
     this.etag = res.headers.get('etag') ?? undefined;
     return text;
   }

@@ -29,6 +29,27 @@ export const rulesSourceSchema = z
     pollInterval: durationField()
       .optional()
       .describe('How often to check for a new set (default 1s for a file, 30s for a URL).'),
+    allowInsecure: z
+      .boolean()
+      .optional()
+      .describe(
+        'Allow a plain http:// `url` to a host other than the loopback (localhost, 127.x, ::1), where anyone on the path can read or change the rules (default false).',
+      ),
+    maxBytes: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        'Largest rule set accepted, in bytes; an HTTP body is cut off as soon as it passes it (default 1 MiB).',
+      ),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, 'a SHA-256 is 64 hex digits, as `sha256sum FILE` prints')
+      .optional()
+      .describe(
+        'SHA-256 (hex) the rule-set text must have; any other text is refused and the running set stays.',
+      ),
   })
   .strict()
   .refine((r) => (r.file === undefined) !== (r.url === undefined), {
@@ -83,20 +104,39 @@ export const exprLimitsSchema = z
       .positive()
       .optional()
       .describe(`Longest string literal (default ${DEFAULT_EXPR_LIMITS.maxStringLiteral}).`),
+    maxEvalSteps: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        `Runtime budget of one evaluation: function calls plus comprehension iterations; a record that needs more goes to the DLQ, and the compile-time estimate must fit it (default ${DEFAULT_EXPR_LIMITS.maxEvalSteps}).`,
+      ),
+    maxEvalSize: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe(
+        `Runtime budget of one evaluation: characters and list/map elements the expression produces; a record that needs more goes to the DLQ, and the compile-time estimate must fit it (default ${DEFAULT_EXPR_LIMITS.maxEvalSize}).`,
+      ),
   })
   .strict()
-  .describe('Compile-time limits on the cost of expressions.');
+  .describe(
+    'Limits on the cost of expressions: compile-time bounds and the runtime budget of one evaluation.',
+  );
 
 type RulesConfig = z.output<typeof rulesSourceSchema>;
 type LimitsConfig = z.output<typeof exprLimitsSchema>;
 
 function rulesOptions(rules: RulesConfig | undefined, ctx: BuildContext): RulesSourceOptions | undefined {
   if (rules === undefined) return undefined;
-  const { pollInterval } = rules;
+  const { pollInterval, maxBytes, sha256 } = rules;
+  const common = { pollInterval, maxBytes, sha256 };
   if (rules.file !== undefined) {
-    return { file: isAbsolute(rules.file) ? rules.file : resolve(ctx.baseDir, rules.file), pollInterval };
+    return { file: isAbsolute(rules.file) ? rules.file : resolve(ctx.baseDir, rules.file), ...common };
   }
-  return { url: rules.url, pollInterval };
+  return { url: rules.url, allowInsecure: rules.allowInsecure, ...common };
 }
 
 function limitsOptions(limits: LimitsConfig | undefined): Partial<ExprLimits> | undefined {
