@@ -14,6 +14,12 @@ export interface Clock {
   sleep(ms: number, signal?: AbortSignal): Promise<void>;
 }
 
+/**
+ * Longest delay `setTimeout` takes (2^31 − 1 ms, about 24.8 days); a longer one fires after
+ * 1 ms with only a warning, so longer sleeps are made of several timers.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock (`Date.now`, `setTimeout`). Timers are cleared on abort. */
 export const systemClock: Clock = {
   now: () => Date.now(),
@@ -23,17 +29,24 @@ export const systemClock: Clock = {
         reject(signal.reason);
         return;
       }
+      const until = Date.now() + Math.max(0, ms);
+      let timer: ReturnType<typeof setTimeout>;
       const onAbort = () => {
         clearTimeout(timer);
         reject(signal?.reason);
       };
-      const timer = setTimeout(
-        () => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        },
-        Math.max(0, ms),
-      );
+      const arm = (left: number) => {
+        timer = setTimeout(
+          () => {
+            const rest = until - Date.now();
+            if (rest > 0 && left > MAX_TIMER_MS) return arm(rest);
+            signal?.removeEventListener('abort', onAbort);
+            resolve();
+          },
+          Math.min(Math.max(0, left), MAX_TIMER_MS),
+        );
+      };
+      arm(ms);
       signal?.addEventListener('abort', onAbort, { once: true });
     });
   },

@@ -37,6 +37,14 @@ export function tumblingWindows(size: number, offset = 0): TumblingWindows {
   return { kind: 'tumbling', size, offset: mod(offset, size) };
 }
 
+/**
+ * Most windows one event may belong to (`size / slide` of a sliding window). Each event is
+ * added to every one of them, so the cost per event grows with it: 1 h every 1 s (3,600) is
+ * allowed, 1 d every 1 ms (86.4 million per event) is refused at lint instead of running for
+ * minutes in gigabytes.
+ */
+export const MAX_WINDOWS_PER_EVENT = 10_000;
+
 /** Sliding windows of `size` ms starting every `slide` ms; `size` must be a multiple of `slide`. */
 export function slidingWindows(size: number, slide: number, offset = 0): SlidingWindows {
   if (!(size > 0) || !(slide > 0)) throw new RangeError('a sliding window needs a size and a slide > 0 ms');
@@ -44,6 +52,10 @@ export function slidingWindows(size: number, slide: number, offset = 0): Sliding
     throw new RangeError(`the slide (${slide} ms) must not be longer than the size (${size} ms)`);
   if (size % slide !== 0)
     throw new RangeError(`the size (${size} ms) must be a whole multiple of the slide (${slide} ms)`);
+  if (size / slide > MAX_WINDOWS_PER_EVENT)
+    throw new RangeError(
+      `a sliding window of ${size} ms every ${slide} ms puts each event in ${(size / slide).toLocaleString('en-US')} windows, more than ${MAX_WINDOWS_PER_EVENT.toLocaleString('en-US')}; use a longer slide, a tumbling window, or a rolling aggregate`,
+    );
   return { kind: 'sliding', size, slide, offset: mod(offset, slide) };
 }
 

@@ -69,3 +69,13 @@ test('the window rules the TypeScript API checks are reported by YAML too, each 
     ['late', '`late` names a side output; `out` cannot be one'],
   ]);
 });
+
+test('a sliding window that puts each event in millions of windows is refused at lint, with what to do', () => {
+  const base = { time: 'ts', aggregate: { n: 'count()' } };
+  const huge = windowSpec.config.safeParse({ ...base, sliding: { size: '1d', slide: '1ms' } });
+  assert.equal(huge.success, false);
+  const message = huge.error?.issues.map((i) => i.message).join('; ') ?? '';
+  assert.match(message, /86,400,000 windows, more than 10,000; use a longer slide, a tumbling window/);
+  // An hour every second (3,600 windows per event) is a real use and stays allowed.
+  assert.ok(windowSpec.config.safeParse({ ...base, sliding: { size: '1h', slide: '1s' } }).success);
+});
