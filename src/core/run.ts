@@ -18,15 +18,16 @@ import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import type { Barrier, Batch, Message, Position, RecordMeta, Signal } from './message.ts';
 import { barrier, watermark } from './message.ts';
 import { type MetricsSnapshot, type RunState, StageMetrics, type StageSnapshot } from './metrics.ts';
-import type {
-  DeadLetter,
-  Emitter,
-  Logger,
-  Operator,
-  Sink,
-  Source,
-  SourceContext,
-  StageContext,
+import {
+  type DeadLetter,
+  type Emitter,
+  type Logger,
+  type Operator,
+  runScope,
+  type Sink,
+  type Source,
+  type SourceContext,
+  type StageContext,
 } from './stage.ts';
 
 /** Options of {@link runGraph}. */
@@ -165,6 +166,8 @@ class Run {
   private readonly log: Logger;
   private readonly cancel = new AbortController();
   private readonly stopRequest = new AbortController();
+  /** Values the stages of this run share (`StageContext.runScoped`). */
+  private readonly runScoped = runScope();
   private readonly inputs = new Map<string, Channel<Message>[]>();
   private readonly outputs = new Map<string, Map<string, Channel<Message>[]>>();
   private readonly channels: Channel<Message>[] = [];
@@ -323,6 +326,7 @@ class Run {
         : {}),
       clock: this.clock,
       log: this.log,
+      runScoped: this.runScoped,
       deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => {
         const errJson =
           error instanceof SluiceError

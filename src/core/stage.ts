@@ -77,6 +77,37 @@ export interface StageContext {
    * kept in a store that every process of the consumer group shares. Absent otherwise.
    */
   readonly partitionState?: PartitionStateAccess;
+  /**
+   * The one value of this run for `key`, made by `init` on the first call from any stage of the
+   * run: how stages of one run find each other (e.g. the exactly-once Kafka sink and the Kafka
+   * sources whose offsets it commits). Contract:
+   * - Every stage of one run gets the same value for the same key; two runs never share one, and
+   *   the value is dropped with the run. `init` runs at most once per key per run.
+   * - Call it from `open` on (never from a factory: the run does not exist yet). Stages open
+   *   sinks first, then operators, then sources, so what a sink records in `open` is there when
+   *   a source opens; what a source records in `open` is complete once `run` starts (a sink
+   *   reads it later, e.g. in `onSignal`, `restore` or `committedPositions`).
+   * - Keys are module-private symbols, so unrelated stages never meet by accident.
+   */
+  runScoped<T>(key: symbol, init: () => T): T;
+}
+
+/**
+ * A fresh {@link StageContext.runScoped} for one run: what the runtime, and test harnesses that
+ * build their own contexts, put in every context of that run.
+ *
+ * @example
+ * const runScoped = runScope();
+ * const ctxA = { ...rest, runScoped }, ctxB = { ...rest, runScoped }; // one run, one scope
+ */
+export function runScope(): StageContext['runScoped'] {
+  const values = new Map<symbol, unknown>();
+  return <T>(key: symbol, init: () => T): T => {
+    if (values.has(key)) return values.get(key) as T;
+    const value = init();
+    values.set(key, value);
+    return value;
+  };
 }
 
 /** Where a partition resumes, as stored with its state (see {@link PartitionStateAccess.load}). */

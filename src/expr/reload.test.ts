@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ManualClock } from '../core/clock.ts';
-import type { StageContext } from '../core/stage.ts';
+import { runScope, type StageContext } from '../core/stage.ts';
 import { CelFilter } from './cel-operators.ts';
 import { FileRuleSource, HttpRuleSource } from './reload.ts';
 import { parseRuleSet, RuleSlot } from './rules.ts';
@@ -23,6 +23,7 @@ function stageContext(
     name: 'gate',
     signal: abort.signal,
     checkpointing: false,
+    runScoped: runScope(),
     clock,
     log: { info() {}, warn: (m) => warnings.push(m), error() {} },
     deadLetter() {

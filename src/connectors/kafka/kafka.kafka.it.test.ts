@@ -12,7 +12,14 @@ import { after, before, describe, test } from 'node:test';
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
 import { systemClock } from '../../core/clock.ts';
 import type { Batch, RecordMeta, Signal } from '../../core/message.ts';
-import type { DeadLetter, Emitter, Logger, Sink, SourceContext } from '../../core/stage.ts';
+import {
+  type DeadLetter,
+  type Emitter,
+  type Logger,
+  runScope,
+  type Sink,
+  type SourceContext,
+} from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { readCommitted } from './group.ts';
 import { decodeDone } from './offsets.ts';
@@ -437,6 +444,7 @@ dlq:
       signal: cancel.signal,
       stopSignal: stop.signal,
       checkpointing: false,
+      runScoped: runScope(),
       clock: systemClock,
       log: quiet,
       deadLetter() {

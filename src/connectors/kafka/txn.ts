@@ -4,7 +4,7 @@
  * - A link between the `kafka` sources and the exactly-once `kafka` sink of one run, so the sink
  *   can put the sources' consumed offsets into its transaction (it needs each source's group,
  *   topics, consumer and current position) and the sources stop committing offsets themselves.
- *   The link is keyed by the run's `AbortSignal`, the one object every stage of a run shares.
+ *   The link is one value per run, kept by the runtime (`StageContext.runScoped`).
  * - `TxnOffsetCommit` for many partitions at once, with metadata (the client's
  *   `Transaction.addOffset` sends one partition per request and no metadata).
  * - The metadata format that tags offsets committed in a transaction with their checkpoint id,
@@ -41,24 +41,22 @@ interface RunLink {
   committer: string | undefined;
 }
 
-const links = new WeakMap<AbortSignal, RunLink>();
+/** The key of a run's {@link RunLink} in `StageContext.runScoped`. */
+const RUN_LINK = Symbol('sluice.kafka.runLink');
 
-function linkOf(ctx: Pick<StageContext, 'signal'>): RunLink {
-  let link = links.get(ctx.signal);
-  if (link === undefined) {
-    link = { sources: new Map(), committer: undefined };
-    links.set(ctx.signal, link);
-  }
-  return link;
+type RunScope = Pick<StageContext, 'runScoped'>;
+
+function linkOf(ctx: RunScope): RunLink {
+  return ctx.runScoped(RUN_LINK, (): RunLink => ({ sources: new Map(), committer: undefined }));
 }
 
 /** Called by a `kafka` source in `open`: makes it known to an exactly-once sink of the same run. */
-export function registerKafkaSource(ctx: Pick<StageContext, 'signal'>, handle: KafkaSourceHandle): void {
+export function registerKafkaSource(ctx: RunScope, handle: KafkaSourceHandle): void {
   linkOf(ctx).sources.set(handle.stage, handle);
 }
 
 /** The `kafka` sources of the run `ctx` belongs to (complete once every stage is open). */
-export function kafkaSourcesOf(ctx: Pick<StageContext, 'signal'>): KafkaSourceHandle[] {
+export function kafkaSourcesOf(ctx: RunScope): KafkaSourceHandle[] {
   return [...linkOf(ctx).sources.values()];
 }
 
@@ -67,7 +65,7 @@ export function kafkaSourcesOf(ctx: Pick<StageContext, 'signal'>): KafkaSourceHa
  * run's `kafka` sources leave offset commits to it. Returns the stage name of another sink that
  * claimed them first, or undefined.
  */
-export function claimOffsetCommits(ctx: Pick<StageContext, 'signal' | 'name'>): string | undefined {
+export function claimOffsetCommits(ctx: RunScope & Pick<StageContext, 'name'>): string | undefined {
   const link = linkOf(ctx);
   if (link.committer !== undefined && link.committer !== ctx.name) return link.committer;
   link.committer = ctx.name;
@@ -75,8 +73,8 @@ export function claimOffsetCommits(ctx: Pick<StageContext, 'signal' | 'name'>): 
 }
 
 /** True when an exactly-once sink of this run commits the offsets inside its transactions. */
-export function offsetsCommittedBySink(ctx: Pick<StageContext, 'signal'> | undefined): boolean {
-  return ctx !== undefined && links.get(ctx.signal)?.committer !== undefined;
+export function offsetsCommittedBySink(ctx: RunScope | undefined): boolean {
+  return ctx !== undefined && linkOf(ctx).committer !== undefined;
 }
 
 /**
