@@ -94,7 +94,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const partitionScope = config.checkpoint?.scope === 'partition';
   if (partitionScope) {
-    if (config.input.component !== 'kafka')
+    if (config.input.spec.capabilities?.partitionedPositions !== true)
       problem(
         { path: 'checkpoint.scope', ...locate(config.source, ['checkpoint', 'scope']) },
         '`scope: partition` needs a `kafka` input (state follows its partitions)',
@@ -115,13 +115,19 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
         `\`exactlyOnce\` on the ${c.component} sink \`${c.stageName}\` commits once per checkpoint: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
       );
   }
-  const kafkaExactlyOnce = exactlyOnce.filter((c) => c.component === 'kafka');
-  if (kafkaExactlyOnce.length > 1) {
-    const [, second] = kafkaExactlyOnce as [ComponentConfig, ComponentConfig];
+  // Sinks that commit the same sources' offsets in their transactions would both commit them.
+  const committers = new Map<string, ComponentConfig[]>();
+  for (const c of exactlyOnce) {
+    const family = c.spec.capabilities?.commitsSourceOffsets;
+    if (family !== undefined) committers.set(family, [...(committers.get(family) ?? []), c]);
+  }
+  for (const same of committers.values()) {
+    if (same.length < 2) continue;
+    const [, second] = same as [ComponentConfig, ComponentConfig];
     problem(
-      { ...second, path: `${second.path}.kafka.exactlyOnce` },
-      `two kafka sinks with \`exactlyOnce\` (${listChoices(
-        kafkaExactlyOnce.map((c) => c.stageName),
+      { ...second, path: `${second.path}.${second.component}.exactlyOnce` },
+      `two ${second.component} sinks with \`exactlyOnce\` (${listChoices(
+        same.map((c) => c.stageName),
         'and',
       )}) would both commit the sources' offsets; keep \`exactlyOnce\` on one of them`,
     );

@@ -114,7 +114,7 @@ export function runScope(): StageContext['runScoped'] {
 export interface PartitionResume {
   /** The first offset the stored state does not cover. */
   readonly offset: number;
-  /** Records done beyond `offset` (the Kafka source's `#done` encoding), when some are. */
+  /** Records done beyond `offset` (the source's `#done` entry, see `core/partitions.ts`), when some are. */
   readonly done?: string | undefined;
 }
 
@@ -123,7 +123,9 @@ export interface PartitionResume {
  * partition's operator state is stored together with the offset it covers, under
  * `<group>/<topic>/<partition>`, so state and offset always match and move together.
  *
- * Partitions are named `topic:partition` (the Kafka source's position keys). Contract:
+ * Partitions are named as a partitioned source names them (`topic:partition`, the keys of its
+ * position; see `core/partitions.ts`, the contract of a source that declares the
+ * `partitionedPositions` capability). Contract:
  * - The source calls `load` for partitions it was assigned, before emitting any of their
  *   records, and resumes each at the returned offset (absent: no stored state, start where the
  *   group's commit says). Each call makes a new *generation* of those partitions.

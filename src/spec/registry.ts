@@ -47,6 +47,8 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
   readonly description?: string;
   /** Schema of the config; field docs via `.describe()`, defaults via `.default()`. */
   readonly config: z.ZodType<C>;
+  /** What the component offers the engine beyond its stage interface; see {@link ComponentCapabilities}. */
+  readonly capabilities?: ComponentCapabilities;
   /** Runnable YAML examples of the component's config (the value under its key). */
   readonly examples?: readonly { readonly title: string; readonly yaml: string }[];
   /**
@@ -63,6 +65,27 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
    * I/O or start anything: the stage's `open` does that.
    */
   create(config: C, ctx: BuildContext): StageOf<K>;
+}
+
+/**
+ * What a component offers beyond its stage interface, declared once on its spec. The pipeline
+ * builder checks pipeline-wide rules against these (`config/build.ts`), never against component
+ * names, so a new connector gets the same checks by declaring the same capability.
+ */
+export interface ComponentCapabilities {
+  /**
+   * Source: its records and positions name partitions as `core/partitions.ts` says, and it
+   * drives `ctx.partitionState`; so `checkpoint: { scope: partition }` can keep state per
+   * partition of this input (the builder refuses partition scope for any other input).
+   */
+  readonly partitionedPositions?: true;
+  /**
+   * Sink: with `exactlyOnce: true` it commits the consumed offsets of the run's sources of this
+   * family (`kafka`: consumer-group offsets) inside its own transactions, and those sources
+   * commit nothing themselves. At most one such sink per family in a pipeline (the builder
+   * refuses a second).
+   */
+  readonly commitsSourceOffsets?: string;
 }
 
 /**

@@ -132,6 +132,8 @@ export const kafkaSourceSpec = defineComponent({
     'output with its bytes (`value` as text, or `valueBase64`) and its position; the partition keeps flowing. A ' +
     'broker that is not reachable is waited for with backoff, one warning per attempt, until `connectTimeout`.',
   config: kafkaSourceConfig,
+  // Positions `{ 'topic:0': offset, 'topic:0#done': … }`, records with `meta.position.partition`.
+  capabilities: { partitionedPositions: true },
   examples: [
     { title: 'JSON events from one topic', yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: etl\n' },
     {
@@ -251,6 +253,8 @@ export const kafkaSinkSpec = defineComponent({
     'commits the transaction of the checkpoint it resumes from if the crash came first, and aborts any later one, so ' +
     '`read_committed` consumers see every record once.',
   config: kafkaSinkConfig,
+  // With `exactlyOnce`, the `kafka` sources' group offsets go into its transactions (`txn.ts`).
+  capabilities: { commitsSourceOffsets: 'kafka' },
   examples: [
     {
       title: 'JSON, keyed by a field, zstd-compressed',
