@@ -1,6 +1,6 @@
 /**
  * Partitioned positions: how a source whose input is split into ordered partitions names them,
- * so partition-scoped state ({@link PartitionStateAccess}, `checkpoint: { scope: partition }`)
+ * so partition-scoped state (`PartitionStateAccess` in `stage.ts`, `checkpoint: { scope: partition }`)
  * and partition-scoped operators follow partitions without knowing which source it is.
  *
  * A source whose spec declares the `partitionedPositions` capability keeps this contract:
@@ -10,13 +10,12 @@
  * - Its `position()` maps each partition's name to the next offset to read (a whole number),
  *   and may add an entry `<name>#done` ({@link DONE_SUFFIX}): a string, opaque to everyone but
  *   the source, describing records done beyond that offset. Nothing else.
- * - Under partition scope it calls `ctx.partitionState` as {@link PartitionStateAccess} says.
+ * - Under partition scope it calls `ctx.partitionState` as `PartitionStateAccess` says.
  *
  * The Kafka source is one; a future partitioned source (Kinesis shards, Pulsar partitions)
  * maps its own names onto the same shape.
  */
 import type { RecordMeta } from './message.ts';
-import type { PartitionStateAccess } from './stage.ts';
 
 /** Suffix of a position entry holding what is done beyond a partition's offset (`topic:0#done`). */
 export const DONE_SUFFIX = '#done';
