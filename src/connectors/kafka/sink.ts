@@ -33,7 +33,7 @@ import type { Batch, Position, RecordMeta, Signal } from '../../core/message.ts'
 import type { CommittedPositions, DeadLetter, Sink, StageContext } from '../../core/stage.ts';
 import { toJsonLine } from '../../formats/jsonl.ts';
 import { kafkaClient } from './client.ts';
-import { rootMessage, withBrokerRetry } from './connection.ts';
+import { rootMessage, waitForBrokers } from './connection.ts';
 import { deadLetterMessage, isDeadLetter } from './dead-letters.ts';
 import { readCommitted } from './group.ts';
 import { DONE_SUFFIX } from './offsets.ts';
@@ -333,7 +333,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
         const offsets = pos === undefined ? [] : offsetsOfPosition(pos, run, checkpointId);
         if (offsets.length === 0) continue;
         txnUsed = true;
-        await sendOffsetsToTransaction(p, t, source, offsets);
+        await sendOffsetsToTransaction(p, t, source, offsets, ctx);
       }
       lastCheckpoint = checkpointId;
     } catch (err) {
@@ -465,7 +465,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
         leader: ProduceAcks.LEADER,
         none: ProduceAcks.NO_RESPONSE,
       } as const;
-      await withBrokerRetry(
+      await waitForBrokers(
         `connecting the producer for topic \`${topic}\``,
         options.brokers,
         ctx,
@@ -508,7 +508,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
           }
           producer = p;
         },
-        { initialDelay: 250, maxDelay: 10_000 },
+        { maxDelayMs: 10_000 },
       );
     },
     async write(batch: Batch<unknown>) {
@@ -608,6 +608,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
           s.transactionalId ?? transactionalId,
           s.producerId,
           s.producerEpoch,
+          ctx,
         );
       } catch (err) {
         throw new SluiceError(

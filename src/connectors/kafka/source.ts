@@ -44,7 +44,7 @@ import { barrier, type Position, type RecordMeta } from '../../core/message.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
 import { JsonShapes, parseJsonBytes } from '../../formats/json-shape.ts';
 import { kafkaClient } from './client.ts';
-import { isConnectionError, rootMessage, withBrokerRetry } from './connection.ts';
+import { isConnectionError, rootMessage, waitForBrokers } from './connection.ts';
 import { commitWithMetadata, type GroupOffset, readCommitted } from './group.ts';
 import {
   byTopic,
@@ -404,7 +404,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
 
   async function connect(): Promise<Stream | undefined> {
-    return withBrokerRetry(
+    return waitForBrokers(
       `joining group \`${group}\` for ${topics.map((t) => `\`${t}\``).join(', ')}`,
       brokers,
       ctx,
@@ -477,10 +477,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         }
       },
       {
-        initialDelay: 250,
-        maxDelay: options.maxRetryDelay ?? 10_000,
+        maxDelayMs: options.maxRetryDelay ?? 10_000,
         stopSignal: ctx.stopSignal,
-        ...(options.connectTimeout !== undefined ? { giveUpAfter: options.connectTimeout } : {}),
+        connectTimeoutMs: options.connectTimeout,
       },
     );
   }
