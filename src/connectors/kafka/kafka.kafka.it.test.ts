@@ -481,7 +481,10 @@ dlq:
     const handle = new Pipeline('it-down').from(source).to(collect()).run({ log });
     const summary = await handle.done;
     assert.equal(summary.recordsRead, 0);
-    assert.match(warnings[0] as string, /^Joining group .* failed \(Kafka at `127\.0\.0\.1:1` is not reachable/);
+    assert.match(
+      warnings[0] as string,
+      /^Joining group .* failed \(Kafka at `127\.0\.0\.1:1` is not reachable/,
+    );
     assert.match(warnings[0] as string, /retrying in \d+ ms/);
     assert.doesNotMatch(warnings[0] as string, /\n\s+at /, 'no stack trace');
   });
