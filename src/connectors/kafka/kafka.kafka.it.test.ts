@@ -663,15 +663,17 @@ checkpoint: { interval: 100ms }
           sourceOptions(topic, group, {
             idleTimeout: undefined,
             commitInterval: 50,
-            ordering: 'unordered',
-            maxInFlight: 16,
-            asyncStep: (record, _meta, signal) => {
-              const { id } = record as { id: number };
-              if (id !== STUCK) return Promise.resolve({ id });
-              return new Promise((_resolve, reject) => {
-                stuckStarted.resolve?.();
-                signal.addEventListener('abort', () => reject(new Error('cancelled')), { once: true });
-              });
+            parallel: {
+              mode: 'unordered',
+              concurrency: 16,
+              step: (record, _meta, signal) => {
+                const { id } = record as { id: number };
+                if (id !== STUCK) return Promise.resolve({ id });
+                return new Promise((_resolve, reject) => {
+                  stuckStarted.resolve?.();
+                  signal.addEventListener('abort', () => reject(new Error('cancelled')), { once: true });
+                });
+              },
             },
           }),
         ),
@@ -705,7 +707,7 @@ checkpoint: { interval: 100ms }
     await new Pipeline('it-stuck-2')
       .from(
         kafkaSource(
-          sourceOptions(topic, group, { ordering: 'unordered', maxInFlight: 16, asyncStep: (r) => r }),
+          sourceOptions(topic, group, { parallel: { mode: 'unordered', concurrency: 16, step: (r) => r } }),
         ),
       )
       .to(again)
@@ -716,7 +718,7 @@ checkpoint: { interval: 100ms }
     assert.equal(decodeDone(last?.metadata, N).size, 0, 'no completion state left once the gap closed');
   });
 
-  test('parallel steps with `ordering: key`: records of one key never overtake each other', async () => {
+  test('parallel steps with `mode: key`: records of one key never overtake each other', async () => {
     const topic = await createTopic('bykey', 2);
     const N = 400;
     await produce(
@@ -734,18 +736,20 @@ checkpoint: { interval: 100ms }
       .from(
         kafkaSource(
           sourceOptions(topic, fresh('g'), {
-            ordering: 'key',
-            maxInFlight: 8,
-            asyncStep: async (record) => {
-              const r = record as { id: number; key: string };
-              assert.ok(!running.has(r.key), `two records of key ${r.key} ran at once`);
-              running.add(r.key);
-              peak = Math.max(peak, ++inFlight);
-              // Completion order differs from read order: later records often finish first.
-              await new Promise((resolve) => setTimeout(resolve, (r.id * 7919) % 5));
-              inFlight--;
-              running.delete(r.key);
-              return r;
+            parallel: {
+              mode: 'key',
+              concurrency: 8,
+              step: async (record) => {
+                const r = record as { id: number; key: string };
+                assert.ok(!running.has(r.key), `two records of key ${r.key} ran at once`);
+                running.add(r.key);
+                peak = Math.max(peak, ++inFlight);
+                // Completion order differs from read order: later records often finish first.
+                await new Promise((resolve) => setTimeout(resolve, (r.id * 7919) % 5));
+                inFlight--;
+                running.delete(r.key);
+                return r;
+              },
             },
           }),
         ),

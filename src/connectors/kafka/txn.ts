@@ -13,12 +13,13 @@
 import type { Consumer, Producer } from '@platformatic/kafka';
 import { isCancellation } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
+import { doneEntry, partitionName } from '../../core/partitions.ts';
 import { type RetryOptions, retrying } from '../../core/retry.ts';
 import type { StageContext } from '../../core/stage.ts';
 import { brokerConnection, rawApi } from './client.ts';
 import { isTransientKafkaError, rootMessage } from './connection.ts';
 import { coordinatorConnection, type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
-import { DONE_SUFFIX, parsePosition, positionKey } from './offsets.ts';
+import { parsePosition } from './offsets.ts';
 
 /** An open transaction of a producer (the client does not export the class by name). */
 export type KafkaTransaction = NonNullable<Producer<Buffer, Buffer, Buffer, Buffer>['transaction']>;
@@ -117,12 +118,12 @@ export interface TxnOffset {
 /** The offsets a source position stands for, tagged with job `run` and `checkpointId`. */
 export function offsetsOfPosition(position: Position, run: string, checkpointId: number): TxnOffset[] {
   return parsePosition(position).map((p) => {
-    const done = position[`${positionKey(p.topic, p.partition)}${DONE_SUFFIX}`];
+    const done = doneEntry(position, partitionName(p.topic, p.partition));
     return {
       topic: p.topic,
       partition: p.partition,
       offset: p.offset,
-      metadata: encodeTxnMetadata(run, checkpointId, typeof done === 'string' ? done : undefined),
+      metadata: encodeTxnMetadata(run, checkpointId, done),
     };
   });
 }
