@@ -8,6 +8,7 @@
  * operators are verbs (`batch`).
  */
 import type { z } from 'zod';
+import type { RecordMeta } from '../core/message.ts';
 import type { Operator, Sink, Source } from '../core/stage.ts';
 
 /** Where a component may appear in a pipeline file. */
@@ -26,7 +27,19 @@ export interface BuildContext {
   readonly stageName: string;
   /** True when a sink is built as the pipeline's `dlq:` output: its records are `DeadLetter`s. */
   readonly dlq?: boolean;
+  /**
+   * Sources whose spec {@link ComponentSpec.runsFirstStep} with this config: the pipeline's first
+   * step, as a per-record function, for the source to run itself.
+   */
+  readonly firstStep?: RecordStep;
 }
+
+/**
+ * A per-record step as a function: resolves to the record to emit, an array of records, or
+ * `undefined` / `null` for none; a rejection (or throw) dead-letters the record. `signal` aborts
+ * when the run is cancelled.
+ */
+export type RecordStep = (record: unknown, meta: RecordMeta, signal: AbortSignal) => unknown;
 
 /** The stage type a component kind builds. */
 export type StageOf<K extends ComponentKind> = K extends 'source'
@@ -60,6 +73,14 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
    * connected to this step.
    */
   ports?(config: C): readonly string[] | undefined;
+  /**
+   * Sources only: true when, with this config, the source runs the pipeline's first step itself
+   * (the `kafka` source's `parallel`: in-partition parallel processing that commits only what is
+   * finished). A pipeline file's builder then requires that step to be a `module:` step exporting
+   * a per-record function, hands it to `create` as {@link BuildContext.firstStep}, and leaves it
+   * out of the graph.
+   */
+  runsFirstStep?(config: C): boolean;
   /**
    * Builds the stage from a validated config. Called by `sluice lint` too, so it must not do
    * I/O or start anything: the stage's `open` does that.

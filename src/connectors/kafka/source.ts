@@ -43,10 +43,6 @@ import {
 } from './records.ts';
 import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
 
-export type { KafkaParallelMode, KafkaParallelOptions, KafkaRecordStep } from './parallel.ts';
-export type { KafkaValueFormat } from './records.ts';
-export { undecodableRecord } from './records.ts';
-
 /**
  * Where each partition starts. `earliest` / `latest`: at the group's committed offset, or, for
  * a partition the group never committed, at its first / next new message (Kafka's
