@@ -11,7 +11,7 @@
 
 import { ManualClock } from '../src/core/clock.ts';
 import { batchOf, type RecordMeta } from '../src/core/message.ts';
-import type { Emitter, Operator, StageContext } from '../src/core/stage.ts';
+import { type Emitter, type Operator, runScope, type StageContext } from '../src/core/stage.ts';
 import { partitionScoped } from '../src/operators/partitioned.ts';
 import { windowOperator } from '../src/time/window.ts';
 import { numberFlag } from './child.ts';
@@ -73,6 +73,7 @@ async function once(op: Operator): Promise<{ seconds: number; results: number }>
     signal: new AbortController().signal,
     stopSignal: new AbortController().signal,
     checkpointing: false,
+    runScoped: runScope(),
     clock: new ManualClock(0),
     log: { info() {}, warn() {}, error() {} },
     deadLetter() {},

@@ -24,6 +24,12 @@
  * @module sluice/kafka
  */
 
+export type {
+  KafkaParallelMode,
+  KafkaParallelOptions,
+  KafkaRecordStep,
+} from './connectors/kafka/parallel.ts';
+export type { KafkaValueFormat } from './connectors/kafka/records.ts';
 export {
   type KafkaCompression,
   type KafkaSink,
@@ -31,11 +37,8 @@ export {
   kafkaSink,
 } from './connectors/kafka/sink.ts';
 export {
-  type KafkaAsyncStep,
-  type KafkaOrdering,
   type KafkaSource,
   type KafkaSourceOptions,
   type KafkaStart,
-  type KafkaValueFormat,
   kafkaSource,
 } from './connectors/kafka/source.ts';

@@ -19,11 +19,10 @@
 import { deserialize, serialize } from 'node:v8';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Position } from '../core/message.ts';
+import { doneEntry, isOffsetEntry, splitPartitionName } from '../core/partitions.ts';
 import type { Logger, PartitionResume, PartitionStateAccess } from '../core/stage.ts';
 import type { StateBackend } from '../state/backend.ts';
 
-/** Suffix of a position key holding a partition's done-beyond-the-gap state (the Kafka source's). */
-const DONE_SUFFIX = '#done';
 const PREFIX = 'partitions/';
 
 /** What is stored per partition. */
@@ -59,8 +58,8 @@ export function serializeSlices(s: PartitionSlices): Map<string, Uint8Array> {
 
 /** The store key of a partition (`topic:partition`) of `group`. */
 function entryKey(group: string, partition: string): string {
-  const sep = partition.lastIndexOf(':');
-  return `${PREFIX}${group}/${partition.slice(0, sep)}/${partition.slice(sep + 1)}`;
+  const { topic, partition: n } = splitPartitionName(partition);
+  return `${PREFIX}${group}/${topic}/${n}`;
 }
 
 function decodeEntry(key: string, bytes: Uint8Array): PartitionEntry {
@@ -178,9 +177,9 @@ export class PartitionStates implements PartitionStateAccess {
     for (const pos of sources.values()) {
       if (pos === undefined) continue;
       for (const [p, value] of Object.entries(pos)) {
-        if (p.endsWith(DONE_SUFFIX)) continue;
+        if (!isOffsetEntry(p)) continue;
         const offset = Number(value);
-        const done = pos[`${p}${DONE_SUFFIX}`];
+        const done = doneEntry(pos, p);
         if (this.known.get(p) === offset && done === undefined) continue;
         const key = entryKey(group, p);
         const before = await this.backend.read(key);

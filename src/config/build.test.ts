@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { z } from 'zod';
 import { defaultRegistry } from '../components.ts';
 import { batchOf } from '../core/message.ts';
 import { formatProblem, problemsOf } from '../spec/problems.ts';
+import { defineComponent, Registry } from '../spec/registry.ts';
 import { buildPipeline, lintPipelineFile, loadPipelineModule, recordFunctionOperator } from './build.ts';
 import { loadPipelineFile, parsePipeline } from './load.ts';
 import { collected, testRegistry } from './test-registry.ts';
@@ -258,6 +260,48 @@ describe('lintPipelineFile', () => {
           t,
         ),
       ),
+      text.join('\n'),
+    );
+  });
+
+  it('checks partition scope and offset-committing sinks by the capabilities specs declare, not by name', async () => {
+    const caps = new Registry().add(
+      defineComponent({
+        name: 'shards',
+        kind: 'source',
+        stability: 'experimental',
+        summary: 'A partitioned test source.',
+        config: z.object({}),
+        capabilities: { partitionedPositions: true },
+        create: () => ({ async run() {} }),
+      }),
+      defineComponent({
+        name: 'txn',
+        kind: 'sink',
+        stability: 'experimental',
+        summary: 'A sink that commits the `shards` offsets in its transactions.',
+        config: z.object({ exactlyOnce: z.boolean().default(false) }),
+        capabilities: { commitsSourceOffsets: 'shards' },
+        create: () => ({ write() {} }),
+      }),
+    );
+    const file = join(dir, 'caps.yaml');
+    writeFileSync(
+      file,
+      [
+        'name: caps',
+        'input: { shards: {} }',
+        'output:',
+        '  - txn: { exactlyOnce: true }',
+        '  - txn: { exactlyOnce: true }',
+        'checkpoint: { interval: 1s, scope: partition }',
+        '',
+      ].join('\n'),
+    );
+    const text = (await lintPipelineFile(file, { registry: caps, env: {} })).map((p) => formatProblem(p));
+    assert.ok(!text.some((t) => t.includes('`scope: partition` needs')), text.join('\n'));
+    assert.ok(
+      text.some((t) => /caps\.yaml:5:\d+: error: .*two txn sinks with `exactlyOnce`/.test(t)),
       text.join('\n'),
     );
   });

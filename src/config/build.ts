@@ -17,7 +17,7 @@ import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
 import { partitionScoped } from '../operators/partitioned.ts';
 import { Pipeline, type Stream } from '../pipeline.ts';
 import { type ConfigProblem, configError, problemsOf } from '../spec/problems.ts';
-import type { BuildContext } from '../spec/registry.ts';
+import type { BuildContext, RecordStep } from '../spec/registry.ts';
 import { listChoices } from '../spec/suggest.ts';
 import {
   type ComponentConfig,
@@ -74,15 +74,16 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const pipeline = new Pipeline(config.name);
   const graph = pipeline.graph;
-  const buildContext = (c: ComponentConfig, dlq: boolean): BuildContext => ({
+  const buildContext = (c: ComponentConfig, dlq: boolean, firstStep?: RecordStep): BuildContext => ({
     baseDir: config.baseDir,
     pipelineName: config.name,
     stageName: c.stageName,
     ...(dlq ? { dlq } : {}),
+    ...(firstStep !== undefined ? { firstStep } : {}),
   });
-  const create = <S>(c: ComponentConfig, dlq = false): S | undefined => {
+  const create = <S>(c: ComponentConfig, dlq = false, firstStep?: RecordStep): S | undefined => {
     try {
-      return c.spec.create(c.config as never, buildContext(c, dlq)) as S;
+      return c.spec.create(c.config as never, buildContext(c, dlq, firstStep)) as S;
     } catch (err) {
       problem(
         { ...c, path: `${c.path}.${c.component}` },
@@ -94,7 +95,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const partitionScope = config.checkpoint?.scope === 'partition';
   if (partitionScope) {
-    if (config.input.component !== 'kafka')
+    if (config.input.spec.capabilities?.partitionedPositions !== true)
       problem(
         { path: 'checkpoint.scope', ...locate(config.source, ['checkpoint', 'scope']) },
         '`scope: partition` needs a `kafka` input (state follows its partitions)',
@@ -115,18 +116,46 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
         `\`exactlyOnce\` on the ${c.component} sink \`${c.stageName}\` commits once per checkpoint: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
       );
   }
-  const kafkaExactlyOnce = exactlyOnce.filter((c) => c.component === 'kafka');
-  if (kafkaExactlyOnce.length > 1) {
-    const [, second] = kafkaExactlyOnce as [ComponentConfig, ComponentConfig];
+  // Sinks that commit the same sources' offsets in their transactions would both commit them.
+  const committers = new Map<string, ComponentConfig[]>();
+  for (const c of exactlyOnce) {
+    const family = c.spec.capabilities?.commitsSourceOffsets;
+    if (family !== undefined) committers.set(family, [...(committers.get(family) ?? []), c]);
+  }
+  for (const same of committers.values()) {
+    if (same.length < 2) continue;
+    const [, second] = same as [ComponentConfig, ComponentConfig];
     problem(
-      { ...second, path: `${second.path}.kafka.exactlyOnce` },
-      `two kafka sinks with \`exactlyOnce\` (${listChoices(
-        kafkaExactlyOnce.map((c) => c.stageName),
+      { ...second, path: `${second.path}.${second.component}.exactlyOnce` },
+      `two ${second.component} sinks with \`exactlyOnce\` (${listChoices(
+        same.map((c) => c.stageName),
         'and',
       )}) would both commit the sources' offsets; keep \`exactlyOnce\` on one of them`,
     );
   }
-  const source = create<Source>(config.input);
+  // A source that runs the first step itself (the kafka source's `parallel`) gets it as a function.
+  let steps = config.steps;
+  let firstStep: RecordStep | undefined;
+  if (config.input.spec.runsFirstStep?.(config.input.config as never) === true) {
+    const first = steps[0];
+    const needs = `the ${config.input.component} input runs the pipeline's first step inside the source (\`parallel\`), so that step must be a \`module:\` step exporting a per-record function (async allowed)`;
+    if (first?.type !== 'module') {
+      problem(
+        first ?? { ...config.input, path: `${config.input.path}.${config.input.component}.parallel` },
+        `${needs}; ${first === undefined ? 'the pipeline has no steps' : `\`${first.stageName}\` is a \`${first.component}\` step`}`,
+      );
+    } else {
+      const loaded = await loadModuleExport(first);
+      if ('problem' in loaded) problem(first, loaded.problem);
+      else if (typeof loaded.exported !== 'function')
+        problem(first, `${needs}; export \`${first.exportName}\` of \`${first.module}\` is not a function`);
+      else {
+        firstStep = moduleRecordStep(loaded.exported as (record: unknown) => unknown, first.module);
+        steps = steps.slice(1);
+      }
+    }
+  }
+  const source = create<Source>(config.input, false, firstStep);
   // Keep building after a failed stage so every problem is reported; a stand-in keeps the chain.
   let stream: Stream<unknown> = pipeline.from(source ?? placeholderSource, {
     name: config.input.stageName,
@@ -135,7 +164,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   /** Steps that may emit on side ports, with the ports when known (undefined: unknown). */
   const emitters: { step: StepConfig; id: string; ports: readonly string[] | undefined }[] = [];
-  for (const step of config.steps) {
+  for (const step of steps) {
     let operator: Operator | undefined;
     let ports: readonly string[] | undefined;
     if (step.type === 'component') {
@@ -275,9 +304,10 @@ export async function lintPipelineFile(file: string, options: LoadOptions): Prom
   }
 }
 
-async function loadModuleStep(
+/** The export a `module:` step names, or the problem that keeps it from loading. */
+async function loadModuleExport(
   step: ModuleStepConfig,
-): Promise<{ operator: Operator; ports: readonly string[] | undefined } | { problem: string }> {
+): Promise<{ exported: unknown } | { problem: string }> {
   if (!existsSync(step.modulePath))
     return { problem: `module \`${step.module}\` not found (looked for ${step.modulePath})` };
   let mod: Record<string, unknown>;
@@ -293,6 +323,35 @@ async function loadModuleStep(
       problem: `module \`${step.module}\` has no export \`${step.exportName}\`${names.length > 0 ? `; its exports: ${listChoices(names, 'and')} (pick one with \`module: { path: ${step.module}, export: NAME }\`)` : ''}`,
     };
   }
+  return { exported };
+}
+
+/**
+ * A module's per-record function as a {@link RecordStep} for a source that runs the first step
+ * itself: same results as {@link recordFunctionOperator} (a record, an array, or none), and a
+ * failure becomes a `SLUICE_RECORD` error naming the module, which the source dead-letters.
+ */
+function moduleRecordStep(fn: (record: unknown) => unknown, label: string): RecordStep {
+  return async (record) => {
+    try {
+      return await fn(record);
+    } catch (err) {
+      throw new SluiceError(
+        ErrorCode.RECORD,
+        `module \`${label}\` threw: ${errorMessage(err)}`,
+        {},
+        { cause: err },
+      );
+    }
+  };
+}
+
+async function loadModuleStep(
+  step: ModuleStepConfig,
+): Promise<{ operator: Operator; ports: readonly string[] | undefined } | { problem: string }> {
+  const loaded = await loadModuleExport(step);
+  if ('problem' in loaded) return loaded;
+  const { exported } = loaded;
   if (typeof exported === 'function')
     return { operator: recordFunctionOperator(exported as (r: unknown) => unknown, step.module), ports: [] };
   if (

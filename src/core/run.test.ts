@@ -496,3 +496,38 @@ describe('runGraph', () => {
     });
   });
 });
+
+describe('StageContext.runScoped', () => {
+  it('gives every stage of one run the same value, made once, and another run its own', async () => {
+    const key = Symbol('test');
+    const seen: { stage: string; value: { n: number } }[] = [];
+    let made = 0;
+    const init = () => ({ n: ++made });
+    const source: Source<number> = {
+      open(ctx) {
+        seen.push({ stage: 'source', value: ctx.runScoped(key, init) });
+      },
+      async run(out) {
+        await out.emit(batchOf([1]));
+      },
+    };
+    const sink: Sink<number> = {
+      open(ctx) {
+        seen.push({ stage: 'sink', value: ctx.runScoped(key, init) });
+      },
+      write() {},
+    };
+    await new Pipeline('a').from(source).to(sink).run().done;
+    await new Pipeline('b').from(source).to(sink).run().done;
+    assert.deepEqual(
+      seen.map((s) => [s.stage, s.value.n]),
+      [
+        ['sink', 1],
+        ['source', 1],
+        ['sink', 2],
+        ['source', 2],
+      ],
+    );
+    assert.equal(seen[0]?.value, seen[1]?.value);
+  });
+});

@@ -24,7 +24,14 @@ import { BarrierAcks, restoreCheckpoint } from './run-checkpoint.ts';
 import { recordsRead, runSnapshot } from './run-snapshot.ts';
 import { redactSecrets } from './secrets.ts';
 import { RESOLVED, sendAll, untilAborted } from './sending.ts';
-import type { Emitter, Logger, Source, SourceContext, StageContext } from './stage.ts';
+import {
+  type Emitter,
+  type Logger,
+  runScope,
+  type Source,
+  type SourceContext,
+  type StageContext,
+} from './stage.ts';
 
 /** Options of {@link runGraph}. */
 export interface RunOptions {
@@ -111,6 +118,8 @@ class Run {
   private readonly log: Logger;
   private readonly cancel = new AbortController();
   private readonly stopRequest = new AbortController();
+  /** Values the stages of this run share (`StageContext.runScoped`). */
+  private readonly runScoped = runScope();
   private readonly inputs = new Map<string, Channel<Message>[]>();
   private readonly outputs = new Map<string, Map<string, Channel<Message>[]>>();
   private readonly channels: Channel<Message>[] = [];
@@ -270,6 +279,7 @@ class Run {
         : {}),
       clock: this.clock,
       log: this.log,
+      runScoped: this.runScoped,
       deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => dead.add(record, error, meta),
     };
   }

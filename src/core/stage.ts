@@ -83,13 +83,44 @@ export interface StageContext {
    * kept in a store that every process of the consumer group shares. Absent otherwise.
    */
   readonly partitionState?: PartitionStateAccess;
+  /**
+   * The one value of this run for `key`, made by `init` on the first call from any stage of the
+   * run: how stages of one run find each other (e.g. the exactly-once Kafka sink and the Kafka
+   * sources whose offsets it commits). Contract:
+   * - Every stage of one run gets the same value for the same key; two runs never share one, and
+   *   the value is dropped with the run. `init` runs at most once per key per run.
+   * - Call it from `open` on (never from a factory: the run does not exist yet). Stages open
+   *   sinks first, then operators, then sources, so what a sink records in `open` is there when
+   *   a source opens; what a source records in `open` is complete once `run` starts (a sink
+   *   reads it later, e.g. in `onSignal`, `restore` or `committedPositions`).
+   * - Keys are module-private symbols, so unrelated stages never meet by accident.
+   */
+  runScoped<T>(key: symbol, init: () => T): T;
+}
+
+/**
+ * A fresh {@link StageContext.runScoped} for one run: what the runtime, and test harnesses that
+ * build their own contexts, put in every context of that run.
+ *
+ * @example
+ * const runScoped = runScope();
+ * const ctxA = { ...rest, runScoped }, ctxB = { ...rest, runScoped }; // one run, one scope
+ */
+export function runScope(): StageContext['runScoped'] {
+  const values = new Map<symbol, unknown>();
+  return <T>(key: symbol, init: () => T): T => {
+    if (values.has(key)) return values.get(key) as T;
+    const value = init();
+    values.set(key, value);
+    return value;
+  };
 }
 
 /** Where a partition resumes, as stored with its state (see {@link PartitionStateAccess.load}). */
 export interface PartitionResume {
   /** The first offset the stored state does not cover. */
   readonly offset: number;
-  /** Records done beyond `offset` (the Kafka source's `#done` encoding), when some are. */
+  /** Records done beyond `offset` (the source's `#done` entry, see `core/partitions.ts`), when some are. */
   readonly done?: string | undefined;
 }
 
@@ -98,7 +129,9 @@ export interface PartitionResume {
  * partition's operator state is stored together with the offset it covers, under
  * `<group>/<topic>/<partition>`, so state and offset always match and move together.
  *
- * Partitions are named `topic:partition` (the Kafka source's position keys). Contract:
+ * Partitions are named as a partitioned source names them (`topic:partition`, the keys of its
+ * position; see `core/partitions.ts`, the contract of a source that declares the
+ * `partitionedPositions` capability). Contract:
  * - The source calls `load` for partitions it was assigned, before emitting any of their
  *   records, and resumes each at the returned offset (absent: no stored state, start where the
  *   group's commit says). Each call makes a new *generation* of those partitions.

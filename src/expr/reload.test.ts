@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ManualClock } from '../core/clock.ts';
 import { SluiceError } from '../core/errors.ts';
-import type { StageContext } from '../core/stage.ts';
+import { runScope, type StageContext } from '../core/stage.ts';
 import { CelFilter } from './cel-operators.ts';
 import { FileRuleSource, HttpRuleSource, ruleSource } from './reload.ts';
 import { parseRuleSet, RuleSlot } from './rules.ts';
@@ -26,6 +26,7 @@ function stageContext(
     signal: abort.signal,
     stopSignal: new AbortController().signal,
     checkpointing: false,
+    runScoped: runScope(),
     clock,
     log: { info() {}, warn: (m) => warnings.push(m), error() {} },
     deadLetter() {

@@ -6,7 +6,7 @@
 
 import { ManualClock } from '../core/clock.ts';
 import type { Batch, RecordMeta, Signal } from '../core/message.ts';
-import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+import { type Emitter, type Operator, runScope, type StageContext } from '../core/stage.ts';
 
 /** A dead letter as the harness saw it. */
 export interface HarnessDeadLetter {
@@ -47,6 +47,7 @@ export class OperatorHarness<I, O> {
       signal: this.controller.signal,
       stopSignal: new AbortController().signal,
       checkpointing: false,
+      runScoped: runScope(),
       clock: this.clock,
       log: { info() {}, warn() {}, error() {} },
       deadLetter: (record, error, meta) => {

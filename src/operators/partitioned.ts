@@ -1,6 +1,7 @@
 /**
  * Partition-scoped operators, for scale-out: one instance of a stateful operator per source
- * partition (`meta.position` `topic` + `partition`), so the state of a partition can move to the
+ * partition (`meta.position` `topic` + `partition`, as a source with partitioned positions
+ * names them: `core/partitions.ts`), so the state of a partition can move to the
  * process that is assigned the partition, with the partition's offset (see
  * `src/checkpoint/partitions.ts`).
  *
@@ -9,24 +10,18 @@
  * partition arrives with older event times). Results therefore depend only on the partition's
  * records, which makes a re-played partition give the same results on any process. The rule
  * this implies: records that must be aggregated together (one window key) must be in one
- * partition — produce them with that key as the Kafka key.
+ * partition — with Kafka, produce them with that key as the message key.
  */
 
 import { PartitionSlices } from '../checkpoint/partitions.ts';
 import { type Batch, batchOf, type RecordMeta, type Signal } from '../core/message.ts';
+import { partitionOfRecord } from '../core/partitions.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 
 interface Slice {
   readonly op: Operator;
   /** The load generation it was built at (see `PartitionStateAccess.generation`). */
   readonly gen: number;
-}
-
-/** The partition of a record: `topic:partition`, or `''` without a Kafka-like position. */
-function partitionKeyOf(meta: RecordMeta | undefined): string {
-  const pos = meta?.position;
-  if (pos === undefined || pos.partition === undefined) return '';
-  return `${String(pos.topic ?? '')}:${String(pos.partition)}`;
 }
 
 /**
@@ -88,7 +83,7 @@ export function partitionScoped(create: () => Operator): Operator {
         const partition = pos?.partition;
         if (run !== undefined && topic === lastTopic && partition === lastPartition) continue;
         if (run !== undefined) run.push(i);
-        const key = partitionKeyOf(meta?.[i]);
+        const key = partitionOfRecord(meta?.[i]);
         run = runs.get(key);
         if (run === undefined) {
           run = [];

@@ -8,6 +8,7 @@
  * operators are verbs (`batch`).
  */
 import type { z } from 'zod';
+import type { RecordMeta } from '../core/message.ts';
 import type { Operator, Sink, Source } from '../core/stage.ts';
 
 /** Where a component may appear in a pipeline file. */
@@ -26,7 +27,19 @@ export interface BuildContext {
   readonly stageName: string;
   /** True when a sink is built as the pipeline's `dlq:` output: its records are `DeadLetter`s. */
   readonly dlq?: boolean;
+  /**
+   * Sources whose spec {@link ComponentSpec.runsFirstStep} with this config: the pipeline's first
+   * step, as a per-record function, for the source to run itself.
+   */
+  readonly firstStep?: RecordStep;
 }
+
+/**
+ * A per-record step as a function: resolves to the record to emit, an array of records, or
+ * `undefined` / `null` for none; a rejection (or throw) dead-letters the record. `signal` aborts
+ * when the run is cancelled.
+ */
+export type RecordStep = (record: unknown, meta: RecordMeta, signal: AbortSignal) => unknown;
 
 /** The stage type a component kind builds. */
 export type StageOf<K extends ComponentKind> = K extends 'source'
@@ -47,6 +60,8 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
   readonly description?: string;
   /** Schema of the config; field docs via `.describe()`, defaults via `.default()`. */
   readonly config: z.ZodType<C>;
+  /** What the component offers the engine beyond its stage interface; see {@link ComponentCapabilities}. */
+  readonly capabilities?: ComponentCapabilities;
   /** Runnable YAML examples of the component's config (the value under its key). */
   readonly examples?: readonly { readonly title: string; readonly yaml: string }[];
   /**
@@ -59,10 +74,39 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
    */
   ports?(config: C): readonly string[] | undefined;
   /**
+   * Sources only: true when, with this config, the source runs the pipeline's first step itself
+   * (the `kafka` source's `parallel`: in-partition parallel processing that commits only what is
+   * finished). A pipeline file's builder then requires that step to be a `module:` step exporting
+   * a per-record function, hands it to `create` as {@link BuildContext.firstStep}, and leaves it
+   * out of the graph.
+   */
+  runsFirstStep?(config: C): boolean;
+  /**
    * Builds the stage from a validated config. Called by `sluice lint` too, so it must not do
    * I/O or start anything: the stage's `open` does that.
    */
   create(config: C, ctx: BuildContext): StageOf<K>;
+}
+
+/**
+ * What a component offers beyond its stage interface, declared once on its spec. The pipeline
+ * builder checks pipeline-wide rules against these (`config/build.ts`), never against component
+ * names, so a new connector gets the same checks by declaring the same capability.
+ */
+export interface ComponentCapabilities {
+  /**
+   * Source: its records and positions name partitions as `core/partitions.ts` says, and it
+   * drives `ctx.partitionState`; so `checkpoint: { scope: partition }` can keep state per
+   * partition of this input (the builder refuses partition scope for any other input).
+   */
+  readonly partitionedPositions?: true;
+  /**
+   * Sink: with `exactlyOnce: true` it commits the consumed offsets of the run's sources of this
+   * family (`kafka`: consumer-group offsets) inside its own transactions, and those sources
+   * commit nothing themselves. At most one such sink per family in a pipeline (the builder
+   * refuses a second).
+   */
+  readonly commitsSourceOffsets?: string;
 }
 
 /**

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { systemClock } from '../../core/clock.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
-import type { StageContext } from '../../core/stage.ts';
+import { runScope, type StageContext } from '../../core/stage.ts';
 import { fileSink } from './sink.ts';
 
 function context(checkpointing: boolean): StageContext {
@@ -14,6 +14,7 @@ function context(checkpointing: boolean): StageContext {
     signal: new AbortController().signal,
     stopSignal: new AbortController().signal,
     checkpointing,
+    runScoped: runScope(),
     clock: systemClock,
     log: { info() {}, warn() {}, error() {} },
     deadLetter() {

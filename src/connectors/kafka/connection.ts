@@ -1,8 +1,10 @@
 /**
- * What the Kafka source and sink share: the broker list, telling "the broker is not there"
- * from other failures, and waiting for a broker with backoff instead of failing the run.
+ * What the Kafka source and sink share: the broker list, classifying client failures (the broker
+ * is not there; a request worth sending again), and waiting for a broker with the run's retry
+ * policy instead of failing the run.
  */
-import { cancelledError, ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
+import { ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
+import { isRetryable, retryableError, retrying } from '../../core/retry.ts';
 import type { StageContext } from '../../core/stage.ts';
 
 /** Brokers as the config takes them: `host:port`, a list of them, or one comma-separated string. */
@@ -54,64 +56,91 @@ export function rootMessage(err: unknown): string {
   return errorMessage(e);
 }
 
-/** Options of {@link withBrokerRetry}. */
-export interface RetryOptions {
-  /** First wait after a failed attempt, in ms. Doubles after each failure. */
-  initialDelay: number;
-  /** Longest wait between attempts, in ms. */
-  maxDelay: number;
-  /** Also give up (return undefined) when this signal aborts: the run asked to stop. */
-  stopSignal?: AbortSignal;
+/** Options of {@link waitForBrokers}. */
+export interface BrokerWaitOptions {
+  /** Longest wait between two attempts, ms (the first wait is 250 ms, doubling). */
+  readonly maxDelayMs: number;
+  /** Also give up (resolve undefined) when this signal aborts: the run asked to stop. */
+  readonly stopSignal?: AbortSignal | undefined;
   /**
-   * Fail (a `SLUICE_STAGE` error naming the brokers) once the attempts have failed for this
-   * many ms. Default: retry until stopped.
+   * Fail (a `SLUICE_STAGE` error naming the brokers and `connectTimeout`) once the attempts have
+   * failed for this many ms in a row. Default: wait until stopped.
    */
-  giveUpAfter?: number;
+  readonly connectTimeoutMs?: number | undefined;
 }
 
 /**
- * Runs `attempt` until it succeeds. While it fails with a connection error, logs one warning
- * per attempt naming `what` and the brokers, then waits with exponential backoff (so a
- * pipeline started before its broker simply waits for it). Any other error is thrown at once.
- * Returns undefined when `options.stopSignal` aborts first; throws a cancellation when the
- * run is cancelled, and a `SLUICE_STAGE` error once `options.giveUpAfter` ms have passed.
+ * Classifies a client failure once, where it is caught: "no broker could be reached" (see
+ * {@link isConnectionError}) becomes a retryable `SLUICE_STAGE` error naming the brokers; any
+ * other failure is returned as it is.
  */
-export async function withBrokerRetry<T>(
+export function brokerFailure(err: unknown, brokers: readonly string[]): unknown {
+  if (!isConnectionError(err)) return err;
+  return retryableError(`Kafka at \`${brokers.join(',')}\` is not reachable: ${rootMessage(err)}`, err, {
+    brokers: brokers.join(','),
+  });
+}
+
+/** True for a failure {@link brokerFailure} classified as "the brokers are not reachable". */
+function isBrokerUnreachable(err: unknown): boolean {
+  return err instanceof SluiceError && err.retryable;
+}
+
+/**
+ * True when a Kafka request that failed with `err` may succeed if sent again a moment later: the
+ * brokers were not reachable, or the client marks the error `canRetry` (a coordinator that moved
+ * or is loading, concurrent transactions, a request timeout).
+ */
+export function isTransientKafkaError(err: unknown): boolean {
+  return isConnectionError(err) || isRetryable(err);
+}
+
+/**
+ * Runs `attempt` until it succeeds, waiting for the brokers while it fails because they cannot
+ * be reached (so a pipeline started before its broker simply waits for it): the run's retry
+ * policy (`core/retry.ts`) on the run's clock, one warning per failed attempt naming `what` and
+ * the brokers, backoff from 250 ms to `maxDelayMs`. Any other error is thrown at once. Resolves
+ * undefined when `stopSignal` aborts first; rejects with a cancellation when the run is
+ * cancelled, and with a `SLUICE_STAGE` error once `connectTimeoutMs` has passed.
+ */
+export async function waitForBrokers<T>(
   what: string,
   brokers: readonly string[],
-  ctx: StageContext,
+  ctx: Pick<StageContext, 'name' | 'clock' | 'log' | 'signal'>,
   attempt: () => Promise<T>,
-  options: RetryOptions,
+  options: BrokerWaitOptions,
 ): Promise<T | undefined> {
-  let delay = options.initialDelay;
-  const startedAt = ctx.clock.now();
-  for (let n = 1; ; n++) {
-    if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
-    if (options.stopSignal?.aborted) return undefined;
-    try {
-      return await attempt();
-    } catch (err) {
-      if (!isConnectionError(err)) throw err;
-      const spent = ctx.clock.now() - startedAt;
-      if (options.giveUpAfter !== undefined && spent + delay > options.giveUpAfter) {
-        throw new SluiceError(
-          ErrorCode.STAGE,
-          `Kafka at \`${brokers.join(',')}\` was not reachable while ${what}: ${n} attempts in ${Math.round(spent)} ms failed (last: ${rootMessage(err)}), and \`connectTimeout\` is ${options.giveUpAfter} ms. Start the broker, fix \`brokers\`, or raise \`connectTimeout\``,
-          { brokers: brokers.join(','), attempts: n },
-        );
-      }
-      ctx.log.warn(
-        `Kafka at \`${brokers.join(',')}\` is not reachable while ${what} (attempt ${n}: ${rootMessage(err)}); retrying in ${Math.round(delay)} ms. Start the broker or fix \`brokers\``,
-        { stage: ctx.name, attempt: n },
-      );
-    }
-    const wake = options.stopSignal ? AbortSignal.any([ctx.signal, options.stopSignal]) : ctx.signal;
-    try {
-      await ctx.clock.sleep(delay, wake);
-    } catch {
-      if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
-      return undefined;
-    }
-    delay = Math.min(options.maxDelay, delay * 2);
+  const stop = options.stopSignal;
+  try {
+    return await retrying(
+      async () => {
+        try {
+          return await attempt();
+        } catch (err) {
+          throw brokerFailure(err, brokers);
+        }
+      },
+      {
+        what,
+        clock: ctx.clock,
+        signal: stop === undefined ? ctx.signal : AbortSignal.any([ctx.signal, stop]),
+        retryable: isBrokerUnreachable,
+        minDelayMs: 250,
+        maxDelayMs: options.maxDelayMs,
+        timeoutMs: options.connectTimeoutMs,
+        log: ctx.log,
+        logFields: { stage: ctx.name },
+        hint: 'Start the broker or fix `brokers`',
+        giveUp: (err, attempts, spent) =>
+          new SluiceError(
+            ErrorCode.STAGE,
+            `Kafka at \`${brokers.join(',')}\` was not reachable while ${what}: ${attempts} attempts in ${Math.round(spent)} ms failed (last: ${rootMessage(err)}), and \`connectTimeout\` is ${options.connectTimeoutMs} ms. Start the broker, fix \`brokers\`, or raise \`connectTimeout\``,
+            { brokers: brokers.join(','), attempts },
+          ),
+      },
+    );
+  } catch (err) {
+    if (stop?.aborted && !ctx.signal.aborted) return undefined;
+    throw err;
   }
 }

@@ -5,8 +5,8 @@
  * (see `offsets.ts`), so a restart does not process again what was already done.
  */
 import type { Consumer } from '@platformatic/kafka';
+import { partitionName } from '../../core/partitions.ts';
 import { brokerConnection, kafkaClient, rawApi } from './client.ts';
-import { positionKey } from './offsets.ts';
 
 /** One partition's offset to commit, with its metadata (null: none). */
 export interface GroupOffset {
@@ -131,7 +131,7 @@ export async function readCommitted(
         if (!wanted.has(t.name)) continue;
         for (const p of t.partitions) {
           if (p.committedOffset < 0n) continue;
-          out.set(positionKey(t.name, p.partitionIndex), {
+          out.set(partitionName(t.name, p.partitionIndex), {
             offset: Number(p.committedOffset),
             metadata: p.metadata ?? null,
           });

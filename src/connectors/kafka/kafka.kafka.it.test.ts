@@ -14,7 +14,14 @@ import { after, before, describe, test } from 'node:test';
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
 import { systemClock } from '../../core/clock.ts';
 import type { Batch, RecordMeta, Signal } from '../../core/message.ts';
-import type { DeadLetter, Emitter, Logger, Sink, SourceContext } from '../../core/stage.ts';
+import {
+  type DeadLetter,
+  type Emitter,
+  type Logger,
+  runScope,
+  type Sink,
+  type SourceContext,
+} from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { readCommitted } from './group.ts';
 import { decodeDone } from './offsets.ts';
@@ -406,6 +413,7 @@ dlq:
       signal: cancel.signal,
       stopSignal: stop.signal,
       checkpointing: false,
+      runScoped: runScope(),
       clock: systemClock,
       log: quiet,
       deadLetter() {
@@ -442,7 +450,10 @@ dlq:
     const handle = new Pipeline('it-down').from(source).to(collect()).run({ log });
     const summary = await handle.done;
     assert.equal(summary.recordsRead, 0);
-    assert.match(warnings[0] as string, /Kafka at `127\.0\.0\.1:1` is not reachable while joining group/);
+    assert.match(
+      warnings[0] as string,
+      /^Joining group .* failed \(Kafka at `127\.0\.0\.1:1` is not reachable/,
+    );
     assert.match(warnings[0] as string, /retrying in \d+ ms/);
     assert.doesNotMatch(warnings[0] as string, /\n\s+at /, 'no stack trace');
   });
@@ -571,15 +582,17 @@ checkpoint: { interval: 100ms }
           sourceOptions(topic, group, {
             idleTimeout: undefined,
             commitInterval: 50,
-            ordering: 'unordered',
-            maxInFlight: 16,
-            asyncStep: (record, _meta, signal) => {
-              const { id } = record as { id: number };
-              if (id !== STUCK) return Promise.resolve({ id });
-              return new Promise((_resolve, reject) => {
-                stuckStarted.resolve?.();
-                signal.addEventListener('abort', () => reject(new Error('cancelled')), { once: true });
-              });
+            parallel: {
+              mode: 'unordered',
+              concurrency: 16,
+              step: (record, _meta, signal) => {
+                const { id } = record as { id: number };
+                if (id !== STUCK) return Promise.resolve({ id });
+                return new Promise((_resolve, reject) => {
+                  stuckStarted.resolve?.();
+                  signal.addEventListener('abort', () => reject(new Error('cancelled')), { once: true });
+                });
+              },
             },
           }),
         ),
@@ -613,7 +626,7 @@ checkpoint: { interval: 100ms }
     await new Pipeline('it-stuck-2')
       .from(
         kafkaSource(
-          sourceOptions(topic, group, { ordering: 'unordered', maxInFlight: 16, asyncStep: (r) => r }),
+          sourceOptions(topic, group, { parallel: { mode: 'unordered', concurrency: 16, step: (r) => r } }),
         ),
       )
       .to(again)
@@ -624,7 +637,7 @@ checkpoint: { interval: 100ms }
     assert.equal(decodeDone(last?.metadata, N).size, 0, 'no completion state left once the gap closed');
   });
 
-  test('parallel steps with `ordering: key`: records of one key never overtake each other', async () => {
+  test('parallel steps with `mode: key`: records of one key never overtake each other', async () => {
     const topic = await createTopic('bykey', 2);
     const N = 400;
     await produce(
@@ -642,18 +655,20 @@ checkpoint: { interval: 100ms }
       .from(
         kafkaSource(
           sourceOptions(topic, fresh('g'), {
-            ordering: 'key',
-            maxInFlight: 8,
-            asyncStep: async (record) => {
-              const r = record as { id: number; key: string };
-              assert.ok(!running.has(r.key), `two records of key ${r.key} ran at once`);
-              running.add(r.key);
-              peak = Math.max(peak, ++inFlight);
-              // Completion order differs from read order: later records often finish first.
-              await new Promise((resolve) => setTimeout(resolve, (r.id * 7919) % 5));
-              inFlight--;
-              running.delete(r.key);
-              return r;
+            parallel: {
+              mode: 'key',
+              concurrency: 8,
+              step: async (record) => {
+                const r = record as { id: number; key: string };
+                assert.ok(!running.has(r.key), `two records of key ${r.key} ran at once`);
+                running.add(r.key);
+                peak = Math.max(peak, ++inFlight);
+                // Completion order differs from read order: later records often finish first.
+                await new Promise((resolve) => setTimeout(resolve, (r.id * 7919) % 5));
+                inFlight--;
+                running.delete(r.key);
+                return r;
+              },
             },
           }),
         ),

@@ -5,17 +5,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { DONE_SUFFIX, partitionName, splitPartitionName } from '../../core/partitions.ts';
 import {
   byTopic,
-  DONE_SUFFIX,
   decodeDone,
   encodeDone,
   MAX_METADATA_CHARS,
   MAX_SPAN,
   PartitionOffsets,
   parsePosition,
-  positionKey,
-  splitKey,
 } from './offsets.ts';
 
 /** Offsets a partition delivers: increasing from `start`, with holes (compaction, markers). */
@@ -151,7 +149,7 @@ describe('PartitionOffsets', () => {
 
 describe('positions', () => {
   test('a position parses back into resume points', () => {
-    const key = positionKey('orders.v1', 3);
+    const key = partitionName('orders.v1', 3);
     const points = parsePosition({ [key]: 42, [`${key}${DONE_SUFFIX}`]: encodeDone(42, [44]) as string });
     assert.deepEqual(points, [{ topic: 'orders.v1', partition: 3, offset: 42, done: new Set([44]) }]);
   });
@@ -161,7 +159,7 @@ describe('positions', () => {
   });
 
   test('a position key splits back into its topic and partition, and keys group by topic', () => {
-    assert.deepEqual(splitKey(positionKey('a:b', 7)), { topic: 'a:b', partition: 7 });
+    assert.deepEqual(splitPartitionName(partitionName('a:b', 7)), { topic: 'a:b', partition: 7 });
     assert.deepEqual(byTopic(['x:0', 'y:2', 'x:1']), [
       { topic: 'x', partitions: [0, 1] },
       { topic: 'y', partitions: [2] },

@@ -13,6 +13,8 @@
  * markers) count as done: there is nothing to process there.
  */
 
+import { doneEntry, isOffsetEntry, splitPartitionName } from '../../core/partitions.ts';
+
 /** Kafka's default `offset.metadata.max.bytes` is 4096; the encoded state stays below it. */
 export const MAX_METADATA_CHARS = 4000;
 
@@ -215,31 +217,17 @@ export class PartitionOffsets {
   }
 }
 
-/** The key of a topic-partition in a source position: `topic:partition` (topic names have no `:`). */
-export function positionKey(topic: string, partition: number): string {
-  return `${topic}:${partition}`;
-}
-
-/** The topic and partition of a {@link positionKey} (`NaN` partition when the key has none). */
-export function splitKey(key: string): { topic: string; partition: number } {
-  const sep = key.lastIndexOf(':');
-  return { topic: key.slice(0, sep), partition: sep < 0 ? Number.NaN : Number(key.slice(sep + 1)) };
-}
-
 /** `topic:partition` keys grouped by topic, as the client's offset requests take them. */
 export function byTopic(keys: Iterable<string>): { topic: string; partitions: number[] }[] {
   const out = new Map<string, number[]>();
   for (const key of keys) {
-    const { topic, partition } = splitKey(key);
+    const { topic, partition } = splitPartitionName(key);
     const list = out.get(topic);
     if (list === undefined) out.set(topic, [partition]);
     else list.push(partition);
   }
   return [...out].map(([topic, partitions]) => ({ topic, partitions }));
 }
-
-/** Suffix of the position entry holding a partition's done-beyond-the-gap state. */
-export const DONE_SUFFIX = '#done';
 
 /** One partition's resume point, as read from a source position. */
 export interface ResumePoint {
@@ -256,8 +244,8 @@ export interface ResumePoint {
 export function parsePosition(position: Readonly<Record<string, unknown>>): ResumePoint[] {
   const out: ResumePoint[] = [];
   for (const [key, value] of Object.entries(position)) {
-    if (key.endsWith(DONE_SUFFIX)) continue;
-    const { topic, partition } = splitKey(key);
+    if (!isOffsetEntry(key)) continue;
+    const { topic, partition } = splitPartitionName(key);
     const offset = typeof value === 'bigint' ? Number(value) : value;
     if (
       topic === '' ||
@@ -269,13 +257,7 @@ export function parsePosition(position: Readonly<Record<string, unknown>>): Resu
         `the position entry \`${key}\` = ${String(value)} is not a Kafka \`topic:partition\` = offset; the checkpoint was not written by the kafka source`,
       );
     }
-    const meta = position[`${key}${DONE_SUFFIX}`];
-    out.push({
-      topic,
-      partition,
-      offset,
-      done: decodeDone(typeof meta === 'string' ? meta : undefined, offset),
-    });
+    out.push({ topic, partition, offset, done: decodeDone(doneEntry(position, key), offset) });
   }
   return out;
 }

@@ -1,5 +1,9 @@
 /**
  * The `kafka` sink: produces each record as one message to a topic with `@platformatic/kafka`.
+ * Split by role, as Vector's Kafka sink is: this file holds the options and wires the others —
+ * `encode.ts` (record → message), `producer.ts` (the client producer, batching and requests in
+ * flight), `transactions.ts` (exactly-once: the two-phase commit per checkpoint, with `txn.ts`)
+ * and `dead-letters.ts` (a dead letter as the original message).
  *
  * - Value: `json` (JSON text), `text` (a string record as is, anything else as JSON) or `raw`
  *   (a Buffer/Uint8Array record as is, a string as UTF-8).
@@ -26,27 +30,14 @@
  *   The sources commit nothing themselves. At the end of input the rest is committed with the
  *   sources' final offsets.
  */
-import { randomUUID } from 'node:crypto';
-import type { Producer } from '@platformatic/kafka';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
-import type { Batch, Position, RecordMeta, Signal } from '../../core/message.ts';
-import type { CommittedPositions, DeadLetter, Sink, StageContext } from '../../core/stage.ts';
-import { toJsonLine } from '../../formats/jsonl.ts';
-import { kafkaClient } from './client.ts';
-import { rootMessage, withBrokerRetry } from './connection.ts';
-import { deadLetterMessage, isDeadLetter } from './dead-letters.ts';
-import { readCommitted } from './group.ts';
-import { DONE_SUFFIX } from './offsets.ts';
-import type { KafkaValueFormat } from './source.ts';
-import {
-  claimOffsetCommits,
-  commitPreparedTransaction,
-  decodeTxnMetadata,
-  type KafkaTransaction,
-  kafkaSourcesOf,
-  offsetsOfPosition,
-  sendOffsetsToTransaction,
-} from './txn.ts';
+import type { Batch, Signal } from '../../core/message.ts';
+import type { Sink, StageContext } from '../../core/stage.ts';
+import { rootMessage } from './connection.ts';
+import { MessageEncoder, type OutMessage } from './encode.ts';
+import { connectProducer, type KafkaProducer, ProduceQueue } from './producer.ts';
+import type { KafkaValueFormat } from './records.ts';
+import { SinkTransactions } from './transactions.ts';
 
 /** Compression of produced record batches. */
 export type KafkaCompression = 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
@@ -100,33 +91,8 @@ export interface KafkaSinkOptions {
   deadLetters?: 'original' | 'envelope' | undefined;
 }
 
-interface OutMessage {
-  topic: string;
-  key?: Buffer;
-  value: Buffer;
-  headers?: Map<Buffer, Buffer>;
-}
-
-function toBytes(value: unknown): Buffer {
-  if (Buffer.isBuffer(value)) return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  return Buffer.from(typeof value === 'string' ? value : String(value), 'utf8');
-}
-
 /** Produce requests a sink keeps in flight without `exactlyOnce` (ordered: idempotent producer). */
 const MAX_IN_FLIGHT = 4;
-/** Distinct message keys whose bytes a sink keeps (cleared when full). */
-const KEY_CACHE_SIZE = 8192;
-
-/** What the exactly-once `kafka` sink keeps in a checkpoint: the transaction it prepared at the barrier. */
-interface KafkaSinkState {
-  readonly checkpointId: number;
-  /** The job, as in the offset metadata. */
-  readonly run: string;
-  readonly transactionalId: string;
-  readonly producerId: bigint | undefined;
-  readonly producerEpoch: number | undefined;
-}
 
 /** A {@link Sink} writing Kafka; see {@link kafkaSink}. */
 export interface KafkaSink extends Sink<unknown> {
@@ -144,380 +110,59 @@ export interface KafkaSink extends Sink<unknown> {
  * });
  */
 export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
-  const { topic, format, batchSize } = options;
+  const { topic } = options;
   const exactlyOnce = options.exactlyOnce === true;
   let ctx: StageContext;
-  let producer: Producer<Buffer, Buffer, Buffer, Buffer> | undefined;
-  /** Exactly-once: the open transaction, begun by the first send after a commit. */
-  let txn: KafkaTransaction | undefined;
-  let transactionalId = '';
-  /** Exactly-once: the last checkpoint id prepared (the end of input commits as the next one). */
-  let lastCheckpoint = 0;
-  let transactions = 0;
-  /** Exactly-once: names this job in the offset metadata; kept in the checkpoints. */
-  let run = randomUUID().slice(0, 8);
-  /**
-   * Exactly-once: the transaction of a checkpoint barrier, flushed with its offsets and waiting
-   * for the checkpoint to be stored (`commitCheckpoint`); writes after the barrier wait for it.
-   */
-  let prepared: { id: number; committed: Promise<void>; settle: () => void } | undefined;
-  /** Exactly-once: a failed commit of a prepared transaction, thrown by the next call. */
-  let commitError: unknown;
-  /** Exactly-once: the open transaction has records or offsets (an empty one is not sent to the broker). */
-  let txnUsed = false;
-  let held: OutMessage[] = [];
-  let lingerTimer: ReturnType<typeof setTimeout> | undefined;
-  /** A send started by the linger timer; awaited (and its error thrown) by the next call. */
-  let background: Promise<void> | undefined;
-  let backgroundError: unknown;
-  /** Produce requests under way, oldest first; each records its failure in `sendError`. */
-  const inflight: Promise<void>[] = [];
-  let sendError: unknown;
-  // One at a time in a transaction: the client adds partitions to it per request.
-  const maxInFlight = exactlyOnce ? 1 : MAX_IN_FLIGHT;
-  let sent = 0;
-  let requests = 0;
+  let producer: KafkaProducer | undefined;
+  /** Exactly-once: the transactions; made in `open`. */
+  let txns: SinkTransactions | undefined;
+  const encoder = new MessageEncoder(options);
 
-  /**
-   * Message keys (user ids, Kafka → Kafka keys) and header names repeat: their bytes are made
-   * once and reused.
-   */
-  const keyCache = new Map<string, Buffer>();
-  function keyBytes(key: string): Buffer {
-    let bytes = keyCache.get(key);
-    if (bytes === undefined) {
-      bytes = Buffer.from(key, 'utf8');
-      if (keyCache.size >= KEY_CACHE_SIZE) keyCache.clear();
-      keyCache.set(key, bytes);
-    }
-    return bytes;
-  }
-
-  /** `meta`'s headers as the client takes them (without serializers, names are bytes too). */
-  function headersOf(meta: RecordMeta | undefined): Map<Buffer, Buffer> {
-    const headers = new Map<Buffer, Buffer>();
-    if (meta?.headers !== undefined)
-      for (const k in meta.headers) headers.set(keyBytes(k), toBytes(meta.headers[k]));
-    return headers;
-  }
-
-  function encode(record: unknown, meta: RecordMeta | undefined): OutMessage | string {
-    if (options.deadLetters === 'original' && isDeadLetter(record)) return encodeDeadLetter(record, meta);
-    let value: Buffer;
-    if (format === 'json') value = Buffer.from(toJsonLine(record), 'utf8');
-    else if (format === 'text')
-      value = Buffer.from(typeof record === 'string' ? record : toJsonLine(record), 'utf8');
-    else value = toBytes(record);
-    const msg: OutMessage = { topic, value };
-    if (options.key !== undefined) {
-      const k = (record as Record<string, unknown> | null)?.[options.key];
-      if (k === undefined || k === null)
-        return `the record has no field \`${options.key}\` for the key of its message to topic \`${topic}\`; give every record that field, or leave out \`key\` to keep the key the record came with`;
-      msg.key = toBytes(typeof k === 'object' && !(k instanceof Uint8Array) ? toJsonLine(k) : k);
-    } else if (meta?.key !== undefined) {
-      msg.key = typeof meta.key === 'string' ? keyBytes(meta.key) : toBytes(meta.key);
-    }
-    if (options.keepHeaders && meta?.headers !== undefined) msg.headers = headersOf(meta);
-    return msg;
-  }
-
-  /** A dead letter as the original message plus `sluice.*` headers (`deadLetters: original`). */
-  function encodeDeadLetter(letter: DeadLetter, meta: RecordMeta | undefined): OutMessage {
-    const { value, headers: added } = deadLetterMessage(letter, toJsonLine);
-    const msg: OutMessage = { topic, value };
-    if (meta?.key !== undefined)
-      msg.key = typeof meta.key === 'string' ? keyBytes(meta.key) : toBytes(meta.key);
-    const headers = headersOf(meta);
-    for (const [k, v] of added) headers.set(Buffer.from(k, 'utf8'), Buffer.from(v, 'utf8'));
-    msg.headers = headers;
-    return msg;
-  }
-
-  async function openTransaction(): Promise<KafkaTransaction> {
-    if (txn === undefined) {
-      try {
-        txn = await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).beginTransaction();
-      } catch (err) {
-        throw wrapError(
-          `beginning a transaction (transactional id \`${transactionalId}\`) on topic \`${topic}\``,
-          new Error(rootMessage(err), { cause: err }),
-          { topic },
-        );
-      }
-    }
-    return txn;
-  }
-
-  async function sendChunk(chunk: OutMessage[]): Promise<void> {
+  async function sendRequest(chunk: OutMessage[]): Promise<void> {
     try {
-      if (exactlyOnce) {
-        txnUsed = true;
-        await (await openTransaction()).send({ messages: chunk });
-      } else await (producer as Producer<Buffer, Buffer, Buffer, Buffer>).send({ messages: chunk });
+      if (txns !== undefined) await txns.send(chunk);
+      else await (producer as KafkaProducer).send({ messages: chunk });
     } catch (err) {
       throw wrapError(
         `producing ${chunk.length} messages to topic \`${topic}\``,
         new Error(rootMessage(err), { cause: err }),
-        { topic },
-      );
-    }
-    sent += chunk.length;
-    requests++;
-  }
-
-  function throwIfFailed(): void {
-    if (sendError === undefined) return;
-    const err = sendError;
-    sendError = undefined;
-    throw err;
-  }
-
-  /**
-   * Starts sending `messages` in requests of at most `batchSize`, keeping at most `maxInFlight`
-   * requests under way; resolves once the last one is started. {@link drain} awaits them.
-   */
-  async function send(messages: OutMessage[]): Promise<void> {
-    for (let i = 0; i < messages.length; i += batchSize) {
-      const chunk = messages.length <= batchSize ? messages : messages.slice(i, i + batchSize);
-      while (inflight.length >= maxInFlight) await inflight.shift();
-      throwIfFailed();
-      inflight.push(
-        sendChunk(chunk).catch((err: unknown) => {
-          sendError ??= err;
-        }),
+        {
+          topic,
+        },
       );
     }
   }
-
-  /** Resolves when every request started so far is acknowledged; throws the first failure. */
-  async function drain(): Promise<void> {
-    while (inflight.length > 0) await inflight.shift();
-    throwIfFailed();
-  }
-
-  async function settleBackground(): Promise<void> {
-    if (background !== undefined) await background;
-    if (backgroundError !== undefined) {
-      const err = backgroundError;
-      backgroundError = undefined;
-      throw err;
-    }
-  }
-
-  async function flush(): Promise<void> {
-    if (lingerTimer !== undefined) clearTimeout(lingerTimer);
-    lingerTimer = undefined;
-    await settleBackground();
-    if (held.length > 0) {
-      const messages = held;
-      held = [];
-      await send(messages);
-    }
-    await drain();
-  }
-
-  /**
-   * Exactly-once: adds the `kafka` sources' offsets at `positions` (by source stage) to the open
-   * transaction, tagged with this job and `checkpointId`. The transaction stays open (prepared);
-   * {@link commitOpen} commits it. On failure the transaction is aborted and the error thrown.
-   */
-  async function addOffsets(
-    checkpointId: number,
-    positions: Readonly<Record<string, Position | undefined>>,
-  ): Promise<void> {
-    const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
-    try {
-      const t = await openTransaction();
-      for (const source of kafkaSourcesOf(ctx)) {
-        const pos = positions[source.stage];
-        const offsets = pos === undefined ? [] : offsetsOfPosition(pos, run, checkpointId);
-        if (offsets.length === 0) continue;
-        txnUsed = true;
-        await sendOffsetsToTransaction(p, t, source, offsets);
-      }
-      lastCheckpoint = checkpointId;
-    } catch (err) {
-      await abortOpen();
-      throw wrapError(
-        `adding the consumed offsets of checkpoint ${checkpointId} to the transaction (transactional id \`${transactionalId}\`) on topic \`${topic}\`; it was aborted, and a restart resumes from the last committed checkpoint`,
-        new Error(rootMessage(err), { cause: err }),
-        { topic },
-      );
-    }
-  }
-
-  async function abortOpen(): Promise<void> {
-    const open = txn;
-    const used = txnUsed;
-    txn = undefined;
-    txnUsed = false;
-    await (used ? open?.abort() : open?.cancel())?.catch(() => {});
-  }
-
-  /** Exactly-once: commits the open transaction (`EndTxn`). */
-  async function commitOpen(what: string): Promise<void> {
-    const t = txn;
-    if (t === undefined) return;
-    try {
-      if (txnUsed) {
-        await t.commit();
-        transactions++;
-      } else await t.cancel();
-      txn = undefined;
-      txnUsed = false;
-    } catch (err) {
-      await abortOpen();
-      throw wrapError(
-        `committing the transaction of ${what} (transactional id \`${transactionalId}\`) on topic \`${topic}\`; it was aborted, and a restart resumes from the last committed checkpoint`,
-        new Error(rootMessage(err), { cause: err }),
-        { topic },
-      );
-    }
-  }
-
-  /**
-   * Exactly-once: waits until the prepared transaction is committed (its checkpoint stored), at
-   * most `transactionTimeout`; throws when its commit failed or it never came (a checkpoint that
-   * could not be stored leaves it open, and the broker aborts it after the timeout anyway).
-   */
-  async function awaitPrepared(): Promise<void> {
-    const p = prepared;
-    if (p !== undefined) {
-      const local = new AbortController();
-      const timeout = options.transactionTimeout ?? 60_000;
-      const timedOut = ctx.clock.sleep(timeout, AbortSignal.any([ctx.signal, local.signal])).then(
-        () => true,
-        () => false,
-      );
-      const late = await Promise.race([p.committed.then(() => false), timedOut]);
-      local.abort();
-      if (late) {
-        throw new SluiceError(
-          ErrorCode.STAGE,
-          `the transaction of checkpoint ${p.id} on topic \`${topic}\` (transactional id \`${transactionalId}\`) was not committed within \`transactionTimeout\` (${timeout} ms): checkpoint ${p.id} was not stored; a restart resumes from the last stored checkpoint`,
-          { topic },
-        );
-      }
-    }
-    if (commitError !== undefined) {
-      const err = commitError;
-      commitError = undefined;
-      throw err;
-    }
-  }
-
-  /** Exactly-once: the positions Kafka holds for the run's sources, and the checkpoint that wrote them. */
-  async function heldPositions(): Promise<CommittedPositions | undefined> {
-    const sources = kafkaSourcesOf(ctx);
-    if (sources.length === 0) {
-      throw new SluiceError(
-        ErrorCode.CONFIG,
-        `\`exactlyOnce\` on the kafka sink \`${ctx.name}\` (topic \`${topic}\`) commits the consumed offsets of a \`kafka\` source in its transactions, but the pipeline has no \`kafka\` input; read from Kafka, or set \`exactlyOnce: false\``,
-        { topic },
-      );
-    }
-    let checkpointId = 0;
-    const out: Record<string, Position | undefined> = {};
-    for (const source of sources) {
-      const committed = await readCommitted(source.brokers, source.clientId, source.group, source.topics);
-      const pos: Record<string, number | string> = {};
-      for (const [key, c] of committed) {
-        const meta = decodeTxnMetadata(c.metadata);
-        if (meta === undefined || meta.run !== run) continue;
-        checkpointId = Math.max(checkpointId, meta.checkpointId);
-        pos[key] = c.offset;
-        if (meta.done !== undefined) pos[`${key}${DONE_SUFFIX}`] = meta.done;
-      }
-      if (Object.keys(pos).length > 0) out[source.stage] = pos;
-    }
-    return checkpointId === 0 ? undefined : { checkpointId, sources: out };
-  }
+  // One at a time in a transaction: the client adds partitions to it per request.
+  const queue = new ProduceQueue({
+    batchSize: options.batchSize,
+    linger: options.linger,
+    maxInFlight: exactlyOnce ? 1 : MAX_IN_FLIGHT,
+    sendRequest,
+  });
 
   return {
     durableOnBarrier: true,
     get sent() {
-      return sent;
+      return queue.sent;
     },
     async open(c) {
       ctx = c;
+      let transactional: { id: string; timeoutMs: number } | undefined;
       if (exactlyOnce) {
-        if (!ctx.checkpointing) {
-          throw new SluiceError(
-            ErrorCode.CONFIG,
-            `\`exactlyOnce\` on the kafka sink \`${ctx.name}\` (topic \`${topic}\`) commits one transaction per checkpoint: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
-            { topic },
-          );
-        }
-        const other = claimOffsetCommits(ctx);
-        if (other !== undefined) {
-          throw new SluiceError(
-            ErrorCode.CONFIG,
-            `two kafka sinks with \`exactlyOnce\` (\`${other}\` and \`${ctx.name}\`) would both commit the sources' offsets; keep \`exactlyOnce\` on one of them`,
-            { topic },
-          );
-        }
-        transactionalId = options.transactionalId ?? `sluice.${options.pipeline ?? topic}.${ctx.name}`;
+        SinkTransactions.check(ctx, topic);
+        const id = options.transactionalId ?? `sluice.${options.pipeline ?? topic}.${ctx.name}`;
+        transactional = { id, timeoutMs: options.transactionTimeout ?? 60_000 };
+        txns = new SinkTransactions(ctx, topic, id, transactional.timeoutMs);
       }
-      const client = await kafkaClient();
-      const { ProduceAcks } = client;
-      const acks = {
-        all: ProduceAcks.ALL,
-        leader: ProduceAcks.LEADER,
-        none: ProduceAcks.NO_RESPONSE,
-      } as const;
-      await withBrokerRetry(
-        `connecting the producer for topic \`${topic}\``,
-        options.brokers,
-        ctx,
-        async () => {
-          const p = new client.Producer<Buffer, Buffer, Buffer, Buffer>({
-            clientId: options.clientId ?? 'sluice',
-            bootstrapBrokers: options.brokers,
-            idempotent: options.idempotent || exactlyOnce,
-            acks: options.idempotent || exactlyOnce ? ProduceAcks.ALL : acks[options.acks],
-            // The client sends `timeout` as the transaction timeout too, and, without these, producer
-            // id 0 / epoch 0 in InitProducerId, which the broker refuses (fenced) for a known id.
-            ...(exactlyOnce
-              ? {
-                  transactionalId,
-                  timeout: options.transactionTimeout ?? 60_000,
-                  producerId: -1n,
-                  producerEpoch: -1,
-                }
-              : {}),
-            compression: options.compression,
-            autocreateTopics: false,
-            connectTimeout: 5000,
-            retries: 3,
-            retryDelay: 250,
-          });
-          try {
-            const meta = await p.metadata({ topics: [topic] });
-            if (!meta.topics.has(topic)) throw new Error('no such topic');
-          } catch (err) {
-            await p.close(true).catch(() => {});
-            if (/topic|partition/i.test(rootMessage(err))) {
-              throw new SluiceError(
-                ErrorCode.CONFIG,
-                `the Kafka topic \`${topic}\` does not exist (${rootMessage(err)}); create it first (e.g. \`kafka-topics --create --topic ${topic}\`)`,
-                { topic },
-                { cause: err },
-              );
-            }
-            throw err;
-          }
-          producer = p;
-        },
-        { initialDelay: 250, maxDelay: 10_000 },
-      );
+      producer = await connectProducer({ ...options, transactional }, ctx);
+      txns?.connected(producer);
     },
     async write(batch: Batch<unknown>) {
-      if (exactlyOnce) await awaitPrepared();
-      await settleBackground();
+      await txns?.awaitPrepared();
       const { records, meta } = batch;
       const out: OutMessage[] = [];
       for (let i = 0; i < records.length; i++) {
-        const m = encode(records[i], meta?.[i]);
+        const m = encoder.encode(records[i], meta?.[i]);
         if (typeof m === 'string') {
           ctx.deadLetter(
             records[i],
@@ -528,142 +173,45 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
         }
         out.push(m);
       }
-      if (options.linger <= 0) {
-        await send(out);
-        return;
-      }
-      for (const m of out) held.push(m);
-      if (held.length >= batchSize) {
-        if (lingerTimer !== undefined) clearTimeout(lingerTimer);
-        lingerTimer = undefined;
-        const messages = held;
-        held = [];
-        await send(messages);
-        return;
-      }
-      if (lingerTimer === undefined && held.length > 0) {
-        lingerTimer = setTimeout(() => {
-          lingerTimer = undefined;
-          const messages = held;
-          held = [];
-          background = send(messages).then(
-            () => {
-              background = undefined;
-            },
-            (err) => {
-              background = undefined;
-              backgroundError = err;
-            },
-          );
-        }, options.linger);
-      }
+      await queue.write(out);
     },
     async onSignal(signal: Signal) {
       // A barrier means: everything before it must be at the broker before upstream commits.
       if (signal.kind !== 'barrier') return;
-      if (exactlyOnce) await awaitPrepared();
-      await flush();
-      if (!exactlyOnce) return;
+      await txns?.awaitPrepared();
+      await queue.flush();
       // Prepared: records and offsets flushed into the open transaction, committed once the
       // checkpoint is stored (`commitCheckpoint`), like a two-phase commit.
-      await addOffsets(signal.id, ctx.checkpointPositions?.(signal.id) ?? {});
-      let settle = () => {};
-      const committed = new Promise<void>((resolve) => {
-        settle = resolve;
-      });
-      prepared = { id: signal.id, committed, settle };
+      await txns?.prepare(signal.id);
     },
     snapshot(checkpointId: number) {
-      if (!exactlyOnce) return undefined;
-      const p = producer as Producer<Buffer, Buffer, Buffer, Buffer>;
-      return {
-        checkpointId,
-        run,
-        transactionalId,
-        // Only a transaction that reached the broker is one a restart may have to commit.
-        producerId: txnUsed ? p.producerId : undefined,
-        producerEpoch: txnUsed ? p.producerEpoch : undefined,
-      } satisfies KafkaSinkState;
+      return txns?.snapshot(checkpointId);
     },
     async restore(state: unknown) {
-      if (!exactlyOnce || state === undefined) return;
-      const s = state as Partial<KafkaSinkState>;
-      if (typeof s.checkpointId !== 'number' || typeof s.run !== 'string') {
-        throw new SluiceError(
-          ErrorCode.STAGE,
-          `the checkpoint's state of the kafka sink \`${ctx.name}\` (topic \`${topic}\`) is damaged; delete the checkpoint folder to resume from the group's committed offsets`,
-          { topic },
-        );
-      }
-      run = s.run;
-      lastCheckpoint = Math.max(lastCheckpoint, s.checkpointId);
-      // The checkpoint's transaction was prepared at its barrier; it is committed unless the
-      // process died after storing the checkpoint and before committing it: commit it now.
-      const held = await heldPositions();
-      if ((held?.checkpointId ?? 0) >= s.checkpointId) return;
-      if (typeof s.producerId !== 'bigint' || typeof s.producerEpoch !== 'number') return;
-      try {
-        await commitPreparedTransaction(
-          producer as Producer<Buffer, Buffer, Buffer, Buffer>,
-          s.transactionalId ?? transactionalId,
-          s.producerId,
-          s.producerEpoch,
-        );
-      } catch (err) {
-        throw new SluiceError(
-          ErrorCode.STAGE,
-          `the transaction of checkpoint ${s.checkpointId} on topic \`${topic}\` (transactional id \`${s.transactionalId}\`) could not be committed after the restart (${rootMessage(err)}): the broker aborted it (down longer than \`transactionTimeout\`?), so its records are not in the output. Delete the checkpoint folder to resume from the group's committed offsets, which match the output`,
-          { topic },
-          { cause: err },
-        );
-      }
-      ctx.log.warn(
-        `Committed the transaction of checkpoint \`${s.checkpointId}\` that the previous run left prepared (topic \`${topic}\`)`,
-        { stage: ctx.name },
-      );
+      if (state !== undefined) await txns?.restore(state);
     },
     async commitCheckpoint(checkpointId: number) {
-      const p = prepared;
-      if (p === undefined || p.id > checkpointId) return;
-      try {
-        await commitOpen(`checkpoint ${p.id}`);
-      } catch (err) {
-        commitError = err;
-        throw err;
-      } finally {
-        prepared = undefined;
-        p.settle();
-      }
+      await txns?.commitCheckpoint(checkpointId);
     },
     async committedPositions() {
-      if (!exactlyOnce) return undefined;
-      const held = await heldPositions();
-      if (held !== undefined) lastCheckpoint = Math.max(lastCheckpoint, held.checkpointId);
-      return held;
+      return txns?.committedPositions();
     },
     async finish() {
-      if (exactlyOnce) await awaitPrepared();
-      await flush();
-      if (!exactlyOnce) return;
-      // The end of input: the rest with the sources' final offsets, tagged as one checkpoint past
-      // the last, so a restart before the checkpoints are deleted resumes here, not before.
-      const positions: Record<string, Position | undefined> = {};
-      for (const source of kafkaSourcesOf(ctx)) positions[source.stage] = source.position();
-      await addOffsets(lastCheckpoint + 1, positions);
-      await commitOpen('the end of input');
+      await txns?.awaitPrepared();
+      await queue.flush();
+      await txns?.finish();
     },
     metrics() {
-      return { sent, requests, held: held.length, transactions };
+      return {
+        sent: queue.sent,
+        requests: queue.requests,
+        held: queue.holding,
+        transactions: txns?.committed ?? 0,
+      };
     },
     async close() {
-      if (lingerTimer !== undefined) clearTimeout(lingerTimer);
-      lingerTimer = undefined;
-      await background?.catch(() => {});
-      await Promise.allSettled(inflight.splice(0));
-      // A failed or cancelled run: abort the open transaction, so read_committed consumers need not
-      // wait for the timeout — unless it is prepared: its checkpoint may be stored, and then the
-      // restart commits it.
-      if (prepared === undefined) await abortOpen();
+      await queue.close();
+      await txns?.close();
       await producer?.close(true).catch(() => {});
       producer = undefined;
     },

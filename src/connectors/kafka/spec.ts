@@ -99,6 +99,33 @@ export const kafkaSourceConfig = z
       .describe(
         'Classic protocol: how long the group waits for a silent member (a killed process) before its partitions move to the others (`10s`, the default; the broker accepts 6s–5m by default).',
       ),
+    parallel: z
+      .object({
+        mode: z
+          .enum(['key', 'partition', 'unordered'])
+          .default('key')
+          .describe(
+            '`key`: records of one message key never overlap and finish in offset order (records without a key are ' +
+              'unconstrained). `partition`: records of one partition one at a time, partitions in parallel. `unordered`: any overlap.',
+          ),
+        concurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(10_000)
+          .default(16)
+          .describe('Most records in the step at once.'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'In-partition parallel processing of the step that follows: the pipeline’s first step (a `module:` step ' +
+          'exporting a per-record function, e.g. an async lookup) runs inside the source on up to `concurrency` records ' +
+          'at once, as `mode` allows, and results leave as they complete, so one slow record does not hold back the rest. ' +
+          'Only the contiguous low watermark of finished records is committed: a stuck record holds its partition’s ' +
+          'commit at its offset, and the records finished past it travel with the commit (or the checkpoint), so a ' +
+          'restart redoes only unfinished ones. A failed record goes to the `dlq` output.',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -132,8 +159,16 @@ export const kafkaSourceSpec = defineComponent({
     'output with its bytes (`value` as text, or `valueBase64`) and its position; the partition keeps flowing. A ' +
     'broker that is not reachable is waited for with backoff, one warning per attempt, until `connectTimeout`.',
   config: kafkaSourceConfig,
+  // Positions `{ 'topic:0': offset, 'topic:0#done': … }`, records with `meta.position.partition`.
+  capabilities: { partitionedPositions: true },
+  runsFirstStep: (config) => config.parallel !== undefined,
   examples: [
     { title: 'JSON events from one topic', yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: etl\n' },
+    {
+      title:
+        'Enrich with an async lookup, 32 records at once, keys in order (the first step runs in the source)',
+      yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: enrich\nparallel: { mode: key, concurrency: 32 }\n',
+    },
     {
       title: 'Replay two topics from a point in time, ending when idle',
       yaml: 'brokers: [kafka-1:9092, kafka-2:9092]\ntopics: [orders, refunds]\ngroup: replay-2026-01\nstart: 2026-01-01T00:00:00Z\nidleTimeout: 30s\n',
@@ -155,6 +190,11 @@ export const kafkaSourceSpec = defineComponent({
       isolation: config.isolation,
       connectTimeout: config.connectTimeout,
       sessionTimeout: config.sessionTimeout,
+      // The builder hands over the first step when `parallel` is set (`runsFirstStep`).
+      parallel:
+        config.parallel !== undefined && ctx.firstStep !== undefined
+          ? { ...config.parallel, step: ctx.firstStep }
+          : undefined,
     }),
 });
 
@@ -251,6 +291,8 @@ export const kafkaSinkSpec = defineComponent({
     'commits the transaction of the checkpoint it resumes from if the crash came first, and aborts any later one, so ' +
     '`read_committed` consumers see every record once.',
   config: kafkaSinkConfig,
+  // With `exactlyOnce`, the `kafka` sources' group offsets go into its transactions (`txn.ts`).
+  capabilities: { commitsSourceOffsets: 'kafka' },
   examples: [
     {
       title: 'JSON, keyed by a field, zstd-compressed',

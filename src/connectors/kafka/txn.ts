@@ -4,19 +4,22 @@
  * - A link between the `kafka` sources and the exactly-once `kafka` sink of one run, so the sink
  *   can put the sources' consumed offsets into its transaction (it needs each source's group,
  *   topics, consumer and current position) and the sources stop committing offsets themselves.
- *   The link is keyed by the run's `AbortSignal`, the one object every stage of a run shares.
+ *   The link is one value per run, kept by the runtime (`StageContext.runScoped`).
  * - `TxnOffsetCommit` for many partitions at once, with metadata (the client's
  *   `Transaction.addOffset` sends one partition per request and no metadata).
  * - The metadata format that tags offsets committed in a transaction with their checkpoint id,
  *   so a restart can tell whether Kafka holds newer positions than the checkpoint store.
  */
 import type { Consumer, Producer } from '@platformatic/kafka';
+import { isCancellation } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
+import { doneEntry, partitionName } from '../../core/partitions.ts';
+import { type RetryOptions, retrying } from '../../core/retry.ts';
 import type { StageContext } from '../../core/stage.ts';
 import { brokerConnection, rawApi } from './client.ts';
-import { rootMessage } from './connection.ts';
+import { isTransientKafkaError, rootMessage } from './connection.ts';
 import { coordinatorConnection, type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
-import { DONE_SUFFIX, parsePosition, positionKey } from './offsets.ts';
+import { parsePosition } from './offsets.ts';
 
 /** An open transaction of a producer (the client does not export the class by name). */
 export type KafkaTransaction = NonNullable<Producer<Buffer, Buffer, Buffer, Buffer>['transaction']>;
@@ -41,24 +44,22 @@ interface RunLink {
   committer: string | undefined;
 }
 
-const links = new WeakMap<AbortSignal, RunLink>();
+/** The key of a run's {@link RunLink} in `StageContext.runScoped`. */
+const RUN_LINK = Symbol('sluice.kafka.runLink');
 
-function linkOf(ctx: Pick<StageContext, 'signal'>): RunLink {
-  let link = links.get(ctx.signal);
-  if (link === undefined) {
-    link = { sources: new Map(), committer: undefined };
-    links.set(ctx.signal, link);
-  }
-  return link;
+type RunScope = Pick<StageContext, 'runScoped'>;
+
+function linkOf(ctx: RunScope): RunLink {
+  return ctx.runScoped(RUN_LINK, (): RunLink => ({ sources: new Map(), committer: undefined }));
 }
 
 /** Called by a `kafka` source in `open`: makes it known to an exactly-once sink of the same run. */
-export function registerKafkaSource(ctx: Pick<StageContext, 'signal'>, handle: KafkaSourceHandle): void {
+export function registerKafkaSource(ctx: RunScope, handle: KafkaSourceHandle): void {
   linkOf(ctx).sources.set(handle.stage, handle);
 }
 
 /** The `kafka` sources of the run `ctx` belongs to (complete once every stage is open). */
-export function kafkaSourcesOf(ctx: Pick<StageContext, 'signal'>): KafkaSourceHandle[] {
+export function kafkaSourcesOf(ctx: RunScope): KafkaSourceHandle[] {
   return [...linkOf(ctx).sources.values()];
 }
 
@@ -67,7 +68,7 @@ export function kafkaSourcesOf(ctx: Pick<StageContext, 'signal'>): KafkaSourceHa
  * run's `kafka` sources leave offset commits to it. Returns the stage name of another sink that
  * claimed them first, or undefined.
  */
-export function claimOffsetCommits(ctx: Pick<StageContext, 'signal' | 'name'>): string | undefined {
+export function claimOffsetCommits(ctx: RunScope & Pick<StageContext, 'name'>): string | undefined {
   const link = linkOf(ctx);
   if (link.committer !== undefined && link.committer !== ctx.name) return link.committer;
   link.committer = ctx.name;
@@ -75,8 +76,8 @@ export function claimOffsetCommits(ctx: Pick<StageContext, 'signal' | 'name'>): 
 }
 
 /** True when an exactly-once sink of this run commits the offsets inside its transactions. */
-export function offsetsCommittedBySink(ctx: Pick<StageContext, 'signal'> | undefined): boolean {
-  return ctx !== undefined && links.get(ctx.signal)?.committer !== undefined;
+export function offsetsCommittedBySink(ctx: RunScope | undefined): boolean {
+  return ctx !== undefined && linkOf(ctx).committer !== undefined;
 }
 
 /**
@@ -117,12 +118,12 @@ export interface TxnOffset {
 /** The offsets a source position stands for, tagged with job `run` and `checkpointId`. */
 export function offsetsOfPosition(position: Position, run: string, checkpointId: number): TxnOffset[] {
   return parsePosition(position).map((p) => {
-    const done = position[`${positionKey(p.topic, p.partition)}${DONE_SUFFIX}`];
+    const done = doneEntry(position, partitionName(p.topic, p.partition));
     return {
       topic: p.topic,
       partition: p.partition,
       offset: p.offset,
-      metadata: encodeTxnMetadata(run, checkpointId, typeof done === 'string' ? done : undefined),
+      metadata: encodeTxnMetadata(run, checkpointId, done),
     };
   });
 }
@@ -142,18 +143,27 @@ type TxnOffsetCommitApi = (
 ) => void;
 type RawApi = (connection: unknown, ...args: unknown[]) => void;
 
-/** Broker errors after which the same request may succeed a moment later. */
-const RETRIABLE =
-  /COORDINATOR_LOAD_IN_PROGRESS|COORDINATOR_NOT_AVAILABLE|NOT_COORDINATOR|CONCURRENT_TRANSACTIONS|REQUEST_TIMED_OUT|UNKNOWN_TOPIC_OR_PARTITION|NETWORK|TIMEOUT/i;
+/** What the transaction requests retry on: the run's clock, signal and log. */
+export type TxnRetryContext = Pick<StageContext, 'name' | 'clock' | 'log' | 'signal'>;
 
-/** Every message of an error and the errors it nests, for classifying broker error codes. */
-function allMessages(err: unknown, depth = 0): string {
-  if (err === null || typeof err !== 'object' || depth > 6) return String(err);
-  const e = err as { message?: unknown; code?: unknown; apiId?: unknown; errors?: unknown; cause?: unknown };
-  let s = `${String(e.message ?? '')} ${String(e.code ?? '')} ${String(e.apiId ?? '')}`;
-  if (Array.isArray(e.errors)) for (const inner of e.errors) s += ` ${allMessages(inner, depth + 1)}`;
-  if (e.cause !== undefined) s += ` ${allMessages(e.cause, depth + 1)}`;
-  return s;
+/**
+ * How the transaction requests retry a coordinator that moves or loads (`isTransientKafkaError`):
+ * backoff 200 ms → 3.2 s, given up after 6 s (then the caller aborts the transaction, or the
+ * restart fails with the reason).
+ */
+function txnRetry(ctx: TxnRetryContext, what: string): RetryOptions {
+  return {
+    what,
+    clock: ctx.clock,
+    signal: ctx.signal,
+    log: ctx.log,
+    logEvery: 'first',
+    logFields: { stage: ctx.name },
+    retryable: isTransientKafkaError,
+    minDelayMs: 200,
+    maxDelayMs: 3200,
+    timeoutMs: 6000,
+  };
 }
 
 /**
@@ -162,13 +172,15 @@ function allMessages(err: unknown, depth = 0): string {
  * committed offsets if and only if the transaction commits. The request carries the consumer's
  * generation and member id, so a member the group has already replaced (a zombie) cannot commit
  * (the broker answers `ILLEGAL_GENERATION` / `UNKNOWN_MEMBER_ID`). Retries coordinator moves and
- * loading a few times; any other error rejects, and the caller must abort the transaction.
+ * loading for a few seconds (`txnRetry`); any other error rejects, and the caller must abort
+ * the transaction.
  */
 export async function sendOffsetsToTransaction(
   producer: Producer<Buffer, Buffer, Buffer, Buffer>,
   txn: KafkaTransaction,
   source: KafkaSourceHandle,
   offsets: readonly TxnOffset[],
+  ctx: TxnRetryContext,
 ): Promise<void> {
   if (offsets.length === 0) return;
   const consumer = source.consumer();
@@ -178,38 +190,36 @@ export async function sendOffsetsToTransaction(
   await txn.addConsumer(consumer);
   const topics = offsetCommitTopics(offsets.map((o) => ({ ...o, leaderEpoch: -1 })));
   const member = consumer.memberId;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const connection = await coordinatorConnection(
-        producer,
-        consumer,
-        topics.map((t) => t.name),
-      );
-      const api = await rawApi<TxnOffsetCommitApi>(producer, 'TxnOffsetCommit');
-      await new Promise<void>((resolve, reject) =>
-        api(
-          connection,
-          txn.id,
-          source.group,
-          producer.producerId as bigint,
-          producer.producerEpoch as number,
-          member ? consumer.generationId : -1,
-          member ?? '',
-          null,
-          topics,
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      );
-      return;
-    } catch (err) {
-      if (attempt >= 6 || !RETRIABLE.test(allMessages(err))) {
-        throw new Error(
-          `committing offsets of group \`${source.group}\` in transaction \`${txn.id}\`: ${rootMessage(err)}`,
-          { cause: err },
+  const what = `committing offsets of group \`${source.group}\` in transaction \`${txn.id}\``;
+  try {
+    await retrying(
+      async () => {
+        const connection = await coordinatorConnection(
+          producer,
+          consumer,
+          topics.map((t) => t.name),
         );
-      }
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-    }
+        const api = await rawApi<TxnOffsetCommitApi>(producer, 'TxnOffsetCommit');
+        await new Promise<void>((resolve, reject) =>
+          api(
+            connection,
+            txn.id,
+            source.group,
+            producer.producerId as bigint,
+            producer.producerEpoch as number,
+            member ? consumer.generationId : -1,
+            member ?? '',
+            null,
+            topics,
+            (err) => (err ? reject(err) : resolve()),
+          ),
+        );
+      },
+      txnRetry(ctx, what),
+    );
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    throw new Error(`${what}: ${rootMessage(err)}`, { cause: err });
   }
 }
 
@@ -232,11 +242,12 @@ export async function commitPreparedTransaction(
   transactionalId: string,
   producerId: bigint,
   producerEpoch: number,
+  ctx: TxnRetryContext,
 ): Promise<void> {
   const connect = (broker: { host: string; port: number }) => brokerConnection(producer, broker);
   const api = (name: string) => rawApi<RawApi>(producer, name);
-  for (let attempt = 1; ; attempt++) {
-    try {
+  await retrying(
+    async () => {
       const cluster = await producer.metadata({ topics: [] });
       const any = cluster.brokers.values().next().value as { host: string; port: number };
       const found = (await call(await api('FindCoordinator'), await connect(any), 1, [transactionalId])) as {
@@ -251,10 +262,7 @@ export async function commitPreparedTransaction(
         producerEpoch,
         true,
       );
-      return;
-    } catch (err) {
-      if (attempt >= 6 || !RETRIABLE.test(allMessages(err))) throw err;
-      await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
-    }
-  }
+    },
+    txnRetry(ctx, `committing the prepared transaction \`${transactionalId}\``),
+  );
 }

@@ -20,7 +20,7 @@ import pg from 'pg';
 import { type GeneratedRow, transactionRows, writeTransactions } from '../../../examples/etl/generate.ts';
 import { systemClock } from '../../core/clock.ts';
 import { barrier, batchOf, type Position, type RecordMeta } from '../../core/message.ts';
-import type { Logger, StageContext } from '../../core/stage.ts';
+import { type Logger, runScope, type StageContext } from '../../core/stage.ts';
 import { OFFSETS_TABLE, type PostgresSinkOptions, postgresSink } from './sink.ts';
 
 const PG_URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
@@ -66,6 +66,7 @@ function context(
     clock: systemClock,
     log: quiet,
     checkpointing: options.checkpointing ?? false,
+    runScoped: runScope(),
     deadLetter: (record, error, meta) => letters.push({ record, error, meta }),
     ...(options.positions !== undefined ? { checkpointPositions: () => options.positions } : {}),
   };

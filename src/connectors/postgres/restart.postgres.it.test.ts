@@ -25,7 +25,7 @@ import { freePort } from '../../../test/support/net.ts';
 import { type PrivatePostgres, startPrivatePostgres } from '../../../test/support/private-postgres.ts';
 import { systemClock } from '../../core/clock.ts';
 import { barrier, batchOf } from '../../core/message.ts';
-import type { Logger, StageContext } from '../../core/stage.ts';
+import { type Logger, runScope, type StageContext } from '../../core/stage.ts';
 import { type PostgresSinkOptions, postgresSink } from './sink.ts';
 
 const PROJECT = new URL('../../../', import.meta.url).pathname;
@@ -69,6 +69,7 @@ describe('postgres sink, two-phase protocol across server restarts', () => {
       clock: systemClock,
       log,
       checkpointing: true,
+      runScoped: runScope(),
       deadLetter: (record) => letters.push(record),
       checkpointPositions: () => ({ input: { line: 1 } }),
     });
@@ -157,6 +158,7 @@ describe('postgres sink, upsert across a server restart', () => {
       clock: systemClock,
       log: { info() {}, warn() {}, error() {} },
       checkpointing: true,
+      runScoped: runScope(),
       deadLetter: () => assert.fail('no row is rejected'),
     };
     const sink = postgresSink({

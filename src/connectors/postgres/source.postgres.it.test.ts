@@ -18,7 +18,7 @@ import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { systemClock } from '../../core/clock.ts';
 import type { Position, RecordMeta } from '../../core/message.ts';
-import type { Emitter, Logger, SourceContext } from '../../core/stage.ts';
+import { type Emitter, type Logger, runScope, type SourceContext } from '../../core/stage.ts';
 import { type PostgresSourceOptions, postgresSource } from './source.ts';
 
 const PG_URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
@@ -114,6 +114,7 @@ function drive(log: Logger = quiet) {
     signal: cancel.signal,
     stopSignal: stop.signal,
     checkpointing: true,
+    runScoped: runScope(),
     clock: systemClock,
     log,
     deadLetter() {

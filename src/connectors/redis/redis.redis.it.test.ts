@@ -15,7 +15,15 @@ import { Redis } from 'ioredis';
 import { freePort } from '../../../test/support/net.ts';
 import { systemClock } from '../../core/clock.ts';
 import type { Batch, Position, RecordMeta, Signal } from '../../core/message.ts';
-import type { DeadLetter, Emitter, Logger, Sink, Source, SourceContext } from '../../core/stage.ts';
+import {
+  type DeadLetter,
+  type Emitter,
+  type Logger,
+  runScope,
+  type Sink,
+  type Source,
+  type SourceContext,
+} from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { fileSink } from '../file/sink.ts';
 import { redisSink } from './sink.ts';
@@ -127,6 +135,7 @@ function drive(checkpointing: boolean) {
     signal: cancel.signal,
     stopSignal: stop.signal,
     checkpointing,
+    runScoped: runScope(),
     clock: systemClock,
     log: quiet,
     deadLetter(record, error, m) {
