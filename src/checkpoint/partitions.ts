@@ -21,6 +21,7 @@ import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Position } from '../core/message.ts';
 import type { Logger, PartitionResume, PartitionStateAccess } from '../core/stage.ts';
 import type { StateBackend } from '../state/backend.ts';
+import { deserializeState, serializeState } from './serial.ts';
 
 /** Suffix of a position key holding a partition's done-beyond-the-gap state (the Kafka source's). */
 const DONE_SUFFIX = '#done';
@@ -53,7 +54,7 @@ export class PartitionSlices {
 /** Serialises each slice of a {@link PartitionSlices} snapshot. */
 export function serializeSlices(s: PartitionSlices): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
-  for (const [p, state] of s.slices) out.set(p, serialize(state));
+  for (const [p, state] of s.slices) out.set(p, serializeState(state, `the state of partition \`${p}\``));
   return out;
 }
 
@@ -153,7 +154,9 @@ export class PartitionStates implements PartitionStateAccess {
 
   loaded(stage: string, partition: string): unknown {
     const bytes = this.loads.get(partition)?.get(stage);
-    return bytes === undefined ? undefined : deserialize(bytes);
+    return bytes === undefined
+      ? undefined
+      : deserializeState(bytes, `the state of stage \`${stage}\` for partition \`${partition}\``);
   }
 
   /** The serialised slice `stage` had at `partition`'s latest load (for an operator that has not rebuilt it yet). */
