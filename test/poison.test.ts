@@ -110,7 +110,7 @@ describe('poison records', () => {
     const error = letter.error as Record<string, string>;
     assert.equal(error.code, 'SLUICE_RECORD');
     assert.match(
-      error.message,
+      error.message ?? '',
       /^writing JSON: the record nests deeper than 512 levels .* \(at `a\.a\.a\.a\.a\.a…`\)/,
     );
     assert.match(error.dlqError ?? '', /nests deeper than 512 levels/);
