@@ -186,7 +186,8 @@ describe('poison fuzz', () => {
         const inPath = join(secretDir, `in-${n}.${c.format === 'csv' ? 'csv' : 'txt'}`);
         writeFileSync(inPath, raw);
         const yaml = join(dir, `p-${n}.yaml`);
-        const inYaml = inPath.replace(secret, '${SECRET_PW}');
+        // `${SECRET_PW}` in the YAML: the CLI substitutes the variable.
+        const inYaml = inPath.replace(secret, ['$', '{SECRET_PW}'].join(''));
         writeFileSync(
           yaml,
           [
