@@ -20,7 +20,6 @@
  *      force; a crash after it but before the commit replays from n, which the sources'
  *      positions in the checkpoint (not the upstream commit) make exact.
  */
-import { deserialize, serialize } from 'node:v8';
 import type {
   CheckpointData,
   CheckpointDriver,
@@ -33,6 +32,7 @@ import { errorMessage } from '../core/errors.ts';
 import type { Batch, Position } from '../core/message.ts';
 import type { Logger, PartitionStateAccess } from '../core/stage.ts';
 import { PartitionSlices, type PartitionStates, serializeSlices } from './partitions.ts';
+import { deserializeState, serializeState } from './serial.ts';
 import type { CheckpointStore } from './store.ts';
 import type { WriteAheadLog } from './wal.ts';
 
@@ -179,7 +179,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
     const cp = await this.store.latest();
     if (cp === undefined) return undefined;
     const operators = new Map<string, unknown>();
-    for (const [stage, bytes] of cp.operators) operators.set(stage, deserialize(bytes));
+    for (const [stage, bytes] of cp.operators)
+      operators.set(stage, deserializeState(bytes, `checkpoint ${cp.id}: the state of stage \`${stage}\``));
     this.stats.lastId = cp.id;
     return { id: cp.id, sources: cp.sources, sinks: cp.sinks, operators };
   }
@@ -237,7 +238,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     // Partition scope stores each partition's slice with its offset; otherwise the slices are one state.
     if (this.partitions !== undefined && state instanceof PartitionSlices)
       p.slices.set(stage, serializeSlices(state));
-    else p.operators.set(stage, serialize(state));
+    else p.operators.set(stage, serializeState(state, `checkpoint ${id}: the state of stage \`${stage}\``));
     p.serializeMs += performance.now() - t;
   }
 

@@ -22,6 +22,7 @@ import type { Position } from '../core/message.ts';
 import { doneEntry, isOffsetEntry, splitPartitionName } from '../core/partitions.ts';
 import type { Logger, PartitionResume, PartitionStateAccess } from '../core/stage.ts';
 import type { StateBackend } from '../state/backend.ts';
+import { deserializeState, serializeState } from './serial.ts';
 
 const PREFIX = 'partitions/';
 
@@ -52,7 +53,7 @@ export class PartitionSlices {
 /** Serialises each slice of a {@link PartitionSlices} snapshot. */
 export function serializeSlices(s: PartitionSlices): Map<string, Uint8Array> {
   const out = new Map<string, Uint8Array>();
-  for (const [p, state] of s.slices) out.set(p, serialize(state));
+  for (const [p, state] of s.slices) out.set(p, serializeState(state, `the state of partition \`${p}\``));
   return out;
 }
 
@@ -152,7 +153,9 @@ export class PartitionStates implements PartitionStateAccess {
 
   loaded(stage: string, partition: string): unknown {
     const bytes = this.loads.get(partition)?.get(stage);
-    return bytes === undefined ? undefined : deserialize(bytes);
+    return bytes === undefined
+      ? undefined
+      : deserializeState(bytes, `the state of stage \`${stage}\` for partition \`${partition}\``);
   }
 
   /** The serialised slice `stage` had at `partition`'s latest load (for an operator that has not rebuilt it yet). */

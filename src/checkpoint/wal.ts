@@ -14,10 +14,10 @@
  */
 import { type FileHandle, mkdir, open, readdir, readFile, rm, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { deserialize, serialize } from 'node:v8';
 import { crc32 } from 'node:zlib';
 import { wrapError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
+import { deserializeState, serializeState } from './serial.ts';
 
 /**
  * When appended entries are fsynced: `always` (each append; survives an OS crash, slowest),
@@ -117,7 +117,10 @@ export class WriteAheadLog {
           break;
         }
         const len = bytes.readUInt32BE(off);
-        yield deserialize(bytes.subarray(off + HEADER, off + HEADER + len));
+        yield deserializeState(
+          bytes.subarray(off + HEADER, off + HEADER + len),
+          `write-ahead log \`${seg.file}\` at byte ${off}`,
+        );
         off += HEADER + len;
       }
     }
@@ -125,7 +128,7 @@ export class WriteAheadLog {
 
   /** Appends one entry (any structured-cloneable value). */
   append(entry: unknown): Promise<void> {
-    const payload = serialize(entry);
+    const payload = serializeState(entry, 'a batch in the write-ahead log');
     const framed = Buffer.allocUnsafe(HEADER + payload.length);
     framed.writeUInt32BE(payload.length, 0);
     framed.writeUInt32BE(crc32(payload), 4);

@@ -9,7 +9,7 @@ import { type Channel, CLOSED, EMPTY } from './channel.ts';
 import type { Clock } from './clock.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
 import type { GraphNode } from './graph.ts';
-import { type Barrier, type Message, type Signal, watermark } from './message.ts';
+import { type Barrier, type Batch, type Message, type Signal, watermark } from './message.ts';
 import type { StageMetrics } from './metrics.ts';
 import { untilAborted } from './sending.ts';
 import type { Emitter, Operator, Sink } from './stage.ts';
@@ -27,6 +27,8 @@ export interface InputLoopDeps {
   deliverSignal(s: Signal): Promise<void>;
   /** Called after every call into the stage: sends the dead letters it produced. */
   afterCall(): Promise<void>;
+  /** Sinks: writes a batch in place of `sink.write` (the dlq sink's guard); default `sink.write`. */
+  readonly write?: ((batch: Batch<unknown>) => void | Promise<void>) | undefined;
 }
 
 /** Runs the input loop of `node` until all its inputs are closed; see the module comment. */
@@ -38,6 +40,7 @@ export async function consumeInputs(
   const isSink = node.kind === 'sink';
   const op = node.stage as Operator;
   const sink = node.stage as Sink;
+  const write = deps.write ?? ((batch: Batch<unknown>) => sink.write(batch));
   const n = inputs.length;
   const open: boolean[] = inputs.map(() => true);
   let openCount = n;
@@ -95,7 +98,7 @@ export async function consumeInputs(
       } else if (item.kind === 'batch') {
         metrics.recordsIn += item.records.length;
         metrics.batchesIn++;
-        const r = isSink ? sink.write(item) : op.process(item, out);
+        const r = isSink ? write(item) : op.process(item, out);
         if (r !== undefined) await untilAborted(r, signal);
         if (isSink) metrics.recordsOut += item.records.length;
         await deps.afterCall();

@@ -14,6 +14,7 @@ import { Channel } from './channel.ts';
 import type { CheckpointDriver } from './checkpointing.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { StageDeadLetters } from './dead-letters.ts';
+import { DlqSinkGuard } from './dlq-sink.ts';
 import { cancelledError, ErrorCode, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import { consumeInputs } from './input-loop.ts';
@@ -126,6 +127,8 @@ class Run {
   private readonly stageMetrics = new Map<string, StageMetrics>();
   /** Each stage's dead letters, collected during a call and sent after it. */
   private readonly dead = new Map<string, StageDeadLetters>();
+  /** Writes what the dlq sink rejects again, reduced (see `dlq-sink.ts`); absent without a dlq. */
+  private dlqGuard: DlqSinkGuard | undefined;
   /**
    * Each stage's one context, made before it opens: `open` and a source's `run` get the same
    * one, so dead letters sent through either reach the collection that is flushed.
@@ -266,6 +269,13 @@ class Run {
       this.checkErrorRate(message);
     });
     this.dead.set(node.id, dead);
+    let deadLetter = (record: unknown, error: unknown, meta?: RecordMeta) => dead.add(record, error, meta);
+    if (node.id === this.graph.dlqNode && node.kind === 'sink') {
+      // The dlq has no dlq: what it rejects is written to it again, reduced.
+      const guard = new DlqSinkGuard(node.stage, node.id, this.log, () => this.clock.now());
+      this.dlqGuard = guard;
+      deadLetter = (record, error, meta) => guard.reject(record, error, meta);
+    }
     return {
       name: node.id,
       signal: this.cancel.signal,
@@ -280,7 +290,7 @@ class Run {
       clock: this.clock,
       log: this.log,
       runScoped: this.runScoped,
-      deadLetter: (record: unknown, error: unknown, meta?: RecordMeta) => dead.add(record, error, meta),
+      deadLetter,
     };
   }
 
@@ -423,8 +433,12 @@ class Run {
       .catch((err: unknown) => this.fail(wrapError(`acknowledging barrier ${id}`, err)));
   }
 
-  /** Sends the dead letters a stage collected during its last call. */
+  /**
+   * Sends the dead letters a stage collected during its last call; for the dlq sink, writes
+   * the letters it rejected again, reduced.
+   */
   private flushDead(id: string): Promise<void> {
+    if (id === this.graph.dlqNode && this.dlqGuard !== undefined) return this.dlqGuard.retry();
     const batch = this.dead.get(id)?.take();
     if (batch === undefined) return RESOLVED;
     const chans = this.outputs.get(id)?.get(DLQ_PORT) ?? [];
@@ -498,7 +512,9 @@ class Run {
         this.sinkHandledBarrier(s.id);
       }
     };
+    const guard = node.id === this.graph.dlqNode ? this.dlqGuard : undefined;
     return consumeInputs(node, {
+      write: guard === undefined ? undefined : (batch) => guard.write(batch),
       inputs: this.inputs.get(node.id) as Channel<Message>[],
       metrics: this.stageMetrics.get(node.id) as StageMetrics,
       out,
@@ -526,11 +542,12 @@ class Run {
       const sink = node.stage;
       const r = sink.onSignal?.(b);
       if (r !== undefined) await untilAborted(r, signal);
+      // Dead letters the sink produced while flushing belong to this checkpoint (and the dlq
+      // sink writes what it rejected before its snapshot, which must cover them).
+      await this.flushDead(node.id);
       let state: unknown;
       if (sink.snapshot !== undefined)
         state = await untilAborted(Promise.resolve(sink.snapshot(b.id)), signal);
-      // Dead letters the sink produced while flushing belong to this checkpoint.
-      await this.flushDead(node.id);
       checkpoint.sinkAcked(b.id, node.id, state);
       await out.signal(b);
       return;

@@ -271,7 +271,13 @@ export interface Sink<T = unknown> {
   readonly durableOnBarrier?: boolean;
   /** Called once before any data; fail here on a bad destination, before a source starts. */
   open?(ctx: StageContext): void | Promise<void>;
-  /** Called once per batch, in order. Resolve when the batch is handed to the destination. */
+  /**
+   * Called once per batch, in order. Resolve when the batch is handed to the destination.
+   * A record the sink cannot write (its format cannot hold it, the destination refuses it) goes
+   * to `ctx.deadLetter`, and the others are written; a rejection fails the run. A sink that
+   * throws a `SLUICE_RECORD` error must not have written any of the batch: as the dlq, the
+   * runtime then writes the batch again with every letter reduced (see {@link DeadLetter}).
+   */
   write(batch: Batch<T>): void | Promise<void>;
   /**
    * Called for each control signal. A barrier means: make everything written before it durable
@@ -320,7 +326,16 @@ export interface Sink<T = unknown> {
   close?(): void | Promise<void>;
 }
 
-/** A dead letter as written to the `dlq` output. */
+/**
+ * A dead letter as written to the `dlq` output.
+ *
+ * The dlq sink gets letters as records and may reject one like any sink (`ctx.deadLetter`, or a
+ * `write` that throws a `SLUICE_RECORD` error before writing any of the batch): the runtime then
+ * writes that letter once more, reduced — `error` cut to its code, message and `dlqError` (why
+ * the dlq rejected it), `record` replaced by a preview text of at most 4 KiB, `reduced: true`.
+ * Only when the dlq rejects the reduced letter too does the run fail. So a record that cannot be
+ * handled never stops a run that has a dlq, whatever the dlq sink is.
+ */
 export interface DeadLetter {
   /** What went wrong: stable code, message and context (line, field…). */
   readonly error: Readonly<Record<string, unknown>> & { readonly code: string; readonly message: string };
@@ -330,8 +345,13 @@ export interface DeadLetter {
   readonly source?: string;
   /** Its position in that source, when known. */
   readonly position?: Position;
-  /** The failed record (or the raw text, for a parse error). */
+  /**
+   * The failed record (or the raw text, for a parse error, cut to 4 KiB); in a reduced letter,
+   * a text of at most 4 KiB showing the start of the record.
+   */
   readonly record: unknown;
+  /** True when the dlq could not write the letter as it was and got this reduced one instead. */
+  readonly reduced?: true;
   /** When it failed (ISO-8601 UTC). */
   readonly time: string;
 }

@@ -62,6 +62,12 @@ export interface RecordDecoder<T = unknown> {
 export interface RecordEncoder<T = unknown> {
   /** Bytes written once at the start of the output (e.g. a CSV header), if any. */
   header?(): Uint8Array | string | undefined;
-  /** Encodes a batch of records; the result is appended to the output as is. */
-  encode(records: readonly T[]): Uint8Array | string;
+  /**
+   * Encodes a batch of records; the result is appended to the output as is. A record the format
+   * cannot hold (too deep, circular, not a row) is passed to `reject` with its index and a
+   * `SLUICE_RECORD` error, called synchronously, and left out of the result; the others are
+   * encoded. Without `reject`, such a record makes `encode` throw that error (and the encoder
+   * may then have written a header into nothing: make a new one).
+   */
+  encode(records: readonly T[], reject?: (index: number, error: unknown) => void): Uint8Array | string;
 }

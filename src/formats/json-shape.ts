@@ -19,6 +19,7 @@
  */
 
 import { isUtf8 } from 'node:buffer';
+import { parseJson } from './json.ts';
 
 /** Most distinct key sequences (shapes) learned per input. */
 const MAX_SHAPES = 64;
@@ -363,7 +364,9 @@ function extraUtf8Bytes(text: string, from: number, to: number): number {
 
 /**
  * `JSON.parse` of UTF-8 bytes holding one JSON value (a Kafka message value, say), through
- * `shapes` when the value is of a shape seen before. Throws what `JSON.parse` throws. Bytes that
+ * `shapes` when the value is of a shape seen before (at most 5 levels deep). Throws what
+ * `JSON.parse` throws, and a `SLUICE_PARSE` error for a value nesting deeper than 512 levels
+ * (see `parseJson`), which no later step could walk. Bytes that
  * are not valid UTF-8 go to `JSON.parse` as decoded (bad sequences become U+FFFD), as before.
  *
  * @example
@@ -378,7 +381,7 @@ export function parseJsonBytes(bytes: Buffer, shapes: JsonShapes): unknown {
     const value = shapes.parse(text, 0, text.length, bytes, 0);
     if (value !== undefined) return value;
   }
-  const value: unknown = JSON.parse(text);
+  const value = parseJson(text);
   shapes.learn(value);
   return value;
 }

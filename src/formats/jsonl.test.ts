@@ -80,10 +80,13 @@ describe('jsonlEncoder', () => {
     assert.equal(toJsonLine(undefined), 'null');
   });
 
-  it('still fails loudly on a circular record', () => {
+  it('still fails loudly on a circular record, with a SLUICE_RECORD error', () => {
     const a: Record<string, unknown> = {};
     a.self = a;
-    assert.throws(() => toJsonLine(a), TypeError);
+    assert.throws(
+      () => toJsonLine(a),
+      (err: Error & { code?: string }) => err.code === 'SLUICE_RECORD' && err.cause instanceof TypeError,
+    );
   });
 
   it('round-trips through the decoder', () => {

@@ -1,10 +1,12 @@
 /**
  * The `jsonl` format (JSON Lines): one JSON value per line, on top of the byte-level
  * {@link LineDecoder}. Blank lines are skipped; a line that is not valid JSON is reported
- * through `invalid` with its line number, byte offset and the parser's reason.
+ * through `invalid` with its line number, byte offset and the parser's reason; so is a line
+ * nesting deeper than `MAX_RECORD_DEPTH` (512) levels, which no later step could walk.
  */
 
 import type { DecodeStart, RecordEncoder } from './format.ts';
+import { parseJson, toJsonLine } from './json.ts';
 import { JsonShapes } from './json-shape.ts';
 import { LineDecoder } from './lines.ts';
 
@@ -16,12 +18,12 @@ export interface JsonlFormatOptions {
   start?: DecodeStart | undefined;
 }
 
-const parseJson = (text: string): unknown => JSON.parse(text);
+export { stringifyJson, toJsonLine } from './json.ts';
 
 /**
- * A decoder of JSON Lines: `JSON.parse` per line, or {@link JsonShapes} for lines shaped like
- * the ones before (same value, faster). A malformed line becomes an `invalid`
- * report with a `SLUICE_PARSE` error such as
+ * A decoder of JSON Lines: `JSON.parse` per line (through `parseJson`: at most 512 levels
+ * deep), or {@link JsonShapes} for lines shaped like the ones before (same value, faster). A
+ * malformed line becomes an `invalid` report with a `SLUICE_PARSE` error such as
  * `line 3 (byte 57): invalid JSON: Unexpected token '}' …; fix the line or let it go to the dlq`.
  *
  * @example
@@ -41,44 +43,36 @@ export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unkn
   });
 }
 
-function bigintAsString(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value;
-}
-
 /**
- * `JSON.stringify(value)` where a bigint anywhere becomes its decimal string; undefined for what
- * JSON cannot hold at top level (`undefined`, a function, a symbol). Throws for a circular value.
- */
-export function stringifyJson(value: unknown): string | undefined {
-  try {
-    return JSON.stringify(value);
-  } catch (err) {
-    // Retried with a replacer only when needed: a replacer slows every record down.
-    if (!(err instanceof TypeError) || !/BigInt/i.test(err.message)) throw err;
-    return JSON.stringify(value, bigintAsString);
-  }
-}
-
-/**
- * Serialises one value as JSON: a bigint anywhere becomes its decimal string, `undefined`
- * becomes `null`, so no record makes the encoder throw except a circular one.
- */
-export function toJsonLine(value: unknown): string {
-  return stringifyJson(value) ?? 'null';
-}
-
-/**
- * An encoder of JSON Lines: one JSON value per line, `\n`-terminated (see {@link toJsonLine}
- * for bigint and `undefined`).
+ * An encoder of JSON Lines: one JSON value per line, `\n`-terminated (see `toJsonLine` for
+ * bigint and `undefined`). A record JSON cannot hold (too deep, circular) is passed to `reject`
+ * and left out, or, without `reject`, fails the batch with its `SLUICE_RECORD` error.
  *
  * @example
  * jsonlEncoder().encode([{ a: 1n }]); // '{"a":"1"}\n'
  */
 export function jsonlEncoder(): RecordEncoder<unknown> {
   return {
-    encode(records) {
+    encode(records, reject) {
       let s = '';
-      for (let i = 0; i < records.length; i++) s += `${toJsonLine(records[i])}\n`;
+      try {
+        for (let i = 0; i < records.length; i++) s += `${toJsonLine(records[i])}\n`;
+        return s;
+      } catch (err) {
+        if (reject === undefined) throw err;
+      }
+      // Only when a record failed: again, one record at a time, so the others are written.
+      s = '';
+      for (let i = 0; i < records.length; i++) {
+        let line: string;
+        try {
+          line = toJsonLine(records[i]);
+        } catch (err) {
+          reject(i, err);
+          continue;
+        }
+        s += `${line}\n`;
+      }
       return s;
     },
   };

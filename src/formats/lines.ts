@@ -421,16 +421,41 @@ export function linesDecoder(options: LinesFormatOptions = {}): LineDecoder<stri
 
 /**
  * An encoder of the `lines` format: each record is written as `String(record)` followed by
- * `\n`. A string holding a newline is written as is (and so becomes several lines).
+ * `\n`. A string holding a newline is written as is (and so becomes several lines). A record
+ * with no text (`Object.create(null)`, a throwing `toString`) goes to `reject`.
  *
  * @example
  * linesEncoder().encode(['a', 'b']); // 'a\nb\n'
  */
 export function linesEncoder(): RecordEncoder<unknown> {
   return {
-    encode(records) {
+    encode(records, reject) {
       let s = '';
-      for (let i = 0; i < records.length; i++) s += `${String(records[i])}\n`;
+      try {
+        for (let i = 0; i < records.length; i++) s += `${String(records[i])}\n`;
+        return s;
+      } catch (err) {
+        if (reject === undefined) throw err;
+      }
+      s = '';
+      for (let i = 0; i < records.length; i++) {
+        let line: string;
+        try {
+          line = String(records[i]);
+        } catch (err) {
+          reject(
+            i,
+            new SluiceError(
+              ErrorCode.RECORD,
+              `writing a line: the record has no text (${errorMessage(err)}); map it to a string first or let it go to the dlq`,
+              {},
+              { cause: err },
+            ),
+          );
+          continue;
+        }
+        s += `${line}\n`;
+      }
       return s;
     },
   };

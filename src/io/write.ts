@@ -67,9 +67,11 @@ function notARow(record: unknown): string | undefined {
 }
 
 /**
- * Encodes `records` with `encoder`. For `csv`, a record that is not an object or an array
- * (a string from a `lines` input, a number…) has no columns: it goes to `ctx.deadLetter` with a
- * `SLUICE_RECORD` error, and the others are written.
+ * Encodes `records` with `encoder`. A record the format cannot hold goes to `ctx.deadLetter`
+ * with a `SLUICE_RECORD` error and the others are written: for `csv`, one that is not an object
+ * or an array (a string from a `lines` input, a number…) has no columns; for every format, one
+ * the encoder rejects (nesting too deep, circular, an invalid `Date`…). Without `ctx` such a
+ * record throws.
  */
 export function encodeRecords(
   encoder: RecordEncoder<unknown>,
@@ -78,20 +80,34 @@ export function encodeRecords(
   ctx: StageContext | undefined,
   meta?: readonly unknown[],
 ): Uint8Array | string {
-  if (format !== 'csv') return encoder.encode(records);
-  let ok: unknown[] | undefined;
-  for (let i = 0; i < records.length; i++) {
-    const why = notARow(records[i]);
-    if (why === undefined) {
-      ok?.push(records[i]);
-      continue;
+  type Meta = Parameters<StageContext['deadLetter']>[2];
+  let rows = records;
+  // For CSV rows left out before encoding: the index in `records` of each row encoded.
+  let from: number[] | undefined;
+  if (format === 'csv') {
+    let ok: unknown[] | undefined;
+    for (let i = 0; i < records.length; i++) {
+      const why = notARow(records[i]);
+      if (why === undefined) {
+        ok?.push(records[i]);
+        from?.push(i);
+        continue;
+      }
+      if (ok === undefined) {
+        ok = records.slice(0, i);
+        from = Array.from({ length: i }, (_, k) => k);
+      }
+      const error = new SluiceError(ErrorCode.RECORD, why, { component: 'csv' });
+      if (ctx === undefined) throw error;
+      ctx.deadLetter(records[i], error, meta?.[i] as Meta);
     }
-    ok ??= records.slice(0, i);
-    const error = new SluiceError(ErrorCode.RECORD, why, { component: 'csv' });
-    if (ctx === undefined) throw error;
-    ctx.deadLetter(records[i], error, meta?.[i] as Parameters<StageContext['deadLetter']>[2]);
+    rows = ok ?? records;
   }
-  return encoder.encode(ok ?? records);
+  if (ctx === undefined) return encoder.encode(rows);
+  return encoder.encode(rows, (i, error) => {
+    const at = from?.[i] ?? i;
+    ctx.deadLetter(records[at], error, meta?.[at] as Meta);
+  });
 }
 
 /** Where compressed (or plain) bytes go, in order, one awaited call at a time. */

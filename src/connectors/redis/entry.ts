@@ -1,7 +1,7 @@
 /**
  * The Redis Streams entry codec of the `redis` source and sink: entry fields ↔ record.
  */
-import { stringifyJson } from '../../formats/jsonl.ts';
+import { parseJson, stringifyJson } from '../../formats/json.ts';
 
 /** How an entry field's value becomes a record value and back. */
 export type RedisFormat = 'json' | 'raw';
@@ -9,7 +9,7 @@ export type RedisFormat = 'json' | 'raw';
 /**
  * The record of one entry: the value of `field` decoded (`json`: parsed, `raw`: the string), or
  * without `field` the whole entry as an object (`raw`: string values, `json`: each value
- * parsed). Throws on invalid JSON and on a missing `field`.
+ * parsed). Throws on invalid JSON, JSON nesting deeper than 512 levels and a missing `field`.
  */
 export function decodeEntry(
   fields: readonly string[],
@@ -20,7 +20,7 @@ export function decodeEntry(
     for (let i = 0; i + 1 < fields.length; i += 2) {
       if (fields[i] === field) {
         const v = fields[i + 1] as string;
-        return format === 'json' ? JSON.parse(v) : v;
+        return format === 'json' ? parseJson(v) : v;
       }
     }
     throw new Error(`the entry has no field \`${field}\``);
@@ -28,7 +28,7 @@ export function decodeEntry(
   const out: Record<string, unknown> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const v = fields[i + 1] as string;
-    out[fields[i] as string] = format === 'json' ? JSON.parse(v) : v;
+    out[fields[i] as string] = format === 'json' ? parseJson(v) : v;
   }
   return out;
 }
