@@ -66,8 +66,8 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Batch, fileSink, fileSource, Pipeline, type RunSummary, type Sink } from 'sluice';
-import { type KafkaSink, type KafkaSourceOptions, kafkaSink, kafkaSource } from 'sluice/kafka';
-import { type PostgresSinkOptions, postgresSink, postgresSource } from 'sluice/postgres';
+import { type KafkaSink, type KafkaSourceConfig, kafkaSink, kafkaSource } from 'sluice/kafka';
+import { type PostgresSinkConfig, postgresSink, postgresSource } from 'sluice/postgres';
 import { redisSink, redisSource } from 'sluice/redis';
 
 interface Login {
@@ -95,34 +95,25 @@ const summary: RunSummary = await p.run().done;
 assert.equal(readFileSync(join(dir, 'out.jsonl'), 'utf8'), '{"id":2}\\n{"id":3}\\n');
 assert.ok(batches > 0, 'the custom sink saw no batch');
 
-// Constructed, never opened: nothing connects.
+// Constructed, never opened: nothing connects. The same config as YAML, defaults filled in.
 const brokers = ['127.0.0.1:1'];
-const sourceOptions: KafkaSourceOptions = {
-  brokers, topics: ['in'], group: 'app', start: 'earliest', format: 'json',
-  batchSize: 100, maxWait: 100, commitInterval: 1000, groupProtocol: 'classic',
-};
-const source = kafkaSource(sourceOptions);
-const sink: KafkaSink = kafkaSink({
-  brokers, topic: 'out', format: 'json', compression: 'none', batchSize: 100, linger: 10,
-  idempotent: false, acks: 'all', keepHeaders: false,
+const sourceConfig: KafkaSourceConfig = { brokers, topic: 'in', group: 'app', start: 'earliest' };
+const source = kafkaSource(sourceConfig);
+const parallel = kafkaSource({
+  brokers, topic: 'in', group: 'app', parallel: { mode: 'key', concurrency: 4, step: async (r: unknown) => r },
 });
-const pgOptions: PostgresSinkOptions = {
-  url: 'postgres://127.0.0.1:1/app', table: 'logins', mode: 'insert', batchSize: 100, linger: 10,
-  exactlyOnce: false, pipeline: 'app', retryTimeout: 1000,
-};
-const pg = postgresSink(pgOptions);
-const pgSource = postgresSource({
-  url: 'postgres://127.0.0.1:1/app', table: 'logins', column: 'id', batchSize: 100, pollInterval: 1000,
-  follow: false, retryTimeout: 1000,
-});
-const redisIn = redisSource({
-  url: 'redis://127.0.0.1:1', streams: ['in'], group: 'app', consumer: 'app-1', start: '$',
-  batchSize: 100, block: 100, format: 'json', commitInterval: 1000,
-});
-const redisOut = redisSink({
-  url: 'redis://127.0.0.1:1', stream: 'out', approximate: true, format: 'json', batchSize: 100,
-});
-for (const stage of [source, sink, pg, pgSource, redisIn, redisOut]) assert.equal(typeof stage.close, 'function');
+const sink: KafkaSink = kafkaSink({ brokers, topic: 'out', compression: 'none', linger: '10ms' });
+const pgConfig: PostgresSinkConfig = { url: 'postgres://127.0.0.1:1/app', table: 'logins' };
+const pg = postgresSink(pgConfig);
+const pgSource = postgresSource({ url: 'postgres://127.0.0.1:1/app', table: 'logins', column: 'id' });
+const redisIn = redisSource({ url: 'redis://127.0.0.1:1', stream: 'in', group: 'app' });
+const redisOut = redisSink({ url: 'redis://127.0.0.1:1', stream: 'out' });
+// A bad config names every problem at once.
+assert.throws(
+  () => kafkaSink({ brokers, topic: 'out', linger: 'soon', acks: 'some' } as never),
+  (err: Error) => /linger/.test(err.message) && /acks/.test(err.message),
+);
+for (const stage of [source, parallel, sink, pg, pgSource, redisIn, redisOut]) assert.equal(typeof stage.close, 'function');
 assert.equal(pg.rowsWritten, 0);
 console.log(\`ok \${summary.recordsWritten}\`);
 `;

@@ -120,7 +120,7 @@ export interface ComponentCapabilities {
  */
 export function defineComponent<K extends ComponentKind, S extends z.ZodType>(
   spec: ComponentSpec<K, z.output<S>> & { config: S },
-): ComponentSpec<K, z.output<S>> {
+): ComponentSpec<K, z.output<S>> & { readonly config: S } {
   return spec;
 }
 
