@@ -104,6 +104,8 @@ export function pulsarSink(options: PulsarSinkOptions): PulsarSink {
   let sockets: ProducerSocket[] = [];
   let rr = 0;
   let rejected = 0;
+  /** Messages stored through sockets already closed. */
+  let storedBefore = 0;
 
   const doing = `publishing to \`${topic.full}\``;
   const fail = (err: unknown): never => {
@@ -136,7 +138,7 @@ export function pulsarSink(options: PulsarSinkOptions): PulsarSink {
   return {
     durableOnBarrier: true,
     get written() {
-      return sockets.reduce((n, s) => n + s.stored, 0);
+      return sockets.reduce((n, s) => n + s.stored, storedBefore);
     },
     async open(c) {
       ctx = c;
@@ -210,7 +212,7 @@ export function pulsarSink(options: PulsarSinkOptions): PulsarSink {
       await drainAll();
     },
     metrics() {
-      let written = 0;
+      let written = storedBefore;
       let pending = 0;
       let reconnects = 0;
       for (const s of sockets) {
@@ -221,7 +223,10 @@ export function pulsarSink(options: PulsarSinkOptions): PulsarSink {
       return { written, rejected, pending, reconnects };
     },
     close() {
-      for (const s of sockets) s.close();
+      for (const s of sockets) {
+        storedBefore += s.stored;
+        s.close();
+      }
       sockets = [];
     },
   };
