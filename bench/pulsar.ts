@@ -97,7 +97,9 @@ const contenders: Record<Name, Contender> = {
     const consumer = await open(
       `${WS}/ws/v2/consumer/persistent/public/default/${topic}/${sub}?subscriptionType=Exclusive&subscriptionInitialPosition=Earliest&pullMode=true`,
     );
-    const producers = await Promise.all([0, 1].map(() => open(`${WS}/ws/v2/producer/persistent/public/default/${out}`)));
+    const producers = await Promise.all(
+      [0, 1].map(() => open(`${WS}/ws/v2/producer/persistent/public/default/${out}`)),
+    );
     const WINDOW = 1000;
     let stored = 0;
     let sent = 0;
@@ -126,7 +128,10 @@ const contenders: Record<Name, Contender> = {
         });
       consumer.addEventListener('message', (ev) => {
         const m = JSON.parse(String(ev.data)) as { messageId: string; payload: string; key?: string };
-        const value = JSON.parse(Buffer.from(m.payload, 'base64').toString('utf8')) as Record<string, unknown>;
+        const value = JSON.parse(Buffer.from(m.payload, 'base64').toString('utf8')) as Record<
+          string,
+          unknown
+        >;
         const mapped = { ...value, scored: true };
         const context = String(next++);
         inFlight.set(context, m.messageId);
@@ -162,13 +167,17 @@ async function main(records: number, rounds: number): Promise<void> {
   try {
     await fetch(`${PULSAR_URL}/admin/v2/clusters`, { signal: AbortSignal.timeout(3000) });
   } catch {
-    process.stderr.write(`pulsar: no broker at ${PULSAR_URL}; start it with \`npm run services -- up pulsar\`\n`);
+    process.stderr.write(
+      `pulsar: no broker at ${PULSAR_URL}; start it with \`npm run services -- up pulsar\`\n`,
+    );
     process.exitCode = 1;
     return;
   }
   const topic = `sluice-bench-pulsar-${randomUUID().slice(0, 8)}`;
   try {
-    process.stderr.write(`pulsar: writing ${records.toLocaleString('en-US')} input messages to \`${topic}\`…\n`);
+    process.stderr.write(
+      `pulsar: writing ${records.toLocaleString('en-US')} input messages to \`${topic}\`…\n`,
+    );
     const msgs = [];
     for (let i = 0; i < records; i++) {
       const r = inputRecord(i);
@@ -176,13 +185,23 @@ async function main(records: number, rounds: number): Promise<void> {
     }
     await publish(topic, msgs);
     const self = fileURLToPath(import.meta.url);
-    const results = new Map<Name, { rate: number; rss: number; count: number }[]>(CONTENDERS.map((c) => [c, []]));
+    const results = new Map<Name, { rate: number; rss: number; count: number }[]>(
+      CONTENDERS.map((c) => [c, []]),
+    );
     process.stderr.write(
       `pulsar: consume → map → produce, ${records.toLocaleString('en-US')} messages of ~200 B, ${rounds} rounds × ${CONTENDERS.length} contenders\n`,
     );
     for (let round = 0; round < rounds; round++) {
       for (const name of CONTENDERS) {
-        const rep = spawnJson([self, '--child', name, '--topic', topic, '--records', String(records)]) as unknown as ChildReport;
+        const rep = spawnJson([
+          self,
+          '--child',
+          name,
+          '--topic',
+          topic,
+          '--records',
+          String(records),
+        ]) as unknown as ChildReport;
         const rate = rep.count / rep.seconds;
         results.get(name)?.push({ rate, rss: rep.maxRssKb / 1024, count: rep.count });
         process.stderr.write(
@@ -208,7 +227,9 @@ async function main(records: number, rounds: number): Promise<void> {
       );
     }
     const rate = (n: Name) => rows.find((x) => x.name === n)?.rate ?? Number.NaN;
-    process.stdout.write(`ratio pulsar sluice/plain-loop ${(rate('sluice') / rate('plain-loop')).toFixed(2)}\n`);
+    process.stdout.write(
+      `ratio pulsar sluice/plain-loop ${(rate('sluice') / rate('plain-loop')).toFixed(2)}\n`,
+    );
   } finally {
     await deleteTopics([topic]);
   }

@@ -23,7 +23,10 @@ describe('pulsar HeldAcks', () => {
   it('a barrier covers only what was emitted before it', () => {
     const acks = new HeldAcks();
     const sent: string[] = [];
-    const send = (id: string) => (sent.push(id), true);
+    const send = (id: string) => {
+      sent.push(id);
+      return true;
+    };
     acks.hold('a');
     acks.emitted();
     const b1 = acks.nextBarrier();

@@ -14,8 +14,15 @@ describe('pulsar connection', () => {
 
   it('builds socket URLs without credentials; messages show no password', () => {
     const ep = { url: 'https://user:s3cret@broker:8443/', token: 'tok-123456' };
-    const c = consumerUrl(ep, topicName('a b'), 'sub/1', { subscriptionType: 'Key_Shared', pullMode: true, x: undefined });
-    assert.equal(c, 'wss://broker:8443/ws/v2/consumer/persistent/public/default/a%20b/sub%2F1?subscriptionType=Key_Shared&pullMode=true');
+    const c = consumerUrl(ep, topicName('a b'), 'sub/1', {
+      subscriptionType: 'Key_Shared',
+      pullMode: true,
+      x: undefined,
+    });
+    assert.equal(
+      c,
+      'wss://broker:8443/ws/v2/consumer/persistent/public/default/a%20b/sub%2F1?subscriptionType=Key_Shared&pullMode=true',
+    );
     assert.ok(!c.includes('s3cret') && !c.includes('tok-123456'));
     assert.equal(
       producerUrl({ url: 'http://127.0.0.1:8080' }, topicName('t'), { batchingEnabled: false }),

@@ -79,7 +79,11 @@ function enc(s: string): string {
 }
 
 /** The WebSocket URL of a path under the endpoint with `params` (undefined values left out). */
-function wsUrl(endpoint: PulsarEndpoint, path: string, params: Record<string, string | number | boolean | undefined>): string {
+function wsUrl(
+  endpoint: PulsarEndpoint,
+  path: string,
+  params: Record<string, string | number | boolean | undefined>,
+): string {
   const u = base(endpoint);
   u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
   u.pathname = path;
@@ -106,7 +110,9 @@ export function multiConsumerUrl(
   params: Record<string, string | number | boolean | undefined>,
 ): string {
   const sel =
-    'topics' in which ? { topics: which.topics.map((t) => t.full).join(',') } : { topicsPattern: which.pattern };
+    'topics' in which
+      ? { topics: which.topics.map((t) => t.full).join(',') }
+      : { topicsPattern: which.pattern };
   return wsUrl(endpoint, `/ws/v3/consumer/${enc(subscription)}`, { ...sel, ...params });
 }
 
@@ -187,7 +193,11 @@ export async function openSocket(
           'close',
           (ev) => {
             signal.removeEventListener('abort', onAbort);
-            reject(Object.assign(new Error(`closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`), { code: ev.code }));
+            reject(
+              Object.assign(new Error(`closed (${ev.code}${ev.reason ? ` ${ev.reason}` : ''})`), {
+                code: ev.code,
+              }),
+            );
           },
           { once: true },
         );

@@ -34,7 +34,8 @@ export class ConsumerSocket {
     this.#ws = ws;
     this.#queueSize = queueSize;
     ws.addEventListener('message', (ev) => {
-      const data = typeof ev.data === 'string' ? ev.data : Buffer.from(ev.data as ArrayBuffer).toString('utf8');
+      const data =
+        typeof ev.data === 'string' ? ev.data : Buffer.from(ev.data as ArrayBuffer).toString('utf8');
       let m: Delivered | undefined;
       try {
         m = parseDelivered(data);
@@ -133,7 +134,8 @@ export class ConsumerSocket {
 
   /** Closes the socket (the broker redelivers what was not acknowledged). */
   close(): void {
-    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) this.#ws.close(1000);
+    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING)
+      this.#ws.close(1000);
   }
 
   /** The error for a socket the broker closed under a running source. */

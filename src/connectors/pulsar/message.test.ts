@@ -8,7 +8,10 @@ describe('pulsar message codec', () => {
   it('round-trips json, text and raw payloads', () => {
     assert.deepEqual(decodePayload(encodePayload({ a: 1, s: 'x' }, 'json'), 'json'), { a: 1, s: 'x' });
     assert.equal(decodePayload(encodePayload('héllo', 'text'), 'text'), 'héllo');
-    assert.deepEqual(decodePayload(encodePayload(Buffer.from([1, 2, 3]), 'raw'), 'raw'), Buffer.from([1, 2, 3]));
+    assert.deepEqual(
+      decodePayload(encodePayload(Buffer.from([1, 2, 3]), 'raw'), 'raw'),
+      Buffer.from([1, 2, 3]),
+    );
   });
 
   it('refuses what a format cannot hold, and bad JSON', () => {

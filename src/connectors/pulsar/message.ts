@@ -50,9 +50,12 @@ export function decodePayload(payloadB64: string, format: PulsarFormat): unknown
 /** The base64 payload of `record`. Throws when it cannot be written in `format`. */
 export function encodePayload(record: unknown, format: PulsarFormat): string {
   if (format === 'raw') {
-    if (record instanceof Uint8Array) return Buffer.from(record.buffer, record.byteOffset, record.byteLength).toString('base64');
+    if (record instanceof Uint8Array)
+      return Buffer.from(record.buffer, record.byteOffset, record.byteLength).toString('base64');
     if (typeof record === 'string') return Buffer.from(record, 'utf8').toString('base64');
-    throw new Error(`format \`raw\` writes bytes or strings, not a ${record === null ? 'null' : typeof record}`);
+    throw new Error(
+      `format \`raw\` writes bytes or strings, not a ${record === null ? 'null' : typeof record}`,
+    );
   }
   if (format === 'text') {
     if (typeof record === 'string') return Buffer.from(record, 'utf8').toString('base64');

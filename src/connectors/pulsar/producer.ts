@@ -43,7 +43,8 @@ export class ProducerSocket {
   #attach(ws: WebSocket): void {
     this.#ws = ws;
     ws.addEventListener('message', (ev) => {
-      const text = typeof ev.data === 'string' ? ev.data : Buffer.from(ev.data as ArrayBuffer).toString('utf8');
+      const text =
+        typeof ev.data === 'string' ? ev.data : Buffer.from(ev.data as ArrayBuffer).toString('utf8');
       let r: Receipt;
       try {
         r = JSON.parse(text) as Receipt;
@@ -140,7 +141,8 @@ export class ProducerSocket {
   close(): void {
     const ws = this.#ws;
     this.#ws = undefined;
-    if (ws !== undefined && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING)) ws.close(1000);
+    if (ws !== undefined && (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING))
+      ws.close(1000);
     this.#notify();
   }
 }

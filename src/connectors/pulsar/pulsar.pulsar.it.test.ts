@@ -36,7 +36,10 @@ interface Proc {
 }
 
 function start(dir: string, file: string): Proc {
-  const child = spawn(process.execPath, [CLI, 'run', file], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'run', file], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let err = '';
   child.stderr?.setEncoding('utf8').on('data', (s: string) => {
     err += s;
@@ -122,7 +125,14 @@ describe('pulsar: several sluice processes on one subscription', () => {
         pipeline: [
           { throttle: { rate: 500, burst: 50 } },
           { module: './order.ts' },
-          { window: { key: 'k', time: 't', tumbling: '1h', aggregate: { n: 'count()', first: 'min(seq)', last: 'max(seq)' } } },
+          {
+            window: {
+              key: 'k',
+              time: 't',
+              tumbling: '1h',
+              aggregate: { n: 'count()', first: 'min(seq)', last: 'max(seq)' },
+            },
+          },
         ],
         output: { file: { path: `${name}.jsonl`, format: 'jsonl' } },
         dlq: { file: { path: `${name}-dead.jsonl`, format: 'jsonl' } },
@@ -131,16 +141,24 @@ describe('pulsar: several sluice processes on one subscription', () => {
     }
     const procs = names.map((n) => start(dir, `${n}.yaml`));
     // All three join before any message exists, so hash ranges do not move before the kill.
-    await until('3 consumers on the subscription', async () => (await consumers(topic, sub)).length === 3, procs);
+    await until(
+      '3 consumers on the subscription',
+      async () => (await consumers(topic, sub)).length === 3,
+      procs,
+    );
     const messages = [];
     for (let seq = 0; seq < PER_KEY; seq++)
       for (let k = 0; k < KEYS; k++)
-        messages.push({ key: `key${k}`, payload: JSON.stringify({ k: `key${k}`, seq, t: 1_700_000_000_000 }) });
+        messages.push({
+          key: `key${k}`,
+          payload: JSON.stringify({ k: `key${k}`, seq, t: 1_700_000_000_000 }),
+        });
     await publish(topic, messages);
     const victim = procs[0] as Proc;
     await until(
       'p1 mid-run',
-      async () => ((await consumers(topic, sub)).find((c) => c.consumerName === 'p1')?.msgOutCounter ?? 0) >= 300,
+      async () =>
+        ((await consumers(topic, sub)).find((c) => c.consumerName === 'p1')?.msgOutCounter ?? 0) >= 300,
       procs,
     );
     victim.child.kill('SIGKILL');
@@ -202,7 +220,11 @@ describe('pulsar: several sluice processes on one subscription', () => {
       );
     }
     const procs = names.map((n) => start(dir, `${n}.yaml`));
-    await until('2 consumers on the subscription', async () => (await consumers(topic, 'workers')).length === 2, procs);
+    await until(
+      '2 consumers on the subscription',
+      async () => (await consumers(topic, 'workers')).length === 2,
+      procs,
+    );
     const messages = [];
     for (let i = 0; i < N; i++) {
       messages.push({ payload: JSON.stringify({ id: i }) });
@@ -220,11 +242,16 @@ describe('pulsar: several sluice processes on one subscription', () => {
     assert.equal(all.size, N, 'every good message processed');
     for (const [i, ids] of got.entries())
       assert.ok(ids.length > N / 4, `${names[i]} did a share of the work (${ids.length} of ${N})`);
-    t.diagnostic(`work split ${got.map((g) => g.length).join(' / ')} in ${took} ms (the work alone takes one process ${(N / 250) * 1000} ms; 3 s idle end)`);
+    t.diagnostic(
+      `work split ${got.map((g) => g.length).join(' / ')} in ${took} ms (the work alone takes one process ${(N / 250) * 1000} ms; 3 s idle end)`,
+    );
     const dead = await readAll(dlq);
     assert.deepEqual(
       dead.map((m) => m.payload).sort(),
-      messages.filter((m) => m.payload.startsWith('not')).map((m) => m.payload).sort(),
+      messages
+        .filter((m) => m.payload.startsWith('not'))
+        .map((m) => m.payload)
+        .sort(),
       'each bad message reached the dead-letter topic once',
     );
   });

@@ -11,7 +11,14 @@
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch, RecordMeta } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
-import { ensurePartitioned, openSocket, type PulsarEndpoint, producerUrl, topicName, where } from './connection.ts';
+import {
+  ensurePartitioned,
+  openSocket,
+  type PulsarEndpoint,
+  producerUrl,
+  topicName,
+  where,
+} from './connection.ts';
 import { encodePayload, type PulsarFormat } from './message.ts';
 import { ProducerSocket } from './producer.ts';
 
@@ -62,7 +69,9 @@ function hashKey(key: string): number {
 }
 
 function field(record: unknown, name: string): unknown {
-  return record !== null && typeof record === 'object' ? (record as Record<string, unknown>)[name] : undefined;
+  return record !== null && typeof record === 'object'
+    ? (record as Record<string, unknown>)[name]
+    : undefined;
 }
 
 /** An event time as ISO-8601 (what the WebSocket API parses), or undefined. */
@@ -152,7 +161,10 @@ export function pulsarSink(options: PulsarSinkOptions): PulsarSink {
             what: doing,
             connectTimeout: options.connectTimeout,
           });
-        sockets = Array.from({ length: options.connections }, () => new ProducerSocket(open, options.maxPending, topic.full));
+        sockets = Array.from(
+          { length: options.connections },
+          () => new ProducerSocket(open, options.maxPending, topic.full),
+        );
         await Promise.all(sockets.map((s) => s.start()));
       } catch (err) {
         fail(err);
@@ -179,7 +191,8 @@ export function pulsarSink(options: PulsarSinkOptions): PulsarSink {
             continue;
           }
         } else key = m?.key;
-        if (key !== undefined) msg.key = key instanceof Uint8Array ? Buffer.from(key).toString('utf8') : String(key);
+        if (key !== undefined)
+          msg.key = key instanceof Uint8Array ? Buffer.from(key).toString('utf8') : String(key);
         let props: unknown;
         if (options.properties !== undefined) props = field(record, options.properties);
         else if (options.keepProperties) props = m?.headers;
@@ -187,7 +200,12 @@ export function pulsarSink(options: PulsarSinkOptions): PulsarSink {
           const p: Record<string, string> = {};
           for (const [k, v] of Object.entries(props as Record<string, unknown>)) {
             if (v === undefined || v === null) continue;
-            p[k] = v instanceof Uint8Array ? Buffer.from(v).toString('utf8') : typeof v === 'string' ? v : String(v);
+            p[k] =
+              v instanceof Uint8Array
+                ? Buffer.from(v).toString('utf8')
+                : typeof v === 'string'
+                  ? v
+                  : String(v);
           }
           msg.properties = p;
         }

@@ -117,7 +117,10 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       ? `topics matching \`${options.topicsPattern}\``
       : topics.map((t) => `\`${t.full}\``).join(', ');
   const doing = `consuming ${names} as subscription \`${subscription}\` (${options.subscriptionType})`;
-  const shownTopic = topics.length === 1 ? (topics[0] as TopicName).full : (options.topicsPattern ?? topics.map((t) => t.full).join(','));
+  const shownTopic =
+    topics.length === 1
+      ? (topics[0] as TopicName).full
+      : (options.topicsPattern ?? topics.map((t) => t.full).join(','));
   const params = {
     subscriptionType: WS_TYPE[options.subscriptionType],
     subscriptionInitialPosition: options.start === 'earliest' ? 'Earliest' : 'Latest',
@@ -125,7 +128,8 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
     consumerName: options.consumerName,
     negativeAckRedeliveryDelay: options.redeliveryDelay,
     maxRedeliverCount: options.maxRedeliveries,
-    deadLetterTopic: options.deadLetterTopic === undefined ? undefined : topicName(options.deadLetterTopic).full,
+    deadLetterTopic:
+      options.deadLetterTopic === undefined ? undefined : topicName(options.deadLetterTopic).full,
   };
   const url =
     topics.length === 1
@@ -243,7 +247,9 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
           socket = s;
         }
         const idleLeft =
-          options.idleTimeout === undefined ? 1000 : Math.max(1, options.idleTimeout - (ctx.clock.now() - lastDataAt));
+          options.idleTimeout === undefined
+            ? 1000
+            : Math.max(1, options.idleTimeout - (ctx.clock.now() - lastDataAt));
         await s.wait(Math.min(1000, idleLeft), stopOrCancel);
         if (stopOrCancel.aborted) break;
         if (s.queued > 0 && s.queued < options.batchSize && options.maxWait > 0) {
@@ -275,7 +281,8 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
           lastBarrierAt = after;
           await out.signal(barrier(acks.nextBarrier()));
         }
-        if (options.idleTimeout !== undefined && s.queued === 0 && after - lastDataAt >= options.idleTimeout) break;
+        if (options.idleTimeout !== undefined && s.queued === 0 && after - lastDataAt >= options.idleTimeout)
+          break;
       }
       if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
       if (!ctx.stopSignal.aborted) return;
@@ -313,7 +320,8 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       try {
         // Reached after every stage ended; with the run not aborted, the sinks finished. Under
         // checkpoints a draining stop keeps its checkpoints, which a restart resumes from.
-        const clean = ctx !== undefined && !ctx.signal.aborted && !(ctx.checkpointing && ctx.stopSignal.aborted);
+        const clean =
+          ctx !== undefined && !ctx.signal.aborted && !(ctx.checkpointing && ctx.stopSignal.aborted);
         if (clean && acks.size > 0) acks.through(acks.handed, (id) => s.ack(id));
         // Let the acks leave before the close frame (the close handshake keeps their order).
         const deadline = Date.now() + FLUSH_TIMEOUT_MS;

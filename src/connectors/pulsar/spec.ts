@@ -11,7 +11,10 @@ import { pulsarSource } from './source.ts';
 
 const urlSchema = z
   .string()
-  .regex(/^https?:\/\//, 'must be the broker’s web service URL, such as `http://127.0.0.1:8080` (`https://` for TLS)')
+  .regex(
+    /^https?:\/\//,
+    'must be the broker’s web service URL, such as `http://127.0.0.1:8080` (`https://` for TLS)',
+  )
   .superRefine(checkConnectionUrl)
   .describe(
     'The broker’s (or proxy’s) web service, `http://host:8080` (`https://` for TLS); its WebSocket API must be on (`webSocketServiceEnabled=true`).',
@@ -21,21 +24,30 @@ const tokenSchema = z
   .string()
   .min(1)
   .optional()
-  .describe('Authentication token, sent as `Authorization: Bearer …` (use `${ENV_VAR}`; never shown in messages).');
+  .describe(
+    `Authentication token, sent as \`Authorization: Bearer …\` (use \`\${ENV_VAR}\`; never shown in messages).`,
+  );
 
-const topicDoc = '`name` (namespace `public/default`), `tenant/namespace/name` or `persistent://tenant/namespace/name`';
+const topicDoc =
+  '`name` (namespace `public/default`), `tenant/namespace/name` or `persistent://tenant/namespace/name`';
 
 const formatSchema = z
   .enum(['json', 'text', 'raw'])
   .default('json')
-  .describe('`json`: the payload is one JSON document; `text`: a UTF-8 string; `raw`: the bytes as a Buffer.');
+  .describe(
+    '`json`: the payload is one JSON document; `text`: a UTF-8 string; `raw`: the bytes as a Buffer.',
+  );
 
 /** Config of the `pulsar` source. */
 export const pulsarSourceConfig = z
   .object({
     url: urlSchema,
     token: tokenSchema,
-    topic: z.string().min(1).optional().describe(`Topic to read: ${topicDoc}. Or \`topics\`, or \`topicsPattern\`.`),
+    topic: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(`Topic to read: ${topicDoc}. Or \`topics\`, or \`topicsPattern\`.`),
     topics: z.array(z.string().min(1)).min(1).optional().describe('Topics to read.'),
     topicsPattern: z
       .string()
@@ -110,7 +122,9 @@ export const pulsarSourceConfig = z
       .describe('The dead-letter topic for `maxRedeliveries`. Default `<topic>-<subscription>-DLQ`.'),
     idleTimeout: durationField()
       .optional()
-      .describe('End the input after this long without a message (`10s`), acknowledging what was read. Default: never.'),
+      .describe(
+        'End the input after this long without a message (`10s`), acknowledging what was read. Default: never.',
+      ),
     commitInterval: durationField()
       .prefault('1s')
       .describe(
@@ -118,13 +132,19 @@ export const pulsarSourceConfig = z
       ),
     connectTimeout: durationField()
       .optional()
-      .describe('Fail the run when the broker stays unreachable this long (`2m`). Default: wait, retrying with backoff.'),
+      .describe(
+        'Fail the run when the broker stays unreachable this long (`2m`). Default: wait, retrying with backoff.',
+      ),
   })
   .strict()
   .superRefine((config, ctx) => {
     const given = [config.topic, config.topics, config.topicsPattern].filter((x) => x !== undefined).length;
     if (given !== 1) {
-      ctx.addIssue({ code: 'custom', path: ['topic'], message: 'give exactly one of `topic`, `topics` and `topicsPattern`' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['topic'],
+        message: 'give exactly one of `topic`, `topics` and `topicsPattern`',
+      });
     }
     if (config.keySharedMode === 'sticky') {
       ctx.addIssue({
@@ -135,13 +155,22 @@ export const pulsarSourceConfig = z
       });
     }
     if (config.keySharedMode !== 'autoSplit' && config.subscriptionType !== 'key_shared') {
-      ctx.addIssue({ code: 'custom', path: ['keySharedMode'], message: '`keySharedMode` applies to `subscriptionType: key_shared` only' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['keySharedMode'],
+        message: '`keySharedMode` applies to `subscriptionType: key_shared` only',
+      });
     }
-    if (config.maxRedeliveries !== undefined && config.subscriptionType !== 'shared' && config.subscriptionType !== 'key_shared') {
+    if (
+      config.maxRedeliveries !== undefined &&
+      config.subscriptionType !== 'shared' &&
+      config.subscriptionType !== 'key_shared'
+    ) {
       ctx.addIssue({
         code: 'custom',
         path: ['maxRedeliveries'],
-        message: 'the broker counts redeliveries for `shared` and `key_shared` subscriptions only; remove `maxRedeliveries` or change `subscriptionType`',
+        message:
+          'the broker counts redeliveries for `shared` and `key_shared` subscriptions only; remove `maxRedeliveries` or change `subscriptionType`',
       });
     }
     if (config.deadLetterTopic !== undefined && config.maxRedeliveries === undefined) {
@@ -178,7 +207,8 @@ export const pulsarSourceSpec = defineComponent({
   config: pulsarSourceConfig,
   examples: [
     {
-      title: 'A work queue: a shared subscription, undecodable messages retried then dead-lettered by the broker',
+      title:
+        'A work queue: a shared subscription, undecodable messages retried then dead-lettered by the broker',
       yaml:
         'url: http://127.0.0.1:8080\ntopic: jobs\nsubscription: workers\nsubscriptionType: shared\nstart: earliest\n' +
         'badMessages: nack\nredeliveryDelay: 1s\nmaxRedeliveries: 3\n',
@@ -217,7 +247,10 @@ export const pulsarSinkConfig = z
   .object({
     url: urlSchema,
     token: tokenSchema,
-    topic: z.string().min(1).describe(`Topic to publish to: ${topicDoc}. Created on first use when the broker allows it.`),
+    topic: z
+      .string()
+      .min(1)
+      .describe(`Topic to publish to: ${topicDoc}. Created on first use when the broker allows it.`),
     format: formatSchema,
     key: z
       .string()
@@ -230,29 +263,42 @@ export const pulsarSinkConfig = z
       .string()
       .min(1)
       .optional()
-      .describe('Record field holding an object whose entries become message properties. Default: `meta.headers` (see `keepProperties`).'),
+      .describe(
+        'Record field holding an object whose entries become message properties. Default: `meta.headers` (see `keepProperties`).',
+      ),
     keepProperties: z
       .boolean()
       .default(true)
-      .describe('Without `properties`: pass the record’s `meta.headers` (a Pulsar or Kafka input’s) on as properties.'),
+      .describe(
+        'Without `properties`: pass the record’s `meta.headers` (a Pulsar or Kafka input’s) on as properties.',
+      ),
     eventTime: z
       .string()
       .min(1)
       .optional()
-      .describe('Record field holding the event time (epoch ms or ISO-8601). Default: the record’s `meta.timestamp`.'),
+      .describe(
+        'Record field holding the event time (epoch ms or ISO-8601). Default: the record’s `meta.timestamp`.',
+      ),
     partitions: z
       .number()
       .int()
       .min(1)
       .optional()
-      .describe('Create the topic as a partitioned topic of this many partitions when it does not exist. Keyed messages go to a partition by key hash.'),
+      .describe(
+        'Create the topic as a partitioned topic of this many partitions when it does not exist. Keyed messages go to a partition by key hash.',
+      ),
     batching: z
       .boolean()
       .default(false)
       .describe(
         'Producer batching. Keep it off for topics read by `key_shared` subscriptions: a batch goes to one consumer whatever keys it holds. Throughput comes from `connections` instead.',
       ),
-    batchingMaxMessages: z.number().int().min(1).default(1000).describe('With `batching`: most messages per batch.'),
+    batchingMaxMessages: z
+      .number()
+      .int()
+      .min(1)
+      .default(1000)
+      .describe('With `batching`: most messages per batch.'),
     batchingMaxPublishDelay: z
       .number()
       .int()
@@ -269,7 +315,9 @@ export const pulsarSinkConfig = z
       .min(1)
       .max(64)
       .default(2)
-      .describe('Producer sockets to spread sends over; a keyed record always uses the same one, so per-key order holds.'),
+      .describe(
+        'Producer sockets to spread sends over; a keyed record always uses the same one, so per-key order holds.',
+      ),
     maxPending: z
       .number()
       .int()
@@ -279,7 +327,9 @@ export const pulsarSinkConfig = z
       .describe('Most messages awaiting the broker’s receipt per socket (sends are pipelined).'),
     connectTimeout: durationField()
       .optional()
-      .describe('Fail the run when the broker stays unreachable this long (`2m`). Default: wait, retrying with backoff.'),
+      .describe(
+        'Fail the run when the broker stays unreachable this long (`2m`). Default: wait, retrying with backoff.',
+      ),
   })
   .strict();
 

@@ -4,7 +4,8 @@
  */
 
 /** The broker's web service, as `npm run services -- up pulsar` starts it. */
-export const PULSAR_URL = process.env.SLUICE_PULSAR_URL ?? `http://127.0.0.1:${process.env.SLUICE_PULSAR_WEB_PORT ?? 8080}`;
+export const PULSAR_URL =
+  process.env.SLUICE_PULSAR_URL ?? `http://127.0.0.1:${process.env.SLUICE_PULSAR_WEB_PORT ?? 8080}`;
 const WS = PULSAR_URL.replace(/^http/, 'ws');
 
 /** `name` → `persistent://public/default/name`'s path part. */
@@ -52,7 +53,8 @@ export async function publish(topic: string, messages: readonly Outgoing[]): Pro
       };
       ws.addEventListener('message', (ev) => {
         const r = JSON.parse(String(ev.data)) as { result: string; errorMsg?: string };
-        if (r.result !== 'ok') reject(new Error(`publish to ${topic} failed: ${r.result} ${r.errorMsg ?? ''}`));
+        if (r.result !== 'ok')
+          reject(new Error(`publish to ${topic} failed: ${r.result} ${r.errorMsg ?? ''}`));
         done++;
         if (done === messages.length) resolve();
         else sendMore();
@@ -81,7 +83,13 @@ export async function readAll(topic: string, quietMs = 700): Promise<Incoming[]>
     await new Promise<void>((resolve) => {
       let timer = setTimeout(resolve, quietMs * 3);
       ws.addEventListener('message', (ev) => {
-        const m = JSON.parse(String(ev.data)) as { messageId: string; payload: string; key?: string; properties?: Record<string, string>; eventTime?: string };
+        const m = JSON.parse(String(ev.data)) as {
+          messageId: string;
+          payload: string;
+          key?: string;
+          properties?: Record<string, string>;
+          eventTime?: string;
+        };
         if (typeof m.payload !== 'string') return;
         out.push({ ...m, payload: Buffer.from(m.payload, 'base64').toString('utf8') });
         ws.send(JSON.stringify({ messageId: m.messageId }));
