@@ -53,7 +53,7 @@ export function topicName(topic: string): TopicName {
 
 /** The web service of one broker (or proxy), and how to authenticate to it. */
 export interface PulsarEndpoint {
-  /** `http(s)://host:port` as configured (may hold a password: shown only through {@link where}). */
+  /** `http(s)://host:port` as configured (may hold a password: never shown). */
   readonly url: string;
   /** An authentication token sent as `Authorization: Bearer …`; never shown. */
   readonly token?: string | undefined;
