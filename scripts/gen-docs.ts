@@ -1,7 +1,7 @@
 /**
  * Writes the generated references: `docs/components.md` from the default registry's specs, and
  * the TypeScript API reference `docs/api/` (Markdown) from the public entry modules `src/index.ts`,
- * `src/kafka.ts`, `src/postgres.ts` and `src/redis.ts`, with TypeDoc and typedoc-plugin-markdown
+ * `src/kafka.ts`, `src/postgres.ts`, `src/pulsar.ts` and `src/redis.ts`, with TypeDoc and typedoc-plugin-markdown
  * (settings in `typedoc.json`).
  *
  * `node scripts/gen-docs.ts --check` writes nothing and exits 1 when a checked-in file differs

@@ -8,10 +8,11 @@
  */
 import { kafka } from './services/kafka.ts';
 import { postgres } from './services/postgres.ts';
+import { pulsar } from './services/pulsar.ts';
 import { redis } from './services/redis.ts';
 import type { ServiceDef } from './services/service.ts';
 
-const SERVICES: readonly ServiceDef[] = [kafka, postgres, redis];
+const SERVICES: readonly ServiceDef[] = [kafka, postgres, pulsar, redis];
 
 function usage(): string {
   const names = SERVICES.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n');

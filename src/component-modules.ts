@@ -20,6 +20,7 @@ export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['generate'], load: () => import('./connectors/generate/spec.ts') },
   { names: ['kafka'], load: () => import('./connectors/kafka/spec.ts') },
   { names: ['postgres'], load: () => import('./connectors/postgres/spec.ts') },
+  { names: ['pulsar'], load: () => import('./connectors/pulsar/spec.ts') },
   { names: ['redis'], load: () => import('./connectors/redis/spec.ts') },
   { names: ['blackhole'], load: () => import('./connectors/blackhole/spec.ts') },
   { names: ['stdin', 'stdout'], load: () => import('./connectors/stdio/spec.ts') },

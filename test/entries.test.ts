@@ -27,7 +27,7 @@ describe('entry modules', () => {
   });
 
   it('the subpath entries load', () => {
-    for (const name of ['kafka', 'postgres', 'redis']) {
+    for (const name of ['kafka', 'postgres', 'pulsar', 'redis']) {
       const loaded = modulesLoadedBy([entry(name)], ROOT);
       assert.ok(
         loaded.some((url) => url.endsWith(`/src/${name}.ts`)),

@@ -25,7 +25,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['components.ts'],
   ['config'],
   ['cli'],
-  ['index.ts', 'kafka.ts', 'postgres.ts', 'redis.ts'],
+  ['index.ts', 'kafka.ts', 'postgres.ts', 'pulsar.ts', 'redis.ts'],
 ];
 
 const SRC = resolve(import.meta.dirname, '../../src');

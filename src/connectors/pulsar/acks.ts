@@ -1,0 +1,86 @@
+/**
+ * When the `pulsar` source acknowledges a message: never before the sinks have what it became.
+ * Each message handed on (emitted, or dead-lettered) is held in order; with checkpoints, `commit`
+ * acknowledges the messages a stored checkpoint counted; without, the source's own barriers mark
+ * points that `onBarrierComplete` acknowledges through. Acks are individual (one frame per
+ * message), so a message of one key held for a checkpoint never holds back another key's.
+ */
+
+/** Acknowledgement points kept for barriers not yet reported; older ones are dropped. */
+const MAX_PENDING_BARRIERS = 64;
+
+/** Sends one ack; false when it could not be sent (the socket is closed: the message comes again). */
+export type SendAck = (messageId: string) => boolean;
+
+/** The held messages and their acknowledgement; see the module comment. */
+export class HeldAcks {
+  #ids: string[] = [];
+  #head = 0;
+  /** Messages acknowledged so far. */
+  acked = 0;
+  /** Messages of this run handed on so far (emitted or dead-lettered): `position().handed`. */
+  handed = 0;
+  /** Barriers emitted (without checkpoints). */
+  barriers = 0;
+  /** Acks that could not be sent (the socket was closed); those messages are delivered again. */
+  unsent = 0;
+  /** `handed` at the last emit: a barrier emitted next covers what was handed on before it. */
+  #emittedThrough = 0;
+  readonly #pendingBarriers = new Map<number, number>();
+
+  /** Messages handed on and not acknowledged. */
+  get size(): number {
+    return this.#ids.length - this.#head;
+  }
+
+  /** Holds a message handed on. */
+  hold(messageId: string): void {
+    this.#ids.push(messageId);
+    this.handed++;
+  }
+
+  /** Called at each emit: a barrier emitted next covers everything handed on so far. */
+  emitted(): void {
+    this.#emittedThrough = this.handed;
+  }
+
+  /** Without checkpoints: the id of a new barrier, acknowledging what was emitted before it once complete. */
+  nextBarrier(): number {
+    this.barriers++;
+    this.#pendingBarriers.set(this.barriers, this.#emittedThrough);
+    if (this.#pendingBarriers.size > MAX_PENDING_BARRIERS) {
+      const oldest = this.#pendingBarriers.keys().next().value as number;
+      this.#pendingBarriers.delete(oldest);
+    }
+    return this.barriers;
+  }
+
+  /** Barrier `id` reached every sink: acknowledges what was emitted before it (earlier points are dropped). */
+  barrierComplete(id: number, send: SendAck): void {
+    let upTo: number | undefined;
+    for (const k of [...this.#pendingBarriers.keys()]) {
+      if (k > id) break;
+      if (k === id) upTo = this.#pendingBarriers.get(k);
+      this.#pendingBarriers.delete(k);
+    }
+    if (upTo !== undefined) this.through(upTo, send);
+  }
+
+  /**
+   * Acknowledges the held messages up to the `upTo`-th handed on in this run. A message whose ack
+   * cannot be sent is dropped from the held list all the same: the broker delivers it again.
+   */
+  through(upTo: number, send: SendAck): void {
+    const n = Math.min(upTo - this.acked, this.size);
+    for (let i = 0; i < n; i++) {
+      if (!send(this.#ids[this.#head + i] as string)) this.unsent++;
+    }
+    if (n <= 0) return;
+    this.#head += n;
+    this.acked += n;
+    if (this.#head > 4096 && this.#head * 2 > this.#ids.length) {
+      this.#ids = this.#ids.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
