@@ -57,7 +57,7 @@ export function postgresSink(config: PostgresSinkConfig, context: FactoryContext
  * docs/components.md). Throws a `SLUICE_CONFIG` error listing every problem of `config`.
  *
  * @example
- * postgresSource({ url: 'postgres://app@db/shop', table: 'orders', key: 'id', follow: true });
+ * postgresSource({ url: 'postgres://app@db/shop', table: 'orders', column: 'id', follow: true });
  */
 export function postgresSource(config: PostgresSourceConfig, context: FactoryContext = {}): PostgresSource {
   return buildSource(config, context) as PostgresSource;
