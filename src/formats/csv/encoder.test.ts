@@ -36,6 +36,17 @@ describe('CsvEncoder', () => {
     assert.deepEqual(records(text), [{ '\ufeffa': '' }, { '\ufeffa': 'v' }]);
   });
 
+  it('rejects a record with no field instead of writing an empty line readers skip, and goes on', () => {
+    const enc = new CsvEncoder();
+    const rejected: number[] = [];
+    const out = enc.encode([{}, { a: 1 }, {}], (i) => rejected.push(i));
+    assert.deepEqual(rejected, [0]);
+    // The columns come from the first record that has any; later, `{}` is a row of empty fields.
+    assert.equal(out, 'a\n1\n""\n');
+    // With `columns`, an empty record is a row of empty fields (one column: a quoted empty field).
+    assert.equal(new CsvEncoder({ columns: ['a'], header: false }).encode([{}]), '""\n');
+  });
+
   it('round-trips any table of strings (property)', () => {
     const cell = fc.oneof(
       fc.string({ unit: 'grapheme', maxLength: 12 }),

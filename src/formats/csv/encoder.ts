@@ -102,7 +102,17 @@ export class CsvEncoder implements RecordEncoder<Record<string, unknown> | reado
       return out + this.row(r);
     }
     const rec = r as Record<string, unknown>;
-    if (this.columns === undefined) this.columns = Object.keys(rec);
+    if (this.columns === undefined) {
+      const keys = Object.keys(rec);
+      // An empty line is no CSV row (readers skip it): a record with no field would vanish, and
+      // as the first record it would leave every later row without columns.
+      if (keys.length === 0)
+        throw new SluiceError(
+          ErrorCode.RECORD,
+          'a CSV row needs at least one field and the record has none; set `columns` to write such records',
+        );
+      this.columns = keys;
+    }
     const header = this.headerOwed ? this.row(this.columns) : '';
     const cols = this.columns;
     const n = cols.length;
