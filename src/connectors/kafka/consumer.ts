@@ -10,7 +10,7 @@
  * checkpoint, not the group, says where the state stands — or `start` is a time (a replay).
  */
 import type { Consumer, MessagesStream } from '@platformatic/kafka';
-import { partitionName } from '../../core/partitions.ts';
+import { partitionName, splitPartitionName } from '../../core/partitions.ts';
 import type { SourceContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, waitForBrokers } from './connection.ts';
@@ -125,6 +125,24 @@ export class GroupConsumer {
   /** The next buffered message, or null when none is buffered. */
   read(): KafkaMessage | null {
     return (this.stream?.read() as KafkaMessage | null | undefined) ?? null;
+  }
+
+  /**
+   * Of `names` (partitions this member owns), the ones its stream has read to their end: the
+   * next offset to fetch is at or past the end offset. Asks the broker for the end offsets.
+   */
+  async caughtUp(names: readonly string[]): Promise<string[]> {
+    const c = this.consumer;
+    const s = this.stream;
+    if (c === undefined || s === undefined || names.length === 0) return [];
+    const ends = await c.listOffsets({ topics: byTopic(names).map((t) => t.topic), timestamp: -1n });
+    const at = s.offsetsToFetch;
+    return names.filter((name) => {
+      const { topic, partition } = splitPartitionName(name);
+      const end = ends.get(topic)?.[partition];
+      const next = at.get(name);
+      return end !== undefined && next !== undefined && next >= end;
+    });
   }
 
   /** Wakes a {@link waitForData} in progress (e.g. a parallel step finished). */

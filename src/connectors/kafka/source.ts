@@ -23,7 +23,9 @@
  * backoff, one warning per try.
  */
 import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
+import { INPUT_PARTITIONS, InputPartitions, inputPartitionKey } from '../../core/input-partitions.ts';
 import { barrier, type RecordMeta } from '../../core/message.ts';
+import { splitPartitionName } from '../../core/partitions.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
 import { JsonShapes } from '../../formats/json-shape.ts';
 import { Assignment } from './assignment.ts';
@@ -102,6 +104,9 @@ export interface KafkaSourceOptions {
 /** How long a commit may take at the end of a run before it is given up (the next run re-reads). */
 const COMMIT_TIMEOUT_MS = 10_000;
 
+/** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
+const CAUGHT_UP_CHECK_MS = 1000;
+
 /** A {@link Source} reading Kafka; see {@link kafkaSource}. */
 export interface KafkaSource extends Source<unknown> {
   /** Commits made so far (each covers every partition with progress). */
@@ -135,13 +140,23 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let restored = false;
   let records = 0;
   let skipped = 0;
+  /** The run's owned partitions, for watermark generators downstream (`core/input-partitions.ts`). */
+  let inputs: InputPartitions | undefined;
+  let caughtUpCheckAt = Number.NEGATIVE_INFINITY;
 
   const assignment = new Assignment(
     () => ctx?.partitionState,
     (name) => committer.forget(name),
   );
   const connection = new GroupConsumer({ ...options, clientId }, context, {
-    assigned: (partitions) => assignment.update(partitions),
+    assigned: (partitions) => {
+      assignment.update(partitions);
+      inputs?.assign(
+        ctx.name,
+        [...partitions].map((name) => inputPartitionKey(ctx.name, splitPartitionName(name).partition)),
+        ctx.clock.now(),
+      );
+    },
     beforeJoin: resumeFromCommitMetadata,
     resume: () => ({ points: assignment.resume, restored }),
   });
@@ -191,12 +206,29 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     }
   }
 
+  /**
+   * At most once per {@link CAUGHT_UP_CHECK_MS}: owned partitions that delivered nothing and are
+   * read to their end stop holding the watermarks downstream (an empty partition would hold
+   * them until its idle timeout). Best effort: a failure waits for the next check.
+   */
+  async function reportCaughtUp(now: number): Promise<void> {
+    const owned = assignment.owned;
+    if (inputs === undefined || owned === undefined || now - caughtUpCheckAt < CAUGHT_UP_CHECK_MS) return;
+    caughtUpCheckAt = now;
+    const waiting = [...owned].filter((name) => !assignment.tracked.has(name));
+    if (waiting.length === 0) return;
+    const done = await connection.caughtUp(waiting).catch(() => []);
+    for (const name of done)
+      inputs.caughtUp(ctx.name, inputPartitionKey(ctx.name, splitPartitionName(name).partition));
+  }
+
   return {
     get commits() {
       return committer.commits;
     },
     open(c) {
       ctx = c;
+      inputs = c.runScoped(INPUT_PARTITIONS, () => new InputPartitions());
       registerKafkaSource(c, {
         stage: c.name,
         group,
@@ -322,6 +354,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           emitted += done.finished;
         }
         if (emitted > 0 || consumed > 0) lastDataAt = now; // dead letters only: the input is not idle either
+        await reportCaughtUp(now);
         // Under checkpoints the runtime injects the barriers; own ones would collide with them.
         if (!ctx.checkpointing && progressed && now - lastBarrierAt >= commitInterval) {
           // With steps still running, the barrier's commit points cover what is done; the next covers the rest.
