@@ -104,6 +104,14 @@ export interface KafkaSourceOptions {
 /** How long a commit may take at the end of a run before it is given up (the next run re-reads). */
 const COMMIT_TIMEOUT_MS = 10_000;
 
+/**
+ * Longest a cooperative rebalance waits for the commit of what was processed before this member
+ * gives partitions up (a barrier through the pipeline and the sinks' acknowledgement); well within
+ * the group's rebalance timeout (≥ 20 s). Past it the partitions go without that commit (their
+ * new owner reads again from the last one).
+ */
+const REVOKE_COMMIT_TIMEOUT_MS = 5000;
+
 /** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
 const CAUGHT_UP_CHECK_MS = 1000;
 
@@ -143,6 +151,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   /** The run's owned partitions, for watermark generators downstream (`core/input-partitions.ts`). */
   let inputs: InputPartitions | undefined;
   let caughtUpCheckAt = Number.NEGATIVE_INFINITY;
+  /** Cooperative rebalances waiting for the commit before partitions are given up (see `commitBeforeRevoke`). */
+  const revokes: (() => void)[] = [];
 
   const assignment = new Assignment(
     () => ctx?.partitionState,
@@ -158,6 +168,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       );
     },
     beforeJoin: resumeFromCommitMetadata,
+    revoking: () =>
+      new Promise<void>((resolve) => {
+        revokes.push(resolve);
+        connection.wake();
+      }),
     resume: () => ({ points: assignment.resume, restored }),
   });
   const committer = new OffsetCommitter({
@@ -220,6 +235,31 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const done = await connection.caughtUp(waiting).catch(() => []);
     for (const name of done)
       inputs.caughtUp(ctx.name, inputPartitionKey(ctx.name, splitPartitionName(name).partition));
+  }
+
+  /**
+   * Partitions are about to be given up: read nothing more, send a barrier through the pipeline
+   * and commit what it covers once every sink acknowledged it (bounded by
+   * {@link REVOKE_COMMIT_TIMEOUT_MS}), then let the rebalance go on. Under checkpoints the
+   * group's commit must not pass the checkpoints, and an exactly-once sink commits the offsets
+   * itself: nothing to do here then.
+   */
+  async function commitBeforeRevoke(out: Parameters<KafkaSource['run']>[0]): Promise<void> {
+    const waiting = revokes.splice(0);
+    try {
+      if (ctx.checkpointing || ctx.partitionState !== undefined || offsetsCommittedBySink(ctx)) return;
+      const id = committer.barrier();
+      if (id === undefined) return;
+      await out.signal(barrier(id));
+      const committed = await committer.whenCommitted(id, REVOKE_COMMIT_TIMEOUT_MS, ctx.clock, ctx.signal);
+      if (!committed)
+        ctx.log.warn(
+          `The sinks did not acknowledge barrier ${id} within ${REVOKE_COMMIT_TIMEOUT_MS} ms; giving partitions of group \`${group}\` up without committing what was processed since the last commit (their next owner reads it again)`,
+          { stage: ctx.name },
+        );
+    } finally {
+      for (const resolve of waiting) resolve();
+    }
   }
 
   return {
@@ -292,6 +332,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           continue;
         }
         if (connection.ended && !busy) break;
+        if (revokes.length > 0) {
+          await commitBeforeRevoke(out);
+          lastBarrierAt = ctx.clock.now();
+          progressed = false;
+          continue;
+        }
         if (ctx.partitionState !== undefined) await loadAssigned();
         const batchRecords: unknown[] = [];
         const batchMeta: RecordMeta[] = [];
@@ -300,6 +346,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         // Fill one batch: synchronous reads while data is buffered, a bounded wait when not.
         while (
           !stopping &&
+          revokes.length === 0 &&
           !connection.ended &&
           batchRecords.length < batchSize &&
           (parallel === undefined || parallel.hasRoom())
@@ -408,6 +455,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       try {
         if (ctx !== undefined) await committer.final(ctx, COMMIT_TIMEOUT_MS);
       } finally {
+        for (const resolve of revokes.splice(0)) resolve(); // a rebalance never waits for a closed source
         await connection.close();
       }
     },
