@@ -12,6 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { Admin } from '@platformatic/kafka';
 import { createTopic, fresh, messageCount, produceMany, readValues } from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
@@ -45,6 +46,23 @@ function member(file: string, cwd: string, id: string): Member {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until `members` members of `group` own partitions. */
+async function waitForMembers(group: string, members: number): Promise<void> {
+  const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: BROKERS });
+  try {
+    for (let i = 0; i < 600; i++) {
+      const g = (await admin.describeGroups({ groups: [group] })).get(group);
+      let owning = 0;
+      for (const m of g?.members.values() ?? [])
+        if ([...(m.assignments?.values() ?? [])].some((a) => a.partitions.length > 0)) owning++;
+      if (owning >= members) return;
+      await sleep(100);
+    }
+  } finally {
+    await admin.close();
+  }
+}
+
 async function waitForOutput(topic: string, atLeast: number): Promise<void> {
   for (let i = 0; i < 600 && (await messageCount(BROKERS, topic)) < atLeast; i++) await sleep(100);
 }
@@ -55,13 +73,14 @@ test('a member joining and one leaving mid-run re-deliver under 1 % of the recor
   const input = await createTopic(BROKERS, 'rebalance-in', 6);
   const output = await createTopic(BROKERS, 'rebalance-out', 3);
   await produceMany(BROKERS, input, N, (i) => ({ value: JSON.stringify({ id: i }), partition: i % 6 }));
+  const group = fresh('rebalance');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-rebalance-'));
   const file = join(dir, 'pipeline.yaml');
   writeFileSync(
     file,
     `name: it-rebalance
 input:
-  kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${fresh('rebalance')}, clientId: "\${SLUICE_IT_MEMBER}", idleTimeout: 8s, sessionTimeout: 6s }
+  kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${group}, clientId: "\${SLUICE_IT_MEMBER}", idleTimeout: 8s, sessionTimeout: 6s }
 pipeline:
   - throttle: { rate: ${RATE} }
 output:
@@ -75,6 +94,7 @@ output:
     await waitForOutput(output, N / 5);
     const b = member(file, dir, 'b'); // joins mid-run
     members.push(b);
+    await waitForMembers(group, 2);
     await waitForOutput(output, N / 2);
     await sleep(1000);
     b.child.kill('SIGTERM'); // leaves mid-run
