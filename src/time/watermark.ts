@@ -2,8 +2,11 @@
  * Watermark strategies: from the event times a stage sees to "no event at or before t is
  * expected any more". Bounded out-of-orderness (monotonous timestamps are its zero case),
  * tracked per source partition and merged by minimum, with an idle timeout so one silent
- * partition does not hold the whole stream back.
+ * partition does not hold the whole stream back. Partitions a source owns but has not delivered
+ * yet hold it back too (`core/input-partitions.ts`).
  */
+import type { InputPartitions } from '../core/input-partitions.ts';
+import { inputPartitionKey } from '../core/input-partitions.ts';
 import type { RecordMeta } from '../core/message.ts';
 
 /** Options of {@link WatermarkGenerator}. */
@@ -29,14 +32,17 @@ interface PartitionState {
 export function partitionOf(meta: RecordMeta | undefined): string {
   if (meta === undefined) return '';
   const p = meta.position?.partition;
-  return p === undefined ? meta.source : `${meta.source}#${String(p)}`;
+  return inputPartitionKey(meta.source, p === undefined ? undefined : Number(p));
 }
 
 /**
  * Bounded out-of-orderness watermarks per partition, merged by minimum. For each partition the
  * watermark is `max event time − maxOutOfOrder − 1` (an event exactly `maxOutOfOrder` behind the
  * newest is still on time); the stream's watermark is the minimum over partitions that are not
- * idle, and never goes back. When every partition is idle it holds.
+ * idle, and never goes back. When every partition is idle it holds. {@link attach}ed to the run's
+ * {@link InputPartitions}, it also holds while a partition a source owns has not been seen yet
+ * (until it is, is read to its end, or stays silent `idleTimeout` from its assignment), and
+ * leaves out partitions their source gave up.
  *
  * Call `observe` for each record (cheap: a compare, and a Map lookup only when the partition
  * changes) and `current(now)` once per batch.
@@ -56,12 +62,22 @@ export class WatermarkGenerator {
   private metaSource: string | null | undefined = null;
   private metaPartition: unknown;
   private mark = Number.NEGATIVE_INFINITY;
+  private inputs: InputPartitions | undefined;
 
   constructor(options: WatermarkOptions = {}) {
     this.maxOutOfOrder = options.maxOutOfOrder ?? 0;
     this.idleTimeout = options.idleTimeout ?? Number.POSITIVE_INFINITY;
     if (!(this.maxOutOfOrder >= 0)) throw new RangeError('maxOutOfOrder must be ≥ 0 ms');
     if (!(this.idleTimeout > 0)) throw new RangeError('idleTimeout must be > 0 ms');
+  }
+
+  /**
+   * Takes the partitions the run's sources own into account (see the class comment). Called by
+   * the operator's `open` with the run's one {@link InputPartitions}; not for an operator that
+   * sees only one partition's records (partition-scoped state).
+   */
+  attach(inputs: InputPartitions): void {
+    this.inputs = inputs;
   }
 
   /** Records one event time from `partition`, seen at processing time `now`. */
@@ -102,9 +118,13 @@ export class WatermarkGenerator {
 
   /** The watermark at processing time `now` (−Infinity until one is known). Never decreases. */
   current(now: number): number {
+    const inputs = this.inputs;
+    // A partition owned but not seen yet: its first records may be older than any seen so far.
+    if (inputs?.pending(this.partitions, now, this.idleTimeout) !== undefined) return this.mark;
     let min = Number.POSITIVE_INFINITY;
-    for (const st of this.partitions.values()) {
+    for (const [key, st] of this.partitions) {
       if (now - st.lastSeen >= this.idleTimeout) continue;
+      if (inputs?.revoked(key) === true) continue;
       const w = st.maxTime - this.maxOutOfOrder - 1;
       if (w < min) min = w;
     }
@@ -114,14 +134,19 @@ export class WatermarkGenerator {
 
   /**
    * The earliest processing time at which an idle timeout could move the watermark (a
-   * partition turning idle), or undefined; lets an operator ask for a timer.
+   * partition turning idle, or an owned partition not seen yet stopping to hold it `idleTimeout`
+   * after its assignment, as of processing time `now`), or undefined; lets an operator ask for a timer.
    */
-  nextIdleCheck(): number | undefined {
-    if (this.idleTimeout === Number.POSITIVE_INFINITY || this.partitions.size < 2) return undefined;
-    let next = Number.POSITIVE_INFINITY;
-    for (const st of this.partitions.values()) {
-      const at = st.lastSeen + this.idleTimeout;
-      if (at < next) next = at;
+  nextIdleCheck(now: number = Number.NEGATIVE_INFINITY): number | undefined {
+    if (this.idleTimeout === Number.POSITIVE_INFINITY) return undefined;
+    const pendingSince = this.inputs?.pending(this.partitions, now, this.idleTimeout);
+    if (pendingSince === undefined && this.partitions.size < 2) return undefined;
+    let next = pendingSince === undefined ? Number.POSITIVE_INFINITY : pendingSince + this.idleTimeout;
+    if (this.partitions.size >= 2) {
+      for (const st of this.partitions.values()) {
+        const at = st.lastSeen + this.idleTimeout;
+        if (at < next) next = at;
+      }
     }
     return next;
   }

@@ -13,9 +13,10 @@
  * `retracted: true` — delete that row.
  *
  * Time model. The watermark is the larger of the step's own (generated from the event times
- * it sees, per source partition, merged by minimum, see {@link WatermarkGenerator}) and the
- * upstream in-band watermark. It advances once per batch: every record of a batch is judged
- * against the watermark as it stood before the batch. A window `[start, end)` fires when the
+ * it sees, per source partition, merged by minimum, and held back while a partition a source
+ * owns has not delivered yet, see {@link WatermarkGenerator}) and the upstream in-band
+ * watermark. It advances once per batch: every record of a batch is judged against the
+ * watermark as it stood before the batch. A window `[start, end)` fires when the
  * watermark reaches `end − 1`; it is kept `allowedLateness` longer, during which a late event
  * updates it and an update is emitted after the batch; once the watermark reaches
  * `end − 1 + allowedLateness` it is dropped. An event whose every window is dropped already
@@ -29,6 +30,7 @@
  */
 
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { INPUT_PARTITIONS, InputPartitions } from '../core/input-partitions.ts';
 import { type Batch, batchOf, type Signal, watermark } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 import { AlignedWindowSet } from './aligned-windows.ts';
@@ -95,6 +97,9 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
 
   open(ctx: StageContext): void {
     this.core.ctx = ctx;
+    // Partition scope runs one window per partition: each sees its one partition, in order.
+    if (ctx.partitionState === undefined)
+      this.p.generator?.attach(ctx.runScoped(INPUT_PARTITIONS, () => new InputPartitions()));
     if (this.p.early !== undefined) this.nextEarly = ctx.clock.now() + this.p.early;
   }
 
@@ -178,7 +183,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
       const end = this.windows.firstEnd();
       if (end !== undefined && (t === undefined || end < t)) t = end;
     } else if (p.generator !== undefined) {
-      const idle = p.generator.nextIdleCheck();
+      const idle = p.generator.nextIdleCheck(this.core.ctx.clock.now());
       if (idle !== undefined && (t === undefined || idle < t)) t = idle;
     }
     return t;

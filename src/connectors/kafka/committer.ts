@@ -63,6 +63,10 @@ export class OffsetCommitter {
   barriers = 0;
   /** Commit points to commit when barrier `id` completes. */
   private readonly pending = new Map<number, PartitionCommit[]>();
+  /** The newest barrier whose commit was made ({@link barrierComplete}). */
+  private completed = 0;
+  /** {@link whenCommitted} calls waiting for a barrier. */
+  private readonly waiting = new Set<{ id: number; resolve: () => void }>();
   /** Last commit per partition (offset and metadata): a commit that changes nothing is skipped. */
   private readonly committed = new Map<string, { offset: number; metadata: string | undefined }>();
 
@@ -103,6 +107,44 @@ export class OffsetCommitter {
       this.pending.delete(k);
     }
     if (points !== undefined) await this.commit(points);
+    this.completed = Math.max(this.completed, id);
+    for (const w of [...this.waiting]) {
+      if (w.id > id) continue;
+      this.waiting.delete(w);
+      w.resolve();
+    }
+  }
+
+  /**
+   * Case 2: resolves once barrier `id` (or a later one) completed and its commit was made (or
+   * failed, logged), or after `timeoutMs` (the sinks may never acknowledge, e.g. a file sink),
+   * or when `signal` aborts. Resolves true when the commit came.
+   */
+  async whenCommitted(
+    id: number,
+    timeoutMs: number,
+    clock: SourceContext['clock'],
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    if (this.completed >= id) return true;
+    const local = new AbortController();
+    let waiter: { id: number; resolve: () => void } | undefined;
+    const done = new Promise<boolean>((resolve) => {
+      waiter = { id, resolve: () => resolve(true) };
+      this.waiting.add(waiter);
+    });
+    try {
+      return await Promise.race([
+        done,
+        clock.sleep(timeoutMs, AbortSignal.any([signal, local.signal])).then(
+          () => false,
+          () => false,
+        ),
+      ]);
+    } finally {
+      local.abort();
+      if (waiter !== undefined) this.waiting.delete(waiter);
+    }
   }
 
   /** Case 1: the checkpoint holding `position` is stored; commits it and releases what it covers. */

@@ -10,7 +10,7 @@
  * checkpoint, not the group, says where the state stands — or `start` is a time (a replay).
  */
 import type { Consumer, MessagesStream } from '@platformatic/kafka';
-import { partitionName } from '../../core/partitions.ts';
+import { partitionName, splitPartitionName } from '../../core/partitions.ts';
 import type { SourceContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, waitForBrokers } from './connection.ts';
@@ -46,6 +46,12 @@ export interface GroupConsumerHooks {
   assigned(partitions: Set<string>): void;
   /** Called at the start of every attempt to join, before the consumer exists (e.g. to read commit metadata). */
   beforeJoin(): Promise<void>;
+  /**
+   * The member is about to give partitions up (a cooperative rebalance, before it rejoins):
+   * commit what was processed of them. The group waits for the returned promise (bounded by the
+   * source), so the next owner starts after the last record this member wrote.
+   */
+  revoking(): Promise<void>;
   /** Where partitions not read yet resume, and whether they come from a restored checkpoint. */
   resume(): { readonly points: ReadonlyMap<string, ResumePoint>; readonly restored: boolean };
 }
@@ -127,6 +133,24 @@ export class GroupConsumer {
     return (this.stream?.read() as KafkaMessage | null | undefined) ?? null;
   }
 
+  /**
+   * Of `names` (partitions this member owns), the ones its stream has read to their end: the
+   * next offset to fetch is at or past the end offset. Asks the broker for the end offsets.
+   */
+  async caughtUp(names: readonly string[]): Promise<string[]> {
+    const c = this.consumer;
+    const s = this.stream;
+    if (c === undefined || s === undefined || names.length === 0) return [];
+    const ends = await c.listOffsets({ topics: byTopic(names).map((t) => t.topic), timestamp: -1n });
+    const at = s.offsetsToFetch;
+    return names.filter((name) => {
+      const { topic, partition } = splitPartitionName(name);
+      const end = ends.get(topic)?.[partition];
+      const next = at.get(name);
+      return end !== undefined && next !== undefined && next >= end;
+    });
+  }
+
   /** Wakes a {@link waitForData} in progress (e.g. a parallel step finished). */
   wake(): void {
     this.wakeUp?.();
@@ -190,6 +214,13 @@ export class GroupConsumer {
       ...(o.groupProtocol === 'consumer'
         ? { groupProtocol: 'consumer' as const }
         : {
+            // Incremental (cooperative-sticky) rebalances when every member offers it: a member
+            // joining or leaving moves only the partitions that change owner, and each is
+            // committed before it is given up (`revoking`). Round robin keeps older members working.
+            protocols: [
+              { name: 'cooperative-sticky', version: 1 },
+              { name: 'roundrobin', version: 1 },
+            ],
             sessionTimeout: o.sessionTimeout ?? 10_000,
             heartbeatInterval: 1000,
             rebalanceTimeout: Math.max(20_000, o.sessionTimeout ?? 0),
@@ -222,6 +253,7 @@ export class GroupConsumer {
         ...(offsets ? { offsets } : {}),
         fallbackMode: o.start === 'latest' ? 'latest' : o.start === 'committed' ? 'fail' : 'earliest',
       });
+      this.commitBeforeRevoke(s);
       this.consumer = c;
       this.assignmentChanged();
       return s;
@@ -229,6 +261,30 @@ export class GroupConsumer {
       await c.close(true).catch(() => {});
       throw err;
     }
+  }
+
+  /**
+   * Before a cooperative rebalance gives partitions up, the client flushes each stream's
+   * autocommit and waits for it (`kAutocommit` with a callback, the only call with one); that
+   * is where the source's commit of what it processed goes. The symbol is internal to the client
+   * (not exported), so it is found by its description.
+   */
+  private commitBeforeRevoke(s: Stream): void {
+    const proto = Object.getPrototypeOf(s) as object;
+    const key = Object.getOwnPropertySymbols(proto).find(
+      (k) => k.description === 'plt.kafka.messagesStream.autocommit',
+    );
+    if (key === undefined) return;
+    const target = s as unknown as Record<symbol, (callback?: (err: Error | null) => void) => void>;
+    const original = target[key]?.bind(s);
+    if (original === undefined) return;
+    target[key] = (callback) => {
+      if (callback === undefined) return original();
+      this.hooks.revoking().then(
+        () => original(callback),
+        () => original(callback),
+      );
+    };
   }
 
   private assignmentChanged(): void {

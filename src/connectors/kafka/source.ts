@@ -23,7 +23,9 @@
  * backoff, one warning per try.
  */
 import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
+import { INPUT_PARTITIONS, InputPartitions, inputPartitionKey } from '../../core/input-partitions.ts';
 import { barrier, type RecordMeta } from '../../core/message.ts';
+import { splitPartitionName } from '../../core/partitions.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
 import { JsonShapes } from '../../formats/json-shape.ts';
 import { Assignment } from './assignment.ts';
@@ -102,6 +104,17 @@ export interface KafkaSourceOptions {
 /** How long a commit may take at the end of a run before it is given up (the next run re-reads). */
 const COMMIT_TIMEOUT_MS = 10_000;
 
+/**
+ * Longest a cooperative rebalance waits for the commit of what was processed before this member
+ * gives partitions up (a barrier through the pipeline and the sinks' acknowledgement); well within
+ * the group's rebalance timeout (≥ 20 s). Past it the partitions go without that commit (their
+ * new owner reads again from the last one).
+ */
+const REVOKE_COMMIT_TIMEOUT_MS = 5000;
+
+/** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
+const CAUGHT_UP_CHECK_MS = 1000;
+
 /** A {@link Source} reading Kafka; see {@link kafkaSource}. */
 export interface KafkaSource extends Source<unknown> {
   /** Commits made so far (each covers every partition with progress). */
@@ -135,14 +148,31 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let restored = false;
   let records = 0;
   let skipped = 0;
+  /** The run's owned partitions, for watermark generators downstream (`core/input-partitions.ts`). */
+  let inputs: InputPartitions | undefined;
+  let caughtUpCheckAt = Number.NEGATIVE_INFINITY;
+  /** Cooperative rebalances waiting for the commit before partitions are given up (see `commitBeforeRevoke`). */
+  const revokes: (() => void)[] = [];
 
   const assignment = new Assignment(
     () => ctx?.partitionState,
     (name) => committer.forget(name),
   );
   const connection = new GroupConsumer({ ...options, clientId }, context, {
-    assigned: (partitions) => assignment.update(partitions),
+    assigned: (partitions) => {
+      assignment.update(partitions);
+      inputs?.assign(
+        ctx.name,
+        [...partitions].map((name) => inputPartitionKey(ctx.name, splitPartitionName(name).partition)),
+        ctx.clock.now(),
+      );
+    },
     beforeJoin: resumeFromCommitMetadata,
+    revoking: () =>
+      new Promise<void>((resolve) => {
+        revokes.push(resolve);
+        connection.wake();
+      }),
     resume: () => ({ points: assignment.resume, restored }),
   });
   const committer = new OffsetCommitter({
@@ -191,12 +221,54 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     }
   }
 
+  /**
+   * At most once per {@link CAUGHT_UP_CHECK_MS}: owned partitions that delivered nothing and are
+   * read to their end stop holding the watermarks downstream (an empty partition would hold
+   * them until its idle timeout). Best effort: a failure waits for the next check.
+   */
+  async function reportCaughtUp(now: number): Promise<void> {
+    const owned = assignment.owned;
+    if (inputs === undefined || owned === undefined || now - caughtUpCheckAt < CAUGHT_UP_CHECK_MS) return;
+    caughtUpCheckAt = now;
+    const waiting = [...owned].filter((name) => !assignment.tracked.has(name));
+    if (waiting.length === 0) return;
+    const done = await connection.caughtUp(waiting).catch(() => []);
+    for (const name of done)
+      inputs.caughtUp(ctx.name, inputPartitionKey(ctx.name, splitPartitionName(name).partition));
+  }
+
+  /**
+   * Partitions are about to be given up: read nothing more, send a barrier through the pipeline
+   * and commit what it covers once every sink acknowledged it (bounded by
+   * {@link REVOKE_COMMIT_TIMEOUT_MS}), then let the rebalance go on. Under checkpoints the
+   * group's commit must not pass the checkpoints, and an exactly-once sink commits the offsets
+   * itself: nothing to do here then.
+   */
+  async function commitBeforeRevoke(out: Parameters<KafkaSource['run']>[0]): Promise<void> {
+    const waiting = revokes.splice(0);
+    try {
+      if (ctx.checkpointing || ctx.partitionState !== undefined || offsetsCommittedBySink(ctx)) return;
+      const id = committer.barrier();
+      if (id === undefined) return;
+      await out.signal(barrier(id));
+      const committed = await committer.whenCommitted(id, REVOKE_COMMIT_TIMEOUT_MS, ctx.clock, ctx.signal);
+      if (!committed)
+        ctx.log.warn(
+          `The sinks did not acknowledge barrier ${id} within ${REVOKE_COMMIT_TIMEOUT_MS} ms; giving partitions of group \`${group}\` up without committing what was processed since the last commit (their next owner reads it again)`,
+          { stage: ctx.name },
+        );
+    } finally {
+      for (const resolve of waiting) resolve();
+    }
+  }
+
   return {
     get commits() {
       return committer.commits;
     },
     open(c) {
       ctx = c;
+      inputs = c.runScoped(INPUT_PARTITIONS, () => new InputPartitions());
       registerKafkaSource(c, {
         stage: c.name,
         group,
@@ -260,6 +332,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           continue;
         }
         if (connection.ended && !busy) break;
+        if (revokes.length > 0) {
+          await commitBeforeRevoke(out);
+          lastBarrierAt = ctx.clock.now();
+          progressed = false;
+          continue;
+        }
         if (ctx.partitionState !== undefined) await loadAssigned();
         const batchRecords: unknown[] = [];
         const batchMeta: RecordMeta[] = [];
@@ -268,6 +346,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         // Fill one batch: synchronous reads while data is buffered, a bounded wait when not.
         while (
           !stopping &&
+          revokes.length === 0 &&
           !connection.ended &&
           batchRecords.length < batchSize &&
           (parallel === undefined || parallel.hasRoom())
@@ -322,6 +401,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           emitted += done.finished;
         }
         if (emitted > 0 || consumed > 0) lastDataAt = now; // dead letters only: the input is not idle either
+        await reportCaughtUp(now);
         // Under checkpoints the runtime injects the barriers; own ones would collide with them.
         if (!ctx.checkpointing && progressed && now - lastBarrierAt >= commitInterval) {
           // With steps still running, the barrier's commit points cover what is done; the next covers the rest.
@@ -375,6 +455,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       try {
         if (ctx !== undefined) await committer.final(ctx, COMMIT_TIMEOUT_MS);
       } finally {
+        for (const resolve of revokes.splice(0)) resolve(); // a rebalance never waits for a closed source
         await connection.close();
       }
     },

@@ -101,3 +101,36 @@ export async function readValues(brokers: string[], topic: string): Promise<stri
   }
   return out;
 }
+
+/**
+ * Produces `count` messages made by `make(i)` in requests of 2,000 with up to 4 in flight (fast
+ * enough for a backlog of a million small records), without holding them all.
+ */
+export async function produceMany(
+  brokers: string[],
+  topic: string,
+  count: number,
+  make: (i: number) => TestMessage,
+): Promise<void> {
+  const producer = new Producer({ clientId: 'sluice-it', bootstrapBrokers: brokers, idempotent: true });
+  try {
+    const inFlight: Promise<unknown>[] = [];
+    for (let i = 0; i < count; i += 2000) {
+      const messages = [];
+      for (let j = i; j < Math.min(count, i + 2000); j++) {
+        const m = make(j);
+        messages.push({
+          topic,
+          value: Buffer.from(m.value),
+          ...(m.key !== undefined ? { key: Buffer.from(m.key) } : {}),
+          ...(m.partition !== undefined ? { partition: m.partition } : {}),
+        });
+      }
+      inFlight.push(producer.send({ messages }));
+      if (inFlight.length >= 4) await inFlight.shift();
+    }
+    await Promise.all(inFlight);
+  } finally {
+    await producer.close();
+  }
+}
