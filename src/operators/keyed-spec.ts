@@ -16,6 +16,7 @@ import type { Operator } from '../core/stage.ts';
 import { durationField } from '../spec/fields.ts';
 import { defineComponent } from '../spec/registry.ts';
 import { dedupe } from './dedupe.ts';
+import { httpCall, type SagaStepContext, saga } from './saga.ts';
 import { type SerialFn, serial } from './serial.ts';
 
 const keyField = z
@@ -190,5 +191,121 @@ export const dedupeSpec = defineComponent({
     }),
 });
 
+/** An action or compensation of a `saga` step: an HTTP call or a module's function. */
+const sagaCall = z.union([
+  z
+    .object({
+      http: z
+        .object({
+          url: z.string().url().describe('Called with the record as JSON and an `Idempotency-Key` header.'),
+          method: z.string().min(1).default('POST'),
+        })
+        .strict(),
+    })
+    .strict(),
+  z
+    .object({
+      module: z
+        .string()
+        .min(1)
+        .describe(
+          'Module exporting (default export) `async ({ record, sagaId, idempotencyKey, signal }) => …` (SQL, Kafka…).',
+        ),
+    })
+    .strict(),
+]);
+
+/** A module's default export, imported on first use (building does no I/O). */
+function lazyModuleCall(path: string) {
+  let fn: Promise<(ctx: SagaStepContext<unknown>) => Promise<unknown>> | undefined;
+  return async (ctx: SagaStepContext<unknown>) => {
+    fn ??= import(pathToFileURL(path).href).then((m: Record<string, unknown>) => {
+      if (typeof m.default !== 'function')
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `module \`${path}\` must export a default function`,
+          {},
+          { retryable: false },
+        );
+      return m.default as (ctx: SagaStepContext<unknown>) => Promise<unknown>;
+    });
+    return (await fn)(ctx);
+  };
+}
+
+/** `saga`: a named sequence of actions with compensations, per record, with a durable log. */
+export const sagaSpec = defineComponent({
+  name: 'saga',
+  kind: 'operator',
+  stability: 'experimental',
+  summary:
+    'Runs a sequence of steps (action + compensation: HTTP or a module) per record and emits one outcome per saga: `completed`, `compensated` or `failed`.',
+  description:
+    'Each call gets the idempotency key `<sagaId>:<step>` (`…:compensate`), sent as `Idempotency-Key` over HTTP. A step is retried with backoff ' +
+    '(408/429/5xx/timeouts; another 4xx fails at once) until `retry.giveUp`; then the steps done are compensated in reverse order. Every ' +
+    'transition is fsynced to `log` before the saga goes on, so a restarted run resumes an interrupted saga where it was (never re-running a ' +
+    'logged action, finishing a compensation) and re-emits the outcome of one that had ended. The outcome record: `{ sagaId, status, step?, error?, compensation?, record }`.',
+  config: z
+    .object({
+      id: keyField.describe('The field (or fields) holding the saga id.'),
+      steps: z
+        .array(
+          z
+            .object({
+              name: z.string().min(1),
+              action: sagaCall,
+              compensate: sagaCall.optional(),
+              timeout: durationField().prefault('10s').describe('Longest one attempt may take.'),
+              retry: z
+                .object({
+                  minDelay: durationField().prefault('100ms'),
+                  maxDelay: durationField().prefault('2s'),
+                  giveUp: durationField()
+                    .prefault('30s')
+                    .describe('Stop retrying (and compensate) after failing this long.'),
+                })
+                .strict()
+                .prefault({}),
+            })
+            .strict(),
+        )
+        .min(1),
+      concurrency: z.number().int().min(1).default(8).describe('Sagas run at once.'),
+      log: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('The durable saga log file. Default `.sluice/<pipeline>/saga-<stage>.log`.'),
+    })
+    .strict(),
+  examples: [
+    {
+      title: 'Reserve, charge, ship; a refused charge releases the reservation',
+      yaml:
+        'id: orderId\nsteps:\n  - name: reserve\n    action: { http: { url: "http://127.0.0.1:8080/reserve" } }\n    compensate: { http: { url: "http://127.0.0.1:8080/release" } }\n' +
+        '  - name: charge\n    action: { http: { url: "http://127.0.0.1:8080/charge" } }\n    timeout: 5s\n    retry: { giveUp: 1m }',
+    },
+  ],
+  create(config, ctx) {
+    const call = (c: z.output<typeof sagaCall>) =>
+      'http' in c
+        ? httpCall<unknown>({ url: c.http.url, method: c.http.method })
+        : lazyModuleCall(isAbsolute(c.module) ? c.module : resolve(ctx.baseDir, c.module));
+    const log = config.log ?? `.sluice/${ctx.pipelineName}/saga-${ctx.stageName}.log`;
+    return saga<unknown>({
+      id: config.id,
+      concurrency: config.concurrency,
+      log: isAbsolute(log) ? log : resolve(ctx.baseDir, log),
+      steps: config.steps.map((st) => ({
+        name: st.name,
+        action: call(st.action),
+        ...(st.compensate !== undefined ? { compensate: call(st.compensate) } : {}),
+        timeoutMs: st.timeout,
+        retry: { minDelayMs: st.retry.minDelay, maxDelayMs: st.retry.maxDelay, timeoutMs: st.retry.giveUp },
+      })),
+    });
+  },
+});
+
 /** The specs of this module, for the registry. */
-export const keyedSpecs = [serialSpec, dedupeSpec] as const;
+export const keyedSpecs = [serialSpec, dedupeSpec, sagaSpec] as const;
