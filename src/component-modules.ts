@@ -25,6 +25,7 @@ export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['blackhole'], load: () => import('./connectors/blackhole/spec.ts') },
   { names: ['stdin', 'stdout'], load: () => import('./connectors/stdio/spec.ts') },
   { names: ['batch', 'throttle'], load: () => import('./operators/spec.ts') },
+  { names: ['serial', 'dedupe', 'saga'], load: () => import('./operators/keyed-spec.ts') },
   { names: ['filter', 'map', 'route'], load: () => import('./expr/spec.ts') },
   { names: ['window'], load: () => import('./time/spec.ts') },
 ];

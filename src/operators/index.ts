@@ -5,8 +5,19 @@
  */
 export { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './async.ts';
 export { type BatchOptions, batch } from './batch.ts';
+export { type DedupeOptions, dedupe } from './dedupe.ts';
+export { dedupeSpec, keyedSpecs, sagaSpec, serialSpec } from './keyed-spec.ts';
 export { filter, flatMap, map } from './map.ts';
 export { type RouteOptions, type RouteRule, route, routePorts } from './route.ts';
+export {
+  httpCall,
+  type SagaOptions,
+  type SagaOutcome,
+  type SagaStep,
+  type SagaStepContext,
+  saga,
+} from './saga.ts';
+export { type SerialContext, type SerialFn, type SerialOptions, serial } from './serial.ts';
 export { type KeySelector, keyBy, keyFunction, type ShardOptions, shard, shardPort } from './shard.ts';
 export { batchSpec, operatorSpecs, throttleSpec } from './spec.ts';
 export { type ThrottleOptions, throttle } from './throttle.ts';

@@ -47,6 +47,7 @@ import { AdminLane, dropClient, openSinkClient, SinkConnection, sinkRetry } from
 import { CopyWriter } from './copy-writer.ts';
 import { rejectedRowError } from './isolate.ts';
 import type { TableWriter, TxChunk } from './rows.ts';
+import { StatementWriter } from './statement-writer.ts';
 import { checkExactlyOnce, describeTable, OFFSETS_TABLE } from './table.ts';
 import { OpenTransaction } from './transaction.ts';
 import { TwoPhaseCommit } from './two-phase.ts';
@@ -55,7 +56,7 @@ import { UpsertWriter } from './upsert-writer.ts';
 export { OFFSETS_TABLE };
 
 /** How records are written. */
-export type PostgresMode = 'insert' | 'upsert';
+export type PostgresMode = 'insert' | 'upsert' | 'statement';
 
 /** Options of {@link postgresSink} (the parsed YAML config plus the pipeline's name). */
 export interface PostgresSinkOptions {
@@ -65,6 +66,10 @@ export interface PostgresSinkOptions {
   table: string;
   /** `insert` (COPY) or `upsert` (INSERT … ON CONFLICT on `key`). */
   mode: PostgresMode;
+  /** `statement` mode: the SQL run once per record, `$1`… filled from the fields of `params`. */
+  statement?: string | undefined;
+  /** `statement` mode: the record fields of `$1`, `$2`, … in order. */
+  params?: readonly string[] | undefined;
   /** Columns of the conflict target in `upsert` mode (a unique index must cover exactly them). */
   key?: readonly string[] | undefined;
   /** Columns to fill; default every column of the table that is not generated. */
@@ -257,7 +262,9 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
       writer =
         mode === 'insert'
           ? new CopyWriter(target, batchSize)
-          : new UpsertWriter(target, options.key as readonly string[], batchSize);
+          : mode === 'upsert'
+            ? new UpsertWriter(target, options.key as readonly string[], batchSize)
+            : new StatementWriter(target, options.statement ?? '', options.params ?? [], batchSize);
     },
 
     async write(batch: Batch<unknown>) {

@@ -27,11 +27,26 @@ export const postgresSinkConfig = z
       .min(1)
       .describe('Target table, optionally schema-qualified (`public.transactions`). It must exist.'),
     mode: z
-      .enum(['insert', 'upsert'])
+      .enum(['insert', 'upsert', 'statement'])
       .default('insert')
       .describe(
         '`insert`: COPY the rows in. `upsert`: `INSERT … ON CONFLICT (key) DO UPDATE`, so a later record of a key ' +
-          '(a late window update) overwrites the earlier one.',
+          '(a late window update) overwrites the earlier one. `statement`: run `statement` once per record, in order, ' +
+          'inside the batch transaction (a conditional update, a function that locks rows `FOR UPDATE`).',
+      ),
+    statement: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        '`statement` mode: the SQL run per record, with `$1`, `$2`… for the fields of `params` (e.g. ' +
+          '`SELECT ledger_apply($1, $2, $3, $4::bigint)`). Make it idempotent on a record id when the sink is not `exactlyOnce`.',
+      ),
+    params: z
+      .array(z.string().min(1))
+      .optional()
+      .describe(
+        '`statement` mode: the record fields passed as `$1`, `$2`, … (as text, typed by the statement).',
       ),
     key: z
       .array(z.string().min(1))
@@ -90,8 +105,24 @@ export const postgresSinkConfig = z
         message: '`upsert` needs `key`: the columns of a unique index',
       });
     }
-    if (config.mode === 'insert' && config.key !== undefined) {
+    if (config.mode !== 'upsert' && config.key !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['key'], message: '`key` applies to `mode: upsert` only' });
+    }
+    if (config.mode === 'statement' && config.statement === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['statement'],
+        message: '`mode: statement` needs `statement`: the SQL run per record',
+      });
+    }
+    for (const field of ['statement', 'params'] as const) {
+      if (config.mode !== 'statement' && config[field] !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [field],
+          message: `\`${field}\` applies to \`mode: statement\` only`,
+        });
+      }
     }
   });
 
@@ -121,6 +152,10 @@ export const postgresSinkSpec = defineComponent({
       yaml: `url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice\ntable: transactions\nexactlyOnce: true\n`,
     },
     {
+      title: 'Apply each transfer to balances held in the database, exactly once',
+      yaml: `url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice\ntable: ledger_accounts\nmode: statement\nstatement: SELECT ledger_apply($1, $2, $3, $4::bigint)\nparams: [id, from, to, amount]\nexactlyOnce: true\n`,
+    },
+    {
       title: 'Upsert window results on their key',
       yaml: `url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice\ntable: risk_by_country\nmode: upsert\nkey: [country, windowStart]\n`,
     },
@@ -131,6 +166,8 @@ export const postgresSinkSpec = defineComponent({
       table: config.table,
       mode: config.mode,
       key: config.key,
+      statement: config.statement,
+      params: config.params,
       columns: config.columns,
       batchSize: config.batchSize,
       linger: config.linger,

@@ -36,7 +36,7 @@ export interface TableRequest {
   readonly table: string;
   /** ``table `t` at postgres://…``, for messages. */
   readonly where: string;
-  readonly mode: 'insert' | 'upsert';
+  readonly mode: 'insert' | 'upsert' | 'statement';
   readonly key?: readonly string[] | undefined;
   readonly columns?: readonly string[] | undefined;
 }

@@ -1,0 +1,311 @@
+/**
+ * YAML specs of the keyed money steps: `serial` (per-key serial processing with a checkpointed
+ * value per key, the function from a module) and `dedupe` (idempotency by id within a horizon).
+ *
+ * ```yaml
+ * pipeline:
+ *   - dedupe: { key: id, time: ts, horizon: 1h }
+ *   - serial: { keys: [from, to], concurrency: 32, step: { module: ./apply.ts }, ports: [rejected] }
+ * ```
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import type { Operator } from '../core/stage.ts';
+import { durationField } from '../spec/fields.ts';
+import { defineComponent } from '../spec/registry.ts';
+import { dedupe } from './dedupe.ts';
+import { httpCall, type SagaStepContext, saga } from './saga.ts';
+import { type SerialFn, serial } from './serial.ts';
+
+const keyField = z
+  .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+  .describe('The field holding the key, or several fields forming one composite key.');
+
+/** `step:` of a `serial` — the module whose export is the per-record function. */
+const moduleRef = z
+  .object({
+    module: z
+      .union([
+        z.string().min(1),
+        z.object({ path: z.string().min(1), export: z.string().min(1).default('default') }).strict(),
+      ])
+      .describe(
+        'Module (relative to the pipeline file) exporting `(record, state) => record | record[] | undefined`; `{ path, export }` names an export other than `default`.',
+      ),
+  })
+  .strict();
+
+/**
+ * An operator whose function is imported from `path` in `open` (building must do no I/O: `sluice
+ * lint` builds the pipeline too), then run by `make(fn)`.
+ */
+function moduleOperator<F>(path: string, exportName: string, make: (fn: F) => Operator): Operator {
+  let inner: Operator | undefined;
+  const loaded = (): Operator => {
+    if (inner === undefined) throw new SluiceError(ErrorCode.STAGE, `module \`${path}\` is not loaded`);
+    return inner;
+  };
+  return {
+    async open(ctx) {
+      let mod: Record<string, unknown>;
+      try {
+        mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+      } catch (err) {
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `loading module \`${path}\`: ${errorMessage(err)}`,
+          {},
+          { cause: err },
+        );
+      }
+      const fn = mod[exportName];
+      if (typeof fn !== 'function')
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `module \`${path}\`: export \`${exportName}\` is ${fn === undefined ? 'missing' : typeof fn}; export a function \`(record, state) => …\``,
+        );
+      inner = make(fn as F);
+      await inner.open?.(ctx);
+    },
+    process: (batch, out) => loaded().process(batch, out),
+    snapshot: (id) => loaded().snapshot?.(id),
+    restore: (state) => loaded().restore?.(state),
+    close: () => inner?.close?.(),
+  };
+}
+
+/** `serial`: per-key serial processing with a checkpointed value per key. */
+export const serialSpec = defineComponent({
+  name: 'serial',
+  kind: 'operator',
+  stability: 'experimental',
+  summary:
+    'Runs a module’s function on each record one at a time per key, in input order, keys concurrently, with a checkpointed value per key.',
+  description:
+    'A record runs only after every earlier record of any of its keys finished (`keys: [from, to]`: a transfer waits for both accounts), ' +
+    'so the result equals running the records one by one in order. The function gets `(record, state)`: `state.get(key?)` and ' +
+    '`state.set(value, key?)` read and write a value per key (stored only if the function succeeds; checkpointed), `state.emit(record, port)` ' +
+    'sends to a side output. It returns a record, an array or nothing; a throw dead-letters the record. Results leave in input order.',
+  config: z
+    .object({
+      key: keyField.optional(),
+      keys: z
+        .array(z.string().min(1))
+        .min(1)
+        .optional()
+        .describe('Instead of `key`: fields each holding one key of the record (a transfer’s `[from, to]`).'),
+      concurrency: z
+        .number()
+        .int()
+        .min(1)
+        .default(8)
+        .describe('Most calls in flight at once (different keys).'),
+      step: moduleRef.describe('The per-record function.'),
+      ports: z
+        .array(z.string().min(1))
+        .optional()
+        .describe(
+          'Side outputs the function emits on (each an `outputs:` entry). Default: any output not claimed.',
+        ),
+    })
+    .strict()
+    .refine((c) => (c.key === undefined) !== (c.keys === undefined), {
+      message: 'give exactly one of `key` and `keys`',
+    }),
+  examples: [
+    {
+      title: 'Balances per account, overdrafts to `rejected`',
+      yaml: 'keys: [from, to]\nconcurrency: 32\nstep: { module: ./apply.ts }\nports: [rejected]',
+    },
+  ],
+  ports: (config) => config.ports,
+  create(config, ctx) {
+    const ref = config.step.module;
+    const path = typeof ref === 'string' ? ref : ref.path;
+    const exportName = typeof ref === 'string' ? 'default' : ref.export;
+    const abs = isAbsolute(path) ? path : resolve(ctx.baseDir, path);
+    const keyOptions = config.key !== undefined ? { key: config.key } : { keys: config.keys as string[] };
+    // Validates the options now, so `sluice lint` reports them.
+    serial({ ...keyOptions, concurrency: config.concurrency, fn: () => undefined });
+    return moduleOperator<SerialFn<unknown, unknown>>(abs, exportName, (fn) =>
+      serial({
+        ...keyOptions,
+        concurrency: config.concurrency,
+        fn,
+        ...(config.ports ? { ports: config.ports } : {}),
+      }),
+    );
+  },
+});
+
+/** `dedupe`: drops records whose id was seen within a horizon. */
+export const dedupeSpec = defineComponent({
+  name: 'dedupe',
+  kind: 'operator',
+  stability: 'experimental',
+  summary:
+    'Lets the first record of each id through and drops repeats seen within a horizon; the ids are checkpointed.',
+  description:
+    'The horizon bounds the ids kept: `maxIds` (the most recent ones), `time` + `horizon` (event time: an id is forgotten once a record ' +
+    '`horizon` newer was seen; a record older than that is dead-lettered, as it cannot be told from a forgotten id) or `ttl` (processing time).',
+  config: z
+    .object({
+      key: keyField,
+      maxIds: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe('Remember at most this many ids (the most recent).'),
+      time: z.string().min(1).optional().describe('Event-time field (epoch ms or ISO-8601) for `horizon`.'),
+      horizon: durationField()
+        .optional()
+        .describe('With `time`: how far behind the newest event time ids are kept (`1h`).'),
+      ttl: durationField()
+        .optional()
+        .describe('Without `time`: how long after it was first seen an id is kept (`10m`).'),
+    })
+    .strict()
+    .refine((c) => c.maxIds !== undefined || c.horizon !== undefined || c.ttl !== undefined, {
+      message: 'give a horizon: `maxIds`, `time` + `horizon`, or `ttl`',
+    })
+    .refine((c) => (c.time === undefined) === (c.horizon === undefined), {
+      message: '`time` and `horizon` go together',
+    }),
+  examples: [
+    {
+      title: 'A retried transfer within an hour (event time) passes once',
+      yaml: 'key: id\ntime: ts\nhorizon: 1h',
+    },
+    { title: 'The last million ids', yaml: 'key: id\nmaxIds: 1000000' },
+  ],
+  create: (config) =>
+    dedupe({
+      key: config.key,
+      ...(config.maxIds !== undefined ? { maxIds: config.maxIds } : {}),
+      ...(config.time !== undefined ? { time: config.time } : {}),
+      ...(config.horizon !== undefined ? { horizon: config.horizon } : {}),
+      ...(config.ttl !== undefined ? { ttl: config.ttl } : {}),
+    }),
+});
+
+/** An action or compensation of a `saga` step: an HTTP call or a module's function. */
+const sagaCall = z.union([
+  z
+    .object({
+      http: z
+        .object({
+          url: z.string().url().describe('Called with the record as JSON and an `Idempotency-Key` header.'),
+          method: z.string().min(1).default('POST'),
+        })
+        .strict(),
+    })
+    .strict(),
+  z
+    .object({
+      module: z
+        .string()
+        .min(1)
+        .describe(
+          'Module exporting (default export) `async ({ record, sagaId, idempotencyKey, signal }) => …` (SQL, Kafka…).',
+        ),
+    })
+    .strict(),
+]);
+
+/** A module's default export, imported on first use (building does no I/O). */
+function lazyModuleCall(path: string) {
+  let fn: Promise<(ctx: SagaStepContext<unknown>) => Promise<unknown>> | undefined;
+  return async (ctx: SagaStepContext<unknown>) => {
+    fn ??= import(pathToFileURL(path).href).then((m: Record<string, unknown>) => {
+      if (typeof m.default !== 'function')
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `module \`${path}\` must export a default function`,
+          {},
+          { retryable: false },
+        );
+      return m.default as (ctx: SagaStepContext<unknown>) => Promise<unknown>;
+    });
+    return (await fn)(ctx);
+  };
+}
+
+/** `saga`: a named sequence of actions with compensations, per record, with a durable log. */
+export const sagaSpec = defineComponent({
+  name: 'saga',
+  kind: 'operator',
+  stability: 'experimental',
+  summary:
+    'Runs a sequence of steps (action + compensation: HTTP or a module) per record and emits one outcome per saga: `completed`, `compensated` or `failed`.',
+  description:
+    'Each call gets the idempotency key `<sagaId>:<step>` (`…:compensate`), sent as `Idempotency-Key` over HTTP. A step is retried with backoff ' +
+    '(408/429/5xx/timeouts; another 4xx fails at once) until `retry.giveUp`; then the steps done are compensated in reverse order. Every ' +
+    'transition is fsynced to `log` before the saga goes on, so a restarted run resumes an interrupted saga where it was (never re-running a ' +
+    'logged action, finishing a compensation) and re-emits the outcome of one that had ended. The outcome record: `{ sagaId, status, step?, error?, compensation?, record }`.',
+  config: z
+    .object({
+      id: keyField.describe('The field (or fields) holding the saga id.'),
+      steps: z
+        .array(
+          z
+            .object({
+              name: z.string().min(1),
+              action: sagaCall,
+              compensate: sagaCall.optional(),
+              timeout: durationField().prefault('10s').describe('Longest one attempt may take.'),
+              retry: z
+                .object({
+                  minDelay: durationField().prefault('100ms'),
+                  maxDelay: durationField().prefault('2s'),
+                  giveUp: durationField()
+                    .prefault('30s')
+                    .describe('Stop retrying (and compensate) after failing this long.'),
+                })
+                .strict()
+                .prefault({}),
+            })
+            .strict(),
+        )
+        .min(1),
+      concurrency: z.number().int().min(1).default(8).describe('Sagas run at once.'),
+      log: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('The durable saga log file. Default `.sluice/<pipeline>/saga-<stage>.log`.'),
+    })
+    .strict(),
+  examples: [
+    {
+      title: 'Reserve, charge, ship; a refused charge releases the reservation',
+      yaml:
+        'id: orderId\nsteps:\n  - name: reserve\n    action: { http: { url: "http://127.0.0.1:8080/reserve" } }\n    compensate: { http: { url: "http://127.0.0.1:8080/release" } }\n' +
+        '  - name: charge\n    action: { http: { url: "http://127.0.0.1:8080/charge" } }\n    timeout: 5s\n    retry: { giveUp: 1m }',
+    },
+  ],
+  create(config, ctx) {
+    const call = (c: z.output<typeof sagaCall>) =>
+      'http' in c
+        ? httpCall<unknown>({ url: c.http.url, method: c.http.method })
+        : lazyModuleCall(isAbsolute(c.module) ? c.module : resolve(ctx.baseDir, c.module));
+    const log = config.log ?? `.sluice/${ctx.pipelineName}/saga-${ctx.stageName}.log`;
+    return saga<unknown>({
+      id: config.id,
+      concurrency: config.concurrency,
+      log: isAbsolute(log) ? log : resolve(ctx.baseDir, log),
+      steps: config.steps.map((st) => ({
+        name: st.name,
+        action: call(st.action),
+        ...(st.compensate !== undefined ? { compensate: call(st.compensate) } : {}),
+        timeoutMs: st.timeout,
+        retry: { minDelayMs: st.retry.minDelay, maxDelayMs: st.retry.maxDelay, timeoutMs: st.retry.giveUp },
+      })),
+    });
+  },
+});
+
+/** The specs of this module, for the registry. */
+export const keyedSpecs = [serialSpec, dedupeSpec, sagaSpec] as const;
