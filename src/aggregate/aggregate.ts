@@ -8,6 +8,16 @@
  */
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 
+/** Heap bytes of an accumulator that is a number or a small object (count, sum, min, mean…). */
+export const SMALL_ACCUMULATOR_BYTES = 48;
+
+/** Estimated heap bytes of one accumulator of each of `aggs` together (see {@link Aggregate.bytes}). */
+export function accumulatorBytes(aggs: readonly Aggregate[]): number {
+  let n = 0;
+  for (const a of aggs) n += a.bytes ?? SMALL_ACCUMULATOR_BYTES;
+  return n;
+}
+
 /** Returned by {@link Aggregate.prepare} for a value that contributes nothing (null/absent). */
 export const SKIP: unique symbol = Symbol('skip');
 
@@ -27,6 +37,11 @@ export interface Aggregate<A = unknown, R = unknown> {
   readonly fn: string;
   /** The field the values come from, or undefined for `count()`. */
   readonly field: string | undefined;
+  /**
+   * Estimated heap bytes of one accumulator (measured, typical rather than worst case), for the
+   * state budget (`core/state-budget.ts`); absent: {@link SMALL_ACCUMULATOR_BYTES}.
+   */
+  readonly bytes?: number;
   /** A fresh, empty accumulator. */
   create(): A;
   /** Validates and converts a raw field value; {@link SKIP} for null/undefined. */

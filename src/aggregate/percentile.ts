@@ -99,6 +99,8 @@ export function percentile(
   return {
     fn: 'percentile',
     field,
+    // Measured: an empty DDSketch (two stores of preallocated bins) takes ~2.2 KB, a full one ~2.4 KB.
+    bytes: 2400,
     create: () => new Sketch({ relativeAccuracy }),
     prepare: (v) => (v === null || v === undefined ? SKIP : finiteNumber('percentile', field, v)),
     add(acc, v) {
@@ -163,6 +165,8 @@ export function hdrPercentile(field: string, q: number, digits = 3): Aggregate<H
   return {
     fn: 'hdrPercentile',
     field,
+    // Measured at 3 digits: ~1 KB empty, ~9 KB once values spread over a few hundred buckets.
+    bytes: 1000 * digits,
     create: build,
     prepare(v) {
       if (v === null || v === undefined) return SKIP;

@@ -117,6 +117,7 @@ export function rollingMean(
   return {
     fn: 'rollingMean',
     field,
+    bytes: 64 + 56 * buckets,
     create: () => rollingCreate(buckets),
     prepare: inner.prepare,
     add(acc, v, time) {

@@ -28,7 +28,7 @@ import type {
   WalEntry,
 } from '../core/checkpointing.ts';
 import type { Clock } from '../core/clock.ts';
-import { errorMessage } from '../core/errors.ts';
+import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Batch, Position } from '../core/message.ts';
 import type { Logger, PartitionStateAccess } from '../core/stage.ts';
 import { PartitionSlices, type PartitionStates, serializeSlices } from './partitions.ts';
@@ -120,6 +120,13 @@ export class CheckpointCoordinator implements CheckpointDriver {
   private busy = false;
   private readonly ended = new Map<string, Position | undefined>();
   private finished = false;
+  /**
+   * A checkpoint the disk refused (`SLUICE_DISK_FULL`): unlike a store that is down for a
+   * while, a full disk does not heal by itself, and every later checkpoint would fail too, so
+   * the run stops — at the next batch of a source (`barrierDue`) or at its end (`finish`) — with
+   * that one error; the checkpoint before stays in force for the next run.
+   */
+  private fatal: SluiceError | undefined;
   /** Counters for metrics and benchmarks. */
   readonly stats: CheckpointStats = {
     completed: 0,
@@ -191,6 +198,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
   }
 
   barrierDue(stage: string, records: number): number | undefined {
+    if (this.fatal !== undefined) throw this.fatal;
     const p = this.pending;
     if (p !== undefined) return p.sources.has(stage) ? undefined : p.id;
     this.recordsSince += records;
@@ -268,6 +276,16 @@ export class CheckpointCoordinator implements CheckpointDriver {
     } catch (err) {
       this.stats.failed++;
       this.busy = false;
+      const cause = err instanceof SluiceError && err.cause instanceof SluiceError ? err.cause : err;
+      if (cause instanceof SluiceError && cause.code === ErrorCode.DISK_FULL) {
+        this.fatal = new SluiceError(
+          ErrorCode.DISK_FULL,
+          `checkpoint ${p.id} could not be stored: ${cause.message}`,
+          { ...cause.context, checkpoint: p.id },
+          { cause },
+        );
+        return;
+      }
       this.log.warn(`Checkpoint \`${p.id}\` failed: ${errorMessage(err)}; the previous one stays in force`, {
         checkpoint: p.id,
       });
@@ -310,6 +328,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.pending = undefined;
     try {
       await this.completing;
+      if (this.fatal !== undefined) throw this.fatal;
       // Partition-scoped state is shared with the other members of the group: it outlives a run.
       if (outcome === 'succeeded' && this.partitions === undefined) {
         this.hooks.beforeClear?.();

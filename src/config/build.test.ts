@@ -69,9 +69,9 @@ describe('buildPipeline', () => {
 
   it('builds input → steps → output and runs it', async () => {
     const { pipeline, runOptions } = await build(
-      'name: b1\ninput: { memory: { records: [{ a: 1 }, { a: 2 }, { a: 3 }] } }\npipeline:\n  - tag: { field: t, value: x }\noutput: { collect: { id: b1 } }\nchannelCapacity: 3\nmaxErrorRate: 0.5\n',
+      'name: b1\ninput: { memory: { records: [{ a: 1 }, { a: 2 }, { a: 3 }] } }\npipeline:\n  - tag: { field: t, value: x }\noutput: { collect: { id: b1 } }\nchannelCapacity: 3\nmaxErrorRate: 0.5\nmaxStateBytes: 1000000\n',
     );
-    assert.deepEqual(runOptions, { maxErrorRate: 0.5, channelCapacity: 3 });
+    assert.deepEqual(runOptions, { maxErrorRate: 0.5, channelCapacity: 3, maxStateBytes: 1000000 });
     assert.deepEqual(edges(pipeline), ['input.out→tag', 'tag.out→output']);
     const summary = await pipeline.run(runOptions).done;
     assert.equal(summary.pipeline, 'b1');

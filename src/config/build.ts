@@ -32,7 +32,7 @@ import { locate } from './yaml.ts';
 /** A pipeline built from a file, with the run options the file sets. */
 export interface BuiltPipeline {
   readonly pipeline: Pipeline;
-  /** `maxErrorRate` and `channelCapacity` from the file; pass them to `pipeline.run`. */
+  /** `maxErrorRate`, `channelCapacity` and `maxStateBytes` from the file; pass them to `pipeline.run`. */
   readonly runOptions: RunOptions;
   /** Warnings of the file (e.g. a `dlq` that checkpoints do not cover). */
   readonly warnings: readonly ConfigProblem[];
@@ -267,6 +267,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
   const runOptions: RunOptions = {
     ...(config.maxErrorRate !== undefined ? { maxErrorRate: config.maxErrorRate } : {}),
     ...(config.channelCapacity !== undefined ? { channelCapacity: config.channelCapacity } : {}),
+    ...(config.maxStateBytes !== undefined ? { maxStateBytes: config.maxStateBytes } : {}),
   };
   const cp = config.checkpoint;
   const checkpoint: CheckpointSettings | undefined =

@@ -178,6 +178,7 @@ export class Checker {
       checkpoint: scalars.checkpoint as PipelineConfig['checkpoint'],
       maxErrorRate: scalars.maxErrorRate as number | undefined,
       channelCapacity: scalars.channelCapacity as number | undefined,
+      maxStateBytes: scalars.maxStateBytes as number | undefined,
       warnings: this.problems.filter((p) => p.severity === 'warning'),
       source: this.source,
     };

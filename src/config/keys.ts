@@ -17,6 +17,7 @@ export const TOP_LEVEL = [
   'checkpoint',
   'maxErrorRate',
   'channelCapacity',
+  'maxStateBytes',
 ] as const;
 
 export const STAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:#/-]*$/;
@@ -43,6 +44,13 @@ export const scalarKeys = {
     .int()
     .min(1)
     .describe('Messages each channel between two stages queues (default 2).'),
+  maxStateBytes: z
+    .number()
+    .int()
+    .min(1)
+    .describe(
+      'Bytes of keyed state (window accumulators) the steps may hold together, as they estimate it; past it the run stops with a clear error naming the step instead of running out of memory. Default: half of the heap’s old space.',
+    ),
 } as const;
 
 /** Schema of `buffer:` beside a sink or step. */

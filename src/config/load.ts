@@ -62,6 +62,7 @@ export interface PipelineConfig {
   readonly checkpoint?: CheckpointConfig | undefined;
   readonly maxErrorRate?: number | undefined;
   readonly channelCapacity?: number | undefined;
+  readonly maxStateBytes?: number | undefined;
   /** Problems that do not stop the file from running. */
   readonly warnings: readonly ConfigProblem[];
   /** The parsed document (for tools that want to point at more lines). */

@@ -25,6 +25,10 @@ export const ErrorCode = {
   ERROR_RATE: 'SLUICE_ERROR_RATE',
   /** A record failed and no `dlq` output is configured to take it. */
   NO_DLQ: 'SLUICE_NO_DLQ',
+  /** Keyed state passed its limit (`maxKeys`, `maxStateBytes`): the run stopped before running out of memory. */
+  STATE_LIMIT: 'SLUICE_STATE_LIMIT',
+  /** A disk (or quota) is full: a write could not complete; nothing after the last complete checkpoint is lost. */
+  DISK_FULL: 'SLUICE_DISK_FULL',
 } as const;
 
 /** One of the values of {@link ErrorCode}. */

@@ -33,6 +33,7 @@ import {
   type SourceContext,
   type StageContext,
 } from './stage.ts';
+import { stateBudgetOf } from './state-budget.ts';
 
 /** Options of {@link runGraph}. */
 export interface RunOptions {
@@ -63,6 +64,13 @@ export interface RunOptions {
    * barriers and collects sink acknowledgements. Default: no checkpoints.
    */
   checkpoint?: CheckpointDriver;
+  /**
+   * Bytes of keyed state (window accumulators…) the run's operators may hold on the heap
+   * together, as they estimate it (see `core/state-budget.ts`); past it the run fails with a
+   * `SLUICE_STATE_LIMIT` error naming the stage, instead of running out of memory. Default: half
+   * of V8's heap limit.
+   */
+  maxStateBytes?: number;
 }
 
 /** What a finished run reports. */
@@ -187,6 +195,7 @@ class Run {
   private async execute(): Promise<RunSummary> {
     const graph = this.graph;
     graph.validate();
+    stateBudgetOf({ runScoped: this.runScoped }, this.options.maxStateBytes);
     this.wire();
     const order = graph.topologicalOrder();
     const opened: GraphNode[] = [];

@@ -16,8 +16,70 @@
  * 3 runs, medians): puts 720 k/s vs 221 k/s, gets 735 k/s vs 203 k/s, 16 MB of snapshot blobs
  * written in 28 ms vs 68 ms and read in 8 ms vs 34 ms — so LMDB is the default.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, statfs } from 'node:fs/promises';
 import { ErrorCode, SluiceError, wrapError } from '../core/errors.ts';
+
+/** Free bytes the embedded store keeps beyond twice a write (LMDB copies pages on write). */
+const DISK_MARGIN = 1024 * 1024;
+
+/** Bytes free to an unprivileged writer on the disk holding `dir`, or undefined when unknown. */
+async function freeBytes(dir: string): Promise<number | undefined> {
+  try {
+    const s = await statfs(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Errors of a write the disk refused: errno names and the numbers LMDB reports them by. */
+const DISK_ERRORS: Readonly<Record<string, string>> = {
+  ENOSPC: 'ENOSPC',
+  EFBIG: 'EFBIG',
+  EDQUOT: 'EDQUOT',
+  EIO: 'EIO',
+  '28': 'ENOSPC',
+  '27': 'EFBIG',
+  '122': 'EDQUOT',
+  // LMDB turns a short write (what a full disk or a file-size limit gives) into EIO.
+  '5': 'EIO',
+};
+
+/** `ENOSPC`, `EFBIG`, `EDQUOT` or `EIO` when `err` is the disk refusing a write, else undefined. */
+export function diskErrorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === undefined || code === null ? undefined : DISK_ERRORS[String(code)];
+}
+
+/**
+ * The one error of a write the disk refused: the store, its folder, the errno, and what to do;
+ * `SLUICE_DISK_FULL`, so the checkpoint coordinator stops the run (the last complete checkpoint
+ * stays usable: a run started once there is room resumes from it).
+ */
+export function diskFull(
+  dir: string,
+  code: string,
+  free: number | undefined,
+  bytes: number,
+  cause?: unknown,
+): SluiceError {
+  const room =
+    free === undefined
+      ? ''
+      : `, ${Math.floor(free / 1024)} KiB free for a ${Math.ceil(bytes / 1024)} KiB write`;
+  const what =
+    code === 'EIO'
+      ? 'the disk refused the write (EIO, which LMDB reports for a short write: a full disk or a file-size limit)'
+      : code === 'EFBIG'
+        ? 'the file reached the size limit (EFBIG)'
+        : `the disk is full (${code})`;
+  return new SluiceError(
+    ErrorCode.DISK_FULL,
+    `writing the state store \`${dir}\`: ${what}${room}; free space there or set checkpoint \`dir\` to another disk, then run again: it resumes from the last complete checkpoint`,
+    { file: dir, errno: code },
+    cause === undefined ? {} : { cause },
+  );
+}
 
 /**
  * A durable key-value store with atomic batch writes.
@@ -113,16 +175,28 @@ export async function lmdbBackend(options: LmdbBackendOptions): Promise<StateBac
   return {
     kind: 'lmdb',
     async write(entries) {
+      let bytes = 0;
+      for (const v of entries.values()) if (v !== null) bytes += v.byteLength;
+      // A disk about to be full is refused here, before LMDB tries: LMDB reports a short write
+      // as a bare EIO.
+      const free = await freeBytes(dir);
+      if (free !== undefined && free < 2 * bytes + DISK_MARGIN) throw diskFull(dir, 'ENOSPC', free, bytes);
       try {
-        // A child transaction: a put that throws (a key over LMDB's 1978 bytes) aborts every
-        // put of this call; `transaction` would commit the ones before it.
-        await db.childTransaction(() => {
+        // A synchronous transaction: a put that throws (a key over LMDB's 1978 bytes) aborts every
+        // put of this call, and a commit the disk refuses throws here. The asynchronous ones
+        // (`transaction`, `childTransaction`) do not fail cleanly: a failed commit crashed the
+        // process with an unhandled rejection (the promise of lmdb's own event-turn batch) or,
+        // without that batching, left the write pending forever (lmdb 3.x). Checkpoints write
+        // once per interval, so the commit's fsync blocking the thread is the price.
+        db.transactionSync(() => {
           for (const [k, v] of entries) {
-            if (v === null) db.remove(k);
-            else db.put(k, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+            if (v === null) db.removeSync(k);
+            else db.putSync(k, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
           }
         });
       } catch (err) {
+        const code = diskErrorCode(err);
+        if (code !== undefined) throw diskFull(dir, code, await freeBytes(dir), bytes, err);
         throw wrapError(`writing the state store \`${dir}\``, err, { file: dir });
       }
     },

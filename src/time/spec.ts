@@ -177,6 +177,14 @@ export const windowSpec = defineComponent({
         .strict()
         .optional()
         .describe("Firings besides the watermark's."),
+      maxKeys: z
+        .number()
+        .int()
+        .min(1)
+        .optional()
+        .describe(
+          'The most live windows (one per key and window) this step may hold; past it the run stops with a clear error instead of running out of memory. Default: only the run-wide `maxStateBytes`.',
+        ),
     })
     .strict()
     .superRefine((c, ctx) => {
@@ -218,5 +226,6 @@ export const windowSpec = defineComponent({
       aggregate: config.aggregate,
       late: config.late,
       trigger: config.trigger,
+      maxKeys: config.maxKeys,
     }),
 });

@@ -96,6 +96,8 @@ export class WindowCore<T> {
   openWindows = 0;
   lateCount = 0;
   results = 0;
+  /** Characters of the last key read (for the state estimate). */
+  keyChars = 0;
   /** Builds a result record; `values` holds the aggregate results while it runs. */
   private readonly makeResult: ResultMaker;
   private readonly values: unknown[];
@@ -141,6 +143,7 @@ export class WindowCore<T> {
       this.dead(r, this.keys.problem, m, 'key');
       return undefined;
     }
+    this.keyChars = ck.length;
     const aggs = this.aggs;
     const getters = this.plan.getters;
     const scratch = this.scratch;

@@ -55,6 +55,12 @@ export interface WindowOptions<T = unknown> {
   late?: string;
   /** Extra firings: `early` every so often in processing time, and every `count` events. */
   trigger?: { early?: DurationInput; count?: number };
+  /**
+   * The most live windows (one per key and window) this step may hold; past it the run fails
+   * with a `SLUICE_STATE_LIMIT` error instead of running out of memory. Default: no count limit,
+   * only the run's `maxStateBytes` (half of the heap) over every step's estimated state.
+   */
+  maxKeys?: number;
 }
 
 /** A window operator's options, checked and parsed: what the operator and its algorithms read. */
@@ -81,6 +87,7 @@ export interface WindowPlan {
   /** Early-firing period, ms. */
   readonly early: number | undefined;
   readonly countTrigger: number | undefined;
+  readonly maxKeys: number | undefined;
 }
 
 /** One problem of a {@link WindowOptions}: what is wrong and what to do, and the option it is about. */
@@ -193,6 +200,8 @@ function parse<T>(o: WindowOptions<T>): { plan?: WindowPlan; problems: WindowPro
   const count = o.trigger?.count;
   if (count !== undefined && !(Number.isInteger(count) && count >= 1))
     problem(['trigger', 'count'], `trigger \`count\` must be a whole number ≥ 1, got ${count}`);
+  if (o.maxKeys !== undefined && !(Number.isInteger(o.maxKeys) && o.maxKeys >= 1))
+    problem(['maxKeys'], `\`maxKeys\` must be a whole number ≥ 1, got ${o.maxKeys}`);
   const lateness = duration(['allowedLateness'], o.allowedLateness, 0);
   const early =
     o.trigger?.early === undefined ? undefined : duration(['trigger', 'early'], o.trigger.early, 0);
@@ -239,6 +248,7 @@ function parse<T>(o: WindowOptions<T>): { plan?: WindowPlan; problems: WindowPro
     late: o.late,
     early,
     countTrigger: count,
+    maxKeys: o.maxKeys,
   };
   return { plan, problems };
 }

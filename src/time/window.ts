@@ -29,10 +29,12 @@
  * validation are in `window-options.ts`, keys and result records in `window-records.ts`.
  */
 
+import { accumulatorBytes, SMALL_ACCUMULATOR_BYTES } from '../aggregate/aggregate.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { INPUT_PARTITIONS, InputPartitions } from '../core/input-partitions.ts';
 import { type Batch, batchOf, type Signal, watermark } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+import { type StateBudget, stateBudgetOf } from '../core/state-budget.ts';
 import { AlignedWindowSet } from './aligned-windows.ts';
 import { SessionWindowSet } from './session-windows.ts';
 import type { WatermarkGenerator } from './watermark.ts';
@@ -47,6 +49,13 @@ export {
   type WindowOptions,
   windowPorts,
 } from './window-options.ts';
+
+/**
+ * Estimated heap bytes of one window besides its key and accumulators: the window object, its
+ * accumulator array, its slots in the key map and the bucket, and the key record (measured ~250 B
+ * with a 10-character key and `count()`).
+ */
+const WINDOW_OVERHEAD_BYTES = 260;
 
 /** Results per emitted batch at most (pending updates may add up to one input batch's worth). */
 const RESULT_BATCH = 4096;
@@ -84,6 +93,9 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   private upstream = Number.NEGATIVE_INFINITY;
   private forwarded = Number.NEGATIVE_INFINITY;
   private nextEarly: number | undefined;
+  private budget: StateBudget | undefined;
+  /** Estimated bytes of one window's accumulators. */
+  private readonly accBytes: number;
 
   /** Use {@link windowOperator}; `p` comes from `windowPlan`. */
   constructor(p: WindowPlan) {
@@ -93,6 +105,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     const a = p.assigner;
     this.windows =
       a.kind === 'session' ? new SessionWindowSet(this.core, a.gap) : new AlignedWindowSet(this.core, a);
+    this.accBytes = accumulatorBytes(p.aggs);
   }
 
   open(ctx: StageContext): void {
@@ -100,6 +113,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     // Partition scope runs one window per partition: each sees its one partition, in order.
     if (ctx.partitionState === undefined)
       this.p.generator?.attach(ctx.runScoped(INPUT_PARTITIONS, () => new InputPartitions()));
+    this.budget = stateBudgetOf(ctx);
     if (this.p.early !== undefined) this.nextEarly = ctx.clock.now() + this.p.early;
   }
 
@@ -122,12 +136,39 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
       this.fireAll(); // before this batch's events can change those windows
     }
     this.windows.ingest(batch, now, wm);
+    this.reportState();
     if (!p.processingTime) {
       const gen = p.generator;
       const next = Math.max(gen === undefined ? Number.NEGATIVE_INFINITY : gen.current(now), this.upstream);
       if (next > this.wm) this.advance(next);
     }
     return this.flush(out);
+  }
+
+  /**
+   * Reports the live windows and their estimated bytes to the run's state budget, which throws
+   * a `SLUICE_STATE_LIMIT` error past `maxKeys` or the run's `maxStateBytes`. Once per batch.
+   */
+  private reportState(): void {
+    const budget = this.budget;
+    if (budget === undefined) return;
+    const core = this.core;
+    const perWindow = WINDOW_OVERHEAD_BYTES + 2 * core.keyChars + this.accBytes;
+    const p = this.p;
+    budget.report(this.core.ctx.name, {
+      keys: core.openWindows,
+      bytes: core.openWindows * perWindow,
+      noun: 'open windows',
+      perKey: `~${perWindow} B per window: ${p.names.map((n, j) => `${n} ${p.aggs[j]?.bytes ?? SMALL_ACCUMULATOR_BYTES} B`).join(', ')}, key and bookkeeping ${perWindow - this.accBytes} B`,
+      maxKeys: p.maxKeys,
+      remedies: [
+        'shorten the window (or its `allowedLateness`) so fewer windows are open at once',
+        'filter records before the window, or key by fewer distinct values',
+        p.aggs.some((a) => (a.bytes ?? 0) > 500)
+          ? 'drop or cheapen the large aggregates (`percentile`, `distinct`, `hdrPercentile`)'
+          : 'split the input by key over several runs',
+      ],
+    });
   }
 
   /** Moves the watermark to `wm`: fires windows whose end it reached, drops those past lateness. */
@@ -209,6 +250,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   finish(out: Emitter<Record<string, unknown>>): Promise<void> {
     // End of input: nothing more can arrive, so every window gets its final result.
     this.advance(Number.POSITIVE_INFINITY);
+    this.budget?.release(this.core.ctx.name);
     return this.flush(out);
   }
 
