@@ -211,8 +211,9 @@ function launch(b: BrokerLayout): ChildProcess {
         'kafka.tools.StorageTool',
         'format',
         '--standalone',
-        '-t',
-        clusterId,
+        // One argument, `--cluster-id=…`: an id that starts with `-` (1 in 64 of them) would be
+        // read as an option after a separate `-t`, and formatting fails.
+        `--cluster-id=${clusterId}`,
         '-c',
         b.config,
       ]),
