@@ -50,6 +50,9 @@ export interface FileSink extends Sink<unknown> {
   readonly recordsWritten: number;
 }
 
+/** File sinks made in this process, so each has its own temporary name. */
+let sinkCount = 0;
+
 /** Writes all of `data` (a write may be partial). */
 async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
   let off = 0;
@@ -95,7 +98,9 @@ export function fileSink(options: FileSinkOptions): FileSink {
     });
   }
   const dir = dirname(path);
-  let tempPath = join(dir, `.${basename(path)}.sluice-tmp-${process.pid}`);
+  // Unique per sink, not only per process: a run restarted in the same process must not reopen
+  // (and truncate) the temporary file its checkpoint refers to.
+  let tempPath = join(dir, `.${basename(path)}.sluice-tmp-${process.pid}-${++sinkCount}`);
   let handle: FileHandle | undefined;
   // Checkpoints: bytes in the temporary file, and whether a checkpoint may refer to it (then a
   // failed run keeps it, for the restart to continue from).
