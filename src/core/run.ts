@@ -145,6 +145,9 @@ class Run {
   /** Sinks that handled each barrier (only without checkpoints; see `sinkHandledBarrier`). */
   private barrierAcks: BarrierAcks | undefined;
   private ackChain: Promise<void> = RESOLVED;
+  /** The two-phase end: sinks with `prepare` still to prepare, and who waits for them. */
+  private preparing = 0;
+  private readonly allPrepared = Promise.withResolvers<void>();
   private done!: Promise<RunSummary>;
 
   private readonly graph: Graph;
@@ -231,6 +234,7 @@ class Run {
       nodes.every((n) => n.kind !== 'sink' || n.stage.durableOnBarrier === true);
     if (this.options.checkpoint === undefined && ackAllowed)
       this.barrierAcks = new BarrierAcks(nodes.filter((n) => n.kind === 'sink').length);
+    this.preparing = nodes.filter((n) => n.kind === 'sink' && n.stage.prepare !== undefined).length;
     const edges = [...this.graph.edges];
     const dlq = this.graph.dlqNode;
     if (dlq !== undefined) {
@@ -434,6 +438,17 @@ class Run {
   }
 
   /**
+   * Sink `id` prepared (see `Sink.prepare`): its output to the dlq ends (so the dlq sink's input
+   * can end and it can prepare too); resolves once every preparing sink has, or rejects when the
+   * run is cancelled or failed first — then no sink publishes.
+   */
+  private sinkPrepared(id: string): Promise<void> {
+    this.closeOutputs(id);
+    if (--this.preparing === 0) this.allPrepared.resolve();
+    return untilAborted(this.allPrepared.promise, this.cancel.signal);
+  }
+
+  /**
    * Sends the dead letters a stage collected during its last call; for the dlq sink, writes
    * the letters it rejected again, reduced.
    */
@@ -514,6 +529,7 @@ class Run {
     };
     const guard = node.id === this.graph.dlqNode ? this.dlqGuard : undefined;
     return consumeInputs(node, {
+      prepared: () => this.sinkPrepared(node.id),
       write: guard === undefined ? undefined : (batch) => guard.write(batch),
       inputs: this.inputs.get(node.id) as Channel<Message>[],
       metrics: this.stageMetrics.get(node.id) as StageMetrics,
