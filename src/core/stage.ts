@@ -211,6 +211,20 @@ export interface Source<T = unknown> {
    * runtime that does not call it leaves the source to commit at a clean end of input only.
    */
   onBarrierComplete?(id: number): void | Promise<void>;
+  /**
+   * True when the input cannot be read again (a pipe, a terminal): `restore` cannot go back to a
+   * position, so under checkpoints the runtime requires the write-ahead log (which replays what
+   * was read after the checkpoint) and fails at start without it.
+   */
+  readonly readOnce?: boolean;
+  /**
+   * True when `position()` is exact whenever the source is not inside `out.emit` — it never
+   * counts records it holds but has not emitted. The runtime may then send a checkpoint barrier
+   * for it while it waits for input (on the coordinator's timer, `CheckpointDriver.barrierTimerMs`),
+   * so an idle source still takes checkpoints on the interval. Its next `emit` waits for that
+   * barrier to be sent.
+   */
+  readonly idleBarriers?: boolean;
   /** Progress as bytes or records done of a known total, when the source knows it. */
   progress?(): { done: number; total?: number; unit: 'bytes' | 'records' } | undefined;
   /** See the stage contract above. */
