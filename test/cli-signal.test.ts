@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 const bin = fileURLToPath(new URL('../bin/sluice.js', import.meta.url));
 
-it('the first SIGINT drains an unbounded run into a complete output file and exits 0', async () => {
+it('the first SIGINT drains an unbounded run into an output marked partial, never the final name, and exits 0', async () => {
   const work = mkdtempSync(join(tmpdir(), 'sluice-sigint-'));
   try {
     writeFileSync(
@@ -41,8 +41,11 @@ it('the first SIGINT drains an unbounded run into a complete output file and exi
     assert.equal(code, 0, stderr);
     assert.match(stderr, /Stopping: draining in-flight records \(press Ctrl-C again to stop at once\)/);
     assert.match(stderr, /Finished `sigint`/);
-    assert.ok(existsSync(join(work, 'out.jsonl')), 'the drained run committed no output file');
-    const lines = readFileSync(join(work, 'out.jsonl'), 'utf8').split('\n');
+    // A stop is not the end of the input: the final name never holds a cut-off output.
+    assert.ok(!existsSync(join(work, 'out.jsonl')), 'the drained run passed a partial output off as final');
+    assert.ok(existsSync(join(work, 'out.jsonl.partial')), 'the drained run kept no output');
+    assert.match(stderr, /the output so far is in `[^`]*out\.jsonl\.partial`/);
+    const lines = readFileSync(join(work, 'out.jsonl.partial'), 'utf8').split('\n');
     assert.equal(lines.pop(), '', 'the file ends with a newline (no partial last line)');
     assert.ok(lines.length > 0);
     lines.forEach((line, i) => {

@@ -9,7 +9,9 @@
  *
  *   1. After a source emits a batch, the runtime asks `barrierDue(source)`. When the interval
  *      (time or records) has passed, checkpoint n begins; every source gets barrier n after its
- *      next batch, and its `position()` at that moment is recorded.
+ *      next batch, and its `position()` at that moment is recorded. A source that is idle
+ *      (waiting for input) is asked on a timer (`barrierTimerMs`), so it still checkpoints on the
+ *      interval and never holds up a checkpoint another source began.
  *   2. Operators snapshot when barrier n has arrived on all their inputs (the runtime aligns);
  *      the runtime hands the state to `operatorSnapshot`, which serialises it at once.
  *   3. Sinks flush on barrier n and acknowledge with `sinkAcked` (with their own state, e.g. a
@@ -220,6 +222,11 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.recordsSince = 0;
     this.nextAt = now + this.intervalMs;
     return this.pending.id;
+  }
+
+  barrierTimerMs(): number | undefined {
+    // Checked more often than the interval, so an idle source's barrier is late by a second at most.
+    return this.intervalMs > 0 ? Math.min(this.intervalMs, 1000) : undefined;
   }
 
   sourceBarrier(id: number, stage: string, position: Position | undefined): void {

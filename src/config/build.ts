@@ -106,6 +106,13 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
         '`scope: partition` does not take `wal` (Kafka can be read again)',
       );
   }
+  // An input that cannot be read again resumes only through the write-ahead log.
+  const wal = config.checkpoint?.wal !== undefined && config.checkpoint.wal !== false;
+  if (config.checkpoint !== undefined && !wal && config.input.spec.capabilities?.readOnce === true)
+    problem(
+      { ...config.input, path: `${config.input.path}.${config.input.component}` },
+      `the \`${config.input.component}\` input cannot be read again, so a checkpoint could not resume it (\`source input (${config.input.component}) cannot resume from a position\`): add \`wal: true\` to \`checkpoint\` (the write-ahead log keeps what was read after the last checkpoint and replays it), or remove \`checkpoint\``,
+    );
   // Settings the sinks would refuse only when they start: said by `sluice lint` too.
   const sinkConfigs = [...config.output, ...config.outputs.values(), ...(config.dlq ? [config.dlq] : [])];
   const exactlyOnce = sinkConfigs.filter((c) => (c.config as { exactlyOnce?: unknown }).exactlyOnce === true);

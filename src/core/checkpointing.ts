@@ -56,6 +56,13 @@ export interface CheckpointDriver {
    * or undefined.
    */
   barrierDue(stage: string, records: number): number | undefined;
+  /**
+   * How often the runtime asks `barrierDue(stage, 0)` for a source that is not emitting (one that
+   * declares `idleBarriers`), so that a source waiting for input still takes checkpoints on the
+   * interval and a checkpoint another source began still gets its barrier. Undefined: only after
+   * batches (e.g. checkpoints by record count only). Optional.
+   */
+  barrierTimerMs?(): number | undefined;
   /** Source `stage` sent barrier `id`; `position` is its position after the records before it. */
   sourceBarrier(id: number, stage: string, position: Position | undefined): void;
   /**

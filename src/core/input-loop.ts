@@ -3,7 +3,7 @@
  * (round robin), hands batches to the stage, merges watermarks by minimum over the inputs, aligns
  * checkpoint barriers (an input that delivered barrier n waits until every open input has), and
  * runs the stage's timers between messages. Ends when every input is closed, then calls the
- * stage's `finish`.
+ * stage's `finish` (a sink with `prepare`: `prepare`, then `finish` once every such sink prepared).
  */
 import { type Channel, CLOSED, EMPTY } from './channel.ts';
 import type { Clock } from './clock.ts';
@@ -27,6 +27,11 @@ export interface InputLoopDeps {
   deliverSignal(s: Signal): Promise<void>;
   /** Called after every call into the stage: sends the dead letters it produced. */
   afterCall(): Promise<void>;
+  /**
+   * Sinks with `prepare`: called once it prepared; resolves when every preparing sink of the run
+   * has (see `Sink.prepare`).
+   */
+  readonly prepared?: (() => Promise<void>) | undefined;
   /** Sinks: writes a batch in place of `sink.write` (the dlq sink's guard); default `sink.write`. */
   readonly write?: ((batch: Batch<unknown>) => void | Promise<void>) | undefined;
 }
@@ -127,6 +132,14 @@ export async function consumeInputs(
     const deadline = isSink ? undefined : op.nextTimer?.();
     if (deadline !== undefined && deadline <= clock.now()) continue;
     await waitForInput(inputs, open, held, deadline, clock, signal);
+  }
+  if (isSink && sink.prepare !== undefined) {
+    // Two-phase end (see `Sink.prepare`): prepare, hand on its dead letters, then wait for
+    // every other preparing sink before publishing.
+    const p = sink.prepare();
+    if (p !== undefined) await untilAborted(p, signal);
+    await deps.afterCall();
+    await deps.prepared?.();
   }
   const r = isSink ? sink.finish?.() : op.finish?.(out);
   if (r !== undefined) await untilAborted(r, signal);

@@ -21,6 +21,15 @@ export async function restoreCheckpoint(
   log: Logger,
 ): Promise<Map<string, Batch<unknown>[]>> {
   const replay = new Map<string, Batch<unknown>[]>();
+  for (const node of graph.nodes.values()) {
+    if (node.kind === 'source' && node.stage.readOnce === true && checkpoint.walAppend === undefined) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `source \`${node.id}\` (${node.component}) cannot be read again, so a checkpoint could not resume it: turn on the write-ahead log (\`checkpoint: { wal: true }\`), which replays what was read after the last checkpoint, or run without checkpoints`,
+        { stage: node.id },
+      );
+    }
+  }
   const restored = await checkpoint.restore();
   const positions = new Map<string, Position | undefined>();
   if (restored !== undefined) for (const [k, v] of Object.entries(restored.sources)) positions.set(k, v);

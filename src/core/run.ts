@@ -93,6 +93,13 @@ export interface RunHandle {
   metrics(): MetricsSnapshot;
 }
 
+/** Checkpointing: where a source is, for barriers sent while it idles (see `Run.idleBarriers`). */
+interface SourceTurn {
+  emitting: boolean;
+  idleBarrier: Promise<void> | undefined;
+  ended: boolean;
+}
+
 const stderrLogger: Logger = {
   info: () => {},
   warn: (msg, fields) =>
@@ -153,6 +160,11 @@ class Run {
   /** Sinks that handled each barrier (only without checkpoints; see `sinkHandledBarrier`). */
   private barrierAcks: BarrierAcks | undefined;
   private ackChain: Promise<void> = RESOLVED;
+  /** The two-phase end: sinks with `prepare` still to prepare, and who waits for them. */
+  private preparing = 0;
+  private readonly allPrepared = Promise.withResolvers<void>();
+  /** Checkpointing: per source, whether it is inside `emit`, a barrier sent while it idles, its end. */
+  private readonly sourceTurns = new Map<string, SourceTurn>();
   private done!: Promise<RunSummary>;
 
   private readonly graph: Graph;
@@ -216,7 +228,11 @@ class Run {
       if (checkpoint !== undefined) this.replay = await restoreCheckpoint(graph, checkpoint, this.log);
       if (this.state === 'starting') this.state = 'running';
       const tasks = order.map((id) => this.runNode(graph.nodes.get(id) as GraphNode));
+      const timer = new AbortController();
+      const idle = checkpoint === undefined ? RESOLVED : this.idleBarriers(checkpoint, timer.signal);
       await Promise.allSettled(tasks);
+      timer.abort();
+      await idle;
       // Acknowledgements already due are delivered before the sources close.
       await this.ackChain;
     } catch (err) {
@@ -240,6 +256,7 @@ class Run {
       nodes.every((n) => n.kind !== 'sink' || n.stage.durableOnBarrier === true);
     if (this.options.checkpoint === undefined && ackAllowed)
       this.barrierAcks = new BarrierAcks(nodes.filter((n) => n.kind === 'sink').length);
+    this.preparing = nodes.filter((n) => n.kind === 'sink' && n.stage.prepare !== undefined).length;
     const edges = [...this.graph.edges];
     const dlq = this.graph.dlqNode;
     if (dlq !== undefined) {
@@ -357,7 +374,14 @@ class Run {
         metrics.recordsOut += n;
         metrics.batchesOut++;
         if (checkpoint !== undefined && node.kind === 'source') {
-          return this.emitFromSource(node.id, node.stage, checkpoint, emitter, chans, batch, send);
+          const turn = this.turnOf(node.id);
+          turn.emitting = true;
+          const go = () =>
+            this.emitFromSource(node.id, node.stage, checkpoint, emitter, chans, batch, send).finally(() => {
+              turn.emitting = false;
+            });
+          // A barrier sent while the source was idle goes out first.
+          return turn.idleBarrier === undefined ? go() : turn.idleBarrier.then(go);
         }
         const sent = send(chans, batch);
         if (node.kind === 'source' && dead.pending) return sent.then(() => this.flushDead(node.id));
@@ -399,6 +423,54 @@ class Run {
     if (due === undefined) return;
     checkpoint.sourceBarrier(due, id, source.position?.());
     await emitter.signal(barrier(due));
+  }
+
+  private turnOf(id: string): SourceTurn {
+    let turn = this.sourceTurns.get(id);
+    if (turn === undefined) {
+      turn = { emitting: false, idleBarrier: undefined, ended: false };
+      this.sourceTurns.set(id, turn);
+    }
+    return turn;
+  }
+
+  /**
+   * The coordinator's timer path: every `barrierTimerMs`, a source that declares `idleBarriers`
+   * and is not inside `emit` (it waits for input) is asked `barrierDue(id, 0)`, and gets the due
+   * barrier with its current position — so an idle source still takes checkpoints on the
+   * interval, and one another source began completes. Ends when every source ended or `stop`
+   * aborts; a failure fails the run.
+   */
+  private async idleBarriers(checkpoint: CheckpointDriver, stop: AbortSignal): Promise<void> {
+    const every = checkpoint.barrierTimerMs?.();
+    if (every === undefined) return;
+    const sources = [...this.graph.nodes.values()].filter(
+      (n): n is Extract<GraphNode, { kind: 'source' }> =>
+        n.kind === 'source' && n.stage.idleBarriers === true,
+    );
+    if (sources.length === 0) return;
+    const signal = AbortSignal.any([stop, this.cancel.signal]);
+    const emitters = new Map(sources.map((n) => [n.id, this.emitterFor(n)]));
+    try {
+      while (!signal.aborted) {
+        await this.clock.sleep(every, signal);
+        for (const node of sources) {
+          const turn = this.turnOf(node.id);
+          if (turn.emitting || turn.ended || turn.idleBarrier !== undefined || this.replaying.has(node.id))
+            continue;
+          const due = checkpoint.barrierDue(node.id, 0);
+          if (due === undefined) continue;
+          checkpoint.sourceBarrier(due, node.id, node.stage.position?.());
+          const sent = (emitters.get(node.id) as Emitter<unknown>).signal(barrier(due));
+          turn.idleBarrier = sent.finally(() => {
+            turn.idleBarrier = undefined;
+          });
+          await turn.idleBarrier;
+        }
+      }
+    } catch (err) {
+      if (!signal.aborted) this.fail(wrapError('sending a checkpoint barrier for an idle source', err));
+    }
   }
 
   /** Tells the coordinator how the run ended (a finished job's checkpoints are deleted). */
@@ -443,6 +515,17 @@ class Run {
   }
 
   /**
+   * Sink `id` prepared (see `Sink.prepare`): its output to the dlq ends (so the dlq sink's input
+   * can end and it can prepare too); resolves once every preparing sink has, or rejects when the
+   * run is cancelled or failed first — then no sink publishes.
+   */
+  private sinkPrepared(id: string): Promise<void> {
+    this.closeOutputs(id);
+    if (--this.preparing === 0) this.allPrepared.resolve();
+    return untilAborted(this.allPrepared.promise, this.cancel.signal);
+  }
+
+  /**
    * Sends the dead letters a stage collected during its last call; for the dlq sink, writes
    * the letters it rejected again, reduced.
    */
@@ -473,6 +556,10 @@ class Run {
           this.replaying.delete(node.id);
         }
         await untilAborted(node.stage.run(out, ctx), this.cancel.signal);
+        const turn = this.turnOf(node.id);
+        turn.ended = true;
+        // A barrier sent while the source idled is out before its end is.
+        await turn.idleBarrier;
         await this.flushDead(node.id);
         this.options.checkpoint?.sourceEnded(node.id, node.stage.position?.());
       } else {
@@ -523,6 +610,7 @@ class Run {
     };
     const guard = node.id === this.graph.dlqNode ? this.dlqGuard : undefined;
     return consumeInputs(node, {
+      prepared: () => this.sinkPrepared(node.id),
       write: guard === undefined ? undefined : (batch) => guard.write(batch),
       inputs: this.inputs.get(node.id) as Channel<Message>[],
       metrics: this.stageMetrics.get(node.id) as StageMetrics,

@@ -211,6 +211,20 @@ export interface Source<T = unknown> {
    * runtime that does not call it leaves the source to commit at a clean end of input only.
    */
   onBarrierComplete?(id: number): void | Promise<void>;
+  /**
+   * True when the input cannot be read again (a pipe, a terminal): `restore` cannot go back to a
+   * position, so under checkpoints the runtime requires the write-ahead log (which replays what
+   * was read after the checkpoint) and fails at start without it.
+   */
+  readonly readOnce?: boolean;
+  /**
+   * True when `position()` is exact whenever the source is not inside `out.emit` — it never
+   * counts records it holds but has not emitted. The runtime may then send a checkpoint barrier
+   * for it while it waits for input (on the coordinator's timer, `CheckpointDriver.barrierTimerMs`),
+   * so an idle source still takes checkpoints on the interval. Its next `emit` waits for that
+   * barrier to be sent.
+   */
+  readonly idleBarriers?: boolean;
   /** Progress as bytes or records done of a known total, when the source knows it. */
   progress?(): { done: number; total?: number; unit: 'bytes' | 'records' } | undefined;
   /** See the stage contract above. */
@@ -316,10 +330,28 @@ export interface Sink<T = unknown> {
   /** Stage-specific metrics for the run's snapshot; see {@link StageMetricsHook}. */
   metrics?: StageMetricsHook;
   /**
-   * Called once when every input ended normally: flush and commit (e.g. rename a temp file).
+   * The first phase of a two-phase end, for a sink whose output must appear together with the
+   * other outputs of the run or not at all (the `file` sink: a run that fails while committing
+   * its main output must not leave a side output committed). Called once when every input ended
+   * (normally, or early after a draining stop), before `finish`: do everything that can fail —
+   * flush, fsync, check that the destination can be replaced — and make nothing visible.
+   *
+   * The runtime then waits until every sink of the run that has `prepare` has prepared, and only
+   * then calls their `finish`, which should only publish (a rename). When any stage fails or the
+   * run is cancelled before that, no `finish` is called: `close` discards, and every final
+   * destination is as it was. A sink may send dead letters from `prepare` but not from `finish`:
+   * its output to the dlq is closed once it prepared, so that the dlq sink can prepare too.
+   * Sinks without `prepare` finish on their own, as soon as their input ends.
+   */
+  prepare?(): void | Promise<void>;
+  /**
+   * Called once when every input ended normally: flush and commit (e.g. rename a temp file);
+   * with `prepare`, only after every preparing sink of the run prepared (see {@link prepare}).
    * Also after a draining stop (`ctx.stopSignal` aborted), when the input may have ended early:
-   * then an exactly-once sink must not commit what no checkpoint covers as if the input were
-   * complete (the next run resumes from the last checkpoint and writes it again).
+   * then a sink must not pass what it holds off as a complete output (the `file` sink keeps it
+   * under its temporary name with checkpoints, else under a `.partial` name), and an
+   * exactly-once sink must not commit what no checkpoint covers (the next run resumes from the
+   * last checkpoint and writes it again).
    */
   finish?(): void | Promise<void>;
   /** See the stage contract above. Not preceded by `finish` on failure or cancellation: discard uncommitted output. */

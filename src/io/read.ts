@@ -48,6 +48,14 @@ export interface PumpOptions {
   emitted?: ((next: { line: number; offset: number } | undefined) => void) | undefined;
 }
 
+/** A dead letter decoded but not handed on yet, and the index of the batch it precedes. */
+interface PendingLetter {
+  readonly before: number;
+  readonly raw: string;
+  readonly error: unknown;
+  readonly meta: RecordMeta;
+}
+
 /**
  * Decodes `bytes` with `decoder` and emits batches of at most `batchSize` records, each
  * with its meta. Invalid records go to `ctx.deadLetter` (their bounded raw bytes as text, with
@@ -85,23 +93,45 @@ export async function pumpRecords(
     },
     invalid(error, raw, line, offset) {
       if (strict) throw error;
-      ctx.deadLetter(Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'), error, {
-        source,
-        position: position(line, offset),
+      letters.push({
+        before: ready.length,
+        raw: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'),
+        error,
+        meta: { source, position: position(line, offset) },
       });
     },
   };
   const emitted = options.emitted;
+  // Dead letters go out with the batch they precede, never earlier: a checkpoint barrier after
+  // an earlier batch of the chunk records a position before their lines, so a letter sent
+  // already would be sent again by the run that resumes there (the dlq must be exactly-once).
+  // Letters after the chunk's last record go with its last batch, whose position covers them.
+  const letters: PendingLetter[] = [];
+  let sent = 0;
+  const sendLetters = (upTo: number): void => {
+    while (sent < letters.length && (letters[sent] as PendingLetter).before <= upTo) {
+      const l = letters[sent++] as PendingLetter;
+      ctx.deadLetter(l.raw, l.error, l.meta);
+    }
+  };
   const flush = async (): Promise<void> => {
     cut();
     for (let i = 0; i < ready.length; i++) {
+      sendLetters(i === ready.length - 1 ? Number.POSITIVE_INFINITY : i);
       if (emitted !== undefined) {
         const next = ready[i + 1]?.meta?.[0]?.position as { line: number; offset: number } | undefined;
         emitted(next);
       }
       await out.emit(ready[i] as Batch<unknown>);
     }
+    if (ready.length === 0 && sent < letters.length) {
+      // Only dead letters: they are handed on now, so the position moves past their lines.
+      sendLetters(Number.POSITIVE_INFINITY);
+      emitted?.(undefined);
+    }
     ready.length = 0;
+    letters.length = 0;
+    sent = 0;
   };
   for await (const chunk of bytes) {
     if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);

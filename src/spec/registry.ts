@@ -101,6 +101,13 @@ export interface ComponentCapabilities {
    */
   readonly partitionedPositions?: true;
   /**
+   * Source: its input cannot be read again (a pipe, a terminal), so no position can resume it.
+   * With `checkpoint:` the pipeline then needs `wal: true` — the write-ahead log keeps what was
+   * read after the last checkpoint and replays it —; the builder refuses it otherwise, at lint
+   * and at start.
+   */
+  readonly readOnce?: true;
+  /**
    * Sink: with `exactlyOnce: true` it commits the consumed offsets of the run's sources of this
    * family (`kafka`: consumer-group offsets) inside its own transactions, and those sources
    * commit nothing themselves. At most one such sink per family in a pipeline (the builder

@@ -18,7 +18,14 @@ import { WatermarkGenerator } from './watermark.ts';
 export type DurationInput = number | string;
 
 /** Output fields every result has; aggregate and key names must differ from them. */
-export const RESULT_FIELDS = ['windowStart', 'windowEnd', 'revision', 'update', 'retracted'] as const;
+export const RESULT_FIELDS = [
+  'windowStart',
+  'windowEnd',
+  'revision',
+  'update',
+  'retracted',
+  'partial',
+] as const;
 
 /** A key function's result: one value (output as field `key`) or an object of key fields. */
 export type KeyValue = string | number | bigint | boolean | Readonly<Record<string, unknown>>;

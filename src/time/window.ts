@@ -7,7 +7,10 @@
  * Result records hold the key fields by name, `windowStart` and `windowEnd` (ISO-8601 UTC), the
  * aggregate fields by name, `revision` (1 for a window's first result, 2, 3 … for each later
  * one) and `update` (true when the result replaces one emitted before), so a sink can upsert
- * on key + `windowStart`. When a late event merges session windows that were already
+ * on key + `windowStart`. A stop before the end of the input fires nothing under checkpoints
+ * (open windows are in the checkpoint; the next run fires them) and, without checkpoints, emits
+ * the open windows with `partial: true` (their counts cover only what was read before the stop).
+ * When a late event merges session windows that were already
  * emitted, the sessions that no longer exist under their `windowStart` get a retraction: the
  * key fields, `windowStart`, `windowEnd`, the next `revision`, `update: true` and
  * `retracted: true` — delete that row.
@@ -96,6 +99,8 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   private budget: StateBudget | undefined;
   /** Estimated bytes of one window's accumulators. */
   private readonly accBytes: number;
+  /** Set when a stop (not the end of the input) fires the open windows: results are partial. */
+  private cutShort = false;
 
   /** Use {@link windowOperator}; `p` comes from `windowPlan`. */
   constructor(p: WindowPlan) {
@@ -194,6 +199,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
       if (core.out.length === 0) break;
       const recs = core.out;
       core.out = [];
+      if (this.cutShort) for (const r of recs) r.partial = true;
       await out.emit(batchOf(recs));
     }
     if (core.lateRecs.length > 0) {
@@ -248,6 +254,14 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   }
 
   finish(out: Emitter<Record<string, unknown>>): Promise<void> {
+    const ctx = this.core.ctx;
+    if (ctx.stopSignal.aborted) {
+      // A stop is not the end of the input: windows still open are not complete. Under
+      // checkpoints they are in the last checkpoint and the next run fires them; without, they
+      // are emitted marked `partial: true`, never as final results.
+      if (ctx.checkpointing) return Promise.resolve();
+      this.cutShort = true;
+    }
     // End of input: nothing more can arrive, so every window gets its final result.
     this.advance(Number.POSITIVE_INFINITY);
     this.budget?.release(this.core.ctx.name);

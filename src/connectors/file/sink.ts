@@ -50,6 +50,9 @@ export interface FileSink extends Sink<unknown> {
   readonly recordsWritten: number;
 }
 
+/** File sinks made in this process, so each has its own temporary name. */
+let sinkCount = 0;
+
 /** Writes all of `data` (a write may be partial). */
 async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
   let off = 0;
@@ -95,7 +98,9 @@ export function fileSink(options: FileSinkOptions): FileSink {
     });
   }
   const dir = dirname(path);
-  let tempPath = join(dir, `.${basename(path)}.sluice-tmp-${process.pid}`);
+  // Unique per sink, not only per process: a run restarted in the same process must not reopen
+  // (and truncate) the temporary file its checkpoint refers to.
+  let tempPath = join(dir, `.${basename(path)}.sluice-tmp-${process.pid}-${++sinkCount}`);
   let handle: FileHandle | undefined;
   // Checkpoints: bytes in the temporary file, and whether a checkpoint may refer to it (then a
   // failed run keeps it, for the restart to continue from).
@@ -114,6 +119,28 @@ export function fileSink(options: FileSinkOptions): FileSink {
 
   const fail = (doing: string, err: unknown) => wrapError(`${doing} file \`${path}\``, err, { file: path });
   const notOpen = () => new SluiceError(ErrorCode.STAGE, `file \`${path}\` is not open`, { file: path });
+
+  /** Ends the compressor, fsyncs and closes the temporary file: the first phase of the end. */
+  const prepare = async (): Promise<void> => {
+    if (handle === undefined || writer === undefined) throw notOpen();
+    try {
+      await writer.end();
+      writer = undefined;
+      await handle.sync();
+      const h = handle;
+      handle = undefined;
+      await h.close();
+      // What would make the rename fail, found before any output of the run is published.
+      const st = await stat(path).catch(() => undefined);
+      if (st?.isDirectory() === true) {
+        throw new SluiceError(ErrorCode.STAGE, `\`${path}\` is a folder; a file cannot replace it`, {
+          file: path,
+        });
+      }
+    } catch (err) {
+      throw fail('committing', err);
+    }
+  };
 
   return {
     get tempPath() {
@@ -160,18 +187,30 @@ export function fileSink(options: FileSinkOptions): FileSink {
       written += batch.records.length;
     },
 
+    prepare,
+
     async finish() {
-      if (handle === undefined || writer === undefined) throw notOpen();
+      if (handle !== undefined) await prepare();
+      const stopped = ctx?.stopSignal.aborted === true;
       try {
-        await writer.end();
-        writer = undefined;
-        await handle.sync();
-        const h = handle;
-        handle = undefined;
-        await h.close();
-        await rename(tempPath, path);
+        if (stopped && checkpointed) {
+          // A stop is not the end of the input: the output stays under its temporary name, which
+          // the checkpoint refers to, and the next run continues it.
+          ctx?.log.warn(
+            `Stopped before the end of the input: \`${path}\` is not written yet; the output so far stays in \`${tempPath}\` and the next run continues it from the last checkpoint`,
+            { file: path },
+          );
+          return;
+        }
+        const target = stopped ? partialPath(path) : path;
+        await rename(tempPath, target);
         committed = true;
-        if (checkpointed) await removeStaleTemps(dir, basename(path), undefined);
+        if (stopped) {
+          ctx?.log.warn(
+            `Stopped before the end of the input: the output so far is in \`${target}\`, not \`${path}\``,
+            { file: target },
+          );
+        } else if (checkpointed) await removeStaleTemps(dir, basename(path), undefined);
       } catch (err) {
         throw fail('committing', err);
       }
@@ -264,6 +303,14 @@ export function fileSink(options: FileSinkOptions): FileSink {
       }
     },
   };
+}
+
+/**
+ * Where an output cut off by a stop goes when no checkpoint can continue it: `out.jsonl` →
+ * `out.jsonl.partial`, which no reader of `*.jsonl` takes for a complete output.
+ */
+export function partialPath(path: string): string {
+  return `${path}.partial`;
 }
 
 /** What the file sink keeps in a checkpoint: its temporary file and the length committed. */

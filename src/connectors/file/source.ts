@@ -235,6 +235,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
       }
     },
 
+    idleBarriers: true,
     position() {
       const p = emitted ?? resumeAt ?? decoder.position();
       return { file: path, line: p.line, offset: p.offset };

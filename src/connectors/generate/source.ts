@@ -137,6 +137,18 @@ export class EventGenerator {
     };
   }
 
+  /**
+   * Skips the next `n` events in constant time, as if `n` calls of {@link next} were made: the
+   * state of mulberry32 only moves by a constant per number, and each event draws a fixed count.
+   */
+  skip(n: number): void {
+    const draws = this.disorderMs > 0 ? 6 : 5;
+    // (n × draws) mod 2³², exact while n × draws < 2⁵³.
+    const steps = (n * draws) % 4_294_967_296;
+    this.state = (this.state + Math.imul(steps >>> 0, 0x6d2b79f5)) | 0;
+    this.id += n;
+  }
+
   /** The next `n` events as an array. */
   take(n: number): GeneratedEvent[] {
     const out = new Array<GeneratedEvent>(n);
@@ -184,7 +196,9 @@ export interface GenerateSource extends Source<Partial<GeneratedEvent>> {
  * A source of deterministic synthetic events: the same options (and seed) give the same
  * records. With `rate`, it sleeps through `ctx.clock` between batches, so a test drives it
  * with a ManualClock and a stop or cancel interrupts the sleep. A graceful stop ends it
- * between batches. Records carry no meta (their `id` says where they are).
+ * between batches. Records carry no meta (their `id` says where they are). Under checkpoints it
+ * resumes at its position (records generated): the same seed and options give the records from
+ * there on, so a restart neither repeats nor skips one.
  *
  * @example
  * new Pipeline('demo').from(generateSource({ count: 1000, seed: 7 })).to(sink);
@@ -212,8 +226,10 @@ export function generateSource(options: GenerateSourceOptions = {}): GenerateSou
       const clock = ctx.clock;
       const wake = rate === undefined ? undefined : AbortSignal.any([ctx.signal, ctx.stopSignal]);
       const t0 = clock.now();
+      // A restored run goes on from `gen.generated`; the rate paces what this run produces.
+      const start = gen.generated;
       let produced = 0;
-      while (produced < limit) {
+      while (start + produced < limit) {
         if (ctx.stopSignal.aborted) return;
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
         if (rate !== undefined) {
@@ -228,7 +244,7 @@ export function generateSource(options: GenerateSourceOptions = {}): GenerateSou
             }
           }
         }
-        const n = Math.min(perBatch, limit - produced);
+        const n = Math.min(perBatch, limit - start - produced);
         const records = gen.take(n);
         const batch: Batch<Partial<GeneratedEvent>> = {
           kind: 'batch',
@@ -238,8 +254,20 @@ export function generateSource(options: GenerateSourceOptions = {}): GenerateSou
         await out.emit(batch);
       }
     },
+    idleBarriers: true,
     position() {
       return { generated: gen.generated };
+    },
+    restore(position) {
+      const n = (position as { generated?: unknown }).generated;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+        throw new SluiceError(
+          ErrorCode.STAGE,
+          `the checkpoint's position of the generate source is damaged (${JSON.stringify(position)}); delete the checkpoint folder to start over`,
+        );
+      }
+      // The same options give the same records, so record n onwards is exactly what follows.
+      gen.skip(n - gen.generated);
     },
     progress() {
       return count === undefined

@@ -48,6 +48,8 @@ export interface StdinSource extends Source<unknown> {
  * `{ source: <stage>, position: { stream: 'stdin', line, offset } }`; undecodable lines go to
  * the dead-letter output. A graceful stop or a cancel while waiting for input ends the wait
  * at once (the stream is destroyed: standard input is not read again in this process).
+ * Under checkpoints it needs the write-ahead log (`readOnce`): a restart replays what the last
+ * run read after its checkpoint from the log, then reads this process's standard input.
  *
  * @example
  * // cat events.jsonl | node app.ts
@@ -87,6 +89,13 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
         if (ctx.stopSignal.aborted && !ctx.signal.aborted && isAbort(err)) return;
         throw readError('reading standard input', err, { stream: 'stdin' });
       }
+    },
+    readOnce: true,
+    idleBarriers: true,
+    restore() {
+      // Standard input cannot be read again: what the last run read after its checkpoint comes
+      // back from the write-ahead log (the runtime replays it before `run`; it refuses a
+      // `readOnce` source under checkpoints without one), then this process's input goes on.
     },
     position() {
       const p = decoder.position();

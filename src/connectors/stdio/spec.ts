@@ -38,8 +38,11 @@ export const stdinSourceSpec = defineComponent({
   summary: 'Reads records from standard input (JSON Lines, CSV or plain lines).',
   description:
     'Like the `file` source without a known size: `meta.position` is `{ stream: "stdin", line, offset }`; records that ' +
-    'cannot be decoded go to the `dlq` output.',
+    'cannot be decoded go to the `dlq` output. With `checkpoint:` it needs `wal: true`: standard input cannot be ' +
+    'read again, so a restart replays from the write-ahead log what the last run read after its checkpoint, then ' +
+    'reads the new standard input.',
   config: stdinSourceConfig,
+  capabilities: { readOnce: true },
   examples: [
     { title: 'JSON Lines from a pipe', yaml: 'format: jsonl\n' },
     { title: 'Gzipped CSV from a pipe', yaml: 'format: csv\ncompression: gzip\ntypes: { qty: int }\n' },
