@@ -121,7 +121,8 @@ func columns(header []string, names ...string) []int {
 	return idx
 }
 
-func runCSV(f io.Reader) map[winKey]*agg {
+// eachCSVRow calls fn with the ts, country, event_type and amount of every row of f.
+func eachCSVRow(f io.Reader, fn func(ts, country, eventType, amount string)) {
 	r := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
 	r.ReuseRecord = true
 	header, err := r.Read()
@@ -129,25 +130,36 @@ func runCSV(f io.Reader) map[winKey]*agg {
 		fail("reading the header: %v", err)
 	}
 	c := columns(header, "ts", "country", "event_type", "amount")
-	out := make(map[winKey]*agg)
 	for {
 		rec, err := r.Read()
 		if err == io.EOF {
-			break
+			return
 		}
 		if err != nil {
 			fail("reading CSV: %v", err)
 		}
-		k := winKey{rec[c[1]], rec[c[2]], windowStart(rec[c[0]])}
-		a := out[k]
-		if a == nil {
-			a = &agg{}
-			out[k] = a
-		}
-		a.count++
-		a.cents += cents(rec[c[3]])
+		fn(rec[c[0]], rec[c[1]], rec[c[2]], rec[c[3]])
 	}
+}
+
+func runCSV(f io.Reader) map[winKey]*agg {
+	out := make(map[winKey]*agg)
+	eachCSVRow(f, func(ts, country, eventType, amount string) {
+		addEvent(out, ts, country, eventType, amount)
+	})
 	return out
+}
+
+// addEvent counts one event into its window.
+func addEvent(out map[winKey]*agg, ts, country, eventType, amount string) {
+	k := winKey{country, eventType, windowStart(ts)}
+	a := out[k]
+	if a == nil {
+		a = &agg{}
+		out[k] = a
+	}
+	a.count++
+	a.cents += cents(amount)
 }
 
 type row struct {
@@ -155,13 +167,6 @@ type row struct {
 }
 
 func runCSVPool(f io.Reader, workers int) map[winKey]*agg {
-	r := csv.NewReader(bufio.NewReaderSize(f, 256<<10))
-	r.ReuseRecord = true
-	header, err := r.Read()
-	if err != nil {
-		fail("reading the header: %v", err)
-	}
-	c := columns(header, "ts", "country", "event_type", "amount")
 	const batch = 1024
 	chans := make([]chan []row, workers)
 	results := make([]map[winKey]*agg, workers)
@@ -174,29 +179,15 @@ func runCSVPool(f io.Reader, workers int) map[winKey]*agg {
 			defer wg.Done()
 			for rows := range in {
 				for _, x := range rows {
-					k := winKey{x.country, x.eventType, windowStart(x.ts)}
-					a := out[k]
-					if a == nil {
-						a = &agg{}
-						out[k] = a
-					}
-					a.count++
-					a.cents += cents(x.amount)
+					addEvent(out, x.ts, x.country, x.eventType, x.amount)
 				}
 			}
 		}(chans[w], results[w])
 	}
 	pending := make([][]row, workers)
 	h := fnv.New32a()
-	for {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			fail("reading CSV: %v", err)
-		}
-		x := row{rec[c[0]], rec[c[1]], rec[c[2]], rec[c[3]]}
+	eachCSVRow(f, func(ts, country, eventType, amount string) {
+		x := row{ts, country, eventType, amount}
 		h.Reset()
 		h.Write([]byte(x.country))
 		h.Write([]byte{0})
@@ -207,7 +198,7 @@ func runCSVPool(f io.Reader, workers int) map[winKey]*agg {
 			chans[w] <- pending[w]
 			pending[w] = make([]row, 0, batch)
 		}
-	}
+	})
 	for w := range workers {
 		if len(pending[w]) > 0 {
 			chans[w] <- pending[w]
@@ -237,14 +228,7 @@ type event struct {
 }
 
 func add(out map[winKey]*agg, e *event) {
-	k := winKey{e.Country, e.EventType, windowStart(e.Ts)}
-	a := out[k]
-	if a == nil {
-		a = &agg{}
-		out[k] = a
-	}
-	a.count++
-	a.cents += cents(e.Amount)
+	addEvent(out, e.Ts, e.Country, e.EventType, e.Amount)
 }
 
 func runJSONDecoder(f io.Reader) map[winKey]*agg {
