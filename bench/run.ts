@@ -59,6 +59,8 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   'csv-workers': { script: './csv-workers.ts', manual: true },
   cel: { script: './cel.ts' },
   window: { script: './window.ts' },
+  // Needs `go` on the PATH: Sluice's CLI against the seed's Go pipelines (bench/go/peer.go).
+  'vs-go': { script: './vs-go.ts' },
   checkpoint: { script: './checkpoint.ts' },
   // Compares with PostgreSQL and Redis when they are up (`npm run services -- up postgres redis`).
   'checkpoint-backends': { script: './checkpoint-backends.ts', manual: true },

@@ -12,6 +12,7 @@
 import { ErrorCode, SluiceError } from './core/errors.ts';
 import { fuseRecordSteps } from './core/fuse.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './core/graph.ts';
+import { projectSources } from './core/projection.ts';
 import { type RunHandle, type RunOptions, runGraph } from './core/run.ts';
 import type { Operator, Sink, Source } from './core/stage.ts';
 import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './operators/async.ts';
@@ -66,7 +67,9 @@ export class Pipeline {
    * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`).
    */
   run(options: RunOptions = {}): RunHandle {
-    return runGraph(fuseRecordSteps(this.graph), options);
+    const graph = fuseRecordSteps(this.graph);
+    projectSources(graph);
+    return runGraph(graph, options);
   }
 }
 

@@ -56,6 +56,12 @@ export interface RecordDecoder<T = unknown> {
    * fresh buffer.
    */
   readonly borrowsChunks?: boolean;
+  /**
+   * Optional projection, called at most once before the first {@link write}: records may then
+   * hold only these top-level fields (each one the input has), and the decoder may skip the
+   * others without making values of them. Errors are reported as without it.
+   */
+  project?(fields: readonly string[]): void;
 }
 
 /** Turns records into bytes. */

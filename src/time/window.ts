@@ -88,6 +88,11 @@ export function windowOperator<T = unknown>(options: WindowOptions<T>): WindowOp
 export class WindowOperator<T = unknown> implements Operator<T, Record<string, unknown>> {
   /** Side ports it may emit on (the `late` output when configured). */
   readonly ports: readonly string[];
+  /**
+   * The top-level fields of an input record it reads (see `FieldReader` in `core/projection.ts`),
+   * or undefined when a key or time function may read any or the `late` output passes records on.
+   */
+  readonly readsFields: readonly string[] | undefined;
   private readonly p: WindowPlan;
   private readonly core: WindowCore<T>;
   private readonly windows: WindowAlgorithm<T>;
@@ -106,6 +111,7 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   constructor(p: WindowPlan) {
     this.p = p;
     this.ports = windowPorts(p);
+    this.readsFields = fieldsRead(p);
     this.core = new WindowCore<T>(p);
     const a = p.assigner;
     this.windows =
@@ -295,6 +301,21 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     this.core.openWindows = 0;
     this.windows.restore(s.windows);
   }
+}
+
+/** See {@link WindowOperator.readsFields}. A dotted path reads its first segment, or the whole name as a key. */
+function fieldsRead(p: WindowPlan): readonly string[] | undefined {
+  if (p.late !== undefined || p.keyFn !== undefined) return undefined;
+  if (!p.processingTime && p.timeField === undefined) return undefined;
+  const names = [...(p.keyFields ?? []), ...p.aggs.map((a) => a.field)];
+  if (!p.processingTime) names.push(p.timeField);
+  const out = new Set<string>();
+  for (const n of names) {
+    if (n === undefined) continue;
+    out.add(n);
+    if (n.includes('.')) out.add(n.slice(0, n.indexOf('.')));
+  }
+  return [...out];
 }
 
 /** What {@link WindowOperator.snapshot} returns (structured-cloneable; version 1 is the only format). */

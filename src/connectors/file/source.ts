@@ -12,6 +12,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
+import type { ProjectableSource } from '../../core/projection.ts';
 import type { Source } from '../../core/stage.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
@@ -119,7 +120,7 @@ export interface FileSourceOptions extends FormatDecodeOptions {
 }
 
 /** A {@link Source} reading a file; see {@link fileSource}. */
-export interface FileSource extends Source<unknown> {
+export interface FileSource extends Source<unknown>, ProjectableSource {
   /** Where a restart would resume: the file, lines consumed and the byte offset after them. */
   position(): Position;
   /** Bytes read of the file's size at open (compressed bytes for a compressed file). */
@@ -155,6 +156,8 @@ export function fileSource(options: FileSourceOptions): FileSource {
   }
   const compression = options.compression ?? 'auto';
   let decoder = formatDecoder(format, options);
+  // The fields the pipeline reads (see `projectSources`), given to every decoder made.
+  let projection: readonly string[] | undefined;
   // Checkpoints: where `restore` said to resume, and the position after the last emitted record
   // (lines done, byte offset).
   let resumeAt: FileResumePoint | undefined;
@@ -165,6 +168,11 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let bytesRead = 0;
 
   return {
+    project(fields) {
+      projection = fields;
+      decoder.project?.(fields);
+    },
+
     async open() {
       try {
         handle = await open(path, 'r');
@@ -219,6 +227,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
       try {
         if (at !== undefined) {
           decoder = formatDecoder(format, await resumeOptions(format, options, at, headerBytes));
+          if (projection !== undefined) decoder.project?.(projection);
           if (plain) bytesRead = at.offset;
         }
         await pumpRecords(input(at?.offset ?? 0), decoder, out, ctx, {

@@ -57,8 +57,10 @@ function cut(v: string): string {
  * fields; assigning keys in a loop is ~20× slower on V8. Names are embedded with
  * `JSON.stringify`, so no column name can inject code.
  */
-function rowMaker(names: readonly string[]): (v: CsvValue[]) => Record<string, CsvValue> {
-  const props = names.map((n, i) => `${n === '__proto__' ? `["__proto__"]` : JSON.stringify(n)}: v[${i}]`);
+function rowMaker(names: readonly string[], keep?: Uint8Array): (v: CsvValue[]) => Record<string, CsvValue> {
+  const props = names
+    .map((n, i) => `${n === '__proto__' ? `["__proto__"]` : JSON.stringify(n)}: v[${i}]`)
+    .filter((_, i) => keep === undefined || keep[i] === 1);
   return new Function('v', `return {${props.join(', ')}};`) as (v: CsvValue[]) => Record<string, CsvValue>;
 }
 
@@ -145,6 +147,10 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   private dirty = new Uint8Array(0);
   /** Column of the first field of the current row that is not valid UTF-8, or -1. */
   private badUtf8 = -1;
+  /** Fields asked for by {@link project}, or undefined for every column. */
+  private projection: readonly string[] | undefined;
+  /** Per column: 1 when its value is made, 0 when a projection skips it (empty: every column). */
+  private kept = new Uint8Array(0);
 
   constructor(options: CsvDecodeOptions = {}) {
     this.o = resolveDecodeOptions(options);
@@ -156,6 +162,16 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     this.headerPending = this.o.header;
     if (this.o.intern !== undefined) this.intern = new InternCache(this.o.intern);
     if (this.o.columns !== undefined) this.setColumns(this.o.columns);
+  }
+
+  /**
+   * {@inheritDoc RecordDecoder.project} Rows then hold only the named columns (and the typed
+   * ones, whose conversion can reject a row); the others are scanned but no string is made of
+   * them. Applies once the column names are known; rows without names (arrays) keep every column.
+   */
+  project(fields: readonly string[]): void {
+    this.projection = fields;
+    if (this.names !== undefined) this.setColumns(this.names);
   }
 
   /** The column names in effect (from `columns` or the header), once known. */
@@ -289,8 +305,17 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     const uniq = uniqueNames(names);
     this.names = uniq;
     this.ncols = uniq.length;
-    this.make = rowMaker(uniq);
     const types = this.o.types;
+    const proj = this.projection;
+    if (proj === undefined) {
+      this.kept = new Uint8Array(0);
+      this.make = rowMaker(uniq);
+    } else {
+      this.kept = Uint8Array.from(uniq, (n) =>
+        proj.includes(n) || (types !== undefined && Object.hasOwn(types, n)) ? 1 : 0,
+      );
+      this.make = rowMaker(uniq, this.kept);
+    }
     if (types !== undefined) {
       const unknown = Object.keys(types).filter((k) => !uniq.includes(k));
       if (unknown.length > 0) {
@@ -359,6 +384,9 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     const internMax = intern === undefined ? -1 : intern.maxLength;
     const internOn = intern === undefined ? new Uint8Array(0) : intern.enabled;
     const internCols = internOn.length;
+    // Columns a projection skips (`keep[f] === 0`); `nkeep` is 0 when every column is made.
+    const keep = this.kept;
+    const nkeep = keep.length;
     // Cached next positions of delimiter / quote / LF; `len` means "none up to the end". A cached
     // value ≥ the search start is still the first match, so each byte is searched about once.
     let nd = -1;
@@ -407,6 +435,9 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
         if (s.charCodeAt(p) === Q) {
           let a = p + 1;
           let val = '';
+          // A skipped column's value is not made; in a window that is not all ASCII its bytes
+          // are still checked, so a row with invalid UTF-8 is rejected as without the projection.
+          const make = f >= nkeep || keep[f] === 1 || !ascii;
           for (;;) {
             if (nq < a) {
               nq = s.indexOf(Qs, a);
@@ -423,11 +454,11 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
               break fields;
             }
             if (nq + 1 < len && s.charCodeAt(nq + 1) === Q) {
-              val += ascii ? s.slice(a, nq + 1) : this.text(s, buf, a, nq + 1, f);
+              if (make) val += ascii ? s.slice(a, nq + 1) : this.text(s, buf, a, nq + 1, f);
               a = nq + 2;
               continue;
             }
-            val += ascii ? s.slice(a, nq) : this.text(s, buf, a, nq, f);
+            if (make) val += ascii ? s.slice(a, nq) : this.text(s, buf, a, nq, f);
             break;
           }
           const close = nq;
@@ -496,7 +527,14 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           rowEnd = e;
         }
         let v: string;
-        if (e - p <= internMax && f < internCols && internOn[f] === 1 && (ascii || this.clean(s, p, e))) {
+        if (f < nkeep && keep[f] === 0 && ascii) {
+          v = '';
+        } else if (
+          e - p <= internMax &&
+          f < internCols &&
+          internOn[f] === 1 &&
+          (ascii || this.clean(s, p, e))
+        ) {
           v = intern!.get(s, buf, p, e, f);
         } else {
           v = ascii ? s.slice(p, e) : this.text(s, buf, p, e, f);

@@ -1,0 +1,102 @@
+/**
+ * `CsvDecoder.project`: a projected decoder reports the same rows, lines, offsets and invalid
+ * rows as a full one, each record holding only the projected columns (oracle: the full decoder).
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { SluiceError } from '../../core/errors.ts';
+import type { DecodeSink } from '../format.ts';
+import { CsvDecoder, type CsvRow } from './decoder.ts';
+import type { CsvDecodeOptions } from './options.ts';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+type Seen = (string | Record<string, unknown>)[];
+
+function run(
+  bytes: Uint8Array,
+  options: CsvDecodeOptions,
+  chunk: number,
+  fields?: string[],
+): Seen | 'throws' {
+  const seen: Seen = [];
+  const sink: DecodeSink<CsvRow> = {
+    record: (v, line, offset) => seen.push({ ...(v as Record<string, unknown>), '@': `${line}:${offset}` }),
+    invalid: (e, raw, line, offset) =>
+      seen.push(`${line}:${offset}:${e.message}:${Buffer.from(raw).toString('latin1')}`),
+  };
+  const dec = new CsvDecoder(options);
+  if (fields !== undefined) dec.project(fields);
+  try {
+    for (let i = 0; i < bytes.length; i += chunk) dec.write(bytes.slice(i, i + chunk), sink);
+    dec.end(sink);
+  } catch (err) {
+    assert.ok(err instanceof SluiceError);
+    return 'throws';
+  }
+  return seen;
+}
+
+/** The full decoder's events with records cut down to `fields` (and the position tag). */
+function cutDown(seen: Seen | 'throws', fields: readonly string[]): Seen | 'throws' {
+  if (seen === 'throws') return seen;
+  return seen.map((e) =>
+    typeof e === 'string'
+      ? e
+      : Object.fromEntries(Object.entries(e).filter(([k]) => k === '@' || fields.includes(k))),
+  );
+}
+
+const cell = fc.oneof(
+  fc.constantFrom('', 'a', 'x y', '1.50', 'é', '"q, ""r"""', '"multi\nline"', 'ü€'),
+  fc.string({ maxLength: 6 }).map((s) => s.replace(/[",\r\n]/g, '')),
+);
+const csvText = fc
+  .tuple(
+    fc.integer({ min: 1, max: 5 }),
+    fc.array(fc.array(cell, { minLength: 1, maxLength: 6 }), { maxLength: 12 }),
+  )
+  .map(([n, rows]) => {
+    const header = Array.from({ length: n }, (_, i) => `c${i}`).join(',');
+    return `${header}\n${rows.map((r) => r.join(',')).join('\n')}\n`;
+  });
+
+describe('CsvDecoder.project', () => {
+  it('makes only the projected columns', () => {
+    const seen = run(enc('a,b,c\n1,"x,""y""",3\n4,5,6\n'), {}, 1 << 16, ['c', 'a']);
+    assert.deepEqual(seen, [
+      { a: '1', c: '3', '@': '2:6' },
+      { a: '4', c: '6', '@': '3:20' },
+    ]);
+  });
+
+  it('keeps a typed column, whose conversion can reject the row', () => {
+    const seen = run(enc('a,n\n1,2\n3,x\n'), { types: { n: 'int' } }, 1 << 16, ['a']);
+    assert.equal(seen.length, 2);
+    assert.deepEqual(seen[0], { a: '1', n: 2, '@': '2:4' });
+    assert.match(String(seen[1]), /not a valid/);
+  });
+
+  it('reports what the full decoder reports, however the input is cut (property)', () => {
+    fc.assert(
+      fc.property(
+        csvText,
+        fc.subarray(['c0', 'c1', 'c2', 'c3', 'c4']),
+        fc.integer({ min: 1, max: 40 }),
+        fc.boolean(),
+        (text, fields, chunk, badUtf8) => {
+          let bytes = enc(text);
+          if (badUtf8 && bytes.length > 8) {
+            bytes = bytes.slice();
+            bytes[bytes.length >> 1] = 0xff;
+          }
+          const full = run(bytes, {}, chunk);
+          const projected = run(bytes, {}, chunk, fields);
+          assert.deepEqual(projected, cutDown(full, fields));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
