@@ -99,8 +99,12 @@ function secureSettings(s: SecureListeners): Record<string, string> {
   const jaas = (module: string, extra = '') => `${module} required${extra};`;
   return {
     'listener.name.sasl_ssl.sasl.enabled.mechanisms': 'SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER',
-    'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config': jaas('org.apache.kafka.common.security.scram.ScramLoginModule'),
-    'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config': jaas('org.apache.kafka.common.security.scram.ScramLoginModule'),
+    'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config': jaas(
+      'org.apache.kafka.common.security.scram.ScramLoginModule',
+    ),
+    'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config': jaas(
+      'org.apache.kafka.common.security.scram.ScramLoginModule',
+    ),
     'listener.name.sasl_ssl.plain.sasl.jaas.config': jaas(
       'org.apache.kafka.common.security.plain.PlainLoginModule',
       ` user_${KAFKA_USER}="${KAFKA_PASSWORD}"`,
@@ -505,7 +509,9 @@ function adoptCertificates(): void {
   const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   const config = args[args.length - 1] as string;
   if (!existsSync(config)) return;
-  const keystore = /^listener\.name\.sasl_ssl\.ssl\.keystore\.location=(.+)$/m.exec(readFileSync(config, 'utf8'))?.[1];
+  const keystore = /^listener\.name\.sasl_ssl\.ssl\.keystore\.location=(.+)$/m.exec(
+    readFileSync(config, 'utf8'),
+  )?.[1];
   if (keystore === undefined) return;
   const from = certificatePaths(dirname(keystore));
   const to = certificatePaths(KAFKA_TLS_DIR);

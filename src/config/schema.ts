@@ -134,6 +134,7 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
       checkpoint: configJsonSchema(pipelineKeySchemas.checkpoint),
       maxErrorRate: configJsonSchema(pipelineKeySchemas.maxErrorRate),
       channelCapacity: configJsonSchema(pipelineKeySchemas.channelCapacity),
+      connections: configJsonSchema(pipelineKeySchemas.connections),
     },
     required: ['input', 'output'],
     additionalProperties: false,
