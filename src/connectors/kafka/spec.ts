@@ -169,7 +169,7 @@ export const kafkaSourceSpec = defineComponent({
     { title: 'JSON events from one topic', yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: etl\n' },
     {
       title: 'Over SASL_SSL with SCRAM (the password from the environment)',
-      yaml: `brokers: 127.0.0.1:9094\ntls: { ca: .services/kafka/tls/ca.pem }\nsasl: { mechanism: scram-sha-512, username: sluice, password: \${KAFKA_PASSWORD} }\ntopic: events\n`,
+      yaml: `brokers: 127.0.0.1:9094\ntls: { ca: .services/kafka/tls/ca.pem }\nsasl: { mechanism: scram-sha-512, username: sluice, password: "\${KAFKA_PASSWORD}" }\ntopic: events\n`,
     },
     {
       title: 'Mutual TLS (client certificate)',
