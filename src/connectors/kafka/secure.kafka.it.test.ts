@@ -10,7 +10,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { Consumer } from '@platformatic/kafka';
 import { main } from '../../cli/main.ts';
 import { createTopic, fresh, produce, readValues } from './test-helpers.ts';
 
@@ -54,28 +53,6 @@ output:
 `,
   );
   return file;
-}
-
-/** The first `n` committed message values of `topic`, read over the plaintext listener. */
-async function readN(topic: string, n: number): Promise<string[]> {
-  const consumer = new Consumer({
-    clientId: 'sluice-it-reader',
-    groupId: fresh('reader'),
-    bootstrapBrokers: PLAIN,
-    autocommit: false,
-    maxWaitTime: 200,
-  });
-  const out: string[] = [];
-  try {
-    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
-    for await (const m of stream) {
-      out.push(m.value?.toString() ?? '');
-      if (out.length >= n) break;
-    }
-  } finally {
-    await consumer.close(true);
-  }
-  return out;
 }
 
 const records = Array.from({ length: 50 }, (_, i) => ({
