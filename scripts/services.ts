@@ -56,6 +56,7 @@ async function main(argv: string[]): Promise<number> {
         const up = await s.isUp();
         allUp &&= up;
         process.stdout.write(`${s.name.padEnd(10)} ${up ? 'up  ' : 'down'} ${s.address()}\n`);
+        for (const line of s.details?.() ?? []) process.stdout.write(`${''.padEnd(16)}${line}\n`);
       }
       return allUp ? 0 : 1;
     }

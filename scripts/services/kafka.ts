@@ -1,6 +1,12 @@
 /**
  * Apache Kafka 4.x, one node in KRaft mode (broker + controller in one JVM), on
- * 127.0.0.1:9092 (controller 9093), for tests and benchmarks.
+ * 127.0.0.1:9092 (controller 9093), for tests and benchmarks; also a SASL_SSL listener on 9094
+ * (SCRAM-SHA-512/256 and PLAIN user `sluice` / `sluice-secret`, OAUTHBEARER with unsecured JWTs)
+ * and an SSL listener requiring client certificates on 9095. The certificates are made with
+ * `openssl` in `.services/kafka/tls` (`tls.ts`: `ca.pem`, `client.pem`, `client.key`, PEM
+ * keystores, no keytool); the SCRAM credentials are written at format time
+ * (`StorageTool format --add-scram`). A broker running without the secure listeners (started by
+ * an older script) is restarted once with them: KRaft cannot add a listener at run time.
  *
  * No Kafka distribution tarball can be fetched here, so the broker is assembled from Maven
  * Central: a throw-away `pom.xml` names `org.apache.kafka:kafka_2.13` plus the slf4j-1.7 →
@@ -12,7 +18,7 @@
  * to `.services/kafka/logs/server.log`. `start` returns once a Metadata request succeeds.
  *
  * Environment: `SLUICE_KAFKA_VERSION` (default 4.1.1), `SLUICE_KAFKA_PORT` (default 9092;
- * the controller listens on the next port), `SLUICE_KAFKA_HEAP` (default 512m).
+ * the controller, SASL_SSL and mutual-TLS listeners take the next three ports), `SLUICE_KAFKA_HEAP` (default 512m).
  *
  * {@link privateKafkaBroker} starts a second broker from the same jars with its own folder and
  * ports, for tests that kill or restart a broker (never the shared one other tests use).
@@ -21,6 +27,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   closeSync,
+  copyFileSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -32,12 +39,16 @@ import {
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aptInstall, hasCommand, portOpen, type ServiceDef, sh } from './service.ts';
+import { certificatePaths, ensureCertificates, type TestCertificates } from './tls.ts';
 
 const VERSION = process.env.SLUICE_KAFKA_VERSION ?? '4.1.1';
 /** The log4j2 version Kafka 4.1 itself depends on, so the binding matches log4j-core. */
 const LOG4J_VERSION = '2.24.3';
 const PORT = Number(process.env.SLUICE_KAFKA_PORT ?? 9092);
 const CONTROLLER_PORT = PORT + 1;
+/** SASL_SSL (SCRAM-SHA-256/512, PLAIN, OAUTHBEARER with unsecured JWTs) and SSL with client certificates. */
+const SASL_PORT = PORT + 2;
+const MTLS_PORT = PORT + 3;
 const HEAP = process.env.SLUICE_KAFKA_HEAP ?? '512m';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.services', 'kafka');
@@ -49,6 +60,8 @@ const LOGS = join(ROOT, 'logs');
 const PID_FILE = join(ROOT, 'kafka.pid');
 const CONFIG = join(ROOT, 'server.properties');
 const LOG_CONFIG = join(ROOT, 'log4j2.properties');
+/** The shared broker's certificates (see `tls.ts`): clients trust `ca.pem`; `client.pem`/`client.key` for mutual TLS. */
+export const KAFKA_TLS_DIR = join(ROOT, 'tls');
 
 /** How long a cold JVM may take to answer; a warm start takes 2–4 s on 2 cores. */
 const START_TIMEOUT_MS = 90_000;
@@ -70,17 +83,75 @@ function pom(): string {
 `;
 }
 
-function serverProperties(port = PORT, controllerPort = CONTROLLER_PORT, data = DATA): string {
+/** The secure listeners of a broker: SASL_SSL (SCRAM, PLAIN, OAUTHBEARER) and SSL with client certificates. */
+interface SecureListeners {
+  readonly saslPort: number;
+  readonly mtlsPort: number;
+  readonly tls: TestCertificates;
+}
+
+/** SASL users of the shared broker (PLAIN from the JAAS line, SCRAM made at format time or by `ensureScramUser`). */
+export const KAFKA_USER = 'sluice';
+export const KAFKA_PASSWORD = 'sluice-secret';
+
+/** The broker settings of the secure listeners (also what `addSecureListeners` sets on a running broker). */
+function secureSettings(s: SecureListeners): Record<string, string> {
+  const jaas = (module: string, extra = '') => `${module} required${extra};`;
+  return {
+    'listener.name.sasl_ssl.sasl.enabled.mechanisms': 'SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER',
+    'listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config': jaas(
+      'org.apache.kafka.common.security.scram.ScramLoginModule',
+    ),
+    'listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config': jaas(
+      'org.apache.kafka.common.security.scram.ScramLoginModule',
+    ),
+    'listener.name.sasl_ssl.plain.sasl.jaas.config': jaas(
+      'org.apache.kafka.common.security.plain.PlainLoginModule',
+      ` user_${KAFKA_USER}="${KAFKA_PASSWORD}"`,
+    ),
+    // Unsecured JWTs (`alg: none`, Kafka's default validator): enough to prove the client side of
+    // OAUTHBEARER; a real deployment validates signed tokens against its identity provider.
+    'listener.name.sasl_ssl.oauthbearer.sasl.jaas.config': jaas(
+      'org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule',
+    ),
+    'listener.name.sasl_ssl.ssl.keystore.type': 'PEM',
+    'listener.name.sasl_ssl.ssl.keystore.location': s.tls.serverChain,
+    'listener.name.mtls.ssl.keystore.type': 'PEM',
+    'listener.name.mtls.ssl.keystore.location': s.tls.serverChain,
+    'listener.name.mtls.ssl.truststore.type': 'PEM',
+    'listener.name.mtls.ssl.truststore.location': s.tls.ca,
+    'listener.name.mtls.ssl.client.auth': 'required',
+  };
+}
+
+function listeners(port: number, controllerPort: number, secure: SecureListeners | undefined): string {
+  const extra = secure ? `,SASL_SSL://127.0.0.1:${secure.saslPort},MTLS://127.0.0.1:${secure.mtlsPort}` : '';
+  return `PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}${extra}`;
+}
+
+const PROTOCOL_MAP = 'CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL';
+
+function serverProperties(
+  port = PORT,
+  controllerPort = CONTROLLER_PORT,
+  data = DATA,
+  secure?: SecureListeners,
+): string {
+  const secureLines = secure
+    ? `${Object.entries(secureSettings(secure))
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n')}\n`
+    : '';
   return `# Written by scripts/services/kafka.ts on every start; edits are overwritten.
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:${controllerPort}
-listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
-advertised.listeners=PLAINTEXT://127.0.0.1:${port},CONTROLLER://127.0.0.1:${controllerPort}
+listeners=${listeners(port, controllerPort, secure)}
+advertised.listeners=${listeners(port, controllerPort, secure)}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
-log.dirs=${data}
+listener.security.protocol.map=${PROTOCOL_MAP}
+${secureLines}log.dirs=${data}
 num.partitions=1
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=3
@@ -172,6 +243,14 @@ async function metadataOk(port = PORT): Promise<boolean> {
   }
 }
 
+/** `--add-scram` arguments of `StorageTool format`: user `sluice` for SCRAM-SHA-256 and -512. */
+function scramArgs(): string[] {
+  return ['SCRAM-SHA-256', 'SCRAM-SHA-512'].flatMap((m) => [
+    '--add-scram',
+    `${m}=[name=${KAFKA_USER},password=${KAFKA_PASSWORD}]`,
+  ]);
+}
+
 function java(args: string[]): string[] {
   return ['-Xshare:auto', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1', '-XX:-UsePerfData', ...args];
 }
@@ -186,6 +265,8 @@ interface BrokerLayout {
   readonly logConfig: string;
   /** Detached (the shared service outlives `npm run services`); a private broker is not. */
   readonly detached: boolean;
+  /** The SASL_SSL and mutual-TLS listeners, when the broker has them. */
+  readonly secure?: SecureListeners | undefined;
 }
 
 /**
@@ -194,7 +275,7 @@ interface BrokerLayout {
  */
 function launch(b: BrokerLayout): ChildProcess {
   mkdirSync(b.logs, { recursive: true });
-  writeFileSync(b.config, serverProperties(b.port, b.controllerPort, b.data));
+  writeFileSync(b.config, serverProperties(b.port, b.controllerPort, b.data, b.secure));
   writeFileSync(b.logConfig, log4jProperties(b.logs));
   const cp = `${LIBS}/*`;
   if (!existsSync(join(b.data, 'meta.properties'))) {
@@ -216,6 +297,8 @@ function launch(b: BrokerLayout): ChildProcess {
         `--cluster-id=${clusterId}`,
         '-c',
         b.config,
+        // The SCRAM user of the SASL_SSL listener, stored in the cluster's first metadata.
+        ...(b.secure ? scramArgs() : []),
       ]),
       { quiet: true },
     );
@@ -272,6 +355,8 @@ export function privateKafkaBroker(options: {
   dir: string;
   port: number;
   controllerPort: number;
+  /** Also open a SASL_SSL and a mutual-TLS listener on these ports (certificates in `<dir>/tls`). */
+  secure?: { saslPort: number; mtlsPort: number } | undefined;
 }): PrivateKafkaBroker {
   if (!existsSync(INSTALLED)) {
     throw new Error(
@@ -287,6 +372,10 @@ export function privateKafkaBroker(options: {
     config: join(dir, 'server.properties'),
     logConfig: join(dir, 'log4j2.properties'),
     detached: false,
+    secure:
+      options.secure === undefined
+        ? undefined
+        : { ...options.secure, tls: ensureCertificates(join(dir, 'tls'), 'Sluice test CA (private kafka)') },
   };
   let child: ChildProcess | undefined;
   let exited: Promise<void> | undefined;
@@ -333,10 +422,110 @@ export function privateKafkaBroker(options: {
   return broker;
 }
 
+/** True when user `sluice` can log in with SCRAM-SHA-512 on the SASL_SSL listener. */
+async function scramLoginOk(): Promise<boolean> {
+  const { Admin } = await import('@platformatic/kafka');
+  const admin = new Admin({
+    clientId: 'sluice-services',
+    bootstrapBrokers: [`127.0.0.1:${SASL_PORT}`],
+    tls: { ca: readFileSync(join(KAFKA_TLS_DIR, 'ca.pem')) },
+    sasl: { mechanism: 'SCRAM-SHA-512', username: KAFKA_USER, password: KAFKA_PASSWORD },
+    connectTimeout: 3000,
+    retries: 0,
+  });
+  try {
+    await admin.metadata({ topics: [] });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await admin.close().catch(() => {});
+  }
+}
+
+/**
+ * Creates the SCRAM credentials of user `sluice` when the login fails: a data folder formatted
+ * before the secure listeners existed has none (`format --add-scram` only runs on a fresh one).
+ * Kafka's own `ConfigCommand` (`kafka-configs --alter --entity-type users`), from the jars.
+ */
+async function ensureScramUser(): Promise<void> {
+  if (await scramLoginOk()) return;
+  sh(
+    'java',
+    java([
+      '-cp',
+      `${LIBS}/*`,
+      `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
+      'kafka.admin.ConfigCommand',
+      '--bootstrap-server',
+      `127.0.0.1:${PORT}`,
+      '--alter',
+      '--entity-type',
+      'users',
+      '--entity-name',
+      KAFKA_USER,
+      '--add-config',
+      `SCRAM-SHA-256=[password=${KAFKA_PASSWORD}],SCRAM-SHA-512=[password=${KAFKA_PASSWORD}]`,
+    ]),
+    { quiet: true },
+  );
+}
+
+/** Stops the broker `pid` (SIGTERM, then SIGKILL after 20 s) and removes the pid file. */
+async function stopBroker(pid: number | undefined): Promise<void> {
+  if (pid === undefined || !alive(pid)) {
+    rmSync(PID_FILE, { force: true });
+    return;
+  }
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+  while (alive(pid)) await new Promise((r) => setTimeout(r, 100));
+  rmSync(PID_FILE, { force: true });
+}
+
+/**
+ * The pid of the Kafka JVM listening on `port` (`ss`), for a broker another checkout's services
+ * script started (its pid file is there). Undefined when none or when it is not `kafka.Kafka`.
+ */
+function listenerPid(port: number): number | undefined {
+  if (!hasCommand('ss')) return undefined;
+  const out = sh('ss', ['-ltnpH', `sport = :${port}`], { quiet: true });
+  const pid = Number(/pid=(\d+)/.exec(out)?.[1]);
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  const cmdline = existsSync(`/proc/${pid}/cmdline`) ? readFileSync(`/proc/${pid}/cmdline`, 'utf8') : '';
+  return cmdline.split('\0').includes('kafka.Kafka') ? pid : undefined;
+}
+
+/**
+ * When the running broker was started from another checkout (so its certificates are there),
+ * copies its CA and client certificate into {@link KAFKA_TLS_DIR}: clients of this checkout
+ * then trust the broker that actually answers. Found through the broker's command line (its
+ * `server.properties`) and that file's keystore location.
+ */
+function adoptCertificates(): void {
+  const pid = listenerPid(SASL_PORT);
+  if (pid === undefined) return;
+  const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  const config = args[args.length - 1] as string;
+  if (!existsSync(config)) return;
+  const keystore = /^listener\.name\.sasl_ssl\.ssl\.keystore\.location=(.+)$/m.exec(
+    readFileSync(config, 'utf8'),
+  )?.[1];
+  if (keystore === undefined) return;
+  const from = certificatePaths(dirname(keystore));
+  const to = certificatePaths(KAFKA_TLS_DIR);
+  if (from.dir === to.dir) return;
+  if (existsSync(to.ca) && readFileSync(to.ca, 'utf8') === readFileSync(from.ca, 'utf8')) return;
+  mkdirSync(to.dir, { recursive: true });
+  for (const key of ['ca', 'clientCert', 'clientKey'] as const) copyFileSync(from[key], to[key]);
+}
+
 /** The Kafka service. */
 export const kafka: ServiceDef = {
   name: 'kafka',
-  summary: `Apache Kafka ${VERSION} (KRaft, Maven Central jars, Java 17) on 127.0.0.1:${PORT}`,
+  summary: `Apache Kafka ${VERSION} (KRaft, Maven Central jars, Java 17) on 127.0.0.1:${PORT}, SASL_SSL ${SASL_PORT}, mutual TLS ${MTLS_PORT}`,
   async install() {
     if (existsSync(INSTALLED)) return;
     if (!hasCommand('java') || !hasCommand('mvn')) aptInstall('openjdk-17-jre-headless', 'maven');
@@ -360,15 +549,29 @@ export const kafka: ServiceDef = {
     writeFileSync(INSTALLED, `${new Date().toISOString()}\n`);
   },
   async start() {
-    if (await metadataOk()) return;
+    if (await metadataOk()) {
+      if ((await portOpen(SASL_PORT)) && (await portOpen(MTLS_PORT))) {
+        adoptCertificates();
+        await ensureScramUser();
+        return;
+      }
+      // Started by a services script from before the secure listeners: a KRaft broker cannot add
+      // listeners at run time (`advertised.listeners` is static), so it restarts once with them.
+      process.stderr.write(
+        `kafka: the broker on 127.0.0.1:${PORT} has no SASL_SSL/mutual-TLS listeners (${SASL_PORT}/${MTLS_PORT}); restarting it with them\n`,
+      );
+      await stopBroker(readPid() ?? listenerPid(PORT));
+    }
     const old = readPid();
     if (old !== undefined && alive(old)) {
       // Started by an earlier `up` that is still coming up (or hung): wait for it below.
     } else {
-      if (await portOpen(PORT)) {
-        throw new Error(
-          `port ${PORT} is taken by something that does not answer Kafka Metadata requests; stop it or set SLUICE_KAFKA_PORT`,
-        );
+      for (const port of [PORT, SASL_PORT, MTLS_PORT]) {
+        if (await portOpen(port)) {
+          throw new Error(
+            `port ${port} is taken by something that is not this Kafka broker; stop it or set SLUICE_KAFKA_PORT (the broker uses ${PORT}–${MTLS_PORT})`,
+          );
+        }
       }
       const child = launch({
         port: PORT,
@@ -378,6 +581,11 @@ export const kafka: ServiceDef = {
         config: CONFIG,
         logConfig: LOG_CONFIG,
         detached: true,
+        secure: {
+          saslPort: SASL_PORT,
+          mtlsPort: MTLS_PORT,
+          tls: ensureCertificates(KAFKA_TLS_DIR, 'Sluice test CA (kafka)'),
+        },
       });
       writeFileSync(PID_FILE, `${child.pid}\n`);
       child.unref();
@@ -389,7 +597,10 @@ export const kafka: ServiceDef = {
         rmSync(PID_FILE, { force: true });
         throw new Error(`Kafka exited while starting (pid ${pid}); its logs end with:\n${logTail()}`);
       }
-      if (await metadataOk()) return;
+      if ((await metadataOk()) && (await portOpen(SASL_PORT))) {
+        await ensureScramUser();
+        return;
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
     throw new Error(
@@ -397,18 +608,12 @@ export const kafka: ServiceDef = {
     );
   },
   async stop() {
-    const pid = readPid();
-    if (pid === undefined || !alive(pid)) {
-      rmSync(PID_FILE, { force: true });
-      return;
-    }
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + STOP_TIMEOUT_MS;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-    while (alive(pid)) await new Promise((r) => setTimeout(r, 100));
-    rmSync(PID_FILE, { force: true });
+    await stopBroker(readPid() ?? listenerPid(PORT));
   },
   isUp: metadataOk,
   address: () => `127.0.0.1:${PORT}`,
+  details: () => [
+    `SASL_SSL 127.0.0.1:${SASL_PORT} (SCRAM-SHA-512/256 and PLAIN user \`${KAFKA_USER}\` / \`${KAFKA_PASSWORD}\`, OAUTHBEARER unsecured JWT; CA ${join(KAFKA_TLS_DIR, 'ca.pem')})`,
+    `SSL with client certificates 127.0.0.1:${MTLS_PORT} (${join(KAFKA_TLS_DIR, 'client.pem')}, client.key)`,
+  ],
 };

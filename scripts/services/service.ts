@@ -22,6 +22,8 @@ export interface ServiceDef {
   isUp(): Promise<boolean>;
   /** Address clients use (a URL such as `redis://127.0.0.1:6379`). */
   address(): string;
+  /** More addresses (a TLS port, another listener), one line each, printed by `status` under the address. */
+  details?(): string[];
 }
 
 /** Runs a command, inheriting stderr; throws with the command line and exit status on failure. */

@@ -1,5 +1,5 @@
 /**
- * The `sluice` command: `run`, `lint`, `schema` and `list`. `bin/sluice.js` calls
+ * The `sluice` command: `run`, `lint`, `schema`, `list` and `kafka topics`. `bin/sluice.js` calls
  * {@link main} with the user's arguments and exits with the code it returns.
  */
 import { readFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { fieldDocs } from '../config/docs.ts';
 import { pipelineJsonSchema } from '../config/schema.ts';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { didYouMean } from '../spec/suggest.ts';
+import { addKafkaCommands } from './kafka.ts';
 import {
   type CliIO,
   ExitCode,
@@ -102,6 +103,14 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
     .action(async (file: string, opts: { set: string[] }) => {
       code = await lintCommand(file, opts.set, await getIO(file, opts.set));
     });
+
+  addKafkaCommands(
+    program,
+    () => getIO(),
+    (c) => {
+      code = c;
+    },
+  );
 
   program
     .command('schema')

@@ -11,7 +11,15 @@ import { type ConfigProblem, formatPath } from '../spec/problems.ts';
 import type { ComponentKind } from '../spec/registry.ts';
 import { didYouMean, listChoices } from '../spec/suggest.ts';
 import { type ValueProblem, validateValue } from '../spec/validate.ts';
-import { bufferSchema, moduleSchema, type Siblings, STAGE_NAME, scalarKeys, TOP_LEVEL } from './keys.ts';
+import {
+  bufferSchema,
+  connectionsSchema,
+  moduleSchema,
+  type Siblings,
+  STAGE_NAME,
+  scalarKeys,
+  TOP_LEVEL,
+} from './keys.ts';
 import type { ComponentConfig, LoadOptions, ModuleStepConfig, PipelineConfig, StepConfig } from './load.ts';
 import { locate, type SourceDocument } from './yaml.ts';
 
@@ -28,6 +36,8 @@ export class Checker {
   private readonly explicitNames = new Map<string, string>();
   /** Paths of values taken from `${VAR}`, with the text written in the file. */
   private readonly substituted: ReadonlyMap<string, string>;
+  /** `connections:` of the file, by name and connector. */
+  private connections: Record<string, Record<string, Record<string, unknown>>> = {};
 
   /**
    * @param substituted config paths of values taken from environment variables, with the
@@ -103,6 +113,11 @@ export class Checker {
       else this.report([key], r.problems);
     }
     const name = (scalars.name as string | undefined) ?? defaultName(this.source.file);
+    if (doc.connections !== undefined && doc.connections !== null) {
+      const r = this.validate(connectionsSchema, doc.connections, ['connections']);
+      if (r.ok) this.connections = r.value as typeof this.connections;
+      else this.report(['connections'], r.problems);
+    }
 
     // Explicit stage names first, so default names can avoid them.
     this.collectNames(doc);
@@ -352,7 +367,9 @@ export class Checker {
       this.unknownComponent(name, kind, [...path, name]);
       return undefined;
     }
-    const r = this.validate(spec.config as z.ZodType, value[name], [...path, name]);
+    const raw = this.withConnection(value[name], [...path, name], name);
+    if (raw === undefined) return undefined;
+    const r = this.validate(spec.config as z.ZodType, raw.value, [...path, name]);
     if (!r.ok) {
       this.report([...path, name], r.problems);
       return undefined;
@@ -370,6 +387,38 @@ export class Checker {
       column: pos.column,
       buffer,
     };
+  }
+
+  /**
+   * The component's config with the settings of its `connection:` (a name in `connections:`)
+   * under it: the component's own fields win. `{ value }` as is without `connection`; undefined
+   * (with a problem reported) when the connection or its `component` entry does not exist.
+   */
+  private withConnection(
+    config: unknown,
+    path: PropertyKey[],
+    component: string,
+  ): { value: unknown } | undefined {
+    if (!isMap(config) || config.connection === undefined) return { value: config };
+    const { connection, ...own } = config;
+    const names = Object.keys(this.connections);
+    if (typeof connection !== 'string' || this.connections[connection] === undefined) {
+      const guess = typeof connection === 'string' ? didYouMean(connection, names) : undefined;
+      this.error(
+        [...path, 'connection'],
+        `\`connection\` names an entry of the top-level \`connections:\`; ${this.describe(connection, [...path, 'connection'])} is none${guess ? `; did you mean \`${guess}\`?` : ''}. ${names.length > 0 ? `Known: ${listChoices(names, 'and')}` : 'The file has no `connections:`'}`,
+      );
+      return undefined;
+    }
+    const settings = this.connections[connection]?.[component];
+    if (settings === undefined) {
+      this.error(
+        [...path, 'connection'],
+        `the connection \`${connection}\` has no \`${component}\` settings; add \`connections.${connection}.${component}: { … }\``,
+      );
+      return undefined;
+    }
+    return { value: { ...settings, ...own } };
   }
 
   private buffer(value: Record<string, unknown>, path: PropertyKey[]): BufferOptions | undefined {

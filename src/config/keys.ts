@@ -18,6 +18,7 @@ export const TOP_LEVEL = [
   'maxErrorRate',
   'channelCapacity',
   'maxStateBytes',
+  'connections',
 ] as const;
 
 export const STAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:#/-]*$/;
@@ -53,6 +54,22 @@ export const scalarKeys = {
     ),
 } as const;
 
+/**
+ * Schema of `connections:`: named connection settings per connector family, declared once and
+ * referred to by `connection: <name>` inside a component of that family, e.g.
+ * `connections: { prod: { kafka: { brokers, tls, sasl } } }` and `kafka: { connection: prod, topic: t }`.
+ * The component's own fields win over the connection's; the merged config is validated by the
+ * component's spec.
+ */
+export const connectionsSchema = z
+  .record(
+    z.string().regex(STAGE_NAME, 'Use letters, digits and `_.:#/-`'),
+    z.record(z.string(), z.record(z.string(), z.unknown())),
+  )
+  .describe(
+    'Named connection settings, per connector (`prod: { kafka: { brokers, tls, sasl }, postgres: { url, tls } }`); a component takes them with `connection: prod`.',
+  );
+
 /** Schema of `buffer:` beside a sink or step. */
 export const bufferSchema = z
   .strictObject({
@@ -65,7 +82,7 @@ export const bufferSchema = z
   .describe('Buffer of the edge into this stage.');
 
 /** The top-level schemas of the non-component keys, for the JSON Schema and the docs. */
-export const pipelineKeySchemas = { ...scalarKeys, buffer: bufferSchema };
+export const pipelineKeySchemas = { ...scalarKeys, buffer: bufferSchema, connections: connectionsSchema };
 
 export const moduleSchema = z.union([
   z.string().min(1),

@@ -135,6 +135,7 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
       maxErrorRate: configJsonSchema(pipelineKeySchemas.maxErrorRate),
       channelCapacity: configJsonSchema(pipelineKeySchemas.channelCapacity),
       maxStateBytes: configJsonSchema(pipelineKeySchemas.maxStateBytes),
+      connections: configJsonSchema(pipelineKeySchemas.connections),
     },
     required: ['input', 'output'],
     additionalProperties: false,

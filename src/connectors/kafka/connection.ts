@@ -6,6 +6,7 @@
 import { ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
 import { isRetryable, retryableError, retrying } from '../../core/retry.ts';
 import type { StageContext } from '../../core/stage.ts';
+import { type KafkaConnection, securityFailure } from './security.ts';
 
 /** Brokers as the config takes them: `host:port`, a list of them, or one comma-separated string. */
 export type BrokersInput = string | readonly string[];
@@ -56,6 +57,18 @@ export function rootMessage(err: unknown): string {
   return errorMessage(e);
 }
 
+/**
+ * The hint of a retry warning. A listener that requires client certificates closes the
+ * connection of a client without one after the handshake, which looks like a broker going away.
+ */
+function clientCertificateHint(connection: KafkaConnection | undefined): string {
+  const tls = connection?.tls;
+  const noCert = tls !== undefined && (tls === true || tls.cert === undefined);
+  return noCert
+    ? 'Start the broker or fix `brokers`; if the listener requires client certificates, set `tls.cert` and `tls.key`'
+    : 'Start the broker or fix `brokers`';
+}
+
 /** Options of {@link waitForBrokers}. */
 export interface BrokerWaitOptions {
   /** Longest wait between two attempts, ms (the first wait is 250 ms, doubling). */
@@ -67,6 +80,12 @@ export interface BrokerWaitOptions {
    * failed for this many ms in a row. Default: wait until stopped.
    */
   readonly connectTimeoutMs?: number | undefined;
+  /**
+   * TLS and SASL of the connection: a refusal waiting does not fix (wrong credentials, an
+   * untrusted certificate, plaintext on a TLS listener…) fails at once with one line saying
+   * which and what to do (`security.ts`).
+   */
+  readonly connection?: KafkaConnection | undefined;
 }
 
 /**
@@ -75,7 +94,7 @@ export interface BrokerWaitOptions {
  * other failure is returned as it is.
  */
 export function brokerFailure(err: unknown, brokers: readonly string[]): unknown {
-  if (!isConnectionError(err)) return err;
+  if (err instanceof SluiceError || !isConnectionError(err)) return err;
   return retryableError(`Kafka at \`${brokers.join(',')}\` is not reachable: ${rootMessage(err)}`, err, {
     brokers: brokers.join(','),
   });
@@ -117,7 +136,7 @@ export async function waitForBrokers<T>(
         try {
           return await attempt();
         } catch (err) {
-          throw brokerFailure(err, brokers);
+          throw securityFailure(err, options.connection ?? { brokers }) ?? brokerFailure(err, brokers);
         }
       },
       {
@@ -130,7 +149,7 @@ export async function waitForBrokers<T>(
         timeoutMs: options.connectTimeoutMs,
         log: ctx.log,
         logFields: { stage: ctx.name },
-        hint: 'Start the broker or fix `brokers`',
+        hint: clientCertificateHint(options.connection),
         giveUp: (err, attempts, spent) =>
           new SluiceError(
             ErrorCode.STAGE,

@@ -17,6 +17,7 @@ import { rootMessage, waitForBrokers } from './connection.ts';
 import { byTopic, type ResumePoint } from './offsets.ts';
 import { fixReadCommitted } from './read-committed.ts';
 import type { KafkaMessage } from './records.ts';
+import { clientOptions, type KafkaConnection } from './security.ts';
 
 /** Most bytes one fetch returns (a partition gets half); at least one record batch always comes. */
 const FETCH_MAX_BYTES = 1 << 20;
@@ -38,6 +39,9 @@ export interface GroupConsumerOptions {
   readonly sessionTimeout?: number | undefined;
   readonly maxRetryDelay?: number | undefined;
   readonly connectTimeout?: number | undefined;
+  /** TLS and SASL (see `security.ts`). */
+  readonly tls?: KafkaConnection['tls'];
+  readonly sasl?: KafkaConnection['sasl'];
 }
 
 /** What a {@link GroupConsumer} asks of its source. */
@@ -105,6 +109,7 @@ export class GroupConsumer {
         maxDelayMs: this.options.maxRetryDelay ?? 10_000,
         stopSignal: ctx.stopSignal,
         connectTimeoutMs: this.options.connectTimeout,
+        connection: this.options,
       },
     );
     if (stream === undefined) return false;
@@ -196,9 +201,8 @@ export class GroupConsumer {
     await this.hooks.beforeJoin();
     const { Consumer: ClientConsumer } = await kafkaClient();
     const c = new ClientConsumer<Buffer, Buffer, Buffer, Buffer>({
-      clientId: o.clientId,
+      ...clientOptions(o),
       groupId: o.group,
-      bootstrapBrokers: [...o.brokers],
       autocommit: false,
       isolationLevel: o.isolation === 'read_uncommitted' ? 0 : 1,
       maxWaitTime: Math.max(10, Math.min(o.maxWait, 500)),

@@ -7,6 +7,7 @@
 import type { Consumer } from '@platformatic/kafka';
 import { partitionName } from '../../core/partitions.ts';
 import { brokerConnection, kafkaClient, rawApi } from './client.ts';
+import { clientOptions, type KafkaConnection } from './security.ts';
 
 /** One partition's offset to commit, with its metadata (null: none). */
 export interface GroupOffset {
@@ -115,13 +116,18 @@ export interface CommittedOffset {
  * `topic:partition` (partitions without a commit are absent).
  */
 export async function readCommitted(
-  brokers: readonly string[],
+  brokers: readonly string[] | KafkaConnection,
   clientId: string,
   group: string,
   topics: readonly string[],
 ): Promise<Map<string, CommittedOffset>> {
   const { Admin } = await kafkaClient();
-  const admin = new Admin({ clientId, bootstrapBrokers: [...brokers], connectTimeout: 5000, retries: 2 });
+  const connection = 'brokers' in brokers ? brokers : { brokers };
+  const admin = new Admin({
+    ...clientOptions({ ...connection, clientId }),
+    connectTimeout: 5000,
+    retries: 2,
+  });
   try {
     const groups = await admin.listConsumerGroupOffsets({ groups: [group] });
     const out = new Map<string, CommittedOffset>();

@@ -11,6 +11,8 @@ import type { StageContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, waitForBrokers } from './connection.ts';
 import type { OutMessage } from './encode.ts';
+import { clientOptions, type KafkaConnection } from './security.ts';
+import { ensureTopic, type TopicSettings } from './topics.ts';
 
 /** A producer with keys, values and headers as bytes. */
 export type KafkaProducer = Producer<Buffer, Buffer, Buffer, Buffer>;
@@ -23,6 +25,11 @@ export interface ProducerSettings {
   readonly compression: 'none' | 'gzip' | 'snappy' | 'lz4' | 'zstd';
   readonly idempotent: boolean;
   readonly acks: 'all' | 'leader' | 'none';
+  /** TLS and SASL (see `security.ts`). */
+  readonly tls?: KafkaConnection['tls'];
+  readonly sasl?: KafkaConnection['sasl'];
+  /** Create the topic when missing, with these settings (see `topics.ts`). */
+  readonly createTopic?: TopicSettings | undefined;
   /** Set for an exactly-once sink: its transactional id and transaction timeout (ms). */
   readonly transactional?: { readonly id: string; readonly timeoutMs: number } | undefined;
 }
@@ -44,9 +51,14 @@ export async function connectProducer(settings: ProducerSettings, ctx: StageCont
     settings.brokers,
     ctx,
     async () => {
+      if (settings.createTopic !== undefined && (await ensureTopic(settings, topic, settings.createTopic))) {
+        ctx.log.info(
+          `Created the Kafka topic \`${topic}\` (${settings.createTopic.partitions} partitions, replication factor ${settings.createTopic.replicationFactor})`,
+          { stage: ctx.name },
+        );
+      }
       const p = new client.Producer<Buffer, Buffer, Buffer, Buffer>({
-        clientId: settings.clientId ?? 'sluice',
-        bootstrapBrokers: [...settings.brokers],
+        ...clientOptions(settings),
         idempotent,
         acks: idempotent ? ProduceAcks.ALL : acks[settings.acks],
         // The client sends `timeout` as the transaction timeout too, and, without these, producer
@@ -68,7 +80,7 @@ export async function connectProducer(settings: ProducerSettings, ctx: StageCont
         if (/topic|partition/i.test(rootMessage(err))) {
           throw new SluiceError(
             ErrorCode.CONFIG,
-            `the Kafka topic \`${topic}\` does not exist (${rootMessage(err)}); create it first (e.g. \`kafka-topics --create --topic ${topic}\`)`,
+            `the Kafka topic \`${topic}\` does not exist (${rootMessage(err)}); create it first (\`sluice kafka topics create ${topic} --brokers …\`), or set \`createTopic: { partitions: 3 }\` on the sink`,
             { topic },
             { cause: err },
           );
@@ -77,7 +89,7 @@ export async function connectProducer(settings: ProducerSettings, ctx: StageCont
       }
       return p;
     },
-    { maxDelayMs: 10_000 },
+    { maxDelayMs: 10_000, connection: settings },
   );
   // Without a stop signal the wait ends only with a producer or an error.
   return producer as KafkaProducer;

@@ -37,6 +37,8 @@ import { rootMessage } from './connection.ts';
 import { MessageEncoder, type OutMessage } from './encode.ts';
 import { connectProducer, type KafkaProducer, ProduceQueue } from './producer.ts';
 import type { KafkaValueFormat } from './records.ts';
+import type { KafkaConnection } from './security.ts';
+import type { TopicSettings } from './topics.ts';
 import { SinkTransactions } from './transactions.ts';
 
 /** Compression of produced record batches. */
@@ -66,6 +68,15 @@ export interface KafkaSinkOptions {
   keepHeaders: boolean;
   /** Client id the broker logs; default `sluice`. */
   clientId?: string | undefined;
+  /** TLS: `true` (the system's CAs) or `{ ca, cert, key, servername, rejectUnauthorized }` (PEM files). */
+  tls?: KafkaConnection['tls'];
+  /** SASL: `{ mechanism, username, password }` or `{ mechanism: 'oauthbearer', token | tokenCommand | tokenUrl }`. */
+  sasl?: KafkaConnection['sasl'];
+  /**
+   * Create the topic at `open` when it does not exist, with these settings (`partitions`,
+   * `replicationFactor`, topic `config`). Default: a missing topic fails the run.
+   */
+  createTopic?: TopicSettings | undefined;
   /**
    * Transactions per checkpoint with the sources' offsets inside (see the module comment).
    * Default false.

@@ -43,6 +43,7 @@ import {
   undecodableError,
   undecodableRecord,
 } from './records.ts';
+import type { KafkaConnection } from './security.ts';
 import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
 
 /**
@@ -78,6 +79,10 @@ export interface KafkaSourceOptions {
   groupProtocol: 'consumer' | 'classic';
   /** Client id the broker logs; default `sluice`. */
   clientId?: string | undefined;
+  /** TLS: `true` (the system's CAs) or `{ ca, cert, key, servername, rejectUnauthorized }` (PEM files). */
+  tls?: KafkaConnection['tls'];
+  /** SASL: `{ mechanism, username, password }` or `{ mechanism: 'oauthbearer', token | tokenCommand | tokenUrl }`. */
+  sasl?: KafkaConnection['sasl'];
   /** Read only committed transactions (default) or also open and aborted ones. */
   isolation?: 'read_committed' | 'read_uncommitted' | undefined;
   /** Longest wait between two attempts to reach the broker, in ms. */
@@ -195,7 +200,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
    */
   async function resumeFromCommitMetadata(): Promise<void> {
     if (parallel === undefined || restored || assignment.resume.size > 0) return;
-    for (const [name, c] of await readCommitted(brokers, clientId, group, topics)) {
+    for (const [name, c] of await readCommitted(options, clientId, group, topics)) {
       const done = decodeDone(c.metadata, c.offset);
       if (done.size > 0) assignment.resumeAt(name, c.offset, done);
     }
@@ -275,6 +280,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         topics,
         brokers,
         clientId,
+        connection: options,
         consumer: () => connection.consumer,
         position: () => assignment.position(),
       });

@@ -7,8 +7,10 @@ import { z } from 'zod';
 import { durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { brokerList } from './connection.ts';
+import { kafkaSecurityFields } from './security.ts';
 import { kafkaSink } from './sink.ts';
 import { type KafkaStart, kafkaSource } from './source.ts';
+import { topicSettingsSchema } from './topics.ts';
 
 const brokersSchema = z
   .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
@@ -49,6 +51,7 @@ const startSchema = z
 export const kafkaSourceConfig = z
   .object({
     brokers: brokersSchema,
+    ...kafkaSecurityFields,
     topic: z.string().min(1).optional().describe('Topic to read (or `topics`).'),
     topics: z.array(z.string().min(1)).min(1).optional().describe('Topics to read (or `topic`).'),
     group: z
@@ -165,6 +168,18 @@ export const kafkaSourceSpec = defineComponent({
   examples: [
     { title: 'JSON events from one topic', yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: etl\n' },
     {
+      title: 'Over SASL_SSL with SCRAM (the password from the environment)',
+      yaml: `brokers: 127.0.0.1:9094\ntls: { ca: .services/kafka/tls/ca.pem }\nsasl: { mechanism: scram-sha-512, username: sluice, password: "\${KAFKA_PASSWORD}" }\ntopic: events\n`,
+    },
+    {
+      title: 'Mutual TLS (client certificate)',
+      yaml: 'brokers: 127.0.0.1:9095\ntls: { ca: .services/kafka/tls/ca.pem, cert: .services/kafka/tls/client.pem, key: .services/kafka/tls/client.key }\ntopic: events\n',
+    },
+    {
+      title: 'OAUTHBEARER with a token from a command',
+      yaml: 'brokers: kafka.example.com:9094\ntls: true\nsasl: { mechanism: oauthbearer, tokenCommand: ./get-token.sh }\ntopic: events\n',
+    },
+    {
       title:
         'Enrich with an async lookup, 32 records at once, keys in order (the first step runs in the source)',
       yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: enrich\nparallel: { mode: key, concurrency: 32 }\n',
@@ -177,6 +192,8 @@ export const kafkaSourceSpec = defineComponent({
   create: (config, ctx) =>
     kafkaSource({
       brokers: config.brokers,
+      tls: config.tls,
+      sasl: config.sasl,
       topics: config.topics ?? [config.topic as string],
       group: config.group ?? ctx.pipelineName,
       start: config.start,
@@ -202,7 +219,13 @@ export const kafkaSourceSpec = defineComponent({
 export const kafkaSinkConfig = z
   .object({
     brokers: brokersSchema,
-    topic: z.string().min(1).describe('Topic to write; it must exist.'),
+    ...kafkaSecurityFields,
+    topic: z.string().min(1).describe('Topic to write; it must exist, unless `createTopic` is set.'),
+    createTopic: topicSettingsSchema
+      .optional()
+      .describe(
+        'Create the topic at start when it does not exist: `{ partitions, replicationFactor, config }` (defaults 1, 1, none). An existing topic is left as it is.',
+      ),
     key: z
       .string()
       .min(1)
@@ -299,6 +322,10 @@ export const kafkaSinkSpec = defineComponent({
       yaml: 'brokers: 127.0.0.1:9092\ntopic: scored\nkey: userId\ncompression: zstd\n',
     },
     {
+      title: 'Create the topic when missing: 6 partitions, compacted',
+      yaml: 'brokers: 127.0.0.1:9092\ntopic: scores\ncreateTopic: { partitions: 6, config: { cleanup.policy: compact } }\n',
+    },
+    {
       title: 'Exactly-once Kafka to Kafka (with `checkpoint:` in the pipeline)',
       yaml: 'brokers: 127.0.0.1:9092\ntopic: scored\nexactlyOnce: true\n',
     },
@@ -306,6 +333,9 @@ export const kafkaSinkSpec = defineComponent({
   create: (config, ctx) =>
     kafkaSink({
       brokers: config.brokers,
+      tls: config.tls,
+      sasl: config.sasl,
+      createTopic: config.createTopic,
       topic: config.topic,
       key: config.key,
       format: config.format,

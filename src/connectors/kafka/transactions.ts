@@ -335,7 +335,7 @@ export class SinkTransactions {
     let checkpointId = 0;
     const out: Record<string, Position | undefined> = {};
     for (const source of sources) {
-      const committed = await readCommitted(source.brokers, source.clientId, source.group, source.topics);
+      const committed = await readCommitted(source.connection, source.clientId, source.group, source.topics);
       const pos: Record<string, number | string> = {};
       for (const [key, c] of committed) {
         const meta = decodeTxnMetadata(c.metadata);

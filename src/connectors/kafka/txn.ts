@@ -20,6 +20,7 @@ import { brokerConnection, rawApi } from './client.ts';
 import { isTransientKafkaError, rootMessage } from './connection.ts';
 import { coordinatorConnection, type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
 import { parsePosition } from './offsets.ts';
+import type { KafkaConnection } from './security.ts';
 
 /** An open transaction of a producer (the client does not export the class by name). */
 export type KafkaTransaction = NonNullable<Producer<Buffer, Buffer, Buffer, Buffer>['transaction']>;
@@ -32,6 +33,8 @@ export interface KafkaSourceHandle {
   readonly topics: readonly string[];
   readonly brokers: readonly string[];
   readonly clientId: string;
+  /** Brokers with TLS and SASL, for the sink's own requests about this source's group. */
+  readonly connection: KafkaConnection;
   /** The connected consumer, or undefined while (re)connecting. */
   consumer(): Consumer<Buffer, Buffer, Buffer, Buffer> | undefined;
   /** The source's position now (see `Source.position`). */
