@@ -21,7 +21,17 @@
  * Environment: `SLUICE_REGISTRY_VERSION` (default 3.3.3), `SLUICE_REGISTRY_PORT` (default 8081).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { aptInstall, hasCommand, portOpen, type ServiceDef, sh } from './service.ts';
@@ -149,7 +159,9 @@ export const registry: ServiceDef = {
     writeFileSync(join(HOME, 'pom.xml'), pom());
     const tmp = `${APP}.tmp`;
     rmSync(tmp, { recursive: true, force: true });
-    process.stderr.write(`registry: fetching Apicurio Registry ${VERSION} with Maven (first time only, 159 MB)\n`);
+    process.stderr.write(
+      `registry: fetching Apicurio Registry ${VERSION} with Maven (first time only, 159 MB)\n`,
+    );
     sh('mvn', [
       '-B',
       '-q',
@@ -172,7 +184,9 @@ export const registry: ServiceDef = {
     const old = readPid();
     if (old === undefined || !alive(old)) {
       if (await portOpen(PORT))
-        throw new Error(`port ${PORT} is taken by something that is not a schema registry; stop it or set SLUICE_REGISTRY_PORT`);
+        throw new Error(
+          `port ${PORT} is taken by something that is not a schema registry; stop it or set SLUICE_REGISTRY_PORT`,
+        );
       const bin = java21();
       if (bin === undefined)
         throw new Error(
@@ -213,7 +227,9 @@ export const registry: ServiceDef = {
     while (Date.now() < deadline) {
       if (!alive(pid)) {
         rmSync(PID_FILE, { force: true });
-        throw new Error(`the schema registry exited while starting (pid ${pid}); its log ends with:\n${logTail()}`);
+        throw new Error(
+          `the schema registry exited while starting (pid ${pid}); its log ends with:\n${logTail()}`,
+        );
       }
       if (await answers()) return;
       await new Promise((r) => setTimeout(r, 250));
