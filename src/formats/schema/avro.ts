@@ -7,7 +7,8 @@
  * and are no faster. It compiles a reader per schema (no eval of user input: schemas are data).
  *
  * Values as records hold them:
- * - `long`: a number when it fits in ±2^53, else a bigint (exact; JSON writers print both as digits).
+ * - `long`: a number when it fits in ±2^53, else a bigint (exact; Sluice's JSON writers print such a
+ *   bigint as a decimal string, and encoding takes that string back).
  * - `decimal` (bytes or fixed): an exact decimal string, `"12.50"` for scale 2. (A first-class
  *   Decimal type is being added to Sluice; until it lands, decimal strings are the exact form.)
  *   Encoding takes a string, a number or a bigint and refuses one with more fraction digits than the scale.
@@ -27,7 +28,7 @@ const exactLong = avro.types.LongType.__with({
     const n = buf.readBigInt64LE();
     return n >= MIN_SAFE && n <= MAX_SAFE ? Number(n) : n;
   },
-  toBuffer(v: number | bigint): Buffer {
+  toBuffer(v: number | bigint | string): Buffer {
     const b = Buffer.alloc(8);
     b.writeBigInt64LE(BigInt(v));
     return b;
@@ -39,6 +40,8 @@ const exactLong = avro.types.LongType.__with({
     return Number(v);
   },
   isValid(v: unknown): boolean {
+    // Decimal-integer text too: JSON writers print longs beyond 2^53 as strings, and they must read back.
+    if (typeof v === 'string' && /^-?\d{1,19}$/.test(v)) v = BigInt(v);
     return (
       (typeof v === 'number' && Number.isInteger(v)) ||
       (typeof v === 'bigint' && v >= -(2n ** 63n) && v < 2n ** 63n)

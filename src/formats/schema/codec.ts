@@ -209,7 +209,7 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
         const e =
           err instanceof WireFormatError
             ? err.message
-            : `the value does not decode with schema id ${id}: ${(err as Error).message}`;
+            : `the payload does not decode with writer schema id ${id} (truncated, or not written with that schema): ${(err as Error).message}`;
         throw new SchemaDecodeError(e, { schemaId: id });
       }
     },

@@ -9,7 +9,7 @@
  * Protobuf schemas reliably only as text (its `?format=serialized` bytes are mangled).
  *
  * Records hold (the proto3 JSON mapping, made natural):
- * - 64-bit integers: numbers when they fit in ±2^53, else bigints (exact);
+ * - 64-bit integers: numbers when they fit in ±2^53, else bigints (exact; JSON writers print those as strings);
  * - enums: their names; bytes: base64 text; unset scalars: their defaults; unset messages: null;
  * - `google.protobuf.Timestamp`: ISO-8601 UTC text (3, 6 or 9 fraction digits);
  *   `Duration`: `"1.500s"`; the wrappers (`Int64Value`…): their value; `Struct`/`Value`/
