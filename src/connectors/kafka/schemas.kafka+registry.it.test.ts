@@ -353,10 +353,8 @@ dlq:
     );
     const dead = lines(join(dir, 'proto-dead.jsonl'));
     assert.equal(dead.length, 1);
-    assert.match(
-      String((dead[0]?.error as { message: string }).message),
-      /message index \[5\] names no message/,
-    );
-    assert.equal((dead[0]?.error as { schemaId: number }).schemaId, id);
+    const error = dead[0]?.error as { message: string; schemaId: number } | undefined;
+    assert.match(String(error?.message), /message index \[5\] names no message/);
+    assert.equal(error?.schemaId, id);
   });
 });
