@@ -82,7 +82,7 @@ export interface SchemaDecoderOptions {
 /** How one writer schema id decodes. */
 type Reader =
   | { readonly decode: (payload: Uint8Array, indexes: readonly number[] | undefined) => unknown }
-  | { readonly error: string; readonly at: number };
+  | { readonly error: string; readonly at: number; readonly readerSchemaId?: number | undefined };
 
 function registryOf(r: SchemaRegistry | SchemaRegistryOptions): SchemaRegistry {
   return r instanceof SchemaRegistry ? r : new SchemaRegistry(r);
@@ -132,9 +132,11 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
           try {
             resolver = readerType.createResolver(wt);
           } catch (err) {
+            const readerId = await registry.idOf('AVRO', options.readerSchema as string, id);
             return {
-              error: `the writer schema (id ${id}) cannot be read with the reader schema: ${(err as Error).message}`,
+              error: `the writer schema (id ${id}) cannot be read with the reader schema (${readerId === undefined ? 'not registered' : `id ${readerId}`}): ${(err as Error).message}`,
               at: Infinity,
+              readerSchemaId: readerId,
             };
           }
         }
@@ -202,7 +204,11 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
       const reader = readers.get(id);
       if (reader === undefined)
         throw new SchemaDecodeError(`schema id ${id} was not fetched (call prepare first)`, { schemaId: id });
-      if ('error' in reader) throw new SchemaDecodeError(reader.error, { schemaId: id });
+      if ('error' in reader) {
+        const context: { schemaId: number; readerSchemaId?: number } = { schemaId: id };
+        if (reader.readerSchemaId !== undefined) context.readerSchemaId = reader.readerSchemaId;
+        throw new SchemaDecodeError(reader.error, context);
+      }
       try {
         return reader.decode(framed.payload, framed.indexes);
       } catch (err) {

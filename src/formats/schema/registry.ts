@@ -209,6 +209,32 @@ export class SchemaRegistry {
     return p;
   }
 
+  /**
+   * The id `schema` has in the registry, looked up under the subjects schema `relatedId` is
+   * registered in (best effort, for error messages: undefined when not found or on any failure).
+   */
+  async idOf(schemaType: SchemaType, schema: string, relatedId: number): Promise<number | undefined> {
+    try {
+      const r = await this.get(
+        `schemas/ids/${relatedId}/versions`,
+        `listing the subjects of schema id ${relatedId}`,
+      );
+      for (const { subject } of JSON.parse(r.body) as { subject: string }[]) {
+        const body: Record<string, unknown> = { schema };
+        if (schemaType !== 'AVRO') body.schemaType = schemaType;
+        const found = await this.call(
+          'POST',
+          `subjects/${encodeURIComponent(subject)}`,
+          'looking up a schema',
+          JSON.stringify(body),
+        ).catch(() => undefined);
+        const id = found === undefined ? undefined : (JSON.parse(found.body) as { id?: unknown }).id;
+        if (typeof id === 'number') return id;
+      }
+    } catch {}
+    return undefined;
+  }
+
   /** The schemas `refs` name, recursively, keyed by reference name (what an import resolves to). */
   async references(
     refs: readonly SchemaReference[],
