@@ -58,6 +58,7 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   'csv-memory': { script: './csv-memory.ts', manual: true },
   'csv-workers': { script: './csv-workers.ts', manual: true },
   cel: { script: './cel.ts' },
+  schemas: { script: './schemas.ts' },
   window: { script: './window.ts' },
   checkpoint: { script: './checkpoint.ts' },
   // Compares with PostgreSQL and Redis when they are up (`npm run services -- up postgres redis`).

@@ -20,16 +20,26 @@
 import avro from 'avsc';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const DAY_MS = 86_400_000;
 const MIN_SAFE = -MAX_SAFE;
 
 /** `long` that is exact: numbers while safe, bigints beyond. */
 const exactLong = avro.types.LongType.__with({
   fromBuffer(buf: Buffer): number | bigint {
+    const hi = buf.readInt32LE(4);
+    // |value| < 2^53: two 32-bit halves, no BigInt.
+    if (hi >= -0x200000 && hi < 0x200000) return hi * 0x100000000 + buf.readUInt32LE(0);
     const n = buf.readBigInt64LE();
     return n >= MIN_SAFE && n <= MAX_SAFE ? Number(n) : n;
   },
   toBuffer(v: number | bigint | string): Buffer {
-    const b = Buffer.alloc(8);
+    const b = Buffer.allocUnsafe(8);
+    if (typeof v === 'number') {
+      const hi = Math.floor(v / 0x100000000);
+      b.writeUInt32LE(v - hi * 0x100000000, 0);
+      b.writeInt32LE(hi, 4);
+      return b;
+    }
     b.writeBigInt64LE(BigInt(v));
     return b;
   },
@@ -111,9 +121,37 @@ class DecimalType extends avro.types.LogicalType {
     this.size = typeof u.size === 'number' ? u.size : undefined;
   }
   protected override _fromValue(buf: Buffer): string {
+    if (buf.length > 0 && buf.length <= 6) {
+      // Fits a double exactly: no BigInt.
+      const n = buf.readIntBE(0, buf.length);
+      if (this.scale === 0) return String(n);
+      const digits = String(Math.abs(n)).padStart(this.scale + 1, '0');
+      return `${n < 0 ? '-' : ''}${digits.slice(0, -this.scale)}.${digits.slice(-this.scale)}`;
+    }
     return formatDecimal(bytesToBigint(buf), this.scale);
   }
   protected override _toValue(v: unknown): Buffer | undefined {
+    if (typeof v === 'string' && this.size === undefined && v.length <= 15) {
+      // Short decimal text: the unscaled integer fits a double exactly.
+      const dot = v.indexOf('.');
+      const frac = dot === -1 ? '' : v.slice(dot + 1);
+      if (frac.length <= this.scale) {
+        const digits = `${dot === -1 ? v : v.slice(0, dot)}${frac.padEnd(this.scale, '0')}`;
+        const n = Number(digits);
+        if (
+          Number.isSafeInteger(n) &&
+          Math.abs(n) < 2 ** 47 &&
+          /^[+-]?\d+$/.test(digits) &&
+          (this.precision === 0 || String(Math.abs(n)).length <= this.precision)
+        ) {
+          let len = 1;
+          while (len < 6 && (n >= 2 ** (8 * len - 1) || n < -(2 ** (8 * len - 1)))) len++;
+          const b = Buffer.allocUnsafe(len);
+          b.writeIntBE(n, 0, len);
+          return b;
+        }
+      }
+    }
     try {
       const n = parseDecimal(v, this.scale);
       if (this.precision > 0 && (n < 0n ? -n : n).toString().length > this.precision) return undefined;
@@ -135,6 +173,32 @@ class DecimalType extends avro.types.LogicalType {
     if (avro.Type.isType(type, 'bytes', 'fixed')) return (v) => this._fromValue(v as Buffer);
     return undefined;
   }
+}
+
+/** The day part (`YYYY-MM-DDT`) of the last day formatted: records of a stream share days. */
+let lastDay = Number.NaN;
+let lastDayText = '';
+
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+
+/** Epoch ms → `YYYY-MM-DDTHH:MM:SS.sssZ`, the day part cached (4–10× `toISOString` on a stream). */
+export function isoMillis(ms: number): string {
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== lastDay) {
+    const d = new Date(day * DAY_MS);
+    if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 0 || d.getUTCFullYear() > 9999)
+      return new Date(ms).toISOString();
+    lastDay = day;
+    lastDayText = d.toISOString().slice(0, 11);
+  }
+  let rest = ms - day * DAY_MS;
+  const milli = rest % 1000;
+  rest = (rest - milli) / 1000;
+  const sec = rest % 60;
+  rest = (rest - sec) / 60;
+  const min = rest % 60;
+  const hour = (rest - min) / 60;
+  return `${lastDayText}${pad2(hour)}:${pad2(min)}:${pad2(sec)}.${milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : milli}Z`;
 }
 
 /** Epoch-µs bigint → ISO text with 6 fraction digits. */
@@ -159,9 +223,14 @@ function toMicros(v: unknown): bigint | undefined {
 
 class TimestampMillisType extends avro.types.LogicalType {
   protected override _fromValue(v: number | bigint): string {
-    return new Date(Number(v)).toISOString();
+    return isoMillis(Number(v));
   }
   protected override _toValue(v: unknown): number | undefined {
+    // The form this type writes (`…T12:00:00.123Z`): straight to epoch ms.
+    if (typeof v === 'string' && v.length === 24 && v.charCodeAt(23) === 90 /* Z */) {
+      const t = Date.parse(v);
+      if (Number.isFinite(t)) return t;
+    }
     const us = toMicros(v);
     return us === undefined ? undefined : Number(us / 1000n);
   }
@@ -189,8 +258,6 @@ class TimestampMicrosType extends avro.types.LogicalType {
     return undefined;
   }
 }
-
-const DAY_MS = 86_400_000;
 
 class DateType extends avro.types.LogicalType {
   protected override _fromValue(v: number): string {

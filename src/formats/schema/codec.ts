@@ -307,10 +307,20 @@ export function schemaEncoder(options: SchemaEncoderOptions): SchemaValueEncoder
       }
       if (options.format === 'avro') {
         const type = avroType(schema);
-        const header = frameHeader(id);
+        // Encoded behind the header in one scratch buffer, then copied out once (no concat).
+        let scratch = Buffer.allocUnsafe(64 * 1024);
+        frameHeader(id).copy(scratch);
         write = (record) => {
-          const body = type.toBuffer(record);
-          return Buffer.concat([header, body], header.length + body.length);
+          let end = type.encode(record, scratch, 5);
+          while (end < 0) {
+            const bigger = Buffer.allocUnsafe(scratch.length * 2 - end);
+            scratch.copy(bigger, 0, 0, 5);
+            scratch = bigger;
+            end = type.encode(record, scratch, 5);
+          }
+          const out = Buffer.allocUnsafe(end);
+          scratch.copy(out, 0, 0, end);
+          return out;
         };
       } else if (options.format === 'protobuf') {
         const schemas = protobufSchemas({ proto: schema });
