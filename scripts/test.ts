@@ -4,7 +4,7 @@
  *
  * Unit tests sit beside the code (`src/**\/*.test.ts`); cross-cutting and integration tests
  * live in `test/`. An integration test names its service in its file name
- * (`*.kafka.it.test.ts`); this script brings up each service named that way.
+ * (`*.kafka.it.test.ts`; several joined by `+`, `*.kafka+registry.it.test.ts`); this script brings up each service named that way.
  */
 import { spawnSync } from 'node:child_process';
 import { globSync } from 'node:fs';
