@@ -34,7 +34,15 @@ import {
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { aptInstall, hasCommand, portOpen, type ServiceDef, sh } from './service.ts';
+import {
+  aptInstall,
+  hasCommand,
+  portOpen,
+  processAlive,
+  readPidFile,
+  type ServiceDef,
+  sh,
+} from './service.ts';
 
 const VERSION = process.env.SLUICE_REGISTRY_VERSION ?? '3.3.3';
 const PORT = Number(process.env.SLUICE_REGISTRY_PORT ?? 8081);
@@ -106,20 +114,8 @@ async function answers(): Promise<boolean> {
   }
 }
 
-function readPid(): number | undefined {
-  if (!existsSync(PID_FILE)) return undefined;
-  const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const readPid = () => readPidFile(PID_FILE);
+const alive = processAlive;
 
 function logTail(lines = 30): string {
   const p = join(LOGS, 'registry.out');

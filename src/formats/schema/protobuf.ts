@@ -31,6 +31,12 @@ const WKT_FILES = [
   'google/protobuf/any.proto',
   'google/protobuf/field_mask.proto',
 ];
+/** The wrapper messages (`Int64Value`…), each holding one `value`. */
+const WRAPPERS = new Set(
+  ['Double', 'Float', 'Int64', 'UInt64', 'Int32', 'UInt32', 'Bool', 'String', 'Bytes'].map(
+    (t) => `.google.protobuf.${t}Value`,
+  ),
+);
 const GOOGLE_TYPE_DECIMAL = 'syntax = "proto3"; package google.type; message Decimal { string value = 1; }';
 
 /** Message types of one schema and the conversions of their values. */
@@ -220,6 +226,7 @@ function scalarToPlain(field: protobuf.Field, v: unknown): unknown {
 /** A decoded protobufjs message → a plain record (see the module comment). */
 function messageToPlain(type: protobuf.Type, msg: unknown): unknown {
   const m = msg as Record<string, unknown>;
+  if (WRAPPERS.has(type.fullName)) return scalarToPlain(type.fields.value as protobuf.Field, m.value);
   switch (type.fullName) {
     case '.google.protobuf.Timestamp':
       return isoFromSeconds(longValue(m.seconds ?? 0), (m.nanos as number) ?? 0);
@@ -233,16 +240,6 @@ function messageToPlain(type: protobuf.Type, msg: unknown): unknown {
         .padStart(9, '0')
         .replace(/(\d{3})0{6}$|(\d{6})0{3}$/, '$1$2')}s`;
     }
-    case '.google.protobuf.DoubleValue':
-    case '.google.protobuf.FloatValue':
-    case '.google.protobuf.Int32Value':
-    case '.google.protobuf.UInt32Value':
-    case '.google.protobuf.BoolValue':
-    case '.google.protobuf.StringValue':
-    case '.google.protobuf.Int64Value':
-    case '.google.protobuf.UInt64Value':
-    case '.google.protobuf.BytesValue':
-      return scalarToPlain(type.fields.value as protobuf.Field, m.value);
     case '.google.protobuf.Struct': {
       const out: Record<string, unknown> = {};
       const fields = (m.fields ?? {}) as Record<string, unknown>;
@@ -299,6 +296,7 @@ function toTimestamp(v: unknown): { seconds: string; nanos: number } {
 
 /** A plain record → the object form protobufjs's `fromObject` takes (well-known types expanded). */
 function plainToObject(type: protobuf.Type, value: unknown): unknown {
+  if (WRAPPERS.has(type.fullName)) return { value: typeof value === 'bigint' ? value.toString() : value };
   switch (type.fullName) {
     case '.google.protobuf.Timestamp':
       return toTimestamp(value);
@@ -308,16 +306,6 @@ function plainToObject(type: protobuf.Type, value: unknown): unknown {
       const sign = m[1] === '-' ? -1 : 1;
       return { seconds: `${m[1]}${m[2]}`, nanos: sign * Number((m[3] ?? '').padEnd(9, '0')) };
     }
-    case '.google.protobuf.DoubleValue':
-    case '.google.protobuf.FloatValue':
-    case '.google.protobuf.Int32Value':
-    case '.google.protobuf.UInt32Value':
-    case '.google.protobuf.BoolValue':
-    case '.google.protobuf.StringValue':
-    case '.google.protobuf.Int64Value':
-    case '.google.protobuf.UInt64Value':
-    case '.google.protobuf.BytesValue':
-      return { value: typeof value === 'bigint' ? value.toString() : value };
     case '.google.protobuf.Struct': {
       const vt = (type.fields.fields as protobuf.Field).resolvedType as protobuf.Type;
       const fields: Record<string, unknown> = {};
