@@ -58,6 +58,7 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   'csv-memory': { script: './csv-memory.ts', manual: true },
   'csv-workers': { script: './csv-workers.ts', manual: true },
   cel: { script: './cel.ts' },
+  schemas: { script: './schemas.ts' },
   window: { script: './window.ts' },
   // Needs `go` on the PATH: Sluice's CLI against the seed's Go pipelines (bench/go/peer.go).
   'vs-go': { script: './vs-go.ts' },

@@ -10,9 +10,10 @@ import { kafka } from './services/kafka.ts';
 import { postgres } from './services/postgres.ts';
 import { pulsar } from './services/pulsar.ts';
 import { redis } from './services/redis.ts';
+import { registry } from './services/registry.ts';
 import type { ServiceDef } from './services/service.ts';
 
-const SERVICES: readonly ServiceDef[] = [kafka, postgres, pulsar, redis];
+const SERVICES: readonly ServiceDef[] = [kafka, postgres, pulsar, redis, registry];
 
 function usage(): string {
   const names = SERVICES.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n');

@@ -4,7 +4,7 @@
  *
  * Unit tests sit beside the code (`src/**\/*.test.ts`); cross-cutting and integration tests
  * live in `test/`. An integration test names its service in its file name
- * (`*.kafka.it.test.ts`); this script brings up each service named that way.
+ * (`*.kafka.it.test.ts`; several joined by `+`, `*.kafka+registry.it.test.ts`); this script brings up each service named that way.
  */
 import { spawnSync } from 'node:child_process';
 import { globSync } from 'node:fs';
@@ -15,8 +15,8 @@ const files = [...globSync('src/**/*.test.ts'), ...globSync('test/**/*.test.ts')
 const named = process.argv.slice(2).filter((a) => a.endsWith('.test.ts'));
 const services = new Set<string>();
 for (const f of named.length > 0 ? named : files) {
-  const m = /\.([a-z0-9-]+)\.it\.test\.ts$/.exec(f);
-  if (m?.[1]) services.add(m[1]);
+  const m = /\.([a-z0-9+-]+)\.it\.test\.ts$/.exec(f);
+  if (m?.[1]) for (const s of m[1].split('+')) services.add(s);
 }
 if (services.size > 0) {
   const up = spawnSync(process.execPath, ['scripts/services.ts', 'up', ...services], { stdio: 'inherit' });

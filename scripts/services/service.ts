@@ -4,6 +4,7 @@
  * Every step is idempotent: `up` on a running service only prints its address.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 
 /** One service: Kafka, PostgreSQL, Redis, a schema registry… */
@@ -89,4 +90,21 @@ export async function waitUntil(
     await new Promise((r) => setTimeout(r, 200));
   }
   throw new Error(`${what} did not answer within ${Math.round(timeoutMs / 1000)} s`);
+}
+
+/** The pid stored in `pidFile`, or undefined when there is none. */
+export function readPidFile(pidFile: string): number | undefined {
+  if (!existsSync(pidFile)) return undefined;
+  const pid = Number(readFileSync(pidFile, 'utf8').trim());
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/** True while process `pid` exists. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }

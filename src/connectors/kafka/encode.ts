@@ -3,11 +3,21 @@
  * `format`, key from the `key` field or the key the record came with, headers passed on — and a
  * dead letter becomes the failed message as it came in (`deadLetters: original`).
  */
+import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { RecordMeta } from '../../core/message.ts';
 import type { DeadLetter } from '../../core/stage.ts';
 import { toJsonLine } from '../../formats/jsonl.ts';
+import {
+  isSchemaFormat,
+  type SchemaEncoderOptions,
+  type SchemaValueEncoder,
+  schemaEncoder,
+} from '../../formats/schema/codec.ts';
 import { deadLetterMessage, isDeadLetter } from './dead-letters.ts';
 import type { KafkaValueFormat } from './records.ts';
+
+/** A sink's schema-registry settings (`format: avro | protobuf | json-schema`). */
+export type KafkaSinkSchemaOptions = Omit<SchemaEncoderOptions, 'format' | 'topic'>;
 
 /** One message to produce (keys, values and header names as bytes). */
 export interface OutMessage {
@@ -30,6 +40,8 @@ export interface EncoderOptions {
   readonly keepHeaders: boolean;
   /** `original`: dead letters are written as the failed message plus `sluice.*` headers. */
   readonly deadLetters?: 'original' | 'envelope' | undefined;
+  /** With `format: avro | protobuf | json-schema`: the registry, the schema and its subject. */
+  readonly schema?: KafkaSinkSchemaOptions | undefined;
 }
 
 /** Bytes of a Buffer, Uint8Array or string (anything else as its string). */
@@ -44,9 +56,27 @@ export class MessageEncoder {
   /** Message keys (user ids, Kafka → Kafka keys) and header names repeat: their bytes are made once. */
   private readonly keyCache = new Map<string, Buffer>();
   private readonly options: EncoderOptions;
+  private readonly schema: SchemaValueEncoder | undefined;
 
   constructor(options: EncoderOptions) {
     this.options = options;
+    if (isSchemaFormat(options.format)) {
+      if (options.schema === undefined)
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `\`format: ${options.format}\` needs \`schemaRegistry\` (the registry's URL)`,
+        );
+      this.schema = schemaEncoder({ ...options.schema, format: options.format, topic: options.topic });
+    }
+  }
+
+  /**
+   * Called once before the first {@link encode}: with a schema-registry format, finds the
+   * subject's schema id (registering the schema when `autoRegister`). Throws the registry's
+   * error (an incompatible schema is a 409 saying so).
+   */
+  async open(): Promise<void> {
+    await this.schema?.open();
   }
 
   /**
@@ -58,7 +88,13 @@ export class MessageEncoder {
     if (this.options.deadLetters === 'original' && isDeadLetter(record))
       return this.encodeDeadLetter(record, meta);
     let value: Buffer;
-    if (format === 'json') value = Buffer.from(toJsonLine(record), 'utf8');
+    if (this.schema !== undefined) {
+      try {
+        value = this.schema.encode(record);
+      } catch (err) {
+        return `the record does not fit the ${format} schema (id ${this.schema.schemaId}) of topic \`${topic}\`: ${(err as Error).message}`;
+      }
+    } else if (format === 'json') value = Buffer.from(toJsonLine(record), 'utf8');
     else if (format === 'text')
       value = Buffer.from(typeof record === 'string' ? record : toJsonLine(record), 'utf8');
     else value = toBytes(record);

@@ -7,10 +7,63 @@ import { isUtf8 } from 'node:buffer';
 import type { Message } from '@platformatic/kafka';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { RecordMeta } from '../../core/message.ts';
-import { type JsonShapes, parseJsonBytes } from '../../formats/json-shape.ts';
+import { JsonShapes, parseJsonBytes } from '../../formats/json-shape.ts';
+import {
+  isSchemaFormat,
+  SchemaDecodeError,
+  type SchemaDecoderOptions,
+  type SchemaFormat,
+  type SchemaValueDecoder,
+  schemaDecoder,
+} from '../../formats/schema/codec.ts';
 
-/** How a message value becomes a record (source) and a record a message value (sink). */
-export type KafkaValueFormat = 'json' | 'text' | 'raw';
+/**
+ * How a message value becomes a record (source) and a record a message value (sink): `json`,
+ * `text`, `raw` bytes, or a schema-registry format (`avro`, `protobuf`, `json-schema`: the
+ * Confluent wire format, schemas from the registry).
+ */
+export type KafkaValueFormat = 'json' | 'text' | 'raw' | SchemaFormat;
+
+/** A source's schema-registry settings (`format: avro | protobuf | json-schema`). */
+export type KafkaSchemaOptions = Omit<SchemaDecoderOptions, 'format'>;
+
+/**
+ * Message values → records for one source. Call {@link prepare} before {@link decode} for each
+ * value and await what it returns (a schema fetch, only for a schema id not seen before);
+ * `decode` throws for a value that cannot be decoded, and the caller dead-letters it
+ * ({@link undecodableRecord}, {@link undecodableError}).
+ */
+export class ValueDecoder {
+  readonly format: KafkaValueFormat;
+  private readonly shapes = new JsonShapes();
+  private readonly schema: SchemaValueDecoder | undefined;
+
+  constructor(format: KafkaValueFormat, schema?: KafkaSchemaOptions) {
+    this.format = format;
+    if (isSchemaFormat(format)) {
+      if (schema === undefined)
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `\`format: ${format}\` needs \`schemaRegistry\` (the registry's URL)`,
+        );
+      this.schema = schemaDecoder({ ...schema, format });
+    }
+  }
+
+  /** Undefined, or a promise (never rejecting) to await before {@link decode} of `value`. */
+  prepare(value: Buffer | undefined): Promise<void> | undefined {
+    return this.schema === undefined || value === undefined || value === null
+      ? undefined
+      : this.schema.prepare(value);
+  }
+
+  /** The record of `value` (a tombstone is `null`); throws when it cannot be decoded. */
+  decode(value: Buffer | undefined): unknown {
+    if (this.schema === undefined) return decodeValue(this.format, value, this.shapes);
+    if (value === undefined || value === null) return null;
+    return this.schema.decode(value);
+  }
+}
 
 /** A message as the consumer delivers it (keys, values and headers as bytes). */
 export type KafkaMessage = Message<Buffer, Buffer, Buffer, Buffer>;
@@ -26,7 +79,9 @@ export function decodeValue(
 ): unknown {
   if (format === 'raw') return value ?? null;
   if (value === undefined || value === null) return null;
-  return format === 'text' ? value.toString('utf8') : parseJsonBytes(value, shapes);
+  if (format === 'text') return value.toString('utf8');
+  if (format === 'json') return parseJsonBytes(value, shapes);
+  throw new SluiceError(ErrorCode.CONFIG, `\`format: ${format}\` decodes through a ValueDecoder`);
 }
 
 /**
@@ -54,22 +109,37 @@ export function recordMeta(source: string, m: KafkaMessage, offset: number): Rec
   return meta;
 }
 
-/** A dead letter's record: the message's bytes, as text when they are valid UTF-8, else base64. */
-export function undecodableRecord(message: {
-  key?: Buffer | undefined;
-  value?: Buffer | undefined;
-}): Record<string, string | null> {
+/**
+ * A dead letter's record: the message's bytes, as text when they are valid UTF-8, else base64
+ * (always base64 with `binary`: the schema-registry formats).
+ */
+export function undecodableRecord(
+  message: {
+    key?: Buffer | undefined;
+    value?: Buffer | undefined;
+  },
+  binary = false,
+): Record<string, string | null> {
   const value = message.value ?? null;
   const out: Record<string, string | null> = {};
   if (message.key) out.key = message.key.toString('utf8');
   if (value === null) out.value = null;
-  else if (isUtf8(value)) out.value = value.toString('utf8');
+  else if (!binary && isUtf8(value)) out.value = value.toString('utf8');
   else out.valueBase64 = value.toString('base64');
   return out;
 }
 
-/** The error a message whose value is not valid JSON is dead-lettered with. */
+/**
+ * The error a message whose value cannot be decoded is dead-lettered with; for the schema-registry
+ * formats its context holds the writer's `schemaId` (when the value names one).
+ */
 export function undecodableError(m: KafkaMessage, offset: number, err: unknown): SluiceError {
+  if (err instanceof SchemaDecodeError)
+    return new SluiceError(
+      ErrorCode.PARSE,
+      `undecodable value in topic \`${m.topic}\` partition ${m.partition} offset ${offset}: ${err.message}; the message went to the dlq with its bytes`,
+      { ...err.context, topic: m.topic, partition: m.partition, offset },
+    );
   return new SluiceError(
     ErrorCode.PARSE,
     `invalid JSON in topic \`${m.topic}\` partition ${m.partition} offset ${offset}: ${(err as Error).message}; the message went to the dlq with its bytes`,

@@ -34,7 +34,7 @@ import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch, Signal } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { rootMessage } from './connection.ts';
-import { MessageEncoder, type OutMessage } from './encode.ts';
+import { type KafkaSinkSchemaOptions, MessageEncoder, type OutMessage } from './encode.ts';
 import { connectProducer, type KafkaProducer, ProduceQueue } from './producer.ts';
 import type { KafkaValueFormat } from './records.ts';
 import type { KafkaConnection } from './security.ts';
@@ -54,6 +54,8 @@ export interface KafkaSinkOptions {
   key?: string | undefined;
   /** How a record becomes the message value. */
   format: KafkaValueFormat;
+  /** With `format: avro | protobuf | json-schema`: the registry, the schema and its subject. */
+  schema?: KafkaSinkSchemaOptions | undefined;
   /** Batch compression. */
   compression: KafkaCompression;
   /** Most messages per produce request. */
@@ -165,6 +167,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
         transactional = { id, timeoutMs: options.transactionTimeout ?? 60_000 };
         txns = new SinkTransactions(ctx, topic, id, transactional.timeoutMs);
       }
+      await encoder.open(); // the schema id, before any message is produced
       producer = await connectProducer({ ...options, transactional }, ctx);
       txns?.connected(producer);
     },

@@ -27,7 +27,6 @@ import { INPUT_PARTITIONS, InputPartitions, inputPartitionKey } from '../../core
 import { barrier, type RecordMeta } from '../../core/message.ts';
 import { splitPartitionName } from '../../core/partitions.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
-import { JsonShapes } from '../../formats/json-shape.ts';
 import { Assignment } from './assignment.ts';
 import { OffsetCommitter } from './committer.ts';
 import { isConnectionError } from './connection.ts';
@@ -36,12 +35,13 @@ import { readCommitted } from './group.ts';
 import { decodeDone, parsePosition } from './offsets.ts';
 import { InPartitionParallel, type KafkaParallelOptions } from './parallel.ts';
 import {
-  decodeValue,
   type KafkaMessage,
+  type KafkaSchemaOptions,
   type KafkaValueFormat,
   recordMeta,
   undecodableError,
   undecodableRecord,
+  ValueDecoder,
 } from './records.ts';
 import type { KafkaConnection } from './security.ts';
 import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
@@ -67,6 +67,8 @@ export interface KafkaSourceOptions {
   start: KafkaStart;
   /** How values are decoded. */
   format: KafkaValueFormat;
+  /** With `format: avro | protobuf | json-schema`: the registry, and the reader schema or descriptor set. */
+  schema?: KafkaSchemaOptions | undefined;
   /** Most records per emitted batch. */
   batchSize: number;
   /** Longest a partial batch waits for more messages, in ms. */
@@ -149,7 +151,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
   let ctx: SourceContext;
   const context = () => ctx;
-  const shapes = new JsonShapes();
+  const values = new ValueDecoder(format, options.schema);
   let restored = false;
   let records = 0;
   let skipped = 0;
@@ -380,11 +382,17 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           progressed = true;
           const meta = recordMeta(source, m, offset);
           let value: unknown;
+          const fetching = values.prepare(m.value); // a schema id not seen before
+          if (fetching !== undefined) await fetching;
           try {
-            value = decodeValue(format, m.value, shapes);
+            value = values.decode(m.value);
           } catch (err) {
             if (parallel !== undefined) t.offsets.complete(offset);
-            ctx.deadLetter(undecodableRecord(m), undecodableError(m, offset, err), meta);
+            ctx.deadLetter(
+              undecodableRecord(m, format !== 'json' && format !== 'text'),
+              undecodableError(m, offset, err),
+              meta,
+            );
             continue;
           }
           if (parallel !== undefined) {

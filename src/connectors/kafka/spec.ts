@@ -4,6 +4,12 @@
  * `create`, so `sluice lint` needs no broker.
  */
 import { z } from 'zod';
+import {
+  readerOptions,
+  schemaReaderFields,
+  schemaWriterFields,
+  writerOptions,
+} from '../../formats/schema/config.ts';
 import { durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { brokerList } from './connection.ts';
@@ -20,11 +26,12 @@ const brokersSchema = z
   );
 
 const formatSchema = z
-  .enum(['json', 'text', 'raw'])
+  .enum(['json', 'text', 'raw', 'avro', 'protobuf', 'json-schema'])
   .default('json')
   .describe(
     '`json`: the value is one JSON document; `text`: a UTF-8 string; `raw`: the bytes as a Buffer. ' +
-      'A message without a value (a tombstone) is the record `null`.',
+      '`avro`, `protobuf`, `json-schema`: the Confluent wire format (magic byte 0, 4-byte schema id, Protobuf message ' +
+      'indexes) with schemas from `schemaRegistry`. A message without a value (a tombstone) is the record `null`.',
   );
 
 const startSchema = z
@@ -63,6 +70,7 @@ export const kafkaSourceConfig = z
       ),
     start: startSchema,
     format: formatSchema,
+    ...schemaReaderFields,
     batchSize: z.number().int().min(1).max(100_000).default(1024).describe('Most records per emitted batch.'),
     maxWait: durationField()
       .prefault('50ms')
@@ -185,6 +193,10 @@ export const kafkaSourceSpec = defineComponent({
       yaml: 'brokers: 127.0.0.1:9092\ntopic: events\ngroup: enrich\nparallel: { mode: key, concurrency: 32 }\n',
     },
     {
+      title: 'Avro from a schema registry, every writer version read as reader schema v3',
+      yaml: 'brokers: 127.0.0.1:9092\ntopic: payments\nformat: avro\nschemaRegistry: { url: http://127.0.0.1:8081/apis/ccompat/v7 }\nreaderSchema: schemas/payment-v3.avsc\n',
+    },
+    {
       title: 'Replay two topics from a point in time, ending when idle',
       yaml: 'brokers: [kafka-1:9092, kafka-2:9092]\ntopics: [orders, refunds]\ngroup: replay-2026-01\nstart: 2026-01-01T00:00:00Z\nidleTimeout: 30s\n',
     },
@@ -198,6 +210,7 @@ export const kafkaSourceSpec = defineComponent({
       group: config.group ?? ctx.pipelineName,
       start: config.start,
       format: config.format,
+      schema: readerOptions(config.format, config, ctx.baseDir),
       batchSize: config.batchSize,
       maxWait: config.maxWait,
       commitInterval: config.commitInterval,
@@ -234,6 +247,7 @@ export const kafkaSinkConfig = z
         'Record field whose value is the message key. Default: the key the record came with (`meta.key`), so Kafka → Kafka keeps keys. A record without the field goes to the `dlq` output.',
       ),
     format: formatSchema,
+    ...schemaWriterFields,
     compression: z
       .enum(['none', 'gzip', 'snappy', 'lz4', 'zstd'])
       .default('none')
@@ -326,6 +340,10 @@ export const kafkaSinkSpec = defineComponent({
       yaml: 'brokers: 127.0.0.1:9092\ntopic: scores\ncreateTopic: { partitions: 6, config: { cleanup.policy: compact } }\n',
     },
     {
+      title: 'Avro with the schema registered on demand under `<topic>-value`',
+      yaml: `brokers: 127.0.0.1:9092\ntopic: payments\nformat: avro\nschema: schemas/payment-v3.avsc\nautoRegister: true\nschemaRegistry:\n  url: https://registry.example.com\n  username: sluice\n  password: \${REGISTRY_PASSWORD}\n`,
+    },
+    {
       title: 'Exactly-once Kafka to Kafka (with `checkpoint:` in the pipeline)',
       yaml: 'brokers: 127.0.0.1:9092\ntopic: scored\nexactlyOnce: true\n',
     },
@@ -339,6 +357,7 @@ export const kafkaSinkSpec = defineComponent({
       topic: config.topic,
       key: config.key,
       format: config.format,
+      schema: writerOptions(config.format, config, ctx.baseDir),
       compression: config.compression,
       batchSize: config.batchSize,
       linger: config.linger,

@@ -1,0 +1,311 @@
+/**
+ * Avro through `avsc`: schemas to types with the logical types that matter for money and time,
+ * and reader/writer resolution (schema evolution).
+ *
+ * Library, by measurement (shared/LIBRARIES.md, Node 24, 10-field records): `avsc` 5.7.9 decodes
+ * 1.43 M records/s, 1.64–1.76 M/s through a resolver; `@avro/types` and `avro-js` share its code
+ * and are no faster. It compiles a reader per schema (no eval of user input: schemas are data).
+ *
+ * Values as records hold them:
+ * - `long`: a number when it fits in ±2^53, else a bigint (exact; Sluice's JSON writers print such a
+ *   bigint as a decimal string, and encoding takes that string back).
+ * - `decimal` (bytes or fixed): an exact decimal string, `"12.50"` for scale 2. (A first-class
+ *   Decimal type is being added to Sluice; until it lands, decimal strings are the exact form.)
+ *   Encoding takes a string, a number or a bigint and refuses one with more fraction digits than the scale.
+ * - `timestamp-millis` / `timestamp-micros`: ISO-8601 UTC text (`…T12:00:00.123Z`, micros with 6
+ *   digits), the form Sluice's time fields and window bounds use; encoding also takes epoch-ms
+ *   numbers and Dates. `date`: `YYYY-MM-DD`.
+ * - unions are unwrapped (`null | string` is the string or null), as Python's fastavro reads them.
+ */
+import avro from 'avsc';
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+const DAY_MS = 86_400_000;
+const MIN_SAFE = -MAX_SAFE;
+
+/** `long` that is exact: numbers while safe, bigints beyond. */
+const exactLong = avro.types.LongType.__with({
+  fromBuffer(buf: Buffer): number | bigint {
+    const hi = buf.readInt32LE(4);
+    // |value| < 2^53: two 32-bit halves, no BigInt.
+    if (hi >= -0x200000 && hi < 0x200000) return hi * 0x100000000 + buf.readUInt32LE(0);
+    const n = buf.readBigInt64LE();
+    return n >= MIN_SAFE && n <= MAX_SAFE ? Number(n) : n;
+  },
+  toBuffer(v: number | bigint | string): Buffer {
+    const b = Buffer.allocUnsafe(8);
+    if (typeof v === 'number') {
+      const hi = Math.floor(v / 0x100000000);
+      b.writeUInt32LE(v - hi * 0x100000000, 0);
+      b.writeInt32LE(hi, 4);
+      return b;
+    }
+    b.writeBigInt64LE(BigInt(v));
+    return b;
+  },
+  fromJSON(v: unknown): number | bigint {
+    return typeof v === 'bigint' ? v : Number(v);
+  },
+  toJSON(v: number | bigint): number {
+    return Number(v);
+  },
+  isValid(v: unknown): boolean {
+    // Decimal-integer text too: JSON writers print longs beyond 2^53 as strings, and they must read back.
+    if (typeof v === 'string' && /^-?\d{1,19}$/.test(v)) v = BigInt(v);
+    return (
+      (typeof v === 'number' && Number.isInteger(v)) ||
+      (typeof v === 'bigint' && v >= -(2n ** 63n) && v < 2n ** 63n)
+    );
+  },
+  compare(a: number | bigint, b: number | bigint): number {
+    return a < b ? -1 : a > b ? 1 : 0;
+  },
+});
+
+/** Two's-complement big-endian bytes → bigint. */
+function bytesToBigint(buf: Buffer): bigint {
+  if (buf.length === 0) return 0n;
+  let n = BigInt.asUintN(8 * buf.length, BigInt(`0x${buf.toString('hex')}`));
+  if ((buf[0] as number) & 0x80) n -= 1n << BigInt(8 * buf.length);
+  return n;
+}
+
+/** bigint → shortest two's-complement big-endian bytes (or exactly `size` for a fixed). */
+function bigintToBytes(n: bigint, size?: number): Buffer {
+  let len = 1;
+  while (n >= 1n << BigInt(8 * len - 1) || n < -(1n << BigInt(8 * len - 1))) len++;
+  if (size !== undefined) {
+    if (len > size) throw new Error(`the decimal needs ${len} bytes, more than the fixed size ${size}`);
+    len = size;
+  }
+  const u = BigInt.asUintN(8 * len, n);
+  return Buffer.from(u.toString(16).padStart(2 * len, '0'), 'hex');
+}
+
+/** Unscaled integer and a scale → decimal text (`1250n, 2` → `"12.50"`). */
+export function formatDecimal(unscaled: bigint, scale: number): string {
+  if (scale <= 0) return (unscaled * 10n ** BigInt(-scale)).toString();
+  const neg = unscaled < 0n;
+  const digits = (neg ? -unscaled : unscaled).toString().padStart(scale + 1, '0');
+  return `${neg ? '-' : ''}${digits.slice(0, -scale)}.${digits.slice(-scale)}`;
+}
+
+/** Decimal text (or number, bigint) → unscaled integer at `scale`; throws when it does not fit. */
+export function parseDecimal(value: unknown, scale: number): bigint {
+  if (typeof value === 'bigint') return value * 10n ** BigInt(scale);
+  const text = typeof value === 'number' ? String(value) : value;
+  if (typeof text !== 'string')
+    throw new Error(`a decimal must be a string or a number, not ${typeof value}`);
+  const m = /^([+-]?)(\d*)(?:\.(\d*))?$/.exec(text.trim());
+  if (m === null || (m[2] === '' && (m[3] ?? '') === ''))
+    throw new Error(`\`${text}\` is not a decimal number`);
+  let frac = m[3] ?? '';
+  const trimmed = frac.replace(/0+$/, '');
+  if (trimmed.length > scale)
+    throw new Error(`\`${text}\` has more than the schema's ${scale} fraction digits`);
+  frac = frac.padEnd(scale, '0').slice(0, scale);
+  const n = BigInt(`${m[2] || '0'}${frac}`);
+  return m[1] === '-' ? -n : n;
+}
+
+class DecimalType extends avro.types.LogicalType {
+  private readonly scale: number;
+  private readonly precision: number;
+  private readonly size: number | undefined;
+  constructor(schema: avro.Schema, opts?: unknown) {
+    super(schema, opts);
+    const s = schema as { scale?: number; precision?: number };
+    this.scale = s.scale ?? 0;
+    this.precision = s.precision ?? 0;
+    const u = this.underlyingType as unknown as { size?: number };
+    this.size = typeof u.size === 'number' ? u.size : undefined;
+  }
+  protected override _fromValue(buf: Buffer): string {
+    if (buf.length > 0 && buf.length <= 6) {
+      // Fits a double exactly: no BigInt.
+      const n = buf.readIntBE(0, buf.length);
+      if (this.scale === 0) return String(n);
+      const digits = String(Math.abs(n)).padStart(this.scale + 1, '0');
+      return `${n < 0 ? '-' : ''}${digits.slice(0, -this.scale)}.${digits.slice(-this.scale)}`;
+    }
+    return formatDecimal(bytesToBigint(buf), this.scale);
+  }
+  protected override _toValue(v: unknown): Buffer | undefined {
+    if (typeof v === 'string' && this.size === undefined && v.length <= 15) {
+      // Short decimal text: the unscaled integer fits a double exactly.
+      const dot = v.indexOf('.');
+      const frac = dot === -1 ? '' : v.slice(dot + 1);
+      if (frac.length <= this.scale) {
+        const digits = `${dot === -1 ? v : v.slice(0, dot)}${frac.padEnd(this.scale, '0')}`;
+        const n = Number(digits);
+        if (
+          Number.isSafeInteger(n) &&
+          Math.abs(n) < 2 ** 47 &&
+          /^[+-]?\d+$/.test(digits) &&
+          (this.precision === 0 || String(Math.abs(n)).length <= this.precision)
+        ) {
+          let len = 1;
+          while (len < 6 && (n >= 2 ** (8 * len - 1) || n < -(2 ** (8 * len - 1)))) len++;
+          const b = Buffer.allocUnsafe(len);
+          b.writeIntBE(n, 0, len);
+          return b;
+        }
+      }
+    }
+    try {
+      const n = parseDecimal(v, this.scale);
+      if (this.precision > 0 && (n < 0n ? -n : n).toString().length > this.precision) return undefined;
+      return bigintToBytes(n, this.size);
+    } catch {
+      return undefined;
+    }
+  }
+  protected override _resolve(type: avro.Type): ((v: unknown) => unknown) | undefined {
+    if (type instanceof DecimalType) {
+      if (type.scale === this.scale) return (v) => v;
+      return (v) =>
+        formatDecimal(
+          parseDecimal(v, Math.max(type.scale, this.scale)) /
+            10n ** BigInt(Math.max(0, type.scale - this.scale)),
+          this.scale,
+        );
+    }
+    if (avro.Type.isType(type, 'bytes', 'fixed')) return (v) => this._fromValue(v as Buffer);
+    return undefined;
+  }
+}
+
+/** The day part (`YYYY-MM-DDT`) of the last day formatted: records of a stream share days. */
+let lastDay = Number.NaN;
+let lastDayText = '';
+
+const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
+
+/** Epoch ms → `YYYY-MM-DDTHH:MM:SS.sssZ`, the day part cached (4–10× `toISOString` on a stream). */
+export function isoMillis(ms: number): string {
+  const day = Math.floor(ms / DAY_MS);
+  if (day !== lastDay) {
+    const d = new Date(day * DAY_MS);
+    if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 0 || d.getUTCFullYear() > 9999)
+      return new Date(ms).toISOString();
+    lastDay = day;
+    lastDayText = d.toISOString().slice(0, 11);
+  }
+  let rest = ms - day * DAY_MS;
+  const milli = rest % 1000;
+  rest = (rest - milli) / 1000;
+  const sec = rest % 60;
+  rest = (rest - sec) / 60;
+  const min = rest % 60;
+  const hour = (rest - min) / 60;
+  return `${lastDayText}${pad2(hour)}:${pad2(min)}:${pad2(sec)}.${milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : milli}Z`;
+}
+
+/** Epoch-µs bigint → ISO text with 6 fraction digits. */
+function isoMicros(us: bigint): string {
+  const ms = us / 1000n - (us % 1000n < 0n ? 1n : 0n);
+  const rest = Number(us - ms * 1000n);
+  return new Date(Number(ms)).toISOString().replace('Z', `${String(rest).padStart(3, '0')}Z`);
+}
+
+/** ISO text / epoch number / Date → epoch µs. */
+function toMicros(v: unknown): bigint | undefined {
+  if (v instanceof Date) return BigInt(v.getTime()) * 1000n;
+  if (typeof v === 'number' && Number.isFinite(v)) return BigInt(Math.trunc(v)) * 1000n;
+  if (typeof v === 'bigint') return v * 1000n;
+  if (typeof v !== 'string') return undefined;
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)$/.exec(v);
+  if (m === null) return undefined;
+  const ms = Date.parse(`${m[1]}${m[3]}`);
+  if (!Number.isFinite(ms)) return undefined;
+  return BigInt(ms) * 1000n + BigInt((m[2] ?? '').padEnd(6, '0').slice(0, 6) || '0');
+}
+
+class TimestampMillisType extends avro.types.LogicalType {
+  protected override _fromValue(v: number | bigint): string {
+    return isoMillis(Number(v));
+  }
+  protected override _toValue(v: unknown): number | undefined {
+    // The form this type writes (`…T12:00:00.123Z`): straight to epoch ms.
+    if (typeof v === 'string' && v.length === 24 && v.charCodeAt(23) === 90 /* Z */) {
+      const t = Date.parse(v);
+      if (Number.isFinite(t)) return t;
+    }
+    const us = toMicros(v);
+    return us === undefined ? undefined : Number(us / 1000n);
+  }
+  protected override _resolve(type: avro.Type): ((v: unknown) => unknown) | undefined {
+    if (type instanceof TimestampMillisType) return (v) => v;
+    if (type instanceof TimestampMicrosType) return (v) => (v as string).replace(/(\.\d{3})\d{3}Z$/, '$1Z');
+    if (avro.Type.isType(type, 'long', 'int')) return (v) => this._fromValue(v as number);
+    return undefined;
+  }
+}
+
+class TimestampMicrosType extends avro.types.LogicalType {
+  protected override _fromValue(v: number | bigint): string {
+    return isoMicros(BigInt(v));
+  }
+  protected override _toValue(v: unknown): number | bigint | undefined {
+    const us = toMicros(v);
+    if (us === undefined) return undefined;
+    return us >= MIN_SAFE && us <= MAX_SAFE ? Number(us) : us;
+  }
+  protected override _resolve(type: avro.Type): ((v: unknown) => unknown) | undefined {
+    if (type instanceof TimestampMicrosType) return (v) => v;
+    if (type instanceof TimestampMillisType) return (v) => (v as string).replace(/Z$/, '000Z');
+    if (avro.Type.isType(type, 'long', 'int')) return (v) => this._fromValue(v as number);
+    return undefined;
+  }
+}
+
+class DateType extends avro.types.LogicalType {
+  protected override _fromValue(v: number): string {
+    return new Date(v * DAY_MS).toISOString().slice(0, 10);
+  }
+  protected override _toValue(v: unknown): number | undefined {
+    if (typeof v === 'number') return v;
+    if (v instanceof Date) return Math.floor(v.getTime() / DAY_MS);
+    if (typeof v !== 'string') return undefined;
+    const t = Date.parse(`${v.slice(0, 10)}T00:00:00Z`);
+    return Number.isFinite(t) ? t / DAY_MS : undefined;
+  }
+  protected override _resolve(type: avro.Type): ((v: unknown) => unknown) | undefined {
+    if (type instanceof DateType) return (v) => v;
+    if (avro.Type.isType(type, 'int')) return (v) => this._fromValue(v as number);
+    return undefined;
+  }
+}
+
+const LOGICAL_TYPES = {
+  decimal: DecimalType,
+  'timestamp-millis': TimestampMillisType,
+  'timestamp-micros': TimestampMicrosType,
+  date: DateType,
+} as unknown as Record<string, new (schema: avro.Schema, opts?: unknown) => avro.types.LogicalType>;
+
+/**
+ * The avsc type of an Avro schema (JSON text or parsed), with Sluice's logical types, exact
+ * longs and unwrapped unions. `named`: schemas of referenced named types, registered first.
+ * Throws avsc's error for an invalid schema.
+ *
+ * @example
+ * avroType('{"type":"record","name":"P","fields":[{"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}}]}');
+ */
+export function avroType(schema: string | object, named: readonly (string | object)[] = []): avro.Type {
+  const registry: Record<string, avro.Type> = {};
+  const opts = {
+    logicalTypes: LOGICAL_TYPES,
+    wrapUnions: false,
+    registry,
+    typeHook: (s: unknown) =>
+      s === 'long' ||
+      ((s as { type?: unknown })?.type === 'long' && !(s as { logicalType?: unknown }).logicalType)
+        ? exactLong
+        : undefined,
+  } as unknown as Partial<avro.ForSchemaOptions>;
+  for (const n of named) avro.Type.forSchema(typeof n === 'string' ? JSON.parse(n) : n, opts);
+  return avro.Type.forSchema(typeof schema === 'string' ? JSON.parse(schema) : schema, opts);
+}
+
+export { avro };

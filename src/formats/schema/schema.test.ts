@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { avroType, formatDecimal, parseDecimal } from './avro.ts';
+import { type SchemaDecodeError, schemaDecoder, schemaEncoder } from './codec.ts';
+import { protobufSchemas } from './protobuf.ts';
+import { SchemaRegistry, type SchemaRegistryError } from './registry.ts';
+import { frameHeader, readSchemaId, unframe, WireFormatError } from './wire.ts';
+
+const V1 = JSON.stringify({
+  type: 'record',
+  name: 'P',
+  fields: [
+    { name: 'id', type: 'int' },
+    { name: 'amount', type: { type: 'bytes', logicalType: 'decimal', precision: 9, scale: 2 } },
+  ],
+});
+const V2 = JSON.stringify({
+  type: 'record',
+  name: 'P',
+  fields: [
+    { name: 'id', type: 'long' },
+    { name: 'amount', type: { type: 'bytes', logicalType: 'decimal', precision: 9, scale: 2 } },
+    { name: 'cur', type: 'string', default: 'EUR' },
+  ],
+});
+const NO_DEFAULT = JSON.stringify({
+  type: 'record',
+  name: 'P',
+  fields: [{ name: 'other', type: 'string' }],
+});
+
+/** A fake Confluent-compatible registry: schemas by id, one subject, scripted failures. */
+class FakeRegistry {
+  server: Server;
+  url = '';
+  schemas = new Map<number, { schema: string; schemaType?: string }>([[1, { schema: V1 }]]);
+  /** Statuses to answer before the real answer, in order. */
+  failures: number[] = [];
+  requests: IncomingMessage[] = [];
+  constructor() {
+    this.server = createServer((req, res) => {
+      this.requests.push(req);
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        const fail = this.failures.shift();
+        const send = (status: number, json: unknown) => {
+          res.writeHead(status, { 'content-type': 'application/json' });
+          res.end(JSON.stringify(json));
+        };
+        if (fail !== undefined) return send(fail, { error_code: fail, message: `scripted ${fail}` });
+        const byId = /\/schemas\/ids\/(\d+)$/.exec(req.url ?? '');
+        if (byId) {
+          const s = this.schemas.get(Number(byId[1]));
+          return s ? send(200, s) : send(404, { error_code: 40403, message: 'Schema not found' });
+        }
+        if (/\/schemas\/ids\/\d+\/versions$/.test(req.url ?? ''))
+          return send(200, [{ subject: 't-value', version: 1 }]);
+        if (req.method === 'POST' && /\/subjects\/t-value\/versions$/.test(req.url ?? '')) {
+          const { schema } = JSON.parse(body) as { schema: string };
+          if (schema === NO_DEFAULT)
+            return send(409, { error_code: 409, message: 'Schema being registered is incompatible' });
+          this.schemas.set(7, { schema });
+          return send(200, { id: 7 });
+        }
+        if (req.method === 'POST' && /\/subjects\/t-value$/.test(req.url ?? ''))
+          return send(200, { id: 9, version: 2 });
+        if (/\/subjects\/t-value\/versions\/latest$/.test(req.url ?? ''))
+          return send(200, { id: 1, version: 1, subject: 't-value', schema: V1 });
+        send(404, { error_code: 40401, message: 'Subject not found' });
+      });
+    });
+  }
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/apis/ccompat/v7`;
+  }
+}
+
+describe('wire format', () => {
+  test('frames and unframes ids and Protobuf message indexes', () => {
+    const h = frameHeader(258);
+    assert.deepEqual([...h], [0, 0, 0, 1, 2]);
+    assert.equal(readSchemaId(Buffer.concat([h, Buffer.from([9])])), 258);
+    assert.deepEqual([...frameHeader(5, [0])], [0, 0, 0, 0, 5, 0]);
+    const nested = Buffer.concat([frameHeader(5, [1, 300]), Buffer.from([42])]);
+    const u = unframe(nested, true);
+    assert.deepEqual(u.indexes, [1, 300]);
+    assert.deepEqual([...u.payload], [42]);
+    assert.deepEqual(unframe(Buffer.from([0, 0, 0, 0, 5, 0, 7]), true).indexes, [0]);
+  });
+  test('names what is wrong with bad bytes', () => {
+    assert.throws(() => readSchemaId(Buffer.from([1, 0, 0, 0, 1])), /magic byte 0/);
+    assert.throws(() => readSchemaId(Buffer.from([0, 0])), /fewer than the 5/);
+    assert.throws(() => unframe(Buffer.from([0, 0, 0, 0, 1, 4]), true), WireFormatError);
+  });
+});
+
+describe('avro values', () => {
+  test('decimals are exact strings, timestamps ISO text, big longs bigints', () => {
+    assert.equal(formatDecimal(-5n, 2), '-0.05');
+    assert.equal(parseDecimal('12.5', 2), 1250n);
+    assert.throws(() => parseDecimal('1.234', 2), /fraction digits/);
+    const t = avroType({
+      type: 'record',
+      name: 'R',
+      fields: [
+        {
+          name: 'd',
+          type: { type: 'fixed', name: 'F', size: 8, logicalType: 'decimal', precision: 18, scale: 4 },
+        },
+        { name: 'ts', type: { type: 'long', logicalType: 'timestamp-micros' } },
+        { name: 'day', type: { type: 'int', logicalType: 'date' } },
+        { name: 'n', type: 'long' },
+      ],
+    });
+    const r = {
+      d: '-12345678901234.5678',
+      ts: '2026-01-02T03:04:05.123456Z',
+      day: '2026-02-28',
+      n: 2n ** 62n,
+    };
+    assert.deepEqual({ ...t.fromBuffer(t.toBuffer(r)) }, r);
+    assert.deepEqual({ ...t.fromBuffer(t.toBuffer({ ...r, n: String(2n ** 62n) })) }, r);
+  });
+});
+
+describe('protobuf values', () => {
+  const proto = `syntax = "proto3"; package p;
+import "google/protobuf/duration.proto"; import "google/type/decimal.proto";
+message A { string s = 1; }
+message B { uint64 big = 1; google.protobuf.Duration d = 2; google.type.Decimal price = 3; bytes raw = 4; message C { int32 x = 1; } C c = 5; }`;
+  test('round-trips natural values and nested message indexes', () => {
+    const s = protobufSchemas({ proto });
+    const rec = { big: 18446744073709551615n, d: '-1.500s', price: '12.50', raw: 'AQI=', c: { x: 3 } };
+    assert.deepEqual(s.decode(s.encode(rec, 'p.B'), [1]), rec);
+    assert.deepEqual(s.indexesOf('p.B.C'), [1, 0]);
+    assert.equal(s.typeName([1, 0]), 'p.B.C');
+    assert.throws(() => s.decode(Buffer.alloc(0), [2]), /names no message/);
+  });
+  test('reads a FileDescriptorSet', async () => {
+    const protobuf = (await import('protobufjs')).default;
+    const root = new protobuf.Root();
+    protobuf.parse('syntax = "proto3"; package q; message M { int64 id = 1; string name = 2; }', root, {
+      keepCase: true,
+    });
+    const set = (
+      root as unknown as {
+        toDescriptor(e: string): { $type: { encode(m: unknown): { finish(): Uint8Array } } };
+      }
+    ).toDescriptor('proto3');
+    const bytes = set.$type.encode(set).finish();
+    const s = protobufSchemas({ descriptorSet: bytes });
+    const m = root.lookupType('q.M');
+    assert.deepEqual(s.decode(m.encode(m.fromObject({ id: '-9007199254740993', name: 'n' })).finish(), [0]), {
+      id: -9007199254740993n,
+      name: 'n',
+    });
+  });
+});
+
+describe('registry client and codecs', () => {
+  const fake = new FakeRegistry();
+  before(() => fake.start());
+  after(() => fake.server.close());
+
+  test('caches schemas by id and sends credentials', async () => {
+    const r = new SchemaRegistry({ url: fake.url, token: 'tok' });
+    await Promise.all([r.schemaById(1), r.schemaById(1)]);
+    assert.equal(r.requests, 1);
+    assert.equal(fake.requests.at(-1)?.headers.authorization, 'Bearer tok');
+    const b = new SchemaRegistry({ url: fake.url, username: 'u', password: 'p' });
+    await b.schemaById(1);
+    assert.equal(
+      fake.requests.at(-1)?.headers.authorization,
+      `Basic ${Buffer.from('u:p').toString('base64')}`,
+    );
+  });
+
+  test('retries an outage with backoff, not a 401', async () => {
+    const r = new SchemaRegistry({ url: fake.url, retries: 3, retryDelay: 1 });
+    fake.failures = [503, 503];
+    assert.equal((await r.schemaById(1)).schema, V1);
+    assert.equal(r.requests, 3);
+    const r2 = new SchemaRegistry({ url: fake.url, retries: 3, retryDelay: 1 });
+    fake.failures = [401];
+    await assert.rejects(
+      r2.schemaById(1),
+      (e: SchemaRegistryError) => e.status === 401 && /credentials/.test(e.message),
+    );
+    assert.equal(r2.requests, 1);
+    const down = new SchemaRegistry({ url: 'http://127.0.0.1:1/x', retries: 1, retryDelay: 1 });
+    await assert.rejects(
+      down.schemaById(1),
+      (e: SchemaRegistryError) => e.retryable && /did not answer/.test(e.message),
+    );
+  });
+
+  test('a compatibility rejection says so', async () => {
+    const r = new SchemaRegistry({ url: fake.url });
+    await assert.rejects(r.register('t-value', 'AVRO', NO_DEFAULT), /incompatible/);
+    const e = schemaEncoder({ format: 'avro', registry: r, topic: 't', schema: V2, autoRegister: true });
+    await e.open();
+    assert.equal(e.schemaId, 7);
+  });
+
+  test('decodes with a reader schema; bad values throw with the schema ids', async () => {
+    const d = schemaDecoder({ format: 'avro', registry: { url: fake.url, retries: 0 }, readerSchema: V2 });
+    const enc = schemaEncoder({ format: 'avro', registry: { url: fake.url }, topic: 't' }); // latest: id 1 (V1)
+    await enc.open();
+    const bytes = enc.encode({ id: 3, amount: '1.25' });
+    await d.prepare(bytes);
+    assert.deepEqual({ ...(d.decode(bytes) as object) }, { id: 3, amount: '1.25', cur: 'EUR' });
+
+    const unknown = Buffer.concat([frameHeader(404), Buffer.from([2])]);
+    await d.prepare(unknown);
+    assert.throws(
+      () => d.decode(unknown),
+      (e: SchemaDecodeError) => e.context.schemaId === 404 && /not found/.test(e.message),
+    );
+    assert.throws(() => d.decode(bytes.subarray(0, 6)), /truncated/);
+
+    const strict = schemaDecoder({ format: 'avro', registry: { url: fake.url }, readerSchema: NO_DEFAULT });
+    await strict.prepare(bytes);
+    assert.throws(
+      () => strict.decode(bytes),
+      (e: SchemaDecodeError) =>
+        e.context.schemaId === 1 &&
+        e.context.readerSchemaId === 9 &&
+        /cannot be read with the reader schema/.test(e.message),
+    );
+  });
+});
