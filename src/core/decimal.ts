@@ -53,7 +53,7 @@ function divHalfEven(n: bigint, d: bigint): bigint {
   if (r === 0n) return q;
   const twice = abs(r) * 2n;
   const ad = abs(d);
-  const away = (n < 0n) !== (d < 0n) ? -1n : 1n;
+  const away = n < 0n !== d < 0n ? -1n : 1n;
   if (twice > ad || (twice === ad && q % 2n !== 0n)) q += away;
   return q;
 }
@@ -205,7 +205,10 @@ export class Decimal {
    * `this ÷ o` rounded half to even to `scale` digits (default: the larger scale of the two plus
    * {@link QUOTIENT_SCALE}). Throws a `RangeError` when `o` is zero.
    */
-  div(o: Decimal, scale = Math.min(Math.max(this.scale, o.scale) + QUOTIENT_SCALE, MAX_DECIMAL_SCALE)): Decimal {
+  div(
+    o: Decimal,
+    scale = Math.min(Math.max(this.scale, o.scale) + QUOTIENT_SCALE, MAX_DECIMAL_SCALE),
+  ): Decimal {
     if (o.units === 0n) throw new RangeError('division by zero');
     // units × 10^(scale - this.scale + o.scale) / o.units, at `scale`.
     const shift = scale - this.scale + o.scale;

@@ -120,7 +120,8 @@ function registerDecimal(env: Environment): void {
     for (const [op, f] of Object.entries(order))
       env.registerOperator(`${l} ${op} ${r}`, (a: unknown, b: unknown) => f(dec(a).compare(dec(b))));
     // `==` registers its mirror (`int == decimal`) and `!=` itself.
-    if (l === 'decimal') env.registerOperator(`${l} == ${r}`, (a: unknown, b: unknown) => dec(a).equals(dec(b)));
+    if (l === 'decimal')
+      env.registerOperator(`${l} == ${r}`, (a: unknown, b: unknown) => dec(a).equals(dec(b)));
   }
   env.registerOperator('-decimal: decimal', (a: unknown) => dec(a).neg());
   for (const t of ['decimal', 'int', 'double', 'string'])
