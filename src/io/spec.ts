@@ -43,6 +43,15 @@ export const skipBlankSchema = z
     '`lines`: drop empty lines instead of emitting empty strings (default false; `jsonl` always skips them).',
   );
 
+/** `decimals`: `jsonl` fields read as exact decimals. */
+export const decimalsSchema = z
+  .array(z.string().min(1))
+  .min(1)
+  .optional()
+  .describe(
+    '`jsonl`: fields whose numbers (or decimal strings such as `"473.98"`) are read as exact decimals, by name at any depth (`["*"]`: every number), e.g. `[amount, fee]`. Other JSON numbers are doubles, which keep about 15 significant digits. A listed field holding anything else but null goes to the dlq naming the field, value and line. See docs/decimals.md.',
+  );
+
 /** `strict`: every format. */
 export const strictSchema = z
   .boolean()
@@ -179,6 +188,7 @@ export const decodeFields = {
   strict: strictSchema,
   maxLineBytes: maxLineBytesSchema,
   skipBlank: skipBlankSchema,
+  decimals: decimalsSchema,
   ...csvDecodeFields,
 } as const;
 
@@ -186,6 +196,7 @@ export const decodeFields = {
 const FORMAT_OF_FIELD: Readonly<Record<string, FormatName | 'lines, jsonl'>> = {
   maxLineBytes: 'lines, jsonl',
   skipBlank: 'lines',
+  decimals: 'jsonl',
   delimiter: 'csv',
   quote: 'csv',
   header: 'csv',
