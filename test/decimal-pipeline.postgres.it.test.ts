@@ -45,7 +45,7 @@ function csv(): string {
   return `${rows.join('\n')}\n`;
 }
 
-const PYTHON = String.raw`
+const PYTHON = `
 import csv, json, sys
 from datetime import datetime
 from decimal import Decimal, getcontext, ROUND_HALF_EVEN

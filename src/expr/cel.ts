@@ -19,13 +19,13 @@
  * decimal, an `int` or a `double` are exact (a double is taken as the shortest text that prints
  * it: `amount > 100.5` compares with 100.5, not its binary neighbour); a sum or difference has
  * the larger scale, a product the sum of the scales. `/` rounds half to even to the larger scale
- * plus {@link QUOTIENT_SCALE} digits; `round(amount, 2)` rounds half to even to 2 digits.
+ * plus 6 digits (`QUOTIENT_SCALE`); `round(amount, 2)` rounds half to even to 2 digits.
  * `decimal("1.10")`, `decimal(5)` make one; `double(amount)` and `string(amount)` leave the type.
  * Division by zero fails the record (dead letter).
  */
 import { createRequire } from 'node:module';
 import type { ASTNode, Environment, ParseResult } from '@marcbachmann/cel-js';
-import { Decimal, QUOTIENT_SCALE } from '../core/decimal.ts';
+import { Decimal } from '../core/decimal.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { RecordMeta } from '../core/message.ts';
 import { instrument, Meter } from './budget.ts';

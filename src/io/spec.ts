@@ -117,7 +117,7 @@ export const csvDecodeFields = {
     .record(z.string(), csvColumnType)
     .optional()
     .describe(
-      '`csv`: types of columns by name (`int`, `float`, `decimal`, `{ type: decimal, scale: 2 }`, `bool`, `timestamp`, `string`); other columns stay strings, an empty typed field is null. A value that does not convert sends its row to the dlq naming line, column and value.',
+      '`csv`: types of columns by name (`int`, `float`, `decimal`, `{ type: decimal, scale: 2 }`, `bool`, `timestamp`, `string`); other columns stay strings, an empty typed field is null. `decimal` is an exact decimal (`473.98` stays 473.98 and is written back as `473.98`; with `scale: 2` every value has 2 digits and a value with more is an error, never a rounding; see docs/decimals.md); `timestamp` is ISO-8601 read as epoch milliseconds (a number; an offset-less time is UTC). A value that does not convert sends its row to the dlq naming line, column and value.',
     ),
   maxRecordBytes: z
     .number()
