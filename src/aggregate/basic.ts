@@ -13,6 +13,7 @@ import {
   sumAdd,
   sumMerge,
   sumToDecimal,
+  sumToString,
   sumToValue,
 } from './decimal.ts';
 
@@ -38,15 +39,15 @@ export function count(field?: string): Aggregate<number, number> {
 }
 
 /**
- * `sum(field)`: the exact sum of decimals, numbers, bigints and decimal strings, as a
- * {@link DecimalValue} with as many fraction digits as the most precise input (`12.50` + `1.5` →
- * `14.00`, written as `"14.00"`). Never floating point, so money stays exact; a value that is not
+ * `sum(field)`: the exact sum of decimals, numbers, bigints and decimal strings, as the exact
+ * decimal text with as many fraction digits as the most precise input (`12.50` + `1.5` →
+ * `"14.00"`; every sink writes it as a decimal would be). Never floating point, so money stays exact; a value that is not
  * a plain decimal is a dead letter.
  *
  * @example
  * const s = sum('amount'); // String(s.result(acc)) === "14.00"
  */
-export function sum(field: string): Aggregate<SumAcc, DecimalValue> {
+export function sum(field: string): Aggregate<SumAcc, string> {
   return {
     fn: 'sum',
     field,
@@ -62,7 +63,7 @@ export function sum(field: string): Aggregate<SumAcc, DecimalValue> {
     },
     add: (acc, v) => sumAdd(acc, v as number | Decimal),
     merge: sumMerge,
-    result: sumToValue,
+    result: sumToString,
     save: sumToDecimal,
     load: (s) => ({ ...(s as DecimalSum) }),
   };
