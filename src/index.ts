@@ -58,6 +58,7 @@ export { type StdoutSink, type StdoutSinkOptions, stdoutSink } from './connector
 export { type StdinSource, type StdinSourceOptions, stdinSource } from './connectors/stdio/source.ts';
 export type { OverflowPolicy } from './core/channel.ts';
 export { type Clock, ManualClock, systemClock } from './core/clock.ts';
+export { Decimal, MAX_DECIMAL_SCALE, QUOTIENT_SCALE } from './core/decimal.ts';
 export { parseDuration } from './core/duration.ts';
 export { ErrorCode, type ErrorContext, SluiceError } from './core/errors.ts';
 export type { BufferOptions } from './core/graph.ts';

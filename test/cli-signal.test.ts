@@ -1,6 +1,6 @@
 /**
  * Ctrl-C through the real CLI: the first SIGINT drains (every record read reaches the sink,
- * which commits a complete file) and the run exits 0. Needs the `generate` source and the
+ * which commits a complete file), the summary says `Stopped` and the run exits 130. Needs the `generate` source and the
  * `file` sink. The two-signal case (exit 130) is tested in-process in cli.test.ts, where the
  * second signal cannot race the end of the drain; here with runs that cannot end by themselves:
  * a batch of slow CEL evaluations (the operator yields mid-batch, so signals are seen) and a
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 const bin = fileURLToPath(new URL('../bin/sluice.js', import.meta.url));
 
-it('the first SIGINT drains an unbounded run into an output marked partial, never the final name, and exits 0', async () => {
+it('the first SIGINT drains an unbounded run into an output marked partial, never the final name, says Stopped and exits 130', async () => {
   const work = mkdtempSync(join(tmpdir(), 'sluice-sigint-'));
   try {
     writeFileSync(
@@ -38,9 +38,10 @@ it('the first SIGINT drains an unbounded run into an output marked partial, neve
     child.kill('SIGINT');
     const code = await run.exit(60, 'the drain did not end');
     const stderr = run.stderr();
-    assert.equal(code, 0, stderr);
+    assert.equal(code, 130, stderr);
     assert.match(stderr, /Stopping: draining in-flight records \(press Ctrl-C again to stop at once\)/);
-    assert.match(stderr, /Finished `sigint`/);
+    assert.match(stderr, /Stopped `sigint` after /);
+    assert.doesNotMatch(stderr, /Finished/);
     // A stop is not the end of the input: the final name never holds a cut-off output.
     assert.ok(!existsSync(join(work, 'out.jsonl')), 'the drained run passed a partial output off as final');
     assert.ok(existsSync(join(work, 'out.jsonl.partial')), 'the drained run kept no output');

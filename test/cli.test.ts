@@ -64,6 +64,32 @@ describe('sluice run', () => {
     );
   });
 
+  it('fails (exit 1, `Failed`, why) a run whose records all went to the DLQ, by the default maxErrorRate', async () => {
+    const r = await cli([
+      'run',
+      file(
+        'all-dead.yaml',
+        'name: dead\ninput: { memory: { records: [{ bad: 1 }, { bad: 2 }, { bad: 3 }] } }\npipeline: [{ reject: { field: bad } }]\noutput: { collect: { id: cli-dead } }\ndlq: { collect: { id: cli-dead-dlq } }\n',
+      ),
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^Failed `dead` after \S+: 3 read, 0 written, 3 to DLQ/m);
+    assert.match(r.stderr, /3 of 3 records read \(100%\) went to the DLQ, above maxErrorRate 50%/);
+    assert.doesNotMatch(r.stderr, /Finished/);
+  });
+
+  it('passes a run within its maxErrorRate, and fails one above a stricter file setting', async () => {
+    const records = '[{ ok: 1 }, { ok: 2 }, { ok: 3 }, { bad: 4 }]';
+    const text = (rate: string) =>
+      `name: some\n${rate}input: { memory: { records: ${records} } }\npipeline: [{ reject: { field: bad } }]\noutput: { collect: { id: cli-some } }\ndlq: { collect: { id: cli-some-dlq } }\n`;
+    const within = await cli(['run', file('some.yaml', text(''))]);
+    assert.equal(within.code, 0, within.stderr);
+    assert.match(within.stderr, /^Finished `some`/m);
+    const strict = await cli(['run', file('strict.yaml', text('maxErrorRate: 0.1\n'))]);
+    assert.equal(strict.code, 1, strict.stderr);
+    assert.match(strict.stderr, /1 of 4 records read \(25%\) went to the DLQ, above maxErrorRate 10%/);
+  });
+
   it('applies --set overrides', async () => {
     const r = await cli([
       'run',
@@ -159,7 +185,7 @@ export default p;
 describe('sluice run: status and signals', () => {
   const TICKER = 'name: tick\ninput: { ticker: {} }\noutput: { collect: { id: tick } }\n';
 
-  it('draws a live status line on a TTY; the first SIGINT drains and the run exits 0', async () => {
+  it('draws a live status line on a TTY; the first SIGINT drains, says Stopped and the run exits 130', async () => {
     const stderr = new Capture(true);
     const signals = new EventEmitter();
     const running = cli(['run', file('tick.yaml', TICKER)], {
@@ -171,7 +197,7 @@ describe('sluice run: status and signals', () => {
     assert.equal(signals.listenerCount('SIGINT'), 1);
     signals.emit('SIGINT');
     const r = await running;
-    assert.equal(r.code, 0, stderr.text);
+    assert.equal(r.code, 130, stderr.text);
     assert.match(
       stderr.text,
       /\r[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏] \d[\d,]* read · \S+ · \d[\d,]* written · 0 DLQ · backpressure \S+.* · 0:0\d/,
@@ -181,7 +207,8 @@ describe('sluice run: status and signals', () => {
       stderr.text.includes(`\r\x1b[K${DRAIN_MESSAGE}\n`),
       'the status line is cleared before the message',
     );
-    const summary = /Finished `tick` in \S+: (\S+) read, (\S+) written/.exec(stderr.text);
+    assert.doesNotMatch(stderr.text, /Finished/);
+    const summary = /Stopped `tick` after \S+: (\S+) read, (\S+) written/.exec(stderr.text);
     assert.ok(summary, stderr.text);
     assert.equal(summary[1], summary[2], 'a drain writes everything read');
     assert.equal(Number(summary[2]?.replace(/,/g, '')), (collected.get('tick') ?? []).length);

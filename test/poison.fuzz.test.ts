@@ -192,6 +192,8 @@ describe('poison fuzz', () => {
           yaml,
           [
             `name: fuzz-cli-${n}`,
+            // Hostile input may be all dead letters; the run must still end cleanly.
+            'maxErrorRate: 1',
             `input: {file: {path: "${inYaml}", format: ${c.format}}}`,
             `output: {file: {path: "${join(dir, `cli-out-${n}.jsonl`)}", format: jsonl}}`,
             `dlq: {file: {path: "${join(dir, `cli-dead-${n}.jsonl`)}", format: jsonl}}`,

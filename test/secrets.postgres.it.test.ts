@@ -113,6 +113,7 @@ describe('a secret planted everywhere', () => {
     writeFileSync(
       join(work, 'paths.yaml'),
       [
+        'maxErrorRate: 1', // one line, and it is the bad one
         'input: { file: { path: "${DATA}/in.jsonl", format: jsonl } }',
         'output: { file: { path: "${DATA}/out.jsonl", format: jsonl } }',
         'dlq: { file: { path: "${DATA}/dead.jsonl", format: jsonl } }',

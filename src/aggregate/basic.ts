@@ -2,6 +2,7 @@
  * The everyday aggregates: `count`, exact `sum`, `min`, `max`, `mean` and a time-decayed
  * `ema`. Each is a factory returning an {@link Aggregate}; see that contract.
  */
+import { Decimal as DecimalValue, QUOTIENT_SCALE } from '../core/decimal.ts';
 import { type Aggregate, badValue, SKIP } from './aggregate.ts';
 import {
   type Decimal,
@@ -13,6 +14,7 @@ import {
   sumMerge,
   sumToDecimal,
   sumToString,
+  sumToValue,
 } from './decimal.ts';
 
 /**
@@ -37,12 +39,13 @@ export function count(field?: string): Aggregate<number, number> {
 }
 
 /**
- * `sum(field)`: the exact sum of numbers, bigints and decimal strings, as a decimal string with
- * as many fraction digits as the most precise input (`"12.50"` + `"1.5"` → `"14.00"`). Never
- * floating point, so money stays exact; a value that is not a plain decimal is a dead letter.
+ * `sum(field)`: the exact sum of decimals, numbers, bigints and decimal strings, as the exact
+ * decimal text with as many fraction digits as the most precise input (`12.50` + `1.5` →
+ * `"14.00"`; every sink writes it as a decimal would be). Never floating point, so money stays exact; a value that is not
+ * a plain decimal is a dead letter.
  *
  * @example
- * const s = sum('amount'); // s.result(acc) === "14.00"
+ * const s = sum('amount'); // String(s.result(acc)) === "14.00"
  */
 export function sum(field: string): Aggregate<SumAcc, string> {
   return {
@@ -77,6 +80,7 @@ function numeric(fn: string, field: string, v: unknown): number {
     if (!Number.isNaN(n) && v.trim() === v) return n;
   }
   if (typeof v === 'bigint') return Number(v);
+  if (v instanceof DecimalValue) return v.toNumber();
   throw badValue(fn, field, v, 'a number or a numeric string');
 }
 
@@ -88,6 +92,21 @@ export interface Extreme {
 
 function extreme(fn: 'min' | 'max', field: string): Aggregate<Extreme, unknown> {
   const better = fn === 'min' ? (a: number, b: number) => a < b : (a: number, b: number) => a > b;
+  const sign = fn === 'min' ? -1 : 1;
+  /**
+   * True when (n, raw) replaces the accumulator's value. NaN marks an empty accumulator. Two
+   * decimals compare exactly (doubles may round two amounts to one number). Equal numbers spelt
+   * differently ("1.0", "1") tie-break on the spelling, so the printed value does not depend on
+   * arrival or merge order.
+   */
+  const wins = (n: number, raw: unknown, acc: Extreme): boolean => {
+    if (Number.isNaN(acc.n)) return true;
+    if (raw instanceof DecimalValue && acc.raw instanceof DecimalValue) {
+      const c = raw.compare(acc.raw);
+      return c === sign || (c === 0 && raw.toString() < acc.raw.toString());
+    }
+    return better(n, acc.n) || (n === acc.n && String(raw) < String(acc.raw));
+  };
   return {
     fn,
     field,
@@ -98,21 +117,16 @@ function extreme(fn: 'min' | 'max', field: string): Aggregate<Extreme, unknown> 
       return v;
     },
     add(acc, v) {
-      const n = typeof v === 'number' ? v : Number(v);
+      const n = typeof v === 'number' ? v : v instanceof DecimalValue ? v.toNumber() : Number(v);
       const raw = typeof v === 'bigint' ? v.toString() : v;
-      // NaN marks an empty accumulator. Equal numbers spelt differently ("1.0", "1") tie-break
-      // on the spelling, so the printed value does not depend on arrival or merge order.
-      if (Number.isNaN(acc.n) || better(n, acc.n) || (n === acc.n && String(raw) < String(acc.raw))) {
+      if (wins(n, raw, acc)) {
         acc.n = n;
         acc.raw = raw;
       }
       return acc;
     },
     merge(a, b) {
-      if (
-        !Number.isNaN(b.n) &&
-        (Number.isNaN(a.n) || better(b.n, a.n) || (b.n === a.n && String(b.raw) < String(a.raw)))
-      ) {
+      if (!Number.isNaN(b.n) && wins(b.n, b.raw, a)) {
         a.n = b.n;
         a.raw = b.raw;
       }
@@ -120,7 +134,10 @@ function extreme(fn: 'min' | 'max', field: string): Aggregate<Extreme, unknown> 
     },
     result: (acc) => acc.raw,
     save: (acc) => ({ n: acc.n, raw: acc.raw }),
-    load: (s) => ({ ...(s as Extreme) }),
+    load: (s) => {
+      const { n, raw } = s as Extreme;
+      return { n, raw: DecimalValue.revive(raw) ?? raw };
+    },
   };
 }
 
@@ -137,35 +154,70 @@ export function max(field: string): Aggregate<Extreme, unknown> {
   return extreme('max', field);
 }
 
-/** A mean accumulator: sum and count. */
+/** A mean accumulator: sum and count of numbers, and the exact sum and count of decimals. */
 export interface MeanAcc {
   sum: number;
   n: number;
+  /** The exact sum of the decimal values (absent until one arrives). */
+  dec?: SumAcc;
+  /** How many of the values were decimals. */
+  dn?: number;
 }
 
 /**
- * `mean(field)`: the arithmetic mean as a float (a statistic, not money: use `sum` for money).
- * Null when the window had no value.
+ * `mean(field)`: the arithmetic mean. Of numbers, a float (a statistic). When the window held
+ * decimals, an exact {@link DecimalValue}: their exact sum divided by the count, rounded half to
+ * even to the largest input scale plus {@link QUOTIENT_SCALE} digits (`1.00`, `2.00`, `2.00` →
+ * `1.66666667`); numbers in the same window are added as the decimals they print as. Null when
+ * the window had no value.
  */
-export function mean(field: string): Aggregate<MeanAcc, number | null> {
+export function mean(field: string): Aggregate<MeanAcc, number | DecimalValue | null> {
   return {
     fn: 'mean',
     field,
     create: () => ({ sum: 0, n: 0 }),
-    prepare: (v) => (v === null || v === undefined ? SKIP : numeric('mean', field, v)),
+    prepare(v) {
+      if (v === null || v === undefined) return SKIP;
+      return v instanceof DecimalValue ? v : numeric('mean', field, v);
+    },
     add(acc, v) {
-      acc.sum += v as number;
+      if (typeof v === 'number') acc.sum += v;
+      else {
+        acc.dec = sumAdd(acc.dec ?? SUM_ZERO, prepareDecimal(v) as number | Decimal);
+        acc.dn = (acc.dn ?? 0) + 1;
+      }
       acc.n++;
       return acc;
     },
     merge(a, b) {
       a.sum += b.sum;
       a.n += b.n;
+      if (b.dec !== undefined) {
+        a.dec = sumMerge(a.dec ?? SUM_ZERO, b.dec);
+        a.dn = (a.dn ?? 0) + (b.dn ?? 0);
+      }
       return a;
     },
-    result: (acc) => (acc.n === 0 ? null : acc.sum / acc.n),
-    save: (acc) => ({ sum: acc.sum, n: acc.n }),
-    load: (s) => ({ ...(s as MeanAcc) }),
+    result(acc) {
+      if (acc.n === 0) return null;
+      if (acc.dec === undefined) return acc.sum / acc.n;
+      let total = sumToValue(acc.dec);
+      if (acc.n !== acc.dn) total = total.add(DecimalValue.from(acc.sum));
+      return total.div(new DecimalValue(BigInt(acc.n), 0), total.scale + QUOTIENT_SCALE);
+    },
+    save: (acc) => ({
+      sum: acc.sum,
+      n: acc.n,
+      ...(acc.dec !== undefined ? { dec: sumToDecimal(acc.dec), dn: acc.dn } : {}),
+    }),
+    load: (s) => {
+      const m = s as MeanAcc;
+      return {
+        sum: m.sum,
+        n: m.n,
+        ...(m.dec !== undefined ? { dec: { ...(m.dec as DecimalSum) }, dn: m.dn } : {}),
+      };
+    },
   };
 }
 

@@ -9,6 +9,8 @@
  * bigint for the rest. Never floating point in the sense of rounding: every operation is exact.
  */
 
+import { Decimal as DecimalValue } from '../core/decimal.ts';
+
 /** Two to the 52nd: below it, adding one safe value of at most this size stays exact. */
 const LIMIT = 2 ** 52;
 const POW10: readonly number[] = Array.from({ length: 16 }, (_, i) => 10 ** i);
@@ -119,6 +121,10 @@ export function toDecimal(v: unknown): Decimal | undefined {
  * prepareDecimal('12.34'); // 1234 * 32 + 2 = 39490
  */
 export function prepareDecimal(v: unknown): number | Decimal | undefined {
+  if (v instanceof DecimalValue) {
+    const u = v.units;
+    return u < 140737488355328n && u > -140737488355328n && v.scale < 32 ? Number(u) * 32 + v.scale : v;
+  }
   if (typeof v === 'string') {
     const n = v.length;
     // Up to 14 digits (and a sign and a dot) the units stay below 2^47: scan without allocating.
@@ -174,6 +180,15 @@ export function sumMerge(a: SumAcc, b: SumAcc): SumAcc {
 /** A running sum as a {@link DecimalSum} (a copy when it is one; for checkpoints). */
 export function sumToDecimal(acc: SumAcc): DecimalSum {
   return typeof acc === 'number' ? unpack(acc) : { lo: acc.lo, hi: acc.hi, scale: acc.scale };
+}
+
+/** The running sum as an exact {@link DecimalValue} (what `sum` outputs). */
+export function sumToValue(acc: SumAcc): DecimalValue {
+  if (typeof acc === 'number') {
+    const units = Math.floor(acc / 32);
+    return new DecimalValue(BigInt(units), acc - units * 32);
+  }
+  return new DecimalValue(acc.hi + BigInt(acc.lo), acc.scale);
 }
 
 /** The running sum as a plain decimal string; see {@link decimalToString}. */

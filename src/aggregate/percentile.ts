@@ -3,9 +3,11 @@
  * (`@datadog/sketches-js`, relative value error ≤ 1 % by default) and `hdrPercentile(field, q)`
  * with an HDR histogram (`hdr-histogram-js`, integers, 3 significant digits by default).
  */
+
 import { createRequire } from 'node:module';
 import type { DDSketch } from '@datadog/sketches-js';
 import type * as Hdr from 'hdr-histogram-js';
+import { Decimal } from '../core/decimal.ts';
 import { type Aggregate, badValue, SKIP } from './aggregate.ts';
 
 // The sketch libraries are loaded on the first `percentile`/`hdrPercentile`, not when this module
@@ -28,13 +30,20 @@ function checkQuantile(fn: string, q: number): void {
     throw new RangeError(`${fn} quantile must be a number from 0 to 1 (0.99 for p99), got ${q}`);
 }
 
+/**
+ * The number a value is sketched as: a number, a numeric string, or a {@link Decimal} as its
+ * nearest double (a sketch is approximate by design: its relative accuracy is far coarser than
+ * the double's 1e-16, so an amount loses nothing the quantile could show).
+ */
 function finiteNumber(fn: string, field: string, v: unknown): number {
   const n =
     typeof v === 'number'
       ? v
-      : typeof v === 'string' && v.length > 0 && v.trim() === v
-        ? Number(v)
-        : Number.NaN;
+      : v instanceof Decimal
+        ? v.toNumber()
+        : typeof v === 'string' && v.length > 0 && v.trim() === v
+          ? Number(v)
+          : Number.NaN;
   if (!Number.isFinite(n)) throw badValue(fn, field, v, 'a finite number or a numeric string');
   return n;
 }

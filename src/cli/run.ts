@@ -4,6 +4,7 @@
  */
 import { openCheckpoints } from '../checkpoint/setup.ts';
 import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
+import { DEFAULT_MAX_ERROR_RATE } from '../config/keys.ts';
 import { loadPipelineFile } from '../config/load.ts';
 import { READER_GONE } from '../connectors/stdio/sink.ts';
 import { SluiceError } from '../core/errors.ts';
@@ -14,7 +15,7 @@ import type { Pipeline } from '../pipeline.ts';
 import { configError } from '../spec/problems.ts';
 import type { Registry } from '../spec/registry.ts';
 import { type CliIO, ExitCode, exitCodeOf, printError, printProblems } from './output.ts';
-import { formatLogLine, formatStatusLine, formatSummary } from './status.ts';
+import { formatCount, formatLogLine, formatStatusLine, formatSummary } from './status.ts';
 
 /** Options of {@link runCommand}. */
 export interface RunCommandOptions {
@@ -26,10 +27,10 @@ export interface RunCommandOptions {
 export const DRAIN_MESSAGE = 'Stopping: draining in-flight records (press Ctrl-C again to stop at once)';
 
 /**
- * Runs the pipeline in `file` and resolves with the exit code: 0 when it finished (or was
- * drained after a first Ctrl-C), 1 when it failed, 2 for a configuration error, 130 (143 when
- * the second signal was SIGTERM) when a second Ctrl-C stopped it at once: then it resolves at
- * once, without waiting for the stages to wind down (see `exitProcess` in main.ts). Signal listeners are removed before it resolves.
+ * Runs the pipeline in `file` and resolves with the exit code: 0 when it finished, 1 when it
+ * failed or sent more than `maxErrorRate` (default {@link DEFAULT_MAX_ERROR_RATE}) of its records
+ * to the DLQ, 2 for a configuration error, 130 (143 for SIGTERM) when a signal stopped it — drained
+ * after the first, or at once after a second: then it resolves at once, without waiting for the stages to wind down (see `exitProcess` in main.ts). Signal listeners are removed before it resolves.
  */
 export async function runCommand(file: string, options: RunCommandOptions, io: CliIO): Promise<number> {
   let pipeline: Pipeline;
@@ -70,7 +71,20 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     printError(io.stderr, err, io.env);
     return exitCodeOf(err);
   }
-  return supervise(pipeline.run({ ...runOptions, log: cliLogger(io) }), io);
+  const maxErrorRate = runOptions.maxErrorRate ?? DEFAULT_MAX_ERROR_RATE;
+  return supervise(pipeline.run({ ...runOptions, maxErrorRate, log: cliLogger(io) }), io, maxErrorRate);
+}
+
+/**
+ * The verdict on a run that ended by itself with more dead letters than `maxErrorRate` allows
+ * (the in-run check waits for 100 records; a short run is judged here), or undefined.
+ */
+export function errorRateVerdict(final: MetricsSnapshot, maxErrorRate: number): string | undefined {
+  const read = final.recordsRead;
+  // `1` never fails: a record may count twice (a dead letter the dlq refused, written again reduced).
+  if (read === 0 || maxErrorRate >= 1 || final.deadLetters / read <= maxErrorRate) return undefined;
+  const pct = (x: number) => `${Number((x * 100).toFixed(2))}%`;
+  return `${formatCount(final.deadLetters)} of ${formatCount(read)} records read (${pct(final.deadLetters / read)}) went to the DLQ, above maxErrorRate ${pct(maxErrorRate)}: fix the input (see the DLQ) or raise \`maxErrorRate\` in the pipeline file`;
 }
 
 /**
@@ -89,7 +103,7 @@ function cliLogger(io: CliIO): Logger {
 }
 
 /** Watches a running pipeline: status output, signals, summary, exit code. */
-async function supervise(handle: RunHandle, io: CliIO): Promise<number> {
+async function supervise(handle: RunHandle, io: CliIO, maxErrorRate: number): Promise<number> {
   const err = io.stderr;
   const tty = err.isTTY === true;
   const intervals = io.statusIntervalMs ?? { tty: 250, log: 10_000 };
@@ -144,9 +158,19 @@ async function supervise(handle: RunHandle, io: CliIO): Promise<number> {
       err.write(`${formatSummary({ ...handle.metrics(), state: 'cancelled' })}\n`);
       return interrupted();
     }
+    // Stopped by a signal, even when the drain let it end cleanly: not `Finished`, and the
+    // signal's exit code (130/143), so a script can tell a stopped run from a finished one.
+    if (signals > 0 || summary.state === 'cancelled') {
+      err.write(`${formatSummary({ ...summary, state: 'cancelled' })}\n`);
+      return signals > 0 ? interrupted() : ExitCode.INTERRUPTED;
+    }
+    const verdict = errorRateVerdict(summary, maxErrorRate);
+    if (verdict !== undefined) {
+      err.write(`${formatSummary({ ...summary, state: 'failed' })}\n${verdict}\n`);
+      return ExitCode.FAILED;
+    }
     err.write(`${formatSummary(summary)}\n`);
-    if (signals > 1) return interrupted();
-    return summary.state === 'cancelled' ? ExitCode.INTERRUPTED : ExitCode.OK;
+    return ExitCode.OK;
   } catch (e) {
     clearLine();
     // `sluice run … | head`: the reader took what it wanted; end quietly, as `cat` would.

@@ -21,6 +21,12 @@ export const TOP_LEVEL = [
   'connections',
 ] as const;
 
+/**
+ * The `maxErrorRate` of `sluice run` when the file sets none: a run where more than half of the
+ * records read went to the DLQ fails (exit 1) instead of reporting success.
+ */
+export const DEFAULT_MAX_ERROR_RATE = 0.5;
+
 export const STAGE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.:#/-]*$/;
 
 /** Schemas of the top-level keys that are not components. */
@@ -39,7 +45,9 @@ export const scalarKeys = {
     .number()
     .min(0)
     .max(1)
-    .describe('Largest fraction (0–1) of records read that may become dead letters before the run fails.'),
+    .describe(
+      'Largest fraction (0–1) of records read that may become dead letters. Checked while running (once 100 records were read: the run stops) and at the end (the run fails with exit code 1 and says so). Default 0.5 for `sluice run`; `0` fails a run on its first dead letter, `1` never.',
+    ),
   channelCapacity: z
     .number()
     .int()

@@ -35,6 +35,7 @@ export interface StageSnapshot {
   readonly kind: 'source' | 'operator' | 'sink';
   readonly component: string;
   readonly recordsIn: number;
+  /** Records emitted; for a sink, records written (those it sent to the DLQ, e.g. rows a database rejected, are not). */
   readonly recordsOut: number;
   readonly batchesIn: number;
   readonly batchesOut: number;
@@ -62,7 +63,7 @@ export interface MetricsSnapshot {
   readonly elapsedMs: number;
   /** Records produced by all sources. */
   readonly recordsRead: number;
-  /** Records written by all sinks except the dead-letter sink. */
+  /** Records written by all sinks except the dead-letter sink, less the rows a sink rejected to the DLQ. */
   readonly recordsWritten: number;
   /** Records sent to the dead-letter output. */
   readonly deadLetters: number;

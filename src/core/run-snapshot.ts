@@ -58,13 +58,15 @@ export function runSnapshot(s: SnapshotInputs): MetricsSnapshot {
     }
     queuedRecords += qRecords;
     droppedRecords += dropped;
-    if (m.kind === 'sink' && id !== s.graph.dlqNode) written += m.recordsOut;
+    // A sink's dead letters (rows a database rejected) were handed to it but not written.
+    const out = m.kind === 'sink' ? Math.max(0, m.recordsOut - m.deadLetters) : m.recordsOut;
+    if (m.kind === 'sink' && id !== s.graph.dlqNode) written += out;
     stages.push({
       name: id,
       kind: m.kind,
       component: m.component,
       recordsIn: m.recordsIn,
-      recordsOut: m.recordsOut,
+      recordsOut: out,
       batchesIn: m.batchesIn,
       batchesOut: m.batchesOut,
       deadLetters: m.deadLetters,

@@ -258,6 +258,30 @@ describe('runGraph', () => {
     assert.equal(summary.recordsWritten, 45, 'dead letters are not counted as written');
   });
 
+  it('counts as written only what a sink kept: rows it dead-letters (a database rejected them) are not', async () => {
+    const dead = collector<DeadLetter>();
+    const kept: number[] = [];
+    let ctx: StageContext | undefined;
+    const table: Sink<number> = {
+      open(c) {
+        ctx = c;
+      },
+      write(b) {
+        b.records.forEach((n, i) => {
+          if (n % 4 === 0) ctx?.deadLetter(n, new Error(`duplicate key ${n}`), b.meta?.[i]);
+          else kept.push(n);
+        });
+      },
+    };
+    const p = new Pipeline('rejecting-sink');
+    p.from(counter({ batches: 3 })).to(table);
+    p.dlq(dead);
+    const summary = await p.run().done;
+    assert.equal(dead.got.length, 8);
+    assert.equal(summary.recordsWritten, kept.length);
+    assert.equal(summary.recordsWritten, 22);
+  });
+
   it("a source's dead letters reach the dlq whether it uses the context of `open` or of `run`", async () => {
     const dead = collector<DeadLetter>();
     const sink = collector<number>();

@@ -13,9 +13,19 @@
  * (`50`) are `int`. Comparisons across the two are standard CEL. Sluice adds arithmetic across
  * them (`qty * 2`, result `double`) and `%` on doubles (`id % 2 == 0`), because a JSON record
  * has only one number type; everything else is standard CEL.
+ *
+ * Decimals: a {@link Decimal} field (a CSV `decimal` column, a JSON `decimals` field, a
+ * PostgreSQL `numeric`) is the CEL type `decimal`. `+`, `-`, `*` and comparisons with another
+ * decimal, an `int` or a `double` are exact (a double is taken as the shortest text that prints
+ * it: `amount > 100.5` compares with 100.5, not its binary neighbour); a sum or difference has
+ * the larger scale, a product the sum of the scales. `/` rounds half to even to the larger scale
+ * plus 6 digits (`QUOTIENT_SCALE`); `round(amount, 2)` rounds half to even to 2 digits.
+ * `decimal("1.10")`, `decimal(5)` make one; `double(amount)` and `string(amount)` leave the type.
+ * Division by zero fails the record (dead letter).
  */
 import { createRequire } from 'node:module';
 import type { ASTNode, Environment, ParseResult } from '@marcbachmann/cel-js';
+import { Decimal } from '../core/decimal.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { RecordMeta } from '../core/message.ts';
 import { instrument, Meter } from './budget.ts';
@@ -73,6 +83,58 @@ function numeric(op: string): (a: unknown, b: unknown) => number {
   }
 }
 
+/** A CEL operand of a decimal operator (decimal, int or double) as a {@link Decimal}. */
+function dec(v: unknown): Decimal {
+  if (v instanceof Decimal) return v;
+  if (typeof v === 'bigint') return new Decimal(v, 0);
+  const d = Decimal.tryFrom(v);
+  if (d === undefined) throw new RangeError(`${String(v)} is not a finite number, so not a decimal`);
+  return d;
+}
+
+/** Registers the `decimal` type, its operators and functions (see the module comment). */
+function registerDecimal(env: Environment): void {
+  env.registerType('decimal', Decimal);
+  const arithmetic: Record<string, (a: Decimal, b: Decimal) => Decimal> = {
+    '+': (a, b) => a.add(b),
+    '-': (a, b) => a.sub(b),
+    '*': (a, b) => a.mul(b),
+    '/': (a, b) => a.div(b),
+  };
+  const order: Record<string, (c: number) => boolean> = {
+    '<': (c) => c < 0,
+    '<=': (c) => c <= 0,
+    '>': (c) => c > 0,
+    '>=': (c) => c >= 0,
+  };
+  const pairs = [
+    ['decimal', 'decimal'],
+    ['decimal', 'int'],
+    ['int', 'decimal'],
+    ['decimal', 'double'],
+    ['double', 'decimal'],
+  ] as const;
+  for (const [l, r] of pairs) {
+    for (const [op, f] of Object.entries(arithmetic))
+      env.registerOperator(`${l} ${op} ${r}: decimal`, (a: unknown, b: unknown) => f(dec(a), dec(b)));
+    for (const [op, f] of Object.entries(order))
+      env.registerOperator(`${l} ${op} ${r}`, (a: unknown, b: unknown) => f(dec(a).compare(dec(b))));
+    // `==` registers its mirror (`int == decimal`) and `!=` itself.
+    if (l === 'decimal')
+      env.registerOperator(`${l} == ${r}`, (a: unknown, b: unknown) => dec(a).equals(dec(b)));
+  }
+  env.registerOperator('-decimal: decimal', (a: unknown) => dec(a).neg());
+  for (const t of ['decimal', 'int', 'double', 'string'])
+    env.registerFunction(`decimal(${t}): decimal`, (v: unknown) => dec(v), {
+      description: 'An exact decimal from a number or a decimal string ("12.50").',
+    });
+  env.registerFunction('round(decimal, int): decimal', (v: unknown, s: unknown) => dec(v).round(Number(s)), {
+    description: 'The decimal rounded half to even to the given number of fraction digits.',
+  });
+  env.registerFunction('double(decimal): double', (v: unknown) => dec(v).toNumber());
+  env.registerFunction('string(decimal): string', (v: unknown) => dec(v).toString());
+}
+
 // The CEL library is loaded on the first expression, not with this module: every `sluice`
 // command loads the component registry, and the library adds ~9 MB of RSS to a job that has no
 // expression. It is ESM without top-level await, so `require` loads it synchronously.
@@ -106,6 +168,7 @@ export function celEnvironment(): Environment {
   }
   for (const sig of ['double % double', 'double % int', 'int % double'])
     env.registerOperator(sig, numeric('%'));
+  registerDecimal(env);
   sharedEnv = env;
   return env;
 }
@@ -395,7 +458,8 @@ export function toRecordValue(value: unknown, depth = 0): unknown {
     case 'bigint':
       return value >= -9007199254740991n && value <= 9007199254740991n ? Number(value) : value;
     case 'object': {
-      if (value === null || value instanceof Uint8Array || value instanceof Date) return value;
+      if (value === null || value instanceof Uint8Array || value instanceof Date || value instanceof Decimal)
+        return value;
       if (depth >= MAX_VALUE_DEPTH)
         throw new SluiceError(
           ErrorCode.RECORD,

@@ -27,6 +27,8 @@ export interface FormatDecodeOptions extends CsvDecodeOptions {
   readonly maxLineBytes?: number | undefined;
   /** `lines`: drop empty lines. Default false. */
   readonly skipBlank?: boolean | undefined;
+  /** `jsonl`: fields read as exact decimals (`*`: every number); see {@link jsonlDecoder}. */
+  readonly decimals?: readonly string[] | undefined;
 }
 
 /** Options of every encoder, flat: the CSV writer's options (see {@link CsvEncodeOptions}). */
@@ -49,7 +51,11 @@ function unknownFormat(format: unknown): SluiceError {
 export function formatDecoder(format: FormatName, options: FormatDecodeOptions = {}): RecordDecoder<unknown> {
   switch (format) {
     case 'jsonl':
-      return jsonlDecoder({ maxLineBytes: options.maxLineBytes, start: options.start });
+      return jsonlDecoder({
+        maxLineBytes: options.maxLineBytes,
+        start: options.start,
+        decimals: options.decimals,
+      });
     case 'lines':
       return linesDecoder({
         maxLineBytes: options.maxLineBytes,
@@ -67,6 +73,7 @@ export function formatDecoder(format: FormatName, options: FormatDecodeOptions =
 const LINE_FORMAT_KEYS = new Set<string>([
   'maxLineBytes',
   'skipBlank',
+  'decimals',
 ] satisfies (keyof FormatDecodeOptions)[]);
 
 /** The CSV options among `options` (every key but the line formats'), without the keys that are not set. */

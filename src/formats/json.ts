@@ -1,10 +1,11 @@
 /**
  * JSON text to values and back within Sluice's record limits: {@link parseJson} rejects text
  * nesting deeper than {@link MAX_RECORD_DEPTH}, {@link stringifyJson} writes bigints as decimal
- * strings and turns every failure (a record too deep for the stack, a cycle, a throwing
+ * strings (a {@link Decimal} as its exact text, `"473.98"`) and turns every failure (a record too deep for the stack, a cycle, a throwing
  * `toJSON`) into a `SLUICE_RECORD` error that says where and what to do, never a stack overflow.
  * Every encoder and decoder of records as JSON goes through these two (connectors included).
  */
+import { Decimal } from '../core/decimal.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import { deeperThan, MAX_RECORD_DEPTH, tooDeepError } from '../core/nesting.ts';
 
@@ -45,6 +46,46 @@ export function jsonNestingOver(text: string, max: number = MAX_RECORD_DEPTH): n
 }
 
 /**
+ * A `JSON.parse` reviver; `context.source` is the exact text of a primitive value (a number as
+ * written, before it became a double).
+ */
+export type JsonReviver = (key: string, value: unknown, context?: { source?: string }) => unknown;
+
+/**
+ * A reviver making the JSON numbers of the fields named `fields` (at any depth; `*` for every
+ * number) exact {@link Decimal}s, read from their source text: `{"amount": 473.98}` and
+ * `{"amount": "473.98"}` both give 473.98 at scale 2, and `12345678901234567890.12` keeps every
+ * digit. Such a field holding anything else but null (a word, a bool, an object) throws an
+ * error naming the field and the value: the line is a dead letter.
+ *
+ * @example
+ * parseJson('{"amount":473.98}', decimalReviver(['amount'])); // { amount: Decimal 473.98 }
+ */
+export function decimalReviver(fields: readonly string[]): JsonReviver {
+  const all = fields.includes('*');
+  const names = new Set(fields);
+  return (key, value, context) => {
+    if (!all && !names.has(key)) return value;
+    if (typeof value === 'number') {
+      const d = Decimal.parse(context?.source ?? String(value));
+      if (d !== undefined) return d;
+      throw new Error(
+        `field \`${key}\`: ${context?.source ?? value} is beyond the decimal range (scale ≤ 100)`,
+      );
+    }
+    if (all || value === null) return value;
+    if (typeof value === 'string') {
+      const d = Decimal.parse(value);
+      if (d !== undefined) return d;
+    }
+    const shown = JSON.stringify(value) ?? String(value);
+    throw new Error(
+      `field \`${key}\`: ${shown.length > 40 ? `${shown.slice(0, 37)}...` : shown} is not a decimal number; fix the value or remove \`${key}\` from \`decimals\``,
+    );
+  };
+}
+
+/**
  * `JSON.parse(text)`, rejecting a value that nests deeper than {@link MAX_RECORD_DEPTH} levels:
  * `JSON.parse` itself takes any depth, but every later step that walks the value (writing it,
  * checkpointing it) would overflow the stack. Throws a `SyntaxError` for bad JSON and a
@@ -55,7 +96,16 @@ export function jsonNestingOver(text: string, max: number = MAX_RECORD_DEPTH): n
  * parseJson('['.repeat(600) + ']'.repeat(600)); // throws: nests deeper than 512 levels …
  */
 export function parseJson(text: string): unknown {
-  const value: unknown = JSON.parse(text);
+  return checkedDepth(text, JSON.parse(text));
+}
+
+/** {@link parseJson} with a reviver (`JSON.parse(text, reviver)`), such as {@link decimalReviver}. */
+export function parseJsonRevived(text: string, reviver: JsonReviver): unknown {
+  return checkedDepth(text, JSON.parse(text, reviver as never));
+}
+
+/** `value`, parsed from `text`, unless it nests deeper than {@link MAX_RECORD_DEPTH}. */
+function checkedDepth(text: string, value: unknown): unknown {
   if (text.length > 2 * MAX_RECORD_DEPTH) {
     const at = jsonNestingOver(text);
     if (at !== -1) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Decimal } from '../core/decimal.ts';
 import type { SluiceError } from '../core/errors.ts';
 import { jsonlDecoder, jsonlEncoder, toJsonLine } from './jsonl.ts';
 
@@ -95,5 +96,64 @@ describe('jsonlEncoder', () => {
       decodeAll(jsonlEncoder().encode(rows) as string).values.map((v) => v.value),
       rows,
     );
+  });
+});
+
+describe('jsonlDecoder with decimals', () => {
+  function decodeWith(input: string, decimals: string[]) {
+    const values: unknown[] = [];
+    const invalid: { message: string; line: number }[] = [];
+    const d = jsonlDecoder({ decimals });
+    const sink = {
+      record: (value: unknown) => values.push(value),
+      invalid: (error: SluiceError, _raw: Uint8Array, line: number) =>
+        invalid.push({ message: error.message, line }),
+    };
+    d.write(Buffer.from(input), sink);
+    d.end(sink);
+    return { values, invalid };
+  }
+
+  it('reads the listed fields exactly, beyond 2^53 and past a double’s digits, and leaves the rest', () => {
+    const { values, invalid } = decodeWith(
+      '{"amount":473.98,"n":0.1}\n{"amount":"12.50","n":1}\n{"amount":12345678901234567890.123456789,"n":9007199254740993}\n{"amount":null}\n{"amount":1.5e2}\n',
+      ['amount'],
+    );
+    assert.deepEqual(invalid, []);
+    assert.deepEqual(
+      values.map((v) => {
+        const r = v as { amount: unknown; n?: unknown };
+        return [r.amount instanceof Decimal ? r.amount.toString() : r.amount, r.n];
+      }),
+      [
+        ['473.98', 0.1],
+        ['12.50', 1],
+        ['12345678901234567890.123456789', 9007199254740992],
+        [null, undefined],
+        ['150', undefined],
+      ],
+    );
+  });
+
+  it('with `*` reads every number exactly', () => {
+    const { values } = decodeWith('{"a":9007199254740993,"b":{"c":0.30000000000000004}}\n', ['*']);
+    const r = values[0] as { a: Decimal; b: { c: Decimal } };
+    assert.equal(r.a.toString(), '9007199254740993');
+    assert.equal(r.b.c.toString(), '0.30000000000000004');
+  });
+
+  it('sends a listed field that is no decimal to the dlq naming field, value and line', () => {
+    const { values, invalid } = decodeWith('{"amount":"1,200"}\n{"amount":true}\n{"amount":2}\n', ['amount']);
+    assert.equal(values.length, 1);
+    assert.deepEqual(
+      invalid.map((i) => i.line),
+      [1, 2],
+    );
+    assert.match(invalid[0]!.message, /line 1 \(byte 0\): .*field `amount`: "1,200" is not a decimal number/);
+    assert.match(invalid[1]!.message, /field `amount`: true is not a decimal number/);
+  });
+
+  it('writes a decimal as its exact text, a JSON string', () => {
+    assert.equal(toJsonLine({ amount: new Decimal(47398n, 2) }), '{"amount":"473.98"}');
   });
 });

@@ -5,8 +5,9 @@
  * nesting deeper than `MAX_RECORD_DEPTH` (512) levels, which no later step could walk.
  */
 
+import type { Decimal } from '../core/decimal.ts';
 import type { DecodeStart, RecordEncoder } from './format.ts';
-import { parseJson, toJsonLine } from './json.ts';
+import { decimalReviver, parseJson, parseJsonRevived, toJsonLine } from './json.ts';
 import { JsonShapes } from './json-shape.ts';
 import { LineDecoder } from './lines.ts';
 
@@ -16,6 +17,11 @@ export interface JsonlFormatOptions {
   maxLineBytes?: number;
   /** Where the first byte given sits in the whole input (a restart); default the top. */
   start?: DecodeStart | undefined;
+  /**
+   * Fields whose numbers (or decimal strings) are read as exact {@link Decimal}s, by name at any
+   * depth; `*` for every number. Default none: JSON numbers are doubles. See {@link decimalReviver}.
+   */
+  decimals?: readonly string[] | undefined;
 }
 
 export { stringifyJson, toJsonLine } from './json.ts';
@@ -33,6 +39,18 @@ export { stringifyJson, toJsonLine } from './json.ts';
  * // out: [{ a: 1 }, { a: 2 }]
  */
 export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unknown> {
+  if (options.decimals !== undefined && options.decimals.length > 0) {
+    // Lossless numbers need each number's source text: JSON.parse with a reviver, not the
+    // shape shortcut, which reads numbers as doubles. Inputs without `decimals` keep it.
+    const reviver = decimalReviver(options.decimals);
+    return new LineDecoder<unknown>({
+      maxLineBytes: options.maxLineBytes,
+      skipBlank: 'whitespace',
+      parse: (text) => parseJsonRevived(text, reviver),
+      parseError: 'invalid JSON record',
+      start: options.start,
+    });
+  }
   return new LineDecoder<unknown>({
     maxLineBytes: options.maxLineBytes,
     skipBlank: 'whitespace',

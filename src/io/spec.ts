@@ -43,6 +43,15 @@ export const skipBlankSchema = z
     '`lines`: drop empty lines instead of emitting empty strings (default false; `jsonl` always skips them).',
   );
 
+/** `decimals`: `jsonl` fields read as exact decimals. */
+export const decimalsSchema = z
+  .array(z.string().min(1))
+  .min(1)
+  .optional()
+  .describe(
+    '`jsonl`: fields whose numbers (or decimal strings such as `"473.98"`) are read as exact decimals, by name at any depth (`["*"]`: every number), e.g. `[amount, fee]`. Other JSON numbers are doubles, which keep about 15 significant digits. A listed field holding anything else but null goes to the dlq naming the field, value and line. See docs/decimals.md.',
+  );
+
 /** `strict`: every format. */
 export const strictSchema = z
   .boolean()
@@ -108,7 +117,7 @@ export const csvDecodeFields = {
     .record(z.string(), csvColumnType)
     .optional()
     .describe(
-      '`csv`: types of columns by name (`int`, `float`, `decimal`, `{ type: decimal, scale: 2 }`, `bool`, `timestamp`, `string`); other columns stay strings, an empty typed field is null. A value that does not convert sends its row to the dlq naming line, column and value.',
+      '`csv`: types of columns by name (`int`, `float`, `decimal`, `{ type: decimal, scale: 2 }`, `bool`, `timestamp`, `string`); other columns stay strings, an empty typed field is null. `decimal` is an exact decimal (`473.98` stays 473.98 and is written back as `473.98`; with `scale: 2` every value has 2 digits and a value with more is an error, never a rounding; see docs/decimals.md); `timestamp` is ISO-8601 read as epoch milliseconds (a number; an offset-less time is UTC). A value that does not convert sends its row to the dlq naming line, column and value.',
     ),
   maxRecordBytes: z
     .number()
@@ -179,6 +188,7 @@ export const decodeFields = {
   strict: strictSchema,
   maxLineBytes: maxLineBytesSchema,
   skipBlank: skipBlankSchema,
+  decimals: decimalsSchema,
   ...csvDecodeFields,
 } as const;
 
@@ -186,6 +196,7 @@ export const decodeFields = {
 const FORMAT_OF_FIELD: Readonly<Record<string, FormatName | 'lines, jsonl'>> = {
   maxLineBytes: 'lines, jsonl',
   skipBlank: 'lines',
+  decimals: 'jsonl',
   delimiter: 'csv',
   quote: 'csv',
   header: 'csv',

@@ -82,7 +82,7 @@ export const windowSpec = defineComponent({
     'A result holds the key fields, `windowStart` and `windowEnd` (ISO-8601 UTC), the aggregates by name, `revision` (1, 2, 3 …) and `update` (true when it replaces an earlier result), so a sink can upsert on key + `windowStart`. ' +
     'A stop (Ctrl-C, SIGTERM) before the end of the input is not an end: under checkpoints no window fires (they are in the checkpoint and the next run fires them); without, open windows are emitted with `partial: true` — never as final results. ' +
     'A window fires when the watermark passes its end; for `allowedLateness` more, a late event updates it and an update is emitted; a later event goes to the `late` output (`{event, eventTime, watermark, latenessMs}`), or to the DLQ without one. ' +
-    'Aggregates: `count()`, `count(f)`, `sum(f)` (exact decimal string), `min(f)`, `max(f)`, `mean(f)`, `ema(f, halfLife)`, `rollingMean(f, bucket, buckets)`, `distinct(f[, precision])` (HyperLogLog), `percentile(f, q[, relativeAccuracy])` (DDSketch), `hdrPercentile(f, q[, digits])` (HDR histogram). ' +
+    'Aggregates: `count()`, `count(f)`, `sum(f)` (exact decimal), `min(f)`, `max(f)` (decimals compare exactly), `mean(f)` (of decimals: exact, rounded half to even to their scale + 6 digits), `ema(f, halfLife)`, `rollingMean(f, bucket, buckets)`, `distinct(f[, precision])` (HyperLogLog), `percentile(f, q[, relativeAccuracy])` (DDSketch; a decimal is sketched as its nearest double), `hdrPercentile(f, q[, digits])` (HDR histogram). ' +
     'A record with an unreadable time, a missing key field or a value an aggregate cannot take goes to the DLQ.',
   config: z
     .object({

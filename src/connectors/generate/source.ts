@@ -1,7 +1,7 @@
 /**
  * The `generate` source: deterministic synthetic events for demos, tests and benchmarks.
  *
- * Records look like a login/payment event stream:
+ * Records look like a web and payments event stream (`event_type`: view, login, click, transfer, purchase, logout):
  * `{ id: 7, ts: '2026-01-01T00:00:00.070Z', user: 'u123', country: 'DE', event_type: 'login', risk: 42, amount: '12.34' }`.
  * Repeated strings (users, countries, event types) come from small pre-built sets, so they
  * are shared, as they would be after interning a real input. Money is a decimal string.

@@ -80,10 +80,11 @@ export const generateSourceSpec = defineComponent({
   kind: 'source',
   stability: 'beta',
   summary:
-    'Produces deterministic synthetic events (logins, views, payments) for demos, tests and benchmarks.',
+    'Produces deterministic synthetic events (views, logins, clicks, transfers, purchases, logouts) for demos, tests and benchmarks.',
   description:
     'Each record looks like `{ id, ts, user, country, event_type, risk, amount }`: `ts` is ISO-8601 UTC, `risk` a whole ' +
-    'number 0–100, `amount` a decimal string. The same `seed` gives the same records.',
+    'number 0–100, `event_type` one of `view`, `login`, `click`, `transfer`, `purchase`, `logout`, `amount` a decimal ' +
+    'string. The same `seed` gives the same records.',
   config: generateSourceConfig,
   examples: [
     { title: 'A million events as fast as possible', yaml: 'count: 1000000\nseed: 42\n' },

@@ -5,6 +5,7 @@
  * every value with the column's own input function, so a bad value is the database's error
  * (then a dead letter), never a silent coercion here.
  */
+import { Decimal } from '../../core/decimal.ts';
 import type { Position } from '../../core/message.ts';
 import { toJsonLine } from '../../formats/jsonl.ts';
 
@@ -46,7 +47,7 @@ function hexOf(bytes: Uint8Array): string {
 
 /**
  * The text PostgreSQL parses for `value` in `column`, or null for SQL NULL (`undefined` too).
- * Strings pass unchanged; bigints as digits; booleans `t`/`f`; Dates, and numbers in date/time
+ * Strings pass unchanged; bigints as digits; a {@link Decimal} as its exact text; booleans `t`/`f`; Dates, and numbers in date/time
  * columns, as ISO-8601 UTC; Uint8Arrays in `bytea` as hex; objects and arrays as JSON.
  */
 function valueText(value: unknown, column: ColumnInfo): string | null {
@@ -63,6 +64,8 @@ function valueText(value: unknown, column: ColumnInfo): string | null {
       return column.json ? String(value) : value ? 't' : 'f';
     default:
       if (value instanceof Date) return value.toISOString();
+      // A decimal's exact text: `473.98` into numeric/text, the JSON string `"473.98"` into json.
+      if (value instanceof Decimal) return column.json ? JSON.stringify(value.toString()) : value.toString();
       if (value instanceof Uint8Array && !column.json) return hexOf(value);
       return toJsonLine(value);
   }

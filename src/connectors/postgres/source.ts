@@ -12,8 +12,9 @@
  *   exactly (no float, no millisecond rounding of a microsecond timestamp). `position()` is that
  *   cursor; a checkpoint stores it and `restore` resumes right after it. Without checkpoints a run
  *   starts from the beginning (or `after`).
- * - Values keep their exact types: `numeric` and `bigint` as decimal strings (what the sink's
- *   encoder writes back unchanged), timestamps as ISO-8601 strings with microseconds
+ * - Values keep their exact types: `numeric` as a {@link Decimal} at the column's scale (`NaN` and
+ *   the infinities, which are no decimal, as strings), `bigint` as a decimal string — what the sink's
+ *   encoder writes back unchanged — timestamps as ISO-8601 strings with microseconds
  *   (`timestamptz` in UTC with `Z`; `timestamp` without a zone), dates as `YYYY-MM-DD`.
  * - `follow: false` ends the input once caught up; `follow: true` polls every `pollInterval`.
  *   `lag` reads only rows whose timestamp column is at least that old (by the server's clock), a
@@ -23,6 +24,7 @@
  */
 import type pg from 'pg';
 import { type PgError, pgLib, retryingPg } from '../../clients/postgres.ts';
+import { Decimal } from '../../core/decimal.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position, RecordMeta } from '../../core/message.ts';
 import type { Source, SourceContext } from '../../core/stage.ts';
@@ -91,8 +93,11 @@ function isoTimestamp(text: string): string {
 
 const identity = (text: string): string => text;
 
+/** `numeric` text as an exact {@link Decimal}; `NaN` and `±Infinity` stay strings. */
+const numeric = (text: string): Decimal | string => Decimal.parse(text) ?? text;
+
 /**
- * Type parsers of this source's connections: exact text for int8 and numeric (pg's default),
+ * Type parsers of this source's connections: exact text for int8 (pg's default), a Decimal for numeric,
  * ISO-8601 strings for timestamps and dates (pg's default would make a millisecond Date).
  */
 const types = {
@@ -100,6 +105,7 @@ const types = {
     if (oid === 1184) return isoTimestamptz;
     if (oid === 1114) return isoTimestamp;
     if (oid === 1082) return identity;
+    if (oid === 1700) return numeric;
     return (
       pgLib().types.getTypeParser as (oid: number, format?: 'text' | 'binary') => (text: string) => unknown
     )(oid, format);

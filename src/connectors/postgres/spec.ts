@@ -138,8 +138,8 @@ export const postgresSinkSpec = defineComponent({
   stability: 'experimental',
   summary: 'Writes records into a PostgreSQL table with COPY or upserts, exactly-once under checkpoints.',
   description:
-    'Columns are filled from the record fields of the same name, with exact types: a decimal string goes into a ' +
-    '`numeric` column unchanged, a bigint as its digits, a Date or an ISO-8601 string (or epoch ms) into ' +
+    'Columns are filled from the record fields of the same name, with exact types: a decimal or a decimal string ' +
+    'goes into a `numeric` column as its exact text, a bigint as its digits, a Date or an ISO-8601 string (or epoch ms) into ' +
     '`timestamptz`, objects into `json`/`jsonb`. A row the database rejects (bad value, constraint violation) goes ' +
     'to the `dlq` output with the database’s message, table, column and source position; the rest of the batch ' +
     'commits. A lost connection or a restarting server is retried with backoff. With `exactlyOnce` each ' +
@@ -263,8 +263,8 @@ export const postgresSourceSpec = defineComponent({
     'Reads a table or query incrementally in the order of a monotonic column, the position checkpointed.',
   description:
     'Each poll reads the rows after the last one read, `WHERE (column, key) > ($1, $2) ORDER BY column, key LIMIT n`, ' +
-    'with parameters only. Records hold the row’s columns by name with exact values: `numeric` and `bigint` as ' +
-    'decimal strings, timestamps as ISO-8601 strings with microseconds (`timestamptz` in UTC), `json` parsed. ' +
+    'with parameters only. Records hold the row’s columns by name with exact values: `numeric` as an exact decimal ' +
+    '(see docs/decimals.md), `bigint` as a decimal string, timestamps as ISO-8601 strings with microseconds (`timestamptz` in UTC), `json` parsed. ' +
     '`meta.position` is `{ column, key }` (the server’s text of the last row’s values). With `checkpoint:` a restart ' +
     'resumes right after the checkpoint’s row; without, a run starts from the beginning (or `after`). A missing ' +
     'table or column fails at start with the columns that exist. Under concurrent writers a sequence or timestamp ' +

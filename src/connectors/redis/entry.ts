@@ -1,6 +1,7 @@
 /**
  * The Redis Streams entry codec of the `redis` source and sink: entry fields ↔ record.
  */
+import { Decimal } from '../../core/decimal.ts';
 import { parseJson, stringifyJson } from '../../formats/json.ts';
 
 /** How an entry field's value becomes a record value and back. */
@@ -38,6 +39,7 @@ function fieldText(value: unknown, format: RedisFormat): string {
   if (format === 'raw') {
     if (typeof value === 'string') return value;
     if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+    if (value instanceof Decimal) return value.toString();
     if (value !== null && typeof value === 'object') return jsonText(value);
     return String(value);
   }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Decimal } from '../../core/decimal.ts';
 import { SluiceError } from '../../core/errors.ts';
 import { CsvDecoder } from './decoder.ts';
 import { comparable, decode, records } from './test-helpers.ts';
@@ -238,8 +239,8 @@ describe('CsvDecoder: typed columns', () => {
       {
         id: 7,
         price: 1500,
-        amount: -1250n,
-        exact: '0.10',
+        amount: new Decimal(-1250n, 2),
+        exact: new Decimal(10n, 2),
         ok: true,
         ts: Date.UTC(2024, 4, 1, 10, 0, 0, 500),
         note: 'hi',
@@ -271,7 +272,7 @@ describe('CsvDecoder: typed columns', () => {
           'x',
           3,
         ],
-        { id: 3, amount: 200n },
+        { id: 3, amount: new Decimal(200n, 2) },
       ],
     );
   });

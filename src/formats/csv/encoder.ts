@@ -2,6 +2,7 @@
  * The CSV writer: records (objects or arrays) to RFC 4180 text that {@link CsvDecoder} reads
  * back to the same table.
  */
+import { Decimal } from '../../core/decimal.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { RecordEncoder } from '../format.ts';
 import { stringifyJson } from '../json.ts';
@@ -143,6 +144,7 @@ export class CsvEncoder implements RecordEncoder<Record<string, unknown> | reado
     else if (v === null || v === undefined) return alone ? this.qq : '';
     else if (typeof v === 'number' || typeof v === 'bigint' || typeof v === 'boolean') return String(v);
     else if (v instanceof Date) return dateField(v);
+    else if (v instanceof Decimal) return v.toString();
     else s = stringifyJson(v) ?? '';
     const n = s.length;
     if (n === 0) return alone ? this.qq : '';

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Decimal } from '../../core/decimal.ts';
 import { converterFor, FAIL, parseIsoTimestamp } from './types.ts';
 
 describe('CSV column types', () => {
@@ -33,24 +34,25 @@ describe('CSV column types', () => {
     ]);
   });
 
-  it('decimal: exact text, or bigint minor units without rounding', () => {
-    assert.deepEqual(['12.30', '+1', '-0.5', '1e2', 'abc'].map(converterFor('decimal')!), [
-      '12.30',
-      '1',
-      '-0.5',
-      FAIL,
-      FAIL,
-    ]);
+  it('decimal: an exact Decimal, printed as written; with scale, exactly that many digits, never rounded', () => {
+    const text = (v: unknown) => (v instanceof Decimal ? v.toString() : v);
+    assert.deepEqual(
+      ['12.30', '+1', '-0.5', '473.98', '1e2', 'abc', ''].map(converterFor('decimal')!).map(text),
+      ['12.30', '1', '-0.5', '473.98', FAIL, FAIL, null],
+    );
     const cents = converterFor({ type: 'decimal', scale: 2 })!;
-    assert.deepEqual(['12.3', '-0.05', '7', '.5', '-.5', '1.234', '99999999999999999999.99'].map(cents), [
-      1230n,
-      -5n,
-      700n,
-      50n,
-      -50n,
+    const got = ['473.98', '12.3', '-0.05', '7', '.5', '-.5', '1.234', '99999999999999999999.99'].map(cents);
+    assert.deepEqual(got.map(text), [
+      '473.98',
+      '12.30',
+      '-0.05',
+      '7.00',
+      '0.50',
+      '-0.50',
       FAIL,
-      9999999999999999999999n,
+      '99999999999999999999.99',
     ]);
+    assert.ok(got[0] instanceof Decimal && got[0].scale === 2 && got[0].units === 47398n);
     assert.throws(() => converterFor({ type: 'decimal', scale: -1 }), /scale/);
   });
 

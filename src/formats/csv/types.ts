@@ -4,6 +4,7 @@
  * value that does not match, so the decoder can report a dead letter naming the column and value
  * without paying for an exception per bad field.
  */
+import { Decimal } from '../../core/decimal.ts';
 
 /** A column type name, as written in YAML (`amount: decimal`). */
 export type CsvTypeName = 'string' | 'int' | 'float' | 'decimal' | 'bool' | 'timestamp';
@@ -15,9 +16,11 @@ export type CsvTypeName = 'string' | 'int' | 'float' | 'decimal' | 'bool' | 'tim
  * - `int`: a JS number; only optional sign and digits, and only safe integers (beyond 2^53 use
  *   `decimal`, which stays exact).
  * - `float`: a JS number from `[+-]digits[.digits][e[+-]digits]` (no hex, no `Infinity`).
- * - `decimal`: money stays exact — without `scale` the validated text (a leading `+` dropped);
- *   with `scale: n` a bigint of minor units (`12.5` with scale 2 → `1250n`; more fraction
- *   digits than `scale` is an error, never a rounding).
+ * - `decimal`: money stays exact — a {@link Decimal} (`473.98` → 47398 units at scale 2, printed
+ *   back as `473.98` by every sink). Without `scale` it keeps the fraction digits written
+ *   (`12.5` and `12.50` are both 12.5, printed as written); with `scale: n` every value has
+ *   exactly `n` digits (`12.5` with scale 2 → `12.50`) and more fraction digits than `n` is an
+ *   error (the row is a dead letter), never a rounding. No exponent, spaces or separators.
  * - `bool`: `true`/`false`, `1`/`0`, `yes`/`no`, `t`/`f` (any case).
  * - `timestamp`: ISO-8601 (`2024-05-01`, `2024-05-01T12:00:00.123Z`, `…+02:00`, a space instead of
  *   `T`) to epoch milliseconds; a time without an offset is read as UTC, never as local time.
@@ -33,7 +36,7 @@ export type CsvType =
   | { readonly type: Exclude<CsvTypeName, 'decimal'> };
 
 /** A value a CSV record can hold. */
-export type CsvValue = string | number | bigint | boolean | null;
+export type CsvValue = string | number | bigint | boolean | Decimal | null;
 
 /** Returned by a converter for a field that does not match its type. */
 export const FAIL: unique symbol = Symbol('csv-conversion-failed');
@@ -100,26 +103,17 @@ function toFloat(s: string): CsvValue | typeof FAIL {
   return isDecimalText(s, true) ? Number(s) : FAIL;
 }
 
-function toDecimalString(s: string): CsvValue | typeof FAIL {
+function toDecimal(s: string): CsvValue | typeof FAIL {
   if (s.length === 0) return null;
   if (!isDecimalText(s, false)) return FAIL;
-  return s.charCodeAt(0) === PLUS ? s.slice(1) : s;
+  return Decimal.parse(s) ?? FAIL;
 }
 
-function decimalMinorUnits(scale: number): Converter {
+function decimalAtScale(scale: number): Converter {
   return (s) => {
     if (s.length === 0) return null;
     if (!isDecimalText(s, false)) return FAIL;
-    const dot = s.indexOf('.');
-    if (dot === -1) return BigInt(s) * 10n ** BigInt(scale);
-    const frac = s.length - dot - 1;
-    if (frac > scale) return FAIL;
-    const int = s.slice(0, dot);
-    const text =
-      (int === '' || int === '-' || int === '+' ? `${int}0` : int) +
-      s.slice(dot + 1) +
-      '0'.repeat(scale - frac);
-    return BigInt(text);
+    return Decimal.parse(s)?.rescale(scale) ?? FAIL;
   };
 }
 
@@ -247,10 +241,10 @@ export function converterFor(t: CsvType): Converter | undefined {
       return toFloat;
     case 'decimal': {
       const scale = typeof t === 'object' && 'scale' in t ? t.scale : undefined;
-      if (scale === undefined) return toDecimalString;
+      if (scale === undefined) return toDecimal;
       if (!Number.isInteger(scale) || scale < 0 || scale > 30)
         throw new Error(`decimal scale must be an integer from 0 to 30, got ${String(scale)}`);
-      return decimalMinorUnits(scale);
+      return decimalAtScale(scale);
     }
     case 'bool':
       return toBool;
