@@ -117,7 +117,7 @@ describe('pulsar: several sluice processes on one subscription', () => {
             subscriptionType: 'key_shared',
             start: 'earliest',
             consumerName: name,
-            idleTimeout: '3s',
+            idleTimeout: '10s', // long enough for publishing to start on a loaded machine
             batchSize: 50,
             receiverQueueSize: 100,
           },
@@ -204,7 +204,7 @@ describe('pulsar: several sluice processes on one subscription', () => {
               subscriptionType: 'shared',
               start: 'earliest',
               consumerName: name,
-              idleTimeout: '3s',
+              idleTimeout: '10s', // long enough for publishing to start on a loaded machine
               batchSize: 20,
               receiverQueueSize: 50,
               badMessages: 'nack',
