@@ -6,6 +6,7 @@
  * `retracted: true`.
  */
 import { errorMessage } from '../core/errors.ts';
+import { stringifyJson } from '../formats/json.ts';
 import type { KeyValue } from './window-options.ts';
 
 /** Records per chunk of a batch: keys are read a chunk ahead (see {@link WindowKeys.lookAhead}). */
@@ -162,7 +163,13 @@ export class WindowKeys {
     }
     if (kv !== null && typeof kv === 'object') {
       this.keyRec = kv as Record<string, unknown>;
-      return JSON.stringify(Object.values(kv));
+      try {
+        return stringifyJson(Object.values(kv));
+      } catch (err) {
+        // A key nested too deep or circular: the record is a dead letter, the run goes on.
+        this.problem = `the key function returned a key that cannot be written: ${errorMessage(err)}`;
+        return undefined;
+      }
     }
     if (kv === undefined || kv === null) {
       this.problem = 'the key function returned no key';

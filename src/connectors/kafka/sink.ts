@@ -176,7 +176,15 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       const { records, meta } = batch;
       const out: OutMessage[] = [];
       for (let i = 0; i < records.length; i++) {
-        const m = encoder.encode(records[i], meta?.[i]);
+        let m: ReturnType<typeof encoder.encode>;
+        try {
+          m = encoder.encode(records[i], meta?.[i]);
+        } catch (err) {
+          // A record no encoder can write (nested too deep, circular…): a dead letter, not a
+          // failed run — from Kafka that would be a crash loop, the offset never advancing.
+          ctx.deadLetter(records[i], err, meta?.[i]);
+          continue;
+        }
         if (typeof m === 'string') {
           ctx.deadLetter(
             records[i],
