@@ -172,33 +172,41 @@ export async function lmdbBackend(options: LmdbBackendOptions): Promise<StateBac
     );
   }
   let closed = false;
+  // Writes run one after another in call order (the contract): the free-space check awaits, so
+  // without this queue a later write could overtake an earlier one.
+  let tail: Promise<void> = Promise.resolve();
+  const writeNow = async (entries: ReadonlyMap<string, Uint8Array | null>): Promise<void> => {
+    let bytes = 0;
+    for (const v of entries.values()) if (v !== null) bytes += v.byteLength;
+    // A disk about to be full is refused here, before LMDB tries: LMDB reports a short write
+    // as a bare EIO.
+    const free = await freeBytes(dir);
+    if (free !== undefined && free < 2 * bytes + DISK_MARGIN) throw diskFull(dir, 'ENOSPC', free, bytes);
+    try {
+      // A synchronous transaction: a put that throws (a key over LMDB's 1978 bytes) aborts every
+      // put of this call, and a commit the disk refuses throws here. The asynchronous ones
+      // (`transaction`, `childTransaction`) do not fail cleanly: a failed commit crashed the
+      // process with an unhandled rejection (the promise of lmdb's own event-turn batch) or,
+      // without that batching, left the write pending forever (lmdb 3.x). Checkpoints write
+      // once per interval, so the commit's fsync blocking the thread is the price.
+      db.transactionSync(() => {
+        for (const [k, v] of entries) {
+          if (v === null) db.removeSync(k);
+          else db.putSync(k, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
+        }
+      });
+    } catch (err) {
+      const code = diskErrorCode(err);
+      if (code !== undefined) throw diskFull(dir, code, await freeBytes(dir), bytes, err);
+      throw wrapError(`writing the state store \`${dir}\``, err, { file: dir });
+    }
+  };
   return {
     kind: 'lmdb',
-    async write(entries) {
-      let bytes = 0;
-      for (const v of entries.values()) if (v !== null) bytes += v.byteLength;
-      // A disk about to be full is refused here, before LMDB tries: LMDB reports a short write
-      // as a bare EIO.
-      const free = await freeBytes(dir);
-      if (free !== undefined && free < 2 * bytes + DISK_MARGIN) throw diskFull(dir, 'ENOSPC', free, bytes);
-      try {
-        // A synchronous transaction: a put that throws (a key over LMDB's 1978 bytes) aborts every
-        // put of this call, and a commit the disk refuses throws here. The asynchronous ones
-        // (`transaction`, `childTransaction`) do not fail cleanly: a failed commit crashed the
-        // process with an unhandled rejection (the promise of lmdb's own event-turn batch) or,
-        // without that batching, left the write pending forever (lmdb 3.x). Checkpoints write
-        // once per interval, so the commit's fsync blocking the thread is the price.
-        db.transactionSync(() => {
-          for (const [k, v] of entries) {
-            if (v === null) db.removeSync(k);
-            else db.putSync(k, Buffer.from(v.buffer, v.byteOffset, v.byteLength));
-          }
-        });
-      } catch (err) {
-        const code = diskErrorCode(err);
-        if (code !== undefined) throw diskFull(dir, code, await freeBytes(dir), bytes, err);
-        throw wrapError(`writing the state store \`${dir}\``, err, { file: dir });
-      }
+    write(entries) {
+      const p = tail.then(() => writeNow(entries));
+      tail = p.catch(() => {});
+      return p;
     },
     async read(key) {
       const v = db.getBinary(key);

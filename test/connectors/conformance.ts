@@ -356,7 +356,11 @@ function sourceTests(name: string, source: SourceTarget, tmp: () => string): voi
         await until('a third of the output', () => fileOutput(out).length >= N / 3, { run: first });
         first.child.kill('SIGTERM');
         const end = await first.exited;
-        assert.equal(end.code, 0, `a draining stop exits 0:\n${first.stderr()}`);
+        assert.equal(
+          end.code,
+          143,
+          `a draining stop says Stopped and exits 143 (128 + SIGTERM):\n${first.stderr()}`,
+        );
         const partial = jsonLines(out).length;
         assert.ok(partial < N, `stopped mid-stream (${partial} of ${N} written)`);
         await runToEnd(dir, 'the run after the stop');
@@ -466,7 +470,12 @@ function sinkTests(name: string, sink: SinkTarget, tmp: () => string): void {
       await until('a third of the output', async () => (await progress()) >= N / 3, { run: first });
       first.child.kill(signal);
       const end = await first.exited;
-      if (signal === 'SIGTERM') assert.equal(end.code, 0, `a draining stop exits 0:\n${first.stderr()}`);
+      if (signal === 'SIGTERM')
+        assert.equal(
+          end.code,
+          143,
+          `a draining stop says Stopped and exits 143 (128 + SIGTERM):\n${first.stderr()}`,
+        );
       else assert.equal(end.signal, 'SIGKILL');
       const partial = (await sink.read(place, dir)).length;
       assert.ok(partial < N, `ended mid-stream (${partial} of ${N} written)`);

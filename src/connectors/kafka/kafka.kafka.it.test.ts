@@ -308,6 +308,7 @@ describe('kafka source and sink', () => {
       writeFileSync(
         file,
         `name: it-dlq-topic
+maxErrorRate: 1 # every record of this input is bad on purpose
 input:
   kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${fresh('g')}, idleTimeout: 1500ms }
 output:

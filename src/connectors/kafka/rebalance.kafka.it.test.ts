@@ -98,7 +98,7 @@ output:
     await waitForOutput(output, N / 2);
     await sleep(1000);
     b.child.kill('SIGTERM'); // leaves mid-run
-    assert.equal(await b.exit, 0, b.stderr);
+    assert.equal(await b.exit, 143, b.stderr); // a draining stop: Stopped, 128 + SIGTERM
     assert.equal(await a.exit, 0, a.stderr);
 
     const ids = (await readValues(BROKERS, output)).map((v) => (JSON.parse(v) as { id: number }).id);

@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { systemClock } from '../../core/clock.ts';
+import { Decimal } from '../../core/decimal.ts';
 import type { Position, RecordMeta } from '../../core/message.ts';
 import { type Emitter, type Logger, runScope, type SourceContext } from '../../core/stage.ts';
 import { type PostgresSourceOptions, postgresSource } from './source.ts';
@@ -83,7 +84,7 @@ function options(extra: Partial<PostgresSourceOptions>): PostgresSourceOptions {
 interface Row {
   id: string;
   ts: string;
-  amount: string;
+  amount: unknown;
   big: string;
   note: string;
 }
@@ -159,13 +160,18 @@ describe('postgres source', () => {
     const d = await readAll(options({ table: t, key: 'id', batchSize: 4 }));
     assert.deepEqual(ids(d.records), range(1, 50));
     const r7 = d.records[6] as Row;
-    assert.deepEqual(r7, {
-      id: '7',
-      ts: '2026-01-01T00:00:02.000003Z',
-      amount: '7.0000000001',
-      big: '9007199254741000',
-      note: 'note 7',
-    });
+    // `numeric` reads as an exact Decimal: compared by its text.
+    assert.ok(Decimal.is(r7.amount), 'numeric reads as a Decimal');
+    assert.deepEqual(
+      { ...r7, amount: String(r7.amount) },
+      {
+        id: '7',
+        ts: '2026-01-01T00:00:02.000003Z',
+        amount: '7.0000000001',
+        big: '9007199254741000',
+        note: 'note 7',
+      },
+    );
     assert.deepEqual(d.meta[6]?.position, { column: '2026-01-01 00:00:02.000003+00', key: '7' });
     assert.equal(d.meta[6]?.timestamp, Date.parse('2026-01-01T00:00:02.000Z'));
   });
