@@ -122,10 +122,20 @@ const work = mkdtempSync(join(tmpdir(), 'sluice-package-'));
 after(() => rmSync(work, { recursive: true, force: true }));
 
 it('installs from its tarball, type-checks and runs as a dependency', { timeout: 300_000 }, () => {
-  step('building (npm run build)', 'npm', ['run', 'build'], ROOT);
-  const packed = JSON.parse(
-    step('packing (npm pack)', 'npm', ['pack', '--json', '--pack-destination', work], ROOT),
-  ) as { filename: string; files: { path: string }[] }[];
+  // No dist/ beforehand: `npm pack` must build it itself (the `prepack` script), or the tarball
+  // could not be imported.
+  rmSync(join(ROOT, 'dist'), { recursive: true, force: true });
+  const packOutput = step(
+    'packing (npm pack, which builds through prepack)',
+    'npm',
+    ['pack', '--json', '--pack-destination', work],
+    ROOT,
+  );
+  // The build's own output may come first; the JSON report is the part from its `[` line on.
+  const packed = JSON.parse(packOutput.slice(packOutput.search(/^\[/m))) as {
+    filename: string;
+    files: { path: string }[];
+  }[];
   const tarball = packed[0];
   assert.ok(tarball !== undefined, 'npm pack --json returned no package');
   const shipped = tarball.files.map((f) => f.path);

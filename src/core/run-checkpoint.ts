@@ -1,13 +1,16 @@
 /**
- * The runtime's side of checkpointing, outside the data path: restoring every stage from the
- * newest checkpoint before any data, and — without checkpoints — telling sources when every
- * sink has handled a barrier so they may commit what it covers.
+ * The runtime's side of checkpointing: restoring every stage from the newest checkpoint before
+ * any data, delivering an aligned barrier to an operator or sink (snapshot, acknowledgement),
+ * barriers for idle sources on the coordinator's timer, and — without checkpoints — telling
+ * sources when every sink has handled a barrier so they may commit what it covers.
  */
 import type { CheckpointDriver } from './checkpointing.ts';
+import type { Clock } from './clock.ts';
 import { ErrorCode, SluiceError, wrapError } from './errors.ts';
 import type { Graph, GraphNode } from './graph.ts';
-import type { Batch, Position } from './message.ts';
-import type { Logger, Sink, Source } from './stage.ts';
+import { type Barrier, type Batch, barrier, type Position } from './message.ts';
+import { untilAborted } from './sending.ts';
+import type { Emitter, Logger, Sink, Source } from './stage.ts';
 
 /**
  * Loads the newest intact checkpoint and hands each stage its part (sources their position,
@@ -132,4 +135,109 @@ export class BarrierAcks {
     this.acks.delete(id);
     return true;
   }
+}
+
+/** Checkpointing: where a source is, for barriers sent while it idles (see {@link sendIdleBarriers}). */
+export interface SourceTurn {
+  emitting: boolean;
+  idleBarrier: Promise<void> | undefined;
+  ended: boolean;
+}
+
+/** What {@link sendIdleBarriers} needs from the run. */
+export interface IdleBarrierDeps {
+  readonly clock: Clock;
+  /** Ends the timer (the sources ended, the run stops or is cancelled). */
+  readonly signal: AbortSignal;
+  emitterFor(node: Extract<GraphNode, { kind: 'source' }>): Emitter<unknown>;
+  turnOf(id: string): SourceTurn;
+  /** True while the source's write-ahead-log batches are sent again. */
+  replaying(id: string): boolean;
+}
+
+/**
+ * The coordinator's timer path: every `barrierTimerMs`, a source that declares `idleBarriers`
+ * and is not inside `emit` (it waits for input) is asked `barrierDue(id, 0)`, and gets the due
+ * barrier with its current position — so an idle source still takes checkpoints on the
+ * interval, and one another source began completes. Resolves when `deps.signal` aborts; rejects
+ * when sending a barrier fails.
+ */
+export async function sendIdleBarriers(
+  graph: Graph,
+  checkpoint: CheckpointDriver,
+  deps: IdleBarrierDeps,
+): Promise<void> {
+  const every = checkpoint.barrierTimerMs?.();
+  if (every === undefined) return;
+  const sources = [...graph.nodes.values()].filter(
+    (n): n is Extract<GraphNode, { kind: 'source' }> => n.kind === 'source' && n.stage.idleBarriers === true,
+  );
+  if (sources.length === 0) return;
+  const emitters = new Map(sources.map((n) => [n.id, deps.emitterFor(n)]));
+  while (!deps.signal.aborted) {
+    try {
+      await deps.clock.sleep(every, deps.signal);
+    } catch {
+      return;
+    }
+    for (const node of sources) {
+      const turn = deps.turnOf(node.id);
+      if (turn.emitting || turn.ended || turn.idleBarrier !== undefined || deps.replaying(node.id)) continue;
+      const due = checkpoint.barrierDue(node.id, 0);
+      if (due === undefined) continue;
+      checkpoint.sourceBarrier(due, node.id, node.stage.position?.());
+      const sent = (emitters.get(node.id) as Emitter<unknown>).signal(barrier(due));
+      turn.idleBarrier = sent.finally(() => {
+        turn.idleBarrier = undefined;
+      });
+      await turn.idleBarrier;
+    }
+  }
+}
+
+/** What {@link deliverAlignedBarrier} needs from the run. */
+export interface BarrierDeps {
+  readonly out: Emitter<unknown>;
+  readonly checkpoint: CheckpointDriver;
+  /** The run's cancellation. */
+  readonly signal: AbortSignal;
+  /** Sends the dead letters the stage produced. */
+  afterCall(): Promise<void>;
+}
+
+/**
+ * Barrier `b` has arrived on every input of `node`. Operator: its `onSignal` handles (and
+ * forwards) the barrier, then it snapshots; without `onSignal` it snapshots and the runtime
+ * forwards. Sink: flushes in `onSignal`, then its `snapshot` and the acknowledgement go to
+ * the coordinator.
+ */
+export async function deliverAlignedBarrier(
+  node: Exclude<GraphNode, { kind: 'source' }>,
+  b: Barrier,
+  deps: BarrierDeps,
+): Promise<void> {
+  const { out, checkpoint, signal } = deps;
+  if (node.kind === 'sink') {
+    const sink = node.stage;
+    const r = sink.onSignal?.(b);
+    if (r !== undefined) await untilAborted(r, signal);
+    // Dead letters the sink produced while flushing belong to this checkpoint (and the dlq
+    // sink writes what it rejected before its snapshot, which must cover them).
+    await deps.afterCall();
+    let state: unknown;
+    if (sink.snapshot !== undefined) state = await untilAborted(Promise.resolve(sink.snapshot(b.id)), signal);
+    checkpoint.sinkAcked(b.id, node.id, state);
+    await out.signal(b);
+    return;
+  }
+  const op = node.stage;
+  if (op.onSignal !== undefined) {
+    const r = op.onSignal(b, out);
+    if (r !== undefined) await untilAborted(r, signal);
+    if (op.snapshot !== undefined) checkpoint.operatorSnapshot(b.id, node.id, op.snapshot(b.id));
+  } else {
+    if (op.snapshot !== undefined) checkpoint.operatorSnapshot(b.id, node.id, op.snapshot(b.id));
+    await out.signal(b);
+  }
+  await deps.afterCall();
 }

@@ -18,10 +18,16 @@ import { DlqSinkGuard } from './dlq-sink.ts';
 import { cancelledError, ErrorCode, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import { consumeInputs } from './input-loop.ts';
-import type { Barrier, Batch, Message, RecordMeta, Signal } from './message.ts';
+import type { Batch, Message, RecordMeta, Signal } from './message.ts';
 import { barrier } from './message.ts';
 import { type MetricsSnapshot, type RunState, StageMetrics } from './metrics.ts';
-import { BarrierAcks, restoreCheckpoint } from './run-checkpoint.ts';
+import {
+  BarrierAcks,
+  deliverAlignedBarrier,
+  restoreCheckpoint,
+  type SourceTurn,
+  sendIdleBarriers,
+} from './run-checkpoint.ts';
 import { recordsRead, runSnapshot } from './run-snapshot.ts';
 import { redactSecrets } from './secrets.ts';
 import { RESOLVED, sendAll, untilAborted } from './sending.ts';
@@ -91,13 +97,6 @@ export interface RunHandle {
   stop(options?: { drain?: boolean }): Promise<RunSummary>;
   /** A snapshot of the run's metrics, cheap enough to call a few times a second. */
   metrics(): MetricsSnapshot;
-}
-
-/** Checkpointing: where a source is, for barriers sent while it idles (see `Run.idleBarriers`). */
-interface SourceTurn {
-  emitting: boolean;
-  idleBarrier: Promise<void> | undefined;
-  ended: boolean;
 }
 
 const stderrLogger: Logger = {
@@ -434,43 +433,18 @@ class Run {
     return turn;
   }
 
-  /**
-   * The coordinator's timer path: every `barrierTimerMs`, a source that declares `idleBarriers`
-   * and is not inside `emit` (it waits for input) is asked `barrierDue(id, 0)`, and gets the due
-   * barrier with its current position — so an idle source still takes checkpoints on the
-   * interval, and one another source began completes. Ends when every source ended or `stop`
-   * aborts; a failure fails the run.
-   */
-  private async idleBarriers(checkpoint: CheckpointDriver, stop: AbortSignal): Promise<void> {
-    const every = checkpoint.barrierTimerMs?.();
-    if (every === undefined) return;
-    const sources = [...this.graph.nodes.values()].filter(
-      (n): n is Extract<GraphNode, { kind: 'source' }> =>
-        n.kind === 'source' && n.stage.idleBarriers === true,
-    );
-    if (sources.length === 0) return;
+  /** The coordinator's timer path for idle sources; see {@link sendIdleBarriers}. */
+  private idleBarriers(checkpoint: CheckpointDriver, stop: AbortSignal): Promise<void> {
     const signal = AbortSignal.any([stop, this.cancel.signal]);
-    const emitters = new Map(sources.map((n) => [n.id, this.emitterFor(n)]));
-    try {
-      while (!signal.aborted) {
-        await this.clock.sleep(every, signal);
-        for (const node of sources) {
-          const turn = this.turnOf(node.id);
-          if (turn.emitting || turn.ended || turn.idleBarrier !== undefined || this.replaying.has(node.id))
-            continue;
-          const due = checkpoint.barrierDue(node.id, 0);
-          if (due === undefined) continue;
-          checkpoint.sourceBarrier(due, node.id, node.stage.position?.());
-          const sent = (emitters.get(node.id) as Emitter<unknown>).signal(barrier(due));
-          turn.idleBarrier = sent.finally(() => {
-            turn.idleBarrier = undefined;
-          });
-          await turn.idleBarrier;
-        }
-      }
-    } catch (err) {
+    return sendIdleBarriers(this.graph, checkpoint, {
+      clock: this.clock,
+      signal,
+      emitterFor: (node) => this.emitterFor(node),
+      turnOf: (id) => this.turnOf(id),
+      replaying: (id) => this.replaying.has(id),
+    }).catch((err: unknown) => {
       if (!signal.aborted) this.fail(wrapError('sending a checkpoint barrier for an idle source', err));
-    }
+    });
   }
 
   /** Tells the coordinator how the run ended (a finished job's checkpoints are deleted). */
@@ -593,7 +567,7 @@ class Run {
     const afterCall = () => this.flushDead(node.id);
     const deliverSignal = async (s: Signal): Promise<void> => {
       if (s.kind === 'barrier' && checkpoint !== undefined) {
-        await this.deliverBarrier(node, s, out, checkpoint);
+        await deliverAlignedBarrier(node, s, { out, checkpoint, signal, afterCall });
         return;
       }
       let r: void | Promise<void>;
@@ -620,45 +594,6 @@ class Run {
       deliverSignal,
       afterCall,
     });
-  }
-
-  /**
-   * Barrier `b` has arrived on every input of `node`. Operator: its `onSignal` handles (and
-   * forwards) the barrier, then it snapshots; without `onSignal` it snapshots and the runtime
-   * forwards. Sink: flushes in `onSignal`, then its `snapshot` and the acknowledgement go to
-   * the coordinator.
-   */
-  private async deliverBarrier(
-    node: Exclude<GraphNode, { kind: 'source' }>,
-    b: Barrier,
-    out: Emitter<unknown>,
-    checkpoint: CheckpointDriver,
-  ): Promise<void> {
-    const signal = this.cancel.signal;
-    if (node.kind === 'sink') {
-      const sink = node.stage;
-      const r = sink.onSignal?.(b);
-      if (r !== undefined) await untilAborted(r, signal);
-      // Dead letters the sink produced while flushing belong to this checkpoint (and the dlq
-      // sink writes what it rejected before its snapshot, which must cover them).
-      await this.flushDead(node.id);
-      let state: unknown;
-      if (sink.snapshot !== undefined)
-        state = await untilAborted(Promise.resolve(sink.snapshot(b.id)), signal);
-      checkpoint.sinkAcked(b.id, node.id, state);
-      await out.signal(b);
-      return;
-    }
-    const op = node.stage;
-    if (op.onSignal !== undefined) {
-      const r = op.onSignal(b, out);
-      if (r !== undefined) await untilAborted(r, signal);
-      if (op.snapshot !== undefined) checkpoint.operatorSnapshot(b.id, node.id, op.snapshot(b.id));
-    } else {
-      if (op.snapshot !== undefined) checkpoint.operatorSnapshot(b.id, node.id, op.snapshot(b.id));
-      await out.signal(b);
-    }
-    await this.flushDead(node.id);
   }
 
   private fail(err: unknown): void {
