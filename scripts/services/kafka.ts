@@ -32,13 +32,22 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
-  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { aptInstall, hasCommand, portOpen, type ServiceDef, sh } from './service.ts';
+import {
+  hasCommand,
+  mavenCopyDependencies,
+  portOpen,
+  processAlive,
+  readPidFile,
+  type ServiceDef,
+  sh,
+  stopProcess,
+  waitForStart,
+} from './service.ts';
 import { certificatePaths, ensureCertificates, type TestCertificates } from './tls.ts';
 
 const VERSION = process.env.SLUICE_KAFKA_VERSION ?? '4.1.1';
@@ -192,20 +201,8 @@ logger.request.level = WARN
 `;
 }
 
-function readPid(): number | undefined {
-  if (!existsSync(PID_FILE)) return undefined;
-  const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const readPid = () => readPidFile(PID_FILE);
+const alive = processAlive;
 
 /** The last lines of the broker's logs, for an error message. */
 function logTail(lines = 25, logs = LOGS): string {
@@ -472,17 +469,8 @@ async function ensureScramUser(): Promise<void> {
 }
 
 /** Stops the broker `pid` (SIGTERM, then SIGKILL after 20 s) and removes the pid file. */
-async function stopBroker(pid: number | undefined): Promise<void> {
-  if (pid === undefined || !alive(pid)) {
-    rmSync(PID_FILE, { force: true });
-    return;
-  }
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-  while (alive(pid)) await new Promise((r) => setTimeout(r, 100));
-  rmSync(PID_FILE, { force: true });
+function stopBroker(pid: number | undefined): Promise<void> {
+  return stopProcess(pid, PID_FILE, STOP_TIMEOUT_MS);
 }
 
 /**
@@ -528,24 +516,7 @@ export const kafka: ServiceDef = {
   summary: `Apache Kafka ${VERSION} (KRaft, Maven Central jars, Java 17) on 127.0.0.1:${PORT}, SASL_SSL ${SASL_PORT}, mutual TLS ${MTLS_PORT}`,
   async install() {
     if (existsSync(INSTALLED)) return;
-    if (!hasCommand('java') || !hasCommand('mvn')) aptInstall('openjdk-17-jre-headless', 'maven');
-    mkdirSync(HOME, { recursive: true });
-    writeFileSync(join(HOME, 'pom.xml'), pom());
-    const tmp = `${LIBS}.tmp`;
-    rmSync(tmp, { recursive: true, force: true });
-    process.stderr.write(`kafka: fetching Kafka ${VERSION} jars with Maven (first time only)\n`);
-    sh('mvn', [
-      '-B',
-      '-q',
-      '-f',
-      join(HOME, 'pom.xml'),
-      'dependency:copy-dependencies',
-      `-DoutputDirectory=${tmp}`,
-      '-DincludeScope=runtime',
-    ]);
-    // Rename last, so an interrupted download is never taken for a complete one.
-    rmSync(LIBS, { recursive: true, force: true });
-    renameSync(tmp, LIBS);
+    mavenCopyDependencies(HOME, pom(), LIBS, `kafka ${VERSION}`);
     writeFileSync(INSTALLED, `${new Date().toISOString()}\n`);
   },
   async start() {
@@ -590,22 +561,16 @@ export const kafka: ServiceDef = {
       writeFileSync(PID_FILE, `${child.pid}\n`);
       child.unref();
     }
-    const pid = readPid() as number;
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      if (!alive(pid)) {
-        rmSync(PID_FILE, { force: true });
-        throw new Error(`Kafka exited while starting (pid ${pid}); its logs end with:\n${logTail()}`);
-      }
-      if ((await metadataOk()) && (await portOpen(SASL_PORT))) {
-        await ensureScramUser();
-        return;
-      }
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(
-      `Kafka did not answer on 127.0.0.1:${PORT} within ${START_TIMEOUT_MS / 1000} s; its logs end with:\n${logTail()}`,
-    );
+    await waitForStart({
+      pid: readPid() as number,
+      pidFile: PID_FILE,
+      what: 'Kafka',
+      ready: async () => (await metadataOk()) && (await portOpen(SASL_PORT)),
+      readyMeans: `did not answer on 127.0.0.1:${PORT}`,
+      timeoutMs: START_TIMEOUT_MS,
+      logTail,
+    });
+    await ensureScramUser();
   },
   async stop() {
     await stopBroker(readPid() ?? listenerPid(PORT));

@@ -16,19 +16,18 @@
  * `SLUICE_PULSAR_HEAP` (default 384m).
  */
 import { spawn } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { aptInstall, hasCommand, portOpen, type ServiceDef, sh } from './service.ts';
+import {
+  mavenCopyDependencies,
+  portOpen,
+  processAlive,
+  readPidFile,
+  type ServiceDef,
+  stopProcess,
+  waitForStart,
+} from './service.ts';
 
 const VERSION = process.env.SLUICE_PULSAR_VERSION ?? '4.2.4';
 const PORT = Number(process.env.SLUICE_PULSAR_PORT ?? 6650);
@@ -125,20 +124,8 @@ rootLogger.appenderRef.file.ref = FILE
 `;
 }
 
-function readPid(): number | undefined {
-  if (!existsSync(PID_FILE)) return undefined;
-  const pid = Number(readFileSync(PID_FILE, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+const readPid = () => readPidFile(PID_FILE);
+const alive = processAlive;
 
 function logTail(lines = 25): string {
   const parts: string[] = [];
@@ -183,23 +170,7 @@ export const pulsar: ServiceDef = {
   summary: `Apache Pulsar ${VERSION} standalone (Maven Central jars, Java 17) on 127.0.0.1:${PORT}, web ${WEB_PORT}`,
   async install() {
     if (existsSync(INSTALLED)) return;
-    if (!hasCommand('java') || !hasCommand('mvn')) aptInstall('openjdk-17-jre-headless', 'maven');
-    mkdirSync(HOME, { recursive: true });
-    writeFileSync(join(HOME, 'pom.xml'), pom());
-    const tmp = `${LIB}.tmp`;
-    rmSync(tmp, { recursive: true, force: true });
-    process.stderr.write(`pulsar: fetching Pulsar ${VERSION} jars with Maven (first time only)\n`);
-    sh('mvn', [
-      '-B',
-      '-q',
-      '-f',
-      join(HOME, 'pom.xml'),
-      'dependency:copy-dependencies',
-      `-DoutputDirectory=${tmp}`,
-      '-DincludeScope=runtime',
-    ]);
-    rmSync(LIB, { recursive: true, force: true });
-    renameSync(tmp, LIB);
+    mavenCopyDependencies(HOME, pom(), LIB, `pulsar ${VERSION}`);
     writeFileSync(INSTALLED, `${new Date().toISOString()}\n`);
   },
   async start() {
@@ -231,7 +202,7 @@ export const pulsar: ServiceDef = {
           ...OPENS,
           `-Dlog4j.configurationFile=${LOG_CONFIG}`,
           `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
-          '-Dpulsar.log.dir=' + LOGS,
+          `-Dpulsar.log.dir=${LOGS}`,
           '-Dbookkeeper.metadata.bookie.drivers=org.apache.pulsar.metadata.bookkeeper.PulsarMetadataBookieDriver',
           '-Dbookkeeper.metadata.client.drivers=org.apache.pulsar.metadata.bookkeeper.PulsarMetadataClientDriver',
           '-cp',
@@ -255,32 +226,18 @@ export const pulsar: ServiceDef = {
       writeFileSync(PID_FILE, `${child.pid}\n`);
       child.unref();
     }
-    const pid = readPid() as number;
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      if (!alive(pid)) {
-        rmSync(PID_FILE, { force: true });
-        throw new Error(`Pulsar exited while starting (pid ${pid}); its logs end with:\n${logTail()}`);
-      }
-      if (await ready()) return;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(
-      `Pulsar did not list \`public/default\` on 127.0.0.1:${WEB_PORT} within ${START_TIMEOUT_MS / 1000} s; its logs end with:\n${logTail()}`,
-    );
+    await waitForStart({
+      pid: readPid() as number,
+      pidFile: PID_FILE,
+      what: 'Pulsar',
+      ready,
+      readyMeans: `did not list \`public/default\` on 127.0.0.1:${WEB_PORT}`,
+      timeoutMs: START_TIMEOUT_MS,
+      logTail,
+    });
   },
   async stop() {
-    const pid = readPid();
-    if (pid === undefined || !alive(pid)) {
-      rmSync(PID_FILE, { force: true });
-      return;
-    }
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + STOP_TIMEOUT_MS;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-    while (alive(pid)) await new Promise((r) => setTimeout(r, 100));
-    rmSync(PID_FILE, { force: true });
+    await stopProcess(readPid(), PID_FILE, STOP_TIMEOUT_MS);
   },
   isUp: ready,
   /** The web service: admin REST and the WebSocket API the connector speaks. */

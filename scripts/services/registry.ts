@@ -42,6 +42,8 @@ import {
   readPidFile,
   type ServiceDef,
   sh,
+  stopProcess,
+  waitForStart,
 } from './service.ts';
 
 const VERSION = process.env.SLUICE_REGISTRY_VERSION ?? '3.3.3';
@@ -218,33 +220,18 @@ export const registry: ServiceDef = {
       writeFileSync(PID_FILE, `${child.pid}\n`);
       child.unref();
     }
-    const pid = readPid() as number;
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    while (Date.now() < deadline) {
-      if (!alive(pid)) {
-        rmSync(PID_FILE, { force: true });
-        throw new Error(
-          `the schema registry exited while starting (pid ${pid}); its log ends with:\n${logTail()}`,
-        );
-      }
-      if (await answers()) return;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    throw new Error(
-      `the schema registry did not answer at ${REGISTRY_URL} within ${START_TIMEOUT_MS / 1000} s; its log ends with:\n${logTail()}`,
-    );
+    await waitForStart({
+      pid: readPid() as number,
+      pidFile: PID_FILE,
+      what: 'The schema registry',
+      ready: answers,
+      readyMeans: `did not answer at ${REGISTRY_URL}`,
+      timeoutMs: START_TIMEOUT_MS,
+      logTail,
+    });
   },
   async stop() {
-    const pid = readPid();
-    if (pid === undefined || !alive(pid)) {
-      rmSync(PID_FILE, { force: true });
-      return;
-    }
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + STOP_TIMEOUT_MS;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    if (alive(pid)) process.kill(pid, 'SIGKILL');
-    rmSync(PID_FILE, { force: true });
+    await stopProcess(readPid(), PID_FILE, STOP_TIMEOUT_MS);
   },
   isUp: answers,
   address: () => REGISTRY_URL,

@@ -4,8 +4,9 @@
  * Every step is idempotent: `up` on a running service only prints its address.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { join } from 'node:path';
 
 /** One service: Kafka, PostgreSQL, Redis, a schema registry… */
 export interface ServiceDef {
@@ -107,4 +108,85 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Stops process `pid` of a service: `SIGTERM`, then `SIGKILL` after `timeoutMs`; waits until it
+ * is gone and removes `pidFile`. Nothing to do (but remove the file) when it is not running.
+ */
+export async function stopProcess(
+  pid: number | undefined,
+  pidFile: string,
+  timeoutMs: number,
+): Promise<void> {
+  if (pid === undefined || !processAlive(pid)) {
+    rmSync(pidFile, { force: true });
+    return;
+  }
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  while (processAlive(pid)) await new Promise((r) => setTimeout(r, 100));
+  rmSync(pidFile, { force: true });
+}
+
+/** Options of {@link waitForStart}. */
+export interface WaitForStartOptions {
+  /** The service's process (from its pid file). */
+  readonly pid: number;
+  readonly pidFile: string;
+  /** Names the service in errors, e.g. `Pulsar`. */
+  readonly what: string;
+  /** True once the service answers (a port, an admin call). */
+  readonly ready: () => Promise<boolean>;
+  /** What `ready` waits for, in the timeout error: ``did not answer on 127.0.0.1:9092``. */
+  readonly readyMeans: string;
+  readonly timeoutMs: number;
+  /** The end of its logs, for the error. */
+  readonly logTail: () => string;
+}
+
+/**
+ * Waits until a service just started answers. Throws, with the end of its logs, when its process
+ * exits first (the pid file is removed) or when `timeoutMs` passes.
+ */
+export async function waitForStart(o: WaitForStartOptions): Promise<void> {
+  const deadline = Date.now() + o.timeoutMs;
+  while (Date.now() < deadline) {
+    if (!processAlive(o.pid)) {
+      rmSync(o.pidFile, { force: true });
+      throw new Error(`${o.what} exited while starting (pid ${o.pid}); its logs end with:\n${o.logTail()}`);
+    }
+    if (await o.ready()) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(
+    `${o.what} ${o.readyMeans} within ${o.timeoutMs / 1000} s; its logs end with:\n${o.logTail()}`,
+  );
+}
+
+/**
+ * Installs the runtime jars a throw-away `pom.xml` depends on into `libDir` with Maven
+ * (`dependency:copy-dependencies`), renaming the folder into place last, so an interrupted
+ * download is never taken for a complete one.
+ */
+export function mavenCopyDependencies(home: string, pom: string, libDir: string, label: string): void {
+  if (!hasCommand('java') || !hasCommand('mvn')) aptInstall('openjdk-17-jre-headless', 'maven');
+  mkdirSync(home, { recursive: true });
+  writeFileSync(join(home, 'pom.xml'), pom);
+  const tmp = `${libDir}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  process.stderr.write(`${label}: fetching jars with Maven (first time only)\n`);
+  sh('mvn', [
+    '-B',
+    '-q',
+    '-f',
+    join(home, 'pom.xml'),
+    'dependency:copy-dependencies',
+    `-DoutputDirectory=${tmp}`,
+    '-DincludeScope=runtime',
+  ]);
+  rmSync(libDir, { recursive: true, force: true });
+  renameSync(tmp, libDir);
 }

@@ -120,7 +120,7 @@ export function ensureCertificates(dir: string, subject: string): TestCertificat
   sign('client', 'sluice', 'extendedKeyUsage=clientAuth\nkeyUsage=digitalSignature,keyEncipherment\n');
   writeFileSync(
     t.serverChain,
-    [t.serverKey, t.serverCert, t.ca].map((f) => readFileSync(f, 'utf8').trimEnd()).join('\n') + '\n',
+    `${[t.serverKey, t.serverCert, t.ca].map((f) => readFileSync(f, 'utf8').trimEnd()).join('\n')}\n`,
   );
   rmSync(join(tmp, 'ca.srl'), { force: true });
   rmSync(dir, { recursive: true, force: true });

@@ -5,9 +5,7 @@
  * points that `onBarrierComplete` acknowledges through. Acks are individual (one frame per
  * message), so a message of one key held for a checkpoint never holds back another key's.
  */
-
-/** Acknowledgement points kept for barriers not yet reported; older ones are dropped. */
-const MAX_PENDING_BARRIERS = 64;
+import { BarrierPoints } from '../../core/barrier-points.ts';
 
 /** Sends one ack; false when it could not be sent (the socket is closed: the message comes again). */
 export type SendAck = (messageId: string) => boolean;
@@ -20,13 +18,10 @@ export class HeldAcks {
   acked = 0;
   /** Messages of this run handed on so far (emitted or dead-lettered): `position().handed`. */
   handed = 0;
-  /** Barriers emitted (without checkpoints). */
-  barriers = 0;
+  /** The point each barrier in flight covers (without checkpoints). */
+  readonly #points = new BarrierPoints();
   /** Acks that could not be sent (the socket was closed); those messages are delivered again. */
   unsent = 0;
-  /** `handed` at the last emit: a barrier emitted next covers what was handed on before it. */
-  #emittedThrough = 0;
-  readonly #pendingBarriers = new Map<number, number>();
 
   /** Messages handed on and not acknowledged. */
   get size(): number {
@@ -41,28 +36,22 @@ export class HeldAcks {
 
   /** Called at each emit: a barrier emitted next covers everything handed on so far. */
   emitted(): void {
-    this.#emittedThrough = this.handed;
+    this.#points.emitted(this.handed);
+  }
+
+  /** Barriers emitted (without checkpoints). */
+  get barriers(): number {
+    return this.#points.barriers;
   }
 
   /** Without checkpoints: the id of a new barrier, acknowledging what was emitted before it once complete. */
   nextBarrier(): number {
-    this.barriers++;
-    this.#pendingBarriers.set(this.barriers, this.#emittedThrough);
-    if (this.#pendingBarriers.size > MAX_PENDING_BARRIERS) {
-      const oldest = this.#pendingBarriers.keys().next().value as number;
-      this.#pendingBarriers.delete(oldest);
-    }
-    return this.barriers;
+    return this.#points.next();
   }
 
   /** Barrier `id` reached every sink: acknowledges what was emitted before it (earlier points are dropped). */
   barrierComplete(id: number, send: SendAck): void {
-    let upTo: number | undefined;
-    for (const k of [...this.#pendingBarriers.keys()]) {
-      if (k > id) break;
-      if (k === id) upTo = this.#pendingBarriers.get(k);
-      this.#pendingBarriers.delete(k);
-    }
+    const upTo = this.#points.complete(id);
     if (upTo !== undefined) this.through(upTo, send);
   }
 

@@ -6,13 +6,12 @@
  * keeps the entries held for the next call. While held, entries have their idle time refreshed
  * (`XCLAIM … JUSTID`) so no other consumer's `XAUTOCLAIM` takes them.
  */
+
 import type { Redis } from 'ioredis';
+import { BarrierPoints } from '../../core/barrier-points.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { CHUNK, type GroupScope } from './group.ts';
 import { HeldEntries } from './held.ts';
-
-/** Acknowledgement points kept for barriers not yet reported; older ones are dropped. */
-const MAX_PENDING_BARRIERS = 64;
 
 /** The held entries and their acknowledgement; see the module comment. */
 export class Acknowledgements {
@@ -24,15 +23,8 @@ export class Acknowledgements {
   handed = 0;
   /** XACKs that failed (their entries stayed held). */
   errors = 0;
-  /** Barriers emitted (without checkpoints). */
-  barriers = 0;
-  /**
-   * `handed` at the last emit. The runtime sends a source's dead letters with its next emit, not
-   * with a signal, so a barrier covers only what was handed on before the last emit.
-   */
-  #emittedThrough = 0;
-  /** Entry count to acknowledge at barrier `id`. */
-  readonly #pendingBarriers = new Map<number, number>();
+  /** The point each barrier in flight covers (without checkpoints). */
+  readonly #points = new BarrierPoints();
   #chain: Promise<void> = Promise.resolve();
   readonly #scope: GroupScope;
   readonly #client: () => Redis | undefined;
@@ -52,28 +44,22 @@ export class Acknowledgements {
 
   /** Called at each emit: a barrier emitted next covers everything handed on so far. */
   emitted(): void {
-    this.#emittedThrough = this.handed;
+    this.#points.emitted(this.handed);
+  }
+
+  /** Barriers emitted (without checkpoints). */
+  get barriers(): number {
+    return this.#points.barriers;
   }
 
   /** Without checkpoints: the id of a new barrier, acknowledging what was emitted before it once complete. */
   nextBarrier(): number {
-    this.barriers++;
-    this.#pendingBarriers.set(this.barriers, this.#emittedThrough);
-    if (this.#pendingBarriers.size > MAX_PENDING_BARRIERS) {
-      const oldest = this.#pendingBarriers.keys().next().value as number;
-      this.#pendingBarriers.delete(oldest);
-    }
-    return this.barriers;
+    return this.#points.next();
   }
 
   /** Barrier `id` reached every sink: acknowledges what preceded it (earlier points are dropped). */
   async barrierComplete(id: number): Promise<void> {
-    let upTo: number | undefined;
-    for (const k of [...this.#pendingBarriers.keys()]) {
-      if (k > id) break;
-      if (k === id) upTo = this.#pendingBarriers.get(k);
-      this.#pendingBarriers.delete(k);
-    }
+    const upTo = this.#points.complete(id);
     if (upTo !== undefined) await this.through(upTo);
   }
 
