@@ -5,10 +5,8 @@
  * into retries and then dead letters carrying their keys; a bad query fails at lint or at start.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, Socket as NetSocket, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,10 +15,10 @@ import { shown, sluice } from '../../../test/support/cli.ts';
 import { defaultRegistry } from '../../components.ts';
 import { buildPipeline } from '../../config/build.ts';
 import { loadPipelineFile } from '../../config/load.ts';
+import { runCli, tcpProxy } from '../../operators/lookup/store.test-helpers.ts';
 import { EventGenerator } from '../generate/source.ts';
 
 const PG_URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
-const BIN = new URL('../../../bin/sluice.js', import.meta.url).pathname;
 const TABLE = `it_lookup_users_${randomUUID().slice(0, 8)}`;
 const ROWS = 1_000_000;
 
@@ -145,7 +143,7 @@ describe('lookup from PostgreSQL', () => {
         `input:\n  generate: { count: 3000, seed: 5, userCount: 900000, batchSize: 100, fields: [id, user] }\n${lookupStep('      batchSize: 25\n      concurrency: 2\n      cache: false\n      retryTimeout: 300ms')}`,
         `output:\n  file: { path: ${out}, format: jsonl }\ndlq:\n  file: { path: ${dead}, format: jsonl }\nmaxErrorRate: 1\n`,
       );
-      const r = await runCli(['run', file], { PG_URL: url });
+      const r = await runCli(['run', file], dir, { PG_URL: url });
       assert.equal(r.code, 0, r.text);
       assert.match(r.text, /retrying in/);
       const got = jsonl(out);
@@ -204,59 +202,3 @@ describe('lookup from PostgreSQL', () => {
     assert.match(run2.stderr, /returns no column `id` \(`keyColumn`\); it returns `name`/);
   });
 });
-
-/** Runs the CLI without blocking this process (the proxy lives here); stdout and stderr together. */
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; text: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, ...env } });
-    let text = '';
-    child.stdout.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      text += d.toString();
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, text });
-    });
-  });
-}
-
-/**
- * A TCP proxy to `127.0.0.1:target` that goes away for good (closes its port and every
- * connection) once clients have sent `chunks` chunks of data: a server lost mid-run.
- */
-async function tcpProxy(target: number, chunks: number): Promise<{ port: number; close: () => void }> {
-  const sockets = new Set<Socket>();
-  let seen = 0;
-  let server: Server | undefined;
-  const close = () => {
-    server?.close();
-    server = undefined;
-    for (const s of sockets) s.destroy();
-  };
-  server = createServer((client) => {
-    const upstream = new NetSocket();
-    sockets.add(client);
-    sockets.add(upstream);
-    upstream.connect(target, '127.0.0.1');
-    client.on('data', () => {
-      if (++seen >= chunks) setImmediate(close);
-    });
-    client.pipe(upstream).pipe(client);
-    const drop = () => {
-      client.destroy();
-      upstream.destroy();
-    };
-    client.on('error', drop);
-    upstream.on('error', drop);
-    client.on('close', drop);
-    upstream.on('close', drop);
-  });
-  const s = server;
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const address = s.address();
-  return { port: typeof address === 'object' && address !== null ? address.port : 0, close };
-}
