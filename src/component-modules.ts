@@ -29,6 +29,7 @@ export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['filter', 'map', 'route'], load: () => import('./expr/spec.ts') },
   { names: ['window'], load: () => import('./time/spec.ts') },
   { names: ['lookup'], load: loadLookupSpec },
+  { names: ['mapAsync', 'shard', 'fanOut'], load: () => import('./operators/parallel-spec.ts') },
 ];
 
 /**

@@ -166,8 +166,8 @@ export class Stream<T> {
    * p.from(source).mapAsync(async (r, signal) => enrich(r, signal), { concurrency: 16 }).to(sink);
    */
   mapAsync<O>(fn: AsyncFn<T, O>, options: AsyncOptions & StageOptions = {}): Stream<O> {
-    const { concurrency, ordered, ...stage } = options;
-    return this.via(mapAsync(fn, { concurrency, ordered }), { component: 'mapAsync', ...stage });
+    const { concurrency, ordered, key, ...stage } = options;
+    return this.via(mapAsync(fn, { concurrency, ordered, key }), { component: 'mapAsync', ...stage });
   }
 
   /**
@@ -177,8 +177,8 @@ export class Stream<T> {
    * p.from(orders).flatMapAsync(async (o) => fetchLines(o.id), { concurrency: 4 }).to(sink);
    */
   flatMapAsync<O>(fn: AsyncFn<T, Iterable<O>>, options: AsyncOptions & StageOptions = {}): Stream<O> {
-    const { concurrency, ordered, ...stage } = options;
-    return this.via(flatMapAsync(fn, { concurrency, ordered }), { component: 'flatMapAsync', ...stage });
+    const { concurrency, ordered, key, ...stage } = options;
+    return this.via(flatMapAsync(fn, { concurrency, ordered, key }), { component: 'flatMapAsync', ...stage });
   }
 
   /**

@@ -171,7 +171,15 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   /** Steps that may emit on side ports, with the ports when known (undefined: unknown). */
   const emitters: { step: StepConfig; id: string; ports: readonly string[] | undefined }[] = [];
-  for (const step of steps) {
+  /**
+   * Adds `step` after `from` and returns the stream the next step reads. `suffix` tells the
+   * copies of a `shard` segment apart (`enrich.0`, `enrich.1`, …).
+   */
+  const addStep = async (
+    from: Stream<unknown>,
+    step: StepConfig,
+    suffix: string,
+  ): Promise<Stream<unknown>> => {
     let operator: Operator | undefined;
     let ports: readonly string[] | undefined;
     if (step.type === 'component') {
@@ -201,13 +209,37 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       }
     }
     const component = step.type === 'component' ? step.component : 'module';
-    stream = stream.via(operator ?? placeholderOperator, {
-      name: step.stageName,
-      component,
-      buffer: step.buffer,
-    });
+    const name = `${step.stageName}${suffix}`;
+    const stream = from.via(operator ?? placeholderOperator, { name, component, buffer: step.buffer });
     emitters.push({ step, id: stream.node, ports });
-  }
+    const nested = step.type === 'component' ? step.nested : undefined;
+    if (nested === undefined) return stream;
+    const { segments, lists } = nested;
+    if (segments.layout === 'copies') {
+      const copies: Stream<unknown>[] = [];
+      for (const [i, port] of segments.ports.entries())
+        copies.push(await addSteps(stream.side(port), lists[0] ?? [], `${suffix}.${i}`));
+      const [first, ...rest] = copies;
+      return first === undefined ? stream : first.merge(rest, { name: `${name}.merge`, component: 'merge' });
+    }
+    for (const [i, branch] of segments.branches.entries()) {
+      const tee = stream.via(forwardTo(MAIN_PORT), {
+        name: `${name}.${branch.name}`,
+        component,
+        buffer: branch.buffer,
+      });
+      const end = await addSteps(tee, lists[i] ?? [], suffix);
+      const out = end.via(forwardTo(branch.name), { name: `${name}.${branch.name}.end`, component });
+      emitters.push({ step, id: out.node, ports: [branch.name] });
+    }
+    return stream;
+  };
+  const addSteps = async (from: Stream<unknown>, list: readonly StepConfig[], suffix: string) => {
+    let s = from;
+    for (const step of list) s = await addStep(s, step, suffix);
+    return s;
+  };
+  stream = await addSteps(stream, steps, '');
 
   // Named side outputs: each port a step declares goes to the `outputs:` entry of that name;
   // an entry no step declares goes to every step whose ports cannot be known.
@@ -489,6 +521,11 @@ function isPipeline(v: unknown): v is Pipeline {
       typeof (v as Pipeline).run === 'function' &&
       typeof (v as Pipeline).graph === 'object')
   );
+}
+
+/** Forwards every batch unchanged on `port`: a `fanOut` branch's buffered start and its end. */
+function forwardTo(port: string): Operator {
+  return { process: (batch, out) => out.emit(batch, port) };
 }
 
 const placeholderSource: Source = { run: async () => {} };
