@@ -360,3 +360,31 @@ outputs:
     assert.match(text, /outputs\.audt: no step emits on side output `audt` \(steps emit on: `audit`\)/);
   });
 });
+
+test('examples/scoring runs: every event scored and labelled, each user in order, review ⊆ scored', async () => {
+  const { startScorer } = await import('../examples/scoring/scorer.ts');
+  const { server, port } = await startScorer(0);
+  try {
+    const example = new URL('../examples/scoring/pipeline.yaml', import.meta.url).pathname;
+    const sets = ['output.file.path', 'outputs.review.file.path', 'dlq.file.path'].flatMap((p, i) => [
+      '--set',
+      `${p}=${join(dir, ['scored', 'review', 'dead'][i] as string)}.jsonl`,
+    ]);
+    const r = await runCli(['run', example, ...sets], dir, { SCORER_URL: `http://127.0.0.1:${port}/score` });
+    assert.equal(r.code, 0, r.text);
+  } finally {
+    server.close();
+  }
+  const scored = readJsonl('scored.jsonl') as (Rec & { label?: string })[];
+  assert.equal(scored.length, 5000);
+  assert.ok(scored.every((x) => typeof x.score === 'number' && typeof x.label === 'string'));
+  for (const [user, ids] of idsByUser(scored))
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+      `user ${user}`,
+    );
+  const ids = new Set(scored.map((x) => x.id));
+  const review = readJsonl('review.jsonl') as (Rec & { label?: string })[];
+  assert.ok(review.every((x) => ids.has(x.id) && x.label !== 'allow'));
+});
