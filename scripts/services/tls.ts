@@ -8,7 +8,15 @@
  * server's key, certificate and the CA, one PEM file: Kafka's `ssl.keystore.type=PEM`),
  * `client.pem`, `client.key`. Keys are unencrypted PKCS#8, for tests only.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { aptInstall, hasCommand, sh } from './service.ts';
 
@@ -126,4 +134,18 @@ export function ensureCertificates(dir: string, subject: string): TestCertificat
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
   return paths;
+}
+
+/**
+ * Copies what a client needs (`ca.pem`, `client.pem`, `client.key`) from the folder a running
+ * server's certificates came from to `to`, unless `to` already holds the same CA: a server started
+ * from another checkout keeps its CA, and the clients of this one must trust that CA, not their own.
+ */
+export function adoptClientCertificates(fromDir: string, toDir: string): void {
+  const from = certificatePaths(fromDir);
+  const to = certificatePaths(toDir);
+  if (from.dir === to.dir || !existsSync(from.ca)) return;
+  if (existsSync(to.ca) && readFileSync(to.ca, 'utf8') === readFileSync(from.ca, 'utf8')) return;
+  mkdirSync(to.dir, { recursive: true });
+  for (const key of ['ca', 'clientCert', 'clientKey'] as const) copyFileSync(from[key], to[key]);
 }
