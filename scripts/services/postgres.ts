@@ -23,19 +23,10 @@
  *
  * Environment: `SLUICE_POSTGRES_PORT` (default 5432).
  */
-import {
-  chmodSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  writeFileSync,
-} from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { aptInstall, hasCommand, portOpen, type ServiceDef, sh, waitUntil } from './service.ts';
-import { adoptClientCertificates, certificatePaths, ensureCertificates } from './tls.ts';
+import { certificatePaths, installServerCertificates, serviceTlsDir } from './tls.ts';
 
 const PORT = Number(process.env.SLUICE_POSTGRES_PORT ?? 5432);
 const USER = 'sluice';
@@ -48,14 +39,7 @@ const TLS_PASSWORD = 'sluice-tls';
 /** The role that may connect over TLS only, with the client certificate (CN `sluice`). */
 export const CERT_USER = 'sluice_cert';
 /** The test CA and client certificate clients use (see the module comment). */
-export const POSTGRES_TLS_DIR = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  '.services',
-  'postgres',
-  'tls',
-);
+export const POSTGRES_TLS_DIR = serviceTlsDir('postgres');
 
 /** The newest PostgreSQL major version installed (`/usr/lib/postgresql/<ver>`), or undefined. */
 function installedVersion(): string | undefined {
@@ -117,22 +101,11 @@ function serverTlsDir(ver: string): string {
 
 /**
  * The server's certificate files in {@link serverTlsDir}: made once (in `POSTGRES_TLS_DIR`) and
- * kept, since clients trust the CA. A server set up from another checkout keeps its files, and
+ * kept, since clients trust the CA; a server set up from another checkout keeps its files, and
  * this checkout's clients adopt its CA.
  */
 function ensureServerCertificates(ver: string): void {
-  const dir = serverTlsDir(ver);
-  const installed = certificatePaths(dir);
-  if (!existsSync(installed.serverKey) || !existsSync(installed.clientKey)) {
-    const made = ensureCertificates(POSTGRES_TLS_DIR, 'Sluice test CA (postgres)');
-    mkdirSync(dir, { recursive: true });
-    for (const key of ['ca', 'serverCert', 'serverKey', 'clientCert', 'clientKey'] as const) {
-      copyFileSync(made[key], installed[key]);
-    }
-    sh('chown', ['-R', 'postgres:postgres', dir], { quiet: true });
-    chmodSync(installed.serverKey, 0o600);
-  }
-  adoptClientCertificates(dir, POSTGRES_TLS_DIR);
+  installServerCertificates(POSTGRES_TLS_DIR, serverTlsDir(ver), 'Sluice test CA (postgres)', 'postgres');
 }
 
 /**

@@ -63,7 +63,7 @@ export async function openStateBackend(
   }
   if (kind === 'redis') {
     const { redisBackend } = await import('./redis.ts');
-    return redisBackend({ url: spec.url, namespace: spec.namespace, log: options.log });
+    return redisBackend({ url: spec.url, tls: spec.tls, namespace: spec.namespace, log: options.log });
   }
   throw new SluiceError(
     ErrorCode.CONFIG,
