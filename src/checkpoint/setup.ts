@@ -4,7 +4,9 @@
  * names one), the write-ahead log when asked for, and the crash-test hooks when the environment
  * sets them.
  */
+
 import { basename, join } from 'node:path';
+import type { TlsConfig } from '../clients/tls.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/stage.ts';
 import { openStateBackend } from '../state/open.ts';
@@ -22,6 +24,8 @@ export interface CheckpointSettings {
   readonly dir: string;
   /** A server store instead of the embedded one: `postgres://…`, `redis://…` (see `openStateBackend`). */
   readonly store?: string | undefined;
+  /** TLS to the `store` server (see `clients/tls.ts`). */
+  readonly storeTls?: TlsConfig | true | undefined;
   /** The pipeline's namespace in a server `store`; default the last part of `dir`. */
   readonly namespace?: string | undefined;
   /** Time between checkpoints, ms. */
@@ -76,7 +80,11 @@ export async function openCheckpoints(
   const storeOf = (dir: string) =>
     settings.store === undefined
       ? { dir: join(settings.dir, dir) }
-      : { url: settings.store, namespace: settings.namespace ?? basename(settings.dir) };
+      : {
+          url: settings.store,
+          tls: settings.storeTls,
+          namespace: settings.namespace ?? basename(settings.dir),
+        };
   if (settings.scope === 'partition') {
     // One store that every process of the group opens: an LMDB environment in the shared folder
     // (LMDB serialises their writes), or the `store:` server.

@@ -3,6 +3,7 @@
  * validated config that `setup.ts` turns into a coordinator.
  */
 import { z } from 'zod';
+import { type TlsConfig, tlsField } from '../clients/tls.ts';
 import { checkConnectionUrl, durationText } from '../spec/fields.ts';
 import { acceptedSchemes, schemeOf, storeKindOf } from '../state/open.ts';
 
@@ -16,6 +17,8 @@ export interface CheckpointConfig {
   readonly dir?: string | undefined;
   /** Checkpoints in a server (`postgres://…`, `redis://…`) instead of the embedded store. */
   readonly store?: string | undefined;
+  /** TLS to the `store` server (`true`: the system's CAs); `sslmode` / `rediss://` in the URL also work. */
+  readonly tls?: TlsConfig | true | undefined;
   /** Names the pipeline's checkpoints in a shared `store`; default the pipeline name. */
   readonly namespace?: string | undefined;
   /** Completed checkpoints kept. Default 3. */
@@ -51,6 +54,10 @@ export const checkpointSchema = z
       .describe(
         `Keep checkpoints in a server instead of the embedded store: \`postgres://user:password@host:5432/db\` (table \`sluice_state\`) or \`redis://host:6379/0\` (\`rediss://\` for TLS). Use \`\${VAR}\` for the password.`,
       ),
+    tls: tlsField.describe(
+      'TLS to the `store` server: `true` (the system’s CAs), or `{ ca, cert, key, servername, rejectUnauthorized }` with PEM files. ' +
+        'A `postgres://` URL may instead say `?sslmode=verify-full&sslrootcert=ca.pem`; a `redis://` store then connects as `rediss://`.',
+    ),
     namespace: z
       .string()
       .min(1)

@@ -286,6 +286,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
           everyRecords: cp.records,
           retain: cp.retain,
           store: cp.store,
+          storeTls: cp.tls,
           namespace: cp.store === undefined ? undefined : (cp.namespace ?? config.name),
           wal:
             cp.wal === undefined || cp.wal === false
