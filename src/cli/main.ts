@@ -91,8 +91,12 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
       collect,
       [],
     )
-    .action(async (file: string, opts: { set: string[] }) => {
-      code = await runCommand(file, { set: opts.set }, await getIO(file, opts.set));
+    .option(
+      '--http <host:port>',
+      'serve /metrics (Prometheus), /health, /ready and a live dashboard there, e.g. 127.0.0.1:9464',
+    )
+    .action(async (file: string, opts: { set: string[]; http?: string }) => {
+      code = await runCommand(file, { set: opts.set, http: opts.http }, await getIO(file, opts.set));
     });
 
   program

@@ -14,6 +14,7 @@ import type { Logger } from '../core/stage.ts';
 import type { Pipeline } from '../pipeline.ts';
 import { configError } from '../spec/problems.ts';
 import type { Registry } from '../spec/registry.ts';
+import type { RunServer } from './http.ts';
 import { type CliIO, ExitCode, exitCodeOf, printError, printProblems } from './output.ts';
 import { formatCount, formatLogLine, formatStatusLine, formatSummary } from './status.ts';
 
@@ -21,6 +22,8 @@ import { formatCount, formatLogLine, formatStatusLine, formatSummary } from './s
 export interface RunCommandOptions {
   /** `path=value` overrides of the pipeline file. */
   readonly set?: readonly string[];
+  /** `--http host:port`: serve metrics and the dashboard there (wins over the file's `http:`). */
+  readonly http?: string | undefined;
 }
 
 /** The message printed at the first Ctrl-C. */
@@ -35,6 +38,7 @@ export const DRAIN_MESSAGE = 'Stopping: draining in-flight records (press Ctrl-C
 export async function runCommand(file: string, options: RunCommandOptions, io: CliIO): Promise<number> {
   let pipeline: Pipeline;
   let runOptions: RunOptions = {};
+  let httpAddress = options.http;
   try {
     if (isModuleFile(file)) {
       if ((options.set?.length ?? 0) > 0) {
@@ -57,6 +61,7 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
         return load(await io.fullRegistry());
       });
       printProblems(io.stderr, config.warnings);
+      httpAddress ??= config.http?.address;
       const built = await buildPipeline(config);
       pipeline = built.pipeline;
       runOptions = built.runOptions;
@@ -72,7 +77,25 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
     return exitCodeOf(err);
   }
   const maxErrorRate = runOptions.maxErrorRate ?? DEFAULT_MAX_ERROR_RATE;
-  return supervise(pipeline.run({ ...runOptions, maxErrorRate, log: cliLogger(io) }), io, maxErrorRate);
+  const handle = pipeline.run({ ...runOptions, maxErrorRate, log: cliLogger(io) });
+  let server: RunServer | undefined;
+  if (httpAddress !== undefined) {
+    try {
+      // Loaded only when asked for: prom-client and the server stay out of plain runs.
+      const { serveRun } = await import('./http.ts');
+      server = await serveRun(handle, { address: httpAddress });
+      io.stderr.write(`Serving metrics and the dashboard at ${server.url}\n`);
+    } catch (err) {
+      await handle.stop({ drain: false }).catch(() => {});
+      printError(io.stderr, err, io.env);
+      return exitCodeOf(err);
+    }
+  }
+  try {
+    return await supervise(handle, io, maxErrorRate);
+  } finally {
+    await server?.close();
+  }
 }
 
 /**
