@@ -10,8 +10,11 @@ import { registerSecret } from '../core/secrets.ts';
 import type { DeadLetter, Operator, Sink, Source, StageContext } from '../core/stage.ts';
 import { Pipeline } from '../pipeline.ts';
 
-/** The secret the operator's errors quote; redacted to `${TEST_SECRET}`. */
+/** The secret the operator's errors quote; redacted to {@link REDACTED}. */
 export const SECRET = 'sup3r-s3cret-token';
+
+/** What {@link SECRET} is replaced by. */
+export const REDACTED = '$' + '{TEST_SECRET}';
 
 /** The lag the source reports. */
 export const LAG: SourceLag = {
@@ -29,7 +32,7 @@ export function startTestRun(options: { batches?: number; hold?: boolean } = {})
   letters: DeadLetter[];
   lagCalls: () => number;
 } {
-  registerSecret(SECRET, '${TEST_SECRET}');
+  registerSecret(SECRET, REDACTED);
   const gate = Promise.withResolvers<void>();
   let lagCalls = 0;
   const source: Source<number> = {
