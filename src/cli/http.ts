@@ -81,7 +81,7 @@ function loadAssets(): Map<string, { body: Buffer; type: string }> {
  */
 export async function serveRun(handle: ObservedRun, options: ServeOptions): Promise<RunServer> {
   const { host, port } = parseAddress(options.address);
-  const exporter = prometheusRegistry(handle);
+  const exporter = await prometheusRegistry(handle);
   const lag = cachedLag(() => handle.lag());
   const assets = loadAssets();
   const streams = new Set<ServerResponse>();

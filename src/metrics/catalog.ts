@@ -166,7 +166,8 @@ serves these at \`/metrics\` in the Prometheus text format, \`/health\` (200 whi
 runs), \`/ready\` (200 once every stage is open and the checkpoint restored, 503 before and after),
 and a live dashboard at \`/\`. Counters are bumped once per batch by the runtime and read at
 scrape time; labels are bounded (no record keys). The same numbers come from the TypeScript API:
-\`handle.metrics()\`, \`handle.lag()\`, \`watchRun(handle)\` and \`prometheusRegistry(handle)\`.
+\`handle.metrics()\`, \`handle.lag()\`, \`watchRun(handle)\`, \`await prometheusRegistry(handle)\` and
+\`serveRun(handle, { address })\`.
 
 | name | type | labels | meaning |
 |---|---|---|---|

@@ -20,7 +20,7 @@ describe('prometheusRegistry', () => {
   it('reports the counters of the run summary, per stage and per dead-letter code', async () => {
     const { handle } = startTestRun({ batches: 5 });
     const summary = await handle.done;
-    const got = samples(await prometheusRegistry(handle).scrape());
+    const got = samples(await (await prometheusRegistry(handle)).scrape());
     const l = (stage: string) => `{pipeline="metrics-test",stage="${stage}"}`;
     assert.equal(got.get(`sluice_records_in_total${l('numbers')}`), summary.recordsRead);
     assert.equal(summary.recordsRead, 50);
@@ -47,7 +47,7 @@ describe('prometheusRegistry', () => {
   it('reports the lag a source gives, per partition, and its commit age', async () => {
     const { handle } = startTestRun({ batches: 1 });
     await handle.done;
-    const got = samples(await prometheusRegistry(handle).scrape());
+    const got = samples(await (await prometheusRegistry(handle)).scrape());
     assert.equal(
       got.get('sluice_kafka_consumer_lag{pipeline="metrics-test",stage="numbers",partition="events:0"}'),
       12,
@@ -61,7 +61,7 @@ describe('prometheusRegistry', () => {
 
   it('says ready while running', async () => {
     const run = startTestRun({ batches: 1, hold: true });
-    const exporter = prometheusRegistry(run.handle);
+    const exporter = await prometheusRegistry(run.handle);
     for (let i = 0; i < 100 && run.handle.metrics().state !== 'running'; i++)
       await new Promise((r) => setTimeout(r, 5));
     assert.equal(samples(await exporter.scrape()).get('sluice_ready{pipeline="metrics-test"}'), 1);
@@ -72,7 +72,7 @@ describe('prometheusRegistry', () => {
   it('declares every metric of the catalog, once, with its type', async () => {
     const { handle } = startTestRun({ batches: 1 });
     await handle.done;
-    const text = await prometheusRegistry(handle).scrape();
+    const text = await (await prometheusRegistry(handle)).scrape();
     for (const m of Object.values(METRICS)) {
       assert.ok(text.includes(`# TYPE ${m.name} ${m.type}\n`), `${m.name} is not declared as a ${m.type}`);
       assert.match(m.name, /^sluice_[a-z_]+$/);

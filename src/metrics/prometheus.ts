@@ -4,7 +4,7 @@
  * bumps per batch), and Kafka lag from `handle.lag()`, asked at most every two seconds (`lag-cache.ts`).
  * Nothing is done per record and nothing runs between scrapes.
  */
-import { Counter, Gauge, type Metric, Registry } from 'prom-client';
+import type { Metric, Registry } from 'prom-client';
 import type { HistogramSnapshot, MetricsSnapshot, SourceLag } from '../core/metrics.ts';
 import { METRICS, type MetricDef, type MetricKey } from './catalog.ts';
 import { cachedLag, type LagBySource } from './lag-cache.ts';
@@ -29,14 +29,16 @@ type Values = { labels: Record<string, string>; value: number }[];
 
 /**
  * Builds the registry for a run. Each scrape takes one snapshot of the run (shared by every
- * metric of that scrape) and, when due, refreshes the Kafka lag.
+ * metric of that scrape) and, when due, refreshes the Kafka lag. `prom-client` is loaded here,
+ * on first use (about 0.1 s), not when `sluice` is imported.
  *
  * @example
  * const handle = pipeline.run();
- * const exporter = prometheusRegistry(handle);
+ * const exporter = await prometheusRegistry(handle);
  * http.createServer(async (_req, res) => res.end(await exporter.scrape())).listen(9464);
  */
-export function prometheusRegistry(source: MetricsSource): PrometheusExporter {
+export async function prometheusRegistry(source: MetricsSource): Promise<PrometheusExporter> {
+  const { Counter, Gauge, Registry } = await import('prom-client');
   const registry = new Registry();
   let snap: MetricsSnapshot | undefined;
   let lag: LagBySource = {};
