@@ -77,6 +77,8 @@ export interface CheckpointStats {
   lastStateBytes: number;
   /** Time spent serialising operator state (blocking the operators), last checkpoint, ms. */
   lastSerializeMs: number;
+  /** When the last checkpoint completed, on the coordinator's clock (ms); 0 for none yet. */
+  lastCompletedAt: number;
 }
 
 interface Pending {
@@ -137,6 +139,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     lastDurationMs: 0,
     lastStateBytes: 0,
     lastSerializeMs: 0,
+    lastCompletedAt: 0,
   };
 
   constructor(options: CoordinatorOptions) {
@@ -313,6 +316,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.stats.lastDurationMs = this.clock.now() - p.startedAt;
     this.stats.lastStateBytes = bytes;
     this.stats.lastSerializeMs = p.serializeMs;
+    this.stats.lastCompletedAt = this.clock.now();
     this.busy = false;
     try {
       await parts.commit(data);
