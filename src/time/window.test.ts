@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Decimal } from '../core/decimal.ts';
 import { barrier, watermark } from '../core/message.ts';
 import { OperatorHarness } from '../operators/harness.ts';
 import { type WindowOptions, windowOperator } from './window.ts';
@@ -36,7 +37,7 @@ test('results carry key fields, ISO window bounds, aggregates, revision and upda
       windowStart: at(0),
       windowEnd: at(60),
       n: 2,
-      amount: '3.30',
+      amount: Decimal.from('3.30'),
       top: 9,
       revision: 1,
       update: false,
@@ -47,7 +48,7 @@ test('results carry key fields, ISO window bounds, aggregates, revision and upda
       windowStart: at(0),
       windowEnd: at(60),
       n: 1,
-      amount: '5',
+      amount: Decimal.from('5'),
       top: 1,
       revision: 1,
       update: false,
@@ -132,7 +133,7 @@ test('bad records are dead letters with the reason: time, key, aggregate input',
   // The bad value left no trace: the sum holds only the good record.
   assert.deepEqual(
     h.records().map((r) => r.s),
-    ['2.5'],
+    [Decimal.from('2.5')],
   );
 });
 
