@@ -287,6 +287,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
           retain: cp.retain,
           store: cp.store,
           namespace: cp.store === undefined ? undefined : (cp.namespace ?? config.name),
+          storeTimeoutMs: cp.storeTimeout === undefined ? undefined : parseDuration(cp.storeTimeout),
           wal:
             cp.wal === undefined || cp.wal === false
               ? undefined
