@@ -401,3 +401,27 @@ test('config problems are reported together, with what to write', () => {
     /`out` cannot be one/,
   );
 });
+
+test('an `auto` time field is an epochMillis use: its epoch ms give the results its ISO text gives', async () => {
+  const o = { key: 'k', time: 'ts', tumbling: '1m', aggregate: { n: 'count()', s: 'sum(v)' } } as const;
+  assert.deepEqual([...(windowOperator(o).fieldUses ?? [])], [['ts', 'epochMillis']]);
+  // Not when the text matters or the field is read otherwise too.
+  assert.equal(windowOperator({ ...o, timeFormat: 'iso8601' }).fieldUses, undefined);
+  assert.equal(windowOperator({ ...o, key: 'ts' }).fieldUses, undefined);
+  assert.equal(windowOperator({ ...o, aggregate: { n: 'count(ts)' } }).fieldUses, undefined);
+  assert.equal(windowOperator({ ...o, late: 'late' }).fieldUses, undefined);
+  const results = async (asNumber: boolean) => {
+    const { h } = await harness(o);
+    const recs = [1, 30, 61, 62, 125].map((s, i) => ({
+      k: 'a',
+      ts: asNumber ? T + s * 1000 : at(s),
+      v: `${i}.5`,
+    }));
+    await h.process(recs);
+    await h.finish();
+    return h.records();
+  };
+  const text = await results(false);
+  assert.equal(text.length, 3);
+  assert.deepEqual(await results(true), text);
+});
