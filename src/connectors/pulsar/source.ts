@@ -19,7 +19,9 @@
  *
  * A message that cannot be decoded goes to the `dlq` output (acknowledged by the same rule), or
  * with `badMessages: nack` is negatively acknowledged: the broker delivers it again after
- * `redeliveryDelay`, and after `maxRedeliveries` moves it to the dead-letter topic. A restore
+ * `redeliveryDelay`, and after `maxRedeliveries` moves it to the dead-letter topic. With
+ * `failedRecords: nack`, a record a later stage dead-letters (`recordFailed`) has its message
+ * negatively acknowledged at once too, and its held delivery is skipped when acks catch up. A restore
  * from a checkpoint needs no position: the subscription itself remembers what was acknowledged.
  */
 import { randomUUID } from 'node:crypto';
@@ -71,6 +73,11 @@ export interface PulsarSourceOptions extends PulsarEndpoint {
   receiverQueueSize: number;
   /** What an undecodable message becomes: a dead letter, or a negative ack. */
   badMessages: 'dlq' | 'nack';
+  /**
+   * A record a later stage dead-lettered (`Source.recordFailed`): its message is acknowledged
+   * like any other (`dlq`, the default), or negatively acknowledged at once (`nack`).
+   */
+  failedRecords?: 'dlq' | 'nack' | undefined;
   /** Delay before a negatively acknowledged message is delivered again, ms. */
   redeliveryDelay: number;
   /** After this many redeliveries the broker moves a message to the dead-letter topic. */
@@ -149,7 +156,24 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
   let nacked = 0;
   let redelivered = 0;
   let reconnects = 0;
-  const send = (id: string): boolean => socket?.ack(id) ?? false;
+  /**
+   * Held messages a later stage failed (`failedRecords: nack`), negatively acknowledged at once,
+   * with the redelivery counts of the deliveries that failed: each such delivery, still held, is
+   * skipped when its turn to be acknowledged comes (an ack would take the message from the
+   * retry, and its next delivery may be held already).
+   */
+  const failed = new Map<string, number[]>();
+  let failedNacked = 0;
+  /** Settles one held message on `s`: an ack, unless this delivery failed and was nacked already. */
+  const settle = (s: ConsumerSocket | undefined, id: string): boolean => {
+    const deliveries = failed.get(id);
+    if (deliveries === undefined) return s?.ack(id) ?? false;
+    // Held in order of delivery: the oldest failed delivery is the one settled now.
+    deliveries.shift();
+    if (deliveries.length === 0) failed.delete(id);
+    return true;
+  };
+  const send = (id: string): boolean => settle(socket, id);
 
   async function connect(signal: AbortSignal): Promise<ConsumerSocket> {
     const ws = await openSocket(options, url, {
@@ -288,6 +312,19 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       if (!ctx.stopSignal.aborted) return;
       // A draining stop: what was delivered and not taken goes back to the broker on close.
     },
+    recordFailed(meta) {
+      if (options.failedRecords !== 'nack') return;
+      const id = meta.position?.messageId;
+      const delivery = Number(meta.position?.redeliveryCount ?? 0);
+      // Only a delivery still held and not failed already (two records of one message may both
+      // fail): one settled before its record failed (held in a window) is done with.
+      if (typeof id !== 'string' || failed.get(id)?.includes(delivery) || !acks.holds(id)) return;
+      failed.set(id, [...(failed.get(id) ?? []), delivery]);
+      failedNacked++;
+      // Now, not at the next checkpoint: a nack loses nothing (the message comes again), and the
+      // retry need not wait for the output. Unsent (socket closed), the message comes again too.
+      socket?.nack(id);
+    },
     onBarrierComplete(id) {
       acks.barrierComplete(id, send);
     },
@@ -304,6 +341,7 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
         records,
         deadLettered,
         nacked,
+        failedNacked,
         redelivered,
         held: acks.size,
         acked: acks.acked,
@@ -322,7 +360,7 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
         // checkpoints a draining stop keeps its checkpoints, which a restart resumes from.
         const clean =
           ctx !== undefined && !ctx.signal.aborted && !(ctx.checkpointing && ctx.stopSignal.aborted);
-        if (clean && acks.size > 0) acks.through(acks.handed, (id) => s.ack(id));
+        if (clean && acks.size > 0) acks.through(acks.handed, (id) => settle(s, id));
         // Let the acks leave before the close frame (the close handshake keeps their order).
         const deadline = Date.now() + FLUSH_TIMEOUT_MS;
         while (s.open && s.buffered > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
