@@ -37,6 +37,11 @@ export class HeldAcks {
     return this.#ids.lastIndexOf(messageId) >= this.#head;
   }
 
+  /** The ids held (handed on, not acknowledged), oldest first. */
+  heldIds(): string[] {
+    return this.#ids.slice(this.#head);
+  }
+
   /** Holds a message handed on. */
   hold(messageId: string): void {
     this.#ids.push(messageId);

@@ -21,8 +21,13 @@
  * with `badMessages: nack` is negatively acknowledged: the broker delivers it again after
  * `redeliveryDelay`, and after `maxRedeliveries` moves it to the dead-letter topic. With
  * `failedRecords: nack`, a record a later stage dead-letters (`recordFailed`) has its message
- * negatively acknowledged at once too, and its held delivery is skipped when acks catch up. A restore
- * from a checkpoint needs no position: the subscription itself remembers what was acknowledged.
+ * negatively acknowledged at once too, and its held delivery is skipped when acks catch up.
+ *
+ * A restore needs no read position (the subscription remembers what was acknowledged), but the
+ * checkpoint lists the ids it covered and had not acknowledged (`position().held`): the restored
+ * source acknowledges them and skips them when they come again, so a checkpoint's state never
+ * counts a message twice on this consumer (on a shared subscription the broker may have given
+ * them to another consumer meanwhile: at-least-once).
  */
 import { randomUUID } from 'node:crypto';
 import { cancelledError, ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
@@ -101,6 +106,9 @@ export interface PulsarSource extends Source<unknown> {
 /** How long the acknowledgements at the end of a run may take to leave the socket. */
 const FLUSH_TIMEOUT_MS = 10_000;
 
+/** Most held message ids a checkpoint lists (about 12 bytes each); past it they are only counted. */
+export const MAX_LISTED = 50_000;
+
 /**
  * A source consuming `options.topics` (or `options.topicsPattern`) as subscription
  * `options.subscription`.
@@ -174,6 +182,11 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
     return true;
   };
   const send = (id: string): boolean => settle(socket, id);
+  /** Messages a restored checkpoint covered and may not have acknowledged: acked, never emitted again. */
+  let covered = new Set<string>();
+  /** The restored checkpoint held more messages than it could list. */
+  let coveredUnlisted = 0;
+  let coveredSkipped = 0;
 
   async function connect(signal: AbortSignal): Promise<ConsumerSocket> {
     const ws = await openSocket(options, url, {
@@ -192,6 +205,12 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
     s: ConsumerSocket,
   ): void {
     for (const m of taken) {
+      if (covered.size > 0 && covered.delete(m.messageId)) {
+        // In the restored checkpoint's state already: its ack had not reached the broker.
+        coveredSkipped++;
+        s.ack(m.messageId);
+        continue;
+      }
       const meta = metaOf(ctx.name, shownTopic, m);
       if ((m.redeliveryCount ?? 0) > 0) redelivered++;
       let value: unknown;
@@ -234,9 +253,13 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
     open(c) {
       ctx = c;
     },
-    restore() {
-      // The subscription remembers what was acknowledged; what a checkpoint covered and was not
-      // acknowledged yet is delivered again (at-least-once).
+    restore(position: Position) {
+      // The subscription remembers what was acknowledged; the checkpoint lists what it covered
+      // and had not acknowledged when it was taken (those acks may not have reached the broker).
+      if (position.subscription !== subscription) return;
+      if (typeof position.held === 'string' && position.held !== '')
+        covered = new Set(position.held.split(','));
+      else if (typeof position.heldCount === 'number') coveredUnlisted = position.heldCount;
     },
     async run(out: Emitter<unknown>, c) {
       ctx = c;
@@ -250,6 +273,14 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
         throw err;
       }
       socket = s;
+      // Acknowledge what the restored checkpoint covered; one delivered before these acks arrive
+      // is acknowledged again and skipped (`intake`).
+      for (const id of covered) s.ack(id);
+      if (coveredUnlisted > 0)
+        ctx.log.warn(
+          `The restored checkpoint held ${coveredUnlisted} unacknowledged messages of ${names}, more than the ${MAX_LISTED} it lists; those the broker delivers again are emitted again (duplicates)`,
+          { stage: ctx.name },
+        );
       let lastBarrierAt = ctx.clock.now();
       let lastDataAt = ctx.clock.now();
       let progressed = false;
@@ -334,7 +365,16 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       acks.through(position.handed, send);
     },
     position() {
-      return { run: runId, subscription, handed: acks.handed };
+      const pos: Record<string, string | number> = { run: runId, subscription, handed: acks.handed };
+      // `held`: what this checkpoint covers and is not acknowledged yet (see `restore`); a failed
+      // delivery left to the broker's retry is not covered.
+      if (acks.size > MAX_LISTED) pos.heldCount = acks.size;
+      else if (acks.size > 0) {
+        const ids = failed.size === 0 ? acks.heldIds() : acks.heldIds().filter((id) => !failed.has(id));
+        // Base64 message ids hold no comma.
+        if (ids.length > 0) pos.held = ids.join(',');
+      }
+      return pos;
     },
     metrics() {
       return {
@@ -342,6 +382,7 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
         deadLettered,
         nacked,
         failedNacked,
+        coveredSkipped,
         redelivered,
         held: acks.size,
         acked: acks.acked,
