@@ -14,6 +14,7 @@ import { fuseRecordSteps } from './core/fuse.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './core/graph.ts';
 import { projectSources } from './core/projection.ts';
 import { type RunHandle, type RunOptions, runGraph } from './core/run.ts';
+import { splitParallel } from './core/split.ts';
 import type { Operator, Sink, Source } from './core/stage.ts';
 import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './operators/async.ts';
 import { type BatchOptions, batch } from './operators/batch.ts';
@@ -67,8 +68,9 @@ export class Pipeline {
    * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`).
    */
   run(options: RunOptions = {}): RunHandle {
-    const graph = fuseRecordSteps(this.graph);
-    projectSources(graph);
+    const fused = fuseRecordSteps(this.graph);
+    projectSources(fused);
+    const { graph } = splitParallel(fused, { checkpointing: options.checkpoint !== undefined });
     return runGraph(graph, options);
   }
 }
