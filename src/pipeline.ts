@@ -64,8 +64,18 @@ export class Pipeline {
   }
 
   /**
+   * Why each step asking for `parallelism` above 1 would run on one thread, by stage name (empty
+   * when every such step runs split-parallel); `checkpointing`: the run takes checkpoints. For
+   * `sluice lint`; the graph is not changed.
+   */
+  parallelWarnings(checkpointing = false): Map<string, string> {
+    return splitParallel(fuseRecordSteps(this.graph), { checkpointing }).reasons;
+  }
+
+  /**
    * Validates the graph and starts it; see {@link RunHandle}. Consecutive `map`/`filter` stages
-   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`).
+   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`); a window asking for
+   * `parallelism` runs split-parallel where it can (see `splitParallel`).
    */
   run(options: RunOptions = {}): RunHandle {
     const fused = fuseRecordSteps(this.graph);

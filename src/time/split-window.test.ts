@@ -169,3 +169,29 @@ describe('split-parallel window', () => {
     assert.match(String(cutFile(file('small.csv', 'a\n1\n'), 2, 'auto')), /too small/);
   });
 });
+
+describe('split-parallel window in a pipeline file', () => {
+  it('is reported by `lint` when it cannot split, with the reason', async () => {
+    const { lintPipelineFile } = await import('../config/build.ts');
+    const { defaultRegistry } = await import('../components.ts');
+    const yaml = (input: string) =>
+      file(
+        'p.yaml',
+        `name: t\ninput:\n  file: { path: ${input}, format: csv }\npipeline:\n  - window:\n      key: [country]\n      time: ts\n      tumbling: 1m\n      aggregate: { n: count() }\n      parallelism: auto\noutput:\n  file: { path: ${join(dir, 'out.jsonl')}, format: jsonl }\n`,
+      );
+    const gz = file('e.csv.gz', gzipSync(toCsv(rows(100))));
+    const problems = await lintPipelineFile(yaml(gz), { registry: defaultRegistry });
+    assert.deepEqual(
+      problems.map((p) => [p.severity, p.path, p.message]),
+      [
+        [
+          'warning',
+          'pipeline[0].window.parallelism',
+          'step `window` runs on one thread: its file is compressed (`gzip`): a compressed stream cannot be cut into byte ranges',
+        ],
+      ],
+    );
+    const plain = file('e.csv', toCsv(rows(100)));
+    assert.deepEqual(await lintPipelineFile(yaml(plain), { registry: defaultRegistry }), []);
+  });
+});
