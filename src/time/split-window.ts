@@ -115,6 +115,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
   }
 
   async run(out: Emitter<Record<string, unknown>>, ctx: SourceContext): Promise<void> {
+    const t0 = performance.now();
     const made = await this.runSplits(ctx);
     if (typeof made === 'string') {
       this.fellBack = 1;
@@ -122,10 +123,13 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
       await this.runOneThread(out, ctx);
       return;
     }
+    const t1 = performance.now();
+    await this.emitMerged(made.windows, out, ctx);
+    // For bench/split-window.ts (the Amdahl model): what ran where, and for how long.
     ctx.log.info(`Window \`${ctx.name}\` ran split-parallel on ${this.threads} threads.`, {
       ranges: made.done.map((d) => ({ records: d.records, bytes: d.bytes, cpuMs: Math.round(d.cpuMs) })),
+      phases: { cutMs: made.cutMs, workersMs: t1 - t0 - made.cutMs, mergeMs: performance.now() - t1 },
     });
-    await this.emitMerged(made.windows, out, ctx);
   }
 
   /** The step and its source as they were, on this thread (the results of a one-thread run). */
@@ -151,7 +155,10 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
    * Cuts the file, runs one worker per range and checks the ranges' results are exact: the saved
    * windows of every range in file order, or why the job must run on one thread.
    */
-  private async runSplits(ctx: SourceContext): Promise<{ windows: SavedWindow[][]; done: Done[] } | string> {
+  private async runSplits(
+    ctx: SourceContext,
+  ): Promise<{ windows: SavedWindow[][]; done: Done[]; cutMs: number } | string> {
+    const t0 = performance.now();
     const { path, compression } = this.input;
     const format = this.input.format as FormatName;
     const cuts = cutFile(path, this.parts.plan.parallelism, compression);
@@ -177,6 +184,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
       });
     }
     this.threads = tasks.length;
+    const cutMs = performance.now() - t0;
     const results = await Promise.all(tasks.map((t) => this.runWorker(t, ctx.signal)));
     const done = results.map((r) => r.done);
     for (const [k, d] of done.entries()) {
@@ -193,7 +201,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
         if (d.maxTime > before) before = d.maxTime;
       }
     }
-    return { windows: results.map((r) => r.windows), done };
+    return { windows: results.map((r) => r.windows), done, cutMs };
   }
 
   /** Runs `task` on a worker thread: its saved windows in the order posted, and its report. */
