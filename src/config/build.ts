@@ -318,7 +318,9 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
           everyRecords: cp.records,
           retain: cp.retain,
           store: cp.store,
+          storeTls: cp.tls,
           namespace: cp.store === undefined ? undefined : (cp.namespace ?? config.name),
+          storeTimeoutMs: cp.storeTimeout === undefined ? undefined : parseDuration(cp.storeTimeout),
           wal:
             cp.wal === undefined || cp.wal === false
               ? undefined
@@ -335,13 +337,33 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 export async function lintPipelineFile(file: string, options: LoadOptions): Promise<ConfigProblem[]> {
   try {
     const config = await loadPipelineFile(file, options);
-    await buildPipeline(config);
-    return [...config.warnings];
+    const built = await buildPipeline(config);
+    return [...config.warnings, ...parallelProblems(config, built)];
   } catch (err) {
     const problems = problemsOf(err);
     if (problems.length === 0) throw err;
     return problems;
   }
+}
+
+/** A warning for each step asking for `parallelism` that would run on one thread, saying why. */
+function parallelProblems(config: PipelineConfig, built: BuiltPipeline): ConfigProblem[] {
+  const reasons = built.pipeline.parallelWarnings(built.checkpoint !== undefined);
+  return config.steps.flatMap((step) => {
+    const why = reasons.get(step.stageName);
+    if (why === undefined) return [];
+    const component = step.type === 'component' ? step.component : 'module';
+    return [
+      {
+        severity: 'warning' as const,
+        file: config.file,
+        line: step.line,
+        column: step.column,
+        path: `${step.path}.${component}.parallelism`,
+        message: `step \`${step.stageName}\` runs on one thread: ${why}`,
+      },
+    ];
+  });
 }
 
 /** The export a `module:` step names, or the problem that keeps it from loading. */

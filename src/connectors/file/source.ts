@@ -12,8 +12,10 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
-import type { ProjectableSource } from '../../core/projection.ts';
+import type { FieldUse, ProjectableSource } from '../../core/projection.ts';
+import type { SplittableSource } from '../../core/split.ts';
 import type { Source } from '../../core/stage.ts';
+import { codecFromPath } from '../../formats/compression/codecs.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
 import { type FormatDecodeOptions, formatDecoder, resumeOptions } from '../../formats/formats.ts';
@@ -120,7 +122,7 @@ export interface FileSourceOptions extends FormatDecodeOptions {
 }
 
 /** A {@link Source} reading a file; see {@link fileSource}. */
-export interface FileSource extends Source<unknown>, ProjectableSource {
+export interface FileSource extends Source<unknown>, ProjectableSource, SplittableSource {
   /** Where a restart would resume: the file, lines consumed and the byte offset after them. */
   position(): Position;
   /** Bytes read of the file's size at open (compressed bytes for a compressed file). */
@@ -158,6 +160,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let decoder = formatDecoder(format, options);
   // The fields the pipeline reads (see `projectSources`), given to every decoder made.
   let projection: readonly string[] | undefined;
+  let fieldUses: ReadonlyMap<string, FieldUse> | undefined;
   // Checkpoints: where `restore` said to resume, and the position after the last emitted record
   // (lines done, byte offset).
   let resumeAt: FileResumePoint | undefined;
@@ -168,9 +171,31 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let bytesRead = 0;
 
   return {
-    project(fields) {
+    splitInput() {
+      if (options.transform !== undefined) return 'its file source has a byte `transform`';
+      if (format !== 'csv' && format !== 'jsonl')
+        return `its file format \`${format}\` is not split (\`csv\` and \`jsonl\` are)`;
+      const codec = compression === 'auto' ? codecFromPath(path) : compression;
+      if (codec !== undefined && codec !== 'none')
+        return `its file is compressed (\`${codec}\`): a compressed stream cannot be cut into byte ranges`;
+      // The decoder's options: everything but the file's own (plain data from YAML).
+      const {
+        path: _p,
+        format: _f,
+        compression: _c,
+        batchSize: _b,
+        chunkBytes: _k,
+        transform: _t,
+        ...decode
+      } = options;
+      const uses = fieldUses === undefined ? undefined : [...fieldUses];
+      return { path, format, options: decode, compression, fields: projection, uses };
+    },
+
+    project(fields, uses) {
       projection = fields;
-      decoder.project?.(fields);
+      fieldUses = uses;
+      decoder.project?.(fields, uses);
     },
 
     async open() {
@@ -227,7 +252,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
       try {
         if (at !== undefined) {
           decoder = formatDecoder(format, await resumeOptions(format, options, at, headerBytes));
-          if (projection !== undefined) decoder.project?.(projection);
+          if (projection !== undefined) decoder.project?.(projection, fieldUses);
           if (plain) bytesRead = at.offset;
         }
         await pumpRecords(input(at?.offset ?? 0), decoder, out, ctx, {
