@@ -46,7 +46,7 @@ function orderSaga(log?: string) {
         compensate: httpCall({ url: `${base}/release` }),
         retry: fast,
       },
-      { name: 'charge', action: httpCall({ url: `${base}/charge` }), timeoutMs: 200, retry: fast },
+      { name: 'charge', action: httpCall({ url: `${base}/charge` }), timeoutMs: 2000, retry: fast },
       { name: 'ship', action: async () => 'shipped', retry: fast },
     ],
   });

@@ -51,7 +51,7 @@ function rows(n: number, tweak?: (i: number, r: Row) => void): Row[] {
 const csvField = (v: string) => (/[",\n]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v);
 const toCsv = (rs: Row[]) =>
   `ts,country,event_type,amount,note\n${rs.map((r) => Object.values(r).map(csvField).join(',')).join('\n')}\n`;
-const toJsonl = (rs: Row[]) => rs.map((r) => JSON.stringify(r)).join('\n') + '\n';
+const toJsonl = (rs: Row[]) => `${rs.map((r) => JSON.stringify(r)).join('\n')}\n`;
 
 let files = 0;
 function file(name: string, data: string | Buffer): string {
