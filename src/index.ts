@@ -15,7 +15,7 @@
  * - `core/`: what a custom source, operator or sink implements and receives (`Source`, `Operator`,
  *   `Sink`, `StageContext`, `Batch`, signals), the run handle, errors and clocks;
  * - `expr/`: CEL expressions; `formats/`: record codecs and compression;
- * - `operators/`, `pipeline.ts`, `time/`: the operators, the `Pipeline`/`Stream` builder and windows.
+ * - `operators/`, `pipeline.ts`, `time/`, `join/`: the operators, the `Pipeline`/`Stream` builder, windows and joins.
  *
  * @example
  * import { Pipeline, generateSource, fileSink } from 'sluice';
@@ -115,6 +115,16 @@ export type { DecodeSink, RecordDecoder, RecordEncoder } from './formats/format.
 export { type JsonlFormatOptions, jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
 export { type LinesFormatOptions, linesDecoder, linesEncoder } from './formats/lines.ts';
 export {
+  type BySide,
+  type JoinDuration,
+  type JoinOperator,
+  type JoinOptions,
+  type JoinSnapshot,
+  type LateJoinRecord,
+  streamJoin,
+  tableJoin,
+} from './join/join.ts';
+export {
   type AsyncFn,
   type AsyncOptions,
   type BatchOptions,
@@ -149,6 +159,8 @@ export {
 export {
   type FanOutBranch,
   type FanOutOptions,
+  type Joined,
+  type JoinStageOptions,
   Pipeline,
   type StageOptions,
   Stream,

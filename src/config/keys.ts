@@ -10,6 +10,7 @@ import { checkpointSchema } from '../checkpoint/spec.ts';
 export const TOP_LEVEL = [
   'name',
   'input',
+  'inputs',
   'pipeline',
   'output',
   'outputs',

@@ -56,7 +56,9 @@ export interface JoinSnapshot {
   readonly kind: string;
   readonly wm: number;
   readonly forwarded: number;
-  readonly watermarks: SavedJoinWatermarks;
+  /** The two sides' watermark generators (opaque). */
+  readonly watermarks: unknown;
+  /** The buffered records or the table (opaque). */
   readonly state: unknown;
 }
 
@@ -80,7 +82,7 @@ export class JoinResults {
 }
 
 /**
- * The operator around one {@link JoinAlgorithm}; see the module comment. Time model as the
+ * The operator around one `JoinAlgorithm`; see the module comment. Time model as the
  * window's: the watermark advances once per batch, and every record of a batch is judged against
  * the watermark as it stood before the batch — a record whose time is at or before it is late.
  */
@@ -89,8 +91,8 @@ export class JoinOperator implements Operator<unknown, Record<string, unknown>> 
   readonly ports: readonly string[];
   /** The top-level fields it reads: every one (results carry whole records). */
   readonly readsFields = undefined;
-  protected readonly plan: JoinPlan;
-  protected readonly results: JoinResults;
+  private readonly plan: JoinPlan;
+  private readonly results: JoinResults;
   private readonly algorithm: JoinAlgorithm;
   private readonly kind: string;
   private ctx!: StageContext;
@@ -238,7 +240,7 @@ export class JoinOperator implements Operator<unknown, Record<string, unknown>> 
       );
     this.wm = s.wm;
     this.forwarded = s.forwarded;
-    this.marks.load(s.watermarks, this.ctx.clock.now());
+    this.marks.load(s.watermarks as SavedJoinWatermarks, this.ctx.clock.now());
     this.algorithm.load(s.state);
   }
 

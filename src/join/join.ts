@@ -9,8 +9,8 @@ import { IntervalJoin } from './interval.ts';
 import { type JoinMatch, type JoinOptions, joinPlan } from './options.ts';
 import { TemporalTableJoin } from './table.ts';
 
-export { JOIN_INPUTS, JoinOperator, type JoinSide, type LateJoinRecord } from './base.ts';
-export { type JoinOptions, joinPorts, MESSAGE_KEY } from './options.ts';
+export { JOIN_INPUTS, JoinOperator, type JoinSide, type JoinSnapshot, type LateJoinRecord } from './base.ts';
+export { type BySide, type JoinDuration, type JoinOptions, joinPorts, MESSAGE_KEY } from './options.ts';
 
 /**
  * An interval join (`between`) or window join (`tumbling`) of two streams on a key in event time;

@@ -176,12 +176,8 @@ function parse(o: JoinOptions, kind: JoinKind): { plan?: JoinPlan; problems: Joi
       keyText[side] = fields.join(', ');
       keyFns[side] = keyReader(fields);
     }
-  if (
-    keys !== undefined &&
-    typeof keys.left !== 'string' &&
-    typeof keys.right !== 'string' &&
-    keys.left.length !== keys.right.length
-  )
+  const count = (k: string | readonly string[]) => (typeof k === 'string' ? 1 : k.length);
+  if (keys !== undefined && count(keys.left) !== count(keys.right))
     problem(
       ['key'],
       `the two sides have different numbers of key fields (${keyText.left} and ${keyText.right})`,
@@ -216,16 +212,23 @@ function parse(o: JoinOptions, kind: JoinKind): { plan?: JoinPlan; problems: Joi
 
   if (problems.length > 0 || keyFns.left === undefined || keyFns.right === undefined || times === undefined)
     return { problems };
+  const metaTime = (meta: RecordMeta | undefined) => meta?.timestamp ?? Number.NEGATIVE_INFINITY;
   const timeOf = (field: string | undefined): TimestampExtractor =>
-    field === undefined || field === ''
-      ? (_r, meta) => meta?.timestamp ?? Number.NEGATIVE_INFINITY
-      : fieldTimestamp(field, timeFormat);
+    field === undefined || field === '' ? (_r, meta) => metaTime(meta) : fieldTimestamp(field, timeFormat);
+  const tableTime = (field: string | undefined): TimestampExtractor => {
+    const of = timeOf(field);
+    // A deletion (tombstone) has no fields: it takes effect at its message timestamp.
+    return (r, meta) => (r === null || r === undefined ? metaTime(meta) : of(r, meta));
+  };
   return {
     problems,
     plan: {
       key: { left: keyFns.left, right: keyFns.right },
       keyText,
-      time: { left: timeOf(times.left), right: timeOf(times.right) },
+      time: {
+        left: timeOf(times.left),
+        right: kind === 'table' ? tableTime(times.right) : timeOf(times.right),
+      },
       timeField: { left: times.left, right: times.right === '' ? undefined : times.right },
       timeFormat,
       match,

@@ -82,6 +82,13 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
    */
   runsFirstStep?(config: C): boolean;
   /**
+   * Operators only: the named inputs the step takes from entries of the file's `inputs:` (a
+   * `join`'s `left` and `right`), each as the input name the operator tells batches apart by
+   * (`Operator.process`'s `input`) and the `inputs:` entry that feeds it. A pipeline file's
+   * builder connects them; such a step must be the first of `pipeline`.
+   */
+  inputs?(config: C): readonly { readonly input: string; readonly from: string }[];
+  /**
    * Builds the stage from a validated config. Called by `sluice lint` too, so it must not do
    * I/O or start anything: the stage's `open` does that.
    */
