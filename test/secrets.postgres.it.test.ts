@@ -91,12 +91,12 @@ describe('a password holding `@`, `#`, `/` and `?`', () => {
       cwd: dir,
       env: { PG_URL: appUrl(encodeURIComponent(wrong)) },
     });
-    assert.equal(r.code, 1, shown(r));
+    assert.equal(r.code, 2, shown(r));
     const errors = r.stderr.split('\n').filter((l) => l.startsWith('Error'));
     assert.equal(errors.length, 1, shown(r));
     assert.match(
       errors[0] ?? '',
-      /^Error \[SLUICE_STAGE\]: opening stage `output`: .*postgres:\/\/app:\*\*\*@127\.0\.0\.1:\d+\/postgres: password authentication failed for user "app"$/,
+      /^Error \[SLUICE_CONFIG\]: opening stage `output`: PostgreSQL at `127\.0\.0\.1:\d+` refused the password of user `app` .*; check the password in `url`$/,
     );
     assert.doesNotMatch(all(r), /ZZWRONGZZ|x%23|%2F%3Fy/);
   });
@@ -155,8 +155,8 @@ describe('a secret planted everywhere', () => {
     // Each did what it is here for.
     assert.equal(paths.code, 0, shown(paths));
     assert.match(paths.stderr, /1 to DLQ/);
-    assert.equal(connect.code, 1, shown(connect));
-    assert.match(connect.stderr, /password authentication failed/);
+    assert.equal(connect.code, 2, shown(connect));
+    assert.match(connect.stderr, /refused the password of user `app`/);
     assert.equal(lint.code, 1, shown(lint));
     assert.match(lint.stdout, /input\.file\.format: the value of `\$\{FORMAT\}` is not one of/);
     assert.match(lint.stdout, /dlq\.postgres\.url: must be a URL .*\(got the value of `\$\{BAD_URL\}`\)/);

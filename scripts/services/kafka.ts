@@ -25,16 +25,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -48,7 +39,7 @@ import {
   stopProcess,
   waitForStart,
 } from './service.ts';
-import { certificatePaths, ensureCertificates, type TestCertificates } from './tls.ts';
+import { adoptClientCertificates, ensureCertificates, type TestCertificates } from './tls.ts';
 
 const VERSION = process.env.SLUICE_KAFKA_VERSION ?? '4.1.1';
 /** The log4j2 version Kafka 4.1 itself depends on, so the binding matches log4j-core. */
@@ -502,12 +493,7 @@ function adoptCertificates(): void {
     readFileSync(config, 'utf8'),
   )?.[1];
   if (keystore === undefined) return;
-  const from = certificatePaths(dirname(keystore));
-  const to = certificatePaths(KAFKA_TLS_DIR);
-  if (from.dir === to.dir) return;
-  if (existsSync(to.ca) && readFileSync(to.ca, 'utf8') === readFileSync(from.ca, 'utf8')) return;
-  mkdirSync(to.dir, { recursive: true });
-  for (const key of ['ca', 'clientCert', 'clientKey'] as const) copyFileSync(from[key], to[key]);
+  adoptClientCertificates(dirname(keystore), KAFKA_TLS_DIR);
 }
 
 /** The Kafka service. */

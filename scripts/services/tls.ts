@@ -8,8 +8,18 @@
  * server's key, certificate and the CA, one PEM file: Kafka's `ssl.keystore.type=PEM`),
  * `client.pem`, `client.key`. Keys are unencrypted PKCS#8, for tests only.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { aptInstall, hasCommand, sh } from './service.ts';
 
 /** Paths of the files {@link ensureCertificates} makes. */
@@ -126,4 +136,49 @@ export function ensureCertificates(dir: string, subject: string): TestCertificat
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);
   return paths;
+}
+
+/**
+ * Copies what a client needs (`ca.pem`, `client.pem`, `client.key`) from the folder a running
+ * server's certificates came from to `to`, unless `to` already holds the same CA: a server started
+ * from another checkout keeps its CA, and the clients of this one must trust that CA, not their own.
+ */
+export function adoptClientCertificates(fromDir: string, toDir: string): void {
+  const from = certificatePaths(fromDir);
+  const to = certificatePaths(toDir);
+  if (from.dir === to.dir || !existsSync(from.ca)) return;
+  if (existsSync(to.ca) && readFileSync(to.ca, 'utf8') === readFileSync(from.ca, 'utf8')) return;
+  mkdirSync(to.dir, { recursive: true });
+  for (const key of ['ca', 'clientCert', 'clientKey'] as const) copyFileSync(from[key], to[key]);
+}
+
+/** `.services/<service>/tls` of this checkout: where its clients find the CA and client certificate. */
+export function serviceTlsDir(service: string): string {
+  return resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '.services', service, 'tls');
+}
+
+/**
+ * The certificates of a server that reads them from a machine-wide `serverDir` (outside any
+ * checkout, so a server started from one checkout outlives it): made once in `localDir` and
+ * installed there unless present (owned by `owner` when given, the key mode 0600), then adopted
+ * back into `localDir` so this checkout's clients trust the CA the server actually uses.
+ */
+export function installServerCertificates(
+  localDir: string,
+  serverDir: string,
+  subject: string,
+  owner?: string,
+): TestCertificates {
+  const installed = certificatePaths(serverDir);
+  if (!existsSync(installed.serverKey) || !existsSync(installed.clientKey)) {
+    const made = ensureCertificates(localDir, subject);
+    mkdirSync(serverDir, { recursive: true });
+    for (const key of ['ca', 'serverCert', 'serverKey', 'clientCert', 'clientKey'] as const) {
+      copyFileSync(made[key], installed[key]);
+    }
+    if (owner !== undefined) sh('chown', ['-R', `${owner}:${owner}`, serverDir], { quiet: true });
+    chmodSync(installed.serverKey, 0o600);
+  }
+  adoptClientCertificates(serverDir, localDir);
+  return installed;
 }

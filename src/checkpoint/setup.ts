@@ -4,7 +4,9 @@
  * names one), the write-ahead log when asked for, and the crash-test hooks when the environment
  * sets them.
  */
+
 import { basename, join } from 'node:path';
+import type { TlsConfig } from '../clients/tls.ts';
 import { type Clock, systemClock } from '../core/clock.ts';
 import type { Logger } from '../core/stage.ts';
 import { openStateBackend } from '../state/open.ts';
@@ -22,6 +24,13 @@ export interface CheckpointSettings {
   readonly dir: string;
   /** A server store instead of the embedded one: `postgres://…`, `redis://…` (see `openStateBackend`). */
   readonly store?: string | undefined;
+  /** TLS to the `store` server (see `clients/tls.ts`). */
+  readonly storeTls?: TlsConfig | true | undefined;
+  /**
+   * A server `store`: how long (ms) it may stay unreachable. Checkpoints wait meanwhile; past it
+   * the run fails and the next run resumes from the last stored checkpoint. Default 60 000.
+   */
+  readonly storeTimeoutMs?: number | undefined;
   /** The pipeline's namespace in a server `store`; default the last part of `dir`. */
   readonly namespace?: string | undefined;
   /** Time between checkpoints, ms. */
@@ -76,11 +85,18 @@ export async function openCheckpoints(
   const storeOf = (dir: string) =>
     settings.store === undefined
       ? { dir: join(settings.dir, dir) }
-      : { url: settings.store, namespace: settings.namespace ?? basename(settings.dir) };
+      : {
+          url: settings.store,
+          tls: settings.storeTls,
+          namespace: settings.namespace ?? basename(settings.dir),
+        };
   if (settings.scope === 'partition') {
     // One store that every process of the group opens: an LMDB environment in the shared folder
     // (LMDB serialises their writes), or the `store:` server.
-    const shared = await openStateBackend(storeOf('partitions'), { log: options.log });
+    const shared = await openStateBackend(storeOf('partitions'), {
+      log: options.log,
+      retryTimeoutMs: settings.storeTimeoutMs,
+    });
     return new CheckpointCoordinator({
       store: new CheckpointStore(shared, { log: options.log }),
       intervalMs: settings.intervalMs,
@@ -91,7 +107,10 @@ export async function openCheckpoints(
       partitions: new PartitionStates(shared, options.log),
     });
   }
-  const backend = await openStateBackend(storeOf('store'), { log: options.log });
+  const backend = await openStateBackend(storeOf('store'), {
+    log: options.log,
+    retryTimeoutMs: settings.storeTimeoutMs,
+  });
   const store = new CheckpointStore(backend, {
     retain: settings.retain,
     log: options.log,

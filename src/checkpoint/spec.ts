@@ -3,6 +3,7 @@
  * validated config that `setup.ts` turns into a coordinator.
  */
 import { z } from 'zod';
+import { type TlsConfig, tlsField } from '../clients/tls.ts';
 import { checkConnectionUrl, durationText } from '../spec/fields.ts';
 import { acceptedSchemes, schemeOf, storeKindOf } from '../state/open.ts';
 
@@ -16,8 +17,12 @@ export interface CheckpointConfig {
   readonly dir?: string | undefined;
   /** Checkpoints in a server (`postgres://…`, `redis://…`) instead of the embedded store. */
   readonly store?: string | undefined;
+  /** TLS to the `store` server (`true`: the system's CAs); `sslmode` / `rediss://` in the URL also work. */
+  readonly tls?: TlsConfig | true | undefined;
   /** Names the pipeline's checkpoints in a shared `store`; default the pipeline name. */
   readonly namespace?: string | undefined;
+  /** How long a server `store` may stay unreachable before the run fails, e.g. `2m`. Default `1m`. */
+  readonly storeTimeout?: string | undefined;
   /** Completed checkpoints kept. Default 3. */
   readonly retain?: number | undefined;
   /** Write-ahead log of what sources emit between checkpoints: `true` or its fsync policy. */
@@ -51,12 +56,21 @@ export const checkpointSchema = z
       .describe(
         `Keep checkpoints in a server instead of the embedded store: \`postgres://user:password@host:5432/db\` (table \`sluice_state\`) or \`redis://host:6379/0\` (\`rediss://\` for TLS). Use \`\${VAR}\` for the password.`,
       ),
+    tls: tlsField.describe(
+      'TLS to the `store` server: `true` (the system’s CAs), or `{ ca, cert, key, servername, rejectUnauthorized }` with PEM files. ' +
+        'A `postgres://` URL may instead say `?sslmode=verify-full&sslrootcert=ca.pem`; a `redis://` store then connects as `rediss://`.',
+    ),
     namespace: z
       .string()
       .min(1)
       .optional()
       .describe(
         "Names this pipeline's checkpoints in a shared `store`, so many pipelines can use one database; default the pipeline `name`.",
+      ),
+    storeTimeout: durationText()
+      .optional()
+      .describe(
+        'With a server `store`: how long it may stay unreachable (default `1m`). Meanwhile each call is retried with backoff, checkpoints wait and the data flows on, with one warning when it goes away and one when it is back; past it the run fails with one line, and the next run resumes from the last stored checkpoint.',
       ),
     retain: z.number().int().min(1).optional().describe('Completed checkpoints kept (default 3).'),
     wal: z

@@ -51,20 +51,25 @@ export const tlsField = z
     'Connect over TLS: `true` (the system’s CAs), or `{ ca, cert, key, servername, rejectUnauthorized }` with PEM files.',
   );
 
-/** Reads a PEM value: a file path, or the PEM text itself. */
-function pem(value: string, field: string): string {
+/**
+ * Reads a PEM value: a file path, or the PEM text itself. Throws a `SLUICE_CONFIG` error naming
+ * `field` (`tls.ca`, `sslrootcert`) when the file cannot be read.
+ */
+export function readPem(value: string, field: string): string {
   if (value.trimStart().startsWith('-----BEGIN')) return value;
   try {
     return readFileSync(value, 'utf8');
   } catch (err) {
     throw new SluiceError(
       ErrorCode.CONFIG,
-      `reading \`tls.${field}\` (${value}): ${errorMessage(err)}; give a PEM file that exists, or the PEM text`,
-      { field: `tls.${field}` },
+      `reading \`${field}\` (${value}): ${errorMessage(err)}; give a PEM file that exists, or the PEM text`,
+      { field },
       { cause: err },
     );
   }
 }
+
+const pem = (value: string, field: string) => readPem(value, `tls.${field}`);
 
 /**
  * Node `tls.connect` options of `tls` (files read now); undefined when `tls` is undefined.

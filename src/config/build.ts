@@ -313,7 +313,9 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
           everyRecords: cp.records,
           retain: cp.retain,
           store: cp.store,
+          storeTls: cp.tls,
           namespace: cp.store === undefined ? undefined : (cp.namespace ?? config.name),
+          storeTimeoutMs: cp.storeTimeout === undefined ? undefined : parseDuration(cp.storeTimeout),
           wal:
             cp.wal === undefined || cp.wal === false
               ? undefined

@@ -4,6 +4,7 @@
  * backends and their clients are imported only when asked for, so a run on the embedded store
  * (and the CLI's start) never loads `pg` or `ioredis`.
  */
+import type { TlsConfig } from '../clients/tls.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import { lmdbBackend, type StateBackend } from './backend.ts';
@@ -35,6 +36,8 @@ export type StateStoreSpec =
   | {
       /** `postgres://…`, `postgresql://…`, `redis://…` or `rediss://…`. */
       readonly url: string;
+      /** TLS to the server (`true`: the system's CAs); see `clients/tls.ts`. */
+      readonly tls?: TlsConfig | true | undefined;
       /** Keys of this pipeline in the shared store (the pipeline name by default). */
       readonly namespace: string;
     };
@@ -50,17 +53,33 @@ export type StateStoreSpec =
  */
 export async function openStateBackend(
   spec: StateStoreSpec,
-  options: { log?: Pick<Logger, 'warn'> | undefined } = {},
+  options: {
+    log?: Pick<Logger, 'warn'> | undefined;
+    /** A server store: how long (ms) a call is retried while the server does not answer. Default 60 000. */
+    retryTimeoutMs?: number | undefined;
+  } = {},
 ): Promise<StateBackend> {
   if ('dir' in spec) return lmdbBackend({ dir: spec.dir });
   const kind = storeKindOf(spec.url);
   if (kind === 'postgres') {
     const { postgresBackend } = await import('./postgres.ts');
-    return postgresBackend({ url: spec.url, namespace: spec.namespace, log: options.log });
+    return postgresBackend({
+      url: spec.url,
+      tls: spec.tls,
+      namespace: spec.namespace,
+      log: options.log,
+      retryTimeoutMs: options.retryTimeoutMs,
+    });
   }
   if (kind === 'redis') {
     const { redisBackend } = await import('./redis.ts');
-    return redisBackend({ url: spec.url, namespace: spec.namespace, log: options.log });
+    return redisBackend({
+      url: spec.url,
+      tls: spec.tls,
+      namespace: spec.namespace,
+      log: options.log,
+      retryTimeoutMs: options.retryTimeoutMs,
+    });
   }
   throw new SluiceError(
     ErrorCode.CONFIG,

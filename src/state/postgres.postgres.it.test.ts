@@ -104,7 +104,7 @@ describe('postgresBackend', () => {
   it('fails at once, with what to check, on a wrong password', async () => {
     await assert.rejects(
       postgresBackend({ url: 'postgres://sluice:wrong@127.0.0.1:5432/sluice', table: TABLE, namespace: 'x' }),
-      /password authentication failed.*check the user and password/,
+      /PostgreSQL at `127\.0\.0\.1:5432` refused the password of user `sluice`.*check the password in `checkpoint\.store`/,
     );
   });
 

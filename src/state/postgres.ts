@@ -7,8 +7,11 @@
  * byte order the contract asks for, whatever the database's collation, and a prefix listing is
  * an index range scan.
  */
+
 import type pg from 'pg';
 import { isTransientPgError, type PgError, pgCopyLib, pgLib, serverOf } from '../clients/postgres.ts';
+import { pgConnectFailure, pgTlsSettings } from '../clients/postgres-tls.ts';
+import type { TlsConfig } from '../clients/tls.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import type { StateBackend } from './backend.ts';
@@ -17,8 +20,10 @@ import { serialCalls } from './retry.ts';
 
 /** Options of {@link postgresBackend}. */
 export interface PostgresBackendOptions {
-  /** Connection URL, `postgres://user:password@host:port/database`. */
+  /** Connection URL, `postgres://user:password@host:port/database` (`?sslmode=…` honoured). */
   readonly url: string;
+  /** TLS settings (`true`: the system's CAs); see `clients/postgres-tls.ts`. */
+  readonly tls?: TlsConfig | true | undefined;
   /** Keys of this store are kept apart from other namespaces in the same table (e.g. the pipeline name). */
   readonly namespace: string;
   /** Table, optionally schema-qualified (`ops.sluice_state`); created when missing. Default `sluice_state`. */
@@ -125,7 +130,10 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
 
   async function connection(): Promise<pg.Client> {
     if (client !== undefined) return client;
-    const c = new (pgLib().Client)({ connectionString: url, application_name: `sluice state ${namespace}` });
+    const c = new (pgLib().Client)({
+      ...pgTlsSettings(url, options.tls),
+      application_name: `sluice state ${namespace}`,
+    });
     // A broken idle connection emits `error`; the next query fails and is retried.
     c.on('error', () => {});
     try {
@@ -134,7 +142,9 @@ export async function postgresBackend(options: PostgresBackendOptions): Promise<
       if (sc.rows[0]?.synchronous_commit === 'off') await c.query('SET synchronous_commit = local');
     } catch (err) {
       await c.end().catch(() => {});
-      throw err;
+      throw (
+        pgConnectFailure(err, url, options.tls, { url: 'checkpoint.store', tls: 'checkpoint.tls' }) ?? err
+      );
     }
     client = c;
     return c;

@@ -18,8 +18,11 @@
  * setting) a server crash or power loss can lose the last second of checkpoints; without AOF a
  * server restart loses them all. A Sluice process killed at any point loses nothing either way.
  */
+
 import type { Redis, RedisOptions } from 'ioredis';
 import { ioredis } from '../clients/redis.ts';
+import { redisConnectFailure, redisTlsOptions } from '../clients/redis-tls.ts';
+import type { TlsConfig } from '../clients/tls.ts';
 import { errorMessage, SluiceError } from '../core/errors.ts';
 import type { Logger } from '../core/stage.ts';
 import { redactUrl } from '../core/url.ts';
@@ -31,6 +34,8 @@ import { serialCalls } from './retry.ts';
 export interface RedisBackendOptions {
   /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. */
   readonly url: string;
+  /** TLS settings (also turns TLS on for a `redis://` URL); see `clients/redis-tls.ts`. */
+  readonly tls?: TlsConfig | true | undefined;
   /** Keys of this store are kept apart from other namespaces (e.g. the pipeline name). */
   readonly namespace: string;
   /**
@@ -132,7 +137,9 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
   const dataKey = `sluice:{${namespace}}:data`;
   const indexKey = `sluice:{${namespace}}:keys`;
   const RedisClient = ioredis().Redis;
+  const tls = redisTlsOptions(url, options.tls);
   const clientOptions: RedisOptions = {
+    ...(tls !== undefined ? { tls } : {}),
     lazyConnect: true,
     // A command waiting for a connection fails after a few reconnects; `retrying` then tries
     // again until its deadline, so the deadline, not ioredis, decides when to give up.
@@ -141,8 +148,11 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
     connectionName: `sluice-state-${namespace}`,
   };
   const client = new RedisClient(url, clientOptions) as ScriptedRedis;
-  // Errors reach the pending commands; the event itself only needs a listener.
-  client.on('error', () => {});
+  // Errors reach the pending commands; the last one is kept to diagnose a refused connection.
+  let lastError: unknown;
+  client.on('error', (err) => {
+    lastError = err;
+  });
   client.defineCommand('sluiceStateWrite', { numberOfKeys: 2, lua: WRITE_SCRIPT });
   const calls = serialCalls({
     where,
@@ -163,7 +173,14 @@ export async function redisBackend(options: RedisBackendOptions): Promise<StateB
   let waitAof = false;
   try {
     await serial('connecting to the state store', async () => {
-      if (client.status === 'wait' || client.status === 'end') await client.connect();
+      if (client.status === 'wait' || client.status === 'end') {
+        try {
+          await client.connect();
+        } catch (err) {
+          const fields = { url: 'checkpoint.store', tls: 'checkpoint.tls' };
+          throw (await redisConnectFailure(lastError ?? err, url, options.tls, fields)) ?? err;
+        }
+      }
       const persistence = await client.info('persistence');
       const version = infoField(await client.info('server'), 'redis_version') ?? '0';
       const [major = 0, minor = 0] = version.split('.').map(Number);

@@ -14,11 +14,18 @@ import {
   compressionSchema,
   csvEncodeFields,
   decodeFields,
-  formatSchema,
   inputCompressionSchema,
 } from '../../io/spec.ts';
 import { outputCompression } from '../../io/write.ts';
 import { defineComponent } from '../../spec/registry.ts';
+import {
+  checkSchemaFileFields,
+  fileFormatSchema,
+  schemaFileDecodeFields,
+  schemaFileDecodeOptions,
+  schemaFileEncodeFields,
+  schemaFileEncodeOptions,
+} from './schema-files.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
 
@@ -29,12 +36,16 @@ export const fileSourceConfig = z
       .string()
       .min(1)
       .describe('File to read. A relative path resolves against the pipeline file’s folder.'),
-    format: formatSchema,
+    format: fileFormatSchema,
     compression: inputCompressionSchema,
     ...decodeFields,
+    ...schemaFileDecodeFields,
   })
   .strict()
-  .superRefine(checkFormatFields);
+  .superRefine((config, ctx) => {
+    checkFormatFields(config, ctx);
+    checkSchemaFileFields(config, ctx, false);
+  });
 
 /**
  * The `file` source spec.
@@ -59,6 +70,10 @@ export const fileSourceSpec = defineComponent({
   examples: [
     { title: 'JSON Lines', yaml: 'path: data/events.jsonl\nformat: jsonl\n' },
     {
+      title: 'Avro container file, read in the shape of a newer schema version',
+      yaml: 'path: data/payments.avro\nformat: avro\nreaderSchema: schemas/payment-v3.avsc\n',
+    },
+    {
       title: 'Gzipped CSV with typed columns',
       yaml:
         'path: data/orders.csv.gz\nformat: csv\ntypes:\n  id: int\n  amount: { type: decimal, scale: 2 }\n' +
@@ -73,7 +88,12 @@ export const fileSourceSpec = defineComponent({
       yaml: 'path: /var/log/app.log\nformat: lines\nskipBlank: true\n',
     },
   ],
-  create: (config, ctx) => fileSource({ ...config, path: resolve(ctx.baseDir, config.path) }),
+  create: (config, ctx) =>
+    fileSource({
+      ...config,
+      ...schemaFileDecodeOptions(config, ctx.baseDir),
+      path: resolve(ctx.baseDir, config.path),
+    }),
 });
 
 /** Config of the `file` sink. */
@@ -86,7 +106,7 @@ export const fileSinkConfig = z
         'File to write. A relative path resolves against the pipeline file’s folder; missing folders are created. ' +
           'The file appears only when the run succeeds (written to a temporary name, then renamed).',
       ),
-    format: formatSchema,
+    format: fileFormatSchema,
     compression: compressionSchema
       .default('auto')
       .describe(
@@ -100,10 +120,12 @@ export const fileSinkConfig = z
         'Compression level: gzip 1–9 (default 6), zstd 1–22 (default 3), brotli 0–11 (default 4; 11 runs at about 1 MB/s). snappy and lz4 take none.',
       ),
     ...csvEncodeFields,
+    ...schemaFileEncodeFields,
   })
   .strict()
   .superRefine((config, ctx) => {
     checkFormatFields(config, ctx);
+    checkSchemaFileFields(config, ctx, true);
     for (const message of outputCompression(config.path, config.compression, config.level).problems) {
       ctx.addIssue({ code: 'custom', path: ['level'], message });
     }
@@ -131,9 +153,18 @@ export const fileSinkSpec = defineComponent({
     { title: 'JSON Lines', yaml: 'path: out/result.jsonl\nformat: jsonl\n' },
     { title: 'zstd-compressed CSV (by extension)', yaml: 'path: out/result.csv.zst\nformat: csv\n' },
     {
+      title: 'Avro container file with deflate blocks',
+      yaml: 'path: out/payments.avro\nformat: avro\nschema: schemas/payment.avsc\ncodec: deflate\n',
+    },
+    {
       title: 'gzip at maximum level, chosen columns',
       yaml: 'path: out/export.csv\nformat: csv\ncompression: gzip\nlevel: 9\ncolumns: [id, amount]\n',
     },
   ],
-  create: (config, ctx) => fileSink({ ...config, path: resolve(ctx.baseDir, config.path) }),
+  create: (config, ctx) =>
+    fileSink({
+      ...config,
+      ...schemaFileEncodeOptions(config, ctx.baseDir),
+      path: resolve(ctx.baseDir, config.path),
+    }),
 });

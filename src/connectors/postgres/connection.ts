@@ -8,6 +8,8 @@ import { Readable } from 'node:stream';
 import { pipeline as pipeStreams } from 'node:stream/promises';
 import type pg from 'pg';
 import { pgCopyLib, pgLib, retryingPg } from '../../clients/postgres.ts';
+import { pgConnectFailure, pgTlsSettings } from '../../clients/postgres-tls.ts';
+import type { TlsConfig } from '../../clients/tls.ts';
 import type { StageContext } from '../../core/stage.ts';
 
 /** Longest single connection attempt: a server that does not answer is tried again sooner. */
@@ -15,16 +17,19 @@ const ATTEMPT_TIMEOUT = 10_000;
 
 /**
  * Opens one connection of the sink (`application_name` `sluice <pipeline>`, keep-alive, each
- * attempt bounded by `connectTimeout` and at most 10 s). Rejects with the client's error; the
+ * attempt bounded by `connectTimeout` and at most 10 s; TLS by `sslmode` and `tls`, see
+ * `clients/postgres-tls.ts`). Rejects with the client's error, or with a `SLUICE_CONFIG` error
+ * saying what to do when the server refused it for good (password, certificate, TLS); the
  * half-open connection is closed first.
  */
 export async function openSinkClient(
   url: string,
+  tls: TlsConfig | true | undefined,
   pipeline: string,
   connectTimeout: number,
 ): Promise<pg.Client> {
   const c = new (pgLib().Client)({
-    connectionString: url,
+    ...pgTlsSettings(url, tls),
     application_name: `sluice ${pipeline}`,
     connectionTimeoutMillis: Math.min(connectTimeout, ATTEMPT_TIMEOUT),
     keepAlive: true,
@@ -35,7 +40,7 @@ export async function openSinkClient(
     await c.connect();
   } catch (err) {
     await c.end().catch(() => {});
-    throw err;
+    throw pgConnectFailure(err, url, tls) ?? err;
   }
   return c;
 }

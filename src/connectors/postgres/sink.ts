@@ -39,6 +39,7 @@
  * `connection.ts` (connections and retry), `held.ts` (the spill file). This module ties them
  * together: batching (`batchSize`, `linger`) and the {@link Sink} contract.
  */
+import type { TlsConfig } from '../../clients/tls.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch, RecordMeta, Signal } from '../../core/message.ts';
 import type { CommittedPositions, Sink, StageContext } from '../../core/stage.ts';
@@ -60,8 +61,10 @@ export type PostgresMode = 'insert' | 'upsert' | 'statement';
 
 /** Options of {@link postgresSink} (the parsed YAML config plus the pipeline's name). */
 export interface PostgresSinkOptions {
-  /** Connection URL, `postgres://user:password@host:port/database`. */
+  /** Connection URL, `postgres://user:password@host:port/database` (`?sslmode=…` honoured). */
   url: string;
+  /** TLS settings (`true`: the system's CAs); see `clients/postgres-tls.ts`. */
+  tls?: TlsConfig | true | undefined;
   /** Target table, optionally schema-qualified (`public.transactions`). */
   table: string;
   /** `insert` (COPY) or `upsert` (INSERT … ON CONFLICT on `key`). */
@@ -125,7 +128,7 @@ export function postgresSink(options: PostgresSinkOptions): PostgresSink {
   const connectTimeout = options.connectTimeout ?? CONNECT_TIMEOUT;
   let ctx: StageContext;
   const stage = () => ctx?.name ?? 'sink';
-  const open = () => openSinkClient(url, options.pipeline, connectTimeout);
+  const open = () => openSinkClient(url, options.tls, options.pipeline, connectTimeout);
   let rejected = 0;
   let retries = 0;
   /** Set at `open`, once the table's columns are known. */

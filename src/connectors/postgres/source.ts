@@ -24,6 +24,8 @@
  */
 import type pg from 'pg';
 import { type PgError, pgLib, retryingPg } from '../../clients/postgres.ts';
+import { pgConnectFailure, pgTlsSettings } from '../../clients/postgres-tls.ts';
+import type { TlsConfig } from '../../clients/tls.ts';
 import { Decimal } from '../../core/decimal.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position, RecordMeta } from '../../core/message.ts';
@@ -32,8 +34,10 @@ import { redactUrl } from '../../core/url.ts';
 
 /** Options of {@link postgresSource} (the parsed YAML config). */
 export interface PostgresSourceOptions {
-  /** Connection URL, `postgres://user:password@host:port/database`. */
+  /** Connection URL, `postgres://user:password@host:port/database` (`?sslmode=…` honoured). */
   url: string;
+  /** TLS settings (`true`: the system's CAs); see `clients/postgres-tls.ts`. */
+  tls?: TlsConfig | true | undefined;
   /** Table to read, optionally schema-qualified; or `query`. */
   table?: string | undefined;
   /** A SELECT whose rows are read; or `table`. */
@@ -147,7 +151,7 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
 
   async function connect(): Promise<pg.Client> {
     const c = new (pgLib().Client)({
-      connectionString: options.url,
+      ...pgTlsSettings(options.url, options.tls),
       application_name: 'sluice source',
       types,
     });
@@ -157,7 +161,7 @@ export function postgresSource(options: PostgresSourceOptions): PostgresSource {
       await c.query("SET TIME ZONE 'UTC'");
     } catch (err) {
       await c.end().catch(() => {});
-      throw err;
+      throw pgConnectFailure(err, options.url, options.tls) ?? err;
     }
     return c;
   }

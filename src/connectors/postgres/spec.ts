@@ -4,6 +4,8 @@
  * `create`, so `sluice lint` needs no database.
  */
 import { z } from 'zod';
+import { sslModeProblem } from '../../clients/postgres-tls.ts';
+import { tlsField } from '../../clients/tls.ts';
 import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { postgresSink } from './sink.ts';
@@ -14,14 +16,31 @@ const urlField = z
   .string()
   .regex(/^postgres(ql)?:\/\//, 'must be a URL such as `postgres://user:password@host:5432/database`')
   .superRefine(checkConnectionUrl)
+  .superRefine((url, ctx) => {
+    const problem = sslModeProblem(url);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+  })
   .describe(
-    `Connection URL, \`postgres://user:password@host:port/database\` (use \`\${ENV_VAR}\` for the password).`,
+    `Connection URL, \`postgres://user:password@host:port/database\` (use \`\${ENV_VAR}\` for the password). ` +
+      '`?sslmode=disable|require|verify-ca|verify-full` as libpq (`sslrootcert`, `sslcert`, `sslkey` too); with `tls:` and no `sslmode`, `verify-full`.',
   );
+
+/** `sslmode=disable` beside `tls:` asks for two contrary things; said at lint. */
+function checkTlsAgainstUrl(config: { url: string; tls?: unknown }, ctx: z.RefinementCtx): void {
+  if (config.tls !== undefined && /[?&]sslmode=disable(&|$)/.test(config.url)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['tls'],
+      message: '`sslmode=disable` in `url` turns TLS off, and `tls:` asks for it; remove one of them',
+    });
+  }
+}
 
 /** Config of the `postgres` sink. */
 export const postgresSinkConfig = z
   .object({
     url: urlField,
+    tls: tlsField,
     table: z
       .string()
       .min(1)
@@ -97,6 +116,7 @@ export const postgresSinkConfig = z
       ),
   })
   .strict()
+  .superRefine(checkTlsAgainstUrl)
   .superRefine((config, ctx) => {
     if (config.mode === 'upsert' && config.key === undefined) {
       ctx.addIssue({
@@ -163,6 +183,7 @@ export const postgresSinkSpec = defineComponent({
   create: (config, ctx) =>
     postgresSink({
       url: config.url,
+      tls: config.tls,
       table: config.table,
       mode: config.mode,
       key: config.key,
@@ -182,6 +203,7 @@ export const postgresSinkSpec = defineComponent({
 export const postgresSourceConfig = z
   .object({
     url: urlField,
+    tls: tlsField,
     table: z
       .string()
       .min(1)
@@ -243,6 +265,7 @@ export const postgresSourceConfig = z
       ),
   })
   .strict()
+  .superRefine(checkTlsAgainstUrl)
   .superRefine((config, ctx) => {
     if ((config.table === undefined) === (config.query === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['table'], message: 'give exactly one of `table` and `query`' });
@@ -283,6 +306,7 @@ export const postgresSourceSpec = defineComponent({
   create: (config) =>
     postgresSource({
       url: config.url,
+      tls: config.tls,
       table: config.table,
       query: config.query,
       column: config.column,

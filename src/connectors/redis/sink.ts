@@ -9,6 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import { connectRedis, startConnecting } from '../../clients/redis.ts';
+import type { TlsConfig } from '../../clients/tls.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
@@ -17,8 +18,10 @@ import { encodeEntry, type RedisFormat } from './entry.ts';
 
 /** Config of {@link redisSink} (the parsed YAML config). */
 export interface RedisSinkOptions {
-  /** `redis://[user:password@]host:port[/db]`. */
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. */
   url: string;
+  /** TLS settings (also turns TLS on for a `redis://` URL); see `clients/redis-tls.ts`. */
+  tls?: TlsConfig | true | undefined;
   /** Stream key to append to. */
   stream: string;
   /** Cap the stream at about (or, with `approximate: false`, exactly) this many entries. */
@@ -81,6 +84,7 @@ export function redisSink(options: RedisSinkOptions): RedisSink {
       ctx = c;
       client = connectRedis({
         url: options.url,
+        tls: options.tls,
         log: ctx.log,
         stage: ctx.name,
         purpose: `writing stream \`${stream}\``,

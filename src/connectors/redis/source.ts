@@ -36,6 +36,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { connectRedis, startConnecting } from '../../clients/redis.ts';
+import type { TlsConfig } from '../../clients/tls.ts';
 import { cancelledError, ErrorCode, SluiceError } from '../../core/errors.ts';
 import { barrier, type Position } from '../../core/message.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
@@ -49,8 +50,10 @@ import { GroupReads } from './reads.ts';
 
 /** Config of {@link redisSource} (the parsed YAML config). */
 export interface RedisSourceOptions {
-  /** `redis://[user:password@]host:port[/db]`. */
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. */
   url: string;
+  /** TLS settings (also turns TLS on for a `redis://` URL); see `clients/redis-tls.ts`. */
+  tls?: TlsConfig | true | undefined;
   /** Stream keys to read. */
   streams: string[];
   /** Consumer group name; created (with `MKSTREAM`) when missing. */
@@ -236,6 +239,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
       ctx.stopSignal.addEventListener('abort', onStop, { once: true });
       const common = {
         url: options.url,
+        tls: options.tls,
         log: ctx.log,
         stage: ctx.name,
         maxRetryDelay: options.maxRetryDelay,

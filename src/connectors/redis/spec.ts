@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { tlsField } from '../../clients/tls.ts';
 import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { redisSink } from './sink.ts';
@@ -42,6 +43,7 @@ const ENTRY_ID = /^(\$|0|\d+(-\d+)?)$/;
 export const redisSourceConfig = z
   .object({
     url: urlSchema,
+    tls: tlsField,
     stream: z.string().min(1).optional().describe('Stream key to read (or `streams`).'),
     streams: z.array(z.string().min(1)).min(1).optional().describe('Stream keys to read (or `stream`).'),
     group: z
@@ -149,6 +151,7 @@ export const redisSourceSpec = defineComponent({
   create: (config, ctx) =>
     redisSource({
       url: config.url,
+      tls: config.tls,
       streams: config.streams ?? [config.stream as string],
       group: config.group ?? ctx.pipelineName,
       consumer: config.consumer ?? `${hostname()}-${process.pid}`,
@@ -167,6 +170,7 @@ export const redisSourceSpec = defineComponent({
 export const redisSinkConfig = z
   .object({
     url: urlSchema,
+    tls: tlsField,
     stream: z.string().min(1).describe('Stream key to append to (created by the first `XADD`).'),
     maxLen: z
       .number()
@@ -220,6 +224,7 @@ export const redisSinkSpec = defineComponent({
   create: (config) =>
     redisSink({
       url: config.url,
+      tls: config.tls,
       stream: config.stream,
       maxLen: config.maxLen,
       approximate: config.approximate,
