@@ -234,6 +234,26 @@ describe('join checkpoints', () => {
   });
 });
 
+describe('idle sides', () => {
+  it('an idle side stops holding the watermark back once, without asking for a timer that is already due', async () => {
+    const h = new OperatorHarness<unknown, Record<string, unknown>>(
+      streamJoin({ key: 'k', time: 't', between: [0, 0], type: 'left', watermark: { idleTimeout: 1000 } }),
+    );
+    await h.open();
+    await push(h, 'left', [{ k: 'a', t: s(1) }]);
+    assert.equal(await h.fireTimerIfDue(), false, 'nothing due before the idle timeout');
+    h.clock.advance(1000);
+    assert.equal(await h.fireTimerIfDue(), true, 'the idle timeout is due');
+    assert.equal(await h.fireTimerIfDue(), false, 'and then not due again (it spun for ever before)');
+    await push(h, 'left', [{ k: 'b', t: s(5) }]);
+    assert.deepEqual(
+      h.records().map((r) => [r.left, r.right]),
+      [[{ k: 'a', t: s(1) }, null]],
+      'the right side, idle, no longer holds the left-outer result back',
+    );
+  });
+});
+
 describe('bad records', () => {
   it('dead-letters a record without its key or time, and a late one without a `late` output', async () => {
     const h = new OperatorHarness<unknown, Record<string, unknown>>(

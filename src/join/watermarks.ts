@@ -41,6 +41,8 @@ export class JoinWatermarks {
   private readonly idleTimeout: number;
   private mark = Number.NEGATIVE_INFINITY;
   private upstream = Number.NEGATIVE_INFINITY;
+  /** The processing time of the last {@link current}. */
+  private evaluatedAt = Number.NEGATIVE_INFINITY;
 
   /** @param now processing time at the start (a side's idle timeout counts from it) */
   constructor(options: { maxOutOfOrder: number; idleTimeout?: number | undefined }, now: number) {
@@ -75,6 +77,7 @@ export class JoinWatermarks {
 
   /** The watermark at processing time `now`. */
   current(now: number): number {
+    this.evaluatedAt = now;
     let min = Number.POSITIVE_INFINITY;
     let holding = false;
     for (const s of [this.sides.left, this.sides.right]) {
@@ -95,13 +98,19 @@ export class JoinWatermarks {
     return this.mark;
   }
 
-  /** When an idle timeout could next move the watermark (processing time), or undefined. */
+  /**
+   * When an idle timeout could next move the watermark (processing time), or undefined. Only
+   * deadlines after the last {@link current} count: a side already idle then asks for nothing
+   * until it sends again (a deadline in the past would be due at once, for ever).
+   */
   nextIdleCheck(): number | undefined {
+    const now = this.evaluatedAt;
     if (this.idleTimeout === Number.POSITIVE_INFINITY) return undefined;
     let next: number | undefined;
     for (const s of [this.sides.left, this.sides.right]) {
       if (s.ended) continue;
       const at = s.lastSeen + this.idleTimeout;
+      if (at <= now) continue;
       if (next === undefined || at < next) next = at;
     }
     return next;
