@@ -7,6 +7,7 @@
  * {@link JoinAlgorithm}.
  */
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { INPUT_PARTITIONS, InputPartitions } from '../core/input-partitions.ts';
 import { type Batch, batchOf, type RecordMeta, type Signal, watermark } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 import { describeBadTimestamp } from '../time/timestamp.ts';
@@ -115,6 +116,7 @@ export class JoinOperator implements Operator<unknown, Record<string, unknown>> 
   open(ctx: StageContext): void {
     this.ctx = ctx;
     this.marks = new JoinWatermarks(this.plan, ctx.clock.now());
+    this.marks.attach(ctx.runScoped(INPUT_PARTITIONS, () => new InputPartitions()));
   }
 
   metrics(): { joinHeld: number; joinResults: number; lateEvents: number } {

@@ -5,6 +5,7 @@
  * its first records may be older than anything the other side sent — unless it ended (it can
  * send nothing more) or stayed silent for the idle timeout (processing time).
  */
+import type { InputPartitions } from '../core/input-partitions.ts';
 import type { RecordMeta } from '../core/message.ts';
 import { WatermarkGenerator } from '../time/watermark.ts';
 import type { BySide } from './options.ts';
@@ -16,13 +17,19 @@ interface SideState {
   lastSeen: number;
   seen: boolean;
   ended: boolean;
+  /** The source stages its records came from: their partitions not seen yet hold it back. */
+  readonly sources: Set<string>;
 }
 
 /** What {@link JoinWatermarks.save} returns (structured-cloneable). */
 export interface SavedJoinWatermarks {
   readonly mark: number;
   readonly upstream: number;
-  readonly sides: BySide<{ seen: boolean; generator: ReturnType<WatermarkGenerator['save']> }>;
+  readonly sides: BySide<{
+    seen: boolean;
+    generator: ReturnType<WatermarkGenerator['save']>;
+    sources?: string[];
+  }>;
 }
 
 /**
@@ -52,6 +59,7 @@ export class JoinWatermarks {
       lastSeen: now,
       seen: false,
       ended: false,
+      sources: new Set<string>(),
     });
     this.sides = { left: side(), right: side() };
   }
@@ -62,7 +70,19 @@ export class JoinWatermarks {
     s.seen = true;
     s.lastSeen = now;
     if (meta === undefined) s.gen.observe(time, '', now);
-    else s.gen.observeMeta(time, meta, now);
+    else {
+      if (!s.sources.has(meta.source)) s.sources.add(meta.source);
+      s.gen.observeMeta(time, meta, now);
+    }
+  }
+
+  /**
+   * Takes the partitions the run's sources own into account: once a side got records of a
+   * partitioned source (Kafka), that source's partitions it has not seen yet hold its watermark
+   * back (their first records may be older), as a window's do. Called by the operator's `open`.
+   */
+  attach(inputs: InputPartitions): void {
+    for (const s of [this.sides.left, this.sides.right]) s.gen.attach(inputs, s.sources);
   }
 
   /** `side` ended: it no longer holds the watermark back. */
@@ -118,7 +138,7 @@ export class JoinWatermarks {
 
   /** State for checkpoints. */
   save(): SavedJoinWatermarks {
-    const side = (s: SideState) => ({ seen: s.seen, generator: s.gen.save() });
+    const side = (s: SideState) => ({ seen: s.seen, generator: s.gen.save(), sources: [...s.sources] });
     return {
       mark: this.mark,
       upstream: this.upstream,
@@ -133,6 +153,8 @@ export class JoinWatermarks {
     for (const side of ['left', 'right'] as const) {
       const s = this.sides[side];
       s.seen = state.sides[side].seen;
+      s.sources.clear();
+      for (const source of state.sides[side].sources ?? []) s.sources.add(source);
       s.lastSeen = now;
       s.gen.load(state.sides[side].generator, now);
     }
