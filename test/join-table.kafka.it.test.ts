@@ -30,21 +30,10 @@ const MIN = 60_000;
 const CUSTOMERS = 300;
 const ORDERS = 3000;
 
-interface Order {
-  id: number;
-  c: string;
-  ts: number;
-}
-interface Customer {
-  name: string;
-  at: number;
-}
+/** An order of customer `c` at `ts`. */
+type Order = { id: number; c: string; ts: number };
 /** One change of the table: a row, or a deletion (`value` null) at `at`. */
-interface Change {
-  key: string;
-  at: number;
-  value: Customer | null;
-}
+type Change = { key: string; at: number; value: { name: string; at: number } | null };
 
 /** Versions at T0 for all, new versions at +20m for every third, deletions at +35m for every tenth. */
 function changes(): Change[] {
