@@ -9,7 +9,7 @@
  * `null`. The exact late set is checked by the in-process oracle (src/join/oracle.test.ts).
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -87,4 +87,28 @@ test('examples/orders-payments: two file inputs, an interval left join through t
   );
   assert.deepEqual(jsonl(join(dir, 'out', 'dead.jsonl')), [], 'nothing dead-lettered');
   console.log(`${got.length} results (${unmatched.length} unmatched orders), ${late.length} late records`);
+});
+
+test('sluice lint: a join naming an unknown input, a Kafka input with `parallel`, a late output missing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-join-lint-'));
+  writeFileSync(
+    join(dir, 'pipeline.yaml'),
+    `inputs:
+  orders: { kafka: { brokers: [127.0.0.1:9092], topic: orders, parallel: { concurrency: 2 } } }
+  payments: { file: { path: payments.jsonl, format: jsonl } }
+pipeline:
+  - join: { left: orders, right: paymnts, key: orderId, time: ts, between: [-5m, 1m], late: late }
+output: { stdout: { format: jsonl } }
+`,
+  );
+  const r = sluice(['lint', 'pipeline.yaml'], { cwd: dir });
+  assert.equal(r.code, 1, shown(r));
+  const said = `${r.stdout}${r.stderr}`;
+  for (const expected of [
+    "pipeline.yaml:2:11: error: inputs.orders.kafka: the `kafka` input would run the pipeline's first step inside the source (`parallel`), but with `inputs:` the first step is the `join`",
+    'error: pipeline[0].join.right: `paymnts` is not an entry of `inputs:`; did you mean `payments`? The inputs are `orders` and `payments`.',
+    'error: inputs.payments: input `payments` is read but `join` does not take it',
+    'error: pipeline[0]: step `join` emits on side output `late`, but `outputs:` has no `late`',
+  ])
+    assert.ok(said.includes(expected), `missing: ${expected}\n${said}`);
 });

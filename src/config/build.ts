@@ -114,6 +114,11 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
   // An input that cannot be read again resumes only through the write-ahead log.
   const wal = config.checkpoint?.wal !== undefined && config.checkpoint.wal !== false;
   for (const input of config.inputs.values()) {
+    if (config.namedInputs && input.spec.runsFirstStep?.(input.config as never) === true)
+      problem(
+        { ...input, path: `${input.path}.${input.component}` },
+        `the \`${input.component}\` input would run the pipeline's first step inside the source (\`parallel\`), but with \`inputs:\` the first step is the \`join\`: remove \`parallel\` (put a \`module:\` step after the join instead)`,
+      );
     if (config.checkpoint !== undefined && !wal && input.spec.capabilities?.readOnce === true)
       problem(
         { ...input, path: `${input.path}.${input.component}` },
