@@ -43,6 +43,13 @@ export interface JoinAlgorithm {
   add(side: JoinSide, key: string, time: number, record: unknown, meta: RecordMeta | undefined): void;
   /** The watermark moved to `wm`: emit what it completes, drop what can match nothing any more. */
   advance(wm: number): void;
+  /**
+   * The side whose late records the algorithm still takes (a table's changes: a late version
+   * still serves the left records that wait), or undefined: late records of both sides go to the
+   * `late` output. Such a record is counted as late and passed to {@link add} with a time at or
+   * before the watermark.
+   */
+  readonly takesLate?: JoinSide;
   /** Records held, for the metrics. */
   readonly held: number;
   /** Structured-cloneable state for a checkpoint. */
@@ -168,6 +175,10 @@ export class JoinOperator implements Operator<unknown, Record<string, unknown>> 
       this.marks.observe(side, time, m, now);
       if (time <= wm) {
         this.lateCount++;
+        if (this.algorithm.takesLate === side) {
+          this.algorithm.add(side, key, time, record, m);
+          continue;
+        }
         const lateRecord: LateJoinRecord = { side, event: record, eventTime: time, watermark: wm };
         if (plan.late === undefined) {
           this.ctx.deadLetter(

@@ -55,6 +55,14 @@ function tableHarness(type: 'inner' | 'left' = 'left') {
 
 const row = (key: string, value: Customer): RecordMeta => ({ source: 'customers', key, timestamp: value.at });
 
+/** Ends both inputs and returns each result as `[order id, customer name or null]`. */
+async function endedOrders(h: OperatorHarness<unknown, Record<string, unknown>>): Promise<unknown[][]> {
+  await h.endInput('left');
+  await h.endInput('right');
+  await h.finish();
+  return h.records().map((r) => [(r.order as Order).id, (r.customer as Customer | null)?.name ?? null]);
+}
+
 describe('table join (event time, versioned)', () => {
   it('joins each record with the row its key had at the record’s time; a null value deletes', async () => {
     const h = tableHarness();
@@ -77,12 +85,7 @@ describe('table join (event time, versioned)', () => {
       { id: 5, c: 'a', ts: s(30) },
     ];
     await push(h, 'left', orders);
-    await h.endInput('left');
-    await h.endInput('right');
-    await h.finish();
-    const got = h
-      .records()
-      .map((r) => [(r.order as Order).id, (r.customer as Customer | null)?.name ?? null]);
+    const got = await endedOrders(h);
     assert.deepEqual(got, [
       [1, 'Ann'],
       [2, 'Ann v2'],
@@ -127,6 +130,35 @@ describe('table join (event time, versioned)', () => {
       [2, null],
       [3, null],
     ]);
+  });
+
+  it('applies a late table change (counted as late, not sent to `late`): waiting records see it, emitted ones are not revised', async () => {
+    const op = tableJoin({
+      key: { left: 'c', right: '$key' },
+      time: { left: 'ts', right: 'at' },
+      type: 'left',
+      late: 'late',
+      as: { left: 'order', right: 'customer' },
+    });
+    const h = new OperatorHarness<unknown, Record<string, unknown>>(op);
+    await h.open();
+    await h.process([{ name: 'Ann', at: s(0) }], [row('a', { name: 'Ann', at: s(0) })], 'right');
+    await push(h, 'left', [
+      { id: 1, c: 'a', ts: s(10) },
+      { id: 2, c: 'a', ts: s(30) },
+    ]);
+    const x = { name: 'X', at: s(20) };
+    await h.process([x], [row('x', x)], 'right');
+    // Watermark s(20) − 1: order 1 is out with `Ann`; order 2 waits.
+    const late = { name: 'Ann late', at: s(15) };
+    await h.process([late], [row('a', late)], 'right');
+    const got = await endedOrders(h);
+    assert.deepEqual(got, [
+      [1, 'Ann'],
+      [2, 'Ann late'],
+    ]);
+    assert.equal(op.metrics().lateEvents, 1);
+    assert.deepEqual(h.records('late'), []);
   });
 
   it('an inner table join drops records without a row; a record waits until the watermark reaches its time', async () => {

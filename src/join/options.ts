@@ -54,7 +54,7 @@ export interface JoinOptions {
    * that sent nothing stops holding the watermark back (it may then send late records).
    */
   watermark?: { maxOutOfOrder?: JoinDuration; idleTimeout?: JoinDuration };
-  /** Side output for records that came after the watermark passed them; without it they are dead-lettered. */
+  /** Side output for records that came after the watermark passed them; without it they are dead-lettered. A table's late changes are applied instead. */
   late?: string;
   /** Field names of the two sides in a result record; default `left` and `right` (the input names in YAML). */
   as?: Partial<BySide<string>>;

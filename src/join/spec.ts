@@ -99,7 +99,7 @@ export const joinConfig = z
       .min(1)
       .optional()
       .describe(
-        'Side output (an `outputs:` name) for records that came after the watermark passed them; without it they go to the DLQ.',
+        'Side output (an `outputs:` name) for records that came after the watermark passed them; without it they go to the DLQ. A table’s late changes are applied instead.',
       ),
     as: z
       .object({ left: z.string().min(1).optional(), right: z.string().min(1).optional() })
@@ -149,7 +149,7 @@ export const joinSpec = defineComponent({
     'The first step of a pipeline with `inputs:`; later steps see its results. A result holds the left record under the left input’s name and the right record (or table row) under the right one’s (`as` renames them); the meta of the left record goes on. ' +
     'Interval (`between`) and window (`tumbling`) joins buffer both sides per key and drop a record once the watermark passes the end of the times it can match; a `type: left` join then emits an unmatched left record once, with `null`. ' +
     'A table join (`table`) keeps the table’s versions per key and joins each left record, once the watermark reaches its time, with the row valid at that time (Flink’s event-time temporal join). ' +
-    'The watermark is the minimum of the two sides’. A record at or before it is late: to the `late` output, else to the DLQ. A record without its key or time goes to the DLQ. ' +
+    'The watermark is the minimum of the two sides’. A record at or before it is late: to the `late` output, else to the DLQ — except a table change, which is still applied (waiting records see it). A record without its key or time goes to the DLQ. ' +
     'The buffered records and the table are in checkpoints. See docs/joins.md.',
   config: joinConfig,
   examples: [

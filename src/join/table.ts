@@ -7,6 +7,11 @@
  * come), then is emitted in event-time order; without a row (or deleted) it is dropped, or in a
  * left outer join emitted with `null`.
  *
+ * A table change that comes late (at or before the watermark) is still applied, counted as late:
+ * the left records still waiting (all after the watermark) see it if it is the newest version at
+ * their time; results already emitted are not revised. Kafka Streams' KTable likewise never drops
+ * an update; sending it to `late` instead would leave the table stale for good.
+ *
  * Versions older than the watermark are folded: per key only the newest version at or before the
  * watermark is kept (it is what any later left record sees), plus the newer ones; a key whose
  * kept version is a deletion goes entirely. The table and the waiting left records are the state
@@ -48,6 +53,8 @@ export class TemporalTableJoin implements JoinAlgorithm {
   private seq = 0;
   private wm = Number.NEGATIVE_INFINITY;
   private versionCount = 0;
+  /** Late table changes are applied (see the module comment). */
+  readonly takesLate = 'right' as const;
 
   constructor(outer: boolean, results: JoinResults) {
     this.outer = outer;
