@@ -193,6 +193,7 @@ export {
   type FanOutBranch,
   type FanOutOptions,
   type Joined,
+  type JoinedBy,
   type JoinStageOptions,
   Pipeline,
   type StageOptions,

@@ -49,12 +49,20 @@ export type Joined<
   readonly [k in LN]: L;
 } & { readonly [k in RN]: K extends 'left' ? R | null : R };
 
-/** Options of {@link Stream.join} and {@link Stream.joinTable}: the join's, typed result names and join type, and the stage's. */
-export type JoinStageOptions<LN extends string, RN extends string, K extends 'inner' | 'left'> = Omit<
-  JoinOptions,
-  'as' | 'type'
-> &
-  StageOptions & { as?: { left?: LN; right?: RN }; type?: K };
+/** Options of {@link Stream.join} and {@link Stream.joinTable}: the join's and the stage's. */
+export type JoinStageOptions = JoinOptions & StageOptions;
+
+/**
+ * The result record of joining a stream of `L` with one of `R` under options `O`: the field names
+ * of `O.as` (default `left`, `right`), and `R | null` when `O.type` is `'left'`.
+ */
+export type JoinedBy<L, R, O> = Joined<
+  L,
+  R,
+  O extends { as: { left: infer N extends string } } ? N : 'left',
+  O extends { as: { right: infer N extends string } } ? N : 'right',
+  O extends { type: 'left' } ? 'left' : 'inner'
+>;
 
 /** Options for a stage added through a {@link Stream}. */
 export interface StageOptions extends NodeOptions {
@@ -263,12 +271,7 @@ export class Stream<T> {
    *   .map(({ left, right }) => ({ ...left, paidAt: right.ts }))
    *   .to(sink);
    */
-  join<
-    R,
-    const LN extends string = 'left',
-    const RN extends string = 'right',
-    const K extends 'inner' | 'left' = 'inner',
-  >(other: Stream<R>, options: JoinStageOptions<LN, RN, K>): Stream<Joined<T, R, LN, RN, K>> {
+  join<R, const O extends JoinStageOptions>(other: Stream<R>, options: O): Stream<JoinedBy<T, R, O>> {
     return this.joinWith(other, streamJoin, options);
   }
 
@@ -284,12 +287,7 @@ export class Stream<T> {
    *   .joinTable(customers, { key: { left: 'customerId', right: '$key' }, time: { left: 'ts' }, type: 'left' })
    *   .to(sink);
    */
-  joinTable<
-    R,
-    const LN extends string = 'left',
-    const RN extends string = 'right',
-    const K extends 'inner' | 'left' = 'inner',
-  >(table: Stream<R>, options: JoinStageOptions<LN, RN, K>): Stream<Joined<T, R, LN, RN, K>> {
+  joinTable<R, const O extends JoinStageOptions>(table: Stream<R>, options: O): Stream<JoinedBy<T, R, O>> {
     return this.joinWith(table, tableJoin, options);
   }
 
