@@ -30,6 +30,7 @@ export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['window'], load: () => import('./time/spec.ts') },
   { names: ['join'], load: () => import('./join/spec.ts') },
   { names: ['lookup'], load: loadLookupSpec },
+  { names: ['mapAsync', 'shard', 'fanOut'], load: () => import('./operators/parallel-spec.ts') },
 ];
 
 /**

@@ -205,7 +205,9 @@ export {
   type ComponentKind,
   type ComponentSpec,
   defineComponent,
+  type NestedSteps,
   Registry,
+  type Segments,
 } from './spec/registry.ts';
 export {
   type LmdbBackendOptions,

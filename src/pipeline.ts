@@ -14,6 +14,7 @@ import { fuseRecordSteps } from './core/fuse.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './core/graph.ts';
 import { projectSources } from './core/projection.ts';
 import { type RunHandle, type RunOptions, runGraph } from './core/run.ts';
+import { splitParallel } from './core/split.ts';
 import type { Operator, Sink, Source } from './core/stage.ts';
 import { type JoinOptions, streamJoin, tableJoin } from './join/join.ts';
 import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './operators/async.ts';
@@ -93,12 +94,23 @@ export class Pipeline {
   }
 
   /**
+   * Why each step asking for `parallelism` above 1 would run on one thread, by stage name (empty
+   * when every such step runs split-parallel); `checkpointing`: the run takes checkpoints. For
+   * `sluice lint`; the graph is not changed.
+   */
+  parallelWarnings(checkpointing = false): Map<string, string> {
+    return splitParallel(fuseRecordSteps(this.graph), { checkpointing }).reasons;
+  }
+
+  /**
    * Validates the graph and starts it; see {@link RunHandle}. Consecutive `map`/`filter` stages
-   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`).
+   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`); a window asking for
+   * `parallelism` runs split-parallel where it can (see `splitParallel`).
    */
   run(options: RunOptions = {}): RunHandle {
-    const graph = fuseRecordSteps(this.graph);
-    projectSources(graph);
+    const fused = fuseRecordSteps(this.graph);
+    projectSources(fused);
+    const { graph } = splitParallel(fused, { checkpointing: options.checkpoint !== undefined });
     return runGraph(graph, options);
   }
 }
@@ -196,8 +208,8 @@ export class Stream<T> {
    * p.from(source).mapAsync(async (r, signal) => enrich(r, signal), { concurrency: 16 }).to(sink);
    */
   mapAsync<O>(fn: AsyncFn<T, O>, options: AsyncOptions & StageOptions = {}): Stream<O> {
-    const { concurrency, ordered, ...stage } = options;
-    return this.via(mapAsync(fn, { concurrency, ordered }), { component: 'mapAsync', ...stage });
+    const { concurrency, ordered, key, ...stage } = options;
+    return this.via(mapAsync(fn, { concurrency, ordered, key }), { component: 'mapAsync', ...stage });
   }
 
   /**
@@ -207,8 +219,8 @@ export class Stream<T> {
    * p.from(orders).flatMapAsync(async (o) => fetchLines(o.id), { concurrency: 4 }).to(sink);
    */
   flatMapAsync<O>(fn: AsyncFn<T, Iterable<O>>, options: AsyncOptions & StageOptions = {}): Stream<O> {
-    const { concurrency, ordered, ...stage } = options;
-    return this.via(flatMapAsync(fn, { concurrency, ordered }), { component: 'flatMapAsync', ...stage });
+    const { concurrency, ordered, key, ...stage } = options;
+    return this.via(flatMapAsync(fn, { concurrency, ordered, key }), { component: 'flatMapAsync', ...stage });
   }
 
   /**

@@ -187,23 +187,15 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   /** Steps that may emit on side ports, with the ports when known (undefined: unknown). */
   const emitters: { step: StepConfig; id: string; ports: readonly string[] | undefined }[] = [];
-  const joined = checkNamedInputs(config, steps, problem);
-  if (joined !== undefined) {
-    // The first step takes the named inputs (a `join`): each `inputs:` entry feeds its input.
-    const id = graph.addOperator(create<Operator>(joined.step) ?? placeholderOperator, {
-      name: joined.step.stageName,
-      component: joined.step.component,
-    });
-    for (const { input, from } of joined.inputs) {
-      const src = sources.get(from) as Stream<unknown>;
-      graph.connect(src.node, id, src.port, joined.step.buffer, input);
-    }
-    emitters.push({ step: joined.step, id, ports: joined.step.spec.ports?.(joined.step.config as never) });
-    stream = new Stream<unknown>(pipeline, id, MAIN_PORT);
-    steps = steps.slice(1);
-  }
-
-  for (const step of steps) {
+  /**
+   * Adds `step` after `from` and returns the stream the next step reads. `suffix` tells the
+   * copies of a `shard` segment apart (`enrich.0`, `enrich.1`, …).
+   */
+  const addStep = async (
+    from: Stream<unknown>,
+    step: StepConfig,
+    suffix: string,
+  ): Promise<Stream<unknown>> => {
     let operator: Operator | undefined;
     let ports: readonly string[] | undefined;
     if (step.type === 'component') {
@@ -233,13 +225,53 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       }
     }
     const component = step.type === 'component' ? step.component : 'module';
-    stream = stream.via(operator ?? placeholderOperator, {
-      name: step.stageName,
-      component,
-      buffer: step.buffer,
-    });
+    const name = `${step.stageName}${suffix}`;
+    const stream = from.via(operator ?? placeholderOperator, { name, component, buffer: step.buffer });
     emitters.push({ step, id: stream.node, ports });
+    const nested = step.type === 'component' ? step.nested : undefined;
+    if (nested === undefined) return stream;
+    const { segments, lists } = nested;
+    if (segments.layout === 'copies') {
+      const copies: Stream<unknown>[] = [];
+      for (const [i, port] of segments.ports.entries())
+        copies.push(await addSteps(stream.side(port), lists[0] ?? [], `${suffix}.${i}`));
+      const [first, ...rest] = copies;
+      return first === undefined ? stream : first.merge(rest, { name: `${name}.merge`, component: 'merge' });
+    }
+    for (const [i, branch] of segments.branches.entries()) {
+      const tee = stream.via(forwardTo(MAIN_PORT), {
+        name: `${name}.${branch.name}`,
+        component,
+        buffer: branch.buffer,
+      });
+      const end = await addSteps(tee, lists[i] ?? [], suffix);
+      const out = end.via(forwardTo(branch.name), { name: `${name}.${branch.name}.end`, component });
+      emitters.push({ step, id: out.node, ports: [branch.name] });
+    }
+    return stream;
+  };
+  const addSteps = async (from: Stream<unknown>, list: readonly StepConfig[], suffix: string) => {
+    let s = from;
+    for (const step of list) s = await addStep(s, step, suffix);
+    return s;
+  };
+  const joined = checkNamedInputs(config, steps, problem);
+  if (joined !== undefined) {
+    // The first step takes the named inputs (a `join`): each `inputs:` entry feeds its input.
+    const id = graph.addOperator(create<Operator>(joined.step) ?? placeholderOperator, {
+      name: joined.step.stageName,
+      component: joined.step.component,
+    });
+    for (const { input, from } of joined.inputs) {
+      const src = sources.get(from) as Stream<unknown>;
+      graph.connect(src.node, id, src.port, joined.step.buffer, input);
+    }
+    emitters.push({ step: joined.step, id, ports: joined.step.spec.ports?.(joined.step.config as never) });
+    stream = new Stream<unknown>(pipeline, id, MAIN_PORT);
+    steps = steps.slice(1);
   }
+
+  stream = await addSteps(stream, steps, '');
 
   // Named side outputs: each port a step declares goes to the `outputs:` entry of that name;
   // an entry no step declares goes to every step whose ports cannot be known.
@@ -400,13 +432,33 @@ function checkNamedInputs(
 export async function lintPipelineFile(file: string, options: LoadOptions): Promise<ConfigProblem[]> {
   try {
     const config = await loadPipelineFile(file, options);
-    await buildPipeline(config);
-    return [...config.warnings];
+    const built = await buildPipeline(config);
+    return [...config.warnings, ...parallelProblems(config, built)];
   } catch (err) {
     const problems = problemsOf(err);
     if (problems.length === 0) throw err;
     return problems;
   }
+}
+
+/** A warning for each step asking for `parallelism` that would run on one thread, saying why. */
+function parallelProblems(config: PipelineConfig, built: BuiltPipeline): ConfigProblem[] {
+  const reasons = built.pipeline.parallelWarnings(built.checkpoint !== undefined);
+  return config.steps.flatMap((step) => {
+    const why = reasons.get(step.stageName);
+    if (why === undefined) return [];
+    const component = step.type === 'component' ? step.component : 'module';
+    return [
+      {
+        severity: 'warning' as const,
+        file: config.file,
+        line: step.line,
+        column: step.column,
+        path: `${step.path}.${component}.parallelism`,
+        message: `step \`${step.stageName}\` runs on one thread: ${why}`,
+      },
+    ];
+  });
 }
 
 /** The export a `module:` step names, or the problem that keeps it from loading. */
@@ -586,6 +638,11 @@ function isPipeline(v: unknown): v is Pipeline {
       typeof (v as Pipeline).run === 'function' &&
       typeof (v as Pipeline).graph === 'object')
   );
+}
+
+/** Forwards every batch unchanged on `port`: a `fanOut` branch's buffered start and its end. */
+function forwardTo(port: string): Operator {
+  return { process: (batch, out) => out.emit(batch, port) };
 }
 
 const placeholderSource: Source = { run: async () => {} };

@@ -6,9 +6,10 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { z } from 'zod';
+import { errorMessage } from '../core/errors.ts';
 import type { BufferOptions } from '../core/graph.ts';
 import { type ConfigProblem, formatPath } from '../spec/problems.ts';
-import type { ComponentKind } from '../spec/registry.ts';
+import type { ComponentKind, Segments } from '../spec/registry.ts';
 import { didYouMean, listChoices } from '../spec/suggest.ts';
 import { type ValueProblem, validateValue } from '../spec/validate.ts';
 import {
@@ -306,7 +307,28 @@ export class Checker {
 
   private step(value: unknown, path: PropertyKey[]): StepConfig | undefined {
     if (isMap(value) && 'module' in value) return this.moduleStep(value, path);
-    return this.component(value, path, 'operator', ['name', 'buffer']);
+    const c = this.component(value, path, 'operator', ['name', 'buffer']);
+    return c?.spec.segments === undefined ? c : this.nested(c, path);
+  }
+
+  /** A composite step with its nested steps checked as steps (each problem at its own path). */
+  private nested(c: ComponentConfig, path: PropertyKey[]): ComponentConfig | undefined {
+    let segments: Segments;
+    try {
+      segments = (c.spec.segments as (config: unknown) => Segments)(c.config);
+    } catch (err) {
+      this.error(
+        [...path, c.component],
+        `cannot tell the nested steps of \`${c.component}\`: ${errorMessage(err)}`,
+      );
+      return undefined;
+    }
+    const written = segments.layout === 'copies' ? [segments.steps] : segments.branches;
+    const lists = written.map((l) =>
+      l.steps.map((s, i) => this.step(s, [...path, c.component, ...l.path, i])),
+    );
+    if (lists.some((l) => l.some((s) => s === undefined))) return undefined;
+    return { ...c, nested: { segments, lists: lists as StepConfig[][] } };
   }
 
   private moduleStep(value: Record<string, unknown>, path: PropertyKey[]): ModuleStepConfig | undefined {

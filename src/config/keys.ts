@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { checkpointSchema } from '../checkpoint/spec.ts';
+import { bufferField } from '../spec/fields.ts';
 
 export const TOP_LEVEL = [
   'name',
@@ -94,15 +95,7 @@ export const connectionsSchema = z
   );
 
 /** Schema of `buffer:` beside a sink or step. */
-export const bufferSchema = z
-  .strictObject({
-    size: z.number().int().min(1).optional().describe('Batches the edge queues; default `channelCapacity`.'),
-    overflow: z
-      .enum(['block', 'dropOldest', 'error'])
-      .optional()
-      .describe('When full: `block` (backpressure, default), `dropOldest`, or `error`.'),
-  })
-  .describe('Buffer of the edge into this stage.');
+export const bufferSchema = bufferField().describe('Buffer of the edge into this stage.');
 
 /** The top-level schemas of the non-component keys, for the JSON Schema and the docs. */
 export const pipelineKeySchemas = { ...scalarKeys, buffer: bufferSchema, connections: connectionsSchema };

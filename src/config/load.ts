@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { CheckpointConfig } from '../checkpoint/spec.ts';
 import type { BufferOptions } from '../core/graph.ts';
 import { type ConfigProblem, configError, redactProblems, sortProblems } from '../spec/problems.ts';
-import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
+import type { ComponentKind, ComponentSpec, Registry, Segments } from '../spec/registry.ts';
 import { Checker } from './check.ts';
 import { applyOverrides, type Env, interpolateDocument, parseSource, type SourceDocument } from './yaml.ts';
 
@@ -28,6 +28,15 @@ export interface ComponentConfig extends StageEntryConfig {
   readonly spec: ComponentSpec;
   /** The config after validation: defaults applied, as `spec.create` takes it. */
   readonly config: unknown;
+  /** A composite step's nested steps (`shard`, `fanOut`), checked: one list per segment. */
+  readonly nested?: NestedStepsConfig | undefined;
+}
+
+/** The nested steps of a composite step: its {@link Segments} and each list, checked. */
+export interface NestedStepsConfig {
+  readonly segments: Segments;
+  /** `copies`: one list; `branches`: one list per branch, in branch order. */
+  readonly lists: readonly (readonly StepConfig[])[];
 }
 
 /** A `module:` step: user code loaded from a file. */

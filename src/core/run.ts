@@ -15,7 +15,7 @@ import type { CheckpointDriver } from './checkpointing.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { StageDeadLetters } from './dead-letters.ts';
 import { DlqSinkGuard } from './dlq-sink.ts';
-import { cancelledError, ErrorCode, isCancellation, SluiceError, wrapError } from './errors.ts';
+import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import { consumeInputs } from './input-loop.ts';
 import type { Batch, Message, RecordMeta, Signal } from './message.ts';
@@ -348,7 +348,10 @@ class Run {
       this.checkErrorRate(message);
     });
     this.dead.set(node.id, dead);
-    let deadLetter = (record: unknown, error: unknown, meta?: RecordMeta) => dead.add(record, error, meta);
+    let deadLetter = (record: unknown, error: unknown, meta?: RecordMeta) => {
+      dead.add(record, error, meta);
+      if (meta !== undefined && meta.source !== node.id) this.tellSource(meta, error);
+    };
     if (node.id === this.graph.dlqNode && node.kind === 'sink') {
       // The dlq has no dlq: what it rejects is written to it again, reduced.
       const guard = new DlqSinkGuard(node.stage, node.id, this.log, () => this.clock.now());
@@ -371,6 +374,19 @@ class Run {
       runScoped: this.runScoped,
       deadLetter,
     };
+  }
+
+  /** Tells the source a dead-lettered record came from that it failed (`Source.recordFailed`). */
+  private tellSource(meta: RecordMeta, error: unknown): void {
+    const node = this.graph.nodes.get(meta.source);
+    if (node?.kind !== 'source' || node.stage.recordFailed === undefined) return;
+    try {
+      node.stage.recordFailed(meta, error);
+    } catch (err) {
+      this.log.warn(`Source \`${node.id}\` failed to take note of a failed record: ${errorMessage(err)}`, {
+        stage: node.id,
+      });
+    }
   }
 
   private checkErrorRate(lastMessage: string): void {

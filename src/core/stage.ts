@@ -213,6 +213,19 @@ export interface Source<T = unknown> {
    */
   onBarrierComplete?(id: number): void | Promise<void>;
   /**
+   * A record this source emitted was sent to the dead-letter output by a later stage: an operator
+   * or a sink called `ctx.deadLetter(record, error, meta)` with the record's meta, whose `source`
+   * is this stage's name (its own dead letters are not reported back). Called synchronously from
+   * that call, so before the barrier that follows the record reaches the sinks: a source that
+   * settles each message on its own (Pulsar's individual acks, a queue's visibility timeout) can
+   * negatively acknowledge it (at once, or at that barrier or checkpoint) instead of acknowledging
+   * it, and have the broker deliver it again. A record that failed after its message was settled
+   * (one held in a window that fires later) is reported too; the source ignores what it no longer
+   * holds. The dead letter is written to the `dlq` output all the same. Must be cheap and must
+   * not throw (a throw is logged and ignored).
+   */
+  recordFailed?(meta: RecordMeta, error: unknown): void;
+  /**
    * True when the input cannot be read again (a pipe, a terminal): `restore` cannot go back to a
    * position, so under checkpoints the runtime requires the write-ahead log (which replays what
    * was read after the checkpoint) and fails at start without it.

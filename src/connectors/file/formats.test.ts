@@ -234,7 +234,8 @@ describe('file source and sink: compression', () => {
       },
     };
     const run = new Pipeline('t').from(source).to(sink).run();
-    for (let i = 0; i < 1000 && sink.recordsWritten < 1; i++) await new Promise((r) => setImmediate(r));
+    // Waits for the write (polling, not timing: a loaded machine may need many turns of the loop).
+    for (let i = 0; i < 2000 && sink.recordsWritten < 1; i++) await new Promise((r) => setTimeout(r, 5));
     assert.equal(sink.recordsWritten, 1);
     const summary = await run.stop({ drain: false });
     assert.equal(summary.state, 'cancelled');
