@@ -89,7 +89,7 @@ test('examples/orders-payments: two file inputs, an interval left join through t
   console.log(`${got.length} results (${unmatched.length} unmatched orders), ${late.length} late records`);
 });
 
-test('sluice lint: a join naming an unknown input, a Kafka input with `parallel`, a late output missing', () => {
+test('sluice lint: a join naming an unknown input, a Kafka input with `parallel`, a late output missing, a join inside a shard', () => {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-join-lint-'));
   writeFileSync(
     join(dir, 'pipeline.yaml'),
@@ -98,6 +98,7 @@ test('sluice lint: a join naming an unknown input, a Kafka input with `parallel`
   payments: { file: { path: payments.jsonl, format: jsonl } }
 pipeline:
   - join: { left: orders, right: paymnts, key: orderId, time: ts, between: [-5m, 1m], late: late }
+  - shard: { key: orderId, shards: 2, steps: [{ join: { left: orders, right: payments, key: orderId, time: ts, tumbling: 1m } }] }
 output: { stdout: { format: jsonl } }
 `,
   );
@@ -109,6 +110,7 @@ output: { stdout: { format: jsonl } }
     'error: pipeline[0].join.right: `paymnts` is not an entry of `inputs:`; did you mean `payments`? The inputs are `orders` and `payments`.',
     'error: inputs.payments: input `payments` is read but `join` does not take it',
     'error: pipeline[0]: step `join` emits on side output `late`, but `outputs:` has no `late`',
+    "error: pipeline[1].shard.steps[0]: `join` joins the pipeline's named inputs, so it cannot be inside a `shard` or `fanOut`",
   ])
     assert.ok(said.includes(expected), `missing: ${expected}\n${said}`);
 });

@@ -378,6 +378,18 @@ function checkNamedInputs(
 ): { step: ComponentConfig; inputs: readonly { input: string; from: string }[] } | undefined {
   const takesInputs = (s: StepConfig | undefined): s is ComponentConfig =>
     s?.type === 'component' && s.spec.inputs !== undefined;
+  // Inside a `shard` or `fanOut` a step has one input: the segment's.
+  const nestedJoins = (list: readonly StepConfig[]): ComponentConfig[] =>
+    list.flatMap((s) =>
+      s.type === 'component' && s.nested !== undefined
+        ? s.nested.lists.flatMap((l) => [...l.filter(takesInputs), ...nestedJoins(l)])
+        : [],
+    );
+  for (const s of nestedJoins(steps))
+    problem(
+      s,
+      `\`${s.component}\` joins the pipeline's named inputs, so it cannot be inside a \`shard\` or \`fanOut\`; make it the first step of \`pipeline\``,
+    );
   steps.forEach((s, i) => {
     if (!takesInputs(s) || (i === 0 && config.namedInputs)) return;
     problem(
