@@ -15,10 +15,10 @@ import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { RunOptions } from '../core/run.ts';
 import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
 import { partitionScoped } from '../operators/partitioned.ts';
-import { Pipeline, type Stream } from '../pipeline.ts';
+import { Pipeline, Stream } from '../pipeline.ts';
 import { type ConfigProblem, configError, problemsOf } from '../spec/problems.ts';
 import type { BuildContext, RecordStep } from '../spec/registry.ts';
-import { listChoices } from '../spec/suggest.ts';
+import { didYouMean, listChoices } from '../spec/suggest.ts';
 import {
   type ComponentConfig,
   type LoadOptions,
@@ -95,7 +95,12 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const partitionScope = config.checkpoint?.scope === 'partition';
   if (partitionScope) {
-    if (config.input.spec.capabilities?.partitionedPositions !== true)
+    if (config.namedInputs)
+      problem(
+        { path: 'checkpoint.scope', ...locate(config.source, ['checkpoint', 'scope']) },
+        '`scope: partition` takes one `input` (state follows its partitions), not `inputs`',
+      );
+    else if (config.input.spec.capabilities?.partitionedPositions !== true)
       problem(
         { path: 'checkpoint.scope', ...locate(config.source, ['checkpoint', 'scope']) },
         '`scope: partition` needs a `kafka` input (state follows its partitions)',
@@ -108,11 +113,18 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
   }
   // An input that cannot be read again resumes only through the write-ahead log.
   const wal = config.checkpoint?.wal !== undefined && config.checkpoint.wal !== false;
-  if (config.checkpoint !== undefined && !wal && config.input.spec.capabilities?.readOnce === true)
-    problem(
-      { ...config.input, path: `${config.input.path}.${config.input.component}` },
-      `the \`${config.input.component}\` input cannot be read again, so a checkpoint could not resume it (\`source input (${config.input.component}) cannot resume from a position\`): add \`wal: true\` to \`checkpoint\` (the write-ahead log keeps what was read after the last checkpoint and replays it), or remove \`checkpoint\``,
-    );
+  for (const input of config.inputs.values()) {
+    if (config.namedInputs && input.spec.runsFirstStep?.(input.config as never) === true)
+      problem(
+        { ...input, path: `${input.path}.${input.component}` },
+        `the \`${input.component}\` input would run the pipeline's first step inside the source (\`parallel\`), but with \`inputs:\` the first step is the \`join\`: remove \`parallel\` (put a \`module:\` step after the join instead)`,
+      );
+    if (config.checkpoint !== undefined && !wal && input.spec.capabilities?.readOnce === true)
+      problem(
+        { ...input, path: `${input.path}.${input.component}` },
+        `the \`${input.component}\` input cannot be read again, so a checkpoint could not resume it (\`source ${input.stageName} (${input.component}) cannot resume from a position\`): add \`wal: true\` to \`checkpoint\` (the write-ahead log keeps what was read after the last checkpoint and replays it), or remove \`checkpoint\``,
+      );
+  }
   // Settings the sinks would refuse only when they start: said by `sluice lint` too.
   const sinkConfigs = [...config.output, ...config.outputs.values(), ...(config.dlq ? [config.dlq] : [])];
   const exactlyOnce = sinkConfigs.filter((c) => (c.config as { exactlyOnce?: unknown }).exactlyOnce === true);
@@ -143,7 +155,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
   // A source that runs the first step itself (the kafka source's `parallel`) gets it as a function.
   let steps = config.steps;
   let firstStep: RecordStep | undefined;
-  if (config.input.spec.runsFirstStep?.(config.input.config as never) === true) {
+  if (!config.namedInputs && config.input.spec.runsFirstStep?.(config.input.config as never) === true) {
     const first = steps[0];
     const needs = `the ${config.input.component} input runs the pipeline's first step inside the source (\`parallel\`), so that step must be a \`module:\` step exporting a per-record function (async allowed)`;
     if (first?.type !== 'module') {
@@ -162,12 +174,16 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       }
     }
   }
-  const source = create<Source>(config.input, false, firstStep);
   // Keep building after a failed stage so every problem is reported; a stand-in keeps the chain.
-  let stream: Stream<unknown> = pipeline.from(source ?? placeholderSource, {
-    name: config.input.stageName,
-    component: config.input.component,
-  });
+  const sources = new Map<string, Stream<unknown>>();
+  for (const input of config.inputs.values()) {
+    const source = create<Source>(input, false, config.namedInputs ? undefined : firstStep);
+    sources.set(
+      input.stageName,
+      pipeline.from(source ?? placeholderSource, { name: input.stageName, component: input.component }),
+    );
+  }
+  let stream: Stream<unknown> = sources.get(config.input.stageName) as Stream<unknown>;
 
   /** Steps that may emit on side ports, with the ports when known (undefined: unknown). */
   const emitters: { step: StepConfig; id: string; ports: readonly string[] | undefined }[] = [];
@@ -239,6 +255,22 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
     for (const step of list) s = await addStep(s, step, suffix);
     return s;
   };
+  const joined = checkNamedInputs(config, steps, problem);
+  if (joined !== undefined) {
+    // The first step takes the named inputs (a `join`): each `inputs:` entry feeds its input.
+    const id = graph.addOperator(create<Operator>(joined.step) ?? placeholderOperator, {
+      name: joined.step.stageName,
+      component: joined.step.component,
+    });
+    for (const { input, from } of joined.inputs) {
+      const src = sources.get(from) as Stream<unknown>;
+      graph.connect(src.node, id, src.port, joined.step.buffer, input);
+    }
+    emitters.push({ step: joined.step, id, ports: joined.step.spec.ports?.(joined.step.config as never) });
+    stream = new Stream<unknown>(pipeline, id, MAIN_PORT);
+    steps = steps.slice(1);
+  }
+
   stream = await addSteps(stream, steps, '');
 
   // Named side outputs: each port a step declares goes to the `outputs:` entry of that name;
@@ -328,6 +360,81 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
           scope: cp.scope,
         };
   return { pipeline, runOptions, warnings: config.warnings, checkpoint };
+}
+
+/**
+ * The rules of named inputs: with `inputs:`, the first step takes them (a `join`, whose spec
+ * names its `inputs`), every input it names exists and every input is taken; a step with named
+ * inputs is first and only with `inputs:`. Returns that first step and its inputs when the file
+ * has `inputs:` and they hold, after reporting every problem.
+ */
+function checkNamedInputs(
+  config: PipelineConfig,
+  steps: readonly StepConfig[],
+  problem: (
+    at: { path: string; line?: number | undefined; column?: number | undefined },
+    message: string,
+  ) => void,
+): { step: ComponentConfig; inputs: readonly { input: string; from: string }[] } | undefined {
+  const takesInputs = (s: StepConfig | undefined): s is ComponentConfig =>
+    s?.type === 'component' && s.spec.inputs !== undefined;
+  // Inside a `shard` or `fanOut` a step has one input: the segment's.
+  const nestedJoins = (list: readonly StepConfig[]): ComponentConfig[] =>
+    list.flatMap((s) =>
+      s.type === 'component' && s.nested !== undefined
+        ? s.nested.lists.flatMap((l) => [...l.filter(takesInputs), ...nestedJoins(l)])
+        : [],
+    );
+  for (const s of nestedJoins(steps))
+    problem(
+      s,
+      `\`${s.component}\` joins the pipeline's named inputs, so it cannot be inside a \`shard\` or \`fanOut\`; make it the first step of \`pipeline\``,
+    );
+  steps.forEach((s, i) => {
+    if (!takesInputs(s) || (i === 0 && config.namedInputs)) return;
+    problem(
+      s,
+      config.namedInputs
+        ? `\`${s.component}\` takes the pipeline's named inputs, so it must be the first step; move it to the top of \`pipeline\``
+        : `\`${s.component}\` joins named inputs: replace \`input:\` with \`inputs:\` naming each source (\`inputs: { orders: { kafka: … }, payments: { kafka: … } }\`) and name them in the step`,
+    );
+  });
+  if (!config.namedInputs) return undefined;
+  const first = steps[0];
+  const names = [...config.inputs.keys()];
+  if (!takesInputs(first)) {
+    problem(
+      first ?? { path: 'inputs', ...locate(config.source, ['inputs']) },
+      `with \`inputs:\` the first step joins them: start \`pipeline\` with \`- join: { left: ${names[0] ?? 'a'}, right: ${names[1] ?? 'b'}, … }\`${first === undefined ? '' : `, not \`${first.stageName}\``}`,
+    );
+    return undefined;
+  }
+  const inputs = first.spec.inputs?.(first.config as never) ?? [];
+  let ok = true;
+  for (const { input, from } of inputs) {
+    if (config.inputs.has(from)) continue;
+    ok = false;
+    const field =
+      input === 'right' && (first.config as { table?: string }).table !== undefined ? 'table' : input;
+    const guess = didYouMean(from, names);
+    problem(
+      {
+        path: `${first.path}.${first.component}.${field}`,
+        ...locate(config.source, ['pipeline', 0, first.component, field]),
+      },
+      `\`${from}\` is not an entry of \`inputs:\`${guess ? `; did you mean \`${guess}\`?` : ''} The inputs are ${listChoices(names, 'and')}.`,
+    );
+  }
+  const used = new Set(inputs.map((i) => i.from));
+  for (const name of names) {
+    if (used.has(name)) continue;
+    const at = config.inputs.get(name) as ComponentConfig;
+    problem(
+      { ...at, path: `inputs.${name}` },
+      `input \`${name}\` is read but \`${first.stageName}\` does not take it; name it in the \`${first.component}\` step or remove it`,
+    );
+  }
+  return ok ? { step: first, inputs } : undefined;
 }
 
 /**

@@ -123,7 +123,9 @@ export class Checker {
     // Explicit stage names first, so default names can avoid them.
     this.collectNames(doc);
 
-    const input = this.requiredComponent(doc, 'input', 'source', []);
+    const inputs = this.inputs(doc);
+    const input =
+      inputs === undefined ? this.requiredComponent(doc, 'input', 'source', []) : [...inputs.values()][0];
     const steps: StepConfig[] = [];
     const pipeline = doc.pipeline;
     if (pipeline !== undefined && pipeline !== null) {
@@ -187,6 +189,8 @@ export class Checker {
       baseDir: this.baseDir,
       name,
       input,
+      inputs: inputs ?? new Map([[input.stageName, input]]),
+      namedInputs: inputs !== undefined,
       steps,
       output,
       outputs,
@@ -199,6 +203,41 @@ export class Checker {
       warnings: this.problems.filter((p) => p.severity === 'warning'),
       source: this.source,
     };
+  }
+
+  /**
+   * The sources of `inputs:` by name (the stage name), or undefined when the file has none (then
+   * `input:` is required). Reports `input` beside `inputs`, an empty or malformed map, bad names.
+   */
+  private inputs(doc: Record<string, unknown>): Map<string, ComponentConfig> | undefined {
+    if (doc.inputs === undefined || doc.inputs === null) return undefined;
+    if (doc.input !== undefined && doc.input !== null)
+      this.error(
+        ['inputs'],
+        'give `input` (one source) or `inputs` (named sources for a `join`), not both',
+        'key',
+      );
+    const out = new Map<string, ComponentConfig>();
+    if (!isMap(doc.inputs) || Object.keys(doc.inputs).length === 0) {
+      this.error(
+        ['inputs'],
+        `\`inputs\` maps names to sources (\`orders: { kafka: … }\`) for a \`join\` step to name, got ${isMap(doc.inputs) ? 'an empty map' : this.describe(doc.inputs, ['inputs'])}`,
+      );
+      return out;
+    }
+    for (const [name, source] of Object.entries(doc.inputs)) {
+      if (!STAGE_NAME.test(name) || name === 'dlq') {
+        this.error(
+          ['inputs', name],
+          `\`${name}\` cannot name an input; use letters, digits and \`_.:#/-\` (and not \`dlq\`)`,
+          'key',
+        );
+        continue;
+      }
+      const c = this.component(source, ['inputs', name], 'source', [], name);
+      if (c) out.set(name, { ...c, stageName: name });
+    }
+    return out;
   }
 
   private requiredComponent(
@@ -231,6 +270,19 @@ export class Checker {
     } else entries.push([doc.output, ['output']]);
     if (doc.outputs && typeof doc.outputs === 'object') {
       for (const [k, v] of Object.entries(doc.outputs)) entries.push([v, ['outputs', k]]);
+    }
+    // An `inputs:` entry is named by its key.
+    if (isMap(doc.inputs)) {
+      for (const k of Object.keys(doc.inputs)) {
+        const before = this.explicitNames.get(k);
+        if (before !== undefined)
+          this.error(
+            ['inputs', k],
+            `two stages are named \`${k}\` (also at \`${before}\`); stage names must be unique`,
+            'key',
+          );
+        else if (STAGE_NAME.test(k)) this.explicitNames.set(k, `inputs.${k}`);
+      }
     }
     for (const [entry, path] of entries) {
       if (!isMap(entry) || entry.name === undefined) continue;

@@ -11,6 +11,7 @@ import { bufferField } from '../spec/fields.ts';
 export const TOP_LEVEL = [
   'name',
   'input',
+  'inputs',
   'pipeline',
   'output',
   'outputs',

@@ -60,7 +60,15 @@ export interface PipelineConfig {
   /** Folder relative paths resolve against. */
   readonly baseDir: string;
   readonly name: string;
+  /** The first (with `input:`, the one) source. */
   readonly input: ComponentConfig;
+  /**
+   * Every source by stage name: the one of `input:`, or the entries of `inputs:` (named by their
+   * key, fed to the first step, a `join`, which names them).
+   */
+  readonly inputs: ReadonlyMap<string, ComponentConfig>;
+  /** True when the file says `inputs:` (named sources for a `join`) rather than `input:`. */
+  readonly namedInputs: boolean;
   readonly steps: readonly StepConfig[];
   /** One sink, or several (fan-out: each gets every record). */
   readonly output: readonly ComponentConfig[];

@@ -119,6 +119,13 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
     properties: {
       name: configJsonSchema(pipelineKeySchemas.name),
       input: { $ref: '#/$defs/source' },
+      inputs: {
+        type: 'object',
+        description:
+          'Named sources (instead of `input`), joined by the first step (`join`), which names them.',
+        minProperties: 1,
+        additionalProperties: { $ref: '#/$defs/source' },
+      },
       pipeline: { type: 'array', description: 'Steps, in order.', items: { $ref: '#/$defs/step' } },
       output: {
         description: 'One sink, or a list of sinks (fan-out: each gets every record).',
@@ -138,7 +145,8 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
       connections: configJsonSchema(pipelineKeySchemas.connections),
       http: configJsonSchema(pipelineKeySchemas.http),
     },
-    required: ['input', 'output'],
+    required: ['output'],
+    oneOf: [{ required: ['input'] }, { required: ['inputs'] }],
     additionalProperties: false,
     $defs: defs,
   };

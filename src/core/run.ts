@@ -168,6 +168,8 @@ class Run {
   /** Values the stages of this run share (`StageContext.runScoped`). */
   private readonly runScoped = runScope();
   private readonly inputs = new Map<string, Channel<Message>[]>();
+  /** Per stage, the name of each of its inputs (`GraphEdge.input`), by the index in `inputs`. */
+  private readonly inputNames = new Map<string, (string | undefined)[]>();
   private readonly outputs = new Map<string, Map<string, Channel<Message>[]>>();
   private readonly channels: Channel<Message>[] = [];
   /** Each channel with the edge it serves, for metrics. */
@@ -313,6 +315,7 @@ class Run {
     }
     for (const node of this.graph.nodes.values()) {
       this.inputs.set(node.id, []);
+      this.inputNames.set(node.id, []);
       this.outputs.set(node.id, new Map());
       this.stageMetrics.set(node.id, new StageMetrics(node.id, node.kind, node.component));
     }
@@ -327,6 +330,7 @@ class Run {
       this.channels.push(ch);
       this.edgeChannels.push({ from: edge.from, port: edge.port, to: edge.to, ch });
       this.inputs.get(edge.to)?.push(ch);
+      this.inputNames.get(edge.to)?.push(edge.input);
       const ports = this.outputs.get(edge.from) as Map<string, Channel<Message>[]>;
       const list = ports.get(edge.port) ?? [];
       list.push(ch);
@@ -666,6 +670,7 @@ class Run {
       prepared: () => this.sinkPrepared(node.id),
       write: guard === undefined ? undefined : (batch) => guard.write(batch),
       inputs: this.inputs.get(node.id) as Channel<Message>[],
+      inputNames: this.inputNames.get(node.id),
       metrics: this.stageMetrics.get(node.id) as StageMetrics,
       out,
       clock: this.clock,

@@ -257,8 +257,20 @@ export interface Source<T = unknown> {
 export interface Operator<I = unknown, O = unknown> {
   /** Called once before any data. */
   open?(ctx: StageContext): void | Promise<void>;
-  /** Called once per input batch, in order. Per-record work is a synchronous loop; await `out.emit`. */
-  process(batch: Batch<I>, out: Emitter<O>): void | Promise<void>;
+  /**
+   * Called once per input batch, in order. Per-record work is a synchronous loop; await `out.emit`.
+   * `input` is the name of the input the batch arrived on when the graph names it (the edge's
+   * `input`, e.g. a join's `left` or `right`; see `Graph.connect`), else undefined. Batches of
+   * one input keep their order; batches of different inputs interleave in arrival order.
+   */
+  process(batch: Batch<I>, out: Emitter<O>, input?: string): void | Promise<void>;
+  /**
+   * Called once when the named input `input` has ended (its upstream closed), while the others
+   * may still deliver; for the last input to end it comes before `finish`. Only for named inputs
+   * (see `process`). A stage uses it to stop waiting for that input (e.g. a join's watermark no
+   * longer held back by a side that can send nothing more).
+   */
+  endInput?(input: string, out: Emitter<O>): void | Promise<void>;
   /**
    * Called for each control signal, in order with the data. For watermarks the runtime passes
    * the minimum over all inputs, only when it advances. Without this method the signal is

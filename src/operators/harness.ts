@@ -68,11 +68,20 @@ export class OperatorHarness<I, O> {
     await this.op.open?.(this.ctx);
   }
 
-  /** Pushes one batch (records, optional aligned meta). */
-  async process(records: readonly I[], meta?: readonly (RecordMeta | undefined)[]): Promise<void> {
+  /** Pushes one batch (records, optional aligned meta), on the named `input` when given. */
+  async process(
+    records: readonly I[],
+    meta?: readonly (RecordMeta | undefined)[],
+    input?: string,
+  ): Promise<void> {
     const batch: Batch<I> =
       meta === undefined ? { kind: 'batch', records } : { kind: 'batch', records, meta };
-    await this.op.process(batch, this.out);
+    await this.op.process(batch, this.out, input);
+  }
+
+  /** Says the named `input` ended (as the runtime does when its upstream closes). */
+  async endInput(input: string): Promise<void> {
+    await this.op.endInput?.(input, this.out);
   }
 
   /** Pushes a signal; forwards it unchanged when the operator has no `onSignal` (as the runtime does). */

@@ -83,6 +83,13 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
    */
   runsFirstStep?(config: C): boolean;
   /**
+   * Operators only: the named inputs the step takes from entries of the file's `inputs:` (a
+   * `join`'s `left` and `right`), each as the input name the operator tells batches apart by
+   * (`Operator.process`'s `input`) and the `inputs:` entry that feeds it. A pipeline file's
+   * builder connects them; such a step must be the first of `pipeline`.
+   */
+  inputs?(config: C): readonly { readonly input: string; readonly from: string }[];
+  /**
    * Operators only: the nested step lists of a composite step (`shard`, `fanOut`), written as
    * in `pipeline:`. The pipeline file's checker validates them as steps and the builder wires
    * them around the stage `create` builds; see {@link Segments}.
