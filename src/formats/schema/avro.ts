@@ -18,6 +18,7 @@
  * - unions are unwrapped (`null | string` is the string or null), as Python's fastavro reads them.
  */
 import avro from 'avsc';
+import { isoMillis, parseCanonicalIso } from './iso-time.ts';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const DAY_MS = 86_400_000;
@@ -175,32 +176,6 @@ class DecimalType extends avro.types.LogicalType {
   }
 }
 
-/** The day part (`YYYY-MM-DDT`) of the last day formatted: records of a stream share days. */
-let lastDay = Number.NaN;
-let lastDayText = '';
-
-const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
-
-/** Epoch ms → `YYYY-MM-DDTHH:MM:SS.sssZ`, the day part cached (4–10× `toISOString` on a stream). */
-export function isoMillis(ms: number): string {
-  const day = Math.floor(ms / DAY_MS);
-  if (day !== lastDay) {
-    const d = new Date(day * DAY_MS);
-    if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 0 || d.getUTCFullYear() > 9999)
-      return new Date(ms).toISOString();
-    lastDay = day;
-    lastDayText = d.toISOString().slice(0, 11);
-  }
-  let rest = ms - day * DAY_MS;
-  const milli = rest % 1000;
-  rest = (rest - milli) / 1000;
-  const sec = rest % 60;
-  rest = (rest - sec) / 60;
-  const min = rest % 60;
-  const hour = (rest - min) / 60;
-  return `${lastDayText}${pad2(hour)}:${pad2(min)}:${pad2(sec)}.${milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : milli}Z`;
-}
-
 /** Epoch-µs bigint → ISO text with 6 fraction digits. */
 function isoMicros(us: bigint): string {
   const ms = us / 1000n - (us % 1000n < 0n ? 1n : 0n);
@@ -227,9 +202,9 @@ class TimestampMillisType extends avro.types.LogicalType {
   }
   protected override _toValue(v: unknown): number | undefined {
     // The form this type writes (`…T12:00:00.123Z`): straight to epoch ms.
-    if (typeof v === 'string' && v.length === 24 && v.charCodeAt(23) === 90 /* Z */) {
-      const t = Date.parse(v);
-      if (Number.isFinite(t)) return t;
+    if (typeof v === 'string') {
+      const t = parseCanonicalIso(v);
+      if (!Number.isNaN(t)) return t;
     }
     const us = toMicros(v);
     return us === undefined ? undefined : Number(us / 1000n);

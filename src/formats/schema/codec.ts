@@ -343,7 +343,10 @@ export function schemaEncoder(options: SchemaEncoderOptions): SchemaValueEncoder
         const type = options.messageType;
         write = (record) => {
           const body = schemas.encode(record, type);
-          return Buffer.concat([header, body], header.length + body.length);
+          const out = Buffer.allocUnsafe(header.length + body.length);
+          out.set(header, 0);
+          out.set(body, header.length);
+          return out;
         };
       } else {
         const header = frameHeader(id);
