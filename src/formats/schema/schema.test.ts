@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { avroType, formatDecimal, parseDecimal } from './avro.ts';
+import { avro, avroType, formatDecimal, parseDecimal } from './avro.ts';
 import { type SchemaDecodeError, schemaDecoder, schemaEncoder } from './codec.ts';
 import { jsonSchemaCheck } from './json-schema.ts';
 import { protobufSchemas } from './protobuf.ts';
@@ -128,6 +128,81 @@ describe('avro values', () => {
     };
     assert.deepEqual({ ...t.fromBuffer(t.toBuffer(r)) }, r);
     assert.deepEqual({ ...t.fromBuffer(t.toBuffer({ ...r, n: String(2n ** 62n) })) }, r);
+  });
+});
+
+describe('avro fast paths agree with the exact ones', () => {
+  const t = avroType({
+    type: 'record',
+    name: 'R',
+    fields: [
+      { name: 'd', type: { type: 'bytes', logicalType: 'decimal', precision: 20, scale: 2 } },
+      { name: 'p', type: { type: 'bytes', logicalType: 'decimal', precision: 4, scale: 2 } },
+      { name: 'n', type: 'long' },
+      { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } },
+    ],
+  });
+  const plainRound = (r: object) => ({ ...t.fromBuffer(t.toBuffer(r)) });
+  const plainLong = avro.Type.forSchema('long');
+
+  test('longs on both sides of the 7-byte varint and 2^53 bounds', () => {
+    for (const n of [
+      0,
+      -1,
+      2 ** 48 - 1,
+      2 ** 48,
+      -(2 ** 48) - 1,
+      2 ** 52,
+      -(2 ** 52),
+      2 ** 53 - 1,
+      -(2 ** 53) + 1,
+    ]) {
+      const bytes = t.toBuffer({ d: '0', p: '0', n, at: 0 });
+      assert.equal(plainRound({ d: '0', p: '0', n, at: 0 }).n, n, `${n}`);
+      // The same varint avsc's plain long writes (it takes numbers within ±2^52).
+      if (Math.abs(n) <= 2 ** 52)
+        assert.ok(bytes.includes(plainLong.toBuffer(n)), `${n} is written as avsc writes it`);
+    }
+    for (const n of [2n ** 53n + 1n, -(2n ** 63n), 2n ** 63n - 1n])
+      assert.equal(plainRound({ d: '0', p: '0', n, at: 0 }).n, n, `${n}`);
+  });
+
+  test('short decimal text in place; other forms through the exact path', () => {
+    const cases: [string | number | bigint, string][] = [
+      ['12.5', '12.50'],
+      ['-0.05', '-0.05'],
+      ['+7', '7.00'],
+      ['.5', '0.50'],
+      ['1.230', '1.23'],
+      ['123456789012.34', '123456789012.34'],
+      ['-999999999999999.99', '-999999999999999.99'],
+      [3, '3.00'],
+      [5n, '5.00'],
+    ];
+    for (const [d, want] of cases) assert.equal(plainRound({ d, p: '0', n: 0, at: 0 }).d, want, String(d));
+    assert.equal(t.isValid({ d: '1.234', p: '0', n: 0, at: 0 }), false);
+    assert.equal(t.isValid({ d: '1.2.3', p: '0', n: 0, at: 0 }), false);
+    assert.equal(plainRound({ d: '0', p: '99.99', n: 0, at: 0 }).p, '99.99');
+    assert.throws(() => t.toBuffer({ d: '0', p: '100.00', n: 0, at: 0 }), /invalid/);
+    assert.throws(() => t.toBuffer({ d: 'twelve', p: '0', n: 0, at: 0 }), /invalid/);
+  });
+
+  test('canonical times in place, other ISO forms parsed, days that do not exist refused', () => {
+    assert.equal(
+      plainRound({ d: '0', p: '0', n: 0, at: '2026-01-01T00:00:01.500Z' }).at,
+      '2026-01-01T00:00:01.500Z',
+    );
+    assert.equal(
+      plainRound({ d: '0', p: '0', n: 0, at: '2026-01-01T01:00:01.5+01:00' }).at,
+      '2026-01-01T00:00:01.500Z',
+    );
+    assert.throws(() => t.toBuffer({ d: '0', p: '0', n: 0, at: '2023-02-29T00:00:00.000Z' }), /invalid/);
+  });
+
+  test('truncated and trailing bytes are refused', () => {
+    const bytes = t.toBuffer({ d: '1.00', p: '0', n: 2 ** 40, at: 0 });
+    assert.throws(() => t.fromBuffer(bytes.subarray(0, 3)), /truncated/);
+    assert.throws(() => t.fromBuffer(Buffer.concat([bytes, Buffer.from([0])])), /trailing/);
   });
 });
 
