@@ -338,6 +338,49 @@ describe('file: protobuf', () => {
         ),
       /the descriptor `v1.avsc` is not a usable FileDescriptorSet/,
     );
+
+    // A record the sink cannot encode goes to the dlq naming the field; the others are written.
+    const bad = fileSinkSpec.create(
+      fileSinkSpec.config.parse({
+        path: 'bad.bin',
+        format: 'protobuf',
+        descriptor: 'order.pb',
+        messageType: 'shop.Order',
+      }),
+      ctx,
+    );
+    const rejected = collect<DeadLetter>();
+    const w = new Pipeline('w2');
+    w.from(arraySource([[orders[0], { id: 'seven', user: 'u' }, orders[1]]])).to(bad);
+    w.dlq(rejected);
+    await w.run().done;
+    assert.equal(rejected.records().length, 1);
+    assert.match(
+      rejected.records()[0]?.error.message ?? '',
+      /field `id`: `seven` is not a 64-bit integer \(`int64`\)/,
+    );
+
+    // A length prefix beyond the limit (2^31 bytes) in the middle of the file: one dead letter at
+    // its byte offset and message number; what precedes it flows, nothing after it can be framed.
+    const good = await readFile(join(dir, 'bad.bin'));
+    await writeFile(
+      join(dir, 'cut.bin'),
+      Buffer.concat([good, Buffer.from([0x80, 0x80, 0x80, 0x80, 0x08]), good]),
+    );
+    const cut = await runWithDlq(
+      fileSourceSpec.create(
+        fileSourceSpec.config.parse({ path: 'cut.bin', format: 'protobuf', descriptor: 'order.pb' }),
+        ctx,
+      ),
+    );
+    assert.deepEqual(cut.records, [orders[0], orders[1]]);
+    assert.equal(cut.dead.length, 1);
+    const letter = cut.dead[0] as DeadLetter;
+    assert.match(
+      letter.error.message,
+      new RegExp(`Protobuf message 3 \\(byte ${good.length}\\): its length 2147483648 is beyond the limit`),
+    );
+    assert.deepEqual(letter.position, { file: join(dir, 'cut.bin'), line: 3, offset: good.length });
   });
 });
 
