@@ -71,6 +71,15 @@ function blockStarts(seen: Seen): number[] {
   return [...new Set(seen.records.map((r) => r.offset))];
 }
 
+/** 100 payments in blocks of about 400 bytes, decoded once clean: what the damage tests break. */
+function damageable(codec?: 'deflate') {
+  const records = payments(100);
+  const bytes = file(avroFileEncoder({ schema: SCHEMA, codec, blockBytes: 400 }), records);
+  const clean = decodeAll(avroFileDecoder(), bytes);
+  const starts = blockStarts(clean);
+  return { records, clean, bad: Buffer.from(bytes), second: starts[1] as number, third: starts[2] as number };
+}
+
 describe('avro container files', () => {
   for (const codec of AVRO_CODECS) {
     test(`round trip with codec ${codec}, several blocks, 7-byte chunks`, () => {
@@ -168,14 +177,8 @@ describe('avro container files', () => {
   });
 
   test('a block whose data is damaged is one dead letter; the other blocks flow', () => {
-    const records = payments(100);
-    const bytes = file(avroFileEncoder({ schema: SCHEMA, codec: 'deflate', blockBytes: 400 }), records);
-    const clean = decodeAll(avroFileDecoder(), bytes);
-    const starts = blockStarts(clean);
+    const { records, clean, bad, second, third } = damageable('deflate');
     // Garble the middle of block 2's compressed data (count and size stay intact).
-    const bad = Buffer.from(bytes);
-    const second = starts[1] as number;
-    const third = starts[2] as number;
     bad.fill(0xff, second + 8, Math.min(third - 20, second + 40));
     const seen = decodeAll(avroFileDecoder(), bad);
     assert.equal(seen.invalid.length, 1);
@@ -196,12 +199,7 @@ describe('avro container files', () => {
   });
 
   test('damaged framing (a bad size) skips to the next sync marker', () => {
-    const records = payments(100);
-    const bytes = file(avroFileEncoder({ schema: SCHEMA, blockBytes: 400 }), records);
-    const clean = decodeAll(avroFileDecoder(), bytes);
-    const starts = blockStarts(clean);
-    const second = starts[1] as number;
-    const bad = Buffer.from(bytes);
+    const { records, clean, bad, second } = damageable();
     // The count stays, the size varint becomes huge: the sync marker is not where the size says.
     bad[second + 2] = 0x02;
     const seen = decodeAll(avroFileDecoder(), bad, 5);
@@ -217,13 +215,7 @@ describe('avro container files', () => {
   // The damaged marker is the one the next block would be found by: the decoder resyncs at the
   // next intact marker, so blocks 2 and 3 are skipped, under one dead letter at block 2's offset.
   test('a damaged sync marker: one dead letter at its block, resync at the next marker', () => {
-    const records = payments(100);
-    const bytes = file(avroFileEncoder({ schema: SCHEMA, blockBytes: 400 }), records);
-    const clean = decodeAll(avroFileDecoder(), bytes);
-    const starts = blockStarts(clean);
-    const second = starts[1] as number;
-    const third = starts[2] as number;
-    const bad = Buffer.from(bytes);
+    const { records, clean, bad, second, third } = damageable();
     bad[third - 3] = (bad[third - 3] as number) ^ 0xff; // inside block 2's trailing sync marker
     const seen = decodeAll(avroFileDecoder(), bad, 11);
     assert.equal(seen.invalid.length, 1);
