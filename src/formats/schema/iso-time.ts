@@ -57,9 +57,7 @@ function digit(s: string, i: number): number {
 export function parseCanonicalIso(s: string): number {
   if (s.length !== 24 || s.charCodeAt(23) !== 90 /* Z */ || s.charCodeAt(10) !== 84 /* T */)
     return Number.NaN;
-  let sameDay = inDayText.length === 11;
-  for (let i = 0; sameDay && i < 11; i++) sameDay = s.charCodeAt(i) === inDayText.charCodeAt(i);
-  if (!sameDay) {
+  if (inDayText.length !== 11 || !s.startsWith(inDayText)) {
     const date = s.slice(0, 10);
     const day = Date.parse(`${date}T00:00:00.000Z`);
     // Date.parse rolls 2023-02-29 over to March: a day that does not print back is not a day.
