@@ -16,7 +16,7 @@ import protobuf from 'protobufjs';
 import { pythonWithFastavro } from '../../../scripts/services/registry.ts';
 import type { Batch, Position } from '../../core/message.ts';
 import type { DeadLetter, Source } from '../../core/stage.ts';
-import { paymentSchema } from '../../formats/avro-file/test-helpers.ts';
+import { paymentSchema, plainValue } from '../../formats/avro-file/test-helpers.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
@@ -92,7 +92,7 @@ function job(schema: object, records: ReturnType<typeof payments>): string {
   return JSON.stringify({ schema, records: rows }).replace(/"@(-?\d+)@"/g, '$1');
 }
 
-const plain = (v: unknown): unknown => structuredClone(v);
+const plain = plainValue;
 
 describe('file: avro', () => {
   for (const codec of ['null', 'deflate', 'snappy', 'zstandard']) {

@@ -9,15 +9,16 @@
  * Values as records hold them:
  * - `long`: a number when it fits in ±2^53, else a bigint (exact; Sluice's JSON writers print such a
  *   bigint as a decimal string, and encoding takes that string back).
- * - `decimal` (bytes or fixed): an exact decimal string, `"12.50"` for scale 2. (A first-class
- *   Decimal type is being added to Sluice; until it lands, decimal strings are the exact form.)
- *   Encoding takes a string, a number or a bigint and refuses one with more fraction digits than the scale.
+ * - `decimal` (bytes or fixed): a `Decimal` (core/decimal.ts) at the schema's scale, which JSON
+ *   writers print as its exact text (`"12.50"` for scale 2). Encoding takes a Decimal, decimal
+ *   text, a number or a bigint and refuses one with more fraction digits than the scale.
  * - `timestamp-millis` / `timestamp-micros`: ISO-8601 UTC text (`…T12:00:00.123Z`, micros with 6
  *   digits), the form Sluice's time fields and window bounds use; encoding also takes epoch-ms
  *   numbers and Dates. `date`: `YYYY-MM-DD`.
  * - unions are unwrapped (`null | string` is the string or null), as Python's fastavro reads them.
  */
 import avro from 'avsc';
+import { Decimal } from '../../core/decimal.ts';
 import { isoMillis, parseCanonicalIso } from './iso-time.ts';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
@@ -148,6 +149,12 @@ export function formatDecimal(unscaled: bigint, scale: number): string {
 /** Decimal text (or number, bigint) → unscaled integer at `scale`; throws when it does not fit. */
 export function parseDecimal(value: unknown, scale: number): bigint {
   if (typeof value === 'bigint') return value * 10n ** BigInt(scale);
+  if (value instanceof Decimal) {
+    const d = value.rescale(scale);
+    if (d === undefined)
+      throw new Error(`\`${value.toString()}\` has more than the schema's ${scale} fraction digits`);
+    return d.units;
+  }
   const text = typeof value === 'number' ? String(value) : value;
   if (typeof text !== 'string')
     throw new Error(`a decimal must be a string or a number, not ${typeof value}`);
@@ -187,11 +194,9 @@ class DecimalType extends avro.types.LogicalType {
     const u = this.underlyingType as unknown as { size?: number };
     this.size = typeof u.size === 'number' ? u.size : undefined;
   }
-  /** Unscaled integer `n` (|n| < 2^47, exact as a double) → decimal text at the scale. */
-  private text(n: number): string {
-    if (this.scale === 0) return String(n);
-    const digits = String(Math.abs(n)).padStart(this.scale + 1, '0');
-    return `${n < 0 ? '-' : ''}${digits.slice(0, -this.scale)}.${digits.slice(-this.scale)}`;
+  /** Unscaled integer `n` (|n| < 2^47, exact as a double) → the decimal at the scale. */
+  private decimal(n: number): Decimal {
+    return new Decimal(BigInt(n), this.scale);
   }
   /**
    * The unscaled integer of short decimal text (`"12.5"` at scale 2 → 1250) when it fits a double
@@ -231,11 +236,21 @@ class DecimalType extends avro.types.LogicalType {
     const at = tap.pos;
     tap.pos += len;
     if (tap.pos > tap.buf.length || len < 0) return undefined; // truncated: avsc says so
-    if (len > 0 && len <= 6) return this.text(tap.buf.readIntBE(at, len));
+    if (len > 0 && len <= 6) return this.decimal(tap.buf.readIntBE(at, len));
     return this._fromValue(tap.buf.subarray(at, tap.pos));
   }
+  /** The unscaled integer of `v` when it is short text or a Decimal that fits a double exactly. */
+  private short(v: unknown): number | undefined {
+    if (this.size !== undefined) return undefined;
+    if (typeof v === 'string') return this.shortUnscaled(v);
+    if (!(v instanceof Decimal)) return undefined;
+    const u = (v.scale === this.scale ? v : v.rescale(this.scale))?.units;
+    if (u === undefined || u >= 2n ** 47n || u <= -(2n ** 47n)) return undefined;
+    const n = Number(u);
+    return this.precision > 0 && Math.abs(n) >= 10 ** this.precision ? undefined : n;
+  }
   _write(tap: Tap, v: unknown): void {
-    const n = this.size === undefined && typeof v === 'string' ? this.shortUnscaled(v) : undefined;
+    const n = this.short(v);
     if (n === undefined) {
       base._write.call(this, tap, v);
       return;
@@ -246,13 +261,13 @@ class DecimalType extends avro.types.LogicalType {
     tap.pos += len;
     if (tap.pos <= tap.buf.length) tap.buf.writeIntBE(n, at, len);
   }
-  protected override _fromValue(buf: Buffer): string {
-    // Fits a double exactly: no BigInt.
-    if (buf.length > 0 && buf.length <= 6) return this.text(buf.readIntBE(0, buf.length));
-    return formatDecimal(bytesToBigint(buf), this.scale);
+  protected override _fromValue(buf: Buffer): Decimal {
+    // Fits a double exactly: no hex detour.
+    if (buf.length > 0 && buf.length <= 6) return this.decimal(buf.readIntBE(0, buf.length));
+    return new Decimal(bytesToBigint(buf), this.scale);
   }
   protected override _toValue(v: unknown): Buffer | undefined {
-    const short = this.size === undefined && typeof v === 'string' ? this.shortUnscaled(v) : undefined;
+    const short = this.short(v);
     if (short !== undefined) {
       const b = Buffer.allocUnsafe(intBytes(short));
       b.writeIntBE(short, 0, b.length);
@@ -269,8 +284,9 @@ class DecimalType extends avro.types.LogicalType {
   protected override _resolve(type: avro.Type): ((v: unknown) => unknown) | undefined {
     if (type instanceof DecimalType) {
       if (type.scale === this.scale) return (v) => v;
+      // More digits: exact; fewer: the extra digits are cut (toward zero), as before.
       return (v) =>
-        formatDecimal(
+        new Decimal(
           parseDecimal(v, Math.max(type.scale, this.scale)) /
             10n ** BigInt(Math.max(0, type.scale - this.scale)),
           this.scale,

@@ -16,7 +16,8 @@
  *   number); bytes: base64 text (encoding also takes bytes);
  * - `google.protobuf.Timestamp`: ISO-8601 text (encoding also takes a Date or epoch milliseconds);
  *   `Duration`: `"1.500s"`; wrappers: their value; `Struct`/`Value`/`ListValue`: JSON values;
- *   `google.type.Decimal`: the exact decimal text (encoding also takes a number or a bigint).
+ *   `google.type.Decimal`: a `Decimal` (core/decimal.ts; encoding also takes decimal text, a number
+ *   or a bigint).
  *
  * Encoding a value that does not fit throws an Error whose message starts with the field path
  * (`field \`items[2].price\`: …`) and says what was expected. Fields of the record that the
@@ -24,6 +25,7 @@
  */
 import { Buffer } from 'node:buffer';
 import protobuf from 'protobufjs';
+import { Decimal } from '../../core/decimal.ts';
 import { isoMillis, parseCanonicalIso } from './iso-time.ts';
 
 /** The wrapper messages (`Int64Value`…), each holding one `value`. */
@@ -192,7 +194,11 @@ function buildToPlain(type: protobuf.Type): ToPlain {
       };
     }
     case '.google.type.Decimal':
-      return (m) => (m as { value?: string }).value ?? '';
+      // Text that is no decimal number stays text (the writer's mistake is visible downstream).
+      return (m) => {
+        const text = (m as { value?: string }).value ?? '';
+        return Decimal.parse(text) ?? text;
+      };
   }
   const names: string[] = [];
   const convs: ToPlain[] = [];
@@ -382,6 +388,7 @@ function durationConv(v: unknown, path: string): { seconds: number | LongLike; n
 }
 
 function decimalConv(v: unknown, path: string): { value: string } {
+  if (v instanceof Decimal) return { value: v.toString() };
   if (typeof v === 'string' && DECIMAL_TEXT.test(v.trim())) return { value: v.trim() };
   if (typeof v === 'bigint') return { value: v.toString() };
   if (typeof v === 'number' && Number.isFinite(v)) return { value: String(v) };

@@ -15,8 +15,8 @@
  * - `google.protobuf.Timestamp`: ISO-8601 UTC text (3, 6 or 9 fraction digits);
  *   `Duration`: `"1.500s"`; the wrappers (`Int64Value`…): their value; `Struct`/`Value`/
  *   `ListValue`: objects, values and arrays; `Empty`: `{}`;
- * - `google.type.Decimal` (`{ value: "12.50" }`): the exact decimal string (a first-class
- *   Decimal type is being added to Sluice; decimal strings stand for it until then).
+ * - `google.type.Decimal` (`{ value: "12.50" }`): a `Decimal` (core/decimal.ts), printed by JSON
+ *   writers as its exact text.
  */
 import protobuf from 'protobufjs';
 import 'protobufjs/ext/descriptor/index.js';
