@@ -6,7 +6,9 @@
  *
  * Prints wall time, records/s, per-thread records/s (records/s over worker threads), CPU
  * seconds (user + sys) and peak RSS of each, checks that every run wrote the same bytes, and
- * ends with `speedup step parallelism 2/1 X` (and its `ratio` line for bench/run.ts).
+ * ends with `speedup step parallelism 2/1 X` (and its `ratio` line for bench/run.ts). Also times
+ * the step alone on this thread (µs/record) and from it the serial fraction of the one-thread
+ * run: everything but the step (start-up, decoding, encoding, writing).
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -73,6 +75,16 @@ for (let r = 0; r < runs; r++)
     results.set(name, list);
   }
 
+// The step's own cost per record on this thread, for the serial fraction of the one-thread run.
+const { default: score } = await import(MODULE);
+const sample = lines.slice(0, 3000).map((l) => JSON.parse(l));
+const stepUs: number[] = [];
+for (let r = 0; r < 3; r++) {
+  const t = performance.now();
+  for (const rec of sample) score(rec);
+  stepUs.push(((performance.now() - t) * 1000) / sample.length);
+}
+
 const digests = new Set([...results.values()].flatMap((rs) => rs.map((r) => r.digest)));
 console.log(
   `parallel: ${records} records, JSONL → module step (~20 µs SHA-256/record) → JSONL, CLI, medians of ${runs}`,
@@ -94,9 +106,14 @@ for (const [name, rs] of results) {
       .padStart(13)}`,
   );
 }
+const oneWall = wallOf.get('parallelism 1') as number;
+const serial = Math.max(0, 1 - (records * median(stepUs)) / 1e6 / oneWall);
+console.log(
+  `step ${median(stepUs).toFixed(1)} µs/record on one thread; serial fraction of the one-thread run (all but the step) ${serial.toFixed(2)}`,
+);
 console.log(`outputs identical: ${digests.size === 1 ? 'yes' : `NO (${digests.size} different outputs)`}`);
-const speedup = (wallOf.get('parallelism 1') as number) / (wallOf.get('parallelism 2') as number);
-const keyed = (wallOf.get('parallelism 1') as number) / (wallOf.get('parallelism 2 keyed') as number);
+const speedup = oneWall / (wallOf.get('parallelism 2') as number);
+const keyed = oneWall / (wallOf.get('parallelism 2 keyed') as number);
 console.log(`speedup step parallelism 2/1 ${speedup.toFixed(2)}`);
 console.log(`speedup step parallelism 2-keyed/1 ${keyed.toFixed(2)}`);
 console.log(`ratio parallel p2/p1 ${speedup.toFixed(2)}`);
