@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- parallel [--records N] [--runs R]`: a CPU-heavy `module:` step (about 20 µs
+ * `npm run bench -- parallel [--lines N] [--runs R]` (or `npx node bench/parallel.ts [--lines N] [--rounds R]`): a CPU-heavy `module:` step (about 20 µs
  * of SHA-256 per record, bench/parallel-step-module.ts) through the CLI, JSONL file → step →
  * JSONL file, with `parallelism: 1` (the function on the main thread) and `parallelism: 2`
  * (two worker threads, unkeyed), and `parallelism: 2` with `key: user`; runs interleaved, medians.
@@ -18,8 +18,9 @@ import { join, resolve } from 'node:path';
 import { numberFlag } from './child.ts';
 import { median } from './run.ts';
 
-const records = numberFlag(process.argv, '--records') ?? 60_000;
-const runs = numberFlag(process.argv, '--runs') ?? 3;
+const records = numberFlag(process.argv, '--lines') ?? 60_000;
+// bench/run.ts passes `--runs N` on as `--rounds N`.
+const runs = numberFlag(process.argv, '--rounds') ?? 3;
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-parallel-'));
 const MODULE = resolve(import.meta.dirname, 'parallel-step-module.ts');
 const CLI = resolve(import.meta.dirname, '../src/cli/main.ts');
