@@ -90,7 +90,7 @@ const digests = new Set([...results.values()].flatMap((rs) => rs.map((r) => r.di
 console.log(
   `parallel: ${records} records, JSONL → module step (~20 µs SHA-256/record) → JSONL, CLI, medians of ${runs}`,
 );
-console.log('contender             wall s  records/s  per-thread/s  cpu s  peak RSS MiB');
+console.log('contender             wall s  records/s  per-thread/s  cpu s  peak RSS MiB  every run (wall s)');
 const wallOf = new Map<string, number>();
 for (const [name, rs] of results) {
   const wall = median(rs.map((r) => r.wall));
@@ -104,7 +104,7 @@ for (const [name, rs] of results) {
       .toFixed(2)
       .padStart(6)} ${median(rs.map((r) => r.rssMiB))
       .toFixed(0)
-      .padStart(13)}`,
+      .padStart(13)}  ${rs.map((r) => r.wall.toFixed(2)).join(' ')}`,
   );
 }
 const oneWall = wallOf.get('parallelism 1') as number;
