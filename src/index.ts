@@ -172,6 +172,8 @@ export {
   lookup,
   map,
   mapAsync,
+  type ParallelStepOptions,
+  parallelStep,
   type RouteOptions,
   type RouteRule,
   route,

@@ -14,6 +14,7 @@ import { MAIN_PORT } from '../core/graph.ts';
 import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { RunOptions } from '../core/run.ts';
 import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
+import { parallelStep } from '../operators/parallel-step.ts';
 import { partitionScoped } from '../operators/partitioned.ts';
 import { Pipeline, Stream } from '../pipeline.ts';
 import { type ConfigProblem, configError, problemsOf } from '../spec/problems.ts';
@@ -158,7 +159,12 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
   if (!config.namedInputs && config.input.spec.runsFirstStep?.(config.input.config as never) === true) {
     const first = steps[0];
     const needs = `the ${config.input.component} input runs the pipeline's first step inside the source (\`parallel\`), so that step must be a \`module:\` step exporting a per-record function (async allowed)`;
-    if (first?.type !== 'module') {
+    if (first?.type === 'module' && first.parallelism !== undefined) {
+      problem(
+        { ...first, path: `${first.path}.parallelism` },
+        `the ${config.input.component} input already runs this first step on its own workers (\`parallel\`); remove \`parallelism\` from \`${first.stageName}\`, or the input's \`parallel\``,
+      );
+    } else if (first?.type !== 'module') {
       problem(
         first ?? { ...config.input, path: `${config.input.path}.${config.input.component}.parallel` },
         `${needs}; ${first === undefined ? 'the pipeline has no steps' : `\`${first.stageName}\` is a \`${first.component}\` step`}`,
@@ -521,6 +527,20 @@ async function loadModuleStep(
   const loaded = await loadModuleExport(step);
   if ('problem' in loaded) return loaded;
   const { exported } = loaded;
+  if (step.parallelism !== undefined) {
+    if (typeof exported !== 'function')
+      return {
+        problem: `\`parallelism\` runs a per-record function on worker threads, but export \`${step.exportName}\` of module \`${step.module}\` is ${exported === null ? 'null' : typeof exported === 'object' ? 'an operator object, whose state lives on one thread' : typeof exported}; export a function \`(record) => record | record[] | undefined\`, or remove \`parallelism\``,
+      };
+    const operator = parallelStep({
+      module: step.modulePath,
+      export: step.exportName,
+      parallelism: step.parallelism,
+      ...(step.key !== undefined ? { key: step.key } : {}),
+      label: step.module,
+    });
+    return { operator, ports: [] };
+  }
   if (typeof exported === 'function')
     return { operator: recordFunctionOperator(exported as (r: unknown) => unknown, step.module), ports: [] };
   if (

@@ -15,6 +15,8 @@ import { type ValueProblem, validateValue } from '../spec/validate.ts';
 import {
   bufferSchema,
   connectionsSchema,
+  moduleKeySchema,
+  moduleParallelismSchema,
   moduleSchema,
   type Siblings,
   STAGE_NAME,
@@ -335,15 +337,17 @@ export class Checker {
     const pos = locate(this.source, path);
     let ok = true;
     for (const key of Object.keys(value)) {
-      if (key === 'module' || key === 'name' || key === 'buffer') continue;
+      if (['module', 'name', 'buffer', 'parallelism', 'key'].includes(key)) continue;
       ok = false;
       this.error(
         [...path, key],
-        `unknown key \`${key}\` beside \`module\`; a module step takes \`module\` and optionally \`name\` and \`buffer\``,
+        `unknown key \`${key}\` beside \`module\`; a module step takes \`module\` and optionally \`name\`, \`buffer\`, \`parallelism\` and \`key\``,
         'key',
       );
     }
     const buffer = this.buffer(value, path);
+    const parallel = this.moduleParallel(value, path);
+    if (parallel === undefined) ok = false;
     const r = this.validate(moduleSchema, value.module, [...path, 'module']);
     if (!r.ok) {
       this.report([...path, 'module'], r.problems);
@@ -377,7 +381,42 @@ export class Checker {
       line: pos.line,
       column: pos.column,
       buffer,
+      ...parallel,
     };
+  }
+
+  /** `parallelism` and `key` beside `module`, validated; undefined after reporting a problem. */
+  private moduleParallel(
+    value: Record<string, unknown>,
+    path: PropertyKey[],
+  ): Pick<ModuleStepConfig, 'parallelism' | 'key'> | undefined {
+    const out: { parallelism?: number | 'auto'; key?: string | readonly string[] } = {};
+    let ok = true;
+    for (const [name, schema] of [
+      ['parallelism', moduleParallelismSchema],
+      ['key', moduleKeySchema],
+    ] as const) {
+      if (value[name] === undefined) continue;
+      const r = this.validate(schema, value[name], [...path, name]);
+      if (!r.ok) {
+        this.error(
+          [...path, name],
+          name === 'parallelism'
+            ? `\`parallelism\` must be \`auto\` or a whole number from 1 to 256, got ${this.describe(value[name], [...path, name])}`
+            : `\`key\` must be a field name or a list of field names, got ${this.describe(value[name], [...path, name])}`,
+        );
+        ok = false;
+      } else (out as Record<string, unknown>)[name] = r.value;
+    }
+    if (ok && out.key !== undefined && out.parallelism === undefined) {
+      this.error(
+        [...path, 'key'],
+        '`key` beside `module` chooses the worker thread of each record: add `parallelism: 2` (or `auto`), or remove `key`',
+        'key',
+      );
+      ok = false;
+    }
+    return ok ? out : undefined;
   }
 
   private component(

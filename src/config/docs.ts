@@ -177,4 +177,18 @@ the record to the \`dlq\`; it may be async), or an operator object with \`proces
 pipeline:
   - module: ./enrich.ts
 \`\`\`
+
+A CPU-heavy function can run on worker threads: \`parallelism: 2\` (or \`auto\`, the available cores)
+beside \`module\`, and optionally \`key: userId\` (a field or a list of fields) so that every record of a
+key runs on one worker, in order. The output is in input order and the dead letters are those of one
+thread; each worker imports the module itself (its module-level state is per worker and not
+checkpointed). Only a function can move to a worker: an operator object (or, in TypeScript, a closure)
+is refused.
+
+\`\`\`yaml
+pipeline:
+  - module: ./score.ts
+    parallelism: 2
+    key: userId
+\`\`\`
 `;

@@ -108,5 +108,15 @@ export const moduleSchema = z.union([
   }),
 ]);
 
+/** `parallelism` beside `module`: worker threads for a per-record function (see `parallelStep`). */
+export const moduleParallelismSchema = z
+  .union([z.literal('auto'), z.number().int().min(1).max(256)])
+  .describe('Worker threads running the function: 1 to 256, or `auto` (available cores).');
+
+/** `key` beside `module`: the field (or fields) whose records go to one worker thread, in order. */
+export const moduleKeySchema = z
+  .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+  .describe('Field, or fields, of the key: the records of one key run on one worker, in order.');
+
 /** Which extra keys may sit beside the component key, per position. */
 export type Siblings = readonly ('name' | 'buffer')[];

@@ -247,7 +247,7 @@ describe('parsePipeline: bad shapes', () => {
         'p.yaml:4:13: error: pipeline[0].module: `enrich.ts` is not a file path; write it relative to the pipeline file, e.g. `./enrich.ts`',
         'p.yaml:5:32: error: pipeline[1].module.exprt: unknown field `exprt`; did you mean `export`? Known fields: `export` and `path`.',
         'p.yaml:6:13: error: pipeline[2].module: module `./nope.ts` not found (looked for /nowhere/nope.ts)',
-        'p.yaml:7:5: error: pipeline[2].tag: unknown key `tag` beside `module`; a module step takes `module` and optionally `name` and `buffer`',
+        'p.yaml:7:5: error: pipeline[2].tag: unknown key `tag` beside `module`; a module step takes `module` and optionally `name`, `buffer`, `parallelism` and `key`',
       ],
     );
   });

@@ -48,6 +48,10 @@ export interface ModuleStepConfig extends StageEntryConfig {
   readonly modulePath: string;
   /** The export to use (`default` unless the file says). */
   readonly exportName: string;
+  /** `parallelism:` beside `module`: worker threads for a per-record function. */
+  readonly parallelism?: number | 'auto' | undefined;
+  /** `key:` beside `module`: the field(s) that keep a key's records on one worker. */
+  readonly key?: string | readonly string[] | undefined;
 }
 
 /** One entry of `pipeline:`. */

@@ -101,6 +101,14 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
       },
       name: { type: 'string', description: 'Stage name (unique in the pipeline).' },
       buffer: { $ref: '#/$defs/buffer' },
+      parallelism: {
+        anyOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 256 }],
+        description: 'Worker threads running the function: 1 to 256, or `auto` (available cores).',
+      },
+      key: {
+        anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+        description: 'Field, or fields, of the key: the records of one key run on one worker, in order.',
+      },
     },
     required: ['module'],
     additionalProperties: false,
