@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { checkJsonDecimals, jsonDecimalsSchema } from '../../io/spec.ts';
 import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { redisSink } from './sink.ts';
@@ -90,6 +91,7 @@ export const redisSourceConfig = z
           'checkpoint interval does not let others take them.',
       ),
     format: formatSchema,
+    decimals: jsonDecimalsSchema,
     field: fieldSchema,
     idleTimeout: durationField()
       .optional()
@@ -111,6 +113,7 @@ export const redisSourceConfig = z
         message: 'give exactly one of `stream` and `streams`',
       });
     }
+    checkJsonDecimals(config, ctx);
   });
 
 /**
@@ -157,6 +160,7 @@ export const redisSourceSpec = defineComponent({
       block: config.block,
       claimIdle: config.claimIdle === 'off' ? undefined : config.claimIdle,
       format: config.format,
+      decimals: config.decimals,
       field: config.field,
       idleTimeout: config.idleTimeout,
       commitInterval: config.commitInterval,
