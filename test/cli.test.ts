@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { main } from '../src/cli/main.ts';
 import type { CliIO } from '../src/cli/output.ts';
 import { DRAIN_MESSAGE } from '../src/cli/run.ts';
+import { defaultRegistry } from '../src/components.ts';
 import { collected, testRegistry } from '../src/config/test-registry.ts';
 
 class Capture {
@@ -313,6 +314,26 @@ describe('sluice schema, list and usage', () => {
     assert.match(one.stdout, /mode \("set" \| "keep", default "set"\)/);
     const ex = await cli(['list', 'memory']);
     assert.match(ex.stdout, /Example: Two records\n {2}memory:\n {4}records: \[\{ a: 1 \}, \{ a: 2 \}\]/);
+  });
+
+  it('list module: the step `sluice list` shows is described too (#15), and a typo of it is guessed', async () => {
+    const r = await cli(['list', 'module']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^module \(step, stable\)\n {2}Runs your own code\. `module: \.\/enrich\.ts`/);
+    const typo = await cli(['list', 'modul']);
+    assert.match(typo.stderr, /did you mean `module`\?/);
+  });
+
+  it('list: the built-in sinks describe what they write, and plain integers show no safe-integer bound (#15)', async () => {
+    const io = { registry: defaultRegistry };
+    const file = await cli(['list', 'file'], io);
+    const [source, sink] = file.stdout.split(/^(?=file \(sink)/m);
+    assert.match(source ?? '', /blank lines skipped/);
+    assert.doesNotMatch(sink ?? '', /blank lines skipped|one object per row keyed by the header/);
+    assert.match(sink ?? '', /a header row first unless `header: false`/);
+    const generate = await cli(['list', 'generate'], io);
+    assert.match(generate.stdout, /^ {2}seed \(integer, default 1\)$/m);
+    assert.doesNotMatch(`${generate.stdout}${sink}`, /9007199254740991/);
   });
 
   it('list: an unknown name exits 2 with a suggestion', async () => {

@@ -78,7 +78,8 @@ function typeOf(s: JsonSchema): string {
   }
   if (t === 'integer' || t === 'number') {
     const bounds: string[] = [];
-    if (typeof s.minimum === 'number') bounds.push(`≥ ${s.minimum}`);
+    // zod's `int()` alone gives the safe-integer bounds: no bound a reader needs to see.
+    if (typeof s.minimum === 'number' && s.minimum > Number.MIN_SAFE_INTEGER) bounds.push(`≥ ${s.minimum}`);
     if (typeof s.exclusiveMinimum === 'number') bounds.push(`> ${s.exclusiveMinimum}`);
     if (typeof s.maximum === 'number' && s.maximum < Number.MAX_SAFE_INTEGER) bounds.push(`≤ ${s.maximum}`);
     if (typeof s.exclusiveMaximum === 'number') bounds.push(`< ${s.exclusiveMaximum}`);
@@ -164,11 +165,11 @@ function anchor(spec: ComponentSpec): string {
   return `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, '')}-${spec.kind}`;
 }
 
-const MODULE_DOC = `### module (step)
-
-stable · used under \`pipeline:\`
-
-Runs your own code. \`module: ./enrich.ts\` (or \`module: { path: ./enrich.ts, export: enrich }\`), relative
+/**
+ * What a `module:` step is (it has no spec: its config is the module's path), for
+ * `docs/components.md` and `sluice list module`.
+ */
+export const MODULE_STEP_DOC = `Runs your own code. \`module: ./enrich.ts\` (or \`module: { path: ./enrich.ts, export: enrich }\`), relative
 to the pipeline file. The export is either a function \`(record) => record | record[] | undefined | null\`
 (one record keeps it, a list replaces it with several, \`undefined\`/\`null\` drops it; a thrown error sends
 the record to the \`dlq\`; it may be async), or an operator object with \`process(batch, out)\`.
@@ -178,3 +179,9 @@ pipeline:
   - module: ./enrich.ts
 \`\`\`
 `;
+
+const MODULE_DOC = `### module (step)
+
+stable · used under \`pipeline:\`
+
+${MODULE_STEP_DOC}`;

@@ -16,6 +16,13 @@ export const formatSchema = z
     '`jsonl`: one JSON value per line (blank lines skipped); `csv`: RFC 4180 rows, one object per row keyed by the header; `lines`: one string per line.',
   );
 
+/** The formats a file is written with (the sinks' `format`: what is written, not what is read). */
+export const sinkFormatSchema = z
+  .enum(FORMAT_NAMES as [FormatName, ...FormatName[]])
+  .describe(
+    '`jsonl`: one JSON value per line (a decimal as its exact text, `"473.98"`); `csv`: RFC 4180 rows (a header row first unless `header: false`), columns from `columns` or the first record\'s keys; `lines`: each record as one line of text (a string as it is; map an object to a string first).',
+  );
+
 /** `maxLineBytes`: the longest line accepted (`lines`, `jsonl`). */
 export const maxLineBytesSchema = z
   .number()

@@ -16,6 +16,7 @@ import {
   decodeFields,
   formatSchema,
   inputCompressionSchema,
+  sinkFormatSchema,
 } from '../../io/spec.ts';
 import { outputCompression } from '../../io/write.ts';
 import { defineComponent } from '../../spec/registry.ts';
@@ -86,7 +87,7 @@ export const fileSinkConfig = z
         'File to write. A relative path resolves against the pipeline file’s folder; missing folders are created. ' +
           'The file appears only when the run succeeds (written to a temporary name, then renamed).',
       ),
-    format: formatSchema,
+    format: sinkFormatSchema,
     compression: compressionSchema
       .default('auto')
       .describe(
