@@ -18,7 +18,7 @@ import { partitionScoped } from '../operators/partitioned.ts';
 import { Pipeline, type Stream } from '../pipeline.ts';
 import { type ConfigProblem, configError, problemsOf } from '../spec/problems.ts';
 import type { BuildContext, RecordStep } from '../spec/registry.ts';
-import { listChoices } from '../spec/suggest.ts';
+import { didYouMean, listChoices } from '../spec/suggest.ts';
 import {
   type ComponentConfig,
   type LoadOptions,
@@ -226,9 +226,10 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       const sinkId = sinkIds.get(port);
       if (sinkId === undefined) {
         const have = [...config.outputs.keys()];
+        const guess = didYouMean(port, have);
         problem(
           e.step,
-          `step \`${e.step.stageName}\` emits on side output \`${port}\`, but \`outputs:\` has no \`${port}\`; add \`outputs: { ${port}: { file: { path: ${port}.jsonl, format: jsonl } } }\`${have.length > 0 ? ` (outputs defined: ${listChoices(have, 'and')})` : ''}`,
+          `step \`${e.step.stageName}\` emits on side output \`${port}\`, but \`outputs:\` has no \`${port}\`; ${guess !== undefined ? `did you mean \`${guess}\`? Or add` : 'add'} \`outputs: { ${port}: { file: { path: ${port}.jsonl, format: jsonl } } }\`${have.length > 0 ? ` (outputs defined: ${listChoices(have, 'and')})` : ''}`,
         );
         continue;
       }
