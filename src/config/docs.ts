@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
-import { configJsonSchema } from './schema.ts';
+import { configJsonSchema, pipelineJsonSchema } from './schema.ts';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -143,6 +143,7 @@ export function componentsMarkdown(registry: Registry): string {
     'stage; on steps and sinks, `buffer: { size, overflow }` sets the buffer of the edge into it.',
     '',
   ];
+  out.push(...pipelineKeysMarkdown(registry));
   for (const kind of ['source', 'operator', 'sink'] as const) {
     const specs = registry.list(kind);
     out.push(`## ${KIND_TITLES[kind]}`, '');
@@ -157,6 +158,68 @@ export function componentsMarkdown(registry: Registry): string {
     if (kind === 'operator') out.push(MODULE_DOC);
   }
   return `${out.join('\n').trimEnd()}\n`;
+}
+
+/** What a `$ref` of the pipeline schema stands for, in the keys table. */
+const REF_NOUNS: Record<string, string> = {
+  '#/$defs/source': 'source',
+  '#/$defs/sink': 'sink',
+  '#/$defs/dlqSink': 'sink',
+  '#/$defs/step': 'step',
+};
+
+/** `a sink`, `list of steps`, `map of name → sink`, `a sink or list of sinks`; undefined for no `$ref`. */
+function refType(s: JsonSchema): string | undefined {
+  const noun = (x: unknown) =>
+    x !== null && typeof x === 'object' && typeof (x as JsonSchema).$ref === 'string'
+      ? (REF_NOUNS[(x as JsonSchema).$ref as string] ?? 'component')
+      : undefined;
+  if (noun(s) !== undefined) return `a ${noun(s)}`;
+  if (s.type === 'array' && noun(s.items) !== undefined) return `list of ${noun(s.items)}s`;
+  if (s.type === 'object' && noun(s.additionalProperties) !== undefined)
+    return `map of name → ${noun(s.additionalProperties)}`;
+  if (Array.isArray(s.anyOf)) {
+    const parts = (s.anyOf as JsonSchema[]).map(refType);
+    if (parts.every((p) => p !== undefined)) return parts.join(' or ');
+  }
+  return undefined;
+}
+
+/**
+ * The top-level keys of a pipeline file, from the same JSON Schema `sluice schema` prints: what
+ * each key holds, and the fields of the object-valued ones (`checkpoint.interval` …).
+ */
+function pipelineKeysMarkdown(registry: Registry): string[] {
+  const schema = pipelineJsonSchema(registry);
+  const defs = (schema.$defs ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((schema.required ?? []) as string[]);
+  const rows: FieldDoc[] = [];
+  for (const [key, prop] of Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>)) {
+    const ref = typeof prop.$ref === 'string' ? defs[prop.$ref.replace('#/$defs/', '')] : undefined;
+    rows.push({
+      name: key,
+      type: refType(prop) ?? typeOf(prop),
+      required: required.has(key),
+      default: prop.default === undefined ? undefined : JSON.stringify(prop.default),
+      description: text(prop.description ?? ref?.description),
+    });
+    if (prop.type === 'object' && prop.properties) walk(prop, `${key}.`, rows);
+  }
+  const out = [
+    '## The pipeline file',
+    '',
+    'The top-level keys of a pipeline file (the same rules `sluice lint` applies and `sluice schema` prints as JSON',
+    'Schema). A relative path in the file resolves against the file’s folder.',
+    '',
+    '| key | type | default | description |',
+    '|---|---|---|---|',
+  ];
+  for (const f of rows) {
+    const def = f.default ?? (f.required ? '**required**' : '');
+    out.push(`| \`${f.name}\` | ${cell(f.type)} | ${cell(def)} | ${cell(f.description)} |`);
+  }
+  out.push('');
+  return out;
 }
 
 // The slug GitHub gives the heading `name (kind)`; the kind keeps a source and a sink of the
