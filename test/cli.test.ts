@@ -91,6 +91,31 @@ describe('sluice run', () => {
     assert.match(strict.stderr, /1 of 4 records read \(25%\) went to the DLQ, above maxErrorRate 10%/);
   });
 
+  it('a --set mistake is reported at the argument, not at a place in the file that does not hold it (#15)', async () => {
+    const path = file('set-typo.yaml', GOOD);
+    const typo = await cli(['lint', path, '--set', 'output.collect.idd=x', '--set', 'outptu.collect.id=y']);
+    assert.equal(typo.code, 1);
+    const text = typo.stdout + typo.stderr;
+    assert.match(
+      text,
+      /set-typo\.yaml \(--set output\.collect\.idd\): error: output\.collect\.idd: unknown field `idd`; did you mean `id`\?/,
+    );
+    assert.match(
+      text,
+      /set-typo\.yaml \(--set outptu\.collect\.id\): error: outptu: unknown top-level key `outptu`; did you mean `output`\?/,
+    );
+    // A value given with --set is wrong at the argument too; the file's own mistakes keep their line.
+    const value = await cli([
+      'lint',
+      file('set-value.yaml', `${GOOD}channelCapacity: 0\n`),
+      '--set',
+      'input.memory.records=7',
+    ]);
+    const both = value.stdout + value.stderr;
+    assert.match(both, /set-value\.yaml \(--set input\.memory\.records\): error: input\.memory\.records: /);
+    assert.match(both, /set-value\.yaml:4:\d+: error: channelCapacity: /);
+  });
+
   it('applies --set overrides', async () => {
     const r = await cli([
       'run',
