@@ -10,6 +10,34 @@ import type pg from 'pg';
 import { ACCOUNTS, OPENING_CENTS, type Transfer, textCents } from '../../examples/saga-transfer/generate.ts';
 import { runWithKills } from './kill-runs.ts';
 
+/**
+ * Runs `pipeline.yaml` in `dir` (pipeline `name`) through the CLI, SIGKILLed three times (see
+ * `runWithKills`), to the end; asserts that it was killed at least twice and that some kill
+ * landed while a saga was under way (its log shows it begun and not ended).
+ */
+export async function killSagaRuns(options: {
+  readonly dir: string;
+  readonly name: string;
+  readonly env?: Readonly<Record<string, string>>;
+  readonly progress: () => Promise<number>;
+  readonly total: number;
+  readonly diagnostic: (message: string) => void;
+}): Promise<void> {
+  let interrupted = 0;
+  const kills = await runWithKills('pipeline.yaml', {
+    cwd: options.dir,
+    ...(options.env !== undefined ? { env: options.env } : {}),
+    progress: options.progress,
+    total: options.total,
+    afterKill: () => {
+      interrupted += sagasUnderWay(join(options.dir, '.sluice', options.name));
+    },
+  });
+  options.diagnostic(`${kills} SIGKILLs, ${interrupted} sagas under way at the kills`);
+  assert.ok(kills >= 2, `killed ${kills} times mid-run`);
+  assert.ok(interrupted > 0, 'some SIGKILL landed while a saga was under way');
+}
+
 /** What {@link runSagaTransfers} needs. */
 export interface SagaTransferRun {
   readonly db: pg.Client;
@@ -31,20 +59,15 @@ export interface SagaTransferRun {
  */
 export async function runSagaTransfers(run: SagaTransferRun): Promise<Map<string, string>> {
   const { db, dir, callsTable, lines } = run;
-  let interrupted = 0;
-  const kills = await runWithKills('pipeline.yaml', {
-    cwd: dir,
+  await killSagaRuns({
+    dir,
+    name: 'saga-transfer',
     env: run.env,
     progress: async () =>
       Number((await db.query(`SELECT count(*) FROM ${callsTable} WHERE key LIKE '%:debit'`)).rows[0].count),
     total: lines.length,
-    afterKill: () => {
-      interrupted += sagasUnderWay(join(dir, '.sluice/saga-transfer'));
-    },
+    diagnostic: run.diagnostic,
   });
-  run.diagnostic(`${kills} SIGKILLs, ${interrupted} sagas under way at the kills`);
-  assert.ok(kills >= 2, `killed ${kills} times mid-run`);
-  assert.ok(interrupted > 0, 'some SIGKILL landed while a saga was under way');
 
   // One outcome per saga, completed or compensated (nothing here may fail a compensation).
   const status = sagaStatuses(join(dir, 'out/outcomes.jsonl'), lines);
@@ -86,7 +109,7 @@ export function sagasUnderWay(logDir: string): number {
  * The outcomes in the JSON Lines `file`, asserted to be one per saga of `lines`, each
  * `completed` or `compensated`; returns saga id → `completed` or `compensated@<step>`.
  */
-export function sagaStatuses(file: string, lines: readonly Transfer[]): Map<string, string> {
+export function sagaStatuses(file: string, lines: readonly { readonly id: string }[]): Map<string, string> {
   const outcomes = readFileSync(file, 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -109,7 +132,7 @@ export function sagaStatuses(file: string, lines: readonly Transfer[]): Map<stri
  */
 export function assertKeysPerSaga(
   keys: Iterable<string>,
-  lines: readonly Transfer[],
+  lines: readonly { readonly id: string }[],
   status: ReadonlyMap<string, string>,
   expected: Readonly<Record<string, string>>,
 ): void {
