@@ -296,9 +296,10 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       const sinkId = sinkIds.get(port);
       if (sinkId === undefined) {
         const have = [...config.outputs.keys()];
+        const guess = didYouMean(port, have);
         problem(
           e.step,
-          `step \`${e.step.stageName}\` emits on side output \`${port}\`, but \`outputs:\` has no \`${port}\`; add \`outputs: { ${port}: { file: { path: ${port}.jsonl, format: jsonl } } }\`${have.length > 0 ? ` (outputs defined: ${listChoices(have, 'and')})` : ''}`,
+          `step \`${e.step.stageName}\` emits on side output \`${port}\`, but \`outputs:\` has no \`${port}\`; ${guess !== undefined ? `did you mean \`${guess}\`? Or add` : 'add'} \`outputs: { ${port}: { file: { path: ${port}.jsonl, format: jsonl } } }\`${have.length > 0 ? ` (outputs defined: ${listChoices(have, 'and')})` : ''}`,
         );
         continue;
       }

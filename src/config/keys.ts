@@ -49,7 +49,7 @@ export const scalarKeys = {
     .min(0)
     .max(1)
     .describe(
-      'Largest fraction (0–1) of records read that may become dead letters. Checked while running (once 100 records were read: the run stops) and at the end (the run fails with exit code 1 and says so). Default 0.5 for `sluice run`; `0` fails a run on its first dead letter, `1` never.',
+      'Largest fraction (0–1) of the records the input held (read, or undecodable) that may become dead letters. Checked while running (once 100 records were read: the run stops) and at the end (the run fails with exit code 1 and says so). Default 0.5 for `sluice run`; `0` fails a run on its first dead letter, `1` never.',
     ),
   channelCapacity: z
     .number()

@@ -274,7 +274,8 @@ describe('parsePipeline: --set overrides', () => {
   it('rejects a --set without `=`, and validates what it sets', () => {
     assert.deepEqual(lines(MIN, { set: ['nonsense', 'input.memory.batchSize=x'] }), [
       'p.yaml: error: --set `nonsense` is not `path=value` (e.g. `--set pipeline[0].batch.size=10`)',
-      'p.yaml:1:18: error: input.memory.batchSize: expected a number, got string "x"',
+      // At the argument, not at a line of the file (#15).
+      'p.yaml (--set input.memory.batchSize): error: input.memory.batchSize: expected a number, got string "x"',
     ]);
   });
 });

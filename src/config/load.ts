@@ -5,7 +5,15 @@ import type { BufferOptions } from '../core/graph.ts';
 import { type ConfigProblem, configError, redactProblems, sortProblems } from '../spec/problems.ts';
 import type { ComponentKind, ComponentSpec, Registry, Segments } from '../spec/registry.ts';
 import { Checker } from './check.ts';
-import { applyOverrides, type Env, interpolateDocument, parseSource, type SourceDocument } from './yaml.ts';
+import {
+  applyOverrides,
+  type Env,
+  interpolateDocument,
+  locateSetProblems,
+  overrideOrigins,
+  parseSource,
+  type SourceDocument,
+} from './yaml.ts';
 
 /** What every stage entry of the file carries: its stage name, where it stands, its buffer. */
 export interface StageEntryConfig {
@@ -143,6 +151,7 @@ export function parsePipeline(
 ): { config?: PipelineConfig | undefined; problems: ConfigProblem[] } {
   const { source, problems } = parseSource(text, file);
   if (problems.some((p) => p.severity === 'error')) return { problems };
+  const origins = overrideOrigins(source, options.set ?? []);
   problems.push(...applyOverrides(source, options.set ?? []));
   const substituted = new Map<string, string>();
   const envProblems = interpolateDocument(source, options.env ?? process.env, substituted);
@@ -152,8 +161,9 @@ export function parsePipeline(
   // A value whose variable is unset is also invalid for its field; say only the first.
   const envPaths = new Set(envProblems.map((p) => p.path));
   // Messages that quote a value from `${VAR}` anyway (a refinement's own wording) lose it here.
-  const sorted = redactProblems(
-    sortProblems(problems.filter((p) => !envPaths.has(p.path) || envProblems.includes(p))),
+  const sorted = locateSetProblems(
+    redactProblems(sortProblems(problems.filter((p) => !envPaths.has(p.path) || envProblems.includes(p)))),
+    origins,
   );
   if (config === undefined || sorted.some((p) => p.severity === 'error')) return { problems: sorted };
   return { config: { ...config, warnings: redactProblems(config.warnings) }, problems: sorted };

@@ -28,7 +28,7 @@ import {
   type SourceTurn,
   sendIdleBarriers,
 } from './run-checkpoint.ts';
-import { recordsRead, runSnapshot } from './run-snapshot.ts';
+import { recordsTaken, runSnapshot } from './run-snapshot.ts';
 import { redactSecrets, redactSecretsDeep } from './secrets.ts';
 import { RESOLVED, sendAll, untilAborted } from './sending.ts';
 import {
@@ -392,7 +392,7 @@ class Run {
   private checkErrorRate(lastMessage: string): void {
     const max = this.options.maxErrorRate;
     if (max === undefined) return;
-    const read = recordsRead(this.stageMetrics);
+    const read = recordsTaken(this.stageMetrics);
     if (read < (this.options.errorRateMinRecords ?? 100)) return;
     const rate = this.deadTotal / read;
     if (rate > max) {

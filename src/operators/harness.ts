@@ -39,14 +39,21 @@ export class OperatorHarness<I, O> {
   readonly out: Emitter<O>;
   private readonly op: Operator<I, O>;
 
-  constructor(op: Operator<I, O>, options: { clock?: ManualClock; name?: string } = {}) {
+  /**
+   * `stopSignal`: the run's stop (Ctrl-C) as the operator sees it, default never aborted;
+   * `checkpointing`: whether the run takes checkpoints (default false).
+   */
+  constructor(
+    op: Operator<I, O>,
+    options: { clock?: ManualClock; name?: string; stopSignal?: AbortSignal; checkpointing?: boolean } = {},
+  ) {
     this.op = op;
     this.clock = options.clock ?? new ManualClock(0);
     this.ctx = {
       name: options.name ?? 'op',
       signal: this.controller.signal,
-      stopSignal: new AbortController().signal,
-      checkpointing: false,
+      stopSignal: options.stopSignal ?? new AbortController().signal,
+      checkpointing: options.checkpointing ?? false,
       runScoped: runScope(),
       clock: this.clock,
       log: { info() {}, warn() {}, error() {} },

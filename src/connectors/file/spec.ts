@@ -21,6 +21,7 @@ import { defineComponent } from '../../spec/registry.ts';
 import {
   checkSchemaFileFields,
   fileFormatSchema,
+  fileSinkFormatSchema,
   schemaFileDecodeFields,
   schemaFileDecodeOptions,
   schemaFileEncodeFields,
@@ -106,7 +107,7 @@ export const fileSinkConfig = z
         'File to write. A relative path resolves against the pipeline file’s folder; missing folders are created. ' +
           'The file appears only when the run succeeds (written to a temporary name, then renamed).',
       ),
-    format: fileFormatSchema,
+    format: fileSinkFormatSchema,
     compression: compressionSchema
       .default('auto')
       .describe(

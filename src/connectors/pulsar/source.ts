@@ -33,6 +33,7 @@ import { randomUUID } from 'node:crypto';
 import { cancelledError, ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
 import { barrier, type Position, type RecordMeta } from '../../core/message.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
+import { decimalJsonParser } from '../../formats/json.ts';
 import { HeldAcks } from './acks.ts';
 import {
   consumerUrl,
@@ -70,6 +71,8 @@ export interface PulsarSourceOptions extends PulsarEndpoint {
   /** This consumer's name (shown in the broker's stats). */
   consumerName?: string | undefined;
   format: PulsarFormat;
+  /** With `format: json`: fields read as exact decimals (`*`: every number); see `decimalReviver`. */
+  decimals?: readonly string[] | undefined;
   /** Most messages per emitted batch. */
   batchSize: number;
   /** Longest a partial batch waits for more messages, ms. */
@@ -132,6 +135,7 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       ? `topics matching \`${options.topicsPattern}\``
       : topics.map((t) => `\`${t.full}\``).join(', ');
   const doing = `consuming ${names} as subscription \`${subscription}\` (${options.subscriptionType})`;
+  const exact = options.format === 'json' ? decimalJsonParser(options.decimals) : undefined;
   const shownTopic =
     topics.length === 1
       ? (topics[0] as TopicName).full
@@ -215,7 +219,7 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       if ((m.redeliveryCount ?? 0) > 0) redelivered++;
       let value: unknown;
       try {
-        value = decodePayload(m.payload, options.format);
+        value = decodePayload(m.payload, options.format, exact);
       } catch (err) {
         if (options.badMessages === 'nack') {
           nacked++;

@@ -4,6 +4,7 @@
  * never in `create`, so `sluice lint` needs no broker.
  */
 import { z } from 'zod';
+import { checkJsonDecimals, jsonDecimalsSchema } from '../../io/spec.ts';
 import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { pulsarSink } from './sink.ts';
@@ -82,6 +83,7 @@ export const pulsarSourceConfig = z
       .describe('Where a new subscription starts. An existing subscription keeps its own position.'),
     consumerName: z.string().min(1).optional().describe('This consumer’s name in the broker’s stats.'),
     format: formatSchema,
+    decimals: jsonDecimalsSchema,
     batchSize: z.number().int().min(1).max(100_000).default(500).describe('Most messages per emitted batch.'),
     maxWait: durationField()
       .prefault('20ms')
@@ -156,6 +158,7 @@ export const pulsarSourceConfig = z
         message: 'give exactly one of `topic`, `topics` and `topicsPattern`',
       });
     }
+    checkJsonDecimals(config, ctx);
     if (config.keySharedMode === 'sticky') {
       ctx.addIssue({
         code: 'custom',
@@ -247,6 +250,7 @@ export const pulsarSourceSpec = defineComponent({
       start: config.start,
       consumerName: config.consumerName,
       format: config.format,
+      decimals: config.decimals,
       batchSize: config.batchSize,
       maxWait: config.maxWait,
       receiverQueueSize: config.receiverQueueSize,
