@@ -355,7 +355,7 @@ outputs:
     const text = r.stdout + r.stderr;
     assert.match(
       text,
-      /pipeline\[0\]: step `fanOut` emits on side output `audit`, but `outputs:` has no `audit`; did you mean `audt`? Or add `outputs: \{ audit: .* \(outputs defined: `audt`\)/,
+      /pipeline\[0\]: step `fanOut` emits on side output `audit`, but `outputs:` has no `audit`; did you mean `audt`\? Or add `outputs: \{ audit: .* \(outputs defined: `audt`\)/,
     );
     assert.match(text, /outputs\.audt: no step emits on side output `audt` \(steps emit on: `audit`\)/);
   });
