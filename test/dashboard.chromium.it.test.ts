@@ -3,7 +3,8 @@
  * `npm run services -- up chromium`, which `npm test` runs for this file), driven headless by
  * `playwright-core` — no browser is downloaded. A throttled `generate` run whose `map` step
  * dead-letters some records is served in-process; the page must draw every stage of the graph,
- * show a rate that moves, and list a dead letter. A screenshot is kept in test-artifacts/.
+ * show a rate that moves, and list a dead letter; a windowed run with checkpoints must show the
+ * window's watermark and completed checkpoints. Screenshots are kept in test-artifacts/.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -44,7 +45,74 @@ async function browser(): Promise<BrowserContext> {
   return chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: ARGS });
 }
 
+/** Starts `sluice run FILE --http 127.0.0.1:0` in-process; resolves with its URL and a stop. */
+async function serve(pipeline: string): Promise<{ url: string; stop(): Promise<number>; stderr: Capture }> {
+  const stderr = new Capture();
+  const signals = new EventEmitter();
+  const run = main(['run', pipeline, '--http', '127.0.0.1:0'], { stdout: new Capture(), stderr, signals });
+  let url: string | undefined;
+  for (let i = 0; i < 2000 && url === undefined; i++) {
+    url = /Serving metrics and the dashboard at (\S+)/.exec(stderr.text)?.[1];
+    if (url === undefined) await sleep(10);
+  }
+  assert.ok(url, `the run did not serve: ${stderr.text}`);
+  return {
+    url,
+    stderr,
+    stop: () => {
+      signals.emit('SIGINT');
+      return run;
+    },
+  };
+}
+
 describe('the dashboard in Chromium', () => {
+  it('shows watermarks and checkpoints of a windowed run', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-dashboard-cp-'));
+    profiles.push(dir);
+    const pipeline = file(
+      'window.yaml',
+      `name: dashboard-window
+input:
+  generate: { rate: 500, seed: 3 }
+pipeline:
+  - window:
+      key: country
+      time: ts
+      tumbling: 1s
+      watermark: { maxOutOfOrder: 100ms }
+      aggregate: { n: count() }
+output:
+  blackhole: {}
+checkpoint: { interval: 500ms, dir: ${JSON.stringify(join(dir, 'checkpoints'))} }
+`,
+    );
+    const run = await serve(pipeline);
+    const context = await browser();
+    try {
+      const page = await context.newPage();
+      await page.goto(run.url);
+      await page.waitForSelector('svg#graph g.node[data-stage="window"]');
+      await page.waitForFunction(
+        `(document.querySelector('[data-watermark="window"]')?.textContent ?? '–') !== '–'`,
+        undefined,
+        { timeout: 30_000 },
+      );
+      assert.match((await page.locator('[data-watermark="window"]').textContent()) ?? '', /^2026-01-01 /);
+      await page.waitForFunction(
+        `Number(document.querySelector('[data-checkpoint="completed"]')?.textContent ?? '0') > 0`,
+        undefined,
+        { timeout: 30_000 },
+      );
+      assert.notEqual(await page.locator('[data-checkpoint="last state size"]').textContent(), '–');
+      mkdirSync(ARTIFACTS, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS, 'dashboard-window.png'), fullPage: true });
+    } finally {
+      await context.close();
+      assert.equal(await run.stop(), 130, run.stderr.text);
+    }
+  });
+
   it('draws every stage, moves the rates and lists a dead letter', { timeout: 120_000 }, async () => {
     const dlq = join(mkdtempSync(join(tmpdir(), 'sluice-dashboard-out-')), 'dead.jsonl');
     profiles.push(join(dlq, '..'));
@@ -71,15 +139,7 @@ dlq:
 maxErrorRate: 1
 `,
     );
-    const stderr = new Capture();
-    const signals = new EventEmitter();
-    const run = main(['run', pipeline, '--http', '127.0.0.1:0'], { stdout: new Capture(), stderr, signals });
-    let url: string | undefined;
-    for (let i = 0; i < 2000 && url === undefined; i++) {
-      url = /Serving metrics and the dashboard at (\S+)/.exec(stderr.text)?.[1];
-      if (url === undefined) await sleep(10);
-    }
-    assert.ok(url, `the run did not serve: ${stderr.text}`);
+    const { url, stop, stderr } = await serve(pipeline);
     const topology = (await (await fetch(`${url}api/topology`)).json()) as { stages: { name: string }[] };
     const stages = topology.stages.map((s) => s.name);
     assert.ok(stages.length >= 6, `expected source, map, route, two sinks and the dlq: ${stages}`);
@@ -131,8 +191,7 @@ maxErrorRate: 1
       assert.deepEqual(errors, [], 'the page threw');
     } finally {
       await context.close();
-      signals.emit('SIGINT');
-      assert.equal(await run, 130, stderr.text);
+      assert.equal(await stop(), 130, stderr.text);
     }
   });
 });
