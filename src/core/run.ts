@@ -18,6 +18,7 @@ import { DlqSinkGuard } from './dlq-sink.ts';
 import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import { consumeInputs } from './input-loop.ts';
+import { LoopTurns, nextTurn } from './loop-turns.ts';
 import type { Batch, Message, RecordMeta, Signal } from './message.ts';
 import { barrier } from './message.ts';
 import { type MetricsSnapshot, type RunState, type SourceLag, StageMetrics } from './metrics.ts';
@@ -202,6 +203,7 @@ class Run {
   private readonly allPrepared = Promise.withResolvers<void>();
   /** Checkpointing: per source, whether it is inside `emit`, a barrier sent while it idles, its end. */
   private readonly sourceTurns = new Map<string, SourceTurn>();
+  private readonly loopTurns = new LoopTurns();
   private done!: Promise<RunSummary>;
 
   private readonly graph: Graph;
@@ -466,7 +468,18 @@ class Run {
         return sendSignal(s);
       },
     };
-    return emitter;
+    return node.kind === 'source' ? this.withLoopTurns(emitter) : emitter;
+  }
+
+  /** A source's emitter that, once a batch is out, gives the event loop a turn when due (loop-turns.ts). */
+  private withLoopTurns(emitter: Emitter<unknown>): Emitter<unknown> {
+    return {
+      emit: (batch, port) => {
+        const sent = emitter.emit(batch, port);
+        return this.loopTurns.due() ? sent.then(nextTurn) : sent;
+      },
+      signal: (s) => emitter.signal(s),
+    };
   }
 
   /**

@@ -220,7 +220,7 @@ function update(state) {
     tr.append(
       el(
         'td',
-        {},
+        { 'data-watermark': s.name },
         s.watermark === undefined ? '–' : new Date(s.watermark).toISOString().replace('T', ' ').slice(0, 19),
       ),
     );
