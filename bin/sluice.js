@@ -37,6 +37,19 @@ if (process.argv[2] !== 'run') {
 // TypeScript stripper. Measured on a two-line CSV run from a checkout: 123 → 97 MiB peak RSS, and
 // a faster start.
 nodeModule.enableCompileCache?.();
+// Started through `npx` (npm sets npm_command=exec), the process tree is npm → sh -c → node, and
+// a SIGTERM to npm kills the shell without passing the signal on: this process would run on as an
+// orphan. So when the parent that started it goes away, stop as on SIGTERM (`Stopped`, exit 143).
+// Only under npx: a `nohup sluice run … &` started directly is meant to outlive its shell.
+if (process.env.npm_command === 'exec') {
+  const parent = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(watch);
+    process.kill(process.pid, 'SIGTERM');
+  }, 500);
+  watch.unref();
+}
 if (entry !== source || process.features.typescript) {
   const { main, exitProcess } = await import(entry.href);
   exitProcess(await main(process.argv.slice(2)));

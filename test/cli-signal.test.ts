@@ -153,3 +153,54 @@ it('a second SIGINT exits 130 even when stdout is a pipe nobody reads', async ()
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+it('under npx, a run whose starting shell goes away (npm killed) stops as on SIGTERM instead of running on as an orphan', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'sluice-orphan-'));
+  try {
+    writeFileSync(
+      join(work, 'pipeline.yaml'),
+      'name: orphan\ninput: { generate: { seed: 3, batchSize: 64 } }\noutput: { file: { path: out.jsonl, format: jsonl } }\n',
+    );
+    // npx runs `sh -c sluice …`; a SIGTERM to npm kills that shell and passes nothing on.
+    const shell = spawn('sh', ['-c', `"${process.execPath}" "${bin}" run pipeline.yaml & echo $!; wait`], {
+      cwd: work,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, npm_command: 'exec' },
+    });
+    let stdout = '';
+    let stderr = '';
+    shell.stdout.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+    });
+    shell.stderr.setEncoding('utf8').on('data', (s: string) => {
+      stderr += s;
+    });
+    while (!/Progress|read/.test(stderr) && !existsSync(join(work, 'out.jsonl.partial'))) {
+      const writing = readdirSync(work).some(
+        (f) => f.includes('out.jsonl') && statSync(join(work, f)).size > 0,
+      );
+      if (writing) break;
+      await sleep(20);
+    }
+    const pid = Number(stdout.trim());
+    assert.ok(pid > 0, `no pid from the shell: ${stdout}`);
+    shell.kill('SIGKILL');
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const deadline = Date.now() + 30_000;
+    while (alive() && Date.now() < deadline) await sleep(50);
+    const left = alive();
+    if (left) process.kill(pid, 'SIGKILL');
+    assert.ok(!left, `the orphaned run went on for 30 s:\n${stderr}`);
+    await sleep(200); // the pipe delivers its last lines
+    assert.match(stderr, /Stopped `orphan` after /);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
