@@ -4,7 +4,8 @@
  * folder and reads every part as soon as it has its final name: it must always find a whole
  * zstd stream of whole JSON lines (never a partial part), and in the end the committed parts
  * hold every input record exactly once, with nothing left staged. A second test kills the run
- * right after a checkpoint is stored and before its parts are renamed (`SLUICE_TEST_CRASH`).
+ * right after a checkpoint is stored and before its parts are renamed, and after the end of the
+ * input before the job's checkpoints are deleted (`SLUICE_TEST_CRASH`).
  * Needs the shared broker (`npm run services -- up kafka`).
  */
 import assert from 'node:assert/strict';
@@ -159,7 +160,11 @@ describe('kafka → rolling file parts through the CLI (real broker)', () => {
       assert.deepEqual(reader.partial, [], 'a reader saw a part that was not whole');
       assert.ok(stagedAtKill > 0, 'the kills left staged parts behind (they landed between checkpoints)');
       const { parts, staged } = listing(out);
-      assert.deepEqual(staged, [], 'nothing left staged after the job ended');
+      assert.deepEqual(
+        staged.map((f) => f.split('/').at(-1)),
+        ['finished.json'],
+        'only the marker of the finished job is left staged',
+      );
       assert.equal(reader.seen.size, parts.length, 'the reader read every part');
       assert.ok(parts.length >= 10, `parts rolled while the job ran: ${parts.length}`);
       for (const f of parts) assert.match(f, /^\d{4}-\d{2}-\d{2}\/part-[0-9a-f]{8}-\d+\.jsonl\.zst$/);
@@ -170,31 +175,53 @@ describe('kafka → rolling file parts through the CLI (real broker)', () => {
     }
   });
 
-  test('killed after checkpoint 3 is stored and before its parts are renamed: the restart renames them, no record lost or repeated', async () => {
-    const N = 4000;
-    const topic = await createTopic([BROKER], 'rolling-crash', 2);
-    await produceMany([BROKER], topic, N, (i) => ({ key: `k${i % 13}`, value: JSON.stringify({ seq: i }) }));
-    const dir = mkdtempSync(join(tmpdir(), 'sluice-rolling-crash-'));
-    const out = join(dir, 'out');
-    try {
-      const file = join(dir, 'pipeline.yaml');
-      writeFileSync(file, pipeline(topic));
-      const first = cli(file, dir, { SLUICE_TEST_CRASH: 'after-store:3' });
-      assert.equal(
-        (await first.exited).signal,
-        'SIGKILL',
-        `the run reached the crash point: ${first.stderr()}`,
-      );
-      const afterCrash = listing(out);
-      assert.ok(afterCrash.staged.length > 0, 'checkpoint 3’s parts are still staged');
-      const second = cli(file, dir);
-      assert.equal((await second.exited).code, 0, second.stderr());
-      const { parts, staged } = listing(out);
-      assert.deepEqual(staged, []);
-      const seen = new Map(parts.map((f) => [f, readPart(join(out, f))]));
-      assertExactlyOnce(seen, N);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  for (const [crash, what, expectWarning] of [
+    [
+      'after-store:3',
+      'after checkpoint 3 is stored and before its parts are renamed: the restart renames them',
+      undefined,
+    ],
+    [
+      'before-clear',
+      'after the end of the input, before the checkpoints are deleted: the restart writes nothing again',
+      /already hold every record of this input/,
+    ],
+  ] as const) {
+    test(`killed ${what}; no record lost or repeated`, async () => {
+      const N = 4000;
+      const topic = await createTopic([BROKER], 'rolling-crash', 2);
+      await produceMany([BROKER], topic, N, (i) => ({
+        key: `k${i % 13}`,
+        value: JSON.stringify({ seq: i }),
+      }));
+      const dir = mkdtempSync(join(tmpdir(), 'sluice-rolling-crash-'));
+      const out = join(dir, 'out');
+      try {
+        const file = join(dir, 'pipeline.yaml');
+        writeFileSync(file, pipeline(topic));
+        const first = cli(file, dir, { SLUICE_TEST_CRASH: crash });
+        assert.equal(
+          (await first.exited).signal,
+          'SIGKILL',
+          `the run reached \`${crash}\`: ${first.stderr()}`,
+        );
+        const before = listing(out);
+        assert.ok(before.staged.length > 0, 'the crash left staged files');
+        const second = cli(file, dir);
+        assert.equal((await second.exited).code, 0, second.stderr());
+        const { parts, staged } = listing(out);
+        assert.deepEqual(
+          staged.map((f) => f.split('/').at(-1)),
+          ['finished.json'],
+        );
+        if (expectWarning !== undefined) {
+          assert.match(second.stderr(), expectWarning);
+          assert.deepEqual(parts, before.parts, 'the restart wrote no part');
+        }
+        assertExactlyOnce(new Map(parts.map((f) => [f, readPart(join(out, f))])), N);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  }
 });

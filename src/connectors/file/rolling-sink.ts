@@ -13,11 +13,16 @@
  *   complete part that no restart will write again: exactly-once. A restart commits what its
  *   checkpoint holds pending (the crash may have come between storing and renaming) and deletes
  *   every other staged file (parts after the checkpoint, which the sources replay).
+ * - At the end of the input under checkpoints, `finish` first writes a marker (`finished.json`:
+ *   the job's run id and its last parts) into the staging folder, then renames. A crash before
+ *   the runtime deletes the job's checkpoints makes the next run restore the last one: it finds
+ *   the marker, completes the renames, and writes nothing more (the tail is in the parts). The
+ *   marker stays until the next run of the template (a new job) clears the staging folder.
  * - Without checkpoints a part is committed as soon as it ends: a crash loses the part being
  *   written and the restart replays input that committed parts already hold (at-least-once).
  */
 import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, rename, rm, rmdir } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
@@ -117,6 +122,13 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
   let cleaned = false;
   let finished = false;
   /**
+   * The last run of this job ended its input and renamed every part, then died before its
+   * checkpoints were deleted: this run reads the input again from the checkpoint and writes nothing.
+   */
+  let completed = false;
+  /** Written by `finish` under checkpoints; see {@link FinishedMarker}. */
+  const marker = join(staging, 'finished.json');
+  /**
    * The write in progress: a failed run may call `close` while a write the runtime stopped
    * waiting for still runs (and may be opening a part), so `close` waits for it first.
    */
@@ -211,7 +223,7 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
     },
 
     write(batch: Batch<unknown>) {
-      if (batch.records.length === 0) return;
+      if (batch.records.length === 0 || completed) return;
       writing = (async () => {
         try {
           await rollIfDue(ctx?.clock.now() ?? Date.now());
@@ -228,7 +240,7 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
     },
 
     async onSignal(signal) {
-      if (signal.kind !== 'barrier' || !checkpointing()) return;
+      if (signal.kind !== 'barrier' || !checkpointing() || completed) return;
       try {
         // Every checkpoint ends the part: it is committed once the checkpoint is stored.
         await endPart();
@@ -277,6 +289,17 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
       run = st.run;
       next = st.next;
       try {
+        const done = await readMarker(marker);
+        if (done?.run === run) {
+          // Renames are idempotent: the crash may have come between the marker and the last one.
+          await commit(done.parts);
+          completed = true;
+          ctx?.log.warn(
+            `Part files \`${template}\` already hold every record of this input (the last run committed its final parts, then stopped before deleting its checkpoints); the input is read again from the checkpoint and nothing more is written`,
+            { file: template },
+          );
+          return;
+        }
         // The checkpoint was stored; its parts may not have been renamed before the crash.
         await commit(st.pending);
         // Everything else staged was written after the checkpoint: the sources replay it.
@@ -299,6 +322,10 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
     async finish() {
       const stopped = ctx?.stopSignal.aborted === true;
       try {
+        if (completed) {
+          finished = true;
+          return;
+        }
         if (stopped && checkpointing()) {
           // Not the end of the input: what no stored checkpoint covers stays staged, and the next
           // run (from the last checkpoint) writes it again.
@@ -314,10 +341,17 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
         const all = [...[...byCheckpoint].sort((a, b) => a[0] - b[0]).flatMap(([, p]) => p), ...ended];
         byCheckpoint.clear();
         ended = [];
+        if (checkpointing()) {
+          // Until the runtime deletes the job's checkpoints, a crash restores the last one: the
+          // marker tells that run the input is complete, so it does not write the tail again.
+          // It stays (the only file in the staging folder) until the next run of the template.
+          await mkdir(staging, { recursive: true });
+          await writeDurably(marker, JSON.stringify({ run, parts: all } satisfies FinishedMarker));
+          await syncDir(staging);
+        }
         await commit(all);
         finished = true;
-        if (checkpointing()) await rm(staging, { recursive: true, force: true });
-        else await rmdir(staging).catch(() => {}); // empty unless another run writes the same template
+        if (!checkpointing()) await rmdir(staging).catch(() => {}); // empty unless another run writes the same template
       } catch (err) {
         throw fail('committing', err);
       }
@@ -334,4 +368,37 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
       if (p !== undefined && !checkpointing() && !finished) await rm(p.temp, { force: true });
     },
   };
+}
+
+/** What `finish` leaves in the staging folder of a job that ended its input under checkpoints. */
+interface FinishedMarker {
+  readonly run: string;
+  readonly parts: readonly Part[];
+}
+
+/** The marker at `p`, or undefined when there is none or it is not one (a torn write is no marker). */
+async function readMarker(p: string): Promise<FinishedMarker | undefined> {
+  let text: string;
+  try {
+    text = await readFile(p, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    const m = JSON.parse(text) as Partial<FinishedMarker>;
+    return typeof m.run === 'string' && Array.isArray(m.parts) ? (m as FinishedMarker) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `text` to `p` and fsyncs it. */
+async function writeDurably(p: string, text: string): Promise<void> {
+  const h = await open(p, 'w');
+  try {
+    await writeAll(h, Buffer.from(text, 'utf8'));
+    await h.sync();
+  } finally {
+    await h.close();
+  }
 }

@@ -231,7 +231,11 @@ describe('rolling under checkpoints', () => {
     assert.equal((await second.done).state, 'succeeded');
     const names = byPartNumber(await parts(d));
     assert.deepEqual(await numbersIn(d, names), seq(2000), 'every record exactly once, in order');
-    assert.deepEqual(await staged(d), [], 'nothing left staged');
+    assert.deepEqual(
+      (await staged(d)).map((f) => f.split('/').at(-1)),
+      ['finished.json'],
+      'only the marker of the finished job is left staged',
+    );
     const runs = new Set(names.map((f) => /p-([0-9a-f]{8})-/.exec(f)?.[1]));
     assert.equal(runs.size, 1, 'the restart continues the job’s part ids');
   });
@@ -305,6 +309,52 @@ describe('rolling under checkpoints', () => {
       Promise.resolve(b.restore?.({ version: 2 })),
       /the checkpoint's state of part files `.*p-\{part\}\.jsonl` is damaged/,
     );
+  });
+
+  it('a crash after the end of the input, before the checkpoints are deleted: the restart writes nothing again', async () => {
+    const d = join(dir, 'finished');
+    const path = join(d, 'p-{part}.jsonl');
+    const warnings: string[] = [];
+    const ctx = {
+      name: 'out',
+      signal: new AbortController().signal,
+      stopSignal: new AbortController().signal,
+      clock: new ManualClock(0),
+      log: { ...quiet, warn: (m: string) => warnings.push(m) },
+      checkpointing: true,
+    } as unknown as Parameters<NonNullable<ReturnType<typeof rollingFileSink>['open']>>[0];
+    const a = rollingFileSink({ path, format: 'jsonl', rolling: {} });
+    await a.open?.(ctx);
+    await a.write(batchOf([{ n: 0 }, { n: 1 }]));
+    await a.onSignal?.({ kind: 'barrier', id: 1 } as never);
+    const state = await a.snapshot?.(1);
+    await a.commitCheckpoint?.(1);
+    await a.write(batchOf([{ n: 2 }]));
+    await a.prepare?.();
+    await a.finish?.();
+    await a.close?.();
+    // The process dies here: the job's checkpoints (checkpoint 1) are not deleted yet.
+    const done = byPartNumber(await parts(d));
+    assert.deepEqual(await numbersIn(d, done), [0, 1, 2]);
+
+    const b = rollingFileSink({ path, format: 'jsonl', rolling: {} });
+    await b.open?.(ctx);
+    await b.restore?.(state);
+    // The input is read again from checkpoint 1.
+    await b.write(batchOf([{ n: 2 }]));
+    await b.prepare?.();
+    await b.finish?.();
+    await b.close?.();
+    assert.deepEqual(byPartNumber(await parts(d)), done, 'no part written again');
+    assert.match(warnings.join('\n'), /already hold every record of this input/);
+
+    // A new job of the same template starts over: the marker does not silence it.
+    const c = rollingFileSink({ path, format: 'jsonl', rolling: {} });
+    await c.open?.(ctx);
+    await c.write(batchOf([{ n: 7 }]));
+    await c.prepare?.();
+    await c.finish?.();
+    assert.equal((await parts(d)).length, done.length + 1);
   });
 
   it('a checkpoint whose parts are gone fails the restart with what to do', async () => {
