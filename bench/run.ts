@@ -71,6 +71,8 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   redis: { script: './redis.ts', manual: true },
   // Needs PostgreSQL (`npm run services -- up postgres`) and a few minutes: run it by name.
   postgres: { script: './postgres.ts', manual: true },
+  // Needs PostgreSQL (`npm run services -- up postgres`): the lookup join; run it by name.
+  join: { script: './join.ts', manual: true },
   // Needs the broker (`npm run services -- up pulsar`): run it by name.
   pulsar: { script: './pulsar.ts', manual: true },
 };

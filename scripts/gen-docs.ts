@@ -1,5 +1,6 @@
 /**
- * Writes the generated references: `docs/components.md` from the default registry's specs, and
+ * Writes the generated references: `docs/components.md` from the default registry's specs,
+ * `docs/metrics.md` from the metric catalog (`src/metrics/catalog.ts`), and
  * the TypeScript API reference `docs/api/` (Markdown) from the public entry modules `src/index.ts`,
  * `src/kafka.ts`, `src/postgres.ts`, `src/pulsar.ts` and `src/redis.ts`, with TypeDoc and typedoc-plugin-markdown
  * (settings in `typedoc.json`).
@@ -18,9 +19,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { defaultRegistry } from '../src/components.ts';
 import { componentsMarkdown } from '../src/config/docs.ts';
+import { metricsMarkdown } from '../src/metrics/catalog.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const COMPONENTS = join(ROOT, 'docs/components.md');
+const METRICS_DOC = join(ROOT, 'docs/metrics.md');
 const API = join(ROOT, 'docs/api');
 /** The tools that generate docs/api/; a new version may change the output, so they are pinned. */
 const TYPEDOC = ['typedoc@0.28.20', 'typedoc-plugin-markdown@4.14.1', 'typescript@6.0.3'];
@@ -34,6 +37,14 @@ if (check) {
 } else {
   writeFileSync(COMPONENTS, components);
   process.stdout.write(`Wrote ${COMPONENTS}\n`);
+}
+
+const metrics = metricsMarkdown();
+if (check) {
+  if (readOrEmpty(METRICS_DOC) !== metrics) stale.push('docs/metrics.md');
+} else {
+  writeFileSync(METRICS_DOC, metrics);
+  process.stdout.write(`Wrote ${METRICS_DOC}\n`);
 }
 
 const generated = mkdtempSync(join(tmpdir(), 'sluice-api-docs-'));

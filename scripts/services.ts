@@ -6,6 +6,7 @@
  * the last service named (so `$(npm run -s services -- up redis | tail -1)` is its URL).
  * Without names, `up`/`down`/`status` act on every known service.
  */
+import { chromium } from './services/chromium.ts';
 import { kafka } from './services/kafka.ts';
 import { postgres } from './services/postgres.ts';
 import { pulsar } from './services/pulsar.ts';
@@ -13,7 +14,7 @@ import { redis } from './services/redis.ts';
 import { registry } from './services/registry.ts';
 import type { ServiceDef } from './services/service.ts';
 
-const SERVICES: readonly ServiceDef[] = [kafka, postgres, pulsar, redis, registry];
+const SERVICES: readonly ServiceDef[] = [kafka, postgres, pulsar, redis, registry, chromium];
 
 function usage(): string {
   const names = SERVICES.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n');

@@ -6,7 +6,7 @@
  * every module of this one list, for `list`, `schema`, the docs and library users; a test checks
  * that each line names exactly the components its module defines.
  */
-import { Registry, specsIn } from './spec/registry.ts';
+import { type ComponentSpec, Registry, specsIn } from './spec/registry.ts';
 
 /** One spec module: the component names it defines (any kind) and how to load it. */
 export interface ComponentModule {
@@ -28,7 +28,25 @@ export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['serial', 'dedupe', 'saga'], load: () => import('./operators/keyed-spec.ts') },
   { names: ['filter', 'map', 'route'], load: () => import('./expr/spec.ts') },
   { names: ['window'], load: () => import('./time/spec.ts') },
+  { names: ['lookup'], load: loadLookupSpec },
 ];
+
+/**
+ * The `lookup` step's module: its spec is built from the stores of `operators/lookup` and those
+ * the PostgreSQL and Redis connectors declare, which only this layer may import together. Their
+ * client libraries still load only when a lookup connects.
+ */
+async function loadLookupSpec(): Promise<Readonly<Record<string, unknown>>> {
+  const [{ builtinLookupStores, lookupSpecWith }, { postgresLookupStore }, { redisLookupStore }] =
+    await Promise.all([
+      import('./operators/lookup/spec.ts'),
+      import('./connectors/postgres/lookup.ts'),
+      import('./connectors/redis/lookup.ts'),
+    ]);
+  lookupSpec ??= lookupSpecWith([...builtinLookupStores, postgresLookupStore, redisLookupStore]);
+  return { lookupSpec };
+}
+let lookupSpec: ComponentSpec<'operator'> | undefined;
 
 /**
  * A registry of the built-in components whose names appear in `words` (e.g. every key of a

@@ -6,6 +6,8 @@
  * What it holds, by the folder each export comes from (exports are sorted by path, which keeps
  * these groups together):
  * - `aggregate/`: aggregate functions for windows (`count`, `sum`, `percentile`, …);
+ * - `cli/http.ts`, `metrics/`: metrics for Prometheus (`prometheusRegistry`, `watchRun`) and the
+ *   HTTP server of `sluice run --http` with its dashboard (`serveRun`);
  * - `checkpoint/`, `state/`: checkpoints (`openCheckpoints`), keyed state and its embedded backends;
  * - `components.ts`, `config/`, `spec/`: pipeline files (load, lint, build, JSON Schema) and the
  *   component registry, for custom components (`defineComponent`, `Registry`);
@@ -41,6 +43,7 @@ export {
   sum,
 } from './aggregate/index.ts';
 export { type CheckpointSettings, openCheckpoints } from './checkpoint/setup.ts';
+export { type ObservedRun, type RunServer, type ServeOptions, serveRun } from './cli/http.ts';
 export { defaultRegistry } from './components.ts';
 export { type BuiltPipeline, buildPipeline, lintPipelineFile } from './config/build.ts';
 export { type LoadOptions, loadPipelineFile, type PipelineConfig } from './config/load.ts';
@@ -73,8 +76,24 @@ export {
   type Watermark,
   watermark,
 } from './core/message.ts';
-export type { MetricsSnapshot, RunState, StageSnapshot } from './core/metrics.ts';
-export type { RunHandle, RunOptions, RunSummary } from './core/run.ts';
+export {
+  type ChannelSnapshot,
+  type CheckpointSnapshot,
+  type HistogramSnapshot,
+  LATENCY_BUCKETS_MS,
+  type MetricsSnapshot,
+  type PartitionLag,
+  type RunState,
+  type SourceLag,
+  type StageSnapshot,
+} from './core/metrics.ts';
+export {
+  DEAD_LETTER_SAMPLE_SIZE,
+  type RunHandle,
+  type RunOptions,
+  type RunSummary,
+  type RunTopology,
+} from './core/run.ts';
 export type {
   CommittedPositions,
   DeadLetter,
@@ -114,6 +133,9 @@ export {
 export type { DecodeSink, RecordDecoder, RecordEncoder } from './formats/format.ts';
 export { type JsonlFormatOptions, jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
 export { type LinesFormatOptions, linesDecoder, linesEncoder } from './formats/lines.ts';
+export { METRICS, type MetricDef, type MetricType } from './metrics/catalog.ts';
+export { type MetricsSource, type PrometheusExporter, prometheusRegistry } from './metrics/prometheus.ts';
+export { type WatchedRun, type WatchOptions, watchRun } from './metrics/watch.ts';
 export {
   type AsyncFn,
   type AsyncOptions,
@@ -121,12 +143,23 @@ export {
   batch,
   type DedupeOptions,
   dedupe,
+  type FileLookupOptions,
+  fileLookup,
   filter,
   flatMap,
   flatMapAsync,
+  type HttpLookupOptions,
   httpCall,
+  httpLookup,
   type KeySelector,
   keyBy,
+  LOOKUP_METRICS,
+  type LookupCacheOptions,
+  type LookupMiss,
+  type LookupOptions,
+  type LookupProvider,
+  type LookupRows,
+  lookup,
   map,
   mapAsync,
   type RouteOptions,

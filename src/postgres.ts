@@ -27,6 +27,7 @@ import {
 } from './connectors/postgres/spec.ts';
 import { type FactoryContext, specFactory } from './spec/factory.ts';
 
+export { type PostgresLookupOptions, postgresLookup } from './connectors/postgres/lookup.ts';
 export type { PostgresMode, PostgresSink } from './connectors/postgres/sink.ts';
 export type { PostgresSource } from './connectors/postgres/source.ts';
 export type { FactoryContext } from './spec/factory.ts';

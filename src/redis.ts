@@ -28,6 +28,11 @@ import {
 import { type FactoryContext, specFactory } from './spec/factory.ts';
 
 export type { RedisFormat } from './connectors/redis/entry.ts';
+export {
+  type RedisLookupCommand,
+  type RedisLookupOptions,
+  redisLookup,
+} from './connectors/redis/lookup.ts';
 export type { RedisSink } from './connectors/redis/sink.ts';
 export type { RedisSource } from './connectors/redis/source.ts';
 export type { FactoryContext } from './spec/factory.ts';

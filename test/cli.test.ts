@@ -14,19 +14,7 @@ import { main } from '../src/cli/main.ts';
 import type { CliIO } from '../src/cli/output.ts';
 import { DRAIN_MESSAGE } from '../src/cli/run.ts';
 import { collected, testRegistry } from '../src/config/test-registry.ts';
-
-class Capture {
-  text = '';
-  readonly isTTY: boolean;
-  readonly columns = 200;
-  constructor(isTTY = false) {
-    this.isTTY = isTTY;
-  }
-  write(s: string): boolean {
-    this.text += s;
-    return true;
-  }
-}
+import { Capture } from './support/capture.ts';
 
 let dir: string;
 before(() => {

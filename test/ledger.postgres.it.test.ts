@@ -7,7 +7,6 @@
  * negative), total money conserved, every overdraft rejected once.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +21,7 @@ import {
 } from '../examples/ledger/generate.ts';
 import { OPENING_BALANCE } from '../examples/ledger/money.ts';
 import { OFFSETS_TABLE } from '../src/connectors/postgres/sink.ts';
+import { runWithKills } from './support/kill-runs.ts';
 
 const PG_URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
 const PROJECT = new URL('../', import.meta.url).pathname;
@@ -59,49 +59,9 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function exited(
-  child: ChildProcess,
-): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-  let stderr = '';
-  child.stderr?.on('data', (d) => {
-    stderr += d;
-  });
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
-}
-
 /** Runs `file` to the end, SIGKILLing it when `progress()` passes each mark; returns the kills. */
-async function runWithKills(file: string, progress: () => Promise<number>, total: number): Promise<number> {
-  const start = () =>
-    spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
-      cwd: dir,
-      env: { ...process.env, SLUICE_POSTGRES_URL: PG_URL },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-  let kills = 0;
-  for (const fraction of [0.2, 0.45, 0.7]) {
-    const child = start();
-    const ended = exited(child);
-    let done = false;
-    void ended.then(() => {
-      done = true;
-    });
-    while (!done && (await progress()) < fraction * total) await new Promise((r) => setTimeout(r, 10));
-    if (!done) {
-      child.kill('SIGKILL');
-      kills++;
-    }
-    const end = await ended;
-    assert.ok(end.signal === 'SIGKILL' || end.code === 0, `run failed: ${end.stderr}`);
-    if (end.code === 0) return kills;
-    // On a fast machine the last part can be done between two polls: the kill then lands after
-    // the final commit, while the process exits. The job is complete; a run started now would be
-    // a new job over the same input (its checkpoints are gone by design) and write it again.
-    if ((await progress()) >= total) return kills;
-  }
-  if ((await progress()) >= total) return kills;
-  const last = await exited(start());
-  assert.equal(last.code, 0, last.stderr);
-  return kills;
+function runKilled(file: string, progress: () => Promise<number>, total: number): Promise<number> {
+  return runWithKills(file, { cwd: dir, env: { SLUICE_POSTGRES_URL: PG_URL }, progress, total });
 }
 
 function sum(values: Iterable<bigint>): bigint {
@@ -113,7 +73,7 @@ function sum(values: Iterable<bigint>): bigint {
 describe('ledger example through the CLI, SIGKILLed and restarted', () => {
   test('balances in Sluice state: each transfer once, sequential balances, overdrafts rejected once', async (t) => {
     const count = async () => Number((await db.query('SELECT count(*) FROM ledger_entries')).rows[0].count);
-    const kills = await runWithKills('pipeline.yaml', count, want.applied.length);
+    const kills = await runKilled('pipeline.yaml', count, want.applied.length);
     assert.ok(kills >= 2, `killed ${kills} times mid-run`);
     t.diagnostic(`${kills} SIGKILLs mid-run`);
 
@@ -159,7 +119,7 @@ describe('ledger example through the CLI, SIGKILLed and restarted', () => {
   test('balances in the database (`mode: statement`): the same outcome', async (t) => {
     rmSync(join(dir, 'out'), { recursive: true, force: true });
     const count = async () => Number((await db.query('SELECT count(*) FROM ledger_transfers')).rows[0].count);
-    const kills = await runWithKills('pipeline-db.yaml', count, TRANSFERS);
+    const kills = await runKilled('pipeline-db.yaml', count, TRANSFERS);
     assert.ok(kills >= 2, `killed ${kills} times mid-run`);
     t.diagnostic(`${kills} SIGKILLs mid-run`);
 

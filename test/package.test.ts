@@ -144,6 +144,13 @@ it('installs from its tarball, type-checks and runs as a dependency', { timeout:
   for (const entry of ['index', 'kafka', 'postgres', 'redis']) {
     assert.ok(shipped.includes(`dist/${entry}.d.ts`), `the tarball has no dist/${entry}.d.ts`);
   }
+  // The dashboard of `sluice run --http` is served from files beside dist/cli/http.js.
+  for (const asset of ['index.html', 'dashboard.js', 'dashboard.css']) {
+    assert.ok(
+      shipped.includes(`dist/cli/dashboard/${asset}`),
+      `the tarball has no dist/cli/dashboard/${asset}`,
+    );
+  }
 
   const app = join(work, 'app');
   step('making the project folder', 'mkdir', ['-p', app], work);

@@ -21,15 +21,20 @@ export interface TransferLine {
   readonly ts: string;
 }
 
-/** The transfers in input order, retries included (a retry repeats an earlier line up to 40 lines later). */
-export function transferLines(count: number, accounts: number, seed = 1): TransferLine[] {
+/** A deterministic random number generator (xorshift32): numbers in [0, 1), the same for the same seed. */
+export function seededRandom(seed: number): () => number {
   let s = seed >>> 0 || 1;
-  const rnd = () => {
+  return () => {
     s ^= s << 13;
     s ^= s >>> 17;
     s ^= s << 5;
     return (s >>> 0) / 2 ** 32;
   };
+}
+
+/** The transfers in input order, retries included (a retry repeats an earlier line up to 40 lines later). */
+export function transferLines(count: number, accounts: number, seed = 1): TransferLine[] {
+  const rnd = seededRandom(seed);
   const start = Date.parse('2026-01-01T00:00:00Z');
   const out: TransferLine[] = [];
   const retries: { at: number; line: TransferLine }[] = [];

@@ -144,6 +144,23 @@ test('sum is exact where floating point is not', () => {
   assert.equal(String(s.result(aggregateAll(s, many))), '100.00');
 });
 
+test('sum gives a Decimal, like the decimal field it sums, for decimals, numbers and strings alike', () => {
+  const s = sum('x');
+  for (const values of [
+    [Decimal.from('473.98'), Decimal.from('0.02')],
+    [473.98, 0.02],
+    ['473.98', '0.02'],
+  ]) {
+    const r = s.result(aggregateAll(s, values));
+    assert.ok(r instanceof Decimal, `sum of ${typeof values[0]}: ${typeof r}`);
+    assert.deepEqual([r.units, r.scale], [47400n, 2]);
+    assert.equal(JSON.stringify({ total: r }), '{"total":"474.00"}');
+  }
+  const big = s.result(aggregateAll(s, ['9007199254740993.01', '1']));
+  assert.ok(big instanceof Decimal);
+  assert.equal(big.toString(), '9007199254740994.01');
+});
+
 test('sum stays exact across the packed-number limit, in any order and merge', () => {
   // Values and small sums are packed doubles (units × 32 + scale) below 2^47 units; beyond,
   // the accumulator spills to a bigint-backed object. Both sides of the edge must agree.

@@ -13,7 +13,6 @@ import {
   sumAdd,
   sumMerge,
   sumToDecimal,
-  sumToString,
   sumToValue,
 } from './decimal.ts';
 
@@ -39,15 +38,17 @@ export function count(field?: string): Aggregate<number, number> {
 }
 
 /**
- * `sum(field)`: the exact sum of decimals, numbers, bigints and decimal strings, as the exact
- * decimal text with as many fraction digits as the most precise input (`12.50` + `1.5` →
- * `"14.00"`; every sink writes it as a decimal would be). Never floating point, so money stays exact; a value that is not
- * a plain decimal is a dead letter.
+ * `sum(field)`: the exact sum of decimals, numbers, bigints and decimal strings, as a
+ * {@link DecimalValue} with as many fraction digits as the most precise input (`12.50` + `1.5` →
+ * `14.00`) — the same type a decimal field has, so every sink writes it as it writes a decimal
+ * (JSON `"14.00"`, CSV and PostgreSQL `14.00`) and a CEL step after the window compares it
+ * (`total > 100`). Never floating point, so money stays exact; a value that is not a plain
+ * decimal is a dead letter.
  *
  * @example
- * const s = sum('amount'); // String(s.result(acc)) === "14.00"
+ * const s = sum('amount'); // s.result(acc).toString() === "14.00"
  */
-export function sum(field: string): Aggregate<SumAcc, string> {
+export function sum(field: string): Aggregate<SumAcc, DecimalValue> {
   return {
     fn: 'sum',
     field,
@@ -63,7 +64,7 @@ export function sum(field: string): Aggregate<SumAcc, string> {
     },
     add: (acc, v) => sumAdd(acc, v as number | Decimal),
     merge: sumMerge,
-    result: sumToString,
+    result: sumToValue,
     save: sumToDecimal,
     load: (s) => ({ ...(s as DecimalSum) }),
   };

@@ -191,13 +191,6 @@ export function sumToValue(acc: SumAcc): DecimalValue {
   return new DecimalValue(acc.hi + BigInt(acc.lo), acc.scale);
 }
 
-/** The running sum as a plain decimal string; see {@link decimalToString}. */
-export function sumToString(acc: SumAcc): string {
-  if (typeof acc !== 'number') return decimalToString(acc);
-  const units = Math.floor(acc / 32);
-  return unitsToString(units, acc - units * 32);
-}
-
 function unpack(packed: number): DecimalSum {
   const units = Math.floor(packed / 32);
   return { lo: units, hi: 0n, scale: packed - units * 32 };

@@ -77,6 +77,8 @@ export interface CheckpointStats {
   lastStateBytes: number;
   /** Time spent serialising operator state (blocking the operators), last checkpoint, ms. */
   lastSerializeMs: number;
+  /** When the last checkpoint completed, on the coordinator's clock (ms); 0 for none yet. */
+  lastCompletedAt: number;
 }
 
 interface Pending {
@@ -123,10 +125,11 @@ export class CheckpointCoordinator implements CheckpointDriver {
   private readonly ended = new Map<string, Position | undefined>();
   private finished = false;
   /**
-   * A checkpoint the disk refused (`SLUICE_DISK_FULL`): unlike a store that is down for a
-   * while, a full disk does not heal by itself, and every later checkpoint would fail too, so
-   * the run stops — at the next batch of a source (`barrierDue`) or at its end (`finish`) — with
-   * that one error; the checkpoint before stays in force for the next run.
+   * A checkpoint the disk refused (`SLUICE_DISK_FULL`), or a server store that stayed unreachable
+   * past `storeTimeout` (its calls are retried until then): a full disk does not heal by itself,
+   * and an outage that long should not pass unseen while nothing is committed, so the run stops —
+   * at the next batch of a source (`barrierDue`) or at its end (`finish`) — with that one error;
+   * the checkpoint before stays in force for the next run.
    */
   private fatal: SluiceError | undefined;
   /** Counters for metrics and benchmarks. */
@@ -137,6 +140,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     lastDurationMs: 0,
     lastStateBytes: 0,
     lastSerializeMs: 0,
+    lastCompletedAt: 0,
   };
 
   constructor(options: CoordinatorOptions) {
@@ -293,6 +297,18 @@ export class CheckpointCoordinator implements CheckpointDriver {
         );
         return;
       }
+      if (cause instanceof SluiceError && cause.retryable && cause.context.unreachableMs !== undefined) {
+        // The store stayed away past `storeTimeout`: stop here rather than run on without
+        // checkpoints (positions uncommitted, outputs unpublished) for as long as it is away.
+        const last = this.stats.lastId;
+        this.fatal = new SluiceError(
+          ErrorCode.STAGE,
+          `checkpoint ${p.id} could not be stored: ${cause.message}. The run stops; once the store is back, the next run resumes from ${last > 0 ? `checkpoint ${last}` : 'the start (no checkpoint was stored)'}`,
+          { ...cause.context, checkpoint: p.id, resumesFrom: last },
+          { cause },
+        );
+        return;
+      }
       this.log.warn(`Checkpoint \`${p.id}\` failed: ${errorMessage(err)}; the previous one stays in force`, {
         checkpoint: p.id,
       });
@@ -313,6 +329,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.stats.lastDurationMs = this.clock.now() - p.startedAt;
     this.stats.lastStateBytes = bytes;
     this.stats.lastSerializeMs = p.serializeMs;
+    this.stats.lastCompletedAt = this.clock.now();
     this.busy = false;
     try {
       await parts.commit(data);

@@ -26,6 +26,11 @@ export interface CheckpointSettings {
   readonly store?: string | undefined;
   /** TLS to the `store` server (see `clients/tls.ts`). */
   readonly storeTls?: TlsConfig | true | undefined;
+  /**
+   * A server `store`: how long (ms) it may stay unreachable. Checkpoints wait meanwhile; past it
+   * the run fails and the next run resumes from the last stored checkpoint. Default 60 000.
+   */
+  readonly storeTimeoutMs?: number | undefined;
   /** The pipeline's namespace in a server `store`; default the last part of `dir`. */
   readonly namespace?: string | undefined;
   /** Time between checkpoints, ms. */
@@ -88,7 +93,10 @@ export async function openCheckpoints(
   if (settings.scope === 'partition') {
     // One store that every process of the group opens: an LMDB environment in the shared folder
     // (LMDB serialises their writes), or the `store:` server.
-    const shared = await openStateBackend(storeOf('partitions'), { log: options.log });
+    const shared = await openStateBackend(storeOf('partitions'), {
+      log: options.log,
+      retryTimeoutMs: settings.storeTimeoutMs,
+    });
     return new CheckpointCoordinator({
       store: new CheckpointStore(shared, { log: options.log }),
       intervalMs: settings.intervalMs,
@@ -99,7 +107,10 @@ export async function openCheckpoints(
       partitions: new PartitionStates(shared, options.log),
     });
   }
-  const backend = await openStateBackend(storeOf('store'), { log: options.log });
+  const backend = await openStateBackend(storeOf('store'), {
+    log: options.log,
+    retryTimeoutMs: settings.storeTimeoutMs,
+  });
   const store = new CheckpointStore(backend, {
     retain: settings.retain,
     log: options.log,

@@ -21,6 +21,8 @@ export interface CheckpointConfig {
   readonly tls?: TlsConfig | true | undefined;
   /** Names the pipeline's checkpoints in a shared `store`; default the pipeline name. */
   readonly namespace?: string | undefined;
+  /** How long a server `store` may stay unreachable before the run fails, e.g. `2m`. Default `1m`. */
+  readonly storeTimeout?: string | undefined;
   /** Completed checkpoints kept. Default 3. */
   readonly retain?: number | undefined;
   /** Write-ahead log of what sources emit between checkpoints: `true` or its fsync policy. */
@@ -64,6 +66,11 @@ export const checkpointSchema = z
       .optional()
       .describe(
         "Names this pipeline's checkpoints in a shared `store`, so many pipelines can use one database; default the pipeline `name`.",
+      ),
+    storeTimeout: durationText()
+      .optional()
+      .describe(
+        'With a server `store`: how long it may stay unreachable (default `1m`). Meanwhile each call is retried with backoff, checkpoints wait and the data flows on, with one warning when it goes away and one when it is back; past it the run fails with one line, and the next run resumes from the last stored checkpoint.',
       ),
     retain: z.number().int().min(1).optional().describe('Completed checkpoints kept (default 3).'),
     wal: z

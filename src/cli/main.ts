@@ -10,6 +10,7 @@ import { pipelineJsonSchema } from '../config/schema.ts';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { didYouMean } from '../spec/suggest.ts';
 import { addKafkaCommands } from './kafka.ts';
+import { type LogFormat, parseLogFormat } from './logs.ts';
 import {
   type CliIO,
   ExitCode,
@@ -91,8 +92,25 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
       collect,
       [],
     )
-    .action(async (file: string, opts: { set: string[] }) => {
-      code = await runCommand(file, { set: opts.set }, await getIO(file, opts.set));
+    .option(
+      '--http <host:port>',
+      'serve /metrics (Prometheus), /health, /ready and a live dashboard there, e.g. 127.0.0.1:9464',
+    )
+    .option('--log-format <format>', 'text (default) or json: one JSON object per line on stderr')
+    .action(async (file: string, opts: { set: string[]; http?: string; logFormat?: string }) => {
+      let logFormat: LogFormat;
+      try {
+        logFormat = parseLogFormat(opts.logFormat);
+      } catch (err) {
+        printError(stderr, err, env);
+        code = exitCodeOf(err);
+        return;
+      }
+      code = await runCommand(
+        file,
+        { set: opts.set, http: opts.http, logFormat },
+        await getIO(file, opts.set),
+      );
     });
 
   program

@@ -2,6 +2,7 @@
  * `sluice run`: loads a pipeline (YAML file or TypeScript module), runs it with a live status
  * line, and turns Ctrl-C into a graceful drain (first) or an immediate stop (second).
  */
+import { basename } from 'node:path';
 import { openCheckpoints } from '../checkpoint/setup.ts';
 import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../config/keys.ts';
@@ -10,17 +11,22 @@ import { READER_GONE } from '../connectors/stdio/sink.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { MetricsSnapshot } from '../core/metrics.ts';
 import type { RunHandle, RunOptions } from '../core/run.ts';
-import type { Logger } from '../core/stage.ts';
 import type { Pipeline } from '../pipeline.ts';
 import { configError } from '../spec/problems.ts';
 import type { Registry } from '../spec/registry.ts';
-import { type CliIO, ExitCode, exitCodeOf, printError, printProblems } from './output.ts';
+import type { RunServer } from './http.ts';
+import { type LogFormat, RunLog } from './logs.ts';
+import { type CliIO, ExitCode, exitCodeOf, printProblems } from './output.ts';
 import { formatCount, formatLogLine, formatStatusLine, formatSummary } from './status.ts';
 
 /** Options of {@link runCommand}. */
 export interface RunCommandOptions {
   /** `path=value` overrides of the pipeline file. */
   readonly set?: readonly string[];
+  /** `--http host:port`: serve metrics and the dashboard there (wins over the file's `http:`). */
+  readonly http?: string | undefined;
+  /** `--log-format`: `text` (default) or `json` (one object per line). */
+  readonly logFormat?: LogFormat | undefined;
 }
 
 /** The message printed at the first Ctrl-C. */
@@ -35,6 +41,10 @@ export const DRAIN_MESSAGE = 'Stopping: draining in-flight records (press Ctrl-C
 export async function runCommand(file: string, options: RunCommandOptions, io: CliIO): Promise<number> {
   let pipeline: Pipeline;
   let runOptions: RunOptions = {};
+  let httpAddress = options.http;
+  const format = options.logFormat ?? 'text';
+  // Until the file names it, the pipeline is called after the file (as its `name` defaults to).
+  let log = new RunLog(io.stderr, format, basename(file).replace(/\.[^.]*$/, ''));
   try {
     if (isModuleFile(file)) {
       if ((options.set?.length ?? 0) > 0) {
@@ -57,22 +67,43 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
         return load(await io.fullRegistry());
       });
       printProblems(io.stderr, config.warnings);
+      log = new RunLog(io.stderr, format, config.name);
+      httpAddress ??= config.http?.address;
       const built = await buildPipeline(config);
       pipeline = built.pipeline;
       runOptions = built.runOptions;
       if (built.checkpoint !== undefined) {
         runOptions = {
           ...runOptions,
-          checkpoint: await openCheckpoints(built.checkpoint, { log: cliLogger(io), env: io.env }),
+          checkpoint: await openCheckpoints(built.checkpoint, { log: log.logger(), env: io.env }),
         };
       }
     }
   } catch (err) {
-    printError(io.stderr, err, io.env);
+    log.error(err, io.env);
     return exitCodeOf(err);
   }
+  if (isModuleFile(file)) log = new RunLog(io.stderr, format, pipeline.graph.name);
   const maxErrorRate = runOptions.maxErrorRate ?? DEFAULT_MAX_ERROR_RATE;
-  return supervise(pipeline.run({ ...runOptions, maxErrorRate, log: cliLogger(io) }), io, maxErrorRate);
+  const handle = pipeline.run({ ...runOptions, maxErrorRate, log: log.logger() });
+  let server: RunServer | undefined;
+  if (httpAddress !== undefined) {
+    try {
+      // Loaded only when asked for: prom-client and the server stay out of plain runs.
+      const { serveRun } = await import('./http.ts');
+      server = await serveRun(handle, { address: httpAddress });
+      log.say('info', `Serving metrics and the dashboard at ${server.url}`, { url: server.url });
+    } catch (err) {
+      await handle.stop({ drain: false }).catch(() => {});
+      log.error(err, io.env);
+      return exitCodeOf(err);
+    }
+  }
+  try {
+    return await supervise(handle, io, maxErrorRate, log);
+  } finally {
+    await server?.close();
+  }
 }
 
 /**
@@ -87,25 +118,11 @@ export function errorRateVerdict(final: MetricsSnapshot, maxErrorRate: number): 
   return `${formatCount(final.deadLetters)} of ${formatCount(read)} records read (${pct(final.deadLetters / read)}) went to the DLQ, above maxErrorRate ${pct(maxErrorRate)}: fix the input (see the DLQ) or raise \`maxErrorRate\` in the pipeline file`;
 }
 
-/**
- * Warnings and errors of the run (stages, checkpoint restores) to the CLI's stderr, not to
- * `process.stderr` behind its back; on a terminal each first clears the live status line.
- */
-function cliLogger(io: CliIO): Logger {
-  const clear = io.stderr.isTTY === true ? '\r\x1b[K' : '';
-  const line = (level: string, msg: string, fields?: Record<string, unknown>) =>
-    io.stderr.write(`${clear}${level} ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`);
-  return {
-    info: () => {},
-    warn: (msg, fields) => line('WARN', msg, fields),
-    error: (msg, fields) => line('ERROR', msg, fields),
-  };
-}
-
 /** Watches a running pipeline: status output, signals, summary, exit code. */
-async function supervise(handle: RunHandle, io: CliIO, maxErrorRate: number): Promise<number> {
+async function supervise(handle: RunHandle, io: CliIO, maxErrorRate: number, log: RunLog): Promise<number> {
   const err = io.stderr;
-  const tty = err.isTTY === true;
+  // The live line is for people at a terminal; a JSON log gets progress lines instead.
+  const tty = err.isTTY === true && log.format === 'text';
   const intervals = io.statusIntervalMs ?? { tty: 250, log: 10_000 };
   let previous: MetricsSnapshot | undefined;
   let frame = 0;
@@ -119,7 +136,7 @@ async function supervise(handle: RunHandle, io: CliIO, maxErrorRate: number): Pr
     if (tty) {
       err.write(`\r${formatStatusLine(now, previous, { width: err.columns, frame: frame++ })}\x1b[K`);
       drawn = true;
-    } else err.write(`${formatLogLine(now, previous)}\n`);
+    } else log.say('info', formatLogLine(now, previous), progressContext(now));
     previous = now;
   };
   const timer = setInterval(tick, tty ? intervals.tty : intervals.log);
@@ -139,10 +156,12 @@ async function supervise(handle: RunHandle, io: CliIO, maxErrorRate: number): Pr
     last = name;
     clearLine();
     if (signals === 1) {
-      err.write(`${DRAIN_MESSAGE}\n`);
+      log.say('info', DRAIN_MESSAGE, { signal: name });
       handle.stop({ drain: true }).catch(() => {});
     } else {
-      err.write('Stopping now: in-flight records are dropped and uncommitted output is discarded\n');
+      log.say('warn', 'Stopping now: in-flight records are dropped and uncommitted output is discarded', {
+        signal: name,
+      });
       handle.stop({ drain: false }).catch(() => {});
       forceStop();
     }
@@ -155,32 +174,50 @@ async function supervise(handle: RunHandle, io: CliIO, maxErrorRate: number): Pr
     const summary = await Promise.race([handle.done, forced]);
     clearLine();
     if (summary === 'forced') {
-      err.write(`${formatSummary({ ...handle.metrics(), state: 'cancelled' })}\n`);
+      summarise(log, { ...handle.metrics(), state: 'cancelled' });
       return interrupted();
     }
     // Stopped by a signal, even when the drain let it end cleanly: not `Finished`, and the
     // signal's exit code (130/143), so a script can tell a stopped run from a finished one.
     if (signals > 0 || summary.state === 'cancelled') {
-      err.write(`${formatSummary({ ...summary, state: 'cancelled' })}\n`);
+      summarise(log, { ...summary, state: 'cancelled' });
       return signals > 0 ? interrupted() : ExitCode.INTERRUPTED;
     }
     const verdict = errorRateVerdict(summary, maxErrorRate);
     if (verdict !== undefined) {
-      err.write(`${formatSummary({ ...summary, state: 'failed' })}\n${verdict}\n`);
+      summarise(log, { ...summary, state: 'failed' });
+      log.say('error', verdict, { maxErrorRate });
       return ExitCode.FAILED;
     }
-    err.write(`${formatSummary(summary)}\n`);
+    summarise(log, summary);
     return ExitCode.OK;
   } catch (e) {
     clearLine();
     // `sluice run … | head`: the reader took what it wanted; end quietly, as `cat` would.
     if (e instanceof SluiceError && e.context.reason === READER_GONE) return ExitCode.OK;
-    err.write(`${formatSummary(handle.metrics())}\n`);
-    printError(err, e, io.env);
+    summarise(log, handle.metrics());
+    log.error(e, io.env);
     return signals > 1 ? interrupted() : exitCodeOf(e);
   } finally {
     clearInterval(timer);
     io.signals.off('SIGINT', onInt);
     io.signals.off('SIGTERM', onTerm);
   }
+}
+
+/** The end-of-run summary: its text, and in a JSON log the totals as context. */
+function summarise(log: RunLog, final: MetricsSnapshot): void {
+  log.say(final.state === 'failed' ? 'error' : 'info', formatSummary(final), progressContext(final));
+}
+
+/** The totals of a snapshot, as a log line's context. */
+function progressContext(m: MetricsSnapshot): Record<string, unknown> {
+  return {
+    state: m.state,
+    elapsedMs: Math.round(m.elapsedMs),
+    recordsRead: m.recordsRead,
+    recordsWritten: m.recordsWritten,
+    deadLetters: m.deadLetters,
+    droppedRecords: m.droppedRecords,
+  };
 }

@@ -288,6 +288,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
           store: cp.store,
           storeTls: cp.tls,
           namespace: cp.store === undefined ? undefined : (cp.namespace ?? config.name),
+          storeTimeoutMs: cp.storeTimeout === undefined ? undefined : parseDuration(cp.storeTimeout),
           wal:
             cp.wal === undefined || cp.wal === false
               ? undefined

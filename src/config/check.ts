@@ -194,6 +194,7 @@ export class Checker {
       maxErrorRate: scalars.maxErrorRate as number | undefined,
       channelCapacity: scalars.channelCapacity as number | undefined,
       maxStateBytes: scalars.maxStateBytes as number | undefined,
+      http: scalars.http as PipelineConfig['http'],
       warnings: this.problems.filter((p) => p.severity === 'warning'),
       source: this.source,
     };

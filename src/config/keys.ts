@@ -19,6 +19,7 @@ export const TOP_LEVEL = [
   'channelCapacity',
   'maxStateBytes',
   'connections',
+  'http',
 ] as const;
 
 /**
@@ -53,6 +54,19 @@ export const scalarKeys = {
     .int()
     .min(1)
     .describe('Messages each channel between two stages queues (default 2).'),
+  http: z
+    .strictObject({
+      address: z
+        .string()
+        .regex(
+          /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/,
+          'Use `host:port`, e.g. `127.0.0.1:9464` (port 0 picks a free one)',
+        )
+        .describe('Where to listen, `host:port`, e.g. `127.0.0.1:9464`.'),
+    })
+    .describe(
+      'Serve `/metrics` (Prometheus), `/health`, `/ready` and a live dashboard while the run lasts (`sluice run --http` wins). Default: off.',
+    ),
   maxStateBytes: z
     .number()
     .int()

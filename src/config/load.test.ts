@@ -174,7 +174,7 @@ chanelCapacity: 3
       'p.yaml:12:18: error: output.collect.id: expected a string, got number 3',
       'p.yaml:14:3: error: dlq.memory: `memory` is a source, not a sink, so it cannot be used here. Known sinks: `collect`',
       'p.yaml:15:15: error: maxErrorRate: too big: expected number to be <=1 (got number 2)',
-      'p.yaml:16:1: error: chanelCapacity: unknown top-level key `chanelCapacity`; did you mean `channelCapacity`? Valid keys: `name`, `input`, `pipeline`, `output`, `outputs`, `dlq`, `checkpoint`, `maxErrorRate`, `channelCapacity`, `maxStateBytes` and `connections`.',
+      'p.yaml:16:1: error: chanelCapacity: unknown top-level key `chanelCapacity`; did you mean `channelCapacity`? Valid keys: `name`, `input`, `pipeline`, `output`, `outputs`, `dlq`, `checkpoint`, `maxErrorRate`, `channelCapacity`, `maxStateBytes`, `connections` and `http`.',
     ]);
   });
 

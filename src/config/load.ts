@@ -63,6 +63,8 @@ export interface PipelineConfig {
   readonly maxErrorRate?: number | undefined;
   readonly channelCapacity?: number | undefined;
   readonly maxStateBytes?: number | undefined;
+  /** `http: { address }`: where `sluice run` serves metrics and the dashboard. */
+  readonly http?: { readonly address: string } | undefined;
   /** Problems that do not stop the file from running. */
   readonly warnings: readonly ConfigProblem[];
   /** The parsed document (for tools that want to point at more lines). */

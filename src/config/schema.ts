@@ -136,6 +136,7 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
       channelCapacity: configJsonSchema(pipelineKeySchemas.channelCapacity),
       maxStateBytes: configJsonSchema(pipelineKeySchemas.maxStateBytes),
       connections: configJsonSchema(pipelineKeySchemas.connections),
+      http: configJsonSchema(pipelineKeySchemas.http),
     },
     required: ['input', 'output'],
     additionalProperties: false,

@@ -101,6 +101,19 @@ export interface CheckpointDriver {
    * state from when partitions are assigned; handed to every stage as `partitionState`.
    */
   readonly partitionState?: PartitionStateAccess;
+  /**
+   * Counters for metrics (read at every metrics snapshot): checkpoints completed and failed, and
+   * the last one's id, duration, state size and completion time on the run's clock (0: none yet).
+   * Optional.
+   */
+  readonly stats?: {
+    readonly completed: number;
+    readonly failed: number;
+    readonly lastId: number;
+    readonly lastDurationMs: number;
+    readonly lastStateBytes: number;
+    readonly lastCompletedAt?: number;
+  };
 }
 
 /** One entry of the write-ahead log: a batch a source sent, and its position after it. */

@@ -14,7 +14,7 @@ export class StageDeadLetters {
   private readonly stage: string;
   private readonly hasDlq: boolean;
   private readonly clock: Clock;
-  private readonly counted: (message: string) => void;
+  private readonly counted: (message: string, code: string) => void;
   private letters: DeadLetter[] = [];
   /** The original meta of each letter (key, headers…), sent with it to the dlq. */
   private meta: RecordMeta[] = [];
@@ -23,9 +23,14 @@ export class StageDeadLetters {
    * @param stage the stage's name, in letters and errors
    * @param hasDlq false when the run has no `dlq` output: `add` then throws `SLUICE_NO_DLQ`
    * @param clock stamps each letter's `time`
-   * @param counted called after each letter with its message (metrics, error-rate check; may throw)
+   * @param counted called after each letter with its message and error code (metrics, error-rate check; may throw)
    */
-  constructor(stage: string, hasDlq: boolean, clock: Clock, counted: (message: string) => void) {
+  constructor(
+    stage: string,
+    hasDlq: boolean,
+    clock: Clock,
+    counted: (message: string, code: string) => void,
+  ) {
     this.stage = stage;
     this.hasDlq = hasDlq;
     this.clock = clock;
@@ -64,7 +69,7 @@ export class StageDeadLetters {
       time: new Date(this.clock.now()).toISOString(),
     });
     this.meta.push(meta ?? { source: this.stage });
-    this.counted(errJson.message);
+    this.counted(errJson.message, errJson.code);
   }
 
   /** The collected letters as one batch for the dlq (and forgets them), or undefined when none. */

@@ -62,6 +62,7 @@ export async function consumeInputs(
     for (const m of marks) if (m < min) min = m;
     if (min > lastMark && min !== Number.POSITIVE_INFINITY) {
       lastMark = min;
+      if (isSink) metrics.watermark = min;
       await deps.deliverSignal(watermark(min));
     }
   };
@@ -103,8 +104,11 @@ export async function consumeInputs(
       } else if (item.kind === 'batch') {
         metrics.recordsIn += item.records.length;
         metrics.batchesIn++;
+        // Per batch, not per record: two clock reads around the call (its emits included).
+        const began = performance.now();
         const r = isSink ? write(item) : op.process(item, out);
         if (r !== undefined) await untilAborted(r, signal);
+        metrics.batchLatency.observe(performance.now() - began);
         if (isSink) metrics.recordsOut += item.records.length;
         await deps.afterCall();
       } else if (item.kind === 'watermark') {

@@ -1,20 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Graph } from './graph.ts';
-import { projectSources } from './projection.ts';
+import { type FieldUse, projectSources } from './projection.ts';
 import type { Operator, Sink, Source } from './stage.ts';
 
-function projectable(): Source & { fields?: readonly string[] } {
-  const s: Source & { fields?: readonly string[]; project(f: readonly string[]): void } = {
+type Projected = Source & { fields?: readonly string[]; uses?: ReadonlyMap<string, FieldUse> | undefined };
+
+function projectable(): Projected {
+  const s: Projected & { project(f: readonly string[], u?: ReadonlyMap<string, FieldUse>): void } = {
     async run() {},
-    project(f) {
+    project(f, u) {
       s.fields = f;
+      s.uses = u;
     },
   };
   return s;
 }
-const reader = (fields: readonly string[] | undefined): Operator =>
-  ({ process() {}, readsFields: fields }) as Operator;
+const reader = (fields: readonly string[] | undefined, uses?: Record<string, FieldUse>): Operator =>
+  ({ process() {}, readsFields: fields, fieldUses: uses && new Map(Object.entries(uses)) }) as Operator;
 const sink: Sink = { write() {} };
 
 describe('projectSources', () => {
@@ -48,5 +51,29 @@ describe('projectSources', () => {
       assert.equal(projectSources(g).size, 0);
       assert.equal(src.fields, undefined);
     }
+  });
+
+  it('passes on a field use only when every reader of that field reads it that way', () => {
+    const g = new Graph('p');
+    const src = projectable();
+    const s = g.addSource(src, { name: 's' });
+    const a = g.addOperator(reader(['ts', 'at', 'k'], { ts: 'epochMillis', at: 'epochMillis' }), {
+      name: 'a',
+    });
+    // Reads `at` plainly (say, as a key): `at` must stay as the input has it.
+    const b = g.addOperator(reader(['at', 'n'], { n: 'epochMillis' }), { name: 'b' });
+    const out = g.addSink(sink, { name: 'out' });
+    g.connect(s, a);
+    g.connect(s, b);
+    g.connect(a, out);
+    g.connect(b, out);
+    projectSources(g);
+    assert.deepEqual(
+      [...(src.uses ?? [])],
+      [
+        ['ts', 'epochMillis'],
+        ['n', 'epochMillis'],
+      ],
+    );
   });
 });

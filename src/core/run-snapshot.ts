@@ -3,9 +3,17 @@
  * plus what the channels into each stage hold, totals, and the first source's progress.
  */
 import type { Channel } from './channel.ts';
+import type { CheckpointDriver } from './checkpointing.ts';
 import type { Graph, GraphNode } from './graph.ts';
 import type { Message } from './message.ts';
-import type { MetricsSnapshot, RunState, StageMetrics, StageSnapshot } from './metrics.ts';
+import type {
+  ChannelSnapshot,
+  CheckpointSnapshot,
+  MetricsSnapshot,
+  RunState,
+  StageMetrics,
+  StageSnapshot,
+} from './metrics.ts';
 
 /** What a snapshot is made from. */
 export interface SnapshotInputs {
@@ -17,6 +25,12 @@ export interface SnapshotInputs {
   readonly outputs: ReadonlyMap<string, ReadonlyMap<string, readonly Channel<Message>[]>>;
   readonly deadLetters: number;
   readonly peakQueuedRecords: number;
+  /** Every channel with its edge. */
+  readonly channels?: readonly { from: string; port: string; to: string; ch: Channel<Message> }[];
+  /** The checkpoint coordinator's counters, when the run takes checkpoints. */
+  readonly checkpoint?: CheckpointDriver['stats'];
+  /** The run clock's time now (checkpoint age). */
+  readonly now?: number;
 }
 
 /** Records the sources emitted so far. */
@@ -77,6 +91,10 @@ export function runSnapshot(s: SnapshotInputs): MetricsSnapshot {
       queuedRecords: qRecords,
       droppedRecords: dropped,
       ...customMetrics(s.graph.nodes.get(id) as GraphNode),
+      ...(m.deadLettersByCode.size > 0 ? { deadLettersByCode: Object.fromEntries(m.deadLettersByCode) } : {}),
+      ...(m.watermark !== Number.NEGATIVE_INFINITY ? { watermark: m.watermark } : {}),
+      ...(m.kind !== 'source' ? { batchLatency: m.batchLatency.snapshot() } : {}),
+      ...(m.kind === 'sink' ? { flushLatency: m.flushLatency.snapshot() } : {}),
     });
   }
   let progress: MetricsSnapshot['progress'];
@@ -98,5 +116,39 @@ export function runSnapshot(s: SnapshotInputs): MetricsSnapshot {
     peakQueuedRecords: s.peakQueuedRecords,
     progress,
     stages,
+    ...(s.channels !== undefined ? { channels: s.channels.map(channelSnapshot) } : {}),
+    ...(s.checkpoint !== undefined ? { checkpoint: checkpointSnapshot(s.checkpoint, s.now) } : {}),
+  };
+}
+
+function channelSnapshot(e: {
+  from: string;
+  port: string;
+  to: string;
+  ch: Channel<Message>;
+}): ChannelSnapshot {
+  return {
+    from: e.from,
+    port: e.port,
+    to: e.to,
+    queued: e.ch.size,
+    capacity: e.ch.capacity,
+    queuedRecords: e.ch.queuedWeight,
+    blockedMs: e.ch.blockedMs,
+  };
+}
+
+function checkpointSnapshot(
+  c: NonNullable<CheckpointDriver['stats']>,
+  now: number | undefined,
+): CheckpointSnapshot {
+  const at = c.lastCompletedAt ?? 0;
+  return {
+    completed: c.completed,
+    failed: c.failed,
+    lastId: c.lastId,
+    lastDurationMs: c.lastDurationMs,
+    lastStateBytes: c.lastStateBytes,
+    ...(at > 0 && now !== undefined ? { ageMs: Math.max(0, now - at) } : {}),
   };
 }

@@ -20,7 +20,7 @@ import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import { consumeInputs } from './input-loop.ts';
 import type { Batch, Message, RecordMeta, Signal } from './message.ts';
 import { barrier } from './message.ts';
-import { type MetricsSnapshot, type RunState, StageMetrics } from './metrics.ts';
+import { type MetricsSnapshot, type RunState, type SourceLag, StageMetrics } from './metrics.ts';
 import {
   BarrierAcks,
   deliverAlignedBarrier,
@@ -29,9 +29,10 @@ import {
   sendIdleBarriers,
 } from './run-checkpoint.ts';
 import { recordsRead, runSnapshot } from './run-snapshot.ts';
-import { redactSecrets } from './secrets.ts';
+import { redactSecrets, redactSecretsDeep } from './secrets.ts';
 import { RESOLVED, sendAll, untilAborted } from './sending.ts';
 import {
+  type DeadLetter,
   type Emitter,
   type Logger,
   runScope,
@@ -97,6 +98,37 @@ export interface RunHandle {
   stop(options?: { drain?: boolean }): Promise<RunSummary>;
   /** A snapshot of the run's metrics, cheap enough to call a few times a second. */
   metrics(): MetricsSnapshot;
+  /**
+   * The running graph: its stages and edges (after fusing consecutive record steps, with the
+   * implicit edges into the dlq), for drawing it. Fixed for the run.
+   */
+  topology(): RunTopology;
+  /**
+   * How far behind its input each source that can tell is (Kafka: lag per partition and commit
+   * age), keyed by source stage name. May ask the broker: call it at most every few seconds.
+   */
+  lag(): Promise<Readonly<Record<string, SourceLag>>>;
+  /**
+   * The latest dead letters (at most {@link DEAD_LETTER_SAMPLE_SIZE}, newest last) with secret
+   * values redacted and each record cut to a short preview, for a dashboard.
+   */
+  deadLetterSample(): readonly DeadLetter[];
+}
+
+/** How many of the latest dead letters {@link RunHandle.deadLetterSample} keeps. */
+export const DEAD_LETTER_SAMPLE_SIZE = 20;
+
+/** The running graph; see {@link RunHandle.topology}. */
+export interface RunTopology {
+  readonly pipeline: string;
+  readonly stages: readonly {
+    readonly name: string;
+    readonly kind: GraphNode['kind'];
+    readonly component: string;
+  }[];
+  readonly edges: readonly { readonly from: string; readonly port: string; readonly to: string }[];
+  /** Name of the dlq sink, if any. */
+  readonly dlq?: string | undefined;
 }
 
 const stderrLogger: Logger = {
@@ -138,6 +170,10 @@ class Run {
   private readonly inputs = new Map<string, Channel<Message>[]>();
   private readonly outputs = new Map<string, Map<string, Channel<Message>[]>>();
   private readonly channels: Channel<Message>[] = [];
+  /** Each channel with the edge it serves, for metrics. */
+  private readonly edgeChannels: { from: string; port: string; to: string; ch: Channel<Message> }[] = [];
+  /** The latest dead letters, newest last (see `RunHandle.deadLetterSample`). */
+  private recentDead: DeadLetter[] = [];
   private readonly stageMetrics = new Map<string, StageMetrics>();
   /** Each stage's dead letters, collected during a call and sent after it. */
   private readonly dead = new Map<string, StageDeadLetters>();
@@ -200,6 +236,18 @@ class Run {
         return this.done;
       },
       metrics: () => this.snapshot(),
+      topology: () => ({
+        pipeline: this.graph.name,
+        stages: [...this.graph.nodes.values()].map((n) => ({
+          name: n.id,
+          kind: n.kind,
+          component: n.component,
+        })),
+        edges: this.edgeChannels.map(({ from, port, to }) => ({ from, port, to })),
+        dlq: this.graph.dlqNode,
+      }),
+      lag: () => this.sourceLag(),
+      deadLetterSample: () => this.recentDead.map(sampleLetter),
     };
   }
 
@@ -277,6 +325,7 @@ class Run {
         droppable: isBatchMessage,
       });
       this.channels.push(ch);
+      this.edgeChannels.push({ from: edge.from, port: edge.port, to: edge.to, ch });
       this.inputs.get(edge.to)?.push(ch);
       const ports = this.outputs.get(edge.from) as Map<string, Channel<Message>[]>;
       const list = ports.get(edge.port) ?? [];
@@ -288,8 +337,9 @@ class Run {
   private contextFor(node: GraphNode): StageContext | SourceContext {
     const metrics = this.stageMetrics.get(node.id) as StageMetrics;
     const hasDlq = (this.outputs.get(node.id)?.get(DLQ_PORT)?.length ?? 0) > 0;
-    const dead = new StageDeadLetters(node.id, hasDlq, this.clock, (message) => {
+    const dead = new StageDeadLetters(node.id, hasDlq, this.clock, (message, code) => {
       metrics.deadLetters++;
+      metrics.deadLettersByCode.set(code, (metrics.deadLettersByCode.get(code) ?? 0) + 1);
       this.deadTotal++;
       this.checkErrorRate(message);
     });
@@ -387,6 +437,7 @@ class Run {
         return sent;
       },
       signal: (s: Signal): Promise<void> => {
+        if (s.kind === 'watermark') metrics.watermark = s.time;
         // A source's dead letters go out before its barrier: the barrier's position covers them
         // (a source that commits at the barrier must not commit a letter the dlq never got).
         if (node.kind === 'source' && s.kind === 'barrier' && dead.pending) {
@@ -507,6 +558,11 @@ class Run {
     if (id === this.graph.dlqNode && this.dlqGuard !== undefined) return this.dlqGuard.retry();
     const batch = this.dead.get(id)?.take();
     if (batch === undefined) return RESOLVED;
+    // Sampled per batch: the last few letters are kept by reference, redacted when read.
+    const letters = batch.records as DeadLetter[];
+    this.recentDead = [...this.recentDead, ...letters.slice(-DEAD_LETTER_SAMPLE_SIZE)].slice(
+      -DEAD_LETTER_SAMPLE_SIZE,
+    );
     const chans = this.outputs.get(id)?.get(DLQ_PORT) ?? [];
     return sendAll(chans, batch, this.cancel.signal);
   }
@@ -565,7 +621,14 @@ class Run {
     const out = this.emitterFor(node);
     const checkpoint = this.options.checkpoint;
     const afterCall = () => this.flushDead(node.id);
+    const flushLatency = (this.stageMetrics.get(node.id) as StageMetrics).flushLatency;
     const deliverSignal = async (s: Signal): Promise<void> => {
+      if (node.kind !== 'sink' || s.kind !== 'barrier') return deliverOne(s);
+      const began = performance.now();
+      await deliverOne(s);
+      flushLatency.observe(performance.now() - began);
+    };
+    const deliverOne = async (s: Signal): Promise<void> => {
       if (s.kind === 'barrier' && checkpoint !== undefined) {
         await deliverAlignedBarrier(node, s, { out, checkpoint, signal, afterCall });
         return;
@@ -635,6 +698,44 @@ class Run {
       outputs: this.outputs,
       deadLetters: this.deadTotal,
       peakQueuedRecords: this.peakQueued,
+      channels: this.edgeChannels,
+      checkpoint: this.options.checkpoint?.stats,
+      now: this.clock.now(),
     });
   }
+
+  /** See `RunHandle.lag`: asks every source with a `lag` hook; one that fails is left out. */
+  private async sourceLag(): Promise<Record<string, SourceLag>> {
+    const out: Record<string, SourceLag> = {};
+    await Promise.all(
+      [...this.graph.nodes.values()].map(async (node) => {
+        if (node.kind !== 'source' || node.stage.lag === undefined) return;
+        try {
+          const lag = await node.stage.lag();
+          if (lag !== undefined) out[node.id] = lag;
+        } catch {
+          // Lag is advisory: a broker that does not answer now leaves it out of this read.
+        }
+      }),
+    );
+    return out;
+  }
+}
+
+/** Longest preview of a sampled dead letter's record, characters. */
+const SAMPLE_RECORD_CHARS = 1024;
+
+/** A dead letter for a dashboard: secrets redacted, the record cut to a JSON preview. */
+function sampleLetter(letter: DeadLetter): DeadLetter {
+  let preview: string;
+  try {
+    preview =
+      typeof letter.record === 'string'
+        ? letter.record
+        : (JSON.stringify(letter.record) ?? String(letter.record));
+  } catch {
+    preview = String(letter.record);
+  }
+  if (preview.length > SAMPLE_RECORD_CHARS) preview = `${preview.slice(0, SAMPLE_RECORD_CHARS)}…`;
+  return redactSecretsDeep({ ...letter, record: preview });
 }

@@ -14,6 +14,7 @@
 
 import type { Clock } from './clock.ts';
 import type { Batch, Position, RecordMeta, Signal } from './message.ts';
+import type { SourceLag } from './metrics.ts';
 
 /** Sends batches and signals downstream. Every `await` on it is where backpressure happens. */
 export interface Emitter<T> {
@@ -225,6 +226,14 @@ export interface Source<T = unknown> {
    * barrier to be sent.
    */
   readonly idleBarriers?: boolean;
+  /**
+   * How far behind the end of its input the source is, for partitioned sources that can ask
+   * (Kafka: end offsets minus the source's position, per partition, and the age of its last
+   * commit). Called by metrics readers (a `/metrics` scrape, the dashboard), at most a few times
+   * a second, concurrently with `run`; may ask the broker. Resolves undefined when not connected.
+   * A rejection only leaves the lag out of that read.
+   */
+  lag?(): Promise<SourceLag | undefined>;
   /** Progress as bytes or records done of a known total, when the source knows it. */
   progress?(): { done: number; total?: number; unit: 'bytes' | 'records' } | undefined;
   /** See the stage contract above. */

@@ -90,12 +90,13 @@ export class StateBudget {
     const before = this.byStage.get(stage) ?? 0;
     this.byStage.set(stage, usage.bytes);
     this.total += usage.bytes - before;
-    const count = `${usage.keys.toLocaleString('en-US')} ${usage.noun}`;
-    const estimate = `about ${formatStateBytes(usage.bytes)} (${usage.perKey})`;
+    // The words are made only for an error: `toLocaleString` per batch was a measurable cost.
+    const count = () => `${usage.keys.toLocaleString('en-US')} ${usage.noun}`;
+    const estimate = () => `about ${formatStateBytes(usage.bytes)} (${usage.perKey})`;
     if (usage.maxKeys !== undefined && usage.keys > usage.maxKeys)
       throw this.error(
         stage,
-        `holds ${count}, above its \`maxKeys: ${usage.maxKeys}\`; that is ${estimate}`,
+        `holds ${count()}, above its \`maxKeys: ${usage.maxKeys}\`; that is ${estimate()}`,
         [`raise \`maxKeys\``, ...usage.remedies],
         usage,
       );
@@ -106,7 +107,7 @@ export class StateBudget {
         : `the state budget (${formatStateBytes(this.maxStateBytes)}, half of the heap's old space; set \`maxStateBytes\` to change it)`;
       throw this.error(
         stage,
-        `holds ${count}, ${estimate}${others > 0 ? `, and other stages ${formatStateBytes(others)}` : ''}: above ${limit}`,
+        `holds ${count()}, ${estimate()}${others > 0 ? `, and other stages ${formatStateBytes(others)}` : ''}: above ${limit}`,
         [
           this.explicit
             ? 'raise `maxStateBytes`'

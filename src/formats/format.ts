@@ -4,6 +4,7 @@
  * records into bytes. Formats (`lines`, `jsonl`, `csv`…) implement both.
  */
 import type { SluiceError } from '../core/errors.ts';
+import type { FieldUse } from '../core/projection.ts';
 
 /**
  * Where a decoder's input starts within the whole input, for a restart from a saved
@@ -59,9 +60,11 @@ export interface RecordDecoder<T = unknown> {
   /**
    * Optional projection, called at most once before the first {@link write}: records may then
    * hold only these top-level fields (each one the input has), and the decoder may skip the
-   * others without making values of them. Errors are reported as without it.
+   * others without making values of them. `uses` says how fields are read (see `FieldUse` in
+   * `core/projection.ts`): a decoder may hand such a field over ready. Errors are reported as
+   * without it.
    */
-  project?(fields: readonly string[]): void;
+  project?(fields: readonly string[], uses?: ReadonlyMap<string, FieldUse>): void;
 }
 
 /** Turns records into bytes. */

@@ -4,18 +4,29 @@
  * {@link RecordEncoder}, so every connector accepts the same formats with the same options.
  */
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import type { AvroCodec } from './avro-file/codecs.ts';
+import { avroFileDecoder, readAvroHeader } from './avro-file/decoder.ts';
+import { avroFileEncoder } from './avro-file/encoder.ts';
+import type { AvroFileHeader } from './avro-file/header.ts';
 import { CsvDecoder } from './csv/decoder.ts';
 import { CsvEncoder } from './csv/encoder.ts';
 import type { CsvDecodeOptions, CsvEncodeOptions } from './csv/options.ts';
 import type { DecodeStart, RecordDecoder, RecordEncoder } from './format.ts';
 import { jsonlDecoder, jsonlEncoder } from './jsonl.ts';
 import { linesDecoder, linesEncoder } from './lines.ts';
+import { protobufFileDecoder, protobufFileEncoder } from './protobuf-file.ts';
 
-/** The formats connectors read and write: plain lines, JSON Lines, CSV. */
-export type FormatName = 'lines' | 'jsonl' | 'csv';
+/**
+ * The formats connectors read and write: plain lines, JSON Lines, CSV, Avro object container
+ * files and length-delimited Protobuf messages.
+ */
+export type FormatName = 'lines' | 'jsonl' | 'csv' | 'avro' | 'protobuf';
 
-/** Every {@link FormatName}, in the order docs list them. */
+/** The text formats, which every byte connector (file, stdin, stdout) takes, in the order docs list them. */
 export const FORMAT_NAMES: readonly FormatName[] = ['jsonl', 'csv', 'lines'];
+
+/** Every {@link FormatName}: the text formats and the binary ones files hold (`avro`, `protobuf`). */
+export const FILE_FORMAT_NAMES: readonly FormatName[] = [...FORMAT_NAMES, 'avro', 'protobuf'];
 
 /**
  * Options of every decoder, flat (as in YAML): `maxLineBytes` and `skipBlank` apply to `lines` and
@@ -29,15 +40,41 @@ export interface FormatDecodeOptions extends CsvDecodeOptions {
   readonly skipBlank?: boolean | undefined;
   /** `jsonl`: fields read as exact decimals (`*`: every number); see {@link jsonlDecoder}. */
   readonly decimals?: readonly string[] | undefined;
+  /** `avro`: the reader schema (Avro JSON text) every record is resolved against; default the file's. */
+  readonly readerSchema?: string | undefined;
+  /** `avro`, on a restart: the file's header, read again from the top (see {@link resumeOptions}). */
+  readonly avroHeader?: AvroFileHeader | undefined;
+  /** `protobuf`: the FileDescriptorSet the messages are decoded with. */
+  readonly descriptorSet?: Uint8Array | undefined;
+  /** `protobuf`: full name of the message type (default: the set's first message). */
+  readonly messageType?: string | undefined;
 }
 
-/** Options of every encoder, flat: the CSV writer's options (see {@link CsvEncodeOptions}). */
-export type FormatEncodeOptions = CsvEncodeOptions;
+/**
+ * Options of every encoder, flat: the CSV writer's options (see {@link CsvEncodeOptions}), and the
+ * schema of the `avro` and `protobuf` formats.
+ */
+export interface FormatEncodeOptions extends CsvEncodeOptions {
+  /** `avro`: the writer schema, Avro JSON text (required). */
+  readonly schema?: string | undefined;
+  /** `avro`: the block codec. Default `null`. */
+  readonly codec?: AvroCodec | undefined;
+  /** `protobuf`: the FileDescriptorSet of the message type (required). */
+  readonly descriptorSet?: Uint8Array | undefined;
+  /** `protobuf`: full name of the message type (default: the set's first message). */
+  readonly messageType?: string | undefined;
+  /** `avro`: what the sync marker derives from besides the schema (the file sink's path). */
+  readonly path?: string | undefined;
+}
+
+function needs(format: string, what: string): SluiceError {
+  return new SluiceError(ErrorCode.CONFIG, `\`format: ${format}\` needs ${what}`);
+}
 
 function unknownFormat(format: unknown): SluiceError {
   return new SluiceError(
     ErrorCode.CONFIG,
-    `unknown format \`${String(format)}\`; use ${FORMAT_NAMES.map((f) => `\`${f}\``).join(', ')}`,
+    `unknown format \`${String(format)}\`; use ${FILE_FORMAT_NAMES.map((f) => `\`${f}\``).join(', ')}`,
   );
 }
 
@@ -64,6 +101,19 @@ export function formatDecoder(format: FormatName, options: FormatDecodeOptions =
       });
     case 'csv':
       return new CsvDecoder(csvDecodeOptions(options));
+    case 'avro':
+      return avroFileDecoder({
+        readerSchema: options.readerSchema,
+        start: options.start,
+        avroHeader: options.avroHeader,
+      });
+    case 'protobuf':
+      if (options.descriptorSet === undefined) throw needs(format, '`descriptor` (a FileDescriptorSet file)');
+      return protobufFileDecoder({
+        descriptorSet: options.descriptorSet,
+        messageType: options.messageType,
+        start: options.start,
+      });
     default:
       throw unknownFormat(format);
   }
@@ -74,6 +124,10 @@ const LINE_FORMAT_KEYS = new Set<string>([
   'maxLineBytes',
   'skipBlank',
   'decimals',
+  'readerSchema',
+  'avroHeader',
+  'descriptorSet',
+  'messageType',
 ] satisfies (keyof FormatDecodeOptions)[]);
 
 /** The CSV options among `options` (every key but the line formats'), without the keys that are not set. */
@@ -87,7 +141,7 @@ export function csvDecodeOptions(options: FormatDecodeOptions): CsvDecodeOptions
  * The options of a decoder that resumes at `start` (a saved {@link RecordDecoder.position}):
  * `options` plus `start`, and what the format must learn again from the top of the input — a CSV
  * input's header, read from `head()` (the input's bytes from the top), so resumed rows keep their
- * column names.
+ * column names; an Avro file's header, so resumed blocks decode with the file's schema and codec.
  *
  * @example
  * const decoder = formatDecoder('csv', await resumeOptions('csv', {}, saved, () => readFromTop()));
@@ -98,6 +152,7 @@ export async function resumeOptions(
   start: DecodeStart,
   head: () => AsyncIterable<Uint8Array>,
 ): Promise<FormatDecodeOptions> {
+  if (format === 'avro') return { ...options, start, avroHeader: await readAvroHeader(head()) };
   if (format !== 'csv' || options.header === false || options.columns !== undefined)
     return { ...options, start };
   return { ...options, start, header: false, columns: await readCsvHeader(head(), options) };
@@ -137,6 +192,17 @@ export function formatEncoder(format: FormatName, options: FormatEncodeOptions =
       return linesEncoder();
     case 'csv':
       return new CsvEncoder(options) as RecordEncoder<unknown>;
+    case 'avro':
+      if (options.schema === undefined) throw needs(format, '`schema` (an `.avsc` file)');
+      return avroFileEncoder({
+        schema: options.schema,
+        codec: options.codec,
+        header: options.header,
+        syncSeed: options.path,
+      });
+    case 'protobuf':
+      if (options.descriptorSet === undefined) throw needs(format, '`descriptor` (a FileDescriptorSet file)');
+      return protobufFileEncoder({ descriptorSet: options.descriptorSet, messageType: options.messageType });
     default:
       throw unknownFormat(format);
   }

@@ -216,7 +216,8 @@ export function checkFormatFields(config: Record<string, unknown>, ctx: z.Refine
   const format = config.format as FormatName;
   for (const [field, owner] of Object.entries(FORMAT_OF_FIELD)) {
     if (config[field] === undefined) continue;
-    const applies = owner === format || (owner === 'lines, jsonl' && format !== 'csv');
+    const applies =
+      owner === format || (owner === 'lines, jsonl' && (format === 'lines' || format === 'jsonl'));
     if (applies) continue;
     ctx.addIssue({
       code: 'custom',
@@ -226,7 +227,7 @@ export function checkFormatFields(config: Record<string, unknown>, ctx: z.Refine
         .map((f) => `\`${f}\``)
         .join(
           ' and ',
-        )}, not \`${format}\`; remove it${field === 'maxLineBytes' ? ' (for CSV use `maxRecordBytes`)' : ''}`,
+        )}, not \`${format}\`; remove it${field === 'maxLineBytes' && format === 'csv' ? ' (for CSV use `maxRecordBytes`)' : ''}`,
     });
   }
 }

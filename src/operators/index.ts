@@ -7,6 +7,16 @@ export { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './async
 export { type BatchOptions, batch } from './batch.ts';
 export { type DedupeOptions, dedupe } from './dedupe.ts';
 export { dedupeSpec, keyedSpecs, sagaSpec, serialSpec } from './keyed-spec.ts';
+export { type FileLookupOptions, fileLookup } from './lookup/file.ts';
+export { type HttpLookupOptions, httpLookup } from './lookup/http.ts';
+export {
+  LOOKUP_METRICS,
+  type LookupCacheOptions,
+  type LookupMiss,
+  type LookupOptions,
+  lookup,
+} from './lookup/operator.ts';
+export type { LookupProvider, LookupRows } from './lookup/provider.ts';
 export { filter, flatMap, map } from './map.ts';
 export { type RouteOptions, type RouteRule, route, routePorts } from './route.ts';
 export {

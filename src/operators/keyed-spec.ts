@@ -17,6 +17,8 @@ import { durationField } from '../spec/fields.ts';
 import { defineComponent } from '../spec/registry.ts';
 import { dedupe } from './dedupe.ts';
 import { httpCall, type SagaStepContext, saga } from './saga.ts';
+import { kafkaCall, SagaProducers } from './saga-kafka.ts';
+import { postgresCall, SagaPools } from './saga-postgres.ts';
 import { type SerialFn, serial } from './serial.ts';
 
 const keyField = z
@@ -191,29 +193,76 @@ export const dedupeSpec = defineComponent({
     }),
 });
 
-/** An action or compensation of a `saga` step: an HTTP call or a module's function. */
-const sagaCall = z.union([
-  z
-    .object({
-      http: z
-        .object({
-          url: z.string().url().describe('Called with the record as JSON and an `Idempotency-Key` header.'),
-          method: z.string().min(1).default('POST'),
-        })
-        .strict(),
-    })
-    .strict(),
-  z
-    .object({
-      module: z
-        .string()
-        .min(1)
-        .describe(
-          'Module exporting (default export) `async ({ record, sagaId, idempotencyKey, signal }) => …` (SQL, Kafka…).',
-        ),
-    })
-    .strict(),
-]);
+/** An action or compensation of a `saga` step: HTTP, PostgreSQL, Kafka or a module's function. */
+const SAGA_CALL_KINDS = ['http', 'postgres', 'kafka', 'module'] as const;
+const sagaCall = z
+  .object({
+    http: z
+      .object({
+        url: z.string().url().describe('Called with the record as JSON and an `Idempotency-Key` header.'),
+        method: z.string().min(1).default('POST'),
+      })
+      .strict(),
+    postgres: z
+      .object({
+        url: z
+          .string()
+          .min(1)
+          .describe(
+            `Connection URL, e.g. \`postgres://user:password@127.0.0.1:5432/db\` (the password from the environment: \`\${PGPASSWORD}\` in YAML).`,
+          ),
+        statement: z
+          .string()
+          .min(1)
+          .describe(
+            "One SQL statement, run in a transaction with the claim of the call's idempotency key, so it takes effect once per saga step.",
+          ),
+        params: z
+          .array(z.string().min(1))
+          .default([])
+          .describe('The record fields passed as `$1`, `$2`, … (as text; cast them in the statement).'),
+        minRows: z
+          .number()
+          .int()
+          .min(0)
+          .default(0)
+          .describe(
+            'Fail the step (no retry) when the statement touches fewer rows, e.g. `1` for an UPDATE of one account.',
+          ),
+        table: z
+          .string()
+          .min(1)
+          .default('sluice_saga_calls')
+          .describe('The table of done calls (created when missing), keyed by idempotency key.'),
+      })
+      .strict(),
+    kafka: z
+      .object({
+        brokers: z
+          .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+          .transform((b) => (typeof b === 'string' ? b.split(',').map((x) => x.trim()) : b))
+          .describe('Bootstrap brokers, `host:port` (a list or comma-separated).'),
+        topic: z.string().min(1).describe('The topic the event goes to (keyed by the saga id).'),
+        type: z.string().min(1).optional().describe("The event's `type` field, e.g. `debit-requested`."),
+      })
+      .strict(),
+    module: z
+      .string()
+      .min(1)
+      .describe(
+        'Module exporting (default export) `async ({ record, sagaId, idempotencyKey, signal }) => …` (SQL, Kafka…).',
+      ),
+  })
+  .partial()
+  .strict()
+  .superRefine((c, refine) => {
+    const kinds = SAGA_CALL_KINDS.filter((k) => c[k] !== undefined);
+    if (kinds.length !== 1)
+      refine.addIssue({
+        code: 'custom',
+        message: `give exactly one of ${SAGA_CALL_KINDS.map((k) => `\`${k}\``).join(', ')}${kinds.length > 1 ? ` (found ${kinds.map((k) => `\`${k}\``).join(' and ')})` : ''}`,
+      });
+  });
 
 /** A module's default export, imported on first use (building does no I/O). */
 function lazyModuleCall(path: string) {
@@ -239,9 +288,11 @@ export const sagaSpec = defineComponent({
   kind: 'operator',
   stability: 'experimental',
   summary:
-    'Runs a sequence of steps (action + compensation: HTTP or a module) per record and emits one outcome per saga: `completed`, `compensated` or `failed`.',
+    'Runs a sequence of steps (action + compensation: HTTP, a PostgreSQL statement, a Kafka event or a module) per record and emits one outcome per saga: `completed`, `compensated` or `failed`.',
   description:
-    'Each call gets the idempotency key `<sagaId>:<step>` (`…:compensate`), sent as `Idempotency-Key` over HTTP. A step is retried with backoff ' +
+    'Each call gets the idempotency key `<sagaId>:<step>` (`…:compensate`): sent as `Idempotency-Key` over HTTP; claimed in a table ' +
+    '(`sluice_saga_calls`) in the same transaction as a `postgres` statement, so the statement takes effect once; sent as the ' +
+    '`idempotency-key` header of a `kafka` event (a consumer applies it once). A step is retried with backoff ' +
     '(408/429/5xx/timeouts; another 4xx fails at once) until `retry.giveUp`; then the steps done are compensated in reverse order. Every ' +
     'transition is fsynced to `log` before the saga goes on, so a restarted run resumes an interrupted saga where it was (never re-running a ' +
     'logged action, finishing a compensation) and re-emits the outcome of one that had ended. The outcome record: `{ sagaId, status, step?, error?, compensation?, record }`.',
@@ -285,16 +336,52 @@ export const sagaSpec = defineComponent({
         'id: orderId\nsteps:\n  - name: reserve\n    action: { http: { url: "http://127.0.0.1:8080/reserve" } }\n    compensate: { http: { url: "http://127.0.0.1:8080/release" } }\n' +
         '  - name: charge\n    action: { http: { url: "http://127.0.0.1:8080/charge" } }\n    timeout: 5s\n    retry: { giveUp: 1m }',
     },
+    {
+      title:
+        'A transfer: debit A, credit B, compensate A when B cannot be credited (PostgreSQL), and an event',
+      yaml: `id: id
+steps:
+  - name: debit
+    action:
+      postgres:
+        url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice
+        statement: UPDATE accounts SET balance = balance - $2::numeric WHERE id = $1
+        params: [from, amount]
+        minRows: 1
+    compensate:
+      postgres:
+        url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice
+        statement: UPDATE accounts SET balance = balance + $2::numeric WHERE id = $1
+        params: [from, amount]
+  - name: credit
+    action:
+      postgres:
+        url: postgres://sluice:\${PGPASSWORD}@127.0.0.1:5432/sluice
+        statement: UPDATE accounts SET balance = balance + $2::numeric WHERE id = $1 AND open
+        params: [to, amount]
+        minRows: 1
+  - name: notify
+    action: { kafka: { brokers: 127.0.0.1:9092, topic: transfers, type: transfer-completed } }
+`,
+    },
   ],
   create(config, ctx) {
-    const call = (c: z.output<typeof sagaCall>) =>
-      'http' in c
-        ? httpCall<unknown>({ url: c.http.url, method: c.http.method })
-        : lazyModuleCall(isAbsolute(c.module) ? c.module : resolve(ctx.baseDir, c.module));
+    const pools = new SagaPools();
+    const producers = new SagaProducers();
+    const call = (c: z.output<typeof sagaCall>) => {
+      if (c.http !== undefined) return httpCall<unknown>({ url: c.http.url, method: c.http.method });
+      if (c.postgres !== undefined) return postgresCall<unknown>(c.postgres, pools);
+      if (c.kafka !== undefined) return kafkaCall<unknown>(c.kafka, producers);
+      const module = c.module as string; // the refinement leaves exactly one kind
+      return lazyModuleCall(isAbsolute(module) ? module : resolve(ctx.baseDir, module));
+    };
     const log = config.log ?? `.sluice/${ctx.pipelineName}/saga-${ctx.stageName}.log`;
     return saga<unknown>({
       id: config.id,
       concurrency: config.concurrency,
+      release: async () => {
+        await Promise.all([pools.close(), producers.close()]);
+      },
       log: isAbsolute(log) ? log : resolve(ctx.baseDir, log),
       steps: config.steps.map((st) => ({
         name: st.name,

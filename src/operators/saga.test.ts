@@ -99,3 +99,28 @@ test('saga: the durable log resumes a compensation and re-emits an ended saga', 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('saga spec: each action is exactly one of http, postgres, kafka, module; postgres and kafka take their defaults', async () => {
+  const { sagaSpec } = await import('./keyed-spec.ts');
+  const parse = (action: unknown) => sagaSpec.config.safeParse({ id: 'id', steps: [{ name: 'a', action }] });
+  const ok = parse({ postgres: { url: 'postgres://x@h/db', statement: 'SELECT 1' } });
+  assert.ok(ok.success);
+  assert.deepEqual(ok.data.steps[0]?.action.postgres, {
+    url: 'postgres://x@h/db',
+    statement: 'SELECT 1',
+    params: [],
+    minRows: 0,
+    table: 'sluice_saga_calls',
+  });
+  const kafka = parse({ kafka: { brokers: 'a:1, b:2', topic: 't' } });
+  assert.ok(kafka.success);
+  assert.deepEqual(kafka.data.steps[0]?.action.kafka?.brokers, ['a:1', 'b:2']);
+  for (const [bad, message] of [
+    [{}, /give exactly one of `http`, `postgres`, `kafka`, `module`$/],
+    [{ module: './a.ts', kafka: { brokers: 'a:1', topic: 't' } }, /\(found `kafka` and `module`\)/],
+  ] as const) {
+    const r = parse(bad);
+    assert.equal(r.success, false);
+    assert.match(r.error?.issues[0]?.message ?? '', message);
+  }
+});

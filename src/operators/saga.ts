@@ -15,7 +15,7 @@
  * again from its first step (safe with idempotent actions, but a compensation under way is not
  * remembered). As in `serial`, in-flight sagas never span a batch boundary.
  */
-import { mkdir, open as openFile, readFile, rename, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open as openFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import { type RetryPolicy, retrying } from '../core/retry.ts';
@@ -36,13 +36,20 @@ export interface SagaStepContext<I> {
   readonly signal: AbortSignal;
 }
 
+/**
+ * An action or compensation: resolves when its effect is done, rejects when it failed (an error
+ * with `retryable: false` is not retried). Called again with the same idempotency key after a
+ * timeout or a crash, so it must apply its effect at most once per key.
+ */
+export type SagaCall<I> = (ctx: SagaStepContext<I>) => Promise<unknown>;
+
 /** One step of a saga. */
 export interface SagaStep<I> {
   readonly name: string;
   /** Does the step; a rejection is retried (unless the error says `retryable: false`), then the saga compensates. */
-  readonly action: (ctx: SagaStepContext<I>) => Promise<unknown>;
+  readonly action: SagaCall<I>;
   /** Undoes it; retried until `retry.timeoutMs` too. Optional: a step with nothing to undo. */
-  readonly compensate?: (ctx: SagaStepContext<I>) => Promise<unknown>;
+  readonly compensate?: SagaCall<I>;
   /** Longest one attempt may take (ms). Default 10 s. */
   readonly timeoutMs?: number;
   /** Backoff between attempts and how long to keep trying (`timeoutMs`, default 30 s). */
@@ -60,6 +67,8 @@ export interface SagaOptions<I> {
   readonly log?: string;
   /** Ended sagas remembered, to re-emit their outcome when their record is replayed. Default 100000. */
   readonly remember?: number;
+  /** Called once when the operator closes: releases what the calls hold (connection pools, producers). */
+  readonly release?: () => Promise<void>;
 }
 
 /** The record a saga emits when it ends. */
@@ -116,7 +125,10 @@ export function saga<I>(options: SagaOptions<I>): Operator<I, SagaOutcome<I>> {
   const sagaIdOf = (r: I) => String(idOf(r));
   let progress = new Map<string, Progress>();
   let ended: string[] = [];
-  let logWrites: Promise<void> = Promise.resolve();
+  /** Log lines waiting for the next write, with their writers' callbacks. */
+  let pending: { line: string; done: () => void; fail: (err: unknown) => void }[] = [];
+  let writing = false;
+  let handle: FileHandle | undefined;
 
   const apply = (e: LogEntry) => {
     let p = progress.get(e.s);
@@ -133,22 +145,35 @@ export function saga<I>(options: SagaOptions<I>): Operator<I, SagaOutcome<I>> {
       while (ended.length > remember) progress.delete(ended.shift() as string);
     }
   };
-  /** Applies `e` and, with a log file, appends and fsyncs it (one write at a time, in order). */
+  /**
+   * Writes the pending lines, in order, one append and one fsync for all the lines that came
+   * while the previous write was under way (group commit: concurrent sagas share an fsync).
+   */
+  const writeLog = async (file: string) => {
+    writing = true;
+    while (pending.length > 0) {
+      const group = pending;
+      pending = [];
+      try {
+        handle ??= await openFile(file, 'a');
+        await handle.appendFile(group.map((g) => g.line).join(''));
+        await handle.datasync();
+        for (const g of group) g.done();
+      } catch (err) {
+        for (const g of group) g.fail(err);
+      }
+    }
+    writing = false;
+  };
+  /** Applies `e` and, with a log file, resolves once it is appended and fsynced. */
   const record = async (e: LogEntry) => {
     apply(e);
     const file = options.log;
     if (file === undefined) return;
-    const write = logWrites.then(async () => {
-      const h = await openFile(file, 'a');
-      try {
-        await h.appendFile(`${JSON.stringify(e)}\n`);
-        await h.datasync();
-      } finally {
-        await h.close();
-      }
+    await new Promise<void>((done, fail) => {
+      pending.push({ line: `${JSON.stringify(e)}\n`, done, fail });
+      if (!writing) void writeLog(file);
     });
-    logWrites = write.catch(() => {});
-    await write;
   };
 
   const attempt = async (
@@ -287,6 +312,15 @@ export function saga<I>(options: SagaOptions<I>): Operator<I, SagaOutcome<I>> {
       await rename(`${file}.tmp`, file);
     },
     process: (batch, out) => inner.process(batch, out as never),
+    async close() {
+      try {
+        await inner.close?.();
+        await handle?.close();
+        handle = undefined;
+      } finally {
+        await options.release?.();
+      }
+    },
     snapshot: () => ({ version: 1, progress, ended }),
     restore(state) {
       const s = state as { version?: number; progress?: unknown; ended?: unknown } | undefined;
@@ -314,7 +348,7 @@ export function httpCall<I>(options: {
   url: string;
   method?: string;
   headers?: Readonly<Record<string, string>>;
-}) {
+}): SagaCall<I> {
   return async (s: SagaStepContext<I>): Promise<unknown> => {
     let res: Response;
     try {

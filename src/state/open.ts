@@ -53,17 +53,33 @@ export type StateStoreSpec =
  */
 export async function openStateBackend(
   spec: StateStoreSpec,
-  options: { log?: Pick<Logger, 'warn'> | undefined } = {},
+  options: {
+    log?: Pick<Logger, 'warn'> | undefined;
+    /** A server store: how long (ms) a call is retried while the server does not answer. Default 60 000. */
+    retryTimeoutMs?: number | undefined;
+  } = {},
 ): Promise<StateBackend> {
   if ('dir' in spec) return lmdbBackend({ dir: spec.dir });
   const kind = storeKindOf(spec.url);
   if (kind === 'postgres') {
     const { postgresBackend } = await import('./postgres.ts');
-    return postgresBackend({ url: spec.url, tls: spec.tls, namespace: spec.namespace, log: options.log });
+    return postgresBackend({
+      url: spec.url,
+      tls: spec.tls,
+      namespace: spec.namespace,
+      log: options.log,
+      retryTimeoutMs: options.retryTimeoutMs,
+    });
   }
   if (kind === 'redis') {
     const { redisBackend } = await import('./redis.ts');
-    return redisBackend({ url: spec.url, tls: spec.tls, namespace: spec.namespace, log: options.log });
+    return redisBackend({
+      url: spec.url,
+      tls: spec.tls,
+      namespace: spec.namespace,
+      log: options.log,
+      retryTimeoutMs: options.retryTimeoutMs,
+    });
   }
   throw new SluiceError(
     ErrorCode.CONFIG,

@@ -4,7 +4,7 @@
  * or failover delays checkpoints instead of failing the run.
  */
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
-import { retrying } from '../core/retry.ts';
+import { humanMs, retrying } from '../core/retry.ts';
 import type { Logger } from '../core/stage.ts';
 
 /** Options of {@link serialCalls}. */
@@ -17,7 +17,7 @@ export interface SerialCallsOptions {
   readonly isTransient: (err: unknown) => boolean;
   /** Called after each transient failure, before waiting (e.g. to drop a broken connection). */
   readonly onFailure?: ((err: unknown) => void | Promise<void>) | undefined;
-  /** Where the first failure of a retried call is reported. */
+  /** Where the first failure of a retried call is reported, and that the server answers again. */
   readonly log?: Pick<Logger, 'warn'> | undefined;
   /** What to do about a failure that is not transient (bad password…); undefined: `see the cause`. */
   readonly hint: (err: unknown) => string | undefined;
@@ -28,9 +28,11 @@ export interface SerialCallsOptions {
 /** The calls of one store: see {@link serialCalls}. */
 export interface SerialCalls {
   /**
-   * Runs `fn` after every earlier call has settled, retrying transient failures. Rejects with a
-   * `SLUICE_STAGE` error ``<doing> in <where>: <cause>; <what to do>`` when it still fails (a
-   * {@link SluiceError} from `fn` as it is), and at once after {@link SerialCalls.close}.
+   * Runs `fn` after every earlier call has settled, retrying transient failures (one warning at
+   * the first, one when the server answers again). Rejects with a `SLUICE_STAGE` error
+   * ``<doing> in <where>: <cause>; <what to do>`` when it still fails — marked `retryable`, with
+   * `unreachableMs` in its context, when the server stayed unreachable for `timeoutMs` (a
+   * {@link SluiceError} from `fn` as it is) — and at once after {@link SerialCalls.close}.
    */
   run<T>(doing: string, fn: () => Promise<T>): Promise<T>;
   /** Refuses further calls and waits for those under way; true when it was already closed. */
@@ -56,25 +58,38 @@ export function serialCalls(options: SerialCallsOptions): SerialCalls {
           new SluiceError(ErrorCode.STAGE, `${doing} in ${where}: the state store is closed`),
         );
       const attempt = async () => {
+        let failedAt: number | undefined;
         try {
-          return await retrying(fn, {
+          const value = await retrying(fn, {
             timeoutMs,
             retryable: isTransient,
-            onFailure: options.onFailure,
+            onFailure: async (err) => {
+              failedAt ??= Date.now();
+              await options.onFailure?.(err);
+            },
             log: options.log,
             logEvery: 'first',
             what: `${doing} in ${where}`,
+            hint: 'Checkpoints wait meanwhile; the data flows on',
           });
+          // The warning of the first failure said it retries; this one closes the episode.
+          if (failedAt !== undefined)
+            options.log?.warn(
+              `${where} answers again after ${humanMs(Date.now() - failedAt)}; ${doing} went through`,
+            );
+          return value;
         } catch (err) {
           if (err instanceof SluiceError) throw err;
-          const hint = isTransient(err)
-            ? `the server did not answer for ${Math.round(timeoutMs / 1000)} s; check that it runs and that \`checkpoint.store\` points at it`
+          const transient = isTransient(err);
+          const hint = transient
+            ? `the server did not answer for ${humanMs(timeoutMs)} (\`checkpoint.storeTimeout\`); check that it runs and that \`checkpoint.store\` points at it`
             : (options.hint(err) ?? 'see the cause');
+          // `retryable`: the store was unreachable, and a later attempt (the next run) can succeed.
           throw new SluiceError(
             ErrorCode.STAGE,
             `${doing} in ${where}: ${errorMessage(err)}; ${hint}`,
-            options.context(err),
-            { cause: err },
+            transient ? { ...options.context(err), unreachableMs: timeoutMs } : options.context(err),
+            { cause: err, retryable: transient },
           );
         }
       };

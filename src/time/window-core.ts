@@ -5,11 +5,12 @@
  * {@link WindowCore} — reading a record's time and aggregate inputs, accumulators, results, late
  * events, dead letters and the counters of `metrics()`.
  */
-import { type Aggregate, SKIP } from '../aggregate/aggregate.ts';
+import type { Aggregate } from '../aggregate/aggregate.ts';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Batch, RecordMeta } from '../core/message.ts';
 import type { StageContext } from '../core/stage.ts';
 import { describeBadTimestamp } from './timestamp.ts';
+import { type AddAll, addAll, type NewAccs, newAccs, type PrepareAll, prepareAll } from './window-kernels.ts';
 import type { WindowPlan } from './window-options.ts';
 import { iso, type ResultMaker, resultMaker, retraction, WindowKeys } from './window-records.ts';
 
@@ -103,6 +104,11 @@ export class WindowCore<T> {
   private readonly values: unknown[];
   /** The prepared aggregate inputs of the current record (see {@link key}). */
   private readonly scratch: unknown[];
+  /** The per-record aggregate work, generated for these aggregates (see `window-kernels.ts`). */
+  private readonly prepareAll: PrepareAll;
+  private readonly addAll: AddAll;
+  /** Fresh accumulators, one per aggregate. */
+  readonly newAccs: NewAccs;
 
   constructor(plan: WindowPlan) {
     this.plan = plan;
@@ -111,6 +117,9 @@ export class WindowCore<T> {
     this.scratch = new Array(plan.aggs.length);
     this.values = new Array(plan.aggs.length);
     this.makeResult = resultMaker(plan.keyFields, plan.names);
+    this.prepareAll = prepareAll(plan.aggs, plan.getters);
+    this.addAll = addAll(plan.aggs);
+    this.newAccs = newAccs(plan.aggs);
   }
 
   /**
@@ -144,37 +153,18 @@ export class WindowCore<T> {
       return undefined;
     }
     this.keyChars = ck.length;
-    const aggs = this.aggs;
-    const getters = this.plan.getters;
-    const scratch = this.scratch;
-    for (let a = 0; a < aggs.length; a++) {
-      try {
-        scratch[a] = (aggs[a] as Aggregate).prepare((getters[a] as (r: unknown) => unknown)(r));
-      } catch (err) {
-        this.ctx.deadLetter(r, err, m);
-        return undefined;
-      }
+    try {
+      this.prepareAll(r, this.scratch);
+    } catch (err) {
+      this.ctx.deadLetter(r, err, m);
+      return undefined;
     }
     return ck;
   }
 
-  /** Fresh accumulators, one per aggregate. */
-  newAccs(): unknown[] {
-    const aggs = this.aggs;
-    const accs = new Array(aggs.length);
-    for (let j = 0; j < aggs.length; j++) accs[j] = (aggs[j] as Aggregate).create();
-    return accs;
-  }
-
   /** Adds the inputs {@link key} prepared to `w`; queues it when the count trigger is due. */
   addTo(w: WinState, ts: number): void {
-    const aggs = this.aggs;
-    const scratch = this.scratch;
-    const accs = w.accs;
-    for (let j = 0; j < aggs.length; j++) {
-      const v = scratch[j];
-      if (v !== SKIP) accs[j] = (aggs[j] as Aggregate).add(accs[j], v, ts);
-    }
+    this.addAll(w.accs, this.scratch, ts);
     w.dirty = true;
     const c = this.plan.countTrigger;
     if (c !== undefined && ++w.n >= c) this.queue(w);

@@ -69,20 +69,27 @@ export function retraction(
 
 const isAbsent = (v: unknown) => v === undefined || v === null;
 
+/** Reads a record's key (see {@link keyReader}). */
+type KeyReader = (r: Record<string, unknown>) => string | undefined;
+
 /**
- * The key of `r` for key fields `kf`: a string value as it is, another value as `type:value`
- * (so `"1"` and `1` differ), several joined with U+0000; undefined when a field is missing.
+ * The key reader of key fields `kf`: a string value as it is, another value as `type:value` (so
+ * `"1"` and `1` differ), several joined with U+0000; undefined when a field is missing. Generated
+ * per field list (names embedded with `JSON.stringify`, so none can inject code), so each field is
+ * a monomorphic named load rather than a keyed load shared by every field and operator.
  */
-export function fieldKey(r: Record<string, unknown>, kf: readonly string[]): string | undefined {
-  const v = r[kf[0] as string];
-  if (v === undefined || v === null) return undefined;
-  let ck = typeof v === 'string' ? v : `${typeof v}:${String(v)}`;
-  for (let k = 1; k < kf.length; k++) {
-    const x = r[kf[k] as string];
-    if (x === undefined || x === null) return undefined;
-    ck = `${ck}\u0000${typeof x === 'string' ? x : `${typeof x}:${String(x)}`}`;
-  }
-  return ck;
+export function keyReader(kf: readonly string[]): KeyReader {
+  const loads = kf.map(
+    (f, k) =>
+      `const v${k} = r[${JSON.stringify(f)}];\nif (v${k} === undefined || v${k} === null) return undefined;`,
+  );
+  const parts = kf.map((_, k) => `(typeof v${k} === 'string' ? v${k} : typeof v${k} + ':' + String(v${k}))`);
+  return new Function('r', `${loads.join('\n')}\nreturn ${parts.join(" + '\\u0000' + ")};`) as KeyReader;
+}
+
+/** A generated reader of one top-level field (see {@link keyReader}). */
+function fieldReader(f: string): (r: Record<string, unknown>) => unknown {
+  return new Function('r', `return r[${JSON.stringify(f)}];`) as (r: Record<string, unknown>) => unknown;
 }
 
 /**
@@ -105,10 +112,22 @@ export class WindowKeys {
   /** Key fields; undefined for a key function or one global window. */
   readonly keyFields: readonly string[] | undefined;
   private readonly keyFn: ((r: unknown) => KeyValue) | undefined;
+  /** The key of a record by its key fields (key fields only). */
+  private readonly readKey: KeyReader | undefined;
+  /** With two key fields: readers of each (for the pair cache). */
+  private readonly first: ((r: Record<string, unknown>) => unknown) | undefined;
+  private readonly second: ((r: Record<string, unknown>) => unknown) | undefined;
 
   constructor(keyFields: readonly string[] | undefined, keyFn: ((r: unknown) => KeyValue) | undefined) {
     this.keyFields = keyFields;
     this.keyFn = keyFn;
+    if (keyFields !== undefined) {
+      this.readKey = keyReader(keyFields);
+      if (keyFields.length === 2) {
+        this.first = fieldReader(keyFields[0] as string);
+        this.second = fieldReader(keyFields[1] as string);
+      }
+    }
   }
 
   /**
@@ -125,11 +144,11 @@ export class WindowKeys {
     heads?: (H | undefined)[],
   ): void {
     const cks = this.cks;
-    const kf = this.keyFields as readonly string[];
-    const pairs = kf.length === 2 ? this.pairKeys : undefined;
+    const readKey = this.readKey as KeyReader;
+    const pairs = this.first !== undefined ? this.pairKeys : undefined;
     for (let i = c0; i < c1; i++) {
       const r = records[i] as Record<string, unknown>;
-      const ck = pairs === undefined ? fieldKey(r, kf) : this.pairKey(r, kf, pairs);
+      const ck = pairs === undefined ? readKey(r) : this.pairKey(r, pairs);
       cks[i - c0] = ck;
       if (heads !== undefined && ck !== undefined) heads[i - c0] = (latest as ReadonlyMap<string, H>).get(ck);
     }
@@ -196,14 +215,10 @@ export class WindowKeys {
    * built and hashed per record — the values (interned by the CSV decoder, say) and the cached key
    * have their hashes already. The cache is cleared when it holds more than `PAIR_KEYS` keys.
    */
-  private pairKey(
-    r: Record<string, unknown>,
-    kf: readonly string[],
-    pairs: Map<string, Map<string, string>>,
-  ): string | undefined {
-    const a = r[kf[0] as string];
-    const b = r[kf[1] as string];
-    if (typeof a !== 'string' || typeof b !== 'string') return fieldKey(r, kf);
+  private pairKey(r: Record<string, unknown>, pairs: Map<string, Map<string, string>>): string | undefined {
+    const a = (this.first as (r: Record<string, unknown>) => unknown)(r);
+    const b = (this.second as (r: Record<string, unknown>) => unknown)(r);
+    if (typeof a !== 'string' || typeof b !== 'string') return (this.readKey as KeyReader)(r);
     let inner = pairs.get(a);
     let ck = inner?.get(b);
     if (ck === undefined) {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { Decimal } from '../core/decimal.ts';
 import { barrier, watermark } from '../core/message.ts';
 import { OperatorHarness } from '../operators/harness.ts';
 import { type WindowOptions, windowOperator } from './window.ts';
@@ -36,7 +37,7 @@ test('results carry key fields, ISO window bounds, aggregates, revision and upda
       windowStart: at(0),
       windowEnd: at(60),
       n: 2,
-      amount: '3.30',
+      amount: Decimal.from('3.30'),
       top: 9,
       revision: 1,
       update: false,
@@ -47,7 +48,7 @@ test('results carry key fields, ISO window bounds, aggregates, revision and upda
       windowStart: at(0),
       windowEnd: at(60),
       n: 1,
-      amount: '5',
+      amount: Decimal.from('5'),
       top: 1,
       revision: 1,
       update: false,
@@ -132,7 +133,7 @@ test('bad records are dead letters with the reason: time, key, aggregate input',
   // The bad value left no trace: the sum holds only the good record.
   assert.deepEqual(
     h.records().map((r) => r.s),
-    ['2.5'],
+    [Decimal.from('2.5')],
   );
 });
 
@@ -399,4 +400,28 @@ test('config problems are reported together, with what to write', () => {
     () => windowOperator({ time: 'ts', tumbling: '1m', late: 'out', aggregate: { n: 'count()' } }),
     /`out` cannot be one/,
   );
+});
+
+test('an `auto` time field is an epochMillis use: its epoch ms give the results its ISO text gives', async () => {
+  const o = { key: 'k', time: 'ts', tumbling: '1m', aggregate: { n: 'count()', s: 'sum(v)' } } as const;
+  assert.deepEqual([...(windowOperator(o).fieldUses ?? [])], [['ts', 'epochMillis']]);
+  // Not when the text matters or the field is read otherwise too.
+  assert.equal(windowOperator({ ...o, timeFormat: 'iso8601' }).fieldUses, undefined);
+  assert.equal(windowOperator({ ...o, key: 'ts' }).fieldUses, undefined);
+  assert.equal(windowOperator({ ...o, aggregate: { n: 'count(ts)' } }).fieldUses, undefined);
+  assert.equal(windowOperator({ ...o, late: 'late' }).fieldUses, undefined);
+  const results = async (asNumber: boolean) => {
+    const { h } = await harness(o);
+    const recs = [1, 30, 61, 62, 125].map((s, i) => ({
+      k: 'a',
+      ts: asNumber ? T + s * 1000 : at(s),
+      v: `${i}.5`,
+    }));
+    await h.process(recs);
+    await h.finish();
+    return h.records();
+  };
+  const text = await results(false);
+  assert.equal(text.length, 3);
+  assert.deepEqual(await results(true), text);
 });

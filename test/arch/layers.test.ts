@@ -15,7 +15,7 @@ import { describe, it } from 'node:test';
 /** Lowest first. Folders on one line are siblings: neither imports the other. */
 const LAYERS: readonly (readonly string[])[] = [
   ['core'],
-  ['spec', 'clients'],
+  ['spec', 'clients', 'metrics'],
   ['formats', 'aggregate', 'state'],
   ['io', 'checkpoint'],
   ['operators'],

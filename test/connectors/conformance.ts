@@ -131,7 +131,7 @@ function normalise(r: unknown): TestRecord {
 }
 
 /** Asserts `got` holds each of `want` once (exactly-once) or at least once (at-least-once), nothing else. */
-function assertDelivered(
+export function assertDelivered(
   got: readonly unknown[],
   want: readonly TestRecord[],
   delivery: 'exactly-once' | 'at-least-once',
@@ -156,7 +156,7 @@ function assertDelivered(
 }
 
 /** A `sluice run` child process and what it printed. */
-interface Run {
+export interface Run {
   readonly child: ChildProcess;
   /** Resolves when it exits. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
@@ -164,7 +164,7 @@ interface Run {
 }
 
 /** Starts `sluice run pipeline.yaml` in `dir` through the CLI. */
-function startRun(dir: string): Run {
+export function startRun(dir: string): Run {
   const child = spawn(process.execPath, [CLI, 'run', 'pipeline.yaml'], {
     cwd: dir,
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -180,7 +180,7 @@ function startRun(dir: string): Run {
 }
 
 /** Runs the pipeline in `dir` to its end; asserts it exits 0. */
-async function runToEnd(dir: string, what: string): Promise<string> {
+export async function runToEnd(dir: string, what: string): Promise<string> {
   const run = startRun(dir);
   const end = await run.exited;
   assert.equal(
@@ -192,7 +192,7 @@ async function runToEnd(dir: string, what: string): Promise<string> {
 }
 
 /** Polls `check` until it is true; fails naming `what` after `ms`, or when `run` ended first. */
-async function until(
+export async function until(
   what: string,
   check: () => boolean | Promise<boolean>,
   opts: { run?: Run; ms?: number } = {},

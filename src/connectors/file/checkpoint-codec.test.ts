@@ -3,25 +3,11 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { systemClock } from '../../core/clock.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
-import { runScope, type StageContext } from '../../core/stage.ts';
 import { fileSink } from './sink.ts';
+import { stageContext } from './test-helpers.ts';
 
-function context(checkpointing: boolean): StageContext {
-  return {
-    name: 'out',
-    signal: new AbortController().signal,
-    stopSignal: new AbortController().signal,
-    checkpointing,
-    runScoped: runScope(),
-    clock: systemClock,
-    log: { info() {}, warn() {}, error() {} },
-    deadLetter() {
-      throw new Error('unexpected dead letter');
-    },
-  };
-}
+const context = (checkpointing: boolean) => stageContext(checkpointing);
 
 test('a brotli file output refuses checkpoints with a message that says what to use instead', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-br-'));

@@ -15,7 +15,7 @@ import { Pipeline } from '../../pipeline.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
 import { fileSinkSpec, fileSourceSpec } from './spec.ts';
-import { arraySource, collect } from './test-helpers.ts';
+import { arraySource, collect, runWithDlq } from './test-helpers.ts';
 
 let dir: string;
 before(async () => {
@@ -24,17 +24,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** Runs `src` into a collecting sink with a dlq; returns records, dead letters and the summary. */
-async function runWithDlq(src: Source) {
-  const out = collect();
-  const dead = collect<DeadLetter>();
-  const p = new Pipeline('t');
-  p.from(src, { name: 'input' }).to(out);
-  p.dlq(dead);
-  const summary = await p.run().done;
-  return { records: out.records(), dead: dead.records(), summary, batches: out.batches };
-}
 
 describe('file source: csv', () => {
   it('reads typed columns with each row’s file, line and offset', async () => {
@@ -245,7 +234,8 @@ describe('file source and sink: compression', () => {
       },
     };
     const run = new Pipeline('t').from(source).to(sink).run();
-    for (let i = 0; i < 1000 && sink.recordsWritten < 1; i++) await new Promise((r) => setImmediate(r));
+    // Waits for the write (polling, not timing: a loaded machine may need many turns of the loop).
+    for (let i = 0; i < 2000 && sink.recordsWritten < 1; i++) await new Promise((r) => setTimeout(r, 5));
     assert.equal(sink.recordsWritten, 1);
     const summary = await run.stop({ drain: false });
     assert.equal(summary.state, 'cancelled');

@@ -12,7 +12,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
-import type { ProjectableSource } from '../../core/projection.ts';
+import type { FieldUse, ProjectableSource } from '../../core/projection.ts';
 import type { Source } from '../../core/stage.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
@@ -158,6 +158,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let decoder = formatDecoder(format, options);
   // The fields the pipeline reads (see `projectSources`), given to every decoder made.
   let projection: readonly string[] | undefined;
+  let fieldUses: ReadonlyMap<string, FieldUse> | undefined;
   // Checkpoints: where `restore` said to resume, and the position after the last emitted record
   // (lines done, byte offset).
   let resumeAt: FileResumePoint | undefined;
@@ -168,9 +169,10 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let bytesRead = 0;
 
   return {
-    project(fields) {
+    project(fields, uses) {
       projection = fields;
-      decoder.project?.(fields);
+      fieldUses = uses;
+      decoder.project?.(fields, uses);
     },
 
     async open() {
@@ -227,7 +229,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
       try {
         if (at !== undefined) {
           decoder = formatDecoder(format, await resumeOptions(format, options, at, headerBytes));
-          if (projection !== undefined) decoder.project?.(projection);
+          if (projection !== undefined) decoder.project?.(projection, fieldUses);
           if (plain) bytesRead = at.offset;
         }
         await pumpRecords(input(at?.offset ?? 0), decoder, out, ctx, {

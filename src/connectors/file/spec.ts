@@ -14,7 +14,6 @@ import {
   compressionSchema,
   csvEncodeFields,
   decodeFields,
-  formatSchema,
   inputCompressionSchema,
 } from '../../io/spec.ts';
 import { outputCompression } from '../../io/write.ts';
@@ -22,6 +21,14 @@ import { durationField, sizeField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { partTemplateProblem } from './part-names.ts';
 import { rollingFileSink } from './rolling-sink.ts';
+import {
+  checkSchemaFileFields,
+  fileFormatSchema,
+  schemaFileDecodeFields,
+  schemaFileDecodeOptions,
+  schemaFileEncodeFields,
+  schemaFileEncodeOptions,
+} from './schema-files.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
 
@@ -32,12 +39,16 @@ export const fileSourceConfig = z
       .string()
       .min(1)
       .describe('File to read. A relative path resolves against the pipeline file’s folder.'),
-    format: formatSchema,
+    format: fileFormatSchema,
     compression: inputCompressionSchema,
     ...decodeFields,
+    ...schemaFileDecodeFields,
   })
   .strict()
-  .superRefine(checkFormatFields);
+  .superRefine((config, ctx) => {
+    checkFormatFields(config, ctx);
+    checkSchemaFileFields(config, ctx, false);
+  });
 
 /**
  * The `file` source spec.
@@ -62,6 +73,10 @@ export const fileSourceSpec = defineComponent({
   examples: [
     { title: 'JSON Lines', yaml: 'path: data/events.jsonl\nformat: jsonl\n' },
     {
+      title: 'Avro container file, read in the shape of a newer schema version',
+      yaml: 'path: data/payments.avro\nformat: avro\nreaderSchema: schemas/payment-v3.avsc\n',
+    },
+    {
       title: 'Gzipped CSV with typed columns',
       yaml:
         'path: data/orders.csv.gz\nformat: csv\ntypes:\n  id: int\n  amount: { type: decimal, scale: 2 }\n' +
@@ -76,7 +91,12 @@ export const fileSourceSpec = defineComponent({
       yaml: 'path: /var/log/app.log\nformat: lines\nskipBlank: true\n',
     },
   ],
-  create: (config, ctx) => fileSource({ ...config, path: resolve(ctx.baseDir, config.path) }),
+  create: (config, ctx) =>
+    fileSource({
+      ...config,
+      ...schemaFileDecodeOptions(config, ctx.baseDir),
+      path: resolve(ctx.baseDir, config.path),
+    }),
 });
 
 /** The `rolling` block of the `file` sink. */
@@ -110,7 +130,7 @@ export const fileSinkConfig = z
           'The file appears only when the run succeeds (written to a temporary name, then renamed). With `rolling`: the ' +
           'template of the part names.',
       ),
-    format: formatSchema,
+    format: fileFormatSchema,
     rolling: rollingSchema,
     compression: compressionSchema
       .default('auto')
@@ -125,10 +145,12 @@ export const fileSinkConfig = z
         'Compression level: gzip 1–9 (default 6), zstd 1–22 (default 3), brotli 0–11 (default 4; 11 runs at about 1 MB/s). snappy and lz4 take none.',
       ),
     ...csvEncodeFields,
+    ...schemaFileEncodeFields,
   })
   .strict()
   .superRefine((config, ctx) => {
     checkFormatFields(config, ctx);
+    checkSchemaFileFields(config, ctx, true);
     const template = config.rolling !== undefined ? partTemplateProblem(config.path) : undefined;
     if (template !== undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: template });
     if (config.rolling === undefined && config.path.includes('{part}')) {
@@ -172,6 +194,10 @@ export const fileSinkSpec = defineComponent({
     { title: 'JSON Lines', yaml: 'path: out/result.jsonl\nformat: jsonl\n' },
     { title: 'zstd-compressed CSV (by extension)', yaml: 'path: out/result.csv.zst\nformat: csv\n' },
     {
+      title: 'Avro container file with deflate blocks',
+      yaml: 'path: out/payments.avro\nformat: avro\nschema: schemas/payment.avsc\ncodec: deflate\n',
+    },
+    {
       title: 'gzip at maximum level, chosen columns',
       yaml: 'path: out/export.csv\nformat: csv\ncompression: gzip\nlevel: 9\ncolumns: [id, amount]\n',
     },
@@ -184,6 +210,7 @@ export const fileSinkSpec = defineComponent({
   create: (config, ctx) => {
     const path = resolve(ctx.baseDir, config.path);
     const { rolling, ...rest } = config;
-    return rolling !== undefined ? rollingFileSink({ ...rest, path, rolling }) : fileSink({ ...rest, path });
+    const options = { ...rest, ...schemaFileEncodeOptions(config, ctx.baseDir), path };
+    return rolling !== undefined ? rollingFileSink({ ...options, rolling }) : fileSink(options);
   },
 });

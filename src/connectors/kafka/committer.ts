@@ -62,6 +62,8 @@ export class OffsetCommitter {
   /** Own barriers emitted (case 2). */
   barriers = 0;
   /** Commit points to commit when barrier `id` completes. */
+  /** Wall-clock time (ms) of the last successful commit, for the commit-age metric; undefined before. */
+  lastCommitAt: number | undefined;
   private readonly pending = new Map<number, PartitionCommit[]>();
   /** The newest barrier whose commit was made ({@link barrierComplete}). */
   private completed = 0;
@@ -294,5 +296,6 @@ export class OffsetCommitter {
     for (const p of todo)
       this.committed.set(partitionName(p.topic, p.partition), { offset: p.offset, metadata: p.metadata });
     this.commits++;
+    this.lastCommitAt = Date.now();
   }
 }

@@ -7,7 +7,7 @@
  * Protobuf with the schema (and its reference) fetched from the registry.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { Consumer, Producer } from '@platformatic/kafka';
 import protobuf from 'protobufjs';
 import { pythonWithFastavro, REGISTRY_URL } from '../../../scripts/services/registry.ts';
+import { jsonLines, sluiceRun as run } from '../../formats/schema/test-helpers.ts';
 import { createTopic, fresh, messageCount } from './test-helpers.ts';
 
 const PROJECT = new URL('../../../', import.meta.url).pathname;
@@ -102,25 +103,8 @@ async function readRaw(topic: string): Promise<Buffer[]> {
   return out;
 }
 
-async function sluiceRun(dir: string, yaml: string): Promise<void> {
-  const file = join(dir, `${fresh('p')}.yaml`);
-  writeFileSync(file, yaml);
-  const run = spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
-    cwd: dir,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  run.stderr?.on('data', (d) => {
-    stderr += d;
-  });
-  assert.equal(await new Promise((r) => run.once('exit', r)), 0, stderr);
-}
-
-const lines = (path: string) =>
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+const sluiceRun = (dir: string, yaml: string) => run(dir, fresh('p'), yaml);
+const lines = jsonLines;
 
 describe('schema-registry formats through kafka', () => {
   let dir: string;

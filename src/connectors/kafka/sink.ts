@@ -18,6 +18,11 @@
  *   the broker acknowledged every request (`acks`), so a commit upstream never covers records
  *   not yet at the broker.
  * - `idempotent: true` (default) makes retried requests not duplicate messages.
+ * - A request that fails because the broker went away (or with an error the client marks
+ *   retryable) is sent again with backoff (250 ms doubling to 5 s), one warning per attempt,
+ *   until the broker is back or `connectTimeout` has passed since the first failure (then the run
+ *   fails naming the broker). Sent again after a lost connection, a request may be written twice
+ *   (at-least-once); with `exactlyOnce` the transaction keeps it once for `read_committed` readers.
  * - `exactlyOnce: true` (needs `checkpoint:` and a `kafka` source in the pipeline): a
  *   transactional producer (`transactionalId`) and a two-phase commit per checkpoint. Records go
  *   into one open transaction; at checkpoint barrier n the sink sends what it holds and adds the
@@ -32,8 +37,9 @@
  */
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch, Signal } from '../../core/message.ts';
+import { humanMs, retrying } from '../../core/retry.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
-import { rootMessage } from './connection.ts';
+import { brokerFailure, isTransientKafkaError, rootMessage } from './connection.ts';
 import { type KafkaSinkSchemaOptions, MessageEncoder, type OutMessage } from './encode.ts';
 import { connectProducer, type KafkaProducer, ProduceQueue } from './producer.ts';
 import type { KafkaValueFormat } from './records.ts';
@@ -102,6 +108,11 @@ export interface KafkaSinkOptions {
    * built as a pipeline file's `dlq:` defaults to `original`.
    */
   deadLetters?: 'original' | 'envelope' | undefined;
+  /**
+   * Fail the run once a produce request has failed for this long (ms) because the broker is not
+   * reachable. Default: retry with backoff until the broker is back or the run is stopped.
+   */
+  connectTimeout?: number | undefined;
 }
 
 /** Produce requests a sink keeps in flight without `exactlyOnce` (ordered: idempotent producer). */
@@ -131,11 +142,61 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
   let txns: SinkTransactions | undefined;
   const encoder = new MessageEncoder(options);
 
+  /**
+   * The request in flight that reports an outage: up to 4 requests retry at once, and one line
+   * per attempt of one of them says it all. Cleared (with a line saying the broker is back) when
+   * that request gets through.
+   */
+  let reporter: { readonly chunk: OutMessage[]; readonly since: number } | undefined;
+  const outageLog = (chunk: OutMessage[]) => ({
+    warn(msg: string, fields?: Record<string, unknown>) {
+      reporter ??= { chunk, since: ctx.clock.now() };
+      if (reporter.chunk === chunk) ctx.log.warn(msg, fields);
+    },
+  });
+
   async function sendRequest(chunk: OutMessage[]): Promise<void> {
     try {
-      if (txns !== undefined) await txns.send(chunk);
-      else await (producer as KafkaProducer).send({ messages: chunk });
+      await retrying(
+        async () => {
+          try {
+            if (txns !== undefined) await txns.send(chunk);
+            else await (producer as KafkaProducer).send({ messages: chunk });
+          } catch (err) {
+            throw brokerFailure(err, options.brokers);
+          }
+        },
+        {
+          what: `producing to topic \`${topic}\``,
+          clock: ctx.clock,
+          signal: ctx.signal,
+          retryable: isTransientKafkaError,
+          minDelayMs: 250,
+          maxDelayMs: 5000,
+          timeoutMs: options.connectTimeout,
+          setting: 'connectTimeout',
+          log: outageLog(chunk),
+          logFields: { stage: ctx.name, topic },
+          hint: 'Start the broker or fix `brokers`',
+          giveUp: (err, attempts, spent) =>
+            new SluiceError(
+              ErrorCode.STAGE,
+              `Kafka at \`${options.brokers.join(',')}\` was not reachable while producing to topic \`${topic}\`: ${attempts} attempts in ${humanMs(spent)} failed (last: ${rootMessage(err)}), and \`connectTimeout\` is ${humanMs(options.connectTimeout ?? 0)}. Start the broker, fix \`brokers\`, or raise \`connectTimeout\`; a run with \`checkpoint:\` resumes from its last checkpoint`,
+              { topic, brokers: options.brokers.join(','), attempts },
+            ),
+        },
+      );
+      if (reporter?.chunk === chunk) {
+        // A warning, like the ones it ends: the CLI shows warnings, and this one closes the episode.
+        ctx.log.warn(
+          `Producing to topic \`${topic}\` goes on: Kafka at \`${options.brokers.join(',')}\` answers again after ${humanMs(ctx.clock.now() - reporter.since)}`,
+          { stage: ctx.name, topic },
+        );
+        reporter = undefined;
+      }
     } catch (err) {
+      if (reporter?.chunk === chunk) reporter = undefined;
+      if (err instanceof SluiceError && err.context.attempts !== undefined) throw err;
       throw wrapError(
         `producing ${chunk.length} messages to topic \`${topic}\``,
         new Error(rootMessage(err), { cause: err }),

@@ -32,6 +32,7 @@ import { OffsetCommitter } from './committer.ts';
 import { isConnectionError } from './connection.ts';
 import { GroupConsumer } from './consumer.ts';
 import { readCommitted } from './group.ts';
+import { kafkaLag } from './lag.ts';
 import { decodeDone, parsePosition } from './offsets.ts';
 import { InPartitionParallel, type KafkaParallelOptions } from './parallel.ts';
 import {
@@ -452,6 +453,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     position() {
       return assignment.position();
+    },
+    lag() {
+      return kafkaLag(connection.consumer, assignment.position(), committer.lastCommitAt);
     },
     metrics() {
       return {

@@ -300,6 +300,11 @@ export const kafkaSinkConfig = z
         'Transactional id with `exactlyOnce` (default `sluice.<pipeline>.<stage>`). Keep it across restarts (a restart ' +
           'fences the previous process by it); give each process of a scaled-out pipeline its own.',
       ),
+    connectTimeout: durationField()
+      .optional()
+      .describe(
+        'Fail the run when a produce request has failed this long (`2m`) because the broker is not reachable. Default: retry with backoff, one warning per attempt, until it is back.',
+      ),
     transactionTimeout: durationField()
       .prefault('1m')
       .describe(
@@ -369,6 +374,7 @@ export const kafkaSinkSpec = defineComponent({
       exactlyOnce: config.exactlyOnce,
       transactionalId: config.transactionalId,
       transactionTimeout: config.transactionTimeout,
+      connectTimeout: config.connectTimeout,
       pipeline: ctx.pipelineName,
     }),
 });

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { type GeneratedRow, transactionRows, writeTransactions } from '../../../examples/etl/generate.ts';
+import { exited } from '../../../test/support/kill-runs.ts';
 import { systemClock } from '../../core/clock.ts';
 import { barrier, batchOf, type Position, type RecordMeta } from '../../core/message.ts';
 import { type Logger, runScope, type StageContext } from '../../core/stage.ts';
@@ -322,16 +323,6 @@ describe('ETL example through the CLI, SIGKILLed and restarted', () => {
       env: { ...process.env, SLUICE_POSTGRES_URL: PG_URL },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
-  }
-
-  async function exited(
-    child: ChildProcess,
-  ): Promise<{ code: number | null; signal: string | null; stderr: string }> {
-    let stderr = '';
-    child.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stderr })));
   }
 
   test('the table equals the expected one exactly', async () => {

@@ -20,7 +20,9 @@
  */
 import { Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
+import type { FieldUse } from '../../core/projection.ts';
 import type { DecodeSink, DecodeStart, RecordDecoder } from '../format.ts';
+import { canonicalIsoAt } from '../iso-time.ts';
 import { InternCache } from './intern.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
 import { type Converter, type CsvValue, converterFor, FAIL, typeName } from './types.ts';
@@ -151,6 +153,14 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   private projection: readonly string[] | undefined;
   /** Per column: 1 when its value is made, 0 when a projection skips it (empty: every column). */
   private kept = new Uint8Array(0);
+  /** How the projection's readers read fields (see `FieldUse`). */
+  private uses: ReadonlyMap<string, FieldUse> | undefined;
+  /**
+   * Per column: 1 when it is read as an `epochMillis` time and has no declared type, so a value
+   * in the common ISO-8601 layout is handed over as its epoch ms, parsed from the window's text
+   * without making its string (empty: none).
+   */
+  private epochCols = new Uint8Array(0);
 
   constructor(options: CsvDecodeOptions = {}) {
     this.o = resolveDecodeOptions(options);
@@ -168,9 +178,12 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
    * {@inheritDoc RecordDecoder.project} Rows then hold only the named columns (and the typed
    * ones, whose conversion can reject a row); the others are scanned but no string is made of
    * them. Applies once the column names are known; rows without names (arrays) keep every column.
+   * A column of `uses` read as `epochMillis` (and without a declared type) holds the epoch ms of
+   * a value written as `Date#toISOString` writes it, and the text of any other value.
    */
-  project(fields: readonly string[]): void {
+  project(fields: readonly string[], uses?: ReadonlyMap<string, FieldUse>): void {
     this.projection = fields;
+    this.uses = uses;
     if (this.names !== undefined) this.setColumns(this.names);
   }
 
@@ -307,6 +320,13 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     this.ncols = uniq.length;
     const types = this.o.types;
     const proj = this.projection;
+    const uses = this.uses;
+    this.epochCols =
+      uses === undefined || uses.size === 0
+        ? new Uint8Array(0)
+        : Uint8Array.from(uniq, (n) =>
+            uses.get(n) === 'epochMillis' && !(types !== undefined && Object.hasOwn(types, n)) ? 1 : 0,
+          );
     if (proj === undefined) {
       this.kept = new Uint8Array(0);
       this.make = rowMaker(uniq);
@@ -385,8 +405,10 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     const internOn = intern === undefined ? new Uint8Array(0) : intern.enabled;
     const internCols = internOn.length;
     // Columns a projection skips (`keep[f] === 0`); `nkeep` is 0 when every column is made.
-    const keep = this.kept;
-    const nkeep = keep.length;
+    let keep = this.kept;
+    let nkeep = keep.length;
+    let epochCols = this.epochCols;
+    let nepoch = epochCols.length;
     // Cached next positions of delimiter / quote / LF; `len` means "none up to the end". A cached
     // value ≥ the search start is still the first match, so each byte is searched about once.
     let nd = -1;
@@ -526,9 +548,13 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           e = rowEnd > p && s.charCodeAt(rowEnd - 1) === CR ? rowEnd - 1 : rowEnd;
           rowEnd = e;
         }
-        let v: string;
+        let v: CsvValue;
+        // An `epochMillis` column's time in the common layout (all ASCII: no UTF-8 check needed).
+        const t = f < nepoch && epochCols[f] === 1 ? canonicalIsoAt(s, p, e - p) : Number.NaN;
         if (f < nkeep && keep[f] === 0 && ascii) {
           v = '';
+        } else if (!Number.isNaN(t)) {
+          v = t;
         } else if (
           e - p <= internMax &&
           f < internCols &&
@@ -606,6 +632,11 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
             });
           }
           this.setColumns(vals.slice(0, f) as string[]);
+          // The rows after the header in this window are read by the new columns' projection.
+          keep = this.kept;
+          nkeep = keep.length;
+          epochCols = this.epochCols;
+          nepoch = epochCols.length;
         }
         continue;
       }

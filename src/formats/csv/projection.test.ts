@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { SluiceError } from '../../core/errors.ts';
+import { parseIsoTime } from '../../time/timestamp.ts';
 import type { DecodeSink } from '../format.ts';
 import { CsvDecoder, type CsvRow } from './decoder.ts';
 import type { CsvDecodeOptions } from './options.ts';
@@ -19,6 +20,7 @@ function run(
   options: CsvDecodeOptions,
   chunk: number,
   fields?: string[],
+  uses?: ReadonlyMap<string, 'epochMillis'>,
 ): Seen | 'throws' {
   const seen: Seen = [];
   const sink: DecodeSink<CsvRow> = {
@@ -27,7 +29,7 @@ function run(
       seen.push(`${line}:${offset}:${e.message}:${Buffer.from(raw).toString('latin1')}`),
   };
   const dec = new CsvDecoder(options);
-  if (fields !== undefined) dec.project(fields);
+  if (fields !== undefined) dec.project(fields, uses);
   try {
     for (let i = 0; i < bytes.length; i += chunk) dec.write(bytes.slice(i, i + chunk), sink);
     dec.end(sink);
@@ -97,6 +99,78 @@ describe('CsvDecoder.project', () => {
         },
       ),
       { numRuns: 400 },
+    );
+  });
+
+  it('hands an epochMillis column over as epoch ms when written as toISOString writes it, else as text', () => {
+    const text = [
+      'ts,a,n',
+      '2024-05-01T12:00:00Z,x,1', // epoch ms
+      '2024-05-01T12:00:00.250Z,x,2', // epoch ms
+      '2024-05-01T12:00:00+02:00,x,3', // another layout: the text, for the reader to parse
+      '"2024-05-01T12:00:00Z",x,4', // quoted: the text
+      '2024-02-30T12:00:00Z,x,5', // no such day: the text (the reader rejects it as before)
+      '2024-05-01T12:00:00Z,x,6',
+    ].join('\n');
+    const uses = new Map([['ts', 'epochMillis' as const]]);
+    const seen = run(enc(`${text}\n`), {}, 1 << 16, ['ts', 'a'], uses) as Record<string, unknown>[];
+    assert.deepEqual(
+      seen.map((r) => r.ts),
+      [
+        Date.parse('2024-05-01T12:00:00Z'),
+        Date.parse('2024-05-01T12:00:00.250Z'),
+        '2024-05-01T12:00:00+02:00',
+        '2024-05-01T12:00:00Z',
+        '2024-02-30T12:00:00Z',
+        Date.parse('2024-05-01T12:00:00Z'),
+      ],
+    );
+    // A declared type wins: the column is converted as declared, not read as epochMillis.
+    const typed = run(
+      enc(`${text}\n`),
+      { types: { n: 'int' } },
+      1 << 16,
+      ['ts', 'n'],
+      new Map([['n', 'epochMillis']]),
+    );
+    assert.deepEqual(
+      (typed as Record<string, unknown>[]).map((r) => r.n),
+      [1, 2, 3, 4, 5, 6],
+    );
+  });
+
+  it('gives every epochMillis value the number its text spells, however the input is cut (property)', () => {
+    const time = fc
+      .integer({ min: Date.UTC(1, 0, 1), max: Date.UTC(9999, 11, 31) })
+      .chain((t) =>
+        fc.constantFrom(new Date(t).toISOString(), new Date(t).toISOString().replace(/\.\d+Z$/, 'Z')),
+      );
+    const garbled = fc
+      .tuple(time, fc.integer({ min: 0, max: 23 }), fc.constantFrom('9', 'x', ' ', '-', '1'))
+      .map(([t, i, c]) => `${t.slice(0, i)}${c}${t.slice(i + 1)}`);
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(time, garbled), { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 1, max: 60 }),
+        (values, chunk) => {
+          const bytes = enc(`ts,a\n${values.map((v, i) => `${v},${i}`).join('\n')}\n`);
+          const full = run(bytes, {}, chunk) as Record<string, unknown>[];
+          const fast = run(bytes, {}, chunk, ['ts', 'a'], new Map([['ts', 'epochMillis']])) as Record<
+            string,
+            unknown
+          >[];
+          assert.equal(fast.length, full.length);
+          for (let i = 0; i < full.length; i++) {
+            const text = full[i]?.ts as string;
+            const got = fast[i]?.ts;
+            // A number only where the general parse gives that same number; else the same text.
+            if (typeof got === 'number') assert.equal(got, parseIsoTime(text), text);
+            else assert.equal(got, text);
+            assert.equal(fast[i]?.['@'], full[i]?.['@']);
+          }
+        },
+      ),
+      { numRuns: 300 },
     );
   });
 });

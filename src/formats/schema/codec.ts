@@ -16,6 +16,7 @@
  */
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import { type avro, avroType } from './avro.ts';
+import { describeViolation, type JsonSchemaViolation, jsonSchemaCheck } from './json-schema.ts';
 import { type ProtobufSchemas, protobufSchemas } from './protobuf.ts';
 import {
   type RegisteredSchema,
@@ -156,8 +157,16 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
       }
       if (writer.schemaType !== 'JSON')
         return { error: `schema id ${id} is ${writer.schemaType}, not JSON Schema`, at: Infinity };
+      const check = jsonSchemaCheck(writer.schema);
       return {
-        decode: (p) => JSON.parse(Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8')),
+        decode: (p) => {
+          const value: unknown = JSON.parse(
+            Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8'),
+          );
+          const bad = check(value);
+          if (bad !== undefined) throw new JsonSchemaMismatch(bad);
+          return value;
+        },
       };
     } catch (err) {
       return { error: `schema id ${id} cannot be used: ${(err as Error).message}`, at: Infinity };
@@ -212,6 +221,11 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
       try {
         return reader.decode(framed.payload, framed.indexes);
       } catch (err) {
+        if (err instanceof JsonSchemaMismatch)
+          throw new SchemaDecodeError(
+            `the value does not match its JSON Schema (id ${id}) ${describeViolation(err.violation)}`,
+            { schemaId: id, pointer: err.violation.pointer, keyword: err.violation.keyword },
+          );
         const e =
           err instanceof WireFormatError
             ? err.message
@@ -333,7 +347,21 @@ export function schemaEncoder(options: SchemaEncoderOptions): SchemaValueEncoder
         };
       } else {
         const header = frameHeader(id);
-        write = (record) => Buffer.concat([header, Buffer.from(JSON.stringify(record, bigintText), 'utf8')]);
+        const check = jsonSchemaCheck(schema);
+        const schemaId = id;
+        write = (record) => {
+          const text = JSON.stringify(record, bigintText);
+          // The record as it is, and when that fails, as the JSON written (bigints, decimals and
+          // dates are text there): the bytes on the wire are what the schema speaks about.
+          const bad = check(record) && check(text === undefined ? undefined : JSON.parse(text));
+          if (bad !== undefined)
+            throw new SluiceError(
+              ErrorCode.RECORD,
+              `the record does not match the JSON Schema (id ${schemaId}) ${describeViolation(bad)}`,
+              { schemaId, pointer: bad.pointer, keyword: bad.keyword },
+            );
+          return Buffer.concat([header, Buffer.from(text, 'utf8')]);
+        };
       }
     },
     encode(record) {
@@ -343,6 +371,19 @@ export function schemaEncoder(options: SchemaEncoderOptions): SchemaValueEncoder
   };
 }
 
+/** A decoded value its JSON Schema rejects (turned into a {@link SchemaDecodeError} by `decode`). */
+class JsonSchemaMismatch extends Error {
+  readonly violation: JsonSchemaViolation;
+  constructor(violation: JsonSchemaViolation) {
+    super(violation.message);
+    this.violation = violation;
+  }
+}
+
+/** `JSON.rawJSON` (V8 11.4+, Node 21+): a value written as the given JSON text. */
+const rawJSON = (JSON as unknown as { rawJSON(text: string): unknown }).rawJSON;
+
+/** Bigints (64-bit integers beyond 2^53) as JSON numbers with every digit, as JSON Schema `integer` wants them. */
 function bigintText(_k: string, v: unknown): unknown {
-  return typeof v === 'bigint' ? v.toString() : v;
+  return typeof v === 'bigint' ? rawJSON(v.toString()) : v;
 }

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import { avroType } from './avro.ts';
 import type { SchemaDecoderOptions, SchemaEncoderOptions } from './codec.ts';
+import { jsonSchemaCheck } from './json-schema.ts';
 import { protobufSchemas } from './protobuf.ts';
 import type { SchemaRegistryOptions } from './registry.ts';
 
@@ -210,7 +211,7 @@ export function writerOptions(
     try {
       if (format === 'avro') avroType(schema);
       else if (format === 'protobuf') protobufSchemas({ proto: schema }).indexesOf(config.messageType);
-      else JSON.parse(schema);
+      else jsonSchemaCheck(schema);
     } catch (err) {
       throw new SluiceError(
         ErrorCode.CONFIG,

@@ -4,8 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { avroType, formatDecimal, parseDecimal } from './avro.ts';
 import { type SchemaDecodeError, schemaDecoder, schemaEncoder } from './codec.ts';
+import { jsonSchemaCheck } from './json-schema.ts';
 import { protobufSchemas } from './protobuf.ts';
 import { SchemaRegistry, type SchemaRegistryError } from './registry.ts';
+import { ORDER_JSON_SCHEMA as ORDER_SCHEMA } from './test-helpers.ts';
 import { frameHeader, readSchemaId, unframe, WireFormatError } from './wire.ts';
 
 const V1 = JSON.stringify({
@@ -163,6 +165,41 @@ message B { uint64 big = 1; google.protobuf.Duration d = 2; google.type.Decimal 
   });
 });
 
+const ORDER_JSON_SCHEMA = JSON.stringify(ORDER_SCHEMA);
+
+describe('json schema checks', () => {
+  test('names the JSON pointer and keyword of the first failure; compiled once per schema', () => {
+    const check = jsonSchemaCheck(ORDER_JSON_SCHEMA);
+    assert.equal(check({ id: 1, lines: [{ sku: 'a', qty: 2 }] }), undefined);
+    assert.deepEqual(check({ id: 1, lines: [{ sku: 'a' }, { sku: 'b', qty: 0 }] }), {
+      pointer: '/lines/1/qty',
+      keyword: 'minimum',
+      message: 'must be >= 1',
+    });
+    assert.deepEqual(check({ id: 'x', lines: [] }), {
+      pointer: '/id',
+      keyword: 'type',
+      message: 'must be integer',
+    });
+    assert.equal(check({ lines: [] })?.keyword, 'required');
+    assert.equal(jsonSchemaCheck(ORDER_JSON_SCHEMA), check, 'the compiled check is kept');
+  });
+  test('2020-12 schemas; draft-04 and broken schemas are refused clearly', () => {
+    const c = jsonSchemaCheck(
+      JSON.stringify({
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        prefixItems: [{ type: 'string' }],
+      }),
+    );
+    assert.equal(c([1])?.pointer, '/0');
+    assert.throws(
+      () => jsonSchemaCheck(JSON.stringify({ $schema: 'http://json-schema.org/draft-04/schema#' })),
+      /draft-04.*not supported/,
+    );
+    assert.throws(() => jsonSchemaCheck('{"type":"nope"}'), /does not compile/);
+  });
+});
+
 describe('registry client and codecs', () => {
   const fake = new FakeRegistry();
   before(() => fake.start());
@@ -206,6 +243,48 @@ describe('registry client and codecs', () => {
     const e = schemaEncoder({ format: 'avro', registry: r, topic: 't', schema: V2, autoRegister: true });
     await e.open();
     assert.equal(e.schemaId, 7);
+  });
+
+  test('json-schema: decode and encode validate, naming the pointer and keyword', async () => {
+    fake.schemas.set(20, { schema: ORDER_JSON_SCHEMA, schemaType: 'JSON' });
+    const d = schemaDecoder({ format: 'json-schema', registry: { url: fake.url, retries: 0 } });
+    const framed = (v: unknown) => Buffer.concat([frameHeader(20), Buffer.from(JSON.stringify(v))]);
+    const good = framed({ id: 1, lines: [{ sku: 'a', qty: 1 }] });
+    await d.prepare(good);
+    assert.deepEqual(d.decode(good), { id: 1, lines: [{ sku: 'a', qty: 1 }] });
+    assert.throws(
+      () => d.decode(framed({ id: 1, lines: [{ qty: 1 }] })),
+      (e: SchemaDecodeError) =>
+        e.context.schemaId === 20 &&
+        e.context.pointer === '/lines/0' &&
+        e.context.keyword === 'required' &&
+        /does not match its JSON Schema \(id 20\) at `\/lines\/0`: must have required property 'sku' \(keyword `required`\)/.test(
+          e.message,
+        ),
+    );
+    const e = schemaEncoder({
+      format: 'json-schema',
+      registry: { url: fake.url },
+      topic: 't',
+      schema: ORDER_JSON_SCHEMA,
+      autoRegister: true,
+    });
+    await e.open();
+    assert.equal(
+      e
+        .encode({ id: 2n ** 63n - 1n, lines: [] })
+        .subarray(5)
+        .toString(),
+      '{"id":9223372036854775807,"lines":[]}',
+      'a bigint is a JSON integer with every digit',
+    );
+    assert.throws(
+      () => e.encode({ id: 1, lines: [{ sku: 'a', qty: 0 }] }),
+      (err: Error & { context: Record<string, unknown> }) =>
+        err.context.pointer === '/lines/0/qty' &&
+        err.context.keyword === 'minimum' &&
+        /does not match the JSON Schema \(id 7\) at `\/lines\/0\/qty`: must be >= 1/.test(err.message),
+    );
   });
 
   test('decodes with a reader schema; bad values throw with the schema ids', async () => {
