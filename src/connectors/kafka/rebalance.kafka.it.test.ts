@@ -7,61 +7,27 @@
  * measurement is printed.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Admin } from '@platformatic/kafka';
-import { createTopic, fresh, messageCount, produceMany, readValues } from './test-helpers.ts';
+import {
+  createTopic,
+  fresh,
+  type GroupMember,
+  groupMember,
+  messageCount,
+  produceMany,
+  readValues,
+  waitForOwners,
+} from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
-const PROJECT = new URL('../../../', import.meta.url).pathname;
 const N = 30_000;
 /** Records per second each member passes on (a throttle step), so the run lasts long enough to rebalance. */
 const RATE = 2500;
 
-interface Member {
-  readonly child: ChildProcess;
-  readonly exit: Promise<number | null>;
-  stderr: string;
-}
-
-function member(file: string, cwd: string, id: string): Member {
-  const child = spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
-    cwd,
-    env: { ...process.env, SLUICE_IT_MEMBER: id },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const m: Member = {
-    child,
-    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-    stderr: '',
-  };
-  child.stderr?.on('data', (d) => {
-    m.stderr += d;
-  });
-  return m;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `members` members of `group` own partitions. */
-async function waitForMembers(group: string, members: number): Promise<void> {
-  const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: BROKERS });
-  try {
-    for (let i = 0; i < 600; i++) {
-      const g = (await admin.describeGroups({ groups: [group] })).get(group);
-      let owning = 0;
-      for (const m of g?.members.values() ?? [])
-        if ([...(m.assignments?.values() ?? [])].some((a) => a.partitions.length > 0)) owning++;
-      if (owning >= members) return;
-      await sleep(100);
-    }
-  } finally {
-    await admin.close();
-  }
-}
 
 async function waitForOutput(topic: string, atLeast: number): Promise<void> {
   for (let i = 0; i < 600 && (await messageCount(BROKERS, topic)) < atLeast; i++) await sleep(100);
@@ -87,14 +53,14 @@ output:
   kafka: { brokers: ${BROKERS[0]}, topic: ${output} }
 `,
   );
-  const members: Member[] = [];
+  const members: GroupMember[] = [];
   try {
-    const a = member(file, dir, 'a');
+    const a = groupMember(file, dir, 'a');
     members.push(a);
     await waitForOutput(output, N / 5);
-    const b = member(file, dir, 'b'); // joins mid-run
+    const b = groupMember(file, dir, 'b'); // joins mid-run
     members.push(b);
-    await waitForMembers(group, 2);
+    await waitForOwners(BROKERS, group, 2);
     await waitForOutput(output, N / 2);
     await sleep(1000);
     b.child.kill('SIGTERM'); // leaves mid-run

@@ -1,7 +1,9 @@
 /**
  * Helpers of the Kafka integration tests: fresh names, topics whose partitions have leaders,
- * producing, and reading a whole topic back. Test code only (not exported by the package).
+ * producing, reading a whole topic back, and group members as `sluice run` processes. Test code
+ * only (not exported by the package).
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
 
@@ -132,5 +134,51 @@ export async function produceMany(
     await Promise.all(inFlight);
   } finally {
     await producer.close();
+  }
+}
+
+/** A `sluice run` process that is a member of a consumer group. */
+export interface GroupMember {
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exit: Promise<number | null>;
+  /** What it printed on stderr so far. */
+  stderr: string;
+}
+
+/** Starts `sluice run file` in `cwd` with `SLUICE_IT_MEMBER=id` (a pipeline can name its output after it). */
+export function groupMember(file: string, cwd: string, id: string): GroupMember {
+  const bin = new URL('../../../bin/sluice.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, 'run', file], {
+    cwd,
+    env: { ...process.env, SLUICE_IT_MEMBER: id },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const m: GroupMember = {
+    child,
+    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+    stderr: '',
+  };
+  child.stderr?.on('data', (d) => {
+    m.stderr += d;
+  });
+  return m;
+}
+
+/** Waits until at least `members` members of `group` own partitions; throws after a minute. */
+export async function waitForOwners(brokers: string[], group: string, members: number): Promise<void> {
+  const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: brokers });
+  try {
+    for (let i = 0; i < 600; i++) {
+      const g = (await admin.describeGroups({ groups: [group] })).get(group);
+      let owning = 0;
+      for (const m of g?.members.values() ?? [])
+        if ([...(m.assignments?.values() ?? [])].some((a) => a.partitions.length > 0)) owning++;
+      if (owning >= members) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${members} members of group ${group} never owned partitions at once`);
+  } finally {
+    await admin.close();
   }
 }
