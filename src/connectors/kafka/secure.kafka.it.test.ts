@@ -121,8 +121,8 @@ describe('kafka over SASL_SSL and mutual TLS', () => {
   }
 
   for (const [mechanism, sasl] of [
-    ['scram-sha-256', 'mechanism: scram-sha-256, username: sluice, password: "${KAFKA_PASSWORD}"'],
-    ['plain', 'mechanism: plain, username: sluice, password: "${KAFKA_PASSWORD}"'],
+    ['scram-sha-256', `mechanism: scram-sha-256, username: sluice, password: "\${KAFKA_PASSWORD}"`],
+    ['plain', `mechanism: plain, username: sluice, password: "\${KAFKA_PASSWORD}"`],
     ['oauthbearer (a token from `tokenCommand`)', 'mechanism: oauthbearer, tokenCommand: "cat TOKEN_FILE"'],
   ] as const) {
     it(`SASL_SSL with ${mechanism}: source → sink through the CLI`, async () => {
