@@ -6,6 +6,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
+import type { Sink } from '../../core/stage.ts';
+import { Pipeline } from '../../pipeline.ts';
+import { kafkaSource } from './source.ts';
 
 /** A fresh name with `name` in it, so concurrent test runs never share a topic or group. */
 export function fresh(name: string): string {
@@ -181,4 +184,39 @@ export async function waitForOwners(brokers: string[], group: string, members: n
   } finally {
     await admin.close();
   }
+}
+
+/**
+ * Every record of `topic` (JSON) as Sluice's own `kafka` source reads it at `isolation`, so a test
+ * also proves the source's read_committed filtering. Ends 3 s after the last message: call it
+ * when the writers are done. Unlike {@link readValues} it does not count on end offsets, which
+ * transaction markers push past the messages.
+ */
+export async function readThroughSource(
+  brokers: string[],
+  topic: string,
+  isolation: 'read_committed' | 'read_uncommitted' = 'read_committed',
+): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const collect: Sink = {
+    write(batch) {
+      for (const r of batch.records) out.push(r);
+    },
+  };
+  const source = kafkaSource({
+    brokers,
+    topics: [topic],
+    group: fresh('reader'),
+    start: 'earliest',
+    format: 'json',
+    batchSize: 500,
+    maxWait: 50,
+    commitInterval: 1000,
+    idleTimeout: 3000,
+    groupProtocol: 'classic',
+    isolation,
+  });
+  const quiet = { info() {}, warn() {}, error() {} };
+  await new Pipeline('it-reader').from(source).to(collect).run({ log: quiet }).done;
+  return out;
 }
