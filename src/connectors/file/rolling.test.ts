@@ -21,7 +21,9 @@ import type { Logger, Operator, Source } from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { memoryBackend } from '../../state/backend.ts';
 import { type RollingFileSinkOptions, rollingFileSink } from './rolling-sink.ts';
+import { fileSource } from './source.ts';
 import { fileSinkSpec } from './spec.ts';
+import { collect } from './test-helpers.ts';
 
 let dir: string;
 before(async () => {
@@ -409,6 +411,30 @@ describe('part formats', () => {
       for (const l of text.split('\n')) if (l !== '') all.push((JSON.parse(l) as { n: number }).n);
     }
     assert.deepEqual(all, seq(20_000));
+  });
+});
+
+describe('avro parts', () => {
+  it('writes each part as an Avro container file of its own', async () => {
+    const d = join(dir, 'avro');
+    const schema = JSON.stringify({ type: 'record', name: 'N', fields: [{ name: 'n', type: 'int' }] });
+    const p = new Pipeline('t');
+    p.from(numbers(300, 100)).to(
+      rollingFileSink({ path: join(d, 'p-{part}.avro'), format: 'avro', schema, rolling: { maxSize: 1 } }),
+    );
+    await p.run({ log: quiet }).done;
+    const names = byPartNumber(await parts(d));
+    assert.equal(names.length, 3, names.join(', '));
+    const all: number[] = [];
+    for (const f of names) {
+      const out = collect();
+      await new Pipeline('r')
+        .from(fileSource({ path: join(d, f), format: 'avro' }))
+        .to(out)
+        .run({ log: quiet }).done;
+      all.push(...out.records().map((r) => (r as { n: number }).n));
+    }
+    assert.deepEqual(all, seq(300));
   });
 });
 
