@@ -19,7 +19,11 @@
  * Ends with `ratio vs-go-csv sluice/go X` and `ratio vs-go-jsonl sluice/go X`: median wall time of
  * the faster Go mode over Sluice's (above 1: Sluice is faster), and the same of CPU time.
  *
- * Run alone: `npx node bench/vs-go.ts [--size-mb 200] [--rounds 3] [--only csv|jsonl]`.
+ * With `--parallelism N` (N > 1) Sluice runs a second time with the window at `parallelism: N`
+ * (split-parallel: worker threads over byte ranges of the file), as `sluice-<format>-pN`, and the
+ * table ends with `speedup <format> parallelism N/1 X` (median wall of one thread over N).
+ *
+ * Run alone: `npx node bench/vs-go.ts [--parallelism 2] [--size-mb 200] [--rounds 3] [--only csv|jsonl]`.
  * Needs `go` on the PATH.
  */
 import { spawnSync } from 'node:child_process';
@@ -125,7 +129,7 @@ function buildPeer(): string {
   return out;
 }
 
-function pipelineYaml(input: string, format: 'csv' | 'jsonl', output: string): string {
+function pipelineYaml(input: string, format: 'csv' | 'jsonl', output: string, parallelism = 1): string {
   return `name: vs-go-${format}
 input:
   file: { path: ${JSON.stringify(input)}, format: ${format} }
@@ -136,6 +140,7 @@ pipeline:
       tumbling: 1m
       watermark: { maxOutOfOrder: 5s }
       aggregate: { count: count(), amount: sum(amount) }
+      parallelism: ${parallelism}
 output:
   file: { path: ${JSON.stringify(output)}, format: jsonl }
 `;
@@ -269,6 +274,7 @@ function main(argv: string[]): void {
   const sizeMb = numberFlag(argv, '--size-mb') ?? 200;
   const rounds = numberFlag(argv, '--rounds') ?? 3;
   const only = stringFlag(argv, '--only');
+  const parallelism = numberFlag(argv, '--parallelism') ?? 1;
   const workers = availableParallelism();
   process.stderr.write(`vs-go: building the Go peer, generating ${sizeMb} MB files (once)…\n`);
   const peer = buildPeer();
@@ -310,9 +316,22 @@ function main(argv: string[]): void {
       ...p.go.map(([n, mode]) => goContender(peer, n as string, mode as string, p.file, workers)),
       sluiceContender(sluiceName, yaml, output),
     ];
+    const splitName = `${sluiceName}-p${parallelism}`;
+    if (parallelism > 1) {
+      const splitYaml = join(WORK, `${p.format}-p${parallelism}.yaml`);
+      writeFileSync(splitYaml, pipelineYaml(p.file, p.format, output, parallelism));
+      contenders.push(sluiceContender(splitName, splitYaml, output));
+    }
     const size = statSync(p.file).size;
     const runs = measure(p.name, size, contenders, rounds);
     out.push(...ratios(p.name, runs, sluiceName));
+    if (parallelism > 1) {
+      out.push(...ratios(`${p.name}-p${parallelism}`, runs, splitName));
+      const wall = (c: string) => median((runs.get(c) as Run[]).map((r) => r.wallMs));
+      out.push(
+        `speedup ${p.format} parallelism ${parallelism}/1 ${(wall(sluiceName) / wall(splitName)).toFixed(2)}`,
+      );
+    }
     if (existsSync(output)) rmSync(output);
   }
   console.log(`\n${out.join('\n')}`);

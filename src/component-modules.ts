@@ -28,7 +28,9 @@ export const COMPONENT_MODULES: readonly ComponentModule[] = [
   { names: ['serial', 'dedupe', 'saga'], load: () => import('./operators/keyed-spec.ts') },
   { names: ['filter', 'map', 'route'], load: () => import('./expr/spec.ts') },
   { names: ['window'], load: () => import('./time/spec.ts') },
+  { names: ['join'], load: () => import('./join/spec.ts') },
   { names: ['lookup'], load: loadLookupSpec },
+  { names: ['mapAsync', 'shard', 'fanOut'], load: () => import('./operators/parallel-spec.ts') },
 ];
 
 /**

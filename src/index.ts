@@ -17,7 +17,7 @@
  * - `core/`: what a custom source, operator or sink implements and receives (`Source`, `Operator`,
  *   `Sink`, `StageContext`, `Batch`, signals), the run handle, errors and clocks;
  * - `expr/`: CEL expressions; `formats/`: record codecs and compression;
- * - `operators/`, `pipeline.ts`, `time/`: the operators, the `Pipeline`/`Stream` builder and windows.
+ * - `operators/`, `pipeline.ts`, `time/`, `join/`: the operators, the `Pipeline`/`Stream` builder, windows and joins.
  *
  * @example
  * import { Pipeline, generateSource, fileSink } from 'sluice';
@@ -133,6 +133,16 @@ export {
 export type { DecodeSink, RecordDecoder, RecordEncoder } from './formats/format.ts';
 export { type JsonlFormatOptions, jsonlDecoder, jsonlEncoder } from './formats/jsonl.ts';
 export { type LinesFormatOptions, linesDecoder, linesEncoder } from './formats/lines.ts';
+export {
+  type BySide,
+  type JoinDuration,
+  type JoinOperator,
+  type JoinOptions,
+  type JoinSnapshot,
+  type LateJoinRecord,
+  streamJoin,
+  tableJoin,
+} from './join/join.ts';
 export { METRICS, type MetricDef, type MetricType } from './metrics/catalog.ts';
 export { type MetricsSource, type PrometheusExporter, prometheusRegistry } from './metrics/prometheus.ts';
 export { type WatchedRun, type WatchOptions, watchRun } from './metrics/watch.ts';
@@ -162,6 +172,8 @@ export {
   lookup,
   map,
   mapAsync,
+  type ParallelStepOptions,
+  parallelStep,
   type RouteOptions,
   type RouteRule,
   route,
@@ -182,6 +194,9 @@ export {
 export {
   type FanOutBranch,
   type FanOutOptions,
+  type Joined,
+  type JoinedBy,
+  type JoinStageOptions,
   Pipeline,
   type StageOptions,
   Stream,
@@ -192,7 +207,9 @@ export {
   type ComponentKind,
   type ComponentSpec,
   defineComponent,
+  type NestedSteps,
   Registry,
+  type Segments,
 } from './spec/registry.ts';
 export {
   type LmdbBackendOptions,

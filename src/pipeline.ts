@@ -14,7 +14,9 @@ import { fuseRecordSteps } from './core/fuse.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './core/graph.ts';
 import { projectSources } from './core/projection.ts';
 import { type RunHandle, type RunOptions, runGraph } from './core/run.ts';
+import { splitParallel } from './core/split.ts';
 import type { Operator, Sink, Source } from './core/stage.ts';
+import { type JoinOptions, streamJoin, tableJoin } from './join/join.ts';
 import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './operators/async.ts';
 import { type BatchOptions, batch } from './operators/batch.ts';
 import { filter, flatMap, map } from './operators/map.ts';
@@ -33,6 +35,35 @@ export interface FanOutOptions extends NodeOptions {
   /** Buffer of every branch that does not set its own: size in messages and overflow policy. */
   buffer?: BufferOptions;
 }
+
+/**
+ * A result record of {@link Stream.join} and {@link Stream.joinTable}: the left record under
+ * `LN`, the right one under `RN` (null for an unmatched left record of a `type: 'left'` join).
+ */
+export type Joined<
+  L,
+  R,
+  LN extends string = 'left',
+  RN extends string = 'right',
+  K extends 'inner' | 'left' = 'inner',
+> = {
+  readonly [k in LN]: L;
+} & { readonly [k in RN]: K extends 'left' ? R | null : R };
+
+/** Options of {@link Stream.join} and {@link Stream.joinTable}: the join's and the stage's. */
+export type JoinStageOptions = JoinOptions & StageOptions;
+
+/**
+ * The result record of joining a stream of `L` with one of `R` under options `O`: the field names
+ * of `O.as` (default `left`, `right`), and `R | null` when `O.type` is `'left'`.
+ */
+export type JoinedBy<L, R, O> = Joined<
+  L,
+  R,
+  O extends { as: { left: infer N extends string } } ? N : 'left',
+  O extends { as: { right: infer N extends string } } ? N : 'right',
+  O extends { type: 'left' } ? 'left' : 'inner'
+>;
 
 /** Options for a stage added through a {@link Stream}. */
 export interface StageOptions extends NodeOptions {
@@ -63,12 +94,23 @@ export class Pipeline {
   }
 
   /**
+   * Why each step asking for `parallelism` above 1 would run on one thread, by stage name (empty
+   * when every such step runs split-parallel); `checkpointing`: the run takes checkpoints. For
+   * `sluice lint`; the graph is not changed.
+   */
+  parallelWarnings(checkpointing = false): Map<string, string> {
+    return splitParallel(fuseRecordSteps(this.graph), { checkpointing }).reasons;
+  }
+
+  /**
    * Validates the graph and starts it; see {@link RunHandle}. Consecutive `map`/`filter` stages
-   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`).
+   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`); a window asking for
+   * `parallelism` runs split-parallel where it can (see `splitParallel`).
    */
   run(options: RunOptions = {}): RunHandle {
-    const graph = fuseRecordSteps(this.graph);
-    projectSources(graph);
+    const fused = fuseRecordSteps(this.graph);
+    projectSources(fused);
+    const { graph } = splitParallel(fused, { checkpointing: options.checkpoint !== undefined });
     return runGraph(graph, options);
   }
 }
@@ -166,8 +208,8 @@ export class Stream<T> {
    * p.from(source).mapAsync(async (r, signal) => enrich(r, signal), { concurrency: 16 }).to(sink);
    */
   mapAsync<O>(fn: AsyncFn<T, O>, options: AsyncOptions & StageOptions = {}): Stream<O> {
-    const { concurrency, ordered, ...stage } = options;
-    return this.via(mapAsync(fn, { concurrency, ordered }), { component: 'mapAsync', ...stage });
+    const { concurrency, ordered, key, ...stage } = options;
+    return this.via(mapAsync(fn, { concurrency, ordered, key }), { component: 'mapAsync', ...stage });
   }
 
   /**
@@ -177,8 +219,8 @@ export class Stream<T> {
    * p.from(orders).flatMapAsync(async (o) => fetchLines(o.id), { concurrency: 4 }).to(sink);
    */
   flatMapAsync<O>(fn: AsyncFn<T, Iterable<O>>, options: AsyncOptions & StageOptions = {}): Stream<O> {
-    const { concurrency, ordered, ...stage } = options;
-    return this.via(flatMapAsync(fn, { concurrency, ordered }), { component: 'flatMapAsync', ...stage });
+    const { concurrency, ordered, key, ...stage } = options;
+    return this.via(flatMapAsync(fn, { concurrency, ordered, key }), { component: 'flatMapAsync', ...stage });
   }
 
   /**
@@ -224,6 +266,64 @@ export class Stream<T> {
       ...(buffer === undefined ? {} : { buffer }),
     };
     return this.via(windowOperator<T>(window), { component: component ?? 'window', ...stage });
+  }
+
+  /**
+   * Joins this stream (left) with `other` (right) on a key in event time: an interval join
+   * (`between: [lower, upper]` bounds `right.time − left.time`) or a window join (`tumbling`).
+   * Watermarks of the two sides merge by minimum; state is dropped once the watermark passes a
+   * record's range; records older than the watermark go to the side output named by `late`
+   * (`.side('late')`). Results are {@link Joined} records. See {@link streamJoin}.
+   *
+   * @example
+   * const orders = p.from(orderSource);
+   * const payments = p.from(paymentSource);
+   * orders
+   *   .join(payments, { key: 'orderId', time: 'ts', between: ['-5m', '1m'], watermark: { maxOutOfOrder: '10s' } })
+   *   .map(({ left, right }) => ({ ...left, paidAt: right.ts }))
+   *   .to(sink);
+   */
+  join<R, const O extends JoinStageOptions>(other: Stream<R>, options: O): Stream<JoinedBy<T, R, O>> {
+    return this.joinWith(other, streamJoin, options);
+  }
+
+  /**
+   * Joins this stream (left) with the table `table` is the changelog of (right: last value per
+   * key, a null value deletes), in event time: each record gets the row its key had at the
+   * record's time (Flink's event-time temporal join). A record waits until the watermark reaches
+   * its time. See {@link tableJoin}.
+   *
+   * @example
+   * const customers = p.from(customerChangelog); // e.g. a compacted Kafka topic
+   * p.from(orderSource)
+   *   .joinTable(customers, { key: { left: 'customerId', right: '$key' }, time: { left: 'ts' }, type: 'left' })
+   *   .to(sink);
+   */
+  joinTable<R, const O extends JoinStageOptions>(table: Stream<R>, options: O): Stream<JoinedBy<T, R, O>> {
+    return this.joinWith(table, tableJoin, options);
+  }
+
+  private joinWith<O>(
+    other: Stream<unknown>,
+    make: (options: JoinOptions) => Operator,
+    options: JoinOptions & StageOptions,
+  ): Stream<O> {
+    const { name, component, buffer, ...join } = options;
+    if (other.pipeline !== this.pipeline) {
+      throw new SluiceError(
+        ErrorCode.CONFIG,
+        `cannot join a stream of pipeline \`${other.pipeline.graph.name}\` into pipeline \`${this.pipeline.graph.name}\`; build both streams from the same Pipeline`,
+        { stage: other.node },
+      );
+    }
+    const g = this.pipeline.graph;
+    const id = g.addOperator(make(join), {
+      component: component ?? 'join',
+      ...(name === undefined ? {} : { name }),
+    });
+    g.connect(this.node, id, this.port, buffer, 'left');
+    g.connect(other.node, id, other.port, buffer, 'right');
+    return new Stream<O>(this.pipeline, id, MAIN_PORT);
   }
 
   /**

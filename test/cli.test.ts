@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { main } from '../src/cli/main.ts';
 import type { CliIO } from '../src/cli/output.ts';
 import { DRAIN_MESSAGE } from '../src/cli/run.ts';
+import { defaultRegistry } from '../src/components.ts';
 import { collected, testRegistry } from '../src/config/test-registry.ts';
 import { Capture } from './support/capture.ts';
 
@@ -76,6 +77,31 @@ describe('sluice run', () => {
     const strict = await cli(['run', file('strict.yaml', text('maxErrorRate: 0.1\n'))]);
     assert.equal(strict.code, 1, strict.stderr);
     assert.match(strict.stderr, /1 of 4 records read \(25%\) went to the DLQ, above maxErrorRate 10%/);
+  });
+
+  it('a --set mistake is reported at the argument, not at a place in the file that does not hold it (#15)', async () => {
+    const path = file('set-typo.yaml', GOOD);
+    const typo = await cli(['lint', path, '--set', 'output.collect.idd=x', '--set', 'outptu.collect.id=y']);
+    assert.equal(typo.code, 1);
+    const text = typo.stdout + typo.stderr;
+    assert.match(
+      text,
+      /set-typo\.yaml \(--set output\.collect\.idd\): error: output\.collect\.idd: unknown field `idd`; did you mean `id`\?/,
+    );
+    assert.match(
+      text,
+      /set-typo\.yaml \(--set outptu\.collect\.id\): error: outptu: unknown top-level key `outptu`; did you mean `output`\?/,
+    );
+    // A value given with --set is wrong at the argument too; the file's own mistakes keep their line.
+    const value = await cli([
+      'lint',
+      file('set-value.yaml', `${GOOD}channelCapacity: 0\n`),
+      '--set',
+      'input.memory.records=7',
+    ]);
+    const both = value.stdout + value.stderr;
+    assert.match(both, /set-value\.yaml \(--set input\.memory\.records\): error: input\.memory\.records: /);
+    assert.match(both, /set-value\.yaml:4:\d+: error: channelCapacity: /);
   });
 
   it('applies --set overrides', async () => {
@@ -301,6 +327,26 @@ describe('sluice schema, list and usage', () => {
     assert.match(one.stdout, /mode \("set" \| "keep", default "set"\)/);
     const ex = await cli(['list', 'memory']);
     assert.match(ex.stdout, /Example: Two records\n {2}memory:\n {4}records: \[\{ a: 1 \}, \{ a: 2 \}\]/);
+  });
+
+  it('list module: the step `sluice list` shows is described too (#15), and a typo of it is guessed', async () => {
+    const r = await cli(['list', 'module']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^module \(step, stable\)\n {2}Runs your own code\. `module: \.\/enrich\.ts`/);
+    const typo = await cli(['list', 'modul']);
+    assert.match(typo.stderr, /did you mean `module`\?/);
+  });
+
+  it('list: the built-in sinks describe what they write, and plain integers show no safe-integer bound (#15)', async () => {
+    const io = { registry: defaultRegistry };
+    const file = await cli(['list', 'file'], io);
+    const [source, sink] = file.stdout.split(/^(?=file \(sink)/m);
+    assert.match(source ?? '', /blank lines skipped/);
+    assert.doesNotMatch(sink ?? '', /blank lines skipped|one object per row keyed by the header/);
+    assert.match(sink ?? '', /a header row first unless `header: false`/);
+    const generate = await cli(['list', 'generate'], io);
+    assert.match(generate.stdout, /^ {2}seed \(integer, default 1\)$/m);
+    assert.doesNotMatch(`${generate.stdout}${sink}`, /9007199254740991/);
   });
 
   it('list: an unknown name exits 2 with a suggestion', async () => {

@@ -12,7 +12,8 @@
  *   counted by running the reader alone over the same bytes);
  * - through `sluice run`, nothing printed holds the `${SECRET_PW}` planted in the input's path.
  *
- * 3,000 library cases and 40 CLI cases: about 20 s on an idle 2-core machine, under a minute loaded.
+ * Library cases for `SLUICE_FUZZ_MS` (default 45 s: several thousand cases)
+ * and 40 CLI cases (about 15 s): a minute of generated cases.
  */
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
@@ -28,6 +29,9 @@ import { formatDecoder } from '../src/formats/formats.ts';
 import { fileSink, fileSource, Pipeline } from '../src/index.ts';
 
 type Format = 'jsonl' | 'csv' | 'lines';
+
+/** How long the library property generates cases, ms. */
+const LIBRARY_FUZZ_MS = Number(process.env.SLUICE_FUZZ_MS ?? 45_000);
 
 let dir: string;
 before(() => {
@@ -171,7 +175,8 @@ describe('poison fuzz', () => {
         );
         assert.equal(summary.deadLetters, dead);
       }),
-      { numRuns: 3000 },
+      // A minute of generated cases in all (with the CLI cases below), as many as fit.
+      { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: LIBRARY_FUZZ_MS },
     );
   });
 

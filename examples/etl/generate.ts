@@ -5,7 +5,7 @@
  * negative amount (rejected by the table's CHECK constraint) and a repeated id (rejected by its
  * primary key). Deterministic: the same row count gives the same bytes.
  *
- * Run: `node examples/etl/generate.ts [rows] [file]` (default 200000 rows into
+ * Run: `npx node examples/etl/generate.ts [rows] [file]` (default 200000 rows into
  * `examples/etl/data/transactions.csv.gz`).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';

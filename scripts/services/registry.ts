@@ -37,6 +37,7 @@ import { fileURLToPath } from 'node:url';
 import {
   aptInstall,
   hasCommand,
+  mvn,
   portOpen,
   processAlive,
   readPidFile,
@@ -160,9 +161,7 @@ export const registry: ServiceDef = {
     process.stderr.write(
       `registry: fetching Apicurio Registry ${VERSION} with Maven (first time only, 159 MB)\n`,
     );
-    sh('mvn', [
-      '-B',
-      '-q',
+    mvn([
       '-f',
       join(HOME, 'pom.xml'),
       'org.apache.maven.plugins:maven-dependency-plugin:3.8.1:unpack',

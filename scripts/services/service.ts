@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
 
 /** One service: Kafka, PostgreSQL, Redis, a schema registry… */
 export interface ServiceDef {
@@ -46,6 +47,25 @@ export function sh(
     );
   }
   return r.stdout;
+}
+
+/**
+ * Runs Maven quietly (`-B -q`, colours off) with its output captured, so nothing of it reaches
+ * the terminal or `npm test`'s output when it succeeds; Maven 3.8 writes colour codes
+ * (`ESC[0m`) even in batch mode and even to a pipe. On failure throws with what Maven said
+ * (on its stdout), the colour codes removed, last lines first cut to 40.
+ */
+export function mvn(args: readonly string[], env: NodeJS.ProcessEnv = process.env): void {
+  const full = ['-B', '-q', '-Dstyle.color=never', ...args];
+  const r = spawnSync('mvn', full, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], env });
+  if (r.error) throw new Error(`running \`mvn ${full.join(' ')}\`: ${r.error.message}`);
+  if (r.status === 0) return;
+  const said = stripVTControlCharacters(`${r.stdout ?? ''}${r.stderr ?? ''}`)
+    .trim()
+    .split('\n')
+    .slice(-40)
+    .join('\n');
+  throw new Error(`\`mvn ${full.join(' ')}\` exited with ${r.status}${said ? `:\n${said}` : ''}`);
 }
 
 /** True when `command` is on PATH. */
@@ -178,9 +198,7 @@ export function mavenCopyDependencies(home: string, pom: string, libDir: string,
   const tmp = `${libDir}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   process.stderr.write(`${label}: fetching jars with Maven (first time only)\n`);
-  sh('mvn', [
-    '-B',
-    '-q',
+  mvn([
     '-f',
     join(home, 'pom.xml'),
     'dependency:copy-dependencies',

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isModuleFile, lintPipelineFile, loadPipelineModule } from '../config/build.ts';
-import { fieldDocs } from '../config/docs.ts';
+import { fieldDocs, MODULE_STEP_DOC } from '../config/docs.ts';
 import { pipelineJsonSchema } from '../config/schema.ts';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
 import { didYouMean } from '../spec/suggest.ts';
@@ -257,6 +257,11 @@ function listCommand(registry: Registry, what: string | undefined, stdout: TextO
     stdout.write('Run `sluice list NAME` for the fields and examples of one component.\n');
     return ExitCode.OK;
   }
+  if (what === 'module') {
+    // Listed with the operators, but not a registered component: its config is the module's path.
+    stdout.write(`module (step, stable)\n${MODULE_STEP_DOC.replace(/^(?=.)/gm, '  ')}`);
+    return ExitCode.OK;
+  }
   const order: ComponentKind[] = ['source', 'operator', 'sink'];
   const specs = registry
     .list()
@@ -264,7 +269,7 @@ function listCommand(registry: Registry, what: string | undefined, stdout: TextO
     .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
   if (specs.length === 0) {
     const guess = didYouMean(what, [
-      ...new Set([...registry.list().map((s) => s.name), ...Object.keys(KINDS)]),
+      ...new Set([...registry.list().map((s) => s.name), ...Object.keys(KINDS), 'module']),
     ]);
     stderr.write(
       `Unknown component or kind \`${what}\`${guess ? `; did you mean \`${guess}\`?` : '.'} Run \`sluice list\` to see them all.\n`,

@@ -108,14 +108,22 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
 
 /**
  * The verdict on a run that ended by itself with more dead letters than `maxErrorRate` allows
- * (the in-run check waits for 100 records; a short run is judged here), or undefined.
+ * (the in-run check waits for 100 records; a short run is judged here), or undefined. The rate is
+ * over every record the sources took: those read and those they could not decode, so an input
+ * whose every line is malformed fails the run instead of passing as "0 read".
  */
 export function errorRateVerdict(final: MetricsSnapshot, maxErrorRate: number): string | undefined {
-  const read = final.recordsRead;
+  let undecodable = 0;
+  for (const s of final.stages) if (s.kind === 'source') undecodable += s.deadLetters;
+  const taken = final.recordsRead + undecodable;
   // `1` never fails: a record may count twice (a dead letter the dlq refused, written again reduced).
-  if (read === 0 || maxErrorRate >= 1 || final.deadLetters / read <= maxErrorRate) return undefined;
+  if (taken === 0 || maxErrorRate >= 1 || final.deadLetters / taken <= maxErrorRate) return undefined;
   const pct = (x: number) => `${Number((x * 100).toFixed(2))}%`;
-  return `${formatCount(final.deadLetters)} of ${formatCount(read)} records read (${pct(final.deadLetters / read)}) went to the DLQ, above maxErrorRate ${pct(maxErrorRate)}: fix the input (see the DLQ) or raise \`maxErrorRate\` in the pipeline file`;
+  const of =
+    undecodable === 0
+      ? `${formatCount(taken)} records read`
+      : `${formatCount(taken)} input records (${formatCount(undecodable)} could not be decoded)`;
+  return `${formatCount(final.deadLetters)} of ${of} (${pct(final.deadLetters / taken)}) went to the DLQ, above maxErrorRate ${pct(maxErrorRate)}: fix the input (see the DLQ) or raise \`maxErrorRate\` in the pipeline file`;
 }
 
 /** Watches a running pipeline: status output, signals, summary, exit code. */

@@ -14,11 +14,12 @@ import { MAIN_PORT } from '../core/graph.ts';
 import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { RunOptions } from '../core/run.ts';
 import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
+import { parallelStep } from '../operators/parallel-step.ts';
 import { partitionScoped } from '../operators/partitioned.ts';
-import { Pipeline, type Stream } from '../pipeline.ts';
+import { Pipeline, Stream } from '../pipeline.ts';
 import { type ConfigProblem, configError, problemsOf } from '../spec/problems.ts';
 import type { BuildContext, RecordStep } from '../spec/registry.ts';
-import { listChoices } from '../spec/suggest.ts';
+import { didYouMean, listChoices } from '../spec/suggest.ts';
 import {
   type ComponentConfig,
   type LoadOptions,
@@ -95,7 +96,12 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 
   const partitionScope = config.checkpoint?.scope === 'partition';
   if (partitionScope) {
-    if (config.input.spec.capabilities?.partitionedPositions !== true)
+    if (config.namedInputs)
+      problem(
+        { path: 'checkpoint.scope', ...locate(config.source, ['checkpoint', 'scope']) },
+        '`scope: partition` takes one `input` (state follows its partitions), not `inputs`',
+      );
+    else if (config.input.spec.capabilities?.partitionedPositions !== true)
       problem(
         { path: 'checkpoint.scope', ...locate(config.source, ['checkpoint', 'scope']) },
         '`scope: partition` needs a `kafka` input (state follows its partitions)',
@@ -108,11 +114,18 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
   }
   // An input that cannot be read again resumes only through the write-ahead log.
   const wal = config.checkpoint?.wal !== undefined && config.checkpoint.wal !== false;
-  if (config.checkpoint !== undefined && !wal && config.input.spec.capabilities?.readOnce === true)
-    problem(
-      { ...config.input, path: `${config.input.path}.${config.input.component}` },
-      `the \`${config.input.component}\` input cannot be read again, so a checkpoint could not resume it (\`source input (${config.input.component}) cannot resume from a position\`): add \`wal: true\` to \`checkpoint\` (the write-ahead log keeps what was read after the last checkpoint and replays it), or remove \`checkpoint\``,
-    );
+  for (const input of config.inputs.values()) {
+    if (config.namedInputs && input.spec.runsFirstStep?.(input.config as never) === true)
+      problem(
+        { ...input, path: `${input.path}.${input.component}` },
+        `the \`${input.component}\` input would run the pipeline's first step inside the source (\`parallel\`), but with \`inputs:\` the first step is the \`join\`: remove \`parallel\` (put a \`module:\` step after the join instead)`,
+      );
+    if (config.checkpoint !== undefined && !wal && input.spec.capabilities?.readOnce === true)
+      problem(
+        { ...input, path: `${input.path}.${input.component}` },
+        `the \`${input.component}\` input cannot be read again, so a checkpoint could not resume it (\`source ${input.stageName} (${input.component}) cannot resume from a position\`): add \`wal: true\` to \`checkpoint\` (the write-ahead log keeps what was read after the last checkpoint and replays it), or remove \`checkpoint\``,
+      );
+  }
   // Settings the sinks would refuse only when they start: said by `sluice lint` too.
   const sinkConfigs = [...config.output, ...config.outputs.values(), ...(config.dlq ? [config.dlq] : [])];
   const exactlyOnce = sinkConfigs.filter((c) => (c.config as { exactlyOnce?: unknown }).exactlyOnce === true);
@@ -143,10 +156,15 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
   // A source that runs the first step itself (the kafka source's `parallel`) gets it as a function.
   let steps = config.steps;
   let firstStep: RecordStep | undefined;
-  if (config.input.spec.runsFirstStep?.(config.input.config as never) === true) {
+  if (!config.namedInputs && config.input.spec.runsFirstStep?.(config.input.config as never) === true) {
     const first = steps[0];
     const needs = `the ${config.input.component} input runs the pipeline's first step inside the source (\`parallel\`), so that step must be a \`module:\` step exporting a per-record function (async allowed)`;
-    if (first?.type !== 'module') {
+    if (first?.type === 'module' && first.parallelism !== undefined) {
+      problem(
+        { ...first, path: `${first.path}.parallelism` },
+        `the ${config.input.component} input already runs this first step on its own workers (\`parallel\`); remove \`parallelism\` from \`${first.stageName}\`, or the input's \`parallel\``,
+      );
+    } else if (first?.type !== 'module') {
       problem(
         first ?? { ...config.input, path: `${config.input.path}.${config.input.component}.parallel` },
         `${needs}; ${first === undefined ? 'the pipeline has no steps' : `\`${first.stageName}\` is a \`${first.component}\` step`}`,
@@ -162,16 +180,28 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       }
     }
   }
-  const source = create<Source>(config.input, false, firstStep);
   // Keep building after a failed stage so every problem is reported; a stand-in keeps the chain.
-  let stream: Stream<unknown> = pipeline.from(source ?? placeholderSource, {
-    name: config.input.stageName,
-    component: config.input.component,
-  });
+  const sources = new Map<string, Stream<unknown>>();
+  for (const input of config.inputs.values()) {
+    const source = create<Source>(input, false, config.namedInputs ? undefined : firstStep);
+    sources.set(
+      input.stageName,
+      pipeline.from(source ?? placeholderSource, { name: input.stageName, component: input.component }),
+    );
+  }
+  let stream: Stream<unknown> = sources.get(config.input.stageName) as Stream<unknown>;
 
   /** Steps that may emit on side ports, with the ports when known (undefined: unknown). */
   const emitters: { step: StepConfig; id: string; ports: readonly string[] | undefined }[] = [];
-  for (const step of steps) {
+  /**
+   * Adds `step` after `from` and returns the stream the next step reads. `suffix` tells the
+   * copies of a `shard` segment apart (`enrich.0`, `enrich.1`, …).
+   */
+  const addStep = async (
+    from: Stream<unknown>,
+    step: StepConfig,
+    suffix: string,
+  ): Promise<Stream<unknown>> => {
     let operator: Operator | undefined;
     let ports: readonly string[] | undefined;
     if (step.type === 'component') {
@@ -201,13 +231,53 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       }
     }
     const component = step.type === 'component' ? step.component : 'module';
-    stream = stream.via(operator ?? placeholderOperator, {
-      name: step.stageName,
-      component,
-      buffer: step.buffer,
-    });
+    const name = `${step.stageName}${suffix}`;
+    const stream = from.via(operator ?? placeholderOperator, { name, component, buffer: step.buffer });
     emitters.push({ step, id: stream.node, ports });
+    const nested = step.type === 'component' ? step.nested : undefined;
+    if (nested === undefined) return stream;
+    const { segments, lists } = nested;
+    if (segments.layout === 'copies') {
+      const copies: Stream<unknown>[] = [];
+      for (const [i, port] of segments.ports.entries())
+        copies.push(await addSteps(stream.side(port), lists[0] ?? [], `${suffix}.${i}`));
+      const [first, ...rest] = copies;
+      return first === undefined ? stream : first.merge(rest, { name: `${name}.merge`, component: 'merge' });
+    }
+    for (const [i, branch] of segments.branches.entries()) {
+      const tee = stream.via(forwardTo(MAIN_PORT), {
+        name: `${name}.${branch.name}`,
+        component,
+        buffer: branch.buffer,
+      });
+      const end = await addSteps(tee, lists[i] ?? [], suffix);
+      const out = end.via(forwardTo(branch.name), { name: `${name}.${branch.name}.end`, component });
+      emitters.push({ step, id: out.node, ports: [branch.name] });
+    }
+    return stream;
+  };
+  const addSteps = async (from: Stream<unknown>, list: readonly StepConfig[], suffix: string) => {
+    let s = from;
+    for (const step of list) s = await addStep(s, step, suffix);
+    return s;
+  };
+  const joined = checkNamedInputs(config, steps, problem);
+  if (joined !== undefined) {
+    // The first step takes the named inputs (a `join`): each `inputs:` entry feeds its input.
+    const id = graph.addOperator(create<Operator>(joined.step) ?? placeholderOperator, {
+      name: joined.step.stageName,
+      component: joined.step.component,
+    });
+    for (const { input, from } of joined.inputs) {
+      const src = sources.get(from) as Stream<unknown>;
+      graph.connect(src.node, id, src.port, joined.step.buffer, input);
+    }
+    emitters.push({ step: joined.step, id, ports: joined.step.spec.ports?.(joined.step.config as never) });
+    stream = new Stream<unknown>(pipeline, id, MAIN_PORT);
+    steps = steps.slice(1);
   }
+
+  stream = await addSteps(stream, steps, '');
 
   // Named side outputs: each port a step declares goes to the `outputs:` entry of that name;
   // an entry no step declares goes to every step whose ports cannot be known.
@@ -226,9 +296,10 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       const sinkId = sinkIds.get(port);
       if (sinkId === undefined) {
         const have = [...config.outputs.keys()];
+        const guess = didYouMean(port, have);
         problem(
           e.step,
-          `step \`${e.step.stageName}\` emits on side output \`${port}\`, but \`outputs:\` has no \`${port}\`; add \`outputs: { ${port}: { file: { path: ${port}.jsonl, format: jsonl } } }\`${have.length > 0 ? ` (outputs defined: ${listChoices(have, 'and')})` : ''}`,
+          `step \`${e.step.stageName}\` emits on side output \`${port}\`, but \`outputs:\` has no \`${port}\`; ${guess !== undefined ? `did you mean \`${guess}\`? Or add` : 'add'} \`outputs: { ${port}: { file: { path: ${port}.jsonl, format: jsonl } } }\`${have.length > 0 ? ` (outputs defined: ${listChoices(have, 'and')})` : ''}`,
         );
         continue;
       }
@@ -299,19 +370,114 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
 }
 
 /**
+ * The rules of named inputs: with `inputs:`, the first step takes them (a `join`, whose spec
+ * names its `inputs`), every input it names exists and every input is taken; a step with named
+ * inputs is first and only with `inputs:`. Returns that first step and its inputs when the file
+ * has `inputs:` and they hold, after reporting every problem.
+ */
+function checkNamedInputs(
+  config: PipelineConfig,
+  steps: readonly StepConfig[],
+  problem: (
+    at: { path: string; line?: number | undefined; column?: number | undefined },
+    message: string,
+  ) => void,
+): { step: ComponentConfig; inputs: readonly { input: string; from: string }[] } | undefined {
+  const takesInputs = (s: StepConfig | undefined): s is ComponentConfig =>
+    s?.type === 'component' && s.spec.inputs !== undefined;
+  // Inside a `shard` or `fanOut` a step has one input: the segment's.
+  const nestedJoins = (list: readonly StepConfig[]): ComponentConfig[] =>
+    list.flatMap((s) =>
+      s.type === 'component' && s.nested !== undefined
+        ? s.nested.lists.flatMap((l) => [...l.filter(takesInputs), ...nestedJoins(l)])
+        : [],
+    );
+  for (const s of nestedJoins(steps))
+    problem(
+      s,
+      `\`${s.component}\` joins the pipeline's named inputs, so it cannot be inside a \`shard\` or \`fanOut\`; make it the first step of \`pipeline\``,
+    );
+  steps.forEach((s, i) => {
+    if (!takesInputs(s) || (i === 0 && config.namedInputs)) return;
+    problem(
+      s,
+      config.namedInputs
+        ? `\`${s.component}\` takes the pipeline's named inputs, so it must be the first step; move it to the top of \`pipeline\``
+        : `\`${s.component}\` joins named inputs: replace \`input:\` with \`inputs:\` naming each source (\`inputs: { orders: { kafka: … }, payments: { kafka: … } }\`) and name them in the step`,
+    );
+  });
+  if (!config.namedInputs) return undefined;
+  const first = steps[0];
+  const names = [...config.inputs.keys()];
+  if (!takesInputs(first)) {
+    problem(
+      first ?? { path: 'inputs', ...locate(config.source, ['inputs']) },
+      `with \`inputs:\` the first step joins them: start \`pipeline\` with \`- join: { left: ${names[0] ?? 'a'}, right: ${names[1] ?? 'b'}, … }\`${first === undefined ? '' : `, not \`${first.stageName}\``}`,
+    );
+    return undefined;
+  }
+  const inputs = first.spec.inputs?.(first.config as never) ?? [];
+  let ok = true;
+  for (const { input, from } of inputs) {
+    if (config.inputs.has(from)) continue;
+    ok = false;
+    const field =
+      input === 'right' && (first.config as { table?: string }).table !== undefined ? 'table' : input;
+    const guess = didYouMean(from, names);
+    problem(
+      {
+        path: `${first.path}.${first.component}.${field}`,
+        ...locate(config.source, ['pipeline', 0, first.component, field]),
+      },
+      `\`${from}\` is not an entry of \`inputs:\`${guess ? `; did you mean \`${guess}\`?` : ''} The inputs are ${listChoices(names, 'and')}.`,
+    );
+  }
+  const used = new Set(inputs.map((i) => i.from));
+  for (const name of names) {
+    if (used.has(name)) continue;
+    const at = config.inputs.get(name) as ComponentConfig;
+    problem(
+      { ...at, path: `inputs.${name}` },
+      `input \`${name}\` is read but \`${first.stageName}\` does not take it; name it in the \`${first.component}\` step or remove it`,
+    );
+  }
+  return ok ? { step: first, inputs } : undefined;
+}
+
+/**
  * Everything `sluice lint` reports for a file: syntax and validation problems, and what
  * building finds (modules, side outputs, factories). Never throws for a bad file.
  */
 export async function lintPipelineFile(file: string, options: LoadOptions): Promise<ConfigProblem[]> {
   try {
     const config = await loadPipelineFile(file, options);
-    await buildPipeline(config);
-    return [...config.warnings];
+    const built = await buildPipeline(config);
+    return [...config.warnings, ...parallelProblems(config, built)];
   } catch (err) {
     const problems = problemsOf(err);
     if (problems.length === 0) throw err;
     return problems;
   }
+}
+
+/** A warning for each step asking for `parallelism` that would run on one thread, saying why. */
+function parallelProblems(config: PipelineConfig, built: BuiltPipeline): ConfigProblem[] {
+  const reasons = built.pipeline.parallelWarnings(built.checkpoint !== undefined);
+  return config.steps.flatMap((step) => {
+    const why = reasons.get(step.stageName);
+    if (why === undefined) return [];
+    const component = step.type === 'component' ? step.component : 'module';
+    return [
+      {
+        severity: 'warning' as const,
+        file: config.file,
+        line: step.line,
+        column: step.column,
+        path: `${step.path}.${component}.parallelism`,
+        message: `step \`${step.stageName}\` runs on one thread: ${why}`,
+      },
+    ];
+  });
 }
 
 /** The export a `module:` step names, or the problem that keeps it from loading. */
@@ -362,6 +528,20 @@ async function loadModuleStep(
   const loaded = await loadModuleExport(step);
   if ('problem' in loaded) return loaded;
   const { exported } = loaded;
+  if (step.parallelism !== undefined) {
+    if (typeof exported !== 'function')
+      return {
+        problem: `\`parallelism\` runs a per-record function on worker threads, but export \`${step.exportName}\` of module \`${step.module}\` is ${exported === null ? 'null' : typeof exported === 'object' ? 'an operator object, whose state lives on one thread' : typeof exported}; export a function \`(record) => record | record[] | undefined\`, or remove \`parallelism\``,
+      };
+    const operator = parallelStep({
+      module: step.modulePath,
+      export: step.exportName,
+      parallelism: step.parallelism,
+      ...(step.key !== undefined ? { key: step.key } : {}),
+      label: step.module,
+    });
+    return { operator, ports: [] };
+  }
   if (typeof exported === 'function')
     return { operator: recordFunctionOperator(exported as (r: unknown) => unknown, step.module), ports: [] };
   if (
@@ -491,6 +671,11 @@ function isPipeline(v: unknown): v is Pipeline {
       typeof (v as Pipeline).run === 'function' &&
       typeof (v as Pipeline).graph === 'object')
   );
+}
+
+/** Forwards every batch unchanged on `port`: a `fanOut` branch's buffered start and its end. */
+function forwardTo(port: string): Operator {
+  return { process: (batch, out) => out.emit(batch, port) };
 }
 
 const placeholderSource: Source = { run: async () => {} };

@@ -6,14 +6,17 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { z } from 'zod';
+import { errorMessage } from '../core/errors.ts';
 import type { BufferOptions } from '../core/graph.ts';
 import { type ConfigProblem, formatPath } from '../spec/problems.ts';
-import type { ComponentKind } from '../spec/registry.ts';
+import type { ComponentKind, Segments } from '../spec/registry.ts';
 import { didYouMean, listChoices } from '../spec/suggest.ts';
 import { type ValueProblem, validateValue } from '../spec/validate.ts';
 import {
   bufferSchema,
   connectionsSchema,
+  moduleKeySchema,
+  moduleParallelismSchema,
   moduleSchema,
   type Siblings,
   STAGE_NAME,
@@ -122,7 +125,9 @@ export class Checker {
     // Explicit stage names first, so default names can avoid them.
     this.collectNames(doc);
 
-    const input = this.requiredComponent(doc, 'input', 'source', []);
+    const inputs = this.inputs(doc);
+    const input =
+      inputs === undefined ? this.requiredComponent(doc, 'input', 'source', []) : [...inputs.values()][0];
     const steps: StepConfig[] = [];
     const pipeline = doc.pipeline;
     if (pipeline !== undefined && pipeline !== null) {
@@ -186,6 +191,8 @@ export class Checker {
       baseDir: this.baseDir,
       name,
       input,
+      inputs: inputs ?? new Map([[input.stageName, input]]),
+      namedInputs: inputs !== undefined,
       steps,
       output,
       outputs,
@@ -198,6 +205,41 @@ export class Checker {
       warnings: this.problems.filter((p) => p.severity === 'warning'),
       source: this.source,
     };
+  }
+
+  /**
+   * The sources of `inputs:` by name (the stage name), or undefined when the file has none (then
+   * `input:` is required). Reports `input` beside `inputs`, an empty or malformed map, bad names.
+   */
+  private inputs(doc: Record<string, unknown>): Map<string, ComponentConfig> | undefined {
+    if (doc.inputs === undefined || doc.inputs === null) return undefined;
+    if (doc.input !== undefined && doc.input !== null)
+      this.error(
+        ['inputs'],
+        'give `input` (one source) or `inputs` (named sources for a `join`), not both',
+        'key',
+      );
+    const out = new Map<string, ComponentConfig>();
+    if (!isMap(doc.inputs) || Object.keys(doc.inputs).length === 0) {
+      this.error(
+        ['inputs'],
+        `\`inputs\` maps names to sources (\`orders: { kafka: … }\`) for a \`join\` step to name, got ${isMap(doc.inputs) ? 'an empty map' : this.describe(doc.inputs, ['inputs'])}`,
+      );
+      return out;
+    }
+    for (const [name, source] of Object.entries(doc.inputs)) {
+      if (!STAGE_NAME.test(name) || name === 'dlq') {
+        this.error(
+          ['inputs', name],
+          `\`${name}\` cannot name an input; use letters, digits and \`_.:#/-\` (and not \`dlq\`)`,
+          'key',
+        );
+        continue;
+      }
+      const c = this.component(source, ['inputs', name], 'source', [], name);
+      if (c) out.set(name, { ...c, stageName: name });
+    }
+    return out;
   }
 
   private requiredComponent(
@@ -231,6 +273,19 @@ export class Checker {
     if (doc.outputs && typeof doc.outputs === 'object') {
       for (const [k, v] of Object.entries(doc.outputs)) entries.push([v, ['outputs', k]]);
     }
+    // An `inputs:` entry is named by its key.
+    if (isMap(doc.inputs)) {
+      for (const k of Object.keys(doc.inputs)) {
+        const before = this.explicitNames.get(k);
+        if (before !== undefined)
+          this.error(
+            ['inputs', k],
+            `two stages are named \`${k}\` (also at \`${before}\`); stage names must be unique`,
+            'key',
+          );
+        else if (STAGE_NAME.test(k)) this.explicitNames.set(k, `inputs.${k}`);
+      }
+    }
     for (const [entry, path] of entries) {
       if (!isMap(entry) || entry.name === undefined) continue;
       const n = entry.name;
@@ -254,22 +309,45 @@ export class Checker {
 
   private step(value: unknown, path: PropertyKey[]): StepConfig | undefined {
     if (isMap(value) && 'module' in value) return this.moduleStep(value, path);
-    return this.component(value, path, 'operator', ['name', 'buffer']);
+    const c = this.component(value, path, 'operator', ['name', 'buffer']);
+    return c?.spec.segments === undefined ? c : this.nested(c, path);
+  }
+
+  /** A composite step with its nested steps checked as steps (each problem at its own path). */
+  private nested(c: ComponentConfig, path: PropertyKey[]): ComponentConfig | undefined {
+    let segments: Segments;
+    try {
+      segments = (c.spec.segments as (config: unknown) => Segments)(c.config);
+    } catch (err) {
+      this.error(
+        [...path, c.component],
+        `cannot tell the nested steps of \`${c.component}\`: ${errorMessage(err)}`,
+      );
+      return undefined;
+    }
+    const written = segments.layout === 'copies' ? [segments.steps] : segments.branches;
+    const lists = written.map((l) =>
+      l.steps.map((s, i) => this.step(s, [...path, c.component, ...l.path, i])),
+    );
+    if (lists.some((l) => l.some((s) => s === undefined))) return undefined;
+    return { ...c, nested: { segments, lists: lists as StepConfig[][] } };
   }
 
   private moduleStep(value: Record<string, unknown>, path: PropertyKey[]): ModuleStepConfig | undefined {
     const pos = locate(this.source, path);
     let ok = true;
     for (const key of Object.keys(value)) {
-      if (key === 'module' || key === 'name' || key === 'buffer') continue;
+      if (['module', 'name', 'buffer', 'parallelism', 'key'].includes(key)) continue;
       ok = false;
       this.error(
         [...path, key],
-        `unknown key \`${key}\` beside \`module\`; a module step takes \`module\` and optionally \`name\` and \`buffer\``,
+        `unknown key \`${key}\` beside \`module\`; a module step takes \`module\` and optionally \`name\`, \`buffer\`, \`parallelism\` and \`key\``,
         'key',
       );
     }
     const buffer = this.buffer(value, path);
+    const parallel = this.moduleParallel(value, path);
+    if (parallel === undefined) ok = false;
     const r = this.validate(moduleSchema, value.module, [...path, 'module']);
     if (!r.ok) {
       this.report([...path, 'module'], r.problems);
@@ -303,7 +381,42 @@ export class Checker {
       line: pos.line,
       column: pos.column,
       buffer,
+      ...parallel,
     };
+  }
+
+  /** `parallelism` and `key` beside `module`, validated; undefined after reporting a problem. */
+  private moduleParallel(
+    value: Record<string, unknown>,
+    path: PropertyKey[],
+  ): Pick<ModuleStepConfig, 'parallelism' | 'key'> | undefined {
+    const out: { parallelism?: number | 'auto'; key?: string | readonly string[] } = {};
+    let ok = true;
+    for (const [name, schema] of [
+      ['parallelism', moduleParallelismSchema],
+      ['key', moduleKeySchema],
+    ] as const) {
+      if (value[name] === undefined) continue;
+      const r = this.validate(schema, value[name], [...path, name]);
+      if (!r.ok) {
+        this.error(
+          [...path, name],
+          name === 'parallelism'
+            ? `\`parallelism\` must be \`auto\` or a whole number from 1 to 256, got ${this.describe(value[name], [...path, name])}`
+            : `\`key\` must be a field name or a list of field names, got ${this.describe(value[name], [...path, name])}`,
+        );
+        ok = false;
+      } else (out as Record<string, unknown>)[name] = r.value;
+    }
+    if (ok && out.key !== undefined && out.parallelism === undefined) {
+      this.error(
+        [...path, 'key'],
+        '`key` beside `module` chooses the worker thread of each record: add `parallelism: 2` (or `auto`), or remove `key`',
+        'key',
+      );
+      ok = false;
+    }
+    return ok ? out : undefined;
   }
 
   private component(

@@ -4,7 +4,7 @@
  */
 import type { z } from 'zod';
 import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
-import { configJsonSchema } from './schema.ts';
+import { configJsonSchema, pipelineJsonSchema } from './schema.ts';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -78,7 +78,8 @@ function typeOf(s: JsonSchema): string {
   }
   if (t === 'integer' || t === 'number') {
     const bounds: string[] = [];
-    if (typeof s.minimum === 'number') bounds.push(`≥ ${s.minimum}`);
+    // zod's `int()` alone gives the safe-integer bounds: no bound a reader needs to see.
+    if (typeof s.minimum === 'number' && s.minimum > Number.MIN_SAFE_INTEGER) bounds.push(`≥ ${s.minimum}`);
     if (typeof s.exclusiveMinimum === 'number') bounds.push(`> ${s.exclusiveMinimum}`);
     if (typeof s.maximum === 'number' && s.maximum < Number.MAX_SAFE_INTEGER) bounds.push(`≤ ${s.maximum}`);
     if (typeof s.exclusiveMaximum === 'number') bounds.push(`< ${s.exclusiveMaximum}`);
@@ -142,6 +143,7 @@ export function componentsMarkdown(registry: Registry): string {
     'stage; on steps and sinks, `buffer: { size, overflow }` sets the buffer of the edge into it.',
     '',
   ];
+  out.push(...pipelineKeysMarkdown(registry));
   for (const kind of ['source', 'operator', 'sink'] as const) {
     const specs = registry.list(kind);
     out.push(`## ${KIND_TITLES[kind]}`, '');
@@ -158,17 +160,79 @@ export function componentsMarkdown(registry: Registry): string {
   return `${out.join('\n').trimEnd()}\n`;
 }
 
+/** What a `$ref` of the pipeline schema stands for, in the keys table. */
+const REF_NOUNS: Record<string, string> = {
+  '#/$defs/source': 'source',
+  '#/$defs/sink': 'sink',
+  '#/$defs/dlqSink': 'sink',
+  '#/$defs/step': 'step',
+};
+
+/** `a sink`, `list of steps`, `map of name → sink`, `a sink or list of sinks`; undefined for no `$ref`. */
+function refType(s: JsonSchema): string | undefined {
+  const noun = (x: unknown) =>
+    x !== null && typeof x === 'object' && typeof (x as JsonSchema).$ref === 'string'
+      ? (REF_NOUNS[(x as JsonSchema).$ref as string] ?? 'component')
+      : undefined;
+  if (noun(s) !== undefined) return `a ${noun(s)}`;
+  if (s.type === 'array' && noun(s.items) !== undefined) return `list of ${noun(s.items)}s`;
+  if (s.type === 'object' && noun(s.additionalProperties) !== undefined)
+    return `map of name → ${noun(s.additionalProperties)}`;
+  if (Array.isArray(s.anyOf)) {
+    const parts = (s.anyOf as JsonSchema[]).map(refType);
+    if (parts.every((p) => p !== undefined)) return parts.join(' or ');
+  }
+  return undefined;
+}
+
+/**
+ * The top-level keys of a pipeline file, from the same JSON Schema `sluice schema` prints: what
+ * each key holds, and the fields of the object-valued ones (`checkpoint.interval` …).
+ */
+function pipelineKeysMarkdown(registry: Registry): string[] {
+  const schema = pipelineJsonSchema(registry);
+  const defs = (schema.$defs ?? {}) as Record<string, JsonSchema>;
+  const required = new Set((schema.required ?? []) as string[]);
+  const rows: FieldDoc[] = [];
+  for (const [key, prop] of Object.entries((schema.properties ?? {}) as Record<string, JsonSchema>)) {
+    const ref = typeof prop.$ref === 'string' ? defs[prop.$ref.replace('#/$defs/', '')] : undefined;
+    rows.push({
+      name: key,
+      type: refType(prop) ?? typeOf(prop),
+      required: required.has(key),
+      default: prop.default === undefined ? undefined : JSON.stringify(prop.default),
+      description: text(prop.description ?? ref?.description),
+    });
+    if (prop.type === 'object' && prop.properties) walk(prop, `${key}.`, rows);
+  }
+  const out = [
+    '## The pipeline file',
+    '',
+    'The top-level keys of a pipeline file (the same rules `sluice lint` applies and `sluice schema` prints as JSON',
+    'Schema). A relative path in the file resolves against the file’s folder.',
+    '',
+    '| key | type | default | description |',
+    '|---|---|---|---|',
+  ];
+  for (const f of rows) {
+    const def = f.default ?? (f.required ? '**required**' : '');
+    out.push(`| \`${f.name}\` | ${cell(f.type)} | ${cell(def)} | ${cell(f.description)} |`);
+  }
+  out.push('');
+  return out;
+}
+
 // The slug GitHub gives the heading `name (kind)`; the kind keeps a source and a sink of the
 // same name apart.
 function anchor(spec: ComponentSpec): string {
   return `${spec.name.toLowerCase().replace(/[^a-z0-9_-]/g, '')}-${spec.kind}`;
 }
 
-const MODULE_DOC = `### module (step)
-
-stable · used under \`pipeline:\`
-
-Runs your own code. \`module: ./enrich.ts\` (or \`module: { path: ./enrich.ts, export: enrich }\`), relative
+/**
+ * What a `module:` step is (it has no spec: its config is the module's path), for
+ * `docs/components.md` and `sluice list module`.
+ */
+export const MODULE_STEP_DOC = `Runs your own code. \`module: ./enrich.ts\` (or \`module: { path: ./enrich.ts, export: enrich }\`), relative
 to the pipeline file. The export is either a function \`(record) => record | record[] | undefined | null\`
 (one record keeps it, a list replaces it with several, \`undefined\`/\`null\` drops it; a thrown error sends
 the record to the \`dlq\`; it may be async), or an operator object with \`process(batch, out)\`.
@@ -177,4 +241,24 @@ the record to the \`dlq\`; it may be async), or an operator object with \`proces
 pipeline:
   - module: ./enrich.ts
 \`\`\`
+
+A CPU-heavy function can run on worker threads: \`parallelism: 2\` (or \`auto\`, the available cores)
+beside \`module\`, and optionally \`key: userId\` (a field or a list of fields) so that every record of a
+key runs on one worker, in order. The output is in input order and the dead letters are those of one
+thread; each worker imports the module itself (its module-level state is per worker and not
+checkpointed). Only a function can move to a worker: an operator object (or, in TypeScript, a closure)
+is refused.
+
+\`\`\`yaml
+pipeline:
+  - module: ./score.ts
+    parallelism: 2
+    key: userId
+\`\`\`
 `;
+
+const MODULE_DOC = `### module (step)
+
+stable · used under \`pipeline:\`
+
+${MODULE_STEP_DOC}`;

@@ -6,10 +6,12 @@
  */
 import { z } from 'zod';
 import { checkpointSchema } from '../checkpoint/spec.ts';
+import { bufferField } from '../spec/fields.ts';
 
 export const TOP_LEVEL = [
   'name',
   'input',
+  'inputs',
   'pipeline',
   'output',
   'outputs',
@@ -47,7 +49,7 @@ export const scalarKeys = {
     .min(0)
     .max(1)
     .describe(
-      'Largest fraction (0–1) of records read that may become dead letters. Checked while running (once 100 records were read: the run stops) and at the end (the run fails with exit code 1 and says so). Default 0.5 for `sluice run`; `0` fails a run on its first dead letter, `1` never.',
+      'Largest fraction (0–1) of the records the input held (read, or undecodable) that may become dead letters. Checked while running (once 100 records were read: the run stops) and at the end (the run fails with exit code 1 and says so). Default 0.5 for `sluice run`; `0` fails a run on its first dead letter, `1` never.',
     ),
   channelCapacity: z
     .number()
@@ -93,15 +95,7 @@ export const connectionsSchema = z
   );
 
 /** Schema of `buffer:` beside a sink or step. */
-export const bufferSchema = z
-  .strictObject({
-    size: z.number().int().min(1).optional().describe('Batches the edge queues; default `channelCapacity`.'),
-    overflow: z
-      .enum(['block', 'dropOldest', 'error'])
-      .optional()
-      .describe('When full: `block` (backpressure, default), `dropOldest`, or `error`.'),
-  })
-  .describe('Buffer of the edge into this stage.');
+export const bufferSchema = bufferField().describe('Buffer of the edge into this stage.');
 
 /** The top-level schemas of the non-component keys, for the JSON Schema and the docs. */
 export const pipelineKeySchemas = { ...scalarKeys, buffer: bufferSchema, connections: connectionsSchema };
@@ -113,6 +107,16 @@ export const moduleSchema = z.union([
     export: z.string().min(1).default('default').describe('Name of the export to use.'),
   }),
 ]);
+
+/** `parallelism` beside `module`: worker threads for a per-record function (see `parallelStep`). */
+export const moduleParallelismSchema = z
+  .union([z.literal('auto'), z.number().int().min(1).max(256)])
+  .describe('Worker threads running the function: 1 to 256, or `auto` (available cores).');
+
+/** `key` beside `module`: the field (or fields) whose records go to one worker thread, in order. */
+export const moduleKeySchema = z
+  .union([z.string().min(1), z.array(z.string().min(1)).min(1)])
+  .describe('Field, or fields, of the key: the records of one key run on one worker, in order.');
 
 /** Which extra keys may sit beside the component key, per position. */
 export type Siblings = readonly ('name' | 'buffer')[];

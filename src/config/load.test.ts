@@ -174,7 +174,7 @@ chanelCapacity: 3
       'p.yaml:12:18: error: output.collect.id: expected a string, got number 3',
       'p.yaml:14:3: error: dlq.memory: `memory` is a source, not a sink, so it cannot be used here. Known sinks: `collect`',
       'p.yaml:15:15: error: maxErrorRate: too big: expected number to be <=1 (got number 2)',
-      'p.yaml:16:1: error: chanelCapacity: unknown top-level key `chanelCapacity`; did you mean `channelCapacity`? Valid keys: `name`, `input`, `pipeline`, `output`, `outputs`, `dlq`, `checkpoint`, `maxErrorRate`, `channelCapacity`, `maxStateBytes`, `connections` and `http`.',
+      'p.yaml:16:1: error: chanelCapacity: unknown top-level key `chanelCapacity`; did you mean `channelCapacity`? Valid keys: `name`, `input`, `inputs`, `pipeline`, `output`, `outputs`, `dlq`, `checkpoint`, `maxErrorRate`, `channelCapacity`, `maxStateBytes`, `connections` and `http`.',
     ]);
   });
 
@@ -247,7 +247,7 @@ describe('parsePipeline: bad shapes', () => {
         'p.yaml:4:13: error: pipeline[0].module: `enrich.ts` is not a file path; write it relative to the pipeline file, e.g. `./enrich.ts`',
         'p.yaml:5:32: error: pipeline[1].module.exprt: unknown field `exprt`; did you mean `export`? Known fields: `export` and `path`.',
         'p.yaml:6:13: error: pipeline[2].module: module `./nope.ts` not found (looked for /nowhere/nope.ts)',
-        'p.yaml:7:5: error: pipeline[2].tag: unknown key `tag` beside `module`; a module step takes `module` and optionally `name` and `buffer`',
+        'p.yaml:7:5: error: pipeline[2].tag: unknown key `tag` beside `module`; a module step takes `module` and optionally `name`, `buffer`, `parallelism` and `key`',
       ],
     );
   });
@@ -274,7 +274,8 @@ describe('parsePipeline: --set overrides', () => {
   it('rejects a --set without `=`, and validates what it sets', () => {
     assert.deepEqual(lines(MIN, { set: ['nonsense', 'input.memory.batchSize=x'] }), [
       'p.yaml: error: --set `nonsense` is not `path=value` (e.g. `--set pipeline[0].batch.size=10`)',
-      'p.yaml:1:18: error: input.memory.batchSize: expected a number, got string "x"',
+      // At the argument, not at a line of the file (#15).
+      'p.yaml (--set input.memory.batchSize): error: input.memory.batchSize: expected a number, got string "x"',
     ]);
   });
 });

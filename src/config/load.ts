@@ -3,9 +3,17 @@ import { dirname, resolve } from 'node:path';
 import type { CheckpointConfig } from '../checkpoint/spec.ts';
 import type { BufferOptions } from '../core/graph.ts';
 import { type ConfigProblem, configError, redactProblems, sortProblems } from '../spec/problems.ts';
-import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
+import type { ComponentKind, ComponentSpec, Registry, Segments } from '../spec/registry.ts';
 import { Checker } from './check.ts';
-import { applyOverrides, type Env, interpolateDocument, parseSource, type SourceDocument } from './yaml.ts';
+import {
+  applyOverrides,
+  type Env,
+  interpolateDocument,
+  locateSetProblems,
+  overrideOrigins,
+  parseSource,
+  type SourceDocument,
+} from './yaml.ts';
 
 /** What every stage entry of the file carries: its stage name, where it stands, its buffer. */
 export interface StageEntryConfig {
@@ -28,6 +36,15 @@ export interface ComponentConfig extends StageEntryConfig {
   readonly spec: ComponentSpec;
   /** The config after validation: defaults applied, as `spec.create` takes it. */
   readonly config: unknown;
+  /** A composite step's nested steps (`shard`, `fanOut`), checked: one list per segment. */
+  readonly nested?: NestedStepsConfig | undefined;
+}
+
+/** The nested steps of a composite step: its {@link Segments} and each list, checked. */
+export interface NestedStepsConfig {
+  readonly segments: Segments;
+  /** `copies`: one list; `branches`: one list per branch, in branch order. */
+  readonly lists: readonly (readonly StepConfig[])[];
 }
 
 /** A `module:` step: user code loaded from a file. */
@@ -39,6 +56,10 @@ export interface ModuleStepConfig extends StageEntryConfig {
   readonly modulePath: string;
   /** The export to use (`default` unless the file says). */
   readonly exportName: string;
+  /** `parallelism:` beside `module`: worker threads for a per-record function. */
+  readonly parallelism?: number | 'auto' | undefined;
+  /** `key:` beside `module`: the field(s) that keep a key's records on one worker. */
+  readonly key?: string | readonly string[] | undefined;
 }
 
 /** One entry of `pipeline:`. */
@@ -51,7 +72,15 @@ export interface PipelineConfig {
   /** Folder relative paths resolve against. */
   readonly baseDir: string;
   readonly name: string;
+  /** The first (with `input:`, the one) source. */
   readonly input: ComponentConfig;
+  /**
+   * Every source by stage name: the one of `input:`, or the entries of `inputs:` (named by their
+   * key, fed to the first step, a `join`, which names them).
+   */
+  readonly inputs: ReadonlyMap<string, ComponentConfig>;
+  /** True when the file says `inputs:` (named sources for a `join`) rather than `input:`. */
+  readonly namedInputs: boolean;
   readonly steps: readonly StepConfig[];
   /** One sink, or several (fan-out: each gets every record). */
   readonly output: readonly ComponentConfig[];
@@ -122,6 +151,7 @@ export function parsePipeline(
 ): { config?: PipelineConfig | undefined; problems: ConfigProblem[] } {
   const { source, problems } = parseSource(text, file);
   if (problems.some((p) => p.severity === 'error')) return { problems };
+  const origins = overrideOrigins(source, options.set ?? []);
   problems.push(...applyOverrides(source, options.set ?? []));
   const substituted = new Map<string, string>();
   const envProblems = interpolateDocument(source, options.env ?? process.env, substituted);
@@ -131,8 +161,9 @@ export function parsePipeline(
   // A value whose variable is unset is also invalid for its field; say only the first.
   const envPaths = new Set(envProblems.map((p) => p.path));
   // Messages that quote a value from `${VAR}` anyway (a refinement's own wording) lose it here.
-  const sorted = redactProblems(
-    sortProblems(problems.filter((p) => !envPaths.has(p.path) || envProblems.includes(p))),
+  const sorted = locateSetProblems(
+    redactProblems(sortProblems(problems.filter((p) => !envPaths.has(p.path) || envProblems.includes(p)))),
+    origins,
   );
   if (config === undefined || sorted.some((p) => p.severity === 'error')) return { problems: sorted };
   return { config: { ...config, warnings: redactProblems(config.warnings) }, problems: sorted };

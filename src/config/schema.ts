@@ -101,6 +101,14 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
       },
       name: { type: 'string', description: 'Stage name (unique in the pipeline).' },
       buffer: { $ref: '#/$defs/buffer' },
+      parallelism: {
+        anyOf: [{ const: 'auto' }, { type: 'integer', minimum: 1, maximum: 256 }],
+        description: 'Worker threads running the function: 1 to 256, or `auto` (available cores).',
+      },
+      key: {
+        anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, minItems: 1 }],
+        description: 'Field, or fields, of the key: the records of one key run on one worker, in order.',
+      },
     },
     required: ['module'],
     additionalProperties: false,
@@ -119,6 +127,13 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
     properties: {
       name: configJsonSchema(pipelineKeySchemas.name),
       input: { $ref: '#/$defs/source' },
+      inputs: {
+        type: 'object',
+        description:
+          'Named sources (instead of `input`), joined by the first step (`join`), which names them.',
+        minProperties: 1,
+        additionalProperties: { $ref: '#/$defs/source' },
+      },
       pipeline: { type: 'array', description: 'Steps, in order.', items: { $ref: '#/$defs/step' } },
       output: {
         description: 'One sink, or a list of sinks (fan-out: each gets every record).',
@@ -138,7 +153,8 @@ export function pipelineJsonSchema(registry: Registry): JsonSchema {
       connections: configJsonSchema(pipelineKeySchemas.connections),
       http: configJsonSchema(pipelineKeySchemas.http),
     },
-    required: ['input', 'output'],
+    required: ['output'],
+    oneOf: [{ required: ['input'] }, { required: ['inputs'] }],
     additionalProperties: false,
     $defs: defs,
   };

@@ -251,6 +251,52 @@ export function applyOverrides(source: SourceDocument, sets: readonly string[]):
   return problems;
 }
 
+/** What a `--set` put into the document that the file did not have. */
+export interface SetOrigin {
+  /** The argument's path, as given (`output.file.pth`); never its value, which may be a secret. */
+  readonly arg: string;
+  /** The config path from which on the document holds the argument's doing, not the file's. */
+  readonly from: string;
+}
+
+/**
+ * For each `--set` of `sets`, called before they are applied: where its doing starts — the first
+ * segment of its path the file lacks (`outptu` of `outptu.file.path`), or its whole path when
+ * the file has it (the argument replaces that value).
+ */
+export function overrideOrigins(source: SourceDocument, sets: readonly string[]): SetOrigin[] {
+  const origins: SetOrigin[] = [];
+  for (const set of sets) {
+    const eq = set.indexOf('=');
+    const path = eq > 0 ? parseSetPath(set.slice(0, eq)) : undefined;
+    if (path === undefined) continue;
+    let have = 0;
+    while (have < path.length && source.doc.hasIn(path.slice(0, have + 1))) have++;
+    origins.push({ arg: set.slice(0, eq), from: formatPath(path.slice(0, Math.min(have + 1, path.length))) });
+  }
+  return origins;
+}
+
+/**
+ * `problems`, those a `--set` caused (at or under where its doing starts) located at the
+ * argument (`pipeline.yaml (--set output.file.pth)`) instead of at a place in the file that
+ * does not hold the mistake.
+ */
+export function locateSetProblems(
+  problems: readonly ConfigProblem[],
+  origins: readonly SetOrigin[],
+): ConfigProblem[] {
+  if (origins.length === 0) return [...problems];
+  return problems.map((p) => {
+    const o = origins.findLast(
+      (x) => p.path === x.from || p.path.startsWith(`${x.from}.`) || p.path.startsWith(`${x.from}[`),
+    );
+    if (o === undefined) return p;
+    const { line: _line, column: _column, ...rest } = p;
+    return { ...rest, file: `${p.file} (--set ${o.arg})` };
+  });
+}
+
 function parseSetPath(text: string): PropertyKey[] | undefined {
   const segs: PropertyKey[] = [];
   const re = /([^.[\]]+)|\[(\d+)\]/g;

@@ -28,6 +28,12 @@ export interface GraphEdge {
   readonly port: string;
   readonly to: string;
   readonly buffer?: BufferOptions | undefined;
+  /**
+   * The name of the input this edge feeds at `to`, for a stage that tells its inputs apart (a
+   * join's `left` and `right`): the runtime passes it with every batch (`Operator.process`) and
+   * says when that input ended (`Operator.endInput`). Undefined: an unnamed input.
+   */
+  readonly input?: string | undefined;
 }
 
 /** The port every stage emits to by default. */
@@ -71,8 +77,11 @@ export class Graph {
     return this.add('sink', stage, options);
   }
 
-  /** Connects `port` of node `from` to node `to`. */
-  connect(from: string, to: string, port: string = MAIN_PORT, buffer?: BufferOptions): void {
+  /**
+   * Connects `port` of node `from` to node `to`; `input` names the input it feeds at `to` (see
+   * {@link GraphEdge.input}).
+   */
+  connect(from: string, to: string, port: string = MAIN_PORT, buffer?: BufferOptions, input?: string): void {
     const a = this.nodes.get(from);
     const b = this.nodes.get(to);
     if (!a || !b)
@@ -81,7 +90,7 @@ export class Graph {
       throw new SluiceError(ErrorCode.CONFIG, `stage \`${from}\` is a sink and has no outputs`);
     if (b.kind === 'source')
       throw new SluiceError(ErrorCode.CONFIG, `stage \`${to}\` is a source and takes no input`);
-    this.edges.push({ from, port, to, buffer });
+    this.edges.push(input === undefined ? { from, port, to, buffer } : { from, port, to, buffer, input });
   }
 
   /** Checks the graph can run: every non-source has an input, every operator's main port a consumer, no cycles. */

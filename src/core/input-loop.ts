@@ -17,6 +17,8 @@ import type { Emitter, Operator, Sink } from './stage.ts';
 /** What the loop needs from the run. */
 export interface InputLoopDeps {
   readonly inputs: readonly Channel<Message>[];
+  /** The name of each input (by index of `inputs`), for stages that tell their inputs apart; see `GraphEdge.input`. */
+  readonly inputNames?: readonly (string | undefined)[] | undefined;
   readonly metrics: StageMetrics;
   /** Where the stage emits (operators). */
   readonly out: Emitter<unknown>;
@@ -97,6 +99,12 @@ export async function consumeInputs(
         open[i] = false;
         openCount--;
         marks[i] = Number.POSITIVE_INFINITY;
+        const name = deps.inputNames?.[i];
+        if (!isSink && name !== undefined && op.endInput !== undefined) {
+          const r = op.endInput(name, out);
+          if (r !== undefined) await untilAborted(r, signal);
+          await deps.afterCall();
+        }
         if (openCount > 0) {
           await mergedWatermark();
           await releaseBarrierIfAligned();
@@ -106,7 +114,7 @@ export async function consumeInputs(
         metrics.batchesIn++;
         // Per batch, not per record: two clock reads around the call (its emits included).
         const began = performance.now();
-        const r = isSink ? write(item) : op.process(item, out);
+        const r = isSink ? write(item) : op.process(item, out, deps.inputNames?.[i]);
         if (r !== undefined) await untilAborted(r, signal);
         metrics.batchLatency.observe(performance.now() - began);
         if (isSink) metrics.recordsOut += item.records.length;

@@ -73,11 +73,18 @@ export class InputPartitions {
   /**
    * The earliest assignment time of a partition that holds back a generator which has seen the
    * partitions `seen` and whose idle timeout is `idleTimeout` (see the module comment), or
-   * undefined when none does at processing time `now`.
+   * undefined when none does at processing time `now`. With `sources`, only partitions of those
+   * source stages count (a join's side is fed by some of the run's sources, not all).
    */
-  pending(seen: { has(key: string): boolean }, now: number, idleTimeout: number): number | undefined {
+  pending(
+    seen: { has(key: string): boolean },
+    now: number,
+    idleTimeout: number,
+    sources?: { has(source: string): boolean },
+  ): number | undefined {
     let first: number | undefined;
-    for (const owned of this.bySource.values()) {
+    for (const [source, owned] of this.bySource) {
+      if (sources !== undefined && !sources.has(source)) continue;
       for (const [key, o] of owned) {
         if (o.caughtUp || seen.has(key) || now - o.since >= idleTimeout) continue;
         if (first === undefined || o.since < first) first = o.since;

@@ -40,6 +40,17 @@ export function recordsRead(stageMetrics: ReadonlyMap<string, StageMetrics>): nu
   return read;
 }
 
+/**
+ * Records the sources took from their input: those they emitted plus those they could not
+ * decode (sent to the DLQ). What `maxErrorRate` divides by, so an input whose every line is
+ * malformed counts as all failed, not as nothing read.
+ */
+export function recordsTaken(stageMetrics: ReadonlyMap<string, StageMetrics>): number {
+  let taken = 0;
+  for (const m of stageMetrics.values()) if (m.kind === 'source') taken += m.recordsOut + m.deadLetters;
+  return taken;
+}
+
 /** A stage's own metrics, if it reports any; a hook that throws is reported as missing. */
 function customMetrics(node: GraphNode): { custom?: Readonly<Record<string, number>> } {
   const hook = node.stage.metrics;

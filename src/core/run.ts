@@ -15,7 +15,7 @@ import type { CheckpointDriver } from './checkpointing.ts';
 import { type Clock, systemClock } from './clock.ts';
 import { StageDeadLetters } from './dead-letters.ts';
 import { DlqSinkGuard } from './dlq-sink.ts';
-import { cancelledError, ErrorCode, isCancellation, SluiceError, wrapError } from './errors.ts';
+import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
 import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import { consumeInputs } from './input-loop.ts';
 import type { Batch, Message, RecordMeta, Signal } from './message.ts';
@@ -28,7 +28,7 @@ import {
   type SourceTurn,
   sendIdleBarriers,
 } from './run-checkpoint.ts';
-import { recordsRead, runSnapshot } from './run-snapshot.ts';
+import { recordsTaken, runSnapshot } from './run-snapshot.ts';
 import { redactSecrets, redactSecretsDeep } from './secrets.ts';
 import { RESOLVED, sendAll, untilAborted } from './sending.ts';
 import {
@@ -168,6 +168,8 @@ class Run {
   /** Values the stages of this run share (`StageContext.runScoped`). */
   private readonly runScoped = runScope();
   private readonly inputs = new Map<string, Channel<Message>[]>();
+  /** Per stage, the name of each of its inputs (`GraphEdge.input`), by the index in `inputs`. */
+  private readonly inputNames = new Map<string, (string | undefined)[]>();
   private readonly outputs = new Map<string, Map<string, Channel<Message>[]>>();
   private readonly channels: Channel<Message>[] = [];
   /** Each channel with the edge it serves, for metrics. */
@@ -313,6 +315,7 @@ class Run {
     }
     for (const node of this.graph.nodes.values()) {
       this.inputs.set(node.id, []);
+      this.inputNames.set(node.id, []);
       this.outputs.set(node.id, new Map());
       this.stageMetrics.set(node.id, new StageMetrics(node.id, node.kind, node.component));
     }
@@ -327,6 +330,7 @@ class Run {
       this.channels.push(ch);
       this.edgeChannels.push({ from: edge.from, port: edge.port, to: edge.to, ch });
       this.inputs.get(edge.to)?.push(ch);
+      this.inputNames.get(edge.to)?.push(edge.input);
       const ports = this.outputs.get(edge.from) as Map<string, Channel<Message>[]>;
       const list = ports.get(edge.port) ?? [];
       list.push(ch);
@@ -344,7 +348,10 @@ class Run {
       this.checkErrorRate(message);
     });
     this.dead.set(node.id, dead);
-    let deadLetter = (record: unknown, error: unknown, meta?: RecordMeta) => dead.add(record, error, meta);
+    let deadLetter = (record: unknown, error: unknown, meta?: RecordMeta) => {
+      dead.add(record, error, meta);
+      if (meta !== undefined && meta.source !== node.id) this.tellSource(meta, error);
+    };
     if (node.id === this.graph.dlqNode && node.kind === 'sink') {
       // The dlq has no dlq: what it rejects is written to it again, reduced.
       const guard = new DlqSinkGuard(node.stage, node.id, this.log, () => this.clock.now());
@@ -369,10 +376,23 @@ class Run {
     };
   }
 
+  /** Tells the source a dead-lettered record came from that it failed (`Source.recordFailed`). */
+  private tellSource(meta: RecordMeta, error: unknown): void {
+    const node = this.graph.nodes.get(meta.source);
+    if (node?.kind !== 'source' || node.stage.recordFailed === undefined) return;
+    try {
+      node.stage.recordFailed(meta, error);
+    } catch (err) {
+      this.log.warn(`Source \`${node.id}\` failed to take note of a failed record: ${errorMessage(err)}`, {
+        stage: node.id,
+      });
+    }
+  }
+
   private checkErrorRate(lastMessage: string): void {
     const max = this.options.maxErrorRate;
     if (max === undefined) return;
-    const read = recordsRead(this.stageMetrics);
+    const read = recordsTaken(this.stageMetrics);
     if (read < (this.options.errorRateMinRecords ?? 100)) return;
     const rate = this.deadTotal / read;
     if (rate > max) {
@@ -650,6 +670,7 @@ class Run {
       prepared: () => this.sinkPrepared(node.id),
       write: guard === undefined ? undefined : (batch) => guard.write(batch),
       inputs: this.inputs.get(node.id) as Channel<Message>[],
+      inputNames: this.inputNames.get(node.id),
       metrics: this.stageMetrics.get(node.id) as StageMetrics,
       out,
       clock: this.clock,

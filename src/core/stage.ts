@@ -213,6 +213,19 @@ export interface Source<T = unknown> {
    */
   onBarrierComplete?(id: number): void | Promise<void>;
   /**
+   * A record this source emitted was sent to the dead-letter output by a later stage: an operator
+   * or a sink called `ctx.deadLetter(record, error, meta)` with the record's meta, whose `source`
+   * is this stage's name (its own dead letters are not reported back). Called synchronously from
+   * that call, so before the barrier that follows the record reaches the sinks: a source that
+   * settles each message on its own (Pulsar's individual acks, a queue's visibility timeout) can
+   * negatively acknowledge it (at once, or at that barrier or checkpoint) instead of acknowledging
+   * it, and have the broker deliver it again. A record that failed after its message was settled
+   * (one held in a window that fires later) is reported too; the source ignores what it no longer
+   * holds. The dead letter is written to the `dlq` output all the same. Must be cheap and must
+   * not throw (a throw is logged and ignored).
+   */
+  recordFailed?(meta: RecordMeta, error: unknown): void;
+  /**
    * True when the input cannot be read again (a pipe, a terminal): `restore` cannot go back to a
    * position, so under checkpoints the runtime requires the write-ahead log (which replays what
    * was read after the checkpoint) and fails at start without it.
@@ -244,8 +257,20 @@ export interface Source<T = unknown> {
 export interface Operator<I = unknown, O = unknown> {
   /** Called once before any data. */
   open?(ctx: StageContext): void | Promise<void>;
-  /** Called once per input batch, in order. Per-record work is a synchronous loop; await `out.emit`. */
-  process(batch: Batch<I>, out: Emitter<O>): void | Promise<void>;
+  /**
+   * Called once per input batch, in order. Per-record work is a synchronous loop; await `out.emit`.
+   * `input` is the name of the input the batch arrived on when the graph names it (the edge's
+   * `input`, e.g. a join's `left` or `right`; see `Graph.connect`), else undefined. Batches of
+   * one input keep their order; batches of different inputs interleave in arrival order.
+   */
+  process(batch: Batch<I>, out: Emitter<O>, input?: string): void | Promise<void>;
+  /**
+   * Called once when the named input `input` has ended (its upstream closed), while the others
+   * may still deliver; for the last input to end it comes before `finish`. Only for named inputs
+   * (see `process`). A stage uses it to stop waiting for that input (e.g. a join's watermark no
+   * longer held back by a side that can send nothing more).
+   */
+  endInput?(input: string, out: Emitter<O>): void | Promise<void>;
   /**
    * Called for each control signal, in order with the data. For watermarks the runtime passes
    * the minimum over all inputs, only when it advances. Without this method the signal is

@@ -250,6 +250,14 @@ export const routeSpec = defineComponent({
   examples: [
     { title: 'High risk to alerts', yaml: "cases:\n  - { when: 'risk > 90', to: alerts }\ndefault: out" },
   ],
+  // The outputs the cases name, so `sluice lint` reports one `outputs:` lacks (`to: critcal`);
+  // unknown with hot-reloaded `rules`, whose routes can change while running.
+  ports: (config) =>
+    config.rules !== undefined
+      ? undefined
+      : [...new Set([...(config.cases ?? []).map((c) => c.to), config.default])].filter(
+          (p): p is string => p !== undefined && p !== 'out',
+        ),
   create(config, ctx) {
     return new CelRoute({
       cases: config.cases,

@@ -99,6 +99,22 @@ export function parseJson(text: string): unknown {
   return checkedDepth(text, JSON.parse(text));
 }
 
+/**
+ * The parser of one JSON document for a message source's `decimals` option (`kafka`, `redis`,
+ * `pulsar` with `format: json`): {@link parseJsonRevived} with {@link decimalReviver} of
+ * `decimals`, or undefined when no field is listed (the source keeps its own fast parser).
+ *
+ * @example
+ * decimalJsonParser(['amount'])?.('{"amount":9007199254740993}'); // { amount: Decimal 9007199254740993 }
+ */
+export function decimalJsonParser(
+  decimals: readonly string[] | undefined,
+): ((text: string) => unknown) | undefined {
+  if (decimals === undefined || decimals.length === 0) return undefined;
+  const reviver = decimalReviver(decimals);
+  return (text) => parseJsonRevived(text, reviver);
+}
+
 /** {@link parseJson} with a reviver (`JSON.parse(text, reviver)`), such as {@link decimalReviver}. */
 export function parseJsonRevived(text: string, reviver: JsonReviver): unknown {
   return checkedDepth(text, JSON.parse(text, reviver as never));

@@ -16,6 +16,13 @@ export const formatSchema = z
     '`jsonl`: one JSON value per line (blank lines skipped); `csv`: RFC 4180 rows, one object per row keyed by the header; `lines`: one string per line.',
   );
 
+/** The formats a file is written with (the sinks' `format`: what is written, not what is read). */
+export const sinkFormatSchema = z
+  .enum(FORMAT_NAMES as [FormatName, ...FormatName[]])
+  .describe(
+    '`jsonl`: one JSON value per line (a decimal as its exact text, `"473.98"`); `csv`: RFC 4180 rows (a header row first unless `header: false`), columns from `columns` or the first record\'s keys; `lines`: each record as one line of text (a string as it is; map an object to a string first).',
+  );
+
 /** `maxLineBytes`: the longest line accepted (`lines`, `jsonl`). */
 export const maxLineBytesSchema = z
   .number()
@@ -43,14 +50,38 @@ export const skipBlankSchema = z
     '`lines`: drop empty lines instead of emitting empty strings (default false; `jsonl` always skips them).',
   );
 
+/** A list of field names read as exact decimals (`decimals`). */
+const decimalFieldNames = z.array(z.string().min(1)).min(1).optional();
+
 /** `decimals`: `jsonl` fields read as exact decimals. */
-export const decimalsSchema = z
-  .array(z.string().min(1))
-  .min(1)
-  .optional()
-  .describe(
-    '`jsonl`: fields whose numbers (or decimal strings such as `"473.98"`) are read as exact decimals, by name at any depth (`["*"]`: every number), e.g. `[amount, fee]`. Other JSON numbers are doubles, which keep about 15 significant digits. A listed field holding anything else but null goes to the dlq naming the field, value and line. See docs/decimals.md.',
-  );
+export const decimalsSchema = decimalFieldNames.describe(
+  '`jsonl`: fields whose numbers (or decimal strings such as `"473.98"`) are read as exact decimals, by name at any depth (`["*"]`: every number), e.g. `[amount, fee]`. Other JSON numbers are doubles, which keep about 15 significant digits. A listed field holding anything else but null goes to the dlq naming the field, value and line. See docs/decimals.md.',
+);
+
+/**
+ * `decimals` of a message source (`kafka`, `redis`, `pulsar`), for `format: json` only: the
+ * same reading as a `jsonl` input's (see {@link decimalsSchema}); check it with
+ * {@link checkJsonDecimals}.
+ */
+export const jsonDecimalsSchema = decimalFieldNames.describe(
+  '`json`: fields whose numbers (or decimal strings such as `"473.98"`) are read as exact decimals, by name at any depth (`["*"]`: every number), e.g. `[amount, fee]`; `12345678901234567890.12` and integers beyond 2^53 keep every digit. Other JSON numbers are doubles, which keep about 15 significant digits. A listed field holding anything else but null sends its message to the dlq naming the field and value. See docs/decimals.md.',
+);
+
+/**
+ * Reports, as a config issue, `decimals` given with another format than `json` (the message
+ * sources' `format: text | raw | avro …` read no JSON numbers).
+ */
+export function checkJsonDecimals(
+  config: { format: string; decimals?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (config.decimals === undefined || config.format === 'json') return;
+  ctx.addIssue({
+    code: 'custom',
+    path: ['decimals'],
+    message: `\`decimals\` applies to \`format: json\`, not \`${config.format}\`; remove it or read JSON`,
+  });
+}
 
 /** `strict`: every format. */
 export const strictSchema = z

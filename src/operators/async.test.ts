@@ -224,3 +224,62 @@ test('mapAsync rejects a bad concurrency', () => {
     );
   }
 });
+
+test('mapAsync `ordered: key` runs one call per key at a time, keys overlapping, and keeps each key in order', async () => {
+  const calls = new Map<string, Deferred<string>>();
+  const started: string[] = [];
+  const fn = (r: { k: string; n: number }) => {
+    const id = `${r.k}${r.n}`;
+    started.push(id);
+    const d = deferred<string>();
+    calls.set(id, d);
+    return d.promise;
+  };
+  const h = new OperatorHarness(mapAsync(fn, { concurrency: 4, ordered: 'key', key: 'k' }));
+  await h.open();
+  const input = [
+    { k: 'a', n: 1 },
+    { k: 'a', n: 2 },
+    { k: 'b', n: 1 },
+    { k: 'a', n: 3 },
+    { k: 'b', n: 2 },
+  ];
+  const done = h.process(input);
+  await settle();
+  // a2 and a3 wait behind a1, b2 behind b1: two calls in flight although 4 are allowed.
+  assert.deepEqual(started, ['a1', 'b1']);
+  calls.get('b1')?.resolve('b1');
+  await settle();
+  assert.deepEqual(started, ['a1', 'b1', 'b2']);
+  calls.get('b2')?.resolve('b2');
+  calls.get('a1')?.resolve('a1');
+  await settle();
+  assert.deepEqual(started, ['a1', 'b1', 'b2', 'a2']);
+  calls.get('a2')?.resolve('a2');
+  await settle();
+  calls.get('a3')?.resolve('a3');
+  await done;
+  // Completion order across keys, input order within each key.
+  assert.deepEqual(h.records(), ['b1', 'b2', 'a1', 'a2', 'a3']);
+});
+
+test('mapAsync `ordered: key` dead-letters a record whose key function throws and goes on', async () => {
+  const h = new OperatorHarness(
+    mapAsync(async (r: { k: string }) => r.k, {
+      ordered: 'key',
+      key: (r: { k: string }) => {
+        if (r.k === 'bad') throw new Error('no key');
+        return r.k;
+      },
+    }),
+  );
+  await h.open();
+  await h.process([{ k: 'a' }, { k: 'bad' }, { k: 'a' }]);
+  assert.deepEqual(h.records(), ['a', 'a']);
+  assert.equal(h.deadLetters.length, 1);
+});
+
+test('mapAsync: `ordered: key` needs `key`, and `key` needs `ordered: key`', () => {
+  assert.throws(() => mapAsync(async (x) => x, { ordered: 'key' }), /`ordered: key` needs `key`/);
+  assert.throws(() => mapAsync(async (x) => x, { key: 'id' }), /`key` is used only with `ordered: key`/);
+});

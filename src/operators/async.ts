@@ -7,11 +7,18 @@
  * later input (an idle source cannot strand it), watermarks and barriers are forwarded after
  * every record before them, and `finish` has nothing left to wait for. Feed batches several
  * times larger than `concurrency` (e.g. with `batch`) so the tail of a batch costs little.
+ *
+ * Ordering: `ordered: true` emits in input order; `false` in completion order; `'key'` runs the
+ * calls of one key one after another (a record starts only when the previous record of its key
+ * has settled) and emits in completion order, so each key keeps its input order — of the calls
+ * and of the results — while different keys overlap.
  */
 
 import { cancelledError, ErrorCode, SluiceError } from '../core/errors.ts';
+import type { Key } from '../core/keygroups.ts';
 import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+import { type KeySelector, keyFunction } from './shard.ts';
 
 /** Options of {@link mapAsync} and {@link flatMapAsync}. */
 export interface AsyncOptions {
@@ -19,9 +26,12 @@ export interface AsyncOptions {
   concurrency?: number;
   /**
    * `true` (default): results leave in input order. `false`: in completion order, so one slow
-   * record does not hold back the ones after it.
+   * record does not hold back the ones after it. `'key'`: one call at a time per `key`, results
+   * in completion order, so every key keeps its input order (calls and results).
    */
-  ordered?: boolean;
+  ordered?: boolean | 'key';
+  /** With `ordered: 'key'` (and only then): the record's key, a field, fields or a function. */
+  key?: KeySelector<never>;
 }
 
 /** A user function called once per record; `signal` aborts when the run is cancelled. */
@@ -54,12 +64,27 @@ export function flatMapAsync<I, O>(fn: AsyncFn<I, Iterable<O>>, options: AsyncOp
   return asyncOperator<I, O>(fn, true, options);
 }
 
+/** A key as a map key: bytes as latin1 text (one char per byte), numbers as their digits. */
+function keyString(k: Key): string {
+  return typeof k === 'string' ? k : k instanceof Uint8Array ? Buffer.from(k).toString('latin1') : String(k);
+}
+
 function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: AsyncOptions): Operator<I, O> {
   const concurrency = options.concurrency ?? 8;
-  const ordered = options.ordered ?? true;
+  const ordered = (options.ordered ?? true) === true;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new SluiceError(ErrorCode.CONFIG, `concurrency must be a whole number ≥ 1, got ${concurrency}`);
   }
+  const byKey = options.ordered === 'key';
+  if (byKey !== (options.key !== undefined)) {
+    throw new SluiceError(
+      ErrorCode.CONFIG,
+      byKey
+        ? '`ordered: key` needs `key`: the field (or fields) whose records must stay in order'
+        : '`key` is used only with `ordered: key`; remove it, or set `ordered: key`',
+    );
+  }
+  const keyOf = byKey ? keyFunction(options.key as KeySelector<I>) : undefined;
   let ctx: StageContext;
 
   const run = async (
@@ -77,6 +102,9 @@ function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: As
     let next = 0;
     let inFlight = 0;
     let wake: (() => void) | undefined;
+    // `ordered: key`: per key with a call in flight, the records waiting behind it (input order).
+    const waiting = new Map<string, number[]>();
+    const keys: (string | undefined)[] | undefined = keyOf ? new Array(n) : undefined;
     let res: O[] = [];
     let resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
 
@@ -85,6 +113,13 @@ function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: As
       values[i] = v;
       inFlight--;
       if (!ordered) completed.push(i);
+      const k = keys?.[i];
+      if (k !== undefined) {
+        // The slot passes to the next record of the same key, if one waits.
+        const following = waiting.get(k)?.shift();
+        if (following === undefined) waiting.delete(k);
+        else start(following);
+      }
       const w = wake;
       wake = undefined;
       w?.();
@@ -152,8 +187,29 @@ function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: As
         };
       });
 
+    // `ordered: key`: a record whose key is busy waits behind it and takes no slot.
+    const admit = (i: number) => {
+      if (keyOf === undefined || keys === undefined) return start(i);
+      let k: string;
+      try {
+        k = keyString(keyOf(records[i] as I));
+      } catch (err) {
+        // A key function that throws dead-letters its record, which never waited for a key.
+        inFlight++;
+        queueMicrotask(() => settled(i, FAILED, err));
+        return;
+      }
+      keys[i] = k;
+      const behind = waiting.get(k);
+      if (behind !== undefined) behind.push(i);
+      else {
+        waiting.set(k, []);
+        start(i);
+      }
+    };
+
     while (next < n || inFlight > 0) {
-      while (next < n && inFlight < concurrency) start(next++);
+      while (next < n && inFlight < concurrency) admit(next++);
       collect();
       // Emit in chunks of about `concurrency` records: results leave as they complete
       // without one output batch (and one await) per record.

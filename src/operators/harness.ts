@@ -39,14 +39,21 @@ export class OperatorHarness<I, O> {
   readonly out: Emitter<O>;
   private readonly op: Operator<I, O>;
 
-  constructor(op: Operator<I, O>, options: { clock?: ManualClock; name?: string } = {}) {
+  /**
+   * `stopSignal`: the run's stop (Ctrl-C) as the operator sees it, default never aborted;
+   * `checkpointing`: whether the run takes checkpoints (default false).
+   */
+  constructor(
+    op: Operator<I, O>,
+    options: { clock?: ManualClock; name?: string; stopSignal?: AbortSignal; checkpointing?: boolean } = {},
+  ) {
     this.op = op;
     this.clock = options.clock ?? new ManualClock(0);
     this.ctx = {
       name: options.name ?? 'op',
       signal: this.controller.signal,
-      stopSignal: new AbortController().signal,
-      checkpointing: false,
+      stopSignal: options.stopSignal ?? new AbortController().signal,
+      checkpointing: options.checkpointing ?? false,
       runScoped: runScope(),
       clock: this.clock,
       log: { info() {}, warn() {}, error() {} },
@@ -68,11 +75,20 @@ export class OperatorHarness<I, O> {
     await this.op.open?.(this.ctx);
   }
 
-  /** Pushes one batch (records, optional aligned meta). */
-  async process(records: readonly I[], meta?: readonly (RecordMeta | undefined)[]): Promise<void> {
+  /** Pushes one batch (records, optional aligned meta), on the named `input` when given. */
+  async process(
+    records: readonly I[],
+    meta?: readonly (RecordMeta | undefined)[],
+    input?: string,
+  ): Promise<void> {
     const batch: Batch<I> =
       meta === undefined ? { kind: 'batch', records } : { kind: 'batch', records, meta };
-    await this.op.process(batch, this.out);
+    await this.op.process(batch, this.out, input);
+  }
+
+  /** Says the named `input` ended (as the runtime does when its upstream closes). */
+  async endInput(input: string): Promise<void> {
+    await this.op.endInput?.(input, this.out);
   }
 
   /** Pushes a signal; forwards it unchanged when the operator has no `onSignal` (as the runtime does). */

@@ -18,6 +18,7 @@ export {
 } from './lookup/operator.ts';
 export type { LookupProvider, LookupRows } from './lookup/provider.ts';
 export { filter, flatMap, map } from './map.ts';
+export { type ParallelStepOptions, parallelStep } from './parallel-step.ts';
 export { type RouteOptions, type RouteRule, route, routePorts } from './route.ts';
 export {
   httpCall,

@@ -11,11 +11,12 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
-import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Operator } from '../core/stage.ts';
 import { durationField } from '../spec/fields.ts';
 import { defineComponent } from '../spec/registry.ts';
 import { dedupe } from './dedupe.ts';
+import { importFunction } from './module-function.ts';
 import { httpCall, type SagaStepContext, saga } from './saga.ts';
 import { kafkaCall, SagaProducers } from './saga-kafka.ts';
 import { postgresCall, SagaPools } from './saga-postgres.ts';
@@ -51,24 +52,8 @@ function moduleOperator<F>(path: string, exportName: string, make: (fn: F) => Op
   };
   return {
     async open(ctx) {
-      let mod: Record<string, unknown>;
-      try {
-        mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
-      } catch (err) {
-        throw new SluiceError(
-          ErrorCode.CONFIG,
-          `loading module \`${path}\`: ${errorMessage(err)}`,
-          {},
-          { cause: err },
-        );
-      }
-      const fn = mod[exportName];
-      if (typeof fn !== 'function')
-        throw new SluiceError(
-          ErrorCode.CONFIG,
-          `module \`${path}\`: export \`${exportName}\` is ${fn === undefined ? 'missing' : typeof fn}; export a function \`(record, state) => …\``,
-        );
-      inner = make(fn as F);
+      const fn = await importFunction<F>(path, exportName, '(record, state) => …');
+      inner = make(fn);
       await inner.open?.(ctx);
     },
     process: (batch, out) => loaded().process(batch, out),

@@ -90,3 +90,17 @@ export function sizeField(): z.ZodPipe<
     return Math.round(bytes);
   });
 }
+
+/**
+ * The buffer of an edge: `size` in messages and the `overflow` policy when it is full. A stage's
+ * `buffer:` and a `fanOut` branch's use it.
+ */
+export function bufferField() {
+  return z.strictObject({
+    size: z.number().int().min(1).optional().describe('Batches the edge queues; default `channelCapacity`.'),
+    overflow: z
+      .enum(['block', 'dropOldest', 'error'])
+      .optional()
+      .describe('When full: `block` (backpressure, default), `dropOldest`, or `error`.'),
+  });
+}

@@ -8,6 +8,7 @@
  * operators are verbs (`batch`).
  */
 import type { z } from 'zod';
+import type { BufferOptions } from '../core/graph.ts';
 import type { RecordMeta } from '../core/message.ts';
 import type { Operator, Sink, Source } from '../core/stage.ts';
 
@@ -82,11 +83,49 @@ export interface ComponentSpec<K extends ComponentKind = ComponentKind, C = unkn
    */
   runsFirstStep?(config: C): boolean;
   /**
+   * Operators only: the named inputs the step takes from entries of the file's `inputs:` (a
+   * `join`'s `left` and `right`), each as the input name the operator tells batches apart by
+   * (`Operator.process`'s `input`) and the `inputs:` entry that feeds it. A pipeline file's
+   * builder connects them; such a step must be the first of `pipeline`.
+   */
+  inputs?(config: C): readonly { readonly input: string; readonly from: string }[];
+  /**
+   * Operators only: the nested step lists of a composite step (`shard`, `fanOut`), written as
+   * in `pipeline:`. The pipeline file's checker validates them as steps and the builder wires
+   * them around the stage `create` builds; see {@link Segments}.
+   */
+  segments?(config: C): Segments;
+  /**
    * Builds the stage from a validated config. Called by `sluice lint` too, so it must not do
    * I/O or start anything: the stage's `open` does that.
    */
   create(config: C, ctx: BuildContext): StageOf<K>;
 }
+
+/** Steps nested in a composite step: raw entries as in `pipeline:`, and where they stand. */
+export interface NestedSteps {
+  /** Path of the list inside the component's config, e.g. `['steps']`. */
+  readonly path: readonly PropertyKey[];
+  readonly steps: readonly unknown[];
+}
+
+/**
+ * How a composite step's nested steps are wired ({@link ComponentSpec.segments}).
+ * `copies`: one copy of `steps` after each of the stage's output ports `ports` (a `shard`'s
+ * `shard-<i>`), their outputs merged into the main line, which goes on from the merge.
+ * `branches`: each branch gets every batch through its own buffer (`buffer`: size and overflow),
+ * runs its steps and ends at the side output of its `name` (`outputs.<name>`); the main line goes
+ * on from the stage itself.
+ */
+export type Segments =
+  | { readonly layout: 'copies'; readonly ports: readonly string[]; readonly steps: NestedSteps }
+  | {
+      readonly layout: 'branches';
+      readonly branches: readonly (NestedSteps & {
+        readonly name: string;
+        readonly buffer?: BufferOptions | undefined;
+      })[];
+    };
 
 /**
  * What a component offers beyond its stage interface, declared once on its spec. The pipeline

@@ -349,6 +349,23 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     }
   }
 
+  /**
+   * For a split-parallel worker (see `split-window.ts`), instead of {@link fireSome}: every
+   * window of the buckets {@link advance} fired, saved (partial accumulators, in the order their
+   * keys first appeared), purging those past lateness. A fired bucket's results are then made
+   * by the thread that merges the splits.
+   */
+  takeFired(): SavedWindow[] {
+    const saved: SavedWindow[] = [];
+    for (const { b, gone } of this.firing)
+      for (const w of b.wins) {
+        saved.push(this.core.save(w, b.start, b.end, false));
+        if (gone) this.purge(w);
+      }
+    this.firing = [];
+    return saved;
+  }
+
   earlyFiring(): void {
     for (const start of this.starts) {
       const b = this.buckets.get(start) as Bucket;

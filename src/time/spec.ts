@@ -186,6 +186,12 @@ export const windowSpec = defineComponent({
         .describe(
           'The most live windows (one per key and window) this step may hold; past it the run stops with a clear error instead of running out of memory. Default: only the run-wide `maxStateBytes`.',
         ),
+      parallelism: z
+        .union([z.literal('auto'), z.number().int().min(1).max(256)])
+        .optional()
+        .describe(
+          'Threads to run this step on when it reads a plain CSV or JSON Lines file alone (`auto`: one per core): the file is cut into byte ranges at row boundaries, worker threads pre-aggregate windows, and the results are exactly those of one thread. Falls back to one thread (and says why) when the input or the step does not allow it. Default 1.',
+        ),
     })
     .strict()
     .superRefine((c, ctx) => {
@@ -228,5 +234,6 @@ export const windowSpec = defineComponent({
       late: config.late,
       trigger: config.trigger,
       maxKeys: config.maxKeys,
+      parallelism: config.parallelism,
     }),
 });

@@ -63,6 +63,8 @@ export class WatermarkGenerator {
   private metaPartition: unknown;
   private mark = Number.NEGATIVE_INFINITY;
   private inputs: InputPartitions | undefined;
+  /** The source stages whose partitions count (a join side's); undefined: every source. */
+  private sources: { has(source: string): boolean } | undefined;
 
   constructor(options: WatermarkOptions = {}) {
     this.maxOutOfOrder = options.maxOutOfOrder ?? 0;
@@ -74,10 +76,12 @@ export class WatermarkGenerator {
   /**
    * Takes the partitions the run's sources own into account (see the class comment). Called by
    * the operator's `open` with the run's one {@link InputPartitions}; not for an operator that
-   * sees only one partition's records (partition-scoped state).
+   * sees only one partition's records (partition-scoped state). `sources` limits that to some
+   * source stages (a live set: a join's side adds each source it gets records from).
    */
-  attach(inputs: InputPartitions): void {
+  attach(inputs: InputPartitions, sources?: { has(source: string): boolean }): void {
     this.inputs = inputs;
+    this.sources = sources;
   }
 
   /** Records one event time from `partition`, seen at processing time `now`. */
@@ -120,7 +124,7 @@ export class WatermarkGenerator {
   current(now: number): number {
     const inputs = this.inputs;
     // A partition owned but not seen yet: its first records may be older than any seen so far.
-    if (inputs?.pending(this.partitions, now, this.idleTimeout) !== undefined) return this.mark;
+    if (inputs?.pending(this.partitions, now, this.idleTimeout, this.sources) !== undefined) return this.mark;
     let min = Number.POSITIVE_INFINITY;
     for (const [key, st] of this.partitions) {
       if (now - st.lastSeen >= this.idleTimeout) continue;
@@ -139,7 +143,7 @@ export class WatermarkGenerator {
    */
   nextIdleCheck(now: number = Number.NEGATIVE_INFINITY): number | undefined {
     if (this.idleTimeout === Number.POSITIVE_INFINITY) return undefined;
-    const pendingSince = this.inputs?.pending(this.partitions, now, this.idleTimeout);
+    const pendingSince = this.inputs?.pending(this.partitions, now, this.idleTimeout, this.sources);
     if (pendingSince === undefined && this.partitions.size < 2) return undefined;
     let next = pendingSince === undefined ? Number.POSITIVE_INFINITY : pendingSince + this.idleTimeout;
     if (this.partitions.size >= 2) {

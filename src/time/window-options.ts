@@ -5,6 +5,7 @@
  * listing every problem; {@link windowProblems} returns the same problems with the path of the
  * option each is about, so the YAML `window` step (`spec.ts`) reports them at their line.
  */
+import { availableParallelism } from 'node:os';
 import type { Aggregate } from '../aggregate/aggregate.ts';
 import { compileAggregate } from '../aggregate/parse.ts';
 import { parseDuration } from '../core/duration.ts';
@@ -68,6 +69,14 @@ export interface WindowOptions<T = unknown> {
    * only the run's `maxStateBytes` (half of the heap) over every step's estimated state.
    */
   maxKeys?: number;
+  /**
+   * Threads to run this step on when its input is a plain file it reads alone (`auto`: one per
+   * core). The file is cut into byte ranges at row boundaries; each worker thread decodes its
+   * range and pre-aggregates windows, and this thread merges the partial windows and emits
+   * exactly the results of a one-thread run, or runs on one thread when the input does not allow
+   * it (see `splitParallel`). Default 1.
+   */
+  parallelism?: number | 'auto';
 }
 
 /** A window operator's options, checked and parsed: what the operator and its algorithms read. */
@@ -95,6 +104,8 @@ export interface WindowPlan {
   readonly early: number | undefined;
   readonly countTrigger: number | undefined;
   readonly maxKeys: number | undefined;
+  /** Threads asked for (`auto` resolved to the cores available); 1 without the option. */
+  readonly parallelism: number;
 }
 
 /** One problem of a {@link WindowOptions}: what is wrong and what to do, and the option it is about. */
@@ -209,6 +220,12 @@ function parse<T>(o: WindowOptions<T>): { plan?: WindowPlan; problems: WindowPro
     problem(['trigger', 'count'], `trigger \`count\` must be a whole number ≥ 1, got ${count}`);
   if (o.maxKeys !== undefined && !(Number.isInteger(o.maxKeys) && o.maxKeys >= 1))
     problem(['maxKeys'], `\`maxKeys\` must be a whole number ≥ 1, got ${o.maxKeys}`);
+  const par = o.parallelism;
+  if (par !== undefined && par !== 'auto' && !(Number.isInteger(par) && par >= 1 && par <= 256))
+    problem(
+      ['parallelism'],
+      `\`parallelism\` must be \`auto\` or a whole number from 1 to 256, got ${String(par)}`,
+    );
   const lateness = duration(['allowedLateness'], o.allowedLateness, 0);
   const early =
     o.trigger?.early === undefined ? undefined : duration(['trigger', 'early'], o.trigger.early, 0);
@@ -256,6 +273,7 @@ function parse<T>(o: WindowOptions<T>): { plan?: WindowPlan; problems: WindowPro
     early,
     countTrigger: count,
     maxKeys: o.maxKeys,
+    parallelism: par === 'auto' ? availableParallelism() : (par ?? 1),
   };
   return { plan, problems };
 }

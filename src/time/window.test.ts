@@ -15,6 +15,35 @@ async function harness<T = Record<string, unknown>>(o: Partial<WindowOptions<T>>
   return { h, op };
 }
 
+test('a stop before the end of the input never passes open windows off as final (§4 of #15)', async () => {
+  const input = [
+    { user: 'a', ts: at(1), amount: '1.10' },
+    { user: 'a', ts: at(70), amount: '2.00' },
+  ];
+  const ended = async (stopped: boolean, checkpointing: boolean) => {
+    const stop = new AbortController();
+    const op = windowOperator<Record<string, unknown>>({
+      key: ['user'],
+      time: 'ts',
+      tumbling: '1m',
+      watermark: { maxOutOfOrder: '1s' },
+      aggregate: { n: 'count()', total: 'sum(amount)' },
+    } as WindowOptions<Record<string, unknown>>);
+    const h = new OperatorHarness(op, { stopSignal: stop.signal, checkpointing });
+    await h.open();
+    await h.process(input);
+    if (stopped) stop.abort();
+    await h.finish();
+    return h.records().map((r) => `${r.windowStart} n=${r.n} partial=${r.partial ?? false}`);
+  };
+  // The end of the input: every window is complete and final.
+  assert.deepEqual(await ended(false, false), [`${at(0)} n=1 partial=false`, `${at(60)} n=1 partial=false`]);
+  // A stop without checkpoints: the window the watermark closed is final; the open one is marked partial.
+  assert.deepEqual(await ended(true, false), [`${at(0)} n=1 partial=false`, `${at(60)} n=1 partial=true`]);
+  // A stop under checkpoints: the open window stays in the checkpoint for the next run to fire.
+  assert.deepEqual(await ended(true, true), [`${at(0)} n=1 partial=false`]);
+});
+
 test('results carry key fields, ISO window bounds, aggregates, revision and update', async () => {
   const { h } = await harness({
     key: ['country', 'type'],

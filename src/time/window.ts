@@ -37,10 +37,12 @@ import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { INPUT_PARTITIONS, InputPartitions } from '../core/input-partitions.ts';
 import { type Batch, batchOf, type Signal, watermark } from '../core/message.ts';
 import type { FieldUse } from '../core/projection.ts';
-import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+import type { SplitInput, SplitOperator } from '../core/split.ts';
+import type { Emitter, Operator, Source, StageContext } from '../core/stage.ts';
 import { type StateBudget, stateBudgetOf } from '../core/state-budget.ts';
 import { AlignedWindowSet } from './aligned-windows.ts';
 import { SessionWindowSet } from './session-windows.ts';
+import { splitWindowSource } from './split-window.ts';
 import type { WatermarkGenerator } from './watermark.ts';
 import { type SavedWindow, type WindowAlgorithm, WindowCore } from './window-core.ts';
 import { type WindowOptions, type WindowPlan, windowPlan, windowPorts } from './window-options.ts';
@@ -77,7 +79,7 @@ const RESULT_BATCH = 4096;
  * }));
  */
 export function windowOperator<T = unknown>(options: WindowOptions<T>): WindowOperator<T> {
-  return new WindowOperator<T>(windowPlan(options));
+  return new WindowOperator<T>(windowPlan(options), options);
 }
 
 /**
@@ -86,7 +88,7 @@ export function windowOperator<T = unknown>(options: WindowOptions<T>): WindowOp
  * produced: after every call, results in batches of at most `RESULT_BATCH`, then late events,
  * then the watermark when it moved.
  */
-export class WindowOperator<T = unknown> implements Operator<T, Record<string, unknown>> {
+export class WindowOperator<T = unknown> implements Operator<T, Record<string, unknown>>, SplitOperator {
   /** Side ports it may emit on (the `late` output when configured). */
   readonly ports: readonly string[];
   /**
@@ -116,10 +118,15 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
   private usageFor = -1;
   private perKey = '';
   private readonly remedies: readonly string[];
+  /** The options it was built from (what a split job's worker threads rebuild it with). */
+  private readonly options: WindowOptions<T> | undefined;
+  /** Why it runs on one thread although it asked for more (see {@link notSplit}). */
+  private oneThread: string | undefined;
 
-  /** Use {@link windowOperator}; `p` comes from `windowPlan`. */
-  constructor(p: WindowPlan) {
+  /** Use {@link windowOperator}; `p` comes from `windowPlan` (of `options`, when given). */
+  constructor(p: WindowPlan, options?: WindowOptions<T>) {
     this.p = p;
+    this.options = options;
     this.ports = windowPorts(p);
     this.readsFields = fieldsRead(p);
     this.fieldUses = fieldUses(p, this.readsFields);
@@ -137,8 +144,30 @@ export class WindowOperator<T = unknown> implements Operator<T, Record<string, u
     ];
   }
 
+  /** Threads it asked for (`parallelism`, `auto` resolved). */
+  get parallelism(): number {
+    return this.p.parallelism;
+  }
+
+  /** The source running it split-parallel over `input` (see `split-window.ts`), or why it cannot. */
+  splitSource(input: SplitInput, source: Source): Source | string {
+    return splitWindowSource(input, {
+      options: this.options as WindowOptions | undefined,
+      plan: this.p,
+      operator: this as unknown as Operator<unknown, Record<string, unknown>>,
+      source,
+    });
+  }
+
+  /** Logged at `open`: it runs on one thread, and why. */
+  notSplit(reason: string): void {
+    this.oneThread = reason;
+  }
+
   open(ctx: StageContext): void {
     this.core.ctx = ctx;
+    if (this.oneThread !== undefined)
+      ctx.log.warn(`Window \`${ctx.name}\` runs on one thread: ${this.oneThread}.`);
     // Partition scope runs one window per partition: each sees its one partition, in order.
     if (ctx.partitionState === undefined)
       this.p.generator?.attach(ctx.runScoped(INPUT_PARTITIONS, () => new InputPartitions()));

@@ -20,6 +20,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['io', 'checkpoint'],
   ['operators'],
   ['expr', 'time'],
+  ['join'],
   ['connectors'],
   ['pipeline.ts', 'component-modules.ts'],
   ['components.ts'],

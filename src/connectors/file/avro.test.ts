@@ -16,7 +16,7 @@ import protobuf from 'protobufjs';
 import { pythonWithFastavro } from '../../../scripts/services/registry.ts';
 import type { Batch, Position } from '../../core/message.ts';
 import type { DeadLetter, Source } from '../../core/stage.ts';
-import { paymentSchema } from '../../formats/avro-file/test-helpers.ts';
+import { paymentSchema, plainValue } from '../../formats/avro-file/test-helpers.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
@@ -92,7 +92,7 @@ function job(schema: object, records: ReturnType<typeof payments>): string {
   return JSON.stringify({ schema, records: rows }).replace(/"@(-?\d+)@"/g, '$1');
 }
 
-const plain = (v: unknown): unknown => structuredClone(v);
+const plain = plainValue;
 
 describe('file: avro', () => {
   for (const codec of ['null', 'deflate', 'snappy', 'zstandard']) {
@@ -338,6 +338,49 @@ describe('file: protobuf', () => {
         ),
       /the descriptor `v1.avsc` is not a usable FileDescriptorSet/,
     );
+
+    // A record the sink cannot encode goes to the dlq naming the field; the others are written.
+    const bad = fileSinkSpec.create(
+      fileSinkSpec.config.parse({
+        path: 'bad.bin',
+        format: 'protobuf',
+        descriptor: 'order.pb',
+        messageType: 'shop.Order',
+      }),
+      ctx,
+    );
+    const rejected = collect<DeadLetter>();
+    const w = new Pipeline('w2');
+    w.from(arraySource([[orders[0], { id: 'seven', user: 'u' }, orders[1]]])).to(bad);
+    w.dlq(rejected);
+    await w.run().done;
+    assert.equal(rejected.records().length, 1);
+    assert.match(
+      rejected.records()[0]?.error.message ?? '',
+      /field `id`: `seven` is not a 64-bit integer \(`int64`\)/,
+    );
+
+    // A length prefix beyond the limit (2^31 bytes) in the middle of the file: one dead letter at
+    // its byte offset and message number; what precedes it flows, nothing after it can be framed.
+    const good = await readFile(join(dir, 'bad.bin'));
+    await writeFile(
+      join(dir, 'cut.bin'),
+      Buffer.concat([good, Buffer.from([0x80, 0x80, 0x80, 0x80, 0x08]), good]),
+    );
+    const cut = await runWithDlq(
+      fileSourceSpec.create(
+        fileSourceSpec.config.parse({ path: 'cut.bin', format: 'protobuf', descriptor: 'order.pb' }),
+        ctx,
+      ),
+    );
+    assert.deepEqual(cut.records, [orders[0], orders[1]]);
+    assert.equal(cut.dead.length, 1);
+    const letter = cut.dead[0] as DeadLetter;
+    assert.match(
+      letter.error.message,
+      new RegExp(`Protobuf message 3 \\(byte ${good.length}\\): its length 2147483648 is beyond the limit`),
+    );
+    assert.deepEqual(letter.position, { file: join(dir, 'cut.bin'), line: 3, offset: good.length });
   });
 });
 

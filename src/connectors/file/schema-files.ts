@@ -21,6 +21,13 @@ export const fileFormatSchema = z
     '`jsonl`: one JSON value per line (blank lines skipped); `csv`: RFC 4180 rows, one object per row keyed by the header; `lines`: one string per line; `avro`: an Avro object container file (`.avro`); `protobuf`: length-delimited Protobuf messages (a varint length before each).',
   );
 
+/** `format` of a file sink: what is written (the text formats plus `avro` and `protobuf`). */
+export const fileSinkFormatSchema = z
+  .enum(FILE_FORMAT_NAMES as [FormatName, ...FormatName[]])
+  .describe(
+    '`jsonl`: one JSON value per line (a decimal as its exact text, `"473.98"`); `csv`: RFC 4180 rows (a header row first unless `header: false`), columns from `columns` or the first record\'s keys; `lines`: each record as one line of text (a string as it is; map an object to a string first); `avro`: an Avro object container file (`.avro`); `protobuf`: length-delimited Protobuf messages (a varint length before each).',
+  );
+
 const descriptor = z
   .string()
   .optional()

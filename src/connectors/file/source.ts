@@ -13,7 +13,9 @@ import { type FileHandle, open } from 'node:fs/promises';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
 import type { FieldUse, ProjectableSource } from '../../core/projection.ts';
+import type { SplittableSource } from '../../core/split.ts';
 import type { Source } from '../../core/stage.ts';
+import { codecFromPath } from '../../formats/compression/codecs.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
 import { type FormatDecodeOptions, formatDecoder, resumeOptions } from '../../formats/formats.ts';
@@ -120,7 +122,7 @@ export interface FileSourceOptions extends FormatDecodeOptions {
 }
 
 /** A {@link Source} reading a file; see {@link fileSource}. */
-export interface FileSource extends Source<unknown>, ProjectableSource {
+export interface FileSource extends Source<unknown>, ProjectableSource, SplittableSource {
   /** Where a restart would resume: the file, lines consumed and the byte offset after them. */
   position(): Position;
   /** Bytes read of the file's size at open (compressed bytes for a compressed file). */
@@ -169,6 +171,27 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let bytesRead = 0;
 
   return {
+    splitInput() {
+      if (options.transform !== undefined) return 'its file source has a byte `transform`';
+      if (format !== 'csv' && format !== 'jsonl')
+        return `its file format \`${format}\` is not split (\`csv\` and \`jsonl\` are)`;
+      const codec = compression === 'auto' ? codecFromPath(path) : compression;
+      if (codec !== undefined && codec !== 'none')
+        return `its file is compressed (\`${codec}\`): a compressed stream cannot be cut into byte ranges`;
+      // The decoder's options: everything but the file's own (plain data from YAML).
+      const {
+        path: _p,
+        format: _f,
+        compression: _c,
+        batchSize: _b,
+        chunkBytes: _k,
+        transform: _t,
+        ...decode
+      } = options;
+      const uses = fieldUses === undefined ? undefined : [...fieldUses];
+      return { path, format, options: decode, compression, fields: projection, uses };
+    },
+
     project(fields, uses) {
       projection = fields;
       fieldUses = uses;

@@ -24,6 +24,7 @@ import { rollingFileSink } from './rolling-sink.ts';
 import {
   checkSchemaFileFields,
   fileFormatSchema,
+  fileSinkFormatSchema,
   schemaFileDecodeFields,
   schemaFileDecodeOptions,
   schemaFileEncodeFields,
@@ -130,7 +131,7 @@ export const fileSinkConfig = z
           'The file appears only when the run succeeds (written to a temporary name, then renamed). With `rolling`: the ' +
           'template of the part names.',
       ),
-    format: fileFormatSchema,
+    format: fileSinkFormatSchema,
     rolling: rollingSchema,
     compression: compressionSchema
       .default('auto')

@@ -144,6 +144,22 @@ describe('generate source', () => {
     assert.ok(out.batches.length >= 100);
   });
 
+  it('leaves the event loop turns into a sink that does no I/O, so a timer (a Ctrl-C handler) can stop it (#15)', async () => {
+    let written = 0;
+    const run = new Pipeline('t')
+      .from(generateSource({ batchSize: 64 }))
+      .to({
+        write(b) {
+          written += b.records.length;
+        },
+      })
+      .run();
+    // A macrotask, as a signal handler or the status timer is: it never ran before the fix.
+    setImmediate(() => void run.stop({ drain: true }));
+    await run.done; // never settled before: the stop never ran
+    assert.ok(written > 0);
+  });
+
   it('rejects bad options', () => {
     assert.throws(() => generateSource({ count: -1 }), /count must be a whole number/);
     assert.throws(() => generateSource({ rate: 0 }), /rate must be a number > 0/);

@@ -7,6 +7,7 @@
  * are shared, as they would be after interning a real input. Money is a decimal string.
  */
 
+import { setImmediate } from 'node:timers/promises';
 import { cancelledError, ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
 import type { Source } from '../../core/stage.ts';
@@ -192,6 +193,9 @@ export interface GenerateSource extends Source<Partial<GeneratedEvent>> {
   progress(): { done: number; total?: number; unit: 'records' };
 }
 
+/** Batches an unpaced generate source emits between two turns it leaves to the event loop. */
+const YIELD_EVERY_BATCHES = 64;
+
 /**
  * A source of deterministic synthetic events: the same options (and seed) give the same
  * records. With `rate`, it sleeps through `ctx.clock` between batches, so a test drives it
@@ -229,6 +233,7 @@ export function generateSource(options: GenerateSourceOptions = {}): GenerateSou
       // A restored run goes on from `gen.generated`; the rate paces what this run produces.
       const start = gen.generated;
       let produced = 0;
+      let emitted = 0;
       while (start + produced < limit) {
         if (ctx.stopSignal.aborted) return;
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
@@ -252,6 +257,11 @@ export function generateSource(options: GenerateSourceOptions = {}): GenerateSou
         };
         produced += n;
         await out.emit(batch);
+        // Without a rate nothing here waits for a timer or I/O, and into sinks that do none
+        // either (blackhole, steps in between) every `await` resolves at once: the event loop
+        // would never run, and with it no Ctrl-C/SIGTERM handler, status line or stop. Let it
+        // run every so often (a few microseconds per 64 batches).
+        if (rate === undefined && ++emitted % YIELD_EVERY_BATCHES === 0) await setImmediate();
       }
     },
     idleBarriers: true,

@@ -230,6 +230,15 @@ export class GroupConsumer {
             rebalanceTimeout: Math.max(20_000, o.sessionTimeout ?? 0),
           }),
     });
+    // The client also emits 'error' on the consumer itself (a re-join that failed, even after
+    // `close`: "Connection pool is closed"); without a listener Node throws it as unhandled and
+    // the process dies, once after a run had already finished. While `c` is the current consumer
+    // the read loop handles it as a stream error; after that it is moot.
+    c.on('error', (err: Error) => {
+      if (this.consumer !== c) return;
+      this.streamError ??= err;
+      this.wakeUp?.();
+    });
     try {
       if (o.isolation !== 'read_uncommitted') await fixReadCommitted(c);
       const onAssignment = () => this.assignmentChanged();

@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Message } from '@platformatic/kafka';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { RecordMeta } from '../../core/message.ts';
+import { decimalJsonParser } from '../../formats/json.ts';
 import { JsonShapes, parseJsonBytes } from '../../formats/json-shape.ts';
 import {
   isSchemaFormat,
@@ -37,9 +38,12 @@ export class ValueDecoder {
   readonly format: KafkaValueFormat;
   private readonly shapes = new JsonShapes();
   private readonly schema: SchemaValueDecoder | undefined;
+  /** `format: json` with `decimals`: the lossless parser (the shape shortcut reads doubles). */
+  private readonly exact: ((text: string) => unknown) | undefined;
 
-  constructor(format: KafkaValueFormat, schema?: KafkaSchemaOptions) {
+  constructor(format: KafkaValueFormat, schema?: KafkaSchemaOptions, decimals?: readonly string[]) {
     this.format = format;
+    this.exact = format === 'json' ? decimalJsonParser(decimals) : undefined;
     if (isSchemaFormat(format)) {
       if (schema === undefined)
         throw new SluiceError(
@@ -59,6 +63,8 @@ export class ValueDecoder {
 
   /** The record of `value` (a tombstone is `null`); throws when it cannot be decoded. */
   decode(value: Buffer | undefined): unknown {
+    if (this.exact !== undefined)
+      return value === undefined || value === null ? null : this.exact(value.toString('utf8'));
     if (this.schema === undefined) return decodeValue(this.format, value, this.shapes);
     if (value === undefined || value === null) return null;
     return this.schema.decode(value);

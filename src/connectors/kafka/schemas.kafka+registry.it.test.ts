@@ -12,10 +12,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Consumer, Producer } from '@platformatic/kafka';
+import { Consumer } from '@platformatic/kafka';
 import protobuf from 'protobufjs';
 import { pythonWithFastavro, REGISTRY_URL } from '../../../scripts/services/registry.ts';
-import { jsonLines, sluiceRun as run } from '../../formats/schema/test-helpers.ts';
+import { jsonLines, produceBytes, sluiceRun as run } from '../../formats/schema/test-helpers.ts';
 import { createTopic, fresh, messageCount } from './test-helpers.ts';
 
 const PROJECT = new URL('../../../', import.meta.url).pathname;
@@ -72,14 +72,7 @@ function python(args: string[], input: string): string {
   return r.stdout;
 }
 
-async function produceRaw(topic: string, values: Buffer[]): Promise<void> {
-  const producer = new Producer({ clientId: 'sluice-it', bootstrapBrokers: BROKERS, idempotent: true });
-  try {
-    await producer.send({ messages: values.map((value) => ({ topic, value })) });
-  } finally {
-    await producer.close();
-  }
-}
+const produceRaw = (topic: string, values: Buffer[]) => produceBytes(BROKERS, topic, values);
 
 async function readRaw(topic: string): Promise<Buffer[]> {
   const total = await messageCount(BROKERS, topic);

@@ -71,6 +71,8 @@ export interface KafkaSourceOptions {
   format: KafkaValueFormat;
   /** With `format: avro | protobuf | json-schema`: the registry, and the reader schema or descriptor set. */
   schema?: KafkaSchemaOptions | undefined;
+  /** With `format: json`: fields read as exact decimals (`*`: every number); see `decimalReviver`. */
+  decimals?: readonly string[] | undefined;
   /** Most records per emitted batch. */
   batchSize: number;
   /** Longest a partial batch waits for more messages, in ms. */
@@ -153,7 +155,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
   let ctx: SourceContext;
   const context = () => ctx;
-  const values = new ValueDecoder(format, options.schema);
+  const values = new ValueDecoder(format, options.schema, options.decimals);
   let restored = false;
   let records = 0;
   let skipped = 0;

@@ -10,6 +10,7 @@ import {
   schemaWriterFields,
   writerOptions,
 } from '../../formats/schema/config.ts';
+import { checkJsonDecimals, jsonDecimalsSchema } from '../../io/spec.ts';
 import { durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { brokerList } from './connection.ts';
@@ -70,6 +71,7 @@ export const kafkaSourceConfig = z
       ),
     start: startSchema,
     format: formatSchema,
+    decimals: jsonDecimalsSchema,
     ...schemaReaderFields,
     batchSize: z.number().int().min(1).max(100_000).default(1024).describe('Most records per emitted batch.'),
     maxWait: durationField()
@@ -146,6 +148,7 @@ export const kafkaSourceConfig = z
     if ((config.topic === undefined) === (config.topics === undefined)) {
       ctx.addIssue({ code: 'custom', path: ['topic'], message: 'give exactly one of `topic` and `topics`' });
     }
+    checkJsonDecimals(config, ctx);
   });
 
 /**
@@ -214,6 +217,7 @@ export const kafkaSourceSpec = defineComponent({
       start: config.start,
       format: config.format,
       schema: readerOptions(config.format, config, ctx.baseDir),
+      decimals: config.decimals,
       batchSize: config.batchSize,
       maxWait: config.maxWait,
       commitInterval: config.commitInterval,

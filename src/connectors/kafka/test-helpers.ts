@@ -15,12 +15,25 @@ export function fresh(name: string): string {
   return `it-${name}-${randomUUID().slice(0, 8)}`;
 }
 
-/** Creates a fresh topic with `partitions` partitions and waits until each has a leader; returns its name. */
-export async function createTopic(brokers: string[], name: string, partitions: number): Promise<string> {
+/**
+ * Creates a fresh topic with `partitions` partitions (and topic `configs`, e.g.
+ * `{ 'cleanup.policy': 'compact' }`) and waits until each has a leader; returns its name.
+ */
+export async function createTopic(
+  brokers: string[],
+  name: string,
+  partitions: number,
+  configs: Readonly<Record<string, string>> = {},
+): Promise<string> {
   const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: brokers });
   try {
     const topic = fresh(name);
-    await admin.createTopics({ topics: [topic], partitions, replicas: 1 });
+    await admin.createTopics({
+      topics: [topic],
+      partitions,
+      replicas: 1,
+      configs: Object.entries(configs).map(([name, value]) => ({ name, value })),
+    });
     for (let tries = 0; tries < 200; tries++) {
       const meta = await admin.metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
       const parts = meta?.topics.get(topic)?.partitions ?? [];

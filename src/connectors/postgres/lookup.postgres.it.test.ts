@@ -109,7 +109,7 @@ describe('lookup from PostgreSQL', () => {
     assert.ok(nulls > 5000 && nulls < 12_000, `${nulls} events without a user`);
   });
 
-  test('the run’s metrics hold the cache hits and misses and the lookup latency', async () => {
+  test('the run’s metrics hold the cache hits and misses and the lookup latency', async (t) => {
     const out = join(dir, 'metrics.jsonl');
     const file = pipelineFile(
       'lookup-metrics',
@@ -130,6 +130,9 @@ describe('lookup from PostgreSQL', () => {
     assert.ok((m.lookupRequests ?? 0) > 0 && (m.lookupLatencyMsTotal ?? -1) >= 0, JSON.stringify(m));
     assert.ok((m.lookupLatencyMsMax ?? 0) <= (m.lookupLatencyMsTotal ?? 0));
     assert.equal(m.cacheEntries, 1000);
+    t.diagnostic(
+      `hit ratio ${(hits / (hits + misses)).toFixed(3)} (${hits} hits, ${misses} misses); ${m.lookupRequests} requests, mean ${((m.lookupLatencyMsTotal ?? 0) / (m.lookupRequests ?? 1)).toFixed(1)} ms, max ${m.lookupLatencyMsMax} ms`,
+    );
   });
 
   test('a server that goes away mid-run: retries, then every record it could not look up goes to the dlq with its key', async () => {

@@ -298,6 +298,15 @@ describe('postgres sink', () => {
   });
 });
 
+/**
+ * Leaves no test rows in the example's table: a user who then runs the example would see them
+ * as duplicates of the new load (issue #15).
+ */
+async function dropEtlTable(): Promise<void> {
+  await db.query('DROP TABLE IF EXISTS etl_transactions');
+  await db.query(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = 'etl-transactions'`).catch(() => {});
+}
+
 describe('ETL example through the CLI, SIGKILLed and restarted', () => {
   const ROWS = 60_000;
   let dir: string;
@@ -313,8 +322,9 @@ describe('ETL example through the CLI, SIGKILLed and restarted', () => {
     await db.query(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = 'etl-transactions'`).catch(() => {});
   });
 
-  after(() => {
+  after(async () => {
     rmSync(dir, { recursive: true, force: true });
+    await dropEtlTable();
   });
 
   function start(): ChildProcess {
@@ -426,7 +436,10 @@ describe('ETL example killed after its final commit, before its checkpoints are 
     await db.query(`DELETE FROM ${OFFSETS_TABLE} WHERE pipeline = 'etl-transactions'`).catch(() => {});
   });
 
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(async () => {
+    rmSync(dir, { recursive: true, force: true });
+    await dropEtlTable();
+  });
 
   function run(
     env: Record<string, string> = {},
@@ -468,5 +481,23 @@ describe('ETL example killed after its final commit, before its checkpoints are 
     const third = await run();
     assert.equal(third.code, 0, third.stderr);
     assert.equal(await count(), expected);
+    // `written` is what the table committed; the rows it rejected (negative, repeated id) are dead letters.
+    const rejected = [...transactionRows(ROWS)].filter(
+      (r) => r.kind === 'negative' || r.kind === 'duplicate',
+    );
+    const counts = (stderr: string) =>
+      [
+        /([\d,]+) written/.exec(stderr)?.[1],
+        /`output` sent ([\d,]+) records? to the DLQ/.exec(stderr)?.[1],
+      ].map((n) => Number(n?.replace(/,/g, '')));
+    assert.deepEqual(counts(third.stderr), [expected, rejected.length], third.stderr);
+
+    // The example's schema.sql makes the next load a fresh one: the rows this run left are not
+    // taken for duplicates (issue #15: 20,116 dead letters after `npm test`).
+    await db.query(readFileSync(join(PROJECT, 'examples/etl/schema.sql'), 'utf8'));
+    const fourth = await run();
+    assert.equal(fourth.code, 0, fourth.stderr);
+    assert.equal(await count(), expected);
+    assert.deepEqual(counts(fourth.stderr), [expected, rejected.length], fourth.stderr);
   });
 });

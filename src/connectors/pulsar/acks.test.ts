@@ -48,4 +48,14 @@ describe('pulsar HeldAcks', () => {
     assert.equal(acks.unsent, 1);
     assert.equal(acks.size, 0);
   });
+
+  it('holds a message from the time it is handed on until it is acknowledged', () => {
+    const acks = new HeldAcks();
+    for (const id of ['a', 'b', 'c']) acks.hold(id);
+    assert.ok(acks.holds('a') && acks.holds('c'));
+    assert.ok(!acks.holds('z'), 'never handed on');
+    acks.through(2, () => true);
+    assert.ok(!acks.holds('a') && !acks.holds('b'), 'acknowledged');
+    assert.ok(acks.holds('c'));
+  });
 });

@@ -28,6 +28,20 @@ export class HeldAcks {
     return this.#ids.length - this.#head;
   }
 
+  /**
+   * True while message `messageId` is held (handed on, not acknowledged yet). Searched from the
+   * newest: a record that fails in a step is usually among the last handed on; one no longer held
+   * (its message settled before a window fired it) costs a scan of what is held.
+   */
+  holds(messageId: string): boolean {
+    return this.#ids.lastIndexOf(messageId) >= this.#head;
+  }
+
+  /** The ids held (handed on, not acknowledged), oldest first. */
+  heldIds(): string[] {
+    return this.#ids.slice(this.#head);
+  }
+
   /** Holds a message handed on. */
   hold(messageId: string): void {
     this.#ids.push(messageId);

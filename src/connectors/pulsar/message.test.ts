@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { Decimal } from '../../core/decimal.ts';
+import { decimalJsonParser } from '../../formats/json.ts';
 import { decodePayload, encodePayload, metaOf, parseDelivered } from './message.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -18,6 +20,21 @@ describe('pulsar message codec', () => {
     assert.throws(() => encodePayload({ a: 1 }, 'text'), /format `text` writes strings/);
     assert.throws(() => encodePayload(3, 'raw'), /format `raw` writes bytes or strings/);
     assert.throws(() => decodePayload(b64('{nope'), 'json'));
+  });
+
+  it('`decimals`: json numbers of the listed fields are exact decimals; a word there throws naming the field', () => {
+    const exact = decimalJsonParser(['amount']);
+    const v = decodePayload(b64('{"amount":9007199254740993.05,"n":9007199254740993}'), 'json', exact) as {
+      amount: unknown;
+      n: unknown;
+    };
+    assert.ok(v.amount instanceof Decimal);
+    assert.equal(String(v.amount), '9007199254740993.05');
+    assert.equal(v.n, 9007199254740992, 'an unlisted field stays a double');
+    assert.throws(
+      () => decodePayload(b64('{"amount":"lots"}'), 'json', exact),
+      /field `amount`: "lots" is not a decimal/,
+    );
   });
 
   it('reads a delivered frame and ignores other frames', () => {

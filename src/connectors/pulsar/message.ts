@@ -4,6 +4,7 @@
  * `text` (a UTF-8 string) or `raw` (a Buffer).
  */
 import type { RecordMeta } from '../../core/message.ts';
+import { parseJson } from '../../formats/json.ts';
 import { stringifyJson } from '../../formats/jsonl.ts';
 
 /** How a payload becomes a record and back. */
@@ -39,12 +40,19 @@ export function parseDelivered(text: string): Delivered | undefined {
   return v as Delivered;
 }
 
-/** The record of a payload. Throws on invalid JSON (`json`). */
-export function decodePayload(payloadB64: string, format: PulsarFormat): unknown {
+/**
+ * The record of a payload; `json` through `parse` (`parseJson`, or the lossless parser of a
+ * `decimals` option). Throws on invalid JSON and JSON nesting deeper than 512 levels.
+ */
+export function decodePayload(
+  payloadB64: string,
+  format: PulsarFormat,
+  parse: (text: string) => unknown = parseJson,
+): unknown {
   const bytes = Buffer.from(payloadB64, 'base64');
   if (format === 'raw') return bytes;
   const text = bytes.toString('utf8');
-  return format === 'text' ? text : JSON.parse(text);
+  return format === 'text' ? text : parse(text);
 }
 
 /** The base64 payload of `record`. Throws when it cannot be written in `format`. */

@@ -9,6 +9,10 @@
  * - `shared` as a work queue with a slow step (a throttle): two processes share the work; messages
  *   that cannot be decoded are negatively acknowledged, redelivered, and after `maxRedeliveries`
  *   moved by the broker to the dead-letter topic.
+ * - `shared` with `failedRecords: nack`: the same slow work run by 1 and by 3 processes (records/s
+ *   of each reported, not asserted); records a step fails are negatively acknowledged, delivered
+ *   again (to any process), and after `maxRedeliveries` moved to the dead-letter topic, each
+ *   attempt a dead letter in the `dlq` output.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -92,6 +96,35 @@ export default function inOrder(r) {
   if (r.seq !== prev + 1) throw new Error(\`key \${r.k}: seq \${r.seq} after \${prev}\`);
   last.set(r.k, r.seq);
   return r;
+}
+`;
+
+/** The input of one process of a `shared` work queue on `topic`: nacked messages come again after 200 ms. */
+function worker(
+  topic: string,
+  name: string,
+  dlq: string,
+  more: Record<string, unknown>,
+): Record<string, unknown> {
+  return {
+    url: PULSAR_URL,
+    topic,
+    subscription: 'workers',
+    subscriptionType: 'shared',
+    start: 'earliest',
+    consumerName: name,
+    idleTimeout: '10s', // long enough for publishing to start on a loaded machine
+    batchSize: 20,
+    redeliveryDelay: '200ms',
+    deadLetterTopic: dlq,
+    ...more,
+  };
+}
+
+/** The step of the work-queue test: fails the records marked `fail`, stamps the others with when they were done. */
+const WORK = `export default function work(r) {
+  if (r.fail) throw new Error(\`job \${r.id} failed\`);
+  return { ...r, at: Date.now() };
 }
 `;
 
@@ -197,21 +230,11 @@ describe('pulsar: several sluice processes on one subscription', () => {
         stringify({
           name: `wq-${name}`,
           input: {
-            pulsar: {
-              url: PULSAR_URL,
-              topic,
-              subscription: 'workers',
-              subscriptionType: 'shared',
-              start: 'earliest',
-              consumerName: name,
-              idleTimeout: '10s', // long enough for publishing to start on a loaded machine
-              batchSize: 20,
+            pulsar: worker(topic, name, dlq, {
               receiverQueueSize: 50,
               badMessages: 'nack',
-              redeliveryDelay: '200ms',
               maxRedeliveries: 2,
-              deadLetterTopic: dlq,
-            },
+            }),
           },
           // The slow step: 250 records/s per process.
           pipeline: [{ throttle: { rate: 250, burst: 10 } }],
@@ -254,5 +277,102 @@ describe('pulsar: several sluice processes on one subscription', () => {
         .sort(),
       'each bad message reached the dead-letter topic once',
     );
+  });
+
+  it('shared work queue, failing step: 1 vs 3 processes; failed records nacked, redelivered, then dead-lettered after maxRedeliveries', async (t) => {
+    const N = 900;
+    const RATE = 150; // records/s per process: the slow step
+    const MAX = 2;
+    const failing = new Set([40, 310, 555, 777]);
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-pulsar-fail-'));
+    dirs.push(dir);
+    writeFileSync(join(dir, 'work.ts'), WORK);
+    /** One round: `procs` processes on a fresh topic; what each wrote, its dead letters and the DLQ topic. */
+    const round = async (procs: number) => {
+      const topic = `fail${procs}-${randomUUID().slice(0, 8)}`;
+      const dlq = `${topic}-dlq`;
+      topics.push(topic, dlq);
+      const names = Array.from({ length: procs }, (_, i) => `${topic}-w${i + 1}`);
+      for (const name of names) {
+        writeFileSync(
+          join(dir, `${name}.yaml`),
+          stringify({
+            name,
+            input: {
+              pulsar: worker(topic, name, dlq, {
+                receiverQueueSize: 40,
+                failedRecords: 'nack',
+                maxRedeliveries: MAX,
+                commitInterval: '200ms',
+              }),
+            },
+            pipeline: [{ throttle: { rate: RATE, burst: 10 } }, { module: './work.ts' }],
+            output: { file: { path: `${name}.jsonl`, format: 'jsonl' } },
+            dlq: { file: { path: `${name}-dead.jsonl`, format: 'jsonl' } },
+          }),
+        );
+      }
+      const ps = names.map((n) => start(dir, `${n}.yaml`));
+      await until(
+        `${procs} consumers on the subscription`,
+        async () => (await consumers(topic, 'workers')).length === procs,
+        ps,
+      );
+      const messages = Array.from({ length: N }, (_, id) => ({
+        payload: JSON.stringify(failing.has(id) ? { id, fail: true } : { id }),
+      }));
+      await publish(topic, messages);
+      for (const p of ps) {
+        const end = await p.exited;
+        assert.equal(end.code, 0, `a worker exits 0:\n${p.stderr()}`);
+      }
+      const done = names.map((n) => lines(join(dir, `${n}.jsonl`)));
+      const dead = names.flatMap((n) => lines(join(dir, `${n}-dead.jsonl`)));
+      return { done, dead, dlqTopic: await readAll(dlq) };
+    };
+
+    const figures: string[] = [];
+    for (const procs of [1, 3]) {
+      const { done, dead, dlqTopic } = await round(procs);
+      const ids = done.flat().map((r) => Number(r.id));
+      assert.equal(ids.length, N - failing.size, `${procs} process(es): each good record done once`);
+      assert.equal(new Set(ids).size, N - failing.size);
+      for (const id of failing) assert.ok(!ids.includes(id), `failing record ${id} is not in the output`);
+      if (procs > 1) {
+        for (const [i, d] of done.entries())
+          assert.ok(
+            d.length > N / (procs * 3),
+            `process ${i + 1} did a share of the work (${d.length} of ${N})`,
+          );
+      }
+      // Every attempt of a failing record is a dead letter in the dlq output, with its redelivery count.
+      const attempts = new Map<number, number[]>();
+      for (const letter of dead) {
+        const record = letter.record as { id: number };
+        const position = letter.position as { redeliveryCount?: number };
+        assert.match(String((letter.error as { message: string }).message), /job \d+ failed/);
+        attempts.set(record.id, [...(attempts.get(record.id) ?? []), position.redeliveryCount ?? 0]);
+      }
+      assert.deepEqual(
+        [...attempts.keys()].sort((a, b) => a - b),
+        [...failing].sort((a, b) => a - b),
+      );
+      for (const [id, counts] of attempts)
+        assert.deepEqual(
+          counts.sort(),
+          Array.from({ length: MAX + 1 }, (_, i) => i),
+          `record ${id}: delivered ${MAX + 1} times (redelivery counts 0..${MAX}), each a dead letter`,
+        );
+      assert.deepEqual(
+        dlqTopic.map((m) => (JSON.parse(m.payload) as { id: number }).id).sort((a, b) => a - b),
+        [...failing].sort((a, b) => a - b),
+        'each failing record reached the dead-letter topic once, after its last try',
+      );
+      const at = done.flat().map((r) => Number(r.at));
+      const span = Math.max(...at) - Math.min(...at);
+      const rate = Math.round((ids.length / Math.max(span, 1)) * 1000);
+      figures.push(`${procs} process(es): ${ids.length} records in ${span} ms = ${rate} records/s`);
+    }
+    t.diagnostic(`work queue, slow step ${RATE} records/s per process: ${figures.join('; ')}`);
   });
 });

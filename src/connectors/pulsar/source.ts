@@ -19,13 +19,21 @@
  *
  * A message that cannot be decoded goes to the `dlq` output (acknowledged by the same rule), or
  * with `badMessages: nack` is negatively acknowledged: the broker delivers it again after
- * `redeliveryDelay`, and after `maxRedeliveries` moves it to the dead-letter topic. A restore
- * from a checkpoint needs no position: the subscription itself remembers what was acknowledged.
+ * `redeliveryDelay`, and after `maxRedeliveries` moves it to the dead-letter topic. With
+ * `failedRecords: nack`, a record a later stage dead-letters (`recordFailed`) has its message
+ * negatively acknowledged at once too, and its held delivery is skipped when acks catch up.
+ *
+ * A restore needs no read position (the subscription remembers what was acknowledged), but the
+ * checkpoint lists the ids it covered and had not acknowledged (`position().held`): the restored
+ * source acknowledges them and skips them when they come again, so a checkpoint's state never
+ * counts a message twice on this consumer (on a shared subscription the broker may have given
+ * them to another consumer meanwhile: at-least-once).
  */
 import { randomUUID } from 'node:crypto';
 import { cancelledError, ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
 import { barrier, type Position, type RecordMeta } from '../../core/message.ts';
 import type { Emitter, Source, SourceContext } from '../../core/stage.ts';
+import { decimalJsonParser } from '../../formats/json.ts';
 import { HeldAcks } from './acks.ts';
 import {
   consumerUrl,
@@ -63,6 +71,8 @@ export interface PulsarSourceOptions extends PulsarEndpoint {
   /** This consumer's name (shown in the broker's stats). */
   consumerName?: string | undefined;
   format: PulsarFormat;
+  /** With `format: json`: fields read as exact decimals (`*`: every number); see `decimalReviver`. */
+  decimals?: readonly string[] | undefined;
   /** Most messages per emitted batch. */
   batchSize: number;
   /** Longest a partial batch waits for more messages, ms. */
@@ -71,6 +81,11 @@ export interface PulsarSourceOptions extends PulsarEndpoint {
   receiverQueueSize: number;
   /** What an undecodable message becomes: a dead letter, or a negative ack. */
   badMessages: 'dlq' | 'nack';
+  /**
+   * A record a later stage dead-lettered (`Source.recordFailed`): its message is acknowledged
+   * like any other (`dlq`, the default), or negatively acknowledged at once (`nack`).
+   */
+  failedRecords?: 'dlq' | 'nack' | undefined;
   /** Delay before a negatively acknowledged message is delivered again, ms. */
   redeliveryDelay: number;
   /** After this many redeliveries the broker moves a message to the dead-letter topic. */
@@ -93,6 +108,9 @@ export interface PulsarSource extends Source<unknown> {
 
 /** How long the acknowledgements at the end of a run may take to leave the socket. */
 const FLUSH_TIMEOUT_MS = 10_000;
+
+/** Most held message ids a checkpoint lists (about 12 bytes each); past it they are only counted. */
+export const MAX_LISTED = 50_000;
 
 /**
  * A source consuming `options.topics` (or `options.topicsPattern`) as subscription
@@ -117,6 +135,7 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       ? `topics matching \`${options.topicsPattern}\``
       : topics.map((t) => `\`${t.full}\``).join(', ');
   const doing = `consuming ${names} as subscription \`${subscription}\` (${options.subscriptionType})`;
+  const exact = options.format === 'json' ? decimalJsonParser(options.decimals) : undefined;
   const shownTopic =
     topics.length === 1
       ? (topics[0] as TopicName).full
@@ -149,7 +168,29 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
   let nacked = 0;
   let redelivered = 0;
   let reconnects = 0;
-  const send = (id: string): boolean => socket?.ack(id) ?? false;
+  /**
+   * Held messages a later stage failed (`failedRecords: nack`), negatively acknowledged at once,
+   * with the redelivery counts of the deliveries that failed: each such delivery, still held, is
+   * skipped when its turn to be acknowledged comes (an ack would take the message from the
+   * retry, and its next delivery may be held already).
+   */
+  const failed = new Map<string, number[]>();
+  let failedNacked = 0;
+  /** Settles one held message on `s`: an ack, unless this delivery failed and was nacked already. */
+  const settle = (s: ConsumerSocket | undefined, id: string): boolean => {
+    const deliveries = failed.get(id);
+    if (deliveries === undefined) return s?.ack(id) ?? false;
+    // Held in order of delivery: the oldest failed delivery is the one settled now.
+    deliveries.shift();
+    if (deliveries.length === 0) failed.delete(id);
+    return true;
+  };
+  const send = (id: string): boolean => settle(socket, id);
+  /** Messages a restored checkpoint covered and may not have acknowledged: acked, never emitted again. */
+  let covered = new Set<string>();
+  /** The restored checkpoint held more messages than it could list. */
+  let coveredUnlisted = 0;
+  let coveredSkipped = 0;
 
   async function connect(signal: AbortSignal): Promise<ConsumerSocket> {
     const ws = await openSocket(options, url, {
@@ -168,11 +209,17 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
     s: ConsumerSocket,
   ): void {
     for (const m of taken) {
+      if (covered.size > 0 && covered.delete(m.messageId)) {
+        // In the restored checkpoint's state already: its ack had not reached the broker.
+        coveredSkipped++;
+        s.ack(m.messageId);
+        continue;
+      }
       const meta = metaOf(ctx.name, shownTopic, m);
       if ((m.redeliveryCount ?? 0) > 0) redelivered++;
       let value: unknown;
       try {
-        value = decodePayload(m.payload, options.format);
+        value = decodePayload(m.payload, options.format, exact);
       } catch (err) {
         if (options.badMessages === 'nack') {
           nacked++;
@@ -210,9 +257,13 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
     open(c) {
       ctx = c;
     },
-    restore() {
-      // The subscription remembers what was acknowledged; what a checkpoint covered and was not
-      // acknowledged yet is delivered again (at-least-once).
+    restore(position: Position) {
+      // The subscription remembers what was acknowledged; the checkpoint lists what it covered
+      // and had not acknowledged when it was taken (those acks may not have reached the broker).
+      if (position.subscription !== subscription) return;
+      if (typeof position.held === 'string' && position.held !== '')
+        covered = new Set(position.held.split(','));
+      else if (typeof position.heldCount === 'number') coveredUnlisted = position.heldCount;
     },
     async run(out: Emitter<unknown>, c) {
       ctx = c;
@@ -226,6 +277,14 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
         throw err;
       }
       socket = s;
+      // Acknowledge what the restored checkpoint covered; one delivered before these acks arrive
+      // is acknowledged again and skipped (`intake`).
+      for (const id of covered) s.ack(id);
+      if (coveredUnlisted > 0)
+        ctx.log.warn(
+          `The restored checkpoint held ${coveredUnlisted} unacknowledged messages of ${names}, more than the ${MAX_LISTED} it lists; those the broker delivers again are emitted again (duplicates)`,
+          { stage: ctx.name },
+        );
       let lastBarrierAt = ctx.clock.now();
       let lastDataAt = ctx.clock.now();
       let progressed = false;
@@ -288,6 +347,19 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       if (!ctx.stopSignal.aborted) return;
       // A draining stop: what was delivered and not taken goes back to the broker on close.
     },
+    recordFailed(meta) {
+      if (options.failedRecords !== 'nack') return;
+      const id = meta.position?.messageId;
+      const delivery = Number(meta.position?.redeliveryCount ?? 0);
+      // Only a delivery still held and not failed already (two records of one message may both
+      // fail): one settled before its record failed (held in a window) is done with.
+      if (typeof id !== 'string' || failed.get(id)?.includes(delivery) || !acks.holds(id)) return;
+      failed.set(id, [...(failed.get(id) ?? []), delivery]);
+      failedNacked++;
+      // Now, not at the next checkpoint: a nack loses nothing (the message comes again), and the
+      // retry need not wait for the output. Unsent (socket closed), the message comes again too.
+      socket?.nack(id);
+    },
     onBarrierComplete(id) {
       acks.barrierComplete(id, send);
     },
@@ -297,13 +369,24 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
       acks.through(position.handed, send);
     },
     position() {
-      return { run: runId, subscription, handed: acks.handed };
+      const pos: Record<string, string | number> = { run: runId, subscription, handed: acks.handed };
+      // `held`: what this checkpoint covers and is not acknowledged yet (see `restore`); a failed
+      // delivery left to the broker's retry is not covered.
+      if (acks.size > MAX_LISTED) pos.heldCount = acks.size;
+      else if (acks.size > 0) {
+        const ids = failed.size === 0 ? acks.heldIds() : acks.heldIds().filter((id) => !failed.has(id));
+        // Base64 message ids hold no comma.
+        if (ids.length > 0) pos.held = ids.join(',');
+      }
+      return pos;
     },
     metrics() {
       return {
         records,
         deadLettered,
         nacked,
+        failedNacked,
+        coveredSkipped,
         redelivered,
         held: acks.size,
         acked: acks.acked,
@@ -322,7 +405,7 @@ export function pulsarSource(options: PulsarSourceOptions): PulsarSource {
         // checkpoints a draining stop keeps its checkpoints, which a restart resumes from.
         const clean =
           ctx !== undefined && !ctx.signal.aborted && !(ctx.checkpointing && ctx.stopSignal.aborted);
-        if (clean && acks.size > 0) acks.through(acks.handed, (id) => s.ack(id));
+        if (clean && acks.size > 0) acks.through(acks.handed, (id) => settle(s, id));
         // Let the acks leave before the close frame (the close handshake keeps their order).
         const deadline = Date.now() + FLUSH_TIMEOUT_MS;
         while (s.open && s.buffered > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));

@@ -4,6 +4,7 @@
  * never in `create`, so `sluice lint` needs no broker.
  */
 import { z } from 'zod';
+import { checkJsonDecimals, jsonDecimalsSchema } from '../../io/spec.ts';
 import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { pulsarSink } from './sink.ts';
@@ -82,6 +83,7 @@ export const pulsarSourceConfig = z
       .describe('Where a new subscription starts. An existing subscription keeps its own position.'),
     consumerName: z.string().min(1).optional().describe('This consumer’s name in the broker’s stats.'),
     format: formatSchema,
+    decimals: jsonDecimalsSchema,
     batchSize: z.number().int().min(1).max(100_000).default(500).describe('Most messages per emitted batch.'),
     maxWait: durationField()
       .prefault('20ms')
@@ -103,6 +105,16 @@ export const pulsarSourceConfig = z
         'A message that cannot be decoded: `dlq` sends it to the `dlq` output (then acknowledges it); `nack` negatively ' +
           'acknowledges it, so the broker delivers it again after `redeliveryDelay` (to any consumer) and, after ' +
           '`maxRedeliveries`, moves it to the dead-letter topic.',
+      ),
+    failedRecords: z
+      .enum(['dlq', 'nack'])
+      .default('dlq')
+      .describe(
+        'A record a later step or the sink sent to the `dlq` output: `dlq` acknowledges its message like any other; ' +
+          '`nack` negatively acknowledges the message at once instead, so the broker delivers it again after ' +
+          '`redeliveryDelay` (to any consumer) and, after `maxRedeliveries` (`shared` and `key_shared`), moves it to ' +
+          'the dead-letter topic. Every failed try is also a dead letter in the `dlq` output, whose ' +
+          '`position.redeliveryCount` tells the tries apart; a `dlq` output is still required.',
       ),
     redeliveryDelay: durationField()
       .prefault('1s')
@@ -146,6 +158,7 @@ export const pulsarSourceConfig = z
         message: 'give exactly one of `topic`, `topics` and `topicsPattern`',
       });
     }
+    checkJsonDecimals(config, ctx);
     if (config.keySharedMode === 'sticky') {
       ctx.addIssue({
         code: 'custom',
@@ -203,7 +216,8 @@ export const pulsarSourceSpec = defineComponent({
     'every key is served by one process at a time, in order; when consumers join or leave the broker moves hash ranges ' +
     'and holds a moved key back until its previous consumer acknowledged what it had, so a keyed window result of a ' +
     'moved key is emitted in parts, one per process that held the key (see the connector README). A message that ' +
-    'cannot be decoded goes to the `dlq` output, or with `badMessages: nack` back to the broker.',
+    'cannot be decoded goes to the `dlq` output, or with `badMessages: nack` back to the broker; a record a later ' +
+    'step fails goes to the `dlq` output and, with `failedRecords: nack`, back to the broker too.',
   config: pulsarSourceConfig,
   examples: [
     {
@@ -212,6 +226,13 @@ export const pulsarSourceSpec = defineComponent({
       yaml:
         'url: http://127.0.0.1:8080\ntopic: jobs\nsubscription: workers\nsubscriptionType: shared\nstart: earliest\n' +
         'badMessages: nack\nredeliveryDelay: 1s\nmaxRedeliveries: 3\n',
+    },
+    {
+      title:
+        'Retry what a step fails: 4 tries 10 s apart, then the dead-letter topic (each try also in the `dlq` output)',
+      yaml:
+        'url: http://127.0.0.1:8080\ntopic: jobs\nsubscription: workers\nsubscriptionType: shared\nstart: earliest\n' +
+        'failedRecords: nack\nredeliveryDelay: 10s\nmaxRedeliveries: 3\ndeadLetterTopic: jobs-failed\n',
     },
     {
       title: 'Key_Shared: run several processes with this input; each key is served by one of them at a time',
@@ -229,10 +250,12 @@ export const pulsarSourceSpec = defineComponent({
       start: config.start,
       consumerName: config.consumerName,
       format: config.format,
+      decimals: config.decimals,
       batchSize: config.batchSize,
       maxWait: config.maxWait,
       receiverQueueSize: config.receiverQueueSize,
       badMessages: config.badMessages,
+      failedRecords: config.failedRecords,
       redeliveryDelay: config.redeliveryDelay,
       maxRedeliveries: config.maxRedeliveries,
       deadLetterTopic: config.deadLetterTopic,

@@ -69,6 +69,8 @@ export async function publish(topic: string, messages: readonly Outgoing[]): Pro
 
 /** A message read back. */
 export interface Incoming {
+  /** The broker's message id (base64), as consumers see it. */
+  readonly messageId: string;
   readonly payload: string;
   readonly key?: string;
   readonly properties?: Record<string, string>;

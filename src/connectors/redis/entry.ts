@@ -10,18 +10,20 @@ export type RedisFormat = 'json' | 'raw';
 /**
  * The record of one entry: the value of `field` decoded (`json`: parsed, `raw`: the string), or
  * without `field` the whole entry as an object (`raw`: string values, `json`: each value
- * parsed). Throws on invalid JSON, JSON nesting deeper than 512 levels and a missing `field`.
+ * parsed, by `parse`: `parseJson`, or the lossless parser of a `decimals` option). Throws on
+ * invalid JSON, JSON nesting deeper than 512 levels and a missing `field`.
  */
 export function decodeEntry(
   fields: readonly string[],
   field: string | undefined,
   format: RedisFormat,
+  parse: (text: string) => unknown = parseJson,
 ): unknown {
   if (field !== undefined) {
     for (let i = 0; i + 1 < fields.length; i += 2) {
       if (fields[i] === field) {
         const v = fields[i + 1] as string;
-        return format === 'json' ? parseJson(v) : v;
+        return format === 'json' ? parse(v) : v;
       }
     }
     throw new Error(`the entry has no field \`${field}\``);
@@ -29,7 +31,7 @@ export function decodeEntry(
   const out: Record<string, unknown> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) {
     const v = fields[i + 1] as string;
-    out[fields[i] as string] = format === 'json' ? parseJson(v) : v;
+    out[fields[i] as string] = format === 'json' ? parse(v) : v;
   }
   return out;
 }

@@ -6,6 +6,7 @@
  */
 import { ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
 import type { RecordMeta } from '../../core/message.ts';
+import { decimalJsonParser } from '../../formats/json.ts';
 import type { Acknowledgements } from './acks.ts';
 import { decodeEntry, type RedisFormat } from './entry.ts';
 import type { GroupScope } from './group.ts';
@@ -43,12 +44,21 @@ export class EntryIntake {
   readonly #acks: Acknowledgements;
   readonly #field: string | undefined;
   readonly #format: RedisFormat;
+  readonly #parse: ((text: string) => unknown) | undefined;
 
-  constructor(scope: GroupScope, acks: Acknowledgements, field: string | undefined, format: RedisFormat) {
+  /** `decimals`: with `format: json`, fields read as exact decimals (see `decimalJsonParser`). */
+  constructor(
+    scope: GroupScope,
+    acks: Acknowledgements,
+    field: string | undefined,
+    format: RedisFormat,
+    decimals?: readonly string[],
+  ) {
     this.#scope = scope;
     this.#acks = acks;
     this.#field = field;
     this.#format = format;
+    this.#parse = decimalJsonParser(decimals);
   }
 
   /**
@@ -91,7 +101,7 @@ export class EntryIntake {
       }
       let value: unknown;
       try {
-        value = decodeEntry(fields, field, format);
+        value = decodeEntry(fields, field, format, this.#parse);
       } catch (err) {
         this.deadLettered++;
         ctx.deadLetter(

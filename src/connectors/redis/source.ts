@@ -72,6 +72,8 @@ export interface RedisSourceOptions {
   format: RedisFormat;
   /** The entry field holding the payload; undefined: the whole entry as an object. */
   field?: string | undefined;
+  /** With `format: json`: fields read as exact decimals (`*`: every number); see `decimalReviver`. */
+  decimals?: readonly string[] | undefined;
   /** End the input after this many ms without an entry; undefined: run until stopped. */
   idleTimeout?: number | undefined;
   /** Without checkpoints: least time between two acknowledgement barriers, ms. */
@@ -119,7 +121,7 @@ export function redisSource(options: RedisSourceOptions): RedisSource {
   /** Everything else: group creation, acknowledgements, claims. */
   let cmd: Redis | undefined;
   const acks = new Acknowledgements(scope, () => cmd);
-  const intake = new EntryIntake(scope, acks, options.field, options.format);
+  const intake = new EntryIntake(scope, acks, options.field, options.format, options.decimals);
   let reads: GroupReads | undefined;
   /** The consumer whose pending entries a restored checkpoint covers, when not this one. */
   let adoptFrom: string | undefined;

@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { tlsField } from '../../clients/tls.ts';
+import { checkJsonDecimals, jsonDecimalsSchema } from '../../io/spec.ts';
 import { checkConnectionUrl, durationField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { redisSink } from './sink.ts';
@@ -92,6 +93,7 @@ export const redisSourceConfig = z
           'checkpoint interval does not let others take them.',
       ),
     format: formatSchema,
+    decimals: jsonDecimalsSchema,
     field: fieldSchema,
     idleTimeout: durationField()
       .optional()
@@ -113,6 +115,7 @@ export const redisSourceConfig = z
         message: 'give exactly one of `stream` and `streams`',
       });
     }
+    checkJsonDecimals(config, ctx);
   });
 
 /**
@@ -160,6 +163,7 @@ export const redisSourceSpec = defineComponent({
       block: config.block,
       claimIdle: config.claimIdle === 'off' ? undefined : config.claimIdle,
       format: config.format,
+      decimals: config.decimals,
       field: config.field,
       idleTimeout: config.idleTimeout,
       commitInterval: config.commitInterval,

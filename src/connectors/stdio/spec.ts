@@ -6,6 +6,7 @@ import {
   csvEncodeFields,
   decodeFields,
   formatSchema,
+  sinkFormatSchema,
 } from '../../io/spec.ts';
 import { defineComponent } from '../../spec/registry.ts';
 import { stdoutSink } from './sink.ts';
@@ -53,7 +54,7 @@ export const stdinSourceSpec = defineComponent({
 /** Config of the `stdout` sink. */
 export const stdoutSinkConfig = z
   .object({
-    format: formatSchema.default('jsonl'),
+    format: sinkFormatSchema.default('jsonl'),
     ...csvEncodeFields,
   })
   .strict()

@@ -15,7 +15,7 @@ import { AVRO_CODECS } from './codecs.ts';
 import { avroFileDecoder } from './decoder.ts';
 import { avroFileEncoder } from './encoder.ts';
 import { parseHeader, writeHeader } from './header.ts';
-import { paymentSchema } from './test-helpers.ts';
+import { paymentSchema, plainValue } from './test-helpers.ts';
 
 const SCHEMA = JSON.stringify(paymentSchema({ name: 'note', type: ['null', 'string'], default: null }));
 
@@ -30,7 +30,7 @@ function payments(n: number): Record<string, unknown>[] {
 }
 
 /** avsc decodes records as instances of a class per record type: compared as plain objects. */
-const plain = (v: unknown): unknown => structuredClone(v);
+const plain = plainValue;
 
 interface Seen {
   records: { value: unknown; line: number; offset: number }[];
@@ -69,6 +69,15 @@ function file(encoder: RecordEncoder<unknown>, ...batches: unknown[][]): Buffer 
 /** Block start offsets of an Avro file written without codec (from the decoder's record offsets). */
 function blockStarts(seen: Seen): number[] {
   return [...new Set(seen.records.map((r) => r.offset))];
+}
+
+/** 100 payments in blocks of about 400 bytes, decoded once clean: what the damage tests break. */
+function damageable(codec?: 'deflate') {
+  const records = payments(100);
+  const bytes = file(avroFileEncoder({ schema: SCHEMA, codec, blockBytes: 400 }), records);
+  const clean = decodeAll(avroFileDecoder(), bytes);
+  const starts = blockStarts(clean);
+  return { records, clean, bad: Buffer.from(bytes), second: starts[1] as number, third: starts[2] as number };
 }
 
 describe('avro container files', () => {
@@ -168,14 +177,8 @@ describe('avro container files', () => {
   });
 
   test('a block whose data is damaged is one dead letter; the other blocks flow', () => {
-    const records = payments(100);
-    const bytes = file(avroFileEncoder({ schema: SCHEMA, codec: 'deflate', blockBytes: 400 }), records);
-    const clean = decodeAll(avroFileDecoder(), bytes);
-    const starts = blockStarts(clean);
+    const { records, clean, bad, second, third } = damageable('deflate');
     // Garble the middle of block 2's compressed data (count and size stay intact).
-    const bad = Buffer.from(bytes);
-    const second = starts[1] as number;
-    const third = starts[2] as number;
     bad.fill(0xff, second + 8, Math.min(third - 20, second + 40));
     const seen = decodeAll(avroFileDecoder(), bad);
     assert.equal(seen.invalid.length, 1);
@@ -196,12 +199,7 @@ describe('avro container files', () => {
   });
 
   test('damaged framing (a bad size) skips to the next sync marker', () => {
-    const records = payments(100);
-    const bytes = file(avroFileEncoder({ schema: SCHEMA, blockBytes: 400 }), records);
-    const clean = decodeAll(avroFileDecoder(), bytes);
-    const starts = blockStarts(clean);
-    const second = starts[1] as number;
-    const bad = Buffer.from(bytes);
+    const { records, clean, bad, second } = damageable();
     // The count stays, the size varint becomes huge: the sync marker is not where the size says.
     bad[second + 2] = 0x02;
     const seen = decodeAll(avroFileDecoder(), bad, 5);
@@ -212,6 +210,31 @@ describe('avro container files', () => {
       records.length - clean.records.filter((r) => r.offset === second).length,
     );
     assert.deepEqual(seen.records.at(-1)?.value, records.at(-1));
+  });
+
+  // The damaged marker is the one the next block would be found by: the decoder resyncs at the
+  // next intact marker, so blocks 2 and 3 are skipped, under one dead letter at block 2's offset.
+  test('a damaged sync marker: one dead letter at its block, resync at the next marker', () => {
+    const { records, clean, bad, second, third } = damageable();
+    bad[third - 3] = (bad[third - 3] as number) ^ 0xff; // inside block 2's trailing sync marker
+    const seen = decodeAll(avroFileDecoder(), bad, 11);
+    assert.equal(seen.invalid.length, 1);
+    const [letter] = seen.invalid;
+    assert.match(letter?.error.message ?? '', /Avro block 2 .*sync marker does not match/);
+    assert.equal(letter?.offset, second);
+    assert.equal(letter?.error.context.block, 2);
+    assert.match(letter?.error.message ?? '', /skipped up to the next sync marker/);
+    assert.deepEqual(
+      seen.records.map((r) => r.value),
+      records.filter((_, i) => clean.records[i]?.offset !== second && clean.records[i]?.offset !== third),
+    );
+  });
+
+  test('a wrong magic: not an Avro file, whatever follows', () => {
+    const bytes = file(avroFileEncoder({ schema: SCHEMA }), payments(3));
+    const bad = Buffer.from(bytes);
+    bad[3] = 2; // `Obj\x02`
+    assert.throws(() => decodeAll(avroFileDecoder(), bad), /not an Avro object container file/);
   });
 
   test('a truncated file: complete blocks flow, the cut block is a dead letter', () => {
@@ -341,6 +364,46 @@ describe('length-delimited protobuf files', () => {
       new RegExp(`Protobuf message 4 \\(byte ${good.length}\\): does not decode`),
     );
     assert.match(seen.invalid[1]?.error.message ?? '', /message 8 .*truncated/);
+  });
+
+  test('a length prefix beyond maxMessageBytes: one dead letter with its position, then nothing', () => {
+    const enc = protobufFileEncoder({ descriptorSet, messageType: 'shop.Order' });
+    const good = Buffer.from(enc.encode(orders.slice(0, 2)) as Uint8Array);
+    // A varint of 100 000 where at most 1000 bytes are allowed, then more good messages.
+    const bytes = Buffer.concat([good, Buffer.from([0xa0, 0x8d, 0x06]), good]);
+    const seen = decodeAll(
+      protobufFileDecoder({ descriptorSet, messageType: 'shop.Order', maxMessageBytes: 1000 }),
+      bytes,
+      4,
+    );
+    assert.equal(seen.records.length, 2);
+    assert.equal(seen.invalid.length, 1);
+    const [letter] = seen.invalid;
+    assert.match(
+      letter?.error.message ?? '',
+      new RegExp(
+        `Protobuf message 3 \\(byte ${good.length}\\): its length 100000 is beyond the limit of 1000 bytes; the rest of the input cannot be framed`,
+      ),
+    );
+    assert.equal(letter?.offset, good.length);
+    assert.equal(letter?.line, 3);
+    assert.equal(letter?.error.context.offset, good.length);
+    assert.ok(
+      Buffer.from(letter?.raw ?? '', 'base64')
+        .subarray(0, 3)
+        .equals(Buffer.from([0xa0, 0x8d, 0x06])),
+    );
+  });
+
+  test('a length varint over 10 bytes is refused the same way', () => {
+    const bytes = Buffer.concat([Buffer.alloc(11, 0xff), Buffer.from([1])]);
+    const seen = decodeAll(protobufFileDecoder({ descriptorSet, messageType: 'shop.Order' }), bytes);
+    assert.equal(seen.records.length, 0);
+    assert.equal(seen.invalid.length, 1);
+    assert.match(
+      seen.invalid[0]?.error.message ?? '',
+      /message 1 \(byte 0\): its length \(a varint over 10 bytes\)/,
+    );
   });
 
   test('encoding: a value that does not fit names the field', () => {

@@ -1,4 +1,5 @@
 /** Test data of the Avro file tests (not part of the public API). */
+import { Decimal } from '../../core/decimal.ts';
 
 /**
  * A `shop.Payment` record schema: a long id, a string user, a decimal amount (scale 2) and a
@@ -25,4 +26,17 @@ export function paymentSchema(...extra: object[]): {
       ...extra,
     ],
   };
+}
+
+/**
+ * A decoded Avro value as plain data to compare: avsc's record instances as plain objects and
+ * decimals (`Decimal`) as their exact text, the form JSON writers give them.
+ */
+export function plainValue(v: unknown): unknown {
+  if (Decimal.is(v)) return v.toString();
+  if (Array.isArray(v)) return v.map(plainValue);
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = plainValue(x);
+  return out;
 }

@@ -9,22 +9,36 @@
  * Values as records hold them:
  * - `long`: a number when it fits in ±2^53, else a bigint (exact; Sluice's JSON writers print such a
  *   bigint as a decimal string, and encoding takes that string back).
- * - `decimal` (bytes or fixed): an exact decimal string, `"12.50"` for scale 2. (A first-class
- *   Decimal type is being added to Sluice; until it lands, decimal strings are the exact form.)
- *   Encoding takes a string, a number or a bigint and refuses one with more fraction digits than the scale.
+ * - `decimal` (bytes or fixed): a `Decimal` (core/decimal.ts) at the schema's scale, which JSON
+ *   writers print as its exact text (`"12.50"` for scale 2). Encoding takes a Decimal, decimal
+ *   text, a number or a bigint and refuses one with more fraction digits than the scale.
  * - `timestamp-millis` / `timestamp-micros`: ISO-8601 UTC text (`…T12:00:00.123Z`, micros with 6
  *   digits), the form Sluice's time fields and window bounds use; encoding also takes epoch-ms
  *   numbers and Dates. `date`: `YYYY-MM-DD`.
  * - unions are unwrapped (`null | string` is the string or null), as Python's fastavro reads them.
  */
 import avro from 'avsc';
+import { Decimal } from '../../core/decimal.ts';
+import { isoMillis, parseCanonicalIso } from './iso-time.ts';
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const DAY_MS = 86_400_000;
 const MIN_SAFE = -MAX_SAFE;
 
-/** `long` that is exact: numbers while safe, bigints beyond. */
-const exactLong = avro.types.LongType.__with({
+/**
+ * avsc's reading/writing cursor. Its `buf` and `pos` are what avsc's own types use; a write past
+ * the end only advances `pos` (the caller grows the buffer and writes again), a read past it
+ * leaves the tap invalid (avsc then reports a truncated buffer).
+ */
+interface Tap {
+  buf: Buffer;
+  pos: number;
+  readLong(): number;
+  writeLong(n: number): void;
+}
+
+/** How a `long` that is exact maps values: numbers while safe, bigints beyond. */
+const exactLongMethods = {
   fromBuffer(buf: Buffer): number | bigint {
     const hi = buf.readInt32LE(4);
     // |value| < 2^53: two 32-bit halves, no BigInt.
@@ -60,7 +74,49 @@ const exactLong = avro.types.LongType.__with({
   compare(a: number | bigint, b: number | bigint): number {
     return a < b ? -1 : a > b ? 1 : 0;
   },
-});
+};
+
+/** avsc's custom-long class (what `LongType.__with` instantiates; avsc does not export it). */
+const AbstractLongType = Object.getPrototypeOf(avro.types.LongType.__with(exactLongMethods))
+  .constructor as new (
+  noUnpack: boolean,
+) => {
+  _read(tap: Tap): unknown;
+  _write(tap: Tap, v: unknown): void;
+};
+
+/**
+ * The `long` that is exact. avsc's custom longs go through an 8-byte Buffer per value, but most
+ * longs are far below 2^53, where avsc's own number varint code is exact: a varint of at most 7
+ * bytes (a zig-zag value below 2^49) is read and an integer within ±2^52 written directly,
+ * the rest through `exactLongMethods` (what `LongType.__with` would build, plus these two).
+ */
+class ExactLongType extends AbstractLongType {
+  constructor() {
+    super(false);
+    const self = this as unknown as Record<string, unknown>;
+    self._toBuffer = exactLongMethods.toBuffer;
+    self._fromBuffer = exactLongMethods.fromBuffer;
+    self._fromJSON = exactLongMethods.fromJSON;
+    self._toJSON = exactLongMethods.toJSON;
+    self._isValid = exactLongMethods.isValid;
+    self.compare = exactLongMethods.compare;
+    Object.freeze(this);
+  }
+  override _read(tap: Tap): unknown {
+    const buf = tap.buf;
+    const end = Math.min(buf.length, tap.pos + 7);
+    for (let i = tap.pos; i < end; i++) if (((buf[i] as number) & 0x80) === 0) return tap.readLong();
+    return super._read(tap);
+  }
+  override _write(tap: Tap, v: unknown): void {
+    // avsc's varint writer is exact while the zig-zag value stays within 2^53.
+    if (typeof v === 'number' && Number.isInteger(v) && v >= -(2 ** 52) && v <= 2 ** 52) tap.writeLong(v);
+    else super._write(tap, v);
+  }
+}
+
+const exactLong = new ExactLongType() as unknown as avro.Type;
 
 /** Two's-complement big-endian bytes → bigint. */
 function bytesToBigint(buf: Buffer): bigint {
@@ -93,6 +149,12 @@ export function formatDecimal(unscaled: bigint, scale: number): string {
 /** Decimal text (or number, bigint) → unscaled integer at `scale`; throws when it does not fit. */
 export function parseDecimal(value: unknown, scale: number): bigint {
   if (typeof value === 'bigint') return value * 10n ** BigInt(scale);
+  if (value instanceof Decimal) {
+    const d = value.rescale(scale);
+    if (d === undefined)
+      throw new Error(`\`${value.toString()}\` has more than the schema's ${scale} fraction digits`);
+    return d.units;
+  }
   const text = typeof value === 'number' ? String(value) : value;
   if (typeof text !== 'string')
     throw new Error(`a decimal must be a string or a number, not ${typeof value}`);
@@ -108,6 +170,18 @@ export function parseDecimal(value: unknown, scale: number): bigint {
   return m[1] === '-' ? -n : n;
 }
 
+/** Bytes of the shortest two's complement of `n` (|n| < 2^47). */
+function intBytes(n: number): number {
+  let len = 1;
+  while (len < 6 && (n >= 2 ** (8 * len - 1) || n < -(2 ** (8 * len - 1)))) len++;
+  return len;
+}
+
+const base = avro.types.LogicalType.prototype as unknown as {
+  _read(this: avro.types.LogicalType, tap: Tap): unknown;
+  _write(this: avro.types.LogicalType, tap: Tap, v: unknown): void;
+};
+
 class DecimalType extends avro.types.LogicalType {
   private readonly scale: number;
   private readonly precision: number;
@@ -120,37 +194,84 @@ class DecimalType extends avro.types.LogicalType {
     const u = this.underlyingType as unknown as { size?: number };
     this.size = typeof u.size === 'number' ? u.size : undefined;
   }
-  protected override _fromValue(buf: Buffer): string {
-    if (buf.length > 0 && buf.length <= 6) {
-      // Fits a double exactly: no BigInt.
-      const n = buf.readIntBE(0, buf.length);
-      if (this.scale === 0) return String(n);
-      const digits = String(Math.abs(n)).padStart(this.scale + 1, '0');
-      return `${n < 0 ? '-' : ''}${digits.slice(0, -this.scale)}.${digits.slice(-this.scale)}`;
+  /** Unscaled integer `n` (|n| < 2^47, exact as a double) → the decimal at the scale. */
+  private decimal(n: number): Decimal {
+    return new Decimal(BigInt(n), this.scale);
+  }
+  /**
+   * The unscaled integer of short decimal text (`"12.5"` at scale 2 → 1250) when it fits a double
+   * exactly (below 2^47) and the precision; else undefined (the exact bigint path decides).
+   */
+  private shortUnscaled(v: string): number | undefined {
+    const len = v.length;
+    if (len === 0 || len > 15) return undefined;
+    let i = 0;
+    const c0 = v.charCodeAt(0);
+    if (c0 === 45 /* - */ || c0 === 43 /* + */) i = 1;
+    let n = 0;
+    let digits = 0;
+    let frac = -1;
+    for (; i < len; i++) {
+      const c = v.charCodeAt(i);
+      if (c === 46 /* . */) {
+        if (frac !== -1) return undefined;
+        frac = 0;
+        continue;
+      }
+      const d = c - 48;
+      if (d < 0 || d > 9) return undefined;
+      n = n * 10 + d;
+      digits++;
+      if (frac !== -1) frac++;
     }
-    return formatDecimal(bytesToBigint(buf), this.scale);
+    if (digits === 0 || frac > this.scale) return undefined;
+    for (let k = frac === -1 ? 0 : frac; k < this.scale; k++) n *= 10;
+    if (n >= 2 ** 47 || (this.precision > 0 && n >= 10 ** this.precision)) return undefined;
+    return c0 === 45 ? -n : n;
+  }
+  // Bytes-backed decimals read and write their few bytes in place: no Buffer per value.
+  _read(tap: Tap): unknown {
+    if (this.size !== undefined) return base._read.call(this, tap);
+    const len = tap.readLong();
+    const at = tap.pos;
+    tap.pos += len;
+    if (tap.pos > tap.buf.length || len < 0) return undefined; // truncated: avsc says so
+    if (len > 0 && len <= 6) return this.decimal(tap.buf.readIntBE(at, len));
+    return this._fromValue(tap.buf.subarray(at, tap.pos));
+  }
+  /** The unscaled integer of `v` when it is short text or a Decimal that fits a double exactly. */
+  private short(v: unknown): number | undefined {
+    if (this.size !== undefined) return undefined;
+    if (typeof v === 'string') return this.shortUnscaled(v);
+    if (!(v instanceof Decimal)) return undefined;
+    const u = (v.scale === this.scale ? v : v.rescale(this.scale))?.units;
+    if (u === undefined || u >= 2n ** 47n || u <= -(2n ** 47n)) return undefined;
+    const n = Number(u);
+    return this.precision > 0 && Math.abs(n) >= 10 ** this.precision ? undefined : n;
+  }
+  _write(tap: Tap, v: unknown): void {
+    const n = this.short(v);
+    if (n === undefined) {
+      base._write.call(this, tap, v);
+      return;
+    }
+    const len = intBytes(n);
+    tap.writeLong(len);
+    const at = tap.pos;
+    tap.pos += len;
+    if (tap.pos <= tap.buf.length) tap.buf.writeIntBE(n, at, len);
+  }
+  protected override _fromValue(buf: Buffer): Decimal {
+    // Fits a double exactly: no hex detour.
+    if (buf.length > 0 && buf.length <= 6) return this.decimal(buf.readIntBE(0, buf.length));
+    return new Decimal(bytesToBigint(buf), this.scale);
   }
   protected override _toValue(v: unknown): Buffer | undefined {
-    if (typeof v === 'string' && this.size === undefined && v.length <= 15) {
-      // Short decimal text: the unscaled integer fits a double exactly.
-      const dot = v.indexOf('.');
-      const frac = dot === -1 ? '' : v.slice(dot + 1);
-      if (frac.length <= this.scale) {
-        const digits = `${dot === -1 ? v : v.slice(0, dot)}${frac.padEnd(this.scale, '0')}`;
-        const n = Number(digits);
-        if (
-          Number.isSafeInteger(n) &&
-          Math.abs(n) < 2 ** 47 &&
-          /^[+-]?\d+$/.test(digits) &&
-          (this.precision === 0 || String(Math.abs(n)).length <= this.precision)
-        ) {
-          let len = 1;
-          while (len < 6 && (n >= 2 ** (8 * len - 1) || n < -(2 ** (8 * len - 1)))) len++;
-          const b = Buffer.allocUnsafe(len);
-          b.writeIntBE(n, 0, len);
-          return b;
-        }
-      }
+    const short = this.short(v);
+    if (short !== undefined) {
+      const b = Buffer.allocUnsafe(intBytes(short));
+      b.writeIntBE(short, 0, b.length);
+      return b;
     }
     try {
       const n = parseDecimal(v, this.scale);
@@ -163,8 +284,9 @@ class DecimalType extends avro.types.LogicalType {
   protected override _resolve(type: avro.Type): ((v: unknown) => unknown) | undefined {
     if (type instanceof DecimalType) {
       if (type.scale === this.scale) return (v) => v;
+      // More digits: exact; fewer: the extra digits are cut (toward zero), as before.
       return (v) =>
-        formatDecimal(
+        new Decimal(
           parseDecimal(v, Math.max(type.scale, this.scale)) /
             10n ** BigInt(Math.max(0, type.scale - this.scale)),
           this.scale,
@@ -173,32 +295,6 @@ class DecimalType extends avro.types.LogicalType {
     if (avro.Type.isType(type, 'bytes', 'fixed')) return (v) => this._fromValue(v as Buffer);
     return undefined;
   }
-}
-
-/** The day part (`YYYY-MM-DDT`) of the last day formatted: records of a stream share days. */
-let lastDay = Number.NaN;
-let lastDayText = '';
-
-const pad2 = (n: number) => (n < 10 ? `0${n}` : `${n}`);
-
-/** Epoch ms → `YYYY-MM-DDTHH:MM:SS.sssZ`, the day part cached (4–10× `toISOString` on a stream). */
-export function isoMillis(ms: number): string {
-  const day = Math.floor(ms / DAY_MS);
-  if (day !== lastDay) {
-    const d = new Date(day * DAY_MS);
-    if (Number.isNaN(d.getTime()) || d.getUTCFullYear() < 0 || d.getUTCFullYear() > 9999)
-      return new Date(ms).toISOString();
-    lastDay = day;
-    lastDayText = d.toISOString().slice(0, 11);
-  }
-  let rest = ms - day * DAY_MS;
-  const milli = rest % 1000;
-  rest = (rest - milli) / 1000;
-  const sec = rest % 60;
-  rest = (rest - sec) / 60;
-  const min = rest % 60;
-  const hour = (rest - min) / 60;
-  return `${lastDayText}${pad2(hour)}:${pad2(min)}:${pad2(sec)}.${milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : milli}Z`;
 }
 
 /** Epoch-µs bigint → ISO text with 6 fraction digits. */
@@ -215,7 +311,8 @@ function toMicros(v: unknown): bigint | undefined {
   if (typeof v === 'bigint') return v * 1000n;
   if (typeof v !== 'string') return undefined;
   const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:?\d\d)$/.exec(v);
-  if (m === null) return undefined;
+  // Date.parse rolls 2023-02-29 over to March; the canonical parser checks the day exists.
+  if (m === null || Number.isNaN(parseCanonicalIso(`${m[1]?.slice(0, 10)}T00:00:00.000Z`))) return undefined;
   const ms = Date.parse(`${m[1]}${m[3]}`);
   if (!Number.isFinite(ms)) return undefined;
   return BigInt(ms) * 1000n + BigInt((m[2] ?? '').padEnd(6, '0').slice(0, 6) || '0');
@@ -227,9 +324,9 @@ class TimestampMillisType extends avro.types.LogicalType {
   }
   protected override _toValue(v: unknown): number | undefined {
     // The form this type writes (`…T12:00:00.123Z`): straight to epoch ms.
-    if (typeof v === 'string' && v.length === 24 && v.charCodeAt(23) === 90 /* Z */) {
-      const t = Date.parse(v);
-      if (Number.isFinite(t)) return t;
+    if (typeof v === 'string') {
+      const t = parseCanonicalIso(v);
+      if (!Number.isNaN(t)) return t;
     }
     const us = toMicros(v);
     return us === undefined ? undefined : Number(us / 1000n);

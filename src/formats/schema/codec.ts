@@ -24,7 +24,7 @@ import {
   type SchemaRegistryOptions,
   type SchemaType,
 } from './registry.ts';
-import { frameHeader, unframe, WireFormatError } from './wire.ts';
+import { frameHeader, readSchemaId, unframe, WireFormatError } from './wire.ts';
 
 /** The schema-registry formats. */
 export type SchemaFormat = 'avro' | 'protobuf' | 'json-schema';
@@ -82,7 +82,10 @@ export interface SchemaDecoderOptions {
 
 /** How one writer schema id decodes. */
 type Reader =
-  | { readonly decode: (payload: Uint8Array, indexes: readonly number[] | undefined) => unknown }
+  | {
+      /** The value of `framed` from byte `start` (the payload; Protobuf message indexes before it). */
+      readonly decode: (framed: Uint8Array, start: number, indexes: readonly number[] | undefined) => unknown;
+    }
   | { readonly error: string; readonly at: number; readonly readerSchemaId?: number | undefined };
 
 function registryOf(r: SchemaRegistry | SchemaRegistryOptions): SchemaRegistry {
@@ -141,11 +144,23 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
             };
           }
         }
-        return { decode: (payload) => reader.fromBuffer(payload as Buffer, resolver) };
+        // `decode` at an offset: no view of the payload per value; truncated and trailing bytes are
+        // refused as `fromBuffer` refuses them.
+        return {
+          decode: (framed, start) => {
+            const r = reader.decode(framed as Buffer, start, resolver);
+            if (r.offset < 0) throw new Error('truncated buffer');
+            if (r.offset !== framed.length)
+              throw new Error(`trailing data (${framed.length - r.offset} bytes after the value)`);
+            return r.value;
+          },
+        };
       }
       if (protobuf) {
         if (fixedProto !== undefined)
-          return { decode: (p, ix) => fixedProto.decode(p, ix, options.messageType) };
+          return {
+            decode: (f, start, ix) => fixedProto.decode(f.subarray(start), ix, options.messageType),
+          };
         if (writer.schemaType !== 'PROTOBUF')
           return { error: `schema id ${id} is ${writer.schemaType}, not Protobuf`, at: Infinity };
         const refs = await registry.references(writer.references);
@@ -153,15 +168,15 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
           proto: writer.schema,
           imports: new Map([...refs].map(([k, v]) => [k, v.schema])),
         });
-        return { decode: (p, ix) => schemas.decode(p, ix, options.messageType) };
+        return { decode: (f, start, ix) => schemas.decode(f.subarray(start), ix, options.messageType) };
       }
       if (writer.schemaType !== 'JSON')
         return { error: `schema id ${id} is ${writer.schemaType}, not JSON Schema`, at: Infinity };
       const check = jsonSchemaCheck(writer.schema);
       return {
-        decode: (p) => {
+        decode: (f, start) => {
           const value: unknown = JSON.parse(
-            Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString('utf8'),
+            Buffer.from(f.buffer, f.byteOffset, f.byteLength).toString('utf8', start),
           );
           const bad = check(value);
           if (bad !== undefined) throw new JsonSchemaMismatch(bad);
@@ -200,16 +215,22 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
       return p;
     },
     decode(bytes) {
-      let framed: ReturnType<typeof unframe>;
+      let id: number;
+      let start = 5;
+      let indexes: readonly number[] | undefined;
       try {
-        framed = unframe(bytes, protobuf);
+        if (protobuf) {
+          const framed = unframe(bytes, true);
+          id = framed.schemaId;
+          start = bytes.length - framed.payload.length;
+          indexes = framed.indexes;
+        } else id = readSchemaId(bytes);
       } catch (err) {
         const ctx: { schemaId?: number } = {};
         const id = idOf(bytes);
         if (id !== undefined) ctx.schemaId = id;
         throw new SchemaDecodeError((err as Error).message, ctx);
       }
-      const id = framed.schemaId;
       const reader = readers.get(id);
       if (reader === undefined)
         throw new SchemaDecodeError(`schema id ${id} was not fetched (call prepare first)`, { schemaId: id });
@@ -219,7 +240,7 @@ export function schemaDecoder(options: SchemaDecoderOptions): SchemaValueDecoder
         throw new SchemaDecodeError(reader.error, context);
       }
       try {
-        return reader.decode(framed.payload, framed.indexes);
+        return reader.decode(bytes, start, indexes);
       } catch (err) {
         if (err instanceof JsonSchemaMismatch)
           throw new SchemaDecodeError(
@@ -343,7 +364,10 @@ export function schemaEncoder(options: SchemaEncoderOptions): SchemaValueEncoder
         const type = options.messageType;
         write = (record) => {
           const body = schemas.encode(record, type);
-          return Buffer.concat([header, body], header.length + body.length);
+          const out = Buffer.allocUnsafe(header.length + body.length);
+          out.set(header, 0);
+          out.set(body, header.length);
+          return out;
         };
       } else {
         const header = frameHeader(id);

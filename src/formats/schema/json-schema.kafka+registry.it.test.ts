@@ -10,10 +10,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { Producer } from '@platformatic/kafka';
 import { REGISTRY_URL } from '../../../scripts/services/registry.ts';
 import { createTopic, fresh } from '../../connectors/kafka/test-helpers.ts';
-import { jsonLines, ORDER_JSON_SCHEMA, sluiceRun as run } from './test-helpers.ts';
+import { jsonLines, ORDER_JSON_SCHEMA, produceBytes, sluiceRun as run } from './test-helpers.ts';
 import { frameHeader } from './wire.ts';
 
 const BROKER = '127.0.0.1:9092';
@@ -60,12 +59,7 @@ dlq:
     id: number;
   };
   const bad = Buffer.concat([frameHeader(latest.id), Buffer.from('{"id":"x","lines":[]}')]);
-  const producer = new Producer({ clientId: 'sluice-it', bootstrapBrokers: [BROKER], idempotent: true });
-  try {
-    await producer.send({ messages: [{ topic, value: bad }] });
-  } finally {
-    await producer.close();
-  }
+  await produceBytes([BROKER], topic, [bad]);
   await sluiceRun(`name: it-json-schema-in
 maxErrorRate: 1
 input:

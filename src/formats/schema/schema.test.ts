@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { avroType, formatDecimal, parseDecimal } from './avro.ts';
+import { Decimal } from '../../core/decimal.ts';
+import { plainValue } from '../avro-file/test-helpers.ts';
+import { avro, avroType, formatDecimal, parseDecimal } from './avro.ts';
 import { type SchemaDecodeError, schemaDecoder, schemaEncoder } from './codec.ts';
 import { jsonSchemaCheck } from './json-schema.ts';
 import { protobufSchemas } from './protobuf.ts';
@@ -103,7 +105,7 @@ describe('wire format', () => {
 });
 
 describe('avro values', () => {
-  test('decimals are exact strings, timestamps ISO text, big longs bigints', () => {
+  test('decimals are Decimals, timestamps ISO text, big longs bigints', () => {
     assert.equal(formatDecimal(-5n, 2), '-0.05');
     assert.equal(parseDecimal('12.5', 2), 1250n);
     assert.throws(() => parseDecimal('1.234', 2), /fraction digits/);
@@ -126,8 +128,93 @@ describe('avro values', () => {
       day: '2026-02-28',
       n: 2n ** 62n,
     };
-    assert.deepEqual({ ...t.fromBuffer(t.toBuffer(r)) }, r);
-    assert.deepEqual({ ...t.fromBuffer(t.toBuffer({ ...r, n: String(2n ** 62n) })) }, r);
+    const back = t.fromBuffer(t.toBuffer(r));
+    assert.ok(back.d instanceof Decimal && back.d.scale === 4, 'decimals are Decimals at the scale');
+    assert.deepEqual(plainValue(back), r);
+    assert.deepEqual(plainValue(t.fromBuffer(t.toBuffer({ ...r, n: String(2n ** 62n) }))), r);
+    // A Decimal encodes too, rescaled without loss; one with more digits than the scale is refused.
+    assert.deepEqual(plainValue(t.fromBuffer(t.toBuffer({ ...r, d: Decimal.from('-1.5') }))), {
+      ...r,
+      d: '-1.5000',
+    });
+    assert.equal(t.isValid({ ...r, d: Decimal.from('0.00001') }), false);
+  });
+});
+
+describe('avro fast paths agree with the exact ones', () => {
+  const t = avroType({
+    type: 'record',
+    name: 'R',
+    fields: [
+      { name: 'd', type: { type: 'bytes', logicalType: 'decimal', precision: 20, scale: 2 } },
+      { name: 'p', type: { type: 'bytes', logicalType: 'decimal', precision: 4, scale: 2 } },
+      { name: 'n', type: 'long' },
+      { name: 'at', type: { type: 'long', logicalType: 'timestamp-millis' } },
+    ],
+  });
+  const plainRound = (r: object) => plainValue(t.fromBuffer(t.toBuffer(r))) as Record<string, unknown>;
+  const plainLong = avro.Type.forSchema('long');
+
+  test('longs on both sides of the 7-byte varint and 2^53 bounds', () => {
+    for (const n of [
+      0,
+      -1,
+      2 ** 48 - 1,
+      2 ** 48,
+      -(2 ** 48) - 1,
+      2 ** 52,
+      -(2 ** 52),
+      2 ** 53 - 1,
+      -(2 ** 53) + 1,
+    ]) {
+      const bytes = t.toBuffer({ d: '0', p: '0', n, at: 0 });
+      assert.equal(plainRound({ d: '0', p: '0', n, at: 0 }).n, n, `${n}`);
+      // The same varint avsc's plain long writes (it takes numbers within ±2^52).
+      if (Math.abs(n) <= 2 ** 52)
+        assert.ok(bytes.includes(plainLong.toBuffer(n)), `${n} is written as avsc writes it`);
+    }
+    for (const n of [2n ** 53n + 1n, -(2n ** 63n), 2n ** 63n - 1n])
+      assert.equal(plainRound({ d: '0', p: '0', n, at: 0 }).n, n, `${n}`);
+  });
+
+  test('short decimal text in place; other forms through the exact path', () => {
+    const cases: [string | number | bigint | Decimal, string][] = [
+      ['12.5', '12.50'],
+      ['-0.05', '-0.05'],
+      ['+7', '7.00'],
+      ['.5', '0.50'],
+      ['1.230', '1.23'],
+      ['123456789012.34', '123456789012.34'],
+      ['-999999999999999.99', '-999999999999999.99'],
+      [3, '3.00'],
+      [5n, '5.00'],
+      [Decimal.from('12.5'), '12.50'],
+      [Decimal.from('-123456789012345.67'), '-123456789012345.67'],
+    ];
+    for (const [d, want] of cases) assert.equal(plainRound({ d, p: '0', n: 0, at: 0 }).d, want, String(d));
+    assert.equal(t.isValid({ d: '1.234', p: '0', n: 0, at: 0 }), false);
+    assert.equal(t.isValid({ d: '1.2.3', p: '0', n: 0, at: 0 }), false);
+    assert.equal(plainRound({ d: '0', p: '99.99', n: 0, at: 0 }).p, '99.99');
+    assert.throws(() => t.toBuffer({ d: '0', p: '100.00', n: 0, at: 0 }), /invalid/);
+    assert.throws(() => t.toBuffer({ d: 'twelve', p: '0', n: 0, at: 0 }), /invalid/);
+  });
+
+  test('canonical times in place, other ISO forms parsed, days that do not exist refused', () => {
+    assert.equal(
+      plainRound({ d: '0', p: '0', n: 0, at: '2026-01-01T00:00:01.500Z' }).at,
+      '2026-01-01T00:00:01.500Z',
+    );
+    assert.equal(
+      plainRound({ d: '0', p: '0', n: 0, at: '2026-01-01T01:00:01.5+01:00' }).at,
+      '2026-01-01T00:00:01.500Z',
+    );
+    assert.throws(() => t.toBuffer({ d: '0', p: '0', n: 0, at: '2023-02-29T00:00:00.000Z' }), /invalid/);
+  });
+
+  test('truncated and trailing bytes are refused', () => {
+    const bytes = t.toBuffer({ d: '1.00', p: '0', n: 2 ** 40, at: 0 });
+    assert.throws(() => t.fromBuffer(bytes.subarray(0, 3)), /truncated/);
+    assert.throws(() => t.fromBuffer(Buffer.concat([bytes, Buffer.from([0])])), /trailing/);
   });
 });
 
@@ -139,7 +226,13 @@ message B { uint64 big = 1; google.protobuf.Duration d = 2; google.type.Decimal 
   test('round-trips natural values and nested message indexes', () => {
     const s = protobufSchemas({ proto });
     const rec = { big: 18446744073709551615n, d: '-1.500s', price: '12.50', raw: 'AQI=', c: { x: 3 } };
-    assert.deepEqual(s.decode(s.encode(rec, 'p.B'), [1]), rec);
+    const back = s.decode(s.encode(rec, 'p.B'), [1]);
+    assert.ok(back.price instanceof Decimal && back.price.scale === 2, 'google.type.Decimal is a Decimal');
+    assert.deepEqual(plainValue(back), rec);
+    assert.deepEqual(plainValue(s.decode(s.encode({ ...rec, price: Decimal.from('0.5') }, 'p.B'), [1])), {
+      ...rec,
+      price: '0.5',
+    });
     assert.deepEqual(s.indexesOf('p.B.C'), [1, 0]);
     assert.equal(s.typeName([1, 0]), 'p.B.C');
     assert.throws(() => s.decode(Buffer.alloc(0), [2]), /names no message/);
@@ -293,7 +386,7 @@ describe('registry client and codecs', () => {
     await enc.open();
     const bytes = enc.encode({ id: 3, amount: '1.25' });
     await d.prepare(bytes);
-    assert.deepEqual({ ...(d.decode(bytes) as object) }, { id: 3, amount: '1.25', cur: 'EUR' });
+    assert.deepEqual(plainValue(d.decode(bytes)), { id: 3, amount: '1.25', cur: 'EUR' });
 
     const unknown = Buffer.concat([frameHeader(404), Buffer.from([2])]);
     await d.prepare(unknown);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Producer } from '@platformatic/kafka';
 
 const PROJECT = new URL('../../../', import.meta.url).pathname;
 
@@ -48,4 +49,18 @@ export function jsonLines(path: string): Record<string, unknown>[] {
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** Produces `values` (raw bytes, e.g. framed by hand) to `topic`, in order. */
+export async function produceBytes(
+  brokers: string[],
+  topic: string,
+  values: readonly Buffer[],
+): Promise<void> {
+  const producer = new Producer({ clientId: 'sluice-it', bootstrapBrokers: brokers, idempotent: true });
+  try {
+    await producer.send({ messages: values.map((value) => ({ topic, value })) });
+  } finally {
+    await producer.close();
+  }
 }

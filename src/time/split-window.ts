@@ -1,0 +1,336 @@
+/**
+ * Split-parallel windows, the merging thread's side: a window step reading a plain CSV or JSON
+ * Lines file alone runs as one source ({@link splitWindowSource}, put in place of the file source
+ * and the step by `splitParallel` in `core/split.ts`). The file is cut into byte ranges at line
+ * ends; one worker thread per range (`split-window-worker.ts`) decodes it and pre-aggregates its
+ * windows; this thread merges the partial windows of every range and emits exactly what the step
+ * would on one thread: buckets in start order, in each the keys in the order they first appeared
+ * in the file (ranges in file order, each in its own order), with accumulators merged (only
+ * aggregates whose merge is exact take part).
+ *
+ * Exactness. One thread judges an event against the watermark before its batch, which is at
+ * most `maxTime − maxOutOfOrder − 1` over every event before it in the file. The worker checks,
+ * per event, that this bound over the events before it in its range cannot have fired the
+ * event's oldest window; this thread checks the same for each range against the latest event
+ * time of the ranges before it (the ranges' watermarks merged, so a range is judged by the
+ * highest watermark a one-thread run could have had when it started). When no event could have
+ * found a window of its fired, none is late, no fired window is updated, and every window fires
+ * in start order under any batching, so the merged results are the one-thread results. When one
+ * could, or a row was undecodable or dead-lettered, or a cut fell inside a quoted field, the
+ * whole job runs on this thread instead (the file source and the step as they were), and the
+ * reason is logged.
+ * Results are emitted once every range is done (the check needs every range).
+ */
+import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import type { Aggregate } from '../aggregate/aggregate.ts';
+import { batchOf } from '../core/message.ts';
+import type { SplitInput } from '../core/split.ts';
+import type { Emitter, Operator, Source, SourceContext } from '../core/stage.ts';
+import { codecFromMagic, MAGIC_BYTES } from '../formats/compression/codecs.ts';
+import type { FormatDecodeOptions, FormatName } from '../formats/formats.ts';
+import { resumeOptions } from '../formats/formats.ts';
+import type { SplitMessage, SplitTask } from './split-window-worker.ts';
+import type { SavedWindow, WinState } from './window-core.ts';
+import { WindowCore } from './window-core.ts';
+import type { WindowOptions, WindowPlan } from './window-options.ts';
+import { iso } from './window-records.ts';
+
+/** Aggregates whose merge of partials gives exactly the one-accumulator result (not float sums). */
+const EXACT_MERGE = new Set(['count', 'sum', 'min', 'max', 'distinct']);
+
+/** A range smaller than this is not worth a thread: fewer ranges are made. */
+export const MIN_RANGE_BYTES = 64 * 1024;
+
+/** Results per emitted batch at most. */
+const RESULT_BATCH = 4096;
+
+/** What a split window job needs besides its input. */
+export interface SplitWindowParts {
+  /** The window step's options as given (structured-cloneable when the job can split). */
+  readonly options: WindowOptions | undefined;
+  /** The same, parsed. */
+  readonly plan: WindowPlan;
+  /** The step itself, run on this thread when the split run cannot be exact. */
+  readonly operator: Operator<unknown, Record<string, unknown>>;
+  /** The source it replaces, run on this thread with the step in the same case. */
+  readonly source: Source;
+}
+
+/**
+ * The source that runs window step `parts.operator` split-parallel over `input` (see the module
+ * comment), or why it cannot: a sentence for `sluice lint` and the run's log.
+ */
+export function splitWindowSource(input: SplitInput, parts: SplitWindowParts): Source | string {
+  const why = cannotSplit(input, parts);
+  return why ?? new SplitWindowSource(input, parts);
+}
+
+function cannotSplit(input: SplitInput, parts: SplitWindowParts): string | undefined {
+  const { options: o, plan: p } = parts;
+  if (o === undefined) return 'the step was built from a plan, not from options a worker thread can rebuild';
+  if (typeof o.key === 'function' || typeof o.time === 'function')
+    return 'its key or time is a TypeScript function (a closure a worker thread cannot rebuild)';
+  if (Object.values(o.aggregate).some((a) => typeof a !== 'string'))
+    return 'an aggregate is a TypeScript object (a closure a worker thread cannot rebuild)';
+  if (p.assigner.kind === 'session') return 'session windows merge across the whole input';
+  if (p.processingTime) return 'its windows are in processing time';
+  if (p.late !== undefined) return 'it has a `late` output';
+  if (p.early !== undefined || p.countTrigger !== undefined) return 'it has an early or count trigger';
+  if (o.watermark?.idleTimeout !== undefined)
+    return 'its watermark has an idle timeout (it depends on the clock)';
+  const inexact = p.aggs.filter((a) => !EXACT_MERGE.has(a.fn)).map((a) => `\`${a.fn}\``);
+  if (inexact.length > 0)
+    return `merged partials of ${[...new Set(inexact)].join(', ')} may differ from one accumulator in the last digit (${[...EXACT_MERGE].map((f) => `\`${f}\``).join(', ')} merge exactly)`;
+  if (Object.values(input.options).some((v) => typeof v === 'function'))
+    return 'its source has a TypeScript function among its decoder options';
+  return undefined;
+}
+
+/** What a worker reported when it finished. */
+type Done = NonNullable<SplitMessage['done']>;
+
+/** The file worker module: `.ts` from the sources, `.js` from a build. */
+const WORKER = new URL(`./split-window-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+
+/** See {@link splitWindowSource}. */
+class SplitWindowSource implements Source<Record<string, unknown>> {
+  private readonly input: SplitInput;
+  private readonly parts: SplitWindowParts;
+  private readonly workers = new Set<Worker>();
+  private sourceOpened = false;
+  private threads = 0;
+  private fellBack = 0;
+  private records = 0;
+
+  constructor(input: SplitInput, parts: SplitWindowParts) {
+    this.input = input;
+    this.parts = parts;
+  }
+
+  metrics(): Readonly<Record<string, number>> {
+    return { splitThreads: this.threads, splitFallback: this.fellBack, splitRecords: this.records };
+  }
+
+  async run(out: Emitter<Record<string, unknown>>, ctx: SourceContext): Promise<void> {
+    const t0 = performance.now();
+    const made = await this.runSplits(ctx);
+    if (typeof made === 'string') {
+      this.fellBack = 1;
+      ctx.log.warn(`Window \`${ctx.name}\` runs on one thread: ${made}.`);
+      await this.runOneThread(out, ctx);
+      return;
+    }
+    const t1 = performance.now();
+    await this.emitMerged(made.windows, out, ctx);
+    // For bench/split-window.ts (the Amdahl model): what ran where, and for how long.
+    ctx.log.info(`Window \`${ctx.name}\` ran split-parallel on ${this.threads} threads.`, {
+      ranges: made.done.map((d) => ({ records: d.records, bytes: d.bytes, cpuMs: Math.round(d.cpuMs) })),
+      phases: { cutMs: made.cutMs, workersMs: t1 - t0 - made.cutMs, mergeMs: performance.now() - t1 },
+    });
+  }
+
+  /** The step and its source as they were, on this thread (the results of a one-thread run). */
+  private async runOneThread(out: Emitter<Record<string, unknown>>, ctx: SourceContext): Promise<void> {
+    const { source, operator } = this.parts;
+    this.sourceOpened = true;
+    await source.open?.(ctx);
+    await operator.open?.(ctx);
+    const feed: Emitter<unknown> = {
+      emit: async (batch) => {
+        await operator.process(batch, out);
+      },
+      signal: async (signal) => {
+        if (operator.onSignal === undefined) await out.signal(signal);
+        else await operator.onSignal(signal, out);
+      },
+    };
+    await source.run(feed, ctx);
+    await operator.finish?.(out);
+  }
+
+  /**
+   * Cuts the file, runs one worker per range and checks the ranges' results are exact: the saved
+   * windows of every range in file order, or why the job must run on one thread.
+   */
+  private async runSplits(
+    ctx: SourceContext,
+  ): Promise<{ windows: SavedWindow[][]; done: Done[]; cutMs: number } | string> {
+    const t0 = performance.now();
+    const { path, compression } = this.input;
+    const format = this.input.format as FormatName;
+    const cuts = cutFile(path, this.parts.plan.parallelism, compression);
+    if (typeof cuts === 'string') return cuts;
+    const options = this.input.options as FormatDecodeOptions;
+    const tasks: SplitTask[] = [];
+    for (let k = 0; k + 1 < cuts.length; k++) {
+      const from = cuts[k] as number;
+      const decode =
+        from === 0
+          ? options
+          : await resumeOptions(format, options, { line: 0, offset: from }, () => createReadStream(path));
+      tasks.push({
+        path,
+        format,
+        decode,
+        from,
+        to: cuts[k + 1] as number,
+        last: k + 2 === cuts.length,
+        fields: this.input.fields,
+        uses: this.input.uses ?? [],
+        window: { ...(this.parts.options as WindowOptions), parallelism: 1 },
+      });
+    }
+    this.threads = tasks.length;
+    const cutMs = performance.now() - t0;
+    const results = await Promise.all(tasks.map((t) => this.runWorker(t, ctx.signal)));
+    const done = results.map((r) => r.done);
+    for (const [k, d] of done.entries()) {
+      this.records += d.records;
+      if (d.unsafe !== undefined) return `in byte range ${k + 1} of ${done.length}, ${d.unsafe}`;
+    }
+    // The ranges before a range: could their watermark have fired a window of one of its events?
+    if (this.parts.plan.generator !== undefined) {
+      const ooo = this.parts.plan.generator.maxOutOfOrder;
+      let before = Number.NEGATIVE_INFINITY;
+      for (const [k, d] of done.entries()) {
+        if (d.minEnd <= before - ooo)
+          return `an event of byte range ${k + 1} of ${done.length} is so far behind the ranges before it that their watermark may have passed its window`;
+        if (d.maxTime > before) before = d.maxTime;
+      }
+    }
+    return { windows: results.map((r) => r.windows), done, cutMs };
+  }
+
+  /** Runs `task` on a worker thread: its saved windows in the order posted, and its report. */
+  private runWorker(task: SplitTask, signal: AbortSignal): Promise<{ windows: SavedWindow[]; done: Done }> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(WORKER, { workerData: task });
+      this.workers.add(worker);
+      const windows: SavedWindow[] = [];
+      let done: Done | undefined;
+      const onAbort = () => void worker.terminate();
+      signal.addEventListener('abort', onAbort, { once: true });
+      worker.on('message', (m: SplitMessage) => {
+        for (const w of m.windows) windows.push(w);
+        if (m.done !== undefined) done = m.done;
+      });
+      worker.on('error', reject);
+      worker.on('exit', (code) => {
+        signal.removeEventListener('abort', onAbort);
+        this.workers.delete(worker);
+        if (done !== undefined) resolve({ windows, done });
+        else if (signal.aborted) reject(signal.reason);
+        else reject(new Error(`the worker of byte range ${task.from}–${task.to} exited with code ${code}`));
+      });
+    });
+  }
+
+  /** Merges the ranges' windows bucket by bucket, in start order, and emits their results. */
+  private async emitMerged(
+    ranges: readonly (readonly SavedWindow[])[],
+    out: Emitter<Record<string, unknown>>,
+    ctx: SourceContext,
+  ): Promise<void> {
+    const core = new WindowCore<unknown>(this.parts.plan);
+    core.ctx = ctx;
+    const aggs = core.aggs;
+    const buckets = new Map<number, { end: number; wins: Map<string, WinState> }>();
+    for (const range of ranges)
+      for (const sw of range) {
+        let b = buckets.get(sw.start);
+        if (b === undefined) {
+          b = { end: sw.end, wins: new Map() };
+          buckets.set(sw.start, b);
+        }
+        const w = b.wins.get(sw.ck);
+        if (w === undefined) {
+          const fresh = mergedWindow(sw, aggs);
+          b.wins.set(sw.ck, fresh);
+        } else
+          for (let j = 0; j < aggs.length; j++) {
+            const g = aggs[j] as Aggregate;
+            w.accs[j] = g.merge(w.accs[j], g.load(sw.accs[j]));
+          }
+      }
+    for (const start of [...buckets.keys()].sort((a, b) => a - b)) {
+      const b = buckets.get(start) as { end: number; wins: Map<string, WinState> };
+      buckets.delete(start);
+      const startIso = iso(start);
+      const endIso = iso(b.end);
+      for (const w of b.wins.values()) {
+        core.result(w, startIso, endIso);
+        if (core.out.length >= RESULT_BATCH) await this.flush(core, out);
+      }
+    }
+    await this.flush(core, out);
+  }
+
+  private async flush(core: WindowCore<unknown>, out: Emitter<Record<string, unknown>>): Promise<void> {
+    if (core.out.length === 0) return;
+    const recs = core.out;
+    core.out = [];
+    await out.emit(batchOf(recs));
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.workers].map((w) => w.terminate()));
+    if (this.sourceOpened) await this.parts.source.close?.();
+  }
+}
+
+/** A window holding the loaded accumulators of `sw`, for merging the other ranges' into. */
+function mergedWindow(sw: SavedWindow, aggs: readonly Aggregate[]): WinState {
+  return {
+    ck: sw.ck,
+    keyRec: sw.key,
+    accs: sw.accs.map((a, j) => (aggs[j] as Aggregate).load(a)),
+    revision: 0,
+    dirty: true,
+    queued: false,
+    n: 0,
+  };
+}
+
+/**
+ * Byte offsets cutting the plain file at `path` into at most `n` ranges at line ends
+ * (`[0, c1, …, size]`), or why it cannot be cut: a compressed file (by magic number when
+ * `compression` is `auto`), or one too small for two ranges of {@link MIN_RANGE_BYTES}.
+ */
+export function cutFile(path: string, n: number, compression: string): number[] | string {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (compression === 'auto') {
+      const head = Buffer.alloc(MAGIC_BYTES);
+      const codec = codecFromMagic(head.subarray(0, readSync(fd, head, 0, MAGIC_BYTES, 0)));
+      if (codec !== undefined && codec !== 'none')
+        return `its file is compressed (\`${codec}\`, by its magic number): a compressed stream cannot be cut into byte ranges`;
+    }
+    const ranges = Math.min(n, Math.floor(size / MIN_RANGE_BYTES));
+    if (ranges < 2)
+      return `its file (${size} bytes) is too small to cut into ranges of ${MIN_RANGE_BYTES} bytes`;
+    const cuts = [0];
+    const probe = Buffer.alloc(64 * 1024);
+    for (let k = 1; k < ranges; k++) {
+      let at = Math.max(Math.floor((k * size) / ranges), (cuts[cuts.length - 1] as number) + 1);
+      // The byte after the first line end at or after `at − 1`.
+      let cut = -1;
+      for (at -= 1; at < size && cut < 0; ) {
+        const got = readSync(fd, probe, 0, probe.length, at);
+        if (got === 0) break;
+        const nl = probe.subarray(0, got).indexOf(0x0a);
+        if (nl >= 0) cut = at + nl + 1;
+        else at += got;
+      }
+      if (cut < 0 || cut >= size) break;
+      if (cut > (cuts[cuts.length - 1] as number)) cuts.push(cut);
+    }
+    cuts.push(size);
+    return cuts.length > 2 ? cuts : 'its file has no line end to cut it at';
+  } finally {
+    closeSync(fd);
+  }
+}
