@@ -46,6 +46,51 @@ export function checkConnectionUrl(value: string, ctx: z.RefinementCtx): void {
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `the URL ${problem}`, input: value });
 }
 
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+};
+
+/**
+ * A size in bytes: a whole number, or text with a unit (`64MB`, `1.5GiB`, `512KiB`; decimal
+ * `KB`/`MB`/`GB`, binary `KiB`/`MiB`/`GiB`, `B`), parsed to a whole number of bytes ≥ 1.
+ *
+ * @example
+ * z.object({ maxSize: sizeField() }).parse({ maxSize: '64MB' }); // { maxSize: 64000000 }
+ */
+export function sizeField(): z.ZodPipe<
+  z.ZodUnion<readonly [z.ZodNumber, z.ZodString]>,
+  z.ZodTransform<number, number | string>
+> {
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const m = typeof value === 'string' ? /^(\d+(?:\.\d+)?)\s*([KMG]i?B|B)$/i.exec(value.trim()) : null;
+    const bytes =
+      typeof value === 'number'
+        ? value
+        : m === null
+          ? Number.NaN
+          : Number(m[1]) * (SIZE_UNITS[(m[2] as string).toLowerCase()] ?? Number.NaN);
+    if (
+      !Number.isFinite(bytes) ||
+      Math.round(bytes) < 1 ||
+      (typeof value === 'number' && !Number.isInteger(value))
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `\`${String(value)}\` is not a size; write a whole number of bytes or a size such as \`64MB\`, \`512KiB\`, \`1GiB\``,
+        input: value,
+      });
+      return z.NEVER;
+    }
+    return Math.round(bytes);
+  });
+}
+
 /**
  * The buffer of an edge: `size` in messages and the `overflow` policy when it is full. A stage's
  * `buffer:` and a `fanOut` branch's use it.

@@ -20,10 +20,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { type PrivateKafkaBroker, privateKafkaBroker } from '../../scripts/services/kafka.ts';
-import { kafkaSource } from '../../src/connectors/kafka/source.ts';
-import { createTopic, fresh, messageCount, produce } from '../../src/connectors/kafka/test-helpers.ts';
-import type { Logger, Sink } from '../../src/core/stage.ts';
-import { Pipeline } from '../../src/pipeline.ts';
+import {
+  createTopic,
+  fresh,
+  messageCount,
+  produce,
+  readThroughSource,
+} from '../../src/connectors/kafka/test-helpers.ts';
+import type { Logger } from '../../src/core/stage.ts';
 import { freePort } from '../support/net.ts';
 import { assertDelivered, padded, records, runToEnd, startRun, until } from './conformance.ts';
 import { assertStatusLine, type Outage, runThroughOutage } from './outage.ts';
@@ -34,7 +38,7 @@ const RATE = 1000;
 /** How long the broker stays dead. */
 const DOWN_MS = 4000;
 
-const quiet: Logger = { info() {}, warn() {}, error() {} };
+const _quiet: Logger = { info() {}, warn() {}, error() {} };
 
 let broker: PrivateKafkaBroker;
 let brokers: string[];
@@ -77,27 +81,7 @@ async function readTopic(
   topic: string,
   isolation: 'read_committed' | 'read_uncommitted',
 ): Promise<unknown[]> {
-  const out: unknown[] = [];
-  const collect: Sink = {
-    write(batch) {
-      for (const r of batch.records) out.push(r);
-    },
-  };
-  const source = kafkaSource({
-    brokers,
-    topics: [topic],
-    group: fresh('reader'),
-    start: 'earliest',
-    format: 'json',
-    batchSize: 500,
-    maxWait: 50,
-    commitInterval: 1000,
-    idleTimeout: 3000,
-    groupProtocol: 'classic',
-    isolation,
-  });
-  await new Pipeline('restart-reader').from(source).to(collect).run({ log: quiet }).done;
-  return out;
+  return readThroughSource(brokers, topic, isolation);
 }
 
 /** The warnings the `kafka` sink prints while the broker is away, and once it is back. */

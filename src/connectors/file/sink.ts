@@ -54,7 +54,7 @@ export interface FileSink extends Sink<unknown> {
 let sinkCount = 0;
 
 /** Writes all of `data` (a write may be partial). */
-async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
+export async function writeAll(handle: FileHandle, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) {
     const { bytesWritten } = await handle.write(data, off, data.length - off, null);
@@ -331,7 +331,8 @@ async function removeStaleTemps(dir: string, name: string, keep: string | undefi
   }
 }
 
-async function exists(p: string): Promise<boolean> {
+/** Whether `p` exists (anything `stat` can see). */
+export async function exists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;
@@ -349,7 +350,7 @@ async function sizeOf(p: string): Promise<number> {
 }
 
 /** Makes the rename durable; not every platform lets a directory be opened, so best effort. */
-async function syncDir(dir: string): Promise<void> {
+export async function syncDir(dir: string): Promise<void> {
   let d: FileHandle | undefined;
   try {
     d = await open(dir, 'r');

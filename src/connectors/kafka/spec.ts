@@ -85,7 +85,10 @@ export const kafkaSourceConfig = z
     idleTimeout: durationField()
       .optional()
       .describe(
-        'End the input after this long without a message (`10s`), committing what was read. Default: run until stopped.',
+        'End the input after this long without a message (`10s`), committing what was read. Default: run until stopped. ' +
+          'A member without partitions is not idle, and while other members of the group hold partitions with messages ' +
+          'the group has not committed (a killed member keeps them until its session times out) it waits for them, at ' +
+          'most `sessionTimeout` + 10 s, then ends with a warning naming what is unread.',
       ),
     groupProtocol: z
       .enum(['consumer', 'classic'])

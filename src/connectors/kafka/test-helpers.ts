@@ -1,9 +1,14 @@
 /**
  * Helpers of the Kafka integration tests: fresh names, topics whose partitions have leaders,
- * producing, and reading a whole topic back. Test code only (not exported by the package).
+ * producing, reading a whole topic back, and group members as `sluice run` processes. Test code
+ * only (not exported by the package).
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { Admin, Consumer, Producer } from '@platformatic/kafka';
+import type { Sink } from '../../core/stage.ts';
+import { Pipeline } from '../../pipeline.ts';
+import { kafkaSource } from './source.ts';
 
 /** A fresh name with `name` in it, so concurrent test runs never share a topic or group. */
 export function fresh(name: string): string {
@@ -146,4 +151,85 @@ export async function produceMany(
   } finally {
     await producer.close();
   }
+}
+
+/** A `sluice run` process that is a member of a consumer group. */
+export interface GroupMember {
+  readonly child: ChildProcess;
+  /** Resolves with the exit code (null when killed by a signal). */
+  readonly exit: Promise<number | null>;
+  /** What it printed on stderr so far. */
+  stderr: string;
+}
+
+/** Starts `sluice run file` in `cwd` with `SLUICE_IT_MEMBER=id` (a pipeline can name its output after it). */
+export function groupMember(file: string, cwd: string, id: string): GroupMember {
+  const bin = new URL('../../../bin/sluice.js', import.meta.url).pathname;
+  const child = spawn(process.execPath, [bin, 'run', file], {
+    cwd,
+    env: { ...process.env, SLUICE_IT_MEMBER: id },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const m: GroupMember = {
+    child,
+    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
+    stderr: '',
+  };
+  child.stderr?.on('data', (d) => {
+    m.stderr += d;
+  });
+  return m;
+}
+
+/** Waits until at least `members` members of `group` own partitions; throws after a minute. */
+export async function waitForOwners(brokers: string[], group: string, members: number): Promise<void> {
+  const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: brokers });
+  try {
+    for (let i = 0; i < 600; i++) {
+      const g = (await admin.describeGroups({ groups: [group] })).get(group);
+      let owning = 0;
+      for (const m of g?.members.values() ?? [])
+        if ([...(m.assignments?.values() ?? [])].some((a) => a.partitions.length > 0)) owning++;
+      if (owning >= members) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${members} members of group ${group} never owned partitions at once`);
+  } finally {
+    await admin.close();
+  }
+}
+
+/**
+ * Every record of `topic` (JSON) as Sluice's own `kafka` source reads it at `isolation`, so a test
+ * also proves the source's read_committed filtering. Ends 3 s after the last message: call it
+ * when the writers are done. Unlike {@link readValues} it does not count on end offsets, which
+ * transaction markers push past the messages.
+ */
+export async function readThroughSource(
+  brokers: string[],
+  topic: string,
+  isolation: 'read_committed' | 'read_uncommitted' = 'read_committed',
+): Promise<unknown[]> {
+  const out: unknown[] = [];
+  const collect: Sink = {
+    write(batch) {
+      for (const r of batch.records) out.push(r);
+    },
+  };
+  const source = kafkaSource({
+    brokers,
+    topics: [topic],
+    group: fresh('reader'),
+    start: 'earliest',
+    format: 'json',
+    batchSize: 500,
+    maxWait: 50,
+    commitInterval: 1000,
+    idleTimeout: 3000,
+    groupProtocol: 'classic',
+    isolation,
+  });
+  const quiet = { info() {}, warn() {}, error() {} };
+  await new Pipeline('it-reader').from(source).to(collect).run({ log: quiet }).done;
+  return out;
 }
