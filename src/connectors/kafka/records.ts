@@ -16,6 +16,7 @@ import {
   type SchemaValueDecoder,
   schemaDecoder,
 } from '../../formats/schema/codec.ts';
+import { ProjectedJson, pickFields } from './projected-json.ts';
 
 /**
  * How a message value becomes a record (source) and a record a message value (sink): `json`,
@@ -37,6 +38,8 @@ export class ValueDecoder {
   readonly format: KafkaValueFormat;
   private readonly shapes = new JsonShapes();
   private readonly schema: SchemaValueDecoder | undefined;
+  /** Set by {@link project}: the fields records keep. */
+  private projected: ProjectedJson | undefined;
 
   constructor(format: KafkaValueFormat, schema?: KafkaSchemaOptions) {
     this.format = format;
@@ -57,8 +60,20 @@ export class ValueDecoder {
       : this.schema.prepare(value);
   }
 
+  /**
+   * From now on, `json` records hold only `fields` (those the source's consumers read; see
+   * `core/projection.ts`). Other formats keep whole records.
+   */
+  project(fields: readonly string[]): void {
+    if (this.format === 'json' && this.schema === undefined && !fields.includes('__proto__'))
+      this.projected = new ProjectedJson(fields);
+  }
+
   /** The record of `value` (a tombstone is `null`); throws when it cannot be decoded. */
   decode(value: Buffer | undefined): unknown {
+    const p = this.projected;
+    if (p !== undefined && value !== undefined && value !== null)
+      return p.parse(value) ?? pickFields(decodeValue(this.format, value, this.shapes), p.fields);
     if (this.schema === undefined) return decodeValue(this.format, value, this.shapes);
     if (value === undefined || value === null) return null;
     return this.schema.decode(value);
