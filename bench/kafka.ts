@@ -12,7 +12,12 @@
  * group. Each run is a fresh child process (peak RSS is its own; kcat's is the larger of its two
  * processes, from `/usr/bin/time`), rounds interleaved; the table shows medians.
  *
- * Run alone: `npx node bench/kafka.ts --records 1000000 --rounds 3`.
+ * Then the windowed job (`bench/kafka-window.ts`): the same number of records on a 6-partition
+ * topic → keyed 1-minute tumbling window by country → output topic, Sluice's CLI (at-least-once and
+ * exactly-once) against a hand-written KafkaJS loop with a `Map` of windows, results checked by
+ * checksum; ends with `ratio kafka-window sluice/kafkajs X` and `ratio kafka-window-eos/alo X`.
+ *
+ * Run alone: `npx node bench/kafka.ts --records 1000000 --rounds 3 [--job copy|window]`.
  */
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -26,6 +31,7 @@ import { kafkaSink } from '../src/connectors/kafka/sink.ts';
 import { kafkaSource } from '../src/connectors/kafka/source.ts';
 import { Pipeline } from '../src/pipeline.ts';
 import { numberFlag, stringFlag } from './child.ts';
+import { waitForLeaders, windowJob } from './kafka-window.ts';
 import { ensureKcat } from './kcat.ts';
 import { median } from './run.ts';
 
@@ -49,16 +55,6 @@ function inputValue(i: number): string {
     amount: (((i * 31) % 100_000) / 100).toFixed(2),
     note: 'lorem ipsum dolor sit amet, consectetur adipiscing elit sed do eiusmod tempor',
   });
-}
-
-async function waitForLeaders(admin: Admin, topic: string, partitions: number): Promise<void> {
-  for (let tries = 0; tries < 200; tries++) {
-    const meta = await admin.metadata({ topics: [topic], forceUpdate: true }).catch(() => undefined);
-    const parts = meta?.topics.get(topic)?.partitions ?? [];
-    if (parts.length === partitions && parts.every((p) => p !== undefined && p.leader >= 0)) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`topic ${topic} got no partition leaders`);
 }
 
 async function endOffsets(topic: string): Promise<bigint> {
@@ -397,6 +393,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     await child(flag('child') as string, flag('in') as string, flag('out') as string, records);
     process.exit(0);
   } else {
-    await main(records, numberFlag(argv, '--rounds') ?? 3);
+    const job = flag('job');
+    const rounds = numberFlag(argv, '--rounds') ?? 3;
+    if (job === undefined || job === 'copy') await main(records, rounds);
+    if (process.exitCode === undefined && (job === undefined || job === 'window'))
+      process.stdout.write(`${(await windowJob(records, rounds)).join('\n')}\n`);
   }
 }

@@ -17,6 +17,7 @@ import {
   type SchemaValueDecoder,
   schemaDecoder,
 } from '../../formats/schema/codec.ts';
+import { ProjectedJson, pickFields } from './projected-json.ts';
 
 /**
  * How a message value becomes a record (source) and a record a message value (sink): `json`,
@@ -40,6 +41,8 @@ export class ValueDecoder {
   private readonly schema: SchemaValueDecoder | undefined;
   /** `format: json` with `decimals`: the lossless parser (the shape shortcut reads doubles). */
   private readonly exact: ((text: string) => unknown) | undefined;
+  /** Set by {@link project}: the fields records keep. */
+  private projected: ProjectedJson | undefined;
 
   constructor(format: KafkaValueFormat, schema?: KafkaSchemaOptions, decimals?: readonly string[]) {
     this.format = format;
@@ -61,10 +64,22 @@ export class ValueDecoder {
       : this.schema.prepare(value);
   }
 
+  /**
+   * From now on, `json` records hold only `fields` (those the source's consumers read; see
+   * `core/projection.ts`). Other formats keep whole records.
+   */
+  project(fields: readonly string[]): void {
+    if (this.format === 'json' && this.schema === undefined && !fields.includes('__proto__'))
+      this.projected = new ProjectedJson(fields);
+  }
+
   /** The record of `value` (a tombstone is `null`); throws when it cannot be decoded. */
   decode(value: Buffer | undefined): unknown {
     if (this.exact !== undefined)
       return value === undefined || value === null ? null : this.exact(value.toString('utf8'));
+    const p = this.projected;
+    if (p !== undefined && value !== undefined && value !== null)
+      return p.parse(value) ?? pickFields(decodeValue(this.format, value, this.shapes), p.fields);
     if (this.schema === undefined) return decodeValue(this.format, value, this.shapes);
     if (value === undefined || value === null) return null;
     return this.schema.decode(value);

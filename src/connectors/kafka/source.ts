@@ -26,7 +26,8 @@ import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from 
 import { INPUT_PARTITIONS, InputPartitions, inputPartitionKey } from '../../core/input-partitions.ts';
 import { barrier, type RecordMeta } from '../../core/message.ts';
 import { splitPartitionName } from '../../core/partitions.ts';
-import type { Source, SourceContext } from '../../core/stage.ts';
+import type { ProjectableSource } from '../../core/projection.ts';
+import type { SourceContext } from '../../core/stage.ts';
 import { Assignment } from './assignment.ts';
 import { OffsetCommitter } from './committer.ts';
 import { isConnectionError } from './connection.ts';
@@ -126,8 +127,8 @@ const REVOKE_COMMIT_TIMEOUT_MS = 5000;
 /** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
 const CAUGHT_UP_CHECK_MS = 1000;
 
-/** A {@link Source} reading Kafka; see {@link kafkaSource}. */
-export interface KafkaSource extends Source<unknown> {
+/** A source reading Kafka that can leave unread fields out of JSON records ({@link ProjectableSource}); see {@link kafkaSource}. */
+export interface KafkaSource extends ProjectableSource {
   /** Commits made so far (each covers every partition with progress). */
   readonly commits: number;
 }
@@ -276,6 +277,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   return {
     get commits() {
       return committer.commits;
+    },
+    project(fields) {
+      // JSON values then decode only the fields read downstream (`projected-json.ts`); an
+      // in-partition step reads whole records inside the source, so not with `parallel`.
+      if (options.parallel === undefined) values.project(fields);
     },
     open(c) {
       ctx = c;
