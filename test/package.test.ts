@@ -1,9 +1,10 @@
 /**
  * The package as users import it: build it, pack it, install the tarball into an empty project,
- * type-check a TypeScript file against `sluice`, `sluice/kafka`, `sluice/postgres` and
- * `sluice/redis` (strict, `moduleResolution: nodenext`) and run it on this project's Node 24. The
- * file runs a file → file pipeline and checks its output, and constructs (without connecting)
- * the Kafka, PostgreSQL and Redis connectors. Also checks that the tarball holds no test files,
+ * type-check a TypeScript file against `sluice`, `sluice/kafka`, `sluice/postgres`, `sluice/redis`
+ * and `sluice/pulsar` (strict, `moduleResolution: nodenext`) and run it on this project's Node 24.
+ * The file runs a file → file pipeline and checks its output, and constructs (without connecting)
+ * the Kafka, PostgreSQL, Redis and Pulsar connectors and the `lookup` step of docs/joins.md. Every
+ * entry of package.json `exports` must ship its `.d.ts`. Also checks that the tarball holds no test files,
  * that importing `sluice` loads no client library, and that the `sluice` command starts.
  *
  * Takes about a minute (the tarball's dependencies come from npm's cache or the registry).
@@ -65,10 +66,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Batch, fileSink, fileSource, Pipeline, type RunSummary, type Sink } from 'sluice';
+import { type Batch, fileSink, fileSource, lookup, Pipeline, type RunSummary, type Sink } from 'sluice';
 import { type KafkaSink, type KafkaSourceConfig, kafkaSink, kafkaSource } from 'sluice/kafka';
-import { type PostgresSinkConfig, postgresSink, postgresSource } from 'sluice/postgres';
-import { redisSink, redisSource } from 'sluice/redis';
+import { type PostgresSinkConfig, postgresLookup, postgresSink, postgresSource } from 'sluice/postgres';
+import { type PulsarSinkConfig, pulsarSink, pulsarSource } from 'sluice/pulsar';
+import { redisLookup, redisSink, redisSource } from 'sluice/redis';
 
 interface Login {
   id: number;
@@ -108,12 +110,22 @@ const pg = postgresSink(pgConfig);
 const pgSource = postgresSource({ url: 'postgres://127.0.0.1:1/app', table: 'logins', column: 'id' });
 const redisIn = redisSource({ url: 'redis://127.0.0.1:1', stream: 'in', group: 'app' });
 const redisOut = redisSink({ url: 'redis://127.0.0.1:1', stream: 'out' });
+const pulsarConfig: PulsarSinkConfig = { url: 'http://127.0.0.1:1', topic: 'out' };
+const pulsarOut = pulsarSink(pulsarConfig);
+const pulsarIn = pulsarSource({ url: 'http://127.0.0.1:1', topic: 'in', subscription: 'app' });
+// The lookup step as docs/joins.md shows it, with a PostgreSQL and a Redis store.
+const enrich = lookup({
+  provider: postgresLookup({ url: 'postgres://127.0.0.1:1/app', query: 'SELECT id, tier FROM users WHERE id = ANY($1)', keyColumn: 'id' }),
+  key: 'user', into: 'profile', concurrency: 4,
+});
+const enrichRedis = lookup({ provider: redisLookup({ url: 'redis://127.0.0.1:1', command: 'get' }), key: 'user' });
 // A bad config names every problem at once.
 assert.throws(
   () => kafkaSink({ brokers, topic: 'out', linger: 'soon', acks: 'some' } as never),
   (err: Error) => /linger/.test(err.message) && /acks/.test(err.message),
 );
-for (const stage of [source, parallel, sink, pg, pgSource, redisIn, redisOut]) assert.equal(typeof stage.close, 'function');
+for (const stage of [source, parallel, sink, pg, pgSource, redisIn, redisOut, pulsarOut, pulsarIn]) assert.equal(typeof stage.close, 'function');
+assert.ok(enrich !== undefined && enrichRedis !== undefined);
 assert.equal(pg.rowsWritten, 0);
 console.log(\`ok \${summary.recordsWritten}\`);
 `;
@@ -141,8 +153,19 @@ it('installs from its tarball, type-checks and runs as a dependency', { timeout:
   const shipped = tarball.files.map((f) => f.path);
   const testFiles = shipped.filter((f) => /\.test\.|test-helpers|test-registry|harness/.test(f));
   assert.deepEqual(testFiles, [], 'the tarball ships test files; exclude them in tsconfig.build.json');
-  for (const entry of ['index', 'kafka', 'postgres', 'redis']) {
-    assert.ok(shipped.includes(`dist/${entry}.d.ts`), `the tarball has no dist/${entry}.d.ts`);
+  // Every entry of `exports` ships the files it names (`types` and `import`).
+  const exportsField = (
+    JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      exports: Record<string, string | Record<string, string>>;
+    }
+  ).exports;
+  for (const [entry, target] of Object.entries(exportsField)) {
+    for (const file of typeof target === 'string' ? [target] : Object.values(target)) {
+      assert.ok(
+        shipped.includes(file.replace(/^\.\//, '')),
+        `the tarball has no ${file} (exports \`${entry}\`)`,
+      );
+    }
   }
   // The dashboard of `sluice run --http` is served from files beside dist/cli/http.js.
   for (const asset of ['index.html', 'dashboard.js', 'dashboard.css']) {
