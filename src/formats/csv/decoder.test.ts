@@ -261,7 +261,7 @@ describe('CsvDecoder: typed columns', () => {
       ),
       [
         [
-          'invalid CSV at line 2 (byte 10): column `amount`: "1.234" is not a valid decimal; fix the value or the column\'s type in `types`',
+          'invalid CSV at line 2 (byte 10): column `amount`: "1.234" has 3 fraction digits, more than the column\'s `scale: 2` (never rounded); fix the value or the column\'s type in `types`',
           'amount',
           '1.234',
           2,

@@ -25,7 +25,7 @@ import type { DecodeSink, DecodeStart, RecordDecoder } from '../format.ts';
 import { canonicalIsoAt } from '../iso-time.ts';
 import { InternCache } from './intern.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
-import { type Converter, type CsvValue, converterFor, FAIL, typeName } from './types.ts';
+import { type Converter, type CsvValue, conversionProblem, converterFor, FAIL } from './types.ts';
 
 /** A decoded row: an object keyed by column name, or an array when the input has no column names. */
 export type CsvRow = Record<string, CsvValue> | CsvValue[];
@@ -682,9 +682,9 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           if (r === FAIL) {
             const col = this.names![i]!;
             const value = vals[i] as string;
-            const t = typeName(this.o.types![col]!);
+            const problem = conversionProblem(this.o.types![col]!, value);
             this.bad(
-              `column \`${col}\`: ${JSON.stringify(cut(value))} is not a valid ${t}; fix the value or the column's type in \`types\``,
+              `column \`${col}\`: ${JSON.stringify(cut(value))} ${problem}; fix the value or the column's type in \`types\``,
               buf,
               rowStart,
               rowEnd,

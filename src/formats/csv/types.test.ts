@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Decimal } from '../../core/decimal.ts';
-import { converterFor, FAIL, parseIsoTimestamp } from './types.ts';
+import { conversionProblem, converterFor, FAIL, parseIsoTimestamp } from './types.ts';
 
 describe('CSV column types', () => {
   it('int: sign and digits, safe integers only', () => {
@@ -54,6 +54,18 @@ describe('CSV column types', () => {
     ]);
     assert.ok(got[0] instanceof Decimal && got[0].scale === 2 && got[0].units === 47398n);
     assert.throws(() => converterFor({ type: 'decimal', scale: -1 }), /scale/);
+  });
+
+  it('says why a value was refused: too many fraction digits for the scale, or not the type', () => {
+    const cents = { type: 'decimal', scale: 2 } as const;
+    assert.equal(
+      conversionProblem(cents, '1.234'),
+      "has 3 fraction digits, more than the column's `scale: 2` (never rounded)",
+    );
+    assert.equal(conversionProblem(cents, '1e2'), 'is not a valid decimal');
+    assert.equal(conversionProblem(cents, 'abc'), 'is not a valid decimal');
+    assert.equal(conversionProblem('decimal', 'abc'), 'is not a valid decimal');
+    assert.equal(conversionProblem('int', '1.5'), 'is not a valid int');
   });
 
   it('bool: the usual spellings, any case', () => {

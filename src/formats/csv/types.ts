@@ -227,6 +227,24 @@ export function typeName(t: CsvType): CsvTypeName {
 }
 
 /**
+ * What is wrong with `value`, which the converter of type `t` refused, for a dead letter's
+ * message: a decimal with more fraction digits than its column's `scale` says so (it is never
+ * rounded); any other value "is not a valid" type.
+ *
+ * @example
+ * conversionProblem({ type: 'decimal', scale: 2 }, '1.234');
+ * // "has 3 fraction digits, more than the column's `scale: 2` (never rounded)"
+ */
+export function conversionProblem(t: CsvType, value: string): string {
+  if (typeof t === 'object' && t.type === 'decimal' && t.scale !== undefined) {
+    const d = isDecimalText(value, false) ? Decimal.parse(value) : undefined;
+    if (d !== undefined && d.scale > t.scale)
+      return `has ${d.scale} fraction digits, more than the column's \`scale: ${t.scale}\` (never rounded)`;
+  }
+  return `is not a valid ${typeName(t)}`;
+}
+
+/**
  * The converter for a column type, or `undefined` for `string` (no conversion). Throws a plain
  * `Error` naming the problem for an unknown type or a bad `scale`; the caller wraps it as a config
  * error.
