@@ -355,6 +355,12 @@ describe('loadPipelineModule', () => {
     writeFileSync(join(dir, 'bad.ts'), 'export default 3;\n');
     assert.equal((await loadPipelineModule(join(dir, 'pipe.ts'))).graph.name, 'from-module');
     await assert.rejects(loadPipelineModule(join(dir, 'bad.ts')), /the default export must be a `Pipeline`/);
+    // A script that runs its own pipeline exports nothing: the message says how to run it.
+    writeFileSync(join(dir, 'script.ts'), 'export const ran = true;\n');
+    await assert.rejects(
+      loadPipelineModule(join(dir, 'script.ts')),
+      /got nothing; .* \(code at the module's top level ran when it was imported: .*`node .*script\.ts`, or runs it only `if \(import\.meta\.main\)`\)/,
+    );
     await assert.rejects(loadPipelineModule(join(dir, 'none.ts')), /no such file/);
   });
 });

@@ -649,7 +649,12 @@ export async function loadPipelineModule(file: string): Promise<Pipeline> {
         severity: 'error',
         file,
         path: '',
-        message: `the default export must be a \`Pipeline\` or a function returning one, got ${value === undefined ? 'nothing' : typeof value}; e.g. \`export default new Pipeline('name')\` built with \`.from(…).to(…)\``,
+        message:
+          `the default export must be a \`Pipeline\` or a function returning one, got ${value === undefined ? 'nothing' : typeof value}; e.g. \`export default new Pipeline('name')\` built with \`.from(…).to(…)\`` +
+          // A module that runs its own pipeline at the top level has just done so, while imported.
+          (value === undefined
+            ? ` (code at the module's top level ran when it was imported: a module that runs its pipeline itself is run with \`node ${file}\`, or runs it only \`if (import.meta.main)\`)`
+            : ''),
       },
     ]);
   }
