@@ -33,10 +33,23 @@ export interface SnapshotInputs {
   readonly now?: number;
 }
 
-/** Records the sources emitted so far. */
-export function recordsRead(stageMetrics: ReadonlyMap<string, StageMetrics>): number {
+/**
+ * The records a source took from its input: those it emitted, unless its `metrics()` reports
+ * `inputRecords` (a source that emits something else than what it read, such as the split-parallel
+ * window's results).
+ */
+function sourceInputRecords(m: StageMetrics, node: GraphNode | undefined): number {
+  const reported = node === undefined ? undefined : customMetrics(node).custom?.inputRecords;
+  return typeof reported === 'number' ? reported : m.recordsOut;
+}
+
+/** Records the sources read so far (`nodes`: the graph's, for sources that report their input). */
+export function recordsRead(
+  stageMetrics: ReadonlyMap<string, StageMetrics>,
+  nodes?: ReadonlyMap<string, GraphNode>,
+): number {
   let read = 0;
-  for (const m of stageMetrics.values()) if (m.kind === 'source') read += m.recordsOut;
+  for (const [id, m] of stageMetrics) if (m.kind === 'source') read += sourceInputRecords(m, nodes?.get(id));
   return read;
 }
 
@@ -45,9 +58,13 @@ export function recordsRead(stageMetrics: ReadonlyMap<string, StageMetrics>): nu
  * decode (sent to the DLQ). What `maxErrorRate` divides by, so an input whose every line is
  * malformed counts as all failed, not as nothing read.
  */
-export function recordsTaken(stageMetrics: ReadonlyMap<string, StageMetrics>): number {
+export function recordsTaken(
+  stageMetrics: ReadonlyMap<string, StageMetrics>,
+  nodes?: ReadonlyMap<string, GraphNode>,
+): number {
   let taken = 0;
-  for (const m of stageMetrics.values()) if (m.kind === 'source') taken += m.recordsOut + m.deadLetters;
+  for (const [id, m] of stageMetrics)
+    if (m.kind === 'source') taken += sourceInputRecords(m, nodes?.get(id)) + m.deadLetters;
   return taken;
 }
 
@@ -119,7 +136,7 @@ export function runSnapshot(s: SnapshotInputs): MetricsSnapshot {
     pipeline: s.graph.name,
     state: s.state,
     elapsedMs: s.elapsedMs,
-    recordsRead: recordsRead(s.stageMetrics),
+    recordsRead: recordsRead(s.stageMetrics, s.graph.nodes),
     recordsWritten: written,
     deadLetters: s.deadLetters,
     droppedRecords,

@@ -394,7 +394,7 @@ class Run {
   private checkErrorRate(lastMessage: string): void {
     const max = this.options.maxErrorRate;
     if (max === undefined) return;
-    const read = recordsTaken(this.stageMetrics);
+    const read = recordsTaken(this.stageMetrics, this.graph.nodes);
     if (read < (this.options.errorRateMinRecords ?? 100)) return;
     const rate = this.deadTotal / read;
     if (rate > max) {

@@ -74,7 +74,7 @@ async function run(
   format: 'csv' | 'jsonl',
   parallelism: number,
   window: WindowOptions = WINDOW,
-): Promise<{ results: unknown[]; logs: string[] }> {
+): Promise<{ results: unknown[]; logs: string[]; read: number }> {
   const logs: string[] = [];
   const log: Logger = {
     info: (m) => logs.push(m),
@@ -82,12 +82,12 @@ async function run(
     error: (m) => logs.push(m),
   };
   const out = collect();
-  await new Pipeline('split')
+  const summary = await new Pipeline('split')
     .from(fileSource({ path, format }))
     .via(windowOperator({ ...window, parallelism }), { name: 'win' })
     .to(out)
     .run({ log }).done;
-  return { results: out.records(), logs };
+  return { results: out.records(), logs, read: summary.recordsRead };
 }
 
 /** Asserts the run with `threads` gives the one-thread results, and returns its log. */
@@ -101,6 +101,7 @@ async function sameAsOneThread(
   const many = await run(path, format, threads, window);
   assert.ok(one.results.length > 50, `only ${one.results.length} results`);
   assert.equal(JSON.stringify(many.results), JSON.stringify(one.results));
+  assert.equal(many.read, one.read, 'the summary counts the rows read, not the window results');
   return many.logs.join('\n');
 }
 

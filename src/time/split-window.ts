@@ -111,7 +111,13 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
   }
 
   metrics(): Readonly<Record<string, number>> {
-    return { splitThreads: this.threads, splitFallback: this.fellBack, splitRecords: this.records };
+    // `inputRecords`: the rows read, which the run's summary counts as read (it emits window results).
+    return {
+      splitThreads: this.threads,
+      splitFallback: this.fellBack,
+      splitRecords: this.records,
+      inputRecords: this.records,
+    };
   }
 
   async run(out: Emitter<Record<string, unknown>>, ctx: SourceContext): Promise<void> {
@@ -138,8 +144,10 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     this.sourceOpened = true;
     await source.open?.(ctx);
     await operator.open?.(ctx);
+    this.records = 0; // counted again: a fallback after the ranges ran reads the whole file
     const feed: Emitter<unknown> = {
       emit: async (batch) => {
+        this.records += batch.records.length;
         await operator.process(batch, out);
       },
       signal: async (signal) => {
