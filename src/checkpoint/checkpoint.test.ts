@@ -233,6 +233,33 @@ describe('CheckpointCoordinator', () => {
     assert.deepEqual(r?.sources, { in: { line: 200 } });
     assert.equal(restarted.upcomingId, 3);
   });
+
+  it('starts a requested checkpoint before the interval and says when it is committed', async () => {
+    const clock = new ManualClock(0);
+    const commits: number[] = [];
+    const c = new CheckpointCoordinator({
+      store: new CheckpointStore(memoryBackend()),
+      intervalMs: 60_000,
+      clock,
+      log: recorder(),
+    });
+    await c.restore();
+    c.begin(parts(commits));
+    assert.equal(c.barrierDue('in', 0), undefined, 'not due before the interval');
+    c.requestCheckpoint();
+    assert.equal(c.barrierDue('in', 0), 1, 'requested: due at once');
+    const committed = c.whenCommitted(1);
+    c.sourceBarrier(1, 'in', { line: 5 });
+    c.sinkAcked(1, 'a', 1);
+    c.sinkAcked(1, 'b', 2);
+    assert.equal(await committed, true);
+    assert.deepEqual(commits, [1], 'resolved after the commit');
+    assert.equal(await c.whenCommitted(1), true, 'already committed');
+    assert.equal(c.barrierDue('in', 0), undefined, 'one request, one checkpoint');
+    const never = c.whenCommitted(2);
+    await c.finish('stopped');
+    assert.equal(await never, false, 'the run finished first');
+  });
 });
 
 describe('runtime with checkpoints', () => {

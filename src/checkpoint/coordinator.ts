@@ -124,6 +124,12 @@ export class CheckpointCoordinator implements CheckpointDriver {
   private busy = false;
   private readonly ended = new Map<string, Position | undefined>();
   private finished = false;
+  /** A checkpoint was asked for (`requestCheckpoint`): the next `barrierDue` starts one. */
+  private requested = false;
+  /** The newest checkpoint stored and committed upstream. */
+  private committedId = 0;
+  /** `whenCommitted` callers, by checkpoint id. */
+  private readonly commitWaiters = new Map<number, ((ok: boolean) => void)[]>();
   /**
    * A checkpoint the disk refused (`SLUICE_DISK_FULL`), or a server store that stayed unreachable
    * past `storeTimeout` (its calls are retried until then): a full disk does not heal by itself,
@@ -211,7 +217,8 @@ export class CheckpointCoordinator implements CheckpointDriver {
     if (this.busy || this.participants === undefined || this.finished) return undefined;
     const byTime = this.intervalMs > 0 && this.clock.now() >= this.nextAt;
     const byCount = this.everyRecords > 0 && this.recordsSince >= this.everyRecords;
-    if (!byTime && !byCount) return undefined;
+    if (!byTime && !byCount && !this.requested) return undefined;
+    this.requested = false;
     const now = this.clock.now();
     this.pending = {
       id: this.nextId++,
@@ -226,6 +233,29 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.recordsSince = 0;
     this.nextAt = now + this.intervalMs;
     return this.pending.id;
+  }
+
+  requestCheckpoint(): void {
+    this.requested = true;
+  }
+
+  whenCommitted(id: number): Promise<boolean> {
+    if (this.committedId >= id) return Promise.resolve(true);
+    if (this.finished) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const list = this.commitWaiters.get(id) ?? [];
+      list.push(resolve);
+      this.commitWaiters.set(id, list);
+    });
+  }
+
+  /** Settles the `whenCommitted` callers of checkpoints up to `id` (all of them when `id` is undefined). */
+  private settleWaiters(id: number | undefined, ok: boolean): void {
+    for (const [k, list] of this.commitWaiters) {
+      if (id !== undefined && k > id) continue;
+      this.commitWaiters.delete(k);
+      for (const resolve of list) resolve(ok);
+    }
   }
 
   barrierTimerMs(): number | undefined {
@@ -287,6 +317,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     } catch (err) {
       this.stats.failed++;
       this.busy = false;
+      this.settleWaiters(p.id, false);
       const cause = err instanceof SluiceError && err.cause instanceof SluiceError ? err.cause : err;
       if (cause instanceof SluiceError && cause.code === ErrorCode.DISK_FULL) {
         this.fatal = new SluiceError(
@@ -319,6 +350,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     } catch (err) {
       // A test hook standing in for a crash: the checkpoint is stored, nothing is committed.
       this.busy = false;
+      this.settleWaiters(p.id, false);
       this.log.warn(`Checkpoint \`${p.id}\` stored but not committed: ${errorMessage(err)}`);
       return;
     }
@@ -333,7 +365,10 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.busy = false;
     try {
       await parts.commit(data);
+      this.committedId = p.id;
+      this.settleWaiters(p.id, true);
     } catch (err) {
+      this.settleWaiters(p.id, false);
       this.log.warn(`Committing checkpoint \`${p.id}\` upstream failed: ${errorMessage(err)}`, {
         checkpoint: p.id,
       });
@@ -352,6 +387,7 @@ export class CheckpointCoordinator implements CheckpointDriver {
     this.pending = undefined;
     try {
       await this.completing;
+      this.settleWaiters(undefined, false);
       if (this.fatal !== undefined) throw this.fatal;
       // Partition-scoped state is shared with the other members of the group: it outlives a run.
       if (outcome === 'succeeded' && this.partitions === undefined) {

@@ -63,6 +63,17 @@ export interface CheckpointDriver {
    * batches (e.g. checkpoints by record count only). Optional.
    */
   barrierTimerMs?(): number | undefined;
+  /**
+   * Asks for a checkpoint before the interval is up: the next `barrierDue` starts one (unless one
+   * is in flight). For a source about to give input up (`StageContext.checkpointNow`). Optional.
+   */
+  requestCheckpoint?(): void;
+  /**
+   * Resolves true once checkpoint `id` (or a later one) is stored and committed upstream (the
+   * `commit` of {@link CheckpointParticipants} resolved); false when it failed or the run
+   * finished first. Optional, with `requestCheckpoint`.
+   */
+  whenCommitted?(id: number): Promise<boolean>;
   /** Source `stage` sent barrier `id`; `position` is its position after the records before it. */
   sourceBarrier(id: number, stage: string, position: Position | undefined): void;
   /**

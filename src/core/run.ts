@@ -371,6 +371,9 @@ class Run {
       ...(this.options.checkpoint?.partitionState !== undefined
         ? { partitionState: this.options.checkpoint.partitionState }
         : {}),
+      ...(node.kind === 'source' && this.options.checkpoint?.requestCheckpoint !== undefined
+        ? { checkpointNow: (signal: AbortSignal) => this.checkpointNow(node, signal) }
+        : {}),
       clock: this.clock,
       log: this.log,
       runScoped: this.runScoped,
@@ -506,6 +509,32 @@ class Run {
     if (due === undefined) return;
     checkpoint.sourceBarrier(due, id, source.position?.());
     await emitter.signal(barrier(due));
+  }
+
+  /** See `StageContext.checkpointNow`. */
+  private async checkpointNow(
+    node: Extract<GraphNode, { kind: 'source' }>,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    const checkpoint = this.options.checkpoint;
+    if (checkpoint?.requestCheckpoint === undefined || checkpoint.whenCommitted === undefined) return false;
+    const stop = AbortSignal.any([signal, this.cancel.signal]);
+    // A checkpoint in flight that this source already sent its barrier for must be stored first.
+    while (!stop.aborted) {
+      checkpoint.requestCheckpoint();
+      const due = checkpoint.barrierDue(node.id, 0);
+      if (due !== undefined) {
+        checkpoint.sourceBarrier(due, node.id, node.stage.position?.());
+        await this.emitterFor(node).signal(barrier(due));
+        const aborted = new Promise<boolean>((resolve) => {
+          if (stop.aborted) resolve(false);
+          stop.addEventListener('abort', () => resolve(false), { once: true });
+        });
+        return Promise.race([checkpoint.whenCommitted(due), aborted]);
+      }
+      await this.clock.sleep(50, stop).catch(() => {});
+    }
+    return false;
   }
 
   private turnOf(id: string): SourceTurn {

@@ -80,6 +80,15 @@ export interface StageContext {
    */
   readonly checkpointPositions?: (id: number) => Readonly<Record<string, Position | undefined>> | undefined;
   /**
+   * Checkpointing, for a source about to give input up (a Kafka member whose partitions are
+   * revoked): starts a checkpoint now, sends its barrier from this source at its current
+   * `position()`, and resolves true once that checkpoint is stored and committed (sources'
+   * `commit`, sinks' `commitCheckpoint`); false when `signal` aborted first or the checkpoint
+   * failed. Call it only from a source's `run`, outside `out.emit`, while `position()` is exact.
+   * Absent without checkpoints.
+   */
+  readonly checkpointNow?: (signal: AbortSignal) => Promise<boolean>;
+  /**
    * Scale-out (`checkpoint: { scope: partition }`): keyed state scoped per source partition and
    * kept in a store that every process of the consumer group shares. Absent otherwise.
    */

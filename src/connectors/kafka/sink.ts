@@ -35,6 +35,7 @@
  *   The sources commit nothing themselves. At the end of input the rest is committed with the
  *   sources' final offsets.
  */
+import { randomUUID } from 'node:crypto';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch, Signal } from '../../core/message.ts';
 import { humanMs, retrying } from '../../core/retry.ts';
@@ -92,7 +93,9 @@ export interface KafkaSinkOptions {
   exactlyOnce?: boolean | undefined;
   /**
    * Transactional id with `exactlyOnce`; stable across restarts (a restart fences the previous
-   * process by it) and unique per process. Default `sluice.<pipeline>.<stage>`.
+   * process by it) and unique per process. Default `sluice.<pipeline>.<stage>`; under
+   * partition-scoped checkpoints (several members) `sluice.<pipeline>.<stage>.<random>`, one per
+   * process (see `defaultTransactionalId`).
    */
   transactionalId?: string | undefined;
   /** With `exactlyOnce`: longest a transaction may stay open before the broker aborts it, ms. Default 60000. */
@@ -113,6 +116,21 @@ export interface KafkaSinkOptions {
    * reachable. Default: retry with backoff until the broker is back or the run is stopped.
    */
   connectTimeout?: number | undefined;
+}
+
+/**
+ * The default `transactionalId`: `sluice.<pipeline>.<stage>`, stable across restarts, so a
+ * restarted process fences the previous one by it. Under partition-scoped checkpoints (scale-out)
+ * several members run the same pipeline at once and would fence each other with one id
+ * ("Producer attempted to produce with an old epoch"), so each process adds a random suffix
+ * (`sluice.<pipeline>.<stage>.<8 hex>`), as Kafka Streams' exactly-once v2 has one producer per
+ * process: a member the group replaced is fenced by the group generation its offset commits carry
+ * (`TxnOffsetCommit`), not by the id. A killed member's open transaction is aborted by the broker
+ * after `transactionTimeout`.
+ */
+function defaultTransactionalId(pipeline: string, ctx: StageContext): string {
+  const id = `sluice.${pipeline}.${ctx.name}`;
+  return ctx.partitionState === undefined ? id : `${id}.${randomUUID().slice(0, 8)}`;
 }
 
 /** Produce requests a sink keeps in flight without `exactlyOnce` (ordered: idempotent producer). */
@@ -224,7 +242,7 @@ export function kafkaSink(options: KafkaSinkOptions): KafkaSink {
       let transactional: { id: string; timeoutMs: number } | undefined;
       if (exactlyOnce) {
         SinkTransactions.check(ctx, topic);
-        const id = options.transactionalId ?? `sluice.${options.pipeline ?? topic}.${ctx.name}`;
+        const id = options.transactionalId ?? defaultTransactionalId(options.pipeline ?? topic, ctx);
         transactional = { id, timeoutMs: options.transactionTimeout ?? 60_000 };
         txns = new SinkTransactions(ctx, topic, id, transactional.timeoutMs);
       }

@@ -124,6 +124,13 @@ const COMMIT_TIMEOUT_MS = 10_000;
  */
 const REVOKE_COMMIT_TIMEOUT_MS = 5000;
 
+/**
+ * Under checkpoints, longest a cooperative rebalance waits for the checkpoint taken before this
+ * member gives partitions up (barrier, sinks' flush, store, commit); within the group's rebalance
+ * timeout (≥ 20 s).
+ */
+const REVOKE_CHECKPOINT_TIMEOUT_MS = 15_000;
+
 /** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
 const CAUGHT_UP_CHECK_MS = 1000;
 
@@ -253,13 +260,16 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
    * Partitions are about to be given up: read nothing more, send a barrier through the pipeline
    * and commit what it covers once every sink acknowledged it (bounded by
    * {@link REVOKE_COMMIT_TIMEOUT_MS}), then let the rebalance go on. Under checkpoints the
-   * group's commit must not pass the checkpoints, and an exactly-once sink commits the offsets
-   * itself: nothing to do here then.
+   * group's commit must not pass the checkpoints: a checkpoint is taken now instead
+   * ({@link checkpointBeforeRevoke}).
    */
   async function commitBeforeRevoke(out: Parameters<KafkaSource['run']>[0]): Promise<void> {
     const waiting = revokes.splice(0);
     try {
-      if (ctx.checkpointing || ctx.partitionState !== undefined || offsetsCommittedBySink(ctx)) return;
+      if (ctx.checkpointing || ctx.partitionState !== undefined || offsetsCommittedBySink(ctx)) {
+        await checkpointBeforeRevoke();
+        return;
+      }
       const id = committer.barrier();
       if (id === undefined) return;
       await out.signal(barrier(id));
@@ -272,6 +282,37 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     } finally {
       for (const resolve of waiting) resolve();
     }
+  }
+
+  /**
+   * Under checkpoints, before partitions are given up: a checkpoint of everything emitted so far,
+   * stored and committed (with an exactly-once sink: its transaction, holding these records and
+   * offsets, committed) before the rebalance goes on — as Kafka Streams commits its tasks on
+   * revoke. Otherwise the next owner would load the partition's older stored state and read
+   * again records that this member's open transaction still commits. Bounded by
+   * {@link REVOKE_CHECKPOINT_TIMEOUT_MS}; past it the partitions go without it (duplicates).
+   */
+  async function checkpointBeforeRevoke(): Promise<void> {
+    if (ctx.checkpointNow === undefined) return;
+    const local = new AbortController();
+    const timer = ctx.clock
+      .sleep(REVOKE_CHECKPOINT_TIMEOUT_MS, AbortSignal.any([ctx.signal, local.signal]))
+      .then(
+        () => local.abort(),
+        () => {},
+      );
+    const done = await ctx.checkpointNow(AbortSignal.any([ctx.signal, local.signal])).catch(() => false);
+    local.abort();
+    await timer;
+    if (done)
+      ctx.log.info(`Stored and committed a checkpoint before giving partitions of group \`${group}\` up`, {
+        stage: ctx.name,
+      });
+    else if (!ctx.signal.aborted)
+      ctx.log.warn(
+        `No checkpoint was stored and committed within ${REVOKE_CHECKPOINT_TIMEOUT_MS} ms before partitions of group \`${group}\` were given up; their next owner reads again what was processed since the last checkpoint`,
+        { stage: ctx.name },
+      );
   }
 
   return {
@@ -295,6 +336,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         connection: options,
         consumer: () => connection.consumer,
         position: () => assignment.position(),
+        owns: (name) => assignment.owns(name),
       });
     },
     restore(position) {

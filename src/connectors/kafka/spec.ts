@@ -304,8 +304,9 @@ export const kafkaSinkConfig = z
       .min(1)
       .optional()
       .describe(
-        'Transactional id with `exactlyOnce` (default `sluice.<pipeline>.<stage>`). Keep it across restarts (a restart ' +
-          'fences the previous process by it); give each process of a scaled-out pipeline its own.',
+        'Transactional id with `exactlyOnce` (default `sluice.<pipeline>.<stage>`; with `checkpoint: { scope: partition }` ' +
+          '`sluice.<pipeline>.<stage>.<random>`, one per process, so members of a scaled-out pipeline do not fence each ' +
+          'other). Keep it across restarts (a restart fences the previous process by it); give each process its own.',
       ),
     connectTimeout: durationField()
       .optional()

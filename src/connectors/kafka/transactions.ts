@@ -21,7 +21,7 @@
 import { randomUUID } from 'node:crypto';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
-import { DONE_SUFFIX } from '../../core/partitions.ts';
+import { DONE_SUFFIX, partitionName } from '../../core/partitions.ts';
 import type { CommittedPositions, StageContext } from '../../core/stage.ts';
 import { rootMessage } from './connection.ts';
 import type { OutMessage } from './encode.ts';
@@ -276,7 +276,9 @@ export class SinkTransactions {
       const t = await this.open();
       for (const source of kafkaSourcesOf(this.ctx)) {
         const pos = positions[source.stage];
-        const offsets = pos === undefined ? [] : offsetsOfPosition(pos, this.run, checkpointId);
+        const offsets = (pos === undefined ? [] : offsetsOfPosition(pos, this.run, checkpointId)).filter(
+          (o) => source.owns(partitionName(o.topic, o.partition)),
+        );
         if (offsets.length === 0) continue;
         this.used = true;
         await sendOffsetsToTransaction(p, t, source, offsets, this.ctx);

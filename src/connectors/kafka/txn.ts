@@ -39,6 +39,12 @@ export interface KafkaSourceHandle {
   consumer(): Consumer<Buffer, Buffer, Buffer, Buffer> | undefined;
   /** The source's position now (see `Source.position`). */
   position(): Position | undefined;
+  /**
+   * True unless partition `name` (`topic:partition`) was revoked from this member: a revoked
+   * partition stays in the position until its state is stored, but its offset must not go into a
+   * transaction (the group's offset would go back if its new owner committed further).
+   */
+  owns(name: string): boolean;
 }
 
 interface RunLink {
