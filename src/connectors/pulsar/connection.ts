@@ -150,6 +150,42 @@ function shown(url: string): string {
   return `${u.pathname}${u.search}`;
 }
 
+/** The shape of an undici dispatcher, as far as a WebSocket handshake uses it. */
+interface Dispatcher {
+  dispatch(opts: { headers?: unknown; upgrade?: unknown }, handler: unknown): boolean;
+  readonly webSocketOptions?: unknown;
+}
+
+/** The process's global undici dispatcher (read at each use: it may be replaced). */
+function globalDispatcher(): Dispatcher {
+  return (globalThis as Record<symbol, unknown>)[Symbol.for('undici.globalDispatcher.1')] as Dispatcher;
+}
+
+/**
+ * A dispatcher for the WebSocket handshake that leaves out the `permessage-deflate` offer, so the
+ * broker sends every frame uncompressed: Node's WebSocket (undici) always offers it, the broker's
+ * Jetty accepts, and undici then inflates each frame on the thread pool and reads nothing more of
+ * the socket until that is done — one pool round trip per delivery and per receipt, for frames of
+ * a few hundred bytes that compression barely shrinks (it costs the broker CPU too). The request
+ * itself goes to the process's global dispatcher, looked up where undici keeps it when the
+ * handshake is sent (a proxy agent set there keeps working); if the handshake's headers have
+ * another shape, they go unchanged and the socket is compressed as before.
+ */
+const plainDispatcher: Dispatcher = {
+  get webSocketOptions() {
+    return globalDispatcher().webSocketOptions;
+  },
+  dispatch(opts, handler) {
+    const global = globalDispatcher();
+    const h = opts.headers;
+    if (opts.upgrade === 'websocket' && h !== null && typeof h === 'object' && !Array.isArray(h)) {
+      const { 'sec-websocket-extensions': _offer, ...rest } = h as Record<string, unknown>;
+      return global.dispatch({ ...opts, headers: rest }, handler);
+    }
+    return global.dispatch(opts, handler);
+  },
+};
+
 /**
  * Opens one WebSocket to `url` and resolves once it is open. A broker that cannot be reached is
  * waited for with the one retry policy (one warning per attempt), up to `connectTimeout` ms when
@@ -172,8 +208,8 @@ export async function openSocket(
   return retrying(
     async () => {
       const ws = await new Promise<WebSocket>((resolve, reject) => {
-        // Node's WebSocket (undici) takes headers as a non-standard init option.
-        const init = { headers: headers(endpoint) } as unknown as string[];
+        // Node's WebSocket (undici) takes headers and a dispatcher as non-standard init options.
+        const init = { headers: headers(endpoint), dispatcher: plainDispatcher } as unknown as string[];
         const socket = new WebSocket(url, init);
         socket.binaryType = 'arraybuffer';
         const onAbort = (): void => {
