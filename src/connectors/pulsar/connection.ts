@@ -157,8 +157,11 @@ interface Dispatcher {
 }
 
 /** The process's global undici dispatcher (read at each use: it may be replaced). */
-function globalDispatcher(): Dispatcher {
-  return (globalThis as Record<symbol, unknown>)[Symbol.for('undici.globalDispatcher.1')] as Dispatcher;
+function globalDispatcher(): Dispatcher | undefined {
+  const d = (globalThis as Record<symbol, unknown>)[Symbol.for('undici.globalDispatcher.1')] as
+    | Dispatcher
+    | undefined;
+  return typeof d?.dispatch === 'function' ? d : undefined;
 }
 
 /**
@@ -168,15 +171,16 @@ function globalDispatcher(): Dispatcher {
  * the socket until that is done — one pool round trip per delivery and per receipt, for frames of
  * a few hundred bytes that compression barely shrinks (it costs the broker CPU too). The request
  * itself goes to the process's global dispatcher, looked up where undici keeps it when the
- * handshake is sent (a proxy agent set there keeps working); if the handshake's headers have
- * another shape, they go unchanged and the socket is compressed as before.
+ * handshake is sent (a proxy agent set there keeps working). Used only when that global is
+ * found; if the handshake's headers have another shape, they go unchanged. Either way the
+ * socket is then compressed as before, never refused.
  */
 const plainDispatcher: Dispatcher = {
   get webSocketOptions() {
-    return globalDispatcher().webSocketOptions;
+    return globalDispatcher()?.webSocketOptions;
   },
   dispatch(opts, handler) {
-    const global = globalDispatcher();
+    const global = globalDispatcher() as Dispatcher;
     const h = opts.headers;
     if (opts.upgrade === 'websocket' && h !== null && typeof h === 'object' && !Array.isArray(h)) {
       const { 'sec-websocket-extensions': _offer, ...rest } = h as Record<string, unknown>;
@@ -209,8 +213,12 @@ export async function openSocket(
     async () => {
       const ws = await new Promise<WebSocket>((resolve, reject) => {
         // Node's WebSocket (undici) takes headers and a dispatcher as non-standard init options.
-        const init = { headers: headers(endpoint), dispatcher: plainDispatcher } as unknown as string[];
-        const socket = new WebSocket(url, init);
+        // `WebSocket` is read first: that loads undici, which sets the global dispatcher. Where
+        // undici keeps it elsewhere, the socket opens as Node opens it (compressed).
+        const Socket = WebSocket;
+        const dispatcher = globalDispatcher() === undefined ? undefined : plainDispatcher;
+        const init = { headers: headers(endpoint), dispatcher } as unknown as string[];
+        const socket = new Socket(url, init);
         socket.binaryType = 'arraybuffer';
         const onAbort = (): void => {
           socket.close();
