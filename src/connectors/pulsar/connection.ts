@@ -150,6 +150,46 @@ function shown(url: string): string {
   return `${u.pathname}${u.search}`;
 }
 
+/** The shape of an undici dispatcher, as far as a WebSocket handshake uses it. */
+interface Dispatcher {
+  dispatch(opts: { headers?: unknown; upgrade?: unknown }, handler: unknown): boolean;
+  readonly webSocketOptions?: unknown;
+}
+
+/** The process's global undici dispatcher (read at each use: it may be replaced). */
+function globalDispatcher(): Dispatcher | undefined {
+  const d = (globalThis as Record<symbol, unknown>)[Symbol.for('undici.globalDispatcher.1')] as
+    | Dispatcher
+    | undefined;
+  return typeof d?.dispatch === 'function' ? d : undefined;
+}
+
+/**
+ * A dispatcher for the WebSocket handshake that leaves out the `permessage-deflate` offer, so the
+ * broker sends every frame uncompressed: Node's WebSocket (undici) always offers it, the broker's
+ * Jetty accepts, and undici then inflates each frame on the thread pool and reads nothing more of
+ * the socket until that is done — one pool round trip per delivery and per receipt, for frames of
+ * a few hundred bytes that compression barely shrinks (it costs the broker CPU too). The request
+ * itself goes to the process's global dispatcher, looked up where undici keeps it when the
+ * handshake is sent (a proxy agent set there keeps working). Used only when that global is
+ * found; if the handshake's headers have another shape, they go unchanged. Either way the
+ * socket is then compressed as before, never refused.
+ */
+const plainDispatcher: Dispatcher = {
+  get webSocketOptions() {
+    return globalDispatcher()?.webSocketOptions;
+  },
+  dispatch(opts, handler) {
+    const global = globalDispatcher() as Dispatcher;
+    const h = opts.headers;
+    if (opts.upgrade === 'websocket' && h !== null && typeof h === 'object' && !Array.isArray(h)) {
+      const { 'sec-websocket-extensions': _offer, ...rest } = h as Record<string, unknown>;
+      return global.dispatch({ ...opts, headers: rest }, handler);
+    }
+    return global.dispatch(opts, handler);
+  },
+};
+
 /**
  * Opens one WebSocket to `url` and resolves once it is open. A broker that cannot be reached is
  * waited for with the one retry policy (one warning per attempt), up to `connectTimeout` ms when
@@ -172,9 +212,13 @@ export async function openSocket(
   return retrying(
     async () => {
       const ws = await new Promise<WebSocket>((resolve, reject) => {
-        // Node's WebSocket (undici) takes headers as a non-standard init option.
-        const init = { headers: headers(endpoint) } as unknown as string[];
-        const socket = new WebSocket(url, init);
+        // Node's WebSocket (undici) takes headers and a dispatcher as non-standard init options.
+        // `WebSocket` is read first: that loads undici, which sets the global dispatcher. Where
+        // undici keeps it elsewhere, the socket opens as Node opens it (compressed).
+        const Socket = WebSocket;
+        const dispatcher = globalDispatcher() === undefined ? undefined : plainDispatcher;
+        const init = { headers: headers(endpoint), dispatcher } as unknown as string[];
+        const socket = new Socket(url, init);
         socket.binaryType = 'arraybuffer';
         const onAbort = (): void => {
           socket.close();
