@@ -363,11 +363,19 @@ describe('pulsar: several sluice processes on one subscription', () => {
           Array.from({ length: MAX + 1 }, (_, i) => i),
           `record ${id}: delivered ${MAX + 1} times (redelivery counts 0..${MAX}), each a dead letter`,
         );
+      // The broker's dead-letter producer is at-least-once (Pulsar documents it so): once in CI a
+      // record Sluice saw exactly MAX + 1 times (checked above) was in the DLQ topic twice. So:
+      // every failing record and nothing else reached it, after its last try.
+      const inDlqTopic = dlqTopic.map((m) => (JSON.parse(m.payload) as { id: number }).id);
       assert.deepEqual(
-        dlqTopic.map((m) => (JSON.parse(m.payload) as { id: number }).id).sort((a, b) => a - b),
+        [...new Set(inDlqTopic)].sort((a, b) => a - b),
         [...failing].sort((a, b) => a - b),
-        'each failing record reached the dead-letter topic once, after its last try',
+        'each failing record, and only those, reached the dead-letter topic after its last try',
       );
+      if (inDlqTopic.length > failing.size)
+        t.diagnostic(
+          `the DLQ topic holds ${inDlqTopic.length} messages for ${failing.size} records (Pulsar's DLQ is at-least-once)`,
+        );
       const at = done.flat().map((r) => Number(r.at));
       const span = Math.max(...at) - Math.min(...at);
       const rate = Math.round((ids.length / Math.max(span, 1)) * 1000);
