@@ -173,14 +173,20 @@ async function waitForInput(
     await (waitable[0] as Channel<Message>).readable(signal);
     return;
   }
-  // Several waits race; abort the losers so no listener or timer is left behind.
+  // Several waits race; abort the losers so no listener or timer is left behind. The run's
+  // signal is forwarded by hand, not combined with `AbortSignal.any`, whose composite signal
+  // ties itself to the run's signal with weak references and a finalizer (a batch stage idling
+  // with a partial batch, e.g. during a busy source's loop turn, comes here).
   const local = new AbortController();
-  const both = AbortSignal.any([signal, local.signal]);
-  const waits: Promise<void>[] = waitable.map((ch) => ch.readable(both));
-  if (deadline !== undefined) waits.push(clock.sleep(deadline - clock.now(), both));
+  if (signal.aborted) local.abort(signal.reason);
+  const forward = () => local.abort(signal.reason);
+  signal.addEventListener('abort', forward, { once: true });
+  const waits: Promise<void>[] = waitable.map((ch) => ch.readable(local.signal));
+  if (deadline !== undefined) waits.push(clock.sleep(deadline - clock.now(), local.signal));
   try {
     await Promise.race(waits);
   } finally {
+    signal.removeEventListener('abort', forward);
     local.abort();
     for (const w of waits) w.catch(() => {});
   }
