@@ -19,14 +19,8 @@ import { fixReadCommitted } from './read-committed.ts';
 import type { KafkaMessage } from './records.ts';
 import { clientOptions, type KafkaConnection } from './security.ts';
 
-/**
- * Most bytes one fetch returns (one partition may fill it); at least one record batch always
- * comes. Small on purpose: every message of a fetch is an object of the client's until the read
- * loop takes it, and messages that wait through young-generation GCs are promoted. 64 KB is ~300
- * messages of 200 B; in the windowed bench 12–20 % less CPU than 1 MB and a peak RSS at most ~18 %
- * lower, under 150 MiB only with V8's allocation-site pretenuring off (`bench/README.md`, kafka-window).
- */
-const FETCH_MAX_BYTES = 64 << 10;
+/** Most bytes one fetch returns (a partition gets half); at least one record batch always comes. */
+const FETCH_MAX_BYTES = 1 << 20;
 
 type Stream = MessagesStream<Buffer, Buffer, Buffer, Buffer>;
 type KafkaConsumer = Consumer<Buffer, Buffer, Buffer, Buffer>;
@@ -212,15 +206,12 @@ export class GroupConsumer {
       autocommit: false,
       isolationLevel: o.isolation === 'read_uncommitted' ? 0 : 1,
       maxWaitTime: Math.max(10, Math.min(o.maxWait, 500)),
-      // Messages buffered before the client stops fetching: half a batch, so the read loop's
-      // next batch is being fetched while it takes this one, and little more waits.
-      highWaterMark: Math.max(o.batchSize >> 1, 256),
+      highWaterMark: Math.max(o.batchSize * 4, 4096),
       // The client's default (50 MB per fetch) parks hundreds of thousands of messages in memory
       // behind a backlog; they outlive young-generation GC. 1 MB per fetch: ~25 % less CPU per
-      // record and ~40 % less peak RSS in `bench/kafka.ts`, same throughput; 64 KB and half a
-      // batch buffered: see `bench/README.md` (kafka-window).
+      // record and ~40 % less peak RSS in `bench/kafka.ts`, same throughput.
       maxBytes: FETCH_MAX_BYTES,
-      maxBytesPerPartition: FETCH_MAX_BYTES,
+      maxBytesPerPartition: FETCH_MAX_BYTES / 2,
       connectTimeout: 5000,
       retries: 2,
       retryDelay: 250,
