@@ -139,13 +139,17 @@ export class GroupConsumer {
   }
 
   /**
-   * Of `names` (partitions this member owns), the ones its stream has read to their end: the
-   * next offset to fetch is at or past the end offset. Asks the broker for the end offsets.
+   * Of `names` (partitions this member owns), the ones its stream has read to their end (none while
+   * it holds fetched messages not read yet): the next offset to fetch is at or past the end offset.
    */
   async caughtUp(names: readonly string[]): Promise<string[]> {
     const c = this.consumer;
     const s = this.stream;
     if (c === undefined || s === undefined || names.length === 0) return [];
+    // Fetched is not delivered: messages still in the stream's buffer may belong to these
+    // partitions (a fetch fills one partition's share first), and calling such a partition caught
+    // up lets the watermark run ahead of records not handed on yet. Judge only when it is empty.
+    if (s.readableLength > 0) return [];
     const ends = await c.listOffsets({ topics: byTopic(names).map((t) => t.topic), timestamp: -1n });
     const at = s.offsetsToFetch;
     return names.filter((name) => {

@@ -78,7 +78,10 @@ describe('pulsar source: restore from a checkpoint', () => {
       Array.from({ length: 40 }, (_, i) => 20 + i),
       'only what the checkpoint did not cover',
     );
-    assert.equal(restored.metrics?.().coveredSkipped, 20, 'the covered messages came again and were skipped');
+    // A covered message is either delivered again and skipped, or not delivered at all when the
+    // acknowledgement sent on connect reached the broker first (once in CI: 19 skipped).
+    const skipped = Number(restored.metrics?.().coveredSkipped ?? 0);
+    assert.ok(skipped <= 20, `${skipped} covered messages skipped, more than the checkpoint covered`);
     // Everything is acknowledged: the covered messages too.
     assert.deepEqual(await drain(source(topic, 'sub'), 'restore-again'), []);
   });
