@@ -86,3 +86,13 @@ export function barrier(id: number): Barrier {
 export function isBatch<T>(m: Message<T>): m is Batch<T> {
   return m.kind === 'batch';
 }
+
+/** True for a batch (what a channel counts as records); signals are not. */
+export function isBatchMessage(m: Message): boolean {
+  return m.kind === 'batch';
+}
+
+/** The records a message carries, for a channel's fill: a batch's size, 0 for a signal. */
+export function weighMessage(m: Message): number {
+  return m.kind === 'batch' ? m.records.length : 0;
+}

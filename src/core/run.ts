@@ -13,6 +13,7 @@
 import { Channel } from './channel.ts';
 import type { CheckpointDriver } from './checkpointing.ts';
 import { type Clock, systemClock } from './clock.ts';
+import { DEAD_LETTER_SAMPLE_SIZE, sampleLetter } from './dead-letter-sample.ts';
 import { StageDeadLetters } from './dead-letters.ts';
 import { DlqSinkGuard } from './dlq-sink.ts';
 import { cancelledError, ErrorCode, errorMessage, isCancellation, SluiceError, wrapError } from './errors.ts';
@@ -20,7 +21,7 @@ import { DLQ_PORT, type Graph, type GraphNode, MAIN_PORT } from './graph.ts';
 import { consumeInputs } from './input-loop.ts';
 import { LoopTurns, nextTurn } from './loop-turns.ts';
 import type { Batch, Message, RecordMeta, Signal } from './message.ts';
-import { barrier } from './message.ts';
+import { barrier, isBatchMessage, weighMessage } from './message.ts';
 import { type MetricsSnapshot, type RunState, type SourceLag, StageMetrics } from './metrics.ts';
 import {
   BarrierAcks,
@@ -30,7 +31,8 @@ import {
   sendIdleBarriers,
 } from './run-checkpoint.ts';
 import { recordsTaken, runSnapshot } from './run-snapshot.ts';
-import { redactSecrets, redactSecretsDeep } from './secrets.ts';
+import type { RunHandle, RunOptions, RunSummary } from './run-types.ts';
+import { redactSecrets } from './secrets.ts';
 import { RESOLVED, sendAll, untilAborted } from './sending.ts';
 import {
   type DeadLetter,
@@ -43,94 +45,8 @@ import {
 } from './stage.ts';
 import { stateBudgetOf } from './state-budget.ts';
 
-/** Options of {@link runGraph}. */
-export interface RunOptions {
-  /** Aborting it cancels the run (like `stop({ drain: false })`). */
-  signal?: AbortSignal;
-  /** Clock for every stage; inject a {@link ManualClock} in tests. Default: the system clock. */
-  clock?: Clock;
-  /**
-   * Messages (batches or signals) each channel queues unless its edge says otherwise.
-   * Default 2: with the sender's parked batch that is triple buffering per edge, and a batch
-   * crosses the stages while still in the CPU cache (`npm run bench -- core` ran fastest at
-   * 1–2, 20–30 % slower at 4–8).
-   */
-  channelCapacity?: number;
-  /**
-   * Maximum fraction (0–1) of records read that may become dead letters; above it the run
-   * stops with an error. Checked once `errorRateMinRecords` records were read. Default: none.
-   */
-  maxErrorRate?: number;
-  /** Records to read before `maxErrorRate` is enforced. Default 100. */
-  errorRateMinRecords?: number;
-  /** Logger for stages. Default: warnings and errors to stderr. */
-  log?: Logger;
-  /**
-   * Checkpoints: the coordinator that decides when they happen and stores them (see
-   * `src/checkpoint/coordinator.ts`). With it the run restores the newest intact checkpoint
-   * before any data, injects barriers into the sources' outputs, snapshots operators at aligned
-   * barriers and collects sink acknowledgements. Default: no checkpoints.
-   */
-  checkpoint?: CheckpointDriver;
-  /**
-   * Bytes of keyed state (window accumulators…) the run's operators may hold on the heap
-   * together, as they estimate it (see `core/state-budget.ts`); past it the run fails with a
-   * `SLUICE_STATE_LIMIT` error naming the stage, instead of running out of memory. Default: half
-   * of V8's heap limit.
-   */
-  maxStateBytes?: number;
-}
-
-/** What a finished run reports. */
-export type RunSummary = MetricsSnapshot;
-
-/** A running pipeline. */
-export interface RunHandle {
-  /**
-   * Settles when every stage has ended and every resource is closed: resolves with the final
-   * metrics on success or user stop (`state` says which), rejects with the first error.
-   */
-  readonly done: Promise<RunSummary>;
-  /**
-   * Stops the run. `drain: true` (default): sources stop reading, what is in flight flows to
-   * the sinks, which flush and commit. `drain: false`: everything is cancelled at once and
-   * uncommitted output is discarded. Returns `done`.
-   */
-  stop(options?: { drain?: boolean }): Promise<RunSummary>;
-  /** A snapshot of the run's metrics, cheap enough to call a few times a second. */
-  metrics(): MetricsSnapshot;
-  /**
-   * The running graph: its stages and edges (after fusing consecutive record steps, with the
-   * implicit edges into the dlq), for drawing it. Fixed for the run.
-   */
-  topology(): RunTopology;
-  /**
-   * How far behind its input each source that can tell is (Kafka: lag per partition and commit
-   * age), keyed by source stage name. May ask the broker: call it at most every few seconds.
-   */
-  lag(): Promise<Readonly<Record<string, SourceLag>>>;
-  /**
-   * The latest dead letters (at most {@link DEAD_LETTER_SAMPLE_SIZE}, newest last) with secret
-   * values redacted and each record cut to a short preview, for a dashboard.
-   */
-  deadLetterSample(): readonly DeadLetter[];
-}
-
-/** How many of the latest dead letters {@link RunHandle.deadLetterSample} keeps. */
-export const DEAD_LETTER_SAMPLE_SIZE = 20;
-
-/** The running graph; see {@link RunHandle.topology}. */
-export interface RunTopology {
-  readonly pipeline: string;
-  readonly stages: readonly {
-    readonly name: string;
-    readonly kind: GraphNode['kind'];
-    readonly component: string;
-  }[];
-  readonly edges: readonly { readonly from: string; readonly port: string; readonly to: string }[];
-  /** Name of the dlq sink, if any. */
-  readonly dlq?: string | undefined;
-}
+export { DEAD_LETTER_SAMPLE_SIZE } from './dead-letter-sample.ts';
+export type { RunHandle, RunOptions, RunSummary, RunTopology } from './run-types.ts';
 
 const stderrLogger: Logger = {
   info: () => {},
@@ -139,14 +55,6 @@ const stderrLogger: Logger = {
   error: (msg, fields) =>
     process.stderr.write(redactSecrets(`ERROR ${msg}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`)),
 };
-
-function isBatchMessage(m: Message): boolean {
-  return m.kind === 'batch';
-}
-
-function weighMessage(m: Message): number {
-  return m.kind === 'batch' ? m.records.length : 0;
-}
 
 /**
  * Runs `graph` and returns its handle at once. The graph is validated first; a graph that
@@ -783,22 +691,4 @@ class Run {
     );
     return out;
   }
-}
-
-/** Longest preview of a sampled dead letter's record, characters. */
-const SAMPLE_RECORD_CHARS = 1024;
-
-/** A dead letter for a dashboard: secrets redacted, the record cut to a JSON preview. */
-function sampleLetter(letter: DeadLetter): DeadLetter {
-  let preview: string;
-  try {
-    preview =
-      typeof letter.record === 'string'
-        ? letter.record
-        : (JSON.stringify(letter.record) ?? String(letter.record));
-  } catch {
-    preview = String(letter.record);
-  }
-  if (preview.length > SAMPLE_RECORD_CHARS) preview = `${preview.slice(0, SAMPLE_RECORD_CHARS)}…`;
-  return redactSecretsDeep({ ...letter, record: preview });
 }

@@ -20,6 +20,21 @@
 
 import { isUtf8 } from 'node:buffer';
 import { parseJson } from './json.ts';
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  COLON,
+  COMMA,
+  DOT,
+  LOWER_E,
+  MINUS,
+  NINE,
+  OPEN_BRACE,
+  PLUS,
+  QUOTE,
+  UPPER_E,
+  ZERO,
+} from './json-bytes.ts';
 
 /** Most distinct key sequences (shapes) learned per input. */
 const MAX_SHAPES = 64;
@@ -44,19 +59,6 @@ const PAUSE_LINES = 16 * WINDOW;
  */
 const COPY_FROM = 13;
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const MINUS = 0x2d;
-const PLUS = 0x2b;
-const DOT = 0x2e;
-const ZERO = 0x30;
-const NINE = 0x39;
-const LOWER_E = 0x65;
-const UPPER_E = 0x45;
 const SPACE = 0x20;
 const TAB = 0x09;
 const CR = 0x0d;

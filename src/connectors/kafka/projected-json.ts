@@ -8,20 +8,21 @@
  * return `undefined`, and the caller decodes the whole value as before and picks the fields
  * ({@link pickFields}), so results and errors are those of `JSON.parse`.
  */
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-const OPEN_BRACE = 0x7b;
-const CLOSE_BRACE = 0x7d;
-const MINUS = 0x2d;
-const PLUS = 0x2b;
-const DOT = 0x2e;
-const ZERO = 0x30;
-const NINE = 0x39;
-const LOWER_E = 0x65;
-const UPPER_E = 0x45;
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  COLON,
+  COMMA,
+  DOT,
+  LOWER_E,
+  MINUS,
+  NINE,
+  OPEN_BRACE,
+  PLUS,
+  QUOTE,
+  UPPER_E,
+  ZERO,
+} from '../../formats/json-bytes.ts';
 
 const isSpace = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
 const isDigit = (c: number) => c >= ZERO && c <= NINE;

@@ -12,7 +12,7 @@
  * Trade-off: a field of 13 or more characters that is not interned is a V8 "sliced string" that
  * keeps its window's string (≈ one input chunk) alive as long as the value lives.
  *
- * Why one file of ~550 lines of code (700 with comments): the row loop (`parse`) and the few methods it calls read
+ * Why one file over 700 lines (with its comments): the row loop (`parse`) and the few methods it calls read
  * and write the decoder's cursor fields (line, offsets, pending bytes, header state) for every
  * field; moved into other modules they would pass that state around on the hot path. What is
  * not on it already lives apart: options (`options.ts`), typed values (`types.ts`), interning
