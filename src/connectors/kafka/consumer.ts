@@ -160,6 +160,18 @@ export class GroupConsumer {
     });
   }
 
+  /**
+   * The next offset the stream fetches, per partition (`topic:partition`), or undefined while it
+   * holds fetched messages not read yet (then the fetch offset is not what was read).
+   */
+  positions(): Map<string, number> | undefined {
+    const s = this.stream;
+    if (s === undefined || s.readableLength > 0) return undefined;
+    const out = new Map<string, number>();
+    for (const [name, offset] of s.offsetsToFetch) out.set(name, Number(offset));
+    return out;
+  }
+
   /** Wakes a {@link waitForData} in progress (e.g. a parallel step finished). */
   wake(): void {
     this.wakeUp?.();
