@@ -9,12 +9,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Producer } from '@platformatic/kafka';
-import { createTopic, readThroughSource } from './test-helpers.ts';
+import { createTopic, produceMany, readThroughSource } from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 
 let txProducer: Producer<Buffer, Buffer, Buffer, Buffer>;
-let plain: Producer<Buffer, Buffer, Buffer, Buffer>;
 
 before(async () => {
   txProducer = new Producer({
@@ -27,38 +26,30 @@ before(async () => {
     producerEpoch: -1,
     timeout: 10_000,
   });
-  plain = new Producer({
-    clientId: 'sluice-aborted-it',
-    bootstrapBrokers: BROKERS,
-    autocreateTopics: false,
-    idempotent: true,
-  });
 });
 
 after(async () => {
   await txProducer.close();
-  await plain.close();
 });
 
-/** `n` JSON records `{ seq, pad }` of ~220 B from `from`, for `topic`'s partition 0. */
+/** The JSON value `{ seq, pad }` of ~220 B. */
+const value = (seq: number) => JSON.stringify({ seq, pad: 'x'.repeat(200) });
+
+/** `n` records from `seq` `from`, for `topic`'s only partition. */
 function records(topic: string, from: number, n: number) {
-  return Array.from({ length: n }, (_, i) => ({
-    topic,
-    partition: 0,
-    value: Buffer.from(JSON.stringify({ seq: from + i, pad: 'x'.repeat(200) })),
-  }));
+  return Array.from({ length: n }, (_, i) => ({ topic, value: Buffer.from(value(from + i)) }));
 }
 
 describe('kafka read_committed (real broker)', () => {
   test('an aborted transaction of ~2.2 MB (larger than any fetch) is skipped and the committed records after it are read', async () => {
     const topic = await createTopic(BROKERS, 'aborted', 1);
-    await plain.send({ messages: records(topic, 0, 10) });
+    await produceMany(BROKERS, topic, 10, (i) => ({ value: value(i) }));
     // 10,000 records of ~220 B in 20 sends: the transaction spans many fetches (64 KB now, 1 MB
     // before), and its abort marker is only in the last one.
     const txn = await txProducer.beginTransaction();
     for (let i = 0; i < 10_000; i += 500) await txn.send({ messages: records(topic, 1_000_000 + i, 500) });
     await txn.abort();
-    await plain.send({ messages: records(topic, 10, 90) });
+    await produceMany(BROKERS, topic, 90, (i) => ({ value: value(10 + i) }));
 
     const read = (await readThroughSource(BROKERS, topic, 'read_committed')) as { seq: number }[];
     assert.deepEqual(
