@@ -35,6 +35,7 @@ import { GroupConsumer } from './consumer.ts';
 import { readCommitted } from './group.ts';
 import { kafkaLag } from './lag.ts';
 import { decodeDone, parsePosition } from './offsets.ts';
+import { OwnUnreadWait, unreadOwned } from './own-unread.ts';
 import { InPartitionParallel, type KafkaParallelOptions } from './parallel.ts';
 import {
   type KafkaMessage,
@@ -130,6 +131,20 @@ const REVOKE_COMMIT_TIMEOUT_MS = 5000;
  * timeout (≥ 20 s).
  */
 const REVOKE_CHECKPOINT_TIMEOUT_MS = 15_000;
+
+/**
+ * Longest the idle timeout waits for an open transaction that holds back records of this
+ * member's partitions (read_committed): Kafka's default transaction timeout (60 s, after which
+ * the broker aborts a dead producer's transaction) and a margin.
+ */
+const TRANSACTION_HOLD_MS = 70_000;
+
+/**
+ * Least time the idle timeout waits, without a record, for records this member can read in its
+ * own partitions before it fails the run (a rejoin after a killed member may take the session
+ * timeout; the bound is at least that plus 10 s).
+ */
+const OWN_STALL_MS = 60_000;
 
 /** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
 const CAUGHT_UP_CHECK_MS = 1000;
@@ -400,6 +415,44 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         );
         return true;
       };
+      const ownWait = new OwnUnreadWait({
+        stalled: Math.max(OWN_STALL_MS, holdLimit),
+        transaction: TRANSACTION_HOLD_MS,
+      });
+      /**
+       * The idle timeout passed: true when this member has read its own partitions to their end
+       * at the isolation level in use (`own-unread.ts`); false while it waits; throws when
+       * records it can read stayed unread past the bound (ending would lose them).
+       */
+      const ownDone = async (now: number): Promise<boolean> => {
+        const consumer = connection.consumer;
+        const positions = connection.positions();
+        if (consumer === undefined || positions === undefined) return false;
+        const isolation = options.isolation ?? 'read_committed';
+        let verdict: ReturnType<OwnUnreadWait['decide']>;
+        try {
+          verdict = ownWait.decide(
+            await unreadOwned(consumer, assignment.owned ?? new Set(), positions, isolation),
+            now,
+          );
+        } catch (err) {
+          c.log.warn(
+            `Could not ask the end offsets of the partitions group \`${group}\` assigned to this member (${errorMessage(err)}); ending on \`idleTimeout\` without knowing they were read to their end`,
+            { group },
+          );
+          return true;
+        }
+        if (verdict.action === 'fail') {
+          throw new SluiceError(
+            ErrorCode.STAGE,
+            `reading ${topics.map((t) => `\`${t}\``).join(', ')} as group \`${group}\`: ${verdict.message}`,
+            { topics, group },
+          );
+        }
+        if (verdict.action === 'wait' && verdict.info !== undefined) c.log.info(verdict.info, { group });
+        if (verdict.warn !== undefined) c.log.warn(verdict.warn, { group });
+        return verdict.action === 'end';
+      };
       let stopping = false;
       const ready = () => parallel?.ready === true;
       for (;;) {
@@ -507,6 +560,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         if (emitted > 0 || consumed > 0) {
           lastDataAt = now; // dead letters only: the input is not idle either
           heldSince = undefined;
+          ownWait.reset();
         }
         await reportCaughtUp(now);
         // Under checkpoints the runtime injects the barriers; own ones would collide with them.
@@ -531,7 +585,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           // Waiting for partitions (e.g. held by a killed member until its session times out) is not idleness.
           if (assignment.idle) lastDataAt = now;
           if (options.idleTimeout !== undefined && now - lastDataAt >= options.idleTimeout) {
-            if (await othersDone(now)) break;
+            // Its own partitions first: the idle timeout counts time without a record, not
+            // whether they are read (a stalled fetch, a rejoin, an open transaction).
+            if ((await ownDone(now)) && (await othersDone(now))) break;
             await connection.waitForData(Math.max(1, Math.min(commitInterval, 1000)), true, ready);
             continue;
           }
