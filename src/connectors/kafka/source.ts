@@ -47,7 +47,7 @@ import {
   ValueDecoder,
 } from './records.ts';
 import type { KafkaConnection } from './security.ts';
-import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
+import { offsetsCommittedBySink, registerKafkaSource, stableCommittedOffsets } from './txn.ts';
 import { describeUnread, type UnreadPartition, unreadElsewhere } from './unread.ts';
 
 /**
@@ -244,7 +244,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const state = ctx.partitionState;
     const todo = assignment.toLoad(name);
     if (state === undefined || todo.length === 0) return;
-    const stored = await state.load(group, todo);
+    // Exactly-once: only as far as the group's committed offsets, which move with the output.
+    const committed = offsetsCommittedBySink(ctx)
+      ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
+      : undefined;
+    const stored = await state.load(group, todo, committed);
     assignment.loadedState(todo, stored);
     await committer.commitStarts(todo);
     if (stored.size > 0) {
