@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   createTopic,
+  exitWithin,
   fresh,
   type GroupMember,
   groupMember,
@@ -38,18 +39,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitForOutput(topic: string, atLeast: number): Promise<void> {
   for (let i = 0; i < 600 && (await messageCount(BROKERS, topic)) < atLeast; i++) await sleep(100);
-}
-
-/** The member's exit code; fails with what it printed when it has not exited within `ms`. */
-async function exitOf(member: GroupMember, name: string, ms: number): Promise<number | null> {
-  let timer: NodeJS.Timeout | undefined;
-  const hung = new Promise<'hung'>((resolve) => {
-    timer = setTimeout(() => resolve('hung'), ms);
-  });
-  const code = await Promise.race([member.exit, hung]);
-  clearTimeout(timer);
-  if (code === 'hung') assert.fail(`member ${name} did not exit within ${ms} ms; its log:\n${member.stderr}`);
-  return code;
 }
 
 /**
@@ -103,8 +92,8 @@ ${variant === 'checkpoints' ? `checkpoint: { interval: 500ms, dir: ${join(dir, '
         await waitForOutput(output, N / 2);
         await sleep(1000);
         b.child.kill('SIGTERM'); // leaves mid-run
-        assert.equal(await exitOf(b, 'b', 60_000), 143, b.stderr); // a draining stop: Stopped, 128 + SIGTERM
-        assert.equal(await exitOf(a, 'a', 120_000), 0, a.stderr);
+        assert.equal(await exitWithin(b, 'b', 60_000), 143, b.stderr); // a draining stop: Stopped, 128 + SIGTERM
+        assert.equal(await exitWithin(a, 'a', 120_000), 0, a.stderr);
 
         // With transactions the log holds commit markers too, so the output is read until it is idle.
         const ids =
