@@ -188,4 +188,26 @@ describe('kafka in-partition parallel', () => {
       '`t:0` offsets 1, 2, 3, 4, 5 and 2 more; `t:3` offset 9',
     );
   });
+
+  it('whenSettled resolves when a step settles, at once when a result waits, or after the time given', async () => {
+    const s = setup('unordered');
+    s.assignment.update(new Set(['t:0']));
+    s.read(0);
+    s.read(1);
+    let woke = false;
+    const waiting = s.parallel.whenSettled(1000, s.clock, s.ctx.signal).then(() => {
+      woke = true;
+    });
+    await tick();
+    assert.equal(woke, false);
+    s.calls.get(0)?.resolve({ id: 0 });
+    await waiting;
+    await s.parallel.whenSettled(1000, s.clock, s.ctx.signal); // a result waits: at once
+    await s.parallel.emitFinished(s.out);
+    const timed = s.parallel.whenSettled(1000, s.clock, s.ctx.signal);
+    await tick();
+    s.clock.advance(1000);
+    await timed;
+    assert.equal(s.parallel.inFlight, 1, 'record 1 is still in the step');
+  });
 });

@@ -224,13 +224,7 @@ export class InPartitionParallel {
       const left = deadline - clock.now();
       if (this.jobs.size === 0 || signal.aborted || left <= 0) break;
       if (this.finished.length > 0) continue;
-      const local = new AbortController();
-      await new Promise<void>((resolve) => {
-        this.settledWaiter = resolve;
-        clock.sleep(left, AbortSignal.any([signal, local.signal])).then(resolve, resolve);
-      });
-      this.settledWaiter = undefined;
-      local.abort();
+      await this.whenSettled(left, clock, signal);
     }
     const unfinished = new Map<string, number[]>();
     for (const job of this.jobs) {
@@ -240,6 +234,22 @@ export class InPartitionParallel {
     }
     for (const offsets of unfinished.values()) offsets.sort((a, b) => a - b);
     return { emitted, unfinished };
+  }
+
+  /**
+   * Resolves when a step settles next (at once when one finished and was not emitted yet), after
+   * `ms`, or when `signal` aborts; never rejects. For waiting on the steps alone, e.g. while the
+   * run stops and the consumer's waits return at once.
+   */
+  async whenSettled(ms: number, clock: Clock, signal: AbortSignal): Promise<void> {
+    if (this.finished.length > 0 || this.jobs.size === 0) return;
+    const local = new AbortController();
+    await new Promise<void>((resolve) => {
+      this.settledWaiter = resolve;
+      clock.sleep(ms, AbortSignal.any([signal, local.signal])).then(resolve, resolve);
+    });
+    this.settledWaiter = undefined;
+    local.abort();
   }
 
   private start(job: Job): void {

@@ -549,6 +549,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (id !== undefined) await out.signal(barrier(id));
         }
         if (emitted === 0 && consumed === 0 && connection.error === undefined) {
+          if (stopping && parallel !== undefined && parallel.inFlight > 0) {
+            // Not `waitForData`: it listens to the stop signal, so it would return at once, and
+            // this loop, never leaving the microtask queue, would starve the steps' own timers.
+            await parallel.whenSettled(Math.max(1, commitInterval), ctx.clock, ctx.signal);
+            continue;
+          }
           if ((parallel?.inFlight ?? 0) > 0 || stopping) {
             // Waiting for steps to finish (or for room to read more).
             await connection.waitForData(
