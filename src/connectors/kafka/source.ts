@@ -36,7 +36,7 @@ import { readCommitted } from './group.ts';
 import { kafkaLag } from './lag.ts';
 import { decodeDone, parsePosition } from './offsets.ts';
 import { OwnUnreadWait, unreadOwned } from './own-unread.ts';
-import { InPartitionParallel, type KafkaParallelOptions } from './parallel.ts';
+import { describeUnfinished, InPartitionParallel, type KafkaParallelOptions } from './parallel.ts';
 import {
   type KafkaMessage,
   type KafkaSchemaOptions,
@@ -145,6 +145,13 @@ const TRANSACTION_HOLD_MS = 70_000;
  * timeout; the bound is at least that plus 10 s).
  */
 const OWN_STALL_MS = 60_000;
+
+/**
+ * With `parallel`, longest a cooperative rebalance waits for the records in the step to finish
+ * before the commit or checkpoint that hands partitions over; with
+ * {@link REVOKE_CHECKPOINT_TIMEOUT_MS} still within the group's rebalance timeout (≥ 20 s).
+ */
+const REVOKE_STEPS_TIMEOUT_MS = 4000;
 
 /** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
 const CAUGHT_UP_CHECK_MS = 1000;
@@ -276,7 +283,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
 
   /**
-   * Partitions are about to be given up: read nothing more, send a barrier through the pipeline
+   * Partitions are about to be given up: read nothing more, let the `parallel` step finish what it
+   * holds ({@link finishStepsBeforeRevoke}), send a barrier through the pipeline
    * and commit what it covers once every sink acknowledged it (bounded by
    * {@link REVOKE_COMMIT_TIMEOUT_MS}), then let the rebalance go on. Under checkpoints the
    * group's commit must not pass the checkpoints: a checkpoint is taken now instead
@@ -285,6 +293,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   async function commitBeforeRevoke(out: Parameters<KafkaSource['run']>[0]): Promise<void> {
     const waiting = revokes.splice(0);
     try {
+      await finishStepsBeforeRevoke(out);
       if (ctx.checkpointing || ctx.partitionState !== undefined || offsetsCommittedBySink(ctx)) {
         await checkpointBeforeRevoke();
         return;
@@ -301,6 +310,28 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     } finally {
       for (const resolve of waiting) resolve();
     }
+  }
+
+  /**
+   * With `parallel`, before the commit or checkpoint that hands partitions over: the records in
+   * the step finish and are emitted, so that commit covers every record processed (bounded by
+   * {@link REVOKE_STEPS_TIMEOUT_MS}; past it a warning names the records left, whose results
+   * are then dropped if their partition goes — the next owner processes them again).
+   */
+  async function finishStepsBeforeRevoke(out: Parameters<KafkaSource['run']>[0]): Promise<void> {
+    if (parallel === undefined || parallel.inFlight === 0) return;
+    const { emitted, unfinished } = await parallel.finishInFlight(
+      out,
+      REVOKE_STEPS_TIMEOUT_MS,
+      ctx.clock,
+      ctx.signal,
+    );
+    records += emitted;
+    if (unfinished.size > 0 && !ctx.signal.aborted)
+      ctx.log.warn(
+        `Records still in the \`parallel\` step after ${REVOKE_STEPS_TIMEOUT_MS} ms while partitions of group \`${group}\` are given up: ${describeUnfinished(unfinished)}. Their results are dropped if their partition goes (its next owner processes them again); make the step finish sooner or lower \`parallel.concurrency\``,
+        { stage: ctx.name },
+      );
   }
 
   /**
@@ -576,6 +607,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (id !== undefined) await out.signal(barrier(id));
         }
         if (emitted === 0 && consumed === 0 && connection.error === undefined) {
+          if (stopping && parallel !== undefined && parallel.inFlight > 0) {
+            // Not `waitForData`: it listens to the stop signal, so it would return at once, and
+            // this loop, never leaving the microtask queue, would starve the steps' own timers.
+            await parallel.whenSettled(Math.max(1, commitInterval), ctx.clock, ctx.signal);
+            continue;
+          }
           if ((parallel?.inFlight ?? 0) > 0 || stopping) {
             // Waiting for steps to finish (or for room to read more).
             await connection.waitForData(
