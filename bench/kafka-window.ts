@@ -430,11 +430,11 @@ export async function windowJob(
       for (const name of wanted.filter(isKafkaStreams))
         console.log(`${name.padEnd(20)}  skipped (${kstreams.reason})`);
     for (const name of names.filter(isKafkaStreams)) {
-      // The JVM's start, class loading, group join and state set-up, before any record.
+      // The JVM's start, class loading, group join and task set-up, before any record.
       const first = med(name, (r) => r.firstRecordMs ?? 0);
       const share = first / med(name, (r) => r.wallMs);
       console.log(
-        `${name}: first record processed ${(first / 1000).toFixed(2)} s after the JVM started (${(100 * share).toFixed(0)} % of its wall time)${share > 0.25 ? ': JVM start-up dominates at this size; compare at more records' : ''}`,
+        `${name}: first record processed ${(first / 1000).toFixed(2)} s after the JVM started (${(100 * share).toFixed(0)} % of its wall time)${share > 0.5 ? ': JVM start-up dominates at this size; compare at more records' : ''}`,
       );
     }
     const sums = new Set([...runs.values()].flatMap((rs) => rs.map((r) => r.checksum)));
