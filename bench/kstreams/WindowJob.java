@@ -184,13 +184,14 @@ public final class WindowJob {
    * The window store: `memory` (an in-memory window store, as Sluice keeps its window state; still
    * backed by a changelog topic) or `rocksdb` (the DSL default: RocksDB segments of one minute of
    * event time here, so replaying hours of events opens and drops a RocksDB instance per minute and
-   * task).
+   * task) or `rocksdb-1h` (RocksDB keeping an hour: segments of 30 minutes).
    */
   static Materialized<String, Agg, WindowStore<Bytes, byte[]>> windowStore(String kind) {
     return switch (kind) {
       case "memory" -> Materialized.as(Stores.inMemoryWindowStore("windows", WINDOW.plus(GRACE), WINDOW, false));
       case "rocksdb" -> Materialized.as("windows");
-      default -> throw new IllegalArgumentException("--store memory|rocksdb, not " + kind);
+      case "rocksdb-1h" -> Materialized.<String, Agg, WindowStore<Bytes, byte[]>>as("windows").withRetention(Duration.ofHours(1));
+      default -> throw new IllegalArgumentException("--store memory|rocksdb|rocksdb-1h, not " + kind);
     };
   }
 
