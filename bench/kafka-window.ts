@@ -8,7 +8,14 @@
  * - `sluice-window-eos`: the same with `exactlyOnce: true` on the sink and `checkpoint: { interval: 1s }`;
  * - `kafkajs-window`: a hand-written KafkaJS 2.2 consumer (`eachBatch`) keeping a `Map` of windows,
  *   firing a window once every partition's event time passed its end plus the allowed disorder,
- *   one `producer.send` per fired set, offsets auto-committed every second.
+ *   one `producer.send` per fired set, offsets auto-committed every second;
+ * - `kstreams-window`, `kstreams-window-eos`: Kafka Streams (`bench/kstreams/WindowJob.java`, built
+ *   by `bench/kafka-streams.ts`; skipped with the reason when there is no `java`/`javac`/`mvn`),
+ *   `groupByKey → windowedBy(1 min, grace 5 s) → aggregate → suppress(untilWindowCloses)`,
+ *   `at_least_once` and `exactly_once_v2`, commits every second. A window closes only when stream
+ *   time passes it, so at the end of input it writes one end marker per partition to an empty
+ *   control topic made for the run (never to the shared input topic); its internal topics are
+ *   deleted after each run.
  *
  * Every contender ends its input the same way: after 1 s without a message (Sluice's
  * `idleTimeout: 1s`), then emits the windows still open. The wall time is the whole process
@@ -26,6 +33,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Admin, Consumer, type Message, Producer } from '@platformatic/kafka';
 import { numberFlag, stringFlag } from './child.ts';
+import { ensureKafkaStreams, type KafkaStreamsPeer } from './kafka-streams.ts';
 import { median } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -37,7 +45,15 @@ const MAX_OUT_OF_ORDER_MS = 5000;
 const IDLE_MS = 1000;
 
 /** Contender names, Sluice first. */
-export const WINDOW_CONTENDERS = ['sluice-window', 'sluice-window-eos', 'kafkajs-window'] as const;
+export const WINDOW_CONTENDERS = [
+  'sluice-window',
+  'sluice-window-eos',
+  'kafkajs-window',
+  'kstreams-window',
+  'kstreams-window-eos',
+] as const;
+
+const isKafkaStreams = (name: string) => name.startsWith('kstreams-');
 
 /** One input record of about 200 bytes of JSON; `ts` grows 37 ms per record. */
 export function windowInputValue(i: number): string {
@@ -288,16 +304,43 @@ interface Run {
   hwmKiB: number;
   windows: number;
   checksum: string;
+  /** Kafka Streams only: JVM uptime when the first record was processed (start, join, restore). */
+  firstRecordMs?: number;
 }
 
 /** Runs one contender once in a fresh process and checks its output topic. */
-async function runOnce(name: string, input: string, output: string, records: number): Promise<Run> {
+async function runOnce(
+  name: string,
+  input: string,
+  output: string,
+  admin: Admin,
+  kstreams: KafkaStreamsPeer,
+): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-kwin-'));
   const stats = join(dir, 'stats.json');
   const env = { ...process.env, MALLOC_ARENA_MAX: '2', SLUICE_BENCH_STATS: stats };
   const preload = ['--import', join(ROOT, 'bench', 'exit-stats.mjs')];
+  let command = process.execPath;
   let args: string[];
-  if (name === 'kafkajs-window') {
+  let cleanUp = async () => {};
+  if (isKafkaStreams(name)) {
+    if (!kstreams.ok) throw new Error(`${name}: ${kstreams.reason}`);
+    const control = `${output}-end`;
+    const app = `sluice-bench-kstreams-${randomUUID().slice(0, 8)}`;
+    await admin.createTopics({ topics: [control], partitions: PARTITIONS, replicas: 1 });
+    await waitForLeaders(admin, control);
+    cleanUp = async () => {
+      const internal = (await admin.listTopics()).filter((t) => t.startsWith(`${app}-`));
+      await admin.deleteTopics({ topics: [control, ...internal] });
+    };
+    [command, ...args] = kstreams.java as [string, ...string[]];
+    args.push(
+      ...['--brokers', BROKERS.join(','), '--in', input, '--control', control, '--out', output],
+      ...['--app', app, '--state-dir', join(dir, 'state'), '--stats', stats],
+      ...['--guarantee', name.endsWith('-eos') ? 'exactly_once_v2' : 'at_least_once'],
+      ...['--store', process.env.SLUICE_BENCH_KSTREAMS_STORE ?? 'memory'],
+    );
+  } else if (name === 'kafkajs-window') {
     args = [...preload, fileURLToPath(import.meta.url), '--child', name, '--in', input, '--out', output];
   } else {
     const yaml = join(dir, 'pipeline.yaml');
@@ -307,14 +350,16 @@ async function runOnce(name: string, input: string, output: string, records: num
   }
   try {
     const t0 = performance.now();
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', env, cwd: dir, maxBuffer: 1 << 24 });
+    const r = spawnSync(command, args, { encoding: 'utf8', env, cwd: dir, maxBuffer: 1 << 24 });
     const wallMs = performance.now() - t0;
+    // `SLUICE_BENCH_KSTREAMS_DEBUG=1`: the JVM notes pauses between records; show what it said.
+    if (isKafkaStreams(name) && process.env.SLUICE_BENCH_KSTREAMS_DEBUG) process.stderr.write(r.stderr);
     if (r.status !== 0) throw new Error(`${name} failed (${r.status}): ${r.stderr}`);
-    const s = JSON.parse(readFileSync(stats, 'utf8')) as { cpuMs: number; hwmKiB: number };
-    void records;
+    const s = JSON.parse(readFileSync(stats, 'utf8')) as Pick<Run, 'cpuMs' | 'hwmKiB' | 'firstRecordMs'>;
     return { wallMs, ...s, ...(await outputChecksum(output)) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
+    await cleanUp().catch(() => {});
   }
 }
 
@@ -335,7 +380,13 @@ export async function windowJob(
   });
   try {
     const input = await inputTopic(admin, records);
-    const names = WINDOW_CONTENDERS.filter((c) => only === undefined || only.includes(c));
+    const wanted = WINDOW_CONTENDERS.filter((c) => only === undefined || only.includes(c));
+    const kstreams: KafkaStreamsPeer = wanted.some(isKafkaStreams)
+      ? ensureKafkaStreams()
+      : { ok: false, reason: 'not selected' };
+    if (!kstreams.ok && wanted.some(isKafkaStreams))
+      process.stderr.write(`kafka-window: Kafka Streams peer skipped: ${kstreams.reason}\n`);
+    const names = wanted.filter((c) => kstreams.ok || !isKafkaStreams(c));
     const runs = new Map<string, Run[]>(names.map((c) => [c, []]));
     process.stderr.write(
       `kafka-window: ${records.toLocaleString('en-US')} records, 6 partitions → 1m window by country → topic; ${rounds} rounds × ${names.length} contenders\n`,
@@ -346,7 +397,7 @@ export async function windowJob(
         await admin.createTopics({ topics: [output], partitions: 1, replicas: 1 });
         await waitForLeaders(admin, output, 1);
         try {
-          const r = await runOnce(name, input, output, records);
+          const r = await runOnce(name, input, output, admin, kstreams);
           (runs.get(name) as Run[]).push(r);
           process.stderr.write(
             `  round ${round + 1} ${name}: ${(r.wallMs / 1000).toFixed(2)} s, ${Math.round(records / (r.wallMs / 1000)).toLocaleString('en-US')} rec/s, ${(r.hwmKiB / 1024).toFixed(0)} MiB, ${r.windows} windows ${r.checksum}\n`,
@@ -375,6 +426,17 @@ export async function windowJob(
           )}${(med(name, (r) => r.hwmKiB) / 1024).toFixed(0).padStart(14)}${String(rs[0]?.windows).padStart(9)}  ${rs[0]?.checksum}`,
       );
     }
+    if (!kstreams.ok && wanted.some(isKafkaStreams))
+      for (const name of wanted.filter(isKafkaStreams))
+        console.log(`${name.padEnd(20)}  skipped (${kstreams.reason})`);
+    for (const name of names.filter(isKafkaStreams)) {
+      // The JVM's start, class loading, group join and task set-up, before any record.
+      const first = med(name, (r) => r.firstRecordMs ?? 0);
+      const share = first / med(name, (r) => r.wallMs);
+      console.log(
+        `${name}: first record processed ${(first / 1000).toFixed(2)} s after the JVM started (${(100 * share).toFixed(0)} % of its wall time)${share > 0.5 ? ': JVM start-up dominates at this size; compare at more records' : ''}`,
+      );
+    }
     const sums = new Set([...runs.values()].flatMap((rs) => rs.map((r) => r.checksum)));
     if (sums.size !== 1)
       throw new Error(`kafka-window: the contenders' results differ (checksums ${[...sums].join(', ')})`);
@@ -385,6 +447,10 @@ export async function windowJob(
     if (sk !== undefined) out.push(`ratio kafka-window sluice/kafkajs ${sk}`);
     const ea = ratio('sluice-window-eos', 'sluice-window');
     if (ea !== undefined) out.push(`ratio kafka-window-eos/alo ${ea}`);
+    const ks = ratio('sluice-window', 'kstreams-window');
+    if (ks !== undefined) out.push(`ratio kafka-window sluice/kafka-streams ${ks}`);
+    const kse = ratio('sluice-window-eos', 'kstreams-window-eos');
+    if (kse !== undefined) out.push(`ratio kafka-window-eos sluice-eos/kafka-streams-eos ${kse}`);
     return out;
   } finally {
     await admin.close();

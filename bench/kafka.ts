@@ -14,8 +14,10 @@
  *
  * Then the windowed job (`bench/kafka-window.ts`): the same number of records on a 6-partition
  * topic → keyed 1-minute tumbling window by country → output topic, Sluice's CLI (at-least-once and
- * exactly-once) against a hand-written KafkaJS loop with a `Map` of windows, results checked by
- * checksum; ends with `ratio kafka-window sluice/kafkajs X` and `ratio kafka-window-eos/alo X`.
+ * exactly-once) against a hand-written KafkaJS loop with a `Map` of windows and Kafka Streams
+ * (`bench/kstreams/WindowJob.java`; skipped when there is no Java), results checked by checksum;
+ * ends with `ratio kafka-window sluice/kafkajs X`, `ratio kafka-window-eos/alo X` and
+ * `ratio kafka-window sluice/kafka-streams X`.
  *
  * Run alone: `npx node bench/kafka.ts --records 1000000 --rounds 3 [--job copy|window]`.
  */
