@@ -14,6 +14,7 @@ import { partitionName, splitPartitionName } from '../../core/partitions.ts';
 import type { SourceContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, waitForBrokers } from './connection.ts';
+import { holdRevocations } from './consumer-revoke.ts';
 import { byTopic, type ResumePoint } from './offsets.ts';
 import { fixReadCommitted } from './read-committed.ts';
 import type { KafkaMessage } from './records.ts';
@@ -267,6 +268,7 @@ export class GroupConsumer {
       this.streamError ??= err;
       this.wakeUp?.();
     });
+    if (o.groupProtocol === 'consumer') this.revokeStepOfConsumerProtocol(c);
     try {
       if (o.isolation !== 'read_uncommitted') await fixReadCommitted(c);
       const onAssignment = () => this.assignmentChanged();
@@ -326,6 +328,28 @@ export class GroupConsumer {
         () => original(callback),
       );
     };
+  }
+
+  /**
+   * Under the KIP-848 `consumer` protocol: the same revoke step before this member acknowledges a
+   * revocation (`consumer-revoke.ts`), and the source told of every new assignment (the client
+   * emits no event after recording one).
+   */
+  private revokeStepOfConsumerProtocol(c: KafkaConsumer): void {
+    const ctx = this.ctx();
+    const attached = holdRevocations(c, {
+      revoking: () => this.hooks.revoking(),
+      changed: () => {
+        if (this.consumer === c) this.assignmentChanged();
+      },
+      clock: ctx.clock,
+      signal: ctx.signal,
+    });
+    if (!attached)
+      ctx.log.warn(
+        `This version of \`@platformatic/kafka\` cannot be made to commit before giving partitions up under \`groupProtocol: consumer\`; a rebalance of group \`${this.options.group}\` re-delivers what was processed since the last commit`,
+        { stage: ctx.name },
+      );
   }
 
   private assignmentChanged(): void {

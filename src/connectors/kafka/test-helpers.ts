@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { Admin, Consumer, Producer } from '@platformatic/kafka';
+import { Admin, Connection, Consumer, consumerGroupDescribeV0, Producer } from '@platformatic/kafka';
 import type { Sink } from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { kafkaSource } from './source.ts';
@@ -197,18 +197,28 @@ export async function exitWithin(member: GroupMember, name: string, ms: number):
 /** Waits until at least `members` members of `group` own partitions; throws after a minute. */
 export async function waitForOwners(brokers: string[], group: string, members: number): Promise<void> {
   const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: brokers });
+  // A KIP-848 (`consumer` protocol) group is described by ConsumerGroupDescribe only; the Admin has
+  // no method for it, so it is asked on a connection to the (single) test broker, its coordinator.
+  const [host = '127.0.0.1', port = '9092'] = (brokers[0] ?? '').split(':');
+  const connection = new Connection('sluice-it');
+  await connection.connect(host, Number(port));
   try {
     for (let i = 0; i < 600; i++) {
       const g = (await admin.describeGroups({ groups: [group] })).get(group);
       let owning = 0;
       for (const m of g?.members.values() ?? [])
         if ([...(m.assignments?.values() ?? [])].some((a) => a.partitions.length > 0)) owning++;
-      if (owning >= members) return;
+      const described = await consumerGroupDescribeV0.api.async(connection, [group], false);
+      let owningKip848 = 0;
+      for (const m of described.groups[0]?.members ?? [])
+        if (m.assignment.topicPartitions.some((t) => t.partitions.length > 0)) owningKip848++;
+      if (Math.max(owning, owningKip848) >= members) return;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new Error(`${members} members of group ${group} never owned partitions at once`);
   } finally {
     await admin.close();
+    await connection.close();
   }
 }
 

@@ -1,0 +1,18 @@
+/**
+ * Rebalances without duplicates (issue "Production-ready connections and long-running jobs",
+ * section 3) under the KIP-848 `consumer` group protocol, against the real broker: the
+ * measurement of `rebalance-scenario.ts` (a member joins mid-run, then leaves). There the
+ * assignment comes in ConsumerGroupHeartbeat responses and a member gives partitions up by
+ * heartbeating without them; `consumer-revoke.ts` commits (or checkpoints) before that heartbeat.
+ */
+import { test } from 'node:test';
+import { measureRebalance } from './rebalance-scenario.ts';
+
+for (const variant of ['no checkpoints', 'checkpoints'] as const)
+  test(
+    `consumer protocol: a member joining and one leaving mid-run re-deliver ${variant === 'checkpoints' ? 'nothing (checkpoints, exactly-once sink)' : 'under 1 % of the records (no checkpoints)'}`,
+    {
+      timeout: 300_000,
+    },
+    () => measureRebalance({ protocol: 'consumer', parallel: false, variant }),
+  );
