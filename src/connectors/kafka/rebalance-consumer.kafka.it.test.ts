@@ -4,6 +4,7 @@
  * measurement of `rebalance-scenario.ts` (a member joins mid-run, then leaves). There the
  * assignment comes in ConsumerGroupHeartbeat responses and a member gives partitions up by
  * heartbeating without them; `consumer-revoke.ts` commits (or checkpoints) before that heartbeat.
+ * Commits and checkpoints are 10 s apart, so a hand-over that did not wait for them re-delivers.
  */
 import { test } from 'node:test';
 import { measureRebalance } from './rebalance-scenario.ts';
@@ -14,5 +15,13 @@ for (const variant of ['no checkpoints', 'checkpoints'] as const)
     {
       timeout: 300_000,
     },
-    () => measureRebalance({ protocol: 'consumer', parallel: false, variant }),
+    () =>
+      measureRebalance({
+        protocol: 'consumer',
+        parallel: false,
+        variant,
+        sparseCommits: true,
+        rate: 1000,
+        settleMs: 6000,
+      }),
   );
