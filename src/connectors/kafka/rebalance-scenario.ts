@@ -133,7 +133,7 @@ ${variant === 'checkpoints' ? `checkpoint: { interval: ${every.checkpoint}, dir:
     console.log(
       `rebalance (${protocol} protocol, join + leave, ${variant}${parallel ? ', parallel' : ''}): ${N} records, ${ids.length} written, ${readByB} read by the joining member, ${twice} re-delivered (${((100 * twice) / N).toFixed(2)} %)`,
     );
-    assert.equal(missing, -1, `id ${missing} is missing`);
+    assert.equal(missing, -1, `id ${missing} is missing; a's log:\n${a.stderr}\nb's log:\n${b.stderr}`);
     assert.ok(readByB > 0, `the joining member read nothing; its log:\n${b.stderr}`);
     if (variant === 'checkpoints') assert.equal(twice, 0, `${twice} records re-delivered`);
     else assert.ok(twice <= N / 100, `${twice} records re-delivered, more than 1 %`);
