@@ -209,11 +209,9 @@ export async function waitForOwners(brokers: string[], group: string, members: n
       for (const m of g?.members.values() ?? [])
         if ([...(m.assignments?.values() ?? [])].some((a) => a.partitions.length > 0)) owning++;
       // A classic group answers ConsumerGroupDescribe with an error (and DescribeGroups with its members).
-      const described = await consumerGroupDescribeV0.api
-        .async(connection, [group], false)
-        .catch(() => ({
-          groups: [] as { members: { assignment: { topicPartitions: { partitions: number[] }[] } }[] }[],
-        }));
+      const described = await consumerGroupDescribeV0.api.async(connection, [group], false).catch(() => ({
+        groups: [] as { members: { assignment: { topicPartitions: { partitions: number[] }[] } }[] }[],
+      }));
       let owningKip848 = 0;
       for (const m of described.groups[0]?.members ?? [])
         if (m.assignment.topicPartitions.some((t) => t.partitions.length > 0)) owningKip848++;
