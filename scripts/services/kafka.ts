@@ -438,25 +438,30 @@ async function scramLoginOk(): Promise<boolean> {
  */
 async function ensureScramUser(): Promise<void> {
   if (await scramLoginOk()) return;
-  sh(
-    'java',
-    java([
-      '-cp',
-      `${LIBS}/*`,
-      `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
-      'kafka.admin.ConfigCommand',
-      '--bootstrap-server',
-      `127.0.0.1:${PORT}`,
-      '--alter',
-      '--entity-type',
-      'users',
-      '--entity-name',
-      KAFKA_USER,
-      '--add-config',
-      `SCRAM-SHA-256=[password=${KAFKA_PASSWORD}],SCRAM-SHA-512=[password=${KAFKA_PASSWORD}]`,
-    ]),
-    { quiet: true },
-  );
+  // One mechanism per call: Kafka 4.1's ConfigCommand sends both of one `--add-config` as two
+  // alterations of the same user, which the broker refuses ("A user credential cannot be
+  // altered twice in the same request").
+  for (const mechanism of ['SCRAM-SHA-256', 'SCRAM-SHA-512']) {
+    sh(
+      'java',
+      java([
+        '-cp',
+        `${LIBS}/*`,
+        `-Dlog4j2.configurationFile=${LOG_CONFIG}`,
+        'kafka.admin.ConfigCommand',
+        '--bootstrap-server',
+        `127.0.0.1:${PORT}`,
+        '--alter',
+        '--entity-type',
+        'users',
+        '--entity-name',
+        KAFKA_USER,
+        '--add-config',
+        `${mechanism}=[password=${KAFKA_PASSWORD}]`,
+      ]),
+      { quiet: true },
+    );
+  }
 }
 
 /** Stops the broker `pid` (SIGTERM, then SIGKILL after 20 s) and removes the pid file. */

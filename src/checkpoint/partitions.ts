@@ -15,20 +15,34 @@
  * a stale entry costs only re-processing (duplicate, identical outputs), never a wrong state.
  * An entry is not overwritten by one with a smaller offset (a member that lost the partition
  * writes its last state after the new owner went further).
+ *
+ * Exactly-once into Kafka (the sink commits the sources' offsets inside its transaction, and
+ * commits that transaction only after the checkpoint is stored): a member killed between the two
+ * leaves an entry whose offset is *ahead* of what its aborted transaction published — the entry
+ * says records are done whose output is gone. So each entry also keeps the version it replaced
+ * (`previous`, written by a checkpoint whose transaction had committed), and when the sink commits
+ * the offsets, `load` is given the group's committed offsets — read with `require_stable`, so a
+ * transaction still open is waited for and its outcome known — and takes the newest version not
+ * ahead of them (see {@link chooseVersion}); a version ahead is dropped from the store, so the
+ * next writer keeps a committed one as `previous`. The committed offset moves only inside the
+ * transaction that holds the output, so it is the truth of what was published. (Committing the
+ * transaction first and storing second instead would leave, after a crash between the two,
+ * published output with no state matching it: a window's count would be lost, not repeated.
+ * Committing the dead member's transaction on its behalf, as the pipeline scope's restart does,
+ * needs its producer id and epoch, which live in the sink's state, not in the partition's.)
  */
 import { deserialize, serialize } from 'node:v8';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Position } from '../core/message.ts';
 import { doneEntry, isOffsetEntry, splitPartitionName } from '../core/partitions.ts';
-import type { Logger, PartitionResume, PartitionStateAccess } from '../core/stage.ts';
+import type { CommittedOffsets, Logger, PartitionResume, PartitionStateAccess } from '../core/stage.ts';
 import type { StateBackend } from '../state/backend.ts';
 import { deserializeState, serializeState } from './serial.ts';
 
 const PREFIX = 'partitions/';
 
-/** What is stored per partition. */
-export interface PartitionEntry {
-  readonly version: 1;
+/** One stored state of a partition: its offset and operator slices. */
+export interface PartitionVersion {
   /** The checkpoint (of the writing process) it came from. */
   readonly checkpoint: number;
   /** The first offset the state does not cover. */
@@ -37,6 +51,51 @@ export interface PartitionEntry {
   readonly done?: string | undefined;
   /** Per operator stage: its serialised slice (`v8.serialize`). */
   readonly operators: Map<string, Uint8Array>;
+}
+
+/**
+ * What is stored per partition: the newest version, and the one it replaced. `previous` was added
+ * without a new `version` number: entries written before it simply have none, and an older Sluice
+ * reading a newer entry ignores it.
+ */
+export interface PartitionEntry extends PartitionVersion {
+  readonly version: 1;
+  /** The version this one replaced (with a smaller offset), if any. */
+  readonly previous?: PartitionVersion | undefined;
+}
+
+/**
+ * Which stored version of a partition to resume from, given the offset its group committed in the
+ * sink's transactions (`committed`; undefined: none, e.g. expired — the entry is trusted as is):
+ * the newest version whose offset is not ahead of `committed`. A version ahead was stored by a
+ * checkpoint whose transaction never committed: resuming from it would skip records whose output
+ * is not published. `chosen` undefined: start the partition over from `committed` with no state.
+ *
+ * @example
+ * chooseVersion({ version: 1, checkpoint: 3, offset: 90, operators, previous: { checkpoint: 2, offset: 60, operators } }, 60);
+ * // { chosen: the checkpoint 2 version, dropped: [the checkpoint 3 version] }
+ */
+export function chooseVersion(
+  entry: PartitionEntry,
+  committed: number | undefined,
+): { chosen: PartitionVersion | undefined; dropped: PartitionVersion[] } {
+  const versions: PartitionVersion[] = [entry];
+  if (entry.previous !== undefined) versions.push(entry.previous);
+  if (committed === undefined) return { chosen: entry, dropped: [] };
+  const dropped = versions.filter((v) => v.offset > committed);
+  return { chosen: versions.find((v) => v.offset <= committed), dropped };
+}
+
+/** `v` alone, as the newest version of an entry (its own `previous` dropped). */
+function entryOf(v: PartitionVersion, previous?: PartitionVersion): PartitionEntry {
+  return {
+    version: 1,
+    checkpoint: v.checkpoint,
+    offset: v.offset,
+    ...(v.done !== undefined ? { done: v.done } : {}),
+    operators: v.operators,
+    ...(previous !== undefined ? { previous } : {}),
+  };
 }
 
 /**
@@ -74,7 +133,13 @@ function decodeEntry(key: string, bytes: Uint8Array): PartitionEntry {
       { key },
     );
   }
-  if (e?.version !== 1 || typeof e.offset !== 'number' || !(e.operators instanceof Map)) {
+  const p = e?.previous;
+  if (
+    e?.version !== 1 ||
+    typeof e.offset !== 'number' ||
+    !(e.operators instanceof Map) ||
+    (p !== undefined && (typeof p?.offset !== 'number' || !(p.operators instanceof Map)))
+  ) {
     throw new SluiceError(
       ErrorCode.STAGE,
       `reading partition state \`${key}\`: not a partition entry (version 1); is the checkpoint folder shared with another program?`,
@@ -105,14 +170,25 @@ export class PartitionStates implements PartitionStateAccess {
   /** Per partition: the offset this process last loaded or wrote (unchanged offsets are not written again). */
   private readonly known = new Map<string, number>();
   /** Counters for metrics and tests. */
-  readonly stats = { loaded: 0, written: 0, stale: 0 };
+  readonly stats = { loaded: 0, written: 0, stale: 0, rolledBack: 0 };
 
   constructor(backend: StateBackend, log: Logger) {
     this.backend = backend;
     this.log = log;
   }
 
-  async load(group: string, partitions: readonly string[]): Promise<Map<string, PartitionResume>> {
+  /**
+   * Loads the stored state of `partitions` (see `PartitionStateAccess.load`). With `committed`
+   * (exactly-once: the sink commits the offsets in its transactions), the group's committed offsets
+   * are read first — after any transaction still open on them ended, so a checkpoint being stored
+   * by the previous owner is complete — and each partition resumes from the version
+   * {@link chooseVersion} picks; versions ahead of the commit are deleted from the store.
+   */
+  async load(
+    group: string,
+    partitions: readonly string[],
+    committed?: CommittedOffsets,
+  ): Promise<Map<string, PartitionResume>> {
     if (this.group !== undefined && this.group !== group) {
       throw new SluiceError(
         ErrorCode.CONFIG,
@@ -120,23 +196,53 @@ export class PartitionStates implements PartitionStateAccess {
       );
     }
     this.group = group;
+    const commits = committed === undefined ? undefined : await committed(partitions);
     const out = new Map<string, PartitionResume>();
     for (const p of partitions) {
       const key = entryKey(group, p);
       const bytes = await this.backend.read(key);
       this.generations.set(p, (this.generations.get(p) ?? 0) + 1);
-      if (bytes === undefined) {
+      const e = bytes === undefined ? undefined : decodeEntry(key, bytes);
+      const v = e === undefined || commits === undefined ? e : await this.rollBack(key, p, e, commits.get(p));
+      if (v === undefined) {
         this.loads.delete(p);
         this.known.delete(p);
         continue;
       }
-      const e = decodeEntry(key, bytes);
-      this.loads.set(p, e.operators);
-      this.known.set(p, e.offset);
+      this.loads.set(p, v.operators);
+      this.known.set(p, v.offset);
       this.stats.loaded++;
-      out.set(p, e.done === undefined ? { offset: e.offset } : { offset: e.offset, done: e.done });
+      out.set(p, v.done === undefined ? { offset: v.offset } : { offset: v.offset, done: v.done });
     }
     return out;
+  }
+
+  /**
+   * The version of `p`'s entry `e` to resume from, given the group's committed offset; the
+   * versions ahead of it (their transaction never committed) are deleted from the store first.
+   */
+  private async rollBack(
+    key: string,
+    p: string,
+    e: PartitionEntry,
+    committed: number | undefined,
+  ): Promise<PartitionVersion | undefined> {
+    const { chosen, dropped } = chooseVersion(e, committed);
+    if (dropped.length > 0) {
+      await this.backend.write(new Map([[key, chosen === undefined ? null : serialize(entryOf(chosen))]]));
+      this.stats.rolledBack++;
+      const from = dropped.map((v) => `offset ${v.offset} (checkpoint ${v.checkpoint})`).join(', ');
+      this.log.warn(
+        `Partition \`${p}\` of group \`${this.group}\`: the state stored at ${from} was dropped, because the transaction of that checkpoint never committed (its member stopped between storing and committing); the partition resumes from the group's committed offset ${committed}${chosen === undefined ? ' with no state' : ' with the state stored there'}`,
+        { partition: p },
+      );
+    } else if (chosen !== undefined && committed !== undefined && chosen.offset < committed) {
+      this.log.warn(
+        `Partition \`${p}\` of group \`${this.group}\`: the group committed offset ${committed}, past the stored state (offset ${chosen.offset}); the records between are read again and their output may be written twice`,
+        { partition: p },
+      );
+    }
+    return chosen;
   }
 
   generation(partition: string): number {
@@ -185,8 +291,9 @@ export class PartitionStates implements PartitionStateAccess {
         const done = doneEntry(pos, p);
         if (this.known.get(p) === offset && done === undefined) continue;
         const key = entryKey(group, p);
-        const before = await this.backend.read(key);
-        if (before !== undefined && decodeEntry(key, before).offset > offset) {
+        const bytes = await this.backend.read(key);
+        const before = bytes === undefined ? undefined : decodeEntry(key, bytes);
+        if (before !== undefined && before.offset > offset) {
           // Another member went further with this partition since: its entry stays.
           this.stats.stale++;
           continue;
@@ -196,13 +303,11 @@ export class PartitionStates implements PartitionStateAccess {
           const bytes = byPartition.get(p) ?? this.loadedBytes(stage, p);
           if (bytes !== undefined) operators.set(stage, bytes);
         }
-        const entry: PartitionEntry = {
-          version: 1,
-          checkpoint: checkpointId,
-          offset,
-          ...(typeof done === 'string' ? { done } : {}),
-          operators,
-        };
+        const entry = entryOf(
+          { checkpoint: checkpointId, offset, ...(typeof done === 'string' ? { done } : {}), operators },
+          // The version replaced stays as `previous` (one at the same offset is only re-written).
+          before === undefined ? undefined : before.offset < offset ? entryOf(before) : before.previous,
+        );
         writes.set(key, serialize(entry));
         offsets.set(p, offset);
       }

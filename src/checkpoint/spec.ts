@@ -94,7 +94,8 @@ export const checkpointSchema = z
         '`pipeline` (default): one checkpoint of the whole pipeline. `partition`: scale-out with a `kafka` input — ' +
           'several processes with the same pipeline and `group` share the partitions; each stateful step keeps its ' +
           'state per partition, stored with the partition’s offset in `dir` (a folder every process opens), and the ' +
-          'state moves with the partition when the group rebalances. Records aggregated together must share a partition.',
+          'state moves with the partition when the group rebalances. Records aggregated together must share a partition. ' +
+          'Exactly-once output under it: a `kafka` sink with `exactlyOnce` (a PostgreSQL sink’s `exactlyOnce` is per pipeline and is refused).',
       ),
   })
   .describe(

@@ -136,6 +136,20 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
         `\`exactlyOnce\` on the ${c.component} sink \`${c.stageName}\` commits once per checkpoint: add \`checkpoint: { interval: 10s }\` to the pipeline, or set \`exactlyOnce: false\``,
       );
   }
+  // Under partition scope each member's checkpoints are its own: only a sink whose transactions
+  // commit the input's own offsets (kafka → kafka) keeps exactly-once across members. Another
+  // sink's exactly-once (PostgreSQL's prepared transactions and stored positions) is per
+  // pipeline: members would collide on its transaction names and roll back each other's work.
+  if (partitionScope && !config.namedInputs) {
+    const family = config.input.component;
+    for (const c of exactlyOnce) {
+      if (c.spec.capabilities?.commitsSourceOffsets === family) continue;
+      problem(
+        { ...c, path: `${c.path}.${c.component}.exactlyOnce` },
+        `\`exactlyOnce\` on the ${c.component} sink \`${c.stageName}\` does not work under \`checkpoint: { scope: partition }\`: its transactions and stored positions belong to the whole pipeline, so the members sharing the job would roll back each other's; use \`scope: pipeline\` (one process), a ${family} sink with \`exactlyOnce\`, or \`exactlyOnce: false\` with an idempotent write (e.g. an upsert)`,
+      );
+    }
+  }
   // Sinks that commit the same sources' offsets in their transactions would both commit them.
   const committers = new Map<string, ComponentConfig[]>();
   for (const c of exactlyOnce) {

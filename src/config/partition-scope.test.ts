@@ -59,4 +59,21 @@ describe('checkpoint scope: partition', () => {
       found.join('\n'),
     );
   });
+
+  it('refuses exactly-once into a sink whose transactions belong to the whole pipeline', async () => {
+    const pg = `  postgres: { url: postgres://u@127.0.0.1/db, table: t, exactlyOnce: true }\n`;
+    const found = await problems(
+      `name: s\ninput:\n  kafka: { brokers: 127.0.0.1:9092, topic: t, group: g }\npipeline:\n${window}output:\n${pg}checkpoint: { interval: 1s, scope: partition }\n`,
+    );
+    assert.ok(
+      found.some((m) => m.includes('`exactlyOnce` on the postgres sink') && m.includes('scope: partition')),
+      found.join('\n'),
+    );
+    // kafka → kafka keeps exactly-once across the members: no such problem.
+    const kafka = `  kafka: { brokers: 127.0.0.1:9092, topic: out, exactlyOnce: true }\n`;
+    const none = await problems(
+      `name: s\ninput:\n  kafka: { brokers: 127.0.0.1:9092, topic: t, group: g }\npipeline:\n${window}output:\n${kafka}checkpoint: { interval: 1s, scope: partition }\n`,
+    );
+    assert.ok(!none.some((m) => m.includes('does not work under')), none.join('\n'));
+  });
 });

@@ -135,6 +135,12 @@ export interface PartitionResume {
 }
 
 /**
+ * Reads a consumer group's committed offsets of `partitions` (`topic:partition` → offset; absent:
+ * no commit), after any transaction still open on them ended. See {@link PartitionStateAccess.load}.
+ */
+export type CommittedOffsets = (partitions: readonly string[]) => Promise<ReadonlyMap<string, number>>;
+
+/**
  * Partition-scoped state in a store shared by the processes of one consumer group: each
  * partition's operator state is stored together with the offset it covers, under
  * `<group>/<topic>/<partition>`, so state and offset always match and move together.
@@ -152,8 +158,17 @@ export interface PartitionResume {
  *   windows are the new owner's to fire), including those it got no record of since their load.
  */
 export interface PartitionStateAccess {
-  /** Loads the stored state of `partitions` for consumer group `group`; resolves with where each resumes. */
-  load(group: string, partitions: readonly string[]): Promise<Map<string, PartitionResume>>;
+  /**
+   * Loads the stored state of `partitions` for consumer group `group`; resolves with where each
+   * resumes. A source whose offsets an exactly-once sink commits in its transactions passes
+   * `committed`: the stored state is then taken only as far as the group's committed offsets
+   * (the state of a checkpoint whose transaction never committed is dropped).
+   */
+  load(
+    group: string,
+    partitions: readonly string[],
+    committed?: CommittedOffsets,
+  ): Promise<Map<string, PartitionResume>>;
   /** How many times `partition` was loaded in this process (0: never). */
   generation(partition: string): number;
   /** The state operator stage `stage` had for `partition` at its latest load (deserialised), or undefined. */

@@ -9,7 +9,7 @@ import type { Decimal } from '../core/decimal.ts';
 import type { DecodeStart, RecordEncoder } from './format.ts';
 import { decimalReviver, parseJson, parseJsonRevived, toJsonLine } from './json.ts';
 import { JsonShapes } from './json-shape.ts';
-import { LineDecoder } from './lines.ts';
+import { LineDecoder, lineEncoder } from './lines.ts';
 
 /** Options of the `jsonl` format. */
 export interface JsonlFormatOptions {
@@ -70,28 +70,5 @@ export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unkn
  * jsonlEncoder().encode([{ a: 1n }]); // '{"a":"1"}\n'
  */
 export function jsonlEncoder(): RecordEncoder<unknown> {
-  return {
-    encode(records, reject) {
-      let s = '';
-      try {
-        for (let i = 0; i < records.length; i++) s += `${toJsonLine(records[i])}\n`;
-        return s;
-      } catch (err) {
-        if (reject === undefined) throw err;
-      }
-      // Only when a record failed: again, one record at a time, so the others are written.
-      s = '';
-      for (let i = 0; i < records.length; i++) {
-        let line: string;
-        try {
-          line = toJsonLine(records[i]);
-        } catch (err) {
-          reject(i, err);
-          continue;
-        }
-        s += `${line}\n`;
-      }
-      return s;
-    },
-  };
+  return lineEncoder(toJsonLine);
 }

@@ -428,30 +428,42 @@ export function linesDecoder(options: LinesFormatOptions = {}): LineDecoder<stri
  * linesEncoder().encode(['a', 'b']); // 'a\nb\n'
  */
 export function linesEncoder(): RecordEncoder<unknown> {
+  return lineEncoder(String, (err) => {
+    return new SluiceError(
+      ErrorCode.RECORD,
+      `writing a line: the record has no text (${errorMessage(err)}); map it to a string first or let it go to the dlq`,
+      {},
+      { cause: err },
+    );
+  });
+}
+
+/**
+ * An encoder writing `toLine(record)` and `\n` per record. When a record throws, the batch fails
+ * with that error, or, given `reject`, that record goes to `reject` (its error passed through
+ * `describe`) and the others are written.
+ */
+export function lineEncoder(
+  toLine: (record: unknown) => string,
+  describe: (err: unknown) => unknown = (err) => err,
+): RecordEncoder<unknown> {
   return {
     encode(records, reject) {
       let s = '';
       try {
-        for (let i = 0; i < records.length; i++) s += `${String(records[i])}\n`;
+        for (let i = 0; i < records.length; i++) s += `${toLine(records[i])}\n`;
         return s;
       } catch (err) {
-        if (reject === undefined) throw err;
+        if (reject === undefined) throw describe(err);
       }
+      // Only when a record failed: again, one record at a time, so the others are written.
       s = '';
       for (let i = 0; i < records.length; i++) {
         let line: string;
         try {
-          line = String(records[i]);
+          line = toLine(records[i]);
         } catch (err) {
-          reject(
-            i,
-            new SluiceError(
-              ErrorCode.RECORD,
-              `writing a line: the record has no text (${errorMessage(err)}); map it to a string first or let it go to the dlq`,
-              {},
-              { cause: err },
-            ),
-          );
+          reject(i, describe(err));
           continue;
         }
         s += `${line}\n`;

@@ -14,10 +14,11 @@
  * and of the results — while different keys overlap.
  */
 
-import { cancelledError, ErrorCode, SluiceError } from '../core/errors.ts';
+import { ErrorCode, SluiceError } from '../core/errors.ts';
 import type { Key } from '../core/keygroups.ts';
-import { batchOf, type RecordMeta } from '../core/message.ts';
+import type { RecordMeta } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
+import { ResultBuffer, Wakeup } from './batch-results.ts';
 import { type KeySelector, keyFunction } from './shard.ts';
 
 /** Options of {@link mapAsync} and {@link flatMapAsync}. */
@@ -101,12 +102,11 @@ function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: As
     let head = 0; // ordered: next index to emit; unordered: next entry of `completed`
     let next = 0;
     let inFlight = 0;
-    let wake: (() => void) | undefined;
+    const wakeup = new Wakeup();
     // `ordered: key`: per key with a call in flight, the records waiting behind it (input order).
     const waiting = new Map<string, number[]>();
     const keys: (string | undefined)[] | undefined = keyOf ? new Array(n) : undefined;
-    let res: O[] = [];
-    let resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+    const res = new ResultBuffer<O>(meta !== undefined);
 
     const settled = (i: number, s: number, v: unknown) => {
       state[i] = s;
@@ -120,9 +120,7 @@ function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: As
         if (following === undefined) waiting.delete(k);
         else start(following);
       }
-      const w = wake;
-      wake = undefined;
-      w?.();
+      wakeup.notify();
     };
     const start = (i: number) => {
       inFlight++;
@@ -148,44 +146,19 @@ function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: As
         return;
       }
       if (!flat) {
-        res.push(v as O);
-        resMeta?.push(meta?.[i]);
+        res.push(v as O, meta?.[i]);
         return;
       }
-      const before = res.length;
       try {
-        for (const x of v as Iterable<O>) res.push(x);
+        res.pushAll(v as Iterable<O>, meta?.[i]);
       } catch (err) {
-        res.length = before;
         ctx.deadLetter(records[i], err, meta?.[i]);
-        return;
       }
-      if (resMeta !== undefined) for (let k = before; k < res.length; k++) resMeta.push(meta?.[i]);
     };
     const collect = () => {
       if (ordered) while (head < n && state[head] !== PENDING) take(head++);
       else while (head < completed.length) take(completed[head++] as number);
     };
-    const flush = async () => {
-      if (res.length === 0) return;
-      const b = batchOf(res, resMeta);
-      res = [];
-      resMeta = meta ? [] : undefined;
-      await out.emit(b);
-    };
-    const completion = () =>
-      new Promise<void>((resolve, reject) => {
-        if (signal.aborted) {
-          reject(cancelledError(signal.reason));
-          return;
-        }
-        const onAbort = () => reject(cancelledError(signal.reason));
-        signal.addEventListener('abort', onAbort, { once: true });
-        wake = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-      });
 
     // `ordered: key`: a record whose key is busy waits behind it and takes no slot.
     const admit = (i: number) => {
@@ -213,14 +186,14 @@ function asyncOperator<I, O>(fn: AsyncFn<I, unknown>, flat: boolean, options: As
       collect();
       // Emit in chunks of about `concurrency` records: results leave as they complete
       // without one output batch (and one await) per record.
-      if (res.length >= concurrency) {
-        await flush();
+      if (res.size >= concurrency) {
+        await res.flush(out);
         continue; // slots may have freed up meanwhile: refill before waiting
       }
-      if (inFlight > 0) await completion();
+      if (inFlight > 0) await wakeup.wait(signal);
     }
     collect();
-    await flush();
+    await res.flush(out);
   };
 
   return {

@@ -19,8 +19,17 @@ import { fixReadCommitted } from './read-committed.ts';
 import type { KafkaMessage } from './records.ts';
 import { clientOptions, type KafkaConnection } from './security.ts';
 
-/** Most bytes one fetch returns (a partition gets half); at least one record batch always comes. */
-const FETCH_MAX_BYTES = 1 << 20;
+/**
+ * Most bytes one fetch returns (one partition may fill it); at least one record batch always
+ * comes. Small on purpose: every message of a fetch is an object of the client's until the read
+ * loop takes it, and messages that wait through young-generation GCs are promoted. 64 KB is ~300
+ * messages of 200 B. In the windowed bench (with the launcher's `--no-allocation-site-pretenuring`)
+ * 64 KB and half a batch buffered peak at ~142 MiB, against ~191 with 1 MB and 4,096 buffered and
+ * ~149 with 1 MB and half a batch, which uses ~10 % less CPU (`bench/README.md`, kafka-window).
+ * A transaction larger than a fetch once stalled read_committed reading (`read-committed.ts`
+ * says why it no longer does).
+ */
+const FETCH_MAX_BYTES = 64 << 10;
 
 type Stream = MessagesStream<Buffer, Buffer, Buffer, Buffer>;
 type KafkaConsumer = Consumer<Buffer, Buffer, Buffer, Buffer>;
@@ -160,6 +169,18 @@ export class GroupConsumer {
     });
   }
 
+  /**
+   * The next offset the stream fetches, per partition (`topic:partition`), or undefined while it
+   * holds fetched messages not read yet (then the fetch offset is not what was read).
+   */
+  positions(): Map<string, number> | undefined {
+    const s = this.stream;
+    if (s === undefined || s.readableLength > 0) return undefined;
+    const out = new Map<string, number>();
+    for (const [name, offset] of s.offsetsToFetch) out.set(name, Number(offset));
+    return out;
+  }
+
   /** Wakes a {@link waitForData} in progress (e.g. a parallel step finished). */
   wake(): void {
     this.wakeUp?.();
@@ -210,12 +231,15 @@ export class GroupConsumer {
       autocommit: false,
       isolationLevel: o.isolation === 'read_uncommitted' ? 0 : 1,
       maxWaitTime: Math.max(10, Math.min(o.maxWait, 500)),
-      highWaterMark: Math.max(o.batchSize * 4, 4096),
+      // Messages buffered before the client stops fetching: half a batch, so the read loop's
+      // next batch is being fetched while it takes this one, and little more waits.
+      highWaterMark: Math.max(o.batchSize >> 1, 256),
       // The client's default (50 MB per fetch) parks hundreds of thousands of messages in memory
       // behind a backlog; they outlive young-generation GC. 1 MB per fetch: ~25 % less CPU per
-      // record and ~40 % less peak RSS in `bench/kafka.ts`, same throughput.
+      // record and ~40 % less peak RSS in `bench/kafka.ts`, same throughput; 64 KB and half a
+      // batch buffered: see FETCH_MAX_BYTES.
       maxBytes: FETCH_MAX_BYTES,
-      maxBytesPerPartition: FETCH_MAX_BYTES / 2,
+      maxBytesPerPartition: FETCH_MAX_BYTES,
       connectTimeout: 5000,
       retries: 2,
       retryDelay: 250,

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../core/clock.ts';
 import type { Batch, RecordMeta } from '../../core/message.ts';
-import { runScope, type StageContext } from '../../core/stage.ts';
+import { type PartitionStateAccess, runScope, type StageContext } from '../../core/stage.ts';
 import { Assignment } from './assignment.ts';
 import { encodeDone } from './offsets.ts';
-import { InPartitionParallel, type KafkaParallelMode } from './parallel.ts';
+import { describeUnfinished, InPartitionParallel, type KafkaParallelMode } from './parallel.ts';
 import type { KafkaMessage } from './records.ts';
 
 /** A step whose calls settle when the test says so. */
@@ -23,21 +23,22 @@ function controlled() {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-function setup(mode: KafkaParallelMode, concurrency = 16) {
+function setup(mode: KafkaParallelMode, concurrency = 16, scope?: PartitionStateAccess) {
   const c = controlled();
   const deadLetters: unknown[] = [];
+  const clock = new ManualClock(0);
   const ctx: StageContext = {
     name: 'in',
     signal: new AbortController().signal,
     stopSignal: new AbortController().signal,
-    clock: new ManualClock(0),
+    clock,
     log: { info() {}, warn() {}, error() {} },
     checkpointing: false,
     runScoped: runScope(),
     deadLetter: (record) => deadLetters.push(record),
   };
   const assignment = new Assignment(
-    () => undefined,
+    () => scope,
     () => {},
   );
   const parallel = new InPartitionParallel(
@@ -66,7 +67,7 @@ function setup(mode: KafkaParallelMode, concurrency = 16) {
     };
     parallel.dispatch(name, id, { id }, meta);
   };
-  return { ...c, assignment, parallel, out, emitted, read, deadLetters };
+  return { ...c, assignment, parallel, out, emitted, read, deadLetters, ctx, clock };
 }
 
 describe('kafka in-partition parallel', () => {
@@ -130,5 +131,83 @@ describe('kafka in-partition parallel', () => {
       { id: 0, n: 2 },
     ]);
     assert.deepEqual(s.assignment.position(), { 't:0': 2 });
+  });
+
+  it('before partitions are given up, lets the records in the step finish and emits them', async () => {
+    const s = setup('unordered');
+    s.assignment.update(new Set(['t:0']));
+    for (let id = 0; id < 4; id++) s.read(id);
+    s.calls.get(2)?.resolve({ id: 2 });
+    const finishing = s.parallel.finishInFlight(s.out, 4000, s.clock, s.ctx.signal);
+    await tick();
+    assert.deepEqual(s.emitted, [{ id: 2 }], 'what finished is emitted at once');
+    for (const id of [3, 0, 1]) s.calls.get(id)?.resolve({ id });
+    const { emitted, unfinished } = await finishing;
+    assert.equal(emitted, 4);
+    assert.equal(unfinished.size, 0);
+    assert.deepEqual(s.assignment.position(), { 't:0': 4 }, 'the hand-over commit covers every record');
+    assert.equal(s.parallel.busy, false);
+  });
+
+  for (const scoped of [false, true]) {
+    it(`gives up after the timeout, names the records left, and drops their results once the partition is gone${scoped ? ' (partition scope)' : ''}`, async () => {
+      // Under partition scope a revoked partition keeps its tracker until a checkpoint releases it.
+      const scope = scoped ? ({ assign() {} } as unknown as PartitionStateAccess) : undefined;
+      const s = setup('unordered', 16, scope);
+      s.assignment.update(new Set(['t:0']));
+      for (let id = 0; id < 3; id++) s.read(id);
+      s.calls.get(1)?.resolve({ id: 1 });
+      const finishing = s.parallel.finishInFlight(s.out, 4000, s.clock, s.ctx.signal);
+      await tick();
+      s.clock.advance(4000);
+      const { emitted, unfinished } = await finishing;
+      assert.equal(emitted, 1);
+      assert.deepEqual([...unfinished], [['t:0', [0, 2]]]);
+      assert.equal(describeUnfinished(unfinished), '`t:0` offsets 0, 2');
+      s.assignment.update(new Set()); // the rebalance goes on: t:0 is given up
+      s.calls.get(0)?.resolve({ id: 0 });
+      s.calls.get(2)?.resolve({ id: 2 });
+      await tick();
+      await s.parallel.emitFinished(s.out);
+      assert.deepEqual(
+        s.emitted,
+        [{ id: 1 }],
+        'results after the hand-over are dropped (the next owner redoes them)',
+      );
+    });
+  }
+
+  it('describes many unfinished records briefly', () => {
+    assert.equal(
+      describeUnfinished(
+        new Map([
+          ['t:0', [1, 2, 3, 4, 5, 6, 7]],
+          ['t:3', [9]],
+        ]),
+      ),
+      '`t:0` offsets 1, 2, 3, 4, 5 and 2 more; `t:3` offset 9',
+    );
+  });
+
+  it('whenSettled resolves when a step settles, at once when a result waits, or after the time given', async () => {
+    const s = setup('unordered');
+    s.assignment.update(new Set(['t:0']));
+    s.read(0);
+    s.read(1);
+    let woke = false;
+    const waiting = s.parallel.whenSettled(1000, s.clock, s.ctx.signal).then(() => {
+      woke = true;
+    });
+    await tick();
+    assert.equal(woke, false);
+    s.calls.get(0)?.resolve({ id: 0 });
+    await waiting;
+    await s.parallel.whenSettled(1000, s.clock, s.ctx.signal); // a result waits: at once
+    await s.parallel.emitFinished(s.out);
+    const timed = s.parallel.whenSettled(1000, s.clock, s.ctx.signal);
+    await tick();
+    s.clock.advance(1000);
+    await timed;
+    assert.equal(s.parallel.inFlight, 1, 'record 1 is still in the step');
   });
 });

@@ -17,7 +17,13 @@
  *   would span more than the metadata can describe (`MAX_SPAN`) stops being read until the
  *   stuck record finishes.
  * - A failed step dead-letters its record; the partition keeps flowing.
+ * - Before partitions are given up (a rebalance), {@link InPartitionParallel.finishInFlight} lets
+ *   the records in the step finish and emits them, so the commit or checkpoint that hands the
+ *   partitions over covers every record processed of them. A result that comes after its
+ *   partition was given up is dropped (its next owner processes the record again): emitted, it
+ *   would reach the sinks after that commit — a duplicate, or a later transaction's.
  */
+import type { Clock } from '../../core/clock.ts';
 import type { RecordMeta } from '../../core/message.ts';
 import type { Emitter, StageContext } from '../../core/stage.ts';
 import type { Assignment } from './assignment.ts';
@@ -63,6 +69,26 @@ interface Finished {
   readonly value: unknown;
 }
 
+/** Records still in the step after {@link InPartitionParallel.finishInFlight} gave up, by partition. */
+export type Unfinished = ReadonlyMap<string, readonly number[]>;
+
+/**
+ * `unfinished` for a log line: each partition with its first offsets, e.g.
+ * "`events:0` offsets 12, 15; `events:3` offset 40".
+ *
+ * @example
+ * describeUnfinished(new Map([['events:0', [12, 15]]])); // '`events:0` offsets 12, 15'
+ */
+export function describeUnfinished(unfinished: Unfinished, most = 5): string {
+  return [...unfinished]
+    .map(([name, offsets]) => {
+      const shown = offsets.slice(0, most).join(', ');
+      const more = offsets.length > most ? ` and ${offsets.length - most} more` : '';
+      return `\`${name}\` offset${offsets.length === 1 ? '' : 's'} ${shown}${more}`;
+    })
+    .join('; ');
+}
+
 /** Schedules the step on records and emits what finished; see the module comment. */
 export class InPartitionParallel {
   readonly mode: KafkaParallelMode;
@@ -70,8 +96,12 @@ export class InPartitionParallel {
   /** Lanes with a job running: the jobs waiting behind it. */
   private readonly lanes = new Map<string, Job[]>();
   private finished: Finished[] = [];
+  /** Jobs in the step (running, or waiting in a lane), for {@link finishInFlight}'s warning. */
+  private readonly jobs = new Set<Job>();
   private running = 0;
   private waiting = 0;
+  /** Set while {@link finishInFlight} waits: called when a step settles. */
+  private settledWaiter: (() => void) | undefined;
 
   private readonly options: KafkaParallelOptions;
   private readonly assignment: Assignment;
@@ -122,6 +152,7 @@ export class InPartitionParallel {
           ? `${partition}\u0000${meta.key}`
           : undefined;
     const job: Job = { partition, offset, record, meta, lane };
+    this.jobs.add(job);
     if (lane === undefined) {
       this.start(job);
       return;
@@ -150,6 +181,8 @@ export class InPartitionParallel {
     const records: unknown[] = [];
     const meta: RecordMeta[] = [];
     for (const f of done) {
+      // Given up meanwhile: its next owner processes it (under partition scope the tracker stays until released).
+      if (!this.assignment.owns(f.job.partition)) continue;
       const t = this.assignment.tracked.get(f.job.partition);
       if (t === undefined || !t.offsets.complete(f.job.offset)) continue;
       if (!f.ok) {
@@ -171,6 +204,54 @@ export class InPartitionParallel {
     return { finished: done.length, emitted: records.length };
   }
 
+  /**
+   * Partitions are about to be given up: waits for every record in the step to finish, emitting
+   * results as they come (as {@link emitFinished}), for at most `timeoutMs` or until `signal`
+   * aborts. All records, not only those of the partitions given up: the client does not say which
+   * ones go before it asks for the commit. Resolves with the records still in the step when it
+   * gave up (empty when all finished) — the caller names them in a warning.
+   */
+  async finishInFlight(
+    out: Emitter<unknown>,
+    timeoutMs: number,
+    clock: Clock,
+    signal: AbortSignal,
+  ): Promise<{ emitted: number; unfinished: Unfinished }> {
+    const deadline = clock.now() + timeoutMs;
+    let emitted = 0;
+    for (;;) {
+      emitted += (await this.emitFinished(out)).emitted;
+      const left = deadline - clock.now();
+      if (this.jobs.size === 0 || signal.aborted || left <= 0) break;
+      if (this.finished.length > 0) continue;
+      await this.whenSettled(left, clock, signal);
+    }
+    const unfinished = new Map<string, number[]>();
+    for (const job of this.jobs) {
+      const offsets = unfinished.get(job.partition) ?? [];
+      offsets.push(job.offset);
+      unfinished.set(job.partition, offsets);
+    }
+    for (const offsets of unfinished.values()) offsets.sort((a, b) => a - b);
+    return { emitted, unfinished };
+  }
+
+  /**
+   * Resolves when a step settles next (at once when one finished and was not emitted yet), after
+   * `ms`, or when `signal` aborts; never rejects. For waiting on the steps alone, e.g. while the
+   * run stops and the consumer's waits return at once.
+   */
+  async whenSettled(ms: number, clock: Clock, signal: AbortSignal): Promise<void> {
+    if (this.finished.length > 0 || this.jobs.size === 0) return;
+    const local = new AbortController();
+    await new Promise<void>((resolve) => {
+      this.settledWaiter = resolve;
+      clock.sleep(ms, AbortSignal.any([signal, local.signal])).then(resolve, resolve);
+    });
+    this.settledWaiter = undefined;
+    local.abort();
+  }
+
   private start(job: Job): void {
     this.running++;
     let result: Promise<unknown>;
@@ -187,6 +268,7 @@ export class InPartitionParallel {
 
   private settled(job: Job, ok: boolean, value: unknown): void {
     this.running--;
+    this.jobs.delete(job);
     this.finished.push({ job, ok, value });
     if (job.lane !== undefined) {
       const next = this.lanes.get(job.lane)?.shift();
@@ -195,6 +277,7 @@ export class InPartitionParallel {
         this.start(next);
       } else this.lanes.delete(job.lane);
     }
+    this.settledWaiter?.();
     this.wake();
   }
 }

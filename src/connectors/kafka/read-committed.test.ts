@@ -27,7 +27,18 @@ function marker(offset: number, producerId: number, commit: boolean): FetchedBat
   };
 }
 
-const offsets = (p: FetchedPartition) => (p.records ?? []).map((b) => Number(b.firstOffset));
+/** The offsets of the batches that still deliver records or are markers (what a reader sees). */
+const offsets = (p: FetchedPartition) =>
+  (p.records ?? []).filter((b) => b.records.length > 0).map((b) => Number(b.firstOffset));
+
+/**
+ * The offset `@platformatic/kafka` fetches next after this response: one past the last batch
+ * (records of one record each here), or the offset it asked for when no batch is left.
+ */
+const nextFetch = (p: FetchedPartition, asked: number) => {
+  const last = p.records?.at(-1);
+  return last === undefined ? asked : Number(last.firstOffset) + 1;
+};
 
 describe('dropAborted', () => {
   test('an aborted transaction whose marker is in a later fetch is dropped up to the end of this one', () => {
@@ -67,6 +78,19 @@ describe('dropAborted', () => {
     };
     dropAborted(p);
     assert.deepEqual(offsets(p), [1, 3, 4, 5]);
+  });
+
+  test('a response holding only an aborted transaction (its marker in a later fetch) still moves the reader past it', () => {
+    // A transaction larger than the fetch size: the old filter removed every batch, the client
+    // fetched offset 10 again, forever, and a source with `idleTimeout` ended with it unread.
+    const p: FetchedPartition = {
+      abortedTransactions: [{ producerId: 7n, firstOffset: 10n }],
+      records: [data(10, 7), data(11, 7), data(12, 7)],
+    };
+    dropAborted(p);
+    assert.deepEqual(offsets(p), [], 'no record of the aborted transaction is delivered');
+    assert.equal(nextFetch(p, 10), 13, 'the next fetch starts after the aborted batches');
+    assert.equal(p.records?.length, 3, 'each batch stays, emptied');
   });
 
   test('without aborted transactions nothing changes', () => {

@@ -35,7 +35,8 @@ import { GroupConsumer } from './consumer.ts';
 import { readCommitted } from './group.ts';
 import { kafkaLag } from './lag.ts';
 import { decodeDone, parsePosition } from './offsets.ts';
-import { InPartitionParallel, type KafkaParallelOptions } from './parallel.ts';
+import { OwnUnreadWait, unreadOwned } from './own-unread.ts';
+import { describeUnfinished, InPartitionParallel, type KafkaParallelOptions } from './parallel.ts';
 import {
   type KafkaMessage,
   type KafkaSchemaOptions,
@@ -46,7 +47,7 @@ import {
   ValueDecoder,
 } from './records.ts';
 import type { KafkaConnection } from './security.ts';
-import { offsetsCommittedBySink, registerKafkaSource } from './txn.ts';
+import { offsetsCommittedBySink, registerKafkaSource, stableCommittedOffsets } from './txn.ts';
 import { describeUnread, type UnreadPartition, unreadElsewhere } from './unread.ts';
 
 /**
@@ -130,6 +131,27 @@ const REVOKE_COMMIT_TIMEOUT_MS = 5000;
  * timeout (≥ 20 s).
  */
 const REVOKE_CHECKPOINT_TIMEOUT_MS = 15_000;
+
+/**
+ * Longest the idle timeout waits for an open transaction that holds back records of this
+ * member's partitions (read_committed): Kafka's default transaction timeout (60 s, after which
+ * the broker aborts a dead producer's transaction) and a margin.
+ */
+const TRANSACTION_HOLD_MS = 70_000;
+
+/**
+ * Least time the idle timeout waits, without a record, for records this member can read in its
+ * own partitions before it fails the run (a rejoin after a killed member may take the session
+ * timeout; the bound is at least that plus 10 s).
+ */
+const OWN_STALL_MS = 60_000;
+
+/**
+ * With `parallel`, longest a cooperative rebalance waits for the records in the step to finish
+ * before the commit or checkpoint that hands partitions over; with
+ * {@link REVOKE_CHECKPOINT_TIMEOUT_MS} still within the group's rebalance timeout (≥ 20 s).
+ */
+const REVOKE_STEPS_TIMEOUT_MS = 4000;
 
 /** How often owned partitions not read yet are checked for being at their end (they then stop holding watermarks). */
 const CAUGHT_UP_CHECK_MS = 1000;
@@ -229,7 +251,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const state = ctx.partitionState;
     const todo = assignment.toLoad(name);
     if (state === undefined || todo.length === 0) return;
-    const stored = await state.load(group, todo);
+    // Exactly-once: only as far as the group's committed offsets, which move with the output.
+    const committed = offsetsCommittedBySink(ctx)
+      ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
+      : undefined;
+    const stored = await state.load(group, todo, committed);
     assignment.loadedState(todo, stored);
     await committer.commitStarts(todo);
     if (stored.size > 0) {
@@ -257,7 +283,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
 
   /**
-   * Partitions are about to be given up: read nothing more, send a barrier through the pipeline
+   * Partitions are about to be given up: read nothing more, let the `parallel` step finish what it
+   * holds ({@link finishStepsBeforeRevoke}), send a barrier through the pipeline
    * and commit what it covers once every sink acknowledged it (bounded by
    * {@link REVOKE_COMMIT_TIMEOUT_MS}), then let the rebalance go on. Under checkpoints the
    * group's commit must not pass the checkpoints: a checkpoint is taken now instead
@@ -266,6 +293,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   async function commitBeforeRevoke(out: Parameters<KafkaSource['run']>[0]): Promise<void> {
     const waiting = revokes.splice(0);
     try {
+      await finishStepsBeforeRevoke(out);
       if (ctx.checkpointing || ctx.partitionState !== undefined || offsetsCommittedBySink(ctx)) {
         await checkpointBeforeRevoke();
         return;
@@ -282,6 +310,28 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     } finally {
       for (const resolve of waiting) resolve();
     }
+  }
+
+  /**
+   * With `parallel`, before the commit or checkpoint that hands partitions over: the records in
+   * the step finish and are emitted, so that commit covers every record processed (bounded by
+   * {@link REVOKE_STEPS_TIMEOUT_MS}; past it a warning names the records left, whose results
+   * are then dropped if their partition goes — the next owner processes them again).
+   */
+  async function finishStepsBeforeRevoke(out: Parameters<KafkaSource['run']>[0]): Promise<void> {
+    if (parallel === undefined || parallel.inFlight === 0) return;
+    const { emitted, unfinished } = await parallel.finishInFlight(
+      out,
+      REVOKE_STEPS_TIMEOUT_MS,
+      ctx.clock,
+      ctx.signal,
+    );
+    records += emitted;
+    if (unfinished.size > 0 && !ctx.signal.aborted)
+      ctx.log.warn(
+        `Records still in the \`parallel\` step after ${REVOKE_STEPS_TIMEOUT_MS} ms while partitions of group \`${group}\` are given up: ${describeUnfinished(unfinished)}. Their results are dropped if their partition goes (its next owner processes them again); make the step finish sooner or lower \`parallel.concurrency\``,
+        { stage: ctx.name },
+      );
   }
 
   /**
@@ -400,6 +450,44 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         );
         return true;
       };
+      const ownWait = new OwnUnreadWait({
+        stalled: Math.max(OWN_STALL_MS, holdLimit),
+        transaction: TRANSACTION_HOLD_MS,
+      });
+      /**
+       * The idle timeout passed: true when this member has read its own partitions to their end
+       * at the isolation level in use (`own-unread.ts`); false while it waits; throws when
+       * records it can read stayed unread past the bound (ending would lose them).
+       */
+      const ownDone = async (now: number): Promise<boolean> => {
+        const consumer = connection.consumer;
+        const positions = connection.positions();
+        if (consumer === undefined || positions === undefined) return false;
+        const isolation = options.isolation ?? 'read_committed';
+        let verdict: ReturnType<OwnUnreadWait['decide']>;
+        try {
+          verdict = ownWait.decide(
+            await unreadOwned(consumer, assignment.owned ?? new Set(), positions, isolation),
+            now,
+          );
+        } catch (err) {
+          c.log.warn(
+            `Could not ask the end offsets of the partitions group \`${group}\` assigned to this member (${errorMessage(err)}); ending on \`idleTimeout\` without knowing they were read to their end`,
+            { group },
+          );
+          return true;
+        }
+        if (verdict.action === 'fail') {
+          throw new SluiceError(
+            ErrorCode.STAGE,
+            `reading ${topics.map((t) => `\`${t}\``).join(', ')} as group \`${group}\`: ${verdict.message}`,
+            { topics, group },
+          );
+        }
+        if (verdict.action === 'wait' && verdict.info !== undefined) c.log.info(verdict.info, { group });
+        if (verdict.warn !== undefined) c.log.warn(verdict.warn, { group });
+        return verdict.action === 'end';
+      };
       let stopping = false;
       const ready = () => parallel?.ready === true;
       for (;;) {
@@ -507,6 +595,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         if (emitted > 0 || consumed > 0) {
           lastDataAt = now; // dead letters only: the input is not idle either
           heldSince = undefined;
+          ownWait.reset();
         }
         await reportCaughtUp(now);
         // Under checkpoints the runtime injects the barriers; own ones would collide with them.
@@ -518,6 +607,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (id !== undefined) await out.signal(barrier(id));
         }
         if (emitted === 0 && consumed === 0 && connection.error === undefined) {
+          if (stopping && parallel !== undefined && parallel.inFlight > 0) {
+            // Not `waitForData`: it listens to the stop signal, so it would return at once, and
+            // this loop, never leaving the microtask queue, would starve the steps' own timers.
+            await parallel.whenSettled(Math.max(1, commitInterval), ctx.clock, ctx.signal);
+            continue;
+          }
           if ((parallel?.inFlight ?? 0) > 0 || stopping) {
             // Waiting for steps to finish (or for room to read more).
             await connection.waitForData(
@@ -531,7 +626,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           // Waiting for partitions (e.g. held by a killed member until its session times out) is not idleness.
           if (assignment.idle) lastDataAt = now;
           if (options.idleTimeout !== undefined && now - lastDataAt >= options.idleTimeout) {
-            if (await othersDone(now)) break;
+            // Its own partitions first: the idle timeout counts time without a record, not
+            // whether they are read (a stalled fetch, a rejoin, an open transaction).
+            if ((await ownDone(now)) && (await othersDone(now))) break;
             await connection.waitForData(Math.max(1, Math.min(commitInterval, 1000)), true, ready);
             continue;
           }

@@ -181,6 +181,19 @@ export function groupMember(file: string, cwd: string, id: string): GroupMember 
   return m;
 }
 
+/** The member's exit code; throws with what it printed when it has not exited within `ms`. */
+export async function exitWithin(member: GroupMember, name: string, ms: number): Promise<number | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => resolve('hung'), ms);
+  });
+  const code = await Promise.race([member.exit, hung]);
+  clearTimeout(timer);
+  if (code === 'hung')
+    throw new Error(`member ${name} did not exit within ${ms} ms; its log:\n${member.stderr}`);
+  return code;
+}
+
 /** Waits until at least `members` members of `group` own partitions; throws after a minute. */
 export async function waitForOwners(brokers: string[], group: string, members: number): Promise<void> {
   const admin = new Admin({ clientId: 'sluice-it', bootstrapBrokers: brokers });

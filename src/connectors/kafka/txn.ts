@@ -9,18 +9,20 @@
  *   `Transaction.addOffset` sends one partition per request and no metadata).
  * - The metadata format that tags offsets committed in a transaction with their checkpoint id,
  *   so a restart can tell whether Kafka holds newer positions than the checkpoint store.
+ * - Under partition scope, the group's committed offsets read once the transactions still open on
+ *   them have ended (`require_stable`), so a new owner knows which stored state was published.
  */
 import type { Consumer, Producer } from '@platformatic/kafka';
 import { isCancellation } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
-import { doneEntry, partitionName } from '../../core/partitions.ts';
+import { doneEntry, partitionName, splitPartitionName } from '../../core/partitions.ts';
 import { type RetryOptions, retrying } from '../../core/retry.ts';
-import type { StageContext } from '../../core/stage.ts';
-import { brokerConnection, rawApi } from './client.ts';
+import type { CommittedOffsets, StageContext } from '../../core/stage.ts';
+import { brokerConnection, kafkaClient, rawApi } from './client.ts';
 import { isTransientKafkaError, rootMessage } from './connection.ts';
 import { coordinatorConnection, type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
 import { parsePosition } from './offsets.ts';
-import type { KafkaConnection } from './security.ts';
+import { clientOptions, type KafkaConnection } from './security.ts';
 
 /** An open transaction of a producer (the client does not export the class by name). */
 export type KafkaTransaction = NonNullable<Producer<Buffer, Buffer, Buffer, Buffer>['transaction']>;
@@ -274,4 +276,86 @@ export async function commitPreparedTransaction(
     },
     txnRetry(ctx, `committing the prepared transaction \`${transactionalId}\``),
   );
+}
+
+/** True when `err` (or an error inside it) is the broker's `UNSTABLE_OFFSET_COMMIT`. */
+function isUnstableOffsetCommit(err: unknown, depth = 0): boolean {
+  if (depth > 5 || typeof err !== 'object' || err === null) return false;
+  const e = err as { apiId?: unknown; errors?: unknown[]; cause?: unknown };
+  if (e.apiId === 'UNSTABLE_OFFSET_COMMIT') return true;
+  return (
+    (e.errors ?? []).some((x) => isUnstableOffsetCommit(x, depth + 1)) ||
+    isUnstableOffsetCommit(e.cause, depth + 1)
+  );
+}
+
+/**
+ * Longest wait for a transaction still open on a partition's offsets: Kafka's largest
+ * `transaction.timeout.ms` by default (`transaction.max.timeout.ms`, 15 minutes); the broker aborts
+ * an abandoned transaction by then.
+ */
+const OPEN_TRANSACTION_WAIT_MS = 15 * 60_000;
+
+/**
+ * Partition scope with an exactly-once sink: reads the offsets `source`'s group committed for the
+ * partitions asked (`topic:partition`), with `require_stable` — while a transaction that put
+ * offsets of one of them is still open (a member killed before committing it, which the broker
+ * aborts after its `transactionTimeout`, or one being committed now) the broker answers
+ * `UNSTABLE_OFFSET_COMMIT`, and the read is retried (one warning) until it ended, as Kafka
+ * Streams' new task owners do (KIP-447). Its outcome then shows in the committed offset. Rejects
+ * after 15 minutes or with any other broker error.
+ */
+export function stableCommittedOffsets(
+  source: Pick<KafkaSourceHandle, 'connection' | 'clientId' | 'group'>,
+  ctx: TxnRetryContext,
+): CommittedOffsets {
+  return async (partitions) => {
+    const byTopic = new Map<string, number[]>();
+    for (const name of partitions) {
+      const { topic, partition } = splitPartitionName(name);
+      byTopic.set(topic, [...(byTopic.get(topic) ?? []), partition]);
+    }
+    const out = new Map<string, number>();
+    if (byTopic.size === 0) return out;
+    const { Admin } = await kafkaClient();
+    const admin = new Admin({
+      ...clientOptions({ ...source.connection, clientId: source.clientId }),
+      connectTimeout: 5000,
+      retries: 0,
+    });
+    const what = `reading the committed offsets of ${partitions.map((p) => `\`${p}\``).join(', ')} for group \`${source.group}\``;
+    try {
+      const groups = await retrying(
+        () =>
+          admin.listConsumerGroupOffsets({
+            groups: [
+              {
+                groupId: source.group,
+                topics: [...byTopic].map(([name, partitionIndexes]) => ({ name, partitionIndexes })),
+              },
+            ],
+            requireStable: true,
+          }),
+        {
+          ...txnRetry(ctx, what),
+          retryable: (err) => isUnstableOffsetCommit(err) || isTransientKafkaError(err),
+          maxDelayMs: 2000,
+          timeoutMs: OPEN_TRANSACTION_WAIT_MS,
+          hint: () =>
+            'A transaction with offsets of these partitions is still open (a member stopped before committing it?); its outcome says which stored state to resume from, and the broker aborts it after its `transactionTimeout`',
+        },
+      );
+      for (const g of groups)
+        for (const t of g.topics)
+          for (const p of t.partitions)
+            if (p.committedOffset >= 0n)
+              out.set(partitionName(t.name, p.partitionIndex), Number(p.committedOffset));
+      return out;
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      throw new Error(`${what}: ${rootMessage(err)}`, { cause: err });
+    } finally {
+      await admin.close().catch(() => {});
+    }
+  };
 }

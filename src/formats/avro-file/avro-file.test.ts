@@ -14,7 +14,7 @@ import { protobufFileDecoder, protobufFileEncoder } from '../protobuf-file.ts';
 import { AVRO_CODECS } from './codecs.ts';
 import { avroFileDecoder } from './decoder.ts';
 import { avroFileEncoder } from './encoder.ts';
-import { parseHeader, writeHeader } from './header.ts';
+import { parseHeader, SYNC_BYTES, writeHeader } from './header.ts';
 import { paymentSchema, plainValue } from './test-helpers.ts';
 
 const SCHEMA = JSON.stringify(paymentSchema({ name: 'note', type: ['null', 'string'], default: null }));
@@ -212,17 +212,35 @@ describe('avro container files', () => {
     assert.deepEqual(seen.records.at(-1)?.value, records.at(-1));
   });
 
-  // The damaged marker is the one the next block would be found by: the decoder resyncs at the
-  // next intact marker, so blocks 2 and 3 are skipped, under one dead letter at block 2's offset.
-  test('a damaged sync marker: one dead letter at its block, resync at the next marker', () => {
-    const { records, clean, bad, second, third } = damageable();
+  // Only block 2's trailing sync marker is damaged: block 2 still decodes to exactly its count,
+  // so its records are read, the marker is one dead letter, and block 3 (right after the marker)
+  // is read too — nothing but the 16 marker bytes is lost.
+  test('a damaged sync marker: every record is read, the marker is one dead letter', () => {
+    const { records, bad, third } = damageable();
     bad[third - 3] = (bad[third - 3] as number) ^ 0xff; // inside block 2's trailing sync marker
+    const seen = decodeAll(avroFileDecoder(), bad, 11);
+    assert.equal(seen.invalid.length, 1);
+    const [letter] = seen.invalid;
+    assert.match(letter?.error.message ?? '', /Avro block 2 .*sync marker after it is damaged/);
+    assert.equal(letter?.offset, third - SYNC_BYTES);
+    assert.equal(letter?.error.context.block, 2);
+    assert.deepEqual(
+      seen.records.map((r) => r.value),
+      records,
+    );
+  });
+
+  // The same damage when block 2's size is wrong too cannot be told apart from a damaged size:
+  // the block does not decode to its count, so the decoder resyncs at the next intact marker.
+  test('a damaged sync marker after a block that does not decode: resync at the next marker', () => {
+    const { records, clean, bad, second, third } = damageable();
+    bad[third - 3] = (bad[third - 3] as number) ^ 0xff;
+    bad[second] = 0x04; // block 2's record count (zigzag): 2 instead of what it holds
     const seen = decodeAll(avroFileDecoder(), bad, 11);
     assert.equal(seen.invalid.length, 1);
     const [letter] = seen.invalid;
     assert.match(letter?.error.message ?? '', /Avro block 2 .*sync marker does not match/);
     assert.equal(letter?.offset, second);
-    assert.equal(letter?.error.context.block, 2);
     assert.match(letter?.error.message ?? '', /skipped up to the next sync marker/);
     assert.deepEqual(
       seen.records.map((r) => r.value),

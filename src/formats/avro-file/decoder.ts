@@ -15,7 +15,9 @@
  * Damage: a block whose data does not decompress or decode, or whose sync marker does not match,
  * goes to the dead letters as one invalid record (its raw bytes as base64, at most `maxRawBytes`
  * of them; `line` 0, `offset` the block's) and reading goes on: with the next block when the block
- * was framed right, else from the next sync marker found in the bytes. A file that does not start
+ * was framed right, else from the next sync marker found in the bytes. A block followed by a
+ * damaged marker whose data still decodes to exactly its record count loses nothing: its records
+ * are read, the marker alone is a dead letter, and reading goes on after it. A file that does not start
  * like a container file, or whose writer schema the reader schema cannot read, fails the run.
  */
 import { Buffer } from 'node:buffer';
@@ -294,9 +296,20 @@ class AvroFileDecoder implements RecordDecoder<unknown> {
             this.need = end + SYNC_BYTES - pos;
             break;
           }
-          if (buf.compare(this.sync, 0, SYNC_BYTES, end, end + SYNC_BYTES) !== 0)
+          if (buf.compare(this.sync, 0, SYNC_BYTES, end, end + SYNC_BYTES) !== 0) {
+            // Either the count or size is damaged (then the data will not decode to exactly
+            // `count` records) or only the marker is: then the block's records are good, and
+            // the next block starts right after the damaged marker — resyncing would skip it.
+            const data = buf.subarray(size.next, end);
+            if (
+              this.markerOnly(sink, at, count.value, data, buf.subarray(end, end + SYNC_BYTES), base + end)
+            ) {
+              pos = end + SYNC_BYTES;
+              this.done = { line: 0, offset: base + pos };
+              continue;
+            }
             bad = 'its sync marker does not match the header’s (a damaged record count or size)';
-          else {
+          } else {
             this.block(sink, at, count.value, buf.subarray(size.next, end));
             pos = end + SYNC_BYTES;
             this.done = { line: 0, offset: base + pos };
@@ -321,10 +334,61 @@ class AvroFileDecoder implements RecordDecoder<unknown> {
 
   /** Decodes one well-framed block and hands on its records, or dead-letters it whole. */
   private block(sink: DecodeSink<unknown>, at: number, count: number, data: Buffer): void {
+    const records = this.decodeBlock(count, data);
+    if (typeof records === 'string') {
+      const blockNo = this.blockNo;
+      if (this.blockNo !== undefined) this.blockNo++;
+      this.skip = 0;
+      sink.invalid(this.blockError(at, blockNo, records), this.raw(data), 0, at);
+      return;
+    }
+    this.handOn(sink, at, records);
+  }
+
+  /** Hands on a decoded block's records (after those a resumed run already did); its number. */
+  private handOn(sink: DecodeSink<unknown>, at: number, records: unknown[]): number | undefined {
     const blockNo = this.blockNo;
     if (this.blockNo !== undefined) this.blockNo++;
     const skip = this.skip;
     this.skip = 0;
+    for (let i = skip; i < records.length; i++) sink.record(records[i], i + 1, at);
+    return blockNo;
+  }
+
+  /**
+   * A block framed right but followed by a wrong sync marker: when its data decodes to exactly
+   * its `count` records, only the marker is damaged — the records are handed on, the marker is
+   * one dead letter (its 16 bytes) and reading goes on right after it. Otherwise (false) nothing
+   * is handed on and the caller resyncs.
+   */
+  private markerOnly(
+    sink: DecodeSink<unknown>,
+    at: number,
+    count: number,
+    data: Buffer,
+    marker: Buffer,
+    markerAt: number,
+  ): boolean {
+    const records = this.decodeBlock(count, data);
+    if (typeof records === 'string') return false;
+    const blockNo = this.handOn(sink, at, records);
+    const name =
+      blockNo === undefined ? `the Avro block at byte ${at}` : `Avro block ${blockNo} (byte ${at})`;
+    sink.invalid(
+      new SluiceError(
+        ErrorCode.PARSE,
+        `${name}: the sync marker after it is damaged; its ${count} records decoded exactly and were read, reading goes on after the marker (the dead letter's raw bytes are the marker, base64)`,
+        blockNo === undefined ? { offset: markerAt, line: 0 } : { offset: markerAt, line: 0, block: blockNo },
+      ),
+      this.raw(marker),
+      0,
+      markerAt,
+    );
+    return true;
+  }
+
+  /** The `count` records of a block's data, or why they cannot be read. */
+  private decodeBlock(count: number, data: Buffer): unknown[] | string {
     const type = this.type as avro.Type;
     const resolver = this.resolver;
     const records: unknown[] = new Array(count);
@@ -333,16 +397,14 @@ class AvroFileDecoder implements RecordDecoder<unknown> {
       let p = 0;
       for (let i = 0; i < count; i++) {
         const r = type.decode(bytes, p, resolver);
-        if (r.offset < 0) throw new Error(`its data ends inside record ${i + 1} of ${count}`);
+        if (r.offset < 0) return `its data ends inside record ${i + 1} of ${count}`;
         records[i] = r.value;
         p = r.offset;
       }
-      if (p !== bytes.length)
-        throw new Error(`${bytes.length - p} bytes are left after its ${count} records`);
+      if (p !== bytes.length) return `${bytes.length - p} bytes are left after its ${count} records`;
     } catch (err) {
-      sink.invalid(this.blockError(at, blockNo, (err as Error).message), this.raw(data), 0, at);
-      return;
+      return (err as Error).message;
     }
-    for (let i = skip; i < count; i++) sink.record(records[i], i + 1, at);
+    return records;
   }
 }

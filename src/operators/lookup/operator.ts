@@ -12,9 +12,10 @@
  * times `batchSize × concurrency` for full use of the store.
  */
 import { cancelledError, ErrorCode, errorMessage, SluiceError } from '../../core/errors.ts';
-import { batchOf, type RecordMeta } from '../../core/message.ts';
+import type { RecordMeta } from '../../core/message.ts';
 import { isRetryable, retrying } from '../../core/retry.ts';
 import type { Emitter, Operator, StageContext } from '../../core/stage.ts';
+import { ResultBuffer, Wakeup } from '../batch-results.ts';
 import { type KeySelector, keyFunction } from '../shard.ts';
 import { RowCache } from './cache.ts';
 import type { LookupProvider, LookupRows } from './provider.ts';
@@ -215,7 +216,7 @@ export function lookup(options: LookupOptions): Operator<Record<string, unknown>
     for (let s = 0; s < distinct.length; s += batchSize) chunks.push(distinct.slice(s, s + batchSize));
     let next = 0;
     let inFlight = 0;
-    let wake: (() => void) | undefined;
+    const wakeup = new Wakeup();
     let head = 0;
     const settle = (chunk: readonly string[], result: LookupRows | { failed: unknown }) => {
       inFlight--;
@@ -238,9 +239,7 @@ export function lookup(options: LookupOptions): Operator<Record<string, unknown>
           }
         }
       }
-      const w = wake;
-      wake = undefined;
-      w?.();
+      wakeup.notify();
     };
     let failure: unknown;
     const start = (chunk: string[]) => {
@@ -250,15 +249,12 @@ export function lookup(options: LookupOptions): Operator<Record<string, unknown>
         (err) => {
           failure ??= err;
           inFlight--;
-          const w = wake;
-          wake = undefined;
-          w?.();
+          wakeup.notify();
         },
       );
     };
 
-    let res: Record<string, unknown>[] = [];
-    let resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+    const res = new ResultBuffer<Record<string, unknown>>(meta !== undefined);
     const take = (i: number) => {
       const record = records[i] as Record<string, unknown>;
       const s = state[i];
@@ -316,44 +312,22 @@ export function lookup(options: LookupOptions): Operator<Record<string, unknown>
           return;
         }
       }
-      res.push(merged);
-      resMeta?.push(meta?.[i]);
+      res.push(merged, meta?.[i]);
     };
     const collect = () => {
       if (ordered) while (head < n && state[head] !== PENDING) take(head++);
       else while (head < done.length) take(done[head++] as number);
     };
-    const flush = async () => {
-      if (res.length === 0) return;
-      const b = batchOf(res, resMeta);
-      res = [];
-      resMeta = meta ? [] : undefined;
-      await out.emit(b);
-    };
-    const completion = () =>
-      new Promise<void>((resolve, reject) => {
-        const signal = ctx.signal;
-        if (signal.aborted) {
-          reject(cancelledError(signal.reason));
-          return;
-        }
-        const onAbort = () => reject(cancelledError(signal.reason));
-        signal.addEventListener('abort', onAbort, { once: true });
-        wake = () => {
-          signal.removeEventListener('abort', onAbort);
-          resolve();
-        };
-      });
 
     while (next < chunks.length || inFlight > 0) {
       while (next < chunks.length && inFlight < concurrency) start(chunks[next++] as string[]);
       collect();
-      if (!ordered) await flush();
-      if (inFlight > 0) await completion();
+      if (!ordered) await res.flush(out);
+      if (inFlight > 0) await wakeup.wait(ctx.signal);
       if (failure !== undefined) throw failure;
     }
     collect();
-    await flush();
+    await res.flush(out);
   };
 
   return {
