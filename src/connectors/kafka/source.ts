@@ -192,6 +192,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   /** The run's owned partitions, for watermark generators downstream (`core/input-partitions.ts`). */
   let inputs: InputPartitions | undefined;
   let caughtUpCheckAt = Number.NEGATIVE_INFINITY;
+  /** Parallel steps: partitions assigned mid-run whose commit metadata was not read yet (`resumeAssignedFromMetadata`). */
+  const metadataToRead = new Set<string>();
   /** Cooperative rebalances waiting for the commit before partitions are given up (see `commitBeforeRevoke`). */
   const revokes: (() => void)[] = [];
 
@@ -201,7 +203,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   );
   const connection = new GroupConsumer({ ...options, clientId }, context, {
     assigned: (partitions) => {
+      const before = assignment.owned;
       assignment.update(partitions);
+      // Parallel steps: a partition that comes mid-run resumes past what its last owner finished.
+      if (parallel !== undefined && before !== undefined)
+        for (const name of partitions) if (!before.has(name)) metadataToRead.add(name);
       inputs?.assign(
         ctx.name,
         [...partitions].map((name) => inputPartitionKey(ctx.name, splitPartitionName(name).partition)),
@@ -237,6 +243,35 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   async function resumeFromCommitMetadata(): Promise<void> {
     if (parallel === undefined || restored || assignment.resume.size > 0) return;
     for (const [name, c] of await readCommitted(options, clientId, group, topics)) {
+      const done = decodeDone(c.metadata, c.offset);
+      if (done.size > 0) assignment.resumeAt(name, c.offset, done);
+    }
+  }
+
+  /**
+   * Parallel steps, partitions assigned mid-run (before their first record): as
+   * {@link resumeFromCommitMetadata} at a join — the records their last owner finished beyond a
+   * stuck one (it gave them up before that one finished) are in the group's commit metadata; skip
+   * them when read. Not under partition scope (the stored state says it). Best effort: a failure
+   * is logged, and those records are processed again.
+   */
+  async function resumeAssignedFromMetadata(): Promise<void> {
+    const names = [...metadataToRead];
+    metadataToRead.clear();
+    if (ctx.partitionState !== undefined) return;
+    let commits: Awaited<ReturnType<typeof readCommitted>>;
+    try {
+      commits = await readCommitted(options, clientId, group, topics);
+    } catch (err) {
+      ctx.log.warn(
+        `Reading the commit metadata of ${names.map((n) => `\`${n}\``).join(', ')} for group \`${group}\` failed (${errorMessage(err)}); records their last owner finished out of order are processed again`,
+        { stage: ctx.name },
+      );
+      return;
+    }
+    for (const name of names) {
+      const c = commits.get(name);
+      if (c === undefined || assignment.tracked.has(name)) continue;
       const done = decodeDone(c.metadata, c.offset);
       if (done.size > 0) assignment.resumeAt(name, c.offset, done);
     }
@@ -550,6 +585,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (!assignment.owns(name)) continue; // revoked: the new owner reads it
           if (ctx.partitionState !== undefined && assignment.needsLoad(name)) await loadAssigned(name);
           const offset = Number(m.offset);
+          if (metadataToRead.has(name)) await resumeAssignedFromMetadata();
           const t = assignment.trackerOf(name, m);
           // Without a step a record is done once emitted (just below, before `position()` is read).
           if (!(parallel === undefined ? t.offsets.pass(offset) : t.offsets.admit(offset))) {
