@@ -189,6 +189,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let restored = false;
   let records = 0;
   let skipped = 0;
+  /** Records taken into the batch being filled (done in their tracker, so in `position()`) and not emitted yet. */
+  let holding = false;
   /** The run's owned partitions, for watermark generators downstream (`core/input-partitions.ts`). */
   let inputs: InputPartitions | undefined;
   let caughtUpCheckAt = Number.NEGATIVE_INFINITY;
@@ -558,6 +560,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           }
           consumed++;
           progressed = true;
+          if (parallel === undefined) holding = true;
           const meta = recordMeta(source, m, offset);
           let value: unknown;
           const fetching = values.prepare(m.value); // a schema id not seen before
@@ -587,6 +590,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           emitted = batchRecords.length;
           await out.emit({ kind: 'batch', records: batchRecords, meta: batchMeta });
         }
+        holding = false; // emitted, or only dead letters (sent before any barrier)
         if (parallel !== undefined) {
           const done = await parallel.emitFinished(out);
           records += done.emitted;
@@ -646,6 +650,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     position() {
       return assignment.position();
+    },
+    // Under checkpoints a quiet topic still takes checkpoints (an exactly-once sink's transaction
+    // must not outlive its timeout), but only while `position()` covers just what was emitted.
+    idleBarriers: true,
+    idleBarrierReady() {
+      return !holding && parallel?.busy !== true;
     },
     lag() {
       return kafkaLag(connection.consumer, assignment.position(), committer.lastCommitAt);
