@@ -189,6 +189,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let restored = false;
   let records = 0;
   let skipped = 0;
+  /** Records taken into the batch being filled (done in their tracker, so in `position()`) and not emitted yet. */
+  let holding = false;
+  /** Partition scope: stored state of assigned partitions is being loaded (`loadAssigned`). */
+  let loading = 0;
   /** The run's owned partitions, for watermark generators downstream (`core/input-partitions.ts`). */
   let inputs: InputPartitions | undefined;
   let caughtUpCheckAt = Number.NEGATIVE_INFINITY;
@@ -286,13 +290,20 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const state = ctx.partitionState;
     const todo = assignment.toLoad(name);
     if (state === undefined || todo.length === 0) return;
-    // Exactly-once: only as far as the group's committed offsets, which move with the output.
-    const committed = offsetsCommittedBySink(ctx)
-      ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
-      : undefined;
-    const stored = await state.load(group, todo, committed);
-    assignment.loadedState(todo, stored);
-    await committer.commitStarts(todo);
+    // No idle barrier meanwhile: a checkpoint would cover partitions whose state is not loaded yet.
+    loading++;
+    let stored: Awaited<ReturnType<typeof state.load>>;
+    try {
+      // Exactly-once: only as far as the group's committed offsets, which move with the output.
+      const committed = offsetsCommittedBySink(ctx)
+        ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
+        : undefined;
+      stored = await state.load(group, todo, committed);
+      assignment.loadedState(todo, stored);
+      await committer.commitStarts(todo);
+    } finally {
+      loading--;
+    }
     if (stored.size > 0) {
       ctx.log.info(
         `Loaded the stored state of ${[...stored.keys()].map((k) => `\`${k}\``).join(', ')} for group \`${group}\``,
@@ -594,6 +605,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           }
           consumed++;
           progressed = true;
+          if (parallel === undefined) holding = true;
           const meta = recordMeta(source, m, offset);
           let value: unknown;
           const fetching = values.prepare(m.value); // a schema id not seen before
@@ -623,6 +635,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           emitted = batchRecords.length;
           await out.emit({ kind: 'batch', records: batchRecords, meta: batchMeta });
         }
+        holding = false; // emitted, or only dead letters (sent before any barrier)
         if (parallel !== undefined) {
           const done = await parallel.emitFinished(out);
           records += done.emitted;
@@ -682,6 +695,14 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     position() {
       return assignment.position();
+    },
+    // Under checkpoints a quiet topic still takes checkpoints (an exactly-once sink's transaction
+    // must not outlive its timeout), but only while `position()` covers just what was emitted.
+    idleBarriers: true,
+    idleBarrierReady() {
+      // Partition scope: not before the state of every assigned partition is loaded (`loadAssigned`).
+      if (loading > 0 || (ctx?.partitionState !== undefined && assignment.toLoad().length > 0)) return false;
+      return !holding && parallel?.busy !== true;
     },
     lag() {
       return kafkaLag(connection.consumer, assignment.position(), committer.lastCommitAt);
