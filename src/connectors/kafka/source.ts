@@ -702,6 +702,8 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     idleBarrierReady() {
       // Partition scope: not before the state of every assigned partition is loaded (`loadAssigned`).
       if (loading > 0 || (ctx?.partitionState !== undefined && assignment.toLoad().length > 0)) return false;
+      // Not while the group rebalances: the transaction's offsets would carry a stale generation.
+      if (connection.rebalancing) return false;
       return !holding && parallel?.busy !== true;
     },
     lag() {
