@@ -187,7 +187,9 @@ async function main(argv: string[]): Promise<number> {
   const names: string[] = [];
   let runs: number | undefined;
   let records: number | undefined;
-  // Other `--flag [value]` options go to script benchmarks as they are (`--size-mb 1000`).
+  // Other `--flag value` options go to script benchmarks as they are (`--size-mb 1000`). Every
+  // script flag takes a value, so the word after a flag is its value even when it names a
+  // benchmark (`kafka --job window`).
   const passthrough: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -196,8 +198,7 @@ async function main(argv: string[]): Promise<number> {
     else if (a.startsWith('-')) {
       passthrough.push(a);
       const next = argv[i + 1];
-      if (next !== undefined && !next.startsWith('-') && !(next in REGISTRY))
-        passthrough.push(argv[++i] as string);
+      if (next !== undefined && !next.startsWith('-')) passthrough.push(argv[++i] as string);
     } else names.push(a);
   }
   if (

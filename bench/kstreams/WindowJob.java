@@ -289,7 +289,7 @@ public final class WindowJob {
         Thread.sleep(10);
       }
     } finally {
-      streams.close(Duration.ofSeconds(60));
+      if (!streams.close(Duration.ofSeconds(60))) failure = new IllegalStateException("close() timed out after 60 s");
       streams.cleanUp();
     }
     if (failure != null) throw new RuntimeException("the streams thread failed", failure);

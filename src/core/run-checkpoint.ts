@@ -157,8 +157,9 @@ export interface IdleBarrierDeps {
 
 /**
  * The coordinator's timer path: every `barrierTimerMs`, a source that declares `idleBarriers`
- * and is not inside `emit` (it waits for input) is asked `barrierDue(id, 0)`, and gets the due
- * barrier with its current position — so an idle source still takes checkpoints on the
+ * and is not inside `emit` (it waits for input) and says its position is exact
+ * (`idleBarrierReady`, when it has it) is asked `barrierDue(id, 0)`, and gets the due barrier
+ * with its current position — so an idle source still takes checkpoints on the
  * interval, and one another source began completes. Resolves when `deps.signal` aborts; rejects
  * when sending a barrier fails.
  */
@@ -183,6 +184,8 @@ export async function sendIdleBarriers(
     for (const node of sources) {
       const turn = deps.turnOf(node.id);
       if (turn.emitting || turn.ended || turn.idleBarrier !== undefined || deps.replaying(node.id)) continue;
+      // Its position may count records it holds but has not emitted: the next tick, or its next emit.
+      if (node.stage.idleBarrierReady?.() === false) continue;
       const due = checkpoint.barrierDue(node.id, 0);
       if (due === undefined) continue;
       checkpoint.sourceBarrier(due, node.id, node.stage.position?.());

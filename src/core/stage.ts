@@ -260,9 +260,20 @@ export interface Source<T = unknown> {
    * counts records it holds but has not emitted. The runtime may then send a checkpoint barrier
    * for it while it waits for input (on the coordinator's timer, `CheckpointDriver.barrierTimerMs`),
    * so an idle source still takes checkpoints on the interval. Its next `emit` waits for that
-   * barrier to be sent.
+   * barrier to be sent. A source whose position can run ahead of what it emitted while it waits
+   * (it holds a partial batch) declares it too, with {@link Source.idleBarrierReady}.
    */
   readonly idleBarriers?: boolean;
+  /**
+   * With `idleBarriers`: asked on the coordinator's timer, synchronously, right before a barrier
+   * would be sent for this source while it is not inside `out.emit`. True when `position()` is
+   * exact at this moment (it counts no record the source holds but has not emitted: a partial
+   * batch it is still filling, results of in-partition steps not emitted yet); the runtime then
+   * sends the due barrier with that position. False: no barrier now — the runtime asks again on
+   * its next tick, and the source's next `emit` carries the due barrier. Must be cheap and must
+   * not throw. Absent: always ready, as `idleBarriers` alone promises.
+   */
+  idleBarrierReady?(): boolean;
   /**
    * How far behind the end of its input the source is, for partitioned sources that can ask
    * (Kafka: end offsets minus the source's position, per partition, and the age of its last

@@ -79,6 +79,7 @@ export class GroupConsumer {
   private stream: Stream | undefined;
   private streamError: Error | undefined;
   private streamEnded = false;
+  private rebalancingNow = false;
   /** Wakes {@link waitForData}; set while it waits. */
   private wakeUp: (() => void) | undefined;
 
@@ -100,6 +101,15 @@ export class GroupConsumer {
   /** True once the stream ended (the consumer was closed under it). */
   get ended(): boolean {
     return this.streamEnded;
+  }
+
+  /**
+   * True from the client's "group rebalance" (a revoke round or a rejoin began) until it joins
+   * again: the group generation that offset commits carry is about to change, so a checkpoint
+   * taken now would commit its offsets with a stale one (`ILLEGAL_GENERATION`).
+   */
+  get rebalancing(): boolean {
+    return this.rebalancingNow;
   }
 
   /**
@@ -271,9 +281,14 @@ export class GroupConsumer {
     if (o.groupProtocol === 'consumer') this.revokeStepOfConsumerProtocol(c);
     try {
       if (o.isolation !== 'read_uncommitted') await fixReadCommitted(c);
-      const onAssignment = () => this.assignmentChanged();
-      c.on('consumer:group:join', onAssignment);
-      c.on('consumer:group:rebalance', onAssignment);
+      c.on('consumer:group:join', () => {
+        this.rebalancingNow = false;
+        this.assignmentChanged();
+      });
+      c.on('consumer:group:rebalance', () => {
+        this.rebalancingNow = true;
+        this.assignmentChanged();
+      });
       const { restored } = this.hooks.resume();
       let mode: 'committed' | 'manual' = 'committed';
       let offsets: { topic: string; partition: number; offset: bigint }[] | undefined;
@@ -340,6 +355,8 @@ export class GroupConsumer {
     const attached = holdRevocations(c, {
       revoking: () => this.hooks.revoking(),
       changed: () => {
+        // Under this protocol no join follows a revocation: recording the new assignment ends it.
+        this.rebalancingNow = false;
         if (this.consumer === c) this.assignmentChanged();
       },
       clock: ctx.clock,

@@ -24,9 +24,8 @@ const KEYS = 16;
 const PER_KEY = 500;
 /**
  * `transactionTimeout` of the member killed: the broker aborts its open transaction after it, and
- * the new owner waits for that. The other member's is 60 s: it must outlast that wait and its own
- * idle timeout, during which its last transaction stays open (an idle Kafka source takes no
- * checkpoints).
+ * the new owner waits for that. The other member's is 60 s: it must outlast that wait, during
+ * which its source loop is blocked and takes no checkpoint, so its open transaction ages.
  */
 const TXN_TIMEOUT_MS = 10_000;
 

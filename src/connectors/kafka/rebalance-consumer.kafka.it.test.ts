@@ -18,7 +18,7 @@ for (const variant of ['no checkpoints', 'checkpoints'] as const)
     () =>
       measureRebalance({
         protocol: 'consumer',
-        parallel: false,
+        steps: 'none',
         variant,
         sparseCommits: true,
         rate: 1000,

@@ -2,15 +2,15 @@
  * Rebalances without duplicates (issue "Production-ready connections and long-running jobs",
  * section 3) under the classic protocol, against the real broker: the measurement of
  * `rebalance-scenario.ts` (a member joins mid-run, then leaves), with records passed on in
- * partition order and with `parallel` steps.
+ * partition order, with `parallel` steps, and with steps stuck past the rebalance.
  */
 import { test } from 'node:test';
 import { measureRebalance } from './rebalance-scenario.ts';
 
-for (const parallel of [false, true])
+for (const steps of ['none', 'parallel', 'stuck'] as const)
   for (const variant of ['no checkpoints', 'checkpoints'] as const) {
     test(
-      `a member joining and one leaving mid-run re-deliver ${variant === 'checkpoints' ? 'nothing (checkpoints, exactly-once sink)' : 'under 1 % of the records (no checkpoints)'}${parallel ? ', with `parallel` steps' : ''}`,
+      `a member joining and one leaving mid-run re-deliver ${variant === 'checkpoints' ? 'nothing (checkpoints, exactly-once sink)' : 'under 1 % of the records (no checkpoints)'}${steps === 'parallel' ? ', with `parallel` steps' : steps === 'stuck' ? ', with `parallel` steps stuck past the rebalance' : ''}`,
       {
         timeout: 300_000,
         // With checkpoints this once gave 0, 3,736 (12.45 %) and 0 of 30,000 records twice: the new
@@ -18,6 +18,6 @@ for (const parallel of [false, true])
         // open transaction with the same records still committed. Now the old owner takes a
         // checkpoint (transaction committed, state stored) before giving partitions up.
       },
-      () => measureRebalance({ protocol: 'classic', parallel, variant }),
+      () => measureRebalance({ protocol: 'classic', steps, variant }),
     );
   }

@@ -189,9 +189,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   let restored = false;
   let records = 0;
   let skipped = 0;
+  /** Records taken into the batch being filled (done in their tracker, so in `position()`) and not emitted yet. */
+  let holding = false;
+  /** Partition scope: stored state of assigned partitions is being loaded (`loadAssigned`). */
+  let loading = 0;
   /** The run's owned partitions, for watermark generators downstream (`core/input-partitions.ts`). */
   let inputs: InputPartitions | undefined;
   let caughtUpCheckAt = Number.NEGATIVE_INFINITY;
+  /** Parallel steps: partitions assigned mid-run whose commit metadata was not read yet (`resumeAssignedFromMetadata`). */
+  const metadataToRead = new Set<string>();
   /** Cooperative rebalances waiting for the commit before partitions are given up (see `commitBeforeRevoke`). */
   const revokes: (() => void)[] = [];
 
@@ -201,7 +207,11 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   );
   const connection = new GroupConsumer({ ...options, clientId }, context, {
     assigned: (partitions) => {
+      const before = assignment.owned;
       assignment.update(partitions);
+      // Parallel steps: a partition that comes mid-run resumes past what its last owner finished.
+      if (parallel !== undefined && before !== undefined)
+        for (const name of partitions) if (!before.has(name)) metadataToRead.add(name);
       inputs?.assign(
         ctx.name,
         [...partitions].map((name) => inputPartitionKey(ctx.name, splitPartitionName(name).partition)),
@@ -243,6 +253,35 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   }
 
   /**
+   * Parallel steps, partitions assigned mid-run (before their first record): as
+   * {@link resumeFromCommitMetadata} at a join — the records their last owner finished beyond a
+   * stuck one (it gave them up before that one finished) are in the group's commit metadata; skip
+   * them when read. Not under partition scope (the stored state says it). Best effort: a failure
+   * is logged, and those records are processed again.
+   */
+  async function resumeAssignedFromMetadata(): Promise<void> {
+    const names = [...metadataToRead];
+    metadataToRead.clear();
+    if (ctx.partitionState !== undefined) return;
+    let commits: Awaited<ReturnType<typeof readCommitted>>;
+    try {
+      commits = await readCommitted(options, clientId, group, topics);
+    } catch (err) {
+      ctx.log.warn(
+        `Reading the commit metadata of ${names.map((n) => `\`${n}\``).join(', ')} for group \`${group}\` failed (${errorMessage(err)}); records their last owner finished out of order are processed again`,
+        { stage: ctx.name },
+      );
+      return;
+    }
+    for (const name of names) {
+      const c = commits.get(name);
+      if (c === undefined || assignment.tracked.has(name)) continue;
+      const done = decodeDone(c.metadata, c.offset);
+      if (done.size > 0) assignment.resumeAt(name, c.offset, done);
+    }
+  }
+
+  /**
    * Partition scope: loads the stored state of every assigned partition not loaded yet (and of
    * `name`), and resumes each at its stored offset. Done as soon as partitions are assigned, not
    * at their first message: a partition read to its end still has state to finish.
@@ -251,13 +290,20 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     const state = ctx.partitionState;
     const todo = assignment.toLoad(name);
     if (state === undefined || todo.length === 0) return;
-    // Exactly-once: only as far as the group's committed offsets, which move with the output.
-    const committed = offsetsCommittedBySink(ctx)
-      ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
-      : undefined;
-    const stored = await state.load(group, todo, committed);
-    assignment.loadedState(todo, stored);
-    await committer.commitStarts(todo);
+    // No idle barrier meanwhile: a checkpoint would cover partitions whose state is not loaded yet.
+    loading++;
+    let stored: Awaited<ReturnType<typeof state.load>>;
+    try {
+      // Exactly-once: only as far as the group's committed offsets, which move with the output.
+      const committed = offsetsCommittedBySink(ctx)
+        ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
+        : undefined;
+      stored = await state.load(group, todo, committed);
+      assignment.loadedState(todo, stored);
+      await committer.commitStarts(todo);
+    } finally {
+      loading--;
+    }
     if (stored.size > 0) {
       ctx.log.info(
         `Loaded the stored state of ${[...stored.keys()].map((k) => `\`${k}\``).join(', ')} for group \`${group}\``,
@@ -550,6 +596,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (!assignment.owns(name)) continue; // revoked: the new owner reads it
           if (ctx.partitionState !== undefined && assignment.needsLoad(name)) await loadAssigned(name);
           const offset = Number(m.offset);
+          if (metadataToRead.has(name)) await resumeAssignedFromMetadata();
           const t = assignment.trackerOf(name, m);
           // Without a step a record is done once emitted (just below, before `position()` is read).
           if (!(parallel === undefined ? t.offsets.pass(offset) : t.offsets.admit(offset))) {
@@ -558,6 +605,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           }
           consumed++;
           progressed = true;
+          if (parallel === undefined) holding = true;
           const meta = recordMeta(source, m, offset);
           let value: unknown;
           const fetching = values.prepare(m.value); // a schema id not seen before
@@ -587,6 +635,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           emitted = batchRecords.length;
           await out.emit({ kind: 'batch', records: batchRecords, meta: batchMeta });
         }
+        holding = false; // emitted, or only dead letters (sent before any barrier)
         if (parallel !== undefined) {
           const done = await parallel.emitFinished(out);
           records += done.emitted;
@@ -646,6 +695,16 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     },
     position() {
       return assignment.position();
+    },
+    // Under checkpoints a quiet topic still takes checkpoints (an exactly-once sink's transaction
+    // must not outlive its timeout), but only while `position()` covers just what was emitted.
+    idleBarriers: true,
+    idleBarrierReady() {
+      // Partition scope: not before the state of every assigned partition is loaded (`loadAssigned`).
+      if (loading > 0 || (ctx?.partitionState !== undefined && assignment.toLoad().length > 0)) return false;
+      // Not while the group rebalances: the transaction's offsets would carry a stale generation.
+      if (connection.rebalancing) return false;
+      return !holding && parallel?.busy !== true;
     },
     lag() {
       return kafkaLag(connection.consumer, assignment.position(), committer.lastCommitAt);
