@@ -1,13 +1,13 @@
 /**
  * Rebalances without duplicates (issue "Production-ready connections and long-running jobs",
  * section 3) under the KIP-848 `consumer` group protocol, against the real broker: the
- * measurement of `rebalance-scenario.ts` (a member joins mid-run, then leaves). There the
+ * measurement of `rebalance-scenario.test-helpers.ts` (a member joins mid-run, then leaves). There the
  * assignment comes in ConsumerGroupHeartbeat responses and a member gives partitions up by
  * heartbeating without them; `consumer-revoke.ts` commits (or checkpoints) before that heartbeat.
  * Commits and checkpoints are 10 s apart, so a hand-over that did not wait for them re-delivers.
  */
 import { test } from 'node:test';
-import { measureRebalance } from './rebalance-scenario.ts';
+import { measureRebalance } from './rebalance-scenario.test-helpers.ts';
 
 for (const variant of ['no checkpoints', 'checkpoints'] as const)
   test(

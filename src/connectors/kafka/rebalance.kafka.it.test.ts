@@ -1,11 +1,11 @@
 /**
  * Rebalances without duplicates (issue "Production-ready connections and long-running jobs",
  * section 3) under the classic protocol, against the real broker: the measurement of
- * `rebalance-scenario.ts` (a member joins mid-run, then leaves), with records passed on in
+ * `rebalance-scenario.test-helpers.ts` (a member joins mid-run, then leaves), with records passed on in
  * partition order, with `parallel` steps, and with steps stuck past the rebalance.
  */
 import { test } from 'node:test';
-import { measureRebalance } from './rebalance-scenario.ts';
+import { measureRebalance } from './rebalance-scenario.test-helpers.ts';
 
 for (const steps of ['none', 'parallel', 'stuck'] as const)
   for (const variant of ['no checkpoints', 'checkpoints'] as const) {
