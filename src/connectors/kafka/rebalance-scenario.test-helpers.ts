@@ -114,7 +114,7 @@ export async function measureRebalance(c: RebalanceCase): Promise<void> {
     file,
     `name: it-rebalance
 input:
-  kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${group}, clientId: "\${SLUICE_IT_MEMBER}", idleTimeout: 8s${every.commit}, ${membership}${parallel ? ', parallel: { mode: unordered, concurrency: 32 }' : ''} }
+  kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${group}, clientId: "\${SLUICE_IT_MEMBER}", idleTimeout: "\${SLUICE_IT_IDLE}"${every.commit}, ${membership}${parallel ? ', parallel: { mode: unordered, concurrency: 32 }' : ''} }
 pipeline:
 ${parallel ? '  - module: ./step.ts\n' : ''}  - throttle: { rate: ${c.rate ?? RATE} }
 output:
@@ -123,11 +123,13 @@ ${variant === 'checkpoints' ? `checkpoint: { interval: ${every.checkpoint}, dir:
   );
   const members: GroupMember[] = [];
   try {
-    const a = groupMember(file, dir, 'a');
+    // `a` ends on its idle timeout once everything is read; `b` must still be running when it is
+    // stopped mid-run (with 8 s, a loaded machine let `b` read its share and finish first).
+    const a = groupMember(file, dir, 'a', { SLUICE_IT_IDLE: '8s' });
     members.push(a);
     await waitForOutput(output, N / 5);
     if (steps === 'stuck') writeFileSync(join(dir, 'stuck'), '');
-    const b = groupMember(file, dir, 'b'); // joins mid-run
+    const b = groupMember(file, dir, 'b', { SLUICE_IT_IDLE: '90s' }); // joins mid-run
     members.push(b);
     await waitForOwners(BROKERS, group, 2).catch((err: Error) => {
       throw new Error(`${err.message}; a's log:\n${a.stderr}\nb's log:\n${b.stderr}`);

@@ -163,11 +163,11 @@ export interface GroupMember {
 }
 
 /** Starts `sluice run file` in `cwd` with `SLUICE_IT_MEMBER=id` (a pipeline can name its output after it). */
-export function groupMember(file: string, cwd: string, id: string): GroupMember {
+export function groupMember(file: string, cwd: string, id: string, env: Record<string, string> = {}): GroupMember {
   const bin = new URL('../../../bin/sluice.js', import.meta.url).pathname;
   const child = spawn(process.execPath, [bin, 'run', file], {
     cwd,
-    env: { ...process.env, SLUICE_IT_MEMBER: id },
+    env: { ...process.env, SLUICE_IT_MEMBER: id, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const m: GroupMember = {
