@@ -163,7 +163,12 @@ export interface GroupMember {
 }
 
 /** Starts `sluice run file` in `cwd` with `SLUICE_IT_MEMBER=id` (a pipeline can name its output after it). */
-export function groupMember(file: string, cwd: string, id: string, env: Record<string, string> = {}): GroupMember {
+export function groupMember(
+  file: string,
+  cwd: string,
+  id: string,
+  env: Record<string, string> = {},
+): GroupMember {
   const bin = new URL('../../../bin/sluice.js', import.meta.url).pathname;
   const child = spawn(process.execPath, [bin, 'run', file], {
     cwd,
