@@ -3,6 +3,9 @@
  * order → output(s), named side outputs wired to the step ports of the same name, and the
  * `dlq` sink. Also loads user code (`module:` steps, and TypeScript pipeline modules for
  * `sluice run module.ts`).
+ *
+ * Just over 700 lines: the cross-component checks (partition scope, exactly-once sinks) read the
+ * same built configs as the wiring; moving them out is the next split.
  */
 import { existsSync } from 'node:fs';
 import { extname, join, resolve } from 'node:path';

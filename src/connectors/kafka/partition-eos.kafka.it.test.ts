@@ -11,12 +11,18 @@
  * without storing that, so a later run fires them again — a separate, known gap.)
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { createTopic, fresh, type GroupMember, produce, readThroughSource } from './test-helpers.ts';
+import {
+  createTopic,
+  fresh,
+  type GroupMember,
+  groupMember,
+  produce,
+  readThroughSource,
+} from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const PARTITIONS = 4;
@@ -31,24 +37,7 @@ const TXN_TIMEOUT_MS = 10_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** `sluice run file` in `cwd` as group member `id` (its client id), with `env` added. */
-function member(file: string, cwd: string, id: string, env: Record<string, string> = {}): GroupMember {
-  const bin = new URL('../../../bin/sluice.js', import.meta.url).pathname;
-  const child = spawn(process.execPath, [bin, 'run', file], {
-    cwd,
-    env: { ...process.env, SLUICE_IT_MEMBER: id, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  const m: GroupMember = {
-    child,
-    exit: new Promise((resolve) => child.once('exit', (code) => resolve(code))),
-    stderr: '',
-  };
-  child.stderr?.on('data', (d) => {
-    m.stderr += d;
-  });
-  return m;
-}
+const member = groupMember;
 
 interface Input {
   readonly seq: number;

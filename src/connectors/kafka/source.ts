@@ -4,7 +4,9 @@
  * batches whose `meta` carries the message's origin: `position` = `{ topic, partition, offset }`,
  * `key`, `timestamp` (the Kafka timestamp, epoch ms) and `headers`.
  *
- * Split by role; this file is the read loop and wires the others:
+ * Over 700 lines because the read loop's states (fill, revoke, idle, stop) share its local
+ * variables; the roles that stand alone live in their own files. Split by role; this file is the
+ * read loop and wires the others:
  * - `consumer.ts` — the group member and its stream: join, start offsets, reconnect, waiting.
  * - `assignment.ts` — the partitions owned, one offset tracker each (`offsets.ts`), rebalances,
  *   and the source's `position()`: per partition the tracker's low watermark
