@@ -6,34 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import type { SluiceError } from '../core/errors.ts';
-import type { DecodeSink } from './format.ts';
 import { jsonlDecoder } from './jsonl.ts';
-import { writeBorrowed } from './test-helpers.ts';
-
-type Event =
-  | { kind: 'record'; value: unknown; line: number; offset: number }
-  | { kind: 'invalid'; message: string; raw: string; line: number; offset: number };
-
-/** A sink appending to `events`; `check` (when given) runs first on each invalid record. */
-function eventSink(
-  events: Event[],
-  check?: (error: SluiceError, line: number, offset: number) => void,
-): DecodeSink<unknown> {
-  return {
-    record: (value, line, offset) => events.push({ kind: 'record', value, line, offset }),
-    invalid: (error, raw, line, offset) => {
-      check?.(error, line, offset);
-      events.push({
-        kind: 'invalid',
-        message: error.message,
-        raw: Buffer.from(raw).toString('latin1'),
-        line,
-        offset,
-      });
-    },
-  };
-}
+import { type DecodeEvent as Event, eventSink, writeBorrowed } from './test-helpers.ts';
 
 /** Decodes `bytes` fed in chunks of `chunk` bytes (the last one shorter). */
 function decode(bytes: Uint8Array, chunk: number, maxLineBytes = 64): Event[] {

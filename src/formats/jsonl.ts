@@ -6,10 +6,12 @@
  */
 
 import type { Decimal } from '../core/decimal.ts';
+import type { FieldUse } from '../core/projection.ts';
 import type { DecodeStart, RecordEncoder } from './format.ts';
 import { decimalReviver, parseJson, parseJsonRevived, toJsonLine } from './json.ts';
+import { JsonProjection } from './json-project.ts';
 import { JsonShapes } from './json-shape.ts';
-import { LineDecoder, lineEncoder } from './lines.ts';
+import { LineDecoder, type LineDecoderOptions, lineEncoder } from './lines.ts';
 
 /** Options of the `jsonl` format. */
 export interface JsonlFormatOptions {
@@ -31,6 +33,7 @@ export { stringifyJson, toJsonLine } from './json.ts';
  * deep), or {@link JsonShapes} for lines shaped like the ones before (same value, faster). A
  * malformed line becomes an `invalid` report with a `SLUICE_PARSE` error such as
  * `line 3 (byte 57): invalid JSON: Unexpected token '}' …; fix the line or let it go to the dlq`.
+ * Told which fields the pipeline reads ({@link JsonlDecoder.project}), it makes only those.
  *
  * @example
  * const d = jsonlDecoder();
@@ -38,27 +41,60 @@ export { stringifyJson, toJsonLine } from './json.ts';
  * d.write(Buffer.from('{"a":1}\n\n{"a":2}\n'), { record: (v) => out.push(v), invalid: () => {} });
  * // out: [{ a: 1 }, { a: 2 }]
  */
-export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unknown> {
+export function jsonlDecoder(options: JsonlFormatOptions = {}): JsonlDecoder {
   if (options.decimals !== undefined && options.decimals.length > 0) {
     // Lossless numbers need each number's source text: JSON.parse with a reviver, not the
     // shape shortcut, which reads numbers as doubles. Inputs without `decimals` keep it.
     const reviver = decimalReviver(options.decimals);
-    return new LineDecoder<unknown>({
+    return new JsonlDecoder(
+      {
+        maxLineBytes: options.maxLineBytes,
+        skipBlank: 'whitespace',
+        parse: (text) => parseJsonRevived(text, reviver),
+        parseError: 'invalid JSON record',
+        start: options.start,
+      },
+      false,
+    );
+  }
+  return new JsonlDecoder(
+    {
       maxLineBytes: options.maxLineBytes,
       skipBlank: 'whitespace',
-      parse: (text) => parseJsonRevived(text, reviver),
-      parseError: 'invalid JSON record',
+      parse: parseJson,
+      parseError: 'invalid JSON',
+      shortcut: new JsonShapes(),
       start: options.start,
-    });
+    },
+    true,
+  );
+}
+
+/**
+ * The JSON Lines decoder {@link jsonlDecoder} makes: a {@link LineDecoder} that can be projected.
+ */
+export class JsonlDecoder extends LineDecoder<unknown> {
+  private readonly projectable: boolean;
+
+  /** `projectable`: whether {@link project} may scan lines for the wanted fields (not with `decimals`). */
+  constructor(options: LineDecoderOptions<unknown>, projectable: boolean) {
+    super(options);
+    this.projectable = projectable;
   }
-  return new LineDecoder<unknown>({
-    maxLineBytes: options.maxLineBytes,
-    skipBlank: 'whitespace',
-    parse: parseJson,
-    parseError: 'invalid JSON',
-    shortcut: new JsonShapes(),
-    start: options.start,
-  });
+
+  /**
+   * {@inheritDoc RecordDecoder.project} Each line is then scanned by {@link JsonProjection}:
+   * records hold only the wanted fields (an `epochMillis` one written as `Date#toISOString`
+   * writes it as its epoch ms), the other values are checked but not made. Lines it is not sure
+   * of go to `JSON.parse`, so dead letters and their errors are those of the whole-line parser.
+   * With `decimals` (or fields it cannot project, such as `__proto__`) records stay whole.
+   */
+  project(fields: readonly string[], uses?: ReadonlyMap<string, FieldUse>): void {
+    if (!this.projectable) return;
+    const projection = JsonProjection.create(fields, uses);
+    if (projection === undefined) return;
+    this.setParser((text) => projection.pick(parseJson(text)), projection);
+  }
 }
 
 /**

@@ -81,9 +81,9 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
   readonly borrowsChunks = true;
   private readonly maxLineBytes: number;
   private readonly skipBlank: boolean | 'whitespace';
-  private readonly parse: LineParser<T> | undefined;
+  private parse: LineParser<T> | undefined;
   private readonly parseError: string;
-  private readonly shortcut: LineShortcut<T> | undefined;
+  private shortcut: LineShortcut<T> | undefined;
   /** Bytes of a too long line kept for its `invalid` report (never more than the limit). */
   private readonly previewBytes: number;
   /**
@@ -121,6 +121,15 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
       // A byte order mark can only be the input's first bytes.
       this.bomChecked = options.start.offset > 0;
     }
+  }
+
+  /**
+   * Replaces the {@link LineParser} and the {@link LineShortcut}, before the first `write`: for a
+   * format whose `project` changes what a line becomes (`jsonl`).
+   */
+  protected setParser(parse: LineParser<T>, shortcut: LineShortcut<T> | undefined): void {
+    this.parse = parse;
+    this.shortcut = shortcut;
   }
 
   write(chunk: Uint8Array, sink: DecodeSink<T>): void {

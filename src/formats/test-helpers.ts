@@ -1,5 +1,31 @@
 /** Helpers for the format tests (not part of the public API). */
+import type { SluiceError } from '../core/errors.ts';
 import type { DecodeSink, RecordDecoder } from './format.ts';
+
+/** What a decoder reported, as plain data to compare: a record or an invalid report. */
+export type DecodeEvent =
+  | { kind: 'record'; value: unknown; line: number; offset: number }
+  | { kind: 'invalid'; message: string; raw: string; line: number; offset: number };
+
+/** A sink appending to `events`; `check` (when given) runs first on each invalid record. */
+export function eventSink(
+  events: DecodeEvent[],
+  check?: (error: SluiceError, line: number, offset: number) => void,
+): DecodeSink<unknown> {
+  return {
+    record: (value, line, offset) => events.push({ kind: 'record', value, line, offset }),
+    invalid: (error, raw, line, offset) => {
+      check?.(error, line, offset);
+      events.push({
+        kind: 'invalid',
+        message: error.message,
+        raw: Buffer.from(raw).toString('latin1'),
+        line,
+        offset,
+      });
+    },
+  };
+}
 
 /**
  * Feeds `bytes` to `decoder` in pieces of `chunk` bytes, each copied into the same buffer, which
