@@ -29,6 +29,8 @@ import type { LineShortcut } from './lines.ts';
 const MAX_SKIP_DEPTH = 64;
 /** Most member positions whose key is remembered (see `JsonProjection.tokens`). */
 const MAX_TOKENS = 256;
+/** Longest key remembered, with its quotes and colon. */
+const MAX_TOKEN_CHARS = 64;
 /** Most fields projected by the scanner (a bit each in a 31-bit mask). */
 const MAX_FIELDS = 30;
 
@@ -65,7 +67,9 @@ export class JsonProjection implements LineShortcut<unknown> {
    * its index in {@link fields} (-1: not wanted) and its extra UTF-8 bytes. Lines of one layout
    * then have their keys recognised by one comparison each.
    */
-  private readonly tokens: (string | undefined)[] = [];
+  /** The characters of each remembered key, {@link MAX_TOKEN_CHARS} per position (0: none). */
+  private readonly tokenCodes = new Uint16Array(MAX_TOKENS * MAX_TOKEN_CHARS);
+  private readonly tokenLengths = new Int32Array(MAX_TOKENS);
   private readonly tokenFields = new Int32Array(MAX_TOKENS);
   private readonly tokenExtra = new Int32Array(MAX_TOKENS);
 
@@ -122,17 +126,27 @@ export class JsonProjection implements LineShortcut<unknown> {
     i = skipSpace(text, i + 1, end);
     const values = this.values;
     const epoch = this.epoch;
-    const tokens = this.tokens;
     let seen = 0;
     for (let p = 0; ; p++) {
       if (i >= end || text.charCodeAt(i) !== QUOTE) return undefined;
       let k: number;
-      const token = p < MAX_TOKENS ? tokens[p] : undefined;
-      if (token !== undefined && text.startsWith(token, i)) {
+      const n = p < MAX_TOKENS ? (this.tokenLengths[p] as number) : 0;
+      let same = n > 0 && i + n < end;
+      if (same) {
+        const codes = this.tokenCodes;
+        const base = p * MAX_TOKEN_CHARS;
+        for (let t = 1; t < n; t++) {
+          if (text.charCodeAt(i + t) !== codes[base + t]) {
+            same = false;
+            break;
+          }
+        }
+      }
+      if (same) {
         // The key the line before had here: known without reading it (the colon included).
         k = this.tokenFields[p] as number;
         scanCursor.bytesAt += this.tokenExtra[p] as number;
-        i += token.length;
+        i += n;
       } else {
         // The key: compared in place with the wanted names, never made a string.
         const j = plainRun(text, i + 1);
@@ -201,8 +215,9 @@ export class JsonProjection implements LineShortcut<unknown> {
 
   /** Remembers `"key":` as the `p`-th key of the lines to come. */
   private learnToken(p: number, token: string, k: number, extra: number): void {
-    // A flat copy: a slice of the line would keep its whole piece of input alive.
-    this.tokens[p] = flatCopy(token);
+    if (token.length > MAX_TOKEN_CHARS) return;
+    for (let t = 0; t < token.length; t++) this.tokenCodes[p * MAX_TOKEN_CHARS + t] = token.charCodeAt(t);
+    this.tokenLengths[p] = token.length;
     this.tokenFields[p] = k;
     this.tokenExtra[p] = extra;
   }
@@ -340,11 +355,6 @@ function isSimpleEscape(e: number): boolean {
 function isHex(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
   return (c >= ZERO && c <= NINE) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-}
-
-/** A copy of `s` that is no view of a larger string (V8 keeps slices of 13+ characters as views). */
-function flatCopy(s: string): string {
-  return Buffer.from(s, 'utf16le').toString('utf16le');
 }
 
 /** Compiles the function that builds a record of `fields` from values in that order. */
