@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import type { RecordDecoder } from './format.ts';
 import { JsonProjection } from './json-project.ts';
 import { jsonlDecoder } from './jsonl.ts';
 import { type DecodeEvent as Event, eventSink } from './test-helpers.ts';
@@ -18,8 +19,8 @@ const USES = new Map([['ts', 'epochMillis' as const]]);
 function decode(bytes: Uint8Array, chunk: number, projected: boolean): Event[] {
   const events: Event[] = [];
   const sink = eventSink(events);
-  const d = jsonlDecoder({ maxLineBytes: 1 << 16 });
-  if (projected) d.project(FIELDS, USES);
+  const d: RecordDecoder<unknown> = jsonlDecoder({ maxLineBytes: 1 << 16 });
+  if (projected) d.project?.(FIELDS, USES);
   for (let i = 0; i < bytes.length; i += chunk) d.write(bytes.slice(i, i + chunk), sink);
   d.end(sink);
   return events;

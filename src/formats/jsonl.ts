@@ -33,7 +33,7 @@ export { stringifyJson, toJsonLine } from './json.ts';
  * deep), or {@link JsonShapes} for lines shaped like the ones before (same value, faster). A
  * malformed line becomes an `invalid` report with a `SLUICE_PARSE` error such as
  * `line 3 (byte 57): invalid JSON: Unexpected token '}' …; fix the line or let it go to the dlq`.
- * Told which fields the pipeline reads ({@link JsonlDecoder.project}), it makes only those.
+ * Told which fields the pipeline reads (`project`, see `JsonlDecoder`), it makes only those.
  *
  * @example
  * const d = jsonlDecoder();
@@ -41,7 +41,7 @@ export { stringifyJson, toJsonLine } from './json.ts';
  * d.write(Buffer.from('{"a":1}\n\n{"a":2}\n'), { record: (v) => out.push(v), invalid: () => {} });
  * // out: [{ a: 1 }, { a: 2 }]
  */
-export function jsonlDecoder(options: JsonlFormatOptions = {}): JsonlDecoder {
+export function jsonlDecoder(options: JsonlFormatOptions = {}): LineDecoder<unknown> {
   if (options.decimals !== undefined && options.decimals.length > 0) {
     // Lossless numbers need each number's source text: JSON.parse with a reviver, not the
     // shape shortcut, which reads numbers as doubles. Inputs without `decimals` keep it.
