@@ -50,9 +50,10 @@ export interface ReadChunksOptions {
    */
   reuseBuffers?: boolean | undefined;
   /**
-   * With `reuseBuffers`: bytes per read, a multiple of `chunkBytes`, handed on as chunks of
+   * With `reuseBuffers`: bytes per read (at least `chunkBytes`), handed on in chunks of at most
    * `chunkBytes` (fewer reads, each a round trip through libuv's thread pool; the consumer still
-   * sees chunks of the usual size, so it emits batches as often). Default `chunkBytes`.
+   * sees chunks of the usual size, so it emits batches as often; a multiple of `chunkBytes` cuts
+   * no chunk short). Ignored without `reuseBuffers`. Default `chunkBytes`.
    */
   readBytes?: number | undefined;
 }
