@@ -13,6 +13,8 @@ import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+// `Root#toDescriptor` (the formats load this extension only when a pipeline uses protobuf).
+import 'protobufjs/ext/descriptor/index.js';
 import { pythonWithFastavro } from '../../../scripts/services/registry.ts';
 import type { Batch, Position } from '../../core/message.ts';
 import type { DeadLetter, Source } from '../../core/stage.ts';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -9,7 +9,7 @@ import { createGunzip, gzipSync } from 'node:zlib';
 import type { DeadLetter, Sink, Source } from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { fileSink } from './sink.ts';
-import { fileSource } from './source.ts';
+import { fileSource, readFileChunks } from './source.ts';
 import { fileSinkSpec, fileSourceSpec } from './spec.ts';
 import { collect } from './test-helpers.ts';
 
@@ -19,6 +19,40 @@ before(async () => {
 });
 after(async () => {
   await rm(dir, { recursive: true, force: true });
+});
+
+describe('readFileChunks', () => {
+  it('hands on large reads into reused buffers as chunks of `chunkBytes`, every byte once, in order', async () => {
+    const path = join(dir, 'chunks.bin');
+    // 3 reads of 1 MiB and a short one, none ending on a chunk boundary.
+    const data = Buffer.alloc(3 * 1024 * 1024 + 70_001);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 2_654_435_761) >>> 24;
+    await writeFile(path, data);
+    for (const from of [0, 12_345]) {
+      const h = await open(path, 'r');
+      try {
+        const got: Buffer[] = [];
+        let reported = 0;
+        for await (const c of readFileChunks(h, {
+          from,
+          chunkBytes: 64 * 1024,
+          readBytes: 1024 * 1024,
+          reuseBuffers: true,
+          readAhead: true,
+          onRead: (n) => {
+            reported += n;
+          },
+        })) {
+          assert.ok(c.length > 0 && c.length <= 64 * 1024, `chunk of ${c.length} bytes`);
+          got.push(Buffer.from(c)); // copied before the next one is asked for, as the contract says
+        }
+        assert.ok(Buffer.concat(got).equals(data.subarray(from)), `the bytes from ${from}`);
+        assert.equal(reported, data.length - from);
+      } finally {
+        await h.close();
+      }
+    }
+  });
 });
 
 describe('file source', () => {

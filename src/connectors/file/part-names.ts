@@ -9,7 +9,6 @@
  *   new for a job that starts over) so two jobs never pick the same name, and `n` counts parts.
  *   It must be in the file name (the last path segment), so every part has a name of its own.
  */
-import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 
 const TOKEN = /%([YmdHM%])/g;
@@ -62,6 +61,12 @@ export function bucketOf(template: string, time: number): string {
 export function stagingDir(template: string): string {
   let root = dirname(template);
   while (root.includes('%') || root.includes('{part}')) root = dirname(root);
-  const hash = createHash('sha256').update(template).digest('hex').slice(0, 10);
+  // `node:crypto` is loaded here, not at start-up: only rolling sinks need it (~18 ms of CPU).
+  const hash = process
+    .getBuiltinModule('node:crypto')
+    .createHash('sha256')
+    .update(template)
+    .digest('hex')
+    .slice(0, 10);
   return join(root === '' ? '.' : root, `.sluice-parts-${hash}`);
 }

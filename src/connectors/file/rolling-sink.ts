@@ -21,7 +21,6 @@
  * - Without checkpoints a part is committed as soon as it ends: a crash loses the part being
  *   written and the restart replays input that committed parts already hold (at-least-once).
  */
-import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
@@ -111,7 +110,8 @@ export function rollingFileSink(options: RollingFileSinkOptions): RollingFileSin
   const staging = stagingDir(template);
   const { maxSize, maxAge } = options.rolling;
   let ctx: StageContext | undefined;
-  let run = randomBytes(4).toString('hex');
+  // `node:crypto` loads with the first rolling sink, not with every run (see `stagingDir`).
+  let run = process.getBuiltinModule('node:crypto').randomBytes(4).toString('hex');
   let next = 0;
   let current: OpenPart | undefined;
   /** Parts ended since the last barrier (committed with the next checkpoint). */

@@ -9,10 +9,20 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
+import { lazyModule } from '../../core/lazy-module.ts';
 import { AVRO_CODECS } from '../../formats/avro-file/codecs.ts';
 import { FILE_FORMAT_NAMES, type FormatName } from '../../formats/formats.ts';
-import { avroType } from '../../formats/schema/avro.ts';
-import { protobufSchemas } from '../../formats/schema/protobuf.ts';
+
+// Loaded only for a schema file of the format (see `lazyModule`): `avsc` and `protobufjs` are not
+// part of a text-format run's start-up.
+const avroSchemas = lazyModule<typeof import('../../formats/schema/avro.ts')>(
+  import.meta.url,
+  '../../formats/schema/avro.ts',
+);
+const protobufTypes = lazyModule<typeof import('../../formats/schema/protobuf.ts')>(
+  import.meta.url,
+  '../../formats/schema/protobuf.ts',
+);
 
 /** `format` of a file: the text formats plus `avro` and `protobuf`. */
 export const fileFormatSchema = z
@@ -117,7 +127,7 @@ function read(baseDir: string, path: string, what: string): Buffer {
 function avroSchemaFile(baseDir: string, path: string, what: string): string {
   const text = read(baseDir, path, what).toString('utf8');
   try {
-    avroType(text);
+    avroSchemas().avroType(text);
   } catch (err) {
     throw new SluiceError(
       ErrorCode.CONFIG,
@@ -133,7 +143,7 @@ function avroSchemaFile(baseDir: string, path: string, what: string): string {
 function descriptorFile(baseDir: string, path: string, type: string | undefined): Uint8Array {
   const bytes = read(baseDir, path, 'the descriptor');
   try {
-    const s = protobufSchemas({ descriptorSet: bytes });
+    const s = protobufTypes().protobufSchemas({ descriptorSet: bytes });
     if (type !== undefined) s.indexesOf(type);
   } catch (err) {
     throw new SluiceError(

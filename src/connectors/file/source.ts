@@ -30,6 +30,9 @@ import {
 } from '../../io/read.ts';
 import { type FileResumePoint, resumePointOf, skipBytes } from './resume.ts';
 
+/** Bytes per read of a regular file into reused buffers (see {@link ReadChunksOptions.readBytes}). */
+const REUSED_READ_BYTES = 512 * 1024;
+
 /** Options of {@link readFileChunks}. */
 export interface ReadChunksOptions {
   /** Byte to start at; default: the file's current position (a pipe or terminal has no other). */
@@ -46,6 +49,13 @@ export interface ReadChunksOptions {
    * Default false: every chunk is a fresh buffer.
    */
   reuseBuffers?: boolean | undefined;
+  /**
+   * With `reuseBuffers`: bytes per read (at least `chunkBytes`), handed on in chunks of at most
+   * `chunkBytes` (fewer reads, each a round trip through libuv's thread pool; the consumer still
+   * sees chunks of the usual size, so it emits batches as often; a multiple of `chunkBytes` cuts
+   * no chunk short). Ignored without `reuseBuffers`. Default `chunkBytes`.
+   */
+  readBytes?: number | undefined;
 }
 
 /**
@@ -68,17 +78,18 @@ export async function* readFileChunks(
 ): AsyncGenerator<Uint8Array> {
   const { onRead, readAhead = false, reuseBuffers = false } = options;
   const chunkBytes = options.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+  const readBytes = reuseBuffers ? Math.max(options.readBytes ?? chunkBytes, chunkBytes) : chunkBytes;
   // Reads run one at a time (the next starts once the previous one resolved), so `at` is exact.
   let at: number | null = options.from ?? null;
   // With `reuseBuffers`, reads alternate between two buffers: the one the consumer holds and the
   // one a read ahead fills.
-  const buffers = reuseBuffers ? [Buffer.allocUnsafe(chunkBytes), Buffer.allocUnsafe(chunkBytes)] : [];
+  const buffers = reuseBuffers ? [Buffer.allocUnsafe(readBytes), Buffer.allocUnsafe(readBytes)] : [];
   let turn = 0;
   const readOne = async (): Promise<Buffer> => {
     const buf = reuseBuffers ? (buffers[turn++ & 1] as Buffer) : Buffer.allocUnsafe(chunkBytes);
-    const { bytesRead } = await file.read(buf, 0, chunkBytes, at);
+    const { bytesRead } = await file.read(buf, 0, readBytes, at);
     if (at !== null) at += bytesRead;
-    return bytesRead === chunkBytes ? buf : buf.subarray(0, bytesRead);
+    return bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
   };
   let next: Promise<Buffer> | undefined;
   try {
@@ -92,7 +103,8 @@ export async function* readFileChunks(
         next.catch(() => {});
       }
       onRead?.(chunk.length);
-      yield chunk;
+      if (chunk.length <= chunkBytes) yield chunk;
+      else for (let i = 0; i < chunk.length; i += chunkBytes) yield chunk.subarray(i, i + chunkBytes);
     }
   } finally {
     // A consumer that stops early: the read in flight finishes (a regular file's read does)
@@ -241,6 +253,10 @@ export function fileSource(options: FileSourceOptions): FileSource {
             onRead: countRead,
             readAhead: regularFile,
             reuseBuffers,
+            // Measured (200 MB from the page cache, reads alone): 64 KiB reads 136 ms of CPU, 1 MiB
+            // reads 77 ms; 512 KiB keeps the two buffers at 1 MiB. A `chunkBytes` the caller chose
+            // stays the size of every read.
+            readBytes: regularFile && options.chunkBytes === undefined ? REUSED_READ_BYTES : undefined,
           }),
           reuseBuffers,
         );

@@ -15,6 +15,7 @@ import type { SourceContext } from '../../core/stage.ts';
 import { kafkaClient } from './client.ts';
 import { rootMessage, waitForBrokers } from './connection.ts';
 import { holdRevocations } from './consumer-revoke.ts';
+import { GroupGenerations } from './generations.ts';
 import { byTopic, type ResumePoint } from './offsets.ts';
 import { fixReadCommitted } from './read-committed.ts';
 import type { KafkaMessage } from './records.ts';
@@ -76,6 +77,12 @@ export class GroupConsumer {
   consumer: KafkaConsumer | undefined;
   /** Reconnects after a lost connection (a metric). */
   reconnects = 0;
+  /**
+   * Classic protocol: the generations this member was confirmed in and what it owned in each (after
+   * every join, and at a cooperative round's revoke step), for offsets committed outside the client
+   * across a rebalance (`generations.ts`). Not fed under the `consumer` protocol.
+   */
+  readonly generations: GroupGenerations;
   private stream: Stream | undefined;
   private streamError: Error | undefined;
   private streamEnded = false;
@@ -91,6 +98,8 @@ export class GroupConsumer {
     this.options = options;
     this.ctx = ctx;
     this.hooks = hooks;
+    // A join completes within the rebalance timeout (the broker then drops members that did not rejoin).
+    this.generations = new GroupGenerations(Math.max(20_000, options.sessionTimeout ?? 0) + 10_000);
   }
 
   /** The stream's failure since it was opened, if any (the read loop decides what to do). */
@@ -283,6 +292,7 @@ export class GroupConsumer {
       if (o.isolation !== 'read_uncommitted') await fixReadCommitted(c);
       c.on('consumer:group:join', () => {
         this.rebalancingNow = false;
+        if (o.groupProtocol === 'classic') this.generations.confirm(c.memberId, c.generationId, ownedBy(c));
         this.assignmentChanged();
       });
       c.on('consumer:group:rebalance', () => {
@@ -311,7 +321,7 @@ export class GroupConsumer {
         ...(offsets ? { offsets } : {}),
         fallbackMode: o.start === 'latest' ? 'latest' : o.start === 'committed' ? 'fail' : 'earliest',
       });
-      this.commitBeforeRevoke(s);
+      this.commitBeforeRevoke(s, c);
       this.consumer = c;
       this.assignmentChanged();
       return s;
@@ -327,7 +337,7 @@ export class GroupConsumer {
    * is where the source's commit of what it processed goes. The symbol is internal to the client
    * (not exported), so it is found by its description.
    */
-  private commitBeforeRevoke(s: Stream): void {
+  private commitBeforeRevoke(s: Stream, c: KafkaConsumer): void {
     const proto = Object.getPrototypeOf(s) as object;
     const key = Object.getOwnPropertySymbols(proto).find(
       (k) => k.description === 'plt.kafka.messagesStream.autocommit',
@@ -338,6 +348,9 @@ export class GroupConsumer {
     if (original === undefined) return;
     target[key] = (callback) => {
       if (callback === undefined) return original();
+      // The member is in the new generation now and still owns what it gives up (until it rejoins).
+      if (this.options.groupProtocol === 'classic')
+        this.generations.confirm(c.memberId, c.generationId, ownedBy(c));
       this.hooks.revoking().then(
         () => original(callback),
         () => original(callback),
@@ -370,10 +383,7 @@ export class GroupConsumer {
   }
 
   private assignmentChanged(): void {
-    const now = new Set<string>();
-    for (const a of this.consumer?.assignments ?? [])
-      for (const p of a.partitions) now.add(partitionName(a.topic, p));
-    this.hooks.assigned(now);
+    this.hooks.assigned(ownedBy(this.consumer));
   }
 
   private attach(s: Stream): void {
@@ -434,6 +444,14 @@ export class GroupConsumer {
     }
     return out;
   }
+}
+
+/** The partitions `consumer` owns now (`topic:partition`). */
+function ownedBy(consumer: KafkaConsumer | undefined): Set<string> {
+  const owned = new Set<string>();
+  for (const a of consumer?.assignments ?? [])
+    for (const p of a.partitions) owned.add(partitionName(a.topic, p));
+  return owned;
 }
 
 /** Per-partition offsets of the first messages at or after `time` (epoch ms); latest where none. */

@@ -133,13 +133,10 @@ interface WindowResult {
 
 test('partition scope, exactly-once keyed window: a member killed between storing checkpoint 3 and committing its transaction gives every window once, with every record counted once', {
   timeout: 240_000,
-  // Runs and reports, but does not fail the suite: in 2 of ~10 runs (Dec 7) member `b` failed
-  // 2 s in at its own checkpoint 3 with ILLEGAL_GENERATION ("adding the consumed offsets of
-  // checkpoint 3 to the transaction"): a checkpoint between the two rounds of b's cooperative
-  // join commits offsets with the first round's generation. The run fails loudly and a restart
-  // resumes from the last committed checkpoint (no loss), but a scale-out member should retry
-  // on the new generation instead — a known bug, not fixed yet. The map variant passes.
-  todo: 'a checkpoint during a cooperative rebalance fails the member with ILLEGAL_GENERATION (see the comment)',
+  // Was `todo` until Dec 7: in ~2 of 10 runs member `b` failed at a checkpoint taken while the
+  // other member joined ("adding the consumed offsets of checkpoint 3 to the transaction":
+  // ILLEGAL_GENERATION, the request carried the generation before the join). The commit is now sent
+  // again with the new generation when the member kept the partitions (`generations.ts`).
 }, async () => {
   const out = (await killedAndTakenOver(`  - window:
       key: key

@@ -435,6 +435,7 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         consumer: () => connection.consumer,
         position: () => assignment.position(),
         owns: (name) => assignment.owns(name),
+        generations: connection.generations,
       });
     },
     restore(position) {

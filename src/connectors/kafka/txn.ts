@@ -20,6 +20,7 @@ import { type RetryOptions, retrying } from '../../core/retry.ts';
 import type { CommittedOffsets, StageContext } from '../../core/stage.ts';
 import { brokerConnection, kafkaClient, rawApi } from './client.ts';
 import { isTransientKafkaError, rootMessage } from './connection.ts';
+import { commitAcrossRebalances, type GroupGenerations, type Membership } from './generations.ts';
 import { coordinatorConnection, type OffsetCommitTopic, offsetCommitTopics } from './group.ts';
 import { parsePosition } from './offsets.ts';
 import { clientOptions, type KafkaConnection } from './security.ts';
@@ -47,6 +48,12 @@ export interface KafkaSourceHandle {
    * transaction (the group's offset would go back if its new owner committed further).
    */
   owns(name: string): boolean;
+  /**
+   * The generations the source's group member was confirmed in and what it owned in each, so a
+   * commit refused for a stale generation can be sent again with the new one (`generations.ts`).
+   * Undefined: no such retry.
+   */
+  readonly generations?: GroupGenerations | undefined;
 }
 
 interface RunLink {
@@ -198,12 +205,12 @@ export async function sendOffsetsToTransaction(
   if (consumer === undefined) {
     throw new Error(`the consumer of group \`${source.group}\` is not connected (it is reconnecting)`);
   }
+  const from = source.generations?.current;
   await txn.addConsumer(consumer);
   const topics = offsetCommitTopics(offsets.map((o) => ({ ...o, leaderEpoch: -1 })));
-  const member = consumer.memberId;
   const what = `committing offsets of group \`${source.group}\` in transaction \`${txn.id}\``;
-  try {
-    await retrying(
+  const send = (member: Membership) =>
+    retrying(
       async () => {
         const connection = await coordinatorConnection(
           producer,
@@ -218,8 +225,8 @@ export async function sendOffsetsToTransaction(
             source.group,
             producer.producerId as bigint,
             producer.producerEpoch as number,
-            member ? consumer.generationId : -1,
-            member ?? '',
+            member.generation,
+            member.memberId,
             null,
             topics,
             (err) => (err ? reject(err) : resolve()),
@@ -228,6 +235,22 @@ export async function sendOffsetsToTransaction(
       },
       txnRetry(ctx, what),
     );
+  try {
+    await commitAcrossRebalances({
+      partitions: offsets.map((o) => partitionName(o.topic, o.partition)),
+      generations: source.generations,
+      from,
+      current: () => {
+        const member = consumer.memberId;
+        return { memberId: member ?? '', generation: member ? consumer.generationId : -1 };
+      },
+      send,
+      group: source.group,
+      clock: ctx.clock,
+      signal: ctx.signal,
+      log: ctx.log,
+      logFields: { stage: ctx.name },
+    });
   } catch (err) {
     if (isCancellation(err)) throw err;
     throw new Error(`${what}: ${rootMessage(err)}`, { cause: err });

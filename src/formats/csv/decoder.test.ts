@@ -311,6 +311,15 @@ describe('CsvDecoder: interning', () => {
     assert.deepEqual(new CsvDecoder({ intern: false }).internStats(), { lookups: 0, hits: 0 });
   });
 
+  it('gives the values of a column it switched off mid-input, short and long, as without the cache', () => {
+    // `id` (unique) is switched off after 2048 lookups; its values stay the field's text, also
+    // those of 13+ characters (fresh copies while interned, slices after).
+    const text = `id,c\n${Array.from({ length: 5000 }, (_, i) => `${i % 2 === 0 ? 'long-identifier-' : ''}${i},s${i % 3}`).join('\n')}\n`;
+    const on = records(text, { intern: { maxLength: 30 } });
+    assert.deepEqual(on, records(text, { intern: false }));
+    assert.equal(on.length, 5000);
+  });
+
   it('gives the same records with the cache on and off', () => {
     const text = `k,v\n${Array.from({ length: 5000 }, (_, i) => `${'abcdefghijklmnopqrstuvwxyz'.slice(0, (i * 7) % 26)},${i % 13}`).join('\n')}\n`;
     assert.deepEqual(

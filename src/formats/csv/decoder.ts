@@ -402,8 +402,9 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     const vals = this.vals;
     const intern = this.intern;
     const internMax = intern === undefined ? -1 : intern.maxLength;
-    const internOn = intern === undefined ? new Uint8Array(0) : intern.enabled;
-    const internCols = internOn.length;
+    // Every column of the cache goes through `get`, also once it stopped interning it: the
+    // plain slice is then made by `get`'s own call site, which ran from the first row on.
+    const internCols = intern === undefined ? 0 : intern.enabled.length;
     // Columns a projection skips (`keep[f] === 0`); `nkeep` is 0 when every column is made.
     let keep = this.kept;
     let nkeep = keep.length;
@@ -418,6 +419,10 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     let line = this.line;
     const base = this.base;
 
+    // Where the unfinished rest starts. Every exit goes through the one return after the loop,
+    // which every window's end then runs: an exit that first runs after the loop was optimised
+    // (a window ending exactly at a row's end) would throw the optimised code away.
+    let end = len;
     rows: while (p < len) {
       const rowStart = p;
       if (nl < p) {
@@ -432,11 +437,14 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
       let syntax = ''; // what is wrong when status is SYNTAX
       let errAt = 0; // where the syntax error was seen
       this.badUtf8 = -1;
-      if (skipEmpty && (nl === p || (nl === p + 1 && s.charCodeAt(p) === CR))) {
+      // Read and compared for every row (p < len), not only when the line is one character long:
+      // an operation that first runs after the loop was optimised throws the optimised code away.
+      const c0 = s.charCodeAt(p);
+      if (skipEmpty && (nl === p || (c0 === CR && nl === p + 1))) {
         // An empty line (LF or CRLF only).
         if (nl === len && !last) {
-          this.line = line;
-          return rowStart;
+          end = rowStart;
+          break;
         }
         p = nl === len ? len : nl + 1;
         line++;
@@ -555,12 +563,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           v = '';
         } else if (!Number.isNaN(t)) {
           v = t;
-        } else if (
-          e - p <= internMax &&
-          f < internCols &&
-          internOn[f] === 1 &&
-          (ascii || this.clean(s, p, e))
-        ) {
+        } else if (e - p <= internMax && f < internCols && (ascii || this.clean(s, p, e))) {
           v = intern!.get(s, buf, p, e, f);
         } else {
           v = ascii ? s.slice(p, e) : this.text(s, buf, p, e, f);
@@ -584,8 +587,8 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
       }
       if (status === INCOMPLETE) {
         if (len - rowStart <= max) {
-          this.line = line;
-          return rowStart;
+          end = rowStart;
+          break;
         }
         status = TOO_LONG;
       }
@@ -607,8 +610,8 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
         if (firstLf === -1 && !last) {
           // The rest of this line is discarded as it arrives (see `write`).
           this.skipping = true;
-          this.line = line;
-          return len;
+          end = len;
+          break;
         }
         p = firstLf === -1 ? len : firstLf + 1;
         line++;
@@ -701,7 +704,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
       sink.record(this.make!(vals), rowLine, base + rowStart);
     }
     this.line = line;
-    return len;
+    return end;
   }
 
   private bad(

@@ -60,23 +60,34 @@ export class InternCache {
 
   /**
    * The string for characters `[a, b)` of `s` (a latin1 view of `bytes`, which must be ASCII in
-   * that range), from the table when present. `col` is the column index, for the hit-rate switch.
+   * that range), from the table when present. `col` is the column index, for the hit-rate switch;
+   * for a column switched off it is the plain slice of `s`, without hashing.
+   *
+   * One call site makes every string that is not found: the CSV decoder calls this for every
+   * short field of the cache's columns, so when a column is switched off mid-run its values keep
+   * going through code that ran from the start (a first call from a new site would throw the
+   * decoder's optimised code away).
    */
   get(s: string, bytes: Buffer, a: number, b: number, col: number): string {
-    let h = 0x811c9dc5;
-    for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-    const slot = (h ^ (h >>> 15)) & this.mask;
-    const cand = this.table[slot];
-    const n = ++this.lookups[col]!;
-    if (cand !== undefined && cand.length === b - a && s.startsWith(cand, a)) {
-      this.hits[col]!++;
-      return cand;
+    const on = this.enabled[col] === 1;
+    let slot = 0;
+    if (on) {
+      let h = 0x811c9dc5;
+      for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+      slot = (h ^ (h >>> 15)) & this.mask;
+      const cand = this.table[slot];
+      const n = ++this.lookups[col]!;
+      if (cand !== undefined && cand.length === b - a && s.startsWith(cand, a)) {
+        this.hits[col]!++;
+        return cand;
+      }
+      if (n >= SAMPLE && this.hits[col]! * 2 < n) this.enabled[col] = 0;
     }
-    if (n >= SAMPLE && this.hits[col]! * 2 < n) this.enabled[col] = 0;
     // A slice of 13+ characters would be a V8 "sliced string" pinning the whole chunk; the table
-    // outlives chunks, so its entries are fresh copies.
-    const v = b - a >= 13 ? bytes.toString('latin1', a, b) : s.slice(a, b);
-    this.table[slot] = v;
+    // outlives chunks, so its entries are fresh copies (a switched-off column's values are slices,
+    // as the decoder's other values are).
+    const v = on && b - a >= 13 ? bytes.toString('latin1', a, b) : s.slice(a, b);
+    if (on) this.table[slot] = v;
     return v;
   }
 }
