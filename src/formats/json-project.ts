@@ -16,13 +16,13 @@ import { canonicalIsoAt } from './iso-time.ts';
 import { BACKSLASH, CLOSE_BRACE, COLON, COMMA, MINUS, NINE, OPEN_BRACE, QUOTE, ZERO } from './json-bytes.ts';
 import {
   extraUtf8Bytes,
-  plainRun,
-  readNumber,
-  readString,
-  scanCursor,
+  number as readNumber,
+  string as readString,
+  SPACE,
+  cursor as scanCursor,
   skipNumber,
   skipSpace,
-} from './json-scan.ts';
+} from './json-shape.ts';
 import type { LineShortcut } from './lines.ts';
 
 /** Deepest nesting of a skipped value scanned here (deeper lines go to `JSON.parse`). */
@@ -151,7 +151,7 @@ export class JsonProjection implements LineShortcut<unknown> {
         // The key: compared in place with the wanted names, never made a string.
         const j = plainRun(text, i + 1);
         if (j >= end || text.charCodeAt(j) !== QUOTE) return undefined;
-        const extra = scanCursor.high >= 0x80 ? extraUtf8Bytes(text, i + 1, j) : 0;
+        const extra = runHigh.value >= 0x80 ? extraUtf8Bytes(text, i + 1, j) : 0;
         scanCursor.bytesAt += extra;
         k = this.field(text, i + 1, j);
         if (text.charCodeAt(j + 1) === COLON && p < MAX_TOKENS) {
@@ -311,7 +311,7 @@ function skipString(text: string, at: number, end: number): number {
   let high = 0;
   for (;;) {
     j = plainRun(text, j);
-    high |= scanCursor.high;
+    high |= runHigh.value;
     if (j >= end) return -1;
     const c = text.charCodeAt(j);
     if (c === QUOTE) break;
@@ -355,6 +355,28 @@ function isSimpleEscape(e: number): boolean {
 function isHex(text: string, i: number): boolean {
   const c = text.charCodeAt(i);
   return (c >= ZERO && c <= NINE) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+}
+
+/** What {@link plainRun} saw: the OR of the characters it passed. */
+const runHigh = { value: 0 };
+
+/**
+ * The index of the first quote, backslash or control character at or after `from` (the end of
+ * the plain part of a string or key), with the OR of the characters passed in
+ * `runHigh.value` (0x80 or more: some are not ASCII).
+ */
+function plainRun(text: string, from: number): number {
+  // One pass in JavaScript finds the end and checks every character (faster here than
+  // indexOf plus a regular expression for control characters).
+  let j = from;
+  let c = text.charCodeAt(j);
+  let high = 0;
+  while (c >= SPACE && c !== QUOTE && c !== BACKSLASH) {
+    high |= c;
+    c = text.charCodeAt(++j);
+  }
+  runHigh.value = high;
+  return j;
 }
 
 /** Compiles the function that builds a record of `fields` from values in that order. */

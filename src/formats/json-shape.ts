@@ -20,8 +20,21 @@
 
 import { isUtf8 } from 'node:buffer';
 import { parseJson } from './json.ts';
-import { CLOSE_BRACE, COLON, COMMA, MINUS, NINE, OPEN_BRACE, QUOTE, ZERO } from './json-bytes.ts';
-import { readNumber, readString, scanCursor, skipSpace } from './json-scan.ts';
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  COLON,
+  COMMA,
+  DOT,
+  LOWER_E,
+  MINUS,
+  NINE,
+  OPEN_BRACE,
+  PLUS,
+  QUOTE,
+  UPPER_E,
+  ZERO,
+} from './json-bytes.ts';
 
 /** Most distinct key sequences (shapes) learned per input. */
 const MAX_SHAPES = 64;
@@ -39,6 +52,20 @@ const WINDOW = 4096;
 const MIN_TAKEN_SHARE = 0.25;
 /** Lines a paused shortcut lets go by before it tries again. */
 const PAUSE_LINES = 16 * WINDOW;
+/**
+ * Shortest string value copied out of the source bytes. V8 copies shorter slices itself;
+ * longer ones would be views ("sliced strings") that keep the whole decoded piece alive for as
+ * long as the record lives, so those are decoded again from the bytes instead.
+ */
+const COPY_FROM = 13;
+
+/** The space character, JSON whitespace (for the scanners that reuse these readers). */
+export const SPACE = 0x20;
+const TAB = 0x09;
+const CR = 0x0d;
+const LF = 0x0a;
+/** JSON numbers with at most this many integer digits and no fraction are summed exactly. */
+const EXACT_DIGITS = 15;
 /** A key that is written the same in JSON and in a JavaScript object literal, and is no index. */
 const PLAIN_KEY = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -94,10 +121,10 @@ export class JsonShapes {
     }
     if (this.root.next.length === 0) return undefined;
     // Keys, numbers, literals and separators are ASCII, so only string values move the byte
-    // position away from the character position; `readString` keeps `scanCursor.bytesAt` in step.
-    scanCursor.bytesAt = bytesAt;
+    // position away from the character position; `string` keeps `cursor.bytesAt` in step.
+    cursor.bytesAt = bytesAt;
     let value = parseObject(this.root, text, skipSpace(text, start, end), end, bytes, this.stack, 0);
-    if (value !== undefined && skipSpace(text, scanCursor.index, end) !== end) value = undefined;
+    if (value !== undefined && skipSpace(text, cursor.index, end) !== end) value = undefined;
     if (value !== undefined) this.taken++;
     if (++this.tried === WINDOW) {
       // Input that rarely fits a learned shape (keys that differ per line, arrays): trying
@@ -167,7 +194,7 @@ export class JsonShapes {
 
 /**
  * Parses the object starting at `text[at]` (`{`) when its keys follow a path of the trie at
- * `root` to a learned shape; sets `scanCursor.index` after its `}`. Undefined when it is not sure.
+ * `root` to a learned shape; sets `cursor.index` after its `}`. Undefined when it is not sure.
  */
 function parseObject(
   root: KeyNode,
@@ -193,9 +220,9 @@ function parseObject(
     const c = text.charCodeAt(i);
     let next: number;
     if (c === QUOTE) {
-      next = readString(text, i, end, bytes, values, k);
+      next = string(text, i, end, bytes, values, k);
     } else if (c === MINUS || (c >= ZERO && c <= NINE)) {
-      next = readNumber(text, i, end, values, k);
+      next = number(text, i, end, values, k);
     } else if (text.startsWith('true', i)) {
       values[k] = true;
       next = i + 4;
@@ -209,7 +236,7 @@ function parseObject(
       const inner = parseObject(key.object, text, i, end, bytes, stack, depth + 1);
       if (inner === undefined) return undefined;
       values[k] = inner;
-      next = scanCursor.index;
+      next = cursor.index;
     } else {
       return undefined;
     }
@@ -219,7 +246,7 @@ function parseObject(
     if (separator === CLOSE_BRACE) {
       const build = node.build;
       if (build === undefined) return undefined;
-      scanCursor.index = i + 1;
+      cursor.index = i + 1;
       // The object literal copies the values, so `values` is free for the next object.
       return build(values);
     }
@@ -236,6 +263,113 @@ function nextKey(node: KeyNode, text: string, at: number): KeyNode | undefined {
     if (text.startsWith(child.quoted, at)) return child;
   }
   return undefined;
+}
+
+/** Decodes `this[start..end)`: a copy, never a view of a larger string. */
+type Decode = (this: Buffer, start: number, end: number) => string;
+const bufferMethods = Buffer.prototype as unknown as { latin1Slice?: Decode; utf8Slice?: Decode };
+// Buffer's own latin1Slice / utf8Slice (what toString calls after checking its arguments) save
+// a third of the cost of a copy (measured: 9 % of the decoder's time went to toString's wrapper
+// and 9 % to the copy). They are not documented, so toString stands in where they are missing.
+const latin1Slice: Decode =
+  bufferMethods.latin1Slice ??
+  function (this: Buffer, start, end) {
+    return this.toString('latin1', start, end);
+  };
+const utf8Slice: Decode =
+  bufferMethods.utf8Slice ??
+  function (this: Buffer, start, end) {
+    return this.toString('utf8', start, end);
+  };
+
+/**
+ * Where the line being parsed is in its bytes (`bytes[cursor.bytesAt + i]` is the first byte
+ * of `text[i]` for the `i` reached so far), and where the last object parsed ended.
+ */
+export const cursor = { bytesAt: 0, index: 0 };
+
+/**
+ * Reads the string starting at the quote `text[at]` into `values[k]`; returns the index after
+ * its closing quote, or -1 when it is not sure (a raw control character, which JSON forbids in
+ * a string, or an escape JSON rejects).
+ */
+export function string(
+  text: string,
+  at: number,
+  end: number,
+  bytes: Buffer,
+  values: unknown[],
+  k: number,
+): number {
+  // One pass in JavaScript finds the end and checks every character (faster here than
+  // indexOf plus a regular expression for control characters).
+  let j = at + 1;
+  let c = text.charCodeAt(j);
+  let high = 0;
+  while (c >= SPACE && c !== QUOTE && c !== BACKSLASH) {
+    high |= c;
+    c = text.charCodeAt(++j);
+  }
+  if (j >= end) return -1;
+  if (c === BACKSLASH) return escapedString(text, at, j, end, high, values, k);
+  if (c !== QUOTE) return -1;
+  const from = cursor.bytesAt + at + 1;
+  if (high < 0x80) {
+    values[k] =
+      j - at - 1 < COPY_FROM ? text.slice(at + 1, j) : latin1Slice.call(bytes, from, from + j - at - 1);
+  } else {
+    const extra = extraUtf8Bytes(text, at + 1, j);
+    values[k] =
+      j - at - 1 < COPY_FROM ? text.slice(at + 1, j) : utf8Slice.call(bytes, from, from + j - at - 1 + extra);
+    cursor.bytesAt += extra;
+  }
+  return j + 1;
+}
+
+/**
+ * {@link string} for a string with an escape (its first backslash at `text[from]`): found by
+ * scanning, decoded by `JSON.parse`, which copies it (so the value holds no view of `text`).
+ */
+function escapedString(
+  text: string,
+  at: number,
+  from: number,
+  end: number,
+  high: number,
+  values: unknown[],
+  k: number,
+): number {
+  let j = from;
+  for (;;) {
+    if (j >= end) return -1;
+    const c = text.charCodeAt(j);
+    if (c === BACKSLASH) j += 2;
+    else if (c === QUOTE) break;
+    else if (c < SPACE) return -1;
+    else {
+      high |= c;
+      j++;
+    }
+  }
+  try {
+    values[k] = JSON.parse(text.slice(at, j + 1));
+  } catch {
+    return -1;
+  }
+  // An escape is ASCII (`\u00e9` included): only raw characters add bytes.
+  if (high >= 0x80) cursor.bytesAt += extraUtf8Bytes(text, at + 1, j);
+  return j + 1;
+}
+
+/** How many more UTF-8 bytes than UTF-16 code units `text[from..to)` takes. */
+export function extraUtf8Bytes(text: string, from: number, to: number): number {
+  let extra = 0;
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i);
+    // 2 bytes below U+0800; 3 above; a surrogate pair (2 units) is 4 bytes: 1 extra per unit.
+    if (c >= 0x80) extra += c < 0x800 ? 1 : c >= 0xd800 && c <= 0xdfff ? 1 : 2;
+  }
+  return extra;
 }
 
 /**
@@ -269,4 +403,78 @@ function compileBuild(keys: readonly string[]): (values: unknown[]) => Record<st
   // here: the generated source holds nothing from the input but those names.
   const body = `return {${keys.map((key, i) => `${JSON.stringify(key)}: v[${i}]`).join(', ')}};`;
   return new Function('v', body) as (values: unknown[]) => Record<string, unknown>;
+}
+
+/** The first index at or after `i` (at most `end`) that is not JSON whitespace. */
+export function skipSpace(text: string, i: number, end: number): number {
+  for (;;) {
+    const c = text.charCodeAt(i);
+    if (i >= end || (c !== SPACE && c !== TAB && c !== CR && c !== LF)) return i;
+    i++;
+  }
+}
+
+/**
+ * Reads the JSON number starting at `text[at]` into `values[k]`; returns the index after it, or
+ * -1 when it is no JSON number (a leading zero followed by digits is caught by the caller: the
+ * next character is then no separator).
+ */
+export function number(text: string, at: number, end: number, values: unknown[], k: number): number {
+  let j = at;
+  let c = text.charCodeAt(j);
+  const negative = c === MINUS;
+  if (negative) c = text.charCodeAt(++j);
+  if (c < ZERO || c > NINE || j >= end) return -1;
+  const digitsAt = j;
+  let n = 0;
+  if (c === ZERO) {
+    c = text.charCodeAt(++j);
+  } else {
+    while (c >= ZERO && c <= NINE && j < end) {
+      n = n * 10 + (c - ZERO);
+      c = text.charCodeAt(++j);
+    }
+  }
+  if (j < end && (c === DOT || c === LOWER_E || c === UPPER_E)) {
+    if (c === DOT) {
+      c = text.charCodeAt(++j);
+      if (c < ZERO || c > NINE || j >= end) return -1;
+      while (c >= ZERO && c <= NINE && j < end) c = text.charCodeAt(++j);
+    }
+    if (j < end && (c === LOWER_E || c === UPPER_E)) {
+      c = text.charCodeAt(++j);
+      if (c === PLUS || c === MINUS) c = text.charCodeAt(++j);
+      if (c < ZERO || c > NINE || j >= end) return -1;
+      while (c >= ZERO && c <= NINE && j < end) c = text.charCodeAt(++j);
+    }
+    // Same digits, same rounding: Number() and JSON.parse share V8's string-to-double.
+    values[k] = Number(text.slice(at, j));
+  } else if (j - digitsAt > EXACT_DIGITS) {
+    values[k] = Number(text.slice(at, j));
+  } else {
+    values[k] = negative ? -n : n;
+  }
+  return j;
+}
+
+/** The index after the JSON number starting at `text[at]` (checked, not made), or -1 when it is none: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. */
+export function skipNumber(text: string, at: number, end: number): number {
+  let j = at;
+  let c = text.charCodeAt(j);
+  if (c === MINUS) c = text.charCodeAt(++j);
+  if (j >= end || c < ZERO || c > NINE) return -1;
+  if (c === ZERO) c = text.charCodeAt(++j);
+  else while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
+  if (j < end && c === DOT) {
+    c = text.charCodeAt(++j);
+    if (j >= end || c < ZERO || c > NINE) return -1;
+    while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
+  }
+  if (j < end && (c === LOWER_E || c === UPPER_E)) {
+    c = text.charCodeAt(++j);
+    if (c === PLUS || c === MINUS) c = text.charCodeAt(++j);
+    if (j >= end || c < ZERO || c > NINE) return -1;
+    while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
+  }
+  return j;
 }

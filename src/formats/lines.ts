@@ -336,10 +336,7 @@ export class LineDecoder<T = string> implements RecordDecoder<T> {
       sink.record(text as T, this.line, offset);
       return;
     }
-    // A line that spans chunks (one per chunk) gets the shortcut too.
-    const value = this.shortcut?.parse(text, 0, text.length, buf, start);
-    if (value !== undefined) sink.record(value, this.line, offset);
-    else this.parseLine(text, buf, start, end, sink, offset);
+    this.parseLine(text, buf, start, end, sink, offset);
   }
 
   /**
