@@ -36,7 +36,25 @@ describe('projectSources', () => {
     assert.deepEqual(src.fields, ['ts', 'country', 'amount']);
   });
 
-  it('leaves a source whole when a reader may read anything, it feeds a sink, or a dlq writes records', () => {
+  it('with a dlq, projects only a source that can rebuild whole records, and says so', () => {
+    const g = new Graph('p');
+    let whole: boolean | undefined;
+    const src = Object.assign(projectable(), {
+      project(f: readonly string[], _u: unknown, w?: boolean) {
+        whole = w;
+        src.fields = f;
+      },
+      async wholeRecords() {
+        return [];
+      },
+    });
+    g.connect(g.addSource(src, { name: 's' }), g.addOperator(reader(['x']), { name: 'a' }));
+    g.dlqNode = g.addSink(sink, { name: 'dlq' });
+    assert.deepEqual(projectSources(g).get('s'), ['x']);
+    assert.equal(whole, true);
+  });
+
+  it('leaves a source whole when a reader may read anything, it feeds a sink, or a dlq writes records it cannot rebuild', () => {
     for (const build of [
       (g: Graph, s: string) => g.connect(s, g.addOperator(reader(undefined), { name: 'a' })),
       (g: Graph, s: string) => g.connect(s, g.addSink(sink, { name: 'out' })),

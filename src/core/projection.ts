@@ -6,11 +6,14 @@
  *
  * Results stay the same: only steps that read a fixed set of fields take part (a window with key
  * fields, a time field and field aggregates; not one with a key or time function, nor one with a
- * `late` output, which passes records on), and nothing is projected when the pipeline has a
- * dead-letter sink, which writes whole records. Runs on a copy-free pass over the graph at
- * `run()`; the graph is not changed.
+ * `late` output, which passes records on). Dead letters stay the same too: when the pipeline has
+ * a dead-letter sink, only a source that can give back the whole record of a rejected one
+ * ({@link ProjectableSource.wholeRecords}) is projected, and the runtime puts that whole record
+ * in the letter (see `whole-letters.ts`). Runs on a copy-free pass over the graph at `run()`;
+ * the graph is not changed.
  */
 import type { Graph } from './graph.ts';
+import type { Position } from './message.ts';
 import type { Source } from './stage.ts';
 
 /**
@@ -30,8 +33,30 @@ export interface ProjectableSource extends Source {
    * records it emits may then hold only those (and must hold each of them when the input has it).
    * `uses` names fields that every consumer reads in one way (see {@link FieldUse}), which the
    * source may honour or ignore. Decoding errors are reported as before.
+   *
+   * `whole` is true when the pipeline has a dead-letter sink: the source must then be able to
+   * answer {@link wholeRecords} for every record it emits, or emit whole records (ignore the
+   * projection) when it finds at `open` that it cannot (a compressed file, a pipe).
    */
-  project(fields: readonly string[], uses?: ReadonlyMap<string, FieldUse>): void;
+  project(fields: readonly string[], uses?: ReadonlyMap<string, FieldUse>, whole?: boolean): void;
+  /**
+   * Optional: the records at `rejected[i].position` as this source would have emitted them
+   * without a projection, for dead letters of records a later stage rejected. Called by the
+   * runtime after a stage's call that rejected some of this source's records, once for all of
+   * them, before the letters go to the dlq; `rejected[i].record` is the (projected) record as
+   * emitted. An entry is undefined when that record cannot be rebuilt (the input changed since):
+   * its letter then keeps the record as emitted. Rejecting the promise fails the run.
+   * Without this method, a source is not projected in a pipeline with a dead-letter sink.
+   */
+  wholeRecords?(rejected: readonly RejectedRecord[]): Promise<readonly unknown[]>;
+}
+
+/** A record a stage rejected, as {@link ProjectableSource.wholeRecords} receives it. */
+export interface RejectedRecord {
+  /** The record as the source emitted it (projected). */
+  readonly record: unknown;
+  /** Its position, as the source gave it in the record's meta. */
+  readonly position: Position;
 }
 
 /** A step that reads only some top-level fields of its input records and never emits them. */
@@ -44,15 +69,17 @@ export interface FieldReader {
 
 /**
  * Tells every {@link ProjectableSource} of `graph` whose consumers are all {@link FieldReader}s
- * with a known set the union of their fields. Returns the projections made, by source id (for
+ * with a known set the union of their fields; with a dead-letter sink, only sources that have
+ * {@link ProjectableSource.wholeRecords}. Returns the projections made, by source id (for
  * `lint` and tests).
  */
 export function projectSources(graph: Graph): Map<string, readonly string[]> {
   const made = new Map<string, readonly string[]>();
-  if (graph.dlqNode !== undefined) return made;
+  const whole = graph.dlqNode !== undefined;
   for (const node of graph.nodes.values()) {
-    if (node.kind !== 'source' || typeof (node.stage as Partial<ProjectableSource>).project !== 'function')
-      continue;
+    const stage = node.stage as Partial<ProjectableSource>;
+    if (node.kind !== 'source' || typeof stage.project !== 'function') continue;
+    if (whole && typeof stage.wholeRecords !== 'function') continue;
     const edges = graph.edges.filter((e) => e.from === node.id);
     if (edges.length === 0) continue;
     const fields = new Set<string>();
@@ -71,7 +98,8 @@ export function projectSources(graph: Graph): Map<string, readonly string[]> {
     }
     if (!known) continue;
     const list = [...fields];
-    (node.stage as ProjectableSource).project(list, commonUses(list, readers));
+    const uses = commonUses(list, readers);
+    (node.stage as ProjectableSource).project(list, uses, whole);
     made.set(node.id, list);
   }
   return made;

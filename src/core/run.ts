@@ -44,6 +44,7 @@ import {
   type StageContext,
 } from './stage.ts';
 import { stateBudgetOf } from './state-budget.ts';
+import { WholeLetters } from './whole-letters.ts';
 
 export { DEAD_LETTER_SAMPLE_SIZE } from './dead-letter-sample.ts';
 export type { RunHandle, RunOptions, RunSummary, RunTopology } from './run-types.ts';
@@ -90,6 +91,8 @@ class Run {
   private readonly dead = new Map<string, StageDeadLetters>();
   /** Writes what the dlq sink rejects again, reduced (see `dlq-sink.ts`); absent without a dlq. */
   private dlqGuard: DlqSinkGuard | undefined;
+  /** Rebuilds the records of letters from projected sources (see `whole-letters.ts`); undefined without a dlq. */
+  private wholeLetters: WholeLetters | undefined;
   /**
    * Each stage's one context, made before it opens: `open` and a source's `run` get the same
    * one, so dead letters sent through either reach the collection that is flushed.
@@ -219,6 +222,9 @@ class Run {
     const edges = [...this.graph.edges];
     const dlq = this.graph.dlqNode;
     if (dlq !== undefined) {
+      this.wholeLetters = WholeLetters.of(
+        nodes.filter((n) => n.kind === 'source').map((n) => [n.id, n.stage] as const),
+      );
       for (const node of this.graph.nodes.values()) {
         if (node.id !== dlq) edges.push({ from: node.id, port: DLQ_PORT, to: dlq });
       }
@@ -528,6 +534,13 @@ class Run {
     if (id === this.graph.dlqNode && this.dlqGuard !== undefined) return this.dlqGuard.retry();
     const batch = this.dead.get(id)?.take();
     if (batch === undefined) return RESOLVED;
+    const whole = this.wholeLetters;
+    if (whole?.concerns(batch) === true) return whole.restore(batch).then((b) => this.sendDead(id, b));
+    return this.sendDead(id, batch);
+  }
+
+  /** Samples `batch`'s letters and sends them to the dlq. */
+  private sendDead(id: string, batch: Batch<DeadLetter>): Promise<void> {
     // Sampled per batch: the last few letters are kept by reference, redacted when read.
     const letters = batch.records as DeadLetter[];
     this.recentDead = [...this.recentDead, ...letters.slice(-DEAD_LETTER_SAMPLE_SIZE)].slice(

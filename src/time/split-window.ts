@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Aggregate } from '../aggregate/aggregate.ts';
 import { batchOf } from '../core/message.ts';
+import type { ProjectableSource, RejectedRecord } from '../core/projection.ts';
 import type { SplitInput } from '../core/split.ts';
 import type { Emitter, Operator, Source, SourceContext } from '../core/stage.ts';
 import { codecFromMagic, MAGIC_BYTES } from '../formats/compression/codecs.ts';
@@ -118,6 +119,15 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
       splitRecords: this.records,
       inputRecords: this.records,
     };
+  }
+
+  /**
+   * The whole records of the file source's records the step rejected when it ran on one thread
+   * (see `ProjectableSource.wholeRecords`); none when the file source cannot rebuild them.
+   */
+  async wholeRecords(rejected: readonly RejectedRecord[]): Promise<readonly unknown[]> {
+    const source = this.parts.source as Partial<ProjectableSource>;
+    return source.wholeRecords === undefined ? rejected.map(() => undefined) : source.wholeRecords(rejected);
   }
 
   async run(out: Emitter<Record<string, unknown>>, ctx: SourceContext): Promise<void> {

@@ -15,7 +15,7 @@ import type { Position } from '../../core/message.ts';
 import type { FieldUse, ProjectableSource } from '../../core/projection.ts';
 import type { SplittableSource } from '../../core/split.ts';
 import type { Source } from '../../core/stage.ts';
-import { codecFromPath } from '../../formats/compression/codecs.ts';
+import { codecFromPath, detectCodec, MAGIC_BYTES } from '../../formats/compression/codecs.ts';
 import { decompress } from '../../formats/compression/index.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
 import { type FormatDecodeOptions, formatDecoder, resumeOptions } from '../../formats/formats.ts';
@@ -29,6 +29,7 @@ import {
   readError,
 } from '../../io/read.ts';
 import { type FileResumePoint, resumePointOf, skipBytes } from './resume.ts';
+import { WholeRecordReader } from './whole-records.ts';
 
 /** Bytes per read of a regular file into reused buffers (see {@link ReadChunksOptions.readBytes}). */
 const REUSED_READ_BYTES = 512 * 1024;
@@ -173,6 +174,9 @@ export function fileSource(options: FileSourceOptions): FileSource {
   // The fields the pipeline reads (see `projectSources`), given to every decoder made.
   let projection: readonly string[] | undefined;
   let fieldUses: ReadonlyMap<string, FieldUse> | undefined;
+  // With a dlq: dead letters need whole records (see `project`), read again by `whole` once open.
+  let needWhole = false;
+  let whole: WholeRecordReader | undefined;
   // Checkpoints: where `restore` said to resume, and the position after the last emitted record
   // (lines done, byte offset).
   let resumeAt: FileResumePoint | undefined;
@@ -204,10 +208,15 @@ export function fileSource(options: FileSourceOptions): FileSource {
       return { path, format, options: decode, compression, fields: projection, uses };
     },
 
-    project(fields, uses) {
+    project(fields, uses, wholeLetters) {
       projection = fields;
       fieldUses = uses;
+      needWhole = wholeLetters === true;
       decoder.project?.(fields, uses);
+    },
+
+    async wholeRecords(rejected) {
+      return whole === undefined ? rejected.map(() => undefined) : whole.read(rejected);
     },
 
     async open() {
@@ -220,6 +229,16 @@ export function fileSource(options: FileSourceOptions): FileSource {
         size = regularFile ? stat.size : undefined;
       } catch (err) {
         throw openError(path, err);
+      }
+      if (needWhole && projection !== undefined && decoder.project !== undefined) {
+        // A dead letter's record is read again at its offset: only a plain file allows that.
+        if (regularFile && (await plainBytes(handle, path, compression, options.transform))) {
+          whole = new WholeRecordReader(path, format, options, fieldUses);
+        } else {
+          projection = undefined;
+          fieldUses = undefined;
+          decoder = formatDecoder(format, options);
+        }
       }
     },
 
@@ -309,6 +328,23 @@ export function fileSource(options: FileSourceOptions): FileSource {
       await h?.close().catch(() => {});
     },
   };
+}
+
+/**
+ * True when the bytes of the regular file `h` are its decoder's input as they are: no transform,
+ * and no compression (named, or found by magic number or extension under `auto`).
+ */
+async function plainBytes(
+  h: FileHandle,
+  path: string,
+  compression: CompressionChoice,
+  transform: ByteTransform | undefined,
+): Promise<boolean> {
+  if (transform !== undefined) return false;
+  if (compression !== 'auto') return compression === 'none';
+  const head = Buffer.alloc(MAGIC_BYTES);
+  const { bytesRead } = await h.read(head, 0, MAGIC_BYTES, 0);
+  return detectCodec(path, head.subarray(0, bytesRead)) === 'none';
 }
 
 function openError(path: string, err: unknown): SluiceError {
