@@ -54,4 +54,12 @@ describe('ProjectedJson', () => {
     assert.equal(pickFields(null, FIELDS), null);
     assert.deepEqual(pickFields({ country: 'DE', x: 1 }, FIELDS), { country: 'DE' });
   });
+
+  it('pickFields keeps a field named __proto__ as a field, as JSON.parse made it', () => {
+    const picked = pickFields(JSON.parse('{"__proto__":{"admin":true},"x":1}'), ['__proto__']) as object;
+    assert.deepEqual(Object.keys(picked), ['__proto__']);
+    assert.equal(Object.getPrototypeOf(picked), Object.prototype);
+    assert.equal((picked as { admin?: unknown }).admin, undefined);
+    assert.deepEqual(Object.getOwnPropertyDescriptor(picked, '__proto__')?.value, { admin: true });
+  });
 });

@@ -166,6 +166,13 @@ export function pickFields(value: unknown, fields: readonly string[]): unknown {
   if (typeof value !== 'object' || value === null || Array.isArray(value) || Buffer.isBuffer(value))
     return value;
   const out: Record<string, unknown> = {};
-  for (const f of fields) if (Object.hasOwn(value, f)) out[f] = (value as Record<string, unknown>)[f];
+  for (const f of fields) {
+    if (!Object.hasOwn(value, f)) continue;
+    const v = (value as Record<string, unknown>)[f];
+    // `out.__proto__ = v` would set the prototype, not a field (JSON.parse makes it a field).
+    if (f === '__proto__')
+      Object.defineProperty(out, f, { value: v, enumerable: true, writable: true, configurable: true });
+    else out[f] = v;
+  }
   return out;
 }
