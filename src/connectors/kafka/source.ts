@@ -24,7 +24,14 @@
  * partition keeps flowing. A broker that cannot be reached at start or mid-run is waited for with
  * backoff, one warning per try.
  */
-import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import {
+  cancelledError,
+  ErrorCode,
+  errorMessage,
+  isCancellation,
+  SluiceError,
+  wrapError,
+} from '../../core/errors.ts';
 import { INPUT_PARTITIONS, InputPartitions, inputPartitionKey } from '../../core/input-partitions.ts';
 import { barrier, type RecordMeta } from '../../core/message.ts';
 import { splitPartitionName } from '../../core/partitions.ts';
@@ -286,7 +293,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   /**
    * Partition scope: loads the stored state of every assigned partition not loaded yet (and of
    * `name`), and resumes each at its stored offset. Done as soon as partitions are assigned, not
-   * at their first message: a partition read to its end still has state to finish.
+   * at their first message: a partition read to its end still has state to finish. A stop
+   * requested meanwhile ends the wait for an open transaction's offsets (see below), leaving those
+   * partitions unloaded: nothing of them is read or emitted.
    */
   async function loadAssigned(name?: string): Promise<void> {
     const state = ctx.partitionState;
@@ -297,10 +306,22 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     let stored: Awaited<ReturnType<typeof state.load>>;
     try {
       // Exactly-once: only as far as the group's committed offsets, which move with the output.
+      // They are read once no open transaction holds offsets of these partitions, which may take
+      // that transaction's timeout (its producer failed); a stopping member does not wait for it
+      // (it waited past the 60 s its stop may take, and did not exit).
+      const signal = AbortSignal.any([ctx.signal, ctx.stopSignal]);
       const committed = offsetsCommittedBySink(ctx)
-        ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
+        ? stableCommittedOffsets(
+            { connection: options, clientId, group },
+            { name: ctx.name, clock: ctx.clock, log: ctx.log, signal },
+          )
         : undefined;
-      stored = await state.load(group, todo, committed);
+      try {
+        stored = await state.load(group, todo, committed);
+      } catch (err) {
+        if (ctx.stopSignal.aborted && !ctx.signal.aborted && isCancellation(err)) return;
+        throw err;
+      }
       assignment.loadedState(todo, stored);
       await committer.commitStarts(todo);
     } finally {
@@ -599,7 +620,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           }
           const name = assignment.nameOf(m.topic, m.partition);
           if (!assignment.owns(name)) continue; // revoked: the new owner reads it
-          if (ctx.partitionState !== undefined && assignment.needsLoad(name)) await loadAssigned(name);
+          if (ctx.partitionState !== undefined && assignment.needsLoad(name)) {
+            await loadAssigned(name);
+            if (assignment.needsLoad(name)) break; // stopped before its state was loaded
+          }
           const offset = Number(m.offset);
           if (metadataToRead.has(name)) await resumeAssignedFromMetadata();
           const t = assignment.trackerOf(name, m);
