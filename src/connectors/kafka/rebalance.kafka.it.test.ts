@@ -13,14 +13,13 @@ for (const steps of ['none', 'parallel', 'stuck'] as const)
       `a member joining and one leaving mid-run re-deliver ${variant === 'checkpoints' ? 'nothing (checkpoints, exactly-once sink)' : 'under 1 % of the records (no checkpoints)'}${steps === 'parallel' ? ', with `parallel` steps' : steps === 'stuck' ? ', with `parallel` steps stuck past the rebalance' : ''}`,
       {
         timeout: 300_000,
-        // Runs and reports, but does not fail the suite: in 2 of the last 3 CI runs of the merged
-        // main (Dec 7, loaded machine) this variant failed — once member b ended on its idle
-        // timeout before it was stopped (fixed: b's idle timeout is 90 s), once after 70 s for a
-        // reason the session ran out of time to read. It passed 5 of 6 runs locally; the
-        // `parallel` and `stuck` checkpoint variants pass.
-        ...(steps === 'none' && variant === 'checkpoints'
-          ? { todo: 'failed in 2 of the last 3 CI runs under load (see the comment): under investigation' }
-          : {}),
+        // Without checkpoints and steps this failed in 2 of 3 CI runs under load (Dec 7): once
+        // member b ended on its idle timeout before it was stopped (b's idle timeout is 90 s), once
+        // after ~70 s without logs, most likely b not exiting within 60 s of its SIGTERM. The one
+        // way found for that: a stop did not end a new partition's owner's wait for an open
+        // transaction holding its offsets (fixed; `load-stop.kafka.it.test.ts`).
+        // A loaded machine also let a read the partitions it handed over to their end, so b read
+        // nothing: the scenario now produces half the input after b owns partitions.
         // With checkpoints this once gave 0, 3,736 (12.45 %) and 0 of 30,000 records twice: the new
         // owner of a handed-over partition read it again from its stored state while the old owner's
         // open transaction with the same records still committed. Now the old owner takes a
