@@ -7,12 +7,12 @@
  * at-least-once without checkpoints, and are none with partition-scoped checkpoints and an
  * exactly-once sink. The measurement is printed.
  *
- * A third of the input is produced before the run, the rest once the second member owns partitions: the
- * first member reads partitions one after another (a fetch fills one partition's share first) and
- * far ahead of its throttle, so on a loaded machine the partitions it handed over were sometimes
- * read to their end already and the joining member read nothing. Each record carries the member
- * that passed it on (`by`), and the joining member is stopped only after one of its records is in
- * the output.
+ * A third of the input is produced before the run, the rest once the second member owns
+ * partitions: the first member reads partitions one after another (a fetch fills one partition's
+ * share first) and far ahead of its throttle, so on a loaded machine the partitions it handed over
+ * were sometimes read to their end already and the joining member read nothing. Each record
+ * carries the member that passed it on (`by`), and the joining member is stopped as soon as one of
+ * its records is in the output.
  *
  * With `parallel` (an asynchronous first step that runs inside the source on many records at once
  * and finishes them out of order; some records are slow), the records still in the step when
@@ -130,11 +130,13 @@ ${variant === 'checkpoints' ? `checkpoint: { interval: ${every.checkpoint}, dir:
   );
   const members: GroupMember[] = [];
   try {
-    // `a` ends on its idle timeout once everything is read, but not before the second half of
-    // the input comes (it may read the first part before `b` owns partitions: with 8 s it once ended
-    // then, and `b` was stopped with the rest unread); `b` must still be running when it is
-    // stopped mid-run (with 8 s, a loaded machine let `b` read its share and finish first).
-    const a = groupMember(file, dir, 'a', { SLUICE_IT_IDLE: '20s' });
+    // `a` ends on its idle timeout once everything is read, but not before the rest of the input
+    // comes: it may read the first part before `b` owns partitions (with 8 s it once ended then,
+    // and `b` was stopped with the rest unread; with 20 s, under the consumer protocol with
+    // checkpoints, `b` once owned nothing for over 20 s while `a` was idle — why that handover
+    // took so long is not known yet). `b` must still be running when it is stopped mid-run (with
+    // 8 s, a loaded machine let `b` read its share and finish first).
+    const a = groupMember(file, dir, 'a', { SLUICE_IT_IDLE: '40s' });
     members.push(a);
     await waitForOutput(output, N / 5);
     if (steps === 'stuck') writeFileSync(join(dir, 'stuck'), '');
