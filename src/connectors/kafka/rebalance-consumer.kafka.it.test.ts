@@ -25,5 +25,6 @@ for (const variant of ['no checkpoints', 'checkpoints'] as const)
         variant,
         sparseCommits: true,
         rate: 1000,
+        allUpFront: true,
       }),
   );
