@@ -57,6 +57,8 @@ export class Assignment {
   private readonly names = new Map<string, string[]>();
   /** Partitions revoked so far (a metric). */
   revoked = 0;
+  /** Changes of the owned partitions so far: a check that spans an `await` compares it before and after. */
+  changes = 0;
 
   private readonly scope: () => PartitionStateAccess | undefined;
   private readonly onForget: (name: string) => void;
@@ -108,6 +110,12 @@ export class Assignment {
     const before =
       this.assigned ??
       (scope !== undefined && this.tracked.size > 0 ? new Set(this.tracked.keys()) : undefined);
+    if (
+      this.assigned === undefined ||
+      this.assigned.size !== now.size ||
+      [...now].some((n) => !this.assigned?.has(n))
+    )
+      this.changes++;
     for (const name of now) this.releasing.delete(name);
     scope?.assign(now);
     if (before !== undefined) {

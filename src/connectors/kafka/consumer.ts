@@ -87,6 +87,8 @@ export class GroupConsumer {
   private streamError: Error | undefined;
   private streamEnded = false;
   private rebalancingNow = false;
+  /** How the stream starts partitions: at the group's committed offsets, or at offsets given (`manual`). */
+  private mode: 'committed' | 'manual' = 'committed';
   /** Wakes {@link waitForData}; set while it waits. */
   private wakeUp: (() => void) | undefined;
 
@@ -198,6 +200,24 @@ export class GroupConsumer {
     if (s === undefined || s.readableLength > 0) return undefined;
     const out = new Map<string, number>();
     for (const [name, offset] of s.offsetsToFetch) out.set(name, Number(offset));
+    return out;
+  }
+
+  /**
+   * Of `names` (partitions this member owns), the group's committed offset of each that has one,
+   * where the stream starts a partition when it is assigned (empty when the stream starts at
+   * offsets of its own: a restored checkpoint, a replay from a time).
+   */
+  async committedStarts(names: readonly string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    const c = this.consumer;
+    if (c === undefined || this.mode !== 'committed' || names.length === 0) return out;
+    const commits = await c.listCommittedOffsets({ topics: byTopic(names) });
+    for (const name of names) {
+      const { topic, partition } = splitPartitionName(name);
+      const offset = commits.get(topic)?.[partition] ?? -1n;
+      if (offset >= 0n) out.set(name, Number(offset));
+    }
     return out;
   }
 
@@ -314,6 +334,7 @@ export class GroupConsumer {
         mode = 'manual';
         offsets = await offsetsAt(c, [...o.topics], o.start);
       }
+      this.mode = mode;
       const s = await c.consume({
         topics: [...o.topics],
         autocommit: false,

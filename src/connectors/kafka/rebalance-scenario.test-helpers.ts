@@ -7,6 +7,13 @@
  * at-least-once without checkpoints, and are none with partition-scoped checkpoints and an
  * exactly-once sink. The measurement is printed.
  *
+ * A third of the input is produced before the run, the rest once the second member owns
+ * partitions: the first member reads partitions one after another (a fetch fills one partition's
+ * share first) and far ahead of its throttle, so on a loaded machine the partitions it handed over
+ * were sometimes read to their end already and the joining member read nothing. Each record
+ * carries the member that passed it on (`by`), and the joining member is stopped as soon as one of
+ * its records is in the output.
+ *
  * With `parallel` (an asynchronous first step that runs inside the source on many records at once
  * and finishes them out of order; some records are slow), the records still in the step when
  * partitions are revoked must be finished, emitted and covered by the commit (or checkpoint) that
@@ -28,10 +35,13 @@ import {
   readThroughSource,
   readValues,
   waitForOwners,
+  waitForValue,
 } from './test-helpers.ts';
 
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const N = 30_000;
+/** Records produced before the run (unless `allUpFront`); the rest once `b` owns partitions. */
+const FIRST = N / 3;
 /** Records per second each member passes on (a throttle step), so the run lasts long enough to rebalance. */
 const RATE = 2500;
 
@@ -81,13 +91,15 @@ export interface RebalanceCase {
    * starts a heartbeat interval, ~5 s, after the old one let go, which hides short intervals).
    */
   readonly sparseCommits?: boolean;
-  /**
-   * Records per second each member passes on (default {@link RATE}), and how long the joining
-   * member works after it owns partitions before the output is half written (default 0): under
-   * the `consumer` protocol it starts fetching up to a heartbeat interval (~5 s) after it owns them.
-   */
+  /** Records per second each member passes on (default {@link RATE}). */
   readonly rate?: number;
-  readonly settleMs?: number;
+  /**
+   * Every record is produced before the run (default: a third): under the `consumer` protocol with
+   * checkpoints, a first member idle when the second joined once took over 20 s to hand
+   * partitions over (cause not known yet), so there it stays busy (at 1,000 records/s, `b` had
+   * records left to read in every one of ~40 runs).
+   */
+  readonly allUpFront?: boolean;
 }
 
 /** Runs the measurement of `c` and asserts its bounds; see the module comment. */
@@ -100,7 +112,9 @@ export async function measureRebalance(c: RebalanceCase): Promise<void> {
       : { commit: '', checkpoint: '500ms' };
   const input = await createTopic(BROKERS, 'rebalance-in', 6);
   const output = await createTopic(BROKERS, 'rebalance-out', 3);
-  await produceMany(BROKERS, input, N, (i) => ({ value: JSON.stringify({ id: i }), partition: i % 6 }));
+  const record = (i: number) => ({ value: JSON.stringify({ id: i }), partition: i % 6 });
+  const first = c.allUpFront === true ? N : FIRST;
+  await produceMany(BROKERS, input, first, record);
   const group = fresh('rebalance');
   const dir = mkdtempSync(join(tmpdir(), 'sluice-rebalance-'));
   const file = join(dir, 'pipeline.yaml');
@@ -117,15 +131,20 @@ input:
   kafka: { brokers: ${BROKERS[0]}, topic: ${input}, group: ${group}, clientId: "\${SLUICE_IT_MEMBER}", idleTimeout: "\${SLUICE_IT_IDLE}"${every.commit}, ${membership}${parallel ? ', parallel: { mode: unordered, concurrency: 32 }' : ''} }
 pipeline:
 ${parallel ? '  - module: ./step.ts\n' : ''}  - throttle: { rate: ${c.rate ?? RATE} }
+  - map: { fields: { by: '"\${SLUICE_IT_MEMBER}"' } }
 output:
   kafka: { brokers: ${BROKERS[0]}, topic: ${output}${variant === 'checkpoints' ? ', exactlyOnce: true' : ''} }
 ${variant === 'checkpoints' ? `checkpoint: { interval: ${every.checkpoint}, dir: ${join(dir, 'state')}, scope: partition }\n` : ''}`,
   );
   const members: GroupMember[] = [];
   try {
-    // `a` ends on its idle timeout once everything is read; `b` must still be running when it is
-    // stopped mid-run (with 8 s, a loaded machine let `b` read its share and finish first).
-    const a = groupMember(file, dir, 'a', { SLUICE_IT_IDLE: '8s' });
+    // `a` ends on its idle timeout once everything is read, but not before the rest of the input
+    // comes: it may read the first part before `b` owns partitions (with 8 s it once ended then,
+    // and `b` was stopped with the rest unread; with 20 s, under the consumer protocol with
+    // checkpoints, `b` once owned nothing for over 20 s while `a` was idle — why that handover
+    // took so long is not known yet). `b` must still be running when it is stopped mid-run (with
+    // 8 s, a loaded machine let `b` read its share and finish first).
+    const a = groupMember(file, dir, 'a', { SLUICE_IT_IDLE: '40s' });
     members.push(a);
     await waitForOutput(output, N / 5);
     if (steps === 'stuck') writeFileSync(join(dir, 'stuck'), '');
@@ -135,9 +154,16 @@ ${variant === 'checkpoints' ? `checkpoint: { interval: ${every.checkpoint}, dir:
       throw new Error(`${err.message}; a's log:\n${a.stderr}\nb's log:\n${b.stderr}`);
     });
     rmSync(join(dir, 'stuck'), { force: true });
-    await sleep(c.settleMs ?? 0);
-    await waitForOutput(output, N / 2);
-    await sleep(1000);
+    // The rest: records in every partition that only their owner now can read, more than a
+    // member reads ahead of its throttle (so `b` leaves some unread).
+    if (first < N) await produceMany(BROKERS, input, N - first, (i) => record(first + i));
+    // Stopped as soon as it passed a record on (under the `consumer` protocol it starts fetching
+    // up to a heartbeat interval, ~5 s, after it owns partitions), so that they still hold records
+    // it has not read (stopped once the output was half written and a second later, it had read
+    // its whole share: a member reads ~6,000 records ahead of its throttle).
+    await waitForValue(BROKERS, output, (v) => v.includes('"by":"b"'), 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}; a's log:\n${a.stderr}\nb's log:\n${b.stderr}`);
+    });
     b.child.kill('SIGTERM'); // leaves mid-run
     assert.equal(await exitWithin(b, 'b', 60_000), 143, b.stderr); // a draining stop: Stopped, 128 + SIGTERM
     assert.equal(await exitWithin(a, 'a', 120_000), 0, a.stderr);

@@ -24,7 +24,14 @@
  * partition keeps flowing. A broker that cannot be reached at start or mid-run is waited for with
  * backoff, one warning per try.
  */
-import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
+import {
+  cancelledError,
+  ErrorCode,
+  errorMessage,
+  isCancellation,
+  SluiceError,
+  wrapError,
+} from '../../core/errors.ts';
 import { INPUT_PARTITIONS, InputPartitions, inputPartitionKey } from '../../core/input-partitions.ts';
 import { barrier, type RecordMeta } from '../../core/message.ts';
 import { splitPartitionName } from '../../core/partitions.ts';
@@ -286,7 +293,9 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
   /**
    * Partition scope: loads the stored state of every assigned partition not loaded yet (and of
    * `name`), and resumes each at its stored offset. Done as soon as partitions are assigned, not
-   * at their first message: a partition read to its end still has state to finish.
+   * at their first message: a partition read to its end still has state to finish. A stop
+   * requested meanwhile ends the wait for an open transaction's offsets (see below), leaving those
+   * partitions unloaded: nothing of them is read or emitted.
    */
   async function loadAssigned(name?: string): Promise<void> {
     const state = ctx.partitionState;
@@ -297,10 +306,22 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
     let stored: Awaited<ReturnType<typeof state.load>>;
     try {
       // Exactly-once: only as far as the group's committed offsets, which move with the output.
+      // They are read once no open transaction holds offsets of these partitions, which may take
+      // that transaction's timeout (its producer failed); a stopping member does not wait for it
+      // (it waited past the 60 s its stop may take, and did not exit).
+      const signal = AbortSignal.any([ctx.signal, ctx.stopSignal]);
       const committed = offsetsCommittedBySink(ctx)
-        ? stableCommittedOffsets({ connection: options, clientId, group }, ctx)
+        ? stableCommittedOffsets(
+            { connection: options, clientId, group },
+            { name: ctx.name, clock: ctx.clock, log: ctx.log, signal },
+          )
         : undefined;
-      stored = await state.load(group, todo, committed);
+      try {
+        stored = await state.load(group, todo, committed);
+      } catch (err) {
+        if (ctx.stopSignal.aborted && !ctx.signal.aborted && isCancellation(err)) return;
+        throw err;
+      }
       assignment.loadedState(todo, stored);
       await committer.commitStarts(todo);
     } finally {
@@ -469,14 +490,15 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         (options.sessionTimeout ?? (options.groupProtocol === 'consumer' ? 45_000 : 10_000)) + 10_000;
       /**
        * The idle timeout passed: true when the input may end — the group has read every partition
-       * this member does not own, or they stayed unread past `holdLimit` (then a warning says what).
+       * this member does not own (`owned`), or they stayed unread past `holdLimit` (then a warning
+       * says what).
        */
-      const othersDone = async (now: number): Promise<boolean> => {
+      const othersDone = async (now: number, owned: ReadonlySet<string>): Promise<boolean> => {
         const consumer = connection.consumer;
         if (consumer === undefined) return true;
         let unread: UnreadPartition[];
         try {
-          unread = await unreadElsewhere(consumer, topics, assignment.owned ?? new Set(), options.start);
+          unread = await unreadElsewhere(consumer, topics, owned, options.start);
         } catch (err) {
           c.log.warn(
             `Could not ask what group \`${group}\` has not read (${errorMessage(err)}); ending on \`idleTimeout\``,
@@ -504,21 +526,23 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
         transaction: TRANSACTION_HOLD_MS,
       });
       /**
-       * The idle timeout passed: true when this member has read its own partitions to their end
-       * at the isolation level in use (`own-unread.ts`); false while it waits; throws when
-       * records it can read stayed unread past the bound (ending would lose them).
+       * The idle timeout passed: true when this member has read its own partitions (`owned`) to
+       * their end at the isolation level in use (`own-unread.ts`); false while it waits; throws
+       * when records it can read stayed unread past the bound (ending would lose them).
        */
-      const ownDone = async (now: number): Promise<boolean> => {
+      const ownDone = async (now: number, owned: ReadonlySet<string>): Promise<boolean> => {
         const consumer = connection.consumer;
         const positions = connection.positions();
         if (consumer === undefined || positions === undefined) return false;
         const isolation = options.isolation ?? 'read_committed';
         let verdict: ReturnType<OwnUnreadWait['decide']>;
         try {
-          verdict = ownWait.decide(
-            await unreadOwned(consumer, assignment.owned ?? new Set(), positions, isolation),
-            now,
-          );
+          // A partition not read since it was assigned starts at the group's committed offset;
+          // until the stream has fetched that offset, its position may be a stale one from an
+          // earlier ownership, past records the member that had it since left unread.
+          const fresh = [...owned].filter((name) => !assignment.tracked.has(name));
+          for (const [name, offset] of await connection.committedStarts(fresh)) positions.set(name, offset);
+          verdict = ownWait.decide(await unreadOwned(consumer, owned, positions, isolation), now);
         } catch (err) {
           c.log.warn(
             `Could not ask the end offsets of the partitions group \`${group}\` assigned to this member (${errorMessage(err)}); ending on \`idleTimeout\` without knowing they were read to their end`,
@@ -597,7 +621,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           }
           const name = assignment.nameOf(m.topic, m.partition);
           if (!assignment.owns(name)) continue; // revoked: the new owner reads it
-          if (ctx.partitionState !== undefined && assignment.needsLoad(name)) await loadAssigned(name);
+          if (ctx.partitionState !== undefined && assignment.needsLoad(name)) {
+            await loadAssigned(name);
+            if (assignment.needsLoad(name)) break; // stopped before its state was loaded
+          }
           const offset = Number(m.offset);
           if (metadataToRead.has(name)) await resumeAssignedFromMetadata();
           const t = assignment.trackerOf(name, m);
@@ -680,7 +707,12 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
           if (options.idleTimeout !== undefined && now - lastDataAt >= options.idleTimeout) {
             // Its own partitions first: the idle timeout counts time without a record, not
             // whether they are read (a stalled fetch, a rejoin, an open transaction).
-            if ((await ownDone(now)) && (await othersDone(now))) break;
+            // One assignment for both questions, and none changed meanwhile: partitions handed to
+            // this member while they are asked (another member left) were in neither answer.
+            const changes = assignment.changes;
+            const owned = assignment.owned ?? new Set<string>();
+            const done = (await ownDone(now, owned)) && (await othersDone(now, owned));
+            if (done && assignment.changes === changes) break;
             await connection.waitForData(Math.max(1, Math.min(commitInterval, 1000)), true, ready);
             continue;
           }

@@ -96,18 +96,24 @@ export async function messageCount(brokers: string[], topic: string): Promise<nu
   }
 }
 
-/** Every message value of `topic` (all partitions), read from the start by a plain consumer. */
-export async function readValues(brokers: string[], topic: string): Promise<string[]> {
-  const total = await messageCount(brokers, topic);
-  const out: string[] = [];
-  if (total === 0) return out;
-  const consumer = new Consumer({
+/** A plain consumer of a fresh group that reads topics from the start (`isolationLevel` 0: read_uncommitted). */
+function reader(brokers: string[], isolationLevel?: number): Consumer<Buffer, Buffer, Buffer, Buffer> {
+  return new Consumer({
     clientId: 'sluice-it-reader',
     groupId: fresh('reader'),
     bootstrapBrokers: brokers,
     autocommit: false,
     maxWaitTime: 200,
+    ...(isolationLevel === undefined ? {} : { isolationLevel }),
   });
+}
+
+/** Every message value of `topic` (all partitions), read from the start by a plain consumer. */
+export async function readValues(brokers: string[], topic: string): Promise<string[]> {
+  const total = await messageCount(brokers, topic);
+  const out: string[] = [];
+  if (total === 0) return out;
+  const consumer = reader(brokers);
   try {
     const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
     for await (const m of stream) {
@@ -118,6 +124,34 @@ export async function readValues(brokers: string[], topic: string): Promise<stri
     await consumer.close(true);
   }
   return out;
+}
+
+/**
+ * Waits until `topic` holds a message whose value (as text) passes `test`, reading it from the
+ * start (uncommitted transactions too); throws when none came within `ms`.
+ */
+export async function waitForValue(
+  brokers: string[],
+  topic: string,
+  test: (value: string) => boolean,
+  ms: number,
+): Promise<void> {
+  const consumer = reader(brokers, 0);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    consumer.close(true).catch(() => {});
+  }, ms);
+  try {
+    const stream = await consumer.consume({ topics: [topic], mode: 'earliest', autocommit: false });
+    for await (const m of stream) if (test(m.value?.toString() ?? '')) return;
+  } catch (err) {
+    if (!timedOut) throw err;
+  } finally {
+    clearTimeout(timer);
+    await consumer.close(true).catch(() => {});
+  }
+  throw new Error(`no message of \`${topic}\` passed the test within ${ms} ms`);
 }
 
 /**
