@@ -746,9 +746,10 @@ export function kafkaSource(options: KafkaSourceOptions): KafkaSource {
       // new generation when the member kept those partitions (`commitAcrossRebalances`), as it does
       // for any checkpoint; under `groupProtocol: consumer` it does not yet, so idle checkpoints
       // stay off there (a quiet job holds its last transaction open until data comes).
-      // Per partition an idle checkpoint changes nothing stored: `PartitionStates.save` writes only
-      // the partitions whose offset moved, and the transaction commits the offsets already
-      // committed, so each entry stays the version its group's committed offset covers.
+      // Per partition an idle checkpoint stores nothing new (`PartitionStates.save` writes only the
+      // partitions whose offset moved) and its transaction commits the positions again, which
+      // match the stored entries — except a partition loaded behind its group's offset and not
+      // read since (see the warning in `PartitionStates.rollBack`), as any checkpoint does.
       if (ctx?.partitionState !== undefined && options.groupProtocol === 'consumer') return false;
       return !holding && parallel?.busy !== true;
     },
