@@ -237,8 +237,12 @@ export class PartitionStates implements PartitionStateAccess {
         { partition: p },
       );
     } else if (chosen !== undefined && committed !== undefined && chosen.offset < committed) {
+      // The source's stream starts at the group's committed offset (under partition scope no
+      // checkpoint position is restored: the consumer reads in `committed` mode), and the tracker
+      // made at the stored offset counts the offsets before the first record delivered as done
+      // (`PartitionOffsets.pass`): the records between are skipped, not read again.
       this.log.warn(
-        `Partition \`${p}\` of group \`${this.group}\`: the group committed offset ${committed}, past the stored state (offset ${chosen.offset}); the records between are read again and their output may be written twice`,
+        `Partition \`${p}\` of group \`${this.group}\`: the group committed offset ${committed}, past the stored state (offset ${chosen.offset}); reading resumes at ${committed}, so the records between are not read again and the partition's state goes on without them (their output was written by the transaction that committed ${committed}). Until a record at ${committed} or later arrives, the partition's position stays at ${chosen.offset}, and a checkpoint meanwhile commits that offset`,
         { partition: p },
       );
     }
