@@ -125,3 +125,14 @@ test('a damaged `previous` is reported with what to do', async () => {
     /reading partition state `partitions\/g\/t\/0`: not a partition entry/,
   );
 });
+
+test('committed past the newest version: its state is loaded, and the partition resumes at the committed offset (a checkpoint before the next record does not move the group back)', async () => {
+  const states = await storeWithTwoCheckpoints();
+  const owner = new PartitionStates(states.backend, log);
+  warnings.length = 0;
+  const resume = await owner.load('g', ['t:0'], async () => new Map([['t:0', 35]]));
+  assert.deepEqual(resume.get('t:0'), { offset: 35 });
+  assert.deepEqual(owner.loaded('win', 't:0'), { count: 20 });
+  assert.equal(owner.stats.rolledBack, 0);
+  assert.match(warnings.join('\n'), /committed offset 35, past the stored state \(offset 20\).*resume at 35/);
+});

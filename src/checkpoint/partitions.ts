@@ -212,7 +212,15 @@ export class PartitionStates implements PartitionStateAccess {
       this.loads.set(p, v.operators);
       this.known.set(p, v.offset);
       this.stats.loaded++;
-      out.set(p, v.done === undefined ? { offset: v.offset } : { offset: v.offset, done: v.done });
+      // Committed past the state (see `rollBack`): the partition's position starts at the
+      // committed offset, so a checkpoint before its next record commits that offset again instead
+      // of moving the group back to the state's (a later owner would read those records again and
+      // publish their output twice). The done entry is dropped then: it is the source's, written
+      // relative to the stored offset, and what it lists is below the committed offset anyway (the
+      // commit that moved past the state is a contiguous low watermark taken after it).
+      const at = commits?.get(p);
+      if (at !== undefined && at > v.offset) out.set(p, { offset: at });
+      else out.set(p, v.done === undefined ? { offset: v.offset } : { offset: v.offset, done: v.done });
     }
     return out;
   }
@@ -238,11 +246,10 @@ export class PartitionStates implements PartitionStateAccess {
       );
     } else if (chosen !== undefined && committed !== undefined && chosen.offset < committed) {
       // The source's stream starts at the group's committed offset (under partition scope no
-      // checkpoint position is restored: the consumer reads in `committed` mode), and the tracker
-      // made at the stored offset counts the offsets before the first record delivered as done
-      // (`PartitionOffsets.pass`): the records between are skipped, not read again.
+      // checkpoint position is restored: the consumer reads in `committed` mode), and `load` gives
+      // that offset as the partition's resume offset: the records between are not read again.
       this.log.warn(
-        `Partition \`${p}\` of group \`${this.group}\`: the group committed offset ${committed}, past the stored state (offset ${chosen.offset}); reading resumes at ${committed}, so the records between are not read again and the partition's state goes on without them (their output was written by the transaction that committed ${committed}). Until a record at ${committed} or later arrives, the partition's position stays at ${chosen.offset}, and a checkpoint meanwhile commits that offset`,
+        `Partition \`${p}\` of group \`${this.group}\`: the group committed offset ${committed}, past the stored state (offset ${chosen.offset}); reading and the partition's position resume at ${committed}, so the records between are not read again and the partition's state goes on without them (their output was written by the transaction that committed ${committed})`,
         { partition: p },
       );
     }
