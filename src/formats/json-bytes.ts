@@ -1,4 +1,4 @@
-/** Bytes of JSON text the byte-level scanners compare against (`json-shape.ts`, the Kafka source's projected JSON). */
+/** Bytes of JSON text the byte-level scanners compare against (`json-shape.ts`, `json-project.ts`, the Kafka source's projected JSON). */
 export const QUOTE = 0x22;
 export const BACKSLASH = 0x5c;
 export const COMMA = 0x2c;
@@ -12,3 +12,9 @@ export const ZERO = 0x30;
 export const NINE = 0x39;
 export const LOWER_E = 0x65;
 export const UPPER_E = 0x45;
+export const OPEN_BRACKET = 0x5b;
+export const CLOSE_BRACKET = 0x5d;
+export const LOWER_T = 0x74;
+export const LOWER_F = 0x66;
+export const LOWER_N = 0x6e;
+export const LOWER_U = 0x75;

@@ -13,7 +13,23 @@
  */
 import type { FieldUse } from '../core/projection.ts';
 import { canonicalIsoAt } from './iso-time.ts';
-import { BACKSLASH, CLOSE_BRACE, COLON, COMMA, MINUS, NINE, OPEN_BRACE, QUOTE, ZERO } from './json-bytes.ts';
+import {
+  BACKSLASH,
+  CLOSE_BRACE,
+  CLOSE_BRACKET,
+  COLON,
+  COMMA,
+  LOWER_F,
+  LOWER_N,
+  LOWER_T,
+  LOWER_U,
+  MINUS,
+  NINE,
+  OPEN_BRACE,
+  OPEN_BRACKET,
+  QUOTE,
+  ZERO,
+} from './json-bytes.ts';
 import {
   extraUtf8Bytes,
   number as readNumber,
@@ -33,13 +49,6 @@ const MAX_TOKENS = 256;
 const MAX_TOKEN_CHARS = 64;
 /** Most fields projected by the scanner (a bit each in a 31-bit mask). */
 const MAX_FIELDS = 30;
-
-const OPEN_BRACKET = 0x5b;
-const CLOSE_BRACKET = 0x5d;
-const LOWER_T = 0x74;
-const LOWER_F = 0x66;
-const LOWER_N = 0x6e;
-const LOWER_U = 0x75;
 
 /**
  * The wanted top-level fields of JSON Lines records, read from each line's text without parsing
