@@ -7,7 +7,8 @@
  * - Watermarks are merged by minimum over a stage's inputs; checkpoint barriers are aligned
  *   (an input that delivered barrier n waits until every input has delivered it).
  * - An error in any stage cancels every other stage and channel, then every stage's
- *   `close()` runs exactly once, so files, sockets and timers are released. *
+ *   `close()` runs exactly once, so files, sockets and timers are released.
+ *
  * A little over 700 lines because the `Run` class's stage loop, barrier alignment and dead-letter
  * flushing share its private maps; the parts that stand alone already live beside it
  * (`run-types.ts`, `dead-letter-sample.ts`, `whole-letters.ts`, `dlq-sink.ts`). The next split
