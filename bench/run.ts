@@ -62,6 +62,7 @@ const REGISTRY: Record<string, { module: string } | { script: string; manual?: b
   window: { script: './window.ts' },
   // Needs `go` on the PATH: Sluice's CLI against the seed's Go pipelines (bench/go/peer.go).
   'vs-go': { script: './vs-go.ts' },
+  'csv-stdout': { script: './csv-stdout.ts' },
   // A CPU-heavy `module:` step with `parallelism: 1` and `2` (worker threads), through the CLI.
   parallel: { script: './parallel.ts' },
   checkpoint: { script: './checkpoint.ts' },
