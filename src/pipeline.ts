@@ -12,18 +12,32 @@
 import { ErrorCode, SluiceError } from './core/errors.ts';
 import { fuseRecordSteps } from './core/fuse.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './core/graph.ts';
+import { lazyModule } from './core/lazy-module.ts';
 import { projectSources } from './core/projection.ts';
 import { type RunHandle, type RunOptions, runGraph } from './core/run.ts';
 import { splitParallel } from './core/split.ts';
 import type { Operator, Sink, Source } from './core/stage.ts';
-import { type JoinOptions, streamJoin, tableJoin } from './join/join.ts';
-import { type AsyncFn, type AsyncOptions, flatMapAsync, mapAsync } from './operators/async.ts';
-import { type BatchOptions, batch } from './operators/batch.ts';
+import type { JoinOptions, streamJoin, tableJoin } from './join/join.ts';
+import type { AsyncFn, AsyncOptions, flatMapAsync, mapAsync } from './operators/async.ts';
+import type { BatchOptions, batch } from './operators/batch.ts';
 import { filter, flatMap, map } from './operators/map.ts';
-import { type RouteOptions, type RouteRule, route, routePorts } from './operators/route.ts';
-import { type ShardOptions, shard, shardPort } from './operators/shard.ts';
-import { type ThrottleOptions, throttle } from './operators/throttle.ts';
+import type { RouteOptions, RouteRule, route } from './operators/route.ts';
+import type { ShardOptions, shard } from './operators/shard.ts';
+import type { ThrottleOptions, throttle } from './operators/throttle.ts';
 import { type WindowOptions, windowOperator } from './time/window.ts';
+
+// The operators of the less common steps load on first use: a YAML run builds its graph through
+// this module, and loading every operator (the join's dozen modules, shard, route…) would cost
+// every run's start-up for steps most pipelines never name.
+const joins = lazyModule<typeof import('./join/join.ts')>(import.meta.url, './join/join.ts');
+const asyncOps = lazyModule<typeof import('./operators/async.ts')>(import.meta.url, './operators/async.ts');
+const batching = lazyModule<typeof import('./operators/batch.ts')>(import.meta.url, './operators/batch.ts');
+const routing = lazyModule<typeof import('./operators/route.ts')>(import.meta.url, './operators/route.ts');
+const sharding = lazyModule<typeof import('./operators/shard.ts')>(import.meta.url, './operators/shard.ts');
+const throttling = lazyModule<typeof import('./operators/throttle.ts')>(
+  import.meta.url,
+  './operators/throttle.ts',
+);
 
 /** One branch of {@link Stream.fanOut}: a function that builds it, or one with its own buffer. */
 export type FanOutBranch<T> =
@@ -209,7 +223,10 @@ export class Stream<T> {
    */
   mapAsync<O>(fn: AsyncFn<T, O>, options: AsyncOptions & StageOptions = {}): Stream<O> {
     const { concurrency, ordered, key, ...stage } = options;
-    return this.via(mapAsync(fn, { concurrency, ordered, key }), { component: 'mapAsync', ...stage });
+    return this.via(asyncOps().mapAsync(fn, { concurrency, ordered, key }), {
+      component: 'mapAsync',
+      ...stage,
+    });
   }
 
   /**
@@ -220,7 +237,10 @@ export class Stream<T> {
    */
   flatMapAsync<O>(fn: AsyncFn<T, Iterable<O>>, options: AsyncOptions & StageOptions = {}): Stream<O> {
     const { concurrency, ordered, key, ...stage } = options;
-    return this.via(flatMapAsync(fn, { concurrency, ordered, key }), { component: 'flatMapAsync', ...stage });
+    return this.via(asyncOps().flatMapAsync(fn, { concurrency, ordered, key }), {
+      component: 'flatMapAsync',
+      ...stage,
+    });
   }
 
   /**
@@ -231,7 +251,7 @@ export class Stream<T> {
    */
   batch(options: BatchOptions & StageOptions): Stream<T> {
     const { size, maxWait, ...stage } = options;
-    return this.via(batch<T>({ size, maxWait }), { component: 'batch', ...stage });
+    return this.via(batching().batch<T>({ size, maxWait }), { component: 'batch', ...stage });
   }
 
   /**
@@ -242,7 +262,7 @@ export class Stream<T> {
    */
   throttle(options: ThrottleOptions & StageOptions): Stream<T> {
     const { rate, burst, mode, ...stage } = options;
-    return this.via(throttle<T>({ rate, burst, mode }), { component: 'throttle', ...stage });
+    return this.via(throttling().throttle<T>({ rate, burst, mode }), { component: 'throttle', ...stage });
   }
 
   /**
@@ -284,7 +304,7 @@ export class Stream<T> {
    *   .to(sink);
    */
   join<R, const O extends JoinStageOptions>(other: Stream<R>, options: O): Stream<JoinedBy<T, R, O>> {
-    return this.joinWith(other, streamJoin, options);
+    return this.joinWith(other, (join) => joins().streamJoin(join), options);
   }
 
   /**
@@ -300,7 +320,7 @@ export class Stream<T> {
    *   .to(sink);
    */
   joinTable<R, const O extends JoinStageOptions>(table: Stream<R>, options: O): Stream<JoinedBy<T, R, O>> {
-    return this.joinWith(table, tableJoin, options);
+    return this.joinWith(table, (join) => joins().tableJoin(join), options);
   }
 
   private joinWith<O>(
@@ -342,9 +362,9 @@ export class Stream<T> {
   ): Record<P | D, Stream<T>> {
     const { default: def, ...stage } = options;
     const routeOptions: RouteOptions = def === undefined ? {} : { default: def };
-    const node = this.via(route(rules, routeOptions), { component: 'route', ...stage });
+    const node = this.via(routing().route(rules, routeOptions), { component: 'route', ...stage });
     const streams = {} as Record<string, Stream<T>>;
-    for (const port of routePorts(rules as readonly RouteRule<unknown>[], routeOptions))
+    for (const port of routing().routePorts(rules as readonly RouteRule<unknown>[], routeOptions))
       streams[port] = node.side<T>(port);
     return streams as Record<P | D, Stream<T>>;
   }
@@ -365,10 +385,13 @@ export class Stream<T> {
     build: (stream: Stream<T>, shard: number) => Stream<O>,
   ): Stream<O> {
     const { key, shards, maxKeyGroups, ...stage } = options;
-    const node = this.via(shard<T>({ key, shards, maxKeyGroups }), { component: 'shard', ...stage });
+    const node = this.via(sharding().shard<T>({ key, shards, maxKeyGroups }), {
+      component: 'shard',
+      ...stage,
+    });
     const outs: Stream<O>[] = [];
     for (let i = 0; i < shards; i++) {
-      const o = build(node.side<T>(shardPort(i)), i);
+      const o = build(node.side<T>(sharding().shardPort(i)), i);
       if (!(o instanceof Stream) || o.pipeline !== this.pipeline) {
         throw new SluiceError(
           ErrorCode.CONFIG,

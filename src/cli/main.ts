@@ -5,10 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { isModuleFile, lintPipelineFile, loadPipelineModule } from '../config/build.ts';
-import { fieldDocs, MODULE_STEP_DOC } from '../config/docs.ts';
-import { pipelineJsonSchema } from '../config/schema.ts';
-import type { ComponentKind, ComponentSpec, Registry } from '../spec/registry.ts';
-import { didYouMean } from '../spec/suggest.ts';
+import type { Registry } from '../spec/registry.ts';
 import { addKafkaCommands } from './kafka.ts';
 import { type LogFormat, parseLogFormat } from './logs.ts';
 import {
@@ -135,6 +132,7 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
     .description('Print the JSON Schema of pipeline files (for editors).')
     .action(async () => {
       const { registry: r } = await getIO();
+      const { pipelineJsonSchema } = await import('../config/schema.ts');
       stdout.write(`${JSON.stringify(pipelineJsonSchema(r), null, 2)}\n`);
     });
 
@@ -146,6 +144,7 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
     .argument('[what]', 'a kind (source, operator, sink) or a component name')
     .action(async (what: string | undefined) => {
       const { registry: r } = await getIO();
+      const { listCommand } = await import('./list.ts');
       code = listCommand(r, what, stdout, stderr);
     });
 
@@ -214,104 +213,6 @@ async function lintCommand(file: string, set: readonly string[], io: CliIO): Pro
   }
   io.stdout.write(`${file}: ok${w}\n`);
   return ExitCode.OK;
-}
-
-const KINDS: Record<string, ComponentKind> = {
-  source: 'source',
-  sources: 'source',
-  input: 'source',
-  inputs: 'source',
-  operator: 'operator',
-  operators: 'operator',
-  step: 'operator',
-  steps: 'operator',
-  sink: 'sink',
-  sinks: 'sink',
-  output: 'sink',
-  outputs: 'sink',
-};
-const TITLES: Record<ComponentKind, string> = {
-  source: 'Sources (input:)',
-  operator: 'Operators (pipeline:)',
-  sink: 'Sinks (output:, outputs:, dlq:)',
-};
-
-/** `sluice list [what]`. */
-function listCommand(registry: Registry, what: string | undefined, stdout: TextOut, stderr: TextOut): number {
-  const kind = what === undefined ? undefined : KINDS[what.toLowerCase()];
-  if (what === undefined || kind !== undefined) {
-    const kinds: ComponentKind[] = kind ? [kind] : ['source', 'operator', 'sink'];
-    const width = Math.max(8, ...registry.list().map((s) => s.name.length));
-    for (const k of kinds) {
-      stdout.write(`${TITLES[k]}\n`);
-      const specs = registry.list(k);
-      if (specs.length === 0) stdout.write('  (none registered)\n');
-      for (const s of specs)
-        stdout.write(`  ${s.name.padEnd(width)}  ${s.stability.padEnd(12)}  ${s.summary}\n`);
-      if (k === 'operator')
-        stdout.write(
-          `  ${'module'.padEnd(width)}  ${'stable'.padEnd(12)}  Your own code: \`module: ./file.ts\`.\n`,
-        );
-      stdout.write('\n');
-    }
-    stdout.write('Run `sluice list NAME` for the fields and examples of one component.\n');
-    return ExitCode.OK;
-  }
-  if (what === 'module') {
-    // Listed with the operators, but not a registered component: its config is the module's path.
-    stdout.write(`module (step, stable)\n${MODULE_STEP_DOC.replace(/^(?=.)/gm, '  ')}`);
-    return ExitCode.OK;
-  }
-  const order: ComponentKind[] = ['source', 'operator', 'sink'];
-  const specs = registry
-    .list()
-    .filter((s) => s.name === what)
-    .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
-  if (specs.length === 0) {
-    const guess = didYouMean(what, [
-      ...new Set([...registry.list().map((s) => s.name), ...Object.keys(KINDS), 'module']),
-    ]);
-    stderr.write(
-      `Unknown component or kind \`${what}\`${guess ? `; did you mean \`${guess}\`?` : '.'} Run \`sluice list\` to see them all.\n`,
-    );
-    return ExitCode.CONFIG;
-  }
-  stdout.write(specs.map(describeComponent).join('\n'));
-  return ExitCode.OK;
-}
-
-/** A component in full for the terminal: summary, fields, examples. */
-function describeComponent(spec: ComponentSpec): string {
-  const lines = [`${spec.name} (${spec.kind}, ${spec.stability})`, `  ${spec.summary}`];
-  if (spec.description)
-    lines.push(
-      '',
-      ...spec.description
-        .trim()
-        .split('\n')
-        .map((l) => `  ${l}`),
-    );
-  const fields = fieldDocs(spec);
-  lines.push('', fields.length > 0 ? 'Fields:' : 'Fields: none');
-  for (const f of fields) {
-    const meta = [
-      f.type,
-      f.required ? 'required' : f.default !== undefined ? `default ${f.default}` : 'optional',
-    ].join(', ');
-    lines.push(`  ${f.name} (${meta})${f.description ? `\n      ${f.description}` : ''}`);
-  }
-  for (const ex of spec.examples ?? []) {
-    lines.push(
-      '',
-      `Example: ${ex.title}`,
-      `  ${spec.name}:`,
-      ...ex.yaml
-        .trimEnd()
-        .split('\n')
-        .map((l) => `    ${l}`),
-    );
-  }
-  return `${lines.join('\n')}\n`;
 }
 
 /**

@@ -3,7 +3,6 @@
  * line, and turns Ctrl-C into a graceful drain (first) or an immediate stop (second).
  */
 import { basename } from 'node:path';
-import { openCheckpoints } from '../checkpoint/setup.ts';
 import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../config/keys.ts';
 import { loadPipelineFile } from '../config/load.ts';
@@ -73,6 +72,8 @@ export async function runCommand(file: string, options: RunCommandOptions, io: C
       pipeline = built.pipeline;
       runOptions = built.runOptions;
       if (built.checkpoint !== undefined) {
+        // Loaded only when the file asks for checkpoints: the store, the WAL and the coordinator.
+        const { openCheckpoints } = await import('../checkpoint/setup.ts');
         runOptions = {
           ...runOptions,
           checkpoint: await openCheckpoints(built.checkpoint, { log: log.logger(), env: io.env }),

@@ -14,11 +14,10 @@ import type { CheckpointSettings } from '../checkpoint/setup.ts';
 import { parseDuration } from '../core/duration.ts';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import { MAIN_PORT } from '../core/graph.ts';
+import { lazyModule } from '../core/lazy-module.ts';
 import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { RunOptions } from '../core/run.ts';
 import type { Operator, Sink, Source, StageContext } from '../core/stage.ts';
-import { parallelStep } from '../operators/parallel-step.ts';
-import { partitionScoped } from '../operators/partitioned.ts';
 import { Pipeline, Stream } from '../pipeline.ts';
 import { type ConfigProblem, configError, problemsOf } from '../spec/problems.ts';
 import type { BuildContext, RecordStep } from '../spec/registry.ts';
@@ -32,6 +31,17 @@ import {
   type StepConfig,
 } from './load.ts';
 import { locate } from './yaml.ts';
+
+// Loaded when a pipeline uses them (`parallelism:` on a module step, `checkpoint.scope:
+// partition`), so that other runs do not load their modules (worker threads, partition state).
+const parallelSteps = lazyModule<typeof import('../operators/parallel-step.ts')>(
+  import.meta.url,
+  '../operators/parallel-step.ts',
+);
+const partitioning = lazyModule<typeof import('../operators/partitioned.ts')>(
+  import.meta.url,
+  '../operators/partitioned.ts',
+);
 
 /** A pipeline built from a file, with the run options the file sets. */
 export interface BuiltPipeline {
@@ -225,7 +235,7 @@ export async function buildPipeline(config: PipelineConfig): Promise<BuiltPipeli
       operator = create<Operator>(step);
       // Scale-out: a stateful step keeps one instance per source partition, so state moves with partitions.
       if (partitionScope && operator?.snapshot !== undefined) {
-        operator = partitionScoped(
+        operator = partitioning().partitionScoped(
           () => step.spec.create(step.config as never, buildContext(step, false)) as Operator,
         );
       }
@@ -550,7 +560,7 @@ async function loadModuleStep(
       return {
         problem: `\`parallelism\` runs a per-record function on worker threads, but export \`${step.exportName}\` of module \`${step.module}\` is ${exported === null ? 'null' : typeof exported === 'object' ? 'an operator object, whose state lives on one thread' : typeof exported}; export a function \`(record) => record | record[] | undefined\`, or remove \`parallelism\``,
       };
-    const operator = parallelStep({
+    const operator = parallelSteps().parallelStep({
       module: step.modulePath,
       export: step.exportName,
       parallelism: step.parallelism,

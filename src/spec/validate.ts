@@ -146,7 +146,7 @@ export function validateValue(
   if (value === null && defOf(unwrap(schema)).type === 'object') value = {};
   const problems: ValueProblem[] = [];
   unknownFields(schema, value, [], problems);
-  const result = schema.safeParse(value);
+  const result = schema.safeParse(value, { jitless: true });
   if (!result.success) {
     const describeAt = (v: unknown, path: readonly PropertyKey[]) =>
       options.conceal?.(path) ?? describeValue(v);
