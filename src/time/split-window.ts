@@ -2,14 +2,15 @@
  * Split-parallel windows, the merging thread's side: a window step reading a plain CSV or JSON
  * Lines file alone runs as one source ({@link splitWindowSource}, put in place of the file source
  * and the step by `splitParallel` in `core/split.ts`). The file is cut into byte ranges at line
- * ends; one worker thread per range (`split-window-worker.ts`) decodes it and pre-aggregates its
- * windows; this thread merges the partial windows of every range and emits exactly what the step
+ * ends; this thread runs the first range itself and one worker thread each of the others
+ * (`split-window-worker.ts`); each range is decoded and its windows pre-aggregated
+ * (`split-range.ts`); this thread merges the partial windows of every range and emits exactly what the step
  * would on one thread: buckets in start order, in each the keys in the order they first appeared
  * in the file (ranges in file order, each in its own order), with accumulators merged (only
  * aggregates whose merge is exact take part).
  *
  * Exactness. One thread judges an event against the watermark before its batch, which is at
- * most `maxTime − maxOutOfOrder − 1` over every event before it in the file. The worker checks,
+ * most `maxTime − maxOutOfOrder − 1` over every event before it in the file. Each range checks,
  * per event, that this bound over the events before it in its range cannot have fired the
  * event's oldest window; this thread checks the same for each range against the latest event
  * time of the ranges before it (the ranges' watermarks merged, so a range is judged by the
@@ -24,16 +25,17 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Aggregate } from '../aggregate/aggregate.ts';
 import { batchOf } from '../core/message.ts';
 import type { ProjectableSource, RejectedRecord } from '../core/projection.ts';
 import type { SplitInput } from '../core/split.ts';
 import type { Emitter, Operator, Source, SourceContext } from '../core/stage.ts';
+import { startWorker } from '../core/worker-start.ts';
 import { codecFromMagic, MAGIC_BYTES } from '../formats/compression/codecs.ts';
 import type { FormatDecodeOptions, FormatName } from '../formats/formats.ts';
 import { resumeOptions } from '../formats/formats.ts';
-import type { SplitMessage, SplitTask } from './split-window-worker.ts';
+import { RangeJob, type SplitMessage, type SplitTask } from './split-range.ts';
 import type { SavedWindow, WinState } from './window-core.ts';
 import { WindowCore } from './window-core.ts';
 import type { WindowOptions, WindowPlan } from './window-options.ts';
@@ -44,6 +46,12 @@ const EXACT_MERGE = new Set(['count', 'sum', 'min', 'max', 'distinct']);
 
 /** A range smaller than this is not worth a thread: fewer ranges are made. */
 export const MIN_RANGE_BYTES = 64 * 1024;
+
+/**
+ * Bytes of its own range this thread decodes between two turns of its event loop: ~10–30 ms of
+ * work, so the workers' messages, timers and signals wait no longer than that.
+ */
+const SLICE_BYTES = 4 * 1024 * 1024;
 
 /** Results per emitted batch at most. */
 const RESULT_BATCH = 4096;
@@ -182,18 +190,20 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     const cuts = cutFile(path, this.parts.plan.parallelism, compression);
     if (typeof cuts === 'string') return cuts;
     const options = this.input.options as FormatDecodeOptions;
+    // Every range after the first decodes with the same options (its start is its own offset).
+    const resumed =
+      cuts.length > 2
+        ? await resumeOptions(format, options, { line: 0, offset: cuts[1] as number }, () =>
+            createReadStream(path),
+          )
+        : options;
     const tasks: SplitTask[] = [];
     for (let k = 0; k + 1 < cuts.length; k++) {
-      const from = cuts[k] as number;
-      const decode =
-        from === 0
-          ? options
-          : await resumeOptions(format, options, { line: 0, offset: from }, () => createReadStream(path));
       tasks.push({
         path,
         format,
-        decode,
-        from,
+        decode: k === 0 ? options : resumed,
+        from: cuts[k] as number,
         to: cuts[k + 1] as number,
         last: k + 2 === cuts.length,
         fields: this.input.fields,
@@ -203,7 +213,12 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     }
     this.threads = tasks.length;
     const cutMs = performance.now() - t0;
-    const results = await Promise.all(tasks.map((t) => this.runWorker(t, ctx.signal)));
+    // The first range runs here, between turns of this thread's event loop (which receives the
+    // workers' windows meanwhile): this thread would otherwise only wait, and a worker fewer is a
+    // thread start and a heap fewer.
+    const [here, ...elsewhere] = tasks as [SplitTask, ...SplitTask[]];
+    const started = elsewhere.map((t) => this.runWorker(t, ctx.signal));
+    const results = await Promise.all([this.runHere(here, ctx.signal), ...started]);
     const done = results.map((r) => r.done);
     for (const [k, d] of done.entries()) {
       this.records += d.records;
@@ -222,10 +237,35 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     return { windows: results.map((r) => r.windows), done, cutMs };
   }
 
+  /**
+   * Runs `task` on this thread, {@link SLICE_BYTES} at a time with a turn of the event loop
+   * between slices: its saved windows in the order made, and its report.
+   */
+  private async runHere(
+    task: SplitTask,
+    signal: AbortSignal,
+  ): Promise<{ windows: SavedWindow[]; done: Done }> {
+    const windows: SavedWindow[] = [];
+    let done: Done | undefined;
+    const job = new RangeJob(task, (m) => {
+      for (const w of m.windows) windows.push(w);
+      if (m.done !== undefined) done = m.done;
+    });
+    try {
+      while (!job.step(SLICE_BYTES)) {
+        await new Promise((resolve) => setImmediate(resolve));
+        signal.throwIfAborted();
+      }
+    } finally {
+      job.close();
+    }
+    return { windows, done: done as Done };
+  }
+
   /** Runs `task` on a worker thread: its saved windows in the order posted, and its report. */
   private runWorker(task: SplitTask, signal: AbortSignal): Promise<{ windows: SavedWindow[]; done: Done }> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER, { workerData: task });
+      const worker = startWorker(WORKER, { workerData: task });
       this.workers.add(worker);
       const windows: SavedWindow[] = [];
       let done: Done | undefined;
