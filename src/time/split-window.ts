@@ -26,7 +26,6 @@ import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
-import type { Aggregate } from '../aggregate/aggregate.ts';
 import { batchOf } from '../core/message.ts';
 import type { ProjectableSource, RejectedRecord } from '../core/projection.ts';
 import type { SplitInput } from '../core/split.ts';
@@ -35,8 +34,9 @@ import { startWorker } from '../core/worker-start.ts';
 import { codecFromMagic, MAGIC_BYTES } from '../formats/compression/codecs.ts';
 import type { FormatDecodeOptions, FormatName } from '../formats/formats.ts';
 import { resumeOptions } from '../formats/formats.ts';
+import { WindowMerger } from './split-merge.ts';
 import { RangeJob, type SplitMessage, type SplitTask } from './split-range.ts';
-import type { SavedWindow, WinState } from './window-core.ts';
+import type { WorkerMessage } from './split-window-worker.ts';
 import { WindowCore } from './window-core.ts';
 import type { WindowOptions, WindowPlan } from './window-options.ts';
 import { iso } from './window-records.ts';
@@ -148,7 +148,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
       return;
     }
     const t1 = performance.now();
-    await this.emitMerged(made.windows, out, ctx);
+    await this.emitMerged(made.merged, out, ctx);
     // For bench/split-window.ts (the Amdahl model): what ran where, and for how long.
     ctx.log.info(`Window \`${ctx.name}\` ran split-parallel on ${this.threads} threads.`, {
       ranges: made.done.map((d) => ({ records: d.records, bytes: d.bytes, cpuMs: Math.round(d.cpuMs) })),
@@ -178,12 +178,13 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
   }
 
   /**
-   * Cuts the file, runs one worker per range and checks the ranges' results are exact: the saved
-   * windows of every range in file order, or why the job must run on one thread.
+   * Cuts the file, runs the ranges (the first here, the others on worker threads), merges their
+   * windows as they come and checks the ranges' results are exact: the merged windows, or why
+   * the job must run on one thread.
    */
   private async runSplits(
     ctx: SourceContext,
-  ): Promise<{ windows: SavedWindow[][]; done: Done[]; cutMs: number } | string> {
+  ): Promise<{ merged: WindowMerger; done: Done[]; cutMs: number } | string> {
     const t0 = performance.now();
     const { path, compression } = this.input;
     const format = this.input.format as FormatName;
@@ -191,12 +192,9 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     if (typeof cuts === 'string') return cuts;
     const options = this.input.options as FormatDecodeOptions;
     // Every range after the first decodes with the same options (its start is its own offset).
-    const resumed =
-      cuts.length > 2
-        ? await resumeOptions(format, options, { line: 0, offset: cuts[1] as number }, () =>
-            createReadStream(path),
-          )
-        : options;
+    const resumed = await resumeOptions(format, options, { line: 0, offset: cuts[1] as number }, () =>
+      createReadStream(path),
+    );
     const tasks: SplitTask[] = [];
     for (let k = 0; k + 1 < cuts.length; k++) {
       tasks.push({
@@ -213,13 +211,13 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     }
     this.threads = tasks.length;
     const cutMs = performance.now() - t0;
+    const merged = new WindowMerger(new WindowCore<unknown>(this.parts.plan).aggs, tasks.length);
     // The first range runs here, between turns of this thread's event loop (which receives the
     // workers' windows meanwhile): this thread would otherwise only wait, and a worker fewer is a
     // thread start and a heap fewer.
     const [here, ...elsewhere] = tasks as [SplitTask, ...SplitTask[]];
-    const started = elsewhere.map((t) => this.runWorker(t, ctx.signal));
-    const results = await Promise.all([this.runHere(here, ctx.signal), ...started]);
-    const done = results.map((r) => r.done);
+    const started = elsewhere.map((t, k) => this.runWorker(t, k + 1, merged, ctx.signal));
+    const done = await Promise.all([this.runHere(here, merged, ctx.signal), ...started]);
     for (const [k, d] of done.entries()) {
       this.records += d.records;
       if (d.unsafe !== undefined) return `in byte range ${k + 1} of ${done.length}, ${d.unsafe}`;
@@ -234,21 +232,17 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
         if (d.maxTime > before) before = d.maxTime;
       }
     }
-    return { windows: results.map((r) => r.windows), done, cutMs };
+    return { merged, done, cutMs };
   }
 
   /**
-   * Runs `task` on this thread, {@link SLICE_BYTES} at a time with a turn of the event loop
-   * between slices: its saved windows in the order made, and its report.
+   * Runs `task`, range 0, on this thread, {@link SLICE_BYTES} at a time with a turn of the event
+   * loop between slices, its windows merged into `merged` as they fire: its report.
    */
-  private async runHere(
-    task: SplitTask,
-    signal: AbortSignal,
-  ): Promise<{ windows: SavedWindow[]; done: Done }> {
-    const windows: SavedWindow[] = [];
+  private async runHere(task: SplitTask, merged: WindowMerger, signal: AbortSignal): Promise<Done> {
     let done: Done | undefined;
     const job = new RangeJob(task, (m) => {
-      for (const w of m.windows) windows.push(w);
+      merged.add(0, m.windows);
       if (m.done !== undefined) done = m.done;
     });
     try {
@@ -259,69 +253,57 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     } finally {
       job.close();
     }
-    return { windows, done: done as Done };
+    merged.done(0);
+    return done as Done;
   }
 
-  /** Runs `task` on a worker thread: its saved windows in the order posted, and its report. */
-  private runWorker(task: SplitTask, signal: AbortSignal): Promise<{ windows: SavedWindow[]; done: Done }> {
+  /** Runs `task`, range `range`, on a worker thread, its windows merged into `merged`: its report. */
+  private runWorker(
+    task: SplitTask,
+    range: number,
+    merged: WindowMerger,
+    signal: AbortSignal,
+  ): Promise<Done> {
     return new Promise((resolve, reject) => {
       const worker = startWorker(WORKER, { workerData: task });
       this.workers.add(worker);
-      const windows: SavedWindow[] = [];
       let done: Done | undefined;
       const onAbort = () => void worker.terminate();
       signal.addEventListener('abort', onAbort, { once: true });
-      worker.on('message', (m: SplitMessage) => {
-        for (const w of m.windows) windows.push(w);
-        if (m.done !== undefined) done = m.done;
+      worker.on('message', (m: WorkerMessage) => {
+        merged.add(range, m.packed);
+        if (m.done !== undefined) {
+          done = m.done;
+          merged.done(range);
+        }
       });
       worker.on('error', reject);
       worker.on('exit', (code) => {
         signal.removeEventListener('abort', onAbort);
         this.workers.delete(worker);
-        if (done !== undefined) resolve({ windows, done });
+        if (done !== undefined) resolve(done);
         else if (signal.aborted) reject(signal.reason);
         else reject(new Error(`the worker of byte range ${task.from}–${task.to} exited with code ${code}`));
       });
     });
   }
 
-  /** Merges the ranges' windows bucket by bucket, in start order, and emits their results. */
+  /** Emits the results of the merged windows, bucket by bucket in start order. */
   private async emitMerged(
-    ranges: readonly (readonly SavedWindow[])[],
+    merged: WindowMerger,
     out: Emitter<Record<string, unknown>>,
     ctx: SourceContext,
   ): Promise<void> {
     const core = new WindowCore<unknown>(this.parts.plan);
     core.ctx = ctx;
-    const aggs = core.aggs;
-    const buckets = new Map<number, { end: number; wins: Map<string, WinState> }>();
-    for (const range of ranges)
-      for (const sw of range) {
-        let b = buckets.get(sw.start);
-        if (b === undefined) {
-          b = { end: sw.end, wins: new Map() };
-          buckets.set(sw.start, b);
-        }
-        const w = b.wins.get(sw.ck);
-        if (w === undefined) {
-          const fresh = mergedWindow(sw, aggs);
-          b.wins.set(sw.ck, fresh);
-        } else
-          for (let j = 0; j < aggs.length; j++) {
-            const g = aggs[j] as Aggregate;
-            w.accs[j] = g.merge(w.accs[j], g.load(sw.accs[j]));
-          }
-      }
-    for (const start of [...buckets.keys()].sort((a, b) => a - b)) {
-      const b = buckets.get(start) as { end: number; wins: Map<string, WinState> };
-      buckets.delete(start);
-      const startIso = iso(start);
+    for (const b of merged.buckets()) {
+      const startIso = iso(b.start);
       const endIso = iso(b.end);
       for (const w of b.wins.values()) {
         core.result(w, startIso, endIso);
         if (core.out.length >= RESULT_BATCH) await this.flush(core, out);
       }
+      b.wins.clear();
     }
     await this.flush(core, out);
   }
@@ -337,19 +319,6 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     await Promise.all([...this.workers].map((w) => w.terminate()));
     if (this.sourceOpened) await this.parts.source.close?.();
   }
-}
-
-/** A window holding the loaded accumulators of `sw`, for merging the other ranges' into. */
-function mergedWindow(sw: SavedWindow, aggs: readonly Aggregate[]): WinState {
-  return {
-    ck: sw.ck,
-    keyRec: sw.key,
-    accs: sw.accs.map((a, j) => (aggs[j] as Aggregate).load(a)),
-    revision: 0,
-    dirty: true,
-    queued: false,
-    n: 0,
-  };
 }
 
 /**
