@@ -24,14 +24,16 @@ export function compileCacheRoot(): string | undefined {
 
 /**
  * The source of the entry a worker runs: it enables the compile cache in `cacheRoot` (if any),
- * then imports `moduleUrl`. A module that fails to load rejects the import, which the worker
- * reports as its `error` event, as if it had been started on the module itself.
+ * then imports `moduleUrl`. Neither `require` nor a static `import`: Node evaluates the entry as
+ * CommonJS or as a module depending on the starting process's flags (`--input-type`), and
+ * `process.getBuiltinModule` and `import()` work in both. A module that fails to load rejects the
+ * import, which the worker reports as its `error` event, as if it had been started on the module.
  */
 export function workerEntry(moduleUrl: URL, cacheRoot: string | undefined): string {
   const enable =
     cacheRoot === undefined
       ? ''
-      : `require('node:module').enableCompileCache?.(${JSON.stringify(cacheRoot)});\n`;
+      : `process.getBuiltinModule('node:module').enableCompileCache?.(${JSON.stringify(cacheRoot)});\n`;
   return `${enable}import(${JSON.stringify(moduleUrl.href)});\n`;
 }
 
