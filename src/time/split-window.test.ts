@@ -169,19 +169,6 @@ describe('split-parallel window', () => {
     for (const c of cuts.slice(1, -1)) assert.equal(text[c - 1], '\n');
     assert.match(String(cutFile(file('small.csv', 'a\n1\n'), 2, 'auto')), /too small/);
   });
-
-  it('gives the first range a head start, at most a quarter of its share', () => {
-    const text = toJsonl(data);
-    const path = file('head.jsonl', text);
-    const even = cutFile(path, 2, 'auto') as number[];
-    const ahead = cutFile(path, 2, 'auto', 40_000) as number[];
-    const capped = cutFile(path, 2, 'auto', 1e12) as number[];
-    assert.equal(text[(ahead[1] as number) - 1], '\n');
-    assert.ok(Math.abs((ahead[1] as number) - (even[1] as number) - 20_000) < 200, `${even} → ${ahead}`);
-    // `headStart` more than the other range: h + (size − h) / 2, with h capped at size / 2 / 4.
-    const h = text.length / 8;
-    assert.ok(Math.abs((capped[1] as number) - (h + (text.length - h) / 2)) < 200, `${even} → ${capped}`);
-  });
 });
 
 describe('split-parallel window in a pipeline file', () => {

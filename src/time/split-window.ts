@@ -53,12 +53,6 @@ export const MIN_RANGE_BYTES = 64 * 1024;
  */
 const SLICE_BYTES = 4 * 1024 * 1024;
 
-/**
- * Bytes more that the first range (this thread's) gets than the others: what this thread decodes
- * while a worker starts (~50–100 ms here; bench/README.md, split-window).
- */
-const HEAD_START_BYTES = 4 * 1024 * 1024;
-
 /** Results per emitted batch at most. */
 const RESULT_BATCH = 4096;
 
@@ -194,7 +188,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     const t0 = performance.now();
     const { path, compression } = this.input;
     const format = this.input.format as FormatName;
-    const cuts = cutFile(path, this.parts.plan.parallelism, compression, HEAD_START_BYTES);
+    const cuts = cutFile(path, this.parts.plan.parallelism, compression);
     if (typeof cuts === 'string') return cuts;
     const options = this.input.options as FormatDecodeOptions;
     // Every range after the first decodes with the same options (its start is its own offset).
@@ -330,11 +324,9 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
 /**
  * Byte offsets cutting the plain file at `path` into at most `n` ranges at line ends
  * (`[0, c1, …, size]`), or why it cannot be cut: a compressed file (by magic number when
- * `compression` is `auto`), or one too small for two ranges of {@link MIN_RANGE_BYTES}. The
- * ranges are equal but for `headStart` bytes more in the first (at most a quarter of its share):
- * the one the merging thread runs while the workers are still starting.
+ * `compression` is `auto`), or one too small for two ranges of {@link MIN_RANGE_BYTES}.
  */
-export function cutFile(path: string, n: number, compression: string, headStart = 0): number[] | string {
+export function cutFile(path: string, n: number, compression: string): number[] | string {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -349,10 +341,8 @@ export function cutFile(path: string, n: number, compression: string, headStart 
       return `its file (${size} bytes) is too small to cut into ranges of ${MIN_RANGE_BYTES} bytes`;
     const cuts = [0];
     const probe = Buffer.alloc(64 * 1024);
-    const extra = Math.floor(Math.min(Math.max(0, headStart), size / ranges / 4));
     for (let k = 1; k < ranges; k++) {
-      const even = extra + Math.floor((k * (size - extra)) / ranges);
-      let at = Math.max(even, (cuts[cuts.length - 1] as number) + 1);
+      let at = Math.max(Math.floor((k * size) / ranges), (cuts[cuts.length - 1] as number) + 1);
       // The byte after the first line end at or after `at − 1`.
       let cut = -1;
       for (at -= 1; at < size && cut < 0; ) {
