@@ -47,28 +47,8 @@ describe('WindowPacker', () => {
 });
 
 describe('WindowMerger', () => {
-  it('puts a range cut from another right after it in file order', () => {
-    const merger = new WindowMerger(AGGS);
-    merger.open(0);
-    merger.open(1);
-    merger.open(2, 0); // the tail of range 0
-    assert.deepEqual(merger.ranges(), [0, 2, 1]);
-    merger.add(1, [saved('b', 0, ['1'])]);
-    merger.add(2, [saved('c', 0, ['1'])]);
-    merger.add(0, [saved('a', 0, ['1'])]);
-    merger.done(0);
-    assert.throws(() => merger.open(3, 0), /range 0 is unknown or done/);
-    merger.done(1);
-    merger.done(2);
-    assert.deepEqual(
-      contents(merger).map(([start, wins]) => [start, wins.map(([k]) => k)]),
-      [[0, ['a', 'c', 'b']]],
-    );
-  });
-
   it('merges packed and saved windows alike, in the order of the ranges whatever order they come in', () => {
-    const merger = new WindowMerger(AGGS);
-    for (const r of [0, 1, 2]) merger.open(r);
+    const merger = new WindowMerger(AGGS, 3);
     const p1 = new WindowPacker();
     const p2 = new WindowPacker();
     // Range 2 and range 1 report before range 0 is done: their windows wait for it.

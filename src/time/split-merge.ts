@@ -67,68 +67,50 @@ export interface MergedBucket {
 }
 
 /**
- * Merges the windows of byte ranges into buckets. Each range is {@link open}ed first, at the end
- * of the file order or right after the range it was cut from; then {@link add} takes a range's
- * windows in the order the range made them, and {@link done} says a range has no more. Windows of
- * a range are merged as soon as every range before it is done (queued until then), so every bucket
- * holds its keys in the order a one-thread run meets them: ranges in file order, each in its own
- * order. Once every range is done, {@link buckets} gives the buckets in start order.
+ * Merges the windows of `ranges` byte ranges into buckets. Call {@link add} with a range's
+ * windows in the order the range made them, and {@link done} once a range has no more; windows
+ * of a range are merged as soon as every range before it is done (queued until then), so every
+ * bucket holds its keys in the order a one-thread run meets them: ranges in file order, each in
+ * its own order. Once every range is done, {@link buckets} gives the buckets in start order.
  */
 export class WindowMerger {
   private readonly aggs: readonly Aggregate[];
   private readonly byStart = new Map<number, MergedBucket>();
-  /** The ranges in file order. */
-  private readonly order: number[] = [];
-  private readonly queued = new Map<number, (PackedWindows | readonly SavedWindow[])[]>();
-  private readonly finished = new Set<number>();
+  private readonly queued: (PackedWindows | readonly SavedWindow[])[][];
+  private readonly finished: boolean[];
   /** Keys of each range's packed messages so far (canonical key, key record). */
-  private readonly keys = new Map<number, { cks: string[]; recs: Readonly<Record<string, unknown>>[] }>();
-  /** Index in {@link order} of the first range not done: its windows merge as they come. */
+  private readonly keys: { cks: string[]; recs: Readonly<Record<string, unknown>>[] }[];
+  /** The first range not done: ranges before it are merged whole, its windows merge as they come. */
   private current = 0;
 
-  constructor(aggs: readonly Aggregate[]) {
+  constructor(aggs: readonly Aggregate[], ranges: number) {
     this.aggs = aggs;
+    this.queued = Array.from({ length: ranges }, () => []);
+    this.finished = new Array<boolean>(ranges).fill(false);
+    this.keys = Array.from({ length: ranges }, () => ({ cks: [], recs: [] }));
   }
 
-  /**
-   * Registers range `range` last in file order, or right after range `after` (which must not be
-   * done: the new range is the tail cut from it).
-   */
-  open(range: number, after?: number): void {
-    const at = after === undefined ? this.order.length : this.order.indexOf(after) + 1;
-    if (after !== undefined && (at === 0 || this.finished.has(after)))
-      throw new Error(`WindowMerger.open: range ${after} is unknown or done`);
-    this.order.splice(at, 0, range);
-    this.queued.set(range, []);
-    this.keys.set(range, { cks: [], recs: [] });
-  }
-
-  /** The ranges in file order. */
-  ranges(): readonly number[] {
-    return this.order;
-  }
-
-  /** Windows of range `range`, packed or as saved. */
+  /** Windows of range `range` (0-based), packed or as saved. */
   add(range: number, windows: PackedWindows | readonly SavedWindow[]): void {
-    if (this.order[this.current] === range) this.apply(range, windows);
-    else (this.queued.get(range) as (PackedWindows | readonly SavedWindow[])[]).push(windows);
+    if (range === this.current) this.apply(range, windows);
+    else (this.queued[range] as (PackedWindows | readonly SavedWindow[])[]).push(windows);
   }
 
   /** Range `range` has no more windows. */
   done(range: number): void {
-    this.finished.add(range);
-    while (this.current < this.order.length && this.finished.has(this.order[this.current] as number)) {
+    this.finished[range] = true;
+    while (this.current < this.finished.length && this.finished[this.current] === true) {
       this.current++;
-      const next = this.order[this.current];
+      const next = this.queued[this.current];
       if (next === undefined) break;
-      for (const w of this.queued.get(next) ?? []) this.apply(next, w);
-      this.queued.set(next, []);
+      for (const w of next) this.apply(this.current, w);
+      this.queued[this.current] = [];
     }
   }
 
   /** The merged buckets in start order; only once every range is done. */
   buckets(): MergedBucket[] {
-    if (this.current < this.order.length) throw new Error('WindowMerger.buckets: a range is not done');
+    if (this.current < this.finished.length) throw new Error('WindowMerger.buckets: a range is not done');
     return [...this.byStart.values()].sort((a, b) => a.start - b.start);
   }
 
@@ -137,7 +119,7 @@ export class WindowMerger {
       for (const sw of windows) this.merge(sw.ck, sw.key, sw.start, sw.end, sw.accs, 0);
       return;
     }
-    const table = this.keys.get(range) as { cks: string[]; recs: Readonly<Record<string, unknown>>[] };
+    const table = this.keys[range] as { cks: string[]; recs: Readonly<Record<string, unknown>>[] };
     for (const ck of windows.keys) table.cks.push(ck);
     for (const rec of windows.keyRecs) table.recs.push(rec);
     const width = this.aggs.length;

@@ -18,7 +18,6 @@ import type { FormatDecodeOptions, FormatName } from '../formats/formats.ts';
 import { formatDecoder } from '../formats/formats.ts';
 import { AlignedWindowSet } from './aligned-windows.ts';
 import type { SlidingWindows, TumblingWindows } from './assigners.ts';
-import { type Bounds, fixedBounds } from './range-bounds.ts';
 import type { SavedWindow } from './window-core.ts';
 import { WindowCore } from './window-core.ts';
 import { type WindowOptions, type WindowPlan, windowPlan } from './window-options.ts';
@@ -28,11 +27,10 @@ export interface SplitTask {
   readonly path: string;
   readonly format: FormatName;
   readonly decode: FormatDecodeOptions;
-  /** The byte range `[from, to)`; `to` is a row boundary unless it is the end of the file. */
+  /** The byte range `[from, to)`; `to` is a row boundary unless this is the last range. */
   readonly from: number;
   readonly to: number;
-  /** The file's size: a range that ends there need not end on a row boundary. */
-  readonly size: number;
+  readonly last: boolean;
   readonly fields: readonly string[] | undefined;
   readonly uses: readonly (readonly [string, FieldUse])[];
   readonly window: WindowOptions;
@@ -49,8 +47,6 @@ export interface SplitMessage {
     /** The earliest end of the oldest window of an event of the range (Infinity: none). */
     readonly minEnd: number;
     readonly records: number;
-    /** Where the range ended (its end may have moved down while it ran: see `range-bounds.ts`). */
-    readonly to: number;
     readonly bytes: number;
     readonly cpuMs: number;
   };
@@ -68,9 +64,6 @@ const READ_BYTES = 256 * 1024;
 export class RangeJob {
   private readonly task: SplitTask;
   private readonly post: (m: SplitMessage) => void;
-  private readonly bounds: Bounds;
-  /** The range's end was reached (or the file's). */
-  private ended = false;
   /** This thread's CPU time at the start (`threadCpuUsage`, Node 23.9+; else the process's). */
   private readonly cpu0 = threadCpu();
   private unsafe: string | undefined;
@@ -92,11 +85,9 @@ export class RangeJob {
   private readonly offset: number;
   private readonly ooo: number;
 
-  /** `bounds`: where the range ends, if another thread may move that (default `task.to`, fixed). */
-  constructor(task: SplitTask, post: (m: SplitMessage) => void, bounds: Bounds = fixedBounds(task.to)) {
+  constructor(task: SplitTask, post: (m: SplitMessage) => void) {
     this.task = task;
     this.post = post;
-    this.bounds = bounds;
     this.at = task.from;
     const plan = windowPlan({ ...task.window, parallelism: 1 });
     this.plan = plan;
@@ -127,20 +118,15 @@ export class RangeJob {
   step(maxBytes: number = Number.POSITIVE_INFINITY): boolean {
     const fd = this.fd;
     if (fd === undefined) return true;
-    const { decoder, bounds } = this;
+    const { task, decoder } = this;
     const reuse = decoder.borrowsChunks === true;
-    const stop = this.at + maxBytes;
+    const until = Math.min(task.to, this.at + maxBytes);
     try {
-      while (this.at < stop && this.unsafe === undefined) {
-        const next = bounds.claim(this.at, READ_BYTES);
-        if (next <= this.at) {
-          this.ended = true;
-          break;
-        }
+      while (this.at < until && this.unsafe === undefined) {
         if (!reuse) this.buf = Buffer.allocUnsafe(READ_BYTES);
-        const n = readSync(fd, this.buf, 0, next - this.at, this.at);
+        const n = readSync(fd, this.buf, 0, Math.min(READ_BYTES, task.to - this.at), this.at);
         if (n === 0) {
-          this.ended = true;
+          this.at = task.to;
           break;
         }
         this.at += n;
@@ -151,7 +137,7 @@ export class RangeJob {
       this.close();
       throw err;
     }
-    if (!this.ended && this.unsafe === undefined) return false;
+    if (this.at < task.to && this.unsafe === undefined) return false;
     this.close();
     this.finish();
     return true;
@@ -217,9 +203,8 @@ export class RangeJob {
 
   private finish(): void {
     const { task, decoder, windows } = this;
-    const to = this.unsafe === undefined ? this.bounds.end() : this.at;
     // A range must end where a row ends: else the cut was inside a quoted field's line break.
-    if (to < task.size && this.unsafe === undefined && decoder.position?.().offset !== to)
+    if (!task.last && this.unsafe === undefined && decoder.position?.().offset !== task.to)
       this.flag('a range did not end on a row boundary');
     decoder.end(this.sink);
     this.ingest();
@@ -233,8 +218,7 @@ export class RangeJob {
         maxTime: this.maxTime,
         minEnd: this.minEnd,
         records: this.count,
-        to,
-        bytes: to - task.from,
+        bytes: task.to - task.from,
         cpuMs: (cpu.user + cpu.system) / 1000,
       },
     });

@@ -110,11 +110,7 @@ describe('split-parallel window', () => {
 
   it('gives exactly the one-thread results from CSV on 2 and 3 threads', async () => {
     const path = file('events.csv', toCsv(data));
-    // The merging thread's first range is the shortest; done with it, it takes the unread tail
-    // of the worker's range (a worker takes longer than that to start).
-    const log = await sameAsOneThread(path, 'csv');
-    const ranges = Number(/ran split-parallel on 2 threads \((\d+) byte ranges\)/.exec(log)?.[1]);
-    assert.ok(ranges >= 3, log);
+    assert.match(await sameAsOneThread(path, 'csv'), /ran split-parallel on 2 threads/);
     assert.match(await sameAsOneThread(path, 'csv', 3), /ran split-parallel on 3 threads/);
   });
 
@@ -143,7 +139,7 @@ describe('split-parallel window', () => {
     });
     const window = { ...WINDOW, allowedLateness: '1m' };
     const log = await sameAsOneThread(file('late.csv', toCsv(late)), 'csv', 2, window);
-    assert.match(log, /runs on one thread: in byte range \d+ of \d+, an event came so far behind/);
+    assert.match(log, /runs on one thread: in byte range 2 of 2, an event came so far behind/);
   });
 
   it('falls back when a cut falls inside a quoted field that spans lines', async () => {
@@ -151,7 +147,7 @@ describe('split-parallel window', () => {
       if (i === 2_000) r.note = 'line\n'.repeat(60_000);
     });
     const log = await sameAsOneThread(file('multiline.csv', toCsv(long)), 'csv');
-    assert.match(log, /runs on one thread: in byte range \d+ of \d+, a range did not end on a row boundary/);
+    assert.match(log, /runs on one thread: in byte range 1 of 2, a range did not end on a row boundary/);
   });
 
   it('says why a step with a key function or an inexact aggregate runs on one thread', async () => {

@@ -34,10 +34,9 @@ import { startWorker } from '../core/worker-start.ts';
 import { codecFromMagic, MAGIC_BYTES } from '../formats/compression/codecs.ts';
 import type { FormatDecodeOptions, FormatName } from '../formats/formats.ts';
 import { resumeOptions } from '../formats/formats.ts';
-import { RangeBounds } from './range-bounds.ts';
 import { WindowMerger } from './split-merge.ts';
 import { RangeJob, type SplitMessage, type SplitTask } from './split-range.ts';
-import type { WorkerData, WorkerMessage } from './split-window-worker.ts';
+import type { WorkerMessage } from './split-window-worker.ts';
 import { WindowCore } from './window-core.ts';
 import type { WindowOptions, WindowPlan } from './window-options.ts';
 import { iso } from './window-records.ts';
@@ -53,20 +52,6 @@ export const MIN_RANGE_BYTES = 64 * 1024;
  * work, so the workers' messages, timers and signals wait no longer than that.
  */
 const SLICE_BYTES = 4 * 1024 * 1024;
-
-/**
- * The first range (this thread's) is this share of an even one: this thread also merges, and a
- * worker's range can be taken over in part (its tail) but this thread's cannot, so this thread
- * should be the first to run out of its own work.
- */
-const FIRST_SHARE = 0.5;
-
-/**
- * A worker's unread bytes worth taking half of: below, a new range's start-up (its decoder and
- * window set, cold code) costs about what the threads would gain. A sixteenth of a smaller file
- * (but not under {@link MIN_RANGE_BYTES}).
- */
-const MIN_STEAL_BYTES = 8 * 1024 * 1024;
 
 /** Results per emitted batch at most. */
 const RESULT_BATCH = 4096;
@@ -165,13 +150,10 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     const t1 = performance.now();
     await this.emitMerged(made.merged, out, ctx);
     // For bench/split-window.ts (the Amdahl model): what ran where, and for how long.
-    ctx.log.info(
-      `Window \`${ctx.name}\` ran split-parallel on ${this.threads} threads (${made.done.length} byte ranges).`,
-      {
-        ranges: made.done.map((d) => ({ records: d.records, bytes: d.bytes, cpuMs: Math.round(d.cpuMs) })),
-        phases: { cutMs: made.cutMs, workersMs: t1 - t0 - made.cutMs, mergeMs: performance.now() - t1 },
-      },
-    );
+    ctx.log.info(`Window \`${ctx.name}\` ran split-parallel on ${this.threads} threads.`, {
+      ranges: made.done.map((d) => ({ records: d.records, bytes: d.bytes, cpuMs: Math.round(d.cpuMs) })),
+      phases: { cutMs: made.cutMs, workersMs: t1 - t0 - made.cutMs, mergeMs: performance.now() - t1 },
+    });
   }
 
   /** The step and its source as they were, on this thread (the results of a one-thread run). */
@@ -196,10 +178,9 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
   }
 
   /**
-   * Cuts the file, runs the ranges (the first here, the others on worker threads; then, while a
-   * worker still has much to read, the tail of its range here too), merges their windows as they
-   * come and checks the ranges' results are exact: the merged windows, or why the job must run on
-   * one thread.
+   * Cuts the file, runs the ranges (the first here, the others on worker threads), merges their
+   * windows as they come and checks the ranges' results are exact: the merged windows, or why
+   * the job must run on one thread.
    */
   private async runSplits(
     ctx: SourceContext,
@@ -207,127 +188,62 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     const t0 = performance.now();
     const { path, compression } = this.input;
     const format = this.input.format as FormatName;
-    const cuts = cutFile(path, this.parts.plan.parallelism, compression, FIRST_SHARE);
+    const cuts = cutFile(path, this.parts.plan.parallelism, compression);
     if (typeof cuts === 'string') return cuts;
-    const size = cuts[cuts.length - 1] as number;
     const options = this.input.options as FormatDecodeOptions;
     // Every range after the first decodes with the same options (its start is its own offset).
     const resumed = await resumeOptions(format, options, { line: 0, offset: cuts[1] as number }, () =>
       createReadStream(path),
     );
-    const task = (from: number, to: number): SplitTask => ({
-      path,
-      format,
-      decode: from === 0 ? options : resumed,
-      from,
-      to,
-      size,
-      fields: this.input.fields,
-      uses: this.input.uses ?? [],
-      window: { ...(this.parts.options as WindowOptions), parallelism: 1 },
-    });
-    const tasks = cuts.slice(1).map((to, k) => task(cuts[k] as number, to));
+    const tasks: SplitTask[] = [];
+    for (let k = 0; k + 1 < cuts.length; k++) {
+      tasks.push({
+        path,
+        format,
+        decode: k === 0 ? options : resumed,
+        from: cuts[k] as number,
+        to: cuts[k + 1] as number,
+        last: k + 2 === cuts.length,
+        fields: this.input.fields,
+        uses: this.input.uses ?? [],
+        window: { ...(this.parts.options as WindowOptions), parallelism: 1 },
+      });
+    }
     this.threads = tasks.length;
     const cutMs = performance.now() - t0;
-    const merged = new WindowMerger(new WindowCore<unknown>(this.parts.plan).aggs);
-    for (let k = 0; k < tasks.length; k++) merged.open(k);
-    const done = new Map<number, Done>();
+    const merged = new WindowMerger(new WindowCore<unknown>(this.parts.plan).aggs, tasks.length);
     // The first range runs here, between turns of this thread's event loop (which receives the
     // workers' windows meanwhile): this thread would otherwise only wait, and a worker fewer is a
-    // thread start and a heap fewer. It is the shortest (see FIRST_SHARE): once done, this
-    // thread takes the unread half of the worker range with the most left, and again.
-    const running = new Map<number, RangeBounds>();
-    const started = tasks.slice(1).map((t, k) => {
-      const bounds = RangeBounds.create(t.from, t.to);
-      running.set(k + 1, bounds);
-      return this.runWorker(
-        { task: t, range: k + 1, bounds: bounds.buffer },
-        merged,
-        done,
-        running,
-        ctx.signal,
-      );
-    });
-    const workers = Promise.all(started);
-    workers.catch(() => {}); // awaited below; this only stops an unhandled rejection meanwhile
-    await this.runHere(tasks[0] as SplitTask, 0, merged, done, ctx.signal);
-    let next = tasks.length;
-    const least = Math.max(MIN_RANGE_BYTES, Math.min(MIN_STEAL_BYTES, Math.floor(size / 16)));
-    for (
-      let steal = this.steal(path, running, least);
-      steal !== undefined;
-      steal = this.steal(path, running, least)
-    ) {
-      const { victim, from, to } = steal;
-      const range = next++;
-      merged.open(range, victim);
-      await this.runHere(task(from, to), range, merged, done, ctx.signal);
-    }
-    await workers;
-    const reports = merged.ranges().map((r) => done.get(r) as Done);
-    for (const [k, d] of reports.entries()) {
+    // thread start and a heap fewer.
+    const [here, ...elsewhere] = tasks as [SplitTask, ...SplitTask[]];
+    const started = elsewhere.map((t, k) => this.runWorker(t, k + 1, merged, ctx.signal));
+    const done = await Promise.all([this.runHere(here, merged, ctx.signal), ...started]);
+    for (const [k, d] of done.entries()) {
       this.records += d.records;
-      if (d.unsafe !== undefined) return `in byte range ${k + 1} of ${reports.length}, ${d.unsafe}`;
+      if (d.unsafe !== undefined) return `in byte range ${k + 1} of ${done.length}, ${d.unsafe}`;
     }
     // The ranges before a range: could their watermark have fired a window of one of its events?
     if (this.parts.plan.generator !== undefined) {
       const ooo = this.parts.plan.generator.maxOutOfOrder;
       let before = Number.NEGATIVE_INFINITY;
-      for (const [k, d] of reports.entries()) {
+      for (const [k, d] of done.entries()) {
         if (d.minEnd <= before - ooo)
-          return `an event of byte range ${k + 1} of ${reports.length} is so far behind the ranges before it that their watermark may have passed its window`;
+          return `an event of byte range ${k + 1} of ${done.length} is so far behind the ranges before it that their watermark may have passed its window`;
         if (d.maxTime > before) before = d.maxTime;
       }
     }
-    return { merged, done: reports, cutMs };
+    return { merged, done, cutMs };
   }
 
   /**
-   * Takes the unread second half of the running worker range with the most left, if that is at
-   * least `least` bytes: the range it was cut from and the new range's bounds.
+   * Runs `task`, range 0, on this thread, {@link SLICE_BYTES} at a time with a turn of the event
+   * loop between slices, its windows merged into `merged` as they fire: its report.
    */
-  private steal(
-    path: string,
-    running: ReadonlyMap<number, RangeBounds>,
-    least: number,
-  ): { victim: number; from: number; to: number } | undefined {
-    for (;;) {
-      let victim: number | undefined;
-      let most = 0;
-      for (const [range, b] of running) {
-        const left = b.end() - b.claimed();
-        if (left > most) {
-          most = left;
-          victim = range;
-        }
-      }
-      if (victim === undefined || most < least) return undefined;
-      const bounds = running.get(victim) as RangeBounds;
-      const end = bounds.end();
-      const cut = lineStartAfter(path, end - Math.floor(most / 2), end);
-      if (cut === undefined) return undefined;
-      // Fails only when the worker has read past the cut meanwhile: look again.
-      if (bounds.shrink(cut)) return { victim, from: cut, to: end };
-    }
-  }
-
-  /**
-   * Runs `task` (range `range`) on this thread, {@link SLICE_BYTES} at a time with a turn of the
-   * event loop between slices, its windows merged into `merged` as they fire and its report put in
-   * `done`.
-   */
-  private async runHere(
-    task: SplitTask,
-    range: number,
-    merged: WindowMerger,
-    done: Map<number, Done>,
-    signal: AbortSignal,
-  ): Promise<void> {
+  private async runHere(task: SplitTask, merged: WindowMerger, signal: AbortSignal): Promise<Done> {
+    let done: Done | undefined;
     const job = new RangeJob(task, (m) => {
-      merged.add(range, m.windows);
-      if (m.done === undefined) return;
-      done.set(range, m.done);
-      merged.done(range);
+      merged.add(0, m.windows);
+      if (m.done !== undefined) done = m.done;
     });
     try {
       while (!job.step(SLICE_BYTES)) {
@@ -337,41 +253,37 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     } finally {
       job.close();
     }
+    merged.done(0);
+    return done as Done;
   }
 
-  /**
-   * Runs `data`'s range on a worker thread, its windows merged into `merged` as they come and its
-   * report put in `done`; it leaves `running` once its report came.
-   */
+  /** Runs `task`, range `range`, on a worker thread, its windows merged into `merged`: its report. */
   private runWorker(
-    data: WorkerData,
+    task: SplitTask,
+    range: number,
     merged: WindowMerger,
-    done: Map<number, Done>,
-    running: Map<number, RangeBounds>,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<Done> {
     return new Promise((resolve, reject) => {
-      const worker = startWorker(WORKER, { workerData: data });
+      const worker = startWorker(WORKER, { workerData: task });
       this.workers.add(worker);
+      let done: Done | undefined;
       const onAbort = () => void worker.terminate();
       signal.addEventListener('abort', onAbort, { once: true });
       worker.on('message', (m: WorkerMessage) => {
-        merged.add(m.range, m.packed);
-        if (m.done === undefined) return;
-        running.delete(m.range);
-        done.set(m.range, m.done);
-        merged.done(m.range);
+        merged.add(range, m.packed);
+        if (m.done !== undefined) {
+          done = m.done;
+          merged.done(range);
+        }
       });
       worker.on('error', reject);
       worker.on('exit', (code) => {
         signal.removeEventListener('abort', onAbort);
         this.workers.delete(worker);
-        if (done.has(data.range)) resolve();
+        if (done !== undefined) resolve(done);
         else if (signal.aborted) reject(signal.reason);
-        else
-          reject(
-            new Error(`the worker of byte range ${data.task.from}–${data.task.to} exited with code ${code}`),
-          );
+        else reject(new Error(`the worker of byte range ${task.from}–${task.to} exited with code ${code}`));
       });
     });
   }
@@ -412,10 +324,9 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
 /**
  * Byte offsets cutting the plain file at `path` into at most `n` ranges at line ends
  * (`[0, c1, …, size]`), or why it cannot be cut: a compressed file (by magic number when
- * `compression` is `auto`), or one too small for two ranges of {@link MIN_RANGE_BYTES}. The
- * ranges are equal, but the first is `firstShare` of the others (default 1).
+ * `compression` is `auto`), or one too small for two ranges of {@link MIN_RANGE_BYTES}.
  */
-export function cutFile(path: string, n: number, compression: string, firstShare = 1): number[] | string {
+export function cutFile(path: string, n: number, compression: string): number[] | string {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -430,10 +341,8 @@ export function cutFile(path: string, n: number, compression: string, firstShare
       return `its file (${size} bytes) is too small to cut into ranges of ${MIN_RANGE_BYTES} bytes`;
     const cuts = [0];
     const probe = Buffer.alloc(64 * 1024);
-    const unit = size / (ranges - 1 + firstShare);
     for (let k = 1; k < ranges; k++) {
-      const even = Math.floor((k - 1 + firstShare) * unit);
-      let at = Math.max(even, (cuts[cuts.length - 1] as number) + 1);
+      let at = Math.max(Math.floor((k * size) / ranges), (cuts[cuts.length - 1] as number) + 1);
       // The byte after the first line end at or after `at − 1`.
       let cut = -1;
       for (at -= 1; at < size && cut < 0; ) {
@@ -448,27 +357,6 @@ export function cutFile(path: string, n: number, compression: string, firstShare
     }
     cuts.push(size);
     return cuts.length > 2 ? cuts : 'its file has no line end to cut it at';
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/**
- * The offset after the first line end at or after `at − 1` and before `before` in the file at
- * `path` (a row starts there), or undefined when there is none.
- */
-function lineStartAfter(path: string, at: number, before: number): number | undefined {
-  const fd = openSync(path, 'r');
-  try {
-    const probe = Buffer.alloc(64 * 1024);
-    for (let from = at - 1; from < before; ) {
-      const got = readSync(fd, probe, 0, Math.min(probe.length, before - from), from);
-      if (got === 0) return undefined;
-      const nl = probe.subarray(0, got).indexOf(0x0a);
-      if (nl >= 0) return from + nl + 1 < before ? from + nl + 1 : undefined;
-      from += got;
-    }
-    return undefined;
   } finally {
     closeSync(fd);
   }
