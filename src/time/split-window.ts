@@ -48,6 +48,13 @@ const EXACT_MERGE = new Set(['count', 'sum', 'min', 'max', 'distinct']);
 export const MIN_RANGE_BYTES = 64 * 1024;
 
 /**
+ * The same with `parallelism: auto`, where the number of threads is ours to choose: a worker
+ * costs ~0.15 s of CPU and 20–45 MiB, and on the 2-vCPU machine of bench/README.md (split-window)
+ * two threads broke even at ~25 MB a range (a 50 MB CSV) and lost below.
+ */
+export const AUTO_MIN_RANGE_BYTES = 32 * 1024 * 1024;
+
+/**
  * Bytes of its own range this thread decodes between two turns of its event loop: ~10–30 ms of
  * work, so the workers' messages, timers and signals wait no longer than that.
  */
@@ -188,7 +195,8 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     const t0 = performance.now();
     const { path, compression } = this.input;
     const format = this.input.format as FormatName;
-    const cuts = cutFile(path, this.parts.plan.parallelism, compression);
+    const least = this.parts.options?.parallelism === 'auto' ? AUTO_MIN_RANGE_BYTES : MIN_RANGE_BYTES;
+    const cuts = cutFile(path, this.parts.plan.parallelism, compression, least);
     if (typeof cuts === 'string') return cuts;
     const options = this.input.options as FormatDecodeOptions;
     // Every range after the first decodes with the same options (its start is its own offset).
@@ -324,9 +332,15 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
 /**
  * Byte offsets cutting the plain file at `path` into at most `n` ranges at line ends
  * (`[0, c1, …, size]`), or why it cannot be cut: a compressed file (by magic number when
- * `compression` is `auto`), or one too small for two ranges of {@link MIN_RANGE_BYTES}.
+ * `compression` is `auto`), or one too small for two ranges of `least` bytes (default
+ * {@link MIN_RANGE_BYTES}).
  */
-export function cutFile(path: string, n: number, compression: string): number[] | string {
+export function cutFile(
+  path: string,
+  n: number,
+  compression: string,
+  least = MIN_RANGE_BYTES,
+): number[] | string {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -336,9 +350,8 @@ export function cutFile(path: string, n: number, compression: string): number[] 
       if (codec !== undefined && codec !== 'none')
         return `its file is compressed (\`${codec}\`, by its magic number): a compressed stream cannot be cut into byte ranges`;
     }
-    const ranges = Math.min(n, Math.floor(size / MIN_RANGE_BYTES));
-    if (ranges < 2)
-      return `its file (${size} bytes) is too small to cut into ranges of ${MIN_RANGE_BYTES} bytes`;
+    const ranges = Math.min(n, Math.floor(size / least));
+    if (ranges < 2) return `its file (${size} bytes) is too small to cut into ranges of ${least} bytes`;
     const cuts = [0];
     const probe = Buffer.alloc(64 * 1024);
     for (let k = 1; k < ranges; k++) {
