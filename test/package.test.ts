@@ -66,7 +66,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Batch, fileSink, fileSource, lookup, Pipeline, type RunSummary, type Sink } from 'sluice';
+import {
+  type Batch,
+  fileSink,
+  fileSource,
+  type Logger,
+  lookup,
+  Pipeline,
+  type RunSummary,
+  type Sink,
+  windowOperator,
+} from 'sluice';
 import { type KafkaSink, type KafkaSourceConfig, kafkaSink, kafkaSource } from 'sluice/kafka';
 import { type PostgresSinkConfig, postgresLookup, postgresSink, postgresSource } from 'sluice/postgres';
 import { type PulsarSinkConfig, pulsarSink, pulsarSource } from 'sluice/pulsar';
@@ -96,6 +106,22 @@ risky.to(counting);
 const summary: RunSummary = await p.run().done;
 assert.equal(readFileSync(join(dir, 'out.jsonl'), 'utf8'), '{"id":2}\\n{"id":3}\\n');
 assert.ok(batches > 0, 'the custom sink saw no batch');
+
+// A split-parallel window: its worker thread runs the compiled worker module from dist/.
+const rows = Array.from({ length: 12_000 }, (_, i) => \`\${new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString()},k\${i % 3}\\n\`);
+writeFileSync(join(dir, 'ev.csv'), \`ts,k\\n\${rows.join('')}\`);
+const said: string[] = [];
+const log: Logger = { info: (m) => said.push(m), warn: (m) => said.push(m), error: (m) => said.push(m) };
+const counted = async (parallelism: number) => {
+  const w = new Pipeline('split');
+  w.from(fileSource({ path: join(dir, 'ev.csv'), format: 'csv' }))
+    .via(windowOperator({ key: ['k'], time: 'ts', tumbling: '1m', aggregate: { n: 'count()' }, parallelism }))
+    .to(fileSink({ path: join(dir, \`win-\${parallelism}.jsonl\`), format: 'jsonl' }));
+  await w.run({ log }).done;
+  return readFileSync(join(dir, \`win-\${parallelism}.jsonl\`), 'utf8');
+};
+assert.equal(await counted(2), await counted(1));
+assert.ok(said.some((m) => m.includes('ran split-parallel on 2 threads')), said.join('\\n'));
 
 // Constructed, never opened: nothing connects. The same config as YAML, defaults filled in.
 const brokers = ['127.0.0.1:1'];

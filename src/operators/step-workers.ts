@@ -7,8 +7,9 @@
  */
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { startWorker } from '../core/worker-start.ts';
 import type { AppliedBatch } from './record-function.ts';
 
 /** What a step worker is started with. */
@@ -67,7 +68,7 @@ export class StepWorkers {
   async start(): Promise<void> {
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.threads; i++) {
-      const w = new Worker(WORKER, { workerData: this.data });
+      const w = startWorker(WORKER, { workerData: this.data });
       this.workers.push(w);
       ready.push(
         new Promise<void>((resolve, reject) => {

@@ -72,7 +72,7 @@ const WINDOW: WindowOptions = {
 async function run(
   path: string,
   format: 'csv' | 'jsonl',
-  parallelism: number,
+  parallelism: number | 'auto',
   window: WindowOptions = WINDOW,
 ): Promise<{ results: unknown[]; logs: string[]; read: number }> {
   const logs: string[] = [];
@@ -94,7 +94,7 @@ async function run(
 async function sameAsOneThread(
   path: string,
   format: 'csv' | 'jsonl',
-  threads = 2,
+  threads: number | 'auto' = 2,
   window?: WindowOptions,
 ): Promise<string> {
   const one = await run(path, format, 1, window);
@@ -119,6 +119,14 @@ describe('split-parallel window', () => {
     assert.match(await sameAsOneThread(path, 'jsonl'), /ran split-parallel on 2 threads/);
     const sliding = { ...WINDOW, tumbling: undefined, sliding: { size: '1m', slide: '20s' } };
     assert.match(await sameAsOneThread(path, 'jsonl', 2, sliding), /ran split-parallel on 2 threads/);
+  });
+
+  it('with `auto`, runs a file too small for two ranges worth a thread on one thread and says why', async () => {
+    const path = file('events.csv', toCsv(data));
+    assert.match(
+      await sameAsOneThread(path, 'csv', 'auto'),
+      /runs on one thread: its file \(\d+ bytes\) is too small to cut into ranges of 33554432 bytes/,
+    );
   });
 
   it('runs a compressed file on one thread and says why', async () => {

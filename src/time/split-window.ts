@@ -2,14 +2,15 @@
  * Split-parallel windows, the merging thread's side: a window step reading a plain CSV or JSON
  * Lines file alone runs as one source ({@link splitWindowSource}, put in place of the file source
  * and the step by `splitParallel` in `core/split.ts`). The file is cut into byte ranges at line
- * ends; one worker thread per range (`split-window-worker.ts`) decodes it and pre-aggregates its
- * windows; this thread merges the partial windows of every range and emits exactly what the step
+ * ends; this thread runs the first range itself and one worker thread each of the others
+ * (`split-window-worker.ts`); each range is decoded and its windows pre-aggregated
+ * (`split-range.ts`); this thread merges the partial windows of every range and emits exactly what the step
  * would on one thread: buckets in start order, in each the keys in the order they first appeared
  * in the file (ranges in file order, each in its own order), with accumulators merged (only
  * aggregates whose merge is exact take part).
  *
  * Exactness. One thread judges an event against the watermark before its batch, which is at
- * most `maxTime − maxOutOfOrder − 1` over every event before it in the file. The worker checks,
+ * most `maxTime − maxOutOfOrder − 1` over every event before it in the file. Each range checks,
  * per event, that this bound over the events before it in its range cannot have fired the
  * event's oldest window; this thread checks the same for each range against the latest event
  * time of the ranges before it (the ranges' watermarks merged, so a range is judged by the
@@ -24,17 +25,18 @@
 import { closeSync, createReadStream, fstatSync, openSync, readSync } from 'node:fs';
 import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import type { Aggregate } from '../aggregate/aggregate.ts';
+import type { Worker } from 'node:worker_threads';
 import { batchOf } from '../core/message.ts';
 import type { ProjectableSource, RejectedRecord } from '../core/projection.ts';
 import type { SplitInput } from '../core/split.ts';
 import type { Emitter, Operator, Source, SourceContext } from '../core/stage.ts';
+import { startWorker } from '../core/worker-start.ts';
 import { codecFromMagic, MAGIC_BYTES } from '../formats/compression/codecs.ts';
 import type { FormatDecodeOptions, FormatName } from '../formats/formats.ts';
 import { resumeOptions } from '../formats/formats.ts';
-import type { SplitMessage, SplitTask } from './split-window-worker.ts';
-import type { SavedWindow, WinState } from './window-core.ts';
+import { WindowMerger } from './split-merge.ts';
+import { RangeJob, type SplitMessage, type SplitTask } from './split-range.ts';
+import type { WorkerMessage } from './split-window-worker.ts';
 import { WindowCore } from './window-core.ts';
 import type { WindowOptions, WindowPlan } from './window-options.ts';
 import { iso } from './window-records.ts';
@@ -44,6 +46,19 @@ const EXACT_MERGE = new Set(['count', 'sum', 'min', 'max', 'distinct']);
 
 /** A range smaller than this is not worth a thread: fewer ranges are made. */
 export const MIN_RANGE_BYTES = 64 * 1024;
+
+/**
+ * The same with `parallelism: auto`, where the number of threads is ours to choose: a worker
+ * costs ~0.15 s of CPU and 20–45 MiB, and on the 2-vCPU machine of bench/README.md (split-window)
+ * two threads broke even at ~25 MB a range (a 50 MB CSV) and lost below.
+ */
+export const AUTO_MIN_RANGE_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Bytes of its own range this thread decodes between two turns of its event loop: ~10–30 ms of
+ * work, so the workers' messages, timers and signals wait no longer than that.
+ */
+const SLICE_BYTES = 4 * 1024 * 1024;
 
 /** Results per emitted batch at most. */
 const RESULT_BATCH = 4096;
@@ -140,7 +155,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
       return;
     }
     const t1 = performance.now();
-    await this.emitMerged(made.windows, out, ctx);
+    await this.emitMerged(made.merged, out, ctx);
     // For bench/split-window.ts (the Amdahl model): what ran where, and for how long.
     ctx.log.info(`Window \`${ctx.name}\` ran split-parallel on ${this.threads} threads.`, {
       ranges: made.done.map((d) => ({ records: d.records, bytes: d.bytes, cpuMs: Math.round(d.cpuMs) })),
@@ -170,30 +185,31 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
   }
 
   /**
-   * Cuts the file, runs one worker per range and checks the ranges' results are exact: the saved
-   * windows of every range in file order, or why the job must run on one thread.
+   * Cuts the file, runs the ranges (the first here, the others on worker threads), merges their
+   * windows as they come and checks the ranges' results are exact: the merged windows, or why
+   * the job must run on one thread.
    */
   private async runSplits(
     ctx: SourceContext,
-  ): Promise<{ windows: SavedWindow[][]; done: Done[]; cutMs: number } | string> {
+  ): Promise<{ merged: WindowMerger; done: Done[]; cutMs: number } | string> {
     const t0 = performance.now();
     const { path, compression } = this.input;
     const format = this.input.format as FormatName;
-    const cuts = cutFile(path, this.parts.plan.parallelism, compression);
+    const least = this.parts.options?.parallelism === 'auto' ? AUTO_MIN_RANGE_BYTES : MIN_RANGE_BYTES;
+    const cuts = cutFile(path, this.parts.plan.parallelism, compression, least);
     if (typeof cuts === 'string') return cuts;
     const options = this.input.options as FormatDecodeOptions;
+    // Every range after the first decodes with the same options (its start is its own offset).
+    const resumed = await resumeOptions(format, options, { line: 0, offset: cuts[1] as number }, () =>
+      createReadStream(path),
+    );
     const tasks: SplitTask[] = [];
     for (let k = 0; k + 1 < cuts.length; k++) {
-      const from = cuts[k] as number;
-      const decode =
-        from === 0
-          ? options
-          : await resumeOptions(format, options, { line: 0, offset: from }, () => createReadStream(path));
       tasks.push({
         path,
         format,
-        decode,
-        from,
+        decode: k === 0 ? options : resumed,
+        from: cuts[k] as number,
         to: cuts[k + 1] as number,
         last: k + 2 === cuts.length,
         fields: this.input.fields,
@@ -203,8 +219,13 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     }
     this.threads = tasks.length;
     const cutMs = performance.now() - t0;
-    const results = await Promise.all(tasks.map((t) => this.runWorker(t, ctx.signal)));
-    const done = results.map((r) => r.done);
+    const merged = new WindowMerger(new WindowCore<unknown>(this.parts.plan).aggs, tasks.length);
+    // The first range runs here, between turns of this thread's event loop (which receives the
+    // workers' windows meanwhile): this thread would otherwise only wait, and a worker fewer is a
+    // thread start and a heap fewer.
+    const [here, ...elsewhere] = tasks as [SplitTask, ...SplitTask[]];
+    const started = elsewhere.map((t, k) => this.runWorker(t, k + 1, merged, ctx.signal));
+    const done = await Promise.all([this.runHere(here, merged, ctx.signal), ...started]);
     for (const [k, d] of done.entries()) {
       this.records += d.records;
       if (d.unsafe !== undefined) return `in byte range ${k + 1} of ${done.length}, ${d.unsafe}`;
@@ -219,69 +240,78 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
         if (d.maxTime > before) before = d.maxTime;
       }
     }
-    return { windows: results.map((r) => r.windows), done, cutMs };
+    return { merged, done, cutMs };
   }
 
-  /** Runs `task` on a worker thread: its saved windows in the order posted, and its report. */
-  private runWorker(task: SplitTask, signal: AbortSignal): Promise<{ windows: SavedWindow[]; done: Done }> {
+  /**
+   * Runs `task`, range 0, on this thread, {@link SLICE_BYTES} at a time with a turn of the event
+   * loop between slices, its windows merged into `merged` as they fire: its report.
+   */
+  private async runHere(task: SplitTask, merged: WindowMerger, signal: AbortSignal): Promise<Done> {
+    let done: Done | undefined;
+    const job = new RangeJob(task, (m) => {
+      merged.add(0, m.windows);
+      if (m.done !== undefined) done = m.done;
+    });
+    try {
+      while (!job.step(SLICE_BYTES)) {
+        await new Promise((resolve) => setImmediate(resolve));
+        signal.throwIfAborted();
+      }
+    } finally {
+      job.close();
+    }
+    merged.done(0);
+    return done as Done;
+  }
+
+  /** Runs `task`, range `range`, on a worker thread, its windows merged into `merged`: its report. */
+  private runWorker(
+    task: SplitTask,
+    range: number,
+    merged: WindowMerger,
+    signal: AbortSignal,
+  ): Promise<Done> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER, { workerData: task });
+      const worker = startWorker(WORKER, { workerData: task });
       this.workers.add(worker);
-      const windows: SavedWindow[] = [];
       let done: Done | undefined;
       const onAbort = () => void worker.terminate();
       signal.addEventListener('abort', onAbort, { once: true });
-      worker.on('message', (m: SplitMessage) => {
-        for (const w of m.windows) windows.push(w);
-        if (m.done !== undefined) done = m.done;
+      worker.on('message', (m: WorkerMessage) => {
+        merged.add(range, m.packed);
+        if (m.done !== undefined) {
+          done = m.done;
+          merged.done(range);
+        }
       });
       worker.on('error', reject);
       worker.on('exit', (code) => {
         signal.removeEventListener('abort', onAbort);
         this.workers.delete(worker);
-        if (done !== undefined) resolve({ windows, done });
+        if (done !== undefined) resolve(done);
         else if (signal.aborted) reject(signal.reason);
         else reject(new Error(`the worker of byte range ${task.from}–${task.to} exited with code ${code}`));
       });
     });
   }
 
-  /** Merges the ranges' windows bucket by bucket, in start order, and emits their results. */
+  /** Emits the results of the merged windows, bucket by bucket in start order. */
   private async emitMerged(
-    ranges: readonly (readonly SavedWindow[])[],
+    merged: WindowMerger,
     out: Emitter<Record<string, unknown>>,
     ctx: SourceContext,
   ): Promise<void> {
     const core = new WindowCore<unknown>(this.parts.plan);
     core.ctx = ctx;
-    const aggs = core.aggs;
-    const buckets = new Map<number, { end: number; wins: Map<string, WinState> }>();
-    for (const range of ranges)
-      for (const sw of range) {
-        let b = buckets.get(sw.start);
-        if (b === undefined) {
-          b = { end: sw.end, wins: new Map() };
-          buckets.set(sw.start, b);
-        }
-        const w = b.wins.get(sw.ck);
-        if (w === undefined) {
-          const fresh = mergedWindow(sw, aggs);
-          b.wins.set(sw.ck, fresh);
-        } else
-          for (let j = 0; j < aggs.length; j++) {
-            const g = aggs[j] as Aggregate;
-            w.accs[j] = g.merge(w.accs[j], g.load(sw.accs[j]));
-          }
-      }
-    for (const start of [...buckets.keys()].sort((a, b) => a - b)) {
-      const b = buckets.get(start) as { end: number; wins: Map<string, WinState> };
-      buckets.delete(start);
-      const startIso = iso(start);
+    for (const b of merged.buckets()) {
+      const startIso = iso(b.start);
       const endIso = iso(b.end);
       for (const w of b.wins.values()) {
         core.result(w, startIso, endIso);
         if (core.out.length >= RESULT_BATCH) await this.flush(core, out);
       }
+      b.wins.clear();
     }
     await this.flush(core, out);
   }
@@ -299,25 +329,18 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
   }
 }
 
-/** A window holding the loaded accumulators of `sw`, for merging the other ranges' into. */
-function mergedWindow(sw: SavedWindow, aggs: readonly Aggregate[]): WinState {
-  return {
-    ck: sw.ck,
-    keyRec: sw.key,
-    accs: sw.accs.map((a, j) => (aggs[j] as Aggregate).load(a)),
-    revision: 0,
-    dirty: true,
-    queued: false,
-    n: 0,
-  };
-}
-
 /**
  * Byte offsets cutting the plain file at `path` into at most `n` ranges at line ends
  * (`[0, c1, …, size]`), or why it cannot be cut: a compressed file (by magic number when
- * `compression` is `auto`), or one too small for two ranges of {@link MIN_RANGE_BYTES}.
+ * `compression` is `auto`), or one too small for two ranges of `least` bytes (default
+ * {@link MIN_RANGE_BYTES}).
  */
-export function cutFile(path: string, n: number, compression: string): number[] | string {
+export function cutFile(
+  path: string,
+  n: number,
+  compression: string,
+  least = MIN_RANGE_BYTES,
+): number[] | string {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
@@ -327,9 +350,8 @@ export function cutFile(path: string, n: number, compression: string): number[] 
       if (codec !== undefined && codec !== 'none')
         return `its file is compressed (\`${codec}\`, by its magic number): a compressed stream cannot be cut into byte ranges`;
     }
-    const ranges = Math.min(n, Math.floor(size / MIN_RANGE_BYTES));
-    if (ranges < 2)
-      return `its file (${size} bytes) is too small to cut into ranges of ${MIN_RANGE_BYTES} bytes`;
+    const ranges = Math.min(n, Math.floor(size / least));
+    if (ranges < 2) return `its file (${size} bytes) is too small to cut into ranges of ${least} bytes`;
     const cuts = [0];
     const probe = Buffer.alloc(64 * 1024);
     for (let k = 1; k < ranges; k++) {
