@@ -4,6 +4,7 @@ import { batchOf } from '../core/message.ts';
 import type { StageContext } from '../core/stage.ts';
 import { AlignedWindowSet } from './aligned-windows.ts';
 import type { SlidingWindows, TumblingWindows } from './assigners.ts';
+import type { KeyTable } from './key-table.ts';
 import { type SavedWindow, WindowCore } from './window-core.ts';
 import { type WindowOptions, windowPlan } from './window-options.ts';
 
@@ -79,7 +80,7 @@ test('lateness: within it an update is queued; past it the event goes to the dea
 
 test('a key silent for a window keeps its purged window as a husk for one more purge, then is forgotten', () => {
   const { ingest, advance, set } = aligned({ tumbling: 10 });
-  const latest = (set as unknown as { latest: Map<string, unknown> }).latest;
+  const latest = (set as unknown as { latest: KeyTable<unknown> }).latest;
   ingest([
     { k: 'a', t: 0 },
     { k: 'b', t: 0 },
@@ -90,7 +91,7 @@ test('a key silent for a window keeps its purged window as a husk for one more p
   advance(19);
   ingest([{ k: 'a', t: 20 }]);
   advance(29);
-  assert.deepEqual([...latest.keys()], ['a']);
+  assert.deepEqual(latest.keys(), ['a']);
 });
 
 test('save and restore keep every window, its bucket state and its key list', () => {

@@ -14,6 +14,7 @@
 import type { Aggregate } from '../aggregate/aggregate.ts';
 import type { Batch } from '../core/message.ts';
 import type { SlidingWindows, TumblingWindows } from './assigners.ts';
+import { KeyTable } from './key-table.ts';
 import {
   NO_ACCS,
   type SavedWindow,
@@ -70,7 +71,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
   private readonly buckets = new Map<number, Bucket>();
   private starts: number[] = [];
   private lastBucket: Bucket | undefined;
-  private readonly latest = new Map<string, AlignedWin>();
+  private readonly latest = new KeyTable<AlignedWin>();
   /** Husks (see `purge`) made by the last purge of buckets, and by the one before. */
   private husks: AlignedWin[] = [];
   private oldHusks: AlignedWin[] = [];

@@ -7,6 +7,7 @@
  */
 import { errorMessage } from '../core/errors.ts';
 import { stringifyJson } from '../formats/json.ts';
+import { KeyTable } from './key-table.ts';
 import type { KeyValue } from './window-options.ts';
 
 /** Records per chunk of a batch: keys are read a chunk ahead (see {@link WindowKeys.lookAhead}). */
@@ -106,7 +107,7 @@ export class WindowKeys {
   /** After {@link read} returned undefined: why, for the dead-letter output. */
   problem = '';
   /** Keys of two key fields by their values (see `pairKey`), and how many it holds. */
-  private readonly pairKeys = new Map<string, Map<string, string>>();
+  private readonly pairKeys = new KeyTable<KeyTable<string>>();
   private pairCount = 0;
 
   /** Key fields; undefined for a key function or one global window. */
@@ -140,7 +141,7 @@ export class WindowKeys {
     records: readonly unknown[],
     c0: number,
     c1: number,
-    latest?: ReadonlyMap<string, H>,
+    latest?: KeyTable<H>,
     heads?: (H | undefined)[],
   ): void {
     const cks = this.cks;
@@ -150,7 +151,7 @@ export class WindowKeys {
       const r = records[i] as Record<string, unknown>;
       const ck = pairs === undefined ? readKey(r) : this.pairKey(r, pairs);
       cks[i - c0] = ck;
-      if (heads !== undefined && ck !== undefined) heads[i - c0] = (latest as ReadonlyMap<string, H>).get(ck);
+      if (heads !== undefined && ck !== undefined) heads[i - c0] = (latest as KeyTable<H>).get(ck);
     }
   }
 
@@ -215,7 +216,7 @@ export class WindowKeys {
    * built and hashed per record — the values (interned by the CSV decoder, say) and the cached key
    * have their hashes already. The cache is cleared when it holds more than `PAIR_KEYS` keys.
    */
-  private pairKey(r: Record<string, unknown>, pairs: Map<string, Map<string, string>>): string | undefined {
+  private pairKey(r: Record<string, unknown>, pairs: KeyTable<KeyTable<string>>): string | undefined {
     const a = (this.first as (r: Record<string, unknown>) => unknown)(r);
     const b = (this.second as (r: Record<string, unknown>) => unknown)(r);
     if (typeof a !== 'string' || typeof b !== 'string') return (this.readKey as KeyReader)(r);
@@ -228,7 +229,7 @@ export class WindowKeys {
         inner = undefined;
       }
       if (inner === undefined) {
-        inner = new Map();
+        inner = new KeyTable();
         pairs.set(a, inner);
       }
       ck = `${a}\u0000${b}`;
