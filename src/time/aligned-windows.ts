@@ -101,6 +101,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     const kf = keys.keyFields;
     const { size, step, offset, heads, latest } = this;
     const lateness = core.plan.lateness;
+    const tumbling = step === size;
     const n = records.length;
     // Records go in chunks, each in two passes: the first computes the keys and looks up their
     // newest windows, the second does the work (see `WindowKeys.lookAhead`).
@@ -126,6 +127,12 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
         // The head `lookAhead` found, unless a record before it in the chunk made a newer one.
         let head = kf === undefined ? undefined : heads[i - c0];
         if (head === undefined || head.newer !== undefined) head = latest.get(ck);
+        // Tumbling, into the key's newest window (nearly every event): what `add` would do.
+        if (tumbling && head !== undefined && head.b.start === start) {
+          core.addTo(head, ts);
+          if (head.b.fired) core.queue(head);
+          continue;
+        }
         this.add(r, ck, ts, start, wm, head);
       }
     }
