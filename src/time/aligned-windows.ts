@@ -30,9 +30,15 @@ interface AlignedWin extends WinState {
   b: Bucket;
   older: AlignedWin | undefined;
   newer: AlignedWin | undefined;
-  /** For a husk: the purge (count) that made it one. */
+  /** For a husk: the purge (count) that made it one; {@link GONE} once it is out of `latest`. */
   diedAt: number;
 }
+
+/** `AlignedWin.diedAt` of a window taken out of `latest` (which a key's next window never reuses). */
+const GONE = -1;
+
+/** Whether `w`, once its key's entry in `latest`, still is (see `WindowKeys.lookAhead`'s hints). */
+const isLatest = (w: AlignedWin): boolean => w.newer === undefined && w.diedAt !== GONE;
 
 /** Tumbling/sliding windows that share a start: one per key, in creation order. */
 interface Bucket {
@@ -107,7 +113,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     // newest windows, the second does the work (see `WindowKeys.lookAhead`).
     for (let c0 = 0; c0 < n; c0 += CHUNK) {
       const c1 = Math.min(c0 + CHUNK, n);
-      if (kf !== undefined) keys.lookAhead(records, c0, c1, latest, heads);
+      if (kf !== undefined) keys.lookAhead(records, c0, c1, latest, heads, isLatest);
       for (let i = c0; i < c1; i++) {
         const r = records[i] as T;
         const m = meta?.[i];
@@ -254,6 +260,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     }
     if (older !== undefined) {
       this.latest.set(w.ck, older);
+      w.diedAt = GONE;
       return;
     }
     w.b = PURGED;
@@ -271,7 +278,11 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
   private dropHusks(): void {
     const old = this.oldHusks;
     const epoch = this.purges - 1;
-    for (const h of old) if (h.b === PURGED && h.diedAt === epoch) this.latest.delete(h.ck);
+    for (const h of old)
+      if (h.b === PURGED && h.diedAt === epoch) {
+        this.latest.delete(h.ck);
+        h.diedAt = GONE;
+      }
     old.length = 0;
     this.oldHusks = this.husks;
     this.husks = old;
@@ -399,6 +410,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     this.starts = [];
     this.lastBucket = undefined;
     this.latest.clear();
+    this.core.keys.forgetHints();
     this.firing = [];
     this.husks = [];
     this.oldHusks = [];
