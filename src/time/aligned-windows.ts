@@ -254,12 +254,15 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
   private purge(w: AlignedWin): void {
     const { newer, older } = w;
     if (older !== undefined) older.newer = newer;
-    if (newer !== undefined) {
-      newer.older = older;
-      return;
-    }
-    if (older !== undefined) {
-      this.latest.set(w.ck, older);
+    if (newer !== undefined) newer.older = older;
+    else if (older !== undefined) this.latest.set(w.ck, older);
+    if (newer !== undefined || older !== undefined) {
+      // Gone for good, but a pair's hint (see `WindowKeys.lookAhead`) may still hold it until the
+      // pair's next event: unlinked, it keeps neither its dropped bucket (and through it every
+      // window of that bucket) nor its neighbours alive.
+      w.b = PURGED;
+      w.newer = undefined;
+      w.older = undefined;
       w.diedAt = GONE;
       return;
     }
