@@ -121,10 +121,7 @@ export function toDecimal(v: unknown): Decimal | undefined {
  * prepareDecimal('12.34'); // 1234 * 32 + 2 = 39490
  */
 export function prepareDecimal(v: unknown): number | Decimal | undefined {
-  if (v instanceof DecimalValue) {
-    const u = v.units;
-    return u < 140737488355328n && u > -140737488355328n && v.scale < 32 ? Number(u) * 32 + v.scale : v;
-  }
+  // A string first: what a CSV or JSON amount nearly always is.
   if (typeof v === 'string') {
     const n = v.length;
     // Up to 14 digits (and a sign and a dot) the units stay below 2^47: scan without allocating.
@@ -135,6 +132,10 @@ export function prepareDecimal(v: unknown): number | Decimal | undefined {
       return digits <= 14 ? (negative ? -units : units) * 32 + scale : scannedDecimal(v);
     }
     return parseDecimal(v);
+  }
+  if (v instanceof DecimalValue) {
+    const u = v.units;
+    return u < 140737488355328n && u > -140737488355328n && v.scale < 32 ? Number(u) * 32 + v.scale : v;
   }
   if (typeof v === 'number' && Number.isSafeInteger(v) && v < PACK_LIMIT && v > -PACK_LIMIT) return v * 32;
   const d = toDecimal(v);

@@ -4,6 +4,7 @@ import { batchOf } from '../core/message.ts';
 import type { StageContext } from '../core/stage.ts';
 import { AlignedWindowSet } from './aligned-windows.ts';
 import type { SlidingWindows, TumblingWindows } from './assigners.ts';
+import type { KeyTable } from './key-table.ts';
 import { type SavedWindow, WindowCore } from './window-core.ts';
 import { type WindowOptions, windowPlan } from './window-options.ts';
 
@@ -79,7 +80,7 @@ test('lateness: within it an update is queued; past it the event goes to the dea
 
 test('a key silent for a window keeps its purged window as a husk for one more purge, then is forgotten', () => {
   const { ingest, advance, set } = aligned({ tumbling: 10 });
-  const latest = (set as unknown as { latest: Map<string, unknown> }).latest;
+  const latest = (set as unknown as { latest: KeyTable<unknown> }).latest;
   ingest([
     { k: 'a', t: 0 },
     { k: 'b', t: 0 },
@@ -90,7 +91,7 @@ test('a key silent for a window keeps its purged window as a husk for one more p
   advance(19);
   ingest([{ k: 'a', t: 20 }]);
   advance(29);
-  assert.deepEqual([...latest.keys()], ['a']);
+  assert.deepEqual(latest.keys(), ['a']);
 });
 
 test('save and restore keep every window, its bucket state and its key list', () => {
@@ -121,4 +122,38 @@ test('save and restore keep every window, its bucket state and its key list', ()
     ['a', iso(10), 2, 1],
     ['b', iso(10), 1, 1],
   ]);
+});
+
+test('two key fields: the head hint of a pair follows husks, forgotten keys and a restore', () => {
+  const two = () => aligned({ key: ['k', 'j'], tumbling: 10 });
+  const ev = (k: string, t: number) => ({ k, j: 'x', t }) as Ev;
+  const { ingest, advance, set, core } = two();
+  const latest = (set as unknown as { latest: KeyTable<unknown> }).latest;
+  ingest([ev('a', 0), ev('a', 1), ev('b', 2)]);
+  ingest([ev('b', 3)]); // a later chunk: `b`'s window becomes the hint of its pair
+  assert.deepEqual(advance(9), [
+    ['a', iso(0), 2, 1],
+    ['b', iso(0), 2, 1],
+  ]);
+  // `a`'s purged window (a husk, its hint) is revived; `b` stays silent.
+  ingest([ev('a', 10), ev('a', 11)]);
+  assert.deepEqual(advance(19), [['a', iso(10), 2, 1]]);
+  ingest([ev('a', 20)]);
+  advance(29); // `b`'s husk is forgotten: out of `latest`, yet still the hint of its pair
+  assert.deepEqual(latest.keys(), ['a\u0000x']);
+  ingest([ev('b', 30), ev('b', 31), ev('a', 32)]);
+  assert.equal(latest.size, 2); // `b` is back, with one new window (not its forgotten husk)
+  assert.deepEqual(advance(39), [
+    ['b', iso(30), 2, 1],
+    ['a', iso(30), 1, 1],
+  ]);
+  // A restore replaces every window: hints of the windows before it are dropped (an event after
+  // it counted into the replaced window would leave the restored one at 1).
+  ingest([ev('a', 40)]);
+  const saved = structuredClone(set.save());
+  ingest([ev('a', 41)]); // into the window the restore is about to replace
+  set.restore(saved);
+  ingest([ev('a', 42)]);
+  assert.deepEqual(advance(49), [['a', iso(40), 2, 1]]);
+  assert.equal(core.out.length, 0);
 });

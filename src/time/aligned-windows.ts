@@ -14,6 +14,7 @@
 import type { Aggregate } from '../aggregate/aggregate.ts';
 import type { Batch } from '../core/message.ts';
 import type { SlidingWindows, TumblingWindows } from './assigners.ts';
+import { KeyTable } from './key-table.ts';
 import {
   NO_ACCS,
   type SavedWindow,
@@ -29,9 +30,15 @@ interface AlignedWin extends WinState {
   b: Bucket;
   older: AlignedWin | undefined;
   newer: AlignedWin | undefined;
-  /** For a husk: the purge (count) that made it one. */
+  /** For a husk: the purge (count) that made it one; {@link GONE} once it is out of `latest`. */
   diedAt: number;
 }
+
+/** `AlignedWin.diedAt` of a window taken out of `latest` (which a key's next window never reuses). */
+const GONE = -1;
+
+/** Whether `w`, once its key's entry in `latest`, still is (see `WindowKeys.lookAhead`'s hints). */
+const isLatest = (w: AlignedWin): boolean => w.newer === undefined && w.diedAt !== GONE;
 
 /** Tumbling/sliding windows that share a start: one per key, in creation order. */
 interface Bucket {
@@ -70,7 +77,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
   private readonly buckets = new Map<number, Bucket>();
   private starts: number[] = [];
   private lastBucket: Bucket | undefined;
-  private readonly latest = new Map<string, AlignedWin>();
+  private readonly latest = new KeyTable<AlignedWin>();
   /** Husks (see `purge`) made by the last purge of buckets, and by the one before. */
   private husks: AlignedWin[] = [];
   private oldHusks: AlignedWin[] = [];
@@ -100,12 +107,13 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     const kf = keys.keyFields;
     const { size, step, offset, heads, latest } = this;
     const lateness = core.plan.lateness;
+    const tumbling = step === size;
     const n = records.length;
     // Records go in chunks, each in two passes: the first computes the keys and looks up their
     // newest windows, the second does the work (see `WindowKeys.lookAhead`).
     for (let c0 = 0; c0 < n; c0 += CHUNK) {
       const c1 = Math.min(c0 + CHUNK, n);
-      if (kf !== undefined) keys.lookAhead(records, c0, c1, latest, heads);
+      if (kf !== undefined) keys.lookAhead(records, c0, c1, latest, heads, isLatest);
       for (let i = c0; i < c1; i++) {
         const r = records[i] as T;
         const m = meta?.[i];
@@ -125,6 +133,12 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
         // The head `lookAhead` found, unless a record before it in the chunk made a newer one.
         let head = kf === undefined ? undefined : heads[i - c0];
         if (head === undefined || head.newer !== undefined) head = latest.get(ck);
+        // Tumbling, into the key's newest window (nearly every event): what `add` would do.
+        if (tumbling && head !== undefined && head.b.start === start) {
+          core.addTo(head, ts);
+          if (head.b.fired) core.queue(head);
+          continue;
+        }
         this.add(r, ck, ts, start, wm, head);
       }
     }
@@ -240,12 +254,16 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
   private purge(w: AlignedWin): void {
     const { newer, older } = w;
     if (older !== undefined) older.newer = newer;
-    if (newer !== undefined) {
-      newer.older = older;
-      return;
-    }
-    if (older !== undefined) {
-      this.latest.set(w.ck, older);
+    if (newer !== undefined) newer.older = older;
+    else if (older !== undefined) this.latest.set(w.ck, older);
+    if (newer !== undefined || older !== undefined) {
+      // Gone for good, but a pair's hint (see `WindowKeys.lookAhead`) may still hold it until the
+      // pair's next event: unlinked, it keeps neither its dropped bucket (and through it every
+      // window of that bucket) nor its neighbours alive.
+      w.b = PURGED;
+      w.newer = undefined;
+      w.older = undefined;
+      w.diedAt = GONE;
       return;
     }
     w.b = PURGED;
@@ -263,7 +281,11 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
   private dropHusks(): void {
     const old = this.oldHusks;
     const epoch = this.purges - 1;
-    for (const h of old) if (h.b === PURGED && h.diedAt === epoch) this.latest.delete(h.ck);
+    for (const h of old)
+      if (h.b === PURGED && h.diedAt === epoch) {
+        this.latest.delete(h.ck);
+        h.diedAt = GONE;
+      }
     old.length = 0;
     this.oldHusks = this.husks;
     this.husks = old;
@@ -391,6 +413,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
     this.starts = [];
     this.lastBucket = undefined;
     this.latest.clear();
+    this.core.keys.forgetHints();
     this.firing = [];
     this.husks = [];
     this.oldHusks = [];

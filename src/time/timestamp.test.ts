@@ -129,3 +129,24 @@ test('ISO times: the common layout and the general parser agree, years below 100
   assert.ok(Number.isNaN(parseIsoTime('2024-01-01T00:0a:00.000Z')));
   assert.equal(parseIsoTime('2024-02-29T23:59:59.999Z'), Date.parse('2024-02-29T23:59:59.999Z'));
 });
+
+test('an auto extractor reads a number as epoch ms exactly as toEpochMillis does (its fast path)', () => {
+  const get = fieldTimestamp('ts');
+  const values: unknown[] = [
+    1714564800000,
+    1714564800000.9,
+    -1.5,
+    -0,
+    0,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+    Number.MAX_VALUE,
+    '1714564800000',
+    '2024-05-01T12:00:00Z',
+    12n,
+    null,
+    undefined,
+  ];
+  for (const v of values) assert.equal(get({ ts: v }, undefined), toEpochMillis(v, 'auto'), String(v));
+});

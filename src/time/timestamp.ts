@@ -165,6 +165,8 @@ export function fieldTimestamp(field: string, format: TimeFormat = 'auto'): Time
   if (format === 'auto') {
     return (r) => {
       const v = get(r);
+      // A number first: what a decoder's typed projection gives (epoch ms parsed from the bytes).
+      if (typeof v === 'number') return Number.isFinite(v) ? Math.floor(v) : Number.NaN;
       if (typeof v === 'string') {
         // As `toEpochMillis(v, 'auto')`, with its ISO-first path inline (nearly every value).
         const t = parseIsoTime(v);

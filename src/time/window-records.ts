@@ -7,6 +7,7 @@
  */
 import { errorMessage } from '../core/errors.ts';
 import { stringifyJson } from '../formats/json.ts';
+import { KeyTable } from './key-table.ts';
 import type { KeyValue } from './window-options.ts';
 
 /** Records per chunk of a batch: keys are read a chunk ahead (see {@link WindowKeys.lookAhead}). */
@@ -105,8 +106,8 @@ export class WindowKeys {
   keyRec: Readonly<Record<string, unknown>> | undefined;
   /** After {@link read} returned undefined: why, for the dead-letter output. */
   problem = '';
-  /** Keys of two key fields by their values (see `pairKey`), and how many it holds. */
-  private readonly pairKeys = new Map<string, Map<string, string>>();
+  /** Keys of two key fields by their values (see `pairEntry`), and how many it holds. */
+  private readonly pairKeys = new KeyTable<KeyTable<PairEntry>>();
   private pairCount = 0;
 
   /** Key fields; undefined for a key function or one global window. */
@@ -135,23 +136,45 @@ export class WindowKeys {
    * when a key field is missing) and, given `heads`, the key's entry in `latest` there. Reads
    * records and `latest` only; called once per chunk before {@link read} of its records, so the
    * CPU overlaps the cache misses of these independent lookups instead of taking them one by one.
+   *
+   * With two key fields, the entry found last for a pair of values is kept with the pair's key as
+   * a hint, and taken without a lookup in `latest` while `isLatest(hint)` says it is still the
+   * key's entry there (the caller defines that; {@link forgetHints} drops every hint).
    */
   lookAhead<H>(
     records: readonly unknown[],
     c0: number,
     c1: number,
-    latest?: ReadonlyMap<string, H>,
+    latest?: KeyTable<H>,
     heads?: (H | undefined)[],
+    isLatest?: (h: H) => boolean,
   ): void {
     const cks = this.cks;
     const readKey = this.readKey as KeyReader;
     const pairs = this.first !== undefined ? this.pairKeys : undefined;
     for (let i = c0; i < c1; i++) {
       const r = records[i] as Record<string, unknown>;
-      const ck = pairs === undefined ? readKey(r) : this.pairKey(r, pairs);
+      const e = pairs === undefined ? undefined : this.pairEntry(r, pairs);
+      const ck = e === undefined ? readKey(r) : e.ck;
       cks[i - c0] = ck;
-      if (heads !== undefined && ck !== undefined) heads[i - c0] = (latest as ReadonlyMap<string, H>).get(ck);
+      if (heads === undefined || ck === undefined) continue;
+      if (e === undefined || isLatest === undefined) {
+        heads[i - c0] = (latest as KeyTable<H>).get(ck);
+        continue;
+      }
+      let h = e.hint as H | undefined;
+      if (h === undefined || !isLatest(h)) {
+        h = (latest as KeyTable<H>).get(ck);
+        e.hint = h;
+      }
+      heads[i - c0] = h;
     }
+  }
+
+  /** Drops the hints {@link lookAhead} keeps (when every entry of `latest` is replaced). */
+  forgetHints(): void {
+    this.pairKeys.clear();
+    this.pairCount = 0;
   }
 
   /**
@@ -211,30 +234,37 @@ export class WindowKeys {
   }
 
   /**
-   * The key of two key fields through a cache of keys by value pair (both strings): no string is
-   * built and hashed per record — the values (interned by the CSV decoder, say) and the cached key
-   * have their hashes already. The cache is cleared when it holds more than `PAIR_KEYS` keys.
+   * The entry of two key fields' values in the cache of keys by value pair (both strings; else
+   * undefined): no string is built and hashed per record — the values (interned by the CSV
+   * decoder, say) and the cached key have their hashes already. The cache is cleared when it
+   * holds more than `PAIR_KEYS` keys.
    */
-  private pairKey(r: Record<string, unknown>, pairs: Map<string, Map<string, string>>): string | undefined {
+  private pairEntry(r: Record<string, unknown>, pairs: KeyTable<KeyTable<PairEntry>>): PairEntry | undefined {
     const a = (this.first as (r: Record<string, unknown>) => unknown)(r);
     const b = (this.second as (r: Record<string, unknown>) => unknown)(r);
-    if (typeof a !== 'string' || typeof b !== 'string') return (this.readKey as KeyReader)(r);
+    if (typeof a !== 'string' || typeof b !== 'string') return undefined;
     let inner = pairs.get(a);
-    let ck = inner?.get(b);
-    if (ck === undefined) {
+    let e = inner?.get(b);
+    if (e === undefined) {
       if (this.pairCount >= PAIR_KEYS) {
         pairs.clear();
         this.pairCount = 0;
         inner = undefined;
       }
       if (inner === undefined) {
-        inner = new Map();
+        inner = new KeyTable();
         pairs.set(a, inner);
       }
-      ck = `${a}\u0000${b}`;
-      inner.set(b, ck);
+      e = { ck: `${a}\u0000${b}`, hint: undefined };
+      inner.set(b, e);
       this.pairCount++;
     }
-    return ck;
+    return e;
   }
+}
+
+/** A key of two key fields in the pair cache, with the caller's hint (see `WindowKeys.lookAhead`). */
+interface PairEntry {
+  readonly ck: string;
+  hint: unknown;
 }
