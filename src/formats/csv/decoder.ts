@@ -47,6 +47,8 @@ const OK = 0;
 const INCOMPLETE = 1;
 const SYNTAX = 2;
 const TOO_LONG = 3;
+/** {@link CsvDecoder.skipFrom} when no column is skipped. */
+const ALL = 0x7fffffff;
 
 /** A value cut for an error message. */
 function cut(v: string): string {
@@ -153,6 +155,8 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   private projection: readonly string[] | undefined;
   /** Per column: 1 when its value is made, 0 when a projection skips it (empty: every column). */
   private kept = new Uint8Array(0);
+  /** First column after the last one {@link kept} makes (a large number when every column is made). */
+  private skipFrom = ALL;
   /** How the projection's readers read fields (see `FieldUse`). */
   private uses: ReadonlyMap<string, FieldUse> | undefined;
   /**
@@ -329,11 +333,13 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           );
     if (proj === undefined) {
       this.kept = new Uint8Array(0);
+      this.skipFrom = ALL;
       this.make = rowMaker(uniq);
     } else {
       this.kept = Uint8Array.from(uniq, (n) =>
         proj.includes(n) || (types !== undefined && Object.hasOwn(types, n)) ? 1 : 0,
       );
+      this.skipFrom = this.kept.lastIndexOf(1) + 1;
       this.make = rowMaker(uniq, this.kept);
     }
     if (types !== undefined) {
@@ -408,6 +414,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     // Columns a projection skips (`keep[f] === 0`); `nkeep` is 0 when every column is made.
     let keep = this.kept;
     let nkeep = keep.length;
+    let skipFrom = this.skipFrom;
     let epochCols = this.epochCols;
     let nepoch = epochCols.length;
     // Cached next positions of delimiter / quote / LF; `len` means "none up to the end". A cached
@@ -462,7 +469,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           rowEnd = next = len;
           break;
         }
-        if (s.charCodeAt(p) === Q) {
+        if (buf[p] === Q) {
           let a = p + 1;
           let val = '';
           // A skipped column's value is not made; in a window that is not all ASCII its bytes
@@ -538,6 +545,17 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           nd = s.indexOf(Ds, p);
           if (nd === -1) nd = len;
         }
+        if (f >= skipFrom && ascii) {
+          // After the last column made: only count the fields, up to the row's last one or the
+          // next quoted one (those take the general path). Nothing reads `vals` past `skipFrom`.
+          while (nd < nl) {
+            f++;
+            p = nd + 1;
+            if (p === len || buf[p] === Q) continue fields;
+            nd = s.indexOf(Ds, p);
+            if (nd === -1) nd = len;
+          }
+        }
         let e: number;
         const atDelimiter = nd < nl;
         if (atDelimiter) {
@@ -558,7 +576,10 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
         }
         let v: CsvValue;
         // An `epochMillis` column's time in the common layout (all ASCII: no UTF-8 check needed).
-        const t = f < nepoch && epochCols[f] === 1 ? canonicalIsoAt(s, p, e - p) : Number.NaN;
+        const t =
+          f < nepoch && epochCols[f] === 1 && (f >= nkeep || keep[f] === 1 || !ascii)
+            ? canonicalIsoAt(s, p, e - p)
+            : Number.NaN;
         if (f < nkeep && keep[f] === 0 && ascii) {
           v = '';
         } else if (!Number.isNaN(t)) {
@@ -638,6 +659,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           // The rows after the header in this window are read by the new columns' projection.
           keep = this.kept;
           nkeep = keep.length;
+          skipFrom = this.skipFrom;
           epochCols = this.epochCols;
           nepoch = epochCols.length;
         }

@@ -52,16 +52,19 @@ function cutDown(seen: Seen | 'throws', fields: readonly string[]): Seen | 'thro
 
 const cell = fc.oneof(
   fc.constantFrom('', 'a', 'x y', '1.50', 'é', '"q, ""r"""', '"multi\nline"', 'ü€'),
+  // A quote inside an unquoted field is data; a quoted field with CRLF and a comma; broken quoting.
+  fc.constantFrom('a"b', '"x\r\ny,"', '""', '"a""', 'b"', '"a"b'),
   fc.string({ maxLength: 6 }).map((s) => s.replace(/[",\r\n]/g, '')),
 );
 const csvText = fc
   .tuple(
     fc.integer({ min: 1, max: 5 }),
     fc.array(fc.array(cell, { minLength: 1, maxLength: 6 }), { maxLength: 12 }),
+    fc.constantFrom('\n', '\r\n'),
   )
-  .map(([n, rows]) => {
+  .map(([n, rows, eol]) => {
     const header = Array.from({ length: n }, (_, i) => `c${i}`).join(',');
-    return `${header}\n${rows.map((r) => r.join(',')).join('\n')}\n`;
+    return `${header}${eol}${rows.map((r) => r.join(',')).join(eol)}${eol}`;
   });
 
 describe('CsvDecoder.project', () => {
@@ -87,18 +90,19 @@ describe('CsvDecoder.project', () => {
         fc.subarray(['c0', 'c1', 'c2', 'c3', 'c4']),
         fc.integer({ min: 1, max: 40 }),
         fc.boolean(),
-        (text, fields, chunk, badUtf8) => {
+        fc.record({ maxRecordBytes: fc.constantFrom(12, 1 << 20), skipEmptyLines: fc.boolean() }),
+        (text, fields, chunk, badUtf8, options) => {
           let bytes = enc(text);
           if (badUtf8 && bytes.length > 8) {
             bytes = bytes.slice();
             bytes[bytes.length >> 1] = 0xff;
           }
-          const full = run(bytes, {}, chunk);
-          const projected = run(bytes, {}, chunk, fields);
+          const full = run(bytes, options, chunk);
+          const projected = run(bytes, options, chunk, fields);
           assert.deepEqual(projected, cutDown(full, fields));
         },
       ),
-      { numRuns: 400 },
+      { numRuns: 1500 },
     );
   });
 
