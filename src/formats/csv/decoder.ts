@@ -22,8 +22,8 @@ import { Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { FieldUse } from '../../core/projection.ts';
 import type { DecodeSink, DecodeStart, RecordDecoder } from '../format.ts';
-import { canonicalIsoAt } from '../iso-time.ts';
 import { InternCache } from './intern.ts';
+import { canonicalIsoBytes } from './iso-bytes.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
 import { type Converter, type CsvValue, conversionProblem, converterFor, FAIL } from './types.ts';
 
@@ -578,7 +578,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
         // An `epochMillis` column's time in the common layout (all ASCII: no UTF-8 check needed).
         const t =
           f < nepoch && epochCols[f] === 1 && (f >= nkeep || keep[f] === 1 || !ascii)
-            ? canonicalIsoAt(s, p, e - p)
+            ? canonicalIsoBytes(buf, p, e - p)
             : Number.NaN;
         if (f < nkeep && keep[f] === 0 && ascii) {
           v = '';
