@@ -446,7 +446,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
       this.badUtf8 = -1;
       // Read and compared for every row (p < len), not only when the line is one character long:
       // an operation that first runs after the loop was optimised throws the optimised code away.
-      const c0 = s.charCodeAt(p);
+      const c0 = buf[p]!;
       if (skipEmpty && (nl === p || (c0 === CR && nl === p + 1))) {
         // An empty line (LF or CRLF only).
         if (nl === len && !last) {
@@ -490,7 +490,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
               errAt = len;
               break fields;
             }
-            if (nq + 1 < len && s.charCodeAt(nq + 1) === Q) {
+            if (nq + 1 < len && buf[nq + 1] === Q) {
               if (make) val += ascii ? s.slice(a, nq + 1) : this.text(s, buf, a, nq + 1, f);
               a = nq + 2;
               continue;
@@ -510,7 +510,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
             rowEnd = next = len;
             break;
           }
-          const c = s.charCodeAt(after);
+          const c = buf[after]!;
           if (c === D) {
             p = after + 1;
             continue;
@@ -530,7 +530,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
               next = len;
               break;
             }
-            if (s.charCodeAt(after + 1) === LF) {
+            if (buf[after + 1] === LF) {
               rowEnd = after;
               next = after + 2;
               break;
@@ -571,7 +571,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
             rowEnd = nl;
             next = nl + 1;
           }
-          e = rowEnd > p && s.charCodeAt(rowEnd - 1) === CR ? rowEnd - 1 : rowEnd;
+          e = rowEnd > p && buf[rowEnd - 1] === CR ? rowEnd - 1 : rowEnd;
           rowEnd = e;
         }
         let v: CsvValue;
