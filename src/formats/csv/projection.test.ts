@@ -106,6 +106,35 @@ describe('CsvDecoder.project', () => {
     );
   });
 
+  it('reports what the full decoder reports for a tricky tail, split in two at every byte', () => {
+    // Columns after the last projected one (c1): quoted with commas, CRLF and doubled quotes,
+    // too few and too many fields, a quote inside an unquoted field, invalid UTF-8, a broken quote.
+    const bytes = Buffer.concat([
+      enc('c0,c1,c2,c3,c4\r\n1,a,"x, ""y""\r\nz",w,v\r\n2,b,c\n3,d,e,f,g,h\r\n4,e,q"r,"s,t",u\n5,f,'),
+      Buffer.from([0xff]),
+      enc(',x,y\n6,g,"bad"q,x,y\n7,h,,,\n8,i,"",""'),
+    ]);
+    for (const fields of [['c1'], ['c0', 'c1'], ['c2']]) {
+      const expected = cutDown(run(bytes, {}, bytes.length), fields);
+      assert.ok(Array.isArray(expected) && expected.length === 8);
+      for (let cut = 1; cut < bytes.length; cut++) {
+        const seen: Seen = [];
+        const sink: DecodeSink<CsvRow> = {
+          record: (v, line, offset) =>
+            seen.push({ ...(v as Record<string, unknown>), '@': `${line}:${offset}` }),
+          invalid: (e, raw, line, offset) =>
+            seen.push(`${line}:${offset}:${e.message}:${Buffer.from(raw).toString('latin1')}`),
+        };
+        const dec = new CsvDecoder();
+        dec.project(fields);
+        dec.write(bytes.subarray(0, cut), sink);
+        dec.write(bytes.subarray(cut), sink);
+        dec.end(sink);
+        assert.deepEqual(seen, expected, `fields ${fields}, cut at ${cut}`);
+      }
+    }
+  });
+
   it('hands an epochMillis column over as epoch ms when written as toISOString writes it, else as text', () => {
     const text = [
       'ts,a,n',
