@@ -2,8 +2,9 @@
  * The streaming CSV reader (RFC 4180 plus the usual dialect options).
  *
  * How it is fast: each window of input bytes is turned into one latin1 string (a memcpy), so a
- * character index *is* a byte offset; field boundaries are found with `String#indexOf` (a
- * vectorised search inside V8) and values are `String#slice`s of that string (no call into C++
+ * character index *is* a byte offset; delimiters are listed 128 KiB at a time by a WebAssembly
+ * SIMD scan (`byte-index.ts`) and walked with a cursor, quotes and line ends are found with
+ * `String#indexOf` (a vectorised search inside V8); values are `String#slice`s of that string (no call into C++
  * per field, unlike `Buffer#toString`). Whether the window is pure ASCII is checked once with
  * simdutf (`buffer.isAscii`); only fields in non-ASCII 512-byte blocks are re-decoded as UTF-8,
  * through a fatal `TextDecoder` that also detects invalid UTF-8. Rows become objects through a
@@ -13,9 +14,7 @@
  * projection, the fields after the last column made are only counted (their count is still
  * checked); a quoted one among them is still read through, for its delimiters and line breaks.
  * Measured and not kept: a per-byte loop instead of `indexOf` for short fields (slower: ~2.5 ns
- * per `charCodeAt`, ~1.5 ns per Buffer byte against ~9 ns per `indexOf` call on ~10-byte fields),
- * and a WebAssembly SIMD list of the delimiter positions walked instead of `indexOf` (3× faster
- * alone, no faster inside this loop).
+ * per `charCodeAt`, ~1.5 ns per Buffer byte against ~9 ns per `indexOf` call on ~10-byte fields).
  *
  * Trade-off: a field of 13 or more characters that is not interned is a V8 "sliced string" that
  * keeps its window's string (≈ one input chunk) alive as long as the value lives.
@@ -30,6 +29,7 @@ import { Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { FieldUse } from '../../core/projection.ts';
 import type { DecodeSink, DecodeStart, RecordDecoder } from '../format.ts';
+import { ByteIndex } from './byte-index.ts';
 import { InternCache } from './intern.ts';
 import { canonicalIsoBytes } from './iso-bytes.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
@@ -153,6 +153,8 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   private convs: (Converter | undefined)[] | undefined;
   private readonly vals: CsvValue[] = [];
   private readonly intern: InternCache | undefined;
+  /** Lists the delimiters of the buffer {@link parse} reads. */
+  private readonly delims: ByteIndex;
   // `ignoreBOM`: a U+FEFF inside a field is data; only the file's leading BOM is skipped (in `run`).
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   /** Per 512-byte block of the current window: 1 when it holds a byte ≥ 0x80. */
@@ -182,6 +184,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     this.posOffset = this.base;
     this.bomChecked = this.base !== 0;
     this.headerPending = this.o.header;
+    this.delims = new ByteIndex(this.o.delimiter);
     if (this.o.intern !== undefined) this.intern = new InternCache(this.o.intern);
     if (this.o.columns !== undefined) this.setColumns(this.o.columns);
   }
@@ -410,7 +413,11 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     const D = this.o.delimiter;
     const Q = this.o.quote;
     const Qs = String.fromCharCode(Q);
-    const Ds = String.fromCharCode(D);
+    const delims = this.delims;
+    const dpos = delims.pos;
+    // The delimiters of `[.., dEnd)` are listed in `dpos`, from entry `dk` on; scanned on demand.
+    let dEnd = 0;
+    let dk = 0;
     const skipEmpty = this.o.skipEmptyLines;
     const max = this.o.maxRecordBytes;
     const vals = this.vals;
@@ -550,8 +557,17 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
           break;
         }
         if (nd < p) {
-          nd = s.indexOf(Ds, p);
-          if (nd === -1) nd = len;
+          if (p >= dEnd) {
+            dEnd = delims.scan(buf, p);
+            dk = 0;
+          }
+          nd = dpos[dk]!;
+          while (nd < p) nd = dpos[++dk]!;
+          while (nd === dEnd && dEnd < len) {
+            dEnd = delims.scan(buf, dEnd);
+            dk = 0;
+            nd = dpos[0]!;
+          }
         }
         if (f >= skipFrom && ascii) {
           // After the last column made: only count the fields, up to the row's last one or the
@@ -560,8 +576,13 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
             f++;
             p = nd + 1;
             if (p === len || buf[p] === Q) continue fields;
-            nd = s.indexOf(Ds, p);
-            if (nd === -1) nd = len;
+            // `nd` is `dpos[dk]`: the next delimiter is the next entry, unless that is the end
+            // of what is listed (then the lookup above scans on, or finds none).
+            nd = dpos[++dk]!;
+            if (nd === dEnd) {
+              nd = -1;
+              continue fields;
+            }
           }
         }
         let e: number;
@@ -645,6 +666,8 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
         p = firstLf === -1 ? len : firstLf + 1;
         line++;
         nd = nq = nl = -1;
+        // The next row may start before where the delimiter list was walked to: list it again.
+        dEnd = 0;
         this.posLine = line;
         this.posOffset = base + p;
         continue;
