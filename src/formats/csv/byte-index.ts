@@ -176,12 +176,22 @@ function instantiate(segment: number): { scan: Scan; memory: ArrayBuffer } | und
   if (wasm === undefined) return undefined;
   const pages = Math.ceil((segment + 16 + (segment + 1) * 4) / 65536);
   try {
-    const { exports } = new wasm.Instance(new wasm.Module(moduleBytes(pages)));
+    // Compiled once per size; every decoder gets its own instance (its own memory), since a
+    // sink called from one decoder's row loop may run another decoder.
+    let module = compiled.get(pages);
+    if (module === undefined) {
+      module = new wasm.Module(moduleBytes(pages));
+      compiled.set(pages, module);
+    }
+    const { exports } = new wasm.Instance(module);
     return { scan: exports.scan, memory: exports.mem.buffer };
   } catch {
     return undefined;
   }
 }
+
+/** Compiled scanner modules by memory size in pages. */
+const compiled = new Map<number, object>();
 
 /**
  * Lists where one byte value occurs in a stretch of a buffer: {@link scan} fills {@link pos} with
