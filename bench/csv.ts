@@ -166,6 +166,22 @@ interface CsvParseApi {
 /** Consumes a record the way a pipeline stage would: reads a field. */
 let checksum = 0;
 
+/** Reads `file` through `dec`, touching a field of every row; returns the row count. */
+async function decodeWith(dec: CsvDecoder, file: string): Promise<number> {
+  let n = 0;
+  const sink = {
+    record(r: CsvRow) {
+      checksum += (r as Record<string, string>).status!.length;
+      n++;
+    },
+    invalid() {},
+  };
+  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK }))
+    dec.write(chunk as Buffer, sink);
+  dec.end(sink);
+  return n;
+}
+
 const contenders: Record<string, Contender> = {
   async 'newline-count'(file) {
     let n = 0;
@@ -174,20 +190,13 @@ const contenders: Record<string, Contender> = {
     }
     return n - 1;
   },
-  async sluice(file) {
-    let n = 0;
+  sluice: (file) => decodeWith(new CsvDecoder(), file),
+  // As a window by (country, status) over `ts` summing `amount` reads the file: a projection of
+  // 4 of the 12 columns, `ts` handed over as epoch ms (what `sluice run` asks of the decoder).
+  'sluice-projected'(file) {
     const dec = new CsvDecoder();
-    const sink = {
-      record(r: CsvRow) {
-        checksum += (r as Record<string, string>).status!.length;
-        n++;
-      },
-      invalid() {},
-    };
-    for await (const chunk of createReadStream(file, { highWaterMark: CHUNK }))
-      dec.write(chunk as Buffer, sink);
-    dec.end(sink);
-    return n;
+    dec.project(['ts', 'country', 'status', 'amount'], new Map([['ts', 'epochMillis']]));
+    return decodeWith(dec, file);
   },
   async papaparse(file) {
     const Papa = ((await import(peer('papaparse'))) as { default: PapaApi }).default;

@@ -73,7 +73,7 @@ export class InternCache {
     let slot = 0;
     if (on) {
       let h = 0x811c9dc5;
-      for (let i = a; i < b; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+      for (let i = a; i < b; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
       slot = (h ^ (h >>> 15)) & this.mask;
       const cand = this.table[slot];
       const n = ++this.lookups[col]!;
