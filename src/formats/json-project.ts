@@ -218,7 +218,7 @@ export class JsonProjection implements LineShortcut<unknown> {
       if (c !== CLOSE_BRACE || seen !== this.all) return undefined;
       // Back to `text` for the end: the bytes after the line's are not the line's.
       const i = b + 1 - scanCursor.bytesAt;
-      if (i > end || skipTextSpace(text, i, end) !== end) return undefined;
+      if (skipTextSpace(text, i, end) !== end) return undefined; // also when i > end
       // The object literal copies the values, so `values` is free for the next line.
       return this.build(values);
     }
