@@ -35,11 +35,14 @@ import {
   ZERO,
 } from './json-bytes.ts';
 import {
+  COPY_FROM,
+  latin1Slice,
   number as readNumber,
   string as readString,
   SPACE,
   cursor as scanCursor,
   skipSpace as skipTextSpace,
+  utf8Slice,
 } from './json-shape.ts';
 import type { LineShortcut } from './lines.ts';
 
@@ -184,7 +187,13 @@ export class JsonProjection implements LineShortcut<unknown> {
         if (c === QUOTE) {
           const ms = epoch[k] === 1 ? quotedIsoTime(text, i, end) : Number.NaN;
           if (Number.isNaN(ms)) {
-            i = readString(text, i, end, bytes, values, k);
+            const j = plainRun(bytes, b + 1);
+            if (bytes[j] === QUOTE) {
+              values[k] = plainString(text, i, bytes, b + 1, j);
+              i = j + 1 - scanCursor.bytesAt;
+            } else {
+              i = readString(text, i, end, bytes, values, k);
+            }
             // A time written another way (an escape, say): as `pick` gives it.
             if (epoch[k] === 1 && i > 0) values[k] = asEpochMillis(values[k]);
           } else {
@@ -248,6 +257,21 @@ export class JsonProjection implements LineShortcut<unknown> {
     }
     return -1;
   }
+}
+
+/**
+ * The string at the quote `text[at]` whose UTF-8 bytes `bytes[from..to)` (up to its closing
+ * quote) hold no quote, backslash or control character, as {@link plainRun} found them: short
+ * ones sliced from `text` (V8 copies them), longer ones decoded again from the bytes (a slice
+ * would be a view pinning `text`). Moves `scanCursor.bytesAt` past its extra UTF-8 bytes.
+ */
+function plainString(text: string, at: number, bytes: Buffer, from: number, to: number): string {
+  const n = to - from;
+  if (runHigh.value < 0x80)
+    return n < COPY_FROM ? text.slice(at + 1, at + 1 + n) : latin1Slice.call(bytes, from, to);
+  const extra = extraBytes(bytes, from, to);
+  scanCursor.bytesAt += extra;
+  return n - extra < COPY_FROM ? text.slice(at + 1, at + 1 + n - extra) : utf8Slice.call(bytes, from, to);
 }
 
 /**

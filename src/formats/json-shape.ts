@@ -57,7 +57,7 @@ const PAUSE_LINES = 16 * WINDOW;
  * longer ones would be views ("sliced strings") that keep the whole decoded piece alive for as
  * long as the record lives, so those are decoded again from the bytes instead.
  */
-const COPY_FROM = 13;
+export const COPY_FROM = 13;
 
 /** The space character, JSON whitespace (for the scanners that reuse these readers). */
 export const SPACE = 0x20;
@@ -271,12 +271,12 @@ const bufferMethods = Buffer.prototype as unknown as { latin1Slice?: Decode; utf
 // Buffer's own latin1Slice / utf8Slice (what toString calls after checking its arguments) save
 // a third of the cost of a copy (measured: 9 % of the decoder's time went to toString's wrapper
 // and 9 % to the copy). They are not documented, so toString stands in where they are missing.
-const latin1Slice: Decode =
+export const latin1Slice: Decode =
   bufferMethods.latin1Slice ??
   function (this: Buffer, start, end) {
     return this.toString('latin1', start, end);
   };
-const utf8Slice: Decode =
+export const utf8Slice: Decode =
   bufferMethods.utf8Slice ??
   function (this: Buffer, start, end) {
     return this.toString('utf8', start, end);
