@@ -282,6 +282,27 @@ describe('projected JSON Lines', () => {
     }
   });
 
+  it('tells keys apart that differ only in their last byte, past 16 bytes or within them', () => {
+    const long = 'a_wanted_key_longer_than_16';
+    const p = JsonProjection.create(['country', long, 'event_type_x']) as JsonProjection;
+    const lines = [
+      `{"country":"DE","countrx":"no","${long}":1,"${long.slice(0, -1)}7":2,"event_type_x":3,"event_type_y":4}`,
+      `{"countrx":"no","country":"DE","${long.slice(0, -1)}7":2,"${long}":1,"event_type_y":4,"event_type_x":3}`,
+      `{"country":"DE","countrx":"no","${long}":1,"${long.slice(0, -1)}7":2,"event_type_x":3,"event_type_y":4}`,
+    ];
+    const bytes = Buffer.from(lines.join('\n'));
+    const text = bytes.toString('latin1');
+    let c = 0;
+    for (const line of lines) {
+      assert.deepStrictEqual(
+        p.parse(text, c, c + line.length, bytes, 0),
+        { country: 'DE', [long]: 1, event_type_x: 3 },
+        line,
+      );
+      c += line.length + 1;
+    }
+  });
+
   it('takes lines of the common shape itself, long values copied out of the bytes', () => {
     const p = JsonProjection.create(['country', 'ts', 'note'], USES) as JsonProjection;
     const line = '{"id":7,"ünï":"✓","ts":"2024-05-01T12:00:00Z","country":"DE","note":"a long note, ✓ é"}';
