@@ -456,25 +456,3 @@ export function number(text: string, at: number, end: number, values: unknown[],
   }
   return j;
 }
-
-/** The index after the JSON number starting at `text[at]` (checked, not made), or -1 when it is none: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. */
-export function skipNumber(text: string, at: number, end: number): number {
-  let j = at;
-  let c = text.charCodeAt(j);
-  if (c === MINUS) c = text.charCodeAt(++j);
-  if (j >= end || c < ZERO || c > NINE) return -1;
-  if (c === ZERO) c = text.charCodeAt(++j);
-  else while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
-  if (j < end && c === DOT) {
-    c = text.charCodeAt(++j);
-    if (j >= end || c < ZERO || c > NINE) return -1;
-    while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
-  }
-  if (j < end && (c === LOWER_E || c === UPPER_E)) {
-    c = text.charCodeAt(++j);
-    if (c === PLUS || c === MINUS) c = text.charCodeAt(++j);
-    if (j >= end || c < ZERO || c > NINE) return -1;
-    while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
-  }
-  return j;
-}
