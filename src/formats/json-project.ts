@@ -447,15 +447,20 @@ function plainRun(bytes: Buffer, from: number): number {
   // One pass in JavaScript finds the end and checks every byte (faster here than indexOf plus
   // a regular expression for control characters).
   let j = from;
-  let c = bytes[j] as number;
+  let t = PLAIN[bytes[j] as number] as number;
   let high = 0;
-  while (c >= SPACE && c !== QUOTE && c !== BACKSLASH) {
-    high |= c;
-    c = bytes[++j] as number;
+  while (t > 0) {
+    high |= t;
+    t = PLAIN[bytes[++j] as number] as number;
   }
   runHigh.value = high;
   return j;
 }
+
+/** Per byte: 0 for a quote, a backslash or a control character, 0x80 for a non-ASCII byte, else 1. */
+const PLAIN = Uint8Array.from({ length: 256 }, (_, c) =>
+  c < SPACE || c === QUOTE || c === BACKSLASH ? 0 : c >= 0x80 ? 0x80 : 1,
+);
 
 /**
  * How many more UTF-8 bytes than UTF-16 code units the valid UTF-8 `bytes[from..to)` takes:
