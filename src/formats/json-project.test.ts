@@ -62,10 +62,79 @@ function assertSameAsWhole(bytes: Uint8Array, chunk: number): void {
   }
 }
 
-const key = fc.constantFrom('country', 'amount', 'ts', 'é', 'id', 'note', 'n\u00f6te', 'c', '');
+// Keys of 1- to 4-byte UTF-8 characters (the scanner walks bytes and counts their extra bytes).
+const key = fc.constantFrom(
+  'country',
+  'amount',
+  'ts',
+  'é',
+  'id',
+  'note',
+  'n\u00f6te',
+  'c',
+  '',
+  '✓',
+  '𝄞k',
+  'countr',
+);
+/** JSON text written as it is, not through `JSON.stringify`: escapes and numbers it never writes. */
+class Raw {
+  readonly text: string;
+  constructor(text: string) {
+    this.text = text;
+  }
+}
+const raw = fc
+  .constantFrom(
+    '"a\\/b"',
+    '"\\b\\f\\n\\r\\t\\"\\\\"',
+    '"\\u00e9\\uD83D\\uDE00"',
+    '"\\uDE00 lone"',
+    '"\\u12G4"',
+    '"\\uG123"',
+    '"\\u123"',
+    '"\\x"',
+    '"\\',
+    '"tab\there"',
+    '"nul\u0000"',
+    '"del\u007f ✓ 𝄞"',
+    '-0',
+    '0',
+    '-0.0e0',
+    '1E-7',
+    '1e+2',
+    '123456789012345678901',
+    '01',
+    '-',
+    '1.',
+    '.5',
+    '1e',
+    '1e+',
+    '+1',
+    'tru',
+    'nul',
+    'falsey',
+    '[ ]',
+    '{ }',
+    '[1,]',
+    '{"a" 1}',
+    '{"a":1,}',
+  )
+  .map((t) => new Raw(t));
+/** `v` as JSON text: a {@link Raw} as written, at any depth; anything else as `JSON.stringify` writes it. */
+function json(v: unknown): string {
+  if (v instanceof Raw) return v.text;
+  if (Array.isArray(v)) return `[${v.map(json).join(',')}]`;
+  if (typeof v === 'object' && v !== null)
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${JSON.stringify(k)}:${json(x)}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
 const leaf = fc.oneof(
   fc.string({ maxLength: 20 }),
   fc.string({ unit: 'grapheme', maxLength: 16 }),
+  fc.string({ unit: 'binary', maxLength: 8 }),
   fc.constantFrom('2024-05-01T12:00:00Z', '2024-05-01T12:00:00.250Z', '2024-02-30T00:00:00Z', 'DE'),
   fc.double(),
   fc.integer(),
@@ -74,7 +143,7 @@ const leaf = fc.oneof(
   fc.constant(null),
 );
 const value = fc.letrec((tie) => ({
-  v: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, tie('arr'), tie('obj')),
+  v: fc.oneof({ depthSize: 'small', withCrossShrink: true }, leaf, raw, tie('arr'), tie('obj')),
   arr: fc.array(tie('v'), { maxLength: 3 }),
   obj: fc.dictionary(key, tie('v'), { maxKeys: 3 }),
 })).v;
@@ -97,22 +166,30 @@ const recordLine = fc
     });
     const escaped = escapeOne === 0;
     const body = members
-      .map(([k, v]) => `${JSON.stringify(k)}${space}:${space}${JSON.stringify(v)}`)
+      .map(([k, v]) => `${JSON.stringify(k)}${space}:${space}${json(v)}`)
       .join(`${space},${space}`);
     let line = `${space}{${space}${body}${space}}${space}`;
     if (escaped) line = line.replace('e', '\\u0065');
     return line;
   });
 
-/** Lines mostly valid, with random byte mutations (bad JSON, control characters, bad UTF-8). */
+/**
+ * Lines mostly valid, with random byte mutations (bad JSON, control characters, bad UTF-8) and
+ * now and then a line cut short (the scanner, which walks bytes, must not read on into the next).
+ */
 const fileBytes = fc
   .tuple(
     fc.array(recordLine, { minLength: 1, maxLength: 12 }),
     fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), { maxLength: 3 }),
     fc.constantFrom('\n', '\r\n'),
+    fc.array(fc.option(fc.nat(), { freq: 4 }), { maxLength: 12 }),
   )
-  .map(([lines, mutations, eol]) => {
-    const bytes = Buffer.from(lines.join(eol) + eol);
+  .map(([lines, mutations, eol, cuts]) => {
+    const cut = lines.map((line, i) => {
+      const at = cuts[i];
+      return at === null || at === undefined ? line : line.slice(0, at % (line.length + 1));
+    });
+    const bytes = Buffer.from(cut.join(eol) + eol);
     for (const m of mutations) bytes[m.at % bytes.length] = m.byte;
     return new Uint8Array(bytes);
   });
@@ -172,6 +249,58 @@ describe('projected JSON Lines', () => {
       ts: Date.UTC(2024, 4, 1, 12),
       é: 1,
     });
+  });
+
+  it('takes lines with 2- to 4-byte characters, escapes and spacing itself, in any key order', () => {
+    const p = JsonProjection.create(['country', 'ts', 'amount'], USES) as JsonProjection;
+    const skipped = [
+      '"𝄞k":"𝄞 ✓ é 𝄞𝄞"',
+      '"id" :\t-0.5e-3',
+      '"n\u00f6te"\r:\r"a\\/b\\u00e9\\uD83D\\uDE00\\"\\\\\\b\\f\\n\\r\\t"',
+      '"x": [ 1 , { "y" : [ null , true , false , "✓" ] } , { } , [ ] ]',
+    ];
+    const wanted = ['"country" : "a long country name, ✓ 𝄞"', '"ts":"2024-05-01T12:00:00Z"', '"amount":1E+2'];
+    const want = { country: 'a long country name, ✓ 𝄞', ts: Date.UTC(2024, 4, 1, 12), amount: 100 };
+    // Three layouts, each twice (the second line of a layout has its keys recognised from the first).
+    const layouts = [
+      [...skipped, ...wanted],
+      [wanted[2], skipped[2], wanted[0], skipped[0], skipped[1], wanted[1], skipped[3]],
+      [skipped[3], wanted[1], skipped[0], wanted[0], skipped[1], skipped[2], wanted[2]],
+    ];
+    const lines = layouts.flatMap((l) => {
+      const line = ` \t{ ${l.join(' ,\t')}\r}\t `;
+      return [line, line];
+    });
+    const bytes = Buffer.from(lines.join('\n'));
+    const text = bytes.toString('utf8');
+    let c = 0;
+    let b = 0;
+    for (const line of lines) {
+      assert.deepStrictEqual(p.parse(text, c, c + line.length, bytes, b - c), want, line);
+      c += line.length + 1;
+      b += Buffer.byteLength(line) + 1;
+    }
+  });
+
+  it('tells keys apart that differ only in their last byte, past 16 bytes or within them', () => {
+    const long = 'a_wanted_key_longer_than_16';
+    const p = JsonProjection.create(['country', long, 'event_type_x']) as JsonProjection;
+    const lines = [
+      `{"country":"DE","countrx":"no","${long}":1,"${long.slice(0, -1)}7":2,"event_type_x":3,"event_type_y":4}`,
+      `{"countrx":"no","country":"DE","${long.slice(0, -1)}7":2,"${long}":1,"event_type_y":4,"event_type_x":3}`,
+      `{"country":"DE","countrx":"no","${long}":1,"${long.slice(0, -1)}7":2,"event_type_x":3,"event_type_y":4}`,
+    ];
+    const bytes = Buffer.from(lines.join('\n'));
+    const text = bytes.toString('latin1');
+    let c = 0;
+    for (const line of lines) {
+      assert.deepStrictEqual(
+        p.parse(text, c, c + line.length, bytes, 0),
+        { country: 'DE', [long]: 1, event_type_x: 3 },
+        line,
+      );
+      c += line.length + 1;
+    }
   });
 
   it('takes lines of the common shape itself, long values copied out of the bytes', () => {

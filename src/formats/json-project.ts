@@ -19,6 +19,8 @@ import {
   CLOSE_BRACKET,
   COLON,
   COMMA,
+  DOT,
+  LOWER_E,
   LOWER_F,
   LOWER_N,
   LOWER_T,
@@ -27,26 +29,33 @@ import {
   NINE,
   OPEN_BRACE,
   OPEN_BRACKET,
+  PLUS,
   QUOTE,
+  UPPER_E,
   ZERO,
 } from './json-bytes.ts';
 import {
-  extraUtf8Bytes,
+  COPY_FROM,
+  latin1Slice,
   number as readNumber,
   string as readString,
   SPACE,
   cursor as scanCursor,
-  skipNumber,
-  skipSpace,
+  skipSpace as skipTextSpace,
+  utf8Slice,
 } from './json-shape.ts';
 import type { LineShortcut } from './lines.ts';
+
+const TAB = 0x09;
+const LF = 0x0a;
+const CR = 0x0d;
 
 /** Deepest nesting of a skipped value scanned here (deeper lines go to `JSON.parse`). */
 const MAX_SKIP_DEPTH = 64;
 /** Most member positions whose key is remembered (see `JsonProjection.tokens`). */
 const MAX_TOKENS = 256;
-/** Longest key remembered, with its quotes and colon. */
-const MAX_TOKEN_CHARS = 64;
+/** Longest key remembered, in UTF-8 bytes with its quotes and colon. */
+const MAX_TOKEN_BYTES = 64;
 /** Most fields projected by the scanner (a bit each in a 31-bit mask). */
 const MAX_FIELDS = 30;
 
@@ -63,8 +72,8 @@ const MAX_FIELDS = 30;
 export class JsonProjection implements LineShortcut<unknown> {
   /** The fields a record holds (each one the line has), in this order. */
   readonly fields: readonly string[];
-  private readonly lengths: Int32Array;
-  private readonly firsts: Int32Array;
+  /** The UTF-8 bytes of each field's name. */
+  private readonly names: readonly Uint8Array[];
   /** Per field: 1 when it is read as an `epochMillis` time (see `FieldUse`). */
   private readonly epoch: Uint8Array;
   /** The bits of every field: a line that sets fewer has a field missing. */
@@ -76,16 +85,24 @@ export class JsonProjection implements LineShortcut<unknown> {
    * its index in {@link fields} (-1: not wanted) and its extra UTF-8 bytes. Lines of one layout
    * then have their keys recognised by one comparison each.
    */
-  /** The characters of each remembered key, {@link MAX_TOKEN_CHARS} per position (0: none). */
-  private readonly tokenCodes = new Uint16Array(MAX_TOKENS * MAX_TOKEN_CHARS);
+  /** The UTF-8 bytes of each remembered key, {@link MAX_TOKEN_BYTES} per position. */
+  private readonly tokenBytes = new Uint8Array(MAX_TOKENS * MAX_TOKEN_BYTES);
+  /**
+   * The first 16 bytes of each remembered key as four little-endian 32-bit words, and the masks
+   * of the bytes that are the key's (0 past its end): compared without a loop or a branch.
+   */
+  private readonly tokenWords = new Int32Array(MAX_TOKENS * 4);
+  private readonly tokenMasks = new Int32Array(MAX_TOKENS * 4);
+  /** A view of the last `bytes` given, for its 32-bit loads. */
+  private view = new DataView(new ArrayBuffer(0));
+  private viewOf: Buffer | undefined;
   private readonly tokenLengths = new Int32Array(MAX_TOKENS);
   private readonly tokenFields = new Int32Array(MAX_TOKENS);
   private readonly tokenExtra = new Int32Array(MAX_TOKENS);
 
   private constructor(fields: readonly string[], uses: ReadonlyMap<string, FieldUse> | undefined) {
     this.fields = fields;
-    this.lengths = Int32Array.from(fields, (f) => f.length);
-    this.firsts = Int32Array.from(fields, (f) => f.charCodeAt(0));
+    this.names = fields.map((f) => new Uint8Array(Buffer.from(f)));
     this.epoch = Uint8Array.from(fields, (f) => (uses?.get(f) === 'epochMillis' ? 1 : 0));
     this.all = 2 ** fields.length - 1;
     this.values = new Array(fields.length).fill(undefined);
@@ -129,60 +146,81 @@ export class JsonProjection implements LineShortcut<unknown> {
    * record never holds a view of `text`).
    */
   parse(text: string, start: number, end: number, bytes: Buffer, bytesAt: number): unknown {
+    // The line is scanned in its bytes (an element load costs less than `charCodeAt`); only the
+    // wanted values are read from `text`, at `b - scanCursor.bytesAt`: keys, numbers, literals
+    // and separators are ASCII, so only non-ASCII keys and strings move the two apart.
     scanCursor.bytesAt = bytesAt;
-    let i = skipSpace(text, start, end);
-    if (text.charCodeAt(i) !== OPEN_BRACE) return undefined;
-    i = skipSpace(text, i + 1, end);
-    const values = this.values;
-    const epoch = this.epoch;
+    let b = skipSpace(bytes, bytesAt + start);
+    if (bytes[b] !== OPEN_BRACE) return undefined;
+    b = skipSpace(bytes, b + 1);
+    const { values, epoch, tokenBytes, tokenLengths, tokenWords, tokenMasks } = this;
+    if (bytes !== this.viewOf) {
+      this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length) as DataView<ArrayBuffer>;
+      this.viewOf = bytes;
+    }
+    const view = this.view;
+    const last = bytes.length - 16;
     let seen = 0;
     for (let p = 0; ; p++) {
-      if (i >= end || text.charCodeAt(i) !== QUOTE) return undefined;
+      if (bytes[b] !== QUOTE) return undefined;
       let k: number;
-      const n = p < MAX_TOKENS ? (this.tokenLengths[p] as number) : 0;
-      let same = n > 0 && i + n < end;
+      const n = p < MAX_TOKENS ? (tokenLengths[p] as number) : 0;
+      let same = n > 0 && b <= last;
       if (same) {
-        const codes = this.tokenCodes;
-        const base = p * MAX_TOKEN_CHARS;
-        for (let t = 1; t < n; t++) {
-          if (text.charCodeAt(i + t) !== codes[base + t]) {
-            same = false;
-            break;
-          }
+        const w = 4 * p;
+        same =
+          (((view.getInt32(b, true) ^ (tokenWords[w] as number)) & (tokenMasks[w] as number)) |
+            ((view.getInt32(b + 4, true) ^ (tokenWords[w + 1] as number)) & (tokenMasks[w + 1] as number)) |
+            ((view.getInt32(b + 8, true) ^ (tokenWords[w + 2] as number)) & (tokenMasks[w + 2] as number)) |
+            ((view.getInt32(b + 12, true) ^ (tokenWords[w + 3] as number)) &
+              (tokenMasks[w + 3] as number))) ===
+          0;
+        if (same && n > 16) {
+          const base = p * MAX_TOKEN_BYTES;
+          let t = 16;
+          while (t < n && bytes[b + t] === tokenBytes[base + t]) t++;
+          same = t === n;
         }
       }
       if (same) {
         // The key the line before had here: known without reading it (the colon included).
         k = this.tokenFields[p] as number;
         scanCursor.bytesAt += this.tokenExtra[p] as number;
-        i += n;
+        b += n;
       } else {
         // The key: compared in place with the wanted names, never made a string.
-        const j = plainRun(text, i + 1);
-        if (j >= end || text.charCodeAt(j) !== QUOTE) return undefined;
-        const extra = runHigh.value >= 0x80 ? extraUtf8Bytes(text, i + 1, j) : 0;
+        const j = plainRun(bytes, b + 1);
+        if (bytes[j] !== QUOTE) return undefined;
+        const extra = runHigh.value >= 0x80 ? extraBytes(bytes, b + 1, j) : 0;
         scanCursor.bytesAt += extra;
-        k = this.field(text, i + 1, j);
-        if (text.charCodeAt(j + 1) === COLON && p < MAX_TOKENS) {
-          this.learnToken(p, text.slice(i, j + 2), k, extra);
-          i = j + 2;
+        k = this.field(bytes, b + 1, j);
+        if (bytes[j + 1] === COLON && p < MAX_TOKENS) {
+          this.learnToken(p, bytes, b, j + 2, k, extra);
+          b = j + 2;
         } else {
-          i = skipSpace(text, j + 1, end);
-          if (text.charCodeAt(i) !== COLON || i >= end) return undefined;
-          i++;
+          b = skipSpace(bytes, j + 1);
+          if (bytes[b] !== COLON) return undefined;
+          b++;
         }
       }
-      i = skipSpace(text, i, end);
-      if (i >= end) return undefined;
-      let c: number;
+      b = skipSpace(bytes, b);
       if (k < 0) {
-        i = skipValue(text, i, end, 0);
+        b = skipValue(bytes, b, 0);
+        if (b < 0) return undefined;
       } else {
-        c = text.charCodeAt(i);
+        let i = b - scanCursor.bytesAt;
+        if (i >= end) return undefined;
+        const c = text.charCodeAt(i);
         if (c === QUOTE) {
           const ms = epoch[k] === 1 ? quotedIsoTime(text, i, end) : Number.NaN;
           if (Number.isNaN(ms)) {
-            i = readString(text, i, end, bytes, values, k);
+            const j = plainRun(bytes, b + 1);
+            if (bytes[j] === QUOTE) {
+              values[k] = plainString(text, i, bytes, b + 1, j);
+              i = j + 1 - scanCursor.bytesAt;
+            } else {
+              i = readString(text, i, end, bytes, values, k);
+            }
             // A time written another way (an escape, say): as `pick` gives it.
             if (epoch[k] === 1 && i > 0) values[k] = asEpochMillis(values[k]);
           } else {
@@ -203,17 +241,20 @@ export class JsonProjection implements LineShortcut<unknown> {
         } else {
           return undefined; // an object or an array: JSON.parse makes it
         }
+        if (i < 0) return undefined;
         seen |= 1 << k;
+        b = i + scanCursor.bytesAt;
       }
-      if (i < 0) return undefined;
-      i = skipSpace(text, i, end);
-      if (i >= end) return undefined;
-      c = text.charCodeAt(i);
+      b = skipSpace(bytes, b);
+      const c = bytes[b];
       if (c === COMMA) {
-        i = skipSpace(text, i + 1, end);
+        b = skipSpace(bytes, b + 1);
         continue;
       }
-      if (c !== CLOSE_BRACE || skipSpace(text, i + 1, end) !== end || seen !== this.all) return undefined;
+      if (c !== CLOSE_BRACE || seen !== this.all) return undefined;
+      // Back to `text` for the end: the bytes after the line's are not the line's.
+      const i = b + 1 - scanCursor.bytesAt;
+      if (skipTextSpace(text, i, end) !== end) return undefined; // also when i > end
       // The object literal copies the values, so `values` is free for the next line.
       return this.build(values);
     }
@@ -222,25 +263,52 @@ export class JsonProjection implements LineShortcut<unknown> {
   /** Nothing to learn from `JSON.parse`'s values: the scan learns the keys' order itself. */
   learn(): void {}
 
-  /** Remembers `"key":` as the `p`-th key of the lines to come. */
-  private learnToken(p: number, token: string, k: number, extra: number): void {
-    if (token.length > MAX_TOKEN_CHARS) return;
-    for (let t = 0; t < token.length; t++) this.tokenCodes[p * MAX_TOKEN_CHARS + t] = token.charCodeAt(t);
-    this.tokenLengths[p] = token.length;
+  /** Remembers `"key":`, `bytes[from..to)`, as the `p`-th key of the lines to come. */
+  private learnToken(p: number, bytes: Buffer, from: number, to: number, k: number, extra: number): void {
+    if (to - from > MAX_TOKEN_BYTES) return;
+    this.tokenBytes.set(bytes.subarray(from, to), p * MAX_TOKEN_BYTES);
+    for (let w = 0; w < 4; w++) {
+      let word = 0;
+      let mask = 0;
+      for (let t = 4 * w + 3; t >= 4 * w; t--) {
+        word = (word << 8) | (from + t < to ? (bytes[from + t] as number) : 0);
+        mask = (mask << 8) | (from + t < to ? 0xff : 0);
+      }
+      this.tokenWords[4 * p + w] = word;
+      this.tokenMasks[4 * p + w] = mask;
+    }
+    this.tokenLengths[p] = to - from;
     this.tokenFields[p] = k;
     this.tokenExtra[p] = extra;
   }
 
-  /** The index in {@link fields} of the key `text[from..to)`, or -1. */
-  private field(text: string, from: number, to: number): number {
-    const n = to - from;
-    const first = text.charCodeAt(from);
-    const { lengths, firsts, fields } = this;
-    for (let k = 0; k < lengths.length; k++) {
-      if (lengths[k] === n && firsts[k] === first && text.startsWith(fields[k] as string, from)) return k;
+  /** The index in {@link fields} of the key whose UTF-8 bytes are `bytes[from..to)`, or -1. */
+  private field(bytes: Buffer, from: number, to: number): number {
+    const names = this.names;
+    for (let k = 0; k < names.length; k++) {
+      const name = names[k] as Uint8Array;
+      if (name.length !== to - from) continue;
+      let t = 0;
+      while (t < name.length && bytes[from + t] === name[t]) t++;
+      if (t === name.length) return k;
     }
     return -1;
   }
+}
+
+/**
+ * The string at the quote `text[at]` whose UTF-8 bytes `bytes[from..to)` (up to its closing
+ * quote) hold no quote, backslash or control character, as {@link plainRun} found them: short
+ * ones sliced from `text` (V8 copies them), longer ones decoded again from the bytes (a slice
+ * would be a view pinning `text`). Moves `scanCursor.bytesAt` past its extra UTF-8 bytes.
+ */
+function plainString(text: string, at: number, bytes: Buffer, from: number, to: number): string {
+  const n = to - from;
+  if (runHigh.value < 0x80)
+    return n < COPY_FROM ? text.slice(at + 1, at + 1 + n) : latin1Slice.call(bytes, from, to);
+  const extra = extraBytes(bytes, from, to);
+  scanCursor.bytesAt += extra;
+  return n - extra < COPY_FROM ? text.slice(at + 1, at + 1 + n - extra) : utf8Slice.call(bytes, from, to);
 }
 
 /**
@@ -265,75 +333,75 @@ function asEpochMillis(v: unknown): unknown {
 }
 
 /**
- * The index after the JSON value starting at `text[at]` (before `end`), checked but not made;
- * -1 when it is not valid JSON or nests deeper than {@link MAX_SKIP_DEPTH}.
+ * The index after the JSON value starting at `bytes[at]`, checked but not made; -1 when it is
+ * not valid JSON or nests deeper than {@link MAX_SKIP_DEPTH}. Bytes past the buffer read as
+ * `undefined`, which no check accepts, and a line's last value is followed by its newline, so
+ * no scan here needs the line's end; the caller checks where the object ended.
  */
-function skipValue(text: string, at: number, end: number, depth: number): number {
-  const c = text.charCodeAt(at);
-  if (c === QUOTE) return skipString(text, at, end);
-  if (c === MINUS || (c >= ZERO && c <= NINE)) return skipNumber(text, at, end);
-  if (c === LOWER_T) return text.startsWith('true', at) ? at + 4 : -1;
-  if (c === LOWER_F) return text.startsWith('false', at) ? at + 5 : -1;
-  if (c === LOWER_N) return text.startsWith('null', at) ? at + 4 : -1;
+function skipValue(bytes: Buffer, at: number, depth: number): number {
+  const c = bytes[at] as number;
+  if (c === QUOTE) return skipString(bytes, at);
+  if (c === MINUS || (c >= ZERO && c <= NINE)) return skipNumber(bytes, at);
+  if (c === LOWER_T)
+    return bytes[at + 1] === 0x72 && bytes[at + 2] === LOWER_U && bytes[at + 3] === 0x65 ? at + 4 : -1;
+  if (c === LOWER_F)
+    return bytes[at + 1] === 0x61 &&
+      bytes[at + 2] === 0x6c &&
+      bytes[at + 3] === 0x73 &&
+      bytes[at + 4] === 0x65
+      ? at + 5
+      : -1;
+  if (c === LOWER_N)
+    return bytes[at + 1] === LOWER_U && bytes[at + 2] === 0x6c && bytes[at + 3] === 0x6c ? at + 4 : -1;
   if (depth >= MAX_SKIP_DEPTH) return -1;
-  if (c === OPEN_BRACE) return skipComposite(text, at, end, depth + 1, CLOSE_BRACE);
-  if (c === OPEN_BRACKET) return skipComposite(text, at, end, depth + 1, CLOSE_BRACKET);
+  if (c === OPEN_BRACE) return skipComposite(bytes, at, depth + 1, CLOSE_BRACE);
+  if (c === OPEN_BRACKET) return skipComposite(bytes, at, depth + 1, CLOSE_BRACKET);
   return -1;
 }
 
 /**
- * {@link skipValue} of the object (`close` is `}`) or array (`]`) opening at `text[at]`, whose
+ * {@link skipValue} of the object (`close` is `}`) or array (`]`) opening at `bytes[at]`, whose
  * members are `depth` levels deep.
  */
-function skipComposite(text: string, at: number, end: number, depth: number, close: number): number {
-  let i = skipSpace(text, at + 1, end);
-  if (i < end && text.charCodeAt(i) === close) return i + 1;
+function skipComposite(bytes: Buffer, at: number, depth: number, close: number): number {
+  let i = skipSpace(bytes, at + 1);
+  if (bytes[i] === close) return i + 1;
   for (;;) {
-    if (i >= end) return -1;
     if (close === CLOSE_BRACE) {
-      if (text.charCodeAt(i) !== QUOTE) return -1;
-      i = skipString(text, i, end);
+      if (bytes[i] !== QUOTE) return -1;
+      i = skipString(bytes, i);
       if (i < 0) return -1;
-      i = skipSpace(text, i, end);
-      if (i >= end || text.charCodeAt(i) !== COLON) return -1;
-      i = skipSpace(text, i + 1, end);
-      if (i >= end) return -1;
+      i = skipSpace(bytes, i);
+      if (bytes[i] !== COLON) return -1;
+      i = skipSpace(bytes, i + 1);
     }
-    i = skipValue(text, i, end, depth);
+    i = skipValue(bytes, i, depth);
     if (i < 0) return -1;
-    i = skipSpace(text, i, end);
-    if (i >= end) return -1;
-    const c = text.charCodeAt(i);
+    i = skipSpace(bytes, i);
+    const c = bytes[i];
     if (c === close) return i + 1;
     if (c !== COMMA) return -1;
-    i = skipSpace(text, i + 1, end);
+    i = skipSpace(bytes, i + 1);
   }
 }
 
 /**
- * {@link skipValue} of the string opening at `text[at]`: no raw control character, only the
+ * {@link skipValue} of the string opening at `bytes[at]`: no raw control character, only the
  * escapes JSON has (`\"`, `\\`, `\/`, `\b`, `\f`, `\n`, `\r`, `\t`, `\u` and four hex digits).
  * Moves `scanCursor.bytesAt` past its extra UTF-8 bytes.
  */
-function skipString(text: string, at: number, end: number): number {
+function skipString(bytes: Buffer, at: number): number {
   let j = at + 1;
   let high = 0;
   for (;;) {
-    j = plainRun(text, j);
+    j = plainRun(bytes, j);
     high |= runHigh.value;
-    if (j >= end) return -1;
-    const c = text.charCodeAt(j);
+    const c = bytes[j];
     if (c === QUOTE) break;
-    if (c !== BACKSLASH) return -1; // a raw control character
-    const e = text.charCodeAt(j + 1);
+    if (c !== BACKSLASH) return -1; // a raw control character, or past the buffer
+    const e = bytes[j + 1] as number;
     if (e === LOWER_U) {
-      if (
-        j + 5 >= end ||
-        !isHex(text, j + 2) ||
-        !isHex(text, j + 3) ||
-        !isHex(text, j + 4) ||
-        !isHex(text, j + 5)
-      )
+      if (!isHex(bytes[j + 2]) || !isHex(bytes[j + 3]) || !isHex(bytes[j + 4]) || !isHex(bytes[j + 5]))
         return -1;
       j += 6;
     } else if (isSimpleEscape(e)) {
@@ -343,7 +411,7 @@ function skipString(text: string, at: number, end: number): number {
     }
   }
   // An escape is ASCII: only raw characters add bytes.
-  if (high >= 0x80) scanCursor.bytesAt += extraUtf8Bytes(text, at + 1, j);
+  if (high >= 0x80) scanCursor.bytesAt += extraBytes(bytes, at + 1, j);
   return j + 1;
 }
 
@@ -361,30 +429,78 @@ function isSimpleEscape(e: number): boolean {
   );
 }
 
-function isHex(text: string, i: number): boolean {
-  const c = text.charCodeAt(i);
-  return (c >= ZERO && c <= NINE) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+function isHex(c: number | undefined): boolean {
+  return (
+    c !== undefined && ((c >= ZERO && c <= NINE) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66))
+  );
 }
 
-/** What {@link plainRun} saw: the OR of the characters it passed. */
+/** What {@link plainRun} saw: the OR of the bytes it passed. */
 const runHigh = { value: 0 };
 
 /**
  * The index of the first quote, backslash or control character at or after `from` (the end of
- * the plain part of a string or key), with the OR of the characters passed in
- * `runHigh.value` (0x80 or more: some are not ASCII).
+ * the plain part of a string or key), with the OR of the bytes passed in `runHigh.value`
+ * (0x80 or more: some are not ASCII).
  */
-function plainRun(text: string, from: number): number {
-  // One pass in JavaScript finds the end and checks every character (faster here than
-  // indexOf plus a regular expression for control characters).
+function plainRun(bytes: Buffer, from: number): number {
+  // One pass in JavaScript finds the end and checks every byte (faster here than indexOf plus
+  // a regular expression for control characters).
   let j = from;
-  let c = text.charCodeAt(j);
+  let t = PLAIN[bytes[j] as number] as number;
   let high = 0;
-  while (c >= SPACE && c !== QUOTE && c !== BACKSLASH) {
-    high |= c;
-    c = text.charCodeAt(++j);
+  while (t > 0) {
+    high |= t;
+    t = PLAIN[bytes[++j] as number] as number;
   }
   runHigh.value = high;
+  return j;
+}
+
+/** Per byte: 0 for a quote, a backslash or a control character, 0x80 for a non-ASCII byte, else 1. */
+const PLAIN = Uint8Array.from({ length: 256 }, (_, c) =>
+  c < SPACE || c === QUOTE || c === BACKSLASH ? 0 : c >= 0x80 ? 0x80 : 1,
+);
+
+/**
+ * How many more UTF-8 bytes than UTF-16 code units the valid UTF-8 `bytes[from..to)` takes:
+ * its continuation bytes, less one per four-byte sequence (two code units).
+ */
+function extraBytes(bytes: Buffer, from: number, to: number): number {
+  let extra = 0;
+  for (let i = from; i < to; i++) {
+    const c = bytes[i] as number;
+    if (c >= 0x80) extra += c < 0xc0 ? 1 : c >= 0xf0 ? -1 : 0;
+  }
+  return extra;
+}
+
+/** The first index at or after `i` whose byte is not JSON whitespace. */
+function skipSpace(bytes: Buffer, i: number): number {
+  let c = bytes[i];
+  while (c === SPACE || c === TAB || c === CR || c === LF) c = bytes[++i];
+  return i;
+}
+
+/** The index after the JSON number starting at `bytes[at]` (checked, not made), or -1 when it is none: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. */
+function skipNumber(bytes: Buffer, at: number): number {
+  let j = at;
+  let c = bytes[j] as number;
+  if (c === MINUS) c = bytes[++j] as number;
+  if (!(c >= ZERO && c <= NINE)) return -1;
+  if (c === ZERO) c = bytes[++j] as number;
+  else while (c >= ZERO && c <= NINE) c = bytes[++j] as number;
+  if (c === DOT) {
+    c = bytes[++j] as number;
+    if (!(c >= ZERO && c <= NINE)) return -1;
+    while (c >= ZERO && c <= NINE) c = bytes[++j] as number;
+  }
+  if (c === LOWER_E || c === UPPER_E) {
+    c = bytes[++j] as number;
+    if (c === PLUS || c === MINUS) c = bytes[++j] as number;
+    if (!(c >= ZERO && c <= NINE)) return -1;
+    while (c >= ZERO && c <= NINE) c = bytes[++j] as number;
+  }
   return j;
 }
 

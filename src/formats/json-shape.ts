@@ -57,7 +57,7 @@ const PAUSE_LINES = 16 * WINDOW;
  * longer ones would be views ("sliced strings") that keep the whole decoded piece alive for as
  * long as the record lives, so those are decoded again from the bytes instead.
  */
-const COPY_FROM = 13;
+export const COPY_FROM = 13;
 
 /** The space character, JSON whitespace (for the scanners that reuse these readers). */
 export const SPACE = 0x20;
@@ -271,12 +271,12 @@ const bufferMethods = Buffer.prototype as unknown as { latin1Slice?: Decode; utf
 // Buffer's own latin1Slice / utf8Slice (what toString calls after checking its arguments) save
 // a third of the cost of a copy (measured: 9 % of the decoder's time went to toString's wrapper
 // and 9 % to the copy). They are not documented, so toString stands in where they are missing.
-const latin1Slice: Decode =
+export const latin1Slice: Decode =
   bufferMethods.latin1Slice ??
   function (this: Buffer, start, end) {
     return this.toString('latin1', start, end);
   };
-const utf8Slice: Decode =
+export const utf8Slice: Decode =
   bufferMethods.utf8Slice ??
   function (this: Buffer, start, end) {
     return this.toString('utf8', start, end);
@@ -453,28 +453,6 @@ export function number(text: string, at: number, end: number, values: unknown[],
     values[k] = Number(text.slice(at, j));
   } else {
     values[k] = negative ? -n : n;
-  }
-  return j;
-}
-
-/** The index after the JSON number starting at `text[at]` (checked, not made), or -1 when it is none: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`. */
-export function skipNumber(text: string, at: number, end: number): number {
-  let j = at;
-  let c = text.charCodeAt(j);
-  if (c === MINUS) c = text.charCodeAt(++j);
-  if (j >= end || c < ZERO || c > NINE) return -1;
-  if (c === ZERO) c = text.charCodeAt(++j);
-  else while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
-  if (j < end && c === DOT) {
-    c = text.charCodeAt(++j);
-    if (j >= end || c < ZERO || c > NINE) return -1;
-    while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
-  }
-  if (j < end && (c === LOWER_E || c === UPPER_E)) {
-    c = text.charCodeAt(++j);
-    if (c === PLUS || c === MINUS) c = text.charCodeAt(++j);
-    if (j >= end || c < ZERO || c > NINE) return -1;
-    while (j < end && c >= ZERO && c <= NINE) c = text.charCodeAt(++j);
   }
   return j;
 }
