@@ -25,7 +25,7 @@ export function daysFromCivil(y: number, m: number, d: number): number {
   return era * 146_097 + doe - 719_468;
 }
 
-/** The date `canonicalIsoAt` saw last (its digits packed into one number) and its day number. */
+/** The date `digitDays` saw last (its digits packed into one number) and its day number. */
 let lastDate = -1;
 let lastDays = 0;
 
@@ -93,7 +93,31 @@ export function canonicalIsoAt(s: string, a: number, n: number): number {
   const mi = mi0 * 10 + mi1;
   const sec = s0 * 10 + s1;
   if (h > 23 || mi > 59 || sec > 59) return Number.NaN;
-  // Consecutive events nearly always share the date: its day number is computed once.
+  return (
+    digitDays(y0, y1, y2, y3, mo0, mo1, d0, d1) * 86_400_000 +
+    ((h * 60 + mi) * 60 + sec) * 1000 +
+    f0 * 100 +
+    f1 * 10 +
+    f2
+  );
+}
+
+/**
+ * The day number since 1970-01-01 of the date whose digits are `y0 y1 y2 y3 - mo0 mo1 - d0 d1`
+ * (each 0…9), NaN for a date that does not exist. Consecutive events nearly always share the date:
+ * the last one's day number is kept, so most calls compare one number. Shared by the string and
+ * the byte parsers of ISO times (`csv/iso-bytes.ts`).
+ */
+export function digitDays(
+  y0: number,
+  y1: number,
+  y2: number,
+  y3: number,
+  mo0: number,
+  mo1: number,
+  d0: number,
+  d1: number,
+): number {
   const date = ((y0 * 10 + y1) * 10 + y2) * 1e6 + y3 * 1e5 + (mo0 * 10 + mo1) * 100 + d0 * 10 + d1;
   if (date !== lastDate) {
     const y = y0 * 1000 + y1 * 100 + y2 * 10 + y3;
@@ -104,5 +128,5 @@ export function canonicalIsoAt(s: string, a: number, n: number): number {
     lastDays = daysFromCivil(y, mo, d);
     lastDate = date;
   }
-  return lastDays * 86_400_000 + ((h * 60 + mi) * 60 + sec) * 1000 + f0 * 100 + f1 * 10 + f2;
+  return lastDays;
 }
