@@ -244,9 +244,8 @@ pipeline:
 
 A CPU-heavy function can run on worker threads: \`parallelism: 2\` (or \`auto\`, the available cores)
 beside \`module\`, and optionally \`key: userId\` (a field or a list of fields) so that every record of a
-key runs on one worker, in order. The pipeline's own thread takes one share of each batch and
-\`parallelism\` − 1 worker threads the others. The output is in input order and the dead letters are those of one
-thread; each thread imports the module itself (its module-level state is per thread and not
+key runs on one worker, in order. The output is in input order and the dead letters are those of one
+thread; each worker imports the module itself (its module-level state is per worker and not
 checkpointed). Only a function can move to a worker: an operator object (or, in TypeScript, a closure)
 is refused.
 

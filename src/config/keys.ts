@@ -111,9 +111,7 @@ export const moduleSchema = z.union([
 /** `parallelism` beside `module`: worker threads for a per-record function (see `parallelStep`). */
 export const moduleParallelismSchema = z
   .union([z.literal('auto'), z.number().int().min(1).max(256)])
-  .describe(
-    'Threads running the function (the pipeline’s own and `parallelism` − 1 workers): 1 to 256, or `auto` (available cores).',
-  );
+  .describe('Worker threads running the function: 1 to 256, or `auto` (available cores).');
 
 /** `key` beside `module`: the field (or fields) whose records go to one worker thread, in order. */
 export const moduleKeySchema = z

@@ -24,9 +24,8 @@ export interface ParallelStepOptions {
   /** The export to use; default `default`. */
   readonly export?: string;
   /**
-   * Threads: a whole number from 1 to 256, or `auto` (available cores; 1 on one core, where a
-   * worker cannot pay). The calling thread is one of them (it runs the first share of each
-   * batch), so N starts N − 1 workers; 1 runs the function on the calling thread alone.
+   * Worker threads: a whole number from 1 to 256, or `auto` (available cores; 1 on one core,
+   * where a worker cannot pay). 1 runs the function on the calling thread.
    */
   readonly parallelism: number | 'auto';
   /**
@@ -64,14 +63,13 @@ interface InFlight {
 
 /**
  * Runs a module's per-record function (a record out, an array → several, `undefined`/`null` →
- * none; async allowed) on `parallelism` threads: the calling thread and `parallelism` − 1 worker
- * threads. Each batch is cut by key group (with a
+ * none; async allowed) on `parallelism` worker threads. Each batch is cut by key group (with a
  * `key`) or into contiguous slices, the slices run at once, and the results are put back in
  * input order — so the output, and the dead letters (same error message, the record's own
  * meta), equal those of one thread. Up to `inFlight` batches are on the workers at a time; a
  * signal (watermark, checkpoint barrier) and the end of input wait until every batch before
  * them was emitted, so a barrier passes with nothing in flight and checkpoints stay exact.
- * The module's own state (if any) lives per thread and is not checkpointed.
+ * The module's own state (if any) lives per worker and is not checkpointed.
  *
  * @example
  * stream.via(parallelStep({ module: new URL('./score.ts', import.meta.url), parallelism: 2, key: 'userId' }));
@@ -106,8 +104,6 @@ export function parallelStep(options: ParallelStepOptions): Operator {
   let ctx: StageContext;
   let fn: RecordFunction | undefined;
   let workers: StepWorkers | undefined;
-  /** This thread's share of the latest batch (slot 0), once applied. */
-  let local: Promise<AppliedBatch> = Promise.resolve({ results: [], failures: [] });
   const queue: InFlight[] = [];
   let records = 0;
 
@@ -199,41 +195,36 @@ export function parallelStep(options: ParallelStepOptions): Operator {
     metrics: () => ({ parallelThreads: threads, parallelRecords: records }),
     async open(c) {
       ctx = c;
-      const mod = (await import(url)) as Record<string, unknown>;
-      const exported = mod[exportName];
-      if (typeof exported !== 'function')
-        throw new SluiceError(
-          ErrorCode.CONFIG,
-          `export \`${exportName}\` of module \`${label}\` is not a function`,
-        );
-      fn = exported as RecordFunction;
-      if (threads === 1) return;
-      // Slot 0 runs here: this thread would otherwise wait for the workers, and on a machine with
-      // as many cores as threads a worker fewer is a thread start, a heap and a clone of a share
-      // of every batch (both ways) fewer.
-      workers = new StepWorkers(threads - 1, { moduleUrl: url, exportName }, label);
+      if (threads === 1) {
+        const mod = (await import(url)) as Record<string, unknown>;
+        const exported = mod[exportName];
+        if (typeof exported !== 'function')
+          throw new SluiceError(
+            ErrorCode.CONFIG,
+            `export \`${exportName}\` of module \`${label}\` is not a function`,
+          );
+        fn = exported as RecordFunction;
+        return;
+      }
+      workers = new StepWorkers(threads, { moduleUrl: url, exportName }, label);
       await workers.start();
     },
     async process(batch, out) {
-      const f = fn as RecordFunction;
-      if (workers === undefined) {
+      if (fn !== undefined) {
         const all = [batch.records.map((_, i) => i)];
-        await emit(batch, all, [await applyRecordFunction(f, batch.records)], out);
+        await emit(batch, all, [await applyRecordFunction(fn, batch.records)], out);
         return;
       }
-      const w = workers;
+      const w = workers as StepWorkers;
       const slots = cut(batch);
-      const remote = slots.slice(1).map((s, k) =>
-        w.run(
-          k,
-          s.map((i) => batch.records[i]),
+      const replies = Promise.all(
+        slots.map((s, k) =>
+          w.run(
+            k,
+            s.map((i) => batch.records[i]),
+          ),
         ),
       );
-      // After the other slots are posted, so the workers start on them first; chained, so the
-      // batches' slot-0 records reach an async function in order, as a worker's do.
-      const mine = (slots[0] as number[]).map((i) => batch.records[i]);
-      local = local.then(() => applyRecordFunction(f, mine));
-      const replies = Promise.all([local, ...remote]);
       replies.catch(() => {}); // awaited in order by drain; this only stops an unhandled rejection
       queue.push({ batch, slots, replies });
       await drain(out, depth - 1);
