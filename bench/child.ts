@@ -6,6 +6,7 @@
  * they are the code being measured.
  */
 import { spawnSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { peakRssKiB } from './rss.ts';
 import { median } from './run.ts';
 
@@ -155,4 +156,37 @@ export function stringFlag(argv: readonly string[], name: string): string | unde
 export function numberFlag(argv: readonly string[], name: string): number | undefined {
   const i = argv.indexOf(name);
   return i === -1 ? undefined : Number(argv[i + 1]);
+}
+
+/** The slice of a Sluice `RecordDecoder` the file benchmarks drive. */
+export interface BenchDecoder<T> {
+  write(chunk: Buffer, sink: { record(r: T): void; invalid(): void }): void;
+  end(sink: { record(r: T): void; invalid(): void }): void;
+}
+
+/**
+ * Reads `file` in `chunkBytes` reads through `dec`, calling `touch` on every record the way a
+ * pipeline stage would read a field; returns the record count.
+ *
+ * @example
+ * const rows = await decodeFile(new CsvDecoder(), file, 256 * 1024, (r) => { sum += r.status.length; });
+ */
+export async function decodeFile<T>(
+  dec: BenchDecoder<T>,
+  file: string,
+  chunkBytes: number,
+  touch: (r: T) => void,
+): Promise<number> {
+  let n = 0;
+  const sink = {
+    record(r: T) {
+      touch(r);
+      n++;
+    },
+    invalid() {},
+  };
+  for await (const chunk of createReadStream(file, { highWaterMark: chunkBytes }))
+    dec.write(chunk as Buffer, sink);
+  dec.end(sink);
+  return n;
 }

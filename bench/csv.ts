@@ -15,7 +15,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CsvDecoder, type CsvRow } from '../src/formats/csv/index.ts';
-import { ceilingLine, measureRounds, numberFlag, printTable, reportRun, spawnJson } from './child.ts';
+import {
+  ceilingLine,
+  decodeFile,
+  measureRounds,
+  numberFlag,
+  printTable,
+  reportRun,
+  spawnJson,
+} from './child.ts';
 
 const CHUNK = 256 * 1024;
 
@@ -167,19 +175,10 @@ interface CsvParseApi {
 let checksum = 0;
 
 /** Reads `file` through `dec`, touching a field of every row; returns the row count. */
-async function decodeWith(dec: CsvDecoder, file: string): Promise<number> {
-  let n = 0;
-  const sink = {
-    record(r: CsvRow) {
-      checksum += (r as Record<string, string>).status!.length;
-      n++;
-    },
-    invalid() {},
-  };
-  for await (const chunk of createReadStream(file, { highWaterMark: CHUNK }))
-    dec.write(chunk as Buffer, sink);
-  dec.end(sink);
-  return n;
+function decodeWith(dec: CsvDecoder, file: string): Promise<number> {
+  return decodeFile<CsvRow>(dec, file, CHUNK, (r) => {
+    checksum += (r as Record<string, string>).status!.length;
+  });
 }
 
 const contenders: Record<string, Contender> = {

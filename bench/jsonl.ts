@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { jsonlDecoder } from '../src/formats/jsonl.ts';
-import { ceilingLine, measureRounds, numberFlag, printTable, reportRun } from './child.ts';
+import { ceilingLine, decodeFile, measureRounds, numberFlag, printTable, reportRun } from './child.ts';
 import { CHANNELS, CITIES, COUNTRIES, rng, STATUSES, writeGenerated } from './csv.ts';
 
 const CHUNK = 256 * 1024;
@@ -95,20 +95,10 @@ const contenders: Record<string, Contender> = {
     }
     return n;
   },
-  async sluice(file) {
-    let n = 0;
-    const dec = jsonlDecoder();
-    const sink = {
-      record(r: unknown) {
-        checksum += (r as { status: string }).status.length;
-        n++;
-      },
-      invalid() {},
-    };
-    for await (const chunk of createReadStream(file, { highWaterMark: CHUNK }))
-      dec.write(chunk as Buffer, sink);
-    dec.end(sink);
-    return n;
+  sluice(file) {
+    return decodeFile<unknown>(jsonlDecoder(), file, CHUNK, (r) => {
+      checksum += (r as { status: string }).status.length;
+    });
   },
   async readline(file) {
     let n = 0;

@@ -36,6 +36,7 @@ import {
 } from './json-bytes.ts';
 import {
   COPY_FROM,
+  compileBuild,
   latin1Slice,
   number as readNumber,
   string as readString,
@@ -502,13 +503,4 @@ function skipNumber(bytes: Buffer, at: number): number {
     while (c >= ZERO && c <= NINE) c = bytes[++j] as number;
   }
   return j;
-}
-
-/** Compiles the function that builds a record of `fields` from values in that order. */
-function compileBuild(fields: readonly string[]): (values: unknown[]) => Record<string, unknown> {
-  // An object literal gives every record the same hidden class at once. Each name is written as
-  // a JSON string literal (a valid, inert property name; `__proto__` is refused by `create`), so
-  // the generated source holds nothing from the input, only the pipeline's field names.
-  const body = `return {${fields.map((f, i) => `${JSON.stringify(f)}: v[${i}]`).join(', ')}};`;
-  return new Function('v', body) as (values: unknown[]) => Record<string, unknown>;
 }

@@ -362,7 +362,7 @@ function escapedString(
 }
 
 /** How many more UTF-8 bytes than UTF-16 code units `text[from..to)` takes. */
-export function extraUtf8Bytes(text: string, from: number, to: number): number {
+function extraUtf8Bytes(text: string, from: number, to: number): number {
   let extra = 0;
   for (let i = from; i < to; i++) {
     const c = text.charCodeAt(i);
@@ -396,11 +396,15 @@ export function parseJsonBytes(bytes: Buffer, shapes: JsonShapes): unknown {
   return value;
 }
 
-/** Compiles the function that builds an object of `keys` from values in that order. */
-function compileBuild(keys: readonly string[]): (values: unknown[]) => Record<string, unknown> {
-  // An object literal gives every record of the shape the same hidden class at once. Keys are
-  // plain names (PLAIN_KEY, never __proto__), so JSON.stringify(key) is a safe property name
-  // here: the generated source holds nothing from the input but those names.
+/**
+ * Compiles the function that builds an object of `keys` from values in that order. `keys` must
+ * not hold `__proto__` (an object literal would set the prototype): shapes take plain names only
+ * (PLAIN_KEY), and `JsonProjection.create` refuses it.
+ */
+export function compileBuild(keys: readonly string[]): (values: unknown[]) => Record<string, unknown> {
+  // An object literal gives every record of the shape the same hidden class at once. Each key is
+  // written as a JSON string literal (a valid, inert property name), so the generated source
+  // holds nothing from the input but those names.
   const body = `return {${keys.map((key, i) => `${JSON.stringify(key)}: v[${i}]`).join(', ')}};`;
   return new Function('v', body) as (values: unknown[]) => Record<string, unknown>;
 }

@@ -146,6 +146,8 @@ export function validateValue(
   if (value === null && defOf(unwrap(schema)).type === 'object') value = {};
   const problems: ValueProblem[] = [];
   unknownFields(schema, value, [], problems);
+  // `jitless`: a pipeline file is parsed once; zod would first compile a fast path per object
+  // schema with `new Function` (~16 ms of a run's start-up), for nothing.
   const result = schema.safeParse(value, { jitless: true });
   if (!result.success) {
     const describeAt = (v: unknown, path: readonly PropertyKey[]) =>

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { ByteIndex } from './byte-index.ts';
+import { ByteIndex, scanSegment } from './byte-index.ts';
 
 /** The positions of `byte` in `[from, end)` of `b`, then `end`, by `indexOf`. */
 function expected(b: Buffer, byte: number, from: number, end: number): number[] {
@@ -64,4 +64,28 @@ describe('ByteIndex', () => {
       );
     });
   }
+});
+
+describe('scanSegment', () => {
+  it('is the smallest power of two from 4 KiB to 128 KiB covering the first buffer', () => {
+    assert.equal(scanSegment(0), 4096);
+    assert.equal(scanSegment(4096), 4096);
+    assert.equal(scanSegment(4097), 8192);
+    assert.equal(scanSegment(100_000), 131_072);
+    assert.equal(scanSegment(1 << 20), 131_072);
+  });
+
+  it('a scanner sized for a small first buffer lists a later long one whole, scan by scan', () => {
+    const buf = Buffer.from('ab,'.repeat(10_000));
+    const idx = new ByteIndex(44, scanSegment(16));
+    const found: number[] = [];
+    for (let from = 0; from < buf.length; ) {
+      const end = idx.scan(buf, from);
+      for (let k = 0; idx.pos[k] !== end; k++) found.push(idx.pos[k] as number);
+      from = end;
+    }
+    const expected: number[] = [];
+    for (let i = buf.indexOf(44); i !== -1; i = buf.indexOf(44, i + 1)) expected.push(i);
+    assert.deepEqual(found, expected);
+  });
 });

@@ -190,6 +190,17 @@ function instantiate(segment: number): { scan: Scan; memory: ArrayBuffer } | und
   }
 }
 
+/**
+ * The segment for a {@link ByteIndex} whose first buffer holds `bytes`: the smallest power of two
+ * from 4 KiB up to 128 KiB that covers it (a later, longer buffer only takes more scans). Powers
+ * of two keep the compiled modules per size few.
+ */
+export function scanSegment(bytes: number): number {
+  let s = 4096;
+  while (s < bytes && s < SEGMENT) s *= 2;
+  return s;
+}
+
 /** Compiled scanner modules by memory size in pages. */
 const compiled = new Map<number, object>();
 

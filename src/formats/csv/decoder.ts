@@ -29,7 +29,7 @@ import { Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { FieldUse } from '../../core/projection.ts';
 import type { DecodeSink, DecodeStart, RecordDecoder } from '../format.ts';
-import { ByteIndex } from './byte-index.ts';
+import { ByteIndex, scanSegment } from './byte-index.ts';
 import { InternCache } from './intern.ts';
 import { canonicalIsoBytes } from './iso-bytes.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
@@ -153,8 +153,11 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   private convs: (Converter | undefined)[] | undefined;
   private readonly vals: CsvValue[] = [];
   private readonly intern: InternCache | undefined;
-  /** Lists the delimiters of the buffer {@link parse} reads. */
-  private readonly delims: ByteIndex;
+  /**
+   * Lists the delimiters of the buffer {@link parse} reads; made by the first `parse`, sized to
+   * its buffer (a decoder that re-reads one dead letter's 4 KiB needs no 128 KiB scanner).
+   */
+  private delims: ByteIndex | undefined;
   // `ignoreBOM`: a U+FEFF inside a field is data; only the file's leading BOM is skipped (in `run`).
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   /** Per 512-byte block of the current window: 1 when it holds a byte ≥ 0x80. */
@@ -184,7 +187,6 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     this.posOffset = this.base;
     this.bomChecked = this.base !== 0;
     this.headerPending = this.o.header;
-    this.delims = new ByteIndex(this.o.delimiter);
     if (this.o.intern !== undefined) this.intern = new InternCache(this.o.intern);
     if (this.o.columns !== undefined) this.setColumns(this.o.columns);
   }
@@ -413,7 +415,8 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     const D = this.o.delimiter;
     const Q = this.o.quote;
     const Qs = String.fromCharCode(Q);
-    const delims = this.delims;
+    let delims = this.delims;
+    if (delims === undefined) delims = this.delims = new ByteIndex(this.o.delimiter, scanSegment(len));
     const dpos = delims.pos;
     // The delimiters of `[.., dEnd)` are listed in `dpos`, from entry `dk` on; scanned on demand.
     let dEnd = 0;

@@ -45,6 +45,8 @@ export function canonicalIsoBytes(b: Uint8Array, a: number, n: number): number {
   const f0 = n === 24 ? b[a + 20]! - 48 : 0;
   const f1 = n === 24 ? b[a + 21]! - 48 : 0;
   const f2 = n === 24 ? b[a + 22]! - 48 : 0;
+  // From here on the same as canonicalIsoAt's tail, kept as a copy: one shared function taking
+  // the 17 digits measured 44 → 50 ms per 1.5 M times here (and 70 → 80 for canonicalIsoAt).
   // Every digit in 0…9: one below 0 makes the OR negative, one above 9 makes 9 − it negative.
   const all = y0 | y1 | y2 | y3 | mo0 | mo1 | d0 | d1 | h0 | h1 | mi0 | mi1 | s0 | s1 | f0 | f1 | f2;
   const over =
