@@ -22,16 +22,22 @@ if (services.size > 0) {
   const up = spawnSync(process.execPath, ['scripts/services.ts', 'up', ...services], { stdio: 'inherit' });
   if (up.status !== 0) process.exit(up.status ?? 1);
 }
-// --test-force-exit: a test file whose test timed out while a client's socket stays open (a broker
-// close that never returns) would otherwise keep its process, and CI, waiting forever.
-const args = [
-  '--test',
-  '--test-concurrency=2',
-  '--test-timeout=120000',
-  '--test-force-exit',
-  ...process.argv.slice(2),
-];
+// No `--test-force-exit`: with it, Node's runner now and then ended a file before its last
+// `describe` ran and reported the file as passed with those tests missing (seen: 24 of 28 tests
+// of src/expr/cel.test.ts, 1 run in 5, and 6 tests missing from a CI run). A file left waiting on
+// an open socket is bounded instead by the whole run's time limit below.
+const args = ['--test', '--test-concurrency=2', '--test-timeout=120000', ...process.argv.slice(2)];
+/** Longest a whole `npm test` may take (CI stops at 90 minutes; a full run takes ~16). */
+const RUN_LIMIT_MS = 75 * 60 * 1000;
 const run = spawnSync(process.execPath, [...args, ...(process.argv.length > 2 ? [] : files)], {
   stdio: 'inherit',
+  timeout: RUN_LIMIT_MS,
+  killSignal: 'SIGKILL',
 });
+if (run.error !== undefined || run.signal !== null) {
+  process.stderr.write(
+    `npm test: the test run did not end within ${RUN_LIMIT_MS / 60_000} minutes (${run.error?.message ?? run.signal}) and was stopped; look above for the file still running (an open socket or a hung service)\n`,
+  );
+  process.exit(1);
+}
 process.exit(run.status ?? 1);
