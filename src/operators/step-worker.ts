@@ -1,11 +1,14 @@
 /**
  * The worker-thread side of a parallel `module:` step ({@link parallelStep}): imports the
  * module once, says `ready` (or why it cannot load), then answers each posted batch of records
- * with the function's raw results and failures, in the order the batches came.
+ * with the function's raw results and failures, in the order the batches came. A task with
+ * `claims` is run a chunk at a time from the front, and stops at the first chunk the calling
+ * thread has taken from the back ({@link ChunkClaims}); the reply says how many records it did.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorMessage } from '../core/errors.ts';
-import { applyRecordFunction, type RecordFunction } from './record-function.ts';
+import { ChunkClaims } from './chunk-claims.ts';
+import { type AppliedBatch, applyRecordRange, type RecordFunction } from './record-function.ts';
 import type { StepWorkerData, StepWorkerReply, StepWorkerTask } from './step-workers.ts';
 
 const data = workerData as StepWorkerData;
@@ -25,9 +28,26 @@ try {
 
 /** Answers `task`; batches are handled one after the other, so an async function sees records in order. */
 async function handle(task: StepWorkerTask, f: RecordFunction): Promise<void> {
-  const { results, failures } = await applyRecordFunction(f, task.records);
+  const { records } = task;
+  const into: AppliedBatch = { results: new Array(records.length), failures: [] };
+  let done = records.length;
+  if (task.claims === undefined) await applyRecordRange(f, records, 0, done, into);
+  else {
+    const claims = ChunkClaims.from(task.claims, records.length);
+    done = 0;
+    for (let c = 0; c < claims.chunks && claims.claimFront(c); c++) {
+      done = claims.recordsBefore(c + 1);
+      await applyRecordRange(f, records, claims.recordsBefore(c), done, into);
+    }
+    into.results.length = done;
+  }
   try {
-    port.postMessage({ id: task.id, results, failures } satisfies StepWorkerReply);
+    port.postMessage({
+      id: task.id,
+      results: into.results,
+      failures: into.failures,
+      done,
+    } satisfies StepWorkerReply);
   } catch (err) {
     port.postMessage({
       id: task.id,

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { startWorker } from '../core/worker-start.ts';
+import type { ChunkClaims } from './chunk-claims.ts';
 import type { AppliedBatch } from './record-function.ts';
 
 /** What a step worker is started with. */
@@ -23,6 +24,8 @@ export interface StepWorkerData {
 export interface StepWorkerTask {
   readonly id: number;
   readonly records: readonly unknown[];
+  /** Claims shared with the calling thread ({@link ChunkClaims}); without them, every record is run. */
+  readonly claims?: SharedArrayBuffer;
 }
 
 /** A message from a step worker: `ready` once, then one reply per task (or `fatal`). */
@@ -31,15 +34,22 @@ export interface StepWorkerReply {
   readonly id?: number;
   readonly results?: AppliedBatch['results'];
   readonly failures?: AppliedBatch['failures'];
+  /** Records run, from the first (all but those the calling thread claimed). */
+  readonly done?: number;
   /** The worker cannot go on (module did not load, a result cannot be cloned): fails the run. */
   readonly fatal?: string;
+}
+
+/** A worker's answer to one task: results and failures of the first `done` records. */
+export interface StepResult extends AppliedBatch {
+  readonly done: number;
 }
 
 /** The worker module: `.ts` from the sources, `.js` from a build. */
 const WORKER = new URL(`./step-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
 interface Pending {
-  readonly resolve: (r: AppliedBatch) => void;
+  readonly resolve: (r: StepResult) => void;
   readonly reject: (e: Error) => void;
 }
 
@@ -91,13 +101,19 @@ export class StepWorkers {
     await Promise.all(ready);
   }
 
-  /** Runs `records` on worker `worker` (0-based); resolves with one raw result per record. */
-  run(worker: number, records: readonly unknown[]): Promise<AppliedBatch> {
+  /**
+   * Runs `records` on worker `worker` (0-based); resolves with one raw result per record run.
+   * With `claims` the worker runs a prefix of them (see {@link ChunkClaims}) and `done` says
+   * how long it is.
+   */
+  run(worker: number, records: readonly unknown[], claims?: ChunkClaims): Promise<StepResult> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     const id = this.nextId++;
-    return new Promise<AppliedBatch>((resolve, reject) => {
+    return new Promise<StepResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      (this.workers[worker] as Worker).postMessage({ id, records } satisfies StepWorkerTask);
+      const task: StepWorkerTask =
+        claims === undefined ? { id, records } : { id, records, claims: claims.buffer };
+      (this.workers[worker] as Worker).postMessage(task);
     });
   }
 
@@ -113,7 +129,10 @@ export class StepWorkers {
     if (p === undefined) return;
     this.pending.delete(m.id as number);
     if (m.fatal !== undefined) p.reject(this.fail(`module \`${this.label}\`: ${m.fatal}`));
-    else p.resolve({ results: m.results ?? [], failures: m.failures ?? [] });
+    else {
+      const results = m.results ?? [];
+      p.resolve({ results, failures: m.failures ?? [], done: m.done ?? results.length });
+    }
   }
 
   /** Records the first failure, rejects every waiting task with it and returns it. */
