@@ -1,6 +1,7 @@
 /**
- * {@link parallelStep}: a `module:` step's per-record function on N worker threads, as
- * key-group shards, with results, order and dead letters exactly as on one thread.
+ * {@link parallelStep}: a `module:` step's per-record function on N worker threads (as
+ * key-group shards, or slices the calling thread helps with), with results, order and dead
+ * letters exactly as on one thread.
  */
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
@@ -9,9 +10,15 @@ import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { DEFAULT_MAX_KEY_GROUPS, hashKey, keyGroupRange } from '../core/keygroups.ts';
 import { type Batch, batchOf, type RecordMeta, type Signal } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
-import { type AppliedBatch, applyRecordFunction, type RecordFunction } from './record-function.ts';
+import { ChunkClaims } from './chunk-claims.ts';
+import {
+  type AppliedBatch,
+  applyRecordFunction,
+  applyRecordRange,
+  type RecordFunction,
+} from './record-function.ts';
 import { type KeySelector, keyFunction } from './shard.ts';
-import { StepWorkers } from './step-workers.ts';
+import { type StepResult, StepWorkers } from './step-workers.ts';
 
 /** Options of {@link parallelStep}. */
 export interface ParallelStepOptions {
@@ -31,7 +38,8 @@ export interface ParallelStepOptions {
   /**
    * Sends all records of one key to one worker, in order (key groups as in {@link shard}); the
    * module may then keep per-key caches. Without a key, each batch is cut into N contiguous
-   * slices. Either way the output is in input order.
+   * slices, and the calling thread runs some records too (see {@link parallelStep}). Either
+   * way the output is in input order.
    */
   readonly key?: KeySelector<unknown>;
   /** Key groups the key space is cut into (default 256). */
@@ -58,7 +66,11 @@ interface InFlight {
   readonly batch: Batch<unknown>;
   /** Per worker: the indexes (in `batch`) of the records it got. */
   readonly slots: readonly (readonly number[])[];
-  readonly replies: Promise<AppliedBatch[]>;
+  /** Per worker: the records it got. */
+  readonly shares: readonly (readonly unknown[])[];
+  readonly replies: Promise<StepResult[]>;
+  /** Unkeyed: per worker, the chunks this thread may take from the back of its share. */
+  readonly claims: readonly ChunkClaims[] | undefined;
 }
 
 /**
@@ -69,7 +81,13 @@ interface InFlight {
  * meta), equal those of one thread. Up to `inFlight` batches are on the workers at a time; a
  * signal (watermark, checkpoint barrier) and the end of input wait until every batch before
  * them was emitted, so a barrier passes with nothing in flight and checkpoints stay exact.
- * The module's own state (if any) lives per worker and is not checkpointed.
+ *
+ * Without a `key` the calling thread works too, instead of waiting: while the workers start
+ * (tens of milliseconds) it runs the batches itself, and afterwards, when it must wait for the
+ * oldest batch, it runs that batch's slices from the back a chunk at a time while each worker
+ * runs its slice from the front ({@link ChunkClaims}), until they meet. With a `key` every
+ * record of a key runs on its worker, in order, from the first one on. The module's own state
+ * (if any) lives per thread and is not checkpointed.
  *
  * @example
  * stream.via(parallelStep({ module: new URL('./score.ts', import.meta.url), parallelism: 2, key: 'userId' }));
@@ -104,8 +122,18 @@ export function parallelStep(options: ParallelStepOptions): Operator {
   let ctx: StageContext;
   let fn: RecordFunction | undefined;
   let workers: StepWorkers | undefined;
+  /** Settles when the workers are up (`booted`) or could not start (`bootFailure`). */
+  let starting: Promise<void> | undefined;
+  let booted = false;
+  let bootFailure: unknown;
+  const waitForWorkers = async () => {
+    await starting;
+    if (bootFailure !== undefined) throw bootFailure;
+  };
   const queue: InFlight[] = [];
   let records = 0;
+  /** Records this thread ran (while the workers started, and chunks it took from the back). */
+  let callerRecords = 0;
 
   /** Cuts a batch into per-worker slots: by key group, or contiguous slices. */
   const cut = (batch: Batch<unknown>): number[][] => {
@@ -184,49 +212,107 @@ export function parallelStep(options: ParallelStepOptions): Operator {
     await out.emit(batchOf(outRecords, outMeta));
   };
 
+  /**
+   * Runs chunks of `f` on this thread, from the back of the last share towards the front,
+   * until a worker holds the next one; returns per share what ran here (indexes in the share).
+   */
+  const help = async (f: InFlight): Promise<AppliedBatch[]> => {
+    const mine = f.shares.map((s): AppliedBatch => ({ results: new Array(s.length), failures: [] }));
+    const claims = f.claims as readonly ChunkClaims[];
+    for (let w = claims.length - 1; w >= 0; w--) {
+      const c = claims[w] as ChunkClaims;
+      let k = c.chunks - 1;
+      for (; k >= 0 && c.claimBack(k); k--)
+        await applyRecordRange(
+          fn as RecordFunction,
+          f.shares[w] as readonly unknown[],
+          c.recordsBefore(k),
+          c.recordsBefore(k + 1),
+          mine[w] as AppliedBatch,
+        );
+      callerRecords += c.length - c.recordsBefore(k + 1);
+    }
+    return mine;
+  };
+
+  /** The worker's prefix of each share and this thread's suffix, as one result per share. */
+  const joined = (replies: readonly StepResult[], mine: readonly AppliedBatch[]): AppliedBatch[] =>
+    replies.map((r, w) => {
+      const m = mine[w] as AppliedBatch;
+      if (r.done === m.results.length) return r;
+      const results = r.results;
+      for (let i = r.done; i < m.results.length; i++) results[i] = m.results[i];
+      return { results, failures: [...r.failures, ...m.failures] };
+    });
+
   const drain = async (out: Emitter<unknown>, keep: number) => {
     while (queue.length > keep) {
       const f = queue.shift() as InFlight;
-      await emit(f.batch, f.slots, await f.replies, out);
+      // This thread would only wait for the oldest batch: it runs chunks of it instead.
+      // (`help` first: the worker's replies come only once it has stopped.)
+      const mine = f.claims === undefined ? undefined : await help(f);
+      const replies = mine === undefined ? await f.replies : joined(await f.replies, mine);
+      await emit(f.batch, f.slots, replies, out);
     }
   };
 
   return {
-    metrics: () => ({ parallelThreads: threads, parallelRecords: records }),
+    metrics: () => ({
+      parallelThreads: threads,
+      parallelRecords: records,
+      parallelCallerRecords: callerRecords,
+    }),
     async open(c) {
       ctx = c;
-      if (threads === 1) {
-        const mod = (await import(url)) as Record<string, unknown>;
-        const exported = mod[exportName];
-        if (typeof exported !== 'function')
-          throw new SluiceError(
-            ErrorCode.CONFIG,
-            `export \`${exportName}\` of module \`${label}\` is not a function`,
-          );
-        fn = exported as RecordFunction;
-        return;
-      }
+      // This thread loads the module too: a bad export fails here, before any worker starts,
+      // and the function runs here while the workers start (below).
+      const mod = (await import(url)) as Record<string, unknown>;
+      const exported = mod[exportName];
+      if (typeof exported !== 'function')
+        throw new SluiceError(
+          ErrorCode.CONFIG,
+          `module \`${label}\`: export \`${exportName}\` is not a function; export \`(record) => record | record[] | undefined\``,
+        );
+      fn = exported as RecordFunction;
+      if (threads === 1) return;
       workers = new StepWorkers(threads, { moduleUrl: url, exportName }, label);
-      await workers.start();
+      starting = workers.start().then(
+        () => {
+          booted = true;
+        },
+        (err: unknown) => {
+          bootFailure = err;
+        },
+      );
+      // With a key, every record of a key goes to its worker from the first one on (the
+      // module may keep per-key state), so nothing runs here.
+      if (keyOf !== undefined) await waitForWorkers();
     },
     async process(batch, out) {
-      if (fn !== undefined) {
-        const all = [batch.records.map((_, i) => i)];
-        await emit(batch, all, [await applyRecordFunction(fn, batch.records)], out);
+      if (workers === undefined || (!booted && bootFailure === undefined)) {
+        if (workers !== undefined) {
+          callerRecords += batch.records.length;
+          // Let the workers' `ready` messages in even when batches arrive without I/O between.
+          await new Promise(setImmediate);
+        }
+        // One thread, or (unkeyed) the workers are still starting: a worker takes 40–140 ms
+        // to start, during which this thread would only wait (bench/README.md, parallel).
+        await emit(
+          batch,
+          [batch.records.map((_, i) => i)],
+          [await applyRecordFunction(fn as RecordFunction, batch.records)],
+          out,
+        );
         return;
       }
+      if (bootFailure !== undefined) throw bootFailure;
       const w = workers as StepWorkers;
       const slots = cut(batch);
-      const replies = Promise.all(
-        slots.map((s, k) =>
-          w.run(
-            k,
-            s.map((i) => batch.records[i]),
-          ),
-        ),
-      );
+      const shares = slots.map((s) => s.map((i) => batch.records[i]));
+      const claims = keyOf === undefined ? shares.map((s) => ChunkClaims.create(s.length)) : undefined;
+      const replies = Promise.all(shares.map((s, k) => w.run(k, s, claims?.[k])));
       replies.catch(() => {}); // awaited in order by drain; this only stops an unhandled rejection
-      queue.push({ batch, slots, replies });
+      queue.push({ batch, slots, shares, replies, claims });
       await drain(out, depth - 1);
     },
     async onSignal(signal: Signal, out) {
@@ -235,6 +321,9 @@ export function parallelStep(options: ParallelStepOptions): Operator {
     },
     async finish(out) {
       await drain(out, 0);
+      // A short input may end before the workers are up; a module that cannot load on a
+      // worker still fails the run, as on a long input.
+      await waitForWorkers();
     },
     async close() {
       await workers?.close();
