@@ -11,8 +11,11 @@ import { ChunkClaims, MAX_CHUNKS } from './chunk-claims.ts';
 function race(length: number, turns: readonly boolean[]) {
   let turn = 0;
   const next = () => turns[turn++ % Math.max(1, turns.length)] ?? true;
-  const claims = ChunkClaims.create(length);
-  const worker = ChunkClaims.from(claims.buffer, length);
+  const ring = ChunkClaims.ring(3);
+  // A used slot beside it must not leak into this one.
+  new ChunkClaims(ring, 0, 500).claimBack(0);
+  const claims = new ChunkClaims(ring, 1, length).reset();
+  const worker = new ChunkClaims(ring, 1, length);
   const ran: string[] = new Array(length).fill('');
   let front = 0;
   let back = claims.chunks - 1;
@@ -37,7 +40,7 @@ function race(length: number, turns: readonly boolean[]) {
 describe('ChunkClaims', () => {
   it('cuts a share into at most MAX_CHUNKS chunks that cover every record once', () => {
     for (const length of [0, 1, 2, 31, 32, 33, 100, 1024, 5000]) {
-      const c = ChunkClaims.create(length);
+      const c = new ChunkClaims(ChunkClaims.ring(1), 0, length);
       assert.ok(c.chunks <= MAX_CHUNKS, `${length}: ${c.chunks} chunks`);
       assert.equal(c.recordsBefore(0), 0);
       assert.equal(c.recordsBefore(c.chunks), length);
@@ -46,13 +49,22 @@ describe('ChunkClaims', () => {
   });
 
   it('a chunk is claimed once: by the first side that asks', () => {
-    const c = ChunkClaims.create(64);
-    const other = ChunkClaims.from(c.buffer, 64);
+    const ring = ChunkClaims.ring(2);
+    const c = new ChunkClaims(ring, 1, 64).reset();
+    const other = new ChunkClaims(ring, 1, 64);
     assert.equal(c.claimBack(5), true);
     assert.equal(other.claimFront(5), false);
     assert.equal(c.claimBack(5), false);
     assert.equal(other.claimFront(0), true);
     assert.equal(c.claimBack(0), false);
+    assert.equal(new ChunkClaims(ring, 0, 64).claimFront(5), true, 'slot 0 is another set');
+    c.reset();
+    assert.equal(other.claimFront(5), true, 'free again after reset');
+  });
+
+  it('refuses a slot outside its ring', () => {
+    assert.throws(() => new ChunkClaims(ChunkClaims.ring(2), 2, 10), /claim slot 2 is outside a ring of 2/);
+    assert.throws(() => new ChunkClaims(ChunkClaims.ring(2), -1, 10), /claim slot -1/);
   });
 
   it('in any interleaving the worker runs a prefix up to `done` and the caller the rest, each record once', () => {

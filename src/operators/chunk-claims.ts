@@ -2,6 +2,9 @@
  * {@link ChunkClaims}: the chunks of one worker's share of a batch, claimed by two threads at
  * once through a `SharedArrayBuffer` — the worker from the front, the calling thread from the
  * back — so each chunk runs exactly once and the two meet without a message between them.
+ * One buffer per worker holds a ring of such claim sets ({@link ChunkClaims.ring}), shared
+ * once when the worker starts: a `SharedArrayBuffer` in every task message made each
+ * `postMessage` several times dearer (bench/README.md, parallel).
  */
 
 /** A chunk's state in the shared array. */
@@ -23,13 +26,14 @@ export const MAX_CHUNKS = 32;
  * compare-and-exchange).
  *
  * @example
- * const claims = ChunkClaims.create(100); // chunks of 4 records
+ * const ring = ChunkClaims.ring(3);
+ * const claims = new ChunkClaims(ring, 0, 100).reset(); // chunks of 4 records
  * claims.claimBack(claims.chunks - 1); // true: the caller runs records 96–99
- * ChunkClaims.from(claims.buffer, 100).claimFront(24); // false in the worker: stop there
+ * new ChunkClaims(ring, 0, 100).claimFront(24); // false in the worker: stop there
  */
 export class ChunkClaims {
-  /** The shared state, one `Int32` per chunk; post it to the worker with the records. */
-  readonly buffer: SharedArrayBuffer;
+  /** Which claim set of the ring this is. */
+  readonly slot: number;
   /** Records in the share. */
   readonly length: number;
   /** Records per chunk (the last may hold fewer). */
@@ -37,33 +41,45 @@ export class ChunkClaims {
   /** Number of chunks. */
   readonly chunks: number;
   private readonly state: Int32Array;
+  /** Index of chunk 0 in `state`. */
+  private readonly base: number;
 
-  private constructor(buffer: SharedArrayBuffer, length: number) {
-    this.buffer = buffer;
+  /**
+   * The claim set `slot` of `ring` (a buffer from {@link ChunkClaims.ring}) for a share of
+   * `length` records, as both threads see it. The calling thread {@link reset}s it before it
+   * posts the share, and reuses a slot only once the worker has answered the task that used
+   * it last.
+   */
+  constructor(ring: SharedArrayBuffer, slot: number, length: number) {
+    this.state = new Int32Array(ring);
+    if (!Number.isInteger(slot) || slot < 0 || (slot + 1) * MAX_CHUNKS > this.state.length)
+      throw new RangeError(`claim slot ${slot} is outside a ring of ${this.state.length / MAX_CHUNKS}`);
+    this.slot = slot;
+    this.base = slot * MAX_CHUNKS;
     this.length = length;
     this.size = Math.max(1, Math.ceil(length / MAX_CHUNKS));
     this.chunks = Math.ceil(length / this.size);
-    this.state = new Int32Array(buffer);
   }
 
-  /** New claims, every chunk free, for a share of `length` records. */
-  static create(length: number): ChunkClaims {
-    return new ChunkClaims(new SharedArrayBuffer(4 * MAX_CHUNKS), length);
+  /** A buffer for `slots` claim sets, to share with one worker when it starts. */
+  static ring(slots: number): SharedArrayBuffer {
+    return new SharedArrayBuffer(4 * MAX_CHUNKS * slots);
   }
 
-  /** The claims another thread created, over the same `buffer` and `length`. */
-  static from(buffer: SharedArrayBuffer, length: number): ChunkClaims {
-    return new ChunkClaims(buffer, length);
+  /** Marks every chunk free again (the calling thread, before it posts the share). */
+  reset(): this {
+    this.state.fill(FREE, this.base, this.base + MAX_CHUNKS);
+    return this;
   }
 
   /** The worker's claim on `chunk`; false when the calling thread has it. */
   claimFront(chunk: number): boolean {
-    return Atomics.compareExchange(this.state, chunk, FREE, WORKER) === FREE;
+    return Atomics.compareExchange(this.state, this.base + chunk, FREE, WORKER) === FREE;
   }
 
   /** The calling thread's claim on `chunk`; false when the worker has it. */
   claimBack(chunk: number): boolean {
-    return Atomics.compareExchange(this.state, chunk, FREE, CALLER) === FREE;
+    return Atomics.compareExchange(this.state, this.base + chunk, FREE, CALLER) === FREE;
   }
 
   /** Index of the first record of `chunk` (`length` for `chunks`). */

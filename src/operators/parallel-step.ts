@@ -10,7 +10,7 @@ import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { DEFAULT_MAX_KEY_GROUPS, hashKey, keyGroupRange } from '../core/keygroups.ts';
 import { type Batch, batchOf, type RecordMeta, type Signal } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
-import { ChunkClaims } from './chunk-claims.ts';
+import type { ChunkClaims } from './chunk-claims.ts';
 import {
   type AppliedBatch,
   applyRecordFunction,
@@ -222,7 +222,7 @@ export function parallelStep(options: ParallelStepOptions): Operator {
     for (let w = claims.length - 1; w >= 0; w--) {
       const c = claims[w] as ChunkClaims;
       let k = c.chunks - 1;
-      for (; k >= 0 && c.claimBack(k); k--)
+      for (; k >= 0 && c.claimBack(k); k--) {
         await applyRecordRange(
           fn as RecordFunction,
           f.shares[w] as readonly unknown[],
@@ -230,6 +230,10 @@ export function parallelStep(options: ParallelStepOptions): Operator {
           c.recordsBefore(k + 1),
           mine[w] as AppliedBatch,
         );
+        // The source reads and decodes on this thread too: let it, between chunks, so the next
+        // batch is ready when this one is done (without, the workers waited for it).
+        await new Promise(setImmediate);
+      }
       callerRecords += c.length - c.recordsBefore(k + 1);
     }
     return mine;
@@ -275,7 +279,9 @@ export function parallelStep(options: ParallelStepOptions): Operator {
         );
       fn = exported as RecordFunction;
       if (threads === 1) return;
-      workers = new StepWorkers(threads, { moduleUrl: url, exportName }, label);
+      // A claim slot per batch in flight, and one for the batch being cut.
+      const claimSlots = keyOf === undefined ? depth + 1 : 0;
+      workers = new StepWorkers(threads, { moduleUrl: url, exportName }, label, claimSlots);
       starting = workers.start().then(
         () => {
           booted = true;
@@ -309,7 +315,7 @@ export function parallelStep(options: ParallelStepOptions): Operator {
       const w = workers as StepWorkers;
       const slots = cut(batch);
       const shares = slots.map((s) => s.map((i) => batch.records[i]));
-      const claims = keyOf === undefined ? shares.map((s) => ChunkClaims.create(s.length)) : undefined;
+      const claims = keyOf === undefined ? shares.map((s, k) => w.claims(k, s.length)) : undefined;
       const replies = Promise.all(shares.map((s, k) => w.run(k, s, claims?.[k])));
       replies.catch(() => {}); // awaited in order by drain; this only stops an unhandled rejection
       queue.push({ batch, slots, shares, replies, claims });

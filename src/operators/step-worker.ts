@@ -31,9 +31,9 @@ async function handle(task: StepWorkerTask, f: RecordFunction): Promise<void> {
   const { records } = task;
   const into: AppliedBatch = { results: new Array(records.length), failures: [] };
   let done = records.length;
-  if (task.claims === undefined) await applyRecordRange(f, records, 0, done, into);
+  if (task.slot === undefined || data.claims === undefined) await applyRecordRange(f, records, 0, done, into);
   else {
-    const claims = ChunkClaims.from(task.claims, records.length);
+    const claims = new ChunkClaims(data.claims, task.slot, records.length);
     done = 0;
     for (let c = 0; c < claims.chunks && claims.claimFront(c); c++) {
       done = claims.recordsBefore(c + 1);

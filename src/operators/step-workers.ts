@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { startWorker } from '../core/worker-start.ts';
-import type { ChunkClaims } from './chunk-claims.ts';
+import { ChunkClaims } from './chunk-claims.ts';
 import type { AppliedBatch } from './record-function.ts';
 
 /** What a step worker is started with. */
@@ -18,14 +18,16 @@ export interface StepWorkerData {
   /** `file:` URL of the user module. */
   readonly moduleUrl: string;
   readonly exportName: string;
+  /** This worker's ring of chunk claims ({@link ChunkClaims.ring}). */
+  readonly claims?: SharedArrayBuffer;
 }
 
 /** One batch posted to a step worker. */
 export interface StepWorkerTask {
   readonly id: number;
   readonly records: readonly unknown[];
-  /** Claims shared with the calling thread ({@link ChunkClaims}); without them, every record is run. */
-  readonly claims?: SharedArrayBuffer;
+  /** The slot of the worker's claim ring shared with the calling thread ({@link ChunkClaims}); without it, every record is run. */
+  readonly slot?: number;
 }
 
 /** A message from a step worker: `ready` once, then one reply per task (or `fatal`). */
@@ -68,17 +70,37 @@ export class StepWorkers {
   private readonly data: StepWorkerData;
   private readonly threads: number;
 
-  constructor(threads: number, data: StepWorkerData, label: string) {
+  /** Per worker: its claim ring and the next slot to use. */
+  private readonly rings: { readonly buffer: SharedArrayBuffer; next: number }[] = [];
+  private readonly slots: number;
+
+  /**
+   * `claimSlots`: claim sets per worker, more than the tasks a worker ever has unanswered
+   * (a slot is reused only once the task that used it last was answered); 0 for none.
+   */
+  constructor(threads: number, data: StepWorkerData, label: string, claimSlots = 0) {
     this.threads = threads;
     this.data = data;
     this.label = label;
+    this.slots = claimSlots;
+  }
+
+  /** The next free claim set of worker `worker` for a share of `length` records, reset. */
+  claims(worker: number, length: number): ChunkClaims {
+    const ring = this.rings[worker];
+    if (ring === undefined) throw new Error(`worker ${worker} has no claim ring (claimSlots 0)`);
+    const slot = ring.next;
+    ring.next = (slot + 1) % this.slots;
+    return new ChunkClaims(ring.buffer, slot, length).reset();
   }
 
   /** Starts the workers and resolves once each has loaded the module; rejects with why one could not. */
   async start(): Promise<void> {
     const ready: Promise<void>[] = [];
     for (let i = 0; i < this.threads; i++) {
-      const w = startWorker(WORKER, { workerData: this.data });
+      const claims = this.slots > 0 ? ChunkClaims.ring(this.slots) : undefined;
+      if (claims !== undefined) this.rings.push({ buffer: claims, next: 0 });
+      const w = startWorker(WORKER, { workerData: { ...this.data, claims } satisfies StepWorkerData });
       this.workers.push(w);
       ready.push(
         new Promise<void>((resolve, reject) => {
@@ -112,7 +134,7 @@ export class StepWorkers {
     return new Promise<StepResult>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       const task: StepWorkerTask =
-        claims === undefined ? { id, records } : { id, records, claims: claims.buffer };
+        claims === undefined ? { id, records } : { id, records, slot: claims.slot };
       (this.workers[worker] as Worker).postMessage(task);
     });
   }
