@@ -259,4 +259,82 @@ it('installs from its tarball, type-checks and runs as a dependency', { timeout:
   );
   assert.match(list, /kafka/, 'sluice list names no kafka component');
   assert.ok(readFileSync(join(app, 'node_modules/sluice/package.json'), 'utf8').includes('"./kafka"'));
+
+  // The command runs from its bundle (scripts/build-cli.ts): zod, yaml and commander inside it,
+  // a window and a `module:` step on worker threads (worker entries beside the bundle, the step's
+  // module loaded by the bundle's rewrite of `lazyModule`), with the right output.
+  for (const file of ['sluice.js', 'split-window-worker.js', 'step-worker.js', 'dashboard/index.html']) {
+    assert.ok(shipped.includes(`dist/cli-bundle/${file}`), `the tarball has no dist/cli-bundle/${file}`);
+  }
+  const version = step(
+    'sluice --version',
+    NODE,
+    [join(app, 'node_modules/sluice/bin/sluice.js'), '--version'],
+    app,
+  );
+  assert.equal(version.trim(), JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+  writeFileSync(join(app, 'in.csv'), BUNDLE_RUN_CSV);
+  writeFileSync(join(app, 'step.mjs'), BUNDLE_RUN_STEP);
+  writeFileSync(join(app, 'p.yaml'), BUNDLE_RUN_YAML);
+  const run = spawnSync(
+    NODE,
+    [
+      '--import',
+      `data:text/javascript,${encodeURIComponent(RESOLVE_HOOK)}`,
+      join(app, 'node_modules/sluice/bin/sluice.js'),
+      'run',
+      'p.yaml',
+    ],
+    { cwd: app, env: { ...env, SLUICE_TEST_MODULES: join(app, 'modules.json') }, encoding: 'utf8' },
+  );
+  assert.equal(run.status, 0, `sluice run p.yaml (the CLI bundle) failed:\n${run.stderr}`);
+  const output = readFileSync(join(app, 'out.jsonl'), 'utf8').trim().split('\n');
+  assert.deepEqual(
+    output
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .map((r) => [r.country, r.count, r.amount]),
+    [
+      ['SE', 2, '375'],
+      ['NO', 1, '400'],
+    ],
+    output.join('\n'),
+  );
+  const urls = JSON.parse(readFileSync(join(app, 'modules.json'), 'utf8')) as string[];
+  assert.ok(
+    urls.some((u) => u.endsWith('/node_modules/sluice/dist/cli-bundle/sluice.js')),
+    `sluice run did not start the bundle; it loaded:\n${urls.join('\n')}`,
+  );
+  const unbundled = urls.filter((u) =>
+    /\/node_modules\/(zod|yaml|commander)\/|\/sluice\/dist\/(?!cli-bundle\/)/.test(u),
+  );
+  assert.deepEqual(unbundled, [], 'the CLI bundle loaded modules it should hold itself');
 });
+
+/** Records every module URL the main thread resolves; writes them to SLUICE_TEST_MODULES at exit. */
+const RESOLVE_HOOK = `
+import { registerHooks } from 'node:module';
+import { writeFileSync } from 'node:fs';
+const seen = new Set();
+registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.add(r.url); return r; } });
+process.on('exit', () => writeFileSync(process.env.SLUICE_TEST_MODULES, JSON.stringify([...seen])));
+`;
+const BUNDLE_RUN_CSV =
+  'ts,country,amount\n2024-01-01T00:00:10Z,SE,1.50\n2024-01-01T00:00:20Z,SE,2.25\n2024-01-01T00:01:30Z,NO,4\n';
+/** A per-record function for a `module:` step on worker threads: amounts in hundredths. */
+const BUNDLE_RUN_STEP =
+  'export default (r) => ({ ...r, amount: String(Math.round(Number(r.amount) * 100)) });\n';
+const BUNDLE_RUN_YAML = `name: bundle
+input:
+  file: { path: in.csv, format: csv }
+pipeline:
+  - module: ./step.mjs
+    parallelism: 2
+    key: country
+  - window:
+      key: country
+      time: ts
+      tumbling: 1m
+      aggregate: { count: count(), amount: sum(amount) }
+output:
+  file: { path: out.jsonl, format: jsonl }
+`;
