@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,3 +123,41 @@ test('`sluice run` of a CSV file → window → JSONL file loads only what the f
   );
   assert.deepEqual(notNamed, []);
 });
+
+/** Runs `sluice ARGS` with the module-recording hook; returns its stdout and what it loaded. */
+function modulesOfCommand(args: readonly string[]) {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-startup-'));
+  try {
+    const list = join(dir, 'modules.json');
+    const child = spawnSync(
+      process.execPath,
+      ['--import', `data:text/javascript,${encodeURIComponent(HOOK)}`, bin, ...args],
+      { cwd: dir, encoding: 'utf8', env: { ...process.env, SLUICE_TEST_MODULES: list } },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const urls = JSON.parse(readFileSync(list, 'utf8')) as string[];
+    return { stdout: child.stdout, urls };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// `sluice --version` and `--help` answer without the run path: no config loading, no pipeline,
+// no zod or yaml (together ~170 modules and ~0.1 s of CPU from a checkout).
+for (const args of [['--version'], ['--help'], ['kafka', 'topics', '--help']]) {
+  test(`\`sluice ${args.join(' ')}\` loads neither the run path nor zod and yaml`, () => {
+    const { stdout, urls } = modulesOfCommand(args);
+    assert.match(stdout, args[0] === '--version' ? /^\d+\.\d+\.\d+/ : /Usage: sluice/);
+    const heavy = urls.filter((u) =>
+      /\/node_modules\/(zod|yaml)\/|\/src\/(config\/(build|load|check|yaml)|pipeline|cli\/run|core\/run)\.ts$/.test(
+        u,
+      ),
+    );
+    assert.deepEqual(heavy, []);
+    // The hook saw the modules it did load (so the check above can fail).
+    assert.ok(
+      urls.some((u) => u.endsWith('/src/cli/main.ts')),
+      urls.join('\n'),
+    );
+  });
+}
