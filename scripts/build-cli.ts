@@ -26,12 +26,12 @@
  * Run by `npm run build`; alone: `node scripts/build-cli.ts [OUTDIR]` (default `dist/cli-bundle`).
  */
 import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const OUT = join(ROOT, process.argv[2] ?? 'dist/cli-bundle');
+const OUT = resolve(ROOT, process.argv[2] ?? 'dist/cli-bundle');
 /** The dependencies every `sluice` command loads at start-up; the rest stay in `node_modules`. */
 const BUNDLED = new Set(['zod', 'yaml', 'commander']);
 
@@ -74,9 +74,44 @@ const lazyModules: Plugin = {
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   dependencies: Record<string, string>;
 };
-const external = Object.keys(pkg.dependencies)
-  .filter((d) => !BUNDLED.has(d))
-  .flatMap((d) => [d, `${d}/*`]);
+const unbundled = Object.keys(pkg.dependencies).filter((d) => !BUNDLED.has(d));
+/** The unbundled dependencies that are CommonJS packages (no `"type": "module"`). */
+const commonJs = new Set(
+  unbundled.filter(
+    (d) =>
+      (JSON.parse(readFileSync(join(ROOT, 'node_modules', d, 'package.json'), 'utf8')) as { type?: string })
+        .type !== 'module',
+  ),
+);
+const external = unbundled.filter((d) => !commonJs.has(d)).flatMap((d) => [d, `${d}/*`]);
+
+/**
+ * Loads CommonJS dependencies with `require` where the importing module initialises, not with a
+ * static `import` at the top of its chunk. A module that `lazyModule` loads is bundled into its
+ * caller's chunk (it must load synchronously), and an ES module chunk imports every external
+ * package its modules import when it loads: `avsc` and `protobufjs` (some 60 modules) would load
+ * on every run, as they did in a first build. A `require` stays inside the module's lazy
+ * initialiser. (The ES module dependencies are not on such a path; `test/cli-startup.test.ts` run
+ * on the bundle fails if one is.)
+ */
+const lazyCommonJs: Plugin = {
+  name: 'sluice-lazy-commonjs',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      const name = args.path.startsWith('@')
+        ? args.path.split('/').slice(0, 2).join('/')
+        : (args.path.split('/')[0] ?? '');
+      if (!commonJs.has(name)) return undefined;
+      // The `require` inside the stand-in below is the real, external one.
+      if (args.namespace === 'commonjs-external') return { path: args.path, external: true };
+      return { path: args.path, namespace: 'commonjs-external' };
+    });
+    b.onLoad({ filter: /.*/, namespace: 'commonjs-external' }, (args) => ({
+      contents: `module.exports = require(${JSON.stringify(args.path)});`,
+      loader: 'js',
+    }));
+  },
+};
 
 rmSync(OUT, { recursive: true, force: true });
 await build({
@@ -93,8 +128,11 @@ await build({
   platform: 'node',
   target: 'node22.12',
   external,
-  plugins: [lazyModules],
-  // yaml's Node build is CommonJS and `require`s Node built-ins; an ES module has no `require`.
+  plugins: [lazyModules, lazyCommonJs],
+  // yaml's ES module build: its Node build is CommonJS, and an `import('yaml')` of a bundled
+  // CommonJS module has no named exports (`parse` would be undefined).
+  alias: { yaml: join(ROOT, 'node_modules/yaml/browser/index.js') },
+  // The CommonJS dependencies are loaded with `require` (above); an ES module has none.
   banner: {
     js: "import { createRequire as __sluiceCreateRequire } from 'node:module'; const require = __sluiceCreateRequire(import.meta.url);",
   },
