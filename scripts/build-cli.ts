@@ -16,8 +16,9 @@
  * - Each `import()` becomes a chunk loaded when the import runs, so the laziness of
  *   `component-modules.ts` (only the components a file names) holds in the bundle too.
  * - `lazyModule(import.meta.url, './x.ts')` (`core/lazy-module.ts`) names its module by a path
- *   relative to its own file, which a bundle no longer has: {@link rewriteLazyModules} turns each
- *   call into a loader of the bundled module, and the build fails if a call is left over.
+ *   relative to its own file, which a bundle no longer has: each such module is an entry of the
+ *   bundle (`lazy-….js`), {@link rewriteLazyModules} turns each call into a `require` of it, and
+ *   the build fails if a call is left over.
  * - Worker threads start on `./split-window-worker.js` and `./step-worker.js` beside the module
  *   that starts them: both are entries of the bundle, and every chunk sits in the one folder.
  * - `cli/http.ts` serves `./dashboard/` beside itself: copied into the folder.
@@ -25,8 +26,8 @@
  *
  * Run by `npm run build`; alone: `node scripts/build-cli.ts [OUTDIR]` (default `dist/cli-bundle`).
  */
-import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { cpSync, existsSync, globSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
 
@@ -40,26 +41,53 @@ const BUNDLED = new Set(['zod', 'yaml', 'commander']);
  * resolves at build time and bundles (initialised on the first call, as the original loads on
  * the first call). Returns the new text and how many calls it rewrote.
  */
-function rewriteLazyModules(text: string): { text: string; count: number } {
+function rewriteLazyModules(text: string, file: string): { text: string; count: number } {
   let count = 0;
-  const out = text.replace(
-    /\blazyModule<([^>]+)>\(\s*import\.meta\.url,\s*('[^']+')\s*,?\s*\)/g,
-    (_, type: string, path: string) => {
-      count++;
-      return `((load: () => unknown) => { let m: unknown; return () => (m ??= load()) as ${type}; })(() => require(${path}))`;
-    },
-  );
+  const out = text.replace(LAZY_CALL, (_, type: string, path: string) => {
+    count++;
+    const entry = lazyEntryName(join(dirname(file), path));
+    return `((load: () => unknown) => { let m: unknown; return () => (m ??= load()) as ${type}; })(() => require('./${entry}.js'))`;
+  });
   return { text: out, count };
+}
+
+const LAZY_CALL = /\blazyModule<([^>]+)>\(\s*import\.meta\.url,\s*'([^']+)'\s*,?\s*\)/g;
+
+/** The bundle entry of a module `lazyModule` loads: `lazy-operators-batch` for src/operators/batch.ts. */
+function lazyEntryName(file: string): string {
+  return `lazy-${relative(join(ROOT, 'src'), file).replace(/\.ts$/, '').replaceAll('/', '-')}`;
+}
+
+/**
+ * Every module a `lazyModule` call loads becomes an entry of its own, required (Node loads an ES
+ * module synchronously with `require`) from the folder on first use, sharing the chunks of the
+ * modules it imports with the rest of the bundle. Bundled into its caller's chunk instead, it
+ * and everything it imports would be read and compiled on every run (measured: +27 ms CPU and
+ * +5 MiB on a 1 MB run).
+ */
+function lazyEntries(): { in: string; out: string }[] {
+  const entries = new Map<string, string>();
+  for (const file of globSync('src/**/*.ts', { cwd: ROOT })) {
+    if (file.endsWith('.test.ts') || file.endsWith('core/lazy-module.ts')) continue;
+    const text = readFileSync(join(ROOT, file), 'utf8');
+    for (const m of text.matchAll(LAZY_CALL)) {
+      const target = join(ROOT, dirname(file), m[2] ?? '');
+      entries.set(lazyEntryName(target), relative(ROOT, target));
+    }
+  }
+  return [...entries].map(([out, source]) => ({ in: source, out }));
 }
 
 /** Applies {@link rewriteLazyModules} to Sluice's sources; fails the build on a call it missed. */
 const lazyModules: Plugin = {
   name: 'sluice-lazy-modules',
   setup(b) {
+    // The entries above, loaded at run time from the bundle's folder.
+    b.onResolve({ filter: /^\.\/lazy-[\w-]+\.js$/ }, (args) => ({ path: args.path, external: true }));
     b.onLoad({ filter: /\/src\/.*\.ts$/ }, (args) => {
       const source = readFileSync(args.path, 'utf8');
       if (!source.includes('lazyModule') || args.path.endsWith('/core/lazy-module.ts')) return undefined;
-      const { text, count } = rewriteLazyModules(source);
+      const { text, count } = rewriteLazyModules(source, args.path);
       const calls = source.match(/\blazyModule</g)?.length ?? 0;
       if (count !== calls) {
         throw new Error(
@@ -120,6 +148,7 @@ await build({
     { in: 'src/cli/main.ts', out: 'sluice' },
     { in: 'src/time/split-window-worker.ts', out: 'split-window-worker' },
     { in: 'src/operators/step-worker.ts', out: 'step-worker' },
+    ...lazyEntries(),
   ],
   outdir: OUT,
   bundle: true,
