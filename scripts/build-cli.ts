@@ -1,8 +1,12 @@
 /**
- * Bundles the `sluice` command into `dist/cli-bundle/` with esbuild, for the published package:
- * `npm run build` runs it after `tsc`, and `bin/sluice.js` starts the bundle when it finds no
- * `src/` (a checkout runs the TypeScript). The library entries (`sluice`, `sluice/kafka`, …) stay
- * tsc's output in `dist/`.
+ * Bundles the `sluice` command and the library entries (`sluice`, `sluice/kafka`, …: package.json
+ * `exports` names files of this folder) into `dist/cli-bundle/` with esbuild, for the published
+ * package: `npm run build` runs it after `tsc` (which emits only the `.d.ts` files `exports`
+ * names as `types`), and `bin/sluice.js` starts the bundle when it finds no `src/` (a checkout
+ * runs the TypeScript). One build, so the package holds one copy of every module: the command and
+ * a user's module that imports `sluice` load the same chunks, hence the same classes (`Decimal`,
+ * `SluiceError`, which the engine checks with `instanceof`). A second copy, as tsc's JavaScript
+ * beside a bundle would be, gives the user's code classes the engine does not recognise.
  *
  * Why: a 1 MB CSV → window run is mostly start-up, and loading ~290 small modules (zod alone is
  * 95, yaml 72) costs more than the work. As one file plus the chunks its lazy imports split off, a
@@ -141,11 +145,36 @@ const lazyCommonJs: Plugin = {
   },
 };
 
+/**
+ * The library entries of package.json `exports` (`sluice`, `sluice/kafka`, …), each an entry of
+ * this same build, named after its source (`src/kafka.ts` → `kafka.js`): a user's `module:` step
+ * that imports `sluice` then loads the very chunks the command runs on, so a `Decimal` it returns
+ * is the class the encoders check with `instanceof`, and a `SluiceError` it throws is one. A
+ * second copy of Sluice in the package (tsc's JavaScript, as before) would give it other classes.
+ * The build fails when `exports` names a file that is not one of these.
+ */
+const LIBRARY_ENTRIES = Object.values(
+  (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { exports: Record<string, unknown> })
+    .exports,
+).flatMap((target) => {
+  const file =
+    typeof target === 'object' && target !== null ? (target as { import?: string }).import : undefined;
+  if (file === undefined) return [];
+  const m = /^\.\/dist\/cli-bundle\/([\w-]+)\.js$/.exec(file);
+  if (m === null || !existsSync(join(ROOT, 'src', `${m[1]}.ts`))) {
+    throw new Error(
+      `package.json exports \`${file}\`: an entry must be ./dist/cli-bundle/NAME.js for a src/NAME.ts`,
+    );
+  }
+  return [{ in: `src/${m[1]}.ts`, out: m[1] as string }];
+});
+
 rmSync(OUT, { recursive: true, force: true });
 await build({
   absWorkingDir: ROOT,
   entryPoints: [
     { in: 'src/cli/main.ts', out: 'sluice' },
+    ...LIBRARY_ENTRIES,
     { in: 'src/time/split-window-worker.ts', out: 'split-window-worker' },
     { in: 'src/operators/step-worker.ts', out: 'step-worker' },
     ...lazyEntries(),
