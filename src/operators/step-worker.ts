@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorMessage } from '../core/errors.ts';
+import { reviveCloned } from '../core/thread-values.ts';
 import { applyRecordFunction, type RecordFunction } from './record-function.ts';
 import type { StepWorkerData, StepWorkerReply, StepWorkerTask } from './step-workers.ts';
 
@@ -25,7 +26,9 @@ try {
 
 /** Answers `task`; batches are handled one after the other, so an async function sees records in order. */
 async function handle(task: StepWorkerTask, f: RecordFunction): Promise<void> {
-  const { results, failures } = await applyRecordFunction(f, task.records);
+  // The records crossed threads as data: decimals get their class back before the function sees them.
+  const records = reviveCloned(task.records) as unknown[];
+  const { results, failures } = await applyRecordFunction(f, records);
   try {
     port.postMessage({ id: task.id, results, failures } satisfies StepWorkerReply);
   } catch (err) {

@@ -9,6 +9,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { reviveCloned } from '../core/thread-values.ts';
 import { startWorker } from '../core/worker-start.ts';
 import type { AppliedBatch } from './record-function.ts';
 
@@ -113,7 +114,8 @@ export class StepWorkers {
     if (p === undefined) return;
     this.pending.delete(m.id as number);
     if (m.fatal !== undefined) p.reject(this.fail(`module \`${this.label}\`: ${m.fatal}`));
-    else p.resolve({ results: m.results ?? [], failures: m.failures ?? [] });
+    // Results crossed threads as data: decimals the function returned get their class back.
+    else p.resolve({ results: reviveCloned(m.results ?? []) as unknown[], failures: m.failures ?? [] });
   }
 
   /** Records the first failure, rejects every waiting task with it and returns it. */
