@@ -31,28 +31,49 @@ interface Pending {
   readonly position: PositionOf;
 }
 
-/** The built meta of each positioned batch, or what builds it. */
-const metaOf = new WeakMap<object, Pending | readonly RecordMeta[]>();
-
 /**
- * One getter shared by every batch (a getter per batch would give each batch its own hidden
- * class): the batch's meta, built on the first read.
+ * A batch whose `meta` is built on first read. `meta` is an own accessor (defined per instance
+ * with one shared descriptor, so every batch keeps one hidden class), not a prototype getter, so
+ * a spread or a structured clone copies it.
  */
-const META: PropertyDescriptor = {
-  enumerable: true,
-  configurable: false,
-  get(this: object): readonly RecordMeta[] | undefined {
-    const m = metaOf.get(this);
-    if (m === undefined || Array.isArray(m)) return m as readonly RecordMeta[] | undefined;
-    const { source, starts, position } = m as Pending;
+class PositionedBatch<T> {
+  readonly kind = 'batch' as const;
+  readonly records: readonly T[];
+  readonly origin: BatchOrigin;
+  declare readonly meta: readonly RecordMeta[];
+  #pending: Pending | undefined;
+  #built: readonly RecordMeta[] | undefined;
+
+  constructor(records: readonly T[], pending: Pending) {
+    this.records = records;
+    this.origin = { source: pending.source };
+    Object.defineProperty(this, 'meta', META);
+    this.#pending = pending;
+  }
+
+  /** The meta of `b`, built on the first call. */
+  static metaOf(b: PositionedBatch<unknown>): readonly RecordMeta[] {
+    const done = b.#built;
+    if (done !== undefined) return done;
+    const { source, starts, position } = b.#pending as Pending;
     const { firstLine, lines, offsets } = starts;
     const built: RecordMeta[] = new Array(offsets.length);
     for (let i = 0; i < offsets.length; i++) {
       const line = lines === undefined ? firstLine + i : (lines[i] as number);
       built[i] = { source, position: position(line, offsets[i] as number) };
     }
-    metaOf.set(this, built);
+    b.#built = built;
+    b.#pending = undefined;
     return built;
+  }
+}
+
+/** The one getter of every positioned batch's `meta`. */
+const META: PropertyDescriptor = {
+  enumerable: true,
+  configurable: false,
+  get(this: PositionedBatch<unknown>): readonly RecordMeta[] {
+    return PositionedBatch.metaOf(this);
   },
 };
 
@@ -77,9 +98,5 @@ export function positionedBatch<T>(
     throw new RangeError(
       `positionedBatch: ${n} records need as many offsets and lines, got ${starts.offsets.length} and ${starts.lines?.length ?? 'consecutive'}`,
     );
-  const origin: BatchOrigin = { source };
-  const batch = { kind: 'batch' as const, records, origin };
-  Object.defineProperty(batch, 'meta', META);
-  metaOf.set(batch, { source, starts, position });
-  return batch;
+  return new PositionedBatch(records, { source, starts, position });
 }
