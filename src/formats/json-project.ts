@@ -12,7 +12,6 @@
  * the whole-line parser (dead letter, line, byte offset). A property test checks both paths agree.
  */
 import type { FieldUse } from '../core/projection.ts';
-import { InternCache } from './csv/intern.ts';
 import { canonicalIsoBytes } from './csv/iso-bytes.ts';
 import { canonicalIsoAt } from './iso-time.ts';
 import {
@@ -48,6 +47,7 @@ import {
   utf8Slice,
 } from './json-shape.ts';
 import type { LineShortcut } from './lines.ts';
+import { SHORT_STRING_BYTES, ShortStrings } from './short-strings.ts';
 
 const TAB = 0x09;
 const LF = 0x0a;
@@ -109,7 +109,7 @@ export class JsonProjection implements LineShortcut<unknown> {
    * decoder's interned values cost (a fresh string is hashed and looked up in V8's string table
    * at each lookup: `KeyTable#get` took 61 ms of the vs-go JSONL run).
    */
-  private readonly intern = new InternCache({}, MAX_FIELDS);
+  private readonly intern = new ShortStrings(MAX_FIELDS);
 
   private constructor(fields: readonly string[], uses: ReadonlyMap<string, FieldUse> | undefined) {
     this.fields = fields;
@@ -227,10 +227,9 @@ export class JsonProjection implements LineShortcut<unknown> {
           if (Number.isNaN(ms)) {
             const j = plainRun(bytes, b + 1);
             if (bytes[j] === QUOTE) {
-              // Shorter than COPY_FROM: a slice of `text` is a copy, never a view.
               values[k] =
-                runHigh.value < 0x80 && j - b - 1 < COPY_FROM
-                  ? this.intern.get(text, bytes, i + 1, i + j - b, k, scanCursor.bytesAt)
+                runHigh.value < 0x80 && j - b - 1 <= SHORT_STRING_BYTES
+                  ? this.intern.get(view, b + 1, j - b - 1, text, i + 1, k)
                   : plainString(text, i, bytes, b + 1, j);
               i = j + 1 - scanCursor.bytesAt;
             } else {

@@ -59,8 +59,8 @@ export class InternCache {
   }
 
   /**
-   * The string for characters `[a, b)` of `s` (a latin1 view of `bytes[a + shift, b + shift)`,
-   * which must be ASCII), from the table when present. `col` is the column index, for the hit-rate switch;
+   * The string for characters `[a, b)` of `s` (a latin1 view of `bytes`, which must be ASCII in
+   * that range), from the table when present. `col` is the column index, for the hit-rate switch;
    * for a column switched off it is the plain slice of `s`, without hashing.
    *
    * One call site makes every string that is not found: the CSV decoder calls this for every
@@ -68,12 +68,12 @@ export class InternCache {
    * going through code that ran from the start (a first call from a new site would throw the
    * decoder's optimised code away).
    */
-  get(s: string, bytes: Buffer, a: number, b: number, col: number, shift = 0): string {
+  get(s: string, bytes: Buffer, a: number, b: number, col: number): string {
     const on = this.enabled[col] === 1;
     let slot = 0;
     if (on) {
       let h = 0x811c9dc5;
-      for (let i = a + shift, e = b + shift; i < e; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+      for (let i = a; i < b; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
       slot = (h ^ (h >>> 15)) & this.mask;
       const cand = this.table[slot];
       const n = ++this.lookups[col]!;
@@ -86,7 +86,7 @@ export class InternCache {
     // A slice of 13+ characters would be a V8 "sliced string" pinning the whole chunk; the table
     // outlives chunks, so its entries are fresh copies (a switched-off column's values are slices,
     // as the decoder's other values are).
-    const v = on && b - a >= 13 ? bytes.toString('latin1', a + shift, b + shift) : s.slice(a, b);
+    const v = on && b - a >= 13 ? bytes.toString('latin1', a, b) : s.slice(a, b);
     if (on) this.table[slot] = v;
     return v;
   }
