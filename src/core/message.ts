@@ -41,6 +41,22 @@ export interface Batch<T = unknown> {
   readonly records: readonly T[];
   /** `meta[i]` describes `records[i]`; absent when the source gives no metadata. */
   readonly meta?: readonly (RecordMeta | undefined)[] | undefined;
+  /**
+   * What every record's meta shares, when the source says so: each `meta[i]` then has this
+   * `source` and this `position.partition` (undefined: none). A source that builds `meta` only
+   * when it is first read (the byte sources) sets it, so a stage that needs only these per record
+   * (a watermark's partition) never makes the batch build its meta. Stages that build a new batch
+   * drop it unless it still holds.
+   */
+  readonly origin?: BatchOrigin | undefined;
+}
+
+/** The meta every record of a batch shares (see {@link Batch.origin}). */
+export interface BatchOrigin {
+  /** `meta[i].source` of every record. */
+  readonly source: string;
+  /** `meta[i].position?.partition` of every record. */
+  readonly partition?: string | number | bigint | boolean | undefined;
 }
 
 /** "No event with a timestamp ≤ `time` is expected any more" (epoch ms). */
