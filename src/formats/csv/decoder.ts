@@ -77,7 +77,7 @@ function rowMaker(names: readonly string[], keep?: Uint8Array): (v: CsvValue[]) 
 }
 
 /** Makes duplicate header names unique (`a`, `a_2`, `a_3`), so no column silently overwrites another. */
-function uniqueNames(names: readonly string[]): string[] {
+export function uniqueNames(names: readonly string[]): string[] {
   const seen = new Set<string>();
   const out: string[] = [];
   for (const n of names) {
