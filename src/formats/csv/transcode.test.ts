@@ -212,7 +212,9 @@ const structured = fc
     ),
     bom: fc.boolean(),
     lastEol: fc.boolean(),
-    garbage: fc.option(fc.constantFrom(new Uint8Array([0xff]), new Uint8Array([0xed, 0xa0, 0x80]), enc('"x"y'))),
+    garbage: fc.option(
+      fc.constantFrom(new Uint8Array([0xff]), new Uint8Array([0xed, 0xa0, 0x80]), enc('"x"y')),
+    ),
   })
   .map(({ options, header, rows, bom, lastEol, garbage }) => {
     const d = options.delimiter ?? ',';
@@ -239,9 +241,14 @@ const structured = fc
 describe('CSV → JSON Lines transcoder against CsvDecoder + the jsonl encoder', () => {
   it('writes the same bytes and reports the same bad rows on generated CSV, in chunks of any size', () => {
     fc.assert(
-      fc.property(structured, fc.integer({ min: 0, max: 9 }), fc.integer({ min: 1, max: 4 }), (c, n, batch) => {
-        same(c.bytes, c.options, cutEvery(c.bytes, n), batch);
-      }),
+      fc.property(
+        structured,
+        fc.integer({ min: 0, max: 9 }),
+        fc.integer({ min: 1, max: 4 }),
+        (c, n, batch) => {
+          same(c.bytes, c.options, cutEvery(c.bytes, n), batch);
+        },
+      ),
       { numRuns: 3000 },
     );
   });
@@ -317,7 +324,9 @@ describe('CSV → JSON Lines transcoder, cases spelled out', () => {
   });
 
   it('reports a wrong field count, broken quoting and invalid UTF-8 as the decoder does, and goes on', () => {
-    const bytes = new Uint8Array(Buffer.concat([enc('a,b\n1,2,3\n"x"y,1\n'), Buffer.from([0xff]), enc(',2\nok,3\n')]));
+    const bytes = new Uint8Array(
+      Buffer.concat([enc('a,b\n1,2,3\n"x"y,1\n'), Buffer.from([0xff]), enc(',2\nok,3\n')]),
+    );
     const r = transcoded([bytes], {});
     assert.equal(r.out, '{"a":"ok","b":"3"}\n');
     assert.deepEqual(
