@@ -2,7 +2,7 @@
  * `sluice run` of `file (csv) → stdout (jsonl)`, which the planner fuses (the source writes JSON
  * Lines bytes itself, `core/encoded.ts`), against the same pipeline with a pass-through `filter`
  * step, which it never fuses: the same stdout bytes, the same dlq file and the same counts, for a
- * plain and a gzip-compressed input.
+ * plain and a gzip-compressed input file and for standard input.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -34,14 +34,19 @@ function csv(): Buffer {
   return Buffer.concat(parts);
 }
 
-function run(input: string, step: boolean, tag: string) {
+/** Runs `input` (a path, or bytes piped to standard input) through `sluice run`, with or without a pass-through step. */
+function run(input: string | Buffer, step: boolean, tag: string) {
   const dead = join(dir, `dead-${tag}.jsonl`);
   const yaml = join(dir, `${tag}.yaml`);
   return writeFile(
     yaml,
-    `name: t\ninput:\n  file: { path: ${input}, format: csv }\n${step ? "pipeline:\n  - filter: 'true'\n" : ''}output:\n  stdout: { format: jsonl }\ndlq:\n  file: { path: ${dead}, format: jsonl }\n`,
+    `name: t\ninput:\n  ${typeof input === 'string' ? `file: { path: ${input}, format: csv }` : 'stdin: { format: csv }'}\n${step ? "pipeline:\n  - filter: 'true'\n" : ''}output:\n  stdout: { format: jsonl }\ndlq:\n  file: { path: ${dead}, format: jsonl }\n`,
   ).then(async () => {
-    const r = spawnSync(process.execPath, [bin, 'run', yaml], { encoding: 'buffer', maxBuffer: 1 << 28 });
+    const r = spawnSync(process.execPath, [bin, 'run', yaml], {
+      encoding: 'buffer',
+      maxBuffer: 1 << 28,
+      ...(typeof input === 'string' ? {} : { input }),
+    });
     assert.equal(r.status, 0, r.stderr.toString());
     const letters = (await readFile(dead, 'utf8'))
       .split('\n')
@@ -72,4 +77,14 @@ describe('`sluice run` CSV → JSON Lines on stdout, fused and not', () => {
       assert.deepEqual(fused.counts, ['4,978', '4,978', '22']);
     });
   }
+
+  it('gives the same output, dead letters and counts from standard input', async () => {
+    const fused = await run(csv(), false, 'stdin-fused');
+    const general = await run(csv(), true, 'stdin-general');
+    assert.ok(fused.stdout.length > 100_000);
+    assert.ok(fused.stdout.equals(general.stdout), 'same stdout bytes');
+    assert.deepEqual(fused.letters, general.letters);
+    assert.deepEqual(fused.counts, ['4,978', '4,978', '22']);
+    assert.deepEqual(fused.counts, general.counts);
+  });
 });

@@ -21,6 +21,7 @@ import type { DeadLetter, Logger, Operator, Sink } from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
 import { memoryBackend } from '../../state/backend.ts';
 import { stdoutSink } from '../stdio/sink.ts';
+import { stdinSource } from '../stdio/source.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
 import { collect } from './test-helpers.ts';
@@ -199,13 +200,16 @@ describe('the planner fuses only a source feeding one JSON Lines sink directly',
     fileSource({ path: join(dir, 'never-read.csv'), format: 'csv', ...options });
   const jsonl = () => fileSink({ path: join(dir, 'never.jsonl'), format: 'jsonl' });
 
-  it('fuses file (csv) → file (jsonl) and file (csv) → stdout (jsonl)', () => {
+  it('fuses file (csv) → file (jsonl), file (csv) → stdout (jsonl) and stdin (csv) → file (jsonl)', () => {
     const a = new Pipeline('a');
     a.from(source()).to(jsonl());
     assert.deepEqual([...fuseEncodedOutput(a.graph).values()], ['jsonl']);
     const b = new Pipeline('b');
     b.from(source({ delimiter: ';', header: false })).to(stdoutSink({ format: 'jsonl' }));
     assert.deepEqual([...fuseEncodedOutput(b.graph).values()], ['jsonl']);
+    const c = new Pipeline('c');
+    c.from(stdinSource({ format: 'csv', stream: new PassThrough() })).to(jsonl());
+    assert.deepEqual([...fuseEncodedOutput(c.graph).values()], ['jsonl']);
   });
 
   it('does not fuse through a step, into two sinks, into another format, with `types`, a non-CSV input or a write-ahead log', () => {
