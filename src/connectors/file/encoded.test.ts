@@ -17,13 +17,16 @@ import { CheckpointStore } from '../../checkpoint/store.ts';
 import { ManualClock } from '../../core/clock.ts';
 import { fuseEncodedOutput } from '../../core/encoded.ts';
 import type { Batch } from '../../core/message.ts';
-import type { DeadLetter, Logger, Operator, Sink } from '../../core/stage.ts';
+import type { DeadLetter, Logger, Operator, Sink, Source } from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
+import { specFactory } from '../../spec/factory.ts';
 import { memoryBackend } from '../../state/backend.ts';
 import { stdoutSink } from '../stdio/sink.ts';
 import { stdinSource } from '../stdio/source.ts';
+import { stdinSourceSpec, stdoutSinkSpec } from '../stdio/spec.ts';
 import { fileSink } from './sink.ts';
 import { fileSource } from './source.ts';
+import { fileSinkSpec, fileSourceSpec } from './spec.ts';
 import { collect } from './test-helpers.ts';
 
 let dir: string;
@@ -210,6 +213,40 @@ describe('the planner fuses only a source feeding one JSON Lines sink directly',
     const c = new Pipeline('c');
     c.from(stdinSource({ format: 'csv', stream: new PassThrough() })).to(jsonl());
     assert.deepEqual([...fuseEncodedOutput(c.graph).values()], ['jsonl']);
+  });
+
+  it('fuses the components a pipeline file builds (their specs fill in defaults), with every CSV option but `types`', () => {
+    const csv = {
+      path: 'in.csv',
+      format: 'csv' as const,
+      delimiter: ';',
+      quote: "'",
+      header: true,
+      columns: ['a', 'b'],
+      skipEmptyLines: false,
+      maxRecordBytes: 1000,
+      maxRawBytes: 10,
+      strict: true,
+      intern: false,
+      compression: 'gzip' as const,
+      batchSize: 10,
+    };
+    const fused = (src: Source, sink: Sink) => {
+      const p = new Pipeline('t');
+      p.from(src).to(sink);
+      return fuseEncodedOutput(p.graph).size === 1;
+    };
+    const file = specFactory(fileSourceSpec);
+    const stdin = specFactory(stdinSourceSpec);
+    const toFile = specFactory(fileSinkSpec);
+    const toStdout = specFactory(stdoutSinkSpec);
+    assert.ok(fused(file(csv), toStdout({ format: 'jsonl' })));
+    assert.ok(
+      fused(file({ path: 'in.csv', format: 'csv' }), toFile({ path: 'o.jsonl.zst', format: 'jsonl' })),
+    );
+    assert.ok(fused(stdin({ format: 'csv', delimiter: '|' }), toStdout({ format: 'jsonl' })));
+    assert.ok(!fused(file({ ...csv, types: { a: 'int' } }), toStdout({ format: 'jsonl' })));
+    assert.ok(!fused(file(csv), toStdout({ format: 'csv' })));
   });
 
   it('does not fuse through a step, into two sinks, into another format, with `types`, a non-CSV input or a write-ahead log', () => {

@@ -204,16 +204,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
       const codec = compression === 'auto' ? codecFromPath(path) : compression;
       if (codec !== undefined && codec !== 'none')
         return `its file is compressed (\`${codec}\`): a compressed stream cannot be cut into byte ranges`;
-      // The decoder's options: everything but the file's own (plain data from YAML).
-      const {
-        path: _p,
-        format: _f,
-        compression: _c,
-        batchSize: _b,
-        chunkBytes: _k,
-        transform: _t,
-        ...decode
-      } = options;
+      const decode = decodeOptions(options);
       const uses = fieldUses === undefined ? undefined : [...fieldUses];
       return { path, format, options: decode, compression, fields: projection, uses };
     },
@@ -222,7 +213,8 @@ export function fileSource(options: FileSourceOptions): FileSource {
       // Only whole records of a CSV input the transcoder writes exactly as the decoder + the
       // jsonl encoder would (`CsvJsonlTranscoder.unsupported`: not with `types`).
       if (target !== 'jsonl' || format !== 'csv' || projection !== undefined) return false;
-      if (CsvJsonlTranscoder.unsupported(csvDecodeOptions(options)) !== undefined) return false;
+      if (CsvJsonlTranscoder.unsupported(csvDecodeOptions(decodeOptions(options))) !== undefined)
+        return false;
       encodeJsonl = true;
       return true;
     },
@@ -306,7 +298,8 @@ export function fileSource(options: FileSourceOptions): FileSource {
         decoded(readFileChunks(h, { from: 0, chunkBytes }), false);
       try {
         if (encodeJsonl) {
-          const resumed = at === undefined ? options : await resumeOptions(format, options, at, headerBytes);
+          const decode = decodeOptions(options);
+          const resumed = at === undefined ? decode : await resumeOptions(format, decode, at, headerBytes);
           if (at !== undefined && plain) bytesRead = at.offset;
           const transcoder = new CsvJsonlTranscoder(csvDecodeOptions(resumed), batchSize);
           await pumpEncoded(input(at?.offset ?? 0), transcoder, out, ctx, {
@@ -363,6 +356,22 @@ export function fileSource(options: FileSourceOptions): FileSource {
       await h?.close().catch(() => {});
     },
   };
+}
+
+/** The decoder's options among a file source's: every one but the file's own (plain data from YAML). */
+function decodeOptions(
+  options: FileSourceOptions,
+): Omit<FileSourceOptions, 'path' | 'format' | 'compression' | 'batchSize' | 'chunkBytes' | 'transform'> {
+  const {
+    path: _p,
+    format: _f,
+    compression: _c,
+    batchSize: _b,
+    chunkBytes: _k,
+    transform: _t,
+    ...decode
+  } = options;
+  return decode;
 }
 
 /**

@@ -72,7 +72,9 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
   return {
     encodeFor(target) {
       if (target !== 'jsonl' || options.format !== 'csv') return false;
-      const csv = csvDecodeOptions(options);
+      // The decoder's options: every one but the stream's own.
+      const { format: _f, compression: _c, batchSize: _b, stream: _s, transform: _t, ...decode } = options;
+      const csv = csvDecodeOptions(decode);
       if (CsvJsonlTranscoder.unsupported(csv) !== undefined) return false;
       transcoder = new CsvJsonlTranscoder(csv, batchSize);
       return true;

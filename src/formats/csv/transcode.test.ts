@@ -348,6 +348,9 @@ describe('CSV → JSON Lines transcoder, cases spelled out', () => {
   it('refuses options it cannot transcode', () => {
     assert.match(CsvJsonlTranscoder.unsupported({ types: { n: 'int' } }) ?? '', /`types`/);
     assert.equal(CsvJsonlTranscoder.unsupported({ delimiter: ';', header: false }), undefined);
+    assert.equal(CsvJsonlTranscoder.unsupported({ types: {}, intern: false, strict: undefined }), undefined);
+    const later = { trim: true } as CsvDecodeOptions;
+    assert.match(CsvJsonlTranscoder.unsupported(later) ?? '', /`trim` is not one the transcoder knows/);
     assert.throws(() => new CsvJsonlTranscoder({ types: { n: 'int' } }, 10), /cannot transcode/);
   });
 });

@@ -19,7 +19,8 @@
  * and the rows after them go on. The differential test (`transcode.test.ts`) holds it to that.
  *
  * Not supported (see {@link CsvJsonlTranscoder.unsupported}): `types` (typed values are not the
- * row's text). A caller checks that first and takes the general path instead.
+ * row's text), and any reader option added after this class (it could change the records). A
+ * caller checks that first, once, and takes the general path instead.
  */
 import { Buffer, isUtf8 } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
@@ -53,6 +54,20 @@ const WINDOW_BYTES = 64 * 1024;
 const JOIN_BYTES = 4 * WINDOW_BYTES;
 /** Bytes of an output buffer (more for a batch that needs more). */
 const OUT_BYTES = 256 * 1024;
+/** The CSV reader's options the transcoder writes exactly as the reader + `jsonl` encoder do. */
+const TRANSCODED_OPTIONS = new Set<string>([
+  'delimiter',
+  'quote',
+  'header',
+  'columns',
+  'types',
+  'strict',
+  'maxRecordBytes',
+  'maxRawBytes',
+  'skipEmptyLines',
+  'intern',
+  'start',
+] satisfies (keyof CsvDecodeOptions)[]);
 /** Spare bytes after what `writeRow` writes: a word copy may run up to 3 bytes past its end. */
 const SLACK = 4;
 /** Released output buffers kept for reuse, at most. */
@@ -140,6 +155,12 @@ export class CsvJsonlTranscoder {
   static unsupported(options: CsvDecodeOptions): string | undefined {
     if (options.types !== undefined && Object.keys(options.types).length > 0)
       return 'the CSV input has `types` (typed values are not the text of the row)';
+    // An option added to the reader later changes its records in ways this class does not know:
+    // only the ones it was written (and tested) against pass.
+    const other = Object.keys(options).filter(
+      (k) => !TRANSCODED_OPTIONS.has(k) && (options as Record<string, unknown>)[k] !== undefined,
+    );
+    if (other.length > 0) return `the CSV option \`${other[0]}\` is not one the transcoder knows`;
     return undefined;
   }
 
