@@ -25,7 +25,7 @@
 import { Buffer, isUtf8 } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { DecodeStart } from '../format.ts';
-import { uniqueNames } from './decoder.ts';
+import { csvRowError, uniqueNames } from './decoder.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
 
 /** Receives what a {@link CsvJsonlTranscoder} makes, synchronously, in input order. */
@@ -770,17 +770,7 @@ export class CsvJsonlTranscoder {
     extra: Record<string, unknown>,
   ): void {
     const offset = base + a;
-    const what = this.headerPending ? 'CSV header' : 'CSV';
-    const err = new SluiceError(
-      ErrorCode.PARSE,
-      `invalid ${what} at line ${line} (byte ${offset}): ${message}`,
-      {
-        component: 'csv',
-        line,
-        offset,
-        ...extra,
-      },
-    );
+    const err = csvRowError(message, line, offset, this.headerPending, extra);
     if (this.headerPending || this.o.strict) throw err;
     sink.invalid(err, buf.subarray(a, Math.min(b, a + this.o.maxRawBytes)), line, offset);
   }
