@@ -160,42 +160,43 @@ describe('a CSV file source fused with a JSON Lines sink', () => {
     await assert.rejects(run(false), message);
   });
 
-  it('under checkpoints, resumes after a crash with every row and every dead letter written exactly once', async () => {
-    const d = join(dir, 'cp');
-    await mkdir(d, { recursive: true });
-    const input = join(d, 'in.csv');
-    await writeFile(input, csvBytes(2000));
-    const expected = await fileRun(input, join(d, 'expected.jsonl'), false);
-    const store = new CheckpointStore(memoryBackend());
-    const clock = new ManualClock(0);
-    const run = (failAt: number | undefined) => {
-      const sink = watched(fileSink({ path: join(d, 'out.jsonl'), format: 'jsonl' }), failAt);
-      const p = new Pipeline('cp');
-      p.from(fileSource({ path: input, format: 'csv', batchSize: 16 }), { name: 'input' }).to(sink, {
-        name: 'out',
-      });
-      p.dlq(fileSink({ path: join(d, 'dead.jsonl'), format: 'jsonl' }));
-      const checkpoint = new CheckpointCoordinator({
-        store,
-        intervalMs: 0,
-        everyRecords: 40,
-        clock,
-        log: quiet,
-      });
-      return { sink, done: p.run({ clock, checkpoint, log: quiet }).done };
-    };
-    const first = run(50);
-    await assert.rejects(first.done, /crash/);
-    assert.ok(first.sink.encoded.every(Boolean), 'fused under checkpoints');
-    const second = run(undefined);
-    assert.equal((await second.done).state, 'succeeded');
-    assert.equal((await readFile(join(d, 'out.jsonl'))).toString(), expected.out.toString());
-    const dead = (await readFile(join(d, 'dead.jsonl'), 'utf8'))
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => JSON.parse(l) as DeadLetter);
-    assert.deepEqual(letters(dead), expected.dead);
-  });
+  for (const gz of [false, true])
+    it(`under checkpoints, resumes after a crash with every row and every dead letter written exactly once (${gz ? 'gzip' : 'plain'} input)`, async () => {
+      const d = join(dir, gz ? 'cp-gz' : 'cp');
+      await mkdir(d, { recursive: true });
+      const input = join(d, gz ? 'in.csv.gz' : 'in.csv');
+      await writeFile(input, gz ? gzipSync(csvBytes(2000)) : csvBytes(2000));
+      const expected = await fileRun(input, join(d, 'expected.jsonl'), false);
+      const store = new CheckpointStore(memoryBackend());
+      const clock = new ManualClock(0);
+      const run = (failAt: number | undefined) => {
+        const sink = watched(fileSink({ path: join(d, 'out.jsonl'), format: 'jsonl' }), failAt);
+        const p = new Pipeline('cp');
+        p.from(fileSource({ path: input, format: 'csv', batchSize: 16 }), { name: 'input' }).to(sink, {
+          name: 'out',
+        });
+        p.dlq(fileSink({ path: join(d, 'dead.jsonl'), format: 'jsonl' }));
+        const checkpoint = new CheckpointCoordinator({
+          store,
+          intervalMs: 0,
+          everyRecords: 40,
+          clock,
+          log: quiet,
+        });
+        return { sink, done: p.run({ clock, checkpoint, log: quiet }).done };
+      };
+      const first = run(50);
+      await assert.rejects(first.done, /crash/);
+      assert.ok(first.sink.encoded.every(Boolean), 'fused under checkpoints');
+      const second = run(undefined);
+      assert.equal((await second.done).state, 'succeeded');
+      assert.equal((await readFile(join(d, 'out.jsonl'))).toString(), expected.out.toString());
+      const dead = (await readFile(join(d, 'dead.jsonl'), 'utf8'))
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as DeadLetter);
+      assert.deepEqual(letters(dead), expected.dead);
+    });
 });
 
 describe('the planner fuses only a source feeding one JSON Lines sink directly', () => {
