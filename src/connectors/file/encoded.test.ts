@@ -15,7 +15,7 @@ import { gzipSync } from 'node:zlib';
 import { CheckpointCoordinator } from '../../checkpoint/coordinator.ts';
 import { CheckpointStore } from '../../checkpoint/store.ts';
 import { ManualClock } from '../../core/clock.ts';
-import { fuseEncodedOutput } from '../../core/encoded.ts';
+import { encodedBytes, fuseEncodedOutput } from '../../core/encoded.ts';
 import type { Batch } from '../../core/message.ts';
 import type { DeadLetter, Logger, Operator, Sink, Source } from '../../core/stage.ts';
 import { Pipeline } from '../../pipeline.ts';
@@ -197,6 +197,23 @@ describe('a CSV file source fused with a JSON Lines sink', () => {
         .map((l) => JSON.parse(l) as DeadLetter);
       assert.deepEqual(letters(dead), expected.dead);
     });
+});
+
+describe('a sink given pre-encoded bytes', () => {
+  it('takes the bytes of a batch in its format, and refuses another format (a planner bug) rather than write it', () => {
+    const bytes = Buffer.from('{"a":"1"}\n');
+    const batch: Batch<unknown> = {
+      kind: 'batch',
+      records: new Array(1),
+      encoded: { format: 'jsonl', bytes },
+    };
+    assert.equal(encodedBytes(batch, 'jsonl'), bytes);
+    assert.equal(encodedBytes({ kind: 'batch', records: [{ a: '1' }] }, 'jsonl'), undefined);
+    assert.throws(
+      () => encodedBytes(batch, undefined),
+      /pre-encoded as `jsonl` reached a sink writing `records`/,
+    );
+  });
 });
 
 describe('the planner fuses only a source feeding one JSON Lines sink directly', () => {

@@ -345,6 +345,30 @@ describe('CSV → JSON Lines transcoder, cases spelled out', () => {
     assert.match(run('a,b\n1\n', { strict: true }).thrown ?? '', /row has 1 fields, expected 2/);
   });
 
+  it('writes later rows into an output buffer only once the receiver released it, and once', () => {
+    const t = new CsvJsonlTranscoder({}, 1);
+    const got: { bytes: Uint8Array; release: () => void }[] = [];
+    const sink = {
+      rows: (bytes: Uint8Array, _n: number, release: () => void) => got.push({ bytes, release }),
+      invalid: () => {},
+    };
+    t.write(enc('a\n1\n2\n3\n'), sink);
+    // Nothing released: three buffers of their own.
+    assert.deepEqual(
+      got.map((g) => Buffer.from(g.bytes).toString()),
+      ['{"a":"1"}\n', '{"a":"2"}\n', '{"a":"3"}\n'],
+    );
+    assert.equal(new Set(got.map((g) => g.bytes.buffer)).size, 3);
+    const first = got[0] as { bytes: Uint8Array; release: () => void };
+    first.release();
+    first.release();
+    t.write(enc('4\n5\n6\n'), sink);
+    // Row 4 went into the buffer already waiting; the released one takes the next batch, and only it.
+    const reused = got.map((g) => g.bytes.buffer === first.bytes.buffer);
+    assert.deepEqual(reused, [true, false, false, false, true, false]);
+    assert.equal(Buffer.from(got[4]?.bytes ?? []).toString(), '{"a":"5"}\n');
+  });
+
   it('refuses options it cannot transcode', () => {
     assert.match(CsvJsonlTranscoder.unsupported({ types: { n: 'int' } }) ?? '', /`types`/);
     assert.equal(CsvJsonlTranscoder.unsupported({ delimiter: ';', header: false }), undefined);

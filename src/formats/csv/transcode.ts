@@ -386,9 +386,10 @@ export class CsvJsonlTranscoder {
     this.count = 0;
     let released = false;
     sink.rows(bytes, n, () => {
-      if (released || this.spare.length >= OUT_KEPT) return;
+      // Once only: a second call must not hand out the buffer twice.
+      if (released) return;
       released = true;
-      this.spare.push(full);
+      if (this.spare.length < OUT_KEPT) this.spare.push(full);
     });
   }
 
