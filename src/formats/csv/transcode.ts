@@ -4,9 +4,9 @@
  *
  * Why: turning a CSV file into JSON Lines with nothing in between spent most of its time making
  * record objects and `JSON.stringify`-ing them again (~640 ns per 12-field row, bench/README.md
- * "csv-stdout"). Here each row's fields are found in the input bytes (their spans), checked, and
- * copied into the output between prepared key prefixes (`{"id":"`, `","name":"`…), escaping what
- * JSON needs escaped.
+ * "csv-stdout"). Here each row's fields are found in the input bytes (their spans) and checked;
+ * `transcode-writer.ts` copies them into the output between prepared key prefixes (`{"id":"`,
+ * `","name":"`…), escaping what JSON needs escaped.
  *
  * Same output, same reports: rows are cut exactly as the decoder cuts them (quotes, doubled
  * quotes, LF and CRLF, a leading BOM, empty lines, the last line without a newline, rows longer
@@ -27,6 +27,9 @@ import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { DecodeStart } from '../format.ts';
 import { csvRowError, uniqueNames } from './decoder.ts';
 import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
+import { F_DOUBLED, F_ESC, F_HIGH, JsonLinesRowWriter, jsonEscapes } from './transcode-writer.ts';
+
+export { keyOrder } from './transcode-writer.ts';
 
 /** Receives what a {@link CsvJsonlTranscoder} makes, synchronously, in input order. */
 export interface TranscodeSink {
@@ -52,8 +55,6 @@ const CR = 13;
 const WINDOW_BYTES = 64 * 1024;
 /** Joins of the pending tail and the next chunk up to this size reuse one buffer. */
 const JOIN_BYTES = 4 * WINDOW_BYTES;
-/** Bytes of an output buffer (more for a batch that needs more). */
-const OUT_BYTES = 256 * 1024;
 /** The CSV reader's options the transcoder writes exactly as the reader + `jsonl` encoder do. */
 const TRANSCODED_OPTIONS = new Set<string>([
   'delimiter',
@@ -68,11 +69,6 @@ const TRANSCODED_OPTIONS = new Set<string>([
   'intern',
   'start',
 ] satisfies (keyof CsvDecodeOptions)[]);
-/** Spare bytes after what `writeRow` writes: a word copy may run up to 3 bytes past its end. */
-const SLACK = 4;
-/** Released output buffers kept for reuse, at most. */
-const OUT_KEPT = 8;
-
 // How a row ended (as the decoder's).
 const OK = 0;
 const INCOMPLETE = 1;
@@ -90,21 +86,9 @@ const HIGH = 3;
 /** Unquoted: CR (dropped before LF or the end, else escaped). Quoted: LF (escaped; counts a line). */
 const NEWLINE = 4;
 
-// Field flags.
-const F_ESC = 1;
-const F_HIGH = 2;
-/** A quoted field holding doubled quotes: every second one is dropped. */
-const F_DOUBLED = 4;
-
-/** The JSON escape of each byte below 0x20 and of `"` and `\`, as `JSON.stringify` writes it. */
-const ESCAPES: (Uint8Array | undefined)[] = Array.from({ length: 256 }, (_, c) => {
-  if (c >= 0x20 && c !== 0x22 && c !== 0x5c) return undefined;
-  return Buffer.from(JSON.stringify(String.fromCharCode(c)).slice(1, -1), 'latin1');
-});
-
 function classOf(c: number): number {
   if (c >= 0x80) return HIGH;
-  return ESCAPES[c] === undefined ? PLAIN : ESC;
+  return jsonEscapes(c) ? ESC : PLAIN;
 }
 
 function asBuffer(chunk: Uint8Array): Buffer {
@@ -116,18 +100,6 @@ function copyOf(b: Buffer): Buffer {
   const c = Buffer.allocUnsafeSlow(b.length);
   b.copy(c);
   return c;
-}
-
-/**
- * The order in which `JSON.stringify` writes the keys of a record with the (unique) column
- * `names`: as indices into `names`. An object puts integer-like keys (`"0"`, `"42"`) first in
- * ascending order, then the others in insertion order, so a header `b,1,a` is written `1, b, a`.
- */
-export function keyOrder(names: readonly string[]): number[] {
-  const at = new Map(names.map((n, i) => [n, i]));
-  // `Object.fromEntries` defines own properties (a `__proto__` column included), as the
-  // decoder's row constructor does.
-  return Object.keys(Object.fromEntries(names.map((n) => [n, 0]))).map((k) => at.get(k) as number);
 }
 
 /**
@@ -185,33 +157,13 @@ export class CsvJsonlTranscoder {
   /** Column names (unique), or undefined before the header or for rows written as arrays. */
   private names: string[] | undefined;
   private ncols = -1;
-  /** Per output position: the column written there, and the bytes before its value. */
-  private order: number[] = [];
-  /**
-   * The bytes around the values, one after the other: before output position `k`'s value come
-   * bytes `[at[k], at[k + 1])` of `around` (`{"id":"`, then `","name":"`…), after the last one
-   * `[at[n], at[n + 1])` (`"}` and a newline).
-   */
-  private around = new Uint8Array(0);
-  /** {@link around} with {@link SLACK} zero bytes after it, for word reads. */
-  private aroundView = new DataView(new ArrayBuffer(SLACK));
-  private at = new Int32Array(0);
   // The current row's field spans: start, end (exclusive) and flags.
   private starts = new Int32Array(64);
   private ends = new Int32Array(64);
   private flags = new Uint8Array(64);
-  // Output of the rows not handed on yet.
-  private out: Buffer = Buffer.allocUnsafeSlow(OUT_BYTES);
-  private outView = new DataView(this.out.buffer, this.out.byteOffset, this.out.length);
-  /**
-   * Output buffers the receiver released, for the next batches. Why: a fresh buffer per batch is
-   * native memory that only a garbage collection frees, and this loop allocates so few objects
-   * that collections are rare: peak RSS rose by ~30 MB on a 200 MB input (measured).
-   */
-  private readonly spare: Buffer[] = [];
-  private o2 = 0;
-  private count = 0;
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  /** Writes the good rows' JSON. */
+  private readonly writer: JsonLinesRowWriter;
 
   /**
    * `options`: the CSV reader's (they must pass {@link unsupported}); `batchSize`: rows per
@@ -222,6 +174,7 @@ export class CsvJsonlTranscoder {
     if (why !== undefined)
       throw new SluiceError(ErrorCode.CONFIG, `cannot transcode CSV to JSON Lines: ${why}`);
     this.o = resolveDecodeOptions(options);
+    this.writer = new JsonLinesRowWriter(this.o.quote);
     this.batchSize = batchSize;
     this.base = this.o.start.offset;
     this.line = this.o.start.line;
@@ -345,61 +298,18 @@ export class CsvJsonlTranscoder {
     const names = uniqueNames(given);
     this.names = names;
     this.ncols = names.length;
-    this.order = keyOrder(names);
-    this.setAround(
-      this.order.map((col, k) => `${k === 0 ? '{' : '",'}${JSON.stringify(names[col])}:"`),
-      '"}\n',
-    );
+    this.writer.objects(names);
   }
 
   /** Rows without names: arrays of strings. */
   private setArrays(n: number): void {
     this.ncols = n;
-    this.order = Array.from({ length: n }, (_, i) => i);
-    this.setAround(
-      this.order.map((_, k) => (k === 0 ? '["' : '","')),
-      '"]\n',
-    );
+    this.writer.arrays(n);
   }
 
-  /** Sets {@link around} from the text before each value and after the last one. */
-  private setAround(before: readonly string[], after: string): void {
-    const parts = [...before, after].map((t) => Buffer.from(t, 'utf8'));
-    this.around = new Uint8Array(Buffer.concat(parts));
-    const padded = new Uint8Array(this.around.length + SLACK);
-    padded.set(this.around);
-    this.aroundView = new DataView(padded.buffer);
-    this.at = new Int32Array(parts.length + 1);
-    for (let k = 0; k < parts.length; k++)
-      this.at[k + 1] = (this.at[k] as number) + (parts[k] as Buffer).length;
-  }
-
-  /** Hands the rows made so far to `sink` (if any), in a fresh buffer. */
+  /** Hands the rows written so far to `sink` (see {@link TranscodeSink.rows}). */
   private flush(sink: TranscodeSink): void {
-    if (this.count === 0) return;
-    const full = this.out;
-    const bytes = full.subarray(0, this.o2);
-    const n = this.count;
-    this.out = this.spare.pop() ?? Buffer.allocUnsafeSlow(OUT_BYTES);
-    this.outView = new DataView(this.out.buffer, this.out.byteOffset, this.out.length);
-    this.o2 = 0;
-    this.count = 0;
-    let released = false;
-    sink.rows(bytes, n, () => {
-      // Once only: a second call must not hand out the buffer twice.
-      if (released) return;
-      released = true;
-      if (this.spare.length < OUT_KEPT) this.spare.push(full);
-    });
-  }
-
-  /** Room for `n` more output bytes. */
-  private reserve(n: number): void {
-    if (this.o2 + n <= this.out.length) return;
-    const bigger = Buffer.allocUnsafeSlow(Math.max(this.out.length * 2, this.o2 + n));
-    this.out.copy(bigger, 0, 0, this.o2);
-    this.out = bigger;
-    this.outView = new DataView(bigger.buffer, bigger.byteOffset, bigger.length);
+    this.writer.flush((bytes, count, release) => sink.rows(bytes, count, release));
   }
 
   private growSpans(): void {
@@ -671,66 +581,11 @@ export class CsvJsonlTranscoder {
           continue rows;
         }
       }
-      this.writeRow(buf, input, f, fieldBytes);
-      if (++this.count >= this.batchSize) this.flush(sink);
+      this.writer.write(buf, input, starts, ends, flags, f, fieldBytes);
+      if (this.writer.count >= this.batchSize) this.flush(sink);
     }
     this.line = line;
     return end;
-  }
-
-  /**
-   * Writes the row whose `f` field spans are set; `fieldBytes` bounds its values' JSON. Bytes that
-   * need no escape are copied four at a time (`DataView` words, which V8 compiles to single loads
-   * and stores: measured ~2× faster than a byte loop on 10-byte fields); a word may run past the
-   * end of what it copies (the output keeps {@link SLACK} spare bytes, the next write overwrites
-   * them), but never past the end of the input.
-   */
-  private writeRow(buf: Buffer, input: DataView, f: number, fieldBytes: number): void {
-    const at = this.at;
-    this.reserve(this.around.length + fieldBytes + SLACK);
-    const out = this.outView;
-    const around = this.aroundView;
-    let o = this.o2;
-    const order = this.order;
-    const starts = this.starts;
-    const ends = this.ends;
-    const flags = this.flags;
-    const len = buf.length;
-    for (let k = 0; k < f; k++) {
-      const j = at[k] as number;
-      const n = (at[k + 1] as number) - j;
-      for (let t = 0; t < n; t += 4) out.setUint32(o + t, around.getUint32(j + t, true), true);
-      o += n;
-      const col = order[k] as number;
-      const a = starts[col] as number;
-      const b = ends[col] as number;
-      if (((flags[col] as number) & (F_ESC | F_DOUBLED)) !== 0) {
-        o = this.escaped(buf, a, b, (flags[col] as number) & F_DOUBLED, o);
-      } else if (b + 3 <= len) {
-        for (let t = 0; t < b - a; t += 4) out.setUint32(o + t, input.getUint32(a + t, true), true);
-        o += b - a;
-      } else {
-        for (let i = a; i < b; i++) out.setUint8(o++, buf[i] as number);
-      }
-    }
-    const j = at[f] as number;
-    const n = (at[f + 1] as number) - j;
-    for (let t = 0; t < n; t += 4) out.setUint32(o + t, around.getUint32(j + t, true), true);
-    this.o2 = o + n;
-  }
-
-  /** Writes the value of bytes `[a, b)` JSON-escaped at `o`, dropping every second quote of a doubled pair. */
-  private escaped(buf: Buffer, a: number, b: number, doubled: number, o: number): number {
-    const out = this.out;
-    const Q = this.o.quote;
-    for (let i = a; i < b; i++) {
-      const c = buf[i] as number;
-      if (doubled !== 0 && c === Q) i++;
-      const esc = ESCAPES[c];
-      if (esc === undefined) out[o++] = c;
-      else for (let j = 0; j < esc.length; j++) out[o++] = esc[j] as number;
-    }
-    return o;
   }
 
   /** The header row's `f` values as names (strict UTF-8), or the decoder's error for a header that is not UTF-8. */
