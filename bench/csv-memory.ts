@@ -71,6 +71,9 @@ function compileCli(work: string): string {
       out,
       '--declaration',
       'false',
+      // tsconfig.build.json emits only declarations (the package's JavaScript is the bundle).
+      '--emitDeclarationOnly',
+      'false',
       '--sourceMap',
       'false',
     ],

@@ -90,6 +90,9 @@ function compileSluice(work: string): string {
       out,
       '--declaration',
       'false',
+      // tsconfig.build.json emits only declarations (the package's JavaScript is the bundle).
+      '--emitDeclarationOnly',
+      'false',
       '--sourceMap',
       'false',
     ],

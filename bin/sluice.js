@@ -31,9 +31,15 @@ if (major < 22 || (major === 22 && minor < 12)) {
   process.exit(2);
 }
 // A checkout has src/ (and may have a stale dist/ from an earlier build): run the source.
-// A published package ships only dist/.
+// A published package ships only dist/, where `npm run build` bundled the command and the library
+// entries into one set of chunks (scripts/build-cli.ts): the package's one copy of Sluice, which a
+// user's `module:` step importing `sluice` shares. SLUICE_CLI=bundle runs the bundle in a checkout
+// too (benchmarks, tests).
 const source = new URL('../src/cli/main.ts', import.meta.url);
-const entry = existsSync(source) ? source : new URL('../dist/cli/main.js', import.meta.url);
+const entry =
+  process.env.SLUICE_CLI !== 'bundle' && existsSync(source)
+    ? source
+    : new URL('../dist/cli-bundle/sluice.js', import.meta.url);
 // `sluice list | head`: a reader that goes away ends the command quietly, as it would `cat`.
 // (`run` handles it in its stdout sink, so that other sinks still close cleanly.)
 if (process.argv[2] !== 'run') {

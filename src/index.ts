@@ -69,6 +69,7 @@ export type { Key } from './core/keygroups.ts';
 export {
   type Barrier,
   type Batch,
+  type BatchOrigin,
   batchOf,
   type Position,
   type RecordMeta,

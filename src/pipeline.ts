@@ -9,6 +9,7 @@
  * const summary = await p.run().done;
  */
 
+import { fuseEncodedOutput } from './core/encoded.ts';
 import { ErrorCode, SluiceError } from './core/errors.ts';
 import { fuseRecordSteps } from './core/fuse.ts';
 import { type BufferOptions, Graph, MAIN_PORT, type NodeOptions } from './core/graph.ts';
@@ -118,12 +119,15 @@ export class Pipeline {
 
   /**
    * Validates the graph and starts it; see {@link RunHandle}. Consecutive `map`/`filter` stages
-   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`); a window asking for
+   * run fused as one stage named after its parts (`map+filter`; see `fuseRecordSteps`); a source
+   * that feeds one sink directly may write that sink's format itself (see `fuseEncodedOutput`); a window asking for
    * `parallelism` runs split-parallel where it can (see `splitParallel`).
    */
   run(options: RunOptions = {}): RunHandle {
     const fused = fuseRecordSteps(this.graph);
     projectSources(fused);
+    // A source feeding one sink directly may hand it encoded bytes (see `core/encoded.ts`).
+    fuseEncodedOutput(fused, options.checkpoint?.walAppend !== undefined);
     const { graph } = splitParallel(fused, { checkpointing: options.checkpoint !== undefined });
     return runGraph(graph, options);
   }

@@ -8,10 +8,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const bin = new URL('../bin/sluice.js', import.meta.url).pathname;
 const root = new URL('../', import.meta.url).href;
@@ -32,7 +34,7 @@ process.on('exit', () => writeFileSync(process.env.SLUICE_TEST_MODULES, JSON.str
 `;
 
 /** Runs `sluice run` on `yaml` (written in a fresh folder with `files`); returns what it loaded. */
-async function modulesOfRun(yaml: string, files: Record<string, string>) {
+async function modulesOfRun(yaml: string, files: Record<string, string>, command: readonly string[] = [bin]) {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-startup-'));
   try {
     for (const [name, text] of Object.entries(files)) await writeFile(join(dir, name), text);
@@ -40,7 +42,13 @@ async function modulesOfRun(yaml: string, files: Record<string, string>) {
     const list = join(dir, 'modules.json');
     const child = spawnSync(
       process.execPath,
-      ['--import', `data:text/javascript,${encodeURIComponent(HOOK)}`, bin, 'run', join(dir, 'p.yaml')],
+      [
+        '--import',
+        `data:text/javascript,${encodeURIComponent(HOOK)}`,
+        ...command,
+        'run',
+        join(dir, 'p.yaml'),
+      ],
       { cwd: dir, encoding: 'utf8', env: { ...process.env, SLUICE_TEST_MODULES: list } },
     );
     assert.equal(child.status, 0, child.stderr);
@@ -51,7 +59,7 @@ async function modulesOfRun(yaml: string, files: Record<string, string>) {
     const packages = new Set(
       urls.flatMap((u) => /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(u)?.[1] ?? []),
     );
-    return { own, packages, output };
+    return { own, packages, output, urls };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -60,24 +68,23 @@ async function modulesOfRun(yaml: string, files: Record<string, string>) {
 const CSV =
   'ts,country,amount\n2024-01-01T00:00:10Z,SE,1.50\n2024-01-01T00:00:20Z,SE,2.25\n2024-01-01T00:01:30Z,NO,4\n';
 
+const WINDOW_YAML = [
+  'name: startup',
+  'input:',
+  '  file: { path: in.csv, format: csv }',
+  'pipeline:',
+  '  - window:',
+  '      key: country',
+  '      time: ts',
+  '      tumbling: 1m',
+  '      aggregate: { count: count(), amount: sum(amount) }',
+  'output:',
+  '  file: { path: out.jsonl, format: jsonl }',
+  '',
+].join('\n');
+
 test('`sluice run` of a CSV file → window → JSONL file loads only what the file names', async () => {
-  const { own, packages, output } = await modulesOfRun(
-    [
-      'name: startup',
-      'input:',
-      '  file: { path: in.csv, format: csv }',
-      'pipeline:',
-      '  - window:',
-      '      key: country',
-      '      time: ts',
-      '      tumbling: 1m',
-      '      aggregate: { count: count(), amount: sum(amount) }',
-      'output:',
-      '  file: { path: out.jsonl, format: jsonl }',
-      '',
-    ].join('\n'),
-    { 'in.csv': CSV },
-  );
+  const { own, packages, output } = await modulesOfRun(WINDOW_YAML, { 'in.csv': CSV });
   // The run did its work, and the hook saw the modules it needed (so the checks below can fail).
   assert.equal(output.trim().split('\n').length, 2);
   assert.match(output, /"country":"SE".*"count":2/);
@@ -121,4 +128,75 @@ test('`sluice run` of a CSV file → window → JSONL file loads only what the f
       ].includes(p),
   );
   assert.deepEqual(notNamed, []);
+});
+
+/** Runs `sluice ARGS` with the module-recording hook; returns its stdout and what it loaded. */
+function modulesOfCommand(args: readonly string[]) {
+  const dir = mkdtempSync(join(tmpdir(), 'sluice-startup-'));
+  try {
+    const list = join(dir, 'modules.json');
+    const child = spawnSync(
+      process.execPath,
+      ['--import', `data:text/javascript,${encodeURIComponent(HOOK)}`, bin, ...args],
+      { cwd: dir, encoding: 'utf8', env: { ...process.env, SLUICE_TEST_MODULES: list } },
+    );
+    assert.equal(child.status, 0, child.stderr);
+    const urls = JSON.parse(readFileSync(list, 'utf8')) as string[];
+    return { stdout: child.stdout, urls };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// `sluice --version` and `--help` answer without the run path: no config loading, no pipeline,
+// no zod or yaml (together ~170 modules and ~0.1 s of CPU from a checkout).
+for (const args of [['--version'], ['--help'], ['kafka', 'topics', '--help']]) {
+  test(`\`sluice ${args.join(' ')}\` loads neither the run path nor zod and yaml`, () => {
+    const { stdout, urls } = modulesOfCommand(args);
+    assert.match(stdout, args[0] === '--version' ? /^\d+\.\d+\.\d+/ : /Usage: sluice/);
+    const heavy = urls.filter((u) =>
+      /\/node_modules\/(zod|yaml)\/|\/src\/(config\/(build|load|check|yaml)|pipeline|cli\/run|core\/run)\.ts$/.test(
+        u,
+      ),
+    );
+    assert.deepEqual(heavy, []);
+    // The hook saw the modules it did load (so the check above can fail).
+    assert.ok(
+      urls.some((u) => u.endsWith('/src/cli/main.ts')),
+      urls.join('\n'),
+    );
+  });
+}
+
+// The published package's CLI is a bundle (scripts/build-cli.ts). It must keep the laziness above:
+// its lazy imports are chunks, the modules `lazyModule` loads are initialised on first use, and
+// the CommonJS client and format libraries are `require`d only then. A bundle that failed to
+// build the partial registry would fall back to every component silently, so that is checked too.
+test('the CLI bundle of a CSV → window run loads only the chunks the file needs', async () => {
+  const out = join(fileURLToPath(root), 'test-artifacts', `cli-startup-bundle-${process.pid}`);
+  try {
+    const build = spawnSync(process.execPath, [fileURLToPath(new URL('scripts/build-cli.ts', root)), out], {
+      encoding: 'utf8',
+    });
+    assert.equal(build.status, 0, build.stderr);
+    const start = `const m = await import(${JSON.stringify(pathToFileURL(join(out, 'sluice.js')).href)}); m.exitProcess(await m.main(process.argv.slice(1)));`;
+    const { packages, output, urls } = await modulesOfRun(WINDOW_YAML, { 'in.csv': CSV }, [
+      '--input-type=module',
+      '--eval',
+      start,
+    ]);
+    assert.match(output, /"country":"SE".*"count":2/);
+    const chunks = urls.filter((u) => u.includes('/cli-startup-bundle-')).map((u) => basename(u));
+    assert.ok(chunks.includes('sluice.js'), chunks.join(', '));
+    // Chunks take the name of their first module: the full registry and other connectors' specs.
+    assert.deepEqual(
+      chunks.filter((c) =>
+        /^(components|schema|docs|list|http|setup|coordinator|kafka|postgres|redis|pulsar)-/.test(c),
+      ),
+      [],
+    );
+    assert.deepEqual([...packages], [], 'the bundle holds zod, yaml and commander; nothing else is needed');
+  } finally {
+    rmSync(out, { recursive: true, force: true });
+  }
 });

@@ -6,6 +6,9 @@
  * the Kafka, PostgreSQL, Redis and Pulsar connectors and the `lookup` step of docs/joins.md. Every
  * entry of package.json `exports` must ship its `.d.ts`. Also checks that the tarball holds no test files,
  * that importing `sluice` loads no client library, and that the `sluice` command starts.
+ * The package holds one copy of Sluice, the CLI bundle, whose entries `exports` names too: a
+ * user's `module:` step importing `sluice` shares the command's classes (`Decimal`, `SluiceError`)
+ * on the main thread and loads no second copy on worker threads.
  *
  * Takes about a minute (the tarball's dependencies come from npm's cache or the registry).
  * By hand: `npm test -- test/package.test.ts`.
@@ -193,13 +196,16 @@ it('installs from its tarball, type-checks and runs as a dependency', { timeout:
       );
     }
   }
-  // The dashboard of `sluice run --http` is served from files beside dist/cli/http.js.
+  // The dashboard of `sluice run --http` is served from files beside the bundle's chunks.
   for (const asset of ['index.html', 'dashboard.js', 'dashboard.css']) {
     assert.ok(
-      shipped.includes(`dist/cli/dashboard/${asset}`),
-      `the tarball has no dist/cli/dashboard/${asset}`,
+      shipped.includes(`dist/cli-bundle/dashboard/${asset}`),
+      `the tarball has no dist/cli-bundle/dashboard/${asset}`,
     );
   }
+  // One copy of Sluice: the bundle's JavaScript and tsc's declarations, no other JavaScript.
+  const otherJs = shipped.filter((f) => /^dist\/.*\.js$/.test(f) && !f.startsWith('dist/cli-bundle/'));
+  assert.deepEqual(otherJs, [], 'the tarball ships JavaScript of Sluice outside dist/cli-bundle/');
 
   const app = join(work, 'app');
   step('making the project folder', 'mkdir', ['-p', app], work);
@@ -246,8 +252,8 @@ it('installs from its tarball, type-checks and runs as a dependency', { timeout:
 
   const loaded = modulesLoadedBy(['sluice'], app, NODE);
   assert.ok(
-    loaded.some((url) => url.includes('/node_modules/sluice/dist/index.js')),
-    'sluice was not resolved to dist/',
+    loaded.some((url) => url.includes('/node_modules/sluice/dist/cli-bundle/index.js')),
+    'sluice was not resolved to the bundle (dist/cli-bundle/index.js)',
   );
   assert.deepEqual(clientLibrariesIn(loaded), [], 'importing the installed `sluice` loads a client library');
 
@@ -259,4 +265,227 @@ it('installs from its tarball, type-checks and runs as a dependency', { timeout:
   );
   assert.match(list, /kafka/, 'sluice list names no kafka component');
   assert.ok(readFileSync(join(app, 'node_modules/sluice/package.json'), 'utf8').includes('"./kafka"'));
+
+  // The command runs from its bundle (scripts/build-cli.ts): zod, yaml and commander inside it,
+  // a window and a `module:` step on worker threads (worker entries beside the bundle, the step's
+  // module loaded by the bundle's rewrite of `lazyModule`), with the right output.
+  for (const file of ['sluice.js', 'split-window-worker.js', 'step-worker.js', 'dashboard/index.html']) {
+    assert.ok(shipped.includes(`dist/cli-bundle/${file}`), `the tarball has no dist/cli-bundle/${file}`);
+  }
+  const version = step(
+    'sluice --version',
+    NODE,
+    [join(app, 'node_modules/sluice/bin/sluice.js'), '--version'],
+    app,
+  );
+  assert.equal(version.trim(), JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+  writeFileSync(join(app, 'in.csv'), BUNDLE_RUN_CSV);
+  writeFileSync(join(app, 'step.mjs'), BUNDLE_RUN_STEP);
+  writeFileSync(join(app, 'p.yaml'), BUNDLE_RUN_YAML);
+  const run = installedSluice(app, ['run', 'p.yaml'], {
+    source: RESOLVE_HOOK,
+    file: join(app, 'modules.json'),
+  });
+  assert.equal(run.status, 0, `sluice run p.yaml (the CLI bundle) failed:\n${run.stderr}`);
+  const output = readFileSync(join(app, 'out.jsonl'), 'utf8').trim().split('\n');
+  assert.deepEqual(
+    output
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .map((r) => [r.country, r.count, r.amount]),
+    [
+      ['SE', 2, '375'],
+      ['NO', 1, '400'],
+    ],
+    output.join('\n'),
+  );
+  const urls = JSON.parse(readFileSync(join(app, 'modules.json'), 'utf8')) as string[];
+  assert.ok(
+    urls.some((u) => u.endsWith('/node_modules/sluice/dist/cli-bundle/sluice.js')),
+    `sluice run did not start the bundle; it loaded:\n${urls.join('\n')}`,
+  );
+  const unbundled = urls.filter((u) =>
+    /\/node_modules\/(zod|yaml|commander)\/|\/sluice\/dist\/(?!cli-bundle\/)/.test(u),
+  );
+  assert.deepEqual(unbundled, [], 'the CLI bundle loaded modules it should hold itself');
+
+  // One copy of Sluice: a user's code that imports `sluice` gets the classes the command runs on.
+  // A pipeline module's `SluiceError` is reported as such (the command checks `instanceof`).
+  writeFileSync(join(app, 'check.mjs'), CHECK_MODULE);
+  const check = installedSluice(app, ['run', 'check.mjs']);
+  assert.equal(check.status, 2, `sluice run check.mjs: exit ${check.status}\n${check.stderr}`);
+  assert.match(
+    check.stderr,
+    /^Error \[SLUICE_CONFIG\]: set MONEY_RATE to run this pipeline\n {2}variable: MONEY_RATE\n/,
+  );
+  // A `module:` step's `Decimal` amounts are written as decimals by the CSV sink (which checks
+  // `instanceof Decimal`; another copy's Decimal was written as the JSON string `"1.6500"`).
+  // Every thread, the `parallelism: 2` step's workers included, loads Sluice only from the
+  // bundle (the main thread: every module, through a preloaded hook; a worker: what `sluice`
+  // and its imports resolve to, recorded by the step's module), and `sluice` is the bundle's
+  // entry.
+  writeFileSync(join(app, 'money.csv'), MONEY_CSV);
+  writeFileSync(join(app, 'money.mjs'), MONEY_STEP);
+  for (const [yaml, out] of [
+    ['money.yaml', 'money-out.csv'],
+    ['money-parallel.yaml', 'money-parallel.jsonl'],
+  ] as const) {
+    writeFileSync(join(app, yaml), moneyYaml(out, yaml !== 'money.yaml'));
+    const seen = join(app, `${yaml}.modules`);
+    rmSync(seen, { force: true });
+    const money = installedSluice(app, ['run', yaml], { source: THREAD_RESOLVE_HOOK, file: seen });
+    assert.equal(money.status, 0, `sluice run ${yaml} failed:\n${money.stderr}`);
+    const written = readFileSync(join(app, out), 'utf8');
+    if (out.endsWith('.csv')) {
+      assert.equal(
+        written,
+        'ts,country,amount\n2024-01-01T00:00:10Z,SE,1.6500\n2024-01-01T00:01:30Z,NO,4.40\n',
+      );
+    } else {
+      assert.deepEqual(
+        written
+          .trim()
+          .split('\n')
+          .map((l) => (JSON.parse(l) as { amount: unknown }).amount)
+          .sort(),
+        ['1.6500', '4.40'],
+        written,
+      );
+    }
+    const letters = readFileSync(join(app, out.replace(/\.\w+$/, '-dead.jsonl')), 'utf8')
+      .trim()
+      .split('\n');
+    assert.equal(letters.length, 1, letters.join('\n'));
+    assert.match(letters[0] ?? '', /not a decimal number: bad/);
+    // "THREAD URL" lines: what each thread resolved inside the installed package.
+    const byThread = new Map<string, string[]>();
+    for (const line of readFileSync(seen, 'utf8').trim().split('\n')) {
+      const [thread = '', url = ''] = line.split(' ');
+      if (url.includes('/node_modules/sluice/')) byThread.set(thread, [...(byThread.get(thread) ?? []), url]);
+    }
+    const workers = [...byThread.keys()].filter((t) => t !== '0');
+    assert.equal(
+      workers.length,
+      yaml === 'money.yaml' ? 0 : 2,
+      `threads seen: ${[...byThread.keys()].join(', ')}`,
+    );
+    for (const [thread, urls] of byThread) {
+      const elsewhere = urls.filter(
+        (u) => !/\/node_modules\/sluice\/(dist\/cli-bundle\/|bin\/sluice\.js$)/.test(u),
+      );
+      assert.deepEqual(elsewhere, [], `thread ${thread} of ${yaml} loaded a second copy of Sluice`);
+      if (thread === '0' && yaml !== 'money.yaml') continue;
+      assert.ok(
+        urls.some((u) => u.endsWith('/dist/cli-bundle/index.js')),
+        `thread ${thread} of ${yaml}: \`import 'sluice'\` did not load the bundle's index.js:\n${urls.join('\n')}`,
+      );
+    }
+  }
 });
+
+/**
+ * Runs the `sluice` command installed in `app` with `args`; with `hook`, the module `source` is
+ * preloaded (`--import`) and finds the file to record into in SLUICE_TEST_MODULES.
+ */
+function installedSluice(
+  app: string,
+  args: readonly string[],
+  hook?: { source: string; file: string },
+): SpawnSyncReturns<string> {
+  return spawnSync(
+    NODE,
+    [
+      ...(hook === undefined ? [] : ['--import', `data:text/javascript,${encodeURIComponent(hook.source)}`]),
+      join(app, 'node_modules/sluice/bin/sluice.js'),
+      ...args,
+    ],
+    {
+      cwd: app,
+      env: hook === undefined ? env : { ...env, SLUICE_TEST_MODULES: hook.file },
+      encoding: 'utf8',
+    },
+  );
+}
+
+/** Records every module URL the main thread resolves; writes them to SLUICE_TEST_MODULES at exit. */
+const RESOLVE_HOOK = `
+import { registerHooks } from 'node:module';
+import { writeFileSync } from 'node:fs';
+const seen = new Set();
+registerHooks({ resolve(s, c, next) { const r = next(s, c); seen.add(r.url); return r; } });
+process.on('exit', () => writeFileSync(process.env.SLUICE_TEST_MODULES, JSON.stringify([...seen])));
+`;
+/** As {@link RESOLVE_HOOK}, in every thread (workers run `--import` too): appends "THREAD URL" lines. */
+const THREAD_RESOLVE_HOOK = `
+import { registerHooks } from 'node:module';
+import { appendFileSync } from 'node:fs';
+import { threadId } from 'node:worker_threads';
+registerHooks({ resolve(s, c, next) { const r = next(s, c); appendFileSync(process.env.SLUICE_TEST_MODULES, threadId + ' ' + r.url + '\\n'); return r; } });
+`;
+const MONEY_CSV =
+  'ts,country,amount\n2024-01-01T00:00:10Z,SE,1.50\n2024-01-01T00:00:20Z,SE,bad\n2024-01-01T00:01:30Z,NO,4\n';
+/**
+ * A user's `module:` step on Sluice's public classes: amounts × 1.10 as `Decimal`s, a
+ * `SluiceError` for an amount that is not a number. On a worker thread (`SLUICE_AS_TEXT`), the
+ * decimal goes back as its text: a class instance crosses threads as a plain object.
+ */
+const MONEY_STEP = `import { appendFileSync } from 'node:fs';
+import { registerHooks } from 'node:module';
+import { isMainThread, threadId } from 'node:worker_threads';
+// What \`sluice\` resolves to on this thread, and the modules that entry imports (a worker thread
+// runs no \`--import\` preload of the command line, so the module records it itself).
+const hooks = registerHooks({
+  resolve(s, c, next) {
+    const r = next(s, c);
+    appendFileSync(process.env.SLUICE_TEST_MODULES, threadId + ' ' + r.url + '\\n');
+    return r;
+  },
+});
+const { Decimal } = await import('sluice');
+hooks.deregister();
+const rate = Decimal.from('1.10');
+export default (r) => {
+  const total = Decimal.from(r.amount).mul(rate);
+  return { ...r, amount: isMainThread ? total : total.toString() };
+};
+`;
+/**
+ * A pipeline module (\`sluice run check.mjs\`) that stops with a {@link SluiceError} from
+ * \`sluice\`: the command prints a configuration error (exit 2) for its own class, and an internal
+ * error with a stack (exit 1) for another copy's.
+ */
+const CHECK_MODULE = `import { ErrorCode, SluiceError } from 'sluice';
+export default () => {
+  throw new SluiceError(ErrorCode.CONFIG, 'set MONEY_RATE to run this pipeline', { variable: 'MONEY_RATE' });
+};
+`;
+/** The money pipeline into `out` (CSV or JSONL), dead letters beside it; `parallel`: on two worker threads. */
+const moneyYaml = (out: string, parallel: boolean) => `name: money
+input:
+  file: { path: money.csv, format: csv }
+pipeline:
+  - module: ./money.mjs${parallel ? '\n    parallelism: 2\n    key: country' : ''}
+output:
+  file: { path: ${out}, format: ${out.endsWith('.csv') ? 'csv' : 'jsonl'} }
+dlq:
+  file: { path: ${out.replace(/\.\w+$/, '-dead.jsonl')}, format: jsonl }
+`;
+const BUNDLE_RUN_CSV =
+  'ts,country,amount\n2024-01-01T00:00:10Z,SE,1.50\n2024-01-01T00:00:20Z,SE,2.25\n2024-01-01T00:01:30Z,NO,4\n';
+/** A per-record function for a `module:` step on worker threads: amounts in hundredths. */
+const BUNDLE_RUN_STEP =
+  'export default (r) => ({ ...r, amount: String(Math.round(Number(r.amount) * 100)) });\n';
+const BUNDLE_RUN_YAML = `name: bundle
+input:
+  file: { path: in.csv, format: csv }
+pipeline:
+  - module: ./step.mjs
+    parallelism: 2
+    key: country
+  - window:
+      key: country
+      time: ts
+      tumbling: 1m
+      aggregate: { count: count(), amount: sum(amount) }
+output:
+  file: { path: out.jsonl, format: jsonl }
+`;

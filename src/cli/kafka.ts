@@ -7,7 +7,6 @@
  * `--token-env VAR`, `--token-command`, `--token-url`).
  */
 import type { Command } from 'commander';
-import { z } from 'zod';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { registerSecret } from '../core/secrets.ts';
 import { type CliIO, ExitCode, exitCodeOf, printError } from './output.ts';
@@ -64,6 +63,7 @@ function secretFromEnv(env: CliIO['env'], name: string, flag: string): string {
 async function connectionOf(flags: ConnectionFlags, env: CliIO['env']) {
   const { kafkaSecurityFields } = await import('../connectors/kafka/security.ts');
   const { brokerList } = await import('../connectors/kafka/connection.ts');
+  const { z } = await import('zod');
   const wantsTls = flags.tls || flags.ca || flags.cert || flags.key || flags.servername || flags.insecure;
   const raw = {
     ...(wantsTls

@@ -4,7 +4,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { isModuleFile, lintPipelineFile, loadPipelineModule } from '../config/build.ts';
 import type { Registry } from '../spec/registry.ts';
 import { addKafkaCommands } from './kafka.ts';
 import { type LogFormat, parseLogFormat } from './logs.ts';
@@ -17,7 +16,6 @@ import {
   redacting,
   type TextOut,
 } from './output.ts';
-import { runCommand } from './run.ts';
 
 export type { CliIO } from './output.ts';
 
@@ -103,6 +101,9 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
         code = exitCodeOf(err);
         return;
       }
+      // Loaded here, not at the top: `sluice --version`, `--help` and `list` do not load the run
+      // path (config loading, the pipeline, zod, yaml).
+      const { runCommand } = await import('./run.ts');
       code = await runCommand(
         file,
         { set: opts.set, http: opts.http, logFormat },
@@ -172,12 +173,13 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
  * (the full registry then reports the problem as usual).
  */
 async function registryForFile(file: string, sets: readonly string[]): Promise<Registry | undefined> {
+  const [{ isModuleFile }, { parse }, { keysOf, registryFor }] = await Promise.all([
+    import('../config/build.ts'),
+    import('yaml'),
+    import('../component-modules.ts'),
+  ]);
   if (isModuleFile(file)) return undefined;
   try {
-    const [{ parse }, { keysOf, registryFor }] = await Promise.all([
-      import('yaml'),
-      import('../component-modules.ts'),
-    ]);
     return await registryFor(keysOf(parse(readFileSync(file, 'utf8')), sets));
   } catch {
     return undefined;
@@ -186,6 +188,7 @@ async function registryForFile(file: string, sets: readonly string[]): Promise<R
 
 /** `sluice lint FILE`: every problem, one per line; exit 1 if any error, else an `ok` line. */
 async function lintCommand(file: string, set: readonly string[], io: CliIO): Promise<number> {
+  const { isModuleFile, lintPipelineFile, loadPipelineModule } = await import('../config/build.ts');
   if (isModuleFile(file)) {
     try {
       const pipeline = await loadPipelineModule(file);

@@ -247,7 +247,8 @@ beside \`module\`, and optionally \`key: userId\` (a field or a list of fields) 
 key runs on one worker, in order. The output is in input order and the dead letters are those of one
 thread; each worker imports the module itself (its module-level state is per worker and not
 checkpointed). Only a function can move to a worker: an operator object (or, in TypeScript, a closure)
-is refused.
+is refused. Records cross threads as data (structured clone): \`Decimal\` amounts, dates, maps, sets
+and bigints arrive as they were sent; instances of your own classes arrive as plain objects.
 
 \`\`\`yaml
 pipeline:

@@ -37,10 +37,52 @@ export interface RecordMeta {
 /** The unit that flows: records, plus metadata aligned by index when the source has it. */
 export interface Batch<T = unknown> {
   readonly kind: 'batch';
-  /** The records. Never mutated after the batch is emitted. */
+  /**
+   * The records. Never mutated after the batch is emitted. In a batch with {@link encoded}
+   * bytes it holds `records.length` empty slots: the count, for metrics and checkpoints.
+   */
   readonly records: readonly T[];
   /** `meta[i]` describes `records[i]`; absent when the source gives no metadata. */
   readonly meta?: readonly (RecordMeta | undefined)[] | undefined;
+  /**
+   * What every record's meta shares, when the source says so: each `meta[i]` then has this
+   * `source` and this `position.partition` (undefined: none). A source that builds `meta` only
+   * when it is first read (the byte sources) sets it, so a stage that needs only these per record
+   * (a watermark's partition) never makes the batch build its meta. Stages that build a new batch
+   * drop it unless it still holds.
+   */
+  readonly origin?: BatchOrigin | undefined;
+  /**
+   * The records already written in a sink's output format, instead of record objects. Only a
+   * source fused with the sink it feeds emits these, and only into that sink (see
+   * `core/encoded.ts`); no other stage ever receives such a batch.
+   */
+  readonly encoded?: EncodedRows | undefined;
+}
+
+/** The meta every record of a batch shares (see {@link Batch.origin}). */
+export interface BatchOrigin {
+  /** `meta[i].source` of every record. */
+  readonly source: string;
+  /** `meta[i].position?.partition` of every record. */
+  readonly partition?: string | number | bigint | boolean | undefined;
+}
+
+/** The output formats a batch's records can travel pre-encoded in (see {@link Batch.encoded}). */
+export type EncodedFormat = 'jsonl';
+
+/** Records as the bytes a sink writes for them. */
+export interface EncodedRows {
+  /** `jsonl`: one JSON value per record, each line ending with `\n`, as the `jsonl` encoder writes it. */
+  readonly format: EncodedFormat;
+  /** The bytes of every record of the batch, in order. Not changed until `release` is called. */
+  readonly bytes: Uint8Array;
+  /**
+   * Optional: tells the source that made the bytes that the sink is done with them, so their
+   * memory can take later batches. The sink calls it at most once, when nothing holds the bytes
+   * any more (written to a file; taken by the process's stdout), or never.
+   */
+  readonly release?: (() => void) | undefined;
 }
 
 /** "No event with a timestamp ≤ `time` is expected any more" (epoch ms). */

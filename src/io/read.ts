@@ -4,11 +4,12 @@
  * dead-letter output.
  */
 import { cancelledError, ErrorCode, isCancellation, SluiceError, wrapError } from '../core/errors.ts';
-import type { Batch, Position, RecordMeta } from '../core/message.ts';
+import type { Batch, RecordMeta } from '../core/message.ts';
 import type { Emitter, SourceContext } from '../core/stage.ts';
 import type { Codec } from '../formats/compression/index.ts';
 import type { DecodeSink, RecordDecoder } from '../formats/format.ts';
 import type { FormatName } from '../formats/formats.ts';
+import { type PositionOf, positionedBatch } from './positioned-batch.ts';
 
 /** The formats the byte connectors (file, stdio) read and write. */
 export type FileFormat = FormatName;
@@ -32,12 +33,15 @@ export const DEFAULT_CHUNK_BYTES = 64 * 1024;
 /** Default records per emitted batch. */
 export const DEFAULT_BATCH_SIZE = 1024;
 
+/** Offsets a batch's position list is made for before it grows (a config may set `batchSize` high). */
+const FIRST_POSITIONS = 1024;
+
 /** Options of {@link pumpRecords}. */
 export interface PumpOptions {
   /** Records per batch (≥ 1). */
   batchSize: number;
   /** Builds `meta.position` of a record from its line and byte offset. */
-  position: (line: number, offset: number) => Position;
+  position: PositionOf;
   /** Fail the run with the first invalid record's error instead of dead-lettering it. Default false. */
   strict?: boolean | undefined;
   /**
@@ -58,7 +62,8 @@ interface PendingLetter {
 
 /**
  * Decodes `bytes` with `decoder` and emits batches of at most `batchSize` records, each
- * with its meta. Invalid records go to `ctx.deadLetter` (their bounded raw bytes as text, with
+ * with its meta (`{ source: ctx.name, position }`, built when a stage first reads it; see
+ * `positioned-batch.ts`) and the `origin` `{ source: ctx.name }`. Invalid records go to `ctx.deadLetter` (their bounded raw bytes as text, with
  * the error and their position), or, with `strict`, fail the run with that error. A partial
  * batch is emitted after every chunk, so slow input (a terminal) is not held back.
  *
@@ -77,19 +82,36 @@ export async function pumpRecords(
   const strict = options.strict ?? false;
   const source = ctx.name;
   const ready: Batch<unknown>[] = [];
+  // Where each ready batch's first record starts (line, offset), for `emitted`.
+  const starts: number[] = [];
   let records: unknown[] = [];
-  let meta: RecordMeta[] = [];
+  // The byte offset of each record of `records`, and its line: `firstLine + i` for the i-th
+  // unless `lines` lists them (a record spanning lines, a skipped blank line). Plain arrays made
+  // at their size: a typed array per batch cost twice as much (its backing store is zeroed and
+  // counted as external memory).
+  let offsets: number[] = new Array(Math.min(batchSize, FIRST_POSITIONS));
+  let lines: number[] | undefined;
+  let firstLine = 0;
   const cut = (): void => {
-    if (records.length === 0) return;
-    ready.push({ kind: 'batch', records, meta });
+    const n = records.length;
+    if (n === 0) return;
+    starts.push(firstLine, offsets[0] as number);
+    offsets.length = n;
+    ready.push(positionedBatch(records, source, { firstLine, lines, offsets }, position));
     records = [];
-    meta = [];
+    offsets = new Array(Math.min(batchSize, FIRST_POSITIONS));
+    lines = undefined;
   };
   const sink: DecodeSink<unknown> = {
     record(value, line, offset) {
+      const n = records.length;
+      if (n === 0) firstLine = line;
+      else if (lines === undefined && line !== firstLine + n)
+        lines = Array.from({ length: n }, (_, i) => firstLine + i);
+      if (lines !== undefined) lines[n] = line;
+      offsets[n] = offset;
       records.push(value);
-      meta.push({ source, position: position(line, offset) });
-      if (records.length >= batchSize) cut();
+      if (n + 1 >= batchSize) cut();
     },
     invalid(error, raw, line, offset) {
       if (strict) throw error;
@@ -118,10 +140,12 @@ export async function pumpRecords(
     cut();
     for (let i = 0; i < ready.length; i++) {
       sendLetters(i === ready.length - 1 ? Number.POSITIVE_INFINITY : i);
-      if (emitted !== undefined) {
-        const next = ready[i + 1]?.meta?.[0]?.position as { line: number; offset: number } | undefined;
-        emitted(next);
-      }
+      if (emitted !== undefined)
+        emitted(
+          i + 1 < ready.length
+            ? { line: starts[2 * i + 2] as number, offset: starts[2 * i + 3] as number }
+            : undefined,
+        );
       await out.emit(ready[i] as Batch<unknown>);
     }
     if (ready.length === 0 && sent < letters.length) {
@@ -130,6 +154,7 @@ export async function pumpRecords(
       emitted?.(undefined);
     }
     ready.length = 0;
+    starts.length = 0;
     letters.length = 0;
     sent = 0;
   };

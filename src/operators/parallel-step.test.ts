@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { Decimal } from '../core/decimal.ts';
 import { ErrorCode, type SluiceError } from '../core/errors.ts';
 import type { RecordMeta } from '../core/message.ts';
 import { OperatorHarness } from './harness.ts';
@@ -232,6 +233,41 @@ describe('parallelStep', () => {
       /module `\.\/main-only\.mjs` on worker thread \d: loading the module: needs the main thread/,
     );
     await op.close?.();
+  });
+
+  it('decimals cross the threads as decimals, both ways (money stays exact)', async () => {
+    const decimalUrl = new URL('../core/decimal.ts', import.meta.url).href;
+    const money = join(dir, 'money.mjs');
+    writeFileSync(
+      money,
+      `import { Decimal } from ${JSON.stringify(decimalUrl)};
+export default (r) => ({ n: r.n, received: r.amount instanceof Decimal, total: r.amount.add(Decimal.from('0.01')) });
+`,
+    );
+    // Keyed: every record runs on a worker (unkeyed, the first batches run on this thread).
+    const op = parallelStep({
+      module: pathToFileURL(money).href,
+      label: './money.mjs',
+      parallelism: 2,
+      key: 'n',
+    });
+    const h = new OperatorHarness<unknown, unknown>(op);
+    await h.open();
+    await h.process([
+      { n: 1, amount: Decimal.from('1.10') },
+      { n: 2, amount: Decimal.from('-0.015') },
+    ]);
+    await h.finish();
+    await op.close?.();
+    assert.equal(h.deadLetters.length, 0, String(h.deadLetters[0]?.error));
+    const out = h.records() as { n: number; received: boolean; total: unknown }[];
+    assert.deepEqual(
+      out.map((r) => [r.n, r.received, r.total instanceof Decimal, String(r.total)]),
+      [
+        [1, true, true, '1.11'],
+        [2, true, true, '-0.005'],
+      ],
+    );
   });
 
   it('refuses a closure: it cannot move to a worker thread', () => {

@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorMessage } from '../core/errors.ts';
+import { reviveCloned } from '../core/thread-values.ts';
 import { ChunkClaims } from './chunk-claims.ts';
 import { type AppliedBatch, applyRecordRange, type RecordFunction } from './record-function.ts';
 import type { StepWorkerData, StepWorkerReply, StepWorkerTask } from './step-workers.ts';
@@ -28,7 +29,8 @@ try {
 
 /** Answers `task`; batches are handled one after the other, so an async function sees records in order. */
 async function handle(task: StepWorkerTask, f: RecordFunction): Promise<void> {
-  const { records } = task;
+  // The records crossed threads as data: decimals get their class back before the function sees them.
+  const records = reviveCloned(task.records) as unknown[];
   const into: AppliedBatch = { results: new Array(records.length), failures: [] };
   let done = records.length;
   if (task.slot === undefined || data.claims === undefined) await applyRecordRange(f, records, 0, done, into);

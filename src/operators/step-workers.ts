@@ -9,6 +9,7 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { ErrorCode, SluiceError } from '../core/errors.ts';
+import { reviveCloned } from '../core/thread-values.ts';
 import { startWorker } from '../core/worker-start.ts';
 import { ChunkClaims } from './chunk-claims.ts';
 import type { AppliedBatch } from './record-function.ts';
@@ -152,7 +153,8 @@ export class StepWorkers {
     this.pending.delete(m.id as number);
     if (m.fatal !== undefined) p.reject(this.fail(`module \`${this.label}\`: ${m.fatal}`));
     else {
-      const results = m.results ?? [];
+      // Results crossed threads as data: decimals the function returned get their class back.
+      const results = reviveCloned(m.results ?? []) as unknown[];
       p.resolve({ results, failures: m.failures ?? [], done: m.done ?? results.length });
     }
   }

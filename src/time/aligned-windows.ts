@@ -101,8 +101,9 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
   }
 
   ingest(batch: Batch<T>, now: number, wm: number): void {
-    const { records, meta } = batch;
     const core = this.core;
+    const records = batch.records;
+    const meta = core.metas(batch);
     const keys = core.keys;
     const kf = keys.keyFields;
     const { size, step, offset, heads, latest } = this;
@@ -117,7 +118,7 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
       for (let i = c0; i < c1; i++) {
         const r = records[i] as T;
         const m = meta?.[i];
-        const ts = core.time(r, m, now);
+        const ts = core.time(r, m, i, now);
         if (Number.isNaN(ts)) continue;
         // Its newest window, by floor division rather than `%` (several times cheaper). The
         // quotient can round up to the next integer only for a fractional time: step back then.
@@ -125,10 +126,10 @@ export class AlignedWindowSet<T> implements WindowAlgorithm<T> {
         if (start > ts) start -= step;
         // Late: every window of the event is dropped already.
         if (start + size - 1 + lateness <= wm) {
-          core.lateEvent(r, m, ts, wm, start + size, 'window');
+          core.lateEvent(r, m, i, ts, wm, start + size, 'window');
           continue;
         }
-        const ck = core.key(r, m, i - c0);
+        const ck = core.key(r, m, i, i - c0);
         if (ck === undefined) continue;
         // The head `lookAhead` found, unless a record before it in the chunk made a newer one.
         let head = kf === undefined ? undefined : heads[i - c0];

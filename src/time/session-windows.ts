@@ -85,8 +85,9 @@ export class SessionWindowSet<T> implements WindowAlgorithm<T> {
   }
 
   ingest(batch: Batch<T>, now: number, wm: number): void {
-    const { records, meta } = batch;
     const core = this.core;
+    const records = batch.records;
+    const meta = core.metas(batch);
     const keys = core.keys;
     const n = records.length;
     for (let c0 = 0; c0 < n; c0 += CHUNK) {
@@ -95,22 +96,22 @@ export class SessionWindowSet<T> implements WindowAlgorithm<T> {
       for (let i = c0; i < c1; i++) {
         const r = records[i] as T;
         const m = meta?.[i];
-        const ts = core.time(r, m, now);
+        const ts = core.time(r, m, i, now);
         if (Number.isNaN(ts)) continue;
-        const ck = core.key(r, m, i - c0);
-        if (ck !== undefined) this.add(r, m, ck, ts, wm);
+        const ck = core.key(r, m, i, i - c0);
+        if (ck !== undefined) this.add(r, m, i, ck, ts, wm);
       }
     }
   }
 
   /** Adds the event at `ts` (inputs prepared) to its key's session, merging those it overlaps. */
-  private add(r: T, m: RecordMeta | undefined, ck: string, ts: number, wm: number): void {
+  private add(r: T, m: RecordMeta | undefined, i: number, ck: string, ts: number, wm: number): void {
     const core = this.core;
     const end = ts + this.gap;
     const hits = this.sessions.overlapping(ck, ts, end);
     if (hits === undefined) {
       if (end - 1 + core.plan.lateness <= wm) {
-        core.lateEvent(r, m, ts, wm, end, 'session');
+        core.lateEvent(r, m, i, ts, wm, end, 'session');
         return;
       }
       const w = this.newSession(ck, core.keys.keyRec ?? core.keys.record(r), ts, end);

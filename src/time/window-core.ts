@@ -99,6 +99,9 @@ export class WindowCore<T> {
   results = 0;
   /** Characters of the last key read (for the state estimate). */
   keyChars = 0;
+  /** The batch being ingested when `metas` left its meta unread, and the origin's meta then. */
+  private lazy: Batch<T> | undefined;
+  private shared: RecordMeta | undefined;
   /** Builds a result record; `values` holds the aggregate results while it runs. */
   private readonly makeResult: ResultMaker;
   private readonly values: unknown[];
@@ -123,40 +126,71 @@ export class WindowCore<T> {
   }
 
   /**
-   * The event time of `r` (`now` in processing time), observed by the watermark generator; NaN
-   * when unreadable, after sending `r` to the dead-letter output.
+   * The meta `ingest` passes per record for `batch` (`m` of {@link time}, {@link key} and
+   * {@link lateEvent}): `batch.meta`, or undefined when the batch has an `origin` and the time
+   * is not read by a function of the record and its meta. Then the watermark sees the origin as
+   * every record's meta, and `batch.meta[i]` is read only for a record that goes to the late or
+   * the dead-letter output, so a byte source's batch never builds its meta on the good path (see
+   * `io/positioned-batch.ts`). Called once per batch, before its records.
    */
-  time(r: T, m: RecordMeta | undefined, now: number): number {
+  metas(batch: Batch<T>): readonly (RecordMeta | undefined)[] | undefined {
+    const o = batch.origin;
+    const p = this.plan;
+    if (o === undefined || (p.extract !== undefined && p.timeField === undefined)) {
+      this.lazy = undefined;
+      this.shared = undefined;
+      return batch.meta;
+    }
+    this.lazy = batch;
+    const s = this.shared;
+    if (s === undefined || s.source !== o.source || s.position?.partition !== o.partition)
+      this.shared =
+        o.partition === undefined
+          ? { source: o.source }
+          : { source: o.source, position: { partition: o.partition } };
+    return undefined;
+  }
+
+  /** The meta of the `i`-th record of the batch being ingested, given `m` from {@link metas}. */
+  private metaAt(m: RecordMeta | undefined, i: number): RecordMeta | undefined {
+    return m ?? this.lazy?.meta?.[i];
+  }
+
+  /**
+   * The event time of `r`, the `i`-th record of the batch (`now` in processing time), observed by
+   * the watermark generator; NaN when unreadable, after sending `r` to the dead-letter output.
+   */
+  time(r: T, m: RecordMeta | undefined, i: number, now: number): number {
     const p = this.plan;
     let ts = now;
     if (p.extract !== undefined) {
       ts = p.extract(r, m);
       if (!Number.isFinite(ts)) {
-        this.dead(r, describeBadTimestamp(p.timeField, r, p.timeFormat), m, 'time');
+        this.dead(r, describeBadTimestamp(p.timeField, r, p.timeFormat), this.metaAt(m, i), 'time');
         return Number.NaN;
       }
     }
-    p.generator?.observeMeta(ts, m, now);
+    p.generator?.observeMeta(ts, m ?? this.shared, now);
     return ts;
   }
 
   /**
-   * The key of `r` (the `j`-th record of its chunk, see `WindowKeys.lookAhead`) with its aggregate
+   * The key of `r` (the `i`-th record of the batch and `j`-th of its chunk, see `WindowKeys.lookAhead`) with its aggregate
    * inputs prepared for {@link addTo}; undefined, after sending `r` to the dead-letter output, when
    * it has no key or a value an aggregate cannot take. All inputs are prepared before any window
    * changes, so a bad value leaves no trace.
    */
-  key(r: T, m: RecordMeta | undefined, j: number): string | undefined {
+  key(r: T, m: RecordMeta | undefined, i: number, j: number): string | undefined {
     const ck = this.keys.read(r, j);
     if (ck === undefined) {
-      this.dead(r, this.keys.problem, m, 'key');
+      this.dead(r, this.keys.problem, this.metaAt(m, i), 'key');
       return undefined;
     }
     this.keyChars = ck.length;
     try {
       this.prepareAll(r, this.scratch);
     } catch (err) {
-      this.ctx.deadLetter(r, err, m);
+      this.ctx.deadLetter(r, err, this.metaAt(m, i));
       return undefined;
     }
     return ck;
@@ -198,11 +232,21 @@ export class WindowCore<T> {
   }
 
   /**
-   * Sends `r` (event time `ts`) to the `late` output, or to the dead-letter output without one:
-   * its newest window `[…, end)` (a `what`: window or session) was dropped at watermark `wm`.
+   * Sends `r`, the `i`-th record of the batch (event time `ts`), to the `late` output, or to the
+   * dead-letter output without one: its newest window `[…, end)` (a `what`: window or session) was
+   * dropped at watermark `wm`.
    */
-  lateEvent(r: T, m: RecordMeta | undefined, ts: number, wm: number, end: number, what: string): void {
+  lateEvent(
+    r: T,
+    mi: RecordMeta | undefined,
+    i: number,
+    ts: number,
+    wm: number,
+    end: number,
+    what: string,
+  ): void {
     this.lateCount++;
+    const m = this.metaAt(mi, i);
     const lateness = wm - (end - 1 + this.plan.lateness);
     if (this.plan.late === undefined) {
       this.dead(

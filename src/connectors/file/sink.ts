@@ -11,6 +11,7 @@
  */
 import { type FileHandle, mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { type EncodedSink, encodedBytes } from '../../core/encoded.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
@@ -43,7 +44,7 @@ export interface FileSinkOptions extends FormatEncodeOptions {
 }
 
 /** A {@link Sink} writing a file; see {@link fileSink}. */
-export interface FileSink extends Sink<unknown> {
+export interface FileSink extends Sink<unknown>, EncodedSink {
   /** The temporary file written until `finish()` renames it. */
   readonly tempPath: string;
   /** Records written so far. */
@@ -142,7 +143,10 @@ export function fileSink(options: FileSinkOptions): FileSink {
     }
   };
 
+  const writesEncoded = format === 'jsonl' ? 'jsonl' : undefined;
   return {
+    // A source fused with this sink hands over its JSON Lines as bytes (see `core/encoded.ts`).
+    writesEncoded,
     get tempPath() {
       return tempPath;
     },
@@ -173,7 +177,8 @@ export function fileSink(options: FileSinkOptions): FileSink {
 
     async write(batch: Batch<unknown>) {
       if (writer === undefined) throw notOpen();
-      const data = encodeRecords(encoder, format, batch.records, ctx, batch.meta);
+      const pre = encodedBytes(batch, writesEncoded);
+      const data = pre ?? encodeRecords(encoder, format, batch.records, ctx, batch.meta);
       if (data.length === 0) return;
       try {
         // Uncompressed, the write is done with the bytes when it resolves, so one buffer serves
@@ -181,6 +186,8 @@ export function fileSink(options: FileSinkOptions): FileSink {
         await writer.write(
           compression.codec === 'none' && typeof data === 'string' ? scratch.encode(data) : toBytes(data),
         );
+        // Written to the file: its memory may take a later batch (a compressor may still hold it).
+        if (pre !== undefined && compression.codec === 'none') batch.encoded?.release?.();
       } catch (err) {
         throw fail('writing', err);
       }

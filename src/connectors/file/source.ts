@@ -10,6 +10,7 @@
  *   bytes or extension) → optional {@link ByteTransform} → decoder ({@link pumpRecords}) → batches.
  */
 import { type FileHandle, open } from 'node:fs/promises';
+import type { EncodingSource } from '../../core/encoded.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
 import type { FieldUse, ProjectableSource } from '../../core/projection.ts';
@@ -17,8 +18,14 @@ import type { SplittableSource } from '../../core/split.ts';
 import type { Source } from '../../core/stage.ts';
 import { codecFromPath, detectCodec, MAGIC_BYTES } from '../../formats/compression/codecs.ts';
 import { decompress } from '../../formats/compression/index.ts';
+import { CsvJsonlTranscoder } from '../../formats/csv/transcode.ts';
 import type { RecordDecoder } from '../../formats/format.ts';
-import { type FormatDecodeOptions, formatDecoder, resumeOptions } from '../../formats/formats.ts';
+import {
+  csvDecodeOptions,
+  type FormatDecodeOptions,
+  formatDecoder,
+  resumeOptions,
+} from '../../formats/formats.ts';
 import {
   type ByteTransform,
   type CompressionChoice,
@@ -28,6 +35,7 @@ import {
   pumpRecords,
   readError,
 } from '../../io/read.ts';
+import { pumpEncoded } from '../../io/read-encoded.ts';
 import { type FileResumePoint, resumePointOf, skipBytes } from './resume.ts';
 import { WholeRecordReader } from './whole-records.ts';
 
@@ -135,7 +143,7 @@ export interface FileSourceOptions extends FormatDecodeOptions {
 }
 
 /** A {@link Source} reading a file; see {@link fileSource}. */
-export interface FileSource extends Source<unknown>, ProjectableSource, SplittableSource {
+export interface FileSource extends Source<unknown>, ProjectableSource, SplittableSource, EncodingSource {
   /** Where a restart would resume: the file, lines consumed and the byte offset after them. */
   position(): Position;
   /** Bytes read of the file's size at open (compressed bytes for a compressed file). */
@@ -185,6 +193,8 @@ export function fileSource(options: FileSourceOptions): FileSource {
   let size: number | undefined;
   let regularFile = false;
   let bytesRead = 0;
+  // Fused with a JSON Lines sink (see `encodeFor`): CSV rows go out as JSON Lines bytes.
+  let encodeJsonl = false;
 
   return {
     splitInput() {
@@ -194,18 +204,19 @@ export function fileSource(options: FileSourceOptions): FileSource {
       const codec = compression === 'auto' ? codecFromPath(path) : compression;
       if (codec !== undefined && codec !== 'none')
         return `its file is compressed (\`${codec}\`): a compressed stream cannot be cut into byte ranges`;
-      // The decoder's options: everything but the file's own (plain data from YAML).
-      const {
-        path: _p,
-        format: _f,
-        compression: _c,
-        batchSize: _b,
-        chunkBytes: _k,
-        transform: _t,
-        ...decode
-      } = options;
+      const decode = decodeOptions(options);
       const uses = fieldUses === undefined ? undefined : [...fieldUses];
       return { path, format, options: decode, compression, fields: projection, uses };
+    },
+
+    encodeFor(target) {
+      // Only whole records of a CSV input the transcoder writes exactly as the decoder + the
+      // jsonl encoder would (`CsvJsonlTranscoder.unsupported`: not with `types`).
+      if (target !== 'jsonl' || format !== 'csv' || projection !== undefined) return false;
+      if (CsvJsonlTranscoder.unsupported(csvDecodeOptions(decodeOptions(options))) !== undefined)
+        return false;
+      encodeJsonl = true;
+      return true;
     },
 
     project(fields, uses, wholeLetters) {
@@ -253,6 +264,7 @@ export function fileSource(options: FileSourceOptions): FileSource {
       };
       // Read buffers are reused when the decoder copies what it keeps and nothing else between
       // (a transform) might keep them; decompression copies what it decompresses.
+      // (The transcoder borrows its chunks too.)
       const reuseBuffers = options.transform === undefined && decoder.borrowsChunks === true;
       // Raw bytes → decompressed → transformed: what the decoder reads.
       const decoded = (raw: AsyncIterable<Uint8Array>, borrowed: boolean): AsyncIterable<Uint8Array> => {
@@ -285,6 +297,22 @@ export function fileSource(options: FileSourceOptions): FileSource {
       const headerBytes = (): AsyncIterable<Uint8Array> =>
         decoded(readFileChunks(h, { from: 0, chunkBytes }), false);
       try {
+        if (encodeJsonl) {
+          const decode = decodeOptions(options);
+          const resumed = at === undefined ? decode : await resumeOptions(format, decode, at, headerBytes);
+          if (at !== undefined && plain) bytesRead = at.offset;
+          const transcoder = new CsvJsonlTranscoder(csvDecodeOptions(resumed), batchSize);
+          await pumpEncoded(input(at?.offset ?? 0), transcoder, out, ctx, {
+            format: 'jsonl',
+            strict: options.strict,
+            position: (line, offset) => ({ file: path, line, offset }),
+            emitted: (next) => {
+              emitted = next;
+            },
+          });
+          emitted = transcoder.position();
+          return;
+        }
         if (at !== undefined) {
           decoder = formatDecoder(format, await resumeOptions(format, options, at, headerBytes));
           if (projection !== undefined) decoder.project?.(projection, fieldUses);
@@ -328,6 +356,22 @@ export function fileSource(options: FileSourceOptions): FileSource {
       await h?.close().catch(() => {});
     },
   };
+}
+
+/** The decoder's options among a file source's: every one but the file's own (plain data from YAML). */
+function decodeOptions(
+  options: FileSourceOptions,
+): Omit<FileSourceOptions, 'path' | 'format' | 'compression' | 'batchSize' | 'chunkBytes' | 'transform'> {
+  const {
+    path: _p,
+    format: _f,
+    compression: _c,
+    batchSize: _b,
+    chunkBytes: _k,
+    transform: _t,
+    ...decode
+  } = options;
+  return decode;
 }
 
 /**

@@ -3,6 +3,7 @@
  * Lines, CSV or plain lines, one write per batch, awaiting each write (backpressure).
  */
 import type { Writable } from 'node:stream';
+import { type EncodedSink, encodedBytes } from '../../core/encoded.ts';
 import { ErrorCode, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
@@ -22,7 +23,7 @@ export interface StdoutSinkOptions extends FormatEncodeOptions {
 export const READER_GONE = 'reader-gone';
 
 /** A {@link Sink} writing standard output; see {@link stdoutSink}. */
-export interface StdoutSink extends Sink<unknown> {
+export interface StdoutSink extends Sink<unknown>, EncodedSink {
   /** True once the reader closed the pipe (EPIPE); nothing more is written. */
   readonly readerGone: boolean;
 }
@@ -62,8 +63,11 @@ export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
     if (failure) throw wrapError('writing standard output', failure);
   };
 
+  const writesEncoded = options.format === 'jsonl' ? 'jsonl' : undefined;
   return {
     durableOnBarrier: true,
+    // A source fused with this sink hands over its JSON Lines as bytes (see `core/encoded.ts`).
+    writesEncoded,
     get readerGone() {
       return gone;
     },
@@ -80,7 +84,8 @@ export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
       check();
       const s = stream;
       if (s === undefined) throw new SluiceError(ErrorCode.STAGE, 'standard output is not open');
-      const encoded = encodeRecords(encoder, options.format, batch.records, ctx, batch.meta);
+      const pre = encodedBytes(batch, writesEncoded);
+      const encoded = pre ?? encodeRecords(encoder, options.format, batch.records, ctx, batch.meta);
       if (encoded.length === 0) return;
       // Only for the process's own stdout, whose write callback means it holds no reference any
       // more: another stream (a PassThrough, a test's) may keep chunks.
@@ -90,6 +95,8 @@ export function stdoutSink(options: StdoutSinkOptions): StdoutSink {
         await new Promise<void>((resolve, reject) => {
           s.write(data, (err) => (err ? reject(err) : resolve()));
         });
+        // As for the scratch buffer: only the process's own stdout is done with the bytes now.
+        if (pre !== undefined && options.stream === undefined) batch.encoded?.release?.();
       } catch (err) {
         if ((err as { code?: string }).code === 'EPIPE' || gone) {
           gone = true;

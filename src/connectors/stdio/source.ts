@@ -4,11 +4,13 @@
  */
 import type { Readable } from 'node:stream';
 import { addAbortSignal } from 'node:stream';
+import type { EncodingSource } from '../../core/encoded.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { Position } from '../../core/message.ts';
 import type { Source } from '../../core/stage.ts';
 import { decompress } from '../../formats/compression/index.ts';
-import { type FormatDecodeOptions, formatDecoder } from '../../formats/formats.ts';
+import { CsvJsonlTranscoder } from '../../formats/csv/transcode.ts';
+import { csvDecodeOptions, type FormatDecodeOptions, formatDecoder } from '../../formats/formats.ts';
 import {
   type ByteTransform,
   type CompressionChoice,
@@ -17,6 +19,7 @@ import {
   pumpRecords,
   readError,
 } from '../../io/read.ts';
+import { pumpEncoded } from '../../io/read-encoded.ts';
 
 /** Options of {@link stdinSource}: the format and its options (flat, as in YAML). */
 export interface StdinSourceOptions extends FormatDecodeOptions {
@@ -36,7 +39,7 @@ export interface StdinSourceOptions extends FormatDecodeOptions {
 }
 
 /** A {@link Source} reading standard input; see {@link stdinSource}. */
-export interface StdinSource extends Source<unknown> {
+export interface StdinSource extends Source<unknown>, EncodingSource {
   /** Lines consumed and the byte offset after them (`{ stream: 'stdin', line, offset }`). */
   position(): Position;
   /** Bytes read so far (no total: a pipe has no known size). */
@@ -63,8 +66,20 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
   const decoder = formatDecoder(options.format, options);
   const compression = options.compression ?? 'none';
   let bytesRead = 0;
+  // Fused with a JSON Lines sink (see `encodeFor`): CSV rows go out as JSON Lines bytes.
+  let transcoder: CsvJsonlTranscoder | undefined;
 
   return {
+    encodeFor(target) {
+      if (target !== 'jsonl' || options.format !== 'csv') return false;
+      // The decoder's options: every one but the stream's own.
+      const { format: _f, compression: _c, batchSize: _b, stream: _s, transform: _t, ...decode } = options;
+      const csv = csvDecodeOptions(decode);
+      if (CsvJsonlTranscoder.unsupported(csv) !== undefined) return false;
+      transcoder = new CsvJsonlTranscoder(csv, batchSize);
+      return true;
+    },
+
     async run(out, ctx) {
       const stream = options.stream ?? process.stdin;
       // Waiting for input must end on stop or cancel: destroying the stream ends the wait.
@@ -80,6 +95,14 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
       if (compression !== 'none') bytes = decompress(bytes, { codec: compression, signal: ctx.signal });
       if (options.transform) bytes = options.transform(bytes);
       try {
+        if (transcoder !== undefined) {
+          await pumpEncoded(bytes, transcoder, out, ctx, {
+            format: 'jsonl',
+            strict: options.strict,
+            position: (line, offset) => ({ stream: 'stdin', line, offset }),
+          });
+          return;
+        }
         await pumpRecords(bytes, decoder, out, ctx, {
           batchSize,
           strict: options.strict,
@@ -98,7 +121,7 @@ export function stdinSource(options: StdinSourceOptions): StdinSource {
       // `readOnce` source under checkpoints without one), then this process's input goes on.
     },
     position() {
-      const p = decoder.position();
+      const p = (transcoder ?? decoder).position();
       return { stream: 'stdin', line: p.line, offset: p.offset };
     },
     progress() {

@@ -77,7 +77,7 @@ function rowMaker(names: readonly string[], keep?: Uint8Array): (v: CsvValue[]) 
 }
 
 /** Makes duplicate header names unique (`a`, `a_2`, `a_3`), so no column silently overwrites another. */
-function uniqueNames(names: readonly string[]): string[] {
+export function uniqueNames(names: readonly string[]): string[] {
   const seen = new Set<string>();
   const out: string[] = [];
   for (const n of names) {
@@ -774,19 +774,31 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     extra: Record<string, unknown>,
   ): void {
     const offset = base + a;
-    const what = this.headerPending ? 'CSV header' : 'CSV';
-    const err = new SluiceError(
-      ErrorCode.PARSE,
-      `invalid ${what} at line ${line} (byte ${offset}): ${message}`,
-      {
-        component: 'csv',
-        line,
-        offset,
-        ...extra,
-      },
-    );
+    const err = csvRowError(message, line, offset, this.headerPending, extra);
     // A bad header leaves no column names to decode the rows with: always fatal.
     if (this.headerPending || this.o.strict) throw err;
     sink.invalid(err, buf.subarray(a, Math.min(b, a + this.o.maxRawBytes)), line, offset);
   }
+}
+
+/**
+ * The error of a bad CSV row: `invalid CSV at line L (byte B): <message>` (`CSV header` for the
+ * header row), code `SLUICE_PARSE`, context `component`, `line`, `offset` and `extra`. Shared with
+ * the CSV → JSON Lines transcoder (`transcode.ts`), whose reports must be the decoder's.
+ *
+ * @example
+ * csvRowError('row has 3 fields, expected 2', 4, 57, false, {}).message; // 'invalid CSV at line 4 (byte 57): row has 3 fields, expected 2'
+ */
+export function csvRowError(
+  message: string,
+  line: number,
+  offset: number,
+  header: boolean,
+  extra: Record<string, unknown>,
+): SluiceError {
+  return new SluiceError(
+    ErrorCode.PARSE,
+    `invalid ${header ? 'CSV header' : 'CSV'} at line ${line} (byte ${offset}): ${message}`,
+    { component: 'csv', line, offset, ...extra },
+  );
 }
