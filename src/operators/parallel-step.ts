@@ -1,7 +1,6 @@
 /**
- * {@link parallelStep}: a `module:` step's per-record function on N worker threads (as
- * key-group shards, or slices the calling thread helps with), with results, order and dead
- * letters exactly as on one thread.
+ * {@link parallelStep}: a `module:` step's per-record function on N worker threads, as
+ * key-group shards, with results, order and dead letters exactly as on one thread.
  */
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
@@ -10,15 +9,9 @@ import { ErrorCode, SluiceError } from '../core/errors.ts';
 import { DEFAULT_MAX_KEY_GROUPS, hashKey, keyGroupRange } from '../core/keygroups.ts';
 import { type Batch, batchOf, type RecordMeta, type Signal } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
-import type { ChunkClaims } from './chunk-claims.ts';
-import {
-  type AppliedBatch,
-  applyRecordFunction,
-  applyRecordRange,
-  type RecordFunction,
-} from './record-function.ts';
+import { type AppliedBatch, applyRecordFunction, type RecordFunction } from './record-function.ts';
 import { type KeySelector, keyFunction } from './shard.ts';
-import { type StepResult, StepWorkers } from './step-workers.ts';
+import { StepWorkers } from './step-workers.ts';
 
 /** Options of {@link parallelStep}. */
 export interface ParallelStepOptions {
@@ -38,15 +31,18 @@ export interface ParallelStepOptions {
   /**
    * Sends all records of one key to one worker, in order (key groups as in {@link shard}); the
    * module may then keep per-key caches. Without a key, each batch is cut into N contiguous
-   * slices, and the calling thread runs some records too (see {@link parallelStep}). Either
-   * way the output is in input order.
+   * slices. Either way the output is in input order.
    */
   readonly key?: KeySelector<unknown>;
   /** Key groups the key space is cut into (default 256). */
   readonly maxKeyGroups?: number;
   /** The module as the user wrote it, for messages; default the path. */
   readonly label?: string;
-  /** Batches in flight on the workers at once (default 2): the next batch is cut while one runs. */
+  /**
+   * Batches in flight on the workers at once (default 4): the next batches are cut and queued
+   * on the workers while they run one, so a worker does not wait while this thread emits,
+   * reads and decodes (with 2, each worker of a 60k-record run sat idle 110–240 ms of ~850).
+   */
   readonly inFlight?: number;
 }
 
@@ -66,11 +62,7 @@ interface InFlight {
   readonly batch: Batch<unknown>;
   /** Per worker: the indexes (in `batch`) of the records it got. */
   readonly slots: readonly (readonly number[])[];
-  /** Per worker: the records it got. */
-  readonly shares: readonly (readonly unknown[])[];
-  readonly replies: Promise<StepResult[]>;
-  /** Unkeyed: per worker, the chunks this thread may take from the back of its share. */
-  readonly claims: readonly ChunkClaims[] | undefined;
+  readonly replies: Promise<AppliedBatch[]>;
 }
 
 /**
@@ -81,13 +73,10 @@ interface InFlight {
  * meta), equal those of one thread. Up to `inFlight` batches are on the workers at a time; a
  * signal (watermark, checkpoint barrier) and the end of input wait until every batch before
  * them was emitted, so a barrier passes with nothing in flight and checkpoints stay exact.
- *
- * Without a `key` the calling thread works too, instead of waiting: while the workers start
- * (tens of milliseconds) it runs the batches itself, and afterwards, when it must wait for the
- * oldest batch, it runs that batch's slices from the back a chunk at a time while each worker
- * runs its slice from the front ({@link ChunkClaims}), until they meet. With a `key` every
- * record of a key runs on its worker, in order, from the first one on. The module's own state
- * (if any) lives per thread and is not checkpointed.
+ * Without a `key`, the batches that arrive while the workers start (tens of milliseconds) run
+ * on the calling thread instead of waiting for them; with a `key` every record of a key runs
+ * on its worker from the first one on. The module's own state (if any) lives per thread and
+ * is not checkpointed.
  *
  * @example
  * stream.via(parallelStep({ module: new URL('./score.ts', import.meta.url), parallelism: 2, key: 'userId' }));
@@ -117,7 +106,7 @@ export function parallelStep(options: ParallelStepOptions): Operator {
   const max = options.maxKeyGroups ?? DEFAULT_MAX_KEY_GROUPS;
   if (options.key !== undefined) keyGroupRange(0, threads, max); // validates with clear errors
   const keyOf = options.key === undefined ? undefined : keyFunction(options.key);
-  const depth = Math.max(1, options.inFlight ?? 2);
+  const depth = Math.max(1, options.inFlight ?? 4);
 
   let ctx: StageContext;
   let fn: RecordFunction | undefined;
@@ -132,7 +121,7 @@ export function parallelStep(options: ParallelStepOptions): Operator {
   };
   const queue: InFlight[] = [];
   let records = 0;
-  /** Records this thread ran (while the workers started, and chunks it took from the back). */
+  /** Records this thread ran while the workers started. */
   let callerRecords = 0;
 
   /** Cuts a batch into per-worker slots: by key group, or contiguous slices. */
@@ -212,51 +201,10 @@ export function parallelStep(options: ParallelStepOptions): Operator {
     await out.emit(batchOf(outRecords, outMeta));
   };
 
-  /**
-   * Runs chunks of `f` on this thread, from the back of the last share towards the front,
-   * until a worker holds the next one; returns per share what ran here (indexes in the share).
-   */
-  const help = async (f: InFlight): Promise<AppliedBatch[]> => {
-    const mine = f.shares.map((s): AppliedBatch => ({ results: new Array(s.length), failures: [] }));
-    const claims = f.claims as readonly ChunkClaims[];
-    for (let w = claims.length - 1; w >= 0; w--) {
-      const c = claims[w] as ChunkClaims;
-      let k = c.chunks - 1;
-      for (; k >= 0 && c.claimBack(k); k--) {
-        await applyRecordRange(
-          fn as RecordFunction,
-          f.shares[w] as readonly unknown[],
-          c.recordsBefore(k),
-          c.recordsBefore(k + 1),
-          mine[w] as AppliedBatch,
-        );
-        // The source reads and decodes on this thread too: let it, between chunks, so the next
-        // batch is ready when this one is done (without, the workers waited for it).
-        await new Promise(setImmediate);
-      }
-      callerRecords += c.length - c.recordsBefore(k + 1);
-    }
-    return mine;
-  };
-
-  /** The worker's prefix of each share and this thread's suffix, as one result per share. */
-  const joined = (replies: readonly StepResult[], mine: readonly AppliedBatch[]): AppliedBatch[] =>
-    replies.map((r, w) => {
-      const m = mine[w] as AppliedBatch;
-      if (r.done === m.results.length) return r;
-      const results = r.results;
-      for (let i = r.done; i < m.results.length; i++) results[i] = m.results[i];
-      return { results, failures: [...r.failures, ...m.failures] };
-    });
-
   const drain = async (out: Emitter<unknown>, keep: number) => {
     while (queue.length > keep) {
       const f = queue.shift() as InFlight;
-      // This thread would only wait for the oldest batch: it runs chunks of it instead.
-      // (`help` first: the worker's replies come only once it has stopped.)
-      const mine = f.claims === undefined ? undefined : await help(f);
-      const replies = mine === undefined ? await f.replies : joined(await f.replies, mine);
-      await emit(f.batch, f.slots, replies, out);
+      await emit(f.batch, f.slots, await f.replies, out);
     }
   };
 
@@ -279,9 +227,7 @@ export function parallelStep(options: ParallelStepOptions): Operator {
         );
       fn = exported as RecordFunction;
       if (threads === 1) return;
-      // A claim slot per batch in flight, and one for the batch being cut.
-      const claimSlots = keyOf === undefined ? depth + 1 : 0;
-      workers = new StepWorkers(threads, { moduleUrl: url, exportName }, label, claimSlots);
+      workers = new StepWorkers(threads, { moduleUrl: url, exportName }, label);
       starting = workers.start().then(
         () => {
           booted = true;
@@ -296,29 +242,30 @@ export function parallelStep(options: ParallelStepOptions): Operator {
     },
     async process(batch, out) {
       if (workers === undefined || (!booted && bootFailure === undefined)) {
+        // One thread, or (unkeyed) the workers are still starting: that takes 90–140 ms in a
+        // CLI run, during which this thread would only wait (bench/README.md, parallel).
+        const all = [batch.records.map((_, i) => i)];
+        await emit(batch, all, [await applyRecordFunction(fn as RecordFunction, batch.records)], out);
         if (workers !== undefined) {
           callerRecords += batch.records.length;
           // Let the workers' `ready` messages in even when batches arrive without I/O between.
           await new Promise(setImmediate);
         }
-        // One thread, or (unkeyed) the workers are still starting: a worker takes 40–140 ms
-        // to start, during which this thread would only wait (bench/README.md, parallel).
-        await emit(
-          batch,
-          [batch.records.map((_, i) => i)],
-          [await applyRecordFunction(fn as RecordFunction, batch.records)],
-          out,
-        );
         return;
       }
       if (bootFailure !== undefined) throw bootFailure;
       const w = workers as StepWorkers;
       const slots = cut(batch);
-      const shares = slots.map((s) => s.map((i) => batch.records[i]));
-      const claims = keyOf === undefined ? shares.map((s, k) => w.claims(k, s.length)) : undefined;
-      const replies = Promise.all(shares.map((s, k) => w.run(k, s, claims?.[k])));
+      const replies = Promise.all(
+        slots.map((s, k) =>
+          w.run(
+            k,
+            s.map((i) => batch.records[i]),
+          ),
+        ),
+      );
       replies.catch(() => {}); // awaited in order by drain; this only stops an unhandled rejection
-      queue.push({ batch, slots, shares, replies, claims });
+      queue.push({ batch, slots, replies });
       await drain(out, depth - 1);
     },
     async onSignal(signal: Signal, out) {

@@ -33,29 +33,10 @@ export async function applyRecordFunction(
   fn: RecordFunction,
   records: readonly unknown[],
 ): Promise<AppliedBatch> {
-  const into: AppliedBatch = { results: new Array(records.length), failures: [] };
-  await applyRecordRange(fn, records, 0, records.length, into);
-  return into;
-}
-
-/**
- * {@link applyRecordFunction} over `records[from]` … `records[to - 1]` only, writing each result
- * at its index in `into.results` and each failure (with that index) to `into.failures`: how a
- * share of a batch is run a chunk at a time by two threads.
- *
- * @example
- * const into = { results: new Array(4), failures: [] };
- * await applyRecordRange((r) => r, [1, 2, 3, 4], 2, 4, into); // into.results: [, , 3, 4]
- */
-export async function applyRecordRange(
-  fn: RecordFunction,
-  records: readonly unknown[],
-  from: number,
-  to: number,
-  into: AppliedBatch,
-): Promise<void> {
-  const { results, failures } = into;
-  for (let i = from; i < to; i++) {
+  const n = records.length;
+  const results: unknown[] = new Array(n);
+  const failures: RecordFailure[] = [];
+  for (let i = 0; i < n; i++) {
     try {
       let r = fn(records[i]);
       if (r !== null && typeof r === 'object' && typeof (r as Promise<unknown>).then === 'function')
@@ -69,4 +50,5 @@ export async function applyRecordRange(
       });
     }
   }
+  return { results, failures };
 }

@@ -1,15 +1,12 @@
 /**
  * The worker-thread side of a parallel `module:` step ({@link parallelStep}): imports the
  * module once, says `ready` (or why it cannot load), then answers each posted batch of records
- * with the function's raw results and failures, in the order the batches came. A task with
- * `claims` is run a chunk at a time from the front, and stops at the first chunk the calling
- * thread has taken from the back ({@link ChunkClaims}); the reply says how many records it did.
+ * with the function's raw results and failures, in the order the batches came.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { errorMessage } from '../core/errors.ts';
 import { reviveCloned } from '../core/thread-values.ts';
-import { ChunkClaims } from './chunk-claims.ts';
-import { type AppliedBatch, applyRecordRange, type RecordFunction } from './record-function.ts';
+import { applyRecordFunction, type RecordFunction } from './record-function.ts';
 import type { StepWorkerData, StepWorkerReply, StepWorkerTask } from './step-workers.ts';
 
 const data = workerData as StepWorkerData;
@@ -31,25 +28,9 @@ try {
 async function handle(task: StepWorkerTask, f: RecordFunction): Promise<void> {
   // The records crossed threads as data: decimals get their class back before the function sees them.
   const records = reviveCloned(task.records) as unknown[];
-  const into: AppliedBatch = { results: new Array(records.length), failures: [] };
-  let done = records.length;
-  if (task.slot === undefined || data.claims === undefined) await applyRecordRange(f, records, 0, done, into);
-  else {
-    const claims = new ChunkClaims(data.claims, task.slot, records.length);
-    done = 0;
-    for (let c = 0; c < claims.chunks && claims.claimFront(c); c++) {
-      done = claims.recordsBefore(c + 1);
-      await applyRecordRange(f, records, claims.recordsBefore(c), done, into);
-    }
-    into.results.length = done;
-  }
+  const { results, failures } = await applyRecordFunction(f, records);
   try {
-    port.postMessage({
-      id: task.id,
-      results: into.results,
-      failures: into.failures,
-      done,
-    } satisfies StepWorkerReply);
+    port.postMessage({ id: task.id, results, failures } satisfies StepWorkerReply);
   } catch (err) {
     port.postMessage({
       id: task.id,
