@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- parallel [--lines N] [--runs R]` (or `npx node bench/parallel.ts [--lines N] [--rounds R]`): a CPU-heavy `module:` step (16 rounds
- * of SHA-256 per record, bench/parallel-step-module.ts) through the CLI, JSONL file → step →
+ * `npm run bench -- parallel [--lines N] [--runs R] [--step sha|js]` (or `npx node bench/parallel.ts [--lines N] [--rounds R] [--step js]`): a CPU-heavy `module:` step (16 rounds
+ * of SHA-256 per record, or with `--step js` as much integer mixing in plain JavaScript;
+ * bench/parallel-step-module.ts) through the CLI, JSONL file → step →
  * JSONL file, with `parallelism: 1` (the function on the main thread) and `parallelism: 2`
  * (two worker threads, unkeyed; the main thread helps), `parallelism: 2` with `key: user`, and
  * `parallelism: 1` with the `light` export (the same records without the hashing: everything
@@ -24,8 +25,13 @@ import { runWithThreadCpu } from './thread-cpu.ts';
 const records = numberFlag(process.argv, '--lines') ?? 60_000;
 // bench/run.ts passes `--runs N` on as `--rounds N`.
 const runs = numberFlag(process.argv, '--rounds') ?? 3;
+const stepFlag = process.argv.indexOf('--step');
+const stepKind = stepFlag >= 0 ? process.argv[stepFlag + 1] : 'sha';
+if (stepKind !== 'sha' && stepKind !== 'js') throw new Error(`--step is \`sha\` or \`js\`, got ${stepKind}`);
 const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-parallel-'));
 const MODULE = resolve(import.meta.dirname, 'parallel-step-module.ts');
+// The step as a pipeline file names it: the default export (SHA-256) or `mix`.
+const STEP = stepKind === 'sha' ? MODULE : `{ path: ${MODULE}, export: mix }`;
 // The launcher, as `sluice` runs (its compile cache, which the step's worker threads share too).
 const CLI = resolve(import.meta.dirname, '../bin/sluice.js');
 
@@ -37,9 +43,9 @@ for (let n = 0; n < records; n++)
 writeFileSync(join(dir, 'in.jsonl'), `${lines.join('\n')}\n`);
 
 const configs: Record<string, { threads: number; step: string }> = {
-  'parallelism 1': { threads: 1, step: `  - module: ${MODULE}\n    parallelism: 1\n` },
-  'parallelism 2': { threads: 2, step: `  - module: ${MODULE}\n    parallelism: 2\n` },
-  'parallelism 2 keyed': { threads: 2, step: `  - module: ${MODULE}\n    parallelism: 2\n    key: user\n` },
+  'parallelism 1': { threads: 1, step: `  - module: ${STEP}\n    parallelism: 1\n` },
+  'parallelism 2': { threads: 2, step: `  - module: ${STEP}\n    parallelism: 2\n` },
+  'parallelism 2 keyed': { threads: 2, step: `  - module: ${STEP}\n    parallelism: 2\n    key: user\n` },
   'light, parallelism 1': {
     threads: 1,
     step: `  - module: { path: ${MODULE}, export: light }\n    parallelism: 1\n`,
@@ -100,7 +106,7 @@ const hashing = [...results].filter(([name]) => !name.startsWith('light'));
 const digests = new Set(hashing.flatMap(([, rs]) => rs.map((r) => r.digest)));
 const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 console.log(
-  `parallel: ${records} records, JSONL → module step (16 × SHA-256/record) → JSONL, CLI, medians of ${runs} (load average now ${load})`,
+  `parallel: ${records} records, JSONL → module step (${stepKind === 'sha' ? '16 × SHA-256' : 'plain-JS mixing'}/record) → JSONL, CLI, medians of ${runs} (load average now ${load})`,
 );
 console.log(
   'contender              wall s  records/s  cpu s  peak RSS MiB  CPU ms: main  workers (max)  V8 helpers  every run (wall s)',
