@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { Decimal } from '../core/decimal.ts';
 import { ErrorCode, type SluiceError } from '../core/errors.ts';
@@ -160,6 +160,8 @@ describe('parallelStep', () => {
       parallelism: 2,
     });
     const h = new OperatorHarness<unknown, unknown>(op);
+    // A failed assertion must not leave the workers running (the file would wait for them).
+    after(() => op.close?.());
     await h.open();
     // The workers take tens of milliseconds to start: the first batch runs here.
     const first = input(0, 50);
@@ -235,6 +237,7 @@ describe('parallelStep', () => {
   it('fails a short run too when the module cannot load on a worker, though this thread ran every record', async () => {
     const op = parallelStep({ module: MAIN_ONLY, label: './main-only.mjs', parallelism: 2 });
     const h = new OperatorHarness<unknown, unknown>(op);
+    after(() => op.close?.());
     await h.open();
     await h.process(input(0, 5));
     assert.equal(h.records().length, 5);
