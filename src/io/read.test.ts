@@ -161,7 +161,7 @@ test('a position `emitted` reports has every dead letter before it sent, and non
       signal: new AbortController().signal,
       stopSignal: new AbortController().signal,
       deadLetter(_raw: unknown, _error: unknown, meta?: RecordMeta) {
-        sentOffsets.push((meta?.position as { offset: number }).offset);
+        sentOffsets.push(((meta as RecordMeta).position as { offset: number }).offset);
       },
     } as unknown as SourceContext;
     const out = { async emit() {}, async signal() {} };
