@@ -147,3 +147,52 @@ test('every batch’s meta, its origin, the dead letters and `emitted` match the
     if (seed % 3 !== 0 && batchSize < 10) assert.ok(told > 0, where); // chunks of 4 KiB hold several batches
   }
 });
+
+test('a position `emitted` reports has every dead letter before it sent, and none after it (a checkpoint there loses none and repeats none)', async () => {
+  const check = async (
+    format: FormatName,
+    chunks: readonly Uint8Array[],
+    batchSize: number,
+    where: string,
+  ) => {
+    const sentOffsets: number[] = [];
+    const ctx = {
+      name: 'input',
+      signal: new AbortController().signal,
+      stopSignal: new AbortController().signal,
+      deadLetter(_raw: unknown, _error: unknown, meta?: RecordMeta) {
+        sentOffsets.push(((meta as RecordMeta).position as { offset: number }).offset);
+      },
+    } as unknown as SourceContext;
+    const out = { async emit() {}, async signal() {} };
+    async function* bytes() {
+      yield* chunks;
+    }
+    let positions = 0;
+    await pumpRecords(bytes(), formatDecoder(format), out, ctx, {
+      batchSize,
+      position,
+      emitted(next) {
+        if (next === undefined) return;
+        positions++;
+        const before = eager(format, chunks).letters.map((m) => (m.position as { offset: number }).offset);
+        const owed = before.filter((o) => o < next.offset);
+        assert.deepEqual(
+          sentOffsets,
+          owed,
+          `${where}: letters sent when the position is offset ${next.offset}`,
+        );
+      },
+    });
+    return positions;
+  };
+  // The case that lost a letter: batch [1, 2] ends, the bad row follows, the next batch starts after it.
+  const told = await check('csv', [Buffer.from('a\n1\n2\nBAD,x\n3\n')], 2, 'spelled out');
+  assert.equal(told, 1);
+  for (let seed = 1; seed <= 20; seed++) {
+    const rnd = random(seed);
+    const format: FormatName = seed % 2 === 0 ? 'csv' : 'jsonl';
+    const text = format === 'csv' ? csvInput(rnd, 120) : jsonlInput(rnd, 120);
+    await check(format, chunked(rnd, text, 4096), 1 + Math.floor(rnd() * 6), `seed ${seed} (${format})`);
+  }
+});

@@ -52,9 +52,9 @@ export interface PumpOptions {
   emitted?: ((next: { line: number; offset: number } | undefined) => void) | undefined;
 }
 
-/** A dead letter decoded but not handed on yet, and the index of the batch it precedes. */
+/** A dead letter decoded but not handed on yet, and the byte offset where its row starts. */
 interface PendingLetter {
-  readonly before: number;
+  readonly offset: number;
   readonly raw: string;
   readonly error: unknown;
   readonly meta: RecordMeta;
@@ -116,7 +116,7 @@ export async function pumpRecords(
     invalid(error, raw, line, offset) {
       if (strict) throw error;
       letters.push({
-        before: ready.length,
+        offset,
         raw: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8'),
         error,
         meta: { source, position: position(line, offset) },
@@ -124,14 +124,17 @@ export async function pumpRecords(
     },
   };
   const emitted = options.emitted;
-  // Dead letters go out with the batch they precede, never earlier: a checkpoint barrier after
-  // an earlier batch of the chunk records a position before their lines, so a letter sent
-  // already would be sent again by the run that resumes there (the dlq must be exactly-once).
-  // Letters after the chunk's last record go with its last batch, whose position covers them.
+  // Each batch goes out with the dead letters before the next batch's first record, because the
+  // position `emitted` gives for it is that record's start, past those letters' lines: a
+  // checkpoint barrier after the batch then covers exactly the letters sent (the dlq must be
+  // exactly-once). A letter sent earlier would be sent again by a run resuming before its line;
+  // one sent later (with the next batch, as this did before) would be lost by a run resuming
+  // after it. Letters after the chunk's last record go with its last batch, whose position
+  // (the decoder's, at the chunk's end) covers them.
   const letters: PendingLetter[] = [];
   let sent = 0;
-  const sendLetters = (upTo: number): void => {
-    while (sent < letters.length && (letters[sent] as PendingLetter).before <= upTo) {
+  const sendLetters = (before: number): void => {
+    while (sent < letters.length && (letters[sent] as PendingLetter).offset < before) {
       const l = letters[sent++] as PendingLetter;
       ctx.deadLetter(l.raw, l.error, l.meta);
     }
@@ -139,12 +142,11 @@ export async function pumpRecords(
   const flush = async (): Promise<void> => {
     cut();
     for (let i = 0; i < ready.length; i++) {
-      sendLetters(i === ready.length - 1 ? Number.POSITIVE_INFINITY : i);
+      const last = i === ready.length - 1;
+      sendLetters(last ? Number.POSITIVE_INFINITY : (starts[2 * i + 3] as number));
       if (emitted !== undefined)
         emitted(
-          i + 1 < ready.length
-            ? { line: starts[2 * i + 2] as number, offset: starts[2 * i + 3] as number }
-            : undefined,
+          last ? undefined : { line: starts[2 * i + 2] as number, offset: starts[2 * i + 3] as number },
         );
       await out.emit(ready[i] as Batch<unknown>);
     }
