@@ -1,17 +1,19 @@
 /**
- * `node bench/parallel-transfer.ts`: what one batch costs to hand to another thread, encode
- * plus decode on one thread (the CPU both ends spend): structured clone of the record array
- * (what `postMessage(records)` does), `v8.serialize` into a transferable buffer, JSON in a
- * transferable buffer (`TextEncoder`), and JSON as a string message. Prints µs per batch,
- * medians of 7 rounds.
+ * `node bench/parallel-transfer.ts [BATCH] [--shape wide|bench]`: what one batch costs to hand
+ * to another thread, encode plus decode on one thread (the CPU both ends spend): structured
+ * clone of the record array (what `postMessage(records)` does), `v8.serialize` into a
+ * transferable buffer, JSON in a transferable buffer (`TextEncoder`), and JSON as a string
+ * message. `wide`: twelve-field event records (default); `bench`: the four-field records of
+ * bench/parallel.ts. Prints µs per batch and per record, medians of 7 rounds.
  */
 import { deserialize, serialize } from 'node:v8';
 
-const BATCH = Number(process.argv[2] ?? 1024);
+const BATCH = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 1024);
+const SHAPE = process.argv.includes('bench') ? 'bench' : 'wide';
 const ROUNDS = 7;
 const ITER = 200;
 
-const records = Array.from({ length: BATCH }, (_, i) => ({
+const wide = (i: number) => ({
   ts: `2026-12-07T12:${String(i % 60).padStart(2, '0')}:00.000Z`,
   user_id: `u${i % 5000}`,
   country: ['DE', 'FR', 'US', 'JP'][i % 4],
@@ -24,7 +26,15 @@ const records = Array.from({ length: BATCH }, (_, i) => ({
   ua: 'Mozilla/5.0 (X11; Linux x86_64)',
   ok: i % 2 === 0,
   n: i,
-}));
+});
+// As bench/parallel.ts writes them (and the step's results add `digest`).
+const small = (n: number) => ({
+  n,
+  user: `u${(n * 7919) % 1000}`,
+  amount: `${n % 997}.${n % 100}`,
+  country: 'DE',
+});
+const records = Array.from({ length: BATCH }, (_, i) => (SHAPE === 'bench' ? small(i) : wide(i)));
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -47,5 +57,8 @@ for (let r = 0; r < ROUNDS; r++) {
     results[name] = xs;
   }
 }
-console.log(`batch of ${BATCH} records (12 fields), µs per batch, encode + decode, median of ${ROUNDS}`);
-for (const [name, xs] of Object.entries(results)) console.log(`${name.padEnd(22)} ${median(xs).toFixed(0)}`);
+console.log(
+  `batch of ${BATCH} ${SHAPE} records, µs per batch (per record), encode + decode, median of ${ROUNDS}`,
+);
+for (const [name, xs] of Object.entries(results))
+  console.log(`${name.padEnd(22)} ${median(xs).toFixed(0).padStart(6)} (${(median(xs) / BATCH).toFixed(2)})`);

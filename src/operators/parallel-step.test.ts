@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { Decimal } from '../core/decimal.ts';
 import { ErrorCode, type SluiceError } from '../core/errors.ts';
@@ -26,6 +26,35 @@ export default (r) => {
   return { n: r.n, k: r.k, seq, thread: threadId };
 };
 export const slow = async (r) => { await new Promise((res) => setTimeout(res, r.n % 3)); return r.n; };
+`,
+);
+
+// ~0.2 ms of work per record, so a worker and this thread both get chunks of one batch.
+const BUSY = join(dir, 'busy.mjs');
+writeFileSync(
+  BUSY,
+  `import { threadId } from 'node:worker_threads';
+export default (r) => {
+  const t = performance.now();
+  while (performance.now() - t < 0.2);
+  if (r.n % 13 === 6) throw new Error('bad ' + r.n);
+  return r.n % 17 === 0 ? undefined : { n: r.n, thread: threadId };
+};
+export const exitOnWorker = (r) => {
+  if (threadId !== 0) process.exit(3);
+  const t = performance.now();
+  while (performance.now() - t < 0.2);
+  return r;
+};
+`,
+);
+// Loads on the calling thread, throws when a worker imports it.
+const MAIN_ONLY = join(dir, 'main-only.mjs');
+writeFileSync(
+  MAIN_ONLY,
+  `import { isMainThread } from 'node:worker_threads';
+if (!isMainThread) throw new Error('needs the main thread');
+export default (r) => r;
 `,
 );
 
@@ -115,6 +144,108 @@ describe('parallelStep', () => {
       two.records(),
       Array.from({ length: 131 }, (_, i) => i),
     );
+    // Keyed, every record runs on a worker.
+    assert.deepEqual(
+      (await run(2, 'k', 'slow')).records(),
+      Array.from({ length: 131 }, (_, i) => i),
+    );
+  });
+
+  it('unkeyed: the batches that come while the workers start run on this thread, the rest on the workers', async () => {
+    const batches = (from: number) => Array.from({ length: 8 }, (_, b) => input(from + b * 200, 200));
+    const expected = (rs: In[]) => rs.filter((r) => r.n % 13 !== 6 && r.n % 17 !== 0).map((r) => r.n);
+    const op = parallelStep({
+      module: `${pathToFileURL(BUSY).href}?run=${runs++}`,
+      label: './busy.mjs',
+      parallelism: 2,
+    });
+    const h = new OperatorHarness<unknown, unknown>(op);
+    // A failed assertion must not leave the workers running (the file would wait for them).
+    after(() => op.close?.());
+    await h.open();
+    // The workers take tens of milliseconds to start: the first batch runs here.
+    const first = input(0, 50);
+    await h.process(first, metaOf(first));
+    assert.equal(op.metrics?.().parallelCallerRecords, 50);
+    assert.ok((h.records() as { thread: number }[]).every((r) => r.thread === 0));
+    // Until the workers have said they are ready, batches keep running here; then on them.
+    let fed = 50;
+    const sent: In[] = [...first];
+    for (let round = 0; round < 50; round++) {
+      for (const b of batches(fed)) {
+        await h.process(b, metaOf(b));
+        sent.push(...b);
+      }
+      fed += 1600;
+      const threads = new Set((h.records() as { thread: number }[]).map((r) => r.thread));
+      if (threads.size > 1) break;
+    }
+    await h.finish();
+    await op.close?.();
+    const out = h.records() as { n: number; thread: number }[];
+    assert.deepEqual(
+      out.map((r) => r.n),
+      expected(sent),
+      'every record once, in input order, none lost or doubled at the switch',
+    );
+    const onWorkers = out.findIndex((r) => r.thread !== 0);
+    assert.ok(onWorkers > 0, 'workers ran records too');
+    assert.ok(
+      out.slice(onWorkers).every((r) => r.thread !== 0),
+      'once the workers are up, nothing runs here any more',
+    );
+    const caller = op.metrics?.().parallelCallerRecords as number;
+    assert.ok(caller >= 50 && caller < sent.length, `this thread ran ${caller} of ${sent.length}`);
+    // Dead letters where they fell (this thread or a worker), with the record's own meta.
+    const dead = sent.filter((r) => r.n % 13 === 6);
+    assert.deepEqual(
+      h.deadLetters.map((d) => [d.record, d.meta, (d.error as Error).message]),
+      dead.map((r) => [
+        r,
+        { source: 'src', position: { line: r.n } },
+        `module \`./busy.mjs\` threw: bad ${r.n}`,
+      ]),
+    );
+    assert.deepEqual(h.metas(), metaOf(sent.filter((r) => r.n % 13 !== 6 && r.n % 17 !== 0)));
+  });
+
+  it('fails the run when a worker dies mid-run', async () => {
+    const op = parallelStep({
+      module: `${pathToFileURL(BUSY).href}?run=${runs++}`,
+      export: 'exitOnWorker',
+      label: './busy.mjs',
+      parallelism: 2,
+    });
+    const h = new OperatorHarness<unknown, unknown>(op);
+    await h.open();
+    try {
+      // Its first record kills a worker, once the workers are up (before, every batch runs here).
+      await assert.rejects(
+        (async () => {
+          for (let from = 0; from < 100_000; from += 400) await h.process(input(from, 400));
+          await h.finish();
+        })(),
+        (e: SluiceError) =>
+          e.code === ErrorCode.STAGE &&
+          /worker thread \d of `\.\/busy\.mjs` exited \(code 3\)/.test(e.message),
+      );
+    } finally {
+      await op.close?.();
+    }
+  });
+
+  it('fails a short run too when the module cannot load on a worker, though this thread ran every record', async () => {
+    const op = parallelStep({ module: MAIN_ONLY, label: './main-only.mjs', parallelism: 2 });
+    const h = new OperatorHarness<unknown, unknown>(op);
+    after(() => op.close?.());
+    await h.open();
+    await h.process(input(0, 5));
+    assert.equal(h.records().length, 5);
+    await assert.rejects(
+      h.finish(),
+      /module `\.\/main-only\.mjs` on worker thread \d: loading the module: needs the main thread/,
+    );
+    await op.close?.();
   });
 
   it('decimals cross the threads as decimals, both ways (money stays exact)', async () => {
@@ -126,7 +257,13 @@ describe('parallelStep', () => {
 export default (r) => ({ n: r.n, received: r.amount instanceof Decimal, total: r.amount.add(Decimal.from('0.01')) });
 `,
     );
-    const op = parallelStep({ module: pathToFileURL(money).href, label: './money.mjs', parallelism: 2 });
+    // Keyed: every record runs on a worker (unkeyed, the first batches run on this thread).
+    const op = parallelStep({
+      module: pathToFileURL(money).href,
+      label: './money.mjs',
+      parallelism: 2,
+      key: 'n',
+    });
     const h = new OperatorHarness<unknown, unknown>(op);
     await h.open();
     await h.process([
@@ -164,7 +301,12 @@ export default (r) => ({ n: r.n, received: r.amount instanceof Decimal, total: r
 
   it('fails the run when the module cannot load on the workers', async () => {
     const op = parallelStep({ module: MODULE, export: 'nope', parallelism: 2 });
-    await assert.rejects(new OperatorHarness(op).open(), /export `nope` is not a function/);
+    await assert.rejects(
+      new OperatorHarness(op).open(),
+      (e: SluiceError) =>
+        e.code === ErrorCode.CONFIG &&
+        /module `.*step\.mjs`: export `nope` is not a function/.test(e.message),
+    );
     await op.close?.();
   });
 });
