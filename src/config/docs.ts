@@ -245,8 +245,9 @@ pipeline:
 A CPU-heavy function can run on worker threads: \`parallelism: 2\` (or \`auto\`, the available cores)
 beside \`module\`, and optionally \`key: userId\` (a field or a list of fields) so that every record of a
 key runs on one worker, in order. The output is in input order and the dead letters are those of one
-thread; each worker imports the module itself (its module-level state is per worker and not
-checkpointed). Only a function can move to a worker: an operator object (or, in TypeScript, a closure)
+thread; each worker imports the module itself, and so does the calling thread, which runs the
+first batches of a step without \`key\` while the workers start (module-level state is per thread
+and not checkpointed). Only a function can move to a worker: an operator object (or, in TypeScript, a closure)
 is refused. Records cross threads as data (structured clone): \`Decimal\` amounts, dates, maps, sets
 and bigints arrive as they were sent; instances of your own classes arrive as plain objects.
 
