@@ -19,42 +19,28 @@
  * Trade-off: a field of 13 or more characters that is not interned is a V8 "sliced string" that
  * keeps its window's string (≈ one input chunk) alive as long as the value lives.
  *
- * Why one file over 700 lines (with its comments): the row loop (`parse`) and the few methods it calls read
- * and write the decoder's cursor fields (line, offsets, pending bytes, header state) for every
- * field; moved into other modules they would pass that state around on the hot path. What is
- * not on it already lives apart: options (`options.ts`), typed values (`types.ts`), interning
- * (`intern.ts`), the writer (`encoder.ts`).
+ * The row loop (`parse`) and the few methods it calls read and write the decoder's cursor fields
+ * (line, offsets, header state) for every field, so they stay in this class; what is not on that
+ * path lives apart: chunks → windows of whole rows and bad-row reports (`row-reader.ts`, shared
+ * with the CSV → JSON Lines transcoder), options (`options.ts`), typed values (`types.ts`),
+ * interning (`intern.ts`), the writer (`encoder.ts`).
  */
-import { Buffer, isAscii } from 'node:buffer';
+import { type Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { FieldUse } from '../../core/projection.ts';
-import type { DecodeSink, DecodeStart, RecordDecoder } from '../format.ts';
+import type { DecodeSink, RecordDecoder } from '../format.ts';
 import { ByteIndex, scanSegment } from './byte-index.ts';
 import { InternCache } from './intern.ts';
 import { canonicalIsoBytes } from './iso-bytes.ts';
-import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
+import { type CsvDecodeOptions, resolveDecodeOptions } from './options.ts';
+import { CR, CsvRowReader, INCOMPLETE, LF, OK, SYNTAX, TOO_LONG } from './row-reader.ts';
 import { type Converter, type CsvValue, conversionProblem, converterFor, FAIL } from './types.ts';
 
 /** A decoded row: an object keyed by column name, or an array when the input has no column names. */
 export type CsvRow = Record<string, CsvValue> | CsvValue[];
 
-const LF = 10;
-const CR = 13;
-/**
- * Bytes turned into one latin1 string at a time. Larger chunks are cut: a string over ~128 KiB
- * is a large object in V8, and allocating those cost 110 ms per 200 MB against 10 ms for
- * 64 KiB strings (measured, latin1 decoding alone); a retained value pins less text, too.
- */
-const WINDOW_BYTES = 64 * 1024;
-/** Joins of the pending tail and the next chunk up to this size reuse one buffer. */
-const JOIN_BYTES = 4 * WINDOW_BYTES;
 const BLOCK_SHIFT = 9;
 
-// How a row ended: parsed, needs more bytes, broken quoting, longer than `maxRecordBytes`.
-const OK = 0;
-const INCOMPLETE = 1;
-const SYNTAX = 2;
-const TOO_LONG = 3;
 /** {@link CsvDecoder.skipFrom} when no column is skipped. */
 const ALL = 0x7fffffff;
 
@@ -89,17 +75,6 @@ export function uniqueNames(names: readonly string[]): string[] {
   return out;
 }
 
-/** A copy of `b` in its own memory (not a slice of Node's shared buffer pool, which it would pin). */
-function copyOf(b: Buffer): Buffer {
-  const c = Buffer.allocUnsafeSlow(b.length);
-  b.copy(c);
-  return c;
-}
-
-function asBuffer(chunk: Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-}
-
 /**
  * Streaming CSV decoder: bytes in, one record per row out, through the synchronous
  * {@link DecodeSink} callbacks.
@@ -123,30 +98,7 @@ function asBuffer(chunk: Uint8Array): Buffer {
  * dec.end(sink);
  * rows; // [{ name: 'ada', n: 3 }]
  */
-export class CsvDecoder implements RecordDecoder<CsvRow> {
-  /** {@inheritDoc RecordDecoder.borrowsChunks} */
-  readonly borrowsChunks = true;
-  private readonly o: ResolvedCsvDecodeOptions;
-  /** Unconsumed bytes (the start of an unfinished row), waiting for more input. */
-  private pending: Buffer[] = [];
-  /** Reused by {@link join}. */
-  private joined: Buffer | undefined;
-  /** Reused by {@link ownTail}. */
-  private tail: Buffer | undefined;
-  private pendingBytes = 0;
-  /** Parse again only when this many bytes are pending: keeps re-parsing of a long row linear. */
-  private attemptAt = 0;
-  /** Absolute byte offset of the first pending byte (or of the next chunk when none). */
-  private base: number;
-  /** Line number of the first pending byte. */
-  private line: number;
-  private posLine: number;
-  private posOffset: number;
-  private bomChecked: boolean;
-  /** Discarding the rest of a line longer than `maxRecordBytes`. */
-  private skipping = false;
-  /** Header row still to be read (named or skipped). */
-  private headerPending: boolean;
+export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements RecordDecoder<CsvRow> {
   private names: string[] | undefined;
   private ncols = -1;
   private make: ((v: CsvValue[]) => CsvRow) | undefined;
@@ -158,7 +110,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
    * its buffer (a decoder that re-reads one dead letter's 4 KiB needs no 128 KiB scanner).
    */
   private delims: ByteIndex | undefined;
-  // `ignoreBOM`: a U+FEFF inside a field is data; only the file's leading BOM is skipped (in `run`).
+  // `ignoreBOM`: a U+FEFF inside a field is data; only the file's leading BOM is skipped (by `CsvRowReader`).
   private readonly utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   /** Per 512-byte block of the current window: 1 when it holds a byte ≥ 0x80. */
   private dirty = new Uint8Array(0);
@@ -180,13 +132,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
   private epochCols = new Uint8Array(0);
 
   constructor(options: CsvDecodeOptions = {}) {
-    this.o = resolveDecodeOptions(options);
-    this.base = this.o.start.offset;
-    this.line = this.o.start.line;
-    this.posLine = this.line;
-    this.posOffset = this.base;
-    this.bomChecked = this.base !== 0;
-    this.headerPending = this.o.header;
+    super(resolveDecodeOptions(options));
     if (this.o.intern !== undefined) this.intern = new InternCache(this.o.intern);
     if (this.o.columns !== undefined) this.setColumns(this.o.columns);
   }
@@ -214,121 +160,14 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     return this.intern?.stats() ?? { lookups: 0, hits: 0 };
   }
 
-  /** {@inheritDoc RecordDecoder.position} */
-  position(): DecodeStart {
-    // `posLine` is the line the next row starts on: the lines before it are done.
-    return { line: this.posLine - 1, offset: this.posOffset };
-  }
-
   /** {@inheritDoc RecordDecoder.write} */
   write(chunk: Uint8Array, sink: DecodeSink<CsvRow>): void {
-    const b = asBuffer(chunk);
-    if (b.length <= WINDOW_BYTES) {
-      this.writeWindow(b, sink);
-      return;
-    }
-    for (let i = 0; i < b.length; i += WINDOW_BYTES) {
-      this.writeWindow(b.subarray(i, i + WINDOW_BYTES), sink);
-    }
-  }
-
-  /** {@link write} for at most about {@link WINDOW_BYTES} bytes (more only for a longer row). */
-  private writeWindow(chunk: Buffer, sink: DecodeSink<CsvRow>): void {
-    let b = chunk;
-    if (this.skipping) {
-      const i = b.indexOf(LF);
-      if (i === -1) {
-        this.base += b.length;
-        return;
-      }
-      this.skipping = false;
-      this.base += i + 1;
-      this.line++;
-      this.posLine = this.line;
-      this.posOffset = this.base;
-      b = b.subarray(i + 1);
-    }
-    if (b.length === 0) return;
-    if (this.pendingBytes > 0) {
-      // A chunk that does not complete the row yet is copied: the caller may reuse its memory.
-      if (this.pendingBytes + b.length < this.attemptAt) b = copyOf(b);
-      this.pending.push(b);
-      this.pendingBytes += b.length;
-      if (this.pendingBytes < this.attemptAt) return;
-      b = this.join(this.pending, this.pendingBytes);
-      this.pending = [];
-      this.pendingBytes = 0;
-    }
-    this.run(b, false, sink, true);
+    this.feed(chunk, sink);
   }
 
   /** {@inheritDoc RecordDecoder.end} */
   end(sink: DecodeSink<CsvRow>): void {
-    if (this.skipping) {
-      // The over-long line ran to the end of input; it was reported when it crossed the limit.
-      this.skipping = false;
-      return;
-    }
-    if (this.pendingBytes === 0) return;
-    const b = Buffer.concat(this.pending, this.pendingBytes);
-    this.pending = [];
-    this.pendingBytes = 0;
-    this.run(b, true, sink, false);
-  }
-
-  private run(b: Buffer, last: boolean, sink: DecodeSink<CsvRow>, borrowed: boolean): void {
-    let start = 0;
-    if (!this.bomChecked) {
-      if (b.length < 3 && !last) {
-        this.keep(borrowed ? copyOf(b) : b, 3);
-        return;
-      }
-      this.bomChecked = true;
-      if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) {
-        start = 3;
-        this.posOffset = this.base + 3;
-      }
-    }
-    const consumed = this.parse(b, start, last, sink);
-    if (consumed < b.length && !this.skipping) {
-      const rest = b.subarray(consumed);
-      // Copy: the caller may reuse its chunk, and a view would pin the whole window.
-      this.keep(borrowed || consumed > 0 ? this.ownTail(rest) : rest, Math.max(rest.length * 2, 64));
-    }
-    this.base += this.skipping ? b.length : consumed;
-  }
-
-  /**
-   * `parts` joined in {@link joined} (a fresh buffer for a long row): nearly every chunk starts
-   * with the tail of the row the previous one cut, so a fresh buffer per chunk would be garbage
-   * that now and then outlives two young collections and holds native memory until a full one.
-   * `run` copies what it keeps, so the next join may overwrite it.
-   */
-  private join(parts: readonly Buffer[], n: number): Buffer {
-    if (n > JOIN_BYTES) return Buffer.concat(parts, n);
-    this.joined ??= Buffer.allocUnsafeSlow(JOIN_BYTES);
-    let at = 0;
-    for (const p of parts) at += p.copy(this.joined, at);
-    return this.joined.subarray(0, n);
-  }
-
-  /**
-   * A copy of the unfinished row `rest` in {@link tail}, reused from chunk to chunk (the pending
-   * tail is always joined with the next chunk before the next tail is kept). A fresh small buffer
-   * per chunk would come from Node's shared 8 KiB pool and, as it waits for the next read, now and
-   * then be promoted and pin its whole pool slab until a full collection.
-   */
-  private ownTail(rest: Buffer): Buffer {
-    if (rest.length > WINDOW_BYTES) return copyOf(rest);
-    this.tail ??= Buffer.allocUnsafeSlow(WINDOW_BYTES);
-    rest.copy(this.tail);
-    return this.tail.subarray(0, rest.length);
-  }
-
-  private keep(rest: Buffer, attemptAt: number): void {
-    this.pending = [rest];
-    this.pendingBytes = rest.length;
-    this.attemptAt = attemptAt;
+    this.feedEnd(sink);
   }
 
   private setColumns(names: readonly string[]): void {
@@ -407,7 +246,7 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
    * ends: a row that cannot be finished is re-parsed whole when more bytes arrive, and "too long"
    * is decided by the same threshold whether the row is finished or not.
    */
-  private parse(buf: Buffer, start: number, last: boolean, sink: DecodeSink<CsvRow>): number {
+  protected parse(buf: Buffer, start: number, last: boolean, sink: DecodeSink<CsvRow>): number {
     const len = buf.length;
     const s = buf.toString('latin1', 0, len);
     const ascii = isAscii(buf);
@@ -762,43 +601,4 @@ export class CsvDecoder implements RecordDecoder<CsvRow> {
     this.line = line;
     return end;
   }
-
-  private bad(
-    message: string,
-    buf: Buffer,
-    a: number,
-    b: number,
-    line: number,
-    base: number,
-    sink: DecodeSink<CsvRow>,
-    extra: Record<string, unknown>,
-  ): void {
-    const offset = base + a;
-    const err = csvRowError(message, line, offset, this.headerPending, extra);
-    // A bad header leaves no column names to decode the rows with: always fatal.
-    if (this.headerPending || this.o.strict) throw err;
-    sink.invalid(err, buf.subarray(a, Math.min(b, a + this.o.maxRawBytes)), line, offset);
-  }
-}
-
-/**
- * The error of a bad CSV row: `invalid CSV at line L (byte B): <message>` (`CSV header` for the
- * header row), code `SLUICE_PARSE`, context `component`, `line`, `offset` and `extra`. Shared with
- * the CSV → JSON Lines transcoder (`transcode.ts`), whose reports must be the decoder's.
- *
- * @example
- * csvRowError('row has 3 fields, expected 2', 4, 57, false, {}).message; // 'invalid CSV at line 4 (byte 57): row has 3 fields, expected 2'
- */
-export function csvRowError(
-  message: string,
-  line: number,
-  offset: number,
-  header: boolean,
-  extra: Record<string, unknown>,
-): SluiceError {
-  return new SluiceError(
-    ErrorCode.PARSE,
-    `invalid ${header ? 'CSV header' : 'CSV'} at line ${line} (byte ${offset}): ${message}`,
-    { component: 'csv', line, offset, ...extra },
-  );
 }

@@ -22,11 +22,11 @@
  * row's text), and any reader option added after this class (it could change the records). A
  * caller checks that first, once, and takes the general path instead.
  */
-import { Buffer, isUtf8 } from 'node:buffer';
+import { type Buffer, isUtf8 } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
-import type { DecodeStart } from '../format.ts';
-import { csvRowError, uniqueNames } from './decoder.ts';
-import { type CsvDecodeOptions, type ResolvedCsvDecodeOptions, resolveDecodeOptions } from './options.ts';
+import { uniqueNames } from './decoder.ts';
+import { type CsvDecodeOptions, resolveDecodeOptions } from './options.ts';
+import { CR, CsvRowReader, copyOf, INCOMPLETE, LF, OK, SYNTAX, TOO_LONG } from './row-reader.ts';
 import { F_DOUBLED, F_ESC, F_HIGH, JsonLinesRowWriter, jsonEscapes } from './transcode-writer.ts';
 
 export { keyOrder } from './transcode-writer.ts';
@@ -49,12 +49,6 @@ export interface TranscodeSink {
   invalid(error: SluiceError, raw: Uint8Array, line: number, offset: number): void;
 }
 
-const LF = 10;
-const CR = 13;
-/** Inputs of at most this many bytes are parsed at a time, so a long input's output is cut often. */
-const WINDOW_BYTES = 64 * 1024;
-/** Joins of the pending tail and the next chunk up to this size reuse one buffer. */
-const JOIN_BYTES = 4 * WINDOW_BYTES;
 /** The CSV reader's options the transcoder writes exactly as the reader + `jsonl` encoder do. */
 const TRANSCODED_OPTIONS = new Set<string>([
   'delimiter',
@@ -69,12 +63,6 @@ const TRANSCODED_OPTIONS = new Set<string>([
   'intern',
   'start',
 ] satisfies (keyof CsvDecodeOptions)[]);
-// How a row ended (as the decoder's).
-const OK = 0;
-const INCOMPLETE = 1;
-const SYNTAX = 2;
-const TOO_LONG = 3;
-
 // Byte classes of an unquoted field (`unq`) and of a quoted one (`inq`).
 const PLAIN = 0;
 /** Unquoted: the delimiter or LF (the field ends). Quoted: the quote character. */
@@ -91,17 +79,6 @@ function classOf(c: number): number {
   return jsonEscapes(c) ? ESC : PLAIN;
 }
 
-function asBuffer(chunk: Uint8Array): Buffer {
-  return Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-}
-
-/** A copy of `b` in its own memory. */
-function copyOf(b: Buffer): Buffer {
-  const c = Buffer.allocUnsafeSlow(b.length);
-  b.copy(c);
-  return c;
-}
-
 /**
  * Streaming CSV → JSON Lines transcoder with the reports of {@link CsvDecoder}; see the module
  * comment. Stateful: one per input stream. `write` and `end` as a {@link CsvDecoder}'s (a row may
@@ -116,10 +93,7 @@ function copyOf(b: Buffer): Buffer {
  * t.end(sink);
  * out.join(''); // '{"id":"1","name":"a \\"b\\""}\n'
  */
-export class CsvJsonlTranscoder {
-  /** The chunks given to `write` may be overwritten once it returns (see `RecordDecoder.borrowsChunks`). */
-  readonly borrowsChunks = true;
-
+export class CsvJsonlTranscoder extends CsvRowReader<TranscodeSink> {
   /**
    * Why `options` cannot be transcoded (a sentence), or undefined when they can. Decided from the
    * options alone, before any input is read.
@@ -136,24 +110,10 @@ export class CsvJsonlTranscoder {
     return undefined;
   }
 
-  private readonly o: ResolvedCsvDecodeOptions;
   private readonly batchSize: number;
   /** Byte classes outside and inside quotes. */
   private readonly unq = new Uint8Array(256);
   private readonly inq = new Uint8Array(256);
-  // Input state, as the decoder's (see `CsvDecoder`).
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private attemptAt = 0;
-  private base: number;
-  private line: number;
-  private posLine: number;
-  private posOffset: number;
-  private bomChecked: boolean;
-  private skipping = false;
-  private headerPending: boolean;
-  private tail: Buffer | undefined;
-  private joined: Buffer | undefined;
   /** Column names (unique), or undefined before the header or for rows written as arrays. */
   private names: string[] | undefined;
   private ncols = -1;
@@ -173,15 +133,9 @@ export class CsvJsonlTranscoder {
     const why = CsvJsonlTranscoder.unsupported(options);
     if (why !== undefined)
       throw new SluiceError(ErrorCode.CONFIG, `cannot transcode CSV to JSON Lines: ${why}`);
-    this.o = resolveDecodeOptions(options);
+    super(resolveDecodeOptions(options));
     this.writer = new JsonLinesRowWriter(this.o.quote);
     this.batchSize = batchSize;
-    this.base = this.o.start.offset;
-    this.line = this.o.start.line;
-    this.posLine = this.line;
-    this.posOffset = this.base;
-    this.bomChecked = this.base !== 0;
-    this.headerPending = this.o.header;
     for (let c = 0; c < 256; c++) {
       this.unq[c] = classOf(c);
       this.inq[c] = classOf(c);
@@ -194,103 +148,16 @@ export class CsvJsonlTranscoder {
     if (this.o.columns !== undefined) this.setColumns(this.o.columns);
   }
 
-  /** Where a restart would resume, as {@link CsvDecoder.position}. */
-  position(): DecodeStart {
-    return { line: this.posLine - 1, offset: this.posOffset };
-  }
-
   /** Transcodes every complete row of `chunk` (plus what earlier chunks left over). */
   write(chunk: Uint8Array, sink: TranscodeSink): void {
-    const b = asBuffer(chunk);
-    for (let i = 0; i < b.length; i += WINDOW_BYTES) {
-      this.writeWindow(i === 0 && b.length <= WINDOW_BYTES ? b : b.subarray(i, i + WINDOW_BYTES), sink);
-    }
+    this.feed(chunk, sink);
     this.flush(sink);
   }
 
   /** End of input: the last row without a newline, or the report of a truncated one. */
   end(sink: TranscodeSink): void {
-    if (this.skipping) {
-      this.skipping = false;
-    } else if (this.pendingBytes > 0) {
-      const b = Buffer.concat(this.pending, this.pendingBytes);
-      this.pending = [];
-      this.pendingBytes = 0;
-      this.run(b, true, sink, false);
-    }
+    this.feedEnd(sink);
     this.flush(sink);
-  }
-
-  private writeWindow(chunk: Buffer, sink: TranscodeSink): void {
-    let b = chunk;
-    if (this.skipping) {
-      const i = b.indexOf(LF);
-      if (i === -1) {
-        this.base += b.length;
-        return;
-      }
-      this.skipping = false;
-      this.base += i + 1;
-      this.line++;
-      this.posLine = this.line;
-      this.posOffset = this.base;
-      b = b.subarray(i + 1);
-    }
-    if (b.length === 0) return;
-    if (this.pendingBytes > 0) {
-      if (this.pendingBytes + b.length < this.attemptAt) b = copyOf(b);
-      this.pending.push(b);
-      this.pendingBytes += b.length;
-      if (this.pendingBytes < this.attemptAt) return;
-      b = this.join(this.pending, this.pendingBytes);
-      this.pending = [];
-      this.pendingBytes = 0;
-    }
-    this.run(b, false, sink, true);
-  }
-
-  private run(b: Buffer, last: boolean, sink: TranscodeSink, borrowed: boolean): void {
-    let start = 0;
-    if (!this.bomChecked) {
-      if (b.length < 3 && !last) {
-        this.keep(borrowed ? copyOf(b) : b, 3);
-        return;
-      }
-      this.bomChecked = true;
-      if (b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf) {
-        start = 3;
-        this.posOffset = this.base + 3;
-      }
-    }
-    const consumed = this.parse(b, start, last, sink);
-    if (consumed < b.length && !this.skipping) {
-      const rest = b.subarray(consumed);
-      this.keep(borrowed || consumed > 0 ? this.ownTail(rest) : rest, Math.max(rest.length * 2, 64));
-    }
-    this.base += this.skipping ? b.length : consumed;
-  }
-
-  /** `parts` joined, in one buffer reused from chunk to chunk (as `CsvDecoder` joins them; `run` copies what it keeps). */
-  private join(parts: readonly Buffer[], n: number): Buffer {
-    if (n > JOIN_BYTES) return Buffer.concat(parts, n);
-    this.joined ??= Buffer.allocUnsafeSlow(JOIN_BYTES);
-    let at = 0;
-    for (const p of parts) at += p.copy(this.joined, at);
-    return this.joined.subarray(0, n);
-  }
-
-  /** A copy of the unfinished row `rest`, in a buffer reused while rows fit in it. */
-  private ownTail(rest: Buffer): Buffer {
-    if (rest.length > WINDOW_BYTES) return copyOf(rest);
-    this.tail ??= Buffer.allocUnsafeSlow(WINDOW_BYTES);
-    rest.copy(this.tail);
-    return this.tail.subarray(0, rest.length);
-  }
-
-  private keep(rest: Buffer, attemptAt: number): void {
-    this.pending = [rest];
-    this.pendingBytes = rest.length;
-    this.attemptAt = attemptAt;
   }
 
   /** Column names known (from `columns` or the header): the prefixes of every key. */
@@ -330,7 +197,7 @@ export class CsvJsonlTranscoder {
    * first unfinished row starts (`buf.length` when none). With `last`, the end of `buf` ends the
    * input. Every decision mirrors `CsvDecoder#parse`, whose comments say why.
    */
-  private parse(buf: Buffer, start: number, last: boolean, sink: TranscodeSink): number {
+  protected parse(buf: Buffer, start: number, last: boolean, sink: TranscodeSink): number {
     const len = buf.length;
     const D = this.o.delimiter;
     const Q = this.o.quote;
@@ -612,22 +479,5 @@ export class CsvJsonlTranscoder {
       names.push(fl & F_DOUBLED ? text.replaceAll(q + q, q) : text);
     }
     return names;
-  }
-
-  /** Reports a bad row as `CsvDecoder` does (and throws where it throws: a bad header, `strict`). */
-  private bad(
-    message: string,
-    buf: Buffer,
-    a: number,
-    b: number,
-    line: number,
-    base: number,
-    sink: TranscodeSink,
-    extra: Record<string, unknown>,
-  ): void {
-    const offset = base + a;
-    const err = csvRowError(message, line, offset, this.headerPending, extra);
-    if (this.headerPending || this.o.strict) throw err;
-    sink.invalid(err, buf.subarray(a, Math.min(b, a + this.o.maxRawBytes)), line, offset);
   }
 }
