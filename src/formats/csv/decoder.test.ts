@@ -218,6 +218,18 @@ describe('CsvDecoder: bad rows are dead letters, the rest flows', () => {
   it('fails on a header it cannot read, since no row could be keyed', () => {
     assert.throws(() => decode('"a,b\n'), /unterminated quoted field/);
   });
+
+  it('fails on a header that is not UTF-8, saying where and what to do', () => {
+    const latin1 = Buffer.from([0x69, 0x64, 0x2c, 0x6e, 0x61, 0x6d, 0xe9, 0x0a, 0x31, 0x2c, 0x78, 0x0a]); // id,nam\xe9\n1,x\n
+    assert.throws(
+      () => decode(latin1),
+      (e: SluiceError) =>
+        e.message ===
+          'the CSV header (line 1, byte 0) is not valid UTF-8; convert the file to UTF-8 (e.g. `iconv -f latin1 -t utf-8`)' &&
+        e.context?.line === 1 &&
+        e.context?.offset === 0,
+    );
+  });
 });
 
 describe('CsvDecoder: typed columns', () => {

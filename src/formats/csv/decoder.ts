@@ -33,7 +33,17 @@ import { ByteIndex, scanSegment } from './byte-index.ts';
 import { InternCache } from './intern.ts';
 import { canonicalIsoBytes } from './iso-bytes.ts';
 import { type CsvDecodeOptions, resolveDecodeOptions } from './options.ts';
-import { CR, CsvRowReader, INCOMPLETE, LF, OK, SYNTAX, TOO_LONG } from './row-reader.ts';
+import {
+  CR,
+  CsvRowReader,
+  headerNotUtf8,
+  INCOMPLETE,
+  LF,
+  OK,
+  rowProblem,
+  SYNTAX,
+  TOO_LONG,
+} from './row-reader.ts';
 import { type Converter, type CsvValue, conversionProblem, converterFor, FAIL } from './types.ts';
 
 /** A decoded row: an object keyed by column name, or an array when the input has no column names. */
@@ -343,7 +353,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
             }
             if (nq === len) {
               status = SYNTAX;
-              syntax = `unterminated quoted field ${f + 1}; close the quote (a quote inside a quoted field is doubled: \`""\`)`;
+              syntax = rowProblem.unterminatedQuote(f + 1);
               errAt = len;
               break fields;
             }
@@ -394,7 +404,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
             }
           }
           status = SYNTAX;
-          syntax = `unexpected ${JSON.stringify(s[after])} after the closing quote of field ${f}; a quote inside a quoted field must be doubled (\`""\`)`;
+          syntax = rowProblem.afterClosingQuote(s[after] as string, f);
           errAt = after;
           break;
         }
@@ -494,10 +504,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
               : firstLf;
         // The raw bytes must not depend on how much of an over-long line has arrived.
         if (end - rowStart > max) end = rowStart + max;
-        const msg =
-          status === SYNTAX
-            ? syntax
-            : `the row is longer than maxRecordBytes (${max} bytes); raise \`maxRecordBytes\` or look for an unterminated quote`;
+        const msg = status === SYNTAX ? syntax : rowProblem.tooLong(max);
         this.bad(msg, buf, rowStart, end, rowLine, base, sink, {});
         if (firstLf === -1 && !last) {
           // The rest of this line is discarded as it arrives (see `write`).
@@ -522,11 +529,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
         this.headerPending = false;
         if (this.names === undefined) {
           if (this.badUtf8 !== -1) {
-            throw new SluiceError(ErrorCode.PARSE, `the CSV header (line ${rowLine}) is not valid UTF-8`, {
-              component: 'csv',
-              line: rowLine,
-              offset: base + rowStart,
-            });
+            throw headerNotUtf8(rowLine, base + rowStart);
           }
           this.setColumns(vals.slice(0, f) as string[]);
           // The rows after the header in this window are read by the new columns' projection.
@@ -543,32 +546,14 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
         this.make = (v) => v.slice(0, f);
       }
       if (f !== this.ncols) {
-        this.bad(
-          `row has ${f} fields, expected ${this.ncols}; check the delimiter and the quoting of this row`,
-          buf,
-          rowStart,
-          rowEnd,
-          rowLine,
-          base,
-          sink,
-          {},
-        );
+        this.bad(rowProblem.fieldCount(f, this.ncols), buf, rowStart, rowEnd, rowLine, base, sink, {});
         continue;
       }
       if (this.badUtf8 !== -1) {
         const col = this.names?.[this.badUtf8] ?? String(this.badUtf8);
-        this.bad(
-          `invalid UTF-8 in column \`${col}\`; the input must be UTF-8 text`,
-          buf,
-          rowStart,
-          rowEnd,
-          rowLine,
-          base,
-          sink,
-          {
-            column: col,
-          },
-        );
+        this.bad(rowProblem.badUtf8(col), buf, rowStart, rowEnd, rowLine, base, sink, {
+          column: col,
+        });
         continue;
       }
       const convs = this.convs;

@@ -250,3 +250,29 @@ export abstract class CsvRowReader<S extends BadRowSink> {
     this.attemptAt = attemptAt;
   }
 }
+
+/** What a CSV reader says of a bad row (the message after `invalid CSV at line L (byte B): `). */
+export const rowProblem = {
+  unterminatedQuote: (field: number) =>
+    `unterminated quoted field ${field}; close the quote (a quote inside a quoted field is doubled: \`""\`)`,
+  afterClosingQuote: (char: string, field: number) =>
+    `unexpected ${JSON.stringify(char)} after the closing quote of field ${field}; a quote inside a quoted field must be doubled (\`""\`)`,
+  tooLong: (max: number) =>
+    `the row is longer than maxRecordBytes (${max} bytes); raise \`maxRecordBytes\` or look for an unterminated quote`,
+  fieldCount: (fields: number, expected: number) =>
+    `row has ${fields} fields, expected ${expected}; check the delimiter and the quoting of this row`,
+  badUtf8: (column: string) => `invalid UTF-8 in column \`${column}\`; the input must be UTF-8 text`,
+};
+
+/** The error of a header row that is not UTF-8 (always fatal: no column names to go on with). */
+export function headerNotUtf8(line: number, offset: number): SluiceError {
+  return new SluiceError(
+    ErrorCode.PARSE,
+    `the CSV header (line ${line}, byte ${offset}) is not valid UTF-8; convert the file to UTF-8 (e.g. \`iconv -f latin1 -t utf-8\`)`,
+    {
+      component: 'csv',
+      line,
+      offset,
+    },
+  );
+}

@@ -343,6 +343,10 @@ describe('CSV → JSON Lines transcoder, cases spelled out', () => {
   it('throws where the decoder throws: a bad header, and the first bad row with `strict`', () => {
     assert.match(run('"a"x,b\n1,2\n').thrown ?? '', /invalid CSV header at line 1/);
     assert.match(run('a,b\n1\n', { strict: true }).thrown ?? '', /row has 1 fields, expected 2/);
+    assert.match(
+      transcoded([Buffer.from([0x61, 0xe9, 0x2c, 0x62, 0x0a, 0x31, 0x2c, 0x32, 0x0a])], {}).thrown ?? '',
+      /the CSV header \(line 1, byte 0\) is not valid UTF-8; convert the file to UTF-8/,
+    );
   });
 
   it('writes later rows into an output buffer only once the receiver released it, and once', () => {

@@ -26,7 +26,18 @@ import { type Buffer, isUtf8 } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import { uniqueNames } from './decoder.ts';
 import { type CsvDecodeOptions, resolveDecodeOptions } from './options.ts';
-import { CR, CsvRowReader, copyOf, INCOMPLETE, LF, OK, SYNTAX, TOO_LONG } from './row-reader.ts';
+import {
+  CR,
+  CsvRowReader,
+  copyOf,
+  headerNotUtf8,
+  INCOMPLETE,
+  LF,
+  OK,
+  rowProblem,
+  SYNTAX,
+  TOO_LONG,
+} from './row-reader.ts';
 import { F_DOUBLED, F_ESC, F_HIGH, JsonLinesRowWriter, jsonEscapes } from './transcode-writer.ts';
 
 export { keyOrder } from './transcode-writer.ts';
@@ -281,7 +292,7 @@ export class CsvJsonlTranscoder extends CsvRowReader<TranscodeSink> {
             }
             if (i === len) {
               status = SYNTAX;
-              syntax = `unterminated quoted field ${f + 1}; close the quote (a quote inside a quoted field is doubled: \`""\`)`;
+              syntax = rowProblem.unterminatedQuote(f + 1);
               errAt = len;
               break fields;
             }
@@ -329,7 +340,7 @@ export class CsvJsonlTranscoder extends CsvRowReader<TranscodeSink> {
             }
           }
           status = SYNTAX;
-          syntax = `unexpected ${JSON.stringify(String.fromCharCode(c))} after the closing quote of field ${f}; a quote inside a quoted field must be doubled (\`""\`)`;
+          syntax = rowProblem.afterClosingQuote(String.fromCharCode(c), f);
           errAt = after;
           break;
         }
@@ -393,10 +404,7 @@ export class CsvJsonlTranscoder extends CsvRowReader<TranscodeSink> {
         let stop =
           firstLf === -1 ? len : firstLf > rowStart && buf[firstLf - 1] === CR ? firstLf - 1 : firstLf;
         if (stop - rowStart > max) stop = rowStart + max;
-        const msg =
-          status === SYNTAX
-            ? syntax
-            : `the row is longer than maxRecordBytes (${max} bytes); raise \`maxRecordBytes\` or look for an unterminated quote`;
+        const msg = status === SYNTAX ? syntax : rowProblem.tooLong(max);
         this.bad(msg, buf, rowStart, stop, rowLine, base, sink, {});
         if (firstLf === -1 && !last) {
           this.skipping = true;
@@ -420,31 +428,13 @@ export class CsvJsonlTranscoder extends CsvRowReader<TranscodeSink> {
       }
       if (this.ncols === -1) this.setArrays(f);
       if (f !== this.ncols) {
-        this.bad(
-          `row has ${f} fields, expected ${this.ncols}; check the delimiter and the quoting of this row`,
-          buf,
-          rowStart,
-          rowEnd,
-          rowLine,
-          base,
-          sink,
-          {},
-        );
+        this.bad(rowProblem.fieldCount(f, this.ncols), buf, rowStart, rowEnd, rowLine, base, sink, {});
         continue;
       }
       for (let j = 0; j < f; j++) {
         if ((flags[j] as number) & F_HIGH && !isUtf8(buf.subarray(starts[j], ends[j]))) {
           const col = this.names?.[j] ?? String(j);
-          this.bad(
-            `invalid UTF-8 in column \`${col}\`; the input must be UTF-8 text`,
-            buf,
-            rowStart,
-            rowEnd,
-            rowLine,
-            base,
-            sink,
-            { column: col },
-          );
+          this.bad(rowProblem.badUtf8(col), buf, rowStart, rowEnd, rowLine, base, sink, { column: col });
           continue rows;
         }
       }
@@ -467,11 +457,7 @@ export class CsvJsonlTranscoder extends CsvRowReader<TranscodeSink> {
         try {
           text = this.utf8.decode(span);
         } catch {
-          throw new SluiceError(ErrorCode.PARSE, `the CSV header (line ${line}) is not valid UTF-8`, {
-            component: 'csv',
-            line,
-            offset,
-          });
+          throw headerNotUtf8(line, offset);
         }
       } else {
         text = span.toString('latin1');
