@@ -29,6 +29,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringFlag } from './child.ts';
 import { generateCsv } from './csv.ts';
+import { launcher } from './launcher.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const MARK = 'SLUICE_BENCH_MAXRSS_KB';
@@ -162,22 +163,10 @@ export async function runCsvMemoryBench(options: CsvMemoryOptions = {}): Promise
     const big = join(work, source === 'fifo' ? 'input.fifo' : 'input.csv');
     // `sluice` as a user runs it from this checkout: bin/sluice.js with its shebang's flags
     // (TypeScript sources; the floor run warms Node's compile cache, as any earlier run would).
-    // Its shebang's Node flags (`--…`) and environment (`NAME=value`, e.g. MALLOC_ARENA_MAX).
-    const shebang = readFileSync(join(root, 'bin', 'sluice.js'), 'utf8')
-      .split('\n')[0]!
-      .split(/\s+/);
-    const launcherFlags = shebang.filter((w) => w.startsWith('--'));
-    const launcherEnv = Object.fromEntries(
-      shebang
-        .filter((w) => /^[A-Z_][A-Z0-9_]*=/.test(w))
-        .map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]),
-    );
+    const { nodeFlags, env: launcherEnv, describe } = launcher(root);
+    const launcherFlags = [...nodeFlags];
     const configs: [string, 'cli' | 'lib' | 'launcher', string[]][] = [
-      [
-        `bin/sluice.js (${[...Object.keys(launcherEnv).map((k) => `${k}=${launcherEnv[k]}`), ...launcherFlags].join(' ')})`,
-        'launcher',
-        launcherFlags,
-      ],
+      [`bin/sluice.js (${describe})`, 'launcher', launcherFlags],
       ['cli, node defaults', 'cli', []],
       ['cli, semi-space 8 MB', 'cli', ['--max-semi-space-size=8']], // what bin/sluice.js sets
       ['cli, semi-space 4 MB', 'cli', ['--max-semi-space-size=4']],

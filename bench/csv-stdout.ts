@@ -34,9 +34,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { numberFlag } from './child.ts';
 import { generateCsv } from './csv.ts';
+import { launcher } from './launcher.ts';
 import { median } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const LAUNCHER = launcher(ROOT);
 const SELF = fileURLToPath(import.meta.url);
 const EXIT_STATS = join(ROOT, 'bench', 'exit-stats.mjs');
 
@@ -137,8 +139,8 @@ function main(argv: readonly string[]): void {
     {
       name: 'sluice',
       // As bin/sluice.js's shebang runs it.
-      args: ['--max-semi-space-size=8', join(ROOT, 'bin', 'sluice.js'), 'run', yaml],
-      env: { MALLOC_ARENA_MAX: '2' },
+      args: [...LAUNCHER.nodeFlags, join(ROOT, 'bin', 'sluice.js'), 'run', yaml],
+      env: LAUNCHER.env,
     },
     { name: 'papaparse', args: [SELF, '--peer', 'papaparse', file], env: {} },
   ];

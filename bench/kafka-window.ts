@@ -34,9 +34,11 @@ import { fileURLToPath } from 'node:url';
 import { Admin, Consumer, type Message, Producer } from '@platformatic/kafka';
 import { numberFlag, stringFlag } from './child.ts';
 import { ensureKafkaStreams, type KafkaStreamsPeer } from './kafka-streams.ts';
+import { launcher } from './launcher.ts';
 import { median } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const LAUNCHER = launcher(ROOT);
 const BROKERS = [process.env.SLUICE_KAFKA_BROKERS ?? '127.0.0.1:9092'];
 const PARTITIONS = 6;
 const COUNTRIES = ['DE', 'FR', 'US', 'BR', 'JP', 'IN'];
@@ -330,7 +332,7 @@ async function runOnce(
 ): Promise<Run> {
   const dir = mkdtempSync(join(tmpdir(), 'sluice-bench-kwin-'));
   const stats = join(dir, 'stats.json');
-  const env = { ...process.env, MALLOC_ARENA_MAX: '2', SLUICE_BENCH_STATS: stats };
+  const env = { ...process.env, ...LAUNCHER.env, SLUICE_BENCH_STATS: stats };
   const preload = ['--import', join(ROOT, 'bench', 'exit-stats.mjs')];
   let command = process.execPath;
   let args: string[];
@@ -358,7 +360,7 @@ async function runOnce(
     const yaml = join(dir, 'pipeline.yaml');
     writeFileSync(yaml, sluiceYaml(input, output, name === 'sluice-window-eos', join(dir, 'state')));
     const extra = (process.env.SLUICE_BENCH_NODE_FLAGS ?? '').split(' ').filter((s) => s !== '');
-    args = ['--max-semi-space-size=8', ...extra, ...preload, join(ROOT, 'bin', 'sluice.js'), 'run', yaml];
+    args = [...LAUNCHER.nodeFlags, ...extra, ...preload, join(ROOT, 'bin', 'sluice.js'), 'run', yaml];
   }
   try {
     const t0 = performance.now();

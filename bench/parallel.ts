@@ -19,6 +19,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { numberFlag } from './child.ts';
+import { launcher } from './launcher.ts';
 import { median } from './run.ts';
 import { runWithThreadCpu } from './thread-cpu.ts';
 
@@ -34,6 +35,7 @@ const MODULE = resolve(import.meta.dirname, 'parallel-step-module.ts');
 const STEP = stepKind === 'sha' ? MODULE : `{ path: ${MODULE}, export: mix }`;
 // The launcher, as `sluice` runs (its compile cache, which the step's worker threads share too).
 const CLI = resolve(import.meta.dirname, '../bin/sluice.js');
+const LAUNCHER = launcher(resolve(import.meta.dirname, '..'));
 
 const lines: string[] = [];
 for (let n = 0; n < records; n++)
@@ -75,8 +77,8 @@ for (let r = 0; r < runs; r++)
     const p = await runWithThreadCpu(
       '/usr/bin/time',
       // The launcher's shebang flags (`node bin/sluice.js` does not read the shebang).
-      ['-f', '%U %S %M', process.execPath, '--max-semi-space-size=8', CLI, 'run', join(dir, `${slug}.yaml`)],
-      { env: { ...process.env, MALLOC_ARENA_MAX: '2' }, throughChild: true },
+      ['-f', '%U %S %M', process.execPath, ...LAUNCHER.nodeFlags, CLI, 'run', join(dir, `${slug}.yaml`)],
+      { env: { ...process.env, ...LAUNCHER.env }, throughChild: true },
     );
     if (p.status !== 0) throw new Error(`${name} failed: ${p.stderr}`);
     const [user, sys, rssKiB] = (p.stderr.trim().split('\n').at(-1) as string).split(' ').map(Number) as [

@@ -6,7 +6,7 @@
  *   `ts` (ISO-8601 UTC), `account`, `amount` (a decimal), `note` (free text, every tenth one
  *   quoted with a comma and a double quote in it) — about 400 MB, written once to the temporary
  *   directory and reused.
- * - `sluice`: the real CLI (`node --max-semi-space-size=8 bin/sluice.js run pipeline.yaml`, as the
+ * - `sluice`: the real CLI (`node bin/sluice.js run pipeline.yaml` with its shebang's flags, as the
  *   `sluice` command runs): `file` source (csv, values left as text) → `postgres` sink, `insert`
  *   (COPY), **exactly-once on** (two-phase commit per checkpoint, `checkpoint: { interval: 10s }`).
  * - `psql`: `psql URL -c "\copy TABLE FROM FILE CSV HEADER"` of the same file.
@@ -36,6 +36,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { numberFlag } from './child.ts';
+import { launcher } from './launcher.ts';
 import { median } from './run.ts';
 
 const URL = process.env.SLUICE_POSTGRES_URL ?? 'postgres://sluice:sluice@127.0.0.1:5432/sluice';
@@ -136,7 +137,7 @@ async function main(records: number, rounds: number): Promise<void> {
     const argv: Record<Contender, string[]> = {
       sluice: [
         process.execPath,
-        '--max-semi-space-size=8',
+        ...launcher(PROJECT).nodeFlags,
         join(PROJECT, 'bin/sluice.js'),
         'run',
         'pipeline.yaml',

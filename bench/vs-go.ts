@@ -34,9 +34,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { numberFlag, stringFlag } from './child.ts';
 import { CHANNELS, COUNTRIES, rng, STATUSES, writeGenerated } from './csv.ts';
+import { launcher } from './launcher.ts';
 import { median } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const LAUNCHER = launcher(ROOT);
 const WORK = join(tmpdir(), 'sluice-bench-vs-go');
 const EVENT_TYPES = ['login', 'logout', 'purchase', 'refund', 'view', 'search'];
 const WORDS = ['quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'lorem', 'ipsum', 'dolor'];
@@ -206,7 +208,7 @@ function sluiceContender(name: string, yaml: string, output: string): Contender 
       const r = spawnSync(
         process.execPath,
         [
-          '--max-semi-space-size=8',
+          ...LAUNCHER.nodeFlags,
           '--import',
           join(ROOT, 'bench', 'exit-stats.mjs'),
           join(ROOT, 'bin', 'sluice.js'),
@@ -215,7 +217,7 @@ function sluiceContender(name: string, yaml: string, output: string): Contender 
         ],
         {
           encoding: 'utf8',
-          env: { ...process.env, MALLOC_ARENA_MAX: '2', SLUICE_BENCH_STATS: stats },
+          env: { ...process.env, ...LAUNCHER.env, SLUICE_BENCH_STATS: stats },
         },
       );
       const wallMs = performance.now() - t0;

@@ -1,7 +1,11 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=8
-// Launcher for the `sluice` command. The young generation is capped at 8 MiB (the shebang):
-// measured on a generate → filter → file run, 1.8 s and 158 MB peak RSS against 2.8 s and
-// 357 MB with Node's default. MALLOC_ARENA_MAX=2 (glibc; other C libraries ignore it): V8's
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4
+// Launcher for the `sluice` command. The young generation is capped at 4 MiB a semi-space (the
+// shebang): 8 against Node's default measured 1.8 s and 158 MB peak RSS against 2.8 s and 357 MB
+// on a generate → filter → file run; 4 against 8 (Dec 8, 6 alternating runs each, bench/README.md
+// "Launcher heap") peaks 6–10 MiB lower (CSV → window 91 vs 100 MiB, JSON Lines → window 89 vs
+// 95, generate → filter → file 132 vs 140) at the same CPU (medians 0.96 vs 0.98, 0.80 vs 0.81,
+// 2.12 vs 2.10 s; the windowed Kafka job 2.3–2.6 s both). Benchmarks read these flags from this
+// line (bench/launcher.ts). MALLOC_ARENA_MAX=2 (glibc; other C libraries ignore it): V8's
 // worker threads otherwise each grow a malloc arena of their own (~2 MiB resident apiece);
 // sharing two cut a 3 GB CSV → stdout run's peak by ~3 MiB (95 → 92) and a generate → filter
 // → file run's by ~2 MiB at the same speed (bench/README.md, csv-memory). A source checkout (after `npm ci`) runs the TypeScript
