@@ -4,6 +4,7 @@
  * file, so that benchmarks spawning `node … bin/sluice.js` run the CLI exactly as the launcher
  * would and follow it when its flags change.
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -36,4 +37,30 @@ export function launcher(root: string): Launcher {
   );
   const describe = [...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...nodeFlags].join(' ');
   return { nodeFlags, env, describe };
+}
+
+/** Which build of the CLI a benchmark runs: the published bundle, or the TypeScript sources. */
+export type CliBuild = 'bundle' | 'source';
+
+/**
+ * Prepares `build` of the CLI under `root` and returns the environment that makes bin/sluice.js
+ * start it. `bundle` (what an installed package runs: `dist/cli-bundle/`, one esbuild bundle)
+ * rebuilds it from the current sources first (`scripts/build-cli.ts`, ~0.6 s), so a benchmark
+ * never measures a stale bundle; `source` runs the TypeScript through Node's type stripping, as a
+ * checkout's `npx sluice` does (~30–40 ms more start-up per run).
+ */
+export function cliBuild(root: string, build: CliBuild): Readonly<Record<string, string>> {
+  if (build === 'source') return {};
+  const r = spawnSync(process.execPath, [join(root, 'scripts', 'build-cli.ts')], {
+    cwd: root,
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`bundling the CLI failed (scripts/build-cli.ts): ${r.stderr}`);
+  return { SLUICE_CLI: 'bundle' };
+}
+
+/** `--cli bundle|source` from `argv` (default `bundle`), or an error naming the choices. */
+export function cliBuildFlag(value: string | undefined): CliBuild {
+  if (value === undefined || value === 'bundle' || value === 'source') return value ?? 'bundle';
+  throw new Error(`--cli ${value}: expected \`bundle\` (the published build) or \`source\` (TypeScript)`);
 }

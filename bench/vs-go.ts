@@ -11,7 +11,8 @@
  *   `json.Unmarshal` (`go-jsonl-unmarshal`); Sluice the same pipeline reading JSON Lines.
  *
  * Every run is a fresh process (Sluice: `node bin/sluice.js run pipeline.yaml` with the launcher's
- * flags), contenders alternate (a, b, c, a, b, c…), and the table shows medians of wall time and
+ * flags, running the published bundle, rebuilt from the sources at the start, as an installed
+ * package does; `--cli source` runs the TypeScript sources as a checkout's `npx sluice` does), contenders alternate (a, b, c, a, b, c…), and the table shows medians of wall time and
  * of CPU time (user + system, all threads: on a shared machine it moves less than wall time), and
  * the peak RSS (VmHWM) of each. Every contender's results must have the checksum the Go peer
  * prints (SHA-256 of the sorted window lines); a mismatch fails the benchmark.
@@ -23,7 +24,8 @@
  * (split-parallel: worker threads over byte ranges of the file), as `sluice-<format>-pN`, and the
  * table ends with `speedup <format> parallelism N/1 X` (median wall of one thread over N).
  *
- * Run alone: `npx node bench/vs-go.ts [--parallelism 2] [--size-mb 200] [--rounds 3] [--only csv|jsonl]`.
+ * Run alone: `npx node bench/vs-go.ts [--parallelism 2] [--size-mb 200] [--rounds 3] [--only csv|jsonl]
+ * [--cli bundle|source]`.
  * Needs `go` on the PATH.
  */
 import { spawnSync } from 'node:child_process';
@@ -34,7 +36,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { numberFlag, stringFlag } from './child.ts';
 import { CHANNELS, COUNTRIES, rng, STATUSES, writeGenerated } from './csv.ts';
-import { launcher } from './launcher.ts';
+import { cliBuild, cliBuildFlag, launcher } from './launcher.ts';
 import { median } from './run.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -197,7 +199,12 @@ function goContender(peer: string, name: string, mode: string, file: string, wor
   };
 }
 
-function sluiceContender(name: string, yaml: string, output: string): Contender {
+function sluiceContender(
+  name: string,
+  yaml: string,
+  output: string,
+  cliEnv: Readonly<Record<string, string>>,
+): Contender {
   const stats = join(WORK, `${name}.stats.json`);
   return {
     name,
@@ -217,7 +224,7 @@ function sluiceContender(name: string, yaml: string, output: string): Contender 
         ],
         {
           encoding: 'utf8',
-          env: { ...process.env, ...LAUNCHER.env, SLUICE_BENCH_STATS: stats },
+          env: { ...process.env, ...LAUNCHER.env, ...cliEnv, SLUICE_BENCH_STATS: stats },
         },
       );
       const wallMs = performance.now() - t0;
@@ -277,8 +284,12 @@ function main(argv: string[]): void {
   const rounds = numberFlag(argv, '--rounds') ?? 3;
   const only = stringFlag(argv, '--only');
   const parallelism = numberFlag(argv, '--parallelism') ?? 1;
+  const cli = cliBuildFlag(stringFlag(argv, '--cli'));
+  const cliEnv = cliBuild(ROOT, cli);
   const workers = availableParallelism();
-  process.stderr.write(`vs-go: building the Go peer, generating ${sizeMb} MB files (once)…\n`);
+  process.stderr.write(
+    `vs-go: Sluice's ${cli === 'bundle' ? 'published bundle (dist/cli-bundle, rebuilt now)' : 'TypeScript sources'} with ${LAUNCHER.describe}; building the Go peer, generating ${sizeMb} MB files (once)…\n`,
+  );
   const peer = buildPeer();
   const files = generate(sizeMb);
   const small = generate(1);
@@ -312,17 +323,17 @@ function main(argv: string[]): void {
     writeFileSync(yaml, pipelineYaml(p.file, p.format, output));
     const warmYaml = join(WORK, `${p.format}-warm.yaml`);
     writeFileSync(warmYaml, pipelineYaml(p.warm, p.format, output));
-    sluiceContender('warm-up', warmYaml, output).run(); // Node's compile cache: not measured
+    sluiceContender('warm-up', warmYaml, output, cliEnv).run(); // Node's compile cache: not measured
     const sluiceName = `sluice-${p.format}`;
     const contenders = [
       ...p.go.map(([n, mode]) => goContender(peer, n as string, mode as string, p.file, workers)),
-      sluiceContender(sluiceName, yaml, output),
+      sluiceContender(sluiceName, yaml, output, cliEnv),
     ];
     const splitName = `${sluiceName}-p${parallelism}`;
     if (parallelism > 1) {
       const splitYaml = join(WORK, `${p.format}-p${parallelism}.yaml`);
       writeFileSync(splitYaml, pipelineYaml(p.file, p.format, output, parallelism));
-      contenders.push(sluiceContender(splitName, splitYaml, output));
+      contenders.push(sluiceContender(splitName, splitYaml, output, cliEnv));
     }
     const size = statSync(p.file).size;
     const runs = measure(p.name, size, contenders, rounds);
