@@ -421,9 +421,10 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
             nd = dpos[0]!;
           }
         }
-        if (f >= skipFrom && ascii) {
-          // After the last column made: only count the fields, up to the row's last one or the
-          // next quoted one (those take the general path). Nothing reads `vals` past `skipFrom`.
+        if (ascii && (f >= skipFrom || (f < nkeep && keep[f] === 0))) {
+          // A column not made (after the last one made, or skipped before it): only count the
+          // fields, up to the next column made, the row's last field or the next quoted one
+          // (those take the general path). Nothing reads `vals` of a column not made.
           while (nd < nl) {
             f++;
             p = nd + 1;
@@ -435,6 +436,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
               nd = -1;
               continue fields;
             }
+            if (f < skipFrom && keep[f] === 1) continue fields;
           }
         }
         let e: number;

@@ -77,7 +77,7 @@ export class InternCache {
       slot = (h ^ (h >>> 15)) & this.mask;
       const cand = this.table[slot];
       const n = ++this.lookups[col]!;
-      if (cand !== undefined && cand.length === b - a && s.startsWith(cand, a)) {
+      if (cand !== undefined && cand.length === b - a && sameBytes(cand, bytes, a)) {
         this.hits[col]!++;
         return cand;
       }
@@ -90,4 +90,15 @@ export class InternCache {
     if (on) this.table[slot] = v;
     return v;
   }
+}
+
+/**
+ * Whether the characters of `cand` are bytes `[a, a + cand.length)` of `bytes` (ASCII there).
+ * A loop rather than `s.startsWith(cand, a)` on the window's string: for the 2–10 character
+ * values interned, the builtin call cost ~9 % of the CSV row loop (vs-go file profile), the loop
+ * a fraction of it.
+ */
+function sameBytes(cand: string, bytes: Buffer, a: number): boolean {
+  for (let k = 0; k < cand.length; k++) if (cand.charCodeAt(k) !== bytes[a + k]) return false;
+  return true;
 }
