@@ -54,6 +54,11 @@ const BLOCK_SHIFT = 9;
 /** {@link CsvDecoder.skipFrom} when no column is skipped. */
 const ALL = 0x7fffffff;
 
+// Bits of a column's kind (see `CsvDecoder.kinds`): its value is made; it is read as an
+// `epochMillis` time and has no declared type.
+const MADE = 1;
+const EPOCH = 2;
+
 /** A value cut for an error message. */
 function cut(v: string): string {
   return v.length > 100 ? `${v.slice(0, 100)}…` : v;
@@ -140,6 +145,14 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
    * without making its string (empty: none).
    */
   private epochCols = new Uint8Array(0);
+  /**
+   * Per column, what the row loop does with its value, as {@link MADE} and {@link EPOCH} bits
+   * (from {@link kept} and {@link epochCols}): one byte read per field instead of two arrays and
+   * their bounds (empty: every column made, none a time).
+   */
+  private kinds = new Uint8Array(0);
+  /** The kind of a field past the last column (a row with too many): made unless projected. */
+  private beyond = MADE;
 
   constructor(options: CsvDecodeOptions = {}) {
     super(resolveDecodeOptions(options));
@@ -204,6 +217,13 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
       this.skipFrom = this.kept.lastIndexOf(1) + 1;
       this.make = rowMaker(uniq, this.kept);
     }
+    const kept = this.kept;
+    const epoch = this.epochCols;
+    this.kinds = Uint8Array.from(
+      uniq,
+      (_, i) => (kept.length === 0 || kept[i] === 1 ? MADE : 0) | (epoch[i] === 1 ? EPOCH : 0),
+    );
+    this.beyond = proj === undefined ? MADE : 0;
     if (types !== undefined) {
       const unknown = Object.keys(types).filter((k) => !uniq.includes(k));
       if (unknown.length > 0) {
@@ -278,12 +298,11 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
     // Every column of the cache goes through `get`, also once it stopped interning it: the
     // plain slice is then made by `get`'s own call site, which ran from the first row on.
     const internCols = intern === undefined ? 0 : intern.enabled.length;
-    // Columns a projection skips (`keep[f] === 0`); `nkeep` is 0 when every column is made.
-    let keep = this.kept;
-    let nkeep = keep.length;
+    // What to do with each column's value (see `kinds`); `beyond` for a field past the last column.
+    let kinds = this.kinds;
+    let nkinds = kinds.length;
+    let beyond = this.beyond;
     let skipFrom = this.skipFrom;
-    let epochCols = this.epochCols;
-    let nepoch = epochCols.length;
     // Cached next positions of delimiter / quote / LF; `len` means "none up to the end". A cached
     // value ≥ the search start is still the first match, so each byte is searched about once.
     let nd = -1;
@@ -336,12 +355,13 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
           rowEnd = next = len;
           break;
         }
+        const kind = f < nkinds ? kinds[f]! : beyond;
         if (buf[p] === Q) {
           let a = p + 1;
           let val = '';
           // A skipped column's value is not made; in a window that is not all ASCII its bytes
           // are still checked, so a row with invalid UTF-8 is rejected as without the projection.
-          const make = f >= nkeep || keep[f] === 1 || !ascii;
+          const make = (kind & MADE) !== 0 || !ascii;
           for (;;) {
             if (nq < a) {
               nq = s.indexOf(Qs, a);
@@ -421,7 +441,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
             nd = dpos[0]!;
           }
         }
-        if (ascii && (f >= skipFrom || (f < nkeep && keep[f] === 0))) {
+        if (ascii && (kind & MADE) === 0) {
           // A column not made (after the last one made, or skipped before it): only count the
           // fields, up to the next column made, the row's last field or the next quoted one
           // (those take the general path). Nothing reads `vals` of a column not made.
@@ -436,7 +456,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
               nd = -1;
               continue fields;
             }
-            if (f < skipFrom && keep[f] === 1) continue fields;
+            if (f < skipFrom && (kinds[f]! & MADE) !== 0) continue fields;
           }
         }
         let e: number;
@@ -459,11 +479,8 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
         }
         let v: CsvValue;
         // An `epochMillis` column's time in the common layout (all ASCII: no UTF-8 check needed).
-        const t =
-          f < nepoch && epochCols[f] === 1 && (f >= nkeep || keep[f] === 1 || !ascii)
-            ? canonicalIsoBytes(buf, p, e - p)
-            : Number.NaN;
-        if (f < nkeep && keep[f] === 0 && ascii) {
+        const t = (kind & EPOCH) !== 0 ? canonicalIsoBytes(buf, p, e - p) : Number.NaN;
+        if ((kind & MADE) === 0 && ascii) {
           v = '';
         } else if (!Number.isNaN(t)) {
           v = t;
@@ -535,11 +552,10 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
           }
           this.setColumns(vals.slice(0, f) as string[]);
           // The rows after the header in this window are read by the new columns' projection.
-          keep = this.kept;
-          nkeep = keep.length;
+          kinds = this.kinds;
+          nkinds = kinds.length;
+          beyond = this.beyond;
           skipFrom = this.skipFrom;
-          epochCols = this.epochCols;
-          nepoch = epochCols.length;
         }
         continue;
       }

@@ -4,6 +4,7 @@
  * pointer per such field rather than a string header plus its characters.
  */
 import type { Buffer } from 'node:buffer';
+import { SHORT_STRING_BYTES, ShortStrings } from '../short-strings.ts';
 
 /** How the intern cache is sized; see {@link CsvOptions.intern}. */
 export interface InternOptions {
@@ -35,6 +36,11 @@ export class InternCache {
   readonly enabled: Uint8Array;
   private readonly lookups: Uint32Array;
   private readonly hits: Uint32Array;
+  /** Values of up to 12 bytes (see {@link getShort}), counted in this cache's counters. */
+  private readonly short: ShortStrings;
+  /** A view of the last buffer {@link getShort} read, and that buffer. */
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private viewOf: Buffer | undefined;
 
   constructor(options: InternOptions = {}, columns = 256) {
     this.maxLength = options.maxLength ?? 24;
@@ -45,6 +51,11 @@ export class InternCache {
     this.enabled = new Uint8Array(columns).fill(1);
     this.lookups = new Uint32Array(columns);
     this.hits = new Uint32Array(columns);
+    this.short = new ShortStrings(columns, size, {
+      lookups: this.lookups,
+      hits: this.hits,
+      on: this.enabled,
+    });
   }
 
   /** Lookups and hits so far, over all columns (for metrics and tests). */
@@ -70,6 +81,8 @@ export class InternCache {
    */
   get(s: string, bytes: Buffer, a: number, b: number, col: number): string {
     const on = this.enabled[col] === 1;
+    if (on && b - a <= SHORT_STRING_BYTES && a + SHORT_STRING_BYTES <= bytes.length)
+      return this.getShort(s, bytes, a, b - a, col);
     let slot = 0;
     if (on) {
       let h = 0x811c9dc5;
@@ -89,6 +102,21 @@ export class InternCache {
     const v = on && b - a >= 13 ? bytes.toString('latin1', a, b) : s.slice(a, b);
     if (on) this.table[slot] = v;
     return v;
+  }
+
+  /**
+   * {@link get} of a value of `n` ≤ 12 bytes with 12 bytes readable from `a`: found by its bytes
+   * read as three 32-bit words (`ShortStrings`, as the JSON Lines reader finds values), so a hit
+   * is three word comparisons, no byte loop and no string comparison. Measured on the vs-go CSV
+   * range (country and event type): the byte hash and comparison took ~20 % of the row loop.
+   */
+  private getShort(s: string, bytes: Buffer, a: number, n: number, col: number): string {
+    let view = this.view;
+    if (this.viewOf !== bytes) {
+      view = this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+      this.viewOf = bytes;
+    }
+    return this.short.get(view, a, n, s, a, col);
   }
 }
 
