@@ -29,6 +29,7 @@ import { type Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { FieldUse } from '../../core/projection.ts';
 import type { DecodeSink, RecordDecoder } from '../format.ts';
+import { SHORT_STRING_BYTES } from '../short-strings.ts';
 import { ByteIndex, scanSegment } from './byte-index.ts';
 import { InternCache } from './intern.ts';
 import { canonicalIsoBytes } from './iso-bytes.ts';
@@ -298,6 +299,8 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
     // Every column of the cache goes through `get`, also once it stopped interning it: the
     // plain slice is then made by `get`'s own call site, which ran from the first row on.
     const internCols = intern === undefined ? 0 : intern.enabled.length;
+    // What `intern.short` reads a value's bytes through (as 32-bit words).
+    const view = new DataView(buf.buffer, buf.byteOffset, len);
     // What to do with each column's value (see `kinds`); `beyond` for a field past the last column.
     let kinds = this.kinds;
     let nkinds = kinds.length;
@@ -485,7 +488,10 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
         } else if (!Number.isNaN(t)) {
           v = t;
         } else if (e - p <= internMax && f < internCols && (ascii || this.clean(s, p, e))) {
-          v = intern!.get(s, buf, p, e, f);
+          v =
+            e - p <= SHORT_STRING_BYTES && p + SHORT_STRING_BYTES <= len
+              ? intern!.short.get(view, p, e - p, s, p, f)
+              : intern!.get(s, buf, p, e, f);
         } else {
           v = ascii ? s.slice(p, e) : this.text(s, buf, p, e, f);
         }

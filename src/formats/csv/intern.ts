@@ -36,8 +36,11 @@ export class InternCache {
   readonly enabled: Uint8Array;
   private readonly lookups: Uint32Array;
   private readonly hits: Uint32Array;
-  /** Values of up to 12 bytes (see {@link getShort}), counted in this cache's counters. */
-  private readonly short: ShortStrings;
+  /**
+   * Values of up to 12 bytes (see {@link getShort}), counted in this cache's counters. The CSV
+   * row loop asks it directly (one call fewer per field, measured ~3 % of a range's CPU).
+   */
+  readonly short: ShortStrings;
   /** A view of the last buffer {@link getShort} read, and that buffer. */
   private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
   private viewOf: Buffer | undefined;
