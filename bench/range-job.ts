@@ -38,14 +38,18 @@ for (let r = 0; r < rounds; r++) {
       from: 0,
       to,
       last: to === statSync(file).size,
-      fields: ['country', 'event_type', 'ts', 'amount'],
+      fields:
+        process.env.AGG === 'count'
+          ? ['country', 'event_type', 'ts']
+          : ['country', 'event_type', 'ts', 'amount'],
       uses: [['ts', 'epochMillis']],
       window: {
         key: ['country', 'event_type'],
         time: 'ts',
         tumbling: '1m',
         watermark: { maxOutOfOrder: '5s' },
-        aggregate: { count: 'count()', amount: 'sum(amount)' },
+        aggregate:
+          process.env.AGG === 'count' ? { count: 'count()' } : { count: 'count()', amount: 'sum(amount)' },
       },
     },
     (m) => {

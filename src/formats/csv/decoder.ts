@@ -32,7 +32,7 @@ import type { DecodeSink, RecordDecoder } from '../format.ts';
 import { SHORT_STRING_BYTES } from '../short-strings.ts';
 import { ByteIndex, scanSegment } from './byte-index.ts';
 import { InternCache } from './intern.ts';
-import { canonicalIsoBytes } from './iso-bytes.ts';
+import { canonicalIsoView } from './iso-bytes.ts';
 import { type CsvDecodeOptions, resolveDecodeOptions } from './options.ts';
 import {
   CR,
@@ -299,7 +299,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
     // Every column of the cache goes through `get`, also once it stopped interning it: the
     // plain slice is then made by `get`'s own call site, which ran from the first row on.
     const internCols = intern === undefined ? 0 : intern.enabled.length;
-    // What `intern.short` reads a value's bytes through (as 32-bit words).
+    // What `intern.short` and `canonicalIsoView` read a value's bytes through (as 32-bit words).
     const view = new DataView(buf.buffer, buf.byteOffset, len);
     // What to do with each column's value (see `kinds`); `beyond` for a field past the last column.
     let kinds = this.kinds;
@@ -482,7 +482,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
         }
         let v: CsvValue;
         // An `epochMillis` column's time in the common layout (all ASCII: no UTF-8 check needed).
-        const t = (kind & EPOCH) !== 0 ? canonicalIsoBytes(buf, p, e - p) : Number.NaN;
+        const t = (kind & EPOCH) !== 0 ? canonicalIsoView(view, buf, p, e - p) : Number.NaN;
         if ((kind & MADE) === 0 && ascii) {
           v = '';
         } else if (!Number.isNaN(t)) {
