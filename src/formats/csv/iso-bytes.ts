@@ -92,12 +92,12 @@ export function canonicalIsoView(
     const w1 = view.getInt32(a + 4, true);
     const w2 = view.getInt32(a + 8, true);
     const w3 = view.getInt32(a + 12, true);
-    if (w0 === prefix0 && w1 === prefix1 && w2 === prefix2 && w3 === prefix3 && prefixMs === prefixMs) {
+    if (w0 === prefix0 && w1 === prefix1 && w2 === prefix2 && w3 === prefix3 && !Number.isNaN(prefixMs)) {
       const rest = secondsAt(b, a, n);
       return rest >= 0 ? prefixMs + rest : Number.NaN;
     }
     const t = canonicalIsoBytes(b, a, n);
-    if (t === t) {
+    if (!Number.isNaN(t)) {
       prefix0 = w0;
       prefix1 = w1;
       prefix2 = w2;
