@@ -29,9 +29,10 @@ import { type Buffer, isAscii } from 'node:buffer';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { FieldUse } from '../../core/projection.ts';
 import type { DecodeSink, RecordDecoder } from '../format.ts';
+import { SHORT_STRING_BYTES } from '../short-strings.ts';
 import { ByteIndex, scanSegment } from './byte-index.ts';
 import { InternCache } from './intern.ts';
-import { canonicalIsoBytes } from './iso-bytes.ts';
+import { canonicalIsoView } from './iso-bytes.ts';
 import { type CsvDecodeOptions, resolveDecodeOptions } from './options.ts';
 import {
   CR,
@@ -53,6 +54,11 @@ const BLOCK_SHIFT = 9;
 
 /** {@link CsvDecoder.skipFrom} when no column is skipped. */
 const ALL = 0x7fffffff;
+
+// Bits of a column's kind (see `CsvDecoder.kinds`): its value is made; it is read as an
+// `epochMillis` time and has no declared type.
+const MADE = 1;
+const EPOCH = 2;
 
 /** A value cut for an error message. */
 function cut(v: string): string {
@@ -140,6 +146,14 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
    * without making its string (empty: none).
    */
   private epochCols = new Uint8Array(0);
+  /**
+   * Per column, what the row loop does with its value, as {@link MADE} and {@link EPOCH} bits
+   * (from {@link kept} and {@link epochCols}): one byte read per field instead of two arrays and
+   * their bounds (empty: every column made, none a time).
+   */
+  private kinds = new Uint8Array(0);
+  /** The kind of a field past the last column (a row with too many): made unless projected. */
+  private beyond = MADE;
 
   constructor(options: CsvDecodeOptions = {}) {
     super(resolveDecodeOptions(options));
@@ -204,6 +218,13 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
       this.skipFrom = this.kept.lastIndexOf(1) + 1;
       this.make = rowMaker(uniq, this.kept);
     }
+    const kept = this.kept;
+    const epoch = this.epochCols;
+    this.kinds = Uint8Array.from(
+      uniq,
+      (_, i) => (kept.length === 0 || kept[i] === 1 ? MADE : 0) | (epoch[i] === 1 ? EPOCH : 0),
+    );
+    this.beyond = proj === undefined ? MADE : 0;
     if (types !== undefined) {
       const unknown = Object.keys(types).filter((k) => !uniq.includes(k));
       if (unknown.length > 0) {
@@ -278,12 +299,13 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
     // Every column of the cache goes through `get`, also once it stopped interning it: the
     // plain slice is then made by `get`'s own call site, which ran from the first row on.
     const internCols = intern === undefined ? 0 : intern.enabled.length;
-    // Columns a projection skips (`keep[f] === 0`); `nkeep` is 0 when every column is made.
-    let keep = this.kept;
-    let nkeep = keep.length;
+    // What `intern.short` and `canonicalIsoView` read a value's bytes through (as 32-bit words).
+    const view = new DataView(buf.buffer, buf.byteOffset, len);
+    // What to do with each column's value (see `kinds`); `beyond` for a field past the last column.
+    let kinds = this.kinds;
+    let nkinds = kinds.length;
+    let beyond = this.beyond;
     let skipFrom = this.skipFrom;
-    let epochCols = this.epochCols;
-    let nepoch = epochCols.length;
     // Cached next positions of delimiter / quote / LF; `len` means "none up to the end". A cached
     // value ≥ the search start is still the first match, so each byte is searched about once.
     let nd = -1;
@@ -336,12 +358,13 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
           rowEnd = next = len;
           break;
         }
+        const kind = f < nkinds ? kinds[f]! : beyond;
         if (buf[p] === Q) {
           let a = p + 1;
           let val = '';
           // A skipped column's value is not made; in a window that is not all ASCII its bytes
           // are still checked, so a row with invalid UTF-8 is rejected as without the projection.
-          const make = f >= nkeep || keep[f] === 1 || !ascii;
+          const make = (kind & MADE) !== 0 || !ascii;
           for (;;) {
             if (nq < a) {
               nq = s.indexOf(Qs, a);
@@ -421,9 +444,10 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
             nd = dpos[0]!;
           }
         }
-        if (f >= skipFrom && ascii) {
-          // After the last column made: only count the fields, up to the row's last one or the
-          // next quoted one (those take the general path). Nothing reads `vals` past `skipFrom`.
+        if (ascii && (kind & MADE) === 0) {
+          // A column not made (after the last one made, or skipped before it): only count the
+          // fields, up to the next column made, the row's last field or the next quoted one
+          // (those take the general path). Nothing reads `vals` of a column not made.
           while (nd < nl) {
             f++;
             p = nd + 1;
@@ -435,6 +459,7 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
               nd = -1;
               continue fields;
             }
+            if (f < skipFrom && (kinds[f]! & MADE) !== 0) continue fields;
           }
         }
         let e: number;
@@ -457,16 +482,16 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
         }
         let v: CsvValue;
         // An `epochMillis` column's time in the common layout (all ASCII: no UTF-8 check needed).
-        const t =
-          f < nepoch && epochCols[f] === 1 && (f >= nkeep || keep[f] === 1 || !ascii)
-            ? canonicalIsoBytes(buf, p, e - p)
-            : Number.NaN;
-        if (f < nkeep && keep[f] === 0 && ascii) {
+        const t = (kind & EPOCH) !== 0 ? canonicalIsoView(view, buf, p, e - p) : Number.NaN;
+        if ((kind & MADE) === 0 && ascii) {
           v = '';
         } else if (!Number.isNaN(t)) {
           v = t;
         } else if (e - p <= internMax && f < internCols && (ascii || this.clean(s, p, e))) {
-          v = intern!.get(s, buf, p, e, f);
+          v =
+            e - p <= SHORT_STRING_BYTES && p + SHORT_STRING_BYTES <= len
+              ? intern!.short.get(view, p, e - p, s, p, f)
+              : intern!.get(s, buf, p, e, f);
         } else {
           v = ascii ? s.slice(p, e) : this.text(s, buf, p, e, f);
         }
@@ -533,11 +558,10 @@ export class CsvDecoder extends CsvRowReader<DecodeSink<CsvRow>> implements Reco
           }
           this.setColumns(vals.slice(0, f) as string[]);
           // The rows after the header in this window are read by the new columns' projection.
-          keep = this.kept;
-          nkeep = keep.length;
+          kinds = this.kinds;
+          nkinds = kinds.length;
+          beyond = this.beyond;
           skipFrom = this.skipFrom;
-          epochCols = this.epochCols;
-          nepoch = epochCols.length;
         }
         continue;
       }

@@ -4,6 +4,7 @@
  * pointer per such field rather than a string header plus its characters.
  */
 import type { Buffer } from 'node:buffer';
+import { SHORT_STRING_BYTES, ShortStrings } from '../short-strings.ts';
 
 /** How the intern cache is sized; see {@link CsvOptions.intern}. */
 export interface InternOptions {
@@ -35,6 +36,14 @@ export class InternCache {
   readonly enabled: Uint8Array;
   private readonly lookups: Uint32Array;
   private readonly hits: Uint32Array;
+  /**
+   * Values of up to 12 bytes (see {@link getShort}), counted in this cache's counters. The CSV
+   * row loop asks it directly (one call fewer per field, measured ~3 % of a range's CPU).
+   */
+  readonly short: ShortStrings;
+  /** A view of the last buffer {@link getShort} read, and that buffer. */
+  private view: DataView<ArrayBufferLike> = new DataView(new ArrayBuffer(0));
+  private viewOf: Buffer | undefined;
 
   constructor(options: InternOptions = {}, columns = 256) {
     this.maxLength = options.maxLength ?? 24;
@@ -45,6 +54,11 @@ export class InternCache {
     this.enabled = new Uint8Array(columns).fill(1);
     this.lookups = new Uint32Array(columns);
     this.hits = new Uint32Array(columns);
+    this.short = new ShortStrings(columns, size, {
+      lookups: this.lookups,
+      hits: this.hits,
+      on: this.enabled,
+    });
   }
 
   /** Lookups and hits so far, over all columns (for metrics and tests). */
@@ -70,6 +84,8 @@ export class InternCache {
    */
   get(s: string, bytes: Buffer, a: number, b: number, col: number): string {
     const on = this.enabled[col] === 1;
+    if (on && b - a <= SHORT_STRING_BYTES && a + SHORT_STRING_BYTES <= bytes.length)
+      return this.getShort(s, bytes, a, b - a, col);
     let slot = 0;
     if (on) {
       let h = 0x811c9dc5;
@@ -77,7 +93,7 @@ export class InternCache {
       slot = (h ^ (h >>> 15)) & this.mask;
       const cand = this.table[slot];
       const n = ++this.lookups[col]!;
-      if (cand !== undefined && cand.length === b - a && s.startsWith(cand, a)) {
+      if (cand !== undefined && cand.length === b - a && sameBytes(cand, bytes, a)) {
         this.hits[col]!++;
         return cand;
       }
@@ -90,4 +106,30 @@ export class InternCache {
     if (on) this.table[slot] = v;
     return v;
   }
+
+  /**
+   * {@link get} of a value of `n` ≤ 12 bytes with 12 bytes readable from `a`: found by its bytes
+   * read as three 32-bit words (`ShortStrings`, as the JSON Lines reader finds values), so a hit
+   * is three word comparisons, no byte loop and no string comparison. Measured on the vs-go CSV
+   * range (country and event type): the byte hash and comparison took ~20 % of the row loop.
+   */
+  private getShort(s: string, bytes: Buffer, a: number, n: number, col: number): string {
+    let view = this.view;
+    if (this.viewOf !== bytes) {
+      view = this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+      this.viewOf = bytes;
+    }
+    return this.short.get(view, a, n, s, a, col);
+  }
+}
+
+/**
+ * Whether the characters of `cand` are bytes `[a, a + cand.length)` of `bytes` (ASCII there).
+ * A loop rather than `s.startsWith(cand, a)` on the window's string: for the 2–10 character
+ * values interned, the builtin call cost ~9 % of the CSV row loop (vs-go file profile), the loop
+ * a fraction of it.
+ */
+function sameBytes(cand: string, bytes: Buffer, a: number): boolean {
+  for (let k = 0; k < cand.length; k++) if (cand.charCodeAt(k) !== bytes[a + k]) return false;
+  return true;
 }

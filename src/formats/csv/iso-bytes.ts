@@ -65,3 +65,68 @@ export function canonicalIsoBytes(b: Uint8Array, a: number, n: number): number {
     f2
   );
 }
+
+// The last `YYYY-MM-DDTHH:MM` prefix {@link canonicalIsoView} parsed, as four 32-bit words, and
+// the epoch ms it denotes (at :00.000). Only a prefix of a valid time is kept.
+let prefix0 = 0;
+let prefix1 = 0;
+let prefix2 = 0;
+let prefix3 = 0;
+let prefixMs = Number.NaN;
+
+/**
+ * {@link canonicalIsoBytes} (same answers), for a column of times in order: when the first 16
+ * bytes (`YYYY-MM-DDTHH:MM`) are those of the last valid time it read — compared as four words
+ * of `view`, a view of all of `b` — only the seconds, fraction and `Z` are read and checked.
+ * Sorted times share their minute for thousands of rows: measured on the vs-go file, the 17
+ * digit loads and checks per time were ~6 % of a split range's CPU.
+ */
+export function canonicalIsoView(
+  view: DataView<ArrayBufferLike>,
+  b: Uint8Array,
+  a: number,
+  n: number,
+): number {
+  if (n === 24 || n === 20) {
+    const w0 = view.getInt32(a, true);
+    const w1 = view.getInt32(a + 4, true);
+    const w2 = view.getInt32(a + 8, true);
+    const w3 = view.getInt32(a + 12, true);
+    if (w0 === prefix0 && w1 === prefix1 && w2 === prefix2 && w3 === prefix3 && !Number.isNaN(prefixMs)) {
+      const rest = secondsAt(b, a, n);
+      return rest >= 0 ? prefixMs + rest : Number.NaN;
+    }
+    const t = canonicalIsoBytes(b, a, n);
+    if (!Number.isNaN(t)) {
+      prefix0 = w0;
+      prefix1 = w1;
+      prefix2 = w2;
+      prefix3 = w3;
+      prefixMs = t - secondsAt(b, a, n);
+    }
+    return t;
+  }
+  return Number.NaN;
+}
+
+/**
+ * The ms of `:SS.sssZ` (n = 24) or `:SSZ` (n = 20) at `a + 16`, checked as {@link canonicalIsoBytes}
+ * checks those bytes; −1 when they are not that.
+ */
+function secondsAt(b: Uint8Array, a: number, n: number): number {
+  if (b[a + 16] !== 58 || b[a + n - 1] !== 90) return -1;
+  const s0 = b[a + 17]! - 48;
+  const s1 = b[a + 18]! - 48;
+  let f = 0;
+  if (n === 24) {
+    if (b[a + 19] !== 46) return -1;
+    const f0 = b[a + 20]! - 48;
+    const f1 = b[a + 21]! - 48;
+    const f2 = b[a + 22]! - 48;
+    if ((f0 | f1 | f2 | (9 - f0) | (9 - f1) | (9 - f2)) < 0) return -1;
+    f = f0 * 100 + f1 * 10 + f2;
+  }
+  if ((s0 | s1 | (9 - s0) | (9 - s1)) < 0) return -1;
+  const sec = s0 * 10 + s1;
+  return sec > 59 ? -1 : sec * 1000 + f;
+}
