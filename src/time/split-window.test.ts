@@ -81,13 +81,16 @@ async function run(
   logs: string[];
   read: number;
   threads: { ranges: number; bytes: number }[];
+  workers: number | undefined;
 }> {
   const logs: string[] = [];
   let threads: { ranges: number; bytes: number }[] = [];
+  let workers: number | undefined;
   const log: Logger = {
     info: (m, f) => {
       logs.push(m);
       if (f?.threads !== undefined) threads = f.threads as typeof threads;
+      if (f?.workers !== undefined) workers = f.workers as number;
     },
     warn: (m) => logs.push(m),
     error: (m) => logs.push(m),
@@ -98,7 +101,7 @@ async function run(
     .via(windowOperator({ ...window, parallelism }), { name: 'win' })
     .to(out)
     .run({ log, ...(signal === undefined ? {} : { signal }) }).done;
-  return { results: out.records(), logs, read: summary.recordsRead, threads };
+  return { results: out.records(), logs, read: summary.recordsRead, threads, workers };
 }
 
 const DEFAULT_TUNING = { ...splitTuning };
@@ -162,9 +165,16 @@ describe('split-parallel window', () => {
     assert.equal((threads[0]?.bytes ?? 0) + (threads[1]?.bytes ?? 0), toCsv(data).length, 'every byte once');
   });
 
-  it('runs a file under one slice on this thread alone by default', async () => {
+  it('starts no worker by default for a file too small for one to take a range', async () => {
     const path = file('events.csv', toCsv(data));
     assert.match(await sameAsOneThread(path, 'csv'), /ran split-parallel on 2 threads \(1 byte ranges\)/);
+    const { threads, workers } = await run(path, 'csv', 2);
+    assert.equal(workers, 0, 'no worker started');
+    assert.deepEqual(
+      threads.map((t) => t.ranges),
+      [1],
+      'this thread ran the one range',
+    );
   });
 
   it('gives exactly the one-thread results from JSON Lines, sliding windows too', async () => {
@@ -226,6 +236,7 @@ describe('split-parallel window', () => {
   it('fails with the error of a worker that fails, and stops the job', async () => {
     const path = file('events.csv', toCsv(data));
     Object.assign(splitTuning, {
+      firstLeast: 32 * 1024,
       beforeHere: async (job: SplitHookInfo) => {
         // This thread has the file open; the worker finds a folder in its place.
         renameSync(path, `${path}.moved`);
