@@ -183,7 +183,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     await this.emitMerged(made.merged, out, ctx);
     // For bench/split-window.ts (the Amdahl model): what ran where, and for how long.
     ctx.log.info(
-      `Window \`${ctx.name}\` ran split-parallel on ${this.threads} threads (${made.done.length} byte ranges).`,
+      `Window \`${ctx.name}\` ran split-parallel on ${plural(this.threads, 'thread')} (${plural(made.done.length, 'byte range')}).`,
       {
         ranges: made.done.map((d) => ({ records: d.records, bytes: d.bytes, cpuMs: Math.round(d.cpuMs) })),
         threads: this.byThread.map((t) => ({ ...t, cpuMs: Math.round(t.cpuMs) })),
@@ -247,7 +247,6 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
       uses: this.input.uses ?? [],
       window: { ...(this.parts.options as WindowOptions), parallelism: 1 },
     };
-    this.threads = threads;
     const cutMs = performance.now() - t0;
     const aggs = new WindowCore<unknown>(this.parts.plan).aggs;
     const run = new RangeRun(size, aggs, this.parts.plan.generator?.maxOutOfOrder);
@@ -285,6 +284,7 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     // when it is ready, and this thread's range shrinks meanwhile.
     const workers = Math.min(threads - 1, Math.floor(task.to / (2 * work.first)));
     this.workersStarted = workers;
+    this.threads = 1 + workers;
     const started = Array.from({ length: workers }, (_, k) =>
       this.runWorker(work, k + 1, run, stop).catch((err: unknown) => {
         run.table.stop();
@@ -420,6 +420,8 @@ class SplitWindowSource implements Source<Record<string, unknown>> {
     if (this.sourceOpened) await this.parts.source.close?.();
   }
 }
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 /** A file cut for a split job: byte offsets `[0, c1, …, size]` and the threads worth running on it. */
 export interface FileCuts {
