@@ -89,7 +89,11 @@ async function main(argv: string[]): Promise<void> {
   const m = (f: (p: Phases) => number) => median(phases.map(f));
   const t1 = median(one);
   const tn = median(many);
-  const cpu = m((p) => median(p.ranges.map((r) => r.cpuMs)));
+  // Ranges differ in size (split as threads free up: src/time/split-steal.ts): CPU per 100 MB.
+  const sum = (p: Phases, f: (r: Phases['ranges'][number]) => number) =>
+    p.ranges.reduce((a, r) => a + f(r), 0);
+  const cpu = m((p) => (1e8 * sum(p, (r) => r.cpuMs)) / sum(p, (r) => r.bytes));
+  const ranges = m((p) => p.ranges.length);
   const perThread = m((p) => median(p.ranges.map((r) => r.bytes / 1e6 / (r.cpuMs / 1000))));
   const oneThreadMBs = bytes / 1e6 / (t1 / 1000);
   const outside = m((p) => p.cutMs + p.mergeMs);
@@ -104,7 +108,7 @@ async function main(argv: string[]): Promise<void> {
     `phases p${threads}: cut ${m((p) => p.cutMs).toFixed(0)} ms, workers ${m((p) => p.workersMs).toFixed(0)} ms, merge+emit ${m((p) => p.mergeMs).toFixed(0)} ms`,
   );
   console.log(
-    `worker CPU per range ${cpu.toFixed(0)} ms; per-thread throughput ${perThread.toFixed(0)} MB/s of CPU`,
+    `range CPU per 100 MB ${cpu.toFixed(0)} ms (${ranges} ranges); per-thread throughput ${perThread.toFixed(0)} MB/s of CPU`,
   );
   console.log(
     `serial outside the workers ${outside.toFixed(0)} ms = ${((100 * outside) / t1).toFixed(1)} % of p1`,

@@ -190,7 +190,7 @@ export const windowSpec = defineComponent({
         .union([z.literal('auto'), z.number().int().min(1).max(256)])
         .optional()
         .describe(
-          'Threads to run this step on when it reads a plain CSV or JSON Lines file alone (`auto`: one per core, and one thread for a file under 64 MiB, where a worker does not pay): the file is cut into byte ranges at row boundaries, this thread and worker threads pre-aggregate windows, and the results are exactly those of one thread. Falls back to one thread (and says why) when the input or the step does not allow it. Default 1.',
+          'Threads to run this step on when it reads a plain CSV or JSON Lines file alone (`auto`: one per core, and one thread for a file under 64 MiB, where a worker does not pay): the file is split into byte ranges at row boundaries as threads become free (a worker only where it can take 16 MiB or more), this thread and worker threads pre-aggregate windows, and the results are exactly those of one thread. Falls back to one thread (and says why) when the input or the step does not allow it. Default 1.',
         ),
     })
     .strict()

@@ -62,7 +62,8 @@ const READ_BYTES = 256 * 1024;
  * range; the merging thread calls it a slice at a time between turns of its event loop.
  */
 export class RangeJob {
-  private readonly task: SplitTask;
+  /** The task, its end moved by {@link shorten}. */
+  private task: SplitTask;
   private readonly post: (m: SplitMessage) => void;
   /** This thread's CPU time at the start (`threadCpuUsage`, Node 23.9+; else the process's). */
   private readonly cpu0 = threadCpu();
@@ -128,7 +129,7 @@ export class RangeJob {
     try {
       while (this.at < until && this.unsafe === undefined) {
         if (!reuse) this.buf = Buffer.allocUnsafe(READ_BYTES);
-        const n = readSync(fd, this.buf, 0, Math.min(READ_BYTES, task.to - this.at), this.at);
+        const n = readSync(fd, this.buf, 0, Math.min(READ_BYTES, until - this.at), this.at);
         if (n === 0) {
           this.at = task.to;
           break;
@@ -145,6 +146,16 @@ export class RangeJob {
     this.close();
     this.finish();
     return true;
+  }
+
+  /**
+   * Ends the range at `to` instead of the task's end: another thread runs the rest (see
+   * `split-window.ts`). `to` must be a row boundary, at or after the bytes read so far.
+   */
+  shorten(to: number): void {
+    if (to < this.at || to > this.task.to)
+      throw new Error(`RangeJob.shorten: ${to} is outside ${this.at}–${this.task.to}`);
+    this.task = { ...this.task, to, last: false };
   }
 
   /** Closes the file (idempotent); a job closed before it is done posts nothing more. */

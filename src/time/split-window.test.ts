@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, afterEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { fileSource } from '../connectors/file/source.ts';
 import { collect } from '../connectors/file/test-helpers.ts';
 import type { Logger } from '../core/stage.ts';
 import { Pipeline } from '../pipeline.ts';
-import { cutFile } from './split-window.ts';
+import { cutFile, type SplitHookInfo, splitTuning } from './split-window.ts';
 import { type WindowOptions, windowOperator } from './window.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'sluice-split-'));
@@ -68,16 +69,29 @@ const WINDOW: WindowOptions = {
   aggregate: { count: 'count()', amount: 'sum(amount)', top: 'max(amount)' },
 };
 
-/** Runs file → window → collect; the results and what the run logged. */
+/** Runs file → window → collect; the results, what the run logged and the split job's per-thread figures. */
 async function run(
   path: string,
   format: 'csv' | 'jsonl',
   parallelism: number | 'auto',
   window: WindowOptions = WINDOW,
-): Promise<{ results: unknown[]; logs: string[]; read: number }> {
+  signal?: AbortSignal,
+): Promise<{
+  results: unknown[];
+  logs: string[];
+  read: number;
+  threads: { ranges: number; bytes: number }[];
+  workers: number | undefined;
+}> {
   const logs: string[] = [];
+  let threads: { ranges: number; bytes: number }[] = [];
+  let workers: number | undefined;
   const log: Logger = {
-    info: (m) => logs.push(m),
+    info: (m, f) => {
+      logs.push(m);
+      if (f?.threads !== undefined) threads = f.threads as typeof threads;
+      if (f?.workers !== undefined) workers = f.workers as number;
+    },
     warn: (m) => logs.push(m),
     error: (m) => logs.push(m),
   };
@@ -86,8 +100,30 @@ async function run(
     .from(fileSource({ path, format }))
     .via(windowOperator({ ...window, parallelism }), { name: 'win' })
     .to(out)
-    .run({ log }).done;
-  return { results: out.records(), logs, read: summary.recordsRead };
+    .run({ log, ...(signal === undefined ? {} : { signal }) }).done;
+  return { results: out.records(), logs, read: summary.recordsRead, threads, workers };
+}
+
+const DEFAULT_TUNING = { ...splitTuning };
+afterEach(() => Object.assign(splitTuning, DEFAULT_TUNING));
+
+/**
+ * Makes the split job's scheduling fine-grained (16 KiB slices, small takes) and has this thread
+ * wait, its file open, until the job has `ranges` ranges (default: one a thread): the workers
+ * take them from this thread's range, whatever the machine's timing, so the test files of a
+ * megabyte are shared out (a default run does them all on this thread).
+ */
+function fineGrained(ranges?: number): void {
+  Object.assign(splitTuning, {
+    sliceBytes: 16 * 1024,
+    firstLeast: 32 * 1024,
+    stealLeast: 64 * 1024,
+    beforeHere: async (job: SplitHookInfo) => {
+      const until = Date.now() + 20_000;
+      while (job.ranges() < (ranges ?? job.threads) && !job.signal.aborted && Date.now() < until)
+        await sleep(2);
+    },
+  });
 }
 
 /** Asserts the run with `threads` gives the one-thread results, and returns its log. */
@@ -109,12 +145,40 @@ describe('split-parallel window', () => {
   const data = rows(20_000);
 
   it('gives exactly the one-thread results from CSV on 2 and 3 threads', async () => {
+    fineGrained();
     const path = file('events.csv', toCsv(data));
     assert.match(await sameAsOneThread(path, 'csv'), /ran split-parallel on 2 threads/);
+    // The second worker takes half of this thread's half: ranges made out of file order.
     assert.match(await sameAsOneThread(path, 'csv', 3), /ran split-parallel on 3 threads/);
   });
 
+  it('gives exactly the one-thread results from many ranges made out of file order', async () => {
+    // This thread waits until the worker has taken [½, 1), then [¼, ½), then [⅛, ¼) of its range.
+    fineGrained(4);
+    const path = file('events.csv', toCsv(data));
+    const log = await sameAsOneThread(path, 'csv');
+    const ranges = Number(/on 2 threads \((\d+) byte ranges\)/.exec(log)?.[1]);
+    assert.ok(ranges >= 4, log);
+    const { threads } = await run(path, 'csv', 2);
+    assert.equal(threads.length, 2, 'both threads ran ranges');
+    assert.ok((threads[1]?.ranges ?? 0) >= 3, JSON.stringify(threads));
+    assert.equal((threads[0]?.bytes ?? 0) + (threads[1]?.bytes ?? 0), toCsv(data).length, 'every byte once');
+  });
+
+  it('starts no worker by default for a file too small for one to take a range', async () => {
+    const path = file('events.csv', toCsv(data));
+    assert.match(await sameAsOneThread(path, 'csv'), /ran split-parallel on 1 thread \(1 byte range\)/);
+    const { threads, workers } = await run(path, 'csv', 2);
+    assert.equal(workers, 0, 'no worker started');
+    assert.deepEqual(
+      threads.map((t) => t.ranges),
+      [1],
+      'this thread ran the one range',
+    );
+  });
+
   it('gives exactly the one-thread results from JSON Lines, sliding windows too', async () => {
+    fineGrained();
     const path = file('events.jsonl', toJsonl(data));
     assert.match(await sameAsOneThread(path, 'jsonl'), /ran split-parallel on 2 threads/);
     const sliding = { ...WINDOW, tumbling: undefined, sliding: { size: '1m', slide: '20s' } };
@@ -146,16 +210,71 @@ describe('split-parallel window', () => {
       if (i === 15_000) r.ts = new Date(Date.UTC(2024, 0, 1) + 700_000).toISOString();
     });
     const window = { ...WINDOW, allowedLateness: '1m' };
+    fineGrained();
     const log = await sameAsOneThread(file('late.csv', toCsv(late)), 'csv', 2, window);
-    assert.match(log, /runs on one thread: in byte range 2 of 2, an event came so far behind/);
+    assert.match(log, /runs on one thread: in the byte range \d+–\d+ of \d+, an event came so far behind/);
+  });
+
+  it('falls back when the first event of a range is so late that the ranges before decide its fate', async () => {
+    // The worker takes the second half from the first line end past the middle (this thread has
+    // reserved nothing yet): the event there is 50 s behind the range before, not behind its own.
+    const text = toCsv(rows(20_000));
+    const cut = text.indexOf('\n', Math.floor(text.length / 2) - 1) + 1;
+    const first = text.slice(0, cut).split('\n').length - 2; // rows before the cut, header aside
+    const late = rows(20_000, (i, r) => {
+      if (i === first) r.ts = new Date(Date.UTC(2024, 0, 1) + first * 50 - 50_000).toISOString();
+    });
+    fineGrained();
+    const window = { ...WINDOW, allowedLateness: '1m' };
+    const log = await sameAsOneThread(file('late-cut.csv', toCsv(late)), 'csv', 2, window);
+    assert.match(
+      log,
+      /runs on one thread: an event of the byte range \d+–\d+ of \d+ is so far behind the ranges before it/,
+    );
+  });
+
+  it('fails with the error of a worker that fails, and stops the job', async () => {
+    const path = file('events.csv', toCsv(data));
+    Object.assign(splitTuning, {
+      firstLeast: 32 * 1024,
+      beforeHere: async (job: SplitHookInfo) => {
+        // This thread has the file open; the worker finds a folder in its place.
+        renameSync(path, `${path}.moved`);
+        mkdirSync(path);
+        const until = Date.now() + 20_000;
+        while (!job.signal.aborted && Date.now() < until) await sleep(2);
+      },
+    });
+    const tasks = threadCount();
+    await assert.rejects(run(path, 'csv', 2), /EISDIR/);
+    if (tasks !== undefined) assert.equal(threadCount(), tasks, 'the worker thread is gone');
+  });
+
+  it('stops its workers when the run is aborted', async () => {
+    const path = file('events.csv', toCsv(data));
+    const abort = new AbortController();
+    fineGrained();
+    const wait = splitTuning.beforeHere;
+    splitTuning.beforeHere = async (job) => {
+      await wait?.(job);
+      abort.abort();
+    };
+    const tasks = threadCount();
+    const { results } = await run(path, 'csv', 2, WINDOW, abort.signal).catch(() => ({ results: [] }));
+    assert.deepEqual(results, [], 'nothing emitted');
+    if (tasks !== undefined) assert.equal(threadCount(), tasks, 'the worker thread is gone');
   });
 
   it('falls back when a cut falls inside a quoted field that spans lines', async () => {
     const long = rows(4_000, (i, r) => {
       if (i === 2_000) r.note = 'line\n'.repeat(60_000);
     });
+    fineGrained();
     const log = await sameAsOneThread(file('multiline.csv', toCsv(long)), 'csv');
-    assert.match(log, /runs on one thread: in byte range 1 of 2, a range did not end on a row boundary/);
+    assert.match(
+      log,
+      /runs on one thread: in the byte range 0–\d+ of \d+, a range did not end on a row boundary/,
+    );
   });
 
   it('says why a step with a key function or an inexact aggregate runs on one thread', async () => {
@@ -171,13 +290,19 @@ describe('split-parallel window', () => {
 
   it('cuts a file only at line ends', () => {
     const path = file('cut.jsonl', toJsonl(data));
-    const cuts = cutFile(path, 4, 'auto');
-    assert.ok(Array.isArray(cuts) && cuts.length === 5, String(cuts));
+    const cut = cutFile(path, 4, 'auto');
+    assert.ok(typeof cut !== 'string' && cut.cuts.length === 5 && cut.threads === 4, String(cut));
+    const cuts = cut.cuts;
     const text = toJsonl(data);
     for (const c of cuts.slice(1, -1)) assert.equal(text[c - 1], '\n');
     assert.match(String(cutFile(file('small.csv', 'a\n1\n'), 2, 'auto')), /too small/);
   });
 });
+
+/** Threads of this process (Linux), to check a job leaves none behind; undefined elsewhere. */
+function threadCount(): number | undefined {
+  return existsSync('/proc/self/task') ? readdirSync('/proc/self/task').length : undefined;
+}
 
 describe('split-parallel window in a pipeline file', () => {
   it('is reported by `lint` when it cannot split, with the reason', async () => {

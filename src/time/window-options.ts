@@ -71,10 +71,12 @@ export interface WindowOptions<T = unknown> {
   maxKeys?: number;
   /**
    * Threads to run this step on when its input is a plain file it reads alone (`auto`: one per
-   * core). The file is cut into byte ranges at row boundaries; each worker thread decodes its
-   * range and pre-aggregates windows, and this thread merges the partial windows and emits
-   * exactly the results of a one-thread run, or runs on one thread when the input does not allow
-   * it (see `splitParallel`). Default 1.
+   * core). The file is split into byte ranges at row boundaries as the threads become free (this
+   * thread starts at once; each worker, when started, takes half of what is left, and is not
+   * started for a file too small for it to help); each thread decodes its ranges and
+   * pre-aggregates windows, and this thread merges the partial windows and emits exactly the
+   * results of a one-thread run, or runs on one thread when the input does not allow it (see
+   * `splitParallel`). Default 1.
    */
   parallelism?: number | 'auto';
 }
