@@ -29,7 +29,6 @@ import { type CsvDecodeOptions, resolveDecodeOptions } from './options.ts';
 import {
   CR,
   CsvRowReader,
-  copyOf,
   headerNotUtf8,
   INCOMPLETE,
   LF,
