@@ -78,7 +78,6 @@ abstract class CelOperator<C> implements Operator, RuleMetrics {
   protected readonly limits: Partial<ExprLimits> | undefined;
   private readonly source: RuleSource | undefined;
   private readonly hasInline: boolean;
-
   private stampKey = '';
   private stampVersion = -1;
   private stampAttrs: Readonly<Record<string, number>> = {};
