@@ -2,8 +2,9 @@
  * Projection and dead letters: a file source feeding a window decodes only the fields the window
  * reads even when the pipeline has a dlq, and every dead letter — of the decoder (undecodable
  * row), the window (bad time, late event, a value an aggregate cannot take) and of steps around
- * it (a map before it, a map after it) — holds exactly what it holds with projection off
- * (oracle: the same run with the source's `project` hidden).
+ * it (a map before it, a map after it, a CEL filter before it, which keeps the projection) —
+ * holds exactly what it holds with projection off (oracle: the same run with the source's
+ * `project` hidden), and the letters name their records' lines.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { fileSource } from '../src/connectors/file/source.ts';
 import { collect } from '../src/connectors/file/test-helpers.ts';
 import { ManualClock } from '../src/core/clock.ts';
 import type { DeadLetter, Operator, Source, StageContext } from '../src/core/stage.ts';
+import { CelFilter } from '../src/expr/cel-operators.ts';
 import { Pipeline } from '../src/pipeline.ts';
 import { windowOperator } from '../src/time/window.ts';
 
@@ -65,7 +67,14 @@ function failing(before: boolean): Operator {
   };
 }
 
-type Case = { mapBefore?: boolean; mapAfter?: boolean };
+type Case = { mapBefore?: boolean; mapAfter?: boolean; celBefore?: boolean };
+
+/**
+ * Drops the record whose note is `first`, fails on the one whose note is `last` (an int divided
+ * by zero), keeps the rest: the window behind it gets a subset of the source's first batch, whose
+ * meta nothing has built (the window's bad-time letter is of its second record).
+ */
+const CEL_BEFORE = 'note != "first" && 10 / (note == "last" ? 0 : 1) > 0';
 
 /** Dead letters in one order, whatever order the stages sent them in. */
 function inOrder(letters: readonly DeadLetter[]): DeadLetter[] {
@@ -82,6 +91,7 @@ async function run(path: string, format: 'csv' | 'jsonl', c: Case, project: bool
   const p = new Pipeline('t');
   let s = p.from(source, { name: 'input' });
   if (c.mapBefore === true) s = s.via(failing(true), { name: 'before' });
+  if (c.celBefore === true) s = s.via(new CelFilter(CEL_BEFORE), { name: 'cel' });
   s = s.via(
     windowOperator({
       key: ['country'],
@@ -119,8 +129,8 @@ describe('projection with a dlq', () => {
     ['jsonl', 'jsonl'],
     ['gz', 'csv'],
   ] as const) {
-    for (const c of [{}, { mapBefore: true }, { mapAfter: true }] as Case[]) {
-      it(`${file}${c.mapBefore ? ', a failing map before the window' : ''}${c.mapAfter ? ', a failing map after it' : ''}: the same letters and results as without projection`, async () => {
+    for (const c of [{}, { mapBefore: true }, { mapAfter: true }, { celBefore: true }] as Case[]) {
+      it(`${file}${c.mapBefore ? ', a failing map before the window' : ''}${c.mapAfter ? ', a failing map after it' : ''}${c.celBefore ? ', a CEL filter before it' : ''}: the same letters and results as without projection`, async () => {
         const projected = await run(files[file] as string, format, c, true);
         const whole = await run(files[file] as string, format, c, false);
         // Letters of different stages reach the dlq in no fixed order between them: compare as sets.
@@ -136,7 +146,30 @@ describe('projection with a dlq', () => {
           assert.ok(c.mapBefore === true || reasons.includes(why), `${why} in ${reasons.join()}`);
         const projectedCsv = file !== 'gz' && c.mapBefore !== true;
         const fields = typeof projected.fields === 'string' ? undefined : projected.fields.fields;
-        assert.deepEqual(fields, projectedCsv ? ['country', 'amount', 'ts'] : undefined, 'projection made');
+        const expected =
+          c.celBefore === true ? ['note', 'country', 'amount', 'ts'] : ['country', 'amount', 'ts'];
+        assert.deepEqual(fields, projectedCsv ? expected : undefined, 'projection made');
+        // Each letter names its record's line (a CSV file's header is line 1): behind a filter,
+        // the window's batches are subsets of the source's.
+        const header = format === 'csv' ? 1 : 0;
+        const lines = Object.fromEntries(
+          projected.dead.map((d) => [
+            `${d.stage}:${String(d.error.reason ?? d.error.code)}`,
+            d.position?.line,
+          ]),
+        );
+        if (c.mapBefore !== true) {
+          assert.equal(lines['window:time'], 2 + header, JSON.stringify(lines));
+          assert.equal(lines['window:late'], 6 + header, JSON.stringify(lines));
+        }
+        if (c.celBefore === true) {
+          const letter = projected.dead.find((d) => d.stage === 'cel');
+          assert.equal(letter?.position?.line, 8 + header, JSON.stringify(lines));
+          // The whole record, not the projected one.
+          assert.deepEqual(Object.keys(letter?.record as object), HEADER.split(','));
+          assert.equal((letter?.record as { note?: string } | undefined)?.note, 'last');
+          assert.equal(projected.results.length, whole.results.length);
+        }
       });
     }
   }

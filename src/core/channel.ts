@@ -7,6 +7,7 @@
  * items are queued, plus at most one parked item per blocked sender (each blocked sender
  * is one suspended stage, so their number is fixed by the graph).
  */
+import { type AbortWait, offAbort, onAbort } from './abort-waiters.ts';
 import { cancelledError, ErrorCode, SluiceError } from './errors.ts';
 
 /** What `trySend`/`send` do when the channel is full. */
@@ -143,26 +144,27 @@ export class Channel<T> {
     }
     if (signal?.aborted) return Promise.reject(cancelledError(signal.reason));
     return new Promise<void>((resolve, reject) => {
-      let onAbort: (() => void) | undefined;
+      // Not an `abort` listener per wait, which kept each parked item reachable long after it
+      // was delivered: see `abort-waiters.ts`.
+      let wait: AbortWait | undefined;
       const entry: ParkedSender<T> = {
         item,
         resolve: () => {
-          if (onAbort) signal?.removeEventListener('abort', onAbort);
+          if (wait) offAbort(wait);
           resolve();
         },
         reject: (err) => {
-          if (onAbort) signal?.removeEventListener('abort', onAbort);
+          if (wait) offAbort(wait);
           reject(err);
         },
       };
       if (signal) {
-        onAbort = () => {
+        wait = onAbort(signal, () => {
           const i = this.parked.indexOf(entry);
           if (i >= 0) this.parked.splice(i, 1);
           if (this.parked.length === 0) this.stopBlockedClock();
           reject(cancelledError(signal.reason));
-        };
-        signal.addEventListener('abort', onAbort, { once: true });
+        });
       }
       if (this.parked.length === 0) this.blockedSince = performance.now();
       this.parked.push(entry);
@@ -192,17 +194,18 @@ export class Channel<T> {
     }
     if (signal?.aborted) return Promise.reject(cancelledError(signal.reason));
     return new Promise<void>((resolve, reject) => {
-      const onAbort = () => {
-        const i = this.readers.indexOf(wake);
-        if (i >= 0) this.readers.splice(i, 1);
-        reject(cancelledError(signal?.reason));
-      };
       const wake = () => {
-        signal?.removeEventListener('abort', onAbort);
+        if (wait) offAbort(wait);
         if (this.failure !== undefined) reject(this.failure);
         else resolve();
       };
-      signal?.addEventListener('abort', onAbort, { once: true });
+      const wait =
+        signal &&
+        onAbort(signal, () => {
+          const i = this.readers.indexOf(wake);
+          if (i >= 0) this.readers.splice(i, 1);
+          reject(cancelledError(signal.reason));
+        });
       this.readers.push(wake);
     });
   }

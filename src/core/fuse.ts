@@ -11,7 +11,7 @@
 
 import { ErrorCode, wrapError } from './errors.ts';
 import { Graph, type GraphEdge, type GraphNode, MAIN_PORT } from './graph.ts';
-import { batchOf, type RecordMeta } from './message.ts';
+import { keptBatch } from './kept-batch.ts';
 import type { Operator, StageContext } from './stage.ts';
 
 /** What a fusable operator exposes: its per-record function and whether it maps or filters. */
@@ -108,11 +108,12 @@ function fusedOperator(steps: readonly (RecordStep & { name: string })[]): Opera
       ctx = c;
     },
     process(batch, out) {
-      const { records, meta } = batch;
-      // Sized for the whole batch and cut to length after: no growing while pushing.
+      const records = batch.records;
+      // Sized for the whole batch and cut to length after: no growing while pushing. The meta is
+      // not read (see `kept-batch.ts`): `from` says which input record each output came from.
       const res: unknown[] = new Array(records.length);
+      const from: number[] = new Array(records.length);
       let kept = 0;
-      const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
       next: for (let i = 0; i < records.length; i++) {
         let v = records[i];
         for (let k = 0; k < n; k++) {
@@ -121,15 +122,20 @@ function fusedOperator(steps: readonly (RecordStep & { name: string })[]): Opera
             else if (!(fns[k] as RecordStep['fn'])(v, i)) continue next;
           } catch (err) {
             const step = (steps[k] as { name: string }).name;
-            ctx.deadLetter(v, wrapError(`step \`${step}\``, err, { step }, ErrorCode.RECORD), meta?.[i]);
+            ctx.deadLetter(
+              v,
+              wrapError(`step \`${step}\``, err, { step }, ErrorCode.RECORD),
+              batch.meta?.[i],
+            );
             continue next;
           }
         }
-        res[kept++] = v;
-        resMeta?.push(meta?.[i]);
+        res[kept] = v;
+        from[kept++] = i;
       }
       res.length = kept;
-      return out.emit(batchOf(res, resMeta));
+      from.length = kept;
+      return out.emit(keptBatch(batch, res, from));
     },
   };
 }

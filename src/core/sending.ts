@@ -2,6 +2,7 @@
  * The runtime's two waiting primitives: sending a message to every channel of an output with
  * backpressure, and awaiting a stage's call without letting a cancelled run hang on it.
  */
+import { offAbort, onAbort } from './abort-waiters.ts';
 import type { Channel } from './channel.ts';
 import { cancelledError } from './errors.ts';
 import type { Message } from './message.ts';
@@ -18,15 +19,15 @@ export function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<
   if (work === (RESOLVED as unknown)) return work;
   if (signal.aborted) return Promise.reject(cancelledError(signal.reason));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(cancelledError(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
+    // Not an `abort` listener per call: see `abort-waiters.ts`.
+    const wait = onAbort(signal, () => reject(cancelledError(signal.reason)));
     work.then(
       (v) => {
-        signal.removeEventListener('abort', onAbort);
+        offAbort(wait);
         resolve(v);
       },
       (err) => {
-        signal.removeEventListener('abort', onAbort);
+        offAbort(wait);
         reject(err);
       },
     );

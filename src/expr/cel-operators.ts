@@ -11,7 +11,8 @@
  */
 
 import { ErrorCode, SluiceError } from '../core/errors.ts';
-import { type Batch, batchOf, type RecordMeta } from '../core/message.ts';
+import { keptBatch, withOrigin } from '../core/kept-batch.ts';
+import type { Batch, RecordMeta } from '../core/message.ts';
 import type { Emitter, Operator, StageContext } from '../core/stage.ts';
 import { PortBatches } from '../operators/route.ts';
 import { type CompiledExpression, compileExpression, toRecordValue } from './cel.ts';
@@ -245,9 +246,20 @@ export interface CelFilterOptions extends CelOperatorOptions {
  * p.from(source).via(new CelFilter({ expr: 'risk > 50 && country in ["US", "DE"]' })).to(sink);
  */
 export class CelFilter extends CelOperator<CompiledExpression> {
+  /**
+   * The record fields it reads, for projection (see `core/projection.ts`): an inline expression's
+   * fields; undefined with a rule set, whose next version may read others.
+   */
+  readonly readsFields: readonly string[] | undefined;
+  /** It emits the records it keeps as they came: what its consumers read is read too. */
+  readonly passesRecords = true;
+
   constructor(options: CelFilterOptions | string) {
     const opts: CelFilterOptions = typeof options === 'string' ? { expr: options } : options;
-    super(opts, opts.expr === undefined ? undefined : compileRule(opts.expr, 'filter', 'bool', opts.limits));
+    const inline =
+      opts.expr === undefined ? undefined : compileRule(opts.expr, 'filter', 'bool', opts.limits);
+    super(opts, inline);
+    this.readsFields = opts.rules === undefined ? inline?.fields : undefined;
   }
 
   protected kind(): string {
@@ -260,13 +272,17 @@ export class CelFilter extends CelOperator<CompiledExpression> {
 
   process(batch: Batch, out: Emitter<unknown>): Promise<void> {
     const active = this.slot.take();
-    const meta = batch.meta;
+    const expr = active.compiled;
     const run: FilterRun = {
-      expr: active.compiled,
+      expr,
       version: active.version,
       batch,
+      // Read only when the expression or a stamp needs it: a byte source's batch builds two
+      // objects per record on that read (see `core/kept-batch.ts`).
+      meta: expr.usesMeta || this.stamp ? batch.meta : undefined,
       keep: [],
-      keepMeta: meta !== undefined || this.stamp ? [] : undefined,
+      kept: [],
+      keepMeta: this.stamp ? [] : undefined,
     };
     const n = batch.records.length;
     let i = this.filterSlice(run, 0);
@@ -282,10 +298,8 @@ export class CelFilter extends CelOperator<CompiledExpression> {
 
   /** Judges records from `from` on until the batch ends or the time slice is used up; returns where it stopped. */
   private filterSlice(run: FilterRun, from: number): number {
-    const { expr, batch, keep, keepMeta } = run;
+    const { expr, batch, meta, keep, kept, keepMeta } = run;
     const records = batch.records;
-    const meta = batch.meta;
-    const stamp = this.stamp;
     const evaluate = expr.evaluate;
     const n = records.length;
     const since = performance.now();
@@ -298,8 +312,8 @@ export class CelFilter extends CelOperator<CompiledExpression> {
           const v = evaluate(r, meta?.[i]);
           if (v === true) {
             keep.push(r);
-            if (keepMeta !== undefined)
-              keepMeta.push(stamp ? this.stamped(meta?.[i], run.version) : meta?.[i]);
+            kept.push(i);
+            if (keepMeta !== undefined) keepMeta.push(this.stamped(meta?.[i], run.version));
           } else if (v !== false) {
             this.dead(
               r,
@@ -311,13 +325,14 @@ export class CelFilter extends CelOperator<CompiledExpression> {
                   expression: expr.source,
                 },
               ),
-              meta?.[i],
+              batch.meta?.[i],
             );
           }
           if (sliceUsed(i, since)) return i + 1;
         }
       } catch (err) {
-        this.dead(records[i], err, meta?.[i]);
+        const m = batch.meta?.[i];
+        this.dead(records[i], meta === undefined ? failureWithMeta(expr, records[i], m, err) : err, m);
         i++;
       }
     }
@@ -325,9 +340,32 @@ export class CelFilter extends CelOperator<CompiledExpression> {
   }
 
   private emitKept(run: FilterRun, out: Emitter<unknown>): Promise<void> {
-    if (run.keep.length === run.batch.records.length && !this.stamp) return out.emit(run.batch);
-    return out.emit(batchOf(run.keep, run.keepMeta));
+    const { batch, keep } = run;
+    if (keep.length === batch.records.length && !this.stamp) return out.emit(batch);
+    if (run.keepMeta !== undefined) return out.emit(withOrigin(keep, run.keepMeta, batch.origin));
+    return out.emit(keptBatch(batch, keep, run.kept));
   }
+}
+
+/**
+ * The error `expr` throws on `record` given its meta `m`, when it threw `err` evaluated without
+ * (a loop that does not read the batch's meta): evaluated again with it, so that the message
+ * names the record's position as before (an evaluation-budget error does). Evaluation is pure,
+ * so it fails again the same way; only failing records pay for the second run.
+ */
+function failureWithMeta(
+  expr: CompiledExpression,
+  record: unknown,
+  m: RecordMeta | undefined,
+  err: unknown,
+): unknown {
+  if (m === undefined) return err;
+  try {
+    expr.evaluate(record, m);
+  } catch (again) {
+    return again;
+  }
+  return err;
 }
 
 /** The state of one batch through {@link CelFilter}, kept across time slices. */
@@ -335,8 +373,13 @@ interface FilterRun {
   readonly expr: CompiledExpression;
   readonly version: number;
   readonly batch: Batch;
+  /** `batch.meta` when the expression or a stamp reads it; else undefined (not read). */
+  readonly meta: Batch['meta'];
   readonly keep: unknown[];
-  readonly keepMeta: (RecordMeta | undefined)[] | undefined;
+  /** The index in `batch` of each kept record. */
+  readonly kept: number[];
+  /** The kept records' stamped meta, with a stamp. */
+  readonly keepMeta: RecordMeta[] | undefined;
 }
 
 /** Options of {@link CelMap}. */
@@ -350,6 +393,8 @@ export interface CelMapOptions extends CelOperatorOptions {
 interface CompiledMap {
   readonly fields: readonly (readonly [string, CompiledExpression])[];
   readonly drop: readonly string[];
+  /** True when an expression reads `meta`. */
+  readonly usesMeta: boolean;
 }
 
 /**
@@ -379,12 +424,14 @@ export class CelMap extends CelOperator<CompiledMap> {
 
   async process(batch: Batch, out: Emitter<unknown>): Promise<void> {
     const active = this.slot.take();
-    const { fields, drop } = active.compiled;
+    const { fields, drop, usesMeta } = active.compiled;
     const records = batch.records;
-    const meta = batch.meta;
     const stamp = this.stamp;
+    // Read only when an expression or a stamp needs it, as in CelFilter (see `core/kept-batch.ts`).
+    const meta = usesMeta || stamp ? batch.meta : undefined;
     const outRecords: unknown[] = [];
-    const outMeta: (RecordMeta | undefined)[] | undefined = meta !== undefined || stamp ? [] : undefined;
+    const kept: number[] = [];
+    const outMeta: RecordMeta[] | undefined = stamp ? [] : undefined;
     const values: unknown[] = new Array(fields.length);
     let since = performance.now();
     next: for (let i = 0; i < records.length; i++) {
@@ -400,15 +447,17 @@ export class CelMap extends CelOperator<CompiledMap> {
           new SluiceError(ErrorCode.RECORD, `map needs records that are objects, got ${typeName(r)}`, {
             component: 'cel',
           }),
-          m,
+          batch.meta?.[i],
         );
         continue;
       }
       for (let f = 0; f < fields.length; f++) {
+        const expr = (fields[f] as readonly [string, CompiledExpression])[1];
         try {
-          values[f] = toRecordValue((fields[f] as readonly [string, CompiledExpression])[1].evaluate(r, m));
+          values[f] = toRecordValue(expr.evaluate(r, m));
         } catch (err) {
-          this.dead(r, err, m);
+          const bm = batch.meta?.[i];
+          this.dead(r, meta === undefined ? failureWithMeta(expr, r, bm, err) : err, bm);
           continue next;
         }
       }
@@ -417,9 +466,14 @@ export class CelMap extends CelOperator<CompiledMap> {
       for (let f = 0; f < fields.length; f++)
         o[(fields[f] as readonly [string, CompiledExpression])[0]] = values[f];
       outRecords.push(o);
-      if (outMeta !== undefined) outMeta.push(stamp ? this.stamped(m, active.version) : m);
+      kept.push(i);
+      if (outMeta !== undefined) outMeta.push(this.stamped(m, active.version));
     }
-    return out.emit(batchOf(outRecords, outMeta));
+    return out.emit(
+      outMeta !== undefined
+        ? withOrigin(outRecords, outMeta, batch.origin)
+        : keptBatch(batch, outRecords, kept),
+    );
   }
 }
 
@@ -437,7 +491,7 @@ function compileMap(rules: MapRules, origin: string, limits: Partial<ExprLimits>
   const fields = Object.entries(parsed.data.fields).map(
     ([name, src]) => [name, compileRule(src, `map field \`${name}\``, 'any', limits)] as const,
   );
-  return { fields, drop: parsed.data.drop ?? [] };
+  return { fields, drop: parsed.data.drop ?? [], usesMeta: fields.some(([, e]) => e.usesMeta) };
 }
 
 /** Options of {@link CelRoute}. */

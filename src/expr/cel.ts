@@ -54,6 +54,11 @@ export interface CompiledExpression {
   readonly source: string;
   /** True when the expression reads `meta`. */
   readonly usesMeta: boolean;
+  /**
+   * The top-level record fields it reads (its free variables that are fields), or undefined when
+   * it reads the whole record (`record`): what a decoder must keep of each record for it.
+   */
+  readonly fields: readonly string[] | undefined;
   /** True when Sluice's closure compiler handles the expression (else the library evaluates it). */
   readonly fast: boolean;
   /**
@@ -442,7 +447,7 @@ export function compileExpression(source: string, options: CompileOptions = {}):
       return v !== DEOPT ? v : viaLibrary(record, m, meta);
     };
   }
-  return { source, usesMeta, fast: fast !== undefined, evaluate };
+  return { source, usesMeta, fields: usesRecord ? undefined : fields, fast: fast !== undefined, evaluate };
 }
 
 /** Deepest map result {@link toRecordValue} copies; deeper is a record error, not a stack overflow. */

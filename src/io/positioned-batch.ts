@@ -8,7 +8,11 @@
  *
  * `meta` is an own enumerable accessor, so a spread (`{ ...batch }`) or a structured clone (a
  * worker hand-off) reads it and copies the built array.
+ *
+ * A filter or map in front of the reader keeps it so: the batch it emits (`core/kept-batch.ts`)
+ * is again a positioned batch, of the kept records' starts, whose meta is built only when read.
  */
+import { LAZY_SUBSET } from '../core/kept-batch.ts';
 import type { Batch, BatchOrigin, Position, RecordMeta } from '../core/message.ts';
 
 /** Builds a record's `meta.position` from its line and byte offset. */
@@ -65,6 +69,31 @@ class PositionedBatch<T> {
     b.#built = built;
     b.#pending = undefined;
     return built;
+  }
+
+  /**
+   * The positioned batch of `records`, the i-th of which came from this batch's record
+   * `kept[i]`: its starts are those records' (numbers copied, no object per record), so it does
+   * not keep this batch. Undefined once this batch's meta is built: picking from that is as cheap.
+   */
+  [LAZY_SUBSET](records: readonly unknown[], kept: readonly number[]): Batch | undefined {
+    const pending = this.#pending;
+    if (pending === undefined) return undefined;
+    const { firstLine, lines, offsets } = pending.starts;
+    const n = kept.length;
+    const keptLines: number[] = new Array(n);
+    const keptOffsets: number[] = new Array(n);
+    for (let j = 0; j < n; j++) {
+      const k = kept[j] as number;
+      keptLines[j] = lines === undefined ? firstLine + k : (lines[k] as number);
+      keptOffsets[j] = offsets[k] as number;
+    }
+    const starts: RecordStarts = {
+      firstLine: keptLines[0] ?? firstLine,
+      lines: keptLines,
+      offsets: keptOffsets,
+    };
+    return new PositionedBatch(records, { ...pending, starts });
   }
 }
 

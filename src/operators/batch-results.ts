@@ -5,6 +5,7 @@
  * the wait for the next settled call that cancelling the run ends.
  */
 
+import { offAbort, onAbort } from '../core/abort-waiters.ts';
 import { cancelledError } from '../core/errors.ts';
 import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { Emitter } from '../core/stage.ts';
@@ -75,10 +76,10 @@ export class Wakeup {
         reject(cancelledError(signal.reason));
         return;
       }
-      const onAbort = () => reject(cancelledError(signal.reason));
-      signal.addEventListener('abort', onAbort, { once: true });
+      // Not an `abort` listener per wait: see `core/abort-waiters.ts`.
+      const wait = onAbort(signal, () => reject(cancelledError(signal.reason)));
       this.wake = () => {
-        signal.removeEventListener('abort', onAbort);
+        offAbort(wait);
         resolve();
       };
     });

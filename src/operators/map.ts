@@ -2,15 +2,15 @@
  * The synchronous per-record operators: {@link map}, {@link filter}, {@link flatMap}.
  *
  * Each runs a tight synchronous loop over the batch and emits one fresh batch (meta kept
- * aligned). A user function that throws sends that one record to the dead-letter output with
- * its meta; the rest of the batch goes on.
+ * aligned, and not read: see `core/kept-batch.ts`). A user function that throws sends that one
+ * record to the dead-letter output with its meta; the rest of the batch goes on.
  *
  * The three loops look alike but are kept apart on purpose: one loop per operator keeps the
  * user-function call site in each monomorphic, which a shared loop taking a callback would not.
  */
 
 import type { FusableOperator } from '../core/fuse.ts';
-import { batchOf, type RecordMeta } from '../core/message.ts';
+import { keptBatch } from '../core/kept-batch.ts';
 import type { Operator, StageContext } from '../core/stage.ts';
 
 /**
@@ -29,23 +29,23 @@ export function map<I, O>(fn: (record: I, index: number) => O): Operator<I, O> {
       ctx = c;
     },
     process(batch, out) {
-      const { records, meta } = batch;
+      const records = batch.records;
       const n = records.length;
       const res: O[] = [];
-      const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+      const kept: number[] = [];
       for (let i = 0; i < n; i++) {
         const r = records[i] as I;
         let v: O;
         try {
           v = fn(r, i);
         } catch (err) {
-          ctx.deadLetter(r, err, meta?.[i]);
+          ctx.deadLetter(r, err, batch.meta?.[i]);
           continue;
         }
         res.push(v);
-        resMeta?.push(meta?.[i]);
+        kept.push(i);
       }
-      return out.emit(batchOf(res, resMeta));
+      return out.emit(keptBatch(batch, res, kept));
     },
   };
   return op;
@@ -66,24 +66,24 @@ export function filter<T>(pred: (record: T, index: number) => boolean): Operator
       ctx = c;
     },
     process(batch, out) {
-      const { records, meta } = batch;
+      const records = batch.records;
       const n = records.length;
       const res: T[] = [];
-      const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+      const kept: number[] = [];
       for (let i = 0; i < n; i++) {
         const r = records[i] as T;
         let keep: boolean;
         try {
           keep = pred(r, i);
         } catch (err) {
-          ctx.deadLetter(r, err, meta?.[i]);
+          ctx.deadLetter(r, err, batch.meta?.[i]);
           continue;
         }
         if (!keep) continue;
         res.push(r);
-        resMeta?.push(meta?.[i]);
+        kept.push(i);
       }
-      return out.emit(batchOf(res, resMeta));
+      return out.emit(keptBatch(batch, res, kept));
     },
   };
   return op;
@@ -104,10 +104,10 @@ export function flatMap<I, O>(fn: (record: I, index: number) => Iterable<O>): Op
       ctx = c;
     },
     process(batch, out) {
-      const { records, meta } = batch;
+      const records = batch.records;
       const n = records.length;
       const res: O[] = [];
-      const resMeta: (RecordMeta | undefined)[] | undefined = meta ? [] : undefined;
+      const from: number[] = [];
       for (let i = 0; i < n; i++) {
         const r = records[i] as I;
         const before = res.length;
@@ -115,15 +115,12 @@ export function flatMap<I, O>(fn: (record: I, index: number) => Iterable<O>): Op
           for (const v of fn(r, i)) res.push(v);
         } catch (err) {
           res.length = before;
-          ctx.deadLetter(r, err, meta?.[i]);
+          ctx.deadLetter(r, err, batch.meta?.[i]);
           continue;
         }
-        if (resMeta !== undefined) {
-          const m = meta?.[i];
-          for (let k = before; k < res.length; k++) resMeta.push(m);
-        }
+        for (let k = before; k < res.length; k++) from.push(i);
       }
-      return out.emit(batchOf(res, resMeta));
+      return out.emit(keptBatch(batch, res, from));
     },
   };
 }

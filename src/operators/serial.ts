@@ -11,6 +11,7 @@
  * and its results are emitted, so a barrier finds nothing in flight and the snapshot is the state
  * after every record before it. Feed batches several times larger than `concurrency` (`batch`).
  */
+import { offAbort, onAbort } from '../core/abort-waiters.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
 import type { Key } from '../core/keygroups.ts';
 import type { RecordMeta } from '../core/message.ts';
@@ -252,10 +253,10 @@ export function serial<I, S = unknown>(options: SerialOptions<I, S>): Operator<I
           reject(cancelledError(signal.reason));
           return;
         }
-        const onAbort = () => reject(cancelledError(signal.reason));
-        signal.addEventListener('abort', onAbort, { once: true });
+        // Not an `abort` listener per wait: see `core/abort-waiters.ts`.
+        const wait = onAbort(signal, () => reject(cancelledError(signal.reason)));
         wake = () => {
-          signal.removeEventListener('abort', onAbort);
+          offAbort(wait);
           resolve();
         };
       });
