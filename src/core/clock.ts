@@ -3,6 +3,8 @@
  * inject a manual one and never assert on wall-clock timing.
  */
 
+import { offAbort, onAbort } from './abort-waiters.ts';
+
 /** A source of time and of abortable sleeps. */
 export interface Clock {
   /** Current time in milliseconds (epoch for the system clock; arbitrary origin for a manual one). */
@@ -31,23 +33,27 @@ export const systemClock: Clock = {
       }
       const until = Date.now() + Math.max(0, ms);
       let timer: ReturnType<typeof setTimeout>;
-      const onAbort = () => {
-        clearTimeout(timer);
-        reject(signal?.reason);
-      };
+      // One listener per signal (abort-waiters.ts), not one per sleep: removed listeners of
+      // Node's EventTarget chain later ones into old space (a throttle sleeps per record).
+      const wait =
+        signal === undefined
+          ? undefined
+          : onAbort(signal, () => {
+              clearTimeout(timer);
+              reject(signal.reason);
+            });
       const arm = (left: number) => {
         timer = setTimeout(
           () => {
             const rest = until - Date.now();
             if (rest > 0 && left > MAX_TIMER_MS) return arm(rest);
-            signal?.removeEventListener('abort', onAbort);
+            if (wait !== undefined) offAbort(wait);
             resolve();
           },
           Math.min(Math.max(0, left), MAX_TIMER_MS),
         );
       };
       arm(ms);
-      signal?.addEventListener('abort', onAbort, { once: true });
     });
   },
 };

@@ -5,6 +5,8 @@
  * runs the stage's timers between messages. Ends when every input is closed, then calls the
  * stage's `finish` (a sink with `prepare`: `prepare`, then `finish` once every such sink prepared).
  */
+
+import { offAbort, onAbort } from './abort-waiters.ts';
 import { type Channel, CLOSED, EMPTY } from './channel.ts';
 import type { Clock } from './clock.ts';
 import { ErrorCode, SluiceError } from './errors.ts';
@@ -179,14 +181,14 @@ async function waitForInput(
   // with a partial batch, e.g. during a busy source's loop turn, comes here).
   const local = new AbortController();
   if (signal.aborted) local.abort(signal.reason);
-  const forward = () => local.abort(signal.reason);
-  signal.addEventListener('abort', forward, { once: true });
+  // One listener on the run's signal for all waits (abort-waiters.ts says why).
+  const forwarding = onAbort(signal, () => local.abort(signal.reason));
   const waits: Promise<void>[] = waitable.map((ch) => ch.readable(local.signal));
   if (deadline !== undefined) waits.push(clock.sleep(deadline - clock.now(), local.signal));
   try {
     await Promise.race(waits);
   } finally {
-    signal.removeEventListener('abort', forward);
+    offAbort(forwarding);
     local.abort();
     for (const w of waits) w.catch(() => {});
   }

@@ -11,6 +11,7 @@
  * is delivered again (at-least-once). When the socket closes, the broker redelivers what this
  * consumer had not acknowledged, to it or to another consumer of the subscription.
  */
+import { offAbort, onAbort } from '../../core/abort-waiters.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import { type Delivered, parseDelivered } from './message.ts';
 
@@ -88,12 +89,13 @@ export class ConsumerSocket {
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
-        signal.removeEventListener('abort', done);
+        offAbort(wait);
         this.#wake = undefined;
         resolve();
       };
       const timer = setTimeout(done, ms);
-      signal.addEventListener('abort', done, { once: true });
+      // One listener per signal, not per wait (core/abort-waiters.ts says why).
+      const wait = onAbort(signal, done);
       this.#wake = done;
     });
   }

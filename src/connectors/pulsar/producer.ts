@@ -6,6 +6,7 @@
  * closes under them they are sent again on a new socket (at-least-once: the broker may have
  * stored some already). A receipt that reports an error fails the next call with its message.
  */
+import { offAbort, onAbort } from '../../core/abort-waiters.ts';
 import { ErrorCode, SluiceError } from '../../core/errors.ts';
 import type { Receipt } from './message.ts';
 
@@ -82,11 +83,12 @@ export class ProducerSocket {
   #sleep(signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const done = (): void => {
-        signal.removeEventListener('abort', done);
+        offAbort(wait);
         resolve();
       };
       this.#wake = done;
-      signal.addEventListener('abort', done, { once: true });
+      // One listener per signal, not per wait (core/abort-waiters.ts says why).
+      const wait = onAbort(signal, done);
     });
   }
 

@@ -10,6 +10,7 @@
 import type { Redis } from 'ioredis';
 import { connectRedis, startConnecting } from '../../clients/redis.ts';
 import type { TlsConfig } from '../../clients/tls.ts';
+import { offAbort, onAbort } from '../../core/abort-waiters.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
@@ -45,9 +46,9 @@ export interface RedisSinkOptions {
 function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
   if (signal.aborted) return Promise.reject(cancelledError(signal.reason));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(cancelledError(signal.reason));
-    signal.addEventListener('abort', onAbort, { once: true });
-    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+    // One listener per signal, not per round trip (core/abort-waiters.ts says why).
+    const wait = onAbort(signal, () => reject(cancelledError(signal.reason)));
+    work.then(resolve, reject).finally(() => offAbort(wait));
   });
 }
 
