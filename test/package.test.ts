@@ -110,9 +110,12 @@ const summary: RunSummary = await p.run().done;
 assert.equal(readFileSync(join(dir, 'out.jsonl'), 'utf8'), '{"id":2}\\n{"id":3}\\n');
 assert.ok(batches > 0, 'the custom sink saw no batch');
 
-// A split-parallel window: its worker thread runs the compiled worker module from dist/.
-const rows = Array.from({ length: 12_000 }, (_, i) => \`\${new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString()},k\${i % 3}\\n\`);
-writeFileSync(join(dir, 'ev.csv'), \`ts,k\\n\${rows.join('')}\`);
+// A split-parallel window: its worker thread runs the compiled worker module from dist/. A worker
+// starts only for a file of 32 MiB or more a worker (split-window.ts), so each row carries a
+// 240-byte column the window does not read (projection skips it).
+const pad = 'x'.repeat(240);
+const rows = Array.from({ length: 140_000 }, (_, i) => \`\${new Date(Date.UTC(2024, 0, 1) + i * 1000).toISOString()},k\${i % 3},\${pad}\\n\`);
+writeFileSync(join(dir, 'ev.csv'), \`ts,k,pad\\n\${rows.join('')}\`);
 const said: string[] = [];
 const log: Logger = { info: (m) => said.push(m), warn: (m) => said.push(m), error: (m) => said.push(m) };
 const counted = async (parallelism: number) => {
