@@ -174,7 +174,7 @@ export async function main(argv: string[], io: Partial<CliIO> = {}): Promise<num
  */
 async function registryForFile(file: string, sets: readonly string[]): Promise<Registry | undefined> {
   const [{ isModuleFile }, { parse }, { keysOf, registryFor }] = await Promise.all([
-    import('../config/build.ts'),
+    import('../config/module-steps.ts'),
     import('yaml'),
     import('../component-modules.ts'),
   ]);
@@ -188,7 +188,10 @@ async function registryForFile(file: string, sets: readonly string[]): Promise<R
 
 /** `sluice lint FILE`: every problem, one per line; exit 1 if any error, else an `ok` line. */
 async function lintCommand(file: string, set: readonly string[], io: CliIO): Promise<number> {
-  const { isModuleFile, lintPipelineFile, loadPipelineModule } = await import('../config/build.ts');
+  const [{ lintPipelineFile }, { isModuleFile, loadPipelineModule }] = await Promise.all([
+    import('../config/build.ts'),
+    import('../config/module-steps.ts'),
+  ]);
   if (isModuleFile(file)) {
     try {
       const pipeline = await loadPipelineModule(file);

@@ -3,9 +3,10 @@
  * line, and turns Ctrl-C into a graceful drain (first) or an immediate stop (second).
  */
 import { basename } from 'node:path';
-import { buildPipeline, isModuleFile, loadPipelineModule } from '../config/build.ts';
+import { buildPipeline } from '../config/build.ts';
 import { DEFAULT_MAX_ERROR_RATE } from '../config/keys.ts';
 import { loadPipelineFile } from '../config/load.ts';
+import { isModuleFile, loadPipelineModule } from '../config/module-steps.ts';
 import { READER_GONE } from '../connectors/stdio/sink.ts';
 import { SluiceError } from '../core/errors.ts';
 import type { MetricsSnapshot } from '../core/metrics.ts';

@@ -8,8 +8,9 @@ import { defaultRegistry } from '../components.ts';
 import { batchOf } from '../core/message.ts';
 import { formatProblem, problemsOf } from '../spec/problems.ts';
 import { defineComponent, Registry } from '../spec/registry.ts';
-import { buildPipeline, lintPipelineFile, loadPipelineModule, recordFunctionOperator } from './build.ts';
+import { buildPipeline, lintPipelineFile } from './build.ts';
 import { loadPipelineFile, parsePipeline } from './load.ts';
+import { loadPipelineModule, recordFunctionOperator } from './module-steps.ts';
 import { collected, testRegistry } from './test-registry.ts';
 
 const registry = testRegistry();
