@@ -8,8 +8,8 @@ import { existsSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ErrorCode, errorMessage, SluiceError } from '../core/errors.ts';
+import { keptBatch } from '../core/kept-batch.ts';
 import { lazyModule } from '../core/lazy-module.ts';
-import { batchOf, type RecordMeta } from '../core/message.ts';
 import type { Operator, StageContext } from '../core/stage.ts';
 import { Pipeline } from '../pipeline.ts';
 import { configError } from '../spec/problems.ts';
@@ -107,7 +107,7 @@ export async function loadModuleStep(
 /**
  * Adapts a per-record function to an operator: a returned record is kept, an array is
  * flattened, `undefined`/`null` drops the record, a thrown error (or rejected promise)
- * dead-letters it. Metadata follows each record.
+ * dead-letters it. Metadata follows each record (unbuilt while no stage reads it).
  *
  * @example
  * const op = recordFunctionOperator((r: any) => (r.ok ? { ...r, seen: true } : undefined), 'enrich.ts');
@@ -120,10 +120,11 @@ export function recordFunctionOperator(fn: (record: unknown) => unknown, label: 
     },
     async process(batch, out) {
       const records: unknown[] = [];
-      const metas: (RecordMeta | undefined)[] | undefined = batch.meta ? [] : undefined;
+      // Which input record each output came from: the meta follows without being built
+      // (core/kept-batch.ts); it is read only for a dead letter.
+      const kept: number[] = [];
       for (let i = 0; i < batch.records.length; i++) {
         const record = batch.records[i];
-        const meta = batch.meta?.[i];
         let result: unknown;
         try {
           result = fn(record);
@@ -142,21 +143,21 @@ export function recordFunctionOperator(fn: (record: unknown) => unknown, label: 
             { cause: err },
           );
           if (!ctx) throw error;
-          ctx.deadLetter(record, error, meta);
+          ctx.deadLetter(record, error, batch.meta?.[i]);
           continue;
         }
         if (result === undefined || result === null) continue;
         if (Array.isArray(result)) {
           for (const r of result) {
             records.push(r);
-            metas?.push(meta);
+            kept.push(i);
           }
         } else {
           records.push(result);
-          metas?.push(meta);
+          kept.push(i);
         }
       }
-      await out.emit(batchOf(records, metas));
+      await out.emit(keptBatch(batch, records, kept));
     },
   };
 }

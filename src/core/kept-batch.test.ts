@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { recordFunctionOperator } from '../config/module-steps.ts';
 import { CelFilter, CelMap, ruleVersionKey } from '../expr/cel-operators.ts';
 import { positionedBatch } from '../io/positioned-batch.ts';
 import { filter, flatMap, map } from '../operators/map.ts';
@@ -145,6 +146,31 @@ describe('per-record steps over a byte source’s batch', () => {
       failing.letters.map((l) => l.meta),
       [at(11)],
     );
+  });
+
+  test('a `module:` step’s function carries each record’s meta lazily, arrays and drops included', async () => {
+    const { batch, built } = positioned(rows);
+    const step = recordFunctionOperator(
+      (r) => ((r as { n: number }).n === 2 ? undefined : (r as { n: number }).n === 3 ? [30, 31] : r),
+      'step.ts',
+    );
+    const { out } = await through(step, batch);
+    assert.equal(built.n, 0);
+    assert.deepEqual(out.origin, { source: 'input' });
+    assert.deepEqual(out.records, [{ n: 1 }, 30, 31, { n: 4 }]);
+    assert.deepEqual(out.meta, [at(10), at(12), at(12), at(13)]);
+    const failing = await through(
+      recordFunctionOperator((r) => {
+        if ((r as { n: number }).n === 2) throw new Error('bad');
+        return r;
+      }, 'step.ts'),
+      positioned(rows).batch,
+    );
+    assert.deepEqual(
+      failing.letters.map((l) => l.meta),
+      [at(11)],
+    );
+    assert.deepEqual(failing.out.meta, [at(10), at(12), at(13)]);
   });
 
   test('a failing record’s letter has its position; a budget error still names it in its message', async () => {
