@@ -59,7 +59,7 @@ export function cliBuild(root: string, build: CliBuild): Readonly<Record<string,
   return { SLUICE_CLI: 'bundle' };
 }
 
-/** `--cli bundle|source` from `argv` (default `bundle`), or an error naming the choices. */
+/** The value of `--cli` (`bundle` or `source`; absent: `bundle`), or an error naming the choices. */
 export function cliBuildFlag(value: string | undefined): CliBuild {
   if (value === undefined || value === 'bundle' || value === 'source') return value ?? 'bundle';
   throw new Error(`--cli ${value}: expected \`bundle\` (the published build) or \`source\` (TypeScript)`);

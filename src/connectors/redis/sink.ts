@@ -10,9 +10,9 @@
 import type { Redis } from 'ioredis';
 import { connectRedis, startConnecting } from '../../clients/redis.ts';
 import type { TlsConfig } from '../../clients/tls.ts';
-import { offAbort, onAbort } from '../../core/abort-waiters.ts';
 import { cancelledError, ErrorCode, errorMessage, SluiceError, wrapError } from '../../core/errors.ts';
 import type { Batch } from '../../core/message.ts';
+import { untilAborted } from '../../core/sending.ts';
 import type { Sink, StageContext } from '../../core/stage.ts';
 import { redactUrl } from '../../core/url.ts';
 import { encodeEntry, type RedisFormat } from './entry.ts';
@@ -37,19 +37,6 @@ export interface RedisSinkOptions {
   batchSize: number;
   /** Longest wait between two connection attempts, ms. */
   maxRetryDelay?: number | undefined;
-}
-
-/**
- * `work`, or a rejection as soon as `signal` aborts: a command queued while the client waits to
- * reconnect is never settled by `disconnect()` (see {@link connectRedis}).
- */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(cancelledError(signal.reason));
-  return new Promise<T>((resolve, reject) => {
-    // One listener per signal, not per round trip (core/abort-waiters.ts says why).
-    const wait = onAbort(signal, () => reject(cancelledError(signal.reason)));
-    work.then(resolve, reject).finally(() => offAbort(wait));
-  });
 }
 
 /** A {@link Sink} writing a Redis stream; see {@link redisSink}. */
@@ -95,6 +82,8 @@ export function redisSink(options: RedisSinkOptions): RedisSink {
       // Fail before any source starts when the key holds something else than a stream.
       let type: string;
       try {
+        // A command queued while the client waits to reconnect is never settled by
+        // `disconnect()` (see connectRedis): give up on it when the run is cancelled.
         type = await untilAborted(client.type(stream), ctx.signal);
       } catch (err) {
         if (ctx.signal.aborted) throw cancelledError(ctx.signal.reason);
